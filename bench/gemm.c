@@ -1,0 +1,169 @@
+/*
+ * gemm.c: micro-benchmark of cblas_sgemm (row-major, float32) for the matrix
+ * shapes cai_synergy's models use, with 1 and 2 OpenBLAS threads.
+ *
+ *   cc -O2 -march=native bench/gemm.c -Iinclude -lopenblas -o build-format/gemm
+ *   build-format/gemm [--quick]
+ *
+ * For each shape and thread count: calibrate an inner loop to at least
+ * ~20 ms (5 ms with --quick), take 9 (3) such samples and report the median
+ * GFLOP/s (2*M*N*K flops per call) and the median time per call.  Prints a
+ * markdown table on stdout; bench/gemm.sh wraps it into bench/results-gemm.md.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+typedef struct shape
+{
+	const char *name;
+	const char *what;
+	int			m;
+	int			n;
+	int			k;
+	int			trans_a;		/* A stored (K, M), used transposed */
+	int			trans_b;		/* B stored (N, K), used transposed */
+} shape;
+
+static const shape shapes[] = {
+	{"lstm_step", "LSTM recurrent step: h (B=32, H=200) x W_hh (200, 4H=800)", 32, 800, 200, 0, 0},
+	{"lstm_step_dW", "LSTM step backward dW_hh: h^T (200, 32) x dgates (32, 800)", 200, 800, 32, 1, 0},
+	{"lstm_step_dh", "LSTM step backward dh: dgates (32, 800) x W_hh^T (800, 200)", 32, 200, 800, 0, 1},
+	{"lstm_input_proj", "LSTM input projection, all steps: x (B*T=32*40, E=125) x W_ih (125, 800)", 1280, 800, 125, 0, 0},
+	{"classifier_k2", "classifier: (256, 300) x (300, K=2)", 256, 2, 300, 0, 0},
+	{"classifier_k5", "classifier: (256, 300) x (300, K=5)", 256, 5, 300, 0, 0},
+	{"classifier_k20", "classifier: (256, 300) x (300, K=20)", 256, 20, 300, 0, 0},
+	{"embbag_out", "embedding-bag output, one row: (1, 100) x (100, 2)", 1, 2, 100, 0, 0},
+	{"embbag_out_b64", "embedding-bag output, batch 64: (64, 100) x (100, 2)", 64, 2, 100, 0, 0},
+	{"charcnn_im2col", "char CNN im2col: (T*B=1280*16, 3*30=90) x (90, 50)", 20480, 50, 90, 0, 0},
+	{"square_512", "square 512^3", 512, 512, 512, 0, 0},
+	{"square_1024", "square 1024^3 (peak)", 1024, 1024, 1024, 0, 0},
+};
+
+#define N_SHAPES ((int) (sizeof(shapes) / sizeof(shapes[0])))
+
+static double
+now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+static float *
+alloc_rand(size_t n, unsigned *seed)
+{
+	float	   *p = NULL;
+
+	if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+	{
+		*seed = *seed * 1664525u + 1013904223u;
+		p[i] = (float) (*seed >> 8) / 16777216.0f - 0.5f;
+	}
+	return p;
+}
+
+static void
+run_gemm(const shape *s, const float *a, const float *b, float *c)
+{
+	int			lda = s->trans_a ? s->m : s->k;
+	int			ldb = s->trans_b ? s->k : s->n;
+
+	cblas_sgemm(CblasRowMajor, s->trans_a ? CblasTrans : CblasNoTrans,
+				s->trans_b ? CblasTrans : CblasNoTrans,
+				s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
+}
+
+/* Median GFLOP/s and median microseconds per call. */
+static void
+measure(const shape *s, int samples, double min_sec, double *gflops, double *usec)
+{
+	unsigned	seed = 12345;
+	float	   *a = alloc_rand((size_t) s->m * s->k, &seed);
+	float	   *b = alloc_rand((size_t) s->k * s->n, &seed);
+	float	   *c = alloc_rand((size_t) s->m * s->n, &seed);
+	double		flops = 2.0 * s->m * s->n * s->k;
+	double		times[32];
+	long		iters = 1;
+	double		t;
+
+	if (a == NULL || b == NULL || c == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	/* warm up, then grow the inner loop until one sample takes min_sec */
+	run_gemm(s, a, b, c);
+	for (;;)
+	{
+		t = now_sec();
+		for (long i = 0; i < iters; i++)
+			run_gemm(s, a, b, c);
+		t = now_sec() - t;
+		if (t >= min_sec)
+			break;
+		iters = t <= 0 ? iters * 10 : (long) (iters * (min_sec / t) * 1.2) + 1;
+	}
+	for (int r = 0; r < samples; r++)
+	{
+		t = now_sec();
+		for (long i = 0; i < iters; i++)
+			run_gemm(s, a, b, c);
+		times[r] = (now_sec() - t) / iters;
+	}
+	qsort(times, samples, sizeof(double), cmp_double);
+	*usec = times[samples / 2] * 1e6;
+	*gflops = flops / times[samples / 2] * 1e-9;
+	free(a);
+	free(b);
+	free(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	int			quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	int			samples = quick ? 3 : 9;
+	double		min_sec = quick ? 0.005 : 0.02;
+	double		peak[3] = {0, 0, 0};
+
+	printf("| shape | M | N | K | op | 1 thread GFLOP/s | 1 thread us/call | 2 threads GFLOP/s | 2 threads us/call | what |\n");
+	printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---|\n");
+	for (int i = 0; i < N_SHAPES; i++)
+	{
+		const shape *s = &shapes[i];
+		double		g[3];
+		double		us[3];
+
+		for (int th = 1; th <= 2; th++)
+		{
+			openblas_set_num_threads(th);
+			measure(s, samples, min_sec, &g[th], &us[th]);
+			if (strcmp(s->name, "square_1024") == 0)
+				peak[th] = g[th];
+		}
+		printf("| %s | %d | %d | %d | %s | %.1f | %.1f | %.1f | %.1f | %s |\n",
+			   s->name, s->m, s->n, s->k,
+			   s->trans_a ? "A^T B" : s->trans_b ? "A B^T" : "A B",
+			   g[1], us[1], g[2], us[2], s->what);
+		fflush(stdout);
+	}
+	printf("\nMEASURED_PEAK_1T %.1f\nMEASURED_PEAK_2T %.1f\n", peak[1], peak[2]);
+	printf("OPENBLAS_CONFIG %s (core %s)\n", openblas_get_config(), openblas_get_corename());
+	return 0;
+}

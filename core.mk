@@ -1,0 +1,75 @@
+# core.mk: the PostgreSQL-free core (src/core, include/cai), its unit tests,
+# a sanitizer build and the libFuzzer targets.  No server headers here.
+#
+#   make -f core.mk               # build/libcaicore.a
+#   make -f core.mk check         # unit tests, final "N passed, N failed"
+#   make -f core.mk check-asan    # the same under ASan + UBSan (clang)
+#   make -f core.mk fuzz FUZZ_SECONDS=60
+#
+# BUILD selects the output directory (helpers working in parallel use their own).
+
+BUILD ?= build
+CC ?= cc
+OPTFLAGS ?= -march=native
+CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
+	-Wall -Wextra -Werror -Wno-unused-parameter -Iinclude
+LIBS_CORE = -lopenblas -ljson-c -lm
+
+# One entry per core module.  Keep in sync with OBJS in Makefile.
+CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf
+
+# Unit test programs and the core modules each links (explicit, so a module
+# under construction does not break unrelated tests).
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf
+test_format_MODULES = common format
+test_tokenize_MODULES = common tokenize
+test_options_MODULES = common options
+test_ops_MODULES = common ops optim
+test_seq_MODULES = common ops optim lstm crf
+test_metrics_MODULES = common metrics
+test_textclf_MODULES = common format tokenize options ops optim metrics textclf
+
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options
+fuzz_format_MODULES = common format
+fuzz_tokenize_MODULES = common tokenize
+fuzz_options_MODULES = common options
+FUZZ_SECONDS ?= 60
+
+.PHONY: all check check-asan fuzz clean-core
+all: $(BUILD)/libcaicore.a
+
+$(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -c -o $@ $<
+
+$(BUILD)/libcaicore.a: $(CORE_MODULES:%=$(BUILD)/%.o)
+	ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/test/%: test/unit/%.c test/unit/check.h $$(addprefix $(BUILD)/,$$(addsuffix .o,$$($$*_MODULES)))
+	@mkdir -p $(BUILD)/test
+	$(CC) $(CFLAGS_CORE) -Itest/unit -o $@ $< $(patsubst %,$(BUILD)/%.o,$($*_MODULES)) $(LIBS_CORE)
+
+check: $(UNIT_TESTS:%=$(BUILD)/test/%)
+	@test/unit/run.sh $^
+
+# Sanitizer build: same sources, clang, ASan + UBSan, no recovery.
+check-asan:
+	$(MAKE) -f core.mk BUILD=build-asan CC=clang \
+		OPTFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+
+$(BUILD)/fuzz/%: test/fuzz/%.c $$(addprefix src/core/,$$(addsuffix .c,$$($$*_MODULES)))
+	@mkdir -p $(BUILD)/fuzz
+	clang -std=gnu11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $^ $(LIBS_CORE)
+
+fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
+	@set -e; for f in $(FUZZERS); do \
+		mkdir -p $(BUILD)/corpus/$$f; \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		$(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+			-print_final_stats=1 $(BUILD)/corpus/$$f test/fuzz/corpus/$$f 2>&1 | tail -n 12; \
+	done
+
+clean-core:
+	rm -rf build build-asan build-*

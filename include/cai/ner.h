@@ -1,0 +1,124 @@
+/*
+ * ner.h: token classification (named-entity recognition).
+ *
+ * Model: word embeddings learned from the data (optionally initialised from
+ * user vectors), character features for unseen words, casing features,
+ * dropout, a bidirectional LSTM, a linear layer to tag scores and a
+ * linear-chain CRF decoded by Viterbi restricted to valid transitions.
+ *
+ * Tags: training accepts IOB1, IOB2 (BIO) and BIOES with any entity type
+ * names (detected, or set by the "tag_scheme" option); inference always
+ * returns IOB2.
+ */
+#ifndef CAI_NER_H
+#define CAI_NER_H
+
+#include "cai/common.h"
+#include "cai/format.h"
+#include "cai/options.h"
+#include "cai/tokenize.h"
+
+typedef struct cai_ner cai_ner;
+
+/* Sentences of tokens with one tag per token. */
+typedef struct cai_ner_data
+{
+	size_t		n;				/* sentences */
+	const int64_t *offsets;		/* (n + 1) index of each sentence's first token */
+	const char *const *tokens;	/* (offsets[n]) UTF-8 tokens */
+	const size_t *token_lens;	/* (offsets[n]) byte lengths */
+	const char *const *tags;	/* (offsets[n]) tag strings (NULL in inference-only data) */
+} cai_ner_data;
+
+extern const cai_opt_def cai_ner_option_defs[];
+extern const int cai_ner_n_option_defs;
+
+/* Bytes training would allocate (parameters, optimizer state, activations). */
+size_t		cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train);
+
+/*
+ * Pretrained word vectors supplied by the user (may be NULL): n words of dim
+ * floats each; dim must equal the "dimensions" option (word embedding size).
+ */
+typedef struct cai_word_vectors
+{
+	size_t		n;
+	int			dim;
+	const char *const *words;
+	const size_t *lens;
+	const float *vectors;		/* (n, dim) */
+} cai_word_vectors;
+
+cai_status	cai_ner_train(const cai_options *opts, const cai_ner_data *train,
+						  const cai_ner_data *valid,	/* NULL: split */
+						  const cai_word_vectors *vectors,	/* may be NULL */
+						  const char *provenance_json,
+						  cai_progress_fn progress, void *progress_ctx,
+						  uint8_t **model, size_t *model_len,
+						  char **metrics_json, cai_error *err);
+
+cai_status	cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err);
+void		cai_ner_free(cai_ner *m);
+size_t		cai_ner_memory(const cai_ner *m);
+
+/* Entity types (e.g. "PER") and IOB2 tags (e.g. "B-PER") the model knows. */
+int			cai_ner_n_types(const cai_ner *m);
+const char *cai_ner_type(const cai_ner *m, int i);
+
+/*
+ * Tag one sentence.  tags_out[i] points to an IOB2 tag string owned by the
+ * model; scores (may be NULL) gets each token's marginal probability of its tag.
+ */
+cai_status	cai_ner_tag(const cai_ner *m, const char *const *tokens, const size_t *lens,
+						size_t n, const char **tags_out, float *scores, cai_error *err);
+
+/* One entity found in raw text. */
+typedef struct cai_entity
+{
+	int64_t		start;			/* byte offset, inclusive */
+	int64_t		end;			/* byte offset, exclusive */
+	int64_t		cstart;			/* code point offset, 0-based, inclusive */
+	int64_t		cend;			/* code point offset, exclusive */
+	int			type;			/* index for cai_ner_type */
+	float		score;			/* confidence in (0, 1] */
+} cai_entity;
+
+/*
+ * Tokenize raw text (cai_tokenize), tag it in sentence-sized chunks, and
+ * return the entities.  *out is cai_malloc'ed (NULL when none).
+ */
+cai_status	cai_ner_entities(const cai_ner *m, const char *text, size_t len, size_t max_tokens,
+							 cai_entity **out, size_t *n_out, cai_error *err);
+
+/*
+ * Character spans to token tags for training from (text, spans): tokenizes
+ * text and tags each token IOB2 by the span covering it (code point offsets,
+ * 0-based, end exclusive).  A span that does not align to token boundaries is
+ * CAI_ERR_INVALID naming it.  Outputs are cai_malloc'ed.
+ */
+typedef struct cai_span
+{
+	int64_t		cstart;
+	int64_t		cend;
+	const char *label;
+} cai_span;
+
+cai_status	cai_ner_spans_to_tags(const char *text, size_t len,
+								  const cai_span *spans, size_t n_spans,
+								  cai_token **tokens, char ***tags, size_t *n_tokens,
+								  cai_error *err);
+
+/*
+ * Entity-level evaluation counted exactly as conlleval: gold and predicted
+ * tag sequences for n sentences (same offsets), any scheme (converted to
+ * chunks: an I-X after O or after another type starts a chunk).  JSON
+ * (cai_malloc'ed): {"precision","recall","f1","accuracy" (token),
+ * "tokens","gold_entities","predicted_entities","correct_entities",
+ * "types": {"PER": {"precision","recall","f1","support"}, ...}}.
+ * Percentages are fractions in [0, 1].
+ */
+cai_status	cai_conll_eval(const int64_t *offsets, size_t n,
+						   const char *const *gold, const char *const *pred,
+						   char **json_out, cai_error *err);
+
+#endif							/* CAI_NER_H */

@@ -1,0 +1,71 @@
+/*
+ * textclf.h: text classification (sentiment and any number of classes).
+ *
+ * Architectures (option "architecture"):
+ *   fast      averaged embeddings of words, hashed word n-grams and character
+ *             n-grams into a linear softmax (fastText-style); trains in seconds.
+ *   accurate  a bidirectional encoder over word and character features with
+ *             pooling (see textclf.c).
+ *
+ * Training takes all labelled rows; when no separate validation set is given
+ * a stratified, seeded split of validation_fraction is held out.  The best
+ * epoch on validation is kept.  The result is a serialized model (format.h)
+ * and a metrics JSON object.
+ */
+#ifndef CAI_TEXTCLF_H
+#define CAI_TEXTCLF_H
+
+#include "cai/common.h"
+#include "cai/format.h"
+#include "cai/options.h"
+
+typedef struct cai_textclf cai_textclf;
+
+/* Labelled texts; labels are class indices in [0, n_labels). */
+typedef struct cai_textclf_data
+{
+	size_t		n;
+	const char *const *texts;	/* (n) UTF-8, not necessarily NUL-terminated */
+	const size_t *lens;			/* (n) byte lengths */
+	const int32_t *labels;		/* (n) */
+} cai_textclf_data;
+
+/* The option table for text classification (documented in README). */
+extern const cai_opt_def cai_textclf_option_defs[];
+extern const int cai_textclf_n_option_defs;
+
+/* Bytes the training would allocate (parameters, optimizer state, buffers). */
+size_t		cai_textclf_train_memory(const cai_options *opts,
+									 const cai_textclf_data *train, int n_labels);
+
+/*
+ * Train.  valid may be NULL (then split from train).  provenance_json, when
+ * not NULL, is a JSON object merged into the model metadata under
+ * "provenance" (the SQL layer passes source, rows skipped, role, ...).
+ * On success *model (cai_malloc'ed) holds the serialized model and
+ * *metrics_json (cai_malloc'ed) the validation metrics.
+ */
+cai_status	cai_textclf_train(const cai_options *opts,
+							  const char *const *label_names, int n_labels,
+							  const cai_textclf_data *train,
+							  const cai_textclf_data *valid,
+							  const char *provenance_json,
+							  cai_progress_fn progress, void *progress_ctx,
+							  uint8_t **model, size_t *model_len,
+							  char **metrics_json, cai_error *err);
+
+/* Build an inference model from a validated model file (task text classification). */
+cai_status	cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err);
+void		cai_textclf_free(cai_textclf *m);
+
+int			cai_textclf_n_labels(const cai_textclf *m);
+const char *cai_textclf_label(const cai_textclf *m, int i);
+
+/* Class probabilities for one text into probs (n_labels floats, summing to 1). */
+cai_status	cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
+								float *probs, cai_error *err);
+
+/* Bytes of memory the loaded model occupies (for cache accounting). */
+size_t		cai_textclf_memory(const cai_textclf *m);
+
+#endif							/* CAI_TEXTCLF_H */

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# demo.sh: the main job end to end on a throwaway local cluster: create the
+# extension, load labelled text (SST-2 from $CAI_DATA_DIR when present, else
+# generated reviews), train a sentiment model in a background worker, predict
+# and evaluate in SQL, list, export and re-import the model.
+# Needs scripts/setup.sh first (packages, build, install).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${CAI_DATA_DIR:-../shared/data}
+SST=$DATA/sentiment/sst2
+
+eval "$(scripts/pgcluster.sh start)"
+trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"' EXIT
+export PGDATABASE=cai_demo
+psql -q -X -d postgres -c "CREATE DATABASE cai_demo"
+PSQL=(psql -X -v ON_ERROR_STOP=1 --pset=pager=off)
+"${PSQL[@]}" -q -c "CREATE EXTENSION cai_synergy"
+
+"${PSQL[@]}" -q -c "CREATE TABLE reviews (label int, text text); CREATE TABLE reviews_test (label int, text text);"
+if [ -f "$SST/train.tsv" ]; then
+	echo "demo: loading SST-2 from $SST"
+	"${PSQL[@]}" -q -c "\\copy reviews FROM '$SST/train.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
+	"${PSQL[@]}" -q -c "\\copy reviews_test FROM '$SST/test.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
+else
+	echo "demo: $SST not found, generating reviews"
+	"${PSQL[@]}" -q <<'SQL'
+SELECT setseed(0.42);
+WITH words AS (
+  SELECT ARRAY['great','wonderful','loved','excellent','charming','moving','brilliant','fun'] AS pos,
+         ARRAY['awful','boring','hated','terrible','dull','bland','painful','mess'] AS neg,
+         ARRAY['the','film','story','acting','plot','was','really','quite','a','and'] AS fill
+), gen AS (
+  SELECT g, (random() < 0.5)::int AS label FROM generate_series(1, 6000) g
+)
+INSERT INTO reviews_test SELECT label, text FROM (
+  SELECT g, label,
+         fill[1 + (random() * 9)::int] || ' ' || fill[1 + (random() * 9)::int] || ' ' ||
+         CASE WHEN label = 1 THEN pos[1 + (random() * 7)::int] ELSE neg[1 + (random() * 7)::int] END || ' ' ||
+         fill[1 + (random() * 9)::int] || ' ' ||
+         CASE WHEN random() < 0.8 THEN CASE WHEN label = 1 THEN pos[1 + (random() * 7)::int] ELSE neg[1 + (random() * 7)::int] END
+              ELSE fill[1 + (random() * 9)::int] END AS text
+  FROM gen, words) s;
+INSERT INTO reviews SELECT * FROM reviews_test;
+DELETE FROM reviews_test WHERE ctid IN (SELECT ctid FROM reviews_test OFFSET 1000);
+SQL
+fi
+"${PSQL[@]}" -c "SELECT count(*) AS training_rows FROM reviews"
+
+echo "demo: training (fast architecture)"
+"${PSQL[@]}" -c "SELECT name, version, round((metrics->>'accuracy')::numeric, 4) AS validation_accuracy,
+                        round((metrics->>'seconds')::numeric, 2) AS seconds
+                   FROM cai_train('sentiment', 'sentiment', 'reviews', 'text', 'label', '{\"architecture\": \"fast\"}')"
+
+"${PSQL[@]}" -c "SELECT left(text, 60) AS review, cai_predict('sentiment', text) AS predicted,
+                        cai_predict_proba('sentiment', text) AS probabilities
+                   FROM reviews_test LIMIT 5"
+"${PSQL[@]}" -c "SELECT round((r->>'accuracy')::numeric, 4) AS test_accuracy,
+                        round((r->'macro avg'->>'f1-score')::numeric, 4) AS macro_f1,
+                        r->'confusion_matrix' AS confusion
+                   FROM cai_evaluate('sentiment', 'reviews_test') AS r"
+"${PSQL[@]}" -c "SELECT cai_import('sentiment_copy', cai_export('sentiment')) AS imported_version"
+"${PSQL[@]}" -c "SELECT name, version, task, size, labels, deployed, owner FROM cai_models ORDER BY name, version"
+echo "demo: done"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test.sh: every test of cai_synergy, from a built and installed tree
+# (scripts/setup.sh does both):
+#   1. core unit tests (no server), then again under ASan + UBSan
+#   2. libFuzzer targets, FUZZ_SECONDS each (default 60; 0 skips)
+#   3. pg_regress (test/sql, expected/) and pgTAP (test/pgtap, pg_prove)
+#      against a throwaway cluster this script starts and stops.
+# Ends with one line "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+log=$(mktemp -d /tmp/cai_test.XXXXXX)
+
+count() {	# count PASSED FAILED
+	passed=$((passed + $1)); failed=$((failed + $2))
+}
+
+stage() { echo; echo "=== $*"; }
+
+# 1. unit tests
+stage "core unit tests"
+if make -s -f core.mk check 2>&1 | tee "$log/unit.out"; then :; fi
+line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$log/unit.out" | tail -n 1)
+if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+
+stage "core unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if make -s -f core.mk check-asan 2>&1 | tee "$log/asan.out"; then :; fi
+line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$log/asan.out" | tail -n 1)
+if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+
+# 2. fuzzers
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+	stage "fuzzers ($FUZZ_SECONDS s each)"
+	if make -s -f core.mk fuzz FUZZ_SECONDS="$FUZZ_SECONDS" 2>&1 | tee "$log/fuzz.out"; then count 1 0; else count 0 1; fi
+fi
+
+# 3. server tests on a throwaway cluster
+stage "server tests"
+eval "$(scripts/pgcluster.sh start)" || { echo "could not start a test cluster"; echo "tests: $passed passed, $((failed + 1)) failed"; exit 1; }
+trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"' EXIT
+echo "cluster: socket $PGHOST port $PGPORT user $PGUSER"
+
+make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log/regress.out"
+ok=$(grep -cE '\.\.\. ok' "$log/regress.out")
+bad=$(grep -cE '\.\.\. FAILED' "$log/regress.out")
+grep -qE 'tests? passed|tests? failed' "$log/regress.out" || bad=$((bad + 1))
+count "$ok" "$bad"
+[ -f regression.diffs ] && [ "$bad" -gt 0 ] && head -n 200 regression.diffs
+
+psql -q -X -d postgres -c "CREATE DATABASE cai_tap" >/dev/null
+psql -q -X -d cai_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION cai_synergy;" >/dev/null
+pg_prove -d cai_tap test/pgtap/*.sql 2>&1 | tee "$log/pgtap.out"
+tap_total=$(grep -oE 'Tests=[0-9]+' "$log/pgtap.out" | tail -n 1 | cut -d= -f2)
+tap_failed=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$log/pgtap.out" | awk -F'[ /]' '{s += $2} END {print s + 0}')
+if grep -q '^Result: PASS' "$log/pgtap.out"; then
+	count "${tap_total:-0}" 0
+else
+	count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 ))
+fi
+
+echo
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,266 @@
+/*
+ * common.c: errors, allocator hook, hashing, RNG, BLAS threads.
+ */
+#include "cai/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include <cblas.h>
+
+/* OpenBLAS extensions (declared in its cblas.h, repeated for other BLASes) */
+extern void openblas_set_num_threads(int num_threads);
+extern int	openblas_get_num_threads(void);
+
+cai_status
+cai_error_set(cai_error *err, cai_status st, const char *fmt,...)
+{
+	if (err != NULL)
+	{
+		va_list		ap;
+
+		err->status = st;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return st;
+}
+
+const char *
+cai_status_name(cai_status st)
+{
+	switch (st)
+	{
+		case CAI_OK:
+			return "ok";
+		case CAI_ERR_NOMEM:
+			return "out of memory";
+		case CAI_ERR_INVALID:
+			return "invalid argument";
+		case CAI_ERR_FORMAT:
+			return "malformed model";
+		case CAI_ERR_CHECKSUM:
+			return "checksum mismatch";
+		case CAI_ERR_VERSION:
+			return "unsupported format version";
+		case CAI_ERR_LIMIT:
+			return "limit exceeded";
+		case CAI_ERR_CANCELLED:
+			return "cancelled";
+		case CAI_ERR_NUMERIC:
+			return "numeric error";
+		case CAI_ERR_INTERNAL:
+			return "internal error";
+	}
+	return "unknown status";
+}
+
+static void *
+default_alloc(void *ctx, size_t size)
+{
+	(void) ctx;
+	return malloc(size);
+}
+
+static void
+default_free(void *ctx, void *ptr)
+{
+	(void) ctx;
+	free(ptr);
+}
+
+static cai_allocator allocator = {default_alloc, default_free, NULL};
+
+void
+cai_set_allocator(const cai_allocator *a)
+{
+	if (a == NULL)
+	{
+		allocator.alloc = default_alloc;
+		allocator.free = default_free;
+		allocator.ctx = NULL;
+	}
+	else
+		allocator = *a;
+}
+
+void *
+cai_malloc(size_t size)
+{
+	if (size == 0)
+		return NULL;
+	return allocator.alloc(allocator.ctx, size);
+}
+
+void *
+cai_calloc(size_t n, size_t size)
+{
+	size_t		total;
+	void	   *p;
+
+	if (!cai_size_mul(n, size, &total) || total == 0)
+		return NULL;
+	p = cai_malloc(total);
+	if (p != NULL)
+		memset(p, 0, total);
+	return p;
+}
+
+void *
+cai_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+	void	   *p = cai_malloc(new_size);
+
+	if (p == NULL)
+		return NULL;
+	if (ptr != NULL)
+	{
+		memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+		cai_free(ptr);
+	}
+	return p;
+}
+
+void
+cai_free(void *ptr)
+{
+	if (ptr != NULL)
+		allocator.free(allocator.ctx, ptr);
+}
+
+char *
+cai_strndup(const char *s, size_t n)
+{
+	char	   *p = cai_malloc(n + 1);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+bool
+cai_size_mul(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+
+bool
+cai_size_add(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_add_overflow(a, b, out);
+}
+
+uint64_t
+cai_hash_bytes(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data;
+	uint64_t	h = 14695981039346656037ULL ^ seed;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	/* final avalanche (splitmix64 finalizer) so low bits are well mixed */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static uint64_t
+splitmix64(uint64_t *x)
+{
+	uint64_t	z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void
+cai_rng_seed(cai_rng *r, uint64_t seed)
+{
+	uint64_t	x = seed;
+
+	r->s[0] = splitmix64(&x);
+	r->s[1] = splitmix64(&x);
+	if (r->s[0] == 0 && r->s[1] == 0)
+		r->s[1] = 1;
+}
+
+uint64_t
+cai_rng_u64(cai_rng *r)
+{
+	/* xorshift128+ */
+	uint64_t	s1 = r->s[0];
+	const uint64_t s0 = r->s[1];
+	const uint64_t result = s0 + s1;
+
+	r->s[0] = s0;
+	s1 ^= s1 << 23;
+	r->s[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+	return result;
+}
+
+uint32_t
+cai_rng_below(cai_rng *r, uint32_t n)
+{
+	if (n == 0)
+		return 0;
+	return (uint32_t) (((cai_rng_u64(r) >> 32) * (uint64_t) n) >> 32);
+}
+
+float
+cai_rng_uniform(cai_rng *r)
+{
+	return (float) (cai_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+float
+cai_rng_normal(cai_rng *r)
+{
+	/* Box-Muller; one value per call keeps the stream simple to reason about */
+	double		u1 = ((cai_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+	double		u2 = (cai_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+
+	return (float) (sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void
+cai_rng_shuffle(cai_rng *r, int32_t *a, size_t n)
+{
+	for (size_t i = n; i > 1; i--)
+	{
+		size_t		j = cai_rng_below(r, (uint32_t) i);
+		int32_t		t = a[i - 1];
+
+		a[i - 1] = a[j];
+		a[j] = t;
+	}
+}
+
+static int	blas_threads = 1;
+
+void
+cai_blas_set_threads(int n)
+{
+	if (n < 1)
+		n = 1;
+	blas_threads = n;
+	openblas_set_num_threads(n);
+}
+
+int
+cai_blas_get_threads(void)
+{
+	return blas_threads;
+}

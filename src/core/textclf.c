@@ -1,0 +1,2203 @@
+/*
+ * textclf.c: text classification.
+ *
+ * The public entry points dispatch on the architecture.  Only "fast" exists
+ * so far; "accurate" is refused with CAI_ERR_INVALID until it is written.
+ *
+ * The fast architecture (fastText's supervised model, Joulin et al. 2016):
+ *
+ *   features  every token of cai_tokenize(), normalized by
+ *             cai_token_normalize(), contributes
+ *               - its vocabulary row, when the word occurred at least
+ *                 min_count times in the training rows;
+ *               - one hashed row per character n-gram (minn..maxn code
+ *                 points of "<word>"), so unseen and misspelled words still
+ *                 have features;
+ *               - one hashed row per word n-gram (2..word_ngrams) ending at
+ *                 the token.
+ *             Hashed features land in `buckets` buckets.  Only the buckets
+ *             that occur in the training rows get a row ("bucket rows"); a
+ *             bucket never seen in training contributes nothing.
+ *   model     h = mean of the feature rows of E (V + K, D);
+ *             p = softmax(W h + b), W (L, D), b (L).
+ *   training  per-example SGD with a linearly decaying learning rate
+ *             (fastText's), optional feature dropout, one thread, seeded:
+ *             the same data, options and seed give a bit-identical model.
+ *             The epoch with the best validation accuracy is kept.
+ *
+ * Model tensors (shapes in rows of the embedding):
+ *   fast.vocab.bytes    U8  (nbytes)   vocabulary words, each NUL-terminated
+ *   fast.vocab.offsets  I32 (V + 1)    word i is bytes[offsets[i] .. offsets[i+1] - 1)
+ *   fast.buckets        I32 (K)        bucket of each bucket row, increasing
+ *   fast.embedding      F32 (V + K, D) vocabulary rows, then bucket rows
+ *   fast.output.weight  F32 (L, D)
+ *   fast.output.bias    F32 (L)
+ * A tensor whose first dimension would be 0 is omitted (the format has no
+ * empty tensors); the counts in the metadata say which to expect.
+ */
+#include "cai/textclf.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "cai/metrics.h"
+#include "cai/tokenize.h"
+
+/* ---------------------------------------------------------------------- */
+/* Options                                                                */
+/* ---------------------------------------------------------------------- */
+
+#define TEXTCLF_MAX_DIM			1024	/* inference keeps h on the stack */
+#define TEXTCLF_MAX_LABELS		100000
+#define TEXTCLF_MAX_BUCKETS		16777216
+
+const cai_opt_def cai_textclf_option_defs[] = {
+	{"architecture", CAI_OPT_STRING, "fast", 0, 0, "fast|accurate",
+	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate"},
+	{"epochs", CAI_OPT_INT, "10", 1, 1000, NULL,
+	"maximum passes over the training rows"},
+	{"learning_rate", CAI_OPT_FLOAT, "0.2", 1e-6, 10.0, NULL,
+	"initial learning rate (fast: SGD, decays linearly to 0)"},
+	{"batch_size", CAI_OPT_INT, "1", 1, 4096, NULL,
+	"rows per update (the fast architecture updates after every row)"},
+	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL,
+	"random seed: the same data, options and seed give the same model"},
+	{"dimensions", CAI_OPT_INT, "50", 2, TEXTCLF_MAX_DIM, NULL,
+	"embedding size"},
+	{"dropout", CAI_OPT_FLOAT, "0", 0.0, 0.9, NULL,
+	"probability of dropping each input feature while training"},
+	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL,
+	"fraction of the rows held out (stratified) for validation when no validation rows are given"},
+	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL,
+	"where validation rows come from (used by the SQL layer)"},
+	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL,
+	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"},
+	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
+	"worker threads (the fast architecture trains on one thread, for determinism)"},
+	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never",
+	"whether the new model replaces the deployed one (used by the SQL layer)"},
+	{"min_count", CAI_OPT_INT, "1", 1, 1000000, NULL,
+	"minimum number of occurrences for a word to get its own vocabulary row"},
+	{"word_ngrams", CAI_OPT_INT, "2", 1, 5, NULL,
+	"longest word n-gram used as a feature (1 = words only)"},
+	{"minn", CAI_OPT_INT, "3", 0, 10, NULL,
+	"shortest character n-gram (0 = no character n-grams)"},
+	{"maxn", CAI_OPT_INT, "5", 0, 10, NULL,
+	"longest character n-gram (0 = no character n-grams)"},
+	{"buckets", CAI_OPT_INT, "2000000", 1, TEXTCLF_MAX_BUCKETS, NULL,
+	"hash buckets for word and character n-grams (only buckets seen in training are stored)"},
+	{"max_tokens", CAI_OPT_INT, "512", 1, 100000, NULL,
+	"tokens of a text that are used; the rest is ignored"},
+	{"patience", CAI_OPT_INT, "3", 0, 1000, NULL,
+	"stop after this many epochs without a better validation score (0 = never stop early)"},
+};
+
+const int	cai_textclf_n_option_defs = sizeof(cai_textclf_option_defs) / sizeof(cai_textclf_option_defs[0]);
+
+/* ---------------------------------------------------------------------- */
+/* Features shared by training and inference                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Version of the feature extraction.  Bump it when anything below changes
+ * the features of a text; models record it and the fingerprint of a probe
+ * text, and loading refuses a model whose features this build would compute
+ * differently.
+ */
+#define FAST_FEATURE_VERSION	1
+#define FAST_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
+#define FAST_CHAR_NGRAMS_MAX	128 /* character n-grams per token */
+#define FAST_MAX_NGRAMS			5	/* upper bound of word_ngrams */
+#define FAST_BYTES_PER_TOKEN	32	/* text read: at most max_tokens * this */
+#define FAST_FOLD_DIGITS		false
+#define FAST_SEED_WORD			0x63616977ULL	/* "caiw" */
+#define FAST_SALT_CHAR			0x9e3779b97f4a7c15ULL
+#define FAST_SALT_NGRAM			0xc2b2ae3d27d4eb4fULL
+
+typedef struct FastParams
+{
+	int			dim;
+	int			word_ngrams;
+	int			minn;
+	int			maxn;
+	int			max_tokens;
+	uint32_t	buckets;
+} FastParams;
+
+static inline uint64_t
+fast_mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static inline uint64_t
+fast_word_hash(const char *s, size_t len)
+{
+	return cai_hash_bytes(s, len, FAST_SEED_WORD);
+}
+
+static inline uint32_t
+fast_char_bucket(uint64_t h, uint32_t buckets)
+{
+	return (uint32_t) (fast_mix(h ^ FAST_SALT_CHAR) % buckets);
+}
+
+/* Bucket of the word n-gram hashes[0..n) (n >= 2). */
+static inline uint32_t
+fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
+{
+	uint64_t	g = hashes[0];
+
+	for (int j = 1; j < n; j++)
+		g = g * 116049371ULL + hashes[j];
+	return (uint32_t) (fast_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
+}
+
+static inline int
+fast_char_ngrams(const FastParams *fp, const char *norm, size_t len, uint64_t *out)
+{
+	if (fp->minn <= 0 || fp->maxn <= 0)
+		return 0;
+	return (int) cai_char_ngram_hashes(norm, len, fp->minn, fp->maxn, out, FAST_CHAR_NGRAMS_MAX);
+}
+
+/*
+ * Tokenize at most the first max_tokens tokens of text.  Only a prefix of
+ * max_tokens * FAST_BYTES_PER_TOKEN bytes is read, cut at a character (and
+ * when possible a space) boundary, so a huge text costs no more than a long
+ * one.  *toks is cai_malloc'ed (NULL when empty).
+ */
+static cai_status
+fast_tokenize(const char *text, size_t len, int max_tokens,
+			  cai_token **toks, size_t *n_toks, cai_error *err)
+{
+	size_t		cap = (size_t) max_tokens * FAST_BYTES_PER_TOKEN;
+	cai_status	st;
+
+	*toks = NULL;
+	*n_toks = 0;
+	if (len == 0)
+		return CAI_OK;
+	if (text == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
+	if (len > cap)
+	{
+		size_t		cut = cap;
+		size_t		floor = cap > 256 ? cap - 256 : 0;
+
+		while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
+			cut--;
+		for (size_t i = cut; i > floor; i--)
+		{
+			if (text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t')
+			{
+				cut = i;
+				break;
+			}
+		}
+		len = cut;
+	}
+	st = cai_tokenize(text, len, 0, toks, n_toks, err);
+	if (st != CAI_OK)
+		return st;
+	if (*n_toks > (size_t) max_tokens)
+		*n_toks = (size_t) max_tokens;
+	return CAI_OK;
+}
+
+/*
+ * Fingerprint of the raw features of a probe text (token boundaries, word
+ * hashes, character n-gram hashes): a model trained by a build whose
+ * tokenizer or hashing differs would silently compute other features.
+ */
+static cai_status
+fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err)
+{
+	static const char probe[] =
+	"The U.S. film's 2nd half isn't bad -- it's GREAT!!! caf\xc3\xa9 na\xc3\xafve "
+	"\xe5\xa5\xbd\xe7\x9c\x8b\xe7\x9a\x84\xe7\x94\xb5\xe5\xbd\xb1 "
+	"\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 3.14 e-mail";
+	cai_token  *toks;
+	size_t		n;
+	uint64_t	h = 14695981039346656037ULL;
+	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+	char		norm[FAST_NORM_MAX];
+	cai_status	st;
+
+	st = fast_tokenize(probe, sizeof(probe) - 1, 512, &toks, &n, err);
+	if (st != CAI_OK)
+		return st;
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		nl = cai_token_normalize(probe + toks[i].start,
+											 (size_t) (toks[i].end - toks[i].start),
+											 FAST_FOLD_DIGITS, norm, sizeof(norm));
+		int			nc = fast_char_ngrams(fp, norm, nl, cg);
+
+		h = fast_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
+		h = fast_mix(h ^ fast_word_hash(norm, nl));
+		for (int j = 0; j < nc; j++)
+			h = fast_mix(h ^ cg[j]);
+	}
+	cai_free(toks);
+	*out = fast_mix(h ^ (uint64_t) FAST_FEATURE_VERSION);
+	return CAI_OK;
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static inline uint32_t
+next_pow2(uint64_t x)
+{
+	uint32_t	p = 16;
+
+	while (p < x && p < (1U << 31))
+		p <<= 1;
+	return p;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The loaded model                                                       */
+/* ---------------------------------------------------------------------- */
+
+typedef enum TextclfArch
+{
+	TEXTCLF_FAST = 0
+} TextclfArch;
+
+typedef struct FastModel
+{
+	FastParams	p;
+	int32_t		n_vocab;		/* V */
+	int32_t		n_bucket_rows;	/* K */
+	char	   *vocab_bytes;	/* (nbytes) NUL-terminated words */
+	int32_t    *vocab_off;		/* (V + 1) */
+	uint64_t   *vocab_hash;		/* (V) fast_word_hash of each word */
+	uint32_t   *vocab_slot;		/* (vocab_mask + 1) word id + 1, 0 = empty */
+	uint32_t	vocab_mask;
+	uint32_t   *bucket_key;		/* (bucket_mask + 1) bucket, UINT32_MAX = empty */
+	int32_t    *bucket_row;		/* (bucket_mask + 1) bucket row (0..K) */
+	uint32_t	bucket_mask;
+	float	   *emb;			/* (V + K, D) */
+	float	   *out_w;			/* (L, D) */
+	float	   *out_b;			/* (L) */
+} FastModel;
+
+struct cai_textclf
+{
+	TextclfArch arch;
+	int			n_labels;
+	char	  **labels;			/* (n_labels) */
+	size_t		memory;
+	FastModel  *fast;
+};
+
+static int32_t
+fast_vocab_find(const FastModel *fm, const char *s, size_t len, uint64_t h)
+{
+	uint32_t	i;
+
+	if (fm->vocab_slot == NULL)
+		return -1;
+	for (i = (uint32_t) h & fm->vocab_mask;; i = (i + 1) & fm->vocab_mask)
+	{
+		uint32_t	v = fm->vocab_slot[i];
+		int32_t		id;
+
+		if (v == 0)
+			return -1;
+		id = (int32_t) v - 1;
+		if (fm->vocab_hash[id] == h &&
+			(size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1) == len &&
+			memcmp(fm->vocab_bytes + fm->vocab_off[id], s, len) == 0)
+			return id;
+	}
+}
+
+static inline int32_t
+fast_bucket_find(const FastModel *fm, uint32_t b)
+{
+	uint32_t	i;
+
+	if (fm->bucket_key == NULL)
+		return -1;
+	for (i = (uint32_t) fast_mix(b) & fm->bucket_mask;; i = (i + 1) & fm->bucket_mask)
+	{
+		uint32_t	k = fm->bucket_key[i];
+
+		if (k == b)
+			return fm->bucket_row[i];
+		if (k == UINT32_MAX)
+			return -1;
+	}
+}
+
+/*
+ * Small vector kernels.  Eight lanes at a time through GCC/clang vector
+ * extensions (plain -O2 does not vectorize loops of unknown length); memcpy
+ * keeps the loads and stores free of alignment assumptions.
+ */
+typedef float v8f __attribute__((vector_size(32)));
+
+/* y += x */
+static inline void
+vec_add(float *restrict y, const float *restrict x, int n)
+{
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, y + i, sizeof(a));
+		memcpy(&b, x + i, sizeof(b));
+		a += b;
+		memcpy(y + i, &a, sizeof(a));
+	}
+	for (; i < n; i++)
+		y[i] += x[i];
+}
+
+/* y += alpha x */
+static inline void
+vec_axpy(float *restrict y, float alpha, const float *restrict x, int n)
+{
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, y + i, sizeof(a));
+		memcpy(&b, x + i, sizeof(b));
+		a += alpha * b;
+		memcpy(y + i, &a, sizeof(a));
+	}
+	for (; i < n; i++)
+		y[i] += alpha * x[i];
+}
+
+/* x . y, summed in eight lanes then across them */
+static inline float
+vec_dot(const float *x, const float *y, int n)
+{
+	v8f			acc = {0};
+	float		s = 0.0f;
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, x + i, sizeof(a));
+		memcpy(&b, y + i, sizeof(b));
+		acc += a * b;
+	}
+	for (int j = 0; j < 8; j++)
+		s += acc[j];
+	for (; i < n; i++)
+		s += x[i] * y[i];
+	return s;
+}
+
+/* logits -> probabilities in place; returns log-sum-exp */
+static double
+softmax_inplace(float *z, int n)
+{
+	float		mx = z[0];
+	double		sum = 0.0;
+
+	for (int i = 1; i < n; i++)
+		if (z[i] > mx)
+			mx = z[i];
+	for (int i = 0; i < n; i++)
+	{
+		z[i] = expf(z[i] - mx);
+		sum += z[i];
+	}
+	for (int i = 0; i < n; i++)
+		z[i] = (float) (z[i] / sum);
+	return (double) mx + log(sum);
+}
+
+/* z (L) = W h + b */
+static void
+fast_output_forward(const float *w, const float *b, const float *h, int L, int D, float *z)
+{
+	for (int c = 0; c < L; c++)
+		z[c] = b[c] + vec_dot(w + (size_t) c * D, h, D);
+}
+
+static cai_status
+fast_predict(const cai_textclf *m, const char *text, size_t len, float *probs, cai_error *err)
+{
+	const FastModel *fm = m->fast;
+	const FastParams *fp = &fm->p;
+	const int	D = fp->dim;
+	const int32_t V = fm->n_vocab;
+	float		h[TEXTCLF_MAX_DIM];
+	uint64_t	hist[FAST_MAX_NGRAMS] = {0};	/* word hashes of the last tokens */
+	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+	char		norm[FAST_NORM_MAX];
+	cai_token  *toks;
+	size_t		n_toks;
+	int64_t		nf = 0;
+	cai_status	st;
+
+	st = fast_tokenize(text, len, fp->max_tokens, &toks, &n_toks, err);
+	if (st != CAI_OK)
+		return st;
+	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t i = 0; i < n_toks; i++)
+	{
+		size_t		nl = cai_token_normalize(text + toks[i].start,
+											 (size_t) (toks[i].end - toks[i].start),
+											 FAST_FOLD_DIGITS, norm, sizeof(norm));
+		uint64_t	wh = fast_word_hash(norm, nl);
+		int32_t		id = fast_vocab_find(fm, norm, nl, wh);
+		int			nc = fast_char_ngrams(fp, norm, nl, cg);
+
+		if (id >= 0)
+		{
+			vec_add(h, fm->emb + (size_t) id * D, D);
+			nf++;
+		}
+		for (int j = 0; j < nc; j++)
+		{
+			int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fp->buckets));
+
+			if (r >= 0)
+			{
+				vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
+				nf++;
+			}
+		}
+		/* shift the history, newest last */
+		if (fp->word_ngrams > 1)
+		{
+			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = wh;
+			for (int n = 2; n <= have; n++)
+			{
+				int32_t		r = fast_bucket_find(fm, fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n,
+																	   fp->buckets));
+
+				if (r >= 0)
+				{
+					vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
+					nf++;
+				}
+			}
+		}
+	}
+	cai_free(toks);
+	if (nf > 0)
+	{
+		float		inv = 1.0f / (float) nf;
+
+		for (int d = 0; d < D; d++)
+			h[d] *= inv;
+	}
+	fast_output_forward(fm->out_w, fm->out_b, h, m->n_labels, D, probs);
+	softmax_inplace(probs, m->n_labels);
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Public inference API                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void
+fast_model_free(FastModel *fm)
+{
+	if (fm == NULL)
+		return;
+	cai_free(fm->vocab_bytes);
+	cai_free(fm->vocab_off);
+	cai_free(fm->vocab_hash);
+	cai_free(fm->vocab_slot);
+	cai_free(fm->bucket_key);
+	cai_free(fm->bucket_row);
+	cai_free(fm->emb);
+	cai_free(fm->out_w);
+	cai_free(fm->out_b);
+	cai_free(fm);
+}
+
+void
+cai_textclf_free(cai_textclf *m)
+{
+	if (m == NULL)
+		return;
+	if (m->labels != NULL)
+	{
+		for (int i = 0; i < m->n_labels; i++)
+			cai_free(m->labels[i]);
+		cai_free(m->labels);
+	}
+	fast_model_free(m->fast);
+	cai_free(m);
+}
+
+int
+cai_textclf_n_labels(const cai_textclf *m)
+{
+	return m != NULL ? m->n_labels : 0;
+}
+
+const char *
+cai_textclf_label(const cai_textclf *m, int i)
+{
+	if (m == NULL || i < 0 || i >= m->n_labels)
+		return NULL;
+	return m->labels[i];
+}
+
+size_t
+cai_textclf_memory(const cai_textclf *m)
+{
+	return m != NULL ? m->memory : 0;
+}
+
+cai_status
+cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
+					float *probs, cai_error *err)
+{
+	if (m == NULL || probs == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "model and output are required");
+	switch (m->arch)
+	{
+		case TEXTCLF_FAST:
+			return fast_predict(m, text, len, probs, err);
+	}
+	return cai_error_set(err, CAI_ERR_INTERNAL, "unknown architecture %d", (int) m->arch);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Loading                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Copy tensor data into a fresh allocation; adds to *mem. */
+static void *
+copy_tensor(const cai_tensor *t, size_t *mem)
+{
+	void	   *p = cai_malloc(t->nbytes);
+
+	if (p != NULL)
+	{
+		memcpy(p, t->data, t->nbytes);
+		*mem += t->nbytes;
+	}
+	return p;
+}
+
+static cai_status
+json_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
+			 int64_t *out, cai_error *err)
+{
+	json_object *v;
+	int64_t		x;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks integer \"fast.%s\"", key);
+	x = json_object_get_int64(v);
+	if (x < min || x > max)
+		return cai_error_set(err, CAI_ERR_FORMAT,
+							 "model metadata \"fast.%s\" is %" PRId64 " (must be %" PRId64 " to %" PRId64 ")",
+							 key, x, min, max);
+	*out = x;
+	return CAI_OK;
+}
+
+static bool
+all_finite(const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return false;
+	return true;
+}
+
+/* Build the vocabulary hash table; rejects duplicate words. */
+static cai_status
+fast_build_vocab_index(FastModel *fm, size_t *mem, cai_error *err)
+{
+	int32_t		V = fm->n_vocab;
+	uint32_t	cap;
+
+	if (V == 0)
+		return CAI_OK;
+	cap = next_pow2((uint64_t) V * 2);
+	fm->vocab_mask = cap - 1;
+	fm->vocab_hash = cai_calloc((size_t) V, sizeof(uint64_t));
+	fm->vocab_slot = cai_calloc(cap, sizeof(uint32_t));
+	if (fm->vocab_hash == NULL || fm->vocab_slot == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the vocabulary");
+	*mem += (size_t) V * sizeof(uint64_t) + (size_t) cap * sizeof(uint32_t);
+	for (int32_t id = 0; id < V; id++)
+	{
+		const char *w = fm->vocab_bytes + fm->vocab_off[id];
+		size_t		wl = (size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1);
+		uint64_t	h = fast_word_hash(w, wl);
+		uint32_t	i;
+
+		if (fast_vocab_find(fm, w, wl, h) >= 0)
+			return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %d is a duplicate", (int) id);
+		fm->vocab_hash[id] = h;
+		for (i = (uint32_t) h & fm->vocab_mask; fm->vocab_slot[i] != 0; i = (i + 1) & fm->vocab_mask)
+			;
+		fm->vocab_slot[i] = (uint32_t) id + 1;
+	}
+	return CAI_OK;
+}
+
+static cai_status
+fast_build_bucket_index(FastModel *fm, const int32_t *bucket_ids, size_t *mem, cai_error *err)
+{
+	int32_t		K = fm->n_bucket_rows;
+	uint32_t	cap;
+
+	if (K == 0)
+		return CAI_OK;
+	cap = next_pow2((uint64_t) K * 2);
+	fm->bucket_mask = cap - 1;
+	fm->bucket_key = cai_malloc(sizeof(uint32_t) * (size_t) cap);
+	fm->bucket_row = cai_calloc(cap, sizeof(int32_t));
+	if (fm->bucket_key == NULL || fm->bucket_row == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the bucket index");
+	*mem += (size_t) cap * (sizeof(uint32_t) + sizeof(int32_t));
+	memset(fm->bucket_key, 0xff, sizeof(uint32_t) * (size_t) cap);
+	for (int32_t r = 0; r < K; r++)
+	{
+		int32_t		b = bucket_ids[r];
+		uint32_t	i;
+
+		if (b < 0 || (uint32_t) b >= fm->p.buckets || (r > 0 && b <= bucket_ids[r - 1]))
+			return cai_error_set(err, CAI_ERR_FORMAT,
+								 "tensor \"fast.buckets\" entry %d (%d) is out of range or not increasing",
+								 (int) r, (int) b);
+		for (i = (uint32_t) fast_mix((uint32_t) b) & fm->bucket_mask;
+			 fm->bucket_key[i] != UINT32_MAX; i = (i + 1) & fm->bucket_mask)
+			;
+		fm->bucket_key[i] = (uint32_t) b;
+		fm->bucket_row[i] = r;
+	}
+	return CAI_OK;
+}
+
+static cai_status
+fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error *err)
+{
+	FastModel  *fm;
+	json_object *fj;
+	int64_t		v;
+	int64_t		V,
+				K,
+				rows;
+	int64_t		L = m->n_labels;
+	const cai_tensor *t;
+	uint64_t	fp_want,
+				fp_have;
+	json_object *fpj;
+	size_t		mem = sizeof(FastModel);
+	cai_status	st;
+
+	fm = cai_calloc(1, sizeof(FastModel));
+	if (fm == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+	m->fast = fm;
+
+	if (!json_object_object_get_ex(meta, "fast", &fj) || !json_object_is_type(fj, json_type_object))
+		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks object \"fast\"");
+	if ((st = json_get_int(fj, "feature_version", FAST_FEATURE_VERSION, FAST_FEATURE_VERSION, &v, NULL)) != CAI_OK)
+		return cai_error_set(err, CAI_ERR_VERSION,
+							 "model uses text features of another version (this build computes version %d)",
+							 FAST_FEATURE_VERSION);
+	if ((st = json_get_int(fj, "dimensions", 1, TEXTCLF_MAX_DIM, &v, err)) != CAI_OK)
+		return st;
+	fm->p.dim = (int) v;
+	if ((st = json_get_int(fj, "word_ngrams", 1, FAST_MAX_NGRAMS, &v, err)) != CAI_OK)
+		return st;
+	fm->p.word_ngrams = (int) v;
+	if ((st = json_get_int(fj, "minn", 0, 100, &v, err)) != CAI_OK)
+		return st;
+	fm->p.minn = (int) v;
+	if ((st = json_get_int(fj, "maxn", 0, 100, &v, err)) != CAI_OK)
+		return st;
+	fm->p.maxn = (int) v;
+	if ((fm->p.minn == 0) != (fm->p.maxn == 0) || fm->p.minn > fm->p.maxn)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata has inconsistent minn %d and maxn %d",
+							 fm->p.minn, fm->p.maxn);
+	if ((st = json_get_int(fj, "max_tokens", 1, INT32_MAX / FAST_BYTES_PER_TOKEN, &v, err)) != CAI_OK)
+		return st;
+	fm->p.max_tokens = (int) v;
+	if ((st = json_get_int(fj, "buckets", 1, TEXTCLF_MAX_BUCKETS, &v, err)) != CAI_OK)
+		return st;
+	fm->p.buckets = (uint32_t) v;
+	if ((st = json_get_int(fj, "vocab_size", 0, INT32_MAX - 1, &V, err)) != CAI_OK)
+		return st;
+	if ((st = json_get_int(fj, "bucket_rows", 0, fm->p.buckets, &K, err)) != CAI_OK)
+		return st;
+	if (V + K > INT32_MAX)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model has too many embedding rows");
+	fm->n_vocab = (int32_t) V;
+	fm->n_bucket_rows = (int32_t) K;
+	rows = V + K;
+
+	/* the features this build computes must be those the model was trained on */
+	if (!json_object_object_get_ex(fj, "feature_fingerprint", &fpj) ||
+		!json_object_is_type(fpj, json_type_string) ||
+		sscanf(json_object_get_string(fpj), "%" SCNx64, &fp_want) != 1)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks \"fast.feature_fingerprint\"");
+	if ((st = fast_fingerprint(&fm->p, &fp_have, err)) != CAI_OK)
+		return st;
+	if (fp_have != fp_want)
+		return cai_error_set(err, CAI_ERR_VERSION,
+							 "model was trained with a tokenizer or feature hashing that differs from this build's");
+
+	/* vocabulary */
+	if (V > 0)
+	{
+		const cai_tensor *tb;
+		const int32_t *off;
+		int64_t		shape_off[1] = {V + 1};
+
+		if ((st = cai_model_file_expect(mf, "fast.vocab.offsets", CAI_I32, 1, shape_off, &t, err)) != CAI_OK)
+			return st;
+		if ((st = cai_model_file_expect(mf, "fast.vocab.bytes", CAI_U8, 1, NULL, &tb, err)) != CAI_OK)
+			return st;
+		if (tb->shape[0] > INT32_MAX)
+			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.vocab.bytes\" is too large");
+		off = t->data;
+		if (off[0] != 0 || off[V] != tb->shape[0])
+			return cai_error_set(err, CAI_ERR_FORMAT,
+								 "tensor \"fast.vocab.offsets\" must start at 0 and end at the %" PRId64 " vocabulary bytes",
+								 tb->shape[0]);
+		for (int64_t i = 0; i < V; i++)
+		{
+			const char *w;
+
+			if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V])
+				return cai_error_set(err, CAI_ERR_FORMAT,
+									 "tensor \"fast.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
+			w = (const char *) tb->data + off[i];
+			if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
+				return cai_error_set(err, CAI_ERR_FORMAT,
+									 "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
+			if (off[i + 1] - off[i] > FAST_NORM_MAX)
+				return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %" PRId64 " is too long", i);
+		}
+		fm->vocab_off = copy_tensor(t, &mem);
+		fm->vocab_bytes = copy_tensor(tb, &mem);
+		if (fm->vocab_off == NULL || fm->vocab_bytes == NULL)
+			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the vocabulary");
+		if ((st = fast_build_vocab_index(fm, &mem, err)) != CAI_OK)
+			return st;
+	}
+	else if (cai_model_file_tensor(mf, "fast.vocab.offsets") != NULL ||
+			 cai_model_file_tensor(mf, "fast.vocab.bytes") != NULL)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model has vocabulary tensors but vocab_size 0");
+
+	/* bucket rows */
+	if (K > 0)
+	{
+		int64_t		shape_b[1] = {K};
+
+		if ((st = cai_model_file_expect(mf, "fast.buckets", CAI_I32, 1, shape_b, &t, err)) != CAI_OK)
+			return st;
+		if ((st = fast_build_bucket_index(fm, t->data, &mem, err)) != CAI_OK)
+			return st;
+	}
+	else if (cai_model_file_tensor(mf, "fast.buckets") != NULL)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"fast.buckets\" but bucket_rows 0");
+
+	/* parameters */
+	if (rows > 0)
+	{
+		int64_t		shape_e[2] = {rows, fm->p.dim};
+
+		if ((st = cai_model_file_expect(mf, "fast.embedding", CAI_F32, 2, shape_e, &t, err)) != CAI_OK)
+			return st;
+		if (!all_finite(t->data, (size_t) (rows * fm->p.dim)))
+			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.embedding\" holds a non-finite value");
+		if ((fm->emb = copy_tensor(t, &mem)) == NULL)
+			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+	}
+	else if (cai_model_file_tensor(mf, "fast.embedding") != NULL)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"fast.embedding\" but no rows");
+	{
+		int64_t		shape_w[2] = {L, fm->p.dim};
+		int64_t		shape_b[1] = {L};
+
+		if ((st = cai_model_file_expect(mf, "fast.output.weight", CAI_F32, 2, shape_w, &t, err)) != CAI_OK)
+			return st;
+		if (!all_finite(t->data, (size_t) (L * fm->p.dim)))
+			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.output.weight\" holds a non-finite value");
+		if ((fm->out_w = copy_tensor(t, &mem)) == NULL)
+			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+		if ((st = cai_model_file_expect(mf, "fast.output.bias", CAI_F32, 1, shape_b, &t, err)) != CAI_OK)
+			return st;
+		if (!all_finite(t->data, (size_t) L))
+			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.output.bias\" holds a non-finite value");
+		if ((fm->out_b = copy_tensor(t, &mem)) == NULL)
+			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+	}
+	m->memory += mem;
+	return CAI_OK;
+}
+
+cai_status
+cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err)
+{
+	json_object *meta = NULL;
+	json_object *v;
+	json_object *labels;
+	cai_textclf *m = NULL;
+	const char *arch;
+	size_t		n_labels;
+	cai_status	st;
+
+	if (out == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "output pointer is NULL");
+	*out = NULL;
+	if (mf == NULL || mf->meta_json == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "model file is NULL");
+	meta = json_tokener_parse(mf->meta_json);
+	if (meta == NULL || !json_object_is_type(meta, json_type_object))
+	{
+		st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata is not a JSON object");
+		goto done;
+	}
+	if (!json_object_object_get_ex(meta, "task", &v) || !json_object_is_type(v, json_type_string) ||
+		strcmp(json_object_get_string(v), "text_classification") != 0)
+	{
+		st = cai_error_set(err, CAI_ERR_FORMAT, "model is not a text classification model");
+		goto done;
+	}
+	if (!json_object_object_get_ex(meta, "labels", &labels) ||
+		!json_object_is_type(labels, json_type_array))
+	{
+		st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks \"labels\"");
+		goto done;
+	}
+	n_labels = json_object_array_length(labels);
+	if (n_labels < 2 || n_labels > TEXTCLF_MAX_LABELS)
+	{
+		st = cai_error_set(err, CAI_ERR_FORMAT, "model has %zu labels (must be 2 to %d)",
+						   n_labels, TEXTCLF_MAX_LABELS);
+		goto done;
+	}
+
+	m = cai_calloc(1, sizeof(cai_textclf));
+	if (m == NULL || (m->labels = cai_calloc(n_labels, sizeof(char *))) == NULL)
+	{
+		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+		goto done;
+	}
+	m->n_labels = (int) n_labels;
+	m->memory = sizeof(cai_textclf) + n_labels * sizeof(char *);
+	for (size_t i = 0; i < n_labels; i++)
+	{
+		json_object *l = json_object_array_get_idx(labels, i);
+
+		if (!json_object_is_type(l, json_type_string))
+		{
+			st = cai_error_set(err, CAI_ERR_FORMAT, "model label %zu is not a string", i);
+			goto done;
+		}
+		m->labels[i] = cai_strndup(json_object_get_string(l), (size_t) json_object_get_string_len(l));
+		if (m->labels[i] == NULL)
+		{
+			st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+			goto done;
+		}
+		m->memory += (size_t) json_object_get_string_len(l) + 1;
+	}
+
+	if (!json_object_object_get_ex(meta, "architecture", &v) || !json_object_is_type(v, json_type_string))
+	{
+		st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks \"architecture\"");
+		goto done;
+	}
+	arch = json_object_get_string(v);
+	if (strcmp(arch, "fast") == 0)
+	{
+		m->arch = TEXTCLF_FAST;
+		st = fast_load(m, meta, mf, err);
+	}
+	else
+		st = cai_error_set(err, CAI_ERR_FORMAT,
+						   "text classification architecture \"%.64s\" is not supported by this build", arch);
+
+done:
+	json_object_put(meta);
+	if (st == CAI_OK)
+		*out = m;
+	else
+		cai_textclf_free(m);
+	return st;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: data preparation                                             */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Distinct normalized tokens ("types") of the training and validation rows,
+ * with their count in the training rows.
+ */
+typedef struct TypeTable
+{
+	char	   *arena;			/* (arena_len) NUL-terminated strings */
+	size_t		arena_len;
+	size_t		arena_cap;
+	size_t		n;
+	size_t		cap;
+	uint64_t   *hash;			/* (cap) */
+	size_t	   *off;			/* (cap) offset in arena */
+	uint32_t   *len;			/* (cap) */
+	int64_t    *count;			/* (cap) occurrences in training rows */
+	uint32_t   *slot;			/* (mask + 1) type id + 1, 0 = empty */
+	size_t		mask;
+} TypeTable;
+
+static void
+types_free(TypeTable *tt)
+{
+	cai_free(tt->arena);
+	cai_free(tt->hash);
+	cai_free(tt->off);
+	cai_free(tt->len);
+	cai_free(tt->count);
+	cai_free(tt->slot);
+}
+
+static bool
+grow(void **p, size_t elem, size_t old_n, size_t new_n)
+{
+	void	   *q;
+	size_t		ob,
+				nb;
+
+	if (!cai_size_mul(elem, old_n, &ob) || !cai_size_mul(elem, new_n, &nb))
+		return false;
+	q = cai_realloc(*p, ob, nb);
+	if (q == NULL)
+		return false;
+	*p = q;
+	return true;
+}
+
+/* Find or add a type; returns its id or -1 on out of memory. */
+static int64_t
+types_intern(TypeTable *tt, const char *s, size_t len, uint64_t h)
+{
+	size_t		i;
+
+	if (tt->slot == NULL || (tt->n + 1) * 2 > tt->mask + 1)
+	{
+		size_t		ncap = tt->slot == NULL ? 1024 : (tt->mask + 1) * 2;
+		uint32_t   *ns = cai_calloc(ncap, sizeof(uint32_t));
+
+		if (ns == NULL || ncap > ((size_t) 1 << 31))
+		{
+			cai_free(ns);
+			return -1;
+		}
+		for (size_t t = 0; t < tt->n; t++)
+		{
+			for (i = tt->hash[t] & (ncap - 1); ns[i] != 0; i = (i + 1) & (ncap - 1))
+				;
+			ns[i] = (uint32_t) t + 1;
+		}
+		cai_free(tt->slot);
+		tt->slot = ns;
+		tt->mask = ncap - 1;
+	}
+	for (i = h & tt->mask; tt->slot[i] != 0; i = (i + 1) & tt->mask)
+	{
+		size_t		t = tt->slot[i] - 1;
+
+		if (tt->hash[t] == h && tt->len[t] == len && memcmp(tt->arena + tt->off[t], s, len) == 0)
+			return (int64_t) t;
+	}
+	if (tt->n == tt->cap)
+	{
+		size_t		nc = tt->cap == 0 ? 1024 : tt->cap * 2;
+
+		if (!grow((void **) &tt->hash, sizeof(uint64_t), tt->cap, nc) ||
+			!grow((void **) &tt->off, sizeof(size_t), tt->cap, nc) ||
+			!grow((void **) &tt->len, sizeof(uint32_t), tt->cap, nc) ||
+			!grow((void **) &tt->count, sizeof(int64_t), tt->cap, nc))
+			return -1;
+		tt->cap = nc;
+	}
+	if (tt->arena_len + len + 1 > tt->arena_cap)
+	{
+		size_t		nc = tt->arena_cap == 0 ? 65536 : tt->arena_cap;
+
+		while (nc < tt->arena_len + len + 1)
+			nc *= 2;
+		if (!grow((void **) &tt->arena, 1, tt->arena_cap, nc))
+			return -1;
+		tt->arena_cap = nc;
+	}
+	memcpy(tt->arena + tt->arena_len, s, len);
+	tt->arena[tt->arena_len + len] = '\0';
+	tt->hash[tt->n] = h;
+	tt->off[tt->n] = tt->arena_len;
+	tt->len[tt->n] = (uint32_t) len;
+	tt->count[tt->n] = 0;
+	tt->arena_len += len + 1;
+	tt->slot[i] = (uint32_t) tt->n + 1;
+	return (int64_t) tt->n++;
+}
+
+/* Vocabulary order: more frequent first, then bytewise. */
+typedef struct VocabItem
+{
+	const char *s;
+	int64_t		count;
+	int32_t		type;
+} VocabItem;
+
+static int
+vocab_item_cmp(const void *a, const void *b)
+{
+	const VocabItem *x = a;
+	const VocabItem *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->s, y->s);
+}
+
+/* Progress reporting with a time budget check. */
+typedef struct Ticker
+{
+	cai_progress_fn fn;
+	void	   *ctx;
+	double		start;
+	double		last;
+	double		max_seconds;
+	cai_progress p;
+} Ticker;
+
+/* Call the progress callback when 100 ms have passed; false = cancelled. */
+static bool
+ticker_tick(Ticker *tk, double fraction)
+{
+	double		t = now_seconds();
+
+	if (tk->fn == NULL || t - tk->last < 0.1)
+		return true;
+	tk->last = t;
+	tk->p.fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+	tk->p.epoch_done = false;
+	return tk->fn(tk->ctx, &tk->p);
+}
+
+/* Everything the trainer allocates. */
+typedef struct FastTrain
+{
+	FastParams	p;
+	int			L;
+	/* rows: train rows first (n_tr), then validation rows (n_va) */
+	size_t		n_tr;
+	size_t		n_va;
+	const char **txt;			/* (n_all) */
+	size_t	   *len;			/* (n_all) */
+	int32_t    *lab;			/* (n_all) */
+	/* tokens as type ids */
+	size_t	   *tok_off;		/* (n_all + 1) */
+	int32_t    *tok_type;		/* (n_tokens) */
+	size_t		tok_cap;
+	TypeTable	types;
+	/* vocabulary */
+	int32_t		V;
+	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
+	VocabItem  *vitems;			/* (V) */
+	/* character n-gram buckets of every type */
+	size_t	   *type_cg_off;	/* (n_types + 1) */
+	uint32_t   *type_cg;		/* (n_type_cg) */
+	/* features: row ids of E, after remapping (V + bucket row) */
+	size_t	   *feat_off;		/* (n_all + 1) */
+	uint32_t   *feat;			/* (n_feat) */
+	int32_t    *bmap;			/* (buckets) bucket row or -1 */
+	int32_t		K;
+	/* parameters: E (R, D) | W (L, D) | b (L); best copy alike */
+	size_t		n_params;
+	float	   *params;
+	float	   *best;
+	/* scratch */
+	float	   *hidden;			/* (D) */
+	float	   *grad;			/* (D) */
+	float	   *probs;			/* (L) */
+	uint32_t   *kept;			/* (max features of a row) */
+	int32_t    *order;			/* (n_tr) */
+	int32_t    *pred;			/* (n_va or n_tr) predictions of the current model */
+	int32_t    *best_pred;		/* (same) predictions of the best epoch */
+} FastTrain;
+
+static void
+fast_train_free(FastTrain *t)
+{
+	cai_free(t->txt);
+	cai_free(t->len);
+	cai_free(t->lab);
+	cai_free(t->tok_off);
+	cai_free(t->tok_type);
+	types_free(&t->types);
+	cai_free(t->type_vocab);
+	cai_free(t->vitems);
+	cai_free(t->type_cg_off);
+	cai_free(t->type_cg);
+	cai_free(t->feat_off);
+	cai_free(t->feat);
+	cai_free(t->bmap);
+	cai_free(t->params);
+	cai_free(t->best);
+	cai_free(t->hidden);
+	cai_free(t->grad);
+	cai_free(t->probs);
+	cai_free(t->kept);
+	cai_free(t->order);
+	cai_free(t->pred);
+	cai_free(t->best_pred);
+}
+
+#define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory while training")
+
+/* Pass 1: tokenize every row into type ids; count types in training rows. */
+static cai_status
+fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
+{
+	size_t		n_all = t->n_tr + t->n_va;
+	char		norm[FAST_NORM_MAX];
+	cai_status	st;
+
+	t->tok_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->tok_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		cai_token  *toks;
+		size_t		nt;
+
+		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		st = fast_tokenize(t->txt[r], t->len[r], t->p.max_tokens, &toks, &nt, err);
+		if (st != CAI_OK)
+			return st;
+		if (t->tok_off[r] + nt > t->tok_cap)
+		{
+			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
+
+			while (nc < t->tok_off[r] + nt)
+				nc *= 2;
+			if (!grow((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_cap = nc;
+		}
+		for (size_t i = 0; i < nt; i++)
+		{
+			size_t		nl = cai_token_normalize(t->txt[r] + toks[i].start,
+												 (size_t) (toks[i].end - toks[i].start),
+												 FAST_FOLD_DIGITS, norm, sizeof(norm));
+			int64_t		ty = types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
+
+			if (ty < 0 || ty >= INT32_MAX)
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
+			if (r < t->n_tr)
+				t->types.count[ty]++;
+		}
+		cai_free(toks);
+		t->tok_off[r + 1] = t->tok_off[r] + nt;
+	}
+	return CAI_OK;
+}
+
+/* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
+static cai_status
+fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
+{
+	TypeTable  *tt = &t->types;
+	size_t		nv = 0;
+	size_t		total = 0;
+	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+
+	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n > 0 ? tt->n : 1));
+	t->vitems = cai_malloc(sizeof(VocabItem) * (tt->n > 0 ? tt->n : 1));
+	t->type_cg_off = cai_calloc(tt->n + 1, sizeof(size_t));
+	if (t->type_vocab == NULL || t->vitems == NULL || t->type_cg_off == NULL)
+		return NOMEM(err);
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		t->type_vocab[i] = -1;
+		if (tt->count[i] >= min_count)
+		{
+			t->vitems[nv].s = tt->arena + tt->off[i];
+			t->vitems[nv].count = tt->count[i];
+			t->vitems[nv].type = (int32_t) i;
+			nv++;
+		}
+	}
+	if (nv > 0)
+		qsort(t->vitems, nv, sizeof(VocabItem), vocab_item_cmp);
+	for (size_t v = 0; v < nv; v++)
+		t->type_vocab[t->vitems[v].type] = (int32_t) v;
+	t->V = (int32_t) nv;
+
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		int			nc = fast_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+
+		total += (size_t) nc;
+		t->type_cg_off[i + 1] = total;
+	}
+	if (total > 0)
+	{
+		t->type_cg = cai_malloc(sizeof(uint32_t) * total);
+		if (t->type_cg == NULL)
+			return NOMEM(err);
+		for (size_t i = 0; i < tt->n; i++)
+		{
+			int			nc = fast_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+			uint32_t   *dst = t->type_cg + t->type_cg_off[i];
+
+			for (int j = 0; j < nc; j++)
+				dst[j] = fast_char_bucket(cg[j], t->p.buckets);
+		}
+	}
+	return CAI_OK;
+}
+
+/*
+ * Features of every row, in the order inference produces them: per token
+ * its vocabulary row, its character n-gram buckets, then the word n-grams
+ * ending at it.  Buckets are first written as V + bucket, then remapped to
+ * V + bucket row; buckets seen in no training row are dropped from the
+ * validation rows (inference ignores them too).
+ */
+static cai_status
+fast_prepare_features(FastTrain *t, cai_error *err)
+{
+	size_t		n_all = t->n_tr + t->n_va;
+	const int	wn = t->p.word_ngrams;
+	const uint32_t V = (uint32_t) t->V;
+	size_t		total = 0;
+	size_t		w;
+	int32_t		k = 0;
+
+	t->feat_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->feat_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+
+		for (size_t i = 0; i < nt; i++)
+		{
+			int32_t		ty = t->tok_type[t->tok_off[r] + i];
+
+			total += (t->type_vocab[ty] >= 0) + (t->type_cg_off[ty + 1] - t->type_cg_off[ty]);
+			total += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
+		}
+		t->feat_off[r + 1] = total;
+	}
+	if (total >= UINT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many features (%zu) in the training rows", total);
+	t->feat = cai_malloc(sizeof(uint32_t) * (total > 0 ? total : 1));
+	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
+	if (t->feat == NULL || t->bmap == NULL)
+		return NOMEM(err);
+
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+		const int32_t *ty = t->tok_type + t->tok_off[r];
+		uint32_t   *f = t->feat + t->feat_off[r];
+		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+
+		for (size_t i = 0; i < nt; i++)
+		{
+			int32_t		v = t->type_vocab[ty[i]];
+
+			if (v >= 0)
+				*f++ = (uint32_t) v;
+			for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
+				*f++ = V + t->type_cg[j];
+			if (wn > 1)
+			{
+				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+				hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+				for (int n = 2; n <= have; n++)
+					*f++ = V + fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n, t->p.buckets);
+			}
+		}
+		if (f != t->feat + t->feat_off[r + 1])
+			return cai_error_set(err, CAI_ERR_INTERNAL, "feature count mismatch in row %zu", r);
+	}
+
+	/* bucket rows: buckets used by training rows, in increasing order */
+	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+	for (size_t i = 0; i < t->feat_off[t->n_tr]; i++)
+		if (t->feat[i] >= V)
+			t->bmap[t->feat[i] - V] = 0;
+	for (uint32_t b = 0; b < t->p.buckets; b++)
+		if (t->bmap[b] == 0)
+			t->bmap[b] = k++;
+	t->K = k;
+	if ((int64_t) t->V + k >= INT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
+
+	/* remap in place, compacting the rows (validation rows may lose features) */
+	w = 0;
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		s = t->feat_off[r];
+		size_t		e = t->feat_off[r + 1];
+
+		t->feat_off[r] = w;
+		for (size_t i = s; i < e; i++)
+		{
+			uint32_t	x = t->feat[i];
+
+			if (x < V)
+				t->feat[w++] = x;
+			else if (t->bmap[x - V] >= 0)
+				t->feat[w++] = V + (uint32_t) t->bmap[x - V];
+		}
+	}
+	t->feat_off[n_all] = w;
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: the model                                                    */
+/* ---------------------------------------------------------------------- */
+
+/* h (D) = mean of E rows f[0..k) */
+static void
+fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h)
+{
+	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t j = 0; j < k; j++)
+		vec_add(h, E + (size_t) f[j] * D, D);
+	if (k > 0)
+	{
+		float		inv = 1.0f / (float) k;
+
+		for (int d = 0; d < D; d++)
+			h[d] *= inv;
+	}
+}
+
+/*
+ * One SGD step on a row with features f[0..k) and label y; returns the loss.
+ * dz = p - onehot(y); dh = W^T dz; W -= lr dz h^T; b -= lr dz;
+ * E[f_j] -= lr dh / k.
+ */
+static double
+fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
+{
+	const int	D = t->p.dim;
+	const int	L = t->L;
+	float	   *E = t->params;
+	float	   *W = E + (size_t) (t->V + t->K) * D;
+	float	   *b = W + (size_t) L * D;
+	float	   *h = t->hidden;
+	float	   *dh = t->grad;
+	float	   *p = t->probs;
+	double		lse;
+	double		loss;
+
+	fast_hidden_forward(E, f, k, D, h);
+	fast_output_forward(W, b, h, L, D, p);
+	loss = p[y];
+	lse = softmax_inplace(p, L);
+	loss = lse - loss;
+	memset(dh, 0, sizeof(float) * (size_t) D);
+	for (int c = 0; c < L; c++)
+	{
+		float		g = p[c] - (c == y ? 1.0f : 0.0f);
+		float	   *wc = W + (size_t) c * D;
+		float		a = -lr * g;
+
+		if (g == 0.0f)
+			continue;
+		vec_axpy(dh, g, wc, D);
+		vec_axpy(wc, a, h, D);
+		b[c] += a;
+	}
+	if (k > 0)
+	{
+		float		a = -lr / (float) k;
+
+		for (size_t j = 0; j < k; j++)
+			vec_axpy(E + (size_t) f[j] * D, a, dh, D);
+	}
+	return loss;
+}
+
+/* Predict rows [from, to) with the current parameters; returns mean loss. */
+static double
+fast_eval(FastTrain *t, size_t from, size_t to, int32_t *pred)
+{
+	const int	D = t->p.dim;
+	const int	L = t->L;
+	const float *E = t->params;
+	const float *W = E + (size_t) (t->V + t->K) * D;
+	const float *b = W + (size_t) L * D;
+	double		loss = 0.0;
+
+	for (size_t r = from; r < to; r++)
+	{
+		int			best = 0;
+		double		lse;
+		float		zy;
+
+		fast_hidden_forward(E, t->feat + t->feat_off[r], t->feat_off[r + 1] - t->feat_off[r], D, t->hidden);
+		fast_output_forward(W, b, t->hidden, L, D, t->probs);
+		zy = t->probs[t->lab[r]];
+		for (int c = 1; c < L; c++)
+			if (t->probs[c] > t->probs[best])
+				best = c;
+		lse = softmax_inplace(t->probs, L);
+		loss += lse - zy;
+		pred[r - from] = best;
+	}
+	return to > from ? loss / (double) (to - from) : 0.0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: entry points                                                 */
+/* ---------------------------------------------------------------------- */
+
+static cai_status
+fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
+{
+	fp->dim = (int) cai_opt_int(o, "dimensions");
+	fp->word_ngrams = (int) cai_opt_int(o, "word_ngrams");
+	fp->minn = (int) cai_opt_int(o, "minn");
+	fp->maxn = (int) cai_opt_int(o, "maxn");
+	fp->max_tokens = (int) cai_opt_int(o, "max_tokens");
+	fp->buckets = (uint32_t) cai_opt_int(o, "buckets");
+	if (fp->dim < 1 || fp->dim > TEXTCLF_MAX_DIM)
+		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", TEXTCLF_MAX_DIM);
+	if (fp->word_ngrams < 1 || fp->word_ngrams > FAST_MAX_NGRAMS)
+		return cai_error_set(err, CAI_ERR_INVALID, "word_ngrams must be 1 to %d", FAST_MAX_NGRAMS);
+	if (fp->minn < 0 || fp->maxn < 0 || (fp->minn == 0) != (fp->maxn == 0) || fp->minn > fp->maxn)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
+							 fp->minn, fp->maxn);
+	if (fp->max_tokens < 1 || fp->max_tokens > INT32_MAX / FAST_BYTES_PER_TOKEN)
+		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
+	if (fp->buckets < 1 || fp->buckets > TEXTCLF_MAX_BUCKETS)
+		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %d", TEXTCLF_MAX_BUCKETS);
+	return CAI_OK;
+}
+
+/* Validate a data set's shape and labels. */
+static cai_status
+check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error *err)
+{
+	if (d->n > 0 && (d->texts == NULL || d->lens == NULL || d->labels == NULL))
+		return cai_error_set(err, CAI_ERR_INVALID, "%s rows lack texts, lengths or labels", what);
+	if (d->n >= INT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many %s rows (%zu)", what, d->n);
+	for (size_t i = 0; i < d->n; i++)
+	{
+		if (d->labels[i] < 0 || d->labels[i] >= n_labels)
+			return cai_error_set(err, CAI_ERR_INVALID, "%s row %zu has label %d, out of range [0, %d)",
+								 what, i, (int) d->labels[i], n_labels);
+		if (d->texts[i] == NULL && d->lens[i] > 0)
+			return cai_error_set(err, CAI_ERR_INVALID, "%s row %zu has no text", what, i);
+	}
+	return CAI_OK;
+}
+
+size_t
+cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+{
+	FastParams	fp;
+	size_t		bytes = 0;
+	size_t		tokens = 0;
+	size_t		feats;
+	size_t		rows;
+	size_t		types;
+	size_t		n_params;
+	size_t		total;
+	size_t		nchar;
+	size_t		cap;
+
+	if (opts == NULL || train == NULL || n_labels < 1 ||
+		fast_params_from_options(opts, &fp, NULL) != CAI_OK)
+		return 0;
+	cap = (size_t) fp.max_tokens * FAST_BYTES_PER_TOKEN;
+	for (size_t i = 0; i < train->n; i++)
+	{
+		size_t		l = train->lens != NULL ? train->lens[i] : 0;
+
+		if (l > cap)
+			l = cap;
+		bytes += l;
+		/* about 4.5 bytes per token in English, 3 in CJK: assume 4, capped */
+		tokens += l / 4 + 1 < (size_t) fp.max_tokens ? l / 4 + 1 : (size_t) fp.max_tokens;
+	}
+	/* features per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
+	nchar = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 5 : 0;
+	feats = tokens * (1 + (size_t) (fp.word_ngrams - 1) + nchar);
+	/* distinct types grow like 40 sqrt(tokens) (Heaps' law) */
+	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
+	if (types > tokens + 1)
+		types = tokens + 1;
+	/* distinct hashed features: about a tenth of the occurrences, at most buckets */
+	rows = types + (feats / 10 < fp.buckets ? feats / 10 : fp.buckets);
+	n_params = rows * (size_t) fp.dim + (size_t) n_labels * (size_t) (fp.dim + 1);
+
+	total = 2 * n_params * sizeof(float);	/* parameters and the best epoch's copy */
+	total += feats * sizeof(uint32_t) + (train->n + 1) * 2 * sizeof(size_t);
+	total += tokens * sizeof(int32_t) + bytes;	/* type ids, type strings */
+	total += types * (sizeof(uint64_t) + sizeof(size_t) + 4 + 8 + 8 + 4 + sizeof(VocabItem));
+	total += types * nchar * sizeof(uint32_t);
+	total += (size_t) fp.buckets * sizeof(int32_t);
+	total += train->n * (3 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
+	/* the serialized model */
+	total += n_params * sizeof(float) + bytes / 2;
+	return total;
+}
+
+/* Stratified, seeded split of train into t->txt/len/lab (train first, then validation). */
+static cai_status
+fast_split(FastTrain *t, const cai_textclf_data *train, const cai_textclf_data *valid,
+		   double fraction, int n_labels, uint64_t seed, cai_error *err)
+{
+	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
+	int32_t    *idx = NULL;
+	size_t	   *cls_n = NULL;
+	bool	   *is_val = NULL;
+	cai_rng		rng;
+	size_t		w;
+
+	t->txt = cai_malloc(sizeof(char *) * n_all);
+	t->len = cai_malloc(sizeof(size_t) * n_all);
+	t->lab = cai_malloc(sizeof(int32_t) * n_all);
+	if (t->txt == NULL || t->len == NULL || t->lab == NULL)
+		return NOMEM(err);
+	if (valid != NULL)
+	{
+		for (size_t i = 0; i < train->n; i++)
+		{
+			t->txt[i] = train->texts[i];
+			t->len[i] = train->lens[i];
+			t->lab[i] = train->labels[i];
+		}
+		for (size_t i = 0; i < valid->n; i++)
+		{
+			t->txt[train->n + i] = valid->texts[i];
+			t->len[train->n + i] = valid->lens[i];
+			t->lab[train->n + i] = valid->labels[i];
+		}
+		t->n_tr = train->n;
+		t->n_va = valid->n;
+		return CAI_OK;
+	}
+
+	/* per class: shuffle its rows, hold out round(count * fraction), keep >= 1 for training */
+	idx = cai_malloc(sizeof(int32_t) * train->n);
+	cls_n = cai_calloc((size_t) n_labels, sizeof(size_t));
+	is_val = cai_calloc(train->n, sizeof(bool));
+	if (idx == NULL || cls_n == NULL || is_val == NULL)
+	{
+		cai_free(idx);
+		cai_free(cls_n);
+		cai_free(is_val);
+		return NOMEM(err);
+	}
+	cai_rng_seed(&rng, seed ^ 0x73706c6974ULL);	/* "split" */
+	for (size_t i = 0; i < train->n; i++)
+		cls_n[train->labels[i]]++;
+	for (int c = 0; c < n_labels; c++)
+	{
+		size_t		m = 0;
+		size_t		take;
+
+		if (cls_n[c] < 2)
+			continue;
+		for (size_t i = 0; i < train->n; i++)
+			if (train->labels[i] == c)
+				idx[m++] = (int32_t) i;
+		cai_rng_shuffle(&rng, idx, m);
+		take = (size_t) floor((double) m * fraction + 0.5);
+		if (take > m - 1)
+			take = m - 1;
+		for (size_t j = 0; j < take; j++)
+			is_val[idx[j]] = true;
+	}
+	w = 0;
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (size_t i = 0; i < train->n; i++)
+		{
+			if (is_val[i] != (pass == 1))
+				continue;
+			t->txt[w] = train->texts[i];
+			t->len[w] = train->lens[i];
+			t->lab[w] = train->labels[i];
+			w++;
+		}
+		if (pass == 0)
+			t->n_tr = w;
+	}
+	t->n_va = w - t->n_tr;
+	cai_free(idx);
+	cai_free(cls_n);
+	cai_free(is_val);
+	return CAI_OK;
+}
+
+/* Parse JSON text into an object; NULL if it is not one. */
+static json_object *
+parse_object(const char *s)
+{
+	json_object *o = s != NULL ? json_tokener_parse(s) : NULL;
+
+	if (o != NULL && !json_object_is_type(o, json_type_object))
+	{
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static bool
+put(json_object *obj, const char *key, json_object *val)
+{
+	if (val == NULL)
+		return false;
+	if (json_object_object_add(obj, key, val) != 0)
+	{
+		json_object_put(val);
+		return false;
+	}
+	return true;
+}
+
+/* Metadata JSON text (cai_malloc'ed) or NULL on out of memory. */
+static char *
+fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *label_names,
+			  json_object *metrics, json_object *prov, uint64_t fingerprint)
+{
+	json_object *root = json_object_new_object();
+	json_object *labels = json_object_new_array();
+	json_object *fj = json_object_new_object();
+	json_object *oj = NULL;
+	char	   *ojs = cai_options_to_json(opts);
+	char		fpbuf[32];
+	char	   *out = NULL;
+	bool		ok;
+
+	if (ojs != NULL)
+		oj = parse_object(ojs);
+	cai_free(ojs);
+	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
+	ok = root != NULL && labels != NULL && fj != NULL && oj != NULL;
+	for (int c = 0; ok && c < t->L; c++)
+		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
+	ok = ok &&
+		put(fj, "feature_version", json_object_new_int(FAST_FEATURE_VERSION)) &&
+		put(fj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
+		put(fj, "dimensions", json_object_new_int(t->p.dim)) &&
+		put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
+		put(fj, "minn", json_object_new_int(t->p.minn)) &&
+		put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
+		put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		put(fj, "vocab_size", json_object_new_int(t->V)) &&
+		put(fj, "bucket_rows", json_object_new_int(t->K));
+	if (ok)
+	{
+		ok = put(root, "task", json_object_new_string("text_classification")) &&
+			put(root, "architecture", json_object_new_string("fast")) &&
+			put(root, "labels", labels);
+		labels = NULL;
+		ok = ok && put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
+			put(root, "options", oj);
+		oj = NULL;
+		ok = ok && put(root, "fast", fj);
+		fj = NULL;
+		ok = ok && put(root, "metrics", json_object_get(metrics)) &&
+			put(root, "provenance", json_object_get(prov));
+	}
+	if (ok)
+	{
+		const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+
+		if (s != NULL)
+			out = cai_strndup(s, strlen(s));
+	}
+	json_object_put(root);
+	json_object_put(labels);
+	json_object_put(fj);
+	json_object_put(oj);
+	return out;
+}
+
+static cai_status
+fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
+{
+	cai_tensor	ts[6];
+	int			nt = 0;
+	int32_t    *off = NULL;
+	char	   *bytes = NULL;
+	int32_t    *bids = NULL;
+	size_t		nbytes = 0;
+	const int	D = t->p.dim;
+	size_t		R = (size_t) t->V + (size_t) t->K;
+	cai_status	st;
+
+	memset(ts, 0, sizeof(ts));
+	if (t->V > 0)
+	{
+		for (int32_t v = 0; v < t->V; v++)
+			nbytes += t->types.len[t->vitems[v].type] + 1;
+		if (nbytes > INT32_MAX)
+			return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
+		off = cai_malloc(sizeof(int32_t) * ((size_t) t->V + 1));
+		bytes = cai_malloc(nbytes);
+		if (off == NULL || bytes == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		off[0] = 0;
+		for (int32_t v = 0; v < t->V; v++)
+		{
+			uint32_t	l = t->types.len[t->vitems[v].type];
+
+			memcpy(bytes + off[v], t->vitems[v].s, l + 1);
+			off[v + 1] = off[v] + (int32_t) l + 1;
+		}
+		strcpy(ts[nt].name, "fast.vocab.bytes");
+		ts[nt].dtype = CAI_U8;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) nbytes;
+		ts[nt].data = bytes;
+		ts[nt].nbytes = nbytes;
+		nt++;
+		strcpy(ts[nt].name, "fast.vocab.offsets");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->V + 1;
+		ts[nt].data = off;
+		ts[nt].nbytes = sizeof(int32_t) * ((size_t) t->V + 1);
+		nt++;
+	}
+	if (t->K > 0)
+	{
+		int32_t		k = 0;
+
+		bids = cai_malloc(sizeof(int32_t) * (size_t) t->K);
+		if (bids == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		for (uint32_t b = 0; b < t->p.buckets; b++)
+			if (t->bmap[b] >= 0)
+				bids[k++] = (int32_t) b;
+		strcpy(ts[nt].name, "fast.buckets");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->K;
+		ts[nt].data = bids;
+		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
+		nt++;
+	}
+	if (R > 0)
+	{
+		strcpy(ts[nt].name, "fast.embedding");
+		ts[nt].dtype = CAI_F32;
+		ts[nt].ndim = 2;
+		ts[nt].shape[0] = (int64_t) R;
+		ts[nt].shape[1] = D;
+		ts[nt].data = t->best;
+		ts[nt].nbytes = sizeof(float) * R * (size_t) D;
+		nt++;
+	}
+	strcpy(ts[nt].name, "fast.output.weight");
+	ts[nt].dtype = CAI_F32;
+	ts[nt].ndim = 2;
+	ts[nt].shape[0] = t->L;
+	ts[nt].shape[1] = D;
+	ts[nt].data = t->best + R * (size_t) D;
+	ts[nt].nbytes = sizeof(float) * (size_t) t->L * (size_t) D;
+	nt++;
+	strcpy(ts[nt].name, "fast.output.bias");
+	ts[nt].dtype = CAI_F32;
+	ts[nt].ndim = 1;
+	ts[nt].shape[0] = t->L;
+	ts[nt].data = t->best + (R + (size_t) t->L) * (size_t) D;
+	ts[nt].nbytes = sizeof(float) * (size_t) t->L;
+	nt++;
+	st = cai_format_write(meta, ts, nt, model, model_len, err);
+done:
+	cai_free(off);
+	cai_free(bytes);
+	cai_free(bids);
+	return st;
+}
+
+static cai_status
+fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
+		   const cai_textclf_data *train, const cai_textclf_data *valid,
+		   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+		   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
+{
+	FastTrain	t;
+	Ticker		tk;
+	cai_rng		rng;
+	const int	epochs = (int) cai_opt_int(opts, "epochs");
+	const double lr0 = cai_opt_float(opts, "learning_rate");
+	const double dropout = cai_opt_float(opts, "dropout");
+	const double frac = cai_opt_float(opts, "validation_fraction");
+	const int64_t min_count = cai_opt_int(opts, "min_count");
+	const int	patience = (int) cai_opt_int(opts, "patience");
+	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
+	size_t		R;
+	size_t		max_feat = 0;
+	size_t		steps_total;
+	size_t		step = 0;
+	size_t		n_eval;
+	size_t		eval_from;
+	int			best_epoch = 0;
+	int			epochs_run = 0;
+	double		best_acc = -1.0;
+	double		best_loss = INFINITY;
+	double		seconds;
+	uint64_t	fingerprint;
+	json_object *metrics = NULL;
+	char	   *report = NULL;
+	char	   *meta = NULL;
+	cai_status	st;
+
+	memset(&t, 0, sizeof(t));
+	memset(&tk, 0, sizeof(tk));
+	tk.fn = progress;
+	tk.ctx = progress_ctx;
+	tk.start = tk.last = now_seconds();
+	tk.max_seconds = cai_opt_float(opts, "max_seconds");
+	tk.p.epochs = epochs;
+	t.L = n_labels;
+
+	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
+		return st;
+	if (epochs < 1 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
+		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
+	if ((st = fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
+		return st;
+
+	if ((st = fast_split(&t, train, valid, frac, n_labels, seed, err)) != CAI_OK)
+		goto done;
+	if (t.n_tr == 0)
+	{
+		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
+		goto done;
+	}
+	if ((st = fast_prepare_tokens(&t, &tk, err)) != CAI_OK ||
+		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
+		(st = fast_prepare_features(&t, err)) != CAI_OK)
+		goto done;
+
+	/* the token table is no longer needed */
+	cai_free(t.tok_type);
+	t.tok_type = NULL;
+	cai_free(t.type_cg);
+	t.type_cg = NULL;
+
+	/* parameters: E uniform(-1/D, 1/D), W and b zero (as fastText) */
+	R = (size_t) t.V + (size_t) t.K;
+	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim + (size_t) n_labels;
+	t.params = cai_calloc(t.n_params, sizeof(float));
+	t.best = cai_malloc(sizeof(float) * t.n_params);
+	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
+	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
+	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
+	t.order = cai_malloc(sizeof(int32_t) * t.n_tr);
+	n_eval = t.n_va > 0 ? t.n_va : t.n_tr;
+	eval_from = t.n_va > 0 ? t.n_tr : 0;
+	t.pred = cai_malloc(sizeof(int32_t) * n_eval);
+	t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
+	for (size_t r = 0; r < t.n_tr; r++)
+		if (t.feat_off[r + 1] - t.feat_off[r] > max_feat)
+			max_feat = t.feat_off[r + 1] - t.feat_off[r];
+	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
+	if (t.params == NULL || t.best == NULL || t.hidden == NULL || t.grad == NULL ||
+		t.probs == NULL || t.order == NULL || t.pred == NULL || t.best_pred == NULL || t.kept == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	cai_rng_seed(&rng, seed);
+	{
+		float		a = 1.0f / (float) t.p.dim;
+
+		for (size_t i = 0; i < R * (size_t) t.p.dim; i++)
+			t.params[i] = (2.0f * cai_rng_uniform(&rng) - 1.0f) * a;
+	}
+	memcpy(t.best, t.params, sizeof(float) * t.n_params);
+	for (size_t r = 0; r < t.n_tr; r++)
+		t.order[r] = (int32_t) r;
+
+	steps_total = (size_t) epochs * t.n_tr;
+	for (int ep = 1; ep <= epochs; ep++)
+	{
+		double		ep_start = now_seconds();
+		double		loss_sum = 0.0;
+		double		acc,
+					mf1,
+					vloss;
+		bool		out_of_time;
+
+		cai_rng_shuffle(&rng, t.order, t.n_tr);
+		for (size_t i = 0; i < t.n_tr; i++)
+		{
+			size_t		r = (size_t) t.order[i];
+			const uint32_t *f = t.feat + t.feat_off[r];
+			size_t		k = t.feat_off[r + 1] - t.feat_off[r];
+			float		lr = (float) (lr0 * (1.0 - (double) step / (double) steps_total));
+
+			if ((i & 255) == 0)
+			{
+				if (!ticker_tick(&tk, (double) step / (double) steps_total))
+				{
+					st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+					goto done;
+				}
+			}
+			if (dropout > 0 && k > 0)
+			{
+				size_t		m = 0;
+
+				for (size_t j = 0; j < k; j++)
+					if (cai_rng_uniform(&rng) >= (float) dropout)
+						t.kept[m++] = f[j];
+				if (m == 0)
+					t.kept[m++] = f[cai_rng_below(&rng, (uint32_t) k)];
+				f = t.kept;
+				k = m;
+			}
+			loss_sum += fast_sgd_step(&t, f, k, t.lab[r], lr);
+			step++;
+		}
+		epochs_run = ep;
+		if (!isfinite(loss_sum))
+		{
+			st = cai_error_set(err, CAI_ERR_NUMERIC,
+							   "training diverged in epoch %d (the loss is not finite); lower learning_rate", ep);
+			goto done;
+		}
+
+		vloss = fast_eval(&t, eval_from, eval_from + n_eval, t.pred);
+		cai_classification_scores(t.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
+		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
+		{
+			best_acc = acc;
+			best_loss = vloss;
+			best_epoch = ep;
+			memcpy(t.best, t.params, sizeof(float) * t.n_params);
+			memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+		}
+
+		tk.p.epoch = ep;
+		tk.p.loss = loss_sum / (double) t.n_tr;
+		tk.p.val_score = acc;
+		tk.p.rows_per_sec = (double) t.n_tr / fmax(now_seconds() - ep_start, 1e-9);
+		tk.p.fraction = (double) ep / (double) epochs;
+		tk.p.epoch_done = true;
+		if (progress != NULL && !progress(progress_ctx, &tk.p))
+		{
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+			goto done;
+		}
+		tk.last = now_seconds();
+		out_of_time = tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds;
+		if (out_of_time || (patience > 0 && t.n_va > 0 && ep - best_epoch >= patience))
+			break;
+	}
+	/* without validation rows the last epoch is kept */
+	if (t.n_va == 0)
+	{
+		memcpy(t.best, t.params, sizeof(float) * t.n_params);
+		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+		best_epoch = epochs_run;
+	}
+	seconds = now_seconds() - tk.start;
+
+	/* metrics */
+	st = cai_classification_report(t.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
+								   &report, err);
+	if (st != CAI_OK)
+		goto done;
+	metrics = parse_object(report);
+	if (metrics == NULL ||
+		!put(metrics, "evaluated_on", json_object_new_string(t.n_va > 0 ? "validation" : "train")) ||
+		!put(metrics, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
+		!put(metrics, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
+		!put(metrics, "seconds", json_object_new_double(seconds)) ||
+		!put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
+		!put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!put(metrics, "vocab_size", json_object_new_int(t.V)) ||
+		!put(metrics, "bucket_rows", json_object_new_int(t.K)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if (!put(prov, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
+		!put(prov, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
+		!put(prov, "seconds", json_object_new_double(seconds)) ||
+		!put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
+		!put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	meta = fast_metadata(&t, opts, label_names, metrics, prov, fingerprint);
+	if (meta == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if ((st = fast_serialize(&t, meta, model, model_len, err)) != CAI_OK)
+		goto done;
+	{
+		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
+
+		*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
+		if (*metrics_json == NULL)
+		{
+			cai_free(*model);
+			*model = NULL;
+			*model_len = 0;
+			st = NOMEM(err);
+			goto done;
+		}
+	}
+	st = CAI_OK;
+
+done:
+	json_object_put(metrics);
+	cai_free(report);
+	cai_free(meta);
+	fast_train_free(&t);
+	return st;
+}
+
+cai_status
+cai_textclf_train(const cai_options *opts,
+				  const char *const *label_names, int n_labels,
+				  const cai_textclf_data *train,
+				  const cai_textclf_data *valid,
+				  const char *provenance_json,
+				  cai_progress_fn progress, void *progress_ctx,
+				  uint8_t **model, size_t *model_len,
+				  char **metrics_json, cai_error *err)
+{
+	cai_options *own = NULL;
+	json_object *prov = NULL;
+	const char *arch;
+	cai_status	st;
+
+	if (model == NULL || model_len == NULL || metrics_json == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "output pointers are required");
+	*model = NULL;
+	*model_len = 0;
+	*metrics_json = NULL;
+	if (train == NULL || train->n == 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "no training rows");
+	if (n_labels < 2)
+		return cai_error_set(err, CAI_ERR_INVALID, "need at least two classes");
+	if (n_labels > TEXTCLF_MAX_LABELS)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many classes (%d, at most %d)",
+							 n_labels, TEXTCLF_MAX_LABELS);
+	if (label_names == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "label names are required");
+	for (int c = 0; c < n_labels; c++)
+	{
+		if (label_names[c] == NULL)
+			return cai_error_set(err, CAI_ERR_INVALID, "label name %d is missing", c);
+		for (int d = 0; d < c && n_labels <= 1000; d++)
+			if (strcmp(label_names[c], label_names[d]) == 0)
+				return cai_error_set(err, CAI_ERR_INVALID, "duplicate label name \"%s\"", label_names[c]);
+	}
+	if ((st = check_data(train, n_labels, "training", err)) != CAI_OK)
+		return st;
+	if (valid != NULL && (st = check_data(valid, n_labels, "validation", err)) != CAI_OK)
+		return st;
+	if (opts == NULL)
+	{
+		st = cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, NULL, &own, err);
+		if (st != CAI_OK)
+			return st;
+		opts = own;
+	}
+	if (provenance_json != NULL && provenance_json[0] != '\0')
+	{
+		prov = parse_object(provenance_json);
+		if (prov == NULL)
+		{
+			st = cai_error_set(err, CAI_ERR_INVALID, "provenance must be a JSON object");
+			goto done;
+		}
+	}
+	else if ((prov = json_object_new_object()) == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+
+	arch = cai_opt_string(opts, "architecture");
+	if (arch == NULL || strcmp(arch, "fast") == 0)
+		st = fast_train(opts, label_names, n_labels, train, valid, prov, progress, progress_ctx,
+						model, model_len, metrics_json, err);
+	else
+		st = cai_error_set(err, CAI_ERR_INVALID, "architecture \"%s\" is not available yet", arch);
+
+done:
+	json_object_put(prov);
+	cai_options_free(own);
+	return st;
+}

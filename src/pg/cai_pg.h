@@ -1,0 +1,93 @@
+/*
+ * cai_pg.h: internal interfaces of the PostgreSQL layer.
+ *
+ * The layer is thin: it checks SQL arguments and privileges, reads and writes
+ * the model catalog, runs training in a background worker and turns core
+ * statuses into ereport()s.
+ */
+#ifndef CAI_PG_H
+#define CAI_PG_H
+
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+#include "cai/common.h"
+#include "cai/format.h"
+#include "cai/textclf.h"
+
+/* Limits: DEFAULT / MIN / MAX triplets */
+#define CAI_MAX_MODEL_SIZE_DEFAULT	(1024 * 1024)	/* kB: 1 GB */
+#define CAI_MAX_MODEL_SIZE_MIN		64
+#define CAI_MAX_MODEL_SIZE_MAX		(MaxAllocHugeSize / 1024 > INT_MAX ? INT_MAX : (int) (MaxAllocHugeSize / 1024))
+#define CAI_MAX_INPUT_LENGTH_DEFAULT	(10 * 1024 * 1024)	/* bytes */
+#define CAI_MAX_INPUT_LENGTH_MIN	1024
+#define CAI_MAX_INPUT_LENGTH_MAX	(1024 * 1024 * 1024)
+#define CAI_TRAINING_MEMORY_DEFAULT (4 * 1024 * 1024)	/* kB: 4 GB */
+#define CAI_TRAINING_MEMORY_MIN		1024
+#define CAI_TRAINING_MEMORY_MAX		INT_MAX
+#define CAI_THREADS_DEFAULT			1
+#define CAI_THREADS_MIN				1
+#define CAI_THREADS_MAX				64
+#define CAI_MODEL_NAME_MAX			200	/* bytes, also a CHECK in the table */
+
+/* Settings (cai_synergy.c) */
+extern char *cai_default_model;
+extern int	cai_max_model_size_kb;
+extern int	cai_max_input_length;
+extern int	cai_training_memory_kb;
+extern int	cai_threads;
+
+/* cai_synergy.c */
+extern void CaiUseMemoryContextAllocator(void);
+extern void CaiReportCoreError(cai_status st, const cai_error *err, const char *context) pg_attribute_noreturn();
+extern int	CaiStatusSqlstate(cai_status st);
+extern void CaiCheckModelName(const char *name);
+extern void CaiCheckInputLength(Size len);
+
+/* catalog.c: model store */
+typedef struct CaiModelRow
+{
+	char	   *name;
+	int32		version;
+	char	   *task;
+	Oid			owner;
+	bytea	   *model;			/* detoasted copy, or NULL when not fetched */
+	Jsonb	   *metrics;		/* may be NULL */
+} CaiModelRow;
+
+extern void CaiCatalogConnect(void);
+extern void CaiCatalogDisconnect(void);
+extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);
+extern int32 CaiCatalogDeployedVersion(const char *name, char **task);
+extern Oid	CaiCatalogModelOwner(const char *name);
+extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
+extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
+							 const char *meta_json, const char *metrics_json,
+							 const char *deploy_policy, bool *deployed);
+extern char *CaiCatalogOnlyDeployedModel(int *count);
+extern void CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_json);
+
+/* train.c */
+extern char *CaiSourceQuery(const char *source, const char *input_column, const char *label_column,
+							 const char *input_cast, const char *label_cast);
+
+/* predict.c: backend model cache */
+typedef struct CaiLoadedModel
+{
+	char	   *name;
+	int32		version;
+	char	   *task;
+	MemoryContext cxt;
+	cai_model_file *mf;
+	cai_textclf *clf;			/* text classification */
+	int			n_labels;
+	const char **labels;
+} CaiLoadedModel;
+
+extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
+
+#endif							/* CAI_PG_H */

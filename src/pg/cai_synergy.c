@@ -1,0 +1,181 @@
+/*
+ * cai_synergy.c: module entry point, settings, and the bridge from core
+ * statuses to ereport().
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "cai_pg.h"
+
+PG_MODULE_MAGIC;
+
+char	   *cai_default_model = NULL;
+int			cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
+int			cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
+int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
+int			cai_threads = CAI_THREADS_DEFAULT;
+
+void		_PG_init(void);
+
+/*
+ * The core allocates through this hook: memory comes from the current memory
+ * context, and a failed allocation returns NULL to the core (which reports
+ * CAI_ERR_NOMEM) instead of throwing through core frames.
+ */
+static void *
+CaiContextAlloc(void *ctx, size_t size)
+{
+	return MemoryContextAllocExtended(CurrentMemoryContext, size,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static void
+CaiContextFree(void *ctx, void *ptr)
+{
+	pfree(ptr);
+}
+
+void
+CaiUseMemoryContextAllocator(void)
+{
+	static const cai_allocator a = {CaiContextAlloc, CaiContextFree, NULL};
+
+	cai_set_allocator(&a);
+}
+
+int
+CaiStatusSqlstate(cai_status st)
+{
+	switch (st)
+	{
+		case CAI_OK:
+			return ERRCODE_SUCCESSFUL_COMPLETION;
+		case CAI_ERR_NOMEM:
+			return ERRCODE_OUT_OF_MEMORY;
+		case CAI_ERR_INVALID:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case CAI_ERR_FORMAT:
+			return ERRCODE_INVALID_BINARY_REPRESENTATION;
+		case CAI_ERR_CHECKSUM:
+			return ERRCODE_DATA_CORRUPTED;
+		case CAI_ERR_VERSION:
+			return ERRCODE_FEATURE_NOT_SUPPORTED;
+		case CAI_ERR_LIMIT:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case CAI_ERR_CANCELLED:
+			return ERRCODE_QUERY_CANCELED;
+		case CAI_ERR_NUMERIC:
+			return ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+		case CAI_ERR_INTERNAL:
+			return ERRCODE_INTERNAL_ERROR;
+	}
+	return ERRCODE_INTERNAL_ERROR;
+}
+
+/* Raise the ERROR that corresponds to a core status. */
+void
+CaiReportCoreError(cai_status st, const cai_error *err, const char *context)
+{
+	const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : cai_status_name(st);
+
+	if (st == CAI_ERR_INTERNAL)
+		elog(ERROR, "%s: %s. Please report a bug.", context, msg);
+	ereport(ERROR,
+			(errcode(CaiStatusSqlstate(st)),
+			 errmsg("%s: %s", context, msg)));
+	pg_unreachable();
+}
+
+void
+CaiCheckModelName(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("model name must not be empty")));
+	if (len > CAI_MODEL_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is too long"),
+				 errdetail("The name has %zu bytes; the maximum is %d.", len, CAI_MODEL_NAME_MAX)));
+	for (size_t i = 0; i < len; i++)
+	{
+		if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("model name must not contain control characters")));
+	}
+}
+
+void
+CaiCheckInputLength(Size len)
+{
+	if (len > (Size) cai_max_input_length)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("input text is too long"),
+				 errdetail("The input has %zu bytes; cai.max_input_length is %d.",
+						   (size_t) len, cai_max_input_length),
+				 errhint("Raise cai.max_input_length or split the text.")));
+}
+
+PG_FUNCTION_INFO_V1(cai_version);
+Datum
+cai_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(CAI_VERSION_STRING));
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("cai.default_model",
+							   "Model used by cai_predict(input) without a model name.",
+							   "When empty and exactly one model is deployed, that one is used.",
+							   &cai_default_model, NULL,
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.max_model_size",
+							"Largest model accepted by cai_import and training.",
+							NULL, &cai_max_model_size_kb,
+							CAI_MAX_MODEL_SIZE_DEFAULT, CAI_MAX_MODEL_SIZE_MIN, CAI_MAX_MODEL_SIZE_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.max_input_length",
+							"Longest input text (bytes) accepted by inference functions.",
+							NULL, &cai_max_input_length,
+							CAI_MAX_INPUT_LENGTH_DEFAULT, CAI_MAX_INPUT_LENGTH_MIN, CAI_MAX_INPUT_LENGTH_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.training_memory",
+							"Most memory one training job may use.",
+							"A job that would need more is refused before it allocates.",
+							&cai_training_memory_kb,
+							CAI_TRAINING_MEMORY_DEFAULT, CAI_TRAINING_MEMORY_MIN, CAI_TRAINING_MEMORY_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.threads",
+							"Most BLAS threads one training job may use.",
+							"The training option \"threads\" is capped by this.",
+							&cai_threads,
+							CAI_THREADS_DEFAULT, CAI_THREADS_MIN, CAI_THREADS_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("cai");
+#else
+	EmitWarningsOnPlaceholders("cai");
+#endif
+
+	CaiUseMemoryContextAllocator();
+
+	/*
+	 * Ordinary backends run BLAS single-threaded; training sets its own
+	 * count.  Never touch BLAS threading in the postmaster (when preloaded).
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		cai_blas_set_threads(1);
+}

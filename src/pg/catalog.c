@@ -1,0 +1,800 @@
+/*
+ * catalog.c: the model store (@extschema@.cai_model_store) and the SQL
+ * functions that manage it: cai_import, cai_export, cai_deploy,
+ * cai_rollback, cai_drop_model, cai_model_info.
+ *
+ * Security model: every function runs with the caller's rights.  Ordinary
+ * roles have no write privilege on the store, so the C code checks model
+ * ownership itself (owner, member of the owner role, or superuser) and then
+ * performs the catalog statement as the table owner, with search_path pinned
+ * to pg_catalog so a hostile search_path cannot redirect any operator.
+ * Transaction abort restores the caller's identity and settings if anything
+ * fails in between.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "cai_pg.h"
+
+/* State of one elevated catalog session (not nested). */
+static Oid	caller_userid = InvalidOid;
+static int	saved_sec_context;
+static int	saved_guc_nest;
+static int	catalog_depth = 0;
+static char store_name[2 * NAMEDATALEN + 64];
+static char history_name[2 * NAMEDATALEN + 64];
+
+/* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
+static Oid
+CaiExtensionSchema(Oid extoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		result = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* Qualified names of the catalog tables; returns the store's owner. */
+static Oid
+CaiCatalogResolve(void)
+{
+	Oid			extoid = get_extension_oid("cai_synergy", true);
+	Oid			nspoid;
+	Oid			relid;
+	HeapTuple	tup;
+	Oid			owner;
+	const char *nsp;
+
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"cai_synergy\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION cai_synergy.")));
+	nspoid = CaiExtensionSchema(extoid);
+	relid = get_relname_relid("cai_model_store", nspoid);
+	if (!OidIsValid(relid))
+		elog(ERROR, "cai_synergy model store is missing. Please report a bug.");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	nsp = quote_identifier(get_namespace_name(nspoid));
+	snprintf(store_name, sizeof(store_name), "%s.cai_model_store", nsp);
+	snprintf(history_name, sizeof(history_name), "%s.cai_deployments", nsp);
+	return owner;
+}
+
+/*
+ * Start an elevated catalog session: SPI connected, acting as the store's
+ * owner, search_path = pg_catalog, pg_temp.
+ */
+void
+CaiCatalogConnect(void)
+{
+	Oid			owner;
+	Oid			userid;
+
+	if (catalog_depth++ > 0)
+		elog(ERROR, "nested cai_synergy catalog session. Please report a bug.");
+	GetUserIdAndSecContext(&userid, &saved_sec_context);
+	caller_userid = userid;
+	owner = CaiCatalogResolve();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	saved_guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(owner, saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+CaiCatalogDisconnect(void)
+{
+	SetUserIdAndSecContext(caller_userid, saved_sec_context);
+	AtEOXact_GUC(true, saved_guc_nest);
+	SPI_finish();
+	catalog_depth = 0;
+}
+
+/* Reset after an error unwound a session (called at the start of each entry point). */
+static void
+CaiCatalogReset(void)
+{
+	catalog_depth = 0;
+}
+
+static void
+CaiExec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "cai_synergy catalog statement failed (SPI code %d): %s", rc, sql);
+}
+
+/* Owner of a model (any version), InvalidOid if the model does not exist. Inside a session. */
+static Oid
+CaiModelOwnerInSession(const char *name)
+{
+	char		sql[512];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	Datum		d;
+
+	snprintf(sql, sizeof(sql), "SELECT owner::oid FROM %s WHERE name = $1 LIMIT 1", store_name);
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return InvalidOid;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+Oid
+CaiCatalogModelOwner(const char *name)
+{
+	Oid			owner;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	owner = CaiModelOwnerInSession(name);
+	CaiCatalogDisconnect();
+	return owner;
+}
+
+/* Error unless the caller may manage a model owned by owner. */
+void
+CaiCheckModelOwnership(const char *name, Oid owner, const char *action)
+{
+	Oid			userid = catalog_depth > 0 ? caller_userid : GetUserId();
+
+	if (!OidIsValid(owner) || has_privs_of_role(userid, owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("must be owner of model \"%s\" to %s it", name, action),
+			 errdetail("The model is owned by role \"%s\".", GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
+			 errhint("Ask its owner, a member of that role, or a superuser.")));
+}
+
+static void
+CaiModelNotFound(const char *name, int32 version)
+{
+	if (version > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, version)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" does not exist", name),
+			 errhint("List models with SELECT * FROM cai_models.")));
+}
+
+static void
+CaiNoDeployedVersion(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("model \"%s\" has no deployed version", name),
+			 errhint("Deploy a version with cai_deploy('%s', version).", name)));
+}
+
+/*
+ * Fetch one version (version <= 0: the deployed one) into row, allocated in
+ * the caller's memory context.  Returns false if there is no such row.
+ */
+bool
+CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char		sql[512];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		found = false;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version <= 0)
+		nulls[1] = 'n';
+	snprintf(sql, sizeof(sql),
+			 "SELECT version, task, owner::oid, metrics, %s FROM %s "
+			 "WHERE name = $1 AND CASE WHEN $2 IS NULL THEN deployed ELSE version = $2 END",
+			 want_bytes ? "model" : "NULL::bytea", store_name);
+	CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		found = true;
+		row->name = pstrdup(name);
+		row->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		row->task = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		row->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		row->metrics = isnull ? NULL : DatumGetJsonbPCopy(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		row->model = isnull ? NULL : DatumGetByteaPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	CaiCatalogDisconnect();
+	return found;
+}
+
+/* Deployed version of a model, 0 if none; -1 if the model does not exist. */
+int32
+CaiCatalogDeployedVersion(const char *name, char **task)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char		sql[512];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int32		result = -1;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	values[0] = CStringGetTextDatum(name);
+	snprintf(sql, sizeof(sql),
+			 "SELECT version, task, deployed FROM %s WHERE name = $1 "
+			 "ORDER BY deployed DESC LIMIT 1", store_name);
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+		{
+			result = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+			if (task != NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+				*task = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+				MemoryContextSwitchTo(old);
+			}
+		}
+		else
+			result = 0;
+	}
+	CaiCatalogDisconnect();
+	return result;
+}
+
+/* Inside a session: make version the deployed one and push it on the history. */
+static void
+CaiDeployInSession(const char *name, int32 version)
+{
+	char		sql[512];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+
+	snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET deployed = false WHERE name = $1 AND deployed AND version <> $2", store_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
+	snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET deployed = true WHERE name = $1 AND version = $2", store_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		CaiModelNotFound(name, version);
+	snprintf(sql, sizeof(sql), "INSERT INTO %s (name, version) VALUES ($1, $2)", history_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_INSERT);
+}
+
+/* Serialize concurrent writers of one model name (transaction-scoped). */
+static void
+CaiLockModelName(const char *name)
+{
+	char		sql[256];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	/* 0x43414953 = 'CAIS': our advisory lock class */
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(1128351059, hashtext($1))");
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+}
+
+/* Validation score stored in metrics ("score"), NaN if absent. */
+static double
+CaiMetricsScore(const char *metrics_json)
+{
+	const char *p;
+
+	if (metrics_json == NULL)
+		return NAN;
+	p = strstr(metrics_json, "\"score\":");
+	if (p == NULL)
+		return NAN;
+	return strtod(p + 8, NULL);
+}
+
+/*
+ * Store a new version.  deploy_policy: "auto" (first version, or better
+ * validation score than the deployed one), "always", "never", or "import"
+ * (deploy only when nothing is deployed).  Returns the new version.
+ */
+int32
+CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
+				const char *meta_json, const char *metrics_json,
+				const char *deploy_policy, bool *deployed)
+{
+	char		sql[1024];
+	Oid			owner;
+	int32		version;
+	bool		isnull;
+	bool		deploy = false;
+	bytea	   *data;
+
+	if (len > (Size) cai_max_model_size_kb * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model is too large: %zu bytes", (size_t) len),
+				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
+
+	data = (bytea *) palloc(VARHDRSZ + len);
+	SET_VARSIZE(data, VARHDRSZ + len);
+	memcpy(VARDATA(data), bytes, len);
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	CaiLockModelName(name);
+	owner = CaiModelOwnerInSession(name);
+	if (OidIsValid(owner))
+		CaiCheckModelOwnership(name, owner, "add a version to");
+	else
+		owner = caller_userid;
+
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(name)};
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT coalesce(max(version), 0) + 1, "
+				 "(SELECT metrics::text FROM %s WHERE name = $1 AND deployed) "
+				 "FROM %s WHERE name = $1", store_name, store_name);
+		CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		{
+			char	   *old_metrics = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			bool		has_deployed;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+			(void) d;
+			has_deployed = !isnull;
+			if (strcmp(deploy_policy, "always") == 0)
+				deploy = true;
+			else if (strcmp(deploy_policy, "never") == 0)
+				deploy = false;
+			else if (!has_deployed)
+				deploy = true;
+			else if (strcmp(deploy_policy, "auto") == 0)
+			{
+				double		new_score = CaiMetricsScore(metrics_json);
+				double		old_score = CaiMetricsScore(old_metrics);
+
+				deploy = !isnan(new_score) && (isnan(old_score) || new_score > old_score);
+			}
+		}
+	}
+
+	{
+		Oid			types[7] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, OIDOID};
+		Datum		values[7];
+		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+		values[0] = CStringGetTextDatum(name);
+		values[1] = Int32GetDatum(version);
+		values[2] = CStringGetTextDatum(task);
+		values[3] = PointerGetDatum(data);
+		values[4] = CStringGetTextDatum(meta_json);
+		values[5] = metrics_json ? CStringGetTextDatum(metrics_json) : (Datum) 0;
+		if (metrics_json == NULL)
+			nulls[5] = 'n';
+		values[6] = ObjectIdGetDatum(owner);
+		snprintf(sql, sizeof(sql),
+				 "INSERT INTO %s (name, version, task, model, metadata, metrics, owner) "
+				 "VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::regrole)", store_name);
+		CaiExec(sql, 7, types, values, nulls, SPI_OK_INSERT);
+	}
+	if (deploy)
+		CaiDeployInSession(name, version);
+	CaiCatalogDisconnect();
+	if (deployed)
+		*deployed = deploy;
+	pfree(data);
+	return version;
+}
+
+/*
+ * Full validation of model bytes: structure and checksum (format.c), then the
+ * task-specific consistency (the same load that inference does).
+ */
+void
+CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_json)
+{
+	cai_error	err = {0};
+	cai_model_file *mf = NULL;
+	cai_status	st;
+	const char *p;
+	char	   *t;
+
+	if (len > (Size) cai_max_model_size_kb * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model is too large: %zu bytes", (size_t) len),
+				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
+	st = cai_format_read(bytes, len, &mf, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "invalid model");
+
+	/* task: the reader guarantees a string "task" key; extract it with jsonb */
+	{
+		Datum		j = DirectFunctionCall1(jsonb_in, CStringGetDatum(mf->meta_json));
+		Jsonb	   *jb = DatumGetJsonbP(j);
+		JsonbValue	key;
+		JsonbValue *v;
+
+		key.type = jbvString;
+		key.val.string.val = "task";
+		key.val.string.len = 4;
+		v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+		if (v == NULL || v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid model: metadata key \"task\" is not a string")));
+		t = pnstrdup(v->val.string.val, v->val.string.len);
+	}
+	p = t;
+	if (strcmp(p, "text_classification") == 0)
+	{
+		cai_textclf *clf = NULL;
+
+		st = cai_textclf_load(mf, &clf, &err);
+		if (st != CAI_OK)
+		{
+			cai_model_file_free(mf);
+			CaiReportCoreError(st, &err, "invalid model");
+		}
+		cai_textclf_free(clf);
+	}
+	else
+	{
+		cai_model_file_free(mf);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid model: unknown task \"%s\"", p),
+				 errhint("This build supports the task \"text_classification\".")));
+	}
+	if (meta_json)
+		*meta_json = pstrdup(mf->meta_json);
+	cai_model_file_free(mf);
+	*task = t;
+}
+
+static char *
+CaiArgName(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	CaiCheckModelName(name);
+	return name;
+}
+
+static int32
+CaiArgVersion(FunctionCallInfo fcinfo, int argno)
+{
+	int32		v;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return 0;
+	v = PG_GETARG_INT32(argno);
+	if (v <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive, got %d", v)));
+	return v;
+}
+
+PG_FUNCTION_INFO_V1(cai_import);
+Datum
+cai_import(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	bytea	   *data;
+	char	   *task;
+	char	   *meta;
+	int32		version;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model data must not be NULL")));
+	data = PG_GETARG_BYTEA_PP(1);
+	if (VARSIZE_ANY_EXHDR(data) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid model: the data is empty")));
+	CaiValidateModelBytes((const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), &task, &meta);
+	version = CaiCatalogStore(name, task, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+							  meta, NULL, "import", NULL);
+	PG_RETURN_INT32(version);
+}
+
+PG_FUNCTION_INFO_V1(cai_export);
+Datum
+cai_export(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	int32		version = CaiArgVersion(fcinfo, 1);
+	CaiModelRow row;
+
+	if (!CaiCatalogFetch(name, version, true, &row))
+	{
+		if (version == 0 && OidIsValid(CaiCatalogModelOwner(name)))
+			CaiNoDeployedVersion(name);
+		CaiModelNotFound(name, version);
+	}
+	CaiCheckModelOwnership(name, row.owner, "export");
+	PG_RETURN_BYTEA_P(row.model);
+}
+
+PG_FUNCTION_INFO_V1(cai_model_info);
+Datum
+cai_model_info(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	int32		version = CaiArgVersion(fcinfo, 1);
+	char		sql[512];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Jsonb	   *result = NULL;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version == 0)
+		nulls[1] = 'n';
+	snprintf(sql, sizeof(sql),
+			 "SELECT metadata || jsonb_build_object('version', version, 'deployed', deployed, "
+			 "'owner', owner::text, 'created_at', created_at, 'size', octet_length(model)) "
+			 "FROM %s WHERE name = $1 AND CASE WHEN $2 IS NULL THEN deployed ELSE version = $2 END",
+			 store_name);
+	CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		result = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	CaiCatalogDisconnect();
+	if (result == NULL)
+	{
+		if (version == 0 && OidIsValid(CaiCatalogModelOwner(name)))
+			CaiNoDeployedVersion(name);
+		CaiModelNotFound(name, version);
+	}
+	PG_RETURN_JSONB_P(result);
+}
+
+PG_FUNCTION_INFO_V1(cai_deploy);
+Datum
+cai_deploy(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	int32		version = CaiArgVersion(fcinfo, 1);
+	Oid			owner;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	CaiLockModelName(name);
+	owner = CaiModelOwnerInSession(name);
+	if (!OidIsValid(owner))
+		CaiModelNotFound(name, 0);
+	CaiCheckModelOwnership(name, owner, "deploy");
+	if (version == 0)
+	{
+		char		sql[256];
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(name)};
+		bool		isnull;
+
+		snprintf(sql, sizeof(sql), "SELECT max(version) FROM %s WHERE name = $1", store_name);
+		CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	CaiDeployInSession(name, version);
+	CaiCatalogDisconnect();
+	PG_RETURN_INT32(version);
+}
+
+PG_FUNCTION_INFO_V1(cai_rollback);
+Datum
+cai_rollback(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	Oid			owner;
+	char		sql[1024];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	int32		current;
+	int32		previous = 0;
+	bool		isnull;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	CaiLockModelName(name);
+	owner = CaiModelOwnerInSession(name);
+	if (!OidIsValid(owner))
+		CaiModelNotFound(name, 0);
+	CaiCheckModelOwnership(name, owner, "roll back");
+	values[0] = CStringGetTextDatum(name);
+
+	snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE name = $1 AND deployed", store_name);
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		CaiNoDeployedVersion(name);
+	current = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	values[1] = Int32GetDatum(current);
+
+	/* pop the history down to (and including) the current deployment */
+	snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET rolled_back = true WHERE name = $1 AND NOT rolled_back AND "
+			 "id >= (SELECT max(id) FROM %s WHERE name = $1 AND version = $2 AND NOT rolled_back)",
+			 history_name, history_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
+
+	/* the latest earlier deployment of a different version that still exists */
+	snprintf(sql, sizeof(sql),
+			 "SELECT h.version FROM %s h JOIN %s s ON s.name = h.name AND s.version = h.version "
+			 "WHERE h.name = $1 AND NOT h.rolled_back AND h.version <> $2 ORDER BY h.id DESC LIMIT 1",
+			 history_name, store_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		previous = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (previous == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no earlier deployment to roll back to", name),
+				 errdetail("Version %d is deployed and no other version was deployed before it.", current)));
+
+	values[1] = Int32GetDatum(previous);
+	snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET deployed = false WHERE name = $1 AND deployed", store_name);
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_UPDATE);
+	snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET deployed = true WHERE name = $1 AND version = $2", store_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_UPDATE);
+	CaiCatalogDisconnect();
+	PG_RETURN_INT32(previous);
+}
+
+PG_FUNCTION_INFO_V1(cai_drop_model);
+Datum
+cai_drop_model(PG_FUNCTION_ARGS)
+{
+	char	   *name = CaiArgName(fcinfo, 0);
+	int32		version = CaiArgVersion(fcinfo, 1);
+	Oid			owner;
+	char		sql[512];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	uint64		dropped;
+	bool		dropped_deployed = false;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	CaiLockModelName(name);
+	owner = CaiModelOwnerInSession(name);
+	if (!OidIsValid(owner))
+		CaiModelNotFound(name, 0);
+	CaiCheckModelOwnership(name, owner, "drop");
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version == 0)
+		nulls[1] = 'n';
+	snprintf(sql, sizeof(sql),
+			 "DELETE FROM %s WHERE name = $1 AND ($2 IS NULL OR version = $2) RETURNING deployed",
+			 store_name);
+	CaiExec(sql, 2, types, values, nulls, SPI_OK_DELETE_RETURNING);
+	dropped = SPI_processed;
+	for (uint64 i = 0; i < dropped; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			dropped_deployed = true;
+	}
+	if (dropped == 0)
+		CaiModelNotFound(name, version);
+	snprintf(sql, sizeof(sql),
+			 "DELETE FROM %s WHERE name = $1 AND ($2 IS NULL OR version = $2)", history_name);
+	CaiExec(sql, 2, types, values, nulls, SPI_OK_DELETE);
+	CaiCatalogDisconnect();
+	if (dropped_deployed && version != 0)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" has no deployed version now", name),
+				 errhint("Deploy another version with cai_deploy('%s', version).", name)));
+	PG_RETURN_INT32((int32) dropped);
+}
+
+/* Name of the only deployed model, or NULL (then *count says 0 or 2 = many). */
+char *
+CaiCatalogOnlyDeployedModel(int *count)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char		sql[256];
+	char	   *result = NULL;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	snprintf(sql, sizeof(sql), "SELECT name FROM %s WHERE deployed LIMIT 2", store_name);
+	CaiExec(sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	*count = (int) SPI_processed;
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		result = TextDatumGetCString(d);
+		MemoryContextSwitchTo(old);
+	}
+	CaiCatalogDisconnect();
+	return result;
+}

@@ -1,0 +1,440 @@
+/*
+ * predict.c: the backend model cache and the inference and evaluation
+ * functions: cai_predict, cai_predict_proba, cai_evaluate, cai_options.
+ *
+ * A model is loaded from the catalog once per backend and kept in a cache
+ * keyed by name.  The deployed version is looked up once per statement (the
+ * first call of each function call site in a query), so a newly deployed
+ * version is picked up by the next statement, never per row.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "cai/metrics.h"
+#include "cai/options.h"
+#include "cai_pg.h"
+
+typedef struct CaiCacheEntry
+{
+	char		name[CAI_MODEL_NAME_MAX + 1];	/* hash key */
+	CaiLoadedModel *model;
+} CaiCacheEntry;
+
+static HTAB *model_cache = NULL;
+static List *retired_models = NIL;	/* replaced models, freed at transaction end */
+static bool xact_callback_registered = false;
+
+/* Per call site (fn_extra): the model in use for the current statement. */
+typedef struct CaiCallCache
+{
+	char		name[CAI_MODEL_NAME_MAX + 1];
+	CaiLoadedModel *model;
+} CaiCallCache;
+
+static void
+CaiFreeLoadedModel(CaiLoadedModel *m)
+{
+	MemoryContext old = MemoryContextSwitchTo(m->cxt);
+
+	if (m->clf)
+		cai_textclf_free(m->clf);
+	if (m->mf)
+		cai_model_file_free(m->mf);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(m->cxt);
+}
+
+static void
+CaiXactCallback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, retired_models)
+		CaiFreeLoadedModel((CaiLoadedModel *) lfirst(lc));
+	list_free(retired_models);
+	retired_models = NIL;
+}
+
+/* Deserialize and validate model bytes into a new long-lived context. */
+static CaiLoadedModel *
+CaiLoadModel(const char *name, int32 version, const char *task, bytea *bytes)
+{
+	MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "cai_synergy model",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	CaiLoadedModel *m = palloc0(sizeof(CaiLoadedModel));
+	cai_error	err = {0};
+	cai_status	st;
+
+	m->cxt = cxt;
+	m->name = pstrdup(name);
+	m->version = version;
+	m->task = pstrdup(task);
+	st = cai_format_read((const uint8 *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &m->mf, &err);
+	if (st == CAI_OK && strcmp(task, "text_classification") == 0)
+	{
+		st = cai_textclf_load(m->mf, &m->clf, &err);
+		if (st == CAI_OK)
+		{
+			m->n_labels = cai_textclf_n_labels(m->clf);
+			m->labels = palloc(sizeof(char *) * m->n_labels);
+			for (int i = 0; i < m->n_labels; i++)
+				m->labels[i] = cai_textclf_label(m->clf, i);
+		}
+	}
+	else if (st == CAI_OK)
+		st = cai_error_set(&err, CAI_ERR_FORMAT, "unknown task \"%s\"", task);
+	MemoryContextSwitchTo(old);
+	if (st != CAI_OK)
+	{
+		char		context[CAI_MODEL_NAME_MAX + 64];
+
+		MemoryContextDelete(cxt);
+		snprintf(context, sizeof(context), "cannot load model \"%s\" version %d", name, version);
+		CaiReportCoreError(st, &err, context);
+	}
+	return m;
+}
+
+/*
+ * The deployed version of a model, loaded (cached per backend, checked once
+ * per statement per call site).
+ */
+CaiLoadedModel *
+CaiGetModel(FunctionCallInfo fcinfo, const char *name)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
+	CaiCacheEntry *entry;
+	bool		found;
+	char	   *task = NULL;
+	int32		version;
+
+	if (cc != NULL && strcmp(cc->name, name) == 0)
+		return cc->model;
+
+	CaiCheckModelName(name);
+	version = CaiCatalogDeployedVersion(name, &task);
+	if (version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("List models with SELECT * FROM cai_models.")));
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", name),
+				 errhint("Deploy a version with cai_deploy('%s', version).", name)));
+
+	if (model_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = CAI_MODEL_NAME_MAX + 1;
+		ctl.entrysize = sizeof(CaiCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		model_cache = hash_create("cai_synergy models", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(CaiXactCallback, NULL);
+		xact_callback_registered = true;
+	}
+
+	entry = hash_search(model_cache, name, HASH_ENTER, &found);
+	if (!found)
+		entry->model = NULL;
+	if (entry->model == NULL || entry->model->version != version)
+	{
+		CaiModelRow row;
+		CaiLoadedModel *m;
+
+		if (!CaiCatalogFetch(name, version, true, &row) || row.model == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" version %d disappeared while loading", name, version)));
+		m = CaiLoadModel(name, version, row.task, row.model);
+		pfree(row.model);
+		if (entry->model != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			retired_models = lappend(retired_models, entry->model);
+			MemoryContextSwitchTo(old);
+		}
+		entry->model = m;
+	}
+
+	if (cc == NULL)
+	{
+		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaiCallCache));
+		fcinfo->flinfo->fn_extra = cc;
+	}
+	strlcpy(cc->name, name, sizeof(cc->name));
+	cc->model = entry->model;
+	return entry->model;
+}
+
+static void
+CaiRequireTask(CaiLoadedModel *m, const char *task, const char *function)
+{
+	if (strcmp(m->task, task) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is a %s model, but %s needs a %s model",
+						m->name, m->task, function, task)));
+}
+
+/* Class probabilities of one text; probs has m->n_labels entries. */
+static void
+CaiClassify(CaiLoadedModel *m, text *input, float *probs)
+{
+	cai_error	err = {0};
+	cai_status	st;
+	Size		len = VARSIZE_ANY_EXHDR(input);
+
+	CaiCheckInputLength(len);
+	st = cai_textclf_predict(m->clf, VARDATA_ANY(input), len, probs, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "prediction failed");
+}
+
+static int
+CaiArgmax(const float *p, int n)
+{
+	int			best = 0;
+
+	for (int i = 1; i < n; i++)
+		if (p[i] > p[best])
+			best = i;
+	return best;
+}
+
+static Datum
+CaiPredictText(FunctionCallInfo fcinfo, CaiLoadedModel *m, text *input)
+{
+	float		stack_probs[64];
+	float	   *probs = m->n_labels <= 64 ? stack_probs : palloc(sizeof(float) * m->n_labels);
+
+	CaiRequireTask(m, "text_classification", "cai_predict");
+	CaiClassify(m, input, probs);
+	PG_RETURN_TEXT_P(cstring_to_text(m->labels[CaiArgmax(probs, m->n_labels)]));
+}
+
+PG_FUNCTION_INFO_V1(cai_predict);
+Datum
+cai_predict(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+
+	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(1));
+}
+
+/* The model cai_predict(input) uses: cai.default_model, else the only deployed model. */
+static char *
+CaiDefaultModelName(void)
+{
+	int			n_deployed;
+	char	   *name;
+
+	if (cai_default_model != NULL && cai_default_model[0] != '\0')
+		return pstrdup(cai_default_model);
+	name = CaiCatalogOnlyDeployedModel(&n_deployed);
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("cai_predict(input) needs a model name"),
+				 errdetail(n_deployed == 0 ? "cai.default_model is not set and no model is deployed." :
+						   "cai.default_model is not set and more than one model is deployed."),
+				 errhint("SET cai.default_model = 'model name', or call cai_predict(model, input).")));
+	return name;
+}
+
+PG_FUNCTION_INFO_V1(cai_predict_default);
+Datum
+cai_predict_default(PG_FUNCTION_ARGS)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
+	CaiLoadedModel *m;
+
+	if (cc != NULL)
+		m = cc->model;
+	else
+		m = CaiGetModel(fcinfo, CaiDefaultModelName());
+	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(0));
+}
+
+PG_FUNCTION_INFO_V1(cai_predict_proba);
+Datum
+cai_predict_proba(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	float	   *probs;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	CaiRequireTask(m, "text_classification", "cai_predict_proba");
+	probs = palloc(sizeof(float) * m->n_labels);
+	CaiClassify(m, PG_GETARG_TEXT_PP(1), probs);
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < m->n_labels; i++)
+	{
+		JsonbValue	k;
+		JsonbValue	v;
+
+		k.type = jbvString;
+		k.val.string.val = (char *) m->labels[i];
+		k.val.string.len = strlen(m->labels[i]);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		v.type = jbvNumeric;
+		v.val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric, Float8GetDatum((double) probs[i])));
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+/*
+ * cai_evaluate: score the deployed version on labelled rows read (with the
+ * caller's rights) from a table, view or query.  Gold labels the model does
+ * not know count as extra classes, as scikit-learn does.
+ */
+PG_FUNCTION_INFO_V1(cai_evaluate);
+Datum
+cai_evaluate(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	CaiLoadedModel *m;
+	char	   *query;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	int64		n = 0;
+	int64		cap = 1024;
+	int64		skipped = 0;
+	int32	   *gold;
+	int32	   *pred;
+	int			n_labels;
+	int			cap_labels;
+	const char **labels;
+	float	   *probs;
+	char	   *json = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+	Jsonb	   *result;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of cai_evaluate must not be NULL", i + 1)));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = CaiGetModel(fcinfo, name);
+	CaiRequireTask(m, "text_classification", "cai_evaluate");
+	query = CaiSourceQuery(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						   text_to_cstring(PG_GETARG_TEXT_PP(2)),
+						   text_to_cstring(PG_GETARG_TEXT_PP(3)),
+						   "pg_catalog.text", "pg_catalog.text");
+
+	n_labels = m->n_labels;
+	cap_labels = n_labels + 16;
+	labels = palloc(sizeof(char *) * cap_labels);
+	memcpy(labels, m->labels, sizeof(char *) * n_labels);
+	gold = palloc_extended(sizeof(int32) * cap, MCXT_ALLOC_HUGE);
+	pred = palloc_extended(sizeof(int32) * cap, MCXT_ALLOC_HUGE);
+	probs = palloc(sizeof(float) * m->n_labels);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		in_null;
+			bool		lab_null;
+			Datum		in = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &in_null);
+			Datum		lab = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &lab_null);
+			char	   *g;
+			int			gi;
+
+			if (in_null || lab_null)
+			{
+				skipped++;
+				continue;
+			}
+			if (n == cap)
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+				cap *= 2;
+				gold = repalloc_huge(gold, sizeof(int32) * cap);
+				pred = repalloc_huge(pred, sizeof(int32) * cap);
+				MemoryContextSwitchTo(old);
+			}
+			CaiClassify(m, DatumGetTextPP(in), probs);
+			pred[n] = CaiArgmax(probs, m->n_labels);
+			g = TextDatumGetCString(lab);
+			for (gi = 0; gi < n_labels; gi++)
+				if (strcmp(labels[gi], g) == 0)
+					break;
+			if (gi == n_labels)
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+				if (n_labels == cap_labels)
+				{
+					cap_labels *= 2;
+					labels = repalloc(labels, sizeof(char *) * cap_labels);
+				}
+				labels[n_labels++] = pstrdup(g);
+				MemoryContextSwitchTo(old);
+			}
+			gold[n] = gi;
+			n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the evaluation source has no usable rows"),
+				 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", skipped)));
+	st = cai_classification_report(gold, pred, n, labels, n_labels, &json, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "evaluation failed");
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	cai_free(json);
+	{
+		char	   *extra = psprintf("{\"version\": %d, \"skipped_rows\": " INT64_FORMAT "}",
+									 m->version, skipped);
+		Jsonb	   *e = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(extra)));
+
+		result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(result), JsonbPGetDatum(e)));
+	}
+	PG_RETURN_JSONB_P(result);
+}

@@ -1,0 +1,876 @@
+/*
+ * train.c: cai_train.  The caller's backend checks arguments, options and
+ * privileges, then starts a dynamic background worker that reads the
+ * training data with the caller's identity, runs the core trainer, and
+ * streams NOTICEs (one per epoch), errors and finally the model bytes back
+ * through a shared-memory queue.  The caller stores the new version in its
+ * own transaction, so a cancelled or failed training writes nothing and a
+ * rolled-back transaction keeps nothing.
+ *
+ * Cancellation: statement_timeout, pg_cancel_backend or Ctrl-C interrupt the
+ * caller's wait; it then terminates the worker (SIGTERM), whose progress
+ * callback stops the core trainer between steps.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/varlena.h"
+
+#include "cai/options.h"
+#include "cai_pg.h"
+
+#define CAI_TRAIN_MAGIC		0x43414954
+#define CAI_TRAIN_KEY_SHARED	1
+#define CAI_TRAIN_KEY_MQ		2
+#define CAI_TRAIN_MQ_SIZE	(1024 * 1024)
+#define CAI_FETCH_BATCH		10000
+
+/* Everything the worker needs, in the DSM segment. */
+typedef struct CaiTrainShared
+{
+	Oid			database_id;
+	Oid			authenticated_user_id;
+	Oid			session_user_id;
+	Oid			outer_user_id;
+	Oid			current_user_id;
+	int			sec_context;
+	bool		session_user_is_superuser;
+	bool		role_is_superuser;
+	int			threads;
+	int64		training_memory;	/* bytes */
+	/* NUL-terminated strings at these offsets into data[] */
+	Size		name_off;
+	Size		task_off;
+	Size		query_off;
+	Size		valid_query_off;	/* empty string: split from training data */
+	Size		options_off;
+	Size		search_path_off;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} CaiTrainShared;
+
+PGDLLEXPORT void cai_train_worker_main(Datum main_arg);
+
+/* ------------------------------------------------------------------------
+ * Source queries
+ * ------------------------------------------------------------------------ */
+
+static bool
+CaiLooksLikeQuery(const char *s)
+{
+	static const char *const keywords[] = {"select", "with", "values", "table"};
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '(')
+		s++;
+	for (int i = 0; i < (int) lengthof(keywords); i++)
+	{
+		size_t		n = strlen(keywords[i]);
+
+		if (pg_strncasecmp(s, keywords[i], n) == 0 &&
+			(s[n] == '\0' || s[n] == ' ' || s[n] == '\t' || s[n] == '\n' || s[n] == '\r' || s[n] == '('))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * SQL that reads (input, label) from a source: a table or view name
+ * (optionally schema-qualified, quoted as in SQL) or a query.  Relation names
+ * are resolved here, with the caller's search_path, and checked for SELECT
+ * privilege so the error is immediate; the query itself runs with the
+ * caller's rights wherever it runs.  input_cast/label_cast are SQL types.
+ */
+char *
+CaiSourceQuery(const char *source, const char *input_column, const char *label_column,
+			   const char *input_cast, const char *label_cast)
+{
+	StringInfoData sql;
+	const char *in = quote_identifier(input_column);
+	const char *lab = quote_identifier(label_column);
+
+	if (source[strspn(source, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source must not be empty"),
+				 errhint("Give a table or view name, or a SELECT query.")));
+	if (input_column[0] == '\0' || label_column[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column names must not be empty")));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT (s.%s)::%s, (s.%s)::%s FROM ", in, input_cast, lab, label_cast);
+	if (CaiLooksLikeQuery(source))
+	{
+		char	   *q = pstrdup(source);
+		size_t		n = strlen(q);
+
+		/* a trailing semicolon would end the subquery */
+		while (n > 0 && (q[n - 1] == ';' || q[n - 1] == ' ' || q[n - 1] == '\n' ||
+						 q[n - 1] == '\t' || q[n - 1] == '\r'))
+			q[--n] = '\0';
+		appendStringInfo(&sql, "(%s\n) AS s", q);
+	}
+	else
+	{
+		List	   *names = stringToQualifiedNameList(source);
+		RangeVar   *rv = makeRangeVarFromNameList(names);
+		Oid			relid = RangeVarGetRelid(rv, AccessShareLock, false);
+		AclResult	aclresult;
+
+		aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+		if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot train from temporary table \"%s\"", get_rel_name(relid)),
+					 errdetail("Training runs in a background worker, which cannot see this session's temporary tables."),
+					 errhint("Use a regular or unlogged table.")));
+		appendStringInfo(&sql, "%s AS s",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													get_rel_name(relid)));
+	}
+	return sql.data;
+}
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+static const char *
+CaiNormalizeTask(const char *task)
+{
+	if (pg_strcasecmp(task, "sentiment") == 0 || pg_strcasecmp(task, "text_classification") == 0 ||
+		pg_strcasecmp(task, "classification") == 0)
+		return "text_classification";
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown task \"%s\"", task),
+			 errhint("Valid tasks: sentiment, text_classification.")));
+	return NULL;
+}
+
+static void
+CaiTaskOptionDefs(const char *task, const cai_opt_def **defs, int *n)
+{
+	(void) task;
+	*defs = cai_textclf_option_defs;
+	*n = cai_textclf_n_option_defs;
+}
+
+static char *
+CaiValidKeys(const cai_opt_def *defs, int n)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&s, "%s%s", i > 0 ? ", " : "", defs[i].name);
+	return s.data;
+}
+
+/* Parse and validate options (ERROR with the list of valid keys). */
+static cai_options *
+CaiParseOptions(const char *task, const char *json)
+{
+	const cai_opt_def *defs;
+	int			n;
+	cai_options *o = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+
+	CaiTaskOptionDefs(task, &defs, &n);
+	st = cai_options_parse(defs, n, json, &o, &err);
+	if (st != CAI_OK)
+		ereport(ERROR,
+				(errcode(CaiStatusSqlstate(st)),
+				 errmsg("invalid training options: %s", err.msg),
+				 errhint("Valid options: %s. See SELECT * FROM cai_options('%s').",
+						 CaiValidKeys(defs, n), task)));
+	return o;
+}
+
+PG_FUNCTION_INFO_V1(cai_list_options);
+Datum
+cai_list_options(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *task = CaiNormalizeTask(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	const cai_opt_def *defs;
+	int			n;
+	static const char *const type_names[] = {"integer", "number", "boolean", "text"};
+
+	InitMaterializedSRF(fcinfo, 0);
+	CaiTaskOptionDefs(task, &defs, &n);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7] = {0};
+		bool		numeric = defs[i].type == CAI_OPT_INT || defs[i].type == CAI_OPT_FLOAT;
+
+		values[0] = CStringGetTextDatum(defs[i].name);
+		values[1] = CStringGetTextDatum(type_names[defs[i].type]);
+		values[2] = CStringGetTextDatum(defs[i].def ? defs[i].def : "");
+		values[3] = Float8GetDatum(defs[i].min);
+		values[4] = Float8GetDatum(defs[i].max);
+		nulls[3] = nulls[4] = !numeric;
+		if (defs[i].choices)
+			values[5] = CStringGetTextDatum(defs[i].choices);
+		else
+			nulls[5] = true;
+		values[6] = CStringGetTextDatum(defs[i].help ? defs[i].help : "");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Leader side
+ * ------------------------------------------------------------------------ */
+
+typedef struct CaiTrainResult
+{
+	bool		done;
+	char	   *model;
+	Size		model_len;
+	char	   *metrics_json;
+	int64		train_rows;
+	int64		skipped_rows;
+} CaiTrainResult;
+
+static Size
+CaiAddString(StringInfo buf, const char *s)
+{
+	Size		off = buf->len;
+
+	appendBinaryStringInfo(buf, s, strlen(s) + 1);
+	return off;
+}
+
+/* Handle one message from the worker: re-raise notices/errors, keep the result. */
+static void
+CaiHandleWorkerMessage(char *data, Size nbytes, CaiTrainResult *res)
+{
+	StringInfoData msg;
+	char		msgtype;
+
+	if (nbytes < 1)
+		return;
+	msgtype = data[0];
+	msg.data = data + 1;
+	msg.len = nbytes - 1;
+	msg.maxlen = msg.len;
+	msg.cursor = 0;
+
+	switch (msgtype)
+	{
+		case 'E':
+		case 'N':
+			{
+				ErrorData	edata;
+
+				pq_parse_errornotice(&msg, &edata);
+				if (msgtype == 'N')
+					edata.elevel = Min(edata.elevel, NOTICE);
+				else
+					edata.elevel = ERROR;
+				if (edata.context)
+					edata.context = psprintf("%s\ntraining worker", edata.context);
+				else
+					edata.context = pstrdup("training worker");
+				ThrowErrorData(&edata);
+				break;
+			}
+		case 'R':
+			{
+				res->train_rows = pq_getmsgint64(&msg);
+				res->skipped_rows = pq_getmsgint64(&msg);
+				res->model_len = pq_getmsgint64(&msg);
+				res->model = palloc(res->model_len);
+				pq_copymsgbytes(&msg, res->model, res->model_len);
+				{
+					int64		mlen = pq_getmsgint64(&msg);
+
+					res->metrics_json = palloc(mlen + 1);
+					pq_copymsgbytes(&msg, res->metrics_json, mlen);
+					res->metrics_json[mlen] = '\0';
+				}
+				res->done = true;
+				break;
+			}
+		default:
+			/* ignore protocol noise such as ReadyForQuery or parameter status */
+			break;
+	}
+}
+
+static void
+CaiRunTrainingWorker(dsm_segment *seg, shm_mq_handle *mqh, BackgroundWorkerHandle *handle,
+					 CaiTrainResult *res)
+{
+	for (;;)
+	{
+		Size		nbytes;
+		void	   *data;
+		shm_mq_result r;
+
+		CHECK_FOR_INTERRUPTS();
+		r = shm_mq_receive(mqh, &nbytes, &data, true);
+		if (r == SHM_MQ_SUCCESS)
+		{
+			CaiHandleWorkerMessage(data, nbytes, res);
+			continue;
+		}
+		if (r == SHM_MQ_DETACHED)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	if (!res->done)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("training worker exited without a result"),
+				 errhint("See the server log for details.")));
+}
+
+static double
+CaiJsonbNumber(Jsonb *jb, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvNumeric)
+		return NAN;
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+PG_FUNCTION_INFO_V1(cai_train);
+Datum
+cai_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	const char *task;
+	char	   *source;
+	char	   *input_column;
+	char	   *label_column;
+	char	   *options_json;
+	cai_options *opts;
+	const char *deploy_policy;
+	const char *validation_source;
+	char	   *query;
+	char	   *valid_query = "";
+	int			threads;
+	StringInfoData strings;
+	CaiTrainShared *shared;
+	Size		shared_size;
+	shm_toc_estimator e;
+	dsm_segment *seg;
+	shm_toc    *toc;
+	shm_mq	   *mq;
+	shm_mq_handle *mqh;
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+	CaiTrainResult res = {0};
+	char	   *task_out;
+	char	   *meta;
+	int32		version;
+	bool		deployed;
+	Jsonb	   *metrics;
+	double		score;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of cai_train must not be NULL", i + 1)));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CaiCheckModelName(name);
+	task = CaiNormalizeTask(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	input_column = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	label_column = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	options_json = PG_ARGISNULL(5) ? pstrdup("{}") :
+		JsonbToCString(NULL, &PG_GETARG_JSONB_P(5)->root, 0);
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model during recovery"),
+				 errdetail("This server is a standby; models are read-only here."),
+				 errhint("Train on the primary; the new version reaches standbys by replication.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model in a read-only transaction")));
+
+	opts = CaiParseOptions(task, options_json);
+	deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	validation_source = cai_opt_string(opts, "validation_source");
+	threads = (int) cai_opt_int(opts, "threads");
+	if (threads > cai_threads)
+	{
+		ereport(NOTICE,
+				(errmsg("using %d threads instead of %d", cai_threads, threads),
+				 errdetail("cai.threads limits training to %d threads.", cai_threads)));
+		threads = cai_threads;
+	}
+
+	/* fail early when the caller may not add versions to an existing model */
+	CaiCheckModelOwnership(name, CaiCatalogModelOwner(name), "add a version to");
+
+	query = CaiSourceQuery(source, input_column, label_column, "pg_catalog.text", "pg_catalog.text");
+	if (validation_source != NULL && validation_source[0] != '\0')
+		valid_query = CaiSourceQuery(validation_source, input_column, label_column,
+									 "pg_catalog.text", "pg_catalog.text");
+
+	/* shared state */
+	initStringInfo(&strings);
+	{
+		Size		name_off = CaiAddString(&strings, name);
+		Size		task_off = CaiAddString(&strings, task);
+		Size		query_off = CaiAddString(&strings, query);
+		Size		valid_off = CaiAddString(&strings, valid_query);
+		Size		options_off = CaiAddString(&strings, options_json);
+		Size		sp_off = CaiAddString(&strings, GetConfigOption("search_path", false, false));
+
+		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
+		shm_toc_initialize_estimator(&e);
+		shm_toc_estimate_chunk(&e, shared_size);
+		shm_toc_estimate_chunk(&e, CAI_TRAIN_MQ_SIZE);
+		shm_toc_estimate_keys(&e, 2);
+		seg = dsm_create(shm_toc_estimate(&e), DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (seg == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not create a dynamic shared memory segment for training"),
+					 errhint("Too many dynamic shared memory segments are in use; retry later or raise max_connections.")));
+		toc = shm_toc_create(CAI_TRAIN_MAGIC, dsm_segment_address(seg), shm_toc_estimate(&e));
+		shared = shm_toc_allocate(toc, shared_size);
+		memset(shared, 0, offsetof(CaiTrainShared, data));
+		shared->database_id = MyDatabaseId;
+		shared->authenticated_user_id = GetAuthenticatedUserId();
+		shared->session_user_id = GetSessionUserId();
+		shared->outer_user_id = GetCurrentRoleId();
+		GetUserIdAndSecContext(&shared->current_user_id, &shared->sec_context);
+		shared->session_user_is_superuser = superuser_arg(shared->session_user_id);
+		shared->role_is_superuser = OidIsValid(shared->outer_user_id) && superuser_arg(shared->outer_user_id);
+		shared->threads = threads;
+		shared->training_memory = (int64) cai_training_memory_kb * 1024;
+		shared->name_off = name_off;
+		shared->task_off = task_off;
+		shared->query_off = query_off;
+		shared->valid_query_off = valid_off;
+		shared->options_off = options_off;
+		shared->search_path_off = sp_off;
+		memcpy(shared->data, strings.data, strings.len);
+		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
+	}
+	mq = shm_mq_create(shm_toc_allocate(toc, CAI_TRAIN_MQ_SIZE), CAI_TRAIN_MQ_SIZE);
+	shm_toc_insert(toc, CAI_TRAIN_KEY_MQ, mq);
+	shm_mq_set_receiver(mq, MyProc);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cai_synergy");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cai_train_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cai_synergy training");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "cai_synergy training");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a training worker: no free background worker slot"),
+				 errhint("Wait for running jobs to finish, or raise max_worker_processes (needs a restart).")));
+	mqh = shm_mq_attach(mq, seg, handle);
+
+	PG_TRY();
+	{
+		if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start a training worker"),
+					 errhint("See the server log; check max_worker_processes.")));
+		CaiRunTrainingWorker(seg, mqh, handle, &res);
+	}
+	PG_CATCH();
+	{
+		TerminateBackgroundWorker(handle);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* validate what the worker produced exactly as an import would, then store it */
+	CaiValidateModelBytes((const uint8 *) res.model, res.model_len, &task_out, &meta);
+	{
+		Jsonb	   *m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
+		char	   *extra;
+
+		score = CaiJsonbNumber(m, "score");
+		if (isnan(score))
+			score = CaiJsonbNumber(m, "accuracy");
+		extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
+						 isnan(score) ? 0.0 : score, res.skipped_rows, res.train_rows);
+		metrics = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
+													 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
+	}
+	version = CaiCatalogStore(name, task_out, (const uint8 *) res.model, res.model_len, meta,
+							  JsonbToCString(NULL, &metrics->root, 0), deploy_policy, &deployed);
+	pfree(res.model);
+	dsm_detach(seg);
+
+	if (deployed)
+		ereport(NOTICE, (errmsg("model \"%s\" version %d is deployed", name, version)));
+	else
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d is stored but not deployed", name, version),
+				 errhint("Deploy it with cai_deploy('%s', %d).", name, version)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		values[0] = CStringGetTextDatum(name);
+		values[1] = Int32GetDatum(version);
+		values[2] = JsonbPGetDatum(metrics);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Worker side
+ * ------------------------------------------------------------------------ */
+
+/* Training rows read from the source, in the worker's training context. */
+typedef struct CaiRows
+{
+	int64		n;
+	int64		cap;
+	char	  **texts;
+	size_t	   *lens;
+	char	  **labels;
+	int64		skipped;
+} CaiRows;
+
+static void
+CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		in_null;
+			bool		lab_null;
+			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
+			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			MemoryContext old;
+
+			if (in_null || lab_null)
+			{
+				rows->skipped++;
+				continue;
+			}
+			old = MemoryContextSwitchTo(keep);
+			if (rows->n == rows->cap)
+			{
+				int64		cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+
+				if (rows->cap == 0)
+				{
+					rows->texts = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+					rows->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+					rows->labels = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+				}
+				else
+				{
+					rows->texts = repalloc_huge(rows->texts, sizeof(char *) * cap);
+					rows->lens = repalloc_huge(rows->lens, sizeof(size_t) * cap);
+					rows->labels = repalloc_huge(rows->labels, sizeof(char *) * cap);
+				}
+				rows->cap = cap;
+			}
+			{
+				text	   *t = DatumGetTextPP(in);
+
+				rows->lens[rows->n] = VARSIZE_ANY_EXHDR(t);
+				rows->texts[rows->n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				rows->labels[rows->n] = TextDatumGetCString(lab);
+			}
+			rows->n++;
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+static int
+CaiCompareLabels(const void *a, const void *b)
+{
+	const char *x = *(const char *const *) a;
+	const char *y = *(const char *const *) b;
+	char	   *ex;
+	char	   *ey;
+	long		lx = strtol(x, &ex, 10);
+	long		ly = strtol(y, &ey, 10);
+
+	/* integer labels sort numerically, others by bytes */
+	if (*x && *y && *ex == '\0' && *ey == '\0')
+		return (lx > ly) - (lx < ly);
+	return strcmp(x, y);
+}
+
+/* Distinct sorted labels of rows; label ids into ids (n). */
+static char **
+CaiLabelSet(CaiRows *rows, int *n_labels)
+{
+	char	  **sorted = palloc_extended(sizeof(char *) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
+	char	  **labels;
+	int			n = 0;
+
+	memcpy(sorted, rows->labels, sizeof(char *) * rows->n);
+	qsort(sorted, rows->n, sizeof(char *), CaiCompareLabels);
+	labels = palloc(sizeof(char *) * Max(rows->n, 1));
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		if (n == 0 || strcmp(labels[n - 1], sorted[i]) != 0)
+		{
+			if (n >= 100000)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many distinct labels (more than 100000)"),
+						 errhint("Is the label column right?")));
+			labels[n++] = sorted[i];
+		}
+	}
+	pfree(sorted);
+	*n_labels = n;
+	return labels;
+}
+
+static int32 *
+CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
+{
+	int32	   *ids = palloc_extended(sizeof(int32) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		char	  **hit = bsearch(&rows->labels[i], labels, n_labels, sizeof(char *), CaiCompareLabels);
+
+		if (hit == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s label \"%s\" does not occur in the training data",
+							validation ? "validation" : "training", rows->labels[i])));
+		ids[i] = (int32) (hit - labels);
+	}
+	return ids;
+}
+
+static bool
+CaiWorkerProgress(void *ctx, const cai_progress *p)
+{
+	if (QueryCancelPending || ProcDiePending)
+		return false;
+	if (p->epoch_done)
+		ereport(NOTICE,
+				(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
+						p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec)));
+	return true;
+}
+
+void
+cai_train_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+	CaiTrainShared *shared;
+	shm_mq	   *mq;
+	shm_mq_handle *mqh;
+	MemoryContext train_cxt;
+	CaiRows		rows = {0};
+	CaiRows		vrows = {0};
+	const char *task;
+	cai_options *opts;
+	cai_error	err = {0};
+	cai_status	st;
+	char	  **labels;
+	int			n_labels;
+	int32	   *ids;
+	int32	   *vids = NULL;
+	cai_textclf_data train;
+	cai_textclf_data valid;
+	uint8_t    *model = NULL;
+	size_t		model_len = 0;
+	char	   *metrics = NULL;
+	char	   *provenance;
+	size_t		need;
+	StringInfoData buf;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the training job's shared memory segment")));
+	toc = shm_toc_attach(CAI_TRAIN_MAGIC, dsm_segment_address(seg));
+	if (toc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invalid magic number in the training job's shared memory segment")));
+	shared = shm_toc_lookup(toc, CAI_TRAIN_KEY_SHARED, false);
+	mq = shm_toc_lookup(toc, CAI_TRAIN_KEY_MQ, false);
+	shm_mq_set_sender(mq, MyProc);
+	mqh = shm_mq_attach(mq, seg, NULL);
+	pq_redirect_to_shm_mq(seg, mqh);
+
+	/* connect as the caller's authenticated user, then take on its exact identity */
+	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->authenticated_user_id, 0);
+	SetClientEncoding(GetDatabaseEncoding());
+	CaiUseMemoryContextAllocator();
+	train_cxt = AllocSetContextCreate(TopMemoryContext, "cai_synergy training", ALLOCSET_DEFAULT_SIZES);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SetSessionAuthorization(shared->session_user_id, shared->session_user_is_superuser);
+	SetCurrentRoleId(shared->outer_user_id, shared->role_is_superuser);
+	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
+	(void) set_config_option("search_path", shared->data + shared->search_path_off,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
+	if (shared->data[shared->valid_query_off] != '\0')
+		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+
+	/* training runs outside any transaction: no snapshot held for minutes */
+	MemoryContextSwitchTo(train_cxt);
+	task = shared->data + shared->task_off;
+	if (rows.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the training source has no usable rows"),
+				 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", rows.skipped)));
+	labels = CaiLabelSet(&rows, &n_labels);
+	if (n_labels < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the training data has a single class \"%s\"", labels[0]),
+				 errhint("A classifier needs at least two distinct labels.")));
+	ids = CaiLabelIds(&rows, labels, n_labels, false);
+	if (vrows.n > 0)
+		vids = CaiLabelIds(&vrows, labels, n_labels, true);
+	else if (shared->data[shared->valid_query_off] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the validation source has no usable rows")));
+
+	opts = CaiParseOptions(task, shared->data + shared->options_off);
+	train.n = rows.n;
+	train.texts = (const char *const *) rows.texts;
+	train.lens = rows.lens;
+	train.labels = ids;
+	valid.n = vrows.n;
+	valid.texts = (const char *const *) vrows.texts;
+	valid.lens = vrows.lens;
+	valid.labels = vids;
+
+	need = cai_textclf_train_memory(opts, &train, n_labels);
+	if ((int64) need > shared->training_memory)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
+						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
+				 errhint("Lower \"dimensions\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
+
+	provenance = psprintf("{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
+						  ", \"validation_rows\": " INT64_FORMAT ", \"role\": \"%s\", \"database\": \"%s\"}",
+						  rows.n, rows.skipped, vrows.n,
+						  GetUserNameFromId(shared->current_user_id, false),
+						  get_database_name(MyDatabaseId));
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	cai_blas_set_threads(shared->threads);
+	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
+						   vrows.n > 0 ? &valid : NULL, provenance,
+						   CaiWorkerProgress, NULL, &model, &model_len, &metrics, &err);
+	cai_blas_set_threads(1);
+	if (st == CAI_ERR_CANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "training failed");
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, 'R');
+	pq_sendint64(&buf, rows.n);
+	pq_sendint64(&buf, rows.skipped);
+	pq_sendint64(&buf, model_len);
+	appendBinaryStringInfo(&buf, (char *) model, model_len);
+	pq_sendint64(&buf, strlen(metrics));
+	appendBinaryStringInfo(&buf, metrics, strlen(metrics));
+	if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the caller stopped waiting for the training result")));
+}
