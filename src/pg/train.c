@@ -38,6 +38,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -803,6 +804,22 @@ cai_train_worker_main(Datum main_arg)
 		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
 	PopActiveSnapshot();
 	SPI_finish();
+	{
+		/* catalog lookups need the transaction; keep the result in train_cxt */
+		MemoryContext old = MemoryContextSwitchTo(train_cxt);
+		StringInfoData p;
+
+		initStringInfo(&p);
+		appendStringInfo(&p, "{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
+						 ", \"validation_rows\": " INT64_FORMAT ", \"role\": ",
+						 rows.n, rows.skipped, vrows.n);
+		escape_json(&p, GetUserNameFromId(shared->current_user_id, false));
+		appendStringInfoString(&p, ", \"database\": ");
+		escape_json(&p, get_database_name(MyDatabaseId));
+		appendStringInfoChar(&p, '}');
+		provenance = p.data;
+		MemoryContextSwitchTo(old);
+	}
 	CommitTransactionCommand();
 
 	/* training runs outside any transaction: no snapshot held for minutes */
@@ -845,11 +862,6 @@ cai_train_worker_main(Datum main_arg)
 						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
 				 errhint("Lower \"dimensions\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
 
-	provenance = psprintf("{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
-						  ", \"validation_rows\": " INT64_FORMAT ", \"role\": \"%s\", \"database\": \"%s\"}",
-						  rows.n, rows.skipped, vrows.n,
-						  GetUserNameFromId(shared->current_user_id, false),
-						  get_database_name(MyDatabaseId));
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
 	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
