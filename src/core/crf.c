@@ -223,6 +223,21 @@ crf_axpy_mul(double *restrict y, double a, const double *restrict x,
 		y[j] += (a * x[j]) * q[j];
 }
 
+/* Viterbi relaxation from tag i: best[j], arg[j] take a + tr[j] if larger */
+CRF_VECTORIZE static void
+crf_max_update(double *restrict best, int32_t *restrict arg, double a,
+			   const double *restrict tr, int32_t i, int K)
+{
+	for (int j = 0; j < K; j++)
+	{
+		double		v = a + tr[j];
+		bool		gt = v > best[j];
+
+		best[j] = gt ? v : best[j];
+		arg[j] = gt ? i : arg[j];
+	}
+}
+
 /* Shifted exponentials of the transitions (ecol, erowt, cmax, rmax). */
 static void
 crf_prepare_exp(crf_work *w, int K)
@@ -643,24 +658,17 @@ cai_crf_viterbi(const cai_crf_params *p, int K,
 		int32_t    *bp = w.bp + (size_t) t * K;
 		const float *e = emis + (size_t) t * K;
 
+		/* relax row by row (contiguous); ties keep the lower predecessor */
 		for (int j = 0; j < K; j++)
 		{
-			double		b = prev[0] + w.tr[j];
-			int32_t		a = 0;
-
-			for (int i = 1; i < K; i++)
-			{
-				double		v = prev[i] + w.tr[(size_t) i * K + j];
-
-				if (v > b)
-				{
-					b = v;
-					a = i;
-				}
-			}
-			cur[j] = b + (double) e[j];
-			bp[j] = a;
+			cur[j] = prev[0] + w.tr[j];
+			bp[j] = 0;
 		}
+		for (int i = 1; i < K; i++)
+			if (prev[i] != -INFINITY)
+				crf_max_update(cur, bp, prev[i], w.tr + (size_t) i * K, i, K);
+		for (int j = 0; j < K; j++)
+			cur[j] += (double) e[j];
 	}
 	{
 		const double *last = delta + (size_t) (T - 1) * K;

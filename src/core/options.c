@@ -8,6 +8,7 @@
 #include "cai/options.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -422,6 +423,57 @@ unknown_key_error(const cai_opt_def *defs, int n, const char *key, cai_error *er
 	return cai_error_set(err, CAI_ERR_INVALID, "%s", msg);
 }
 
+/*
+ * Offset of the first byte of s that is not strict UTF-8 (json-c's own check
+ * lets overlong forms and surrogates through), or -1 when all is valid.
+ */
+static ptrdiff_t
+invalid_utf8_at(const char *s)
+{
+	const unsigned char *p = (const unsigned char *) s;
+
+	while (*p != '\0')
+	{
+		unsigned int c = *p;
+		unsigned int lo = 0x80;
+		unsigned int hi = 0xBF;
+		int			n;
+
+		if (c < 0x80)
+		{
+			p++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 2;
+		else if (c >= 0xE0 && c <= 0xEF)
+		{
+			n = 3;
+			if (c == 0xE0)
+				lo = 0xA0;
+			else if (c == 0xED)
+				hi = 0x9F;
+		}
+		else if (c >= 0xF0 && c <= 0xF4)
+		{
+			n = 4;
+			if (c == 0xF0)
+				lo = 0x90;
+			else if (c == 0xF4)
+				hi = 0x8F;
+		}
+		else
+			return (const char *) p - s;
+		if (p[1] < lo || p[1] > hi)
+			return (const char *) p - s;
+		for (int k = 2; k < n; k++)
+			if ((p[k] & 0xC0) != 0x80)
+				return (const char *) p - s;
+		p += n;
+	}
+	return -1;
+}
+
 static bool
 is_blank(const char *s)
 {
@@ -440,6 +492,11 @@ apply_json(cai_options *o, const char *json, cai_error *err)
 	enum json_tokener_error jerr;
 	size_t		len = strlen(json);
 	cai_status	st = CAI_OK;
+	ptrdiff_t	bad;
+
+	bad = invalid_utf8_at(json);
+	if (bad >= 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "options are not valid UTF-8 at byte %td", bad);
 
 	tok = json_tokener_new();
 	if (tok == NULL)

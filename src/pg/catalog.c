@@ -189,7 +189,7 @@ CaiCheckModelOwnership(const char *name, Oid owner, const char *action)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("must be owner of model \"%s\" to %s it", name, action),
+			 errmsg("must be owner of model \"%s\" to %s", name, action),
 			 errdetail("The model is owned by role \"%s\".", GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
 			 errhint("Ask its owner, a member of that role, or a superuser.")));
 }
@@ -384,7 +384,7 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	CaiLockModelName(name);
 	owner = CaiModelOwnerInSession(name);
 	if (OidIsValid(owner))
-		CaiCheckModelOwnership(name, owner, "add a version to");
+		CaiCheckModelOwnership(name, owner, "add a version to it");
 	else
 		owner = caller_userid;
 
@@ -583,7 +583,7 @@ cai_export(PG_FUNCTION_ARGS)
 			CaiNoDeployedVersion(name);
 		CaiModelNotFound(name, version);
 	}
-	CaiCheckModelOwnership(name, row.owner, "export");
+	CaiCheckModelOwnership(name, row.owner, "export it");
 	PG_RETURN_BYTEA_P(row.model);
 }
 
@@ -645,7 +645,7 @@ cai_deploy(PG_FUNCTION_ARGS)
 	owner = CaiModelOwnerInSession(name);
 	if (!OidIsValid(owner))
 		CaiModelNotFound(name, 0);
-	CaiCheckModelOwnership(name, owner, "deploy");
+	CaiCheckModelOwnership(name, owner, "deploy it");
 	if (version == 0)
 	{
 		char		sql[256];
@@ -681,7 +681,7 @@ cai_rollback(PG_FUNCTION_ARGS)
 	owner = CaiModelOwnerInSession(name);
 	if (!OidIsValid(owner))
 		CaiModelNotFound(name, 0);
-	CaiCheckModelOwnership(name, owner, "roll back");
+	CaiCheckModelOwnership(name, owner, "roll it back");
 	values[0] = CStringGetTextDatum(name);
 
 	snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE name = $1 AND deployed", store_name);
@@ -743,7 +743,7 @@ cai_drop_model(PG_FUNCTION_ARGS)
 	owner = CaiModelOwnerInSession(name);
 	if (!OidIsValid(owner))
 		CaiModelNotFound(name, 0);
-	CaiCheckModelOwnership(name, owner, "drop");
+	CaiCheckModelOwnership(name, owner, "drop it");
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);
 	if (version == 0)

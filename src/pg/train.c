@@ -453,7 +453,7 @@ cai_train(PG_FUNCTION_ARGS)
 	}
 
 	/* fail early when the caller may not add versions to an existing model */
-	CaiCheckModelOwnership(name, CaiCatalogModelOwner(name), "add a version to");
+	CaiCheckModelOwnership(name, CaiCatalogModelOwner(name), "add a version to it");
 
 	query = CaiSourceQuery(source, input_column, label_column, "pg_catalog.text", "pg_catalog.text");
 	if (validation_source != NULL && validation_source[0] != '\0')

@@ -157,7 +157,10 @@ test_errors(void)
 	BAD("{\"epochs\": 5,}", "options are not valid JSON");
 	BAD("{\"epochs\": 5} x", "options are not valid JSON");
 	BAD("{} {}", "options are not valid JSON");
-	BAD("{\"a\xff\": 1}", "options are not valid JSON");
+	BAD("{\"a\xff\": 1}", "options are not valid UTF-8 at byte 3");
+	BAD("{\"a\xc0\xbb\": 1}", "options are not valid UTF-8 at byte 3");	/* overlong */
+	BAD("{\"label\": \"\xed\xa0\x80\"}", "options are not valid UTF-8 at byte 11");	/* surrogate */
+	BAD("{\"label\": \"\xe2\x82\"}", "options are not valid UTF-8");	/* truncated */
 	BAD("epochs=5", "options are not valid JSON");
 
 	/* a long unknown key is clipped, and the message stays short */
@@ -311,7 +314,6 @@ test_round_trip(void)
 	/* null is the "no value" of a string option without default */
 	o2 = OK("{\"label\": null}");
 	CHECK(o2 != NULL && cai_opt_string(o2, "label") == NULL && cai_opt_is_set(o2, "label"), "label null");
-	cai_options_free(o);
 	cai_options_free(o2);
 }
 

@@ -720,6 +720,77 @@ crf_brute_check(int K, int T, const cai_crf_mask *m, float scale)
 	free(work);
 }
 
+/*
+ * NLL gradient against brute-force expected counts (exact at any scale, so
+ * it also covers the underflow fallbacks of the fast forward-backward).
+ */
+static void
+crf_brute_grad_check(int K, int T, const cai_crf_mask *m, float scale)
+{
+	size_t		npar = cai_crf_param_count(K);
+	float	   *pslab = rand_array(npar, scale);
+	float	   *emis = rand_array((size_t) T * K, 2.0f * scale);
+	float	   *gslab = zeros(npar);
+	float	   *demis = zeros((size_t) T * K);
+	float	   *want = zeros(npar + (size_t) T * K);
+	double	   *acc = calloc(npar + (size_t) T * K, sizeof(double));
+	double	   *bmarg = malloc((size_t) T * K * sizeof(double));
+	int32_t		gold[8],
+				y[8] = {0};
+	double		logz,
+				bscore,
+				nll;
+	cai_crf_params p,
+				g;
+	cai_error	err;
+	cai_status	st;
+	char		name[96];
+
+	cai_crf_params_view(&p, pslab, K);
+	cai_crf_params_view(&g, gslab, K);
+	crf_brute(&p, K, emis, T, m, &logz, gold, &bscore, bmarg);
+	/* acc layout: trans (K, K), start (K), end (K), emis (T, K) */
+	do
+	{
+		double		s,
+					pr;
+
+		if (!path_allowed(m, y, T, K))
+			continue;
+		cai_crf_path_score(&p, K, emis, T, y, &s, &err);
+		pr = exp(s - logz);
+		for (int t = 1; t < T; t++)
+			acc[(size_t) y[t - 1] * K + y[t]] += pr;
+		acc[(size_t) K * K + y[0]] += pr;
+		acc[(size_t) K * K + K + y[T - 1]] += pr;
+		for (int t = 0; t < T; t++)
+			acc[npar + (size_t) t * K + y[t]] += pr;
+	} while (next_path(y, T, K));
+	for (int t = 1; t < T; t++)
+		acc[(size_t) gold[t - 1] * K + gold[t]] -= 1.0;
+	acc[(size_t) K * K + gold[0]] -= 1.0;
+	acc[(size_t) K * K + K + gold[T - 1]] -= 1.0;
+	for (int t = 0; t < T; t++)
+		acc[npar + (size_t) t * K + gold[t]] -= 1.0;
+	for (size_t k = 0; k < npar + (size_t) T * K; k++)
+		want[k] = (float) acc[k];
+
+	st = cai_crf_nll(&p, K, emis, T, gold, m, 1.0f, &nll, demis, &g, NULL, &err);
+	CHECK(st == CAI_OK && fabs(nll - (logz - bscore)) <= 1e-9 * (1.0 + fabs(logz)),
+		  "nll K=%d T=%d scale %g: %.12g vs brute %.12g", K, T, scale, nll, logz - bscore);
+	snprintf(name, sizeof(name), "crf grad vs brute K=%d T=%d scale %g mask=%d", K, T, scale, m != NULL);
+	CHECK_CLOSE(name, gslab, want, npar, 0.0f, 2e-6f);
+	snprintf(name, sizeof(name), "crf demis vs brute K=%d T=%d scale %g mask=%d", K, T, scale, m != NULL);
+	CHECK_CLOSE(name, demis, want + npar, (size_t) T * K, 0.0f, 2e-6f);
+	free(pslab);
+	free(emis);
+	free(gslab);
+	free(demis);
+	free(want);
+	free(acc);
+	free(bmarg);
+}
+
 typedef struct crf_fd_ctx
 {
 	cai_crf_params *p;
@@ -1135,6 +1206,18 @@ test_crf(void)
 	{
 		crf_brute_check(5, T, &mi.m, 1.5f);
 		crf_brute_check(5, T, &mb.m, 1.5f);
+	}
+	/* scores spread over hundreds of nats: the underflow fallbacks */
+	crf_brute_check(4, 5, NULL, 300.0f);
+	crf_brute_check(5, 5, &mb.m, 500.0f);
+
+	crf_brute_grad_check(3, 4, NULL, 1.0f);
+	crf_brute_grad_check(5, 5, &mi.m, 1.0f);
+	crf_brute_grad_check(5, 4, &mb.m, 2.0f);
+	for (int rep = 0; rep < 4; rep++)
+	{
+		crf_brute_grad_check(4, 5, NULL, 300.0f);
+		crf_brute_grad_check(5, 5, &mb.m, 400.0f);
 	}
 
 	{
