@@ -73,3 +73,8 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 clean-core:
 	rm -rf build build-asan build-*
+
+# Crafted corrupt models for the SQL tests (test/sql/bad_models.sql).
+$(BUILD)/make_bad_models: test/fuzz/make_bad_models.c test/unit/format_craft.h src/core/format.c src/core/common.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -Itest/unit -o $@ test/fuzz/make_bad_models.c src/core/format.c src/core/common.c $(LIBS_CORE)

@@ -12,7 +12,8 @@
  * on a machine shared with other jobs; the median is what a job saw.
  *
  * Also estimates the effective core clock with a chain of dependent integer
- * adds (1 cycle each), since VMs report only the nominal clock.
+ * adds (1 cycle each), since VMs report only the nominal clock, and measures
+ * the single-thread throughput of a loop of independent 256-bit FMAs.
  *
  * Prints a markdown table and KEY value lines on stdout; bench/gemm.sh wraps
  * them into bench/results-gemm.md.
@@ -120,6 +121,48 @@ estimate_ghz(void)
 #endif
 }
 
+/*
+ * Single-thread FMA throughput in GFLOP/s: 10 independent chains of 256-bit
+ * vfmadd231ps (8 lanes x 2 flops each), best of several runs; 0 if not built
+ * for AVX2+FMA.  Confirms the 32 flops/cycle assumption.
+ */
+static double
+fma_loop_gflops(void)
+{
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+	double		best = 0;
+
+	for (int r = 0; r < 10; r++)
+	{
+		const long	iters = 5000000;
+		double		t = now_sec();
+
+		for (long i = 0; i < iters; i++)
+			__asm__ volatile(".rept 10\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm3\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm4\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm6\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm7\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm8\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm10\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm11\n\t"
+							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm12\n\t"
+							 ".endr"
+							 :::"xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+							 "xmm9", "xmm10", "xmm11", "xmm12");
+		t = now_sec() - t;
+		if (iters * 100 * 16.0 / t * 1e-9 > best)
+			best = iters * 100 * 16.0 / t * 1e-9;
+	}
+	__asm__ volatile("vzeroupper");
+	return best;
+#else
+	return 0;
+#endif
+}
+
 /* Median and best GFLOP/s, median microseconds per call. */
 static void
 measure(const shape *s, int samples, double min_sec, double *gflops, double *best,
@@ -176,6 +219,7 @@ main(int argc, char **argv)
 	double		peak[3] = {0, 0, 0};
 	double		peak_best[3] = {0, 0, 0};
 	double		ghz = estimate_ghz();
+	double		fma = fma_loop_gflops();
 
 	printf("| shape | M | N | K | op | 1 thread GFLOP/s median | best | us/call | 2 threads GFLOP/s median | best | us/call | what |\n");
 	printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
@@ -205,6 +249,7 @@ main(int argc, char **argv)
 	printf("\nMEASURED_PEAK_1T %.1f %.1f\nMEASURED_PEAK_2T %.1f %.1f\n",
 		   peak[1], peak_best[1], peak[2], peak_best[2]);
 	printf("CLOCK_GHZ %.2f\n", ghz);
+	printf("FMA_LOOP_1T %.1f\n", fma);
 	printf("OPENBLAS_CONFIG %s (core %s)\n", openblas_get_config(), openblas_get_corename());
 	return 0;
 }

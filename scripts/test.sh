@@ -44,6 +44,12 @@ eval "$(scripts/pgcluster.sh start)" || { echo "could not start a test cluster";
 trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"' EXIT
 echo "cluster: socket $PGHOST port $PGPORT user $PGUSER"
 
+# crafted corrupt models for test/sql/bad_models.sql, readable by the server
+make -s -f core.mk build/make_bad_models
+export CAI_BAD_MODELS="$CAI_PGDATA/bad_models"
+mkdir -p "$CAI_BAD_MODELS" && build/make_bad_models "$CAI_BAD_MODELS" >/dev/null
+chmod -R a+rX "$CAI_BAD_MODELS"
+
 make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log/regress.out"
 ok=$(grep -cE '\.\.\. ok' "$log/regress.out")
 bad=$(grep -cE '\.\.\. FAILED' "$log/regress.out")

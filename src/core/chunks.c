@@ -5,6 +5,7 @@
  */
 #include "cai/chunks.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>

@@ -127,7 +127,7 @@ sigmoid_poly(float x)
 	return 1.0f / (1.0f + exp_poly(-x));
 }
 
-/* tanh(x) = 2 sigmoid(2x) - 1: absolute error about 1e-7 */
+/* tanh(x) = 2 sigmoid(2x) - 1: absolute error below 2e-7 */
 static inline float
 tanh_poly(float x)
 {

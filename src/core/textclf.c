@@ -128,6 +128,7 @@ typedef struct FastParams
 	int			maxn;
 	int			max_tokens;
 	uint32_t	buckets;
+	int			eos;			/* 1: an end-of-text pseudo-token ends every text */
 } FastParams;
 
 static inline uint64_t
@@ -208,12 +209,58 @@ fast_tokenize(const char *text, size_t len, int max_tokens,
 		}
 		len = cut;
 	}
+	if (getenv("TC_WS"))
+	{
+		size_t k = 0;
+		*toks = cai_malloc(sizeof(cai_token) * (len + 1));
+		for (size_t i = 0; i < len;)
+		{
+			while (i < len && text[i] == ' ') i++;
+			if (i >= len) break;
+			size_t j = i;
+			while (j < len && text[j] != ' ') j++;
+			(*toks)[k].start = i; (*toks)[k].end = j; k++;
+			i = j;
+		}
+		*n_toks = k;
+		st = CAI_OK;
+	}
+	else
 	st = cai_tokenize(text, len, 0, toks, n_toks, err);
 	if (st != CAI_OK)
 		return st;
 	if (*n_toks > (size_t) max_tokens)
 		*n_toks = (size_t) max_tokens;
 	return CAI_OK;
+}
+
+/* TEMP experiment knobs */
+static int
+knob(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL ? atoi(v) : 0;
+}
+
+/* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
+#define FAST_EOS "</s>"
+#define FAST_EOS_LEN 4
+
+/*
+ * Normalized text of token i of toks (n_toks tokens), or of the end-of-text
+ * pseudo-token when i == n_toks.
+ */
+static inline size_t
+fast_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm)
+{
+	if (i == n_toks)
+	{
+		memcpy(norm, FAST_EOS, FAST_EOS_LEN + 1);
+		return FAST_EOS_LEN;
+	}
+	return cai_token_normalize(text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
+							   FAST_FOLD_DIGITS, norm, FAST_NORM_MAX);
 }
 
 /*
@@ -469,14 +516,12 @@ fast_predict(const cai_textclf *m, const char *text, size_t len, float *probs, c
 	if (st != CAI_OK)
 		return st;
 	memset(h, 0, sizeof(float) * (size_t) D);
-	for (size_t i = 0; i < n_toks; i++)
+	for (size_t i = 0; i < n_toks + (size_t) fp->eos; i++)
 	{
-		size_t		nl = cai_token_normalize(text + toks[i].start,
-											 (size_t) (toks[i].end - toks[i].start),
-											 FAST_FOLD_DIGITS, norm, sizeof(norm));
+		size_t		nl = fast_token_norm(text, toks, i, n_toks, norm);
 		uint64_t	wh = fast_word_hash(norm, nl);
 		int32_t		id = fast_vocab_find(fm, norm, nl, wh);
-		int			nc = fast_char_ngrams(fp, norm, nl, cg);
+		int			nc = i < n_toks ? fast_char_ngrams(fp, norm, nl, cg) : 0;
 
 		if (id >= 0)
 		{
@@ -757,6 +802,9 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 	if ((st = json_get_int(fj, "buckets", 1, TEXTCLF_MAX_BUCKETS, &v, err)) != CAI_OK)
 		return st;
 	fm->p.buckets = (uint32_t) v;
+	if ((st = json_get_int(fj, "eos", 0, 1, &v, err)) != CAI_OK)
+		return st;
+	fm->p.eos = (int) v;
 	if ((st = json_get_int(fj, "vocab_size", 0, INT32_MAX - 1, &V, err)) != CAI_OK)
 		return st;
 	if ((st = json_get_int(fj, "bucket_rows", 0, fm->p.buckets, &K, err)) != CAI_OK)
@@ -1212,11 +1260,11 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 		st = fast_tokenize(t->txt[r], t->len[r], t->p.max_tokens, &toks, &nt, err);
 		if (st != CAI_OK)
 			return st;
-		if (t->tok_off[r] + nt > t->tok_cap)
+		if (t->tok_off[r] + nt + 1 > t->tok_cap)
 		{
 			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
 
-			while (nc < t->tok_off[r] + nt)
+			while (nc < t->tok_off[r] + nt + 1)
 				nc *= 2;
 			if (!grow((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
 			{
@@ -1225,11 +1273,9 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 			}
 			t->tok_cap = nc;
 		}
-		for (size_t i = 0; i < nt; i++)
+		for (size_t i = 0; i < nt + (size_t) t->p.eos; i++)
 		{
-			size_t		nl = cai_token_normalize(t->txt[r] + toks[i].start,
-												 (size_t) (toks[i].end - toks[i].start),
-												 FAST_FOLD_DIGITS, norm, sizeof(norm));
+			size_t		nl = fast_token_norm(t->txt[r], toks, i, nt, norm);
 			int64_t		ty = types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
 
 			if (ty < 0 || ty >= INT32_MAX)
@@ -1242,9 +1288,18 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 				t->types.count[ty]++;
 		}
 		cai_free(toks);
-		t->tok_off[r + 1] = t->tok_off[r] + nt;
+		t->tok_off[r + 1] = t->tok_off[r] + nt + (size_t) t->p.eos;
 	}
 	return CAI_OK;
+}
+
+/* Character n-grams of a type (none for the end-of-text pseudo-token). */
+static int
+fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t *out)
+{
+	if (len == FAST_EOS_LEN && memcmp(s, FAST_EOS, FAST_EOS_LEN) == 0)
+		return 0;
+	return fast_char_ngrams(fp, s, len, out);
 }
 
 /* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
@@ -1280,7 +1335,7 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 
 	for (size_t i = 0; i < tt->n; i++)
 	{
-		int			nc = fast_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+		int			nc = fast_type_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
 
 		total += (size_t) nc;
 		t->type_cg_off[i + 1] = total;
@@ -1292,7 +1347,7 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 			return NOMEM(err);
 		for (size_t i = 0; i < tt->n; i++)
 		{
-			int			nc = fast_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+			int			nc = fast_type_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
 			uint32_t   *dst = t->type_cg + t->type_cg_off[i];
 
 			for (int j = 0; j < nc; j++)
@@ -1460,7 +1515,10 @@ fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 			continue;
 		vec_axpy(dh, g, wc, D);
 		vec_axpy(wc, a, h, D);
-		b[c] += a;
+		static int nobias = -1;
+		if (nobias < 0) nobias = knob("TC_NOBIAS");
+		if (!nobias)
+			b[c] += a;
 	}
 	if (k > 0)
 	{
@@ -1515,6 +1573,7 @@ fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
 	fp->maxn = (int) cai_opt_int(o, "maxn");
 	fp->max_tokens = (int) cai_opt_int(o, "max_tokens");
 	fp->buckets = (uint32_t) cai_opt_int(o, "buckets");
+	fp->eos = knob("TC_EOS");
 	if (fp->dim < 1 || fp->dim > TEXTCLF_MAX_DIM)
 		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", TEXTCLF_MAX_DIM);
 	if (fp->word_ngrams < 1 || fp->word_ngrams > FAST_MAX_NGRAMS)
@@ -1746,6 +1805,7 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 		put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
 		put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
 		put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		put(fj, "eos", json_object_new_int(t->p.eos)) &&
 		put(fj, "vocab_size", json_object_new_int(t->V)) &&
 		put(fj, "bucket_rows", json_object_new_int(t->K));
 	if (ok)

@@ -533,6 +533,92 @@ test_lstm_reference_and_padding(void)
 	free(work);
 }
 
+/*
+ * Larger batch with random lengths: inference (several input chunks of
+ * 256 rows) vs training forward, an all-empty batch, initialization.
+ */
+static void
+test_lstm_misc(void)
+{
+	enum
+	{
+		B = 24, T = 30, C = 5, H = 4
+	};
+	int32_t		len[B];
+	size_t		np = cai_lstm_param_count(C, H);
+	float	   *pslab = zeros(np);
+	float	   *inp = rand_array((size_t) B * T * C, 1.0f);
+	float	   *out = zeros((size_t) B * T * H);
+	float	   *outi = zeros((size_t) B * T * H);
+	float	   *dout = rand_array((size_t) B * T * H, 1.0f);
+	float	   *gslab = zeros(np);
+	size_t		na;
+	float	   *acts;
+	cai_lstm_params p,
+				g;
+	cai_rng		r2;
+	cai_error	err;
+	cai_status	st;
+	int			nreal = 0;
+	bool		ok = true;
+	float		k = 1.0f / sqrtf((float) H);
+
+	cai_lstm_params_view(&p, pslab, C, H);
+	cai_lstm_params_view(&g, gslab, C, H);
+	cai_rng_seed(&r2, 7);
+	cai_lstm_init(&p, C, H, &r2);
+	for (size_t i = 0; i < (size_t) 4 * H * (C + H); i++)
+		ok &= fabsf(p.w_ih[i]) <= k && p.w_ih[i] != 0.0f;	/* w_hh follows w_ih */
+	for (int j = 0; j < 4 * H; j++)
+		ok &= p.b[j] == ((j >= H && j < 2 * H) ? 1.0f : 0.0f);
+	CHECK(ok, "lstm init: weights outside [-1/sqrt(H), 1/sqrt(H)] or wrong biases");
+
+	for (int b = 0; b < B; b++)
+	{
+		len[b] = (int32_t) cai_rng_below(&rng, T + 1);
+		nreal += len[b];
+	}
+	len[3] = T;
+	CHECK(nreal > 256, "test needs several inference chunks (%d rows)", nreal);
+	cai_lstm_acts_size(B, T, C, H, &na, &err);
+	acts = zeros(na);
+	for (int rev = 0; rev < 2; rev++)
+	{
+		st = cai_lstm_forward(&p, inp, len, B, T, C, H, rev, out, H, acts, &err);
+		CHECK(st == CAI_OK, "forward: %s", err.msg);
+		memset(outi, 0x7f, (size_t) B * T * H * sizeof(float));
+		st = cai_lstm_infer(&p, inp, len, B, T, C, H, rev, outi, H, NULL, &err);
+		CHECK(st == CAI_OK, "infer: %s", err.msg);
+		CHECK_CLOSE(rev ? "chunked infer vs forward (reverse)" : "chunked infer vs forward",
+					outi, out, (size_t) B * T * H, 1e-5f, 1e-6f);
+	}
+
+	/* every sequence empty: zero outputs, nothing accumulated */
+	{
+		int32_t		zl[B] = {0};
+
+		memset(out, 0x7f, (size_t) B * T * H * sizeof(float));
+		st = cai_lstm_forward(&p, inp, zl, B, T, C, H, false, out, H, acts, &err);
+		CHECK(st == CAI_OK, "empty forward: %s", err.msg);
+		ok = true;
+		for (size_t i = 0; i < (size_t) B * T * H; i++)
+			ok &= out[i] == 0.0f;
+		CHECK(ok, "empty batch has nonzero outputs");
+		st = cai_lstm_backward(&p, &g, zl, B, T, C, H, false, dout, H, inp, acts, &err);
+		ok = true;
+		for (size_t i = 0; i < np; i++)
+			ok &= gslab[i] == 0.0f;
+		CHECK(st == CAI_OK && ok, "empty batch backward: %d", st);
+	}
+	free(pslab);
+	free(inp);
+	free(out);
+	free(outi);
+	free(dout);
+	free(gslab);
+	free(acts);
+}
+
 static void
 test_lstm_errors(void)
 {
@@ -1132,6 +1218,19 @@ test_crf_batch_and_errors(void)
 		st = cai_crf_log_partition(&p, K, emis, T, NULL, &nll, NULL, &err);
 		CHECK(st == CAI_ERR_NUMERIC, "infinite transition not reported (%d)", st);
 		pslab[2] = 0.0f;
+		/* every tag forbidden at one position: no path */
+		{
+			float		save[K];
+
+			memcpy(save, emis + 3 * K, sizeof(save));
+			for (int k = 0; k < K; k++)
+				emis[3 * K + k] = -INFINITY;
+			st = cai_crf_log_partition(&p, K, emis, T, NULL, &nll, NULL, &err);
+			CHECK(st == CAI_ERR_INVALID, "all -inf position: log Z status %d", st);
+			st = cai_crf_viterbi(&p, K, emis, T, NULL, vt, NULL, NULL, &err);
+			CHECK(st == CAI_ERR_INVALID, "all -inf position: viterbi status %d", st);
+			memcpy(emis + 3 * K, save, sizeof(save));
+		}
 
 		/* a -inf emission forbids that tag: viterbi avoids it, its marginal is 0 */
 		{
@@ -1243,6 +1342,7 @@ main(void)
 	test_lstm_grad(false, true);
 	test_lstm_grad(true, false);
 	test_lstm_reference_and_padding();
+	test_lstm_misc();
 	test_lstm_errors();
 	test_crf();
 	return check_summary("test_seq");
