@@ -9,10 +9,16 @@
  * and p(y | e) = exp(score(y) - log Z).  The negative log-likelihood of a
  * gold path is log Z - score(gold).
  *
- * All dynamic programs (forward-backward in log space with max-shifted
- * log-sum-exp, Viterbi) run in double precision.  Their work buffer is sized
+ * All dynamic programs run in double precision: forward-backward as a
+ * max-shifted log-sum-exp (factorized so a position costs K exponentials and
+ * K^2 multiply-adds, with an exact fallback when scores spread over hundreds
+ * of nats; see crf.c) and Viterbi.  Their work buffer is sized
  * by cai_crf_work_size(); every function that takes one also accepts NULL
  * and then allocates (and frees) it itself.
+ *
+ * Scores may be -infinity (that choice is forbidden); NaN or +infinity in
+ * emissions or parameters is CAI_ERR_NUMERIC, and a sequence with no allowed
+ * path at all is CAI_ERR_INVALID.
  *
  * An optional mask restricts the paths: a disallowed transition, start or
  * end tag scores -infinity.  Build one from tag names with

@@ -157,7 +157,10 @@ crf_work_init(crf_work *w, const cai_crf_params *p, int K, int T,
 		w->st[k] = (mask != NULL && !mask->start[k]) ? -INFINITY : (double) p->start[k];
 		w->en[k] = (mask != NULL && !mask->end[k]) ? -INFINITY : (double) p->end[k];
 	}
-	/* -inf is a usable score (a forbidden choice); NaN and +inf are not */
+	/*
+	 * -inf is a usable score (a forbidden choice); NaN and +inf are not.
+	 * tr, st and en are contiguous.
+	 */
 	for (size_t k = 0; k < (size_t) K * K + 2 * (size_t) K; k++)
 		if (isnan(w->tr[k]) || w->tr[k] == INFINITY)
 			goto bad;
