@@ -22,7 +22,8 @@ OBJS = \
 	src/pg/cai_synergy.o \
 	src/pg/catalog.o \
 	src/pg/predict.o \
-	src/pg/train.o
+	src/pg/train.o \
+	src/pg/jobs.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -33,7 +34,7 @@ REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 OPTFLAGS ?= -march=native
 PG_CPPFLAGS = -Iinclude -std=gnu11 -fno-fast-math $(OPTFLAGS) -Wall -Wextra -Werror \
-	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
+	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type -Wno-declaration-after-statement
 SHLIB_LINK = -lopenblas -ljson-c -lm
 
 PG_CONFIG ?= pg_config

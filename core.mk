@@ -27,7 +27,7 @@ test_options_MODULES = common options
 test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common metrics
-test_textclf_MODULES = common format tokenize options ops optim metrics textclf
+test_textclf_MODULES = common format tokenize options metrics textclf
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options
 fuzz_format_MODULES = common format

@@ -146,3 +146,134 @@ RETURNS jsonb
     AS 'MODULE_PATHNAME', 'cai_evaluate' LANGUAGE C STABLE;
 COMMENT ON FUNCTION @extschema@.cai_evaluate(text, text, text, text) IS
     'evaluate the deployed version on a labelled table or query: accuracy, per-class precision/recall/F1/support, macro and weighted averages, confusion matrix';
+
+-- ---------------------------------------------------------------------------
+-- Asynchronous training jobs
+--
+-- Each job's worker writes its own row (queued, running with progress, then
+-- succeeded, failed or cancelled).  Users read the cai_jobs view: a role sees
+-- its own jobs; superusers and members of pg_signal_backend see all.  A job
+-- whose worker vanished (killed, server restarted) shows as failed.
+-- ---------------------------------------------------------------------------
+CREATE TABLE @extschema@.cai_job_store (
+    job_id           bigserial   PRIMARY KEY,
+    model            text        NOT NULL,
+    task             text        NOT NULL,
+    role             regrole     NOT NULL,
+    state            text        NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    progress         float8      NOT NULL DEFAULT 0,
+    epoch            integer,
+    epochs           integer,
+    loss             float8,
+    validation_score float8,
+    rows_per_sec     float8,
+    pid              integer,
+    source           text,
+    options          jsonb,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    version          integer,
+    error            text
+);
+REVOKE ALL ON @extschema@.cai_job_store FROM PUBLIC;
+
+CREATE VIEW @extschema@.cai_jobs AS
+SELECT j.job_id,
+       j.model,
+       j.task,
+       j.role,
+       CASE WHEN alive THEN j.state
+            WHEN j.state IN ('queued', 'running') THEN 'failed'
+            ELSE j.state END AS state,
+       j.progress,
+       j.epoch,
+       j.epochs,
+       j.loss,
+       j.validation_score,
+       j.rows_per_sec,
+       CASE WHEN alive AND j.state = 'running' AND j.progress > 0 AND j.progress < 1
+            THEN (pg_catalog.now() - j.started_at) * ((1 - j.progress) / j.progress) END AS estimated_time_left,
+       j.created_at,
+       j.started_at,
+       j.finished_at,
+       j.version,
+       j.pid,
+       CASE WHEN NOT alive AND j.state IN ('queued', 'running')
+            THEN 'training worker exited unexpectedly' ELSE j.error END AS error
+  FROM @extschema@.cai_job_store j,
+       LATERAL (SELECT j.state NOT IN ('queued', 'running') OR EXISTS (
+                  SELECT 1 FROM pg_catalog.pg_stat_activity a
+                   WHERE a.pid = j.pid AND a.backend_type = 'cai_synergy training')) AS l(alive)
+ WHERE pg_catalog.pg_has_role(j.role::oid, 'MEMBER')
+    OR pg_catalog.pg_has_role('pg_signal_backend', 'MEMBER');
+COMMENT ON VIEW @extschema@.cai_jobs IS
+    'training jobs started by cai_train_async: state, progress, epoch, loss, validation score, rows/s, estimated time left, version produced, error';
+GRANT SELECT ON @extschema@.cai_jobs TO PUBLIC;
+
+CREATE FUNCTION @extschema@.cai_train_async(
+    model text,
+    task text,
+    source text,
+    input_column text DEFAULT 'text',
+    label_column text DEFAULT 'label',
+    options jsonb DEFAULT '{}')
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cai_train_async' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_train_async(text, text, text, text, text, jsonb) IS
+    'start training in a background job and return its id at once; follow it in cai_jobs, wait with cai_wait, stop with cai_cancel';
+
+CREATE FUNCTION @extschema@.cai_cancel(job_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+BEGIN
+    SELECT * INTO j FROM @extschema@.cai_jobs WHERE cai_jobs.job_id = cai_cancel.job_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'training job % does not exist', job_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'A role sees only its own jobs, unless it is a superuser or a member of pg_signal_backend.';
+    END IF;
+    IF j.state NOT IN ('queued', 'running') THEN
+        RETURN false;
+    END IF;
+    RETURN pg_cancel_backend(j.pid);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.cai_cancel(bigint) IS
+    'cancel a queued or running training job (own jobs; all for members of pg_signal_backend); false if it had already finished';
+
+CREATE FUNCTION @extschema@.cai_wait(job_id bigint) RETURNS @extschema@.cai_jobs
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j @extschema@.cai_jobs;
+    waited int := 0;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'cai_wait needs READ COMMITTED isolation'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A snapshot taken once would never see the job finish.';
+    END IF;
+    LOOP
+        SELECT * INTO j FROM @extschema@.cai_jobs WHERE cai_jobs.job_id = cai_wait.job_id;
+        IF NOT FOUND THEN
+            -- the worker records its job right after it starts
+            waited := waited + 1;
+            IF waited > 50 THEN
+                RAISE EXCEPTION 'training job % does not exist', job_id
+                    USING ERRCODE = 'undefined_object',
+                          HINT = 'A role sees only its own jobs, unless it is a superuser or a member of pg_signal_backend.';
+            END IF;
+        ELSIF j.state IN ('succeeded', 'failed', 'cancelled') THEN
+            RETURN j;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.cai_wait(bigint) IS
+    'wait (interruptibly) until a training job ends; returns its final cai_jobs row';

@@ -5,9 +5,18 @@
  * The rules are in tokenize.h.  Classification is table driven: a 128-entry
  * table for ASCII and a sorted range table for the rest of Unicode (one
  * uint32 per range: start << 8 | class), searched with a one-range cache since
- * running text stays within a script.  The tables are generated from Unicode
- * 14.0 data (Python's unicodedata) by gen_unicode.py; unassigned code points
- * take the class of the code point before them.
+ * running text stays within a script.  The tables between the GENERATED
+ * markers come from Unicode 14.0 data (Python 3.11's unicodedata) by a small
+ * script, gen_unicode.py, with these rules, first match wins:
+ *   U+200B, U+FEFF -> SPACE; U+200D -> ZWJ; 1F3FB-1F3FF -> EMOD;
+ *   1F1E6-1F1FF -> RI; Cc, Zs, Zl, Zp -> SPACE; 1F000-1FAFF, 2600-27BF ->
+ *   SYMBOL; M* -> MARK; 3040-30FF except P* -> CJK; L*, N* in 3000-303F ->
+ *   CJK; the CJK ranges of tokenize.h: P* -> PUNCT, else CJK; Cf -> MARK;
+ *   Lu, Ll, Lt -> CLETTER; Lo, Lm, Nl -> ULETTER; Nd, No -> DIGIT;
+ *   P* -> PUNCT; S*, Co -> SYMBOL; Cn takes the class of the code point
+ *   before it.
+ * lower_ranges holds every one-to-one lower-case mapping (plus U+0130 -> i);
+ * upper_nomap the Lu/Lt letters without one (math alphanumerics, ...).
  *
  * cai_tokenize runs per row over large tables: it allocates the token array
  * once (grown by doubling), never per token, and scans ASCII letters and
@@ -17,7 +26,7 @@
 
 #include <string.h>
 
-/* Character classes; the order of the first four matters (see scan_word). */
+/* Character classes. */
 enum
 {
 	CC_SPACE = 0,				/* separator, dropped */

@@ -32,6 +32,10 @@
 #define CAI_THREADS_DEFAULT			1
 #define CAI_THREADS_MIN				1
 #define CAI_THREADS_MAX				64
+#define CAI_MAX_TRAINING_JOBS_DEFAULT	4
+#define CAI_MAX_TRAINING_JOBS_MIN	1
+#define CAI_MAX_TRAINING_JOBS_MAX	64
+#define CAI_JOB_HISTORY				1000	/* finished jobs kept */
 #define CAI_MODEL_NAME_MAX			200	/* bytes, also a CHECK in the table */
 
 /* Settings (cai_synergy.c) */
@@ -40,6 +44,17 @@ extern int	cai_max_model_size_kb;
 extern int	cai_max_input_length;
 extern int	cai_training_memory_kb;
 extern int	cai_threads;
+extern int	cai_max_training_jobs;
+
+/* jobs.c: asynchronous training jobs (cai_job_store) */
+extern int64 CaiNextJobId(void);
+extern int	CaiRunningTrainingWorkers(void);
+extern void CaiJobInsert(int64 job_id, const char *model, const char *task, Oid role,
+						 const char *source, const char *options_json);
+extern void CaiJobWaitForSlot(int64 job_id, int max_jobs);
+extern void CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
+						   double loss, double val_score, double rows_per_sec);
+extern void CaiJobFinish(int64 job_id, const char *state, int32 version, const char *error);
 
 /* cai_synergy.c */
 extern void CaiUseMemoryContextAllocator(void);
@@ -60,6 +75,8 @@ typedef struct CaiModelRow
 } CaiModelRow;
 
 extern void CaiCatalogConnect(void);
+extern char *CaiCatalogQualify(const char *relname);
+extern void CaiCatalogExecute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
 extern void CaiCatalogDisconnect(void);
 extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);
 extern int32 CaiCatalogDeployedVersion(const char *name, char **task);

@@ -20,6 +20,7 @@ int			cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
 int			cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
 int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
 int			cai_threads = CAI_THREADS_DEFAULT;
+int			cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
 
 void		_PG_init(void);
 
@@ -163,6 +164,12 @@ _PG_init(void)
 							"The training option \"threads\" is capped by this.",
 							&cai_threads,
 							CAI_THREADS_DEFAULT, CAI_THREADS_MIN, CAI_THREADS_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.max_training_jobs",
+							"Most training jobs that run at once.",
+							"cai_train refuses beyond it; cai_train_async jobs wait in state queued.",
+							&cai_max_training_jobs,
+							CAI_MAX_TRAINING_JOBS_DEFAULT, CAI_MAX_TRAINING_JOBS_MIN, CAI_MAX_TRAINING_JOBS_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("cai");

@@ -18,6 +18,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/namespace.h"
@@ -44,6 +45,7 @@ static int	saved_guc_nest;
 static int	catalog_depth = 0;
 static char store_name[2 * NAMEDATALEN + 64];
 static char history_name[2 * NAMEDATALEN + 64];
+static char schema_name[2 * NAMEDATALEN + 8];
 
 /* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
 static Oid
@@ -94,9 +96,26 @@ CaiCatalogResolve(void)
 	ReleaseSysCache(tup);
 
 	nsp = quote_identifier(get_namespace_name(nspoid));
+	strlcpy(schema_name, nsp, sizeof(schema_name));
 	snprintf(store_name, sizeof(store_name), "%s.cai_model_store", nsp);
 	snprintf(history_name, sizeof(history_name), "%s.cai_deployments", nsp);
 	return owner;
+}
+
+/* An error inside a session ends it: forget its state at (sub)transaction abort. */
+static void
+CaiCatalogXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		catalog_depth = 0;
+}
+
+static void
+CaiCatalogSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		catalog_depth = 0;
 }
 
 /*
@@ -109,6 +128,14 @@ CaiCatalogConnect(void)
 	Oid			owner;
 	Oid			userid;
 
+	static bool callbacks_registered = false;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(CaiCatalogXactCallback, NULL);
+		RegisterSubXactCallback(CaiCatalogSubXactCallback, NULL);
+		callbacks_registered = true;
+	}
 	if (catalog_depth++ > 0)
 		elog(ERROR, "nested cai_synergy catalog session. Please report a bug.");
 	GetUserIdAndSecContext(&userid, &saved_sec_context);
@@ -138,6 +165,22 @@ static void
 CaiCatalogReset(void)
 {
 	catalog_depth = 0;
+}
+
+/* Schema-qualified name of one of the extension's relations (inside a session). */
+char *
+CaiCatalogQualify(const char *relname)
+{
+	return psprintf("%s.%s", schema_name, relname);
+}
+
+void
+CaiCatalogExecute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "cai_synergy catalog statement failed (SPI code %d): %s", rc, sql);
 }
 
 static void

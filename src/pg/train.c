@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "cai/options.h"
@@ -75,6 +76,9 @@ typedef struct CaiTrainShared
 	Size		valid_query_off;	/* empty string: split from training data */
 	Size		options_off;
 	Size		search_path_off;
+	Size		source_off;
+	int64		job_id;			/* 0: synchronous cai_train */
+	int			max_training_jobs;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CaiTrainShared;
 
@@ -379,11 +383,56 @@ CaiJsonbNumber(Jsonb *jb, const char *key)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
-PG_FUNCTION_INFO_V1(cai_train);
-Datum
-cai_train(PG_FUNCTION_ARGS)
+/*
+ * Store a trained model (bytes from the core) as a new version: validated
+ * exactly as an import would be, metrics completed with the score used for
+ * deployment and the row counts.  Used by cai_train in the caller's
+ * transaction and by asynchronous jobs in the worker's.
+ */
+static int32
+CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
+					 int64 train_rows, int64 skipped_rows, const char *deploy_policy,
+					 bool *deployed, Jsonb **metrics_out)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *task_out;
+	char	   *meta;
+	Jsonb	   *m;
+	Jsonb	   *metrics;
+	double		score;
+	char	   *extra;
+
+	CaiValidateModelBytes((const uint8 *) model, model_len, &task_out, &meta);
+	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json)));
+	score = CaiJsonbNumber(m, "score");
+	if (isnan(score))
+		score = CaiJsonbNumber(m, "accuracy");
+	extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
+					 isnan(score) ? 0.0 : score, skipped_rows, train_rows);
+	metrics = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
+												 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
+	if (metrics_out)
+		*metrics_out = metrics;
+	return CaiCatalogStore(name, task_out, (const uint8 *) model, model_len, meta,
+						   JsonbToCString(NULL, &metrics->root, 0), deploy_policy, deployed);
+}
+
+/* A launched training worker, as seen by the caller. */
+typedef struct CaiLaunch
+{
+	char	   *name;
+	char	   *deploy_policy;
+	dsm_segment *seg;
+	shm_mq_handle *mqh;
+	BackgroundWorkerHandle *handle;
+} CaiLaunch;
+
+/*
+ * Check the arguments of cai_train / cai_train_async, prepare the shared
+ * state and start the worker.  job_id 0 = synchronous.
+ */
+static void
+CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
+{
 	char	   *name;
 	const char *task;
 	char	   *source;
@@ -391,7 +440,6 @@ cai_train(PG_FUNCTION_ARGS)
 	char	   *label_column;
 	char	   *options_json;
 	cai_options *opts;
-	const char *deploy_policy;
 	const char *validation_source;
 	char	   *query;
 	char	   *valid_query = "";
@@ -403,17 +451,9 @@ cai_train(PG_FUNCTION_ARGS)
 	dsm_segment *seg;
 	shm_toc    *toc;
 	shm_mq	   *mq;
-	shm_mq_handle *mqh;
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	pid_t		pid;
-	CaiTrainResult res = {0};
-	char	   *task_out;
-	char	   *meta;
-	int32		version;
-	bool		deployed;
-	Jsonb	   *metrics;
-	double		score;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -441,7 +481,8 @@ cai_train(PG_FUNCTION_ARGS)
 				 errmsg("cannot train a model in a read-only transaction")));
 
 	opts = CaiParseOptions(task, options_json);
-	deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	launch->name = name;
+	launch->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
 	threads = (int) cai_opt_int(opts, "threads");
 	if (threads > cai_threads)
@@ -469,6 +510,7 @@ cai_train(PG_FUNCTION_ARGS)
 		Size		valid_off = CaiAddString(&strings, valid_query);
 		Size		options_off = CaiAddString(&strings, options_json);
 		Size		sp_off = CaiAddString(&strings, GetConfigOption("search_path", false, false));
+		Size		source_off = CaiAddString(&strings, source);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -493,12 +535,15 @@ cai_train(PG_FUNCTION_ARGS)
 		shared->role_is_superuser = OidIsValid(shared->outer_user_id) && superuser_arg(shared->outer_user_id);
 		shared->threads = threads;
 		shared->training_memory = (int64) cai_training_memory_kb * 1024;
+		shared->max_training_jobs = cai_max_training_jobs;
+		shared->job_id = job_id;
 		shared->name_off = name_off;
 		shared->task_off = task_off;
 		shared->query_off = query_off;
 		shared->valid_query_off = valid_off;
 		shared->options_off = options_off;
 		shared->search_path_off = sp_off;
+		shared->source_off = source_off;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
 	}
@@ -517,66 +562,94 @@ cai_train(PG_FUNCTION_ARGS)
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
 	worker.bgw_notify_pid = MyProcPid;
 
+	/* an asynchronous job outlives this call: keep the segment until the worker maps it */
+	if (job_id > 0)
+		dsm_pin_segment(seg);
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		if (job_id > 0)
+			dsm_unpin_segment(dsm_segment_handle(seg));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a training worker: no free background worker slot"),
 				 errhint("Wait for running jobs to finish, or raise max_worker_processes (needs a restart).")));
-	mqh = shm_mq_attach(mq, seg, handle);
+	}
+	launch->seg = seg;
+	launch->handle = handle;
+	launch->mqh = job_id > 0 ? NULL : shm_mq_attach(mq, seg, handle);
+	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a training worker"),
+				 errhint("See the server log; check max_worker_processes.")));
+}
 
+PG_FUNCTION_INFO_V1(cai_train);
+Datum
+cai_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CaiLaunch	launch = {0};
+	CaiTrainResult res = {0};
+	int32		version;
+	bool		deployed;
+	Jsonb	   *metrics;
+
+	if (CaiRunningTrainingWorkers() >= cai_max_training_jobs)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many training jobs are running"),
+				 errdetail("cai.max_training_jobs is %d.", cai_max_training_jobs),
+				 errhint("Wait for a job to finish, or use cai_train_async, which queues.")));
 	PG_TRY();
 	{
-		if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("could not start a training worker"),
-					 errhint("See the server log; check max_worker_processes.")));
-		CaiRunTrainingWorker(seg, mqh, handle, &res);
+		CaiTrainLaunch(fcinfo, 0, &launch);
+		CaiRunTrainingWorker(launch.seg, launch.mqh, launch.handle, &res);
 	}
 	PG_CATCH();
 	{
-		TerminateBackgroundWorker(handle);
+		if (launch.handle)
+			TerminateBackgroundWorker(launch.handle);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	/* validate what the worker produced exactly as an import would, then store it */
-	CaiValidateModelBytes((const uint8 *) res.model, res.model_len, &task_out, &meta);
-	{
-		Jsonb	   *m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
-		char	   *extra;
-
-		score = CaiJsonbNumber(m, "score");
-		if (isnan(score))
-			score = CaiJsonbNumber(m, "accuracy");
-		extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
-						 isnan(score) ? 0.0 : score, res.skipped_rows, res.train_rows);
-		metrics = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
-													 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
-	}
-	version = CaiCatalogStore(name, task_out, (const uint8 *) res.model, res.model_len, meta,
-							  JsonbToCString(NULL, &metrics->root, 0), deploy_policy, &deployed);
+	version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json,
+								   res.train_rows, res.skipped_rows, launch.deploy_policy,
+								   &deployed, &metrics);
 	pfree(res.model);
-	dsm_detach(seg);
+	dsm_detach(launch.seg);
 
 	if (deployed)
-		ereport(NOTICE, (errmsg("model \"%s\" version %d is deployed", name, version)));
+		ereport(NOTICE, (errmsg("model \"%s\" version %d is deployed", launch.name, version)));
 	else
 		ereport(NOTICE,
-				(errmsg("model \"%s\" version %d is stored but not deployed", name, version),
-				 errhint("Deploy it with cai_deploy('%s', %d).", name, version)));
+				(errmsg("model \"%s\" version %d is stored but not deployed", launch.name, version),
+				 errhint("Deploy it with cai_deploy('%s', %d).", launch.name, version)));
 
 	InitMaterializedSRF(fcinfo, 0);
 	{
 		Datum		values[3];
 		bool		nulls[3] = {0};
 
-		values[0] = CStringGetTextDatum(name);
+		values[0] = CStringGetTextDatum(launch.name);
 		values[1] = Int32GetDatum(version);
 		values[2] = JsonbPGetDatum(metrics);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(cai_train_async);
+Datum
+cai_train_async(PG_FUNCTION_ARGS)
+{
+	CaiLaunch	launch = {0};
+	int64		job_id = CaiNextJobId();
+
+	CaiTrainLaunch(fcinfo, job_id, &launch);
+	dsm_detach(launch.seg);
+	PG_RETURN_INT64(job_id);
 }
 
 /* ------------------------------------------------------------------------
@@ -722,27 +795,51 @@ CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
 	return ids;
 }
 
+
+typedef struct CaiWorkerProgressState
+{
+	int64		job_id;
+	TimestampTz last_update;
+} CaiWorkerProgressState;
+
 static bool
 CaiWorkerProgress(void *ctx, const cai_progress *p)
 {
+	CaiWorkerProgressState *ps = (CaiWorkerProgressState *) ctx;
+
 	if (QueryCancelPending || ProcDiePending)
 		return false;
 	if (p->epoch_done)
-		ereport(NOTICE,
+		ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
 				(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
 						p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec)));
+	if (ps->job_id > 0 &&
+		(p->epoch_done || TimestampDifferenceExceeds(ps->last_update, GetCurrentTimestamp(), 1000)))
+	{
+		CaiJobProgress(ps->job_id, p->epoch, p->epochs, p->fraction, p->loss, p->val_score, p->rows_per_sec);
+		ps->last_update = GetCurrentTimestamp();
+	}
 	return true;
 }
 
-void
-cai_train_worker_main(Datum main_arg)
+/* Take on the caller's exact identity (inside a transaction). */
+static void
+CaiWorkerBecomeCaller(CaiTrainShared *shared)
 {
-	dsm_segment *seg;
-	shm_toc    *toc;
-	CaiTrainShared *shared;
-	shm_mq	   *mq;
-	shm_mq_handle *mqh;
-	MemoryContext train_cxt;
+	SetSessionAuthorization(shared->session_user_id, shared->session_user_is_superuser);
+	SetCurrentRoleId(shared->outer_user_id, shared->role_is_superuser);
+	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
+	(void) set_config_option("search_path", shared->data + shared->search_path_off,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+}
+
+/*
+ * Read the data, train, and deliver the model: to the waiting caller
+ * (synchronous) or into the catalog (asynchronous job).
+ */
+static void
+CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
+{
 	CaiRows		rows = {0};
 	CaiRows		vrows = {0};
 	const char *task;
@@ -760,42 +857,11 @@ cai_train_worker_main(Datum main_arg)
 	char	   *metrics = NULL;
 	char	   *provenance;
 	size_t		need;
-	StringInfoData buf;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	seg = dsm_attach(DatumGetUInt32(main_arg));
-	if (seg == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not map the training job's shared memory segment")));
-	toc = shm_toc_attach(CAI_TRAIN_MAGIC, dsm_segment_address(seg));
-	if (toc == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("invalid magic number in the training job's shared memory segment")));
-	shared = shm_toc_lookup(toc, CAI_TRAIN_KEY_SHARED, false);
-	mq = shm_toc_lookup(toc, CAI_TRAIN_KEY_MQ, false);
-	shm_mq_set_sender(mq, MyProc);
-	mqh = shm_mq_attach(mq, seg, NULL);
-	pq_redirect_to_shm_mq(seg, mqh);
-
-	/* connect as the caller's authenticated user, then take on its exact identity */
-	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->authenticated_user_id, 0);
-	SetClientEncoding(GetDatabaseEncoding());
-	CaiUseMemoryContextAllocator();
-	train_cxt = AllocSetContextCreate(TopMemoryContext, "cai_synergy training", ALLOCSET_DEFAULT_SIZES);
+	CaiWorkerProgressState ps = {shared->job_id, 0};
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SetSessionAuthorization(shared->session_user_id, shared->session_user_is_superuser);
-	SetCurrentRoleId(shared->outer_user_id, shared->role_is_superuser);
-	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
-	(void) set_config_option("search_path", shared->data + shared->search_path_off,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -816,6 +882,8 @@ cai_train_worker_main(Datum main_arg)
 		escape_json(&p, GetUserNameFromId(shared->current_user_id, false));
 		appendStringInfoString(&p, ", \"database\": ");
 		escape_json(&p, get_database_name(MyDatabaseId));
+		appendStringInfoString(&p, ", \"source\": ");
+		escape_json(&p, shared->data + shared->source_off);
 		appendStringInfoChar(&p, '}');
 		provenance = p.data;
 		MemoryContextSwitchTo(old);
@@ -866,23 +934,126 @@ cai_train_worker_main(Datum main_arg)
 	cai_blas_set_threads(shared->threads);
 	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
 						   vrows.n > 0 ? &valid : NULL, provenance,
-						   CaiWorkerProgress, NULL, &model, &model_len, &metrics, &err);
+						   CaiWorkerProgress, &ps, &model, &model_len, &metrics, &err);
 	cai_blas_set_threads(1);
 	if (st == CAI_ERR_CANCELLED)
 		CHECK_FOR_INTERRUPTS();
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "training failed");
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, 'R');
-	pq_sendint64(&buf, rows.n);
-	pq_sendint64(&buf, rows.skipped);
-	pq_sendint64(&buf, model_len);
-	appendBinaryStringInfo(&buf, (char *) model, model_len);
-	pq_sendint64(&buf, strlen(metrics));
-	appendBinaryStringInfo(&buf, metrics, strlen(metrics));
-	if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
+	if (shared->job_id > 0)
+	{
+		/* asynchronous: store the version and finish the job in one transaction */
+		bool		deployed;
+		int32		version;
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) model, model_len, metrics,
+									   rows.n, rows.skipped, cai_opt_string(opts, "deploy"), &deployed, NULL);
+		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	else
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, 'R');
+		pq_sendint64(&buf, rows.n);
+		pq_sendint64(&buf, rows.skipped);
+		pq_sendint64(&buf, model_len);
+		appendBinaryStringInfo(&buf, (char *) model, model_len);
+		pq_sendint64(&buf, strlen(metrics));
+		appendBinaryStringInfo(&buf, metrics, strlen(metrics));
+		if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the caller stopped waiting for the training result")));
+	}
+}
+
+void
+cai_train_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+	CaiTrainShared *shared;
+	shm_mq_handle *mqh = NULL;
+	MemoryContext train_cxt;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("the caller stopped waiting for the training result")));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the training job's shared memory segment")));
+	toc = shm_toc_attach(CAI_TRAIN_MAGIC, dsm_segment_address(seg));
+	if (toc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invalid magic number in the training job's shared memory segment")));
+	shared = shm_toc_lookup(toc, CAI_TRAIN_KEY_SHARED, false);
+	if (shared->job_id > 0)
+	{
+		/* the caller has gone on; the segment now lives as long as we map it */
+		dsm_unpin_segment(dsm_segment_handle(seg));
+	}
+	else
+	{
+		shm_mq	   *mq = shm_toc_lookup(toc, CAI_TRAIN_KEY_MQ, false);
+
+		shm_mq_set_sender(mq, MyProc);
+		mqh = shm_mq_attach(mq, seg, NULL);
+		pq_redirect_to_shm_mq(seg, mqh);
+	}
+
+	/* connect as the caller's authenticated user, then take on its exact identity */
+	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->authenticated_user_id, 0);
+	SetClientEncoding(GetDatabaseEncoding());
+	CaiUseMemoryContextAllocator();
+	train_cxt = AllocSetContextCreate(TopMemoryContext, "cai_synergy training", ALLOCSET_DEFAULT_SIZES);
+
+	StartTransactionCommand();
+	CaiWorkerBecomeCaller(shared);
+	if (shared->job_id > 0)
+		CaiJobInsert(shared->job_id, shared->data + shared->name_off, shared->data + shared->task_off,
+					 shared->current_user_id, shared->data + shared->source_off,
+					 shared->data + shared->options_off);
+	CommitTransactionCommand();
+
+	if (shared->job_id == 0)
+	{
+		CaiWorkerTrain(shared, mqh, train_cxt);
+		return;
+	}
+
+	/* asynchronous job: every outcome is recorded in its row */
+	PG_TRY();
+	{
+		CaiJobWaitForSlot(shared->job_id, shared->max_training_jobs);
+		CaiWorkerTrain(shared, NULL, train_cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(train_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		cai_blas_set_threads(1);
+		ereport(LOG,
+				(errmsg("cai_synergy training job " INT64_FORMAT " %s: %s", shared->job_id,
+						edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
+						edata->message)));
+		StartTransactionCommand();
+		CaiJobFinish(shared->job_id, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
+					 0, edata->message);
+		CommitTransactionCommand();
+	}
+	PG_END_TRY();
 }

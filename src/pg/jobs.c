@@ -1,0 +1,203 @@
+/*
+ * jobs.c: state of asynchronous training jobs (cai_train_async).
+ *
+ * A job is a row of @extschema@.cai_job_store, written by its worker in
+ * short transactions of its own (queued, running with progress, then
+ * succeeded, failed or cancelled), as the table owner.  Users read jobs
+ * through the cai_jobs view, which shows each role its own jobs (all jobs to
+ * superusers and members of pg_signal_backend) and reports a job whose
+ * worker has vanished (killed, server restarted) as failed.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+
+#include "cai_pg.h"
+
+/* The lock that serializes the "is there a free slot?" check ('CAIS', 0). */
+#define CAI_JOB_LOCK_SQL "SELECT pg_catalog.pg_advisory_xact_lock(1128351059, 0)"
+
+/* Workers run these outside any query: give SPI a snapshot when none is active. */
+static bool
+CaiPushSnapshot(void)
+{
+	if (ActiveSnapshotSet())
+		return false;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return true;
+}
+
+static void
+CaiPopSnapshot(bool pushed)
+{
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+int64
+CaiNextJobId(void)
+{
+	char	   *sql;
+	bool		isnull;
+	int64		id;
+
+	CaiCatalogConnect();
+	sql = psprintf("SELECT pg_catalog.nextval('%s')", CaiCatalogQualify("cai_job_store_job_id_seq"));
+	CaiCatalogExecute(sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	CaiCatalogDisconnect();
+	return id;
+}
+
+/* Training workers alive now (synchronous and asynchronous). */
+int
+CaiRunningTrainingWorkers(void)
+{
+	int			n;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT count(*)::int4 FROM pg_catalog.pg_stat_activity "
+					"WHERE backend_type = 'cai_synergy training'", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not count training workers");
+	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/* Inside a transaction: record a new job as queued, and trim old history. */
+void
+CaiJobInsert(int64 job_id, const char *model, const char *task, Oid role,
+			 const char *source, const char *options_json)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, OIDOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[7];
+	char	   *store;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum(model);
+	values[2] = CStringGetTextDatum(task);
+	values[3] = ObjectIdGetDatum(role);
+	values[4] = CStringGetTextDatum(source);
+	values[5] = CStringGetTextDatum(options_json);
+	values[6] = Int32GetDatum(MyProcPid);
+	bool		pushed = CaiPushSnapshot();
+
+	CaiCatalogConnect();
+	store = CaiCatalogQualify("cai_job_store");
+	CaiCatalogExecute(psprintf("INSERT INTO %s (job_id, model, task, role, source, options, pid, state) "
+							   "VALUES ($1, $2, $3, $4::regrole, $5, $6::jsonb, $7, 'queued')", store),
+					  7, types, values, NULL, SPI_OK_INSERT);
+	CaiCatalogExecute(psprintf("DELETE FROM %s WHERE finished_at IS NOT NULL AND job_id <= "
+							   "(SELECT job_id FROM %s WHERE finished_at IS NOT NULL "
+							   "ORDER BY job_id DESC OFFSET %d LIMIT 1)", store, store, CAI_JOB_HISTORY),
+					  0, NULL, NULL, NULL, SPI_OK_DELETE);
+	CaiCatalogDisconnect();
+	CaiPopSnapshot(pushed);
+}
+
+/*
+ * Wait (outside a transaction) until fewer than max_jobs jobs are running,
+ * then mark this one running.  Interruptible: cai_cancel reaches us here.
+ */
+void
+CaiJobWaitForSlot(int64 job_id, int max_jobs)
+{
+	for (;;)
+	{
+		bool		got = false;
+		bool		isnull;
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(max_jobs)};
+		char	   *store;
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		CaiCatalogConnect();
+		store = CaiCatalogQualify("cai_job_store");
+		CaiCatalogExecute(CAI_JOB_LOCK_SQL, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		CaiCatalogExecute(psprintf("SELECT count(*) < $2 FROM %s j WHERE j.state = 'running' AND j.job_id <> $1 "
+								   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
+								   "WHERE a.pid = j.pid AND a.backend_type = 'cai_synergy training')", store),
+						  2, types, values, NULL, SPI_OK_SELECT);
+		got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (got)
+			CaiCatalogExecute(psprintf("UPDATE %s SET state = 'running', started_at = pg_catalog.now() "
+									   "WHERE job_id = $1", store),
+							  1, types, values, NULL, SPI_OK_UPDATE);
+		CaiCatalogDisconnect();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		if (got)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 500, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Outside a transaction: record progress. */
+void
+CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
+			   double loss, double val_score, double rows_per_sec)
+{
+	Oid			types[7] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(epoch);
+	values[2] = Int32GetDatum(epochs);
+	values[3] = Float8GetDatum(fraction);
+	values[4] = Float8GetDatum(loss);
+	values[5] = Float8GetDatum(val_score);
+	values[6] = Float8GetDatum(rows_per_sec);
+	if (epoch == 0)
+		nulls[4] = nulls[5] = nulls[6] = 'n';
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CaiCatalogConnect();
+	CaiCatalogExecute(psprintf("UPDATE %s SET epoch = $2, epochs = $3, progress = $4, loss = $5, "
+							   "validation_score = $6, rows_per_sec = $7 WHERE job_id = $1",
+							   CaiCatalogQualify("cai_job_store")),
+					  7, types, values, nulls, SPI_OK_UPDATE);
+	CaiCatalogDisconnect();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Inside a transaction: the job's final state. */
+void
+CaiJobFinish(int64 job_id, const char *state, int32 version, const char *error)
+{
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum(state);
+	values[2] = Int32GetDatum(version);
+	values[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	if (version <= 0)
+		nulls[2] = 'n';
+	if (error == NULL)
+		nulls[3] = 'n';
+	bool		pushed = CaiPushSnapshot();
+
+	CaiCatalogConnect();
+	CaiCatalogExecute(psprintf("UPDATE %s SET state = $2, version = $3, error = $4, "
+							   "progress = CASE WHEN $2 = 'succeeded' THEN 1 ELSE progress END, "
+							   "finished_at = pg_catalog.clock_timestamp() WHERE job_id = $1",
+							   CaiCatalogQualify("cai_job_store")),
+					  4, types, values, nulls, SPI_OK_UPDATE);
+	CaiCatalogDisconnect();
+	CaiPopSnapshot(pushed);
+}

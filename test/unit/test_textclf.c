@@ -1,0 +1,965 @@
+/*
+ * test_textclf.c: the fast text classifier on a generated, seeded data set.
+ *
+ * Three classes (negative, neutral, positive) of English, Chinese and emoji
+ * sentences with filler words, off-class noise words and, in the held-out
+ * set, misspellings that only the character n-grams can recognise.
+ */
+#include "cai/format.h"
+#include "cai/options.h"
+#include "cai/textclf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "check.h"
+
+/* ---------------------------------------------------------------------- */
+/* Generated data                                                         */
+/* ---------------------------------------------------------------------- */
+
+static const char *const words_pos[] = {
+	"good", "great", "excellent", "wonderful", "amazing", "loved", "brilliant",
+	"delightful", "superb", "enjoyable", "fantastic", "charming", "beautiful", "moving",
+};
+static const char *const words_neg[] = {
+	"bad", "terrible", "awful", "boring", "hated", "dull", "horrible", "poor",
+	"waste", "mess", "disappointing", "stupid", "painful", "tedious",
+};
+static const char *const words_neu[] = {
+	"okay", "average", "fine", "standard", "typical", "ordinary", "moderate",
+	"acceptable", "passable", "routine",
+};
+static const char *const fillers[] = {
+	"the", "movie", "film", "story", "plot", "actor", "was", "is", "a", "this",
+	"it", "and", "but", "with", "of", "acting", "scenes", "director", "really",
+	"very", "quite", "The", "Film", "!", ",", ".", "I", "thought", "overall",
+};
+/* Chinese: the tokenizer makes each ideograph a token */
+static const char *const zh_pos[] = {"\xe5\xa5\xbd\xe7\x9c\x8b", "\xe7\xb2\xbe\xe5\xbd\xa9", "\xe5\x96\x9c\xe6\xac\xa2"};	/* 好看 精彩 喜欢 */
+static const char *const zh_neg[] = {"\xe9\x9a\xbe\xe7\x9c\x8b", "\xe6\x97\xa0\xe8\x81\x8a", "\xe8\xae\xa8\xe5\x8e\x8c"};	/* 难看 无聊 讨厌 */
+static const char *const zh_neu[] = {"\xe4\xb8\x80\xe8\x88\xac", "\xe6\x99\xae\xe9\x80\x9a", "\xe8\xbf\x98\xe8\xa1\x8c"};	/* 一般 普通 还行 */
+static const char *const zh_fill[] = {"\xe8\xbf\x99\xe9\x83\xa8", "\xe7\x94\xb5\xe5\xbd\xb1", "\xe7\x9a\x84", "\xe6\x98\xaf", "\xe5\xbe\x88", "\xe3\x80\x82"};	/* 这部 电影 的 是 很 。 */
+/* emoji */
+static const char *const emo_pos[] = {"\xf0\x9f\x98\x80", "\xf0\x9f\x91\x8d", "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd"};	/* 😀 👍 👍🏽 */
+static const char *const emo_neg[] = {"\xf0\x9f\x98\xa1", "\xf0\x9f\x91\x8e", "\xf0\x9f\x92\xa9"};	/* 😡 👎 💩 */
+static const char *const emo_neu[] = {"\xf0\x9f\x98\x90", "\xf0\x9f\xa4\xb7"};	/* 😐 🤷 */
+
+#define N_OF(a) ((int) (sizeof(a) / sizeof((a)[0])))
+
+static const char *const label_names[] = {"negative", "neutral", "positive"};
+
+typedef struct Toy
+{
+	cai_textclf_data d;
+	char	  **texts;
+	size_t	   *lens;
+	int32_t    *labels;
+} Toy;
+
+static uint64_t toy_state;
+
+static uint32_t
+toy_rand(uint32_t n)
+{
+	toy_state = toy_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t) ((toy_state >> 33) % n);
+}
+
+static void
+append(char *buf, size_t *len, size_t cap, const char *w, bool space)
+{
+	size_t		l = strlen(w);
+
+	if (*len + l + 2 >= cap)
+		return;
+	if (space && *len > 0)
+		buf[(*len)++] = ' ';
+	memcpy(buf + *len, w, l);
+	*len += l;
+	buf[*len] = '\0';
+}
+
+/* Misspell: drop, double or swap one letter. */
+static void
+misspell(const char *w, char *out, size_t cap)
+{
+	size_t		l = strlen(w);
+	size_t		k = 1 + toy_rand((uint32_t) (l > 2 ? l - 2 : 1));
+	int			how = (int) toy_rand(3);
+
+	if (l < 4 || l + 2 > cap)
+	{
+		snprintf(out, cap, "%s", w);
+		return;
+	}
+	if (how == 0)				/* drop */
+		snprintf(out, cap, "%.*s%s", (int) k, w, w + k + 1);
+	else if (how == 1)			/* double */
+		snprintf(out, cap, "%.*s%c%s", (int) k + 1, w, w[k], w + k + 1);
+	else						/* swap */
+	{
+		snprintf(out, cap, "%s", w);
+		out[k] = w[k + 1];
+		out[k + 1] = w[k];
+	}
+}
+
+static void
+toy_make(Toy *t, size_t n, uint64_t seed, bool misspellings)
+{
+	toy_state = seed;
+	t->texts = calloc(n, sizeof(char *));
+	t->lens = calloc(n, sizeof(size_t));
+	t->labels = calloc(n, sizeof(int32_t));
+	for (size_t i = 0; i < n; i++)
+	{
+		char		buf[512];
+		char		mis[64];
+		size_t		len = 0;
+		int			y = (int) toy_rand(3);
+		int			kind = (int) toy_rand(10);	/* 0-1 Chinese, 2 emoji only, else English */
+		int			n_fill = 3 + (int) toy_rand(8);
+		int			n_cls = 1 + (int) toy_rand(2);
+		int			at[2];
+
+		buf[0] = '\0';
+		at[0] = (int) toy_rand((uint32_t) n_fill + 1);
+		at[1] = (int) toy_rand((uint32_t) n_fill + 1);
+		for (int k = 0; k <= n_fill; k++)
+		{
+			for (int c = 0; c < n_cls; c++)
+			{
+				const char *w;
+
+				if (at[c] != k)
+					continue;
+				if (kind <= 1)
+					w = y == 0 ? zh_neg[toy_rand(3)] : y == 1 ? zh_neu[toy_rand(3)] : zh_pos[toy_rand(3)];
+				else if (kind == 2 || toy_rand(6) == 0)
+					w = y == 0 ? emo_neg[toy_rand(3)] : y == 1 ? emo_neu[toy_rand(2)] : emo_pos[toy_rand(3)];
+				else
+				{
+					w = y == 0 ? words_neg[toy_rand(N_OF(words_neg))] :
+						y == 1 ? words_neu[toy_rand(N_OF(words_neu))] :
+						words_pos[toy_rand(N_OF(words_pos))];
+					if (misspellings && toy_rand(3) == 0)
+					{
+						misspell(w, mis, sizeof(mis));
+						w = mis;
+					}
+					else if (toy_rand(5) == 0)
+						w = y == 2 ? "GREAT" : y == 0 ? "Awful" : "Okay";
+				}
+				append(buf, &len, sizeof(buf), w, kind > 1);
+			}
+			if (k < n_fill)
+				append(buf, &len, sizeof(buf),
+					   kind <= 1 ? zh_fill[toy_rand(N_OF(zh_fill))] : fillers[toy_rand(N_OF(fillers))],
+					   kind > 1);
+		}
+		/* noise: an off-class English word in a fifth of the rows with two class words */
+		if (kind > 1 && n_cls == 2 && toy_rand(5) == 0)
+		{
+			int			z = (y + 1 + (int) toy_rand(2)) % 3;
+
+			append(buf, &len, sizeof(buf),
+				   z == 0 ? words_neg[toy_rand(N_OF(words_neg))] :
+				   z == 1 ? words_neu[toy_rand(N_OF(words_neu))] :
+				   words_pos[toy_rand(N_OF(words_pos))], true);
+		}
+		t->texts[i] = strdup(buf);
+		t->lens[i] = len;
+		t->labels[i] = y;
+	}
+	t->d.n = n;
+	t->d.texts = (const char *const *) t->texts;
+	t->d.lens = t->lens;
+	t->d.labels = t->labels;
+}
+
+static void
+toy_free(Toy *t)
+{
+	for (size_t i = 0; i < t->d.n; i++)
+		free(t->texts[i]);
+	free(t->texts);
+	free(t->lens);
+	free(t->labels);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Helpers                                                                */
+/* ---------------------------------------------------------------------- */
+
+static cai_options *
+opts_of(const char *json)
+{
+	cai_options *o = NULL;
+	cai_error	err = {0};
+
+	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, json, &o, &err) != CAI_OK)
+	{
+		fprintf(stderr, "options %s: %s\n", json, err.msg);
+		return NULL;
+	}
+	return o;
+}
+
+typedef struct Trained
+{
+	cai_status	st;
+	cai_error	err;
+	uint8_t    *model;
+	size_t		len;
+	char	   *metrics;
+} Trained;
+
+static Trained
+train_with(const char *json, const cai_textclf_data *train, const cai_textclf_data *valid,
+		   cai_progress_fn fn, void *ctx)
+{
+	Trained		r;
+	cai_options *o = opts_of(json);
+
+	memset(&r, 0, sizeof(r));
+	if (o == NULL)
+	{
+		r.st = CAI_ERR_INVALID;
+		return r;
+	}
+	r.st = cai_textclf_train(o, label_names, 3, train, valid, "{\"source\": \"toy\"}", fn, ctx,
+							 &r.model, &r.len, &r.metrics, &r.err);
+	cai_options_free(o);
+	return r;
+}
+
+static void
+trained_free(Trained *r)
+{
+	cai_free(r->model);
+	cai_free(r->metrics);
+	memset(r, 0, sizeof(*r));
+}
+
+static double
+json_num(const char *js, const char *key)
+{
+	json_object *o = json_tokener_parse(js);
+	json_object *v;
+	double		x = -1.0;
+
+	if (o != NULL && json_object_object_get_ex(o, key, &v))
+		x = json_object_get_double(v);
+	json_object_put(o);
+	return x;
+}
+
+static int
+argmax(const float *p, int n)
+{
+	int			b = 0;
+
+	for (int i = 1; i < n; i++)
+		if (p[i] > p[b])
+			b = i;
+	return b;
+}
+
+/* Accuracy of a loaded model on data; checks every distribution. */
+static double
+accuracy_of(const cai_textclf *m, const cai_textclf_data *d, int *bad_dist)
+{
+	size_t		ok = 0;
+
+	for (size_t i = 0; i < d->n; i++)
+	{
+		float		p[3];
+		cai_error	err;
+		float		sum = 0;
+
+		if (cai_textclf_predict(m, d->texts[i], d->lens[i], p, &err) != CAI_OK)
+		{
+			(*bad_dist)++;
+			continue;
+		}
+		for (int c = 0; c < 3; c++)
+		{
+			if (!(p[c] >= 0 && p[c] <= 1))
+				(*bad_dist)++;
+			sum += p[c];
+		}
+		if (fabsf(sum - 1.0f) > 1e-5f)
+			(*bad_dist)++;
+		ok += argmax(p, 3) == d->labels[i];
+	}
+	return d->n > 0 ? (double) ok / (double) d->n : 0.0;
+}
+
+static cai_status
+load(const Trained *r, cai_model_file **mf, cai_textclf **m, cai_error *err)
+{
+	cai_status	st = cai_format_read(r->model, r->len, mf, err);
+
+	if (st != CAI_OK)
+		return st;
+	return cai_textclf_load(*mf, m, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tests                                                                  */
+/* ---------------------------------------------------------------------- */
+
+static Toy	tr,
+			va,
+			te;
+
+typedef struct ProgressLog
+{
+	int			calls;
+	int			epochs_done;
+	int			cancel_after;	/* cancel on this call (0 = never) */
+	bool		monotone;
+	double		last_fraction;
+} ProgressLog;
+
+static bool
+log_progress(void *ctx, const cai_progress *p)
+{
+	ProgressLog *l = ctx;
+
+	l->calls++;
+	if (p->epoch_done)
+	{
+		l->epochs_done++;
+		if (!(p->loss >= 0) || !(p->val_score >= 0 && p->val_score <= 1) || !(p->rows_per_sec > 0))
+			l->monotone = false;
+	}
+	if (p->fraction < l->last_fraction - 1e-12 || p->fraction > 1.0)
+		l->monotone = false;
+	l->last_fraction = p->fraction;
+	return l->cancel_after == 0 || l->calls < l->cancel_after;
+}
+
+/* Train, load, predict: accuracy, agreement with training-time metrics, distributions. */
+static void
+test_train_and_predict(void)
+{
+	ProgressLog log = {0, 0, 0, true, 0.0};
+	Trained		r = train_with("{\"epochs\": 8}", &tr.d, &va.d, log_progress, &log);
+	cai_model_file *mf = NULL;
+	cai_textclf *m = NULL;
+	cai_error	err;
+	int			bad = 0;
+	double		acc_va,
+				acc_te;
+	float		p[3];
+
+	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
+	if (r.st != CAI_OK)
+		return;
+	CHECK(log.epochs_done == (int) json_num(r.metrics, "epochs_run"),
+		  "epoch_done calls %d vs epochs_run", log.epochs_done);
+	CHECK(log.monotone, "progress values are sane and fractions non-decreasing");
+	CHECK(json_num(r.metrics, "validation_rows") == (double) va.d.n, "validation rows");
+	CHECK(json_num(r.metrics, "train_rows") == (double) tr.d.n, "train rows");
+	CHECK(json_num(r.metrics, "best_epoch") >= 1, "best epoch");
+	CHECK(json_num(r.metrics, "seconds") >= 0, "seconds");
+
+	CHECK(load(&r, &mf, &m, &err) == CAI_OK, "load: %s", err.msg);
+	if (m != NULL)
+	{
+		CHECK(cai_textclf_n_labels(m) == 3, "labels");
+		CHECK(strcmp(cai_textclf_label(m, 2), "positive") == 0, "label name");
+		CHECK(cai_textclf_label(m, 3) == NULL && cai_textclf_label(m, -1) == NULL, "label out of range");
+		CHECK(cai_textclf_memory(m) > 0, "memory");
+
+		/* inference reproduces the training-time validation predictions */
+		acc_va = accuracy_of(m, &va.d, &bad);
+		CHECK(acc_va == json_num(r.metrics, "accuracy"),
+			  "validation accuracy after load %.6f, during training %.6f", acc_va,
+			  json_num(r.metrics, "accuracy"));
+		acc_te = accuracy_of(m, &te.d, &bad);
+		CHECK(acc_te > 0.9, "held-out accuracy (with misspellings) %.4f", acc_te);
+		CHECK(bad == 0, "%d bad distributions", bad);
+
+		/* empty and odd texts still give a distribution */
+		CHECK(cai_textclf_predict(m, "", 0, p, &err) == CAI_OK, "empty text");
+		CHECK(fabsf(p[0] + p[1] + p[2] - 1.0f) < 1e-5f, "empty text sums to 1");
+		CHECK(cai_textclf_predict(m, NULL, 0, p, &err) == CAI_OK, "NULL empty text");
+		CHECK(cai_textclf_predict(m, "\xff\xfe zzzz qqqq", 11, p, &err) == CAI_OK, "unknown words");
+		CHECK(fabsf(p[0] + p[1] + p[2] - 1.0f) < 1e-5f, "unknown words sum to 1");
+		CHECK(cai_textclf_predict(m, "wonderfull brillliant", 21, p, &err) == CAI_OK &&
+			  argmax(p, 3) == 2, "misspelled positive words");
+		CHECK(cai_textclf_predict(m, "\xe8\xbf\x99\xe9\x83\xa8\xe7\x94\xb5\xe5\xbd\xb1\xe5\xbe\x88\xe6\x97\xa0\xe8\x81\x8a", 21, p, &err) == CAI_OK &&
+			  argmax(p, 3) == 0, "Chinese negative sentence");
+		CHECK(cai_textclf_predict(m, "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", 8, p, &err) == CAI_OK &&
+			  argmax(p, 3) == 2, "emoji with skin tone");
+		CHECK(cai_textclf_predict(m, NULL, 5, p, &err) == CAI_ERR_INVALID, "NULL text with length");
+		CHECK(cai_textclf_predict(NULL, "x", 1, p, &err) == CAI_ERR_INVALID, "NULL model");
+
+		/* a very long text is cut at max_tokens, not refused */
+		{
+			size_t		n = 200000;
+			char	   *big = malloc(n);
+
+			for (size_t i = 0; i < n; i++)
+				big[i] = (i % 5 == 4) ? ' ' : "good"[i % 5];
+			CHECK(cai_textclf_predict(m, big, n, p, &err) == CAI_OK && argmax(p, 3) == 2, "long text");
+			free(big);
+		}
+	}
+	cai_textclf_free(m);
+	cai_model_file_free(mf);
+
+	/* the metadata carries what the SQL layer shows */
+	if (cai_format_read(r.model, r.len, &mf, &err) == CAI_OK)
+	{
+		json_object *meta = json_tokener_parse(mf->meta_json);
+		json_object *v,
+				   *w;
+
+		CHECK(json_object_object_get_ex(meta, "task", &v) &&
+			  strcmp(json_object_get_string(v), "text_classification") == 0, "task");
+		CHECK(json_object_object_get_ex(meta, "architecture", &v) &&
+			  strcmp(json_object_get_string(v), "fast") == 0, "architecture");
+		CHECK(json_object_object_get_ex(meta, "options", &v) &&
+			  json_object_object_get_ex(v, "epochs", &w) && json_object_get_int(w) == 8, "options");
+		CHECK(json_object_object_get_ex(meta, "provenance", &v) &&
+			  json_object_object_get_ex(v, "source", &w) &&
+			  strcmp(json_object_get_string(w), "toy") == 0 &&
+			  json_object_object_get_ex(v, "seed", &w) &&
+			  json_object_object_get_ex(v, "train_rows", &w), "provenance merged");
+		CHECK(json_object_object_get_ex(meta, "metrics", &v) &&
+			  json_object_object_get_ex(v, "confusion_matrix", &w), "metrics in metadata");
+		CHECK(cai_model_file_tensor(mf, "fast.vocab.bytes") != NULL &&
+			  cai_model_file_tensor(mf, "fast.vocab.offsets") != NULL &&
+			  cai_model_file_tensor(mf, "fast.buckets") != NULL &&
+			  cai_model_file_tensor(mf, "fast.embedding") != NULL, "tensors");
+		json_object_put(meta);
+		cai_model_file_free(mf);
+	}
+	trained_free(&r);
+}
+
+/* Metadata without the wall-clock values, for comparing two trainings. */
+static char *
+meta_without_time(const char *meta_json)
+{
+	json_object *o = json_tokener_parse(meta_json);
+	json_object *v;
+	char	   *s;
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_object_get_ex(o, "metrics", &v))
+		json_object_object_del(v, "seconds");
+	if (json_object_object_get_ex(o, "provenance", &v))
+		json_object_object_del(v, "seconds");
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+/* Same data, options and seed: bit-identical tensors and metadata (but time). */
+static void
+test_determinism(void)
+{
+	const char *opts = "{\"epochs\": 3, \"dropout\": 0.1, \"seed\": 7}";
+	Trained		a = train_with(opts, &tr.d, NULL, NULL, NULL);
+	Trained		b = train_with(opts, &tr.d, NULL, NULL, NULL);
+	Trained		c = train_with("{\"epochs\": 3, \"dropout\": 0.1, \"seed\": 8}", &tr.d, NULL, NULL, NULL);
+	cai_model_file *fa = NULL,
+			   *fb = NULL,
+			   *fc = NULL;
+	cai_error	err;
+
+	CHECK(a.st == CAI_OK && b.st == CAI_OK && c.st == CAI_OK, "train: %s %s", a.err.msg, b.err.msg);
+	if (a.st != CAI_OK || b.st != CAI_OK || c.st != CAI_OK)
+		goto done;
+	CHECK(cai_format_read(a.model, a.len, &fa, &err) == CAI_OK, "read a");
+	CHECK(cai_format_read(b.model, b.len, &fb, &err) == CAI_OK, "read b");
+	CHECK(cai_format_read(c.model, c.len, &fc, &err) == CAI_OK, "read c");
+	if (fa == NULL || fb == NULL || fc == NULL)
+		goto done;
+	CHECK(fa->n_tensors == fb->n_tensors, "tensor count");
+	for (int i = 0; i < fa->n_tensors && i < fb->n_tensors; i++)
+	{
+		CHECK(strcmp(fa->tensors[i].name, fb->tensors[i].name) == 0 &&
+			  fa->tensors[i].nbytes == fb->tensors[i].nbytes &&
+			  memcmp(fa->tensors[i].data, fb->tensors[i].data, fa->tensors[i].nbytes) == 0,
+			  "tensor %s differs between identical trainings", fa->tensors[i].name);
+	}
+	{
+		char	   *ma = meta_without_time(fa->meta_json);
+		char	   *mb = meta_without_time(fb->meta_json);
+
+		CHECK(ma != NULL && mb != NULL && strcmp(ma, mb) == 0, "metadata differs:\n%s\n%s", ma, mb);
+		free(ma);
+		free(mb);
+	}
+	{
+		const cai_tensor *ea = cai_model_file_tensor(fa, "fast.embedding");
+		const cai_tensor *ec = cai_model_file_tensor(fc, "fast.embedding");
+
+		CHECK(ea != NULL && ec != NULL &&
+			  (ea->nbytes != ec->nbytes || memcmp(ea->data, ec->data, ea->nbytes) != 0),
+			  "another seed gives another model");
+	}
+	CHECK(strstr(a.metrics, "\"evaluated_on\":\"validation\"") != NULL, "evaluated on validation");
+	CHECK(json_num(a.metrics, "validation_rows") > 0 &&
+		  json_num(a.metrics, "validation_rows") < (double) tr.d.n * 0.15, "stratified split size %g",
+		  json_num(a.metrics, "validation_rows"));
+done:
+	cai_model_file_free(fa);
+	cai_model_file_free(fb);
+	cai_model_file_free(fc);
+	trained_free(&a);
+	trained_free(&b);
+	trained_free(&c);
+}
+
+static void
+test_cancel_and_limits(void)
+{
+	ProgressLog log = {0, 0, 1, true, 0.0};
+	Trained		r;
+
+	/* cancel on the first callback (which may come at the end of epoch 1) */
+	r = train_with("{\"epochs\": 50}", &tr.d, NULL, log_progress, &log);
+	CHECK(r.st == CAI_ERR_CANCELLED, "cancel: %s", cai_status_name(r.st));
+	CHECK(r.model == NULL && r.metrics == NULL, "nothing returned when cancelled");
+	CHECK(log.calls == 1, "no callback after cancelling (%d)", log.calls);
+	trained_free(&r);
+
+	/* max_seconds: stops after the first epoch, keeps a model */
+	r = train_with("{\"epochs\": 50, \"max_seconds\": 1e-9}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_OK, "max_seconds: %s", r.err.msg);
+	if (r.st == CAI_OK)
+		CHECK(json_num(r.metrics, "epochs_run") == 1, "epochs_run %g", json_num(r.metrics, "epochs_run"));
+	trained_free(&r);
+
+	/* no validation split: metrics on the training rows */
+	r = train_with("{\"epochs\": 2, \"validation_fraction\": 0}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_OK, "no validation: %s", r.err.msg);
+	if (r.st == CAI_OK)
+	{
+		CHECK(strstr(r.metrics, "\"evaluated_on\":\"train\"") != NULL, "evaluated on train: %s", r.metrics);
+		CHECK(json_num(r.metrics, "validation_rows") == 0, "no validation rows");
+		CHECK(json_num(r.metrics, "best_epoch") == 2, "last epoch kept");
+	}
+	trained_free(&r);
+
+	/* words only, no n-grams at all; tiny vocabulary through min_count */
+	r = train_with("{\"epochs\": 3, \"minn\": 0, \"maxn\": 0, \"word_ngrams\": 1, \"min_count\": 1000000}",
+				   &tr.d, &va.d, NULL, NULL);
+	CHECK(r.st == CAI_OK, "no features: %s", r.err.msg);
+	if (r.st == CAI_OK)
+	{
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err;
+		float		p[3];
+
+		CHECK(load(&r, &mf, &m, &err) == CAI_OK, "load a model with no vocabulary: %s", err.msg);
+		if (m != NULL)
+			CHECK(cai_textclf_predict(m, "good", 4, p, &err) == CAI_OK &&
+				  fabsf(p[0] + p[1] + p[2] - 1.0f) < 1e-5f, "predict");
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+	}
+	trained_free(&r);
+}
+
+static void
+test_bad_inputs(void)
+{
+	cai_options *o = opts_of(NULL);
+	uint8_t    *model = NULL;
+	size_t		len = 0;
+	char	   *metrics = NULL;
+	cai_error	err;
+	cai_textclf_data empty = {0, NULL, NULL, NULL};
+	int32_t		bad_labels[3] = {0, 3, 1};
+	const char *texts[3] = {"a", "b", "c"};
+	size_t		lens[3] = {1, 1, 1};
+	cai_textclf_data bad = {3, texts, lens, bad_labels};
+	Trained		r;
+
+	CHECK(cai_textclf_train(o, label_names, 3, &empty, NULL, NULL, NULL, NULL,
+							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
+		  strcmp(err.msg, "no training rows") == 0, "no rows: %s", err.msg);
+	CHECK(cai_textclf_train(o, label_names, 1, &tr.d, NULL, NULL, NULL, NULL,
+							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
+		  strcmp(err.msg, "need at least two classes") == 0, "one class: %s", err.msg);
+	CHECK(cai_textclf_train(o, label_names, 3, &bad, NULL, NULL, NULL, NULL,
+							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
+		  strstr(err.msg, "out of range") != NULL, "label out of range: %s", err.msg);
+	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, &bad, NULL, NULL, NULL,
+							&model, &len, &metrics, &err) == CAI_ERR_INVALID,
+		  "validation label out of range: %s", err.msg);
+	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, NULL, "[1, 2]", NULL, NULL,
+							&model, &len, &metrics, &err) == CAI_ERR_INVALID,
+		  "provenance not an object: %s", err.msg);
+	CHECK(model == NULL && metrics == NULL, "no output on errors");
+	cai_options_free(o);
+
+	r = train_with("{\"architecture\": \"accurate\"}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_ERR_INVALID && strcmp(r.err.msg, "architecture \"accurate\" is not available yet") == 0,
+		  "accurate: %s", r.err.msg);
+	trained_free(&r);
+	r = train_with("{\"minn\": 4, \"maxn\": 2}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_ERR_INVALID && strstr(r.err.msg, "minn") != NULL, "minn > maxn: %s", r.err.msg);
+	trained_free(&r);
+	r = train_with("{\"minn\": 0, \"maxn\": 3}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_ERR_INVALID, "minn 0 with maxn 3: %s", r.err.msg);
+	trained_free(&r);
+	r = train_with("{\"learning_rate\": 10, \"epochs\": 2}", &tr.d, NULL, NULL, NULL);
+	CHECK(r.st == CAI_OK || r.st == CAI_ERR_NUMERIC, "huge learning rate: ok or numeric (%s)", r.err.msg);
+	trained_free(&r);
+
+	/* memory estimate: positive and above the model it produces */
+	o = opts_of(NULL);
+	{
+		size_t		est = cai_textclf_train_memory(o, &tr.d, 3);
+
+		r = train_with(NULL, &tr.d, NULL, NULL, NULL);
+		CHECK(est > 0 && (r.st != CAI_OK || est > r.len), "estimate %zu vs model %zu", est, r.len);
+		trained_free(&r);
+	}
+	cai_options_free(o);
+}
+
+/* Apply damage to a freshly read model and expect CAI_ERR_FORMAT mentioning what. */
+typedef void (*damage_fn) (cai_model_file *mf);
+
+static cai_tensor *
+tensor(cai_model_file *mf, const char *name)
+{
+	return (cai_tensor *) cai_model_file_tensor(mf, name);
+}
+
+static void
+dmg_offsets_order(cai_model_file *mf)
+{
+	int32_t    *off = tensor(mf, "fast.vocab.offsets")->data;
+
+	off[2] = off[1] - 1;
+}
+
+static void
+dmg_offsets_end(cai_model_file *mf)
+{
+	int32_t    *off = tensor(mf, "fast.vocab.offsets")->data;
+	cai_tensor *t = tensor(mf, "fast.vocab.offsets");
+
+	off[t->shape[0] - 1] += 1;
+}
+
+static void
+dmg_offsets_huge(cai_model_file *mf)
+{
+	int32_t    *off = tensor(mf, "fast.vocab.offsets")->data;
+
+	off[1] = INT32_MAX;
+}
+
+static void
+dmg_word_nul(cai_model_file *mf)
+{
+	char	   *b = tensor(mf, "fast.vocab.bytes")->data;
+	int32_t    *off = tensor(mf, "fast.vocab.offsets")->data;
+
+	b[off[1] - 1] = 'x';		/* first word loses its terminator */
+}
+
+static void
+dmg_word_dup(cai_model_file *mf)
+{
+	char	   *b = tensor(mf, "fast.vocab.bytes")->data;
+	int32_t    *off = tensor(mf, "fast.vocab.offsets")->data;
+	int			i;
+
+	/* find two words of equal length and make the second equal the first */
+	for (i = 1; off[i + 1] - off[i] != off[1] - off[0]; i++)
+		;
+	memcpy(b + off[i], b, (size_t) (off[1] - off[0]));
+}
+
+static void
+dmg_offsets_shape(cai_model_file *mf)
+{
+	cai_tensor *t = tensor(mf, "fast.vocab.offsets");
+
+	t->shape[0] -= 1;
+	t->nbytes -= 4;
+}
+
+static void
+dmg_no_vocab(cai_model_file *mf)
+{
+	strcpy(tensor(mf, "fast.vocab.bytes")->name, "fast.vocab.other");
+}
+
+static void
+dmg_vocab_dtype(cai_model_file *mf)
+{
+	tensor(mf, "fast.vocab.offsets")->dtype = CAI_F32;
+}
+
+static void
+dmg_buckets_order(cai_model_file *mf)
+{
+	int32_t    *b = tensor(mf, "fast.buckets")->data;
+
+	b[1] = b[0];
+}
+
+static void
+dmg_buckets_range(cai_model_file *mf)
+{
+	cai_tensor *t = tensor(mf, "fast.buckets");
+	int32_t    *b = t->data;
+
+	b[t->shape[0] - 1] = INT32_MAX;
+}
+
+static void
+dmg_embedding_nan(cai_model_file *mf)
+{
+	float	   *e = tensor(mf, "fast.embedding")->data;
+
+	e[3] = NAN;
+}
+
+static void
+dmg_embedding_shape(cai_model_file *mf)
+{
+	cai_tensor *t = tensor(mf, "fast.embedding");
+
+	t->shape[0] -= 1;
+	t->nbytes -= (size_t) t->shape[1] * 4;
+}
+
+static void
+dmg_meta(cai_model_file *mf, const char *from, const char *to)
+{
+	char	   *p = strstr(mf->meta_json, from);
+
+	if (p != NULL && strlen(to) == strlen(from))
+		memcpy(p, to, strlen(to));
+}
+
+static void
+dmg_fingerprint(cai_model_file *mf)
+{
+	char	   *p = strstr(mf->meta_json, "\"feature_fingerprint\":\"");
+
+	if (p != NULL)
+	{
+		p += strlen("\"feature_fingerprint\":\"");
+		p[0] = p[0] == '0' ? '1' : '0';
+	}
+}
+
+static void
+dmg_dims(cai_model_file *mf)
+{
+	char	   *fast = strstr(mf->meta_json, "\"fast\":{");
+	char	   *p = fast != NULL ? strstr(fast, "\"dimensions\":") : NULL;
+
+	if (p != NULL)
+		p[10] = 'z';			/* "dimensionz" */
+}
+
+static void
+dmg_task(cai_model_file *mf)
+{
+	dmg_meta(mf, "text_classification", "text_classificatioN");
+}
+
+static void
+dmg_arch(cai_model_file *mf)
+{
+	dmg_meta(mf, "\"architecture\":\"fast\"", "\"architecture\":\"slow\"");
+}
+
+static void
+test_corrupt_models(void)
+{
+	static const struct
+	{
+		damage_fn	fn;
+		cai_status	want;
+		const char *msg;
+	}			cases[] = {
+		{dmg_offsets_order, CAI_ERR_FORMAT, "fast.vocab.offsets"},
+		{dmg_offsets_end, CAI_ERR_FORMAT, "fast.vocab.offsets"},
+		{dmg_offsets_huge, CAI_ERR_FORMAT, "fast.vocab.offsets"},
+		{dmg_word_nul, CAI_ERR_FORMAT, "vocabulary word"},
+		{dmg_word_dup, CAI_ERR_FORMAT, "duplicate"},
+		{dmg_offsets_shape, CAI_ERR_FORMAT, "fast.vocab.offsets"},
+		{dmg_no_vocab, CAI_ERR_FORMAT, "fast.vocab.bytes"},
+		{dmg_vocab_dtype, CAI_ERR_FORMAT, "fast.vocab.offsets"},
+		{dmg_buckets_order, CAI_ERR_FORMAT, "fast.buckets"},
+		{dmg_buckets_range, CAI_ERR_FORMAT, "fast.buckets"},
+		{dmg_embedding_nan, CAI_ERR_FORMAT, "non-finite"},
+		{dmg_embedding_shape, CAI_ERR_FORMAT, "fast.embedding"},
+		{dmg_fingerprint, CAI_ERR_VERSION, "tokenizer"},
+		{dmg_dims, CAI_ERR_FORMAT, "dimensions"},
+		{dmg_task, CAI_ERR_FORMAT, "text classification"},
+		{dmg_arch, CAI_ERR_FORMAT, "slow"},
+	};
+	Trained		r = train_with("{\"epochs\": 1}", &tr.d, NULL, NULL, NULL);
+
+	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
+	if (r.st != CAI_OK)
+		return;
+	for (int i = 0; i < N_OF(cases); i++)
+	{
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err = {0};
+		cai_status	st;
+
+		if (cai_format_read(r.model, r.len, &mf, &err) != CAI_OK)
+		{
+			CHECK(false, "read: %s", err.msg);
+			continue;
+		}
+		cases[i].fn(mf);
+		st = cai_textclf_load(mf, &m, &err);
+		CHECK(st == cases[i].want && strstr(err.msg, cases[i].msg) != NULL,
+			  "damage %d: got %s \"%s\", want %s mentioning \"%s\"", i, cai_status_name(st),
+			  err.msg, cai_status_name(cases[i].want), cases[i].msg);
+		CHECK(m == NULL, "no model on error");
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+	}
+	trained_free(&r);
+}
+
+/* An allocator that fails the k-th allocation: every failure is a clean CAI_ERR_NOMEM. */
+static long alloc_countdown;
+
+static void *
+failing_alloc(void *ctx, size_t size)
+{
+	if (alloc_countdown-- == 0)
+		return NULL;
+	return malloc(size);
+}
+
+static void
+plain_free(void *ctx, void *p)
+{
+	free(p);
+}
+
+static void
+test_out_of_memory(void)
+{
+	cai_allocator a = {failing_alloc, plain_free, NULL};
+	cai_options *o = opts_of("{\"epochs\": 1}");
+	cai_textclf_data small = tr.d;
+	int			nomem = 0,
+				ok = 0,
+				other = 0;
+
+	small.n = 60;
+	for (long k = 0; k < 400; k += (k < 120 ? 1 : 7))
+	{
+		uint8_t    *model = NULL;
+		size_t		len = 0;
+		char	   *metrics = NULL;
+		cai_error	err;
+		cai_status	st;
+
+		alloc_countdown = k;
+		cai_set_allocator(&a);
+		st = cai_textclf_train(o, label_names, 3, &small, NULL, NULL, NULL, NULL,
+							   &model, &len, &metrics, &err);
+		if (st == CAI_OK)
+		{
+			cai_model_file *mf = NULL;
+			cai_textclf *m = NULL;
+
+			ok++;
+			/* and loading under the same allocator failure points */
+			for (long j = 0; j < 40; j++)
+			{
+				alloc_countdown = j;
+				st = cai_format_read(model, len, &mf, &err);
+				if (st == CAI_OK)
+					st = cai_textclf_load(mf, &m, &err);
+				if (st != CAI_OK && st != CAI_ERR_NOMEM)
+					other++;
+				cai_textclf_free(m);
+				cai_model_file_free(mf);
+				m = NULL;
+				mf = NULL;
+			}
+		}
+		else if (st == CAI_ERR_NOMEM)
+			nomem++;
+		else
+		{
+			other++;
+			fprintf(stderr, "  allocation %ld: %s: %s\n", k, cai_status_name(st), err.msg);
+		}
+		cai_set_allocator(NULL);
+		cai_free(model);
+		cai_free(metrics);
+	}
+	CHECK(other == 0, "%d failures other than out of memory", other);
+	CHECK(nomem > 0 && ok > 0, "nomem %d ok %d", nomem, ok);
+	cai_options_free(o);
+}
+
+static void
+test_option_table(void)
+{
+	static const char *const need[] = {
+		"epochs", "learning_rate", "batch_size", "seed", "dimensions", "dropout",
+		"validation_fraction", "validation_source", "max_seconds", "threads",
+		"architecture", "deploy", "min_count", "word_ngrams", "minn", "maxn",
+		"buckets", "max_tokens", "patience",
+	};
+	cai_options *o = opts_of(NULL);
+
+	for (int i = 0; i < N_OF(need); i++)
+	{
+		bool		found = false;
+
+		for (int j = 0; j < cai_textclf_n_option_defs; j++)
+			if (strcmp(cai_textclf_option_defs[j].name, need[i]) == 0)
+				found = true;
+		CHECK(found, "option %s", need[i]);
+	}
+	CHECK(o != NULL && strcmp(cai_opt_string(o, "architecture"), "fast") == 0, "default architecture");
+	cai_options_free(o);
+	CHECK(opts_of("{\"architecture\": \"slow\"}") == NULL, "architecture choices enforced");
+}
+
+int
+main(void)
+{
+	toy_make(&tr, 1500, 1, false);
+	toy_make(&va, 300, 2, false);
+	toy_make(&te, 600, 3, true);
+
+	test_option_table();
+	test_train_and_predict();
+	test_determinism();
+	test_cancel_and_limits();
+	test_bad_inputs();
+	test_corrupt_models();
+	test_out_of_memory();
+
+	toy_free(&tr);
+	toy_free(&va);
+	toy_free(&te);
+	return check_summary("test_textclf");
+}
