@@ -224,24 +224,7 @@ COMMENT ON FUNCTION @extschema@.cai_train_async(text, text, text, text, text, js
     'start training in a background job and return its id at once; follow it in cai_jobs, wait with cai_wait, stop with cai_cancel';
 
 CREATE FUNCTION @extschema@.cai_cancel(job_id bigint) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    j record;
-BEGIN
-    SELECT * INTO j FROM @extschema@.cai_jobs WHERE cai_jobs.job_id = cai_cancel.job_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'training job % does not exist', job_id
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'A role sees only its own jobs, unless it is a superuser or a member of pg_signal_backend.';
-    END IF;
-    IF j.state NOT IN ('queued', 'running') THEN
-        RETURN false;
-    END IF;
-    RETURN pg_cancel_backend(j.pid);
-END
-$$;
+    AS 'MODULE_PATHNAME', 'cai_cancel' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION @extschema@.cai_cancel(bigint) IS
     'cancel a queued or running training job (own jobs; all for members of pg_signal_backend); false if it had already finished';
 

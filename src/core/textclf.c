@@ -168,12 +168,25 @@ fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
 	return (uint32_t) (fast_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
 }
 
+/* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
+#define FAST_EOS "</s>"
+#define FAST_EOS_LEN 4
+
 static inline int
 fast_char_ngrams(const FastParams *fp, const char *norm, size_t len, uint64_t *out)
 {
 	if (fp->minn <= 0 || fp->maxn <= 0)
 		return 0;
 	return (int) cai_char_ngram_hashes(norm, len, fp->minn, fp->maxn, out, FAST_CHAR_NGRAMS_MAX);
+}
+
+/* Character n-grams of a normalized token (none for the end-of-text pseudo-token). */
+static inline int
+fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t *out)
+{
+	if (len == FAST_EOS_LEN && memcmp(s, FAST_EOS, FAST_EOS_LEN) == 0)
+		return 0;
+	return fast_char_ngrams(fp, s, len, out);
 }
 
 /*
@@ -219,10 +232,6 @@ fast_tokenize(const char *text, size_t len, int max_tokens,
 		*n_toks = (size_t) max_tokens;
 	return CAI_OK;
 }
-
-/* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
-#define FAST_EOS "</s>"
-#define FAST_EOS_LEN 4
 
 /*
  * Normalized text of token i of toks (n_toks tokens), or of the end-of-text
@@ -317,10 +326,10 @@ typedef struct FastModel
 	uint64_t   *vocab_hash;		/* (V) fast_word_hash of each word */
 	uint32_t   *vocab_slot;		/* (vocab_mask + 1) word id + 1, 0 = empty */
 	uint32_t	vocab_mask;
-	uint32_t   *bucket_key;		/* (bucket_mask + 1) bucket, UINT32_MAX = empty */
-	int32_t    *bucket_row;		/* (bucket_mask + 1) bucket row (0..K) */
+	uint64_t   *bucket_tab;		/* (bucket_mask + 1) bucket << 32 | bucket row, ~0 = empty */
 	uint32_t	bucket_mask;
-	float	   *emb;			/* (V + K, D) */
+	float	   *emb;			/* (V + K, D); rows < V are word vectors (see fast_load) */
+	int32_t    *word_cnt;		/* (V) rows summed into each word vector */
 	float	   *out_w;			/* (L, D) */
 } FastModel;
 
@@ -360,16 +369,16 @@ fast_bucket_find(const FastModel *fm, uint32_t b)
 {
 	uint32_t	i;
 
-	if (fm->bucket_key == NULL)
+	if (fm->bucket_tab == NULL)
 		return -1;
 	for (i = (uint32_t) fast_mix(b) & fm->bucket_mask;; i = (i + 1) & fm->bucket_mask)
 	{
-		uint32_t	k = fm->bucket_key[i];
+		uint64_t	e = fm->bucket_tab[i];
 
-		if (k == b)
-			return fm->bucket_row[i];
-		if (k == UINT32_MAX)
+		if (e == UINT64_MAX)
 			return -1;
+		if ((uint32_t) (e >> 32) == b)
+			return (int32_t) (uint32_t) e;
 	}
 }
 
@@ -497,21 +506,26 @@ fast_predict(const cai_textclf *m, const char *text, size_t len, float *probs, c
 		size_t		nl = fast_token_norm(text, toks, i, n_toks, norm);
 		uint64_t	wh = fast_word_hash(norm, nl);
 		int32_t		id = fast_vocab_find(fm, norm, nl, wh);
-		int			nc = i < n_toks ? fast_char_ngrams(fp, norm, nl, cg) : 0;
 
 		if (id >= 0)
 		{
+			/* the word's row and its character n-gram rows, summed at load */
 			vec_add(h, fm->emb + (size_t) id * D, D);
-			nf++;
+			nf += fm->word_cnt[id];
 		}
-		for (int j = 0; j < nc; j++)
+		else
 		{
-			int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fp->buckets));
+			int			nc = fast_type_char_ngrams(fp, norm, nl, cg);
 
-			if (r >= 0)
+			for (int j = 0; j < nc; j++)
 			{
-				vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
-				nf++;
+				int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fp->buckets));
+
+				if (r >= 0)
+				{
+					vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
+					nf++;
+				}
 			}
 		}
 		/* shift the history, newest last */
@@ -560,9 +574,9 @@ fast_model_free(FastModel *fm)
 	cai_free(fm->vocab_off);
 	cai_free(fm->vocab_hash);
 	cai_free(fm->vocab_slot);
-	cai_free(fm->bucket_key);
-	cai_free(fm->bucket_row);
+	cai_free(fm->bucket_tab);
 	cai_free(fm->emb);
+	cai_free(fm->word_cnt);
 	cai_free(fm->out_w);
 	cai_free(fm);
 }
@@ -704,12 +718,11 @@ fast_build_bucket_index(FastModel *fm, const int32_t *bucket_ids, size_t *mem, c
 		return CAI_OK;
 	cap = next_pow2((uint64_t) K * 2);
 	fm->bucket_mask = cap - 1;
-	fm->bucket_key = cai_malloc(sizeof(uint32_t) * (size_t) cap);
-	fm->bucket_row = cai_calloc(cap, sizeof(int32_t));
-	if (fm->bucket_key == NULL || fm->bucket_row == NULL)
+	fm->bucket_tab = cai_malloc(sizeof(uint64_t) * (size_t) cap);
+	if (fm->bucket_tab == NULL)
 		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the bucket index");
-	*mem += (size_t) cap * (sizeof(uint32_t) + sizeof(int32_t));
-	memset(fm->bucket_key, 0xff, sizeof(uint32_t) * (size_t) cap);
+	*mem += (size_t) cap * sizeof(uint64_t);
+	memset(fm->bucket_tab, 0xff, sizeof(uint64_t) * (size_t) cap);
 	for (int32_t r = 0; r < K; r++)
 	{
 		int32_t		b = bucket_ids[r];
@@ -720,10 +733,9 @@ fast_build_bucket_index(FastModel *fm, const int32_t *bucket_ids, size_t *mem, c
 								 "tensor \"fast.buckets\" entry %d (%d) is out of range or not increasing",
 								 (int) r, (int) b);
 		for (i = (uint32_t) fast_mix((uint32_t) b) & fm->bucket_mask;
-			 fm->bucket_key[i] != UINT32_MAX; i = (i + 1) & fm->bucket_mask)
+			 fm->bucket_tab[i] != UINT64_MAX; i = (i + 1) & fm->bucket_mask)
 			;
-		fm->bucket_key[i] = (uint32_t) b;
-		fm->bucket_row[i] = r;
+		fm->bucket_tab[i] = (uint64_t) b << 32 | (uint32_t) r;
 	}
 	return CAI_OK;
 }
@@ -880,6 +892,41 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.output.weight\" holds a non-finite value");
 		if ((fm->out_w = copy_tensor(t, &mem)) == NULL)
 			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+	}
+
+	/*
+	 * Word vectors: add each vocabulary word's character n-gram rows to its
+	 * row once here (in the order training's evaluation adds them), so that
+	 * a known word costs one row at inference instead of a dozen.
+	 */
+	if (V > 0)
+	{
+		const int	D = fm->p.dim;
+
+		fm->word_cnt = cai_malloc(sizeof(int32_t) * (size_t) V);
+		if (fm->word_cnt == NULL)
+			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+		mem += sizeof(int32_t) * (size_t) V;
+		for (int32_t id = 0; id < fm->n_vocab; id++)
+		{
+			const char *w = fm->vocab_bytes + fm->vocab_off[id];
+			size_t		wl = (size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1);
+			uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+			int			nc = fast_type_char_ngrams(&fm->p, w, wl, cg);
+			int32_t		cnt = 1;
+
+			for (int j = 0; j < nc; j++)
+			{
+				int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fm->p.buckets));
+
+				if (r >= 0)
+				{
+					vec_add(fm->emb + (size_t) id * D, fm->emb + ((size_t) V + (size_t) r) * D, D);
+					cnt++;
+				}
+			}
+			fm->word_cnt[id] = cnt;
+		}
 	}
 	m->memory += mem;
 	return CAI_OK;
@@ -1164,6 +1211,13 @@ typedef struct FastTrain
 	uint32_t   *feat;			/* (n_feat) */
 	int32_t    *bmap;			/* (buckets) bucket row or -1 */
 	int32_t		K;
+	/* evaluation rows [eval_from, eval_from + n_eval): validation or training rows */
+	size_t		eval_from;
+	size_t		n_eval;
+	size_t	   *ev_off;			/* (n_eval + 1) */
+	uint32_t   *ev;				/* word vector ids (< V) or V + bucket row */
+	float	   *wordvec;		/* (V, D) word row plus its character n-gram rows */
+	int32_t    *wordcnt;		/* (V) rows summed into each word vector */
 	/* parameters: E (R, D) | W (L, D); best copy alike */
 	size_t		n_params;
 	float	   *params;
@@ -1194,6 +1248,10 @@ fast_train_free(FastTrain *t)
 	cai_free(t->feat_off);
 	cai_free(t->feat);
 	cai_free(t->bmap);
+	cai_free(t->ev_off);
+	cai_free(t->ev);
+	cai_free(t->wordvec);
+	cai_free(t->wordcnt);
 	cai_free(t->params);
 	cai_free(t->best);
 	cai_free(t->hidden);
@@ -1261,15 +1319,6 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 	return CAI_OK;
 }
 
-/* Character n-grams of a type (none for the end-of-text pseudo-token). */
-static int
-fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t *out)
-{
-	if (len == FAST_EOS_LEN && memcmp(s, FAST_EOS, FAST_EOS_LEN) == 0)
-		return 0;
-	return fast_char_ngrams(fp, s, len, out);
-}
-
 /* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
 static cai_status
 fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
@@ -1323,6 +1372,69 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 		}
 	}
 	return CAI_OK;
+}
+
+/*
+ * Features of row r as inference computes them (see fast_predict): per
+ * token its word vector (vocabulary word: the word's row plus its character
+ * n-gram rows, summed at load time) or, for other tokens, the character
+ * n-gram rows; then the word n-grams ending at the token.  Buckets without a
+ * row are skipped.  Writes to out when not NULL; returns the count.
+ */
+static size_t
+fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
+{
+	const int	wn = t->p.word_ngrams;
+	const uint32_t V = (uint32_t) t->V;
+	size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+	const int32_t *ty = t->tok_type + t->tok_off[r];
+	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+	size_t		n = 0;
+
+	for (size_t i = 0; i < nt; i++)
+	{
+		int32_t		v = t->type_vocab[ty[i]];
+
+		if (v >= 0)
+		{
+			if (out != NULL)
+				out[n] = (uint32_t) v;
+			n++;
+		}
+		else
+		{
+			for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
+			{
+				int32_t		row = t->bmap[t->type_cg[j]];
+
+				if (row >= 0)
+				{
+					if (out != NULL)
+						out[n] = V + (uint32_t) row;
+					n++;
+				}
+			}
+		}
+		if (wn > 1)
+		{
+			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+			for (int g = 2; g <= have; g++)
+			{
+				int32_t		row = t->bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
+
+				if (row >= 0)
+				{
+					if (out != NULL)
+						out[n] = V + (uint32_t) row;
+					n++;
+				}
+			}
+		}
+	}
+	return n;
 }
 
 /*
@@ -1425,6 +1537,18 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 		}
 	}
 	t->feat_off[n_all] = w;
+
+	/* the evaluation rows as inference sees them */
+	t->ev_off = cai_calloc(t->n_eval + 1, sizeof(size_t));
+	if (t->ev_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < t->n_eval; r++)
+		t->ev_off[r + 1] = t->ev_off[r] + fast_eval_features(t, t->eval_from + r, NULL);
+	t->ev = cai_malloc(sizeof(uint32_t) * (t->ev_off[t->n_eval] > 0 ? t->ev_off[t->n_eval] : 1));
+	if (t->ev == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < t->n_eval; r++)
+		fast_eval_features(t, t->eval_from + r, t->ev + t->ev_off[r]);
 	return CAI_OK;
 }
 
@@ -1493,33 +1617,93 @@ fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 	return loss;
 }
 
-/* Predict rows [from, to) with the current parameters; returns mean loss. */
+/* Word vectors: each vocabulary word's row plus its character n-gram rows. */
+static void
+fast_word_vectors(FastTrain *t)
+{
+	const int	D = t->p.dim;
+	const float *E = t->params;
+
+	for (int32_t v = 0; v < t->V; v++)
+	{
+		int32_t		ty = t->vitems[v].type;
+		float	   *wv = t->wordvec + (size_t) v * D;
+		int32_t		cnt = 1;
+
+		memcpy(wv, E + (size_t) v * D, sizeof(float) * (size_t) D);
+		for (size_t j = t->type_cg_off[ty]; j < t->type_cg_off[ty + 1]; j++)
+		{
+			int32_t		row = t->bmap[t->type_cg[j]];
+
+			if (row >= 0)
+			{
+				vec_add(wv, E + ((size_t) t->V + (size_t) row) * D, D);
+				cnt++;
+			}
+		}
+		t->wordcnt[v] = cnt;
+	}
+}
+
+/*
+ * Predict the evaluation rows with the current parameters, computing what
+ * fast_predict() computes, in the same order (the same bits); returns the
+ * mean loss.
+ */
 static double
-fast_eval(FastTrain *t, size_t from, size_t to, int32_t *pred)
+fast_eval(FastTrain *t, int32_t *pred)
 {
 	const int	D = t->p.dim;
 	const int	L = t->L;
 	const float *E = t->params;
 	const float *W = E + (size_t) (t->V + t->K) * D;
+	const uint32_t V = (uint32_t) t->V;
 	double		loss = 0.0;
 
-	for (size_t r = from; r < to; r++)
+	fast_word_vectors(t);
+	for (size_t r = 0; r < t->n_eval; r++)
 	{
+		int32_t		y = t->lab[t->eval_from + r];
+		int64_t		nf = 0;
 		int			best = 0;
 		double		lse;
 		float		zy;
+		float	   *h = t->hidden;
 
-		fast_hidden_forward(E, t->feat + t->feat_off[r], t->feat_off[r + 1] - t->feat_off[r], D, t->hidden);
-		fast_output_forward(W, t->hidden, L, D, t->probs);
-		zy = t->probs[t->lab[r]];
+		/* exactly as fast_predict() sums them */
+		memset(h, 0, sizeof(float) * (size_t) D);
+		for (size_t j = t->ev_off[r]; j < t->ev_off[r + 1]; j++)
+		{
+			uint32_t	x = t->ev[j];
+
+			if (x < V)
+			{
+				vec_add(h, t->wordvec + (size_t) x * D, D);
+				nf += t->wordcnt[x];
+			}
+			else
+			{
+				vec_add(h, E + (size_t) x * D, D);
+				nf++;
+			}
+		}
+		if (nf > 0)
+		{
+			float		inv = 1.0f / (float) nf;
+
+			for (int d = 0; d < D; d++)
+				h[d] *= inv;
+		}
+		fast_output_forward(W, h, L, D, t->probs);
+		zy = t->probs[y];
 		for (int c = 1; c < L; c++)
 			if (t->probs[c] > t->probs[best])
 				best = c;
 		lse = softmax_inplace(t->probs, L);
 		loss += lse - zy;
-		pred[r - from] = best;
+		pred[r] = best;
 	}
-	return to > from ? loss / (double) (to - from) : 0.0;
+	return t->n_eval > 0 ? loss / (double) t->n_eval : 0.0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1570,6 +1754,14 @@ check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error 
 	return CAI_OK;
 }
 
+/*
+ * An estimate, deliberately on the high side (about 1.5 to 3 times the peak
+ * measured on SST-2 and on small sets), from the text bytes alone: the exact
+ * numbers of distinct words and n-grams are only known after tokenizing.
+ * Assumptions: about 4 bytes per token; distinct words ~ 40 sqrt(tokens)
+ * and distinct word n-grams ~ 8 tokens^0.75 (Heaps' law); each distinct word
+ * brings 2 new character n-grams per n-gram length.
+ */
 size_t
 cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
 {
@@ -1579,6 +1771,8 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 	size_t		feats;
 	size_t		rows;
 	size_t		types;
+	size_t		ngram_rows;
+	size_t		char_rows;
 	size_t		n_params;
 	size_t		total;
 	size_t		nchar;
@@ -1595,27 +1789,31 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 		if (l > cap)
 			l = cap;
 		bytes += l;
-		/* about 4.5 bytes per token in English, 3 in CJK: assume 4, capped */
-		tokens += l / 4 + 1 < (size_t) fp.max_tokens ? l / 4 + 1 : (size_t) fp.max_tokens;
+		/* tokens of the row, the end-of-text token included */
+		tokens += (l / 4 + 1 < (size_t) fp.max_tokens ? l / 4 + 1 : (size_t) fp.max_tokens) + 1;
 	}
-	/* features per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
+	/* feature occurrences per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
 	nchar = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 5 : 0;
 	feats = tokens * (1 + (size_t) (fp.word_ngrams - 1) + nchar);
-	/* distinct types grow like 40 sqrt(tokens) (Heaps' law) */
 	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
-	if (types > tokens + 1)
-		types = tokens + 1;
-	/* distinct hashed features: about a tenth of the occurrences, at most buckets */
-	rows = types + (feats / 10 < fp.buckets ? feats / 10 : fp.buckets);
-	n_params = rows * (size_t) fp.dim + (size_t) n_labels * (size_t) (fp.dim + 1);
+	if (types > tokens)
+		types = tokens;
+	ngram_rows = (size_t) (fp.word_ngrams - 1) * (size_t) (8.0 * pow((double) tokens, 0.75));
+	if (ngram_rows > (size_t) (fp.word_ngrams - 1) * tokens)
+		ngram_rows = (size_t) (fp.word_ngrams - 1) * tokens;
+	char_rows = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 2 * types : 0;
+	rows = ngram_rows + char_rows < fp.buckets ? ngram_rows + char_rows : fp.buckets;
+	rows += types;
+	n_params = (rows + (size_t) n_labels) * (size_t) fp.dim;
 
 	total = 2 * n_params * sizeof(float);	/* parameters and the best epoch's copy */
-	total += feats * sizeof(uint32_t) + (train->n + 1) * 2 * sizeof(size_t);
-	total += tokens * sizeof(int32_t) + bytes;	/* type ids, type strings */
-	total += types * (sizeof(uint64_t) + sizeof(size_t) + 4 + 8 + 8 + 4 + sizeof(VocabItem));
+	total += types * (size_t) fp.dim * sizeof(float);	/* word vectors for scoring */
+	total += feats * sizeof(uint32_t) * 5 / 4 + (train->n + 1) * 3 * sizeof(size_t);	/* features */
+	total += tokens * sizeof(int32_t) + bytes;	/* token type ids, type strings */
+	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(VocabItem));
 	total += types * nchar * sizeof(uint32_t);
 	total += (size_t) fp.buckets * sizeof(int32_t);
-	total += train->n * (3 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
+	total += train->n * (4 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
 	/* the serialized model */
 	total += n_params * sizeof(float) + bytes / 2;
 	return total;
@@ -1952,6 +2150,9 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
 		goto done;
 	}
+	/* scores come from the validation rows, or the training rows when there are none */
+	t.n_eval = n_eval = t.n_va > 0 ? t.n_va : t.n_tr;
+	t.eval_from = eval_from = t.n_va > 0 ? t.n_tr : 0;
 	if ((st = fast_prepare_tokens(&t, &tk, err)) != CAI_OK ||
 		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
 		(st = fast_prepare_features(&t, err)) != CAI_OK)
@@ -1960,8 +2161,6 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	/* the token table is no longer needed */
 	cai_free(t.tok_type);
 	t.tok_type = NULL;
-	cai_free(t.type_cg);
-	t.type_cg = NULL;
 
 	/* parameters: E uniform(-1/D, 1/D), W zero (as fastText) */
 	R = (size_t) t.V + (size_t) t.K;
@@ -1972,8 +2171,8 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
 	t.order = cai_malloc(sizeof(int32_t) * t.n_tr);
-	n_eval = t.n_va > 0 ? t.n_va : t.n_tr;
-	eval_from = t.n_va > 0 ? t.n_tr : 0;
+	t.wordvec = cai_malloc(sizeof(float) * ((size_t) t.V * (size_t) t.p.dim + 1));
+	t.wordcnt = cai_malloc(sizeof(int32_t) * ((size_t) t.V + 1));
 	t.pred = cai_malloc(sizeof(int32_t) * n_eval);
 	t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
 	for (size_t r = 0; r < t.n_tr; r++)
@@ -1981,7 +2180,8 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			max_feat = t.feat_off[r + 1] - t.feat_off[r];
 	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
 	if (t.params == NULL || t.best == NULL || t.hidden == NULL || t.grad == NULL ||
-		t.probs == NULL || t.order == NULL || t.pred == NULL || t.best_pred == NULL || t.kept == NULL)
+		t.probs == NULL || t.order == NULL || t.pred == NULL || t.best_pred == NULL || t.kept == NULL ||
+		t.wordvec == NULL || t.wordcnt == NULL)
 	{
 		st = NOMEM(err);
 		goto done;
@@ -2046,7 +2246,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			goto done;
 		}
 
-		vloss = fast_eval(&t, eval_from, eval_from + n_eval, t.pred);
+		vloss = fast_eval(&t, t.pred);
 		cai_classification_scores(t.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
 		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
 		{

@@ -10,11 +10,16 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
@@ -200,4 +205,56 @@ CaiJobFinish(int64 job_id, const char *state, int32 version, const char *error)
 					  4, types, values, nulls, SPI_OK_UPDATE);
 	CaiCatalogDisconnect();
 	CaiPopSnapshot(pushed);
+}
+
+/*
+ * cai_cancel(job_id): stop a queued or running job.  A role may cancel its
+ * own jobs (it is a member of the job's role), superusers and members of
+ * pg_signal_backend any job.  The worker gets SIGINT, stops between training
+ * steps and records the job as cancelled.
+ */
+PG_FUNCTION_INFO_V1(cai_cancel);
+Datum
+cai_cancel(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	Oid			caller = GetUserId();
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		found = false;
+	bool		allowed = false;
+	bool		active = false;
+	int32		pid = 0;
+
+	CaiCatalogConnect();
+	CaiCatalogExecute(psprintf("SELECT j.role::oid, j.state IN ('queued', 'running'), j.pid, "
+							   "EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
+							   "WHERE a.pid = j.pid AND a.backend_type = 'cai_synergy training') "
+							   "FROM %s j WHERE j.job_id = $1", CaiCatalogQualify("cai_job_store")),
+					  1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+
+		found = true;
+		allowed = has_privs_of_role(caller, role) || has_privs_of_role(caller, ROLE_PG_SIGNAL_BACKEND);
+		active = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)) &&
+			DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		pid = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	}
+	CaiCatalogDisconnect();
+
+	if (!found || !allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("training job " INT64_FORMAT " does not exist", job_id),
+				 errhint("A role sees only its own jobs, unless it is a superuser or a member of pg_signal_backend.")));
+	if (!active || pid <= 0)
+		PG_RETURN_BOOL(false);
+	if (kill(pid, SIGINT) != 0)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(true);
 }

@@ -78,6 +78,8 @@ typedef struct CaiTrainShared
 	Size		search_path_off;
 	Size		source_off;
 	int64		job_id;			/* 0: synchronous cai_train */
+	volatile bool job_recorded;	/* set by the worker once its job row is committed */
+	int			leader_pgprocno;
 	int			max_training_jobs;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CaiTrainShared;
@@ -537,6 +539,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->training_memory = (int64) cai_training_memory_kb * 1024;
 		shared->max_training_jobs = cai_max_training_jobs;
 		shared->job_id = job_id;
+		shared->job_recorded = false;
+		shared->leader_pgprocno = MyProc->pgprocno;
 		shared->name_off = name_off;
 		shared->task_off = task_off;
 		shared->query_off = query_off;
@@ -582,6 +586,19 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a training worker"),
 				 errhint("See the server log; check max_worker_processes.")));
+
+	/* an asynchronous job is visible in cai_jobs before this call returns */
+	while (job_id > 0 && !shared->job_recorded)
+	{
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("training worker exited before recording job " INT64_FORMAT, job_id),
+					 errhint("See the server log for details.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 PG_FUNCTION_INFO_V1(cai_train);
@@ -1024,6 +1041,12 @@ cai_train_worker_main(Datum main_arg)
 					 shared->current_user_id, shared->data + shared->source_off,
 					 shared->data + shared->options_off);
 	CommitTransactionCommand();
+	if (shared->job_id > 0)
+	{
+		pg_memory_barrier();
+		shared->job_recorded = true;
+		SetLatch(&ProcGlobal->allProcs[shared->leader_pgprocno].procLatch);
+	}
 
 	if (shared->job_id == 0)
 	{
