@@ -16,11 +16,11 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf
+CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf chunks ner
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_ner
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -28,11 +28,13 @@ test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common metrics
 test_textclf_MODULES = common format tokenize options metrics textclf
+test_ner_MODULES = common format tokenize options ops optim lstm crf chunks ner
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
+fuzz_load_MODULES = $(test_textclf_MODULES)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz clean-core
@@ -67,8 +69,13 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 	@set -e; for f in $(FUZZERS); do \
 		mkdir -p $(BUILD)/corpus/$$f; \
 		echo "== $$f ($(FUZZ_SECONDS) s)"; \
-		$(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-			-print_final_stats=1 $(BUILD)/corpus/$$f test/fuzz/corpus/$$f 2>&1 | tail -n 12; \
+		if $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$$f- \
+			$(BUILD)/corpus/$$f test/fuzz/corpus/$$f > $(BUILD)/fuzz/$$f.log 2>&1; then \
+			tail -n 6 $(BUILD)/fuzz/$$f.log; \
+		else \
+			tail -n 60 $(BUILD)/fuzz/$$f.log; echo "$$f: FAILED (artifacts in $(BUILD)/fuzz/)"; exit 1; \
+		fi; \
 	done
 
 clean-core:
