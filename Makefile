@@ -19,11 +19,14 @@ OBJS = \
 	src/core/crf.o \
 	src/core/metrics.o \
 	src/core/textclf.o \
+	src/core/chunks.o \
+	src/core/ner.o \
 	src/pg/cai_synergy.o \
 	src/pg/catalog.o \
 	src/pg/predict.o \
 	src/pg/train.o \
-	src/pg/jobs.o
+	src/pg/jobs.o \
+	src/pg/ner.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

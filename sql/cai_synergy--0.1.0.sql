@@ -110,7 +110,7 @@ CREATE FUNCTION @extschema@.cai_train(
 RETURNS TABLE (name text, version integer, metrics jsonb)
     AS 'MODULE_PATHNAME', 'cai_train' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.cai_train(text, text, text, text, text, jsonb) IS
-    'train a model version from a table, view or SELECT query (read with the caller''s rights) in a background worker; returns the new version and its validation metrics';
+    'train a model version (task sentiment, text_classification or ner) from a table, view or SELECT query, read with the caller''s rights, in a background worker; returns the new version and its validation metrics';
 
 CREATE FUNCTION @extschema@.cai_options(task text DEFAULT 'sentiment')
 RETURNS TABLE (name text, type text, default_value text, min double precision, max double precision,
@@ -146,6 +146,20 @@ RETURNS jsonb
     AS 'MODULE_PATHNAME', 'cai_evaluate' LANGUAGE C STABLE;
 COMMENT ON FUNCTION @extschema@.cai_evaluate(text, text, text, text) IS
     'evaluate the deployed version on a labelled table or query: accuracy, per-class precision/recall/F1/support, macro and weighted averages, confusion matrix';
+
+-- ---------------------------------------------------------------------------
+-- Named-entity recognition
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.cai_tag(model text, tokens text[]) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'cai_tag' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+COMMENT ON FUNCTION @extschema@.cai_tag(text, text[]) IS
+    'one IOB2 tag per input token, from the deployed version of an NER model';
+
+CREATE FUNCTION @extschema@.cai_entities(model text, input text)
+RETURNS TABLE (entity text, label text, start_pos integer, end_pos integer, score real)
+    AS 'MODULE_PATHNAME', 'cai_entities' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000 ROWS 3;
+COMMENT ON FUNCTION @extschema@.cai_entities(text, text) IS
+    'entities in raw text, one row each: text, type, 1-based start and inclusive end character positions (substr(input, start_pos, end_pos - start_pos + 1) = entity), confidence';
 
 -- ---------------------------------------------------------------------------
 -- Asynchronous training jobs

@@ -17,6 +17,7 @@
 
 #include "cai/common.h"
 #include "cai/format.h"
+#include "cai/ner.h"
 #include "cai/textclf.h"
 
 /* Limits: DEFAULT / MIN / MAX triplets */
@@ -101,10 +102,34 @@ typedef struct CaiLoadedModel
 	MemoryContext cxt;
 	cai_model_file *mf;
 	cai_textclf *clf;			/* text classification */
+	cai_ner    *ner;			/* named-entity recognition */
 	int			n_labels;
 	const char **labels;
 } CaiLoadedModel;
 
 extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
+/* train.c: NER rows */
+/* Sentences of tokens and tags read for NER, in a given context. */
+typedef struct CaiNerRows
+{
+	int64		n;				/* sentences */
+	int64		cap;
+	int64	   *offsets;		/* (n + 1) */
+	int64		ntok;
+	int64		tokcap;
+	char	  **tokens;			/* (ntok) */
+	size_t	   *lens;			/* (ntok) */
+	char	  **tags;			/* (ntok) */
+	int64		skipped;
+	int64		rowno;			/* rows read, for messages */
+} CaiNerRows;
+
+extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep);
+
+/* ner.c */
+extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);
+extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
+
+extern void CaiRequireTask(CaiLoadedModel *m, const char *task, const char *function);
 
 #endif							/* CAI_PG_H */

@@ -544,13 +544,25 @@ CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_jso
 		}
 		cai_textclf_free(clf);
 	}
+	else if (strcmp(p, "ner") == 0)
+	{
+		cai_ner    *ner = NULL;
+
+		st = cai_ner_load(mf, &ner, &err);
+		if (st != CAI_OK)
+		{
+			cai_model_file_free(mf);
+			CaiReportCoreError(st, &err, "invalid model");
+		}
+		cai_ner_free(ner);
+	}
 	else
 	{
 		cai_model_file_free(mf);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid model: unknown task \"%s\"", p),
-				 errhint("This build supports the task \"text_classification\".")));
+				 errhint("This build supports the tasks \"text_classification\" and \"ner\".")));
 	}
 	if (meta_json)
 		*meta_json = pstrdup(mf->meta_json);

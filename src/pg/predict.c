@@ -47,6 +47,8 @@ CaiFreeLoadedModel(CaiLoadedModel *m)
 
 	if (m->clf)
 		cai_textclf_free(m->clf);
+	if (m->ner)
+		cai_ner_free(m->ner);
 	if (m->mf)
 		cai_model_file_free(m->mf);
 	MemoryContextSwitchTo(old);
@@ -92,6 +94,17 @@ CaiLoadModel(const char *name, int32 version, const char *task, bytea *bytes)
 			m->labels = palloc(sizeof(char *) * m->n_labels);
 			for (int i = 0; i < m->n_labels; i++)
 				m->labels[i] = cai_textclf_label(m->clf, i);
+		}
+	}
+	else if (st == CAI_OK && strcmp(task, "ner") == 0)
+	{
+		st = cai_ner_load(m->mf, &m->ner, &err);
+		if (st == CAI_OK)
+		{
+			m->n_labels = cai_ner_n_types(m->ner);
+			m->labels = palloc(sizeof(char *) * Max(m->n_labels, 1));
+			for (int i = 0; i < m->n_labels; i++)
+				m->labels[i] = cai_ner_type(m->ner, i);
 		}
 	}
 	else if (st == CAI_OK)
@@ -186,7 +199,7 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 	return entry->model;
 }
 
-static void
+void
 CaiRequireTask(CaiLoadedModel *m, const char *task, const char *function)
 {
 	if (strcmp(m->task, task) != 0)
@@ -227,6 +240,8 @@ CaiPredictText(FunctionCallInfo fcinfo, CaiLoadedModel *m, text *input)
 	float		stack_probs[64];
 	float	   *probs = m->n_labels <= 64 ? stack_probs : palloc(sizeof(float) * m->n_labels);
 
+	if (m->ner != NULL)
+		return CaiNerPredictJson(m, input);
 	CaiRequireTask(m, "text_classification", "cai_predict");
 	CaiClassify(m, input, probs);
 	PG_RETURN_TEXT_P(cstring_to_text(m->labels[CaiArgmax(probs, m->n_labels)]));
@@ -344,6 +359,8 @@ cai_evaluate(PG_FUNCTION_ARGS)
 					 errmsg("argument %d of cai_evaluate must not be NULL", i + 1)));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	m = CaiGetModel(fcinfo, name);
+	if (m->ner != NULL)
+		return CaiNerEvaluate(fcinfo, m);
 	CaiRequireTask(m, "text_classification", "cai_evaluate");
 	query = CaiSourceQuery(text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(2)),

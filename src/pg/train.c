@@ -19,6 +19,8 @@
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -47,6 +49,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "cai/ner.h"
 #include "cai/options.h"
 #include "cai_pg.h"
 
@@ -77,6 +80,7 @@ typedef struct CaiTrainShared
 	Size		options_off;
 	Size		search_path_off;
 	Size		source_off;
+	Size		vectors_query_off;	/* empty string: no word vectors */
 	int64		job_id;			/* 0: synchronous cai_train */
 	volatile bool job_recorded;	/* set by the worker once its job row is committed */
 	int			leader_pgprocno;
@@ -134,7 +138,10 @@ CaiSourceQuery(const char *source, const char *input_column, const char *label_c
 				 errmsg("column names must not be empty")));
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT (s.%s)::%s, (s.%s)::%s FROM ", in, input_cast, lab, label_cast);
+	if (input_cast != NULL)
+		appendStringInfo(&sql, "SELECT (s.%s)::%s, (s.%s)::%s FROM ", in, input_cast, lab, label_cast);
+	else
+		appendStringInfo(&sql, "SELECT s.%s, s.%s FROM ", in, lab);
 	if (CaiLooksLikeQuery(source))
 	{
 		char	   *q = pstrdup(source);
@@ -179,17 +186,24 @@ CaiNormalizeTask(const char *task)
 	if (pg_strcasecmp(task, "sentiment") == 0 || pg_strcasecmp(task, "text_classification") == 0 ||
 		pg_strcasecmp(task, "classification") == 0)
 		return "text_classification";
+	if (pg_strcasecmp(task, "ner") == 0 || pg_strcasecmp(task, "token_classification") == 0)
+		return "ner";
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown task \"%s\"", task),
-			 errhint("Valid tasks: sentiment, text_classification.")));
+			 errhint("Valid tasks: sentiment, text_classification, ner.")));
 	return NULL;
 }
 
 static void
 CaiTaskOptionDefs(const char *task, const cai_opt_def **defs, int *n)
 {
-	(void) task;
+	if (strcmp(task, "ner") == 0)
+	{
+		*defs = cai_ner_option_defs;
+		*n = cai_ner_n_option_defs;
+		return;
+	}
 	*defs = cai_textclf_option_defs;
 	*n = cai_textclf_n_option_defs;
 }
@@ -445,6 +459,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	const char *validation_source;
 	char	   *query;
 	char	   *valid_query = "";
+	char	   *vectors_query = "";
 	int			threads;
 	StringInfoData strings;
 	CaiTrainShared *shared;
@@ -498,10 +513,18 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	/* fail early when the caller may not add versions to an existing model */
 	CaiCheckModelOwnership(name, CaiCatalogModelOwner(name), "add a version to it");
 
-	query = CaiSourceQuery(source, input_column, label_column, "pg_catalog.text", "pg_catalog.text");
-	if (validation_source != NULL && validation_source[0] != '\0')
-		valid_query = CaiSourceQuery(validation_source, input_column, label_column,
-									 "pg_catalog.text", "pg_catalog.text");
+	{
+		/* NER sources keep their types: text[] + text[] tokens, or text + jsonb spans */
+		bool		ner = strcmp(task, "ner") == 0;
+		const char *cast = ner ? NULL : "pg_catalog.text";
+
+		query = CaiSourceQuery(source, input_column, label_column, cast, cast);
+		if (validation_source != NULL && validation_source[0] != '\0')
+			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
+		if (ner && cai_opt_is_set(opts, "word_vectors"))
+			vectors_query = CaiSourceQuery(cai_opt_string(opts, "word_vectors"), "word", "vector",
+										   "pg_catalog.text", "pg_catalog.float4[]");
+	}
 
 	/* shared state */
 	initStringInfo(&strings);
@@ -513,6 +536,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		Size		options_off = CaiAddString(&strings, options_json);
 		Size		sp_off = CaiAddString(&strings, GetConfigOption("search_path", false, false));
 		Size		source_off = CaiAddString(&strings, source);
+		Size		vectors_off = CaiAddString(&strings, vectors_query);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -548,6 +572,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->options_off = options_off;
 		shared->search_path_off = sp_off;
 		shared->source_off = source_off;
+		shared->vectors_query_off = vectors_off;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
 	}
@@ -850,16 +875,84 @@ CaiWorkerBecomeCaller(CaiTrainShared *shared)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
 
-/*
- * Read the data, train, and deliver the model: to the waiting caller
- * (synchronous) or into the catalog (asynchronous job).
- */
+/* What a task's trainer hands back for delivery. */
+typedef struct CaiTrained
+{
+	uint8_t    *model;
+	size_t		model_len;
+	char	   *metrics;
+	int64		rows;
+	int64		skipped;
+	const char *deploy_policy;
+} CaiTrained;
+
+/* Start the reading transaction (caller's identity, one snapshot). */
 static void
-CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
+CaiWorkerReadBegin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * End the reading transaction; returns the provenance JSON (in train_cxt).
+ * Training then runs outside any transaction: no snapshot held for minutes.
+ */
+static char *
+CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64 skipped, int64 n_valid)
+{
+	MemoryContext old;
+	StringInfoData p;
+
+	PopActiveSnapshot();
+	SPI_finish();
+	/* catalog lookups need the transaction; keep the result in train_cxt */
+	old = MemoryContextSwitchTo(train_cxt);
+	initStringInfo(&p);
+	appendStringInfo(&p, "{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
+					 ", \"validation_rows\": " INT64_FORMAT ", \"role\": ", n, skipped, n_valid);
+	escape_json(&p, GetUserNameFromId(shared->current_user_id, false));
+	appendStringInfoString(&p, ", \"database\": ");
+	escape_json(&p, get_database_name(MyDatabaseId));
+	appendStringInfoString(&p, ", \"source\": ");
+	escape_json(&p, shared->data + shared->source_off);
+	appendStringInfoChar(&p, '}');
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(train_cxt);
+	return p.data;
+}
+
+static void
+CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
+{
+	if ((int64) need > shared->training_memory)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
+						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
+				 errhint("Lower \"dimensions\", \"hidden\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
+}
+
+static void
+CaiNoRows(int64 skipped)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("the training source has no usable rows"),
+			 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", skipped)));
+}
+
+static void
+CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
+					  CaiTrained *out)
 {
 	CaiRows		rows = {0};
 	CaiRows		vrows = {0};
-	const char *task;
 	cai_options *opts;
 	cai_error	err = {0};
 	cai_status	st;
@@ -869,52 +962,16 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	int32	   *vids = NULL;
 	cai_textclf_data train;
 	cai_textclf_data valid;
-	uint8_t    *model = NULL;
-	size_t		model_len = 0;
-	char	   *metrics = NULL;
 	char	   *provenance;
-	size_t		need;
-	CaiWorkerProgressState ps = {shared->job_id, 0};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	CaiWorkerReadBegin();
 	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
 	if (shared->data[shared->valid_query_off] != '\0')
 		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
-	PopActiveSnapshot();
-	SPI_finish();
-	{
-		/* catalog lookups need the transaction; keep the result in train_cxt */
-		MemoryContext old = MemoryContextSwitchTo(train_cxt);
-		StringInfoData p;
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
 
-		initStringInfo(&p);
-		appendStringInfo(&p, "{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
-						 ", \"validation_rows\": " INT64_FORMAT ", \"role\": ",
-						 rows.n, rows.skipped, vrows.n);
-		escape_json(&p, GetUserNameFromId(shared->current_user_id, false));
-		appendStringInfoString(&p, ", \"database\": ");
-		escape_json(&p, get_database_name(MyDatabaseId));
-		appendStringInfoString(&p, ", \"source\": ");
-		escape_json(&p, shared->data + shared->source_off);
-		appendStringInfoChar(&p, '}');
-		provenance = p.data;
-		MemoryContextSwitchTo(old);
-	}
-	CommitTransactionCommand();
-
-	/* training runs outside any transaction: no snapshot held for minutes */
-	MemoryContextSwitchTo(train_cxt);
-	task = shared->data + shared->task_off;
 	if (rows.n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("the training source has no usable rows"),
-				 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", rows.skipped)));
+		CaiNoRows(rows.skipped);
 	labels = CaiLabelSet(&rows, &n_labels);
 	if (n_labels < 2)
 		ereport(ERROR,
@@ -929,7 +986,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions(task, shared->data + shared->options_off);
+	opts = CaiParseOptions("text_classification", shared->data + shared->options_off);
 	train.n = rows.n;
 	train.texts = (const char *const *) rows.texts;
 	train.lens = rows.lens;
@@ -938,25 +995,413 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	valid.texts = (const char *const *) vrows.texts;
 	valid.lens = vrows.lens;
 	valid.labels = vids;
-
-	need = cai_textclf_train_memory(opts, &train, n_labels);
-	if ((int64) need > shared->training_memory)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
-						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
-				 errhint("Lower \"dimensions\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
+	CaiCheckTrainingMemory(shared, cai_textclf_train_memory(opts, &train, n_labels));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
 	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
 						   vrows.n > 0 ? &valid : NULL, provenance,
-						   CaiWorkerProgress, &ps, &model, &model_len, &metrics, &err);
+						   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
 	cai_blas_set_threads(1);
 	if (st == CAI_ERR_CANCELLED)
 		CHECK_FOR_INTERRUPTS();
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "training failed");
+	out->rows = rows.n;
+	out->skipped = rows.skipped;
+	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+}
+
+
+
+static void
+CaiNerGrow(CaiNerRows *r, int64 more_tokens)
+{
+	if (r->cap == 0)
+	{
+		r->cap = 1024;
+		r->offsets = palloc_extended(sizeof(int64) * (r->cap + 1), MCXT_ALLOC_HUGE);
+		r->offsets[0] = 0;
+	}
+	else if (r->n + 1 >= r->cap)
+	{
+		r->cap *= 2;
+		r->offsets = repalloc_huge(r->offsets, sizeof(int64) * (r->cap + 1));
+	}
+	if (r->ntok + more_tokens > r->tokcap)
+	{
+		int64		cap = Max(r->tokcap * 2, r->ntok + more_tokens + 4096);
+
+		if (r->tokcap == 0)
+		{
+			r->tokens = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+			r->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+			r->tags = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+		}
+		else
+		{
+			r->tokens = repalloc_huge(r->tokens, sizeof(char *) * cap);
+			r->lens = repalloc_huge(r->lens, sizeof(size_t) * cap);
+			r->tags = repalloc_huge(r->tags, sizeof(char *) * cap);
+		}
+		r->tokcap = cap;
+	}
+}
+
+static bool
+CaiIsTextArrayType(Oid t)
+{
+	return t == TEXTARRAYOID || t == VARCHARARRAYOID || t == BPCHARARRAYOID || t == NAMEARRAYOID;
+}
+
+static bool
+CaiIsTextType(Oid t)
+{
+	return t == TEXTOID || t == VARCHAROID || t == BPCHAROID;
+}
+
+static void
+CaiNerArray(Datum d, const char *what, int64 rowno, Datum **elems, int *n)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	bool	   *nulls;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("row " INT64_FORMAT ": the %s array has %d dimensions, expected one", rowno, what, ARR_NDIM(a))));
+	get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+	deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign, elems, &nulls, n);
+	for (int i = 0; i < *n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("row " INT64_FORMAT ": %s %d is NULL", rowno, what, i + 1)));
+}
+
+/* (text, jsonb spans) -> tokens and IOB2 tags via the core tokenizer. */
+static void
+CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
+{
+	const char *txt = VARDATA_ANY(t);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+	cai_span   *spans;
+	int			n_spans = 0;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	cai_token  *tokens = NULL;
+	char	  **tags = NULL;
+	size_t		ntok = 0;
+	cai_error	err = {0};
+	cai_status	st;
+
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row " INT64_FORMAT ": the spans must be a JSON array of {\"start\", \"end\", \"label\"} objects", r->rowno)));
+	spans = palloc(sizeof(cai_span) * Max(JB_ROOT_COUNT(jb), 1));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue	k;
+		JsonbValue *start;
+		JsonbValue *end;
+		JsonbValue *label;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d is not a JSON object", r->rowno, n_spans + 1)));
+		k.type = jbvString;
+		k.val.string.val = "start";
+		k.val.string.len = 5;
+		start = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		k.val.string.val = "end";
+		k.val.string.len = 3;
+		end = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		k.val.string.val = "label";
+		k.val.string.len = 5;
+		label = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		if (start == NULL || end == NULL || label == NULL || start->type != jbvNumeric ||
+			end->type != jbvNumeric || label->type != jbvString || label->val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d needs a numeric \"start\" and \"end\" and a non-empty string \"label\"",
+							r->rowno, n_spans + 1)));
+		spans[n_spans].cstart = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(start->val.numeric))) - 1;
+		spans[n_spans].cend = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(end->val.numeric)));
+		spans[n_spans].label = pnstrdup(label->val.string.val, label->val.string.len);
+		if (spans[n_spans].cstart < 0 || spans[n_spans].cend <= spans[n_spans].cstart)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d has start " INT64_FORMAT " and end " INT64_FORMAT,
+							r->rowno, n_spans + 1, spans[n_spans].cstart + 1, spans[n_spans].cend),
+					 errdetail("Positions are 1-based character positions with the end inclusive.")));
+		n_spans++;
+	}
+	st = cai_ner_spans_to_tags(txt, len, spans, n_spans, &tokens, &tags, &ntok, &err);
+	if (st != CAI_OK)
+		ereport(ERROR,
+				(errcode(CaiStatusSqlstate(st)),
+				 errmsg("row " INT64_FORMAT ": %s", r->rowno, err.msg)));
+	if (ntok == 0)
+	{
+		r->skipped++;
+		return;
+	}
+	CaiNerGrow(r, ntok);
+	for (size_t i = 0; i < ntok; i++)
+	{
+		r->tokens[r->ntok] = pnstrdup(txt + tokens[i].start, tokens[i].end - tokens[i].start);
+		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
+		r->tags[r->ntok] = pstrdup(tags[i]);
+		cai_free(tags[i]);
+		r->ntok++;
+	}
+	cai_free(tags);
+	cai_free(tokens);
+	r->offsets[++r->n] = r->ntok;
+}
+
+void
+CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+	bool		spans_form = false;
+	bool		checked = false;
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		if (!checked)
+		{
+			Oid			in_type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+			Oid			lab_type = SPI_gettypeid(SPI_tuptable->tupdesc, 2);
+
+			if (CaiIsTextArrayType(in_type) && CaiIsTextArrayType(lab_type))
+				spans_form = false;
+			else if (CaiIsTextType(in_type) && lab_type == JSONBOID)
+				spans_form = true;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("NER training needs text[] tokens with text[] tags, or text with jsonb spans"),
+						 errdetail("The input column is %s and the label column is %s.",
+								   format_type_be(in_type), format_type_be(lab_type)),
+						 errhint("Cast the columns in a query, e.g. SELECT tokens::text[], tags::text[] FROM ... or labels::jsonb.")));
+			checked = true;
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		in_null;
+			bool		lab_null;
+			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
+			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			MemoryContext old;
+
+			r->rowno++;
+			if (in_null || lab_null)
+			{
+				r->skipped++;
+				continue;
+			}
+			old = MemoryContextSwitchTo(keep);
+			if (spans_form)
+				CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
+			else
+			{
+				Datum	   *toks;
+				Datum	   *tags;
+				int			nt;
+				int			ng;
+
+				CaiNerArray(in, "token", r->rowno, &toks, &nt);
+				CaiNerArray(lab, "tag", r->rowno, &tags, &ng);
+				if (nt != ng)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("row " INT64_FORMAT " has %d tokens but %d tags", r->rowno, nt, ng),
+							 errhint("Every token needs exactly one tag.")));
+				if (nt == 0)
+					r->skipped++;
+				else
+				{
+					CaiNerGrow(r, nt);
+					for (int k = 0; k < nt; k++)
+					{
+						text	   *tt = DatumGetTextPP(toks[k]);
+
+						r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
+						r->tokens[r->ntok] = pnstrdup(VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+						r->tags[r->ntok] = TextDatumGetCString(tags[k]);
+						r->ntok++;
+					}
+					r->offsets[++r->n] = r->ntok;
+				}
+			}
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+/* Word vectors (word text, vector real[]) for the "word_vectors" option. */
+static void
+CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
+{
+	int64		cap = 0;
+	SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
+	Portal		portal;
+	char	  **words = NULL;
+	size_t	   *lens = NULL;
+	float	   *vecs = NULL;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the word vectors query: %s", SPI_result_code_string(SPI_result));
+	wv->n = 0;
+	wv->dim = 0;
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		wnull;
+			bool		vnull;
+			Datum		w = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &wnull);
+			Datum		v = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &vnull);
+			ArrayType  *a;
+			int			dim;
+			MemoryContext old;
+
+			if (wnull || vnull)
+				continue;
+			a = DatumGetArrayTypeP(v);
+			if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("word vector %zu must be a one-dimensional real[] without NULLs", wv->n + 1)));
+			dim = ARR_DIMS(a)[0];
+			if (wv->dim == 0)
+				wv->dim = dim;
+			else if (dim != wv->dim)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("word vectors have different lengths (%d and %d)", wv->dim, dim)));
+			old = MemoryContextSwitchTo(keep);
+			if ((int64) wv->n == cap)
+			{
+				cap = cap == 0 ? 1024 : cap * 2;
+				words = words ? repalloc_huge(words, sizeof(char *) * cap) : palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+				lens = lens ? repalloc_huge(lens, sizeof(size_t) * cap) : palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+				vecs = vecs ? repalloc_huge(vecs, sizeof(float) * cap * dim) : palloc_extended(sizeof(float) * cap * dim, MCXT_ALLOC_HUGE);
+			}
+			words[wv->n] = TextDatumGetCString(w);
+			lens[wv->n] = strlen(words[wv->n]);
+			memcpy(vecs + wv->n * dim, ARR_DATA_PTR(a), sizeof(float) * dim);
+			wv->n++;
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	wv->words = (const char *const *) words;
+	wv->lens = lens;
+	wv->vectors = vecs;
+}
+
+static void
+CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
+				  CaiTrained *out)
+{
+	CaiNerRows	rows = {0};
+	CaiNerRows	vrows = {0};
+	cai_word_vectors wv = {0};
+	cai_options *opts;
+	cai_error	err = {0};
+	cai_status	st;
+	cai_ner_data train;
+	cai_ner_data valid;
+	char	   *provenance;
+	bool		has_vectors = shared->data[shared->vectors_query_off] != '\0';
+
+	CaiWorkerReadBegin();
+	CaiReadNerRows(shared->data + shared->query_off, &rows, train_cxt);
+	if (shared->data[shared->valid_query_off] != '\0')
+		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+	if (has_vectors)
+		CaiReadWordVectors(shared->data + shared->vectors_query_off, &wv, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
+
+	if (rows.n == 0)
+		CaiNoRows(rows.skipped);
+	if (shared->data[shared->valid_query_off] != '\0' && vrows.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the validation source has no usable rows")));
+
+	opts = CaiParseOptions("ner", shared->data + shared->options_off);
+	train.n = rows.n;
+	train.offsets = rows.offsets;
+	train.tokens = (const char *const *) rows.tokens;
+	train.token_lens = rows.lens;
+	train.tags = (const char *const *) rows.tags;
+	valid.n = vrows.n;
+	valid.offsets = vrows.offsets;
+	valid.tokens = (const char *const *) vrows.tokens;
+	valid.token_lens = vrows.lens;
+	valid.tags = (const char *const *) vrows.tags;
+	CaiCheckTrainingMemory(shared, cai_ner_train_memory(opts, &train));
+
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	cai_blas_set_threads(shared->threads);
+	st = cai_ner_train(opts, &train, vrows.n > 0 ? &valid : NULL, has_vectors ? &wv : NULL, provenance,
+					   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
+	cai_blas_set_threads(1);
+	if (st == CAI_ERR_CANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "training failed");
+	out->rows = rows.n;
+	out->skipped = rows.skipped;
+	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+}
+
+/*
+ * Read, train, and deliver the model: to the waiting caller (synchronous)
+ * or into the catalog (asynchronous job).
+ */
+static void
+CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
+{
+	CaiWorkerProgressState ps = {shared->job_id, 0};
+	CaiTrained	t = {0};
+
+	MemoryContextSwitchTo(train_cxt);
+	if (strcmp(shared->data + shared->task_off, "ner") == 0)
+		CaiWorkerTrainNer(shared, train_cxt, &ps, &t);
+	else
+		CaiWorkerTrainTextclf(shared, train_cxt, &ps, &t);
 
 	if (shared->job_id > 0)
 	{
@@ -966,8 +1411,8 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) model, model_len, metrics,
-									   rows.n, rows.skipped, cai_opt_string(opts, "deploy"), &deployed, NULL);
+		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
+									   t.metrics, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
 		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -978,12 +1423,12 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 
 		initStringInfo(&buf);
 		appendStringInfoChar(&buf, 'R');
-		pq_sendint64(&buf, rows.n);
-		pq_sendint64(&buf, rows.skipped);
-		pq_sendint64(&buf, model_len);
-		appendBinaryStringInfo(&buf, (char *) model, model_len);
-		pq_sendint64(&buf, strlen(metrics));
-		appendBinaryStringInfo(&buf, metrics, strlen(metrics));
+		pq_sendint64(&buf, t.rows);
+		pq_sendint64(&buf, t.skipped);
+		pq_sendint64(&buf, t.model_len);
+		appendBinaryStringInfo(&buf, (char *) t.model, t.model_len);
+		pq_sendint64(&buf, strlen(t.metrics));
+		appendBinaryStringInfo(&buf, t.metrics, strlen(t.metrics));
 		if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -1,0 +1,213 @@
+/*
+ * ner.c: SQL functions of named-entity recognition models: cai_tag,
+ * cai_entities, and the NER forms of cai_predict and cai_evaluate.
+ *
+ * Positions are 1-based character positions with the end inclusive, so
+ * substr(input, start_pos, end_pos - start_pos + 1) = entity.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "cai_pg.h"
+
+/* Most tokens cai_tag accepts in one array (the tokenizer's limit for raw text is cai.max_input_length). */
+#define CAI_TAG_MAX_TOKENS	(10 * 1000 * 1000)
+
+static void
+CaiNerCheck(CaiLoadedModel *m, const char *function)
+{
+	if (m->ner == NULL)
+		CaiRequireTask(m, "ner", function);
+}
+
+/* Entities of a raw text (cai_malloc'ed array). */
+static cai_entity *
+CaiNerFind(CaiLoadedModel *m, text *input, size_t *n)
+{
+	cai_entity *ents = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+	Size		len = VARSIZE_ANY_EXHDR(input);
+
+	CaiCheckInputLength(len);
+	st = cai_ner_entities(m->ner, VARDATA_ANY(input), len, 0, &ents, n, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "entity recognition failed");
+	return ents;
+}
+
+Datum
+CaiNerPredictJson(CaiLoadedModel *m, text *input)
+{
+	size_t		n = 0;
+	cai_entity *ents = CaiNerFind(m, input, &n);
+	const char *txt = VARDATA_ANY(input);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (size_t i = 0; i < n; i++)
+	{
+		char	   *s = pnstrdup(txt + ents[i].start, ents[i].end - ents[i].start);
+
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "{\"entity\": ");
+		escape_json(&buf, s);
+		appendStringInfoString(&buf, ", \"label\": ");
+		escape_json(&buf, m->labels[ents[i].type]);
+		appendStringInfo(&buf, ", \"start\": " INT64_FORMAT ", \"end\": " INT64_FORMAT ", \"score\": %.4f}",
+						 ents[i].cstart + 1, ents[i].cend, ents[i].score);
+		pfree(s);
+	}
+	appendStringInfoChar(&buf, ']');
+	cai_free(ents);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+}
+
+PG_FUNCTION_INFO_V1(cai_entities);
+Datum
+cai_entities(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *input = PG_GETARG_TEXT_PP(1);
+	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	size_t		n = 0;
+	cai_entity *ents;
+	const char *txt = VARDATA_ANY(input);
+
+	CaiNerCheck(m, "cai_entities");
+	ents = CaiNerFind(m, input, &n);
+	InitMaterializedSRF(fcinfo, 0);
+	for (size_t i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {0};
+
+		values[0] = PointerGetDatum(cstring_to_text_with_len(txt + ents[i].start, ents[i].end - ents[i].start));
+		values[1] = CStringGetTextDatum(m->labels[ents[i].type]);
+		values[2] = Int32GetDatum((int32) (ents[i].cstart + 1));
+		values[3] = Int32GetDatum((int32) ents[i].cend);
+		values[4] = Float4GetDatum(ents[i].score);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	cai_free(ents);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(cai_tag);
+Datum
+cai_tag(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	const char **toks;
+	size_t	   *lens;
+	const char **tags;
+	Datum	   *out;
+	cai_error	err = {0};
+	cai_status	st;
+
+	CaiNerCheck(m, "cai_tag");
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("tokens must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
+	if (n > CAI_TAG_MAX_TOKENS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many tokens: %d (limit %d)", n, CAI_TAG_MAX_TOKENS)));
+	toks = palloc(sizeof(char *) * n);
+	lens = palloc(sizeof(size_t) * n);
+	tags = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("token %d is NULL", i + 1)));
+		t = DatumGetTextPP(elems[i]);
+		toks[i] = VARDATA_ANY(t);
+		lens[i] = VARSIZE_ANY_EXHDR(t);
+		CHECK_FOR_INTERRUPTS();
+	}
+	st = cai_ner_tag(m->ner, toks, lens, n, tags, NULL, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "tagging failed");
+	out = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+		out[i] = CStringGetTextDatum(tags[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * cai_evaluate on an NER model: entity-level precision, recall and F1 (micro
+ * and per type) and token accuracy, counted as conlleval counts them.
+ */
+Datum
+CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
+{
+	CaiNerRows	rows = {0};
+	char	   *query;
+	const char **pred;
+	char	   *json = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+	Jsonb	   *result;
+
+	query = CaiSourceQuery(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						   text_to_cstring(PG_GETARG_TEXT_PP(2)),
+						   text_to_cstring(PG_GETARG_TEXT_PP(3)), NULL, NULL);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CaiReadNerRows(query, &rows, CurrentMemoryContext);
+	SPI_finish();
+	if (rows.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the evaluation source has no usable rows"),
+				 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", rows.skipped)));
+	pred = palloc_extended(sizeof(char *) * rows.ntok, MCXT_ALLOC_HUGE);
+	for (int64 s = 0; s < rows.n; s++)
+	{
+		int64		a = rows.offsets[s];
+		int64		b = rows.offsets[s + 1];
+
+		st = cai_ner_tag(m->ner, (const char *const *) rows.tokens + a, rows.lens + a, b - a, pred + a, NULL, &err);
+		if (st != CAI_OK)
+			CaiReportCoreError(st, &err, "tagging failed");
+		CHECK_FOR_INTERRUPTS();
+	}
+	st = cai_conll_eval(rows.offsets, rows.n, (const char *const *) rows.tags, pred, &json, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "evaluation failed");
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	cai_free(json);
+	{
+		char	   *extra = psprintf("{\"version\": %d, \"sentences\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT "}",
+									 m->version, rows.n, rows.skipped);
+
+		result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(result),
+													DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
+	}
+	PG_RETURN_JSONB_P(result);
+}
