@@ -32,7 +32,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress: tests in test/sql, expected output in the top-level expected/
 # (test/expected is a symlink to it, since PostgreSQL 15's pg_regress has no --expecteddir).
-REGRESS = catalog bad_models
+REGRESS = catalog bad_models trusted
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 OPTFLAGS ?= -march=native
