@@ -72,6 +72,17 @@ const char *cai_ner_type(const cai_ner *m, int i);
 cai_status	cai_ner_tag(const cai_ner *m, const char *const *tokens, const size_t *lens,
 						size_t n, const char **tags_out, float *scores, cai_error *err);
 
+/*
+ * Tag many sentences in one call (batches of sentences of similar length;
+ * much faster than one cai_ner_tag per sentence).  data->tags is ignored.
+ * tags_out and scores (may be NULL) are indexed like data->tokens: token i
+ * of the data, offsets[0] <= i < offsets[n], gets tags_out[i] (owned by the
+ * model) and scores[i].  Sentences longer than the model's max_tokens are
+ * tagged in pieces.  The model is only read: concurrent calls are safe.
+ */
+cai_status	cai_ner_tag_batch(const cai_ner *m, const cai_ner_data *data,
+							  const char **tags_out, float *scores, cai_error *err);
+
 /* One entity found in raw text. */
 typedef struct cai_entity
 {
@@ -94,7 +105,10 @@ cai_status	cai_ner_entities(const cai_ner *m, const char *text, size_t len, size
  * Character spans to token tags for training from (text, spans): tokenizes
  * text and tags each token IOB2 by the span covering it (code point offsets,
  * 0-based, end exclusive).  A span that does not align to token boundaries is
- * CAI_ERR_INVALID naming it.  Outputs are cai_malloc'ed.
+ * CAI_ERR_INVALID naming it, and so are overlapping spans and empty
+ * labels.  Outputs are cai_malloc'ed: *tokens as cai_tokenize returns them
+ * and *tags one block (free it with one cai_free) holding n_tokens + 1
+ * pointers (the last NULL) followed by the tag strings ("O", "B-X", "I-X").
  */
 typedef struct cai_span
 {
@@ -120,5 +134,16 @@ cai_status	cai_ner_spans_to_tags(const char *text, size_t len,
 cai_status	cai_conll_eval(const int64_t *offsets, size_t n,
 						   const char *const *gold, const char *const *pred,
 						   char **json_out, cai_error *err);
+
+/*
+ * Self-test for the unit tests: set up training on train (as cai_ner_train
+ * would, validating on the same sentences) and compare the gradient of the
+ * CRF loss of the first batch_size sentences, dropout off, with central
+ * finite differences (step 3e-3) at `samples` entries of every parameter
+ * tensor (entries with a non-zero gradient preferred).  *max_err gets the
+ * largest |analytic - numeric| / max(|analytic| + |numeric|, 1e-2).
+ */
+cai_status	cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int samples,
+							  double *max_err, cai_error *err);
 
 #endif							/* CAI_NER_H */

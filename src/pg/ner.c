@@ -177,9 +177,11 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 	query = CaiSourceQuery(text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(2)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(3)), NULL, NULL);
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	CaiReadNerRows(query, &rows, CurrentMemoryContext);
+	CaiReadNerRows(query, &rows, caller_cxt);
 	SPI_finish();
 	if (rows.n == 0)
 		ereport(ERROR,

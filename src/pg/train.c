@@ -1161,10 +1161,9 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 		r->tokens[r->ntok] = pnstrdup(txt + tokens[i].start, tokens[i].end - tokens[i].start);
 		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
 		r->tags[r->ntok] = pstrdup(tags[i]);
-		cai_free(tags[i]);
 		r->ntok++;
 	}
-	cai_free(tags);
+	cai_free(tags);				/* one block: pointers and strings */
 	cai_free(tokens);
 	r->offsets[++r->n] = r->ntok;
 }
