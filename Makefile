@@ -19,6 +19,7 @@ OBJS = \
 	src/core/crf.o \
 	src/core/metrics.o \
 	src/core/textclf.o \
+	src/core/textclf_accurate.o \
 	src/core/chunks.o \
 	src/core/ner.o \
 	src/pg/cai_synergy.o \

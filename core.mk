@@ -16,18 +16,19 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf chunks ner
+CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_ner
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_textclf_accurate test_ner
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
 test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common metrics
-test_textclf_MODULES = common format tokenize options metrics textclf
+test_textclf_MODULES = common format tokenize options metrics ops optim lstm textclf textclf_accurate
+test_textclf_accurate_MODULES = common format tokenize options metrics ops optim lstm textclf textclf_accurate
 test_ner_MODULES = common format tokenize options ops optim lstm crf chunks ner
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load

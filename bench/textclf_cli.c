@@ -3,23 +3,32 @@
  * the text classifier (not part of the extension).
  *
  *   cc -std=gnu11 -O2 -march=native -Iinclude -o textclf_cli bench/textclf_cli.c \
- *       src/core/{common,format,tokenize,options,metrics,textclf}.c \
+ *       src/core/{common,format,tokenize,options,metrics,ops,optim,lstm,textclf,textclf_accurate}.c \
  *       -lopenblas -ljson-c -lm
  *
- *   textclf_cli [-s] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv ['{"epochs": 10, ...}']
+ *   textclf_cli [-s] [-H] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv
+ *               ['{"epochs": 10, ...}']
  *
  * TSV files have a header line and rows "label<TAB>text".  The model is
  * trained on TRAIN, with DEV as the validation set (best epoch chosen on it),
  * or with -s on a stratified split of TRAIN (as the SQL layer does by
  * default).  Prints DEV and TEST accuracy, training seconds, model size and
  * predictions per second (single thread).  -m skips training and evaluates
- * a saved model.
+ * a saved model.  -H validates on a sentence-level holdout built from TRAIN
+ * instead of DEV: 1000 seeded random rows of at least 15 words, every other
+ * training row that is a substring of one of them removed (SST-2's training
+ * rows are all the phrases of its sentences, and DEV is a random split of
+ * them, so DEV rewards memorisation).  -a (--architecture) sets the "architecture" option (it
+ * overrides one given in the options JSON).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <getopt.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "cai/format.h"
 #include "cai/textclf.h"
@@ -114,10 +123,81 @@ now(void)
 static bool
 on_progress(void *ctx, const cai_progress *p)
 {
+	(void) ctx;
 	if (p->epoch_done)
 		fprintf(stderr, "  epoch %d/%d loss %.4f val %.4f rows/s %.0f\n",
 				p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec);
 	return true;
+}
+
+static int
+word_count(const char *s, size_t len)
+{
+	int			words = 1;
+
+	for (size_t j = 0; j < len; j++)
+		words += s[j] == ' ';
+	return words;
+}
+
+/* Move a sentence-level holdout out of tr into ho (see -H). */
+static void
+sentence_holdout(Tsv *tr, Tsv *ho)
+{
+	size_t		n_ho = 0;
+	bool	   *is_ho = calloc(tr->n, sizeof(bool));
+	bool	   *drop = calloc(tr->n, sizeof(bool));
+	uint64_t	x = 12345;
+	size_t		tries = 0;
+	size_t		w = 0;
+	size_t		k = 0;
+
+	while (n_ho < 1000 && tries++ < 100 * tr->n)
+	{
+		size_t		i;
+
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		i = (size_t) (x >> 33) % tr->n;
+		if (!is_ho[i] && word_count(tr->texts[i], tr->lens[i]) >= 15)
+		{
+			is_ho[i] = true;
+			n_ho++;
+		}
+	}
+	for (size_t i = 0; i < tr->n; i++)
+	{
+		if (is_ho[i])
+			continue;
+		for (size_t j = 0; j < tr->n && !drop[i]; j++)
+			if (is_ho[j] && strstr(tr->texts[j], tr->texts[i]) != NULL)
+				drop[i] = true;
+	}
+	ho->texts = malloc(n_ho * sizeof(char *));
+	ho->lens = malloc(n_ho * sizeof(size_t));
+	ho->labels = malloc(n_ho * sizeof(int32_t));
+	for (size_t i = 0; i < tr->n; i++)
+	{
+		if (is_ho[i])
+		{
+			ho->texts[k] = tr->texts[i];
+			ho->lens[k] = tr->lens[i];
+			ho->labels[k] = tr->labels[i];
+			k++;
+		}
+		else if (!drop[i])
+		{
+			tr->texts[w] = tr->texts[i];
+			tr->lens[w] = tr->lens[i];
+			tr->labels[w] = tr->labels[i];
+			w++;
+		}
+	}
+	ho->n = k;
+	fprintf(stderr, "sentence holdout: %zu rows; %zu training rows left (%zu phrases of them removed)\n",
+			k, w, tr->n - w - k);
+	tr->n = w;
+	free(is_ho);
+	free(drop);
 }
 
 static cai_textclf_data
@@ -160,11 +240,18 @@ main(int argc, char **argv)
 {
 	Tsv			tr,
 				dev,
-				test;
+				test,
+				hold;
 	bool		split = false;
+	bool		holdout = false;
 	const char *out_path = NULL;
 	const char *in_path = NULL;
 	const char *opts_json = NULL;
+	const char *arch = NULL;
+	static const struct option long_opts[] = {
+		{"architecture", required_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0}
+	};
 	cai_options *opts;
 	cai_error	err;
 	uint8_t    *model;
@@ -181,10 +268,14 @@ main(int argc, char **argv)
 				test_acc;
 	int			opt;
 
-	while ((opt = getopt(argc, argv, "so:m:")) != -1)
+	while ((opt = getopt_long(argc, argv, "sHo:m:a:", long_opts, NULL)) != -1)
 	{
-		if (opt == 's')
+		if (opt == 'a')
+			arch = optarg;
+		else if (opt == 's')
 			split = true;
+		else if (opt == 'H')
+			holdout = true;
 		else if (opt == 'm')
 			in_path = optarg;
 		else if (opt == 'o')
@@ -194,7 +285,8 @@ main(int argc, char **argv)
 	}
 	if (argc - optind < 3)
 	{
-		fprintf(stderr, "usage: %s [-s] [-o model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n", argv[0]);
+		fprintf(stderr, "usage: %s [-s] [-H] [-a fast|accurate] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
+				argv[0]);
 		return 2;
 	}
 	if (read_tsv(argv[optind], &tr, true) || read_tsv(argv[optind + 1], &dev, false) ||
@@ -202,13 +294,28 @@ main(int argc, char **argv)
 		return 1;
 	if (argc - optind > 3)
 		opts_json = argv[optind + 3];
+	if (arch != NULL)
+	{
+		json_object *o = json_tokener_parse(opts_json != NULL ? opts_json : "{}");
+
+		if (o == NULL || !json_object_is_type(o, json_type_object))
+		{
+			fprintf(stderr, "options: not a JSON object\n");
+			return 1;
+		}
+		json_object_object_add(o, "architecture", json_object_new_string(arch));
+		opts_json = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	}
 	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, opts_json, &opts, &err) != CAI_OK)
 	{
 		fprintf(stderr, "options: %s\n", err.msg);
 		return 1;
 	}
+	if (holdout)
+		sentence_holdout(&tr, &hold);
 	dtr = as_data(&tr);
-	ddev = as_data(&dev);
+	ddev = as_data(holdout ? &hold : &dev);
 	fprintf(stderr, "train %zu, dev %zu, test %zu rows, %d labels, options %s\n",
 			tr.n, dev.n, test.n, n_label_names, opts_json ? opts_json : "{}");
 	printf("train_memory_estimate_mb %.1f\n",

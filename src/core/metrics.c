@@ -228,14 +228,8 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 								 (int) pred[i], i, n_labels);
 	}
 	for (int c = 0; c < n_labels; c++)
-	{
 		if (label_names == NULL || label_names[c] == NULL)
 			return cai_error_set(err, CAI_ERR_INVALID, "label name %d is missing", c);
-		for (int d = 0; d < c; d++)
-			if (strcmp(label_names[c], label_names[d]) == 0)
-				return cai_error_set(err, CAI_ERR_INVALID,
-									 "duplicate label name \"%s\"", label_names[c]);
-	}
 
 	if (!cai_size_mul((size_t) n_labels, (size_t) n_labels, &cm_cells))
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many classes");
@@ -258,6 +252,12 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 		goto fail;
 	for (int c = 0; c < n_labels; c++)
 	{
+		if (json_object_object_get_ex(classes, label_names[c], NULL))
+		{
+			st = CAI_ERR_INVALID;
+			cai_error_set(err, st, "duplicate label name \"%s\"", label_names[c]);
+			goto fail;
+		}
 		if (!add_member(classes, label_names[c],
 						score_object(cs[c].precision, cs[c].recall, cs[c].f1,
 									 cs[c].tp + cs[c].fn)))
@@ -303,7 +303,7 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 	st = CAI_OK;
 
 fail:
-	if (st != CAI_OK)
+	if (st == CAI_ERR_NOMEM)
 		cai_error_set(err, st, "out of memory building the classification report");
 	json_object_put(root);
 	cai_free(cs);

@@ -1,8 +1,8 @@
 /*
  * textclf.c: text classification.
  *
- * The public entry points dispatch on the architecture.  Only "fast" exists
- * so far; "accurate" is refused with CAI_ERR_INVALID until it is written.
+ * The public entry points dispatch on the architecture: "fast" is below,
+ * "accurate" is in textclf_accurate.c (see textclf_internal.h).
  *
  * The fast architecture (fastText's supervised model, Joulin et al. 2016):
  *
@@ -39,6 +39,7 @@
  * empty tensors); the counts in the metadata say which to expect.
  */
 #include "cai/textclf.h"
+#include "cai/textclf_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -62,19 +63,19 @@
 
 const cai_opt_def cai_textclf_option_defs[] = {
 	{"architecture", CAI_OPT_STRING, "fast", 0, 0, "fast|accurate",
-	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate"},
-	{"epochs", CAI_OPT_INT, "10", 1, 1000, NULL,
-	"maximum passes over the training rows"},
-	{"learning_rate", CAI_OPT_FLOAT, "0.2", 1e-6, 10.0, NULL,
-	"initial learning rate (fast: SGD, decays linearly to 0)"},
+	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate (word and character n-gram embeddings into a bidirectional LSTM with max and mean pooling; trains in minutes)"},
+	{"epochs", CAI_OPT_INT, "0", 0, 1000, NULL,
+	"passes over the training rows; 0 = automatic (fast: 5, more for small data sets so that training makes at least 100000 row updates, at most 50 passes; accurate: enough passes for 250000 row updates, 4 to 30)"},
+	{"learning_rate", CAI_OPT_FLOAT, "0.1", 1e-6, 10.0, NULL,
+	"initial learning rate (fast: SGD, decays linearly to 0; accurate: Adam, default 0.003 when not set, decays linearly to a tenth)"},
 	{"batch_size", CAI_OPT_INT, "1", 1, 4096, NULL,
-	"rows per update (the fast architecture updates after every row)"},
+	"rows per update (the fast architecture updates after every row; accurate: default 32 when not set, fewer for long texts)"},
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL,
 	"random seed: the same data, options and seed give the same model"},
 	{"dimensions", CAI_OPT_INT, "50", 2, TEXTCLF_MAX_DIM, NULL,
-	"embedding size"},
+	"embedding size (accurate: also the LSTM units per direction; default 64 when not set)"},
 	{"dropout", CAI_OPT_FLOAT, "0", 0.0, 0.9, NULL,
-	"probability of dropping each input feature while training"},
+	"probability of dropping each input feature while training (accurate: dropout of the pooled features, default 0.5 when not set; words are replaced by the unknown-word vector with half this probability)"},
 	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL,
 	"fraction of the rows held out (stratified) for validation when no validation rows are given"},
 	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL,
@@ -82,7 +83,7 @@ const cai_opt_def cai_textclf_option_defs[] = {
 	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL,
 	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"},
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
-	"worker threads (the fast architecture trains on one thread, for determinism)"},
+	"worker threads (the fast architecture trains on one thread; accurate: BLAS threads, bit-identical results need 1)"},
 	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never",
 	"whether the new model replaces the deployed one (used by the SQL layer)"},
 	{"min_count", CAI_OPT_INT, "1", 1, 1000000, NULL,
@@ -96,7 +97,7 @@ const cai_opt_def cai_textclf_option_defs[] = {
 	{"buckets", CAI_OPT_INT, "2000000", 1, TEXTCLF_MAX_BUCKETS, NULL,
 	"hash buckets for word and character n-grams (only buckets seen in training are stored)"},
 	{"max_tokens", CAI_OPT_INT, "512", 1, 100000, NULL,
-	"tokens of a text that are used; the rest is ignored"},
+	"tokens of a text that are used (from at most 32 bytes per token); the rest is ignored"},
 	{"patience", CAI_OPT_INT, "3", 0, 1000, NULL,
 	"stop after this many epochs without a better validation score (0 = never stop early)"},
 };
@@ -119,6 +120,7 @@ const int	cai_textclf_n_option_defs = sizeof(cai_textclf_option_defs) / sizeof(c
 #define FAST_MAX_NGRAMS			5	/* upper bound of word_ngrams */
 #define FAST_BYTES_PER_TOKEN	32	/* text read: at most max_tokens * this */
 #define FAST_FOLD_DIGITS		false
+#define FAST_AUTO_UPDATES		100000	/* row updates the automatic epoch count aims at */
 #define FAST_SEED_WORD			0x63616977ULL	/* "caiw" */
 #define FAST_SALT_CHAR			0x9e3779b97f4a7c15ULL
 #define FAST_SALT_NGRAM			0xc2b2ae3d27d4eb4fULL
@@ -313,7 +315,8 @@ next_pow2(uint64_t x)
 
 typedef enum TextclfArch
 {
-	TEXTCLF_FAST = 0
+	TEXTCLF_FAST = 0,
+	TEXTCLF_ACCURATE = 1		/* textclf_accurate.c */
 } TextclfArch;
 
 typedef struct FastModel
@@ -340,6 +343,7 @@ struct cai_textclf
 	char	  **labels;			/* (n_labels) */
 	size_t		memory;
 	FastModel  *fast;
+	cai_textclf_accurate *acc;
 };
 
 static int32_t
@@ -593,6 +597,7 @@ cai_textclf_free(cai_textclf *m)
 		cai_free(m->labels);
 	}
 	fast_model_free(m->fast);
+	cai_textclf_accurate_free(m->acc);
 	cai_free(m);
 }
 
@@ -626,6 +631,8 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 	{
 		case TEXTCLF_FAST:
 			return fast_predict(m, text, len, probs, err);
+		case TEXTCLF_ACCURATE:
+			return cai_textclf_accurate_predict(m->acc, text, len, probs, err);
 	}
 	return cai_error_set(err, CAI_ERR_INTERNAL, "unknown architecture %d", (int) m->arch);
 }
@@ -1011,6 +1018,14 @@ cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err)
 		m->arch = TEXTCLF_FAST;
 		st = fast_load(m, meta, mf, err);
 	}
+	else if (strcmp(arch, "accurate") == 0)
+	{
+		size_t		mem = 0;
+
+		m->arch = TEXTCLF_ACCURATE;
+		st = cai_textclf_accurate_load(mf, meta, m->n_labels, &m->acc, &mem, err);
+		m->memory += mem;
+	}
 	else
 		st = cai_error_set(err, CAI_ERR_FORMAT,
 						   "text classification architecture \"%.64s\" is not supported by this build", arch);
@@ -1336,7 +1351,9 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 	for (size_t i = 0; i < tt->n; i++)
 	{
 		t->type_vocab[i] = -1;
-		if (tt->count[i] >= min_count)
+		/* the model stores words NUL-terminated: a token holding a NUL byte gets no row */
+		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
+			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
 		{
 			t->vitems[nv].s = tt->arena + tt->off[i];
 			t->vitems[nv].count = tt->count[i];
@@ -1647,11 +1664,11 @@ fast_word_vectors(FastTrain *t)
 
 /*
  * Predict the evaluation rows with the current parameters, computing what
- * fast_predict() computes, in the same order (the same bits); returns the
- * mean loss.
+ * fast_predict() computes, in the same order (the same bits); *loss gets
+ * the mean loss.  false when the progress callback cancels.
  */
-static double
-fast_eval(FastTrain *t, int32_t *pred)
+static bool
+fast_eval(FastTrain *t, Ticker *tk, int32_t *pred, double *mean_loss)
 {
 	const int	D = t->p.dim;
 	const int	L = t->L;
@@ -1670,6 +1687,8 @@ fast_eval(FastTrain *t, int32_t *pred)
 		float		zy;
 		float	   *h = t->hidden;
 
+		if ((r & 1023) == 1023 && !ticker_tick(tk, tk->p.fraction))
+			return false;
 		/* exactly as fast_predict() sums them */
 		memset(h, 0, sizeof(float) * (size_t) D);
 		for (size_t j = t->ev_off[r]; j < t->ev_off[r + 1]; j++)
@@ -1703,7 +1722,8 @@ fast_eval(FastTrain *t, int32_t *pred)
 		loss += lse - zy;
 		pred[r] = best;
 	}
-	return t->n_eval > 0 ? loss / (double) t->n_eval : 0.0;
+	*mean_loss = t->n_eval > 0 ? loss / (double) t->n_eval : 0.0;
+	return true;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1735,6 +1755,34 @@ fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
 	return CAI_OK;
 }
 
+static int
+cmp_strptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Label names present and distinct (sorted copy: n log n). */
+static cai_status
+check_label_names(const char *const *names, int n, cai_error *err)
+{
+	const char **sorted;
+	cai_status	st = CAI_OK;
+
+	for (int c = 0; c < n; c++)
+		if (names[c] == NULL)
+			return cai_error_set(err, CAI_ERR_INVALID, "label name %d is missing", c);
+	sorted = cai_malloc(sizeof(char *) * (size_t) n);
+	if (sorted == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory checking label names");
+	memcpy(sorted, names, sizeof(char *) * (size_t) n);
+	qsort(sorted, (size_t) n, sizeof(char *), cmp_strptr);
+	for (int c = 1; c < n && st == CAI_OK; c++)
+		if (strcmp(sorted[c - 1], sorted[c]) == 0)
+			st = cai_error_set(err, CAI_ERR_INVALID, "duplicate label name \"%s\"", sorted[c]);
+	cai_free(sorted);
+	return st;
+}
+
 /* Validate a data set's shape and labels. */
 static cai_status
 check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error *err)
@@ -1755,7 +1803,7 @@ check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error 
 }
 
 /*
- * An estimate, deliberately on the high side (about 1.5 to 3 times the peak
+ * An estimate, deliberately on the high side (1.2 to 3 times the peak
  * measured on SST-2 and on small sets), from the text bytes alone: the exact
  * numbers of distinct words and n-grams are only known after tokenizing.
  * Assumptions: about 4 bytes per token; distinct words ~ 40 sqrt(tokens)
@@ -1778,6 +1826,9 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 	size_t		nchar;
 	size_t		cap;
 
+	if (opts != NULL && cai_opt_string(opts, "architecture") != NULL &&
+		strcmp(cai_opt_string(opts, "architecture"), "accurate") == 0)
+		return cai_textclf_accurate_train_memory(opts, train, n_labels);
 	if (opts == NULL || train == NULL || n_labels < 1 ||
 		fast_params_from_options(opts, &fp, NULL) != CAI_OK)
 		return 0;
@@ -2103,7 +2154,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	FastTrain	t;
 	Ticker		tk;
 	cai_rng		rng;
-	const int	epochs = (int) cai_opt_int(opts, "epochs");
+	int			epochs = (int) cai_opt_int(opts, "epochs");
 	const double lr0 = cai_opt_float(opts, "learning_rate");
 	const double dropout = cai_opt_float(opts, "dropout");
 	const double frac = cai_opt_float(opts, "validation_fraction");
@@ -2133,12 +2184,11 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	tk.ctx = progress_ctx;
 	tk.start = tk.last = now_seconds();
 	tk.max_seconds = cai_opt_float(opts, "max_seconds");
-	tk.p.epochs = epochs;
 	t.L = n_labels;
 
 	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
-	if (epochs < 1 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
+	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
 	if ((st = fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
@@ -2197,11 +2247,20 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	for (size_t r = 0; r < t.n_tr; r++)
 		t.order[r] = (int32_t) r;
 
+	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
+	if (epochs == 0)
+	{
+		size_t		want = (FAST_AUTO_UPDATES + t.n_tr - 1) / t.n_tr;
+
+		epochs = want < 5 ? 5 : want > 50 ? 50 : (int) want;
+	}
+	tk.p.epochs = epochs;
 	steps_total = (size_t) epochs * t.n_tr;
 	for (int ep = 1; ep <= epochs; ep++)
 	{
 		double		ep_start = now_seconds();
 		double		loss_sum = 0.0;
+		size_t		rows_done = 0;
 		double		acc,
 					mf1,
 					vloss;
@@ -2215,13 +2274,16 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			size_t		k = t.feat_off[r + 1] - t.feat_off[r];
 			float		lr = (float) (lr0 * (1.0 - (double) step / (double) steps_total));
 
-			if ((i & 255) == 0)
+			if ((i & 255) == 0 && i > 0)
 			{
 				if (!ticker_tick(&tk, (double) step / (double) steps_total))
 				{
 					st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 					goto done;
 				}
+				/* out of time: score what we have (a partial epoch) and stop */
+				if (tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds)
+					break;
 			}
 			if (dropout > 0 && k > 0)
 			{
@@ -2237,6 +2299,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			}
 			loss_sum += fast_sgd_step(&t, f, k, t.lab[r], lr);
 			step++;
+			rows_done++;
 		}
 		epochs_run = ep;
 		if (!isfinite(loss_sum))
@@ -2246,7 +2309,11 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			goto done;
 		}
 
-		vloss = fast_eval(&t, t.pred);
+		if (!fast_eval(&t, &tk, t.pred, &vloss))
+		{
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+			goto done;
+		}
 		cai_classification_scores(t.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
 		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
 		{
@@ -2258,9 +2325,9 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		}
 
 		tk.p.epoch = ep;
-		tk.p.loss = loss_sum / (double) t.n_tr;
+		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
 		tk.p.val_score = acc;
-		tk.p.rows_per_sec = (double) t.n_tr / fmax(now_seconds() - ep_start, 1e-9);
+		tk.p.rows_per_sec = (double) rows_done / fmax(now_seconds() - ep_start, 1e-9);
 		tk.p.fraction = (double) ep / (double) epochs;
 		tk.p.epoch_done = true;
 		if (progress != NULL && !progress(progress_ctx, &tk.p))
@@ -2280,6 +2347,12 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
 		best_epoch = epochs_run;
 	}
+	if (!all_finite(t.best, t.n_params))
+	{
+		st = cai_error_set(err, CAI_ERR_NUMERIC,
+						   "training diverged (a weight is not finite); lower learning_rate");
+		goto done;
+	}
 	seconds = now_seconds() - tk.start;
 
 	/* metrics */
@@ -2295,6 +2368,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		!put(metrics, "seconds", json_object_new_double(seconds)) ||
 		!put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
 		!put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
 		!put(metrics, "vocab_size", json_object_new_int(t.V)) ||
 		!put(metrics, "bucket_rows", json_object_new_int(t.K)))
 	{
@@ -2370,14 +2444,8 @@ cai_textclf_train(const cai_options *opts,
 							 n_labels, TEXTCLF_MAX_LABELS);
 	if (label_names == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "label names are required");
-	for (int c = 0; c < n_labels; c++)
-	{
-		if (label_names[c] == NULL)
-			return cai_error_set(err, CAI_ERR_INVALID, "label name %d is missing", c);
-		for (int d = 0; d < c && n_labels <= 1000; d++)
-			if (strcmp(label_names[c], label_names[d]) == 0)
-				return cai_error_set(err, CAI_ERR_INVALID, "duplicate label name \"%s\"", label_names[c]);
-	}
+	if ((st = check_label_names(label_names, n_labels, err)) != CAI_OK)
+		return st;
 	if ((st = check_data(train, n_labels, "training", err)) != CAI_OK)
 		return st;
 	if (valid != NULL && (st = check_data(valid, n_labels, "validation", err)) != CAI_OK)
@@ -2408,8 +2476,11 @@ cai_textclf_train(const cai_options *opts,
 	if (arch == NULL || strcmp(arch, "fast") == 0)
 		st = fast_train(opts, label_names, n_labels, train, valid, prov, progress, progress_ctx,
 						model, model_len, metrics_json, err);
+	else if (strcmp(arch, "accurate") == 0)
+		st = cai_textclf_accurate_train(opts, label_names, n_labels, train, valid, prov,
+										progress, progress_ctx, model, model_len, metrics_json, err);
 	else
-		st = cai_error_set(err, CAI_ERR_INVALID, "architecture \"%s\" is not available yet", arch);
+		st = cai_error_set(err, CAI_ERR_INVALID, "unknown architecture \"%s\"", arch);
 
 done:
 	json_object_put(prov);

@@ -348,7 +348,7 @@ static void
 test_train_and_predict(void)
 {
 	ProgressLog log = {0, 0, 0, true, 0.0};
-	Trained		r = train_with("{\"epochs\": 8}", &tr.d, &va.d, log_progress, &log);
+	Trained		r = train_with("{\"dimensions\": 24}", &tr.d, &va.d, log_progress, &log);
 	cai_model_file *mf = NULL;
 	cai_textclf *m = NULL;
 	cai_error	err;
@@ -366,6 +366,8 @@ test_train_and_predict(void)
 	CHECK(json_num(r.metrics, "validation_rows") == (double) va.d.n, "validation rows");
 	CHECK(json_num(r.metrics, "train_rows") == (double) tr.d.n, "train rows");
 	CHECK(json_num(r.metrics, "best_epoch") >= 1, "best epoch");
+	/* automatic epochs: 100000 row updates over 1500 rows, at most 50 passes */
+	CHECK(json_num(r.metrics, "epochs_planned") == 50, "epochs planned %g", json_num(r.metrics, "epochs_planned"));
 	CHECK(json_num(r.metrics, "seconds") >= 0, "seconds");
 
 	CHECK(load(&r, &mf, &m, &err) == CAI_OK, "load: %s", err.msg);
@@ -426,7 +428,7 @@ test_train_and_predict(void)
 		CHECK(json_object_object_get_ex(meta, "architecture", &v) &&
 			  strcmp(json_object_get_string(v), "fast") == 0, "architecture");
 		CHECK(json_object_object_get_ex(meta, "options", &v) &&
-			  json_object_object_get_ex(v, "epochs", &w) && json_object_get_int(w) == 8, "options");
+			  json_object_object_get_ex(v, "dimensions", &w) && json_object_get_int(w) == 24, "options");
 		CHECK(json_object_object_get_ex(meta, "provenance", &v) &&
 			  json_object_object_get_ex(v, "source", &w) &&
 			  strcmp(json_object_get_string(w), "toy") == 0 &&
@@ -573,6 +575,37 @@ test_cancel_and_limits(void)
 	trained_free(&r);
 }
 
+/* NUL bytes, invalid UTF-8, empty rows, texts longer than max_tokens. */
+static void
+test_odd_texts(void)
+{
+	static const char *const texts[] = {
+		"good\0movie", "\xff\xfe bad \xc3", "", "\0", "a b c d e f g h i j k l m n o p good",
+		"bad\0\0bad", "\xe5\xa5\xbd", "okay \xf0\x9f\x98\x90", "x\0y okay",
+	};
+	static const size_t lens[] = {10, 8, 0, 1, 36, 8, 3, 9, 8};
+	static const int32_t labels[] = {2, 0, 1, 1, 2, 0, 2, 1, 1};
+	cai_textclf_data d = {9, texts, lens, labels};
+	Trained		r = train_with("{\"max_tokens\": 4, \"epochs\": 3, \"min_count\": 1}", &d, NULL, NULL, NULL);
+
+	CHECK(r.st == CAI_OK, "odd texts: %s", r.err.msg);
+	if (r.st == CAI_OK)
+	{
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err;
+		float		p[3];
+
+		CHECK(load(&r, &mf, &m, &err) == CAI_OK, "load: %s", err.msg);
+		for (int i = 0; m != NULL && i < 9; i++)
+			CHECK(cai_textclf_predict(m, texts[i], lens[i], p, &err) == CAI_OK &&
+				  fabsf(p[0] + p[1] + p[2] - 1.0f) < 1e-5f, "predict odd text %d", i);
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+	}
+	trained_free(&r);
+}
+
 static void
 test_bad_inputs(void)
 {
@@ -603,13 +636,17 @@ test_bad_inputs(void)
 	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, NULL, "[1, 2]", NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID,
 		  "provenance not an object: %s", err.msg);
+	{
+		static const char *const dup[] = {"a", "b", "a"};
+
+		CHECK(cai_textclf_train(o, dup, 3, &tr.d, NULL, NULL, NULL, NULL,
+								&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
+			  strstr(err.msg, "duplicate") != NULL, "duplicate label names: %s", err.msg);
+	}
 	CHECK(model == NULL && metrics == NULL, "no output on errors");
 	cai_options_free(o);
 
-	r = train_with("{\"architecture\": \"accurate\"}", &tr.d, NULL, NULL, NULL);
-	CHECK(r.st == CAI_ERR_INVALID && strcmp(r.err.msg, "architecture \"accurate\" is not available yet") == 0,
-		  "accurate: %s", r.err.msg);
-	trained_free(&r);
+	CHECK(opts_of("{\"architecture\": \"tiny\"}") == NULL, "an unknown architecture is refused by the options");
 	r = train_with("{\"minn\": 4, \"maxn\": 2}", &tr.d, NULL, NULL, NULL);
 	CHECK(r.st == CAI_ERR_INVALID && strstr(r.err.msg, "minn") != NULL, "minn > maxn: %s", r.err.msg);
 	trained_free(&r);
@@ -954,6 +991,7 @@ main(void)
 	test_train_and_predict();
 	test_determinism();
 	test_cancel_and_limits();
+	test_odd_texts();
 	test_bad_inputs();
 	test_corrupt_models();
 	test_out_of_memory();
