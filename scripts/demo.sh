@@ -59,5 +59,42 @@ echo "demo: training (fast architecture)"
                         r->'confusion_matrix' AS confusion
                    FROM cai_evaluate('sentiment', 'reviews_test') AS r"
 "${PSQL[@]}" -c "SELECT cai_import('sentiment_copy', cai_export('sentiment')) AS imported_version"
+
+# Named entities: token arrays with IOB2 tags (WikiANN from $CAI_DATA_DIR, else generated)
+NER=$DATA/ner/wikiann-en
+"${PSQL[@]}" -q -c "CREATE TABLE ner_train (tokens text[], tags text[]); CREATE TABLE ner_test (tokens text[], tags text[]);"
+if [ -f "$NER/train.conll" ]; then
+	echo "demo: loading WikiANN from $NER"
+	for part in train test; do
+		"${PSQL[@]}" -q -c "CREATE TEMP TABLE raw (n bigserial, line text);" \
+			-c "\\copy raw (line) FROM '$NER/$part.conll' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')" \
+			-c "INSERT INTO ner_$part
+			    SELECT array_agg(split_part(line, E'\\t', 1) ORDER BY n), array_agg(split_part(line, E'\\t', 2) ORDER BY n)
+			      FROM (SELECT n, line, count(*) FILTER (WHERE coalesce(line, '') = '') OVER (ORDER BY n) AS s FROM raw) r
+			     WHERE coalesce(line, '') <> '' GROUP BY s"
+	done
+else
+	echo "demo: $NER not found, generating sentences"
+	"${PSQL[@]}" -q <<'SQL'
+INSERT INTO ner_train
+SELECT ARRAY[f, l, 'works', 'for', o, 'Corp', 'in', c, '.'], ARRAY['B-PER', 'I-PER', 'O', 'O', 'B-ORG', 'I-ORG', 'O', 'B-LOC', 'O']
+  FROM (SELECT (ARRAY['John','Mary','Ahmed','Li','Olga','Pierre','Sofia','Kenji'])[1 + g % 8] AS f,
+               (ARRAY['Smith','Jones','Khan','Wei','Petrova','Dubois','Rossi'])[1 + g % 7] AS l,
+               (ARRAY['Acme','Globex','Initech','Hooli','Stark'])[1 + g % 5] AS o,
+               (ARRAY['Paris','Tokyo','Lagos','Lima','Oslo','Cairo'])[1 + g % 6] AS c FROM generate_series(1, 2000) g) s;
+INSERT INTO ner_test SELECT * FROM ner_train LIMIT 200;
+SQL
+fi
+"${PSQL[@]}" -c "SELECT count(*) AS ner_training_sentences FROM ner_train"
+echo "demo: training an entity model (BiLSTM-CRF, at most 120 s)"
+"${PSQL[@]}" -c "SELECT name, version, round((metrics->>'f1')::numeric, 4) AS validation_entity_f1,
+                        round((metrics->>'seconds')::numeric, 1) AS seconds
+                   FROM cai_train('entities', 'ner', 'ner_train', 'tokens', 'tags', '{\"max_seconds\": 120}')"
+"${PSQL[@]}" -c "SELECT round((r->>'f1')::numeric, 4) AS test_entity_f1, round((r->>'precision')::numeric, 4) AS precision,
+                        round((r->>'recall')::numeric, 4) AS recall
+                   FROM cai_evaluate('entities', 'ner_test', 'tokens', 'tags') AS r"
+"${PSQL[@]}" -q -c "CREATE TABLE news AS SELECT row_number() OVER () AS id, array_to_string(tokens, ' ') AS body FROM ner_test LIMIT 5"
+"${PSQL[@]}" -c "SELECT n.id, e.entity, e.label, e.start_pos, e.end_pos, round(e.score::numeric, 3) AS score
+                   FROM news n, cai_entities('entities', n.body) e ORDER BY n.id, e.start_pos"
 "${PSQL[@]}" -c "SELECT name, version, task, size, labels, deployed, owner FROM cai_models ORDER BY name, version"
 echo "demo: done"
