@@ -16,10 +16,11 @@ psql -q -X -d postgres -c "CREATE DATABASE cai_demo"
 PSQL=(psql -X -v ON_ERROR_STOP=1 --pset=pager=off)
 "${PSQL[@]}" -q -c "CREATE EXTENSION cai_synergy"
 
-"${PSQL[@]}" -q -c "CREATE TABLE reviews (label int, text text); CREATE TABLE reviews_test (label int, text text);"
+"${PSQL[@]}" -q -c "CREATE TABLE reviews (label int, text text); CREATE TABLE reviews_dev (label int, text text); CREATE TABLE reviews_test (label int, text text);"
 if [ -f "$SST/train.tsv" ]; then
 	echo "demo: loading SST-2 from $SST"
 	"${PSQL[@]}" -q -c "\\copy reviews FROM '$SST/train.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
+	"${PSQL[@]}" -q -c "\\copy reviews_dev FROM '$SST/dev.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
 	"${PSQL[@]}" -q -c "\\copy reviews_test FROM '$SST/test.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
 else
 	echo "demo: $SST not found, generating reviews"
@@ -42,20 +43,21 @@ INSERT INTO reviews_test SELECT label, text FROM (
   FROM gen, words) s;
 INSERT INTO reviews SELECT * FROM reviews_test;
 DELETE FROM reviews_test WHERE ctid IN (SELECT ctid FROM reviews_test OFFSET 1000);
+INSERT INTO reviews_dev SELECT * FROM reviews_test;
 SQL
 fi
 "${PSQL[@]}" -c "SELECT count(*) AS training_rows FROM reviews"
 
-echo "demo: training (fast architecture)"
+echo "demo: training (accurate architecture: BiLSTM + fast ensemble, about 2 minutes)"
 "${PSQL[@]}" -c "SELECT name, version, round((metrics->>'accuracy')::numeric, 4) AS validation_accuracy,
                         round((metrics->>'seconds')::numeric, 2) AS seconds
-                   FROM cai_train('sentiment', 'sentiment', 'reviews', 'text', 'label', '{\"architecture\": \"fast\"}')"
+                   FROM cai_train('sentiment', 'sentiment', 'reviews', 'text', 'label', '{\"validation_source\": \"reviews_dev\"}')"
 
 "${PSQL[@]}" -c "SELECT left(text, 60) AS review, cai_predict('sentiment', text) AS predicted,
                         cai_predict_proba('sentiment', text) AS probabilities
                    FROM reviews_test LIMIT 5"
 "${PSQL[@]}" -c "SELECT round((r->>'accuracy')::numeric, 4) AS test_accuracy,
-                        round((r->'macro avg'->>'f1-score')::numeric, 4) AS macro_f1,
+                        round((r->>'macro_f1')::numeric, 4) AS macro_f1,
                         r->'confusion_matrix' AS confusion
                    FROM cai_evaluate('sentiment', 'reviews_test') AS r"
 "${PSQL[@]}" -c "SELECT cai_import('sentiment_copy', cai_export('sentiment')) AS imported_version"

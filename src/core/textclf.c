@@ -62,7 +62,7 @@
 #define TEXTCLF_MAX_BUCKETS		16777216
 
 const cai_opt_def cai_textclf_option_defs[] = {
-	{"architecture", CAI_OPT_STRING, "fast", 0, 0, "fast|accurate",
+	{"architecture", CAI_OPT_STRING, "accurate", 0, 0, "fast|accurate",
 	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate (word and character n-gram embeddings into a bidirectional LSTM with max and mean pooling; trains in minutes)"},
 	{"epochs", CAI_OPT_INT, "0", 0, 1000, NULL,
 	"passes over the training rows; 0 = automatic (fast: 5, more for small data sets so that training makes at least 100000 row updates, at most 50 passes; accurate: enough passes for 250000 row updates, 4 to 30)"},

@@ -618,7 +618,7 @@ test_cancel_and_limits(void)
 	if (o != NULL)
 	{
 		size_t		est = cai_textclf_train_memory(o, &tr.d, 3);
-		cai_options *of = opts_of("{\"dimensions\": 16}");
+		cai_options *of = opts_of("{\"architecture\": \"fast\", \"dimensions\": 16}");
 
 		r = train_with("{" ACC "\"epochs\": 1}", &tr.d, NULL, NULL, NULL);
 		CHECK(r.st == CAI_OK && est > r.len, "estimate %zu vs model %zu", est, r.len);
