@@ -27,7 +27,8 @@ OBJS = \
 	src/pg/predict.o \
 	src/pg/train.o \
 	src/pg/jobs.o \
-	src/pg/ner.o
+	src/pg/ner.o \
+	src/pg/cache.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -44,3 +45,6 @@ SHLIB_LINK = -lopenblas -ljson-c -lm
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies: rebuild when any header changes.
+$(OBJS): $(wildcard include/cai/*.h src/pg/*.h)

@@ -68,6 +68,15 @@ else
 	count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 ))
 fi
 
+# 4. faults, load and replication (each starts its own clusters; FAULTS=... chooses, FAULTS=none skips)
+if [ "${FAULTS:-all}" != "none" ]; then
+	stage "fault, load and replication tests"
+	[ "${FAULTS:-all}" = "all" ] && unset FAULTS
+	RESULTS= LOAD_SECONDS=${LOAD_SECONDS:-20} test/faults/run.sh 2>&1 | tee "$log/faults.out"
+	line=$(grep -E '^faults: [0-9]+ passed, [0-9]+ failed' "$log/faults.out" | tail -n 1)
+	if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+fi
+
 echo
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

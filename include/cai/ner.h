@@ -57,6 +57,15 @@ cai_status	cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 						  uint8_t **model, size_t *model_len,
 						  char **metrics_json, cai_error *err);
 
+/*
+ * Build a tagger from a validated model file.  The model uses mf's tensors
+ * in place (no copy): the caller keeps mf, and the buffer of a
+ * cai_format_read_view, alive and unchanged until cai_ner_free.  Private
+ * memory (cai_ner_memory): the tag tables and small structs (and, for models
+ * written before the serialized vocabulary slots existed, those slots).
+ * With mf->trusted the content scans are skipped (see format.h).  The model
+ * is never written after load.
+ */
 cai_status	cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err);
 void		cai_ner_free(cai_ner *m);
 size_t		cai_ner_memory(const cai_ner *m);

@@ -54,7 +54,17 @@ cai_status	cai_textclf_train(const cai_options *opts,
 							  uint8_t **model, size_t *model_len,
 							  char **metrics_json, cai_error *err);
 
-/* Build an inference model from a validated model file (task text classification). */
+/*
+ * Build an inference model from a validated model file (task text
+ * classification).  The model uses mf's tensors in place (no copy): the
+ * caller keeps mf, and the buffer of a cai_format_read_view, alive and
+ * unchanged until cai_textclf_free.  Private memory (cai_textclf_memory) is
+ * the labels and small structs; models written before the serialized
+ * lookup tables and word vectors existed also get those built privately.
+ * With mf->trusted the content scans are skipped (see format.h), so a load
+ * is O(1) per tensor.  The model is never written after load: concurrent
+ * predictions, in one process or many sharing a mapping, are safe.
+ */
 cai_status	cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err);
 void		cai_textclf_free(cai_textclf *m);
 

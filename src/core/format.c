@@ -708,7 +708,7 @@ parse_entry(const uint8_t *buf, const fmt_header *h, uint64_t *pos, uint64_t end
  * are no tensors) holds the parsed table; the caller frees it.
  */
 static cai_status
-parse_model(const uint8_t *buf, size_t len, fmt_header *h,
+parse_model(const uint8_t *buf, size_t len, bool verify_checksum, fmt_header *h,
 			fmt_entry **entries_out, cai_error *err)
 {
 	fmt_entry  *entries = NULL;
@@ -727,9 +727,9 @@ parse_model(const uint8_t *buf, size_t len, fmt_header *h,
 	if (rc != CAI_OK)
 		return rc;
 
-	/* 2. checksum */
+	/* 2. checksum (skipped only for bytes the caller validated before) */
 	stored = rd_u32(buf + h->total_size - TRAILER_SIZE);
-	computed = cai_crc32c(buf, h->total_size - TRAILER_SIZE);
+	computed = verify_checksum ? cai_crc32c(buf, h->total_size - TRAILER_SIZE) : stored;
 	if (stored != computed)
 		return cai_error_set(err, CAI_ERR_CHECKSUM,
 							 "checksum mismatch: stored 0x%08x computed 0x%08x",
@@ -818,7 +818,7 @@ cai_format_verify(const uint8_t *buf, size_t len, cai_error *err)
 	fmt_entry  *entries;
 	cai_status	rc;
 
-	rc = parse_model(buf, len, &h, &entries, err);
+	rc = parse_model(buf, len, true, &h, &entries, err);
 	cai_free(entries);
 	return rc;
 }
@@ -829,13 +829,23 @@ align_up(size_t x, size_t a)
 	return (x + a - 1) & ~(a - 1);
 }
 
-cai_status
-cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error *err)
+/*
+ * The shared body of cai_format_read and cai_format_read_view.  copy: every
+ * tensor goes into one private slab.  Otherwise tensors point into buf
+ * (which is CAI_FORMAT_ALIGN-aligned), except a tensor whose place in buf is
+ * not CAI_FORMAT_ALIGN-aligned (possible only in a file written with a
+ * smaller alignment field), which is copied into the slab so that every
+ * tensor is aligned either way.
+ */
+static cai_status
+format_read(const uint8_t *buf, size_t len, bool copy, bool verify_checksum,
+			cai_model_file **out, cai_error *err)
 {
 	fmt_header	h;
 	fmt_entry  *entries;
 	cai_model_file *mf;
 	size_t		slab_size = CAI_FORMAT_ALIGN - 1;	/* room to align the base */
+	bool		any_copy = false;
 	uint8_t    *base;
 	size_t		pos;
 	cai_status	rc;
@@ -843,18 +853,24 @@ cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error 
 	if (out == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "output pointer is NULL");
 	*out = NULL;
+	if (!copy && buf != NULL && ((uintptr_t) buf % CAI_FORMAT_ALIGN) != 0)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "model buffer is not aligned to %d bytes", CAI_FORMAT_ALIGN);
 
-	rc = parse_model(buf, len, &h, &entries, err);
+	rc = parse_model(buf, len, verify_checksum, &h, &entries, err);
 	if (rc != CAI_OK)
 		return rc;
 
 	/*
-	 * Each tensor gets its own CAI_FORMAT_ALIGN-aligned place in one slab.
-	 * The sizes were bounded by the buffer length, so this cannot overflow
-	 * in practice; check anyway.
+	 * Each copied tensor gets its own CAI_FORMAT_ALIGN-aligned place in one
+	 * slab.  The sizes were bounded by the buffer length, so this cannot
+	 * overflow in practice; check anyway.
 	 */
 	for (uint32_t i = 0; i < h.n_tensors; i++)
 	{
+		if (!copy && (h.data_offset + entries[i].offset) % CAI_FORMAT_ALIGN == 0)
+			continue;
+		any_copy = true;
 		if (!cai_size_add(slab_size, align_up(entries[i].nbytes, CAI_FORMAT_ALIGN), &slab_size))
 		{
 			cai_free(entries);
@@ -870,13 +886,16 @@ cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error 
 		goto nomem;
 	mf->meta_len = h.meta_size;
 	mf->n_tensors = (int) h.n_tensors;
+	mf->borrowed = !copy;
+	mf->trusted = !verify_checksum;
 	if (h.n_tensors > 0)
 	{
 		mf->tensors = cai_calloc(h.n_tensors, sizeof(cai_tensor));
-		mf->slab = cai_malloc(slab_size);
-		if (mf->tensors == NULL || mf->slab == NULL)
+		if (mf->tensors == NULL)
 			goto nomem;
 	}
+	if (any_copy && (mf->slab = cai_malloc(slab_size)) == NULL)
+		goto nomem;
 
 	base = (uint8_t *) align_up((uintptr_t) mf->slab, CAI_FORMAT_ALIGN);
 	pos = 0;
@@ -884,6 +903,7 @@ cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error 
 	{
 		const fmt_entry *e = &entries[i];
 		cai_tensor *t = &mf->tensors[i];
+		const uint8_t *src = buf + h.data_offset + e->offset;
 
 		memcpy(t->name, e->name, e->name_len);
 		t->name[e->name_len] = '\0';
@@ -891,8 +911,13 @@ cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error 
 		t->ndim = e->ndim;
 		memcpy(t->shape, e->shape, sizeof(t->shape));
 		t->nbytes = e->nbytes;
+		if (!copy && (h.data_offset + e->offset) % CAI_FORMAT_ALIGN == 0)
+		{
+			t->data = (void *) src;	/* read-only: the buffer is the caller's */
+			continue;
+		}
 		t->data = base + pos;
-		memcpy(t->data, buf + h.data_offset + e->offset, e->nbytes);
+		memcpy(t->data, src, e->nbytes);
 		pos += align_up(e->nbytes, CAI_FORMAT_ALIGN);
 	}
 
@@ -907,6 +932,19 @@ nomem:
 						 "out of memory loading a model of %zu bytes", len);
 }
 
+cai_status
+cai_format_read(const uint8_t *buf, size_t len, cai_model_file **out, cai_error *err)
+{
+	return format_read(buf, len, true, true, out, err);
+}
+
+cai_status
+cai_format_read_view(const uint8_t *buf, size_t len, bool verify_checksum,
+					 cai_model_file **out, cai_error *err)
+{
+	return format_read(buf, len, false, verify_checksum, out, err);
+}
+
 void
 cai_model_file_free(cai_model_file *mf)
 {
@@ -914,7 +952,7 @@ cai_model_file_free(cai_model_file *mf)
 		return;
 	cai_free(mf->meta_json);
 	cai_free(mf->tensors);
-	cai_free(mf->slab);
+	cai_free(mf->slab);			/* never the caller's buffer of a view */
 	cai_free(mf);
 }
 
@@ -1193,5 +1231,199 @@ cai_model_file_expect(const cai_model_file *mf, const char *name,
 	}
 	if (out != NULL)
 		*out = t;
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Serialized lookup tables                                               */
+/* ---------------------------------------------------------------------- */
+
+uint32_t
+cai_index_capacity(int64_t n)
+{
+	uint32_t	p = 16;
+
+	while ((int64_t) p < 2 * n && p < (1U << 31))
+		p <<= 1;
+	return p;
+}
+
+uint64_t
+cai_index_mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+/* String id's bytes, false when its offsets are out of range. */
+static inline bool
+strindex_get(const cai_strindex *ix, int32_t id, const char **s, size_t *len)
+{
+	int32_t		a = ix->off[id];
+	int32_t		b = ix->off[id + 1];
+
+	if (a < 0 || b <= a || (size_t) b > ix->nbytes)
+		return false;
+	*s = ix->bytes + a;
+	*len = (size_t) (b - a - 1);
+	return true;
+}
+
+int32_t
+cai_strindex_find(const cai_strindex *ix, const char *s, size_t len)
+{
+	uint32_t	i;
+
+	if (ix->slot == NULL || ix->n <= 0)
+		return -1;
+	i = (uint32_t) cai_hash_bytes(s, len, ix->seed) & ix->mask;
+	for (uint32_t k = 0; k <= ix->mask; k++, i = (i + 1) & ix->mask)
+	{
+		int32_t		v = ix->slot[i];
+		const char *w;
+		size_t		wl;
+
+		if (v <= 0)
+			return -1;
+		if (v > ix->n || !strindex_get(ix, v - 1, &w, &wl))
+			continue;
+		if (wl == len && memcmp(w, s, len) == 0)
+			return v - 1;
+	}
+	return -1;
+}
+
+int32_t
+cai_intindex_find(const cai_intindex *ix, int32_t key)
+{
+	uint32_t	i;
+
+	if (ix->slot == NULL || ix->n <= 0)
+		return -1;
+	i = (uint32_t) cai_index_mix((uint32_t) key) & ix->mask;
+	for (uint32_t k = 0; k <= ix->mask; k++, i = (i + 1) & ix->mask)
+	{
+		int32_t		v = ix->slot[i];
+
+		if (v <= 0)
+			return -1;
+		if (v <= ix->n && ix->keys[v - 1] == key)
+			return v - 1;
+	}
+	return -1;
+}
+
+cai_status
+cai_strindex_build(const cai_strindex *ix, int32_t *slot, const char *what, cai_error *err)
+{
+	uint32_t	cap = cai_index_capacity(ix->n);
+	cai_strindex tmp = *ix;
+
+	memset(slot, 0, sizeof(int32_t) * cap);
+	tmp.slot = slot;
+	tmp.mask = cap - 1;
+	for (int32_t id = 0; id < ix->n; id++)
+	{
+		const char *w;
+		size_t		wl;
+		uint32_t	i;
+
+		if (!strindex_get(ix, id, &w, &wl))
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s entry %d is out of range", what, (int) id);
+		if (cai_strindex_find(&tmp, w, wl) >= 0)
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s word %d is a duplicate", what, (int) id);
+		for (i = (uint32_t) cai_hash_bytes(w, wl, ix->seed) & tmp.mask; slot[i] != 0; i = (i + 1) & tmp.mask)
+			;
+		slot[i] = id + 1;
+	}
+	return CAI_OK;
+}
+
+cai_status
+cai_intindex_build(const cai_intindex *ix, int32_t *slot, const char *what, cai_error *err)
+{
+	uint32_t	cap = cai_index_capacity(ix->n);
+	cai_intindex tmp = *ix;
+
+	memset(slot, 0, sizeof(int32_t) * cap);
+	tmp.slot = slot;
+	tmp.mask = cap - 1;
+	for (int32_t id = 0; id < ix->n; id++)
+	{
+		uint32_t	i;
+
+		if (cai_intindex_find(&tmp, ix->keys[id]) >= 0)
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s key %d is a duplicate", what, (int) id);
+		for (i = (uint32_t) cai_index_mix((uint32_t) ix->keys[id]) & tmp.mask; slot[i] != 0;
+			 i = (i + 1) & tmp.mask)
+			;
+		slot[i] = id + 1;
+	}
+	return CAI_OK;
+}
+
+/* Slots in range, exactly n filled; the caller checked mask + 1 == cai_index_capacity(n). */
+static cai_status
+index_check_slots(const int32_t *slot, uint32_t mask, int32_t n, const char *what, cai_error *err)
+{
+	int64_t		filled = 0;
+
+	for (uint32_t i = 0; i <= mask; i++)
+	{
+		if (slot[i] < 0 || slot[i] > n)
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s slot %u holds %d (must be 0 to %d)",
+								 what, i, (int) slot[i], (int) n);
+		filled += slot[i] != 0;
+	}
+	if (filled != n)
+		return cai_error_set(err, CAI_ERR_FORMAT, "%s has %" PRId64 " filled slots for %d entries",
+							 what, filled, (int) n);
+	return CAI_OK;
+}
+
+cai_status
+cai_strindex_check(const cai_strindex *ix, const char *what, cai_error *err)
+{
+	cai_status	st;
+
+	if ((int64_t) ix->mask + 1 != cai_index_capacity(ix->n))
+		return cai_error_set(err, CAI_ERR_FORMAT, "%s has %u slots for %d entries",
+							 what, ix->mask + 1, (int) ix->n);
+	if ((st = index_check_slots(ix->slot, ix->mask, ix->n, what, err)) != CAI_OK)
+		return st;
+	for (int32_t id = 0; id < ix->n; id++)
+	{
+		const char *w;
+		size_t		wl;
+
+		if (!strindex_get(ix, id, &w, &wl))
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s entry %d is out of range", what, (int) id);
+		if (cai_strindex_find(ix, w, wl) != id)
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s word %d is a duplicate or not in its slot",
+								 what, (int) id);
+	}
+	return CAI_OK;
+}
+
+cai_status
+cai_intindex_check(const cai_intindex *ix, const char *what, cai_error *err)
+{
+	cai_status	st;
+
+	if ((int64_t) ix->mask + 1 != cai_index_capacity(ix->n))
+		return cai_error_set(err, CAI_ERR_FORMAT, "%s has %u slots for %d entries",
+							 what, ix->mask + 1, (int) ix->n);
+	if ((st = index_check_slots(ix->slot, ix->mask, ix->n, what, err)) != CAI_OK)
+		return st;
+	for (int32_t id = 0; id < ix->n; id++)
+	{
+		if (cai_intindex_find(ix, ix->keys[id]) != id)
+			return cai_error_set(err, CAI_ERR_FORMAT, "%s key %d is a duplicate or not in its slot",
+								 what, (int) id);
+	}
 	return CAI_OK;
 }

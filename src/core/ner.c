@@ -35,6 +35,9 @@
  *   ner.words.bytes / ner.words.offsets   U8 / I32 (n_words + 1): word i
  *       (embedding row i + 1) is bytes[off[i] .. off[i + 1] - 1), NUL-ended
  *   ner.chars.bytes / ner.chars.offsets   likewise, one code point each
+ *   ner.words.slots / ner.chars.slots     I32: format.h cai_strindex slots of
+ *       each vocabulary (seed NER_SEED_VOCAB), so that a load builds no table
+ *       (models written before them still load, building the slots privately)
  *   ner.<parameter>                       F32, shapes in param_shape()
  * A vocabulary with no entries has no tensors (the metadata says so).
  */
@@ -65,6 +68,7 @@
 #define NER_WORD_CHARS		32		/* code points of a word the char CNN sees */
 #define NER_CHAR_WIDTH		3		/* convolution width */
 #define NER_CASE_DIM		8		/* casing embedding size */
+#define NER_SEED_VOCAB		0x6e65727655ULL	/* hash seed of the serialized vocabulary slots */
 #define NER_NORM_MAX		256		/* bytes of a normalized word (incl. NUL) */
 #define NER_MAX_TYPES		250		/* K = 1 + 4 types <= 1001 */
 #define NER_MAX_DIM			2048
@@ -213,13 +217,17 @@ param_shape(const NerDims *d, int p, int64_t *shape)
 typedef struct NerNet
 {
 	NerDims		d;
-	cai_slab	slab;
+	cai_slab	slab;			/* training: owns the parameters */
 	int			idx[P_COUNT];
+	const float *view[P_COUNT]; /* a loaded model: the model file's tensors, read-only */
 } NerNet;
 
+/* Parameter p: the loaded tensor, else the slab's (inference never writes through it). */
 static inline float *
 PD(const NerNet *n, int p)
 {
+	if (n->view[p] != NULL)
+		return (float *) n->view[p];
 	return cai_slab_data(&n->slab, n->idx[p]);
 }
 
@@ -303,11 +311,25 @@ net_init_params(NerNet *net, cai_rng *rng)
 /* The model                                                              */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * The model.  Trained: the vocabularies are string tables and the
+ * parameters a slab.  Loaded (cai_ner_load): the vocabularies are
+ * cai_strindex views (wordix, charix) and the parameters net.view, all in
+ * the model file's tensors, which the caller keeps alive while the model
+ * lives; private memory is the struct, the small tag tables (types, labels,
+ * tags, tag_label, maskbuf) and, only for models written before the slot
+ * tensors existed, the slot arrays (own_*).
+ */
 struct cai_ner
 {
 	NerNet		net;
-	cai_strtab	words;			/* word i is embedding row i + 1 */
-	cai_strtab	chars;			/* UTF-8 of code point i is row i + 1 */
+	cai_strtab	words;			/* word i is embedding row i + 1 (trained) */
+	cai_strtab	chars;			/* UTF-8 of code point i is row i + 1 (trained) */
+	bool		loaded;			/* wordix and charix, not words and chars */
+	cai_strindex wordix;		/* ner.words.{bytes,offsets,slots} (loaded) */
+	cai_strindex charix;		/* ner.chars.{bytes,offsets,slots} (loaded) */
+	int32_t    *own_word_slot;
+	int32_t    *own_char_slot;
 	cai_strtab	types;			/* entity types, sorted */
 	cai_strtab	labels;			/* IOB2: 0 "O", 1 + 2t "B-t", 2 + 2t "I-t" */
 	cai_strtab	tags;			/* internal BIOES: 0 "O", 1 + 4t + {B,I,E,S} */
@@ -360,6 +382,8 @@ ner_release(cai_ner *m)
 	cai_strtab_free(&m->tags);
 	cai_free(m->tag_label);
 	cai_free(m->maskbuf);
+	cai_free(m->own_word_slot);
+	cai_free(m->own_char_slot);
 }
 
 void
@@ -470,7 +494,7 @@ ner_word_row(const cai_ner *m, const char *s, size_t len)
 {
 	char		norm[NER_NORM_MAX];
 	size_t		n = ner_norm(s, len, norm);
-	int32_t		id = cai_strtab_find(&m->words, norm, n);
+	int32_t		id = m->loaded ? cai_strindex_find(&m->wordix, norm, n) : cai_strtab_find(&m->words, norm, n);
 
 	return id + 1;
 }
@@ -498,7 +522,9 @@ ner_char_rows(const cai_ner *m, const char *s, size_t len, int32_t *out)
 		if (k <= 0)
 			break;
 		if (i < head || i >= tail_from)
-			out[n++] = cp < 0 ? 0 : cai_strtab_find(&m->chars, s + pos, (size_t) k) + 1;
+			out[n++] = cp < 0 ? 0 :
+				(m->loaded ? cai_strindex_find(&m->charix, s + pos, (size_t) k) :
+				 cai_strtab_find(&m->chars, s + pos, (size_t) k)) + 1;
 		pos += (size_t) k;
 		i++;
 	}
@@ -757,14 +783,38 @@ vocab_blob(const cai_strtab *t, uint8_t **bytes, size_t *nbytes, int32_t **off, 
 	return CAI_OK;
 }
 
+/* The serialized lookup table (format.h cai_strindex) of a vocabulary blob, as tensor *t. */
+static cai_status
+vocab_slots(int32_t n, const uint8_t *bytes, size_t nbytes, const int32_t *off, const char *name,
+			int32_t **slot, cai_tensor *t, cai_error *err)
+{
+	cai_strindex ix = {n, (const char *) bytes, nbytes, off, NULL, cai_index_capacity(n) - 1, NER_SEED_VOCAB};
+	cai_status	st;
+
+	*slot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1));
+	if (*slot == NULL)
+		return NOMEM(err);
+	if ((st = cai_strindex_build(&ix, *slot, name, err)) != CAI_OK)
+		return st;
+	snprintf(t->name, CAI_NAME_MAX, "%s", name);
+	t->dtype = CAI_I32;
+	t->ndim = 1;
+	t->shape[0] = (int64_t) ix.mask + 1;
+	t->data = *slot;
+	t->nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
+	return CAI_OK;
+}
+
 static cai_status
 ner_serialize(const cai_ner *m, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
 {
-	cai_tensor	ts[4 + P_COUNT];
+	cai_tensor	ts[6 + P_COUNT];
 	uint8_t    *wb = NULL,
 			   *cb = NULL;
 	int32_t    *wo = NULL,
 			   *co = NULL;
+	int32_t    *ws = NULL,
+			   *cs = NULL;
 	size_t		wn = 0,
 				cn = 0;
 	int			nt = 0;
@@ -790,6 +840,9 @@ ner_serialize(const cai_ner *m, const char *meta, uint8_t **model, size_t *model
 		ts[nt].data = wo;
 		ts[nt].nbytes = sizeof(int32_t) * ((size_t) m->words.n + 1);
 		nt++;
+		if ((st = vocab_slots(m->words.n, wb, wn, wo, "ner.words.slots", &ws, &ts[nt], err)) != CAI_OK)
+			goto done;
+		nt++;
 	}
 	if (m->chars.n > 0)
 	{
@@ -806,6 +859,9 @@ ner_serialize(const cai_ner *m, const char *meta, uint8_t **model, size_t *model
 		ts[nt].shape[0] = m->chars.n + 1;
 		ts[nt].data = co;
 		ts[nt].nbytes = sizeof(int32_t) * ((size_t) m->chars.n + 1);
+		nt++;
+		if ((st = vocab_slots(m->chars.n, cb, cn, co, "ner.chars.slots", &cs, &ts[nt], err)) != CAI_OK)
+			goto done;
 		nt++;
 	}
 	for (int p = 0; p < P_COUNT; p++)
@@ -826,6 +882,8 @@ done:
 	cai_free(cb);
 	cai_free(wo);
 	cai_free(co);
+	cai_free(ws);
+	cai_free(cs);
 	return st;
 }
 
@@ -849,28 +907,36 @@ json_int(json_object *obj, const char *key, int64_t min, int64_t max, int *out, 
 }
 
 /*
- * Fill t from a vocabulary blob.  Every offset is checked: starting at 0,
- * strictly increasing, the last equal to the blob size, each entry
- * NUL-terminated with no NUL inside, no duplicates; chars entries must be
- * exactly one valid code point.
+ * Point ix at a vocabulary blob of the model file (no copy).  Unless the
+ * model file is trusted and has the serialized slots, every offset is
+ * checked: starting at 0, strictly increasing, the last equal to the blob
+ * size, each entry NUL-terminated with no NUL inside, no duplicates (the
+ * slots' check or build); chars entries must be exactly one valid code
+ * point.  Models without ner.<what>.slots get a private slot array (*own).
  */
 static cai_status
 load_vocab(const cai_model_file *mf, const char *what, int n, bool one_cp,
-		   cai_strtab *t, size_t *mem, cai_error *err)
+		   cai_strindex *ix, int32_t **own, size_t *mem, cai_error *err)
 {
 	char		name[CAI_NAME_MAX];
+	char		sname[CAI_NAME_MAX];
 	const cai_tensor *tb;
 	const cai_tensor *to;
+	const cai_tensor *ts;
 	const uint8_t *bytes;
 	const int32_t *off;
+	uint32_t	cap;
 	cai_status	st;
 
+	memset(ix, 0, sizeof(*ix));
+	ix->seed = NER_SEED_VOCAB;
+	snprintf(sname, sizeof(sname), "ner.%s.slots", what);
 	if (n == 0)
 	{
 		snprintf(name, sizeof(name), "ner.%s.bytes", what);
-		if (cai_model_file_tensor(mf, name) != NULL)
+		if (cai_model_file_tensor(mf, name) != NULL || cai_model_file_tensor(mf, sname) != NULL)
 			return cai_error_set(err, CAI_ERR_FORMAT, "model has an unexpected tensor \"%s\"", name);
-		return cai_strtab_init(t, 0, err);
+		return CAI_OK;
 	}
 	/* shapes first, so a lying count allocates nothing */
 	snprintf(name, sizeof(name), "ner.%s.bytes", what);
@@ -879,18 +945,29 @@ load_vocab(const cai_model_file *mf, const char *what, int n, bool one_cp,
 	snprintf(name, sizeof(name), "ner.%s.offsets", what);
 	if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, (int64_t[]) {(int64_t) n + 1}, &to, err)) != CAI_OK)
 		return st;
-	if ((st = cai_strtab_init(t, n, err)) != CAI_OK)
-		return st;
 	bytes = tb->data;
 	off = to->data;
 	if (off[0] != 0 || (int64_t) off[n] != tb->shape[0])
 		return cai_error_set(err, CAI_ERR_FORMAT, "model %s vocabulary offsets do not cover its bytes", what);
+	ix->n = n;
+	ix->bytes = (const char *) bytes;
+	ix->nbytes = tb->nbytes;
+	ix->off = off;
+	cap = cai_index_capacity(n);
+	ix->mask = cap - 1;
+	ts = cai_model_file_tensor(mf, sname);
+	if (ts != NULL)
+	{
+		if ((st = cai_model_file_expect(mf, sname, CAI_I32, 1, (int64_t[]) {cap}, &ts, err)) != CAI_OK)
+			return st;
+		ix->slot = ts->data;
+		if (mf->trusted)
+			return CAI_OK;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		int32_t		a = off[i];
 		int32_t		b = off[i + 1];
-		int32_t		id;
-		bool		added;
 
 		if (b <= a || b > off[n] || bytes[b - 1] != '\0' ||
 			memchr(bytes + a, '\0', (size_t) (b - a - 1)) != NULL)
@@ -903,13 +980,16 @@ load_vocab(const cai_model_file *mf, const char *what, int n, bool one_cp,
 				cp < 0)
 				return cai_error_set(err, CAI_ERR_FORMAT, "model %s vocabulary entry %d is not one character", what, i);
 		}
-		if ((st = cai_strtab_intern(t, (const char *) bytes + a, (size_t) (b - a - 1), &id, &added, err)) != CAI_OK)
-			return st;
-		if (!added)
-			return cai_error_set(err, CAI_ERR_FORMAT, "model %s vocabulary entry %d is a duplicate", what, i);
 	}
-	*mem += cai_strtab_memory(t);
-	return CAI_OK;
+	snprintf(name, sizeof(name), "model %s vocabulary", what);
+	if (ts != NULL)
+		return cai_strindex_check(ix, name, err);
+	*own = cai_malloc(sizeof(int32_t) * (size_t) cap);
+	if (*own == NULL)
+		return NOMEM(err);
+	*mem += sizeof(int32_t) * (size_t) cap;
+	ix->slot = *own;
+	return cai_strindex_build(ix, *own, name, err);
 }
 
 static bool
@@ -937,7 +1017,6 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 				fv,
 				cw,
 				wc;
-	size_t		bytes;
 	cai_status	st;
 
 	if (out == NULL)
@@ -1055,8 +1134,9 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 	}
 	m->memory += cai_strtab_memory(&m->types) + cai_strtab_memory(&m->labels) +
 		cai_strtab_memory(&m->tags) + sizeof(int32_t) * (size_t) K + (size_t) K * K + 2 * (size_t) K;
-	if ((st = load_vocab(mf, "words", n_words, false, &m->words, &m->memory, err)) != CAI_OK ||
-		(st = load_vocab(mf, "chars", n_chars, true, &m->chars, &m->memory, err)) != CAI_OK)
+	m->loaded = true;
+	if ((st = load_vocab(mf, "words", n_words, false, &m->wordix, &m->own_word_slot, &m->memory, err)) != CAI_OK ||
+		(st = load_vocab(mf, "chars", n_chars, true, &m->charix, &m->own_char_slot, &m->memory, err)) != CAI_OK)
 		goto fail;
 
 	d.Vw = n_words + 1;
@@ -1064,11 +1144,10 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 	d.n_types = m->types.n;
 	d.K = K;
 	d.C = d.Dw + d.F + d.Dcase;
-	if ((st = net_declare(&m->net, &d, err)) != CAI_OK ||
-		(st = cai_slab_bytes(&m->net.slab, false, 0, &bytes, err)) != CAI_OK ||
-		(st = cai_slab_alloc(&m->net.slab, false, 0, 0, err)) != CAI_OK)
+	/* the parameters are the model file's tensors, used in place (net.view) */
+	if ((st = net_declare(&m->net, &d, err)) != CAI_OK)
 		goto fail;
-	m->memory += bytes;
+	m->memory += sizeof(cai_param) * (size_t) m->net.slab.n_params;
 	for (int p = 0; p < P_COUNT; p++)
 	{
 		char		name[CAI_NAME_MAX];
@@ -1080,12 +1159,12 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 		snprintf(name, sizeof(name), "ner.%s", param_names[p]);
 		if ((st = cai_model_file_expect(mf, name, CAI_F32, nd, shape, &t, err)) != CAI_OK)
 			goto fail;
-		if (!all_finite(t->data, pp->numel))
+		if (!mf->trusted && !all_finite(t->data, pp->numel))
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "model tensor \"%s\" holds NaN or infinity", name);
 			goto fail;
 		}
-		memcpy(PD(&m->net, p), t->data, sizeof(float) * pp->numel);
+		m->net.view[p] = t->data;
 	}
 	json_object_put(root);
 	*out = m;

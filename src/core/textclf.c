@@ -35,6 +35,13 @@
  *   fast.buckets        I32 (K)        bucket of each bucket row, increasing
  *   fast.embedding      F32 (V + K, D) vocabulary rows, then bucket rows
  *   fast.output.weight  F32 (L, D)
+ * and, so that a load builds nothing and copies nothing (the loader uses
+ * every tensor in place; models written before these existed still load,
+ * with the tables and word vectors built privately at load):
+ *   fast.vocab.slots    I32 (cap)      format.h cai_strindex slots of the vocabulary
+ *   fast.buckets.slots  I32 (cap)      cai_intindex slots of fast.buckets
+ *   fast.word_vectors   F32 (V, D)     word row + its character n-gram rows
+ *   fast.word_counts    I32 (V)        rows summed into each word vector
  * A tensor whose first dimension would be 0 is omitted (the format has no
  * empty tensors); the counts in the metadata say which to expect.
  */
@@ -299,16 +306,6 @@ now_seconds(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
-static inline uint32_t
-next_pow2(uint64_t x)
-{
-	uint32_t	p = 16;
-
-	while (p < x && p < (1U << 31))
-		p <<= 1;
-	return p;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The loaded model                                                       */
 /* ---------------------------------------------------------------------- */
@@ -319,21 +316,29 @@ typedef enum TextclfArch
 	TEXTCLF_ACCURATE = 1		/* textclf_accurate.c */
 } TextclfArch;
 
+/*
+ * A loaded fast model.  The tables and weights are views of the model
+ * file's tensors (which may live in a shared read-only mapping): nothing is
+ * written after load.  Private memory (allocated by fast_load, counted in
+ * cai_textclf_memory) is the struct itself and, only for models written
+ * before the serialized tables existed, the slot arrays and word vectors
+ * built at load (own_*).
+ */
 typedef struct FastModel
 {
 	FastParams	p;
 	int32_t		n_vocab;		/* V */
 	int32_t		n_bucket_rows;	/* K */
-	char	   *vocab_bytes;	/* (nbytes) NUL-terminated words */
-	int32_t    *vocab_off;		/* (V + 1) */
-	uint64_t   *vocab_hash;		/* (V) fast_word_hash of each word */
-	uint32_t   *vocab_slot;		/* (vocab_mask + 1) word id + 1, 0 = empty */
-	uint32_t	vocab_mask;
-	uint64_t   *bucket_tab;		/* (bucket_mask + 1) bucket << 32 | bucket row, ~0 = empty */
-	uint32_t	bucket_mask;
-	float	   *emb;			/* (V + K, D); rows < V are word vectors (see fast_load) */
-	int32_t    *word_cnt;		/* (V) rows summed into each word vector */
-	float	   *out_w;			/* (L, D) */
+	cai_strindex vocab;			/* words: fast.vocab.{bytes,offsets,slots} */
+	cai_intindex bucket;		/* bucket -> row: fast.buckets{,.slots} */
+	const float *emb;			/* (V + K, D) word rows, then bucket rows */
+	const float *wordvec;		/* (V, D) word row + its character n-gram rows */
+	const int32_t *word_cnt;	/* (V) rows summed into each word vector */
+	const float *out_w;			/* (L, D) */
+	int32_t    *own_vocab_slot; /* private tables of old models, else NULL */
+	int32_t    *own_bucket_slot;
+	float	   *own_wordvec;
+	int32_t    *own_word_cnt;
 } FastModel;
 
 struct cai_textclf
@@ -346,44 +351,16 @@ struct cai_textclf
 	cai_textclf_accurate *acc;
 };
 
-static int32_t
-fast_vocab_find(const FastModel *fm, const char *s, size_t len, uint64_t h)
+static inline int32_t
+fast_vocab_find(const FastModel *fm, const char *s, size_t len)
 {
-	uint32_t	i;
-
-	if (fm->vocab_slot == NULL)
-		return -1;
-	for (i = (uint32_t) h & fm->vocab_mask;; i = (i + 1) & fm->vocab_mask)
-	{
-		uint32_t	v = fm->vocab_slot[i];
-		int32_t		id;
-
-		if (v == 0)
-			return -1;
-		id = (int32_t) v - 1;
-		if (fm->vocab_hash[id] == h &&
-			(size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1) == len &&
-			memcmp(fm->vocab_bytes + fm->vocab_off[id], s, len) == 0)
-			return id;
-	}
+	return cai_strindex_find(&fm->vocab, s, len);
 }
 
 static inline int32_t
 fast_bucket_find(const FastModel *fm, uint32_t b)
 {
-	uint32_t	i;
-
-	if (fm->bucket_tab == NULL)
-		return -1;
-	for (i = (uint32_t) fast_mix(b) & fm->bucket_mask;; i = (i + 1) & fm->bucket_mask)
-	{
-		uint64_t	e = fm->bucket_tab[i];
-
-		if (e == UINT64_MAX)
-			return -1;
-		if ((uint32_t) (e >> 32) == b)
-			return (int32_t) (uint32_t) e;
-	}
+	return cai_intindex_find(&fm->bucket, (int32_t) b);
 }
 
 /*
@@ -509,12 +486,12 @@ fast_predict(const cai_textclf *m, const char *text, size_t len, float *probs, c
 	{
 		size_t		nl = fast_token_norm(text, toks, i, n_toks, norm);
 		uint64_t	wh = fast_word_hash(norm, nl);
-		int32_t		id = fast_vocab_find(fm, norm, nl, wh);
+		int32_t		id = fast_vocab_find(fm, norm, nl);
 
 		if (id >= 0)
 		{
-			/* the word's row and its character n-gram rows, summed at load */
-			vec_add(h, fm->emb + (size_t) id * D, D);
+			/* the word's row and its character n-gram rows, summed before */
+			vec_add(h, fm->wordvec + (size_t) id * D, D);
 			nf += fm->word_cnt[id];
 		}
 		else
@@ -574,14 +551,10 @@ fast_model_free(FastModel *fm)
 {
 	if (fm == NULL)
 		return;
-	cai_free(fm->vocab_bytes);
-	cai_free(fm->vocab_off);
-	cai_free(fm->vocab_hash);
-	cai_free(fm->vocab_slot);
-	cai_free(fm->bucket_tab);
-	cai_free(fm->emb);
-	cai_free(fm->word_cnt);
-	cai_free(fm->out_w);
+	cai_free(fm->own_vocab_slot);
+	cai_free(fm->own_bucket_slot);
+	cai_free(fm->own_wordvec);
+	cai_free(fm->own_word_cnt);
 	cai_free(fm);
 }
 
@@ -641,20 +614,6 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* Copy tensor data into a fresh allocation; adds to *mem. */
-static void *
-copy_tensor(const cai_tensor *t, size_t *mem)
-{
-	void	   *p = cai_malloc(t->nbytes);
-
-	if (p != NULL)
-	{
-		memcpy(p, t->data, t->nbytes);
-		*mem += t->nbytes;
-	}
-	return p;
-}
-
 static cai_status
 json_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
 			 int64_t *out, cai_error *err)
@@ -682,69 +641,72 @@ all_finite(const float *x, size_t n)
 	return true;
 }
 
-/* Build the vocabulary hash table; rejects duplicate words. */
+/*
+ * The slot array of an index: the serialized tensor name (I32, n's
+ * capacity) when the model has it (*serialized), else a private zeroed
+ * array in *own for the caller to build.
+ */
 static cai_status
-fast_build_vocab_index(FastModel *fm, size_t *mem, cai_error *err)
+fast_index_slots(const cai_model_file *mf, const char *name, int64_t n,
+				 const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
+				 size_t *mem, cai_error *err)
 {
-	int32_t		V = fm->n_vocab;
-	uint32_t	cap;
+	uint32_t	cap = cai_index_capacity(n);
+	int64_t		shape[1] = {cap};
+	const cai_tensor *t;
+	cai_status	st;
 
-	if (V == 0)
-		return CAI_OK;
-	cap = next_pow2((uint64_t) V * 2);
-	fm->vocab_mask = cap - 1;
-	fm->vocab_hash = cai_calloc((size_t) V, sizeof(uint64_t));
-	fm->vocab_slot = cai_calloc(cap, sizeof(uint32_t));
-	if (fm->vocab_hash == NULL || fm->vocab_slot == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the vocabulary");
-	*mem += (size_t) V * sizeof(uint64_t) + (size_t) cap * sizeof(uint32_t);
-	for (int32_t id = 0; id < V; id++)
+	*mask = cap - 1;
+	*serialized = cai_model_file_tensor(mf, name) != NULL;
+	if (*serialized)
 	{
-		const char *w = fm->vocab_bytes + fm->vocab_off[id];
-		size_t		wl = (size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1);
-		uint64_t	h = fast_word_hash(w, wl);
-		uint32_t	i;
-
-		if (fast_vocab_find(fm, w, wl, h) >= 0)
-			return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %d is a duplicate", (int) id);
-		fm->vocab_hash[id] = h;
-		for (i = (uint32_t) h & fm->vocab_mask; fm->vocab_slot[i] != 0; i = (i + 1) & fm->vocab_mask)
-			;
-		fm->vocab_slot[i] = (uint32_t) id + 1;
+		if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, shape, &t, err)) != CAI_OK)
+			return st;
+		*slot = t->data;
+		return CAI_OK;
 	}
+	*own = cai_calloc(cap, sizeof(int32_t));
+	if (*own == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model index");
+	*mem += sizeof(int32_t) * (size_t) cap;
+	*slot = *own;
 	return CAI_OK;
 }
 
-static cai_status
-fast_build_bucket_index(FastModel *fm, const int32_t *bucket_ids, size_t *mem, cai_error *err)
+/*
+ * Word vectors: each vocabulary word's row plus its character n-gram rows
+ * (in the order training's evaluation adds them), so that a known word
+ * costs one row at inference instead of a dozen.  Needs fm->emb and both
+ * indexes.
+ */
+static void
+fast_compute_word_vectors(const FastModel *fm, float *wordvec, int32_t *word_cnt)
 {
-	int32_t		K = fm->n_bucket_rows;
-	uint32_t	cap;
+	const int	D = fm->p.dim;
+	const int32_t V = fm->n_vocab;
 
-	if (K == 0)
-		return CAI_OK;
-	cap = next_pow2((uint64_t) K * 2);
-	fm->bucket_mask = cap - 1;
-	fm->bucket_tab = cai_malloc(sizeof(uint64_t) * (size_t) cap);
-	if (fm->bucket_tab == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the bucket index");
-	*mem += (size_t) cap * sizeof(uint64_t);
-	memset(fm->bucket_tab, 0xff, sizeof(uint64_t) * (size_t) cap);
-	for (int32_t r = 0; r < K; r++)
+	for (int32_t id = 0; id < V; id++)
 	{
-		int32_t		b = bucket_ids[r];
-		uint32_t	i;
+		const char *w = fm->vocab.bytes + fm->vocab.off[id];
+		size_t		wl = (size_t) (fm->vocab.off[id + 1] - fm->vocab.off[id] - 1);
+		uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+		int			nc = fast_type_char_ngrams(&fm->p, w, wl, cg);
+		float	   *wv = wordvec + (size_t) id * D;
+		int32_t		cnt = 1;
 
-		if (b < 0 || (uint32_t) b >= fm->p.buckets || (r > 0 && b <= bucket_ids[r - 1]))
-			return cai_error_set(err, CAI_ERR_FORMAT,
-								 "tensor \"fast.buckets\" entry %d (%d) is out of range or not increasing",
-								 (int) r, (int) b);
-		for (i = (uint32_t) fast_mix((uint32_t) b) & fm->bucket_mask;
-			 fm->bucket_tab[i] != UINT64_MAX; i = (i + 1) & fm->bucket_mask)
-			;
-		fm->bucket_tab[i] = (uint64_t) b << 32 | (uint32_t) r;
+		memcpy(wv, fm->emb + (size_t) id * D, sizeof(float) * (size_t) D);
+		for (int j = 0; j < nc; j++)
+		{
+			int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fm->p.buckets));
+
+			if (r >= 0)
+			{
+				vec_add(wv, fm->emb + ((size_t) V + (size_t) r) * D, D);
+				cnt++;
+			}
+		}
+		word_cnt[id] = cnt;
 	}
-	return CAI_OK;
 }
 
 static cai_status
@@ -820,12 +782,18 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 		return cai_error_set(err, CAI_ERR_VERSION,
 							 "model was trained with a tokenizer or feature hashing that differs from this build's");
 
-	/* vocabulary */
+	/*
+	 * vocabulary.  A trusted model file (bytes that passed this validation
+	 * before) skips the scans of tensor contents: the lookups are
+	 * bounds-checked whatever the tensors hold.  Models without the
+	 * serialized tables get the full checks and private tables.
+	 */
 	if (V > 0)
 	{
 		const cai_tensor *tb;
 		const int32_t *off;
 		int64_t		shape_off[1] = {V + 1};
+		bool		serialized;
 
 		if ((st = cai_model_file_expect(mf, "fast.vocab.offsets", CAI_I32, 1, shape_off, &t, err)) != CAI_OK)
 			return st;
@@ -838,42 +806,73 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 			return cai_error_set(err, CAI_ERR_FORMAT,
 								 "tensor \"fast.vocab.offsets\" must start at 0 and end at the %" PRId64 " vocabulary bytes",
 								 tb->shape[0]);
-		for (int64_t i = 0; i < V; i++)
-		{
-			const char *w;
-
-			if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V])
-				return cai_error_set(err, CAI_ERR_FORMAT,
-									 "tensor \"fast.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
-			w = (const char *) tb->data + off[i];
-			if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
-				return cai_error_set(err, CAI_ERR_FORMAT,
-									 "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
-			if (off[i + 1] - off[i] > FAST_NORM_MAX)
-				return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %" PRId64 " is too long", i);
-		}
-		fm->vocab_off = copy_tensor(t, &mem);
-		fm->vocab_bytes = copy_tensor(tb, &mem);
-		if (fm->vocab_off == NULL || fm->vocab_bytes == NULL)
-			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the vocabulary");
-		if ((st = fast_build_vocab_index(fm, &mem, err)) != CAI_OK)
+		fm->vocab.n = (int32_t) V;
+		fm->vocab.bytes = tb->data;
+		fm->vocab.nbytes = tb->nbytes;
+		fm->vocab.off = off;
+		fm->vocab.seed = FAST_SEED_WORD;
+		if ((st = fast_index_slots(mf, "fast.vocab.slots", V, &fm->vocab.slot, &fm->vocab.mask,
+								   &fm->own_vocab_slot, &serialized, &mem, err)) != CAI_OK)
 			return st;
+		if (!mf->trusted || !serialized)
+		{
+			for (int64_t i = 0; i < V; i++)
+			{
+				const char *w;
+
+				if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V])
+					return cai_error_set(err, CAI_ERR_FORMAT,
+										 "tensor \"fast.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
+				w = (const char *) tb->data + off[i];
+				if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
+					return cai_error_set(err, CAI_ERR_FORMAT,
+										 "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
+				if (off[i + 1] - off[i] > FAST_NORM_MAX)
+					return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %" PRId64 " is too long", i);
+			}
+			st = serialized ? cai_strindex_check(&fm->vocab, "vocabulary", err) :
+				cai_strindex_build(&fm->vocab, fm->own_vocab_slot, "vocabulary", err);
+			if (st != CAI_OK)
+				return st;
+		}
 	}
 	else if (cai_model_file_tensor(mf, "fast.vocab.offsets") != NULL ||
-			 cai_model_file_tensor(mf, "fast.vocab.bytes") != NULL)
+			 cai_model_file_tensor(mf, "fast.vocab.bytes") != NULL ||
+			 cai_model_file_tensor(mf, "fast.vocab.slots") != NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model has vocabulary tensors but vocab_size 0");
 
 	/* bucket rows */
 	if (K > 0)
 	{
 		int64_t		shape_b[1] = {K};
+		const int32_t *b;
+		bool		serialized;
 
 		if ((st = cai_model_file_expect(mf, "fast.buckets", CAI_I32, 1, shape_b, &t, err)) != CAI_OK)
 			return st;
-		if ((st = fast_build_bucket_index(fm, t->data, &mem, err)) != CAI_OK)
+		b = t->data;
+		fm->bucket.n = (int32_t) K;
+		fm->bucket.keys = b;
+		if ((st = fast_index_slots(mf, "fast.buckets.slots", K, &fm->bucket.slot, &fm->bucket.mask,
+								   &fm->own_bucket_slot, &serialized, &mem, err)) != CAI_OK)
 			return st;
+		if (!mf->trusted || !serialized)
+		{
+			for (int64_t r = 0; r < K; r++)
+			{
+				if (b[r] < 0 || (uint32_t) b[r] >= fm->p.buckets || (r > 0 && b[r] <= b[r - 1]))
+					return cai_error_set(err, CAI_ERR_FORMAT,
+										 "tensor \"fast.buckets\" entry %d (%d) is out of range or not increasing",
+										 (int) r, (int) b[r]);
+			}
+			st = serialized ? cai_intindex_check(&fm->bucket, "bucket index", err) :
+				cai_intindex_build(&fm->bucket, fm->own_bucket_slot, "bucket index", err);
+			if (st != CAI_OK)
+				return st;
+		}
 	}
-	else if (cai_model_file_tensor(mf, "fast.buckets") != NULL)
+	else if (cai_model_file_tensor(mf, "fast.buckets") != NULL ||
+			 cai_model_file_tensor(mf, "fast.buckets.slots") != NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"fast.buckets\" but bucket_rows 0");
 
 	/* parameters */
@@ -883,10 +882,9 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 
 		if ((st = cai_model_file_expect(mf, "fast.embedding", CAI_F32, 2, shape_e, &t, err)) != CAI_OK)
 			return st;
-		if (!all_finite(t->data, (size_t) (rows * fm->p.dim)))
+		if (!mf->trusted && !all_finite(t->data, (size_t) (rows * fm->p.dim)))
 			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.embedding\" holds a non-finite value");
-		if ((fm->emb = copy_tensor(t, &mem)) == NULL)
-			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+		fm->emb = t->data;
 	}
 	else if (cai_model_file_tensor(mf, "fast.embedding") != NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"fast.embedding\" but no rows");
@@ -895,44 +893,68 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 
 		if ((st = cai_model_file_expect(mf, "fast.output.weight", CAI_F32, 2, shape_w, &t, err)) != CAI_OK)
 			return st;
-		if (!all_finite(t->data, (size_t) (L * fm->p.dim)))
+		if (!mf->trusted && !all_finite(t->data, (size_t) (L * fm->p.dim)))
 			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.output.weight\" holds a non-finite value");
-		if ((fm->out_w = copy_tensor(t, &mem)) == NULL)
-			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+		fm->out_w = t->data;
 	}
 
 	/*
-	 * Word vectors: add each vocabulary word's character n-gram rows to its
-	 * row once here (in the order training's evaluation adds them), so that
-	 * a known word costs one row at inference instead of a dozen.
+	 * Word vectors: serialized by training (fast.word_vectors and
+	 * fast.word_counts); an untrusted model's must equal what this build
+	 * computes from the embedding, bit for bit.  Older models get them
+	 * computed here, privately.
 	 */
-	if (V > 0)
 	{
-		const int	D = fm->p.dim;
+		const cai_tensor *tw = cai_model_file_tensor(mf, "fast.word_vectors");
+		const cai_tensor *tc = cai_model_file_tensor(mf, "fast.word_counts");
+		const size_t D = (size_t) fm->p.dim;
 
-		fm->word_cnt = cai_malloc(sizeof(int32_t) * (size_t) V);
-		if (fm->word_cnt == NULL)
-			return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
-		mem += sizeof(int32_t) * (size_t) V;
-		for (int32_t id = 0; id < fm->n_vocab; id++)
+		if (V == 0)
 		{
-			const char *w = fm->vocab_bytes + fm->vocab_off[id];
-			size_t		wl = (size_t) (fm->vocab_off[id + 1] - fm->vocab_off[id] - 1);
-			uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
-			int			nc = fast_type_char_ngrams(&fm->p, w, wl, cg);
-			int32_t		cnt = 1;
+			if (tw != NULL || tc != NULL)
+				return cai_error_set(err, CAI_ERR_FORMAT, "model has word vectors but vocab_size 0");
+		}
+		else if (tw != NULL || tc != NULL)
+		{
+			int64_t		shape_v[2] = {V, fm->p.dim};
 
-			for (int j = 0; j < nc; j++)
+			if ((st = cai_model_file_expect(mf, "fast.word_vectors", CAI_F32, 2, shape_v, &tw, err)) != CAI_OK ||
+				(st = cai_model_file_expect(mf, "fast.word_counts", CAI_I32, 1, shape_v, &tc, err)) != CAI_OK)
+				return st;
+			fm->wordvec = tw->data;
+			fm->word_cnt = tc->data;
+			if (!mf->trusted)
 			{
-				int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fm->p.buckets));
+				float	   *wv = cai_malloc(sizeof(float) * (size_t) V * D);
+				int32_t    *wc = cai_malloc(sizeof(int32_t) * (size_t) V);
+				bool		same;
 
-				if (r >= 0)
+				if (wv == NULL || wc == NULL)
 				{
-					vec_add(fm->emb + (size_t) id * D, fm->emb + ((size_t) V + (size_t) r) * D, D);
-					cnt++;
+					cai_free(wv);
+					cai_free(wc);
+					return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
 				}
+				fast_compute_word_vectors(fm, wv, wc);
+				same = memcmp(wv, fm->wordvec, sizeof(float) * (size_t) V * D) == 0 &&
+					memcmp(wc, fm->word_cnt, sizeof(int32_t) * (size_t) V) == 0;
+				cai_free(wv);
+				cai_free(wc);
+				if (!same)
+					return cai_error_set(err, CAI_ERR_FORMAT,
+										 "tensor \"fast.word_vectors\" does not match the embedding");
 			}
-			fm->word_cnt[id] = cnt;
+		}
+		else
+		{
+			fm->own_wordvec = cai_malloc(sizeof(float) * (size_t) V * D);
+			fm->own_word_cnt = cai_malloc(sizeof(int32_t) * (size_t) V);
+			if (fm->own_wordvec == NULL || fm->own_word_cnt == NULL)
+				return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+			mem += (sizeof(float) * D + sizeof(int32_t)) * (size_t) V;
+			fast_compute_word_vectors(fm, fm->own_wordvec, fm->own_word_cnt);
+			fm->wordvec = fm->own_wordvec;
+			fm->word_cnt = fm->own_word_cnt;
 		}
 	}
 	m->memory += mem;
@@ -2050,17 +2072,27 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 static cai_status
 fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
 {
-	cai_tensor	ts[5];
+	cai_tensor	ts[9];
 	int			nt = 0;
 	int32_t    *off = NULL;
 	char	   *bytes = NULL;
 	int32_t    *bids = NULL;
+	int32_t    *vslot = NULL;
+	int32_t    *bslot = NULL;
+	float	   *wordvec = NULL;
+	int32_t    *wordcnt = NULL;
+	FastModel	fm;				/* the loader's view, to compute what it would */
 	size_t		nbytes = 0;
 	const int	D = t->p.dim;
 	size_t		R = (size_t) t->V + (size_t) t->K;
 	cai_status	st;
 
 	memset(ts, 0, sizeof(ts));
+	memset(&fm, 0, sizeof(fm));
+	fm.p = t->p;
+	fm.n_vocab = t->V;
+	fm.n_bucket_rows = t->K;
+	fm.emb = t->best;
 	if (t->V > 0)
 	{
 		for (int32_t v = 0; v < t->V; v++)
@@ -2096,6 +2128,30 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 		ts[nt].data = off;
 		ts[nt].nbytes = sizeof(int32_t) * ((size_t) t->V + 1);
 		nt++;
+
+		/* the lookup table, serialized so that loading builds nothing */
+		fm.vocab.n = t->V;
+		fm.vocab.bytes = bytes;
+		fm.vocab.nbytes = nbytes;
+		fm.vocab.off = off;
+		fm.vocab.seed = FAST_SEED_WORD;
+		fm.vocab.mask = cai_index_capacity(t->V) - 1;
+		vslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.vocab.mask + 1));
+		if (vslot == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		if ((st = cai_strindex_build(&fm.vocab, vslot, "vocabulary", err)) != CAI_OK)
+			goto done;
+		fm.vocab.slot = vslot;
+		strcpy(ts[nt].name, "fast.vocab.slots");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) fm.vocab.mask + 1;
+		ts[nt].data = vslot;
+		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.vocab.mask + 1);
+		nt++;
 	}
 	if (t->K > 0)
 	{
@@ -2117,6 +2173,26 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 		ts[nt].data = bids;
 		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
 		nt++;
+
+		fm.bucket.n = t->K;
+		fm.bucket.keys = bids;
+		fm.bucket.mask = cai_index_capacity(t->K) - 1;
+		bslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.bucket.mask + 1));
+		if (bslot == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		if ((st = cai_intindex_build(&fm.bucket, bslot, "bucket index", err)) != CAI_OK)
+			goto done;
+		fm.bucket.slot = bslot;
+		strcpy(ts[nt].name, "fast.buckets.slots");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) fm.bucket.mask + 1;
+		ts[nt].data = bslot;
+		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.bucket.mask + 1);
+		nt++;
 	}
 	if (R > 0)
 	{
@@ -2127,6 +2203,33 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 		ts[nt].shape[1] = D;
 		ts[nt].data = t->best;
 		ts[nt].nbytes = sizeof(float) * R * (size_t) D;
+		nt++;
+	}
+	if (t->V > 0)
+	{
+		/* word vectors exactly as the loader of an older model computes them */
+		wordvec = cai_malloc(sizeof(float) * (size_t) t->V * (size_t) D);
+		wordcnt = cai_malloc(sizeof(int32_t) * (size_t) t->V);
+		if (wordvec == NULL || wordcnt == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		fast_compute_word_vectors(&fm, wordvec, wordcnt);
+		strcpy(ts[nt].name, "fast.word_vectors");
+		ts[nt].dtype = CAI_F32;
+		ts[nt].ndim = 2;
+		ts[nt].shape[0] = t->V;
+		ts[nt].shape[1] = D;
+		ts[nt].data = wordvec;
+		ts[nt].nbytes = sizeof(float) * (size_t) t->V * (size_t) D;
+		nt++;
+		strcpy(ts[nt].name, "fast.word_counts");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->V;
+		ts[nt].data = wordcnt;
+		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->V;
 		nt++;
 	}
 	strcpy(ts[nt].name, "fast.output.weight");
@@ -2142,6 +2245,10 @@ done:
 	cai_free(off);
 	cai_free(bytes);
 	cai_free(bids);
+	cai_free(vslot);
+	cai_free(bslot);
+	cai_free(wordvec);
+	cai_free(wordcnt);
 	return st;
 }
 

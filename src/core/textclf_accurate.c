@@ -48,7 +48,11 @@
  *   accurate.output.weight   F32 (L, 4H)
  *   accurate.output.bias     F32 (L)
  *   accurate.fast_model      U8  (nbytes)       a serialized fast model (format.h)
- * The vocabulary and bucket tensors are omitted when empty.
+ *   accurate.vocab.slots     I32 (cap)          format.h cai_strindex slots of the vocabulary
+ *   accurate.buckets.slots   I32 (cap)          cai_intindex slots of accurate.buckets
+ * The vocabulary and bucket tensors are omitted when empty.  The slot
+ * tensors let a load use every tensor in place; models written before they
+ * existed still load, with the tables built privately.
  */
 #include "cai/textclf_internal.h"
 
@@ -228,16 +232,6 @@ now_seconds(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
-static inline uint32_t
-next_pow2(uint64_t x)
-{
-	uint32_t	p = 16;
-
-	while (p < x && p < (1U << 31))
-		p <<= 1;
-	return p;
-}
-
 static bool
 all_finite(const float *x, size_t n)
 {
@@ -321,59 +315,41 @@ acc_net_infer(const AccNet *net, const int32_t *ids, const int32_t *offs, int T,
 /* The loaded model                                                       */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * A loaded accurate model.  Every table and weight is a view of the model
+ * file's tensors (possibly a shared read-only mapping), and the ensemble's
+ * fast model is loaded from a view of the accurate.fast_model bytes in
+ * place; nothing is written after load.  Private memory (counted in
+ * cai_textclf_memory): the struct, the fast model's, and only for models
+ * written before the serialized tables existed, the slot arrays (own_*).
+ * The caller keeps the model file (and its buffer) alive while the model
+ * lives.
+ */
 struct cai_textclf_accurate
 {
 	AccParams	p;
 	int			L;
 	int32_t		n_vocab;		/* V */
 	int32_t		n_bucket_rows;	/* K */
-	char	   *vocab_bytes;	/* (nbytes) */
-	int32_t    *vocab_off;		/* (V + 1) */
-	uint64_t   *vocab_hash;		/* (V) */
-	uint32_t   *vocab_slot;		/* (vocab_mask + 1) word id + 1, 0 = empty */
-	uint32_t	vocab_mask;
-	uint64_t   *bucket_tab;		/* (bucket_mask + 1) bucket << 32 | row, ~0 = empty */
-	uint32_t	bucket_mask;
-	float	   *params;			/* every float tensor, one allocation */
-	AccNet		net;			/* views into params */
-	cai_model_file *fast_file;	/* the ensemble's fast model */
+	cai_strindex vocab;			/* accurate.vocab.{bytes,offsets,slots} */
+	cai_intindex bucket;		/* accurate.buckets{,.slots} */
+	int32_t    *own_vocab_slot; /* private tables of old models, else NULL */
+	int32_t    *own_bucket_slot;
+	AccNet		net;			/* views of the float tensors */
+	cai_model_file *fast_file;	/* the ensemble's fast model, a view */
 	cai_textclf *fast;
 };
 
-static int32_t
-acc_vocab_find(const cai_textclf_accurate *m, const char *s, size_t len, uint64_t h)
+static inline int32_t
+acc_vocab_find(const cai_textclf_accurate *m, const char *s, size_t len)
 {
-	if (m->vocab_slot == NULL)
-		return -1;
-	for (uint32_t i = (uint32_t) h & m->vocab_mask;; i = (i + 1) & m->vocab_mask)
-	{
-		uint32_t	v = m->vocab_slot[i];
-		int32_t		id;
-
-		if (v == 0)
-			return -1;
-		id = (int32_t) v - 1;
-		if (m->vocab_hash[id] == h &&
-			(size_t) (m->vocab_off[id + 1] - m->vocab_off[id] - 1) == len &&
-			memcmp(m->vocab_bytes + m->vocab_off[id], s, len) == 0)
-			return id;
-	}
+	return cai_strindex_find(&m->vocab, s, len);
 }
 
-static int32_t
+static inline int32_t
 acc_bucket_find(const cai_textclf_accurate *m, uint32_t b)
 {
-	if (m->bucket_tab == NULL)
-		return -1;
-	for (uint32_t i = (uint32_t) acc_mix(b) & m->bucket_mask;; i = (i + 1) & m->bucket_mask)
-	{
-		uint64_t	e = m->bucket_tab[i];
-
-		if (e == UINT64_MAX)
-			return -1;
-		if ((uint32_t) (e >> 32) == b)
-			return (int32_t) (uint32_t) e;
-	}
+	return cai_intindex_find(&m->bucket, (int32_t) b);
 }
 
 void
@@ -381,12 +357,8 @@ cai_textclf_accurate_free(cai_textclf_accurate *m)
 {
 	if (m == NULL)
 		return;
-	cai_free(m->vocab_bytes);
-	cai_free(m->vocab_off);
-	cai_free(m->vocab_hash);
-	cai_free(m->vocab_slot);
-	cai_free(m->bucket_tab);
-	cai_free(m->params);
+	cai_free(m->own_vocab_slot);
+	cai_free(m->own_bucket_slot);
 	cai_textclf_free(m->fast);
 	cai_model_file_free(m->fast_file);
 	cai_free(m);
@@ -429,7 +401,7 @@ cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, si
 	for (size_t i = 0; i < n_toks; i++)
 	{
 		size_t		nl = acc_token_norm(text, &toks[i], norm);
-		int32_t		id = acc_vocab_find(m, norm, nl, acc_word_hash(norm, nl));
+		int32_t		id = acc_vocab_find(m, norm, nl);
 		int			nc = acc_char_ngrams(ap, norm, nl, cg);
 
 		ids[n_ids++] = id >= 0 ? id : V;
@@ -522,7 +494,7 @@ spec_numel(const AccTensorSpec *s)
 	return (size_t) s->shape[0] * (s->ndim == 2 ? (size_t) s->shape[1] : 1);
 }
 
-/* Point net at the float tensors laid out back to back from base. */
+/* Point net at the float tensors (read-only). */
 static void
 acc_net_view(AccNet *net, float *const *t, int D, int H, int L, int32_t R)
 {
@@ -541,6 +513,34 @@ acc_net_view(AccNet *net, float *const *t, int D, int H, int L, int32_t R)
 	net->out_b = t[8];
 }
 
+/* As fast_index_slots in textclf.c: the serialized slots, or a private array to build. */
+static cai_status
+acc_index_slots(const cai_model_file *mf, const char *name, int64_t n,
+				const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
+				size_t *mem, cai_error *err)
+{
+	uint32_t	cap = cai_index_capacity(n);
+	int64_t		shape[1] = {cap};
+	const cai_tensor *t;
+	cai_status	st;
+
+	*mask = cap - 1;
+	*serialized = cai_model_file_tensor(mf, name) != NULL;
+	if (*serialized)
+	{
+		if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, shape, &t, err)) != CAI_OK)
+			return st;
+		*slot = t->data;
+		return CAI_OK;
+	}
+	*own = cai_calloc(cap, sizeof(int32_t));
+	if (*own == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model index");
+	*mem += sizeof(int32_t) * (size_t) cap;
+	*slot = *own;
+	return CAI_OK;
+}
+
 cai_status
 cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_labels,
 						  cai_textclf_accurate **out, size_t *mem_out, cai_error *err)
@@ -555,7 +555,6 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 				fp_have;
 	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
 	float	   *views[ACC_N_FLOAT_TENSORS];
-	size_t		total = 0;
 	size_t		mem = sizeof(cai_textclf_accurate);
 	const cai_tensor *t;
 	cai_status	st;
@@ -624,13 +623,18 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		goto fail;
 	}
 
-	/* vocabulary */
+	/*
+	 * vocabulary.  A trusted model file (bytes that passed this validation
+	 * before) skips the scans of tensor contents: the lookups are
+	 * bounds-checked whatever the tensors hold.  Models without the
+	 * serialized tables get the full checks and private tables.
+	 */
 	if (V > 0)
 	{
 		const cai_tensor *tb;
 		const int32_t *off;
 		int64_t		shape_off[1] = {V + 1};
-		uint32_t	cap;
+		bool		serialized;
 
 		if ((st = cai_model_file_expect(mf, "accurate.vocab.offsets", CAI_I32, 1, shape_off, &t, err)) != CAI_OK ||
 			(st = cai_model_file_expect(mf, "accurate.vocab.bytes", CAI_U8, 1, NULL, &tb, err)) != CAI_OK)
@@ -642,59 +646,44 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 							   "tensor \"accurate.vocab.offsets\" must start at 0 and end at the vocabulary bytes");
 			goto fail;
 		}
-		for (int64_t i = 0; i < V; i++)
-		{
-			const char *w;
-
-			if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V] ||
-				off[i + 1] - off[i] > ACC_NORM_MAX)
-			{
-				st = cai_error_set(err, CAI_ERR_FORMAT,
-								   "tensor \"accurate.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
-				goto fail;
-			}
-			w = (const char *) tb->data + off[i];
-			if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
-			{
-				st = cai_error_set(err, CAI_ERR_FORMAT,
-								   "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
-				goto fail;
-			}
-		}
-		m->vocab_off = cai_malloc(t->nbytes);
-		m->vocab_bytes = cai_malloc(tb->nbytes);
-		cap = next_pow2((uint64_t) V * 2);
-		m->vocab_mask = cap - 1;
-		m->vocab_hash = cai_calloc((size_t) V, sizeof(uint64_t));
-		m->vocab_slot = cai_calloc(cap, sizeof(uint32_t));
-		if (m->vocab_off == NULL || m->vocab_bytes == NULL || m->vocab_hash == NULL || m->vocab_slot == NULL)
-		{
-			st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the vocabulary");
+		m->vocab.n = (int32_t) V;
+		m->vocab.bytes = tb->data;
+		m->vocab.nbytes = tb->nbytes;
+		m->vocab.off = off;
+		m->vocab.seed = ACC_SEED_WORD;
+		if ((st = acc_index_slots(mf, "accurate.vocab.slots", V, &m->vocab.slot, &m->vocab.mask,
+								  &m->own_vocab_slot, &serialized, &mem, err)) != CAI_OK)
 			goto fail;
-		}
-		memcpy(m->vocab_off, t->data, t->nbytes);
-		memcpy(m->vocab_bytes, tb->data, tb->nbytes);
-		mem += t->nbytes + tb->nbytes + (size_t) V * sizeof(uint64_t) + (size_t) cap * sizeof(uint32_t);
-		for (int32_t id = 0; id < (int32_t) V; id++)
+		if (!mf->trusted || !serialized)
 		{
-			const char *w = m->vocab_bytes + m->vocab_off[id];
-			size_t		wl = (size_t) (m->vocab_off[id + 1] - m->vocab_off[id] - 1);
-			uint64_t	h = acc_word_hash(w, wl);
-			uint32_t	i;
-
-			if (acc_vocab_find(m, w, wl, h) >= 0)
+			for (int64_t i = 0; i < V; i++)
 			{
-				st = cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %d is a duplicate", (int) id);
-				goto fail;
+				const char *w;
+
+				if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V] ||
+					off[i + 1] - off[i] > ACC_NORM_MAX)
+				{
+					st = cai_error_set(err, CAI_ERR_FORMAT,
+									   "tensor \"accurate.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
+					goto fail;
+				}
+				w = (const char *) tb->data + off[i];
+				if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
+				{
+					st = cai_error_set(err, CAI_ERR_FORMAT,
+									   "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
+					goto fail;
+				}
 			}
-			m->vocab_hash[id] = h;
-			for (i = (uint32_t) h & m->vocab_mask; m->vocab_slot[i] != 0; i = (i + 1) & m->vocab_mask)
-				;
-			m->vocab_slot[i] = (uint32_t) id + 1;
+			st = serialized ? cai_strindex_check(&m->vocab, "vocabulary", err) :
+				cai_strindex_build(&m->vocab, m->own_vocab_slot, "vocabulary", err);
+			if (st != CAI_OK)
+				goto fail;
 		}
 	}
 	else if (cai_model_file_tensor(mf, "accurate.vocab.offsets") != NULL ||
-			 cai_model_file_tensor(mf, "accurate.vocab.bytes") != NULL)
+			 cai_model_file_tensor(mf, "accurate.vocab.bytes") != NULL ||
+			 cai_model_file_tensor(mf, "accurate.vocab.slots") != NULL)
 	{
 		st = cai_error_set(err, CAI_ERR_FORMAT, "model has vocabulary tensors but vocab_size 0");
 		goto fail;
@@ -705,55 +694,42 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 	{
 		int64_t		shape_b[1] = {K};
 		const int32_t *b;
-		uint32_t	cap;
+		bool		serialized;
 
 		if ((st = cai_model_file_expect(mf, "accurate.buckets", CAI_I32, 1, shape_b, &t, err)) != CAI_OK)
 			goto fail;
 		b = t->data;
-		cap = next_pow2((uint64_t) K * 2);
-		m->bucket_mask = cap - 1;
-		m->bucket_tab = cai_malloc(sizeof(uint64_t) * (size_t) cap);
-		if (m->bucket_tab == NULL)
-		{
-			st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the bucket index");
+		m->bucket.n = (int32_t) K;
+		m->bucket.keys = b;
+		if ((st = acc_index_slots(mf, "accurate.buckets.slots", K, &m->bucket.slot, &m->bucket.mask,
+								  &m->own_bucket_slot, &serialized, &mem, err)) != CAI_OK)
 			goto fail;
-		}
-		mem += (size_t) cap * sizeof(uint64_t);
-		memset(m->bucket_tab, 0xff, sizeof(uint64_t) * (size_t) cap);
-		for (int64_t r = 0; r < K; r++)
+		if (!mf->trusted || !serialized)
 		{
-			uint32_t	i;
-
-			if (b[r] < 0 || (uint32_t) b[r] >= m->p.buckets || (r > 0 && b[r] <= b[r - 1]))
+			for (int64_t r = 0; r < K; r++)
 			{
-				st = cai_error_set(err, CAI_ERR_FORMAT,
-								   "tensor \"accurate.buckets\" entry %" PRId64 " is out of range or not increasing", r);
-				goto fail;
+				if (b[r] < 0 || (uint32_t) b[r] >= m->p.buckets || (r > 0 && b[r] <= b[r - 1]))
+				{
+					st = cai_error_set(err, CAI_ERR_FORMAT,
+									   "tensor \"accurate.buckets\" entry %" PRId64 " is out of range or not increasing", r);
+					goto fail;
+				}
 			}
-			for (i = (uint32_t) acc_mix((uint32_t) b[r]) & m->bucket_mask;
-				 m->bucket_tab[i] != UINT64_MAX; i = (i + 1) & m->bucket_mask)
-				;
-			m->bucket_tab[i] = (uint64_t) b[r] << 32 | (uint32_t) r;
+			st = serialized ? cai_intindex_check(&m->bucket, "bucket index", err) :
+				cai_intindex_build(&m->bucket, m->own_bucket_slot, "bucket index", err);
+			if (st != CAI_OK)
+				goto fail;
 		}
 	}
-	else if (cai_model_file_tensor(mf, "accurate.buckets") != NULL)
+	else if (cai_model_file_tensor(mf, "accurate.buckets") != NULL ||
+			 cai_model_file_tensor(mf, "accurate.buckets.slots") != NULL)
 	{
 		st = cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"accurate.buckets\" but bucket_rows 0");
 		goto fail;
 	}
 
-	/* float tensors, copied into one allocation */
+	/* float tensors, used in place (read-only; the views are not const only for cai_lstm_params) */
 	acc_tensor_specs(V + 1 + K, m->p.dim, m->p.hidden, n_labels, specs);
-	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
-		total += spec_numel(&specs[i]);
-	m->params = cai_malloc(sizeof(float) * total);
-	if (m->params == NULL)
-	{
-		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
-		goto fail;
-	}
-	mem += sizeof(float) * total;
-	total = 0;
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 	{
 		size_t		n = spec_numel(&specs[i]);
@@ -761,14 +737,12 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		if ((st = cai_model_file_expect(mf, specs[i].name, CAI_F32, specs[i].ndim, specs[i].shape,
 										&t, err)) != CAI_OK)
 			goto fail;
-		if (!all_finite(t->data, n))
+		if (!mf->trusted && !all_finite(t->data, n))
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "tensor \"%s\" holds a non-finite value", specs[i].name);
 			goto fail;
 		}
-		views[i] = m->params + total;
-		memcpy(views[i], t->data, sizeof(float) * n);
-		total += n;
+		views[i] = (float *) t->data;
 	}
 	acc_net_view(&m->net, views, m->p.dim, m->p.hidden, n_labels, (int32_t) (V + 1 + K));
 
@@ -786,7 +760,8 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 
 		if ((st = cai_model_file_expect(mf, "accurate.fast_model", CAI_U8, 1, NULL, &t, err)) != CAI_OK)
 			goto fail;
-		if (cai_format_read(t->data, t->nbytes, &m->fast_file, &e2) != CAI_OK)
+		/* in place: the tensor is 32-byte aligned and outlives the model, like mf */
+		if (cai_format_read_view(t->data, t->nbytes, !mf->trusted, &m->fast_file, &e2) != CAI_OK)
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "tensor \"accurate.fast_model\" is not a model: %s", e2.msg);
 			goto fail;
@@ -810,9 +785,8 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 							   "tensor \"accurate.fast_model\": %s", e2.msg);
 			goto fail;
 		}
-		cai_model_file_free(m->fast_file);
-		m->fast_file = NULL;
-		mem += cai_textclf_memory(m->fast);
+		mem += cai_textclf_memory(m->fast) + sizeof(cai_model_file) +
+			sizeof(cai_tensor) * (size_t) m->fast_file->n_tensors + m->fast_file->meta_len + 1;
 	}
 	else if (cai_model_file_tensor(mf, "accurate.fast_model") != NULL)
 	{
@@ -1033,6 +1007,7 @@ typedef struct AccTrain
 	/* the ensemble's fast model */
 	uint8_t    *fast_bytes;
 	size_t		fast_len;
+	cai_model_file *fast_file;	/* fast_bytes read; fast uses its tensors */
 	cai_textclf *fast;
 	float	   *fast_probs;		/* (n_eval, L) */
 	size_t		acc_correct;	/* evaluation rows the accurate model alone gets right */
@@ -1090,6 +1065,7 @@ acc_train_free(AccTrain *t)
 	cai_free(t->best_pred);
 	cai_free(t->fast_bytes);
 	cai_textclf_free(t->fast);
+	cai_model_file_free(t->fast_file);
 	cai_free(t->fast_probs);
 }
 
@@ -1710,7 +1686,9 @@ acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *labe
 static cai_status
 acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
 {
-	cai_tensor	ts[4 + ACC_N_FLOAT_TENSORS];
+	cai_tensor	ts[6 + ACC_N_FLOAT_TENSORS];
+	int32_t    *vslot = NULL;
+	int32_t    *bslot = NULL;
 	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
 	int			nt = 0;
 	int32_t    *off = NULL;
@@ -1755,6 +1733,24 @@ acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len,
 		ts[nt].data = off;
 		ts[nt].nbytes = sizeof(int32_t) * ((size_t) t->V + 1);
 		nt++;
+		{
+			cai_strindex ix = {t->V, bytes, nbytes, off, NULL, cai_index_capacity(t->V) - 1, ACC_SEED_WORD};
+
+			if ((vslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
+			{
+				st = NOMEM(err);
+				goto done;
+			}
+			if ((st = cai_strindex_build(&ix, vslot, "vocabulary", err)) != CAI_OK)
+				goto done;
+			strcpy(ts[nt].name, "accurate.vocab.slots");
+			ts[nt].dtype = CAI_I32;
+			ts[nt].ndim = 1;
+			ts[nt].shape[0] = (int64_t) ix.mask + 1;
+			ts[nt].data = vslot;
+			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
+			nt++;
+		}
 	}
 	if (t->K > 0)
 	{
@@ -1776,6 +1772,24 @@ acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len,
 		ts[nt].data = bids;
 		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
 		nt++;
+		{
+			cai_intindex ix = {t->K, bids, NULL, cai_index_capacity(t->K) - 1};
+
+			if ((bslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
+			{
+				st = NOMEM(err);
+				goto done;
+			}
+			if ((st = cai_intindex_build(&ix, bslot, "bucket index", err)) != CAI_OK)
+				goto done;
+			strcpy(ts[nt].name, "accurate.buckets.slots");
+			ts[nt].dtype = CAI_I32;
+			ts[nt].ndim = 1;
+			ts[nt].shape[0] = (int64_t) ix.mask + 1;
+			ts[nt].data = bslot;
+			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
+			nt++;
+		}
 	}
 	acc_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
@@ -1804,6 +1818,8 @@ done:
 	cai_free(off);
 	cai_free(bytes);
 	cai_free(bids);
+	cai_free(vslot);
+	cai_free(bslot);
 	return st;
 }
 
@@ -1826,7 +1842,6 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 {
 	char		js[512];
 	cai_options *fo = NULL;
-	cai_model_file *mf = NULL;
 	char	   *fmetrics = NULL;
 	cai_error	e2;
 	cai_status	st;
@@ -1846,11 +1861,10 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	cai_free(fmetrics);
 	if (st != CAI_OK)
 		return cai_error_set(err, st, "%s", e2.msg);
-	if ((st = cai_format_read(t->fast_bytes, t->fast_len, &mf, err)) != CAI_OK)
+	if ((st = cai_format_read(t->fast_bytes, t->fast_len, &t->fast_file, err)) != CAI_OK)
 		return st;
-	st = cai_textclf_load(mf, &t->fast, err);
-	cai_model_file_free(mf);
-	if (st != CAI_OK)
+	/* the loaded model uses the model file's tensors: keep it until acc_train_free */
+	if ((st = cai_textclf_load(t->fast_file, &t->fast, err)) != CAI_OK)
 		return st;
 	t->fast_probs = cai_malloc(sizeof(float) * (n_eval * (size_t) t->L + 1));
 	if (t->fast_probs == NULL)

@@ -36,6 +36,9 @@
 #define CAI_MAX_TRAINING_JOBS_DEFAULT	4
 #define CAI_MAX_TRAINING_JOBS_MIN	1
 #define CAI_MAX_TRAINING_JOBS_MAX	64
+#define CAI_SHARED_CACHE_SIZE_DEFAULT	1024	/* MB */
+#define CAI_SHARED_CACHE_SIZE_MIN	0
+#define CAI_SHARED_CACHE_SIZE_MAX	(1024 * 1024)
 #define CAI_JOB_HISTORY				1000	/* finished jobs kept */
 #define CAI_MODEL_NAME_MAX			200	/* bytes, also a CHECK in the table */
 
@@ -46,6 +49,14 @@ extern int	cai_max_input_length;
 extern int	cai_training_memory_kb;
 extern int	cai_threads;
 extern int	cai_max_training_jobs;
+extern int	cai_shared_cache_size_mb;
+
+/* cache.c: shared model files */
+extern bool CaiSharedCacheEnabled(void);
+extern bool CaiSharedCacheOpen(const char *name, int32 version, int64 stamp, void **map, size_t *len);
+extern bool CaiSharedCacheStore(const char *name, int32 version, int64 stamp, const void *bytes, size_t len);
+extern void CaiSharedCacheDiscard(const char *name, int32 version, int64 stamp);
+extern void CaiSharedCacheUnmap(void *map, size_t len);
 
 /* jobs.c: asynchronous training jobs (cai_job_store) */
 extern int64 CaiNextJobId(void);
@@ -80,7 +91,7 @@ extern char *CaiCatalogQualify(const char *relname);
 extern void CaiCatalogExecute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
 extern void CaiCatalogDisconnect(void);
 extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);
-extern int32 CaiCatalogDeployedVersion(const char *name, char **task);
+extern int32 CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp);
 extern Oid	CaiCatalogModelOwner(const char *name);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
 extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
@@ -90,6 +101,7 @@ extern char *CaiCatalogOnlyDeployedModel(int *count);
 extern void CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_json);
 
 /* train.c */
+extern void CaiCheckWritable(const char *what);
 extern char *CaiSourceQuery(const char *source, const char *input_column, const char *label_column,
 							 const char *input_cast, const char *label_cast);
 
@@ -98,8 +110,11 @@ typedef struct CaiLoadedModel
 {
 	char	   *name;
 	int32		version;
+	int64		stamp;			/* creation time of the version (µs) */
 	char	   *task;
 	MemoryContext cxt;
+	void	   *map;			/* shared file mapping holding the tensors, or NULL */
+	size_t		map_len;
 	cai_model_file *mf;
 	cai_textclf *clf;			/* text classification */
 	cai_ner    *ner;			/* named-entity recognition */

@@ -21,6 +21,7 @@ int			cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
 int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
 int			cai_threads = CAI_THREADS_DEFAULT;
 int			cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
+int			cai_shared_cache_size_mb = CAI_SHARED_CACHE_SIZE_DEFAULT;
 
 void		_PG_init(void);
 
@@ -171,6 +172,12 @@ _PG_init(void)
 							&cai_max_training_jobs,
 							CAI_MAX_TRAINING_JOBS_DEFAULT, CAI_MAX_TRAINING_JOBS_MIN, CAI_MAX_TRAINING_JOBS_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.shared_cache_size",
+							"Disk and page-cache budget for the shared model copies that all processes map.",
+							"Least recently used copies are removed beyond it; 0 gives each process a private copy.",
+							&cai_shared_cache_size_mb,
+							CAI_SHARED_CACHE_SIZE_DEFAULT, CAI_SHARED_CACHE_SIZE_MIN, CAI_SHARED_CACHE_SIZE_MAX,
+							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("cai");
 #else

@@ -309,7 +309,7 @@ CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *r
 
 /* Deployed version of a model, 0 if none; -1 if the model does not exist. */
 int32
-CaiCatalogDeployedVersion(const char *name, char **task)
+CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	char		sql[512];
@@ -321,7 +321,8 @@ CaiCatalogDeployedVersion(const char *name, char **task)
 	CaiCatalogConnect();
 	values[0] = CStringGetTextDatum(name);
 	snprintf(sql, sizeof(sql),
-			 "SELECT version, task, deployed FROM %s WHERE name = $1 "
+			 "SELECT version, task, deployed, "
+			 "(extract(epoch FROM created_at) * 1000000)::int8 FROM %s WHERE name = $1 "
 			 "ORDER BY deployed DESC LIMIT 1", store_name);
 	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -333,6 +334,8 @@ CaiCatalogDeployedVersion(const char *name, char **task)
 		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
 		{
 			result = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+			if (stamp != NULL)
+				*stamp = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 			if (task != NULL)
 			{
 				MemoryContext old = MemoryContextSwitchTo(caller_cxt);
@@ -609,6 +612,8 @@ cai_import(PG_FUNCTION_ARGS)
 	char	   *meta;
 	int32		version;
 
+	CaiCheckWritable("import a model");
+
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -694,6 +699,8 @@ cai_deploy(PG_FUNCTION_ARGS)
 	int32		version = CaiArgVersion(fcinfo, 1);
 	Oid			owner;
 
+	CaiCheckWritable("deploy a model");
+
 	CaiCatalogReset();
 	CaiCatalogConnect();
 	CaiLockModelName(name);
@@ -729,6 +736,8 @@ cai_rollback(PG_FUNCTION_ARGS)
 	int32		current;
 	int32		previous = 0;
 	bool		isnull;
+
+	CaiCheckWritable("roll back a model");
 
 	CaiCatalogReset();
 	CaiCatalogConnect();
@@ -791,6 +800,8 @@ cai_drop_model(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	uint64		dropped;
 	bool		dropped_deployed = false;
+
+	CaiCheckWritable("drop a model");
 
 	CaiCatalogReset();
 	CaiCatalogConnect();

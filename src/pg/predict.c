@@ -52,6 +52,7 @@ CaiFreeLoadedModel(CaiLoadedModel *m)
 	if (m->mf)
 		cai_model_file_free(m->mf);
 	MemoryContextSwitchTo(old);
+	CaiSharedCacheUnmap(m->map, m->map_len);
 	MemoryContextDelete(m->cxt);
 }
 
@@ -69,25 +70,33 @@ CaiXactCallback(XactEvent event, void *arg)
 	retired_models = NIL;
 }
 
-/* Deserialize and validate model bytes into a new long-lived context. */
+/*
+ * Build an inference model from model bytes into a new long-lived context.
+ * With a shared mapping (map != NULL) the bytes are the mapped file and the
+ * tensors are used in place; verify = false skips the checksum of a file that
+ * was verified when it was written.  Returns NULL with *err set on failure.
+ */
 static CaiLoadedModel *
-CaiLoadModel(const char *name, int32 version, const char *task, bytea *bytes)
+CaiBuildModel(const char *name, int32 version, const char *task, const uint8 *buf, size_t len,
+			  void *map, bool verify, cai_status *st_out, cai_error *err)
 {
 	MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "cai_synergy model",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	CaiLoadedModel *m = palloc0(sizeof(CaiLoadedModel));
-	cai_error	err = {0};
 	cai_status	st;
 
 	m->cxt = cxt;
 	m->name = pstrdup(name);
 	m->version = version;
 	m->task = pstrdup(task);
-	st = cai_format_read((const uint8 *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &m->mf, &err);
+	if (map != NULL)
+		st = cai_format_read_view(buf, len, verify, &m->mf, err);
+	else
+		st = cai_format_read(buf, len, &m->mf, err);
 	if (st == CAI_OK && strcmp(task, "text_classification") == 0)
 	{
-		st = cai_textclf_load(m->mf, &m->clf, &err);
+		st = cai_textclf_load(m->mf, &m->clf, err);
 		if (st == CAI_OK)
 		{
 			m->n_labels = cai_textclf_n_labels(m->clf);
@@ -98,7 +107,7 @@ CaiLoadModel(const char *name, int32 version, const char *task, bytea *bytes)
 	}
 	else if (st == CAI_OK && strcmp(task, "ner") == 0)
 	{
-		st = cai_ner_load(m->mf, &m->ner, &err);
+		st = cai_ner_load(m->mf, &m->ner, err);
 		if (st == CAI_OK)
 		{
 			m->n_labels = cai_ner_n_types(m->ner);
@@ -108,16 +117,81 @@ CaiLoadModel(const char *name, int32 version, const char *task, bytea *bytes)
 		}
 	}
 	else if (st == CAI_OK)
-		st = cai_error_set(&err, CAI_ERR_FORMAT, "unknown task \"%s\"", task);
+		st = cai_error_set(err, CAI_ERR_FORMAT, "unknown task \"%s\"", task);
 	MemoryContextSwitchTo(old);
+	*st_out = st;
 	if (st != CAI_OK)
 	{
-		char		context[CAI_MODEL_NAME_MAX + 64];
-
+		if (m->clf)
+			cai_textclf_free(m->clf);
+		if (m->ner)
+			cai_ner_free(m->ner);
+		if (m->mf)
+			cai_model_file_free(m->mf);
 		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	m->map = map;
+	m->map_len = map != NULL ? len : 0;
+	return m;
+}
+
+/*
+ * Load a model version: from the shared file when there is one, else from
+ * the catalog (fully validated), writing the shared file for the others.
+ */
+static CaiLoadedModel *
+CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
+{
+	CaiLoadedModel *m = NULL;
+	cai_error	err = {0};
+	cai_status	st = CAI_OK;
+	void	   *map;
+	size_t		len;
+	CaiModelRow row;
+	char		context[CAI_MODEL_NAME_MAX + 64];
+
+	if (CaiSharedCacheEnabled() && CaiSharedCacheOpen(name, version, stamp, &map, &len))
+	{
+		m = CaiBuildModel(name, version, task, map, len, map, false, &st, &err);
+		if (m != NULL)
+			return m;
+		/* an unusable file: drop it and rebuild from the catalog */
+		CaiSharedCacheUnmap(map, len);
+		CaiSharedCacheDiscard(name, version, stamp);
+	}
+
+	if (!CaiCatalogFetch(name, version, true, &row) || row.model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" version %d disappeared while loading", name, version)));
+	/* full validation of the catalog bytes (checksum and every tensor) */
+	m = CaiBuildModel(name, version, task, (const uint8 *) VARDATA_ANY(row.model),
+					  VARSIZE_ANY_EXHDR(row.model), NULL, true, &st, &err);
+	if (m == NULL)
+	{
 		snprintf(context, sizeof(context), "cannot load model \"%s\" version %d", name, version);
 		CaiReportCoreError(st, &err, context);
 	}
+	/* share the validated bytes: this and every later process maps them */
+	if (CaiSharedCacheEnabled() &&
+		CaiSharedCacheStore(name, version, stamp, VARDATA_ANY(row.model), VARSIZE_ANY_EXHDR(row.model)) &&
+		CaiSharedCacheOpen(name, version, stamp, &map, &len))
+	{
+		CaiLoadedModel *shared = CaiBuildModel(name, version, task, map, len, map, false, &st, &err);
+
+		if (shared != NULL)
+		{
+			CaiFreeLoadedModel(m);
+			m = shared;
+		}
+		else
+		{
+			CaiSharedCacheUnmap(map, len);
+			CaiSharedCacheDiscard(name, version, stamp);
+		}
+	}
+	pfree(row.model);
 	return m;
 }
 
@@ -132,13 +206,14 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 	CaiCacheEntry *entry;
 	bool		found;
 	char	   *task = NULL;
+	int64		stamp = 0;
 	int32		version;
 
 	if (cc != NULL && strcmp(cc->name, name) == 0)
 		return cc->model;
 
 	CaiCheckModelName(name);
-	version = CaiCatalogDeployedVersion(name, &task);
+	version = CaiCatalogDeployedVersion(name, &task, &stamp);
 	if (version < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -168,17 +243,11 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 	entry = hash_search(model_cache, name, HASH_ENTER, &found);
 	if (!found)
 		entry->model = NULL;
-	if (entry->model == NULL || entry->model->version != version)
+	if (entry->model == NULL || entry->model->version != version || entry->model->stamp != stamp)
 	{
-		CaiModelRow row;
-		CaiLoadedModel *m;
+		CaiLoadedModel *m = CaiLoadModel(name, version, stamp, task);
 
-		if (!CaiCatalogFetch(name, version, true, &row) || row.model == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" version %d disappeared while loading", name, version)));
-		m = CaiLoadModel(name, version, row.task, row.model);
-		pfree(row.model);
+		m->stamp = stamp;
 		if (entry->model != NULL)
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);

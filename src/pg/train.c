@@ -34,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
 #include "tcop/tcopprot.h"
@@ -84,6 +85,7 @@ typedef struct CaiTrainShared
 	int64		job_id;			/* 0: synchronous cai_train */
 	volatile bool job_recorded;	/* set by the worker once its job row is committed */
 	int			leader_pgprocno;
+	int			leader_pid;
 	int			max_training_jobs;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CaiTrainShared;
@@ -486,16 +488,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	options_json = PG_ARGISNULL(5) ? pstrdup("{}") :
 		JsonbToCString(NULL, &PG_GETARG_JSONB_P(5)->root, 0);
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot train a model during recovery"),
-				 errdetail("This server is a standby; models are read-only here."),
-				 errhint("Train on the primary; the new version reaches standbys by replication.")));
-	if (XactReadOnly)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot train a model in a read-only transaction")));
+	CaiCheckWritable("train a model");
 
 	opts = CaiParseOptions(task, options_json);
 	launch->name = name;
@@ -565,6 +558,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->job_id = job_id;
 		shared->job_recorded = false;
 		shared->leader_pgprocno = MyProc->pgprocno;
+		shared->leader_pid = MyProcPid;
 		shared->name_off = name_off;
 		shared->task_off = task_off;
 		shared->query_off = query_off;
@@ -626,6 +620,31 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	}
 }
 
+static void
+CaiTerminateLaunchedWorker(int code, Datum arg)
+{
+	CaiLaunch  *launch = (CaiLaunch *) DatumGetPointer(arg);
+
+	if (launch->handle != NULL)
+		TerminateBackgroundWorker(launch->handle);
+}
+
+/* Training writes the catalog: refuse early and clearly where it cannot. */
+void
+CaiCheckWritable(const char *what)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s during recovery", what),
+				 errdetail("This server is a standby; models are read-only here."),
+				 errhint("Do it on the primary; models reach standbys by replication.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s in a read-only transaction", what)));
+}
+
 PG_FUNCTION_INFO_V1(cai_train);
 Datum
 cai_train(PG_FUNCTION_ARGS)
@@ -643,18 +662,13 @@ cai_train(PG_FUNCTION_ARGS)
 				 errmsg("too many training jobs are running"),
 				 errdetail("cai.max_training_jobs is %d.", cai_max_training_jobs),
 				 errhint("Wait for a job to finish, or use cai_train_async, which queues.")));
-	PG_TRY();
+	/* on ERROR and on FATAL (terminated or lost client): stop the worker */
+	PG_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 	{
 		CaiTrainLaunch(fcinfo, 0, &launch);
 		CaiRunTrainingWorker(launch.seg, launch.mqh, launch.handle, &res);
 	}
-	PG_CATCH();
-	{
-		if (launch.handle)
-			TerminateBackgroundWorker(launch.handle);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 
 	version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json,
 								   res.train_rows, res.skipped_rows, launch.deploy_policy,
@@ -687,7 +701,10 @@ Datum
 cai_train_async(PG_FUNCTION_ARGS)
 {
 	CaiLaunch	launch = {0};
-	int64		job_id = CaiNextJobId();
+	int64		job_id;
+
+	CaiCheckWritable("train a model");
+	job_id = CaiNextJobId();
 
 	CaiTrainLaunch(fcinfo, job_id, &launch);
 	dsm_detach(launch.seg);
@@ -841,6 +858,7 @@ CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
 typedef struct CaiWorkerProgressState
 {
 	int64		job_id;
+	int			leader_pid;		/* synchronous caller, 0 for jobs */
 	TimestampTz last_update;
 } CaiWorkerProgressState;
 
@@ -851,6 +869,12 @@ CaiWorkerProgress(void *ctx, const cai_progress *p)
 
 	if (QueryCancelPending || ProcDiePending)
 		return false;
+	/* a synchronous caller that has gone away will never read the result */
+	if (ps->leader_pid > 0 && BackendPidGetProc(ps->leader_pid) == NULL)
+	{
+		ereport(LOG, (errmsg("cai_synergy training stopped: the calling backend %d has exited", ps->leader_pid)));
+		return false;
+	}
 	if (p->epoch_done)
 		ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
 				(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
@@ -1393,7 +1417,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 static void
 CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
 {
-	CaiWorkerProgressState ps = {shared->job_id, 0};
+	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, 0};
 	CaiTrained	t = {0};
 
 	MemoryContextSwitchTo(train_cxt);

@@ -4,7 +4,8 @@
  * Round trips bit for bit, rejects every crafted corruption in
  * format_craft.h with the right status and message, every truncation and
  * every single-byte flip of a small model, writer misuse, allocation
- * failures, and round-trips a 20 MB model.
+ * failures, and round-trips a 20 MB model.  cai_format_read_view gives the
+ * same tensors in place and the same verdict on every input.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -573,6 +574,200 @@ test_alloc_failures(void)
 	free(b);
 }
 
+/* ---- views (cai_format_read_view) ---- */
+
+/* An aligned private copy of b (aligned_alloc needs a multiple of the alignment). */
+static uint8_t *
+aligned_copy(const uint8_t *b, size_t n)
+{
+	uint8_t    *p = aligned_alloc(CAI_FORMAT_ALIGN, (n + CAI_FORMAT_ALIGN) & ~(size_t) (CAI_FORMAT_ALIGN - 1));
+
+	if (p != NULL && n > 0)
+		memcpy(p, b, n);
+	return p;
+}
+
+/* Same status and message from read and from a view (checksum verified). */
+static bool
+same_verdict(const uint8_t *b, size_t n, const char *what)
+{
+	uint8_t    *p = aligned_copy(b, n);
+	cai_model_file *mf = NULL;
+	cai_model_file *mv = NULL;
+	cai_error	e1 = {0};
+	cai_error	e2 = {0};
+	cai_status	s1;
+	cai_status	s2;
+	bool		ok;
+
+	s1 = cai_format_read(b, n, &mf, &e1);
+	s2 = cai_format_read_view(n == 0 ? NULL : p, n, true, &mv, &e2);
+	ok = s1 == s2 && (s1 == CAI_OK || (strcmp(e1.msg, e2.msg) == 0 && mv == NULL));
+	if (!ok)
+		fprintf(stderr, "  %s: read %s (%s), view %s (%s)\n", what,
+				cai_status_name(s1), e1.msg, cai_status_name(s2), e2.msg);
+	cai_model_file_free(mf);
+	cai_model_file_free(mv);
+	free(p);
+	return ok;
+}
+
+static void
+test_view(void)
+{
+	uint8_t    *b;
+	uint8_t    *p;
+	size_t		n;
+	cai_model_file *mf = NULL;
+	cai_model_file *mv = NULL;
+	cai_error	err;
+	int			differ = 0;
+	int			outside = 0;
+
+	CHECK(craft_valid(&b, &n) == 0, "craft_valid");
+	p = aligned_copy(b, n);
+
+	/* round trip: the tensors are the buffer's bytes, in place */
+	CHECK(cai_format_read(b, n, &mf, &err) == CAI_OK, "read: %s", err.msg);
+	CHECK(cai_format_read_view(p, n, true, &mv, &err) == CAI_OK, "view: %s", err.msg);
+	if (mf != NULL && mv != NULL)
+	{
+		CHECK(mv->borrowed && !mv->trusted && !mf->borrowed && !mf->trusted, "view flags");
+		CHECK(mv->slab == NULL, "a view of an aligned file copies nothing");
+		CHECK(strcmp(mv->meta_json, mf->meta_json) == 0 && mv->n_tensors == mf->n_tensors, "view metadata");
+		for (int i = 0; i < mv->n_tensors; i++)
+		{
+			const cai_tensor *a = &mf->tensors[i];
+			const cai_tensor *v = &mv->tensors[i];
+			uint64_t	off = craft_get(b + CR_DATA_OFFSET, 8) +
+				craft_get(b + craft_entry_field(b, i, CR_E_OFFSET, 0), 8);
+
+			CHECK(strcmp(a->name, v->name) == 0 && a->dtype == v->dtype && a->ndim == v->ndim &&
+				  memcmp(a->shape, v->shape, sizeof(a->shape)) == 0 && a->nbytes == v->nbytes,
+				  "view tensor %d header", i);
+			CHECK((const uint8_t *) v->data == p + off, "view tensor %d points into the buffer", i);
+			CHECK(memcmp(a->data, v->data, a->nbytes) == 0, "view tensor %d bytes", i);
+			CHECK(((uintptr_t) v->data % CAI_FORMAT_ALIGN) == 0, "view tensor %d aligned", i);
+		}
+		CHECK(rewrite_equals(mv, b, n), "write(view(x)) == x");
+	}
+	cai_model_file_free(mv);
+	mv = NULL;
+	CHECK(memcmp(p, b, n) == 0, "freeing a view leaves the buffer alone");
+
+	/* without the checksum: trusted, and a bad checksum passes */
+	p[n - 1] ^= 0x55;
+	CHECK(cai_format_read_view(p, n, true, &mv, &err) == CAI_ERR_CHECKSUM && mv == NULL,
+		  "view rejects a bad checksum when verifying");
+	CHECK(cai_format_read_view(p, n, false, &mv, &err) == CAI_OK, "unverified view: %s", err.msg);
+	CHECK(mv != NULL && mv->trusted && mv->borrowed, "unverified view is trusted");
+	cai_model_file_free(mv);
+	mv = NULL;
+	p[n - 1] ^= 0x55;
+
+	/* a misaligned buffer is refused */
+	{
+		uint8_t    *q = aligned_alloc(CAI_FORMAT_ALIGN, (n + 64 + CAI_FORMAT_ALIGN - 1) & ~(size_t) (CAI_FORMAT_ALIGN - 1));
+
+		memcpy(q + 4, b, n);
+		CHECK(cai_format_read_view(q + 4, n, true, &mv, &err) == CAI_ERR_INVALID && mv == NULL,
+			  "misaligned buffer refused");
+		CHECK(strstr(err.msg, "aligned") != NULL, "message: %s", err.msg);
+		free(q);
+	}
+	CHECK(cai_format_read_view(p, n, true, NULL, &err) == CAI_ERR_INVALID, "view NULL out");
+	CHECK(cai_format_read_view(NULL, 10, true, &mv, &err) == CAI_ERR_INVALID, "view NULL buffer");
+
+	/* a file written with alignment 4 and tensors off the 32-byte grid: those are copied */
+	{
+		size_t		data_off = (size_t) craft_get(b + CR_DATA_OFFSET, 8);
+		uint8_t    *g = aligned_alloc(CAI_FORMAT_ALIGN, (n + 64 + CAI_FORMAT_ALIGN - 1) & ~(size_t) (CAI_FORMAT_ALIGN - 1));
+
+		memset(g, 0, n + 64);
+		memcpy(g, b, data_off);
+		memcpy(g + data_off + 4, b + data_off, n - data_off);
+		craft_put(g + CR_DATA_OFFSET, 8, data_off + 4);
+		craft_put(g + CR_TOTAL_SIZE, 8, n + 4);
+		craft_put(g + CR_ALIGNMENT, 4, 4);
+		craft_fix_crc(g, n + 4);
+		CHECK(cai_format_read_view(g, n + 4, true, &mv, &err) == CAI_OK, "alignment-4 view: %s", err.msg);
+		if (mv != NULL && mf != NULL)
+		{
+			CHECK(mv->slab != NULL, "misaligned tensors copied");
+			for (int i = 0; i < mv->n_tensors; i++)
+			{
+				CHECK(((uintptr_t) mv->tensors[i].data % CAI_FORMAT_ALIGN) == 0, "copied tensor %d aligned", i);
+				CHECK(memcmp(mv->tensors[i].data, mf->tensors[i].data, mf->tensors[i].nbytes) == 0,
+					  "copied tensor %d bytes", i);
+			}
+		}
+		cai_model_file_free(mv);
+		mv = NULL;
+		free(g);
+	}
+	cai_model_file_free(mf);
+
+	/* rejections identical to cai_format_read: crafted cases, truncations, flips */
+	for (int k = 0; k < CRAFT_N_CASES; k++)
+	{
+		uint8_t    *c = NULL;
+		size_t		cn = 0;
+
+		if (craft_build(craft_cases[k].name, &c, &cn) != 0)
+			continue;
+		differ += !same_verdict(c, cn, craft_cases[k].name);
+		free(c);
+	}
+	for (size_t len = 0; len < n; len += 7)
+		differ += !same_verdict(b, len, "prefix");
+	for (size_t i = 0; i < n; i++)
+	{
+		b[i] ^= 0x5a;
+		differ += !same_verdict(b, n, "flip");
+		/* unverified: structural checks still hold, no tensor outside the buffer */
+		memcpy(p, b, n);
+		if (cai_format_read_view(p, n, false, &mv, &err) == CAI_OK)
+		{
+			for (int t = 0; t < mv->n_tensors; t++)
+				outside += (const uint8_t *) mv->tensors[t].data < p ||
+					(const uint8_t *) mv->tensors[t].data + mv->tensors[t].nbytes > p + n;
+		}
+		cai_model_file_free(mv);
+		mv = NULL;
+		b[i] ^= 0x5a;
+	}
+	CHECK(differ == 0, "%d inputs judged differently by read and view", differ);
+	CHECK(outside == 0, "%d unverified views with a tensor outside the buffer", outside);
+
+	/* allocation failures */
+	{
+		cai_allocator a = {failing_alloc, plain_free, NULL};
+		int			bad = 0;
+		int			ok_at = -1;
+
+		memcpy(p, b, n);
+		cai_set_allocator(&a);
+		for (int k = 0; k < 10; k++)
+		{
+			cai_status	st;
+
+			alloc_budget = k;
+			st = cai_format_read_view(p, n, true, &mv, &err);
+			if (st == CAI_OK && ok_at < 0)
+				ok_at = k;
+			if (!(st == CAI_OK || (st == CAI_ERR_NOMEM && mv == NULL)))
+				bad++;
+			alloc_budget = 1000;
+			cai_model_file_free(mv);
+			mv = NULL;
+		}
+		cai_set_allocator(NULL);
+		CHECK(bad == 0 && ok_at > 0, "view allocation failures: %d mishandled, ok with %d", bad, ok_at);
+	}
+	free(p);
+	free(b);
+}
+
 /* ---- a 20 MB model ---- */
 
 static void
@@ -605,6 +800,19 @@ test_large(void)
 	t0 = now_sec();
 	CHECK(cai_format_read(out, len, &mf, &err) == CAI_OK, "large read: %s", err.msg);
 	t_read = now_sec() - t0;
+	{
+		cai_model_file *mv = NULL;
+		uint8_t    *al = aligned_copy(out, len);
+		double		t_view;
+
+		t0 = now_sec();
+		CHECK(cai_format_read_view(al, len, false, &mv, &err) == CAI_OK, "large view: %s", err.msg);
+		t_view = now_sec() - t0;
+		CHECK(mv != NULL && memcmp(mv->tensors[0].data, big, nbig * sizeof(float)) == 0, "large view data");
+		printf("large model: unverified view %.3f ms\n", t_view * 1e3);
+		cai_model_file_free(mv);
+		free(al);
+	}
 	if (mf != NULL)
 	{
 		CHECK(memcmp(mf->tensors[0].data, big, nbig * sizeof(float)) == 0, "large data bit for bit");
@@ -634,6 +842,7 @@ main(void)
 	test_writer_rejects();
 	test_writer_edge();
 	test_alloc_failures();
+	test_view();
 	test_large();
 	return check_summary("test_format");
 }

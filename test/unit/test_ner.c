@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <json-c/json.h>
 
@@ -582,6 +583,122 @@ test_gradcheck(void)
 	corpus_free(&c);
 }
 
+/*
+ * Zero-copy loading: a model viewed in a read-only mapping (trusted or
+ * verified), and one without the serialized slot tables (an older model),
+ * tag bit for bit like the copying path; the view keeps little private
+ * memory; damaged slot tables are rejected unless trusted, and harmless when
+ * trusted.
+ */
+static void
+tag_all(const cai_ner *m, const Corpus *c, const char **tags, float *scores)
+{
+	cai_ner_data d = corpus_data(c);
+
+	if (cai_ner_tag_batch(m, &d, tags, scores, NULL) != CAI_OK)
+		tags[0] = NULL;
+}
+
+static void
+check_ner_zero_copy(const uint8_t *model, size_t len, const Corpus *c)
+{
+	size_t		ntok = (size_t) corpus_data(c).offsets[corpus_data(c).n];
+	const char **want_t = calloc(ntok + 1, sizeof(char *));
+	const char **got_t = calloc(ntok + 1, sizeof(char *));
+	float	   *want_s = calloc(ntok + 1, sizeof(float));
+	float	   *got_s = calloc(ntok + 1, sizeof(float));
+	uint8_t    *ro = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cai_model_file *mf = NULL;
+	cai_ner    *m = NULL;
+	cai_error	err;
+
+	CHECK(ro != MAP_FAILED, "mapping");
+	if (ro == MAP_FAILED)
+		return;
+	memcpy(ro, model, len);
+	mprotect(ro, len, PROT_READ);
+	CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK && cai_ner_load(mf, &m, &err) == CAI_OK, "%s", err.msg);
+	if (m != NULL)
+	{
+		tag_all(m, c, want_t, want_s);
+		for (size_t i = 0; i < ntok; i++)	/* the strings belong to the model */
+			want_t[i] = want_t[i] != NULL ? strdup(want_t[i]) : NULL;
+	}
+	cai_ner_free(m);
+	cai_model_file_free(mf);
+	m = NULL;
+	mf = NULL;
+	for (int variant = 0; variant < 4; variant++)
+	{
+		bool		same = true;
+
+		if (variant < 2)
+			CHECK(cai_format_read_view(ro, len, variant == 1, &mf, &err) == CAI_OK, "view: %s", err.msg);
+		else if (cai_format_read(model, len, &mf, &err) == CAI_OK)
+		{
+			/* without the slot tables, trusted or not */
+			((cai_tensor *) cai_model_file_tensor(mf, "ner.words.slots"))->name[0] = 'x';
+			((cai_tensor *) cai_model_file_tensor(mf, "ner.chars.slots"))->name[0] = 'x';
+			mf->trusted = variant == 3;
+		}
+		if (mf == NULL)
+			continue;
+		CHECK(cai_ner_load(mf, &m, &err) == CAI_OK, "variant %d load: %s", variant, err.msg);
+		if (m != NULL)
+		{
+			if (variant < 2)
+				CHECK(cai_ner_memory(m) < 16384, "view keeps %zu private bytes of %zu", cai_ner_memory(m), len);
+			tag_all(m, c, got_t, got_s);
+			for (size_t i = 0; i < ntok; i++)
+				same &= got_t[i] != NULL && want_t[i] != NULL && strcmp(got_t[i], want_t[i]) == 0;
+			{
+				size_t		nd = 0;
+
+				for (size_t i = 0; i < ntok; i++)
+					nd += memcmp(&got_s[i], &want_s[i], sizeof(float)) != 0;
+				CHECK(same && nd == 0, "variant %d tags and scores bit for bit (%zu scores differ, tags same %d)",
+					  variant, nd, same);
+			}
+		}
+		cai_ner_free(m);
+		cai_model_file_free(mf);
+		m = NULL;
+		mf = NULL;
+	}
+	/* damaged slot tables */
+	for (int k = 0; k < 2; k++)
+	{
+		if (cai_format_read(model, len, &mf, &err) != CAI_OK)
+			break;
+		{
+			const cai_tensor *t = cai_model_file_tensor(mf, k == 0 ? "ner.words.slots" : "ner.chars.slots");
+			int32_t    *s = t->data;
+
+			for (int64_t i = 0; i < t->shape[0]; i++)
+				s[i] = k == 0 ? 1 : (int32_t) (i * 7919);	/* one id everywhere / out of range */
+		}
+		CHECK(cai_ner_load(mf, &m, &err) == CAI_ERR_FORMAT && strstr(err.msg, "vocabulary") != NULL,
+			  "damaged slots %d rejected: %s", k, err.msg);
+		cai_ner_free(m);
+		m = NULL;
+		mf->trusted = true;
+		CHECK(cai_ner_load(mf, &m, &err) == CAI_OK, "trusted damaged load: %s", err.msg);
+		if (m != NULL)
+			tag_all(m, c, got_t, got_s);
+		cai_ner_free(m);
+		m = NULL;
+		cai_model_file_free(mf);
+		mf = NULL;
+	}
+	munmap(ro, len);
+	for (size_t i = 0; i < ntok; i++)
+		free((char *) want_t[i]);
+	free(want_t);
+	free(got_t);
+	free(want_s);
+	free(got_s);
+}
+
 static void
 test_train(void)
 {
@@ -622,6 +739,8 @@ test_train(void)
 	CHECK(cai_ner_train(o, &d, NULL, NULL, "{\"source\": \"toy\"}", NULL, NULL, &model2, &len2,
 						&metrics2, &err) == CAI_OK, "%s", err.msg);
 	CHECK(len == len2 && model2 != NULL && memcmp(model, model2, len) == 0, "same seed, same bytes");
+
+	check_ner_zero_copy(model, len, &te);
 
 	/* load, tag */
 	CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK, "%s", err.msg);

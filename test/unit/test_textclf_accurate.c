@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <json-c/json.h>
 
@@ -483,7 +484,7 @@ test_determinism(void)
 	CHECK(cai_format_read(c.model, c.len, &fc, &err) == CAI_OK, "read c");
 	if (fa == NULL || fb == NULL || fc == NULL)
 		goto done;
-	CHECK(fa->n_tensors == fb->n_tensors && fa->n_tensors == 13, "tensor count %d", fa->n_tensors);
+	CHECK(fa->n_tensors == fb->n_tensors && fa->n_tensors == 15, "tensor count %d (13 + the two slot tables)", fa->n_tensors);
 	for (int i = 0; i < fa->n_tensors && i < fb->n_tensors; i++)
 	{
 		/* the embedded fast model's metadata holds its training time: compare its parts */
@@ -798,6 +799,196 @@ test_corrupt_models(void)
 	trained_free(&r);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Zero-copy loading                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* The model bytes in a fresh read-only mapping: any write through the model faults. */
+static uint8_t *
+readonly_copy(const uint8_t *b, size_t n)
+{
+	uint8_t    *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memcpy(p, b, n);
+	if (mprotect(p, n, PROT_READ) != 0)
+	{
+		munmap(p, n);
+		return NULL;
+	}
+	return p;
+}
+
+/* Class probabilities of every text of d (n * n_labels floats, malloc'ed). */
+static float *
+all_probs(const cai_textclf *m, const cai_textclf_data *d)
+{
+	int			L = cai_textclf_n_labels(m);
+	float	   *p = calloc(d->n * (size_t) L + 1, sizeof(float));
+
+	for (size_t i = 0; i < d->n; i++)
+		if (cai_textclf_predict(m, d->texts[i], d->lens[i], p + i * (size_t) L, NULL) != CAI_OK)
+			p[i * (size_t) L] = -1.0f;
+	return p;
+}
+
+static void
+zc_rename(cai_model_file *mf, const char *name)
+{
+	cai_tensor *t = (cai_tensor *) cai_model_file_tensor(mf, name);
+
+	if (t != NULL)
+		t->name[0] = 'x';		/* unknown to the loader: as in a model written before */
+}
+
+/*
+ * A model loaded in place from a read-only mapping (trusted or verified)
+ * predicts bit for bit what the copying path predicts, allocates little, and
+ * so does a model without the serialized tables (an older model, which gets
+ * private ones).  serialized names the optional tensors of the architecture.
+ */
+static void
+check_zero_copy(const uint8_t *model, size_t len, const cai_textclf_data *d,
+				const char *const *serialized, int n_serialized, const char *what)
+{
+	cai_model_file *mf = NULL;
+	cai_textclf *m = NULL;
+	cai_error	err;
+	float	   *want = NULL;
+	uint8_t    *ro = readonly_copy(model, len);
+
+	CHECK(ro != NULL, "%s: read-only mapping", what);
+	if (ro == NULL)
+		return;
+	CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK && cai_textclf_load(mf, &m, &err) == CAI_OK,
+		  "%s: copy load: %s", what, err.msg);
+	if (m != NULL)
+		want = all_probs(m, d);
+	cai_textclf_free(m);
+	cai_model_file_free(mf);
+	m = NULL;
+	mf = NULL;
+	if (want == NULL)
+		goto done;
+
+	for (int verify = 0; verify < 2; verify++)
+	{
+		float	   *got;
+
+		CHECK(cai_format_read_view(ro, len, verify, &mf, &err) == CAI_OK && cai_textclf_load(mf, &m, &err) == CAI_OK,
+			  "%s: view load (verify %d): %s", what, verify, err.msg);
+		if (m == NULL)
+			continue;
+		CHECK(cai_textclf_memory(m) * 100 < len, "%s: view load keeps %zu private bytes of %zu",
+			  what, cai_textclf_memory(m), len);
+		got = all_probs(m, d);
+		CHECK(memcmp(got, want, sizeof(float) * d->n * (size_t) cai_textclf_n_labels(m)) == 0,
+			  "%s: view predictions bit for bit (verify %d)", what, verify);
+		free(got);
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+		m = NULL;
+		mf = NULL;
+	}
+
+	/* without the serialized tables (an older model): built privately, same predictions */
+	CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK, "%s: read", what);
+	if (mf != NULL)
+	{
+		for (int i = 0; i < n_serialized; i++)
+			zc_rename(mf, serialized[i]);
+		for (int trusted = 0; trusted < 2; trusted++)
+		{
+			mf->trusted = trusted;
+			CHECK(cai_textclf_load(mf, &m, &err) == CAI_OK, "%s: load without tables: %s", what, err.msg);
+			if (m != NULL)
+			{
+				float	   *got = all_probs(m, d);
+
+				CHECK(memcmp(got, want, sizeof(float) * d->n * (size_t) cai_textclf_n_labels(m)) == 0,
+					  "%s: predictions without the serialized tables bit for bit", what);
+				free(got);
+			}
+			cai_textclf_free(m);
+			m = NULL;
+		}
+		cai_model_file_free(mf);
+		mf = NULL;
+	}
+done:
+	free(want);
+	munmap(ro, len);
+}
+
+/* Damage to the serialized tables: rejected when verified, harmless when trusted. */
+static void
+check_table_damage(const uint8_t *model, size_t len, const cai_textclf_data *d,
+				   const char *slots, const char *want_msg, const char *what)
+{
+	for (int k = 0; k < 4; k++)
+	{
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err;
+		cai_tensor *t;
+		int32_t    *s;
+
+		if (cai_format_read(model, len, &mf, &err) != CAI_OK)
+			return;
+		t = (cai_tensor *) cai_model_file_tensor(mf, slots);
+		CHECK(t != NULL, "%s: model has %s", what, slots);
+		if (t == NULL)
+		{
+			cai_model_file_free(mf);
+			return;
+		}
+		s = t->data;
+		for (int64_t i = 0; i < t->shape[0]; i++)
+		{
+			if (k == 0 && s[i] != 0)
+			{
+				s[i] = INT32_MAX;	/* out of range */
+				break;
+			}
+			if (k == 1)
+				s[i] = 1 + (int32_t) (i % 3);	/* full: no empty slot, ids repeat */
+			if (k == 2 && s[i] == 0)
+			{
+				s[i] = 1;		/* one id twice */
+				break;
+			}
+			if (k == 3)
+				s[i] = -5;
+		}
+		CHECK(cai_textclf_load(mf, &m, &err) == CAI_ERR_FORMAT && strstr(err.msg, want_msg) != NULL,
+			  "%s: damaged %s (%d) rejected: %s", what, slots, k, err.msg);
+		cai_textclf_free(m);
+		m = NULL;
+		mf->trusted = true;
+		CHECK(cai_textclf_load(mf, &m, &err) == CAI_OK, "%s: trusted damaged load: %s", what, err.msg);
+		if (m != NULL)
+			free(all_probs(m, d));	/* bounded and in bounds (ASan) */
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+	}
+}
+
+static void
+test_zero_copy(void)
+{
+	static const char *const tabs[] = {"accurate.vocab.slots", "accurate.buckets.slots"};
+	Trained		r = train_with("{" ACC "\"dimensions\": 16, \"epochs\": 2}", &tr.d, &va.d, NULL, NULL);
+
+	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
+	if (r.st != CAI_OK)
+		return;
+	check_zero_copy(r.model, r.len, &te.d, tabs, 2, "accurate");
+	check_table_damage(r.model, r.len, &te.d, "accurate.vocab.slots", "vocabulary", "accurate vocabulary");
+	check_table_damage(r.model, r.len, &te.d, "accurate.buckets.slots", "bucket index", "accurate buckets");
+	trained_free(&r);
+}
+
 int
 main(void)
 {
@@ -810,6 +1001,7 @@ main(void)
 	test_determinism();
 	test_cancel_and_limits();
 	test_corrupt_models();
+	test_zero_copy();
 
 	toy_free(&tr);
 	toy_free(&va);

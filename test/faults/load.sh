@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# load.sh: cai_predict under concurrent load while the model store changes.
+# pgbench (16 clients, 2 threads) predicts on random generated sentences for
+# LOAD_SECONDS (default 20) while, in parallel, an asynchronous training job
+# runs to completion, another is started and cancelled, and cai_deploy
+# switches the deployed version of the model every 2 s.  A long-lived session
+# predicts in a loop the whole time.  Checks: zero failed transactions and no
+# aborted client, no backend crash (postmaster start time unchanged, no
+# "terminated by signal" in the server log), the jobs end as expected, and the
+# private memory (RssAnon) of the long-lived session and of every pgbench
+# backend grows by at most MAX_GROWTH_MB (default 20) between warm-up and end.
+# Throughput and latency percentiles (from the per-transaction log) go to
+# stdout and to bench/results-load.md (RESULTS=path to change, RESULTS= to skip).
+# Then a model-cache churn: one session predicts while CHURN_VERSIONS new
+# versions of a larger model are deployed (and the old ones dropped); its
+# memory must stay flat too.
+#   LOAD_SECONDS=N  CLIENTS=16  THREADS=2  MAX_GROWTH_MB=20  CHURN_VERSIONS=30
+NAME=load
+source "$(dirname "$0")/lib.sh"
+LOAD_SECONDS=${LOAD_SECONDS:-20}
+[ "$LOAD_SECONDS" -ge 10 ] || LOAD_SECONDS=10
+CLIENTS=${CLIENTS:-16}
+THREADS=${THREADS:-2}
+MAX_GROWTH_MB=${MAX_GROWTH_MB:-20}
+CHURN_VERSIONS=${CHURN_VERSIONS:-30}
+RESULTS=${RESULTS-$FAULTS_ROOT/bench/results-load.md}
+
+cluster_start "max_connections = $((CLIENTS + 30))"
+work=$CAI_PGDATA/load
+mkdir -p "$work"
+q -c "CREATE EXTENSION cai_synergy" && make_reviews postgres reviews 2000 && make_slow postgres slow \
+	|| bail "set up the database"
+q >/dev/null 2>&1 <<'SQL' || bail "train two versions of the live model"
+SELECT 1 FROM cai_train('live', 'sentiment', 'reviews', options => '{"seed": 1}');
+SELECT 1 FROM cai_train('live', 'sentiment', 'reviews', options => '{"seed": 2, "deploy": "always"}');
+SQL
+model_size=$(q -c "SELECT string_agg(size::text, ' / ' ORDER BY version) FROM cai_models WHERE name = 'live'")
+diag "model live: versions 1 and 2, $model_size bytes"
+start_time=$(q -c "SELECT pg_postmaster_start_time()")
+
+# the long-lived session: a procedure predicting in a loop, committing every
+# 50 iterations so it sees new deployments
+q <<'SQL' || bail "create the loop procedure"
+CREATE PROCEDURE predict_loop(seconds float8) LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  n bigint := 0;
+  words text[] := ARRAY['great', 'awful', 'film', 'acting', 'loved', 'hated', 'dull', 'superb', 'story', 'moving',
+                        'boring', 'wonderful', 'weak', 'brilliant', 'terrible', 'the', 'a', 'and', 'it', 'truly'];
+  s text;
+  probe jsonb;
+  seen jsonb[] := '{}';
+BEGIN
+  WHILE clock_timestamp() < t0 + seconds * interval '1 second' LOOP
+    s := words[1 + (random() * 19)::int] || ' ' || words[1 + (random() * 19)::int] || ' '
+         || words[1 + (random() * 19)::int] || ' ' || md5(random()::text);
+    PERFORM cai_predict('live', s);
+    PERFORM cai_predict_proba('live', s);
+    n := n + 1;
+    IF n % 50 = 0 THEN
+      probe := cai_predict_proba('live', 'truly wonderful acting 3');
+      IF NOT probe = ANY (seen) THEN seen := seen || probe; END IF;
+      COMMIT;
+    END IF;
+  END LOOP;
+  RAISE WARNING 'predict_loop: % iterations, % distinct answers on the probe', n, cardinality(seen);
+END $$;
+SQL
+
+# pgbench: one random 3-8 word sentence a transaction (a word list and a random number)
+cat >"$work/predict.sql" <<'PGB'
+\set n random(3, 8)
+\set seed random(1, 1000000000)
+SELECT cai_predict('live', (SELECT string_agg((ARRAY['great', 'awful', 'film', 'acting', 'loved', 'hated', 'dull',
+         'superb', 'story', 'moving', 'boring', 'wonderful', 'weak', 'brilliant', 'terrible', 'the', 'a', 'and', 'it',
+         'truly'])[1 + (hashint4(:seed + i) & 2147483647) % 20], ' ') FROM generate_series(1, :n) i) || ' ' || :seed);
+PGB
+pgbench -n -f "$work/predict.sql" -c 1 -t 5 >"$work/smoke.out" 2>&1
+ok $? "the pgbench script runs" || sed 's/^/# /' "$work/smoke.out"
+
+rss_kb() {	# rss_kb PID FIELD -> kB (VmRSS or RssAnon from /proc/PID/status)
+	awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null
+}
+rss_pgbench() {	# "pid:RssAnon" of every pgbench backend
+	local p
+	for p in $(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND backend_type = 'client backend'"); do
+		echo "$p:$(rss_kb "$p" RssAnon)"
+	done
+}
+
+# --- the run
+cmd="pgbench -n -f predict.sql -c $CLIENTS -j $THREADS -T $LOAD_SECONDS -P 5 -l --log-prefix=pgb"
+diag "running: $cmd (plus training, cancel, deploy switches, a long-lived session)"
+(cd "$work" && exec $cmd) >"$work/pgbench.out" 2>&1 &
+pgb=$!
+PGAPPNAME=memloop q -c "CALL predict_loop($LOAD_SECONDS + 4)" >"$work/memloop.out" 2>&1 &
+memloop=$!
+t0=$(date +%s)
+elapsed() { echo $(($(date +%s) - t0)); }
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'memloop' AND state = 'active'"
+memloop_pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'memloop'")
+
+# a training that runs through the load, and one that is cancelled
+j_bg=$(q -c "SELECT cai_train_async('bg', 'sentiment', 'slow', options => '{\"epochs\": 4, \"patience\": 0}')")
+j_cancel=$(q -c "SELECT cai_train_async('bg cancel', 'sentiment', 'slow', options => '{\"epochs\": 1000, \"patience\": 0}')")
+wait_for 20 "SELECT state = 'running' FROM cai_jobs WHERE job_id = $j_cancel"
+ok $? "the job to cancel is running under load"
+sleep 1
+is "$(q -c "SELECT cai_cancel($j_cancel)")" t "cai_cancel under load"
+bg_during=$(q -c "SELECT state FROM cai_jobs WHERE job_id = $j_bg")
+
+# deploy switches every 2 s; memory samples after warm-up (both versions used) and near the end
+switches=0 deploy_errors=0 warm_done=0 version=2
+while kill -0 "$pgb" 2>/dev/null; do
+	e=$(elapsed)
+	if [ "$e" -ge $((LOAD_SECONDS - 2)) ]; then
+		end_mem=$(rss_kb "$memloop_pid" RssAnon); end_mem_rss=$(rss_kb "$memloop_pid" VmRSS); end_pgb=$(rss_pgbench)
+		break
+	fi
+	if [ $((e % 2)) -eq 0 ] && [ "$e" -ne "${last_switch:--1}" ]; then
+		last_switch=$e
+		version=$((3 - version))
+		if [ "$(q -c "SELECT cai_deploy('live', $version)" 2>>"$work/deploy.err")" = "$version" ]; then
+			switches=$((switches + 1))
+		else
+			deploy_errors=$((deploy_errors + 1))
+		fi
+	fi
+	if [ $warm_done -eq 0 ] && [ "$e" -ge 5 ]; then
+		warm_done=1
+		warm_mem=$(rss_kb "$memloop_pid" RssAnon); warm_mem_rss=$(rss_kb "$memloop_pid" VmRSS); warm_pgb=$(rss_pgbench)
+		diag "warm-up at ${e}s: session RssAnon ${warm_mem} kB, VmRSS ${warm_mem_rss} kB"
+	fi
+	sleep 0.2
+done
+wait "$pgb"
+pgb_status=$?
+ok $pgb_status "pgbench exits with status 0"
+sed 's/^/# pgbench: /' "$work/pgbench.out" | grep -vE 'pgbench: (transaction type|scaling factor|query mode|maximum number of tries|duration|number of clients|number of threads)'
+
+# --- checks
+failed_tx=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/pgbench.out")
+is "${failed_tx:-missing}" 0 "zero failed transactions"
+! grep -qiE 'aborted|error' "$work/pgbench.out"
+ok $? "no aborted client and no error in pgbench's output"
+processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")
+[ "${processed:-0}" -gt 0 ]; ok $? "transactions were processed (${processed:-0})"
+tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench.out" | awk '{printf "%.1f", $1}')
+is "$deploy_errors" 0 "$switches deploy switches mid-run, none failed"
+[ "$switches" -ge 3 ]; ok $? "the deployed version switched at least 3 times"
+is "$(q -c "SELECT state FROM cai_wait($j_cancel)")" cancelled "the cancelled job ends cancelled"
+is "$(q -c "SELECT count(*) FROM cai_models WHERE name = 'bg cancel'")" 0 "and stored nothing"
+diag "background job state during the load: $bg_during"
+is "$(q -c "SET statement_timeout = '120s'; SELECT state || ' v' || version FROM cai_wait($j_bg)")" "succeeded v1" \
+	"the training that ran during the load succeeded"
+bg_secs=$(q -c "SELECT round(extract(epoch FROM finished_at - started_at)::numeric, 1) FROM cai_jobs WHERE job_id = $j_bg")
+wait "$memloop"
+ok $? "the long-lived session's loop ran without error"
+iters=$(grep -o 'predict_loop: [0-9]* iterations' "$work/memloop.out" | awk '{print $2}')
+answers=$(grep -o '[0-9]* distinct answers' "$work/memloop.out" | awk '{print $1}')
+is "${answers:-?}" 2 "the long-lived session followed the deploy switches (both versions' answers seen)"
+diag "long-lived session: ${iters:-?} iterations (cai_predict + cai_predict_proba each)"
+
+# the version deployed last is the one a new statement uses
+final=$(q -c "SELECT version FROM cai_models WHERE name = 'live' AND deployed")
+want=$(q -c "SELECT cai_predict_proba('live', 'truly wonderful acting 3')")
+other=$(q <<SQL
+BEGIN;
+SELECT cai_deploy('live', $((3 - final))) \\g /dev/null
+SELECT cai_predict_proba('live', 'truly wonderful acting 3');
+ROLLBACK;
+SQL
+)
+[ -n "$want" ] && [ "$want" != "$other" ]; ok $? "versions answer differently and the deployed one (v$final) is used"
+
+is "$(q -c "SELECT pg_postmaster_start_time()")" "$start_time" "the postmaster never restarted"
+! grep -qE 'terminated by signal|PANIC|TRAP' "$CAI_PGDATA/server.log"
+ok $? "no backend terminated by a signal (server log)"
+grep -E 'terminated by signal|PANIC|TRAP' "$CAI_PGDATA/server.log" | head -n 5 | sed 's/^/# log: /'
+
+# memory: RssAnon (private memory; VmRSS also counts touched shared buffers)
+growth_mb() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1024}'; }
+mem_growth=$(growth_mb "${warm_mem:-0}" "${end_mem:-0}")
+diag "long-lived session RssAnon: warm-up ${warm_mem:-?} kB, end ${end_mem:-?} kB, growth $mem_growth MB (VmRSS ${warm_mem_rss:-?} -> ${end_mem_rss:-?} kB)"
+[ -n "${warm_mem:-}" ] && [ -n "${end_mem:-}" ] && awk -v g="$mem_growth" -v m="$MAX_GROWTH_MB" 'BEGIN {exit !(g <= m)}'
+ok $? "the long-lived session's memory is flat (growth $mem_growth MB <= $MAX_GROWTH_MB MB)"
+pgb_growth=$(join -t: <(tr ' ' '\n' <<<"$warm_pgb" | sort) <(tr ' ' '\n' <<<"$end_pgb" | sort) \
+	| awk -F: '$2 != "" && $3 != "" {g = ($3 - $2) / 1024; if (g > max) max = g; n++; w += $2; e += $3}
+	           END {printf "%d %.1f %.0f %.0f", n, max, n ? w / n : 0, n ? e / n : 0}')
+read -r pgb_n pgb_max pgb_warm_avg pgb_end_avg <<<"$pgb_growth"
+diag "pgbench backends: $pgb_n sampled, RssAnon avg $pgb_warm_avg -> $pgb_end_avg kB, max growth $pgb_max MB"
+[ "$pgb_n" -ge 1 ] && awk -v g="$pgb_max" -v m="$MAX_GROWTH_MB" 'BEGIN {exit !(g <= m)}'
+ok $? "every pgbench backend's memory is flat (max growth $pgb_max MB <= $MAX_GROWTH_MB MB)"
+
+# --- model cache churn: a session predicts while CHURN_VERSIONS new versions
+# of a larger model are imported, deployed and the old ones dropped; the
+# session must not keep the versions it no longer uses
+q -c "SELECT 1 FROM cai_train('big', 'sentiment', 'slow', options => '{\"epochs\": 1, \"dimensions\": 20}')" >/dev/null 2>&1 \
+	|| bail "train the churn model"
+big_size=$(q -c "SELECT size FROM cai_models WHERE name = 'big'")
+CHURN_WARM=5
+{
+	echo 'SELECT pg_backend_pid() AS pid \gset'
+	echo '\setenv PID :pid'
+	for i in $(seq 1 "$CHURN_VERSIONS"); do
+		echo "\\! psql -X -qAt -c \"SELECT cai_deploy('big', cai_import('big', cai_export('big', 1)))\" -c \"SELECT count(cai_drop_model('big', version)) FROM cai_models WHERE name = 'big' AND version > 1 AND NOT deployed\" >/dev/null"
+		echo "SELECT 'answer ' || cai_predict('big', 'word$i other$i more$i');"
+		[ "$i" -eq "$CHURN_WARM" ] && echo '\! echo "rss_warm $(awk '"'"'/^RssAnon/ {print $2}'"'"' /proc/$PID/status)"'
+	done
+	echo '\! echo "rss_end $(awk '"'"'/^RssAnon/ {print $2}'"'"' /proc/$PID/status)"'
+} >"$work/churn.sql"
+t0=$(date +%s)
+q -f "$work/churn.sql" >"$work/churn.out" 2>&1
+ok $? "a session predicted through $CHURN_VERSIONS deployments of new versions of a $big_size-byte model ($(($(date +%s) - t0)) s)"
+is "$(grep -c '^answer ' "$work/churn.out")" "$CHURN_VERSIONS" "every prediction during the churn answered"
+grep -v -e '^answer ' -e '^rss_' "$work/churn.out" | head -n 5 | sed 's/^/# churn: /'
+churn_warm=$(awk '$1 == "rss_warm" {print $2}' "$work/churn.out")
+churn_end=$(awk '$1 == "rss_end" {print $2}' "$work/churn.out")
+churn_growth=$(growth_mb "${churn_warm:-0}" "${churn_end:-0}")
+diag "churn session RssAnon: after $CHURN_WARM versions ${churn_warm:-?} kB, after $CHURN_VERSIONS ${churn_end:-?} kB, growth $churn_growth MB"
+[ -n "$churn_warm" ] && [ -n "$churn_end" ] && awk -v g="$churn_growth" -v m="$MAX_GROWTH_MB" 'BEGIN {exit !(g <= m)}'
+ok $? "the model cache does not keep replaced versions (growth $churn_growth MB <= $MAX_GROWTH_MB MB)"
+is "$(q -c "SELECT count(*) FROM cai_models WHERE name = 'big'")" 2 "the churn left version 1 and the deployed one"
+
+# --- PARALLEL SAFE: parallel workers load the model and answer as the leader does
+PAR="SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+     SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;"
+PQ="SELECT count(*) || ' ' || sum(((cai_predict_proba('live', text || ' ' || md5(text))->>'positive')::float8 * 1e9)::bigint)
+            || ' ' || sum((cai_predict('live', md5(text) || ' ' || text) = 'positive')::int) FROM reviews"
+serial=$(q -c "SET max_parallel_workers_per_gather = 0; $PQ")
+parallel=$(q -c "$PAR $PQ")
+launched=$(q -c "$PAR EXPLAIN (ANALYZE, COSTS OFF, FORMAT TEXT) $PQ" | sed -n 's/.*Workers Launched: \([0-9]*\).*/\1/p')
+[ "${launched:-0}" -ge 1 ]; ok $? "a parallel plan launched ${launched:-0} workers"
+is "$parallel" "$serial" "parallel workers (partial aggregates) predict exactly as a serial scan: $parallel"
+
+# latency percentiles from the per-transaction logs (3rd field, microseconds)
+cat "$work"/pgb.* 2>/dev/null | awk '{print $3}' | sort -n >"$work/lat"
+nlat=$(wc -l <"$work/lat")
+pct() { awk -v p="$1" -v n="$nlat" 'NR == (int(n * p / 100) > 0 ? int(n * p / 100) : 1) {printf "%.2f", $1 / 1000; exit}' "$work/lat"; }
+p50=$(pct 50); p95=$(pct 95); p99=$(pct 99)
+pmax=$(tail -n 1 "$work/lat" | awk '{printf "%.2f", $1 / 1000}')
+avg=$(awk '{s += $1} END {if (NR) printf "%.2f", s / NR / 1000}' "$work/lat")
+is "$nlat" "${processed:-0}" "the per-transaction log has one line per transaction"
+diag "throughput $tps tps; latency ms: avg $avg p50 $p50 p95 $p95 p99 $p99 max $pmax"
+
+if [ -n "$RESULTS" ]; then
+	{
+		echo "# cai_predict under load"
+		echo
+		echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by:"
+		echo
+		echo "    LOAD_SECONDS=$LOAD_SECONDS CLIENTS=$CLIENTS THREADS=$THREADS test/faults/load.sh"
+		echo
+		echo "which runs \`$cmd\` against a throwaway PostgreSQL 15 cluster (unix socket, fsync off), with"
+		echo "test/faults/load.sh's predict.sql: one \`cai_predict('live', <3-8 random words + a number>)\` per transaction."
+		echo
+		echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) vCPUs (nproc); load average at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg) (the VM is shared with other jobs)"
+		echo "- model: sentiment, default options, $model_size bytes (versions 1 / 2), trained on 2000 generated reviews"
+		echo "- during the run: an asynchronous training (30000 rows, 4 epochs; took ${bg_secs:-?} s, state during the load: $bg_during),"
+		echo "  another one started and cancelled, $switches \`cai_deploy\` switches between versions 1 and 2 (every 2 s),"
+		echo "  and a long-lived session predicting in a loop (${iters:-?} iterations of cai_predict + cai_predict_proba)"
+		echo
+		echo "| clients | threads | seconds | transactions | failed | tps | avg ms | p50 ms | p95 ms | p99 ms | max ms |"
+		echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| $CLIENTS | $THREADS | $LOAD_SECONDS | ${processed:-?} | ${failed_tx:-?} | ${tps:-?} | $avg | $p50 | $p95 | $p99 | $pmax |"
+		echo
+		echo "Percentiles are computed from pgbench's per-transaction log (\`-l\`), all transactions of the run."
+		echo
+		echo "Memory (private memory, RssAnon from /proc/PID/status; VmRSS also counts touched shared buffers):"
+		echo
+		echo "| backend | after warm-up (5 s) | end | growth |"
+		echo "|---|---:|---:|---:|"
+		echo "| long-lived session (cai_predict loop) | ${warm_mem:-?} kB | ${end_mem:-?} kB | $mem_growth MB |"
+		echo "| pgbench backends ($pgb_n, average; max growth) | $pgb_warm_avg kB | $pgb_end_avg kB | $pgb_max MB |"
+		echo "| session predicting through $CHURN_VERSIONS new deployed versions of a $big_size-byte model (after $CHURN_WARM versions; end) | ${churn_warm:-?} kB | ${churn_end:-?} kB | $churn_growth MB |"
+		echo
+		echo "Result: $( [ "$_failed" -eq 0 ] && echo "all $_passed checks passed" || echo "$_failed of $((_passed + _failed)) checks FAILED") (zero failed transactions, no crash, memory growth <= $MAX_GROWTH_MB MB)."
+	} >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
+	diag "results written to ${RESULTS#"$FAULTS_ROOT"/}"
+fi
+finish
