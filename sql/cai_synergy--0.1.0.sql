@@ -161,6 +161,18 @@ RETURNS TABLE (entity text, label text, start_pos integer, end_pos integer, scor
 COMMENT ON FUNCTION @extschema@.cai_entities(text, text) IS
     'entities in raw text, one row each: text, type, 1-based start and inclusive end character positions (substr(input, start_pos, end_pos - start_pos + 1) = entity), confidence';
 
+CREATE FUNCTION @extschema@.cai_conlleval_transfn(internal, text[], text[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'cai_conlleval_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.cai_conlleval_finalfn(internal) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'cai_conlleval_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE @extschema@.cai_conlleval(gold text[], predicted text[]) (
+    SFUNC = @extschema@.cai_conlleval_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.cai_conlleval_finalfn
+);
+COMMENT ON AGGREGATE @extschema@.cai_conlleval(text[], text[]) IS
+    'entity-level precision, recall, F1 (micro and per type) and token accuracy of predicted tag sequences against gold ones (one row per sentence, any of IOB1/IOB2/BIOES), counted as conlleval';
+
 -- ---------------------------------------------------------------------------
 -- Asynchronous training jobs
 --
@@ -256,6 +268,8 @@ BEGIN
                   DETAIL = 'A snapshot taken once would never see the job finish.';
     END IF;
     LOOP
+        -- pg_stat_activity (the liveness of the worker) is cached per transaction otherwise
+        PERFORM pg_stat_clear_snapshot();
         SELECT * INTO j FROM @extschema@.cai_jobs WHERE cai_jobs.job_id = cai_wait.job_id;
         IF NOT FOUND THEN
             -- the worker records its job right after it starts

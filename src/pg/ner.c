@@ -19,8 +19,8 @@
 
 #include "cai_pg.h"
 
-/* Most tokens cai_tag accepts in one array (the tokenizer's limit for raw text is cai.max_input_length). */
-#define CAI_TAG_MAX_TOKENS	(10 * 1000 * 1000)
+/* Most tokens cai_tag accepts in one array; raw text is bounded by cai.max_input_length. */
+#define CAI_TAG_MAX_TOKENS	100000
 
 static void
 CaiNerCheck(CaiLoadedModel *m, const char *function)
@@ -133,7 +133,8 @@ cai_tag(PG_FUNCTION_ARGS)
 	if (n > CAI_TAG_MAX_TOKENS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many tokens: %d (limit %d)", n, CAI_TAG_MAX_TOKENS)));
+				 errmsg("too many tokens: %d (limit %d)", n, CAI_TAG_MAX_TOKENS),
+				 errhint("Split the text into sentences, or use cai_entities on the raw text.")));
 	toks = palloc(sizeof(char *) * n);
 	lens = palloc(sizeof(size_t) * n);
 	tags = palloc(sizeof(char *) * n);
@@ -211,5 +212,100 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 		result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(result),
 													DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
 	}
+	PG_RETURN_JSONB_P(result);
+}
+
+/*
+ * cai_conlleval(gold text[], predicted text[]): an aggregate that scores tag
+ * sequences (one row per sentence) exactly as cai_evaluate does, for
+ * predictions made by any tagger.
+ */
+typedef struct CaiConllState
+{
+	CaiNerRows	gold;			/* tokens unused; tags = gold tags */
+	char	  **pred;
+	int64		predcap;
+} CaiConllState;
+
+PG_FUNCTION_INFO_V1(cai_conlleval_transfn);
+Datum
+cai_conlleval_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	MemoryContext old;
+	CaiConllState *st;
+	Datum	   *g;
+	Datum	   *p;
+	bool	   *gn;
+	bool	   *pn;
+	int			ng;
+	int			np;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "cai_conlleval_transfn called in non-aggregate context");
+	st = PG_ARGISNULL(0) ? NULL : (CaiConllState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(st);
+	old = MemoryContextSwitchTo(aggcxt);
+	if (st == NULL)
+		st = palloc0(sizeof(CaiConllState));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &g, &gn, &ng);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT, &p, &pn, &np);
+	if (ng != np)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sentence " INT64_FORMAT " has %d gold tags but %d predicted tags", st->gold.n + 1, ng, np)));
+	if (st->gold.cap == 0)
+	{
+		st->gold.cap = 256;
+		st->gold.offsets = palloc(sizeof(int64) * (st->gold.cap + 1));
+		st->gold.offsets[0] = 0;
+	}
+	else if (st->gold.n + 1 >= st->gold.cap)
+	{
+		st->gold.cap *= 2;
+		st->gold.offsets = repalloc_huge(st->gold.offsets, sizeof(int64) * (st->gold.cap + 1));
+	}
+	if (st->gold.ntok + ng > st->predcap)
+	{
+		int64		cap = Max(st->predcap * 2, st->gold.ntok + ng + 1024);
+
+		st->gold.tags = st->predcap ? repalloc_huge(st->gold.tags, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+		st->pred = st->predcap ? repalloc_huge(st->pred, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+		st->predcap = cap;
+	}
+	for (int i = 0; i < ng; i++)
+	{
+		if (gn[i] || pn[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("sentence " INT64_FORMAT ": tag %d is NULL", st->gold.n + 1, i + 1)));
+		st->gold.tags[st->gold.ntok] = TextDatumGetCString(g[i]);
+		st->pred[st->gold.ntok] = TextDatumGetCString(p[i]);
+		st->gold.ntok++;
+	}
+	st->gold.offsets[++st->gold.n] = st->gold.ntok;
+	MemoryContextSwitchTo(old);
+	PG_RETURN_POINTER(st);
+}
+
+PG_FUNCTION_INFO_V1(cai_conlleval_finalfn);
+Datum
+cai_conlleval_finalfn(PG_FUNCTION_ARGS)
+{
+	CaiConllState *st = PG_ARGISNULL(0) ? NULL : (CaiConllState *) PG_GETARG_POINTER(0);
+	char	   *json = NULL;
+	cai_error	err = {0};
+	cai_status	s;
+	Jsonb	   *result;
+
+	if (st == NULL || st->gold.n == 0)
+		PG_RETURN_NULL();
+	s = cai_conll_eval(st->gold.offsets, st->gold.n, (const char *const *) st->gold.tags,
+					   (const char *const *) st->pred, &json, &err);
+	if (s != CAI_OK)
+		CaiReportCoreError(s, &err, "evaluation failed");
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	cai_free(json);
 	PG_RETURN_JSONB_P(result);
 }

@@ -126,8 +126,14 @@ END $f$;
 SET statement_timeout = '1500ms';
 SELECT is(tap_tc.train_slow(), 'cancelled: canceling statement due to statement timeout', 'statement_timeout cancels training');
 RESET statement_timeout;
-SELECT pg_sleep(0.2) FROM generate_series(1, 10)
- WHERE EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'cai_synergy training');
+DO $w$
+BEGIN
+  FOR i IN 1 .. 50 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'cai_synergy training');
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $w$;
 SELECT is((SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'cai_synergy training'), 0,
           'the training worker has stopped');
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'slow'), 0, 'a cancelled training stores nothing');
