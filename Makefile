@@ -10,6 +10,7 @@ EXTVERSION = 0.1.0
 MODULE_big = cai_synergy
 OBJS = \
 	src/core/common.o \
+	src/core/modelutil.o \
 	src/core/format.o \
 	src/core/tokenize.o \
 	src/core/options.o \

@@ -16,7 +16,7 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-CORE_MODULES = common format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner
+CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
@@ -26,10 +26,10 @@ test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
 test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
-test_metrics_MODULES = common metrics
-test_textclf_MODULES = common format tokenize options metrics ops optim lstm textclf textclf_accurate
-test_textclf_accurate_MODULES = common format tokenize options metrics ops optim lstm textclf textclf_accurate
-test_ner_MODULES = common format tokenize options ops optim lstm crf chunks ner
+test_metrics_MODULES = common modelutil metrics
+test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
+test_textclf_accurate_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
+test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks ner
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
 fuzz_format_MODULES = common format
@@ -49,7 +49,7 @@ $(BUILD)/libcaicore.a: $(CORE_MODULES:%=$(BUILD)/%.o)
 	ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BUILD)/test/%: test/unit/%.c test/unit/check.h $$(addprefix $(BUILD)/,$$(addsuffix .o,$$($$*_MODULES)))
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $$(addprefix $(BUILD)/,$$(addsuffix .o,$$($$*_MODULES)))
 	@mkdir -p $(BUILD)/test
 	$(CC) $(CFLAGS_CORE) -Itest/unit -o $@ $< $(patsubst %,$(BUILD)/%.o,$($*_MODULES)) $(LIBS_CORE)
 

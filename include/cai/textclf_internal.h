@@ -7,6 +7,7 @@
 #define CAI_TEXTCLF_INTERNAL_H
 
 #include "cai/textclf.h"
+#include "cai/tokenize.h"
 
 struct json_object;
 
@@ -44,5 +45,103 @@ cai_status	cai_textclf_accurate_predict(const cai_textclf_accurate *m,
 /* Upper estimate of the bytes the accurate training allocates. */
 size_t		cai_textclf_accurate_train_memory(const cai_options *opts,
 											  const cai_textclf_data *train, int n_labels);
+
+/* ---------------------------------------------------------------------- */
+/* Helpers both architectures use (defined in textclf.c)                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Final mixing of the feature hashes (the splitmix64 finalizer).  Part of
+ * both architectures' feature definitions: changing it changes the
+ * features of every model (the feature fingerprint catches it).
+ */
+static inline uint64_t
+cai_textclf_mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+/*
+ * Tokenize at most the first max_tokens tokens of text.  Only a prefix of
+ * max_tokens * bytes_per_token bytes is read, cut at a character (and when
+ * possible a space) boundary, so a huge text costs no more than a long one.
+ * *toks is cai_malloc'ed (NULL when empty).
+ */
+cai_status	cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_per_token,
+								 cai_token **toks, size_t *n_toks, cai_error *err);
+
+/*
+ * The rows a training sees: the training rows first (n_tr), then the
+ * validation rows (n_va).  The arrays are cai_malloc'ed; the texts are the
+ * caller's.
+ */
+typedef struct cai_textclf_rows
+{
+	size_t		n_tr;
+	size_t		n_va;
+	const char **txt;			/* (n_tr + n_va) */
+	size_t	   *len;			/* (n_tr + n_va) */
+	int32_t    *lab;			/* (n_tr + n_va) */
+} cai_textclf_rows;
+
+/*
+ * Fill rows from train and valid; without valid, a stratified split of train
+ * seeded by seed: per class, round(count * fraction) rows are held out for
+ * validation, keeping at least one for training.  On failure rows may hold
+ * partial allocations: release it with cai_textclf_rows_free.
+ */
+cai_status	cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
+							  double fraction, int n_labels, uint64_t seed,
+							  cai_textclf_rows *rows, cai_error *err);
+void		cai_textclf_rows_free(cai_textclf_rows *rows);
+
+/*
+ * Distinct normalized tokens ("types") of the training and validation rows,
+ * with their count in the training rows: an open-addressing hash table over
+ * an arena of NUL-terminated strings; ids follow insertion order.
+ */
+typedef struct cai_textclf_types
+{
+	char	   *arena;			/* (arena_len) NUL-terminated strings */
+	size_t		arena_len;
+	size_t		arena_cap;
+	size_t		n;
+	size_t		cap;
+	uint64_t   *hash;			/* (cap) */
+	size_t	   *off;			/* (cap) offset in arena */
+	uint32_t   *len;			/* (cap) */
+	int64_t    *count;			/* (cap) occurrences in training rows */
+	uint32_t   *slot;			/* (mask + 1) type id + 1, 0 = empty */
+	size_t		mask;
+} cai_textclf_types;
+
+/* Find or add the type s (len bytes, hash h); its id, or -1 on out of memory. */
+int64_t		cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h);
+void		cai_textclf_types_free(cai_textclf_types *tt);
+
+/* A vocabulary entry while the vocabulary is chosen. */
+typedef struct cai_textclf_vocab_item
+{
+	const char *s;
+	int64_t		count;
+	int32_t		type;
+} cai_textclf_vocab_item;
+
+/* qsort order of the vocabulary: more frequent first, then bytewise. */
+int			cai_textclf_vocab_item_cmp(const void *a, const void *b);
+
+/*
+ * The slot array of a loaded model's index: the serialized tensor name (I32,
+ * n's capacity) when the model has it (*serialized), else a private zeroed
+ * array in *own for the caller to build (its bytes added to *mem).
+ */
+cai_status	cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
+									const int32_t **slot, uint32_t *mask, int32_t **own,
+									bool *serialized, size_t *mem, cai_error *err);
 
 #endif							/* CAI_TEXTCLF_INTERNAL_H */

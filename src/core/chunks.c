@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "cai/modelutil.h"
 #include "cai/ner.h"
 
 const char *
@@ -462,19 +463,6 @@ cai_strtab_memory(const cai_strtab *t)
  * cai_conll_eval
  */
 
-static bool
-json_put(json_object *obj, const char *key, json_object *val)
-{
-	if (val == NULL)
-		return false;
-	if (json_object_object_add(obj, key, val) != 0)
-	{
-		json_object_put(val);
-		return false;
-	}
-	return true;
-}
-
 static void
 prf(int64_t correct, int64_t pred, int64_t gold, double *p, double *r, double *f)
 {
@@ -630,14 +618,14 @@ cai_conll_eval(const int64_t *offsets, size_t n,
 	if (root == NULL || tj == NULL)
 		goto nomem;
 	prf(n_ok, n_pred, n_gold, &p, &r, &f);
-	if (!json_put(root, "precision", json_object_new_double(p)) ||
-		!json_put(root, "recall", json_object_new_double(r)) ||
-		!json_put(root, "f1", json_object_new_double(f)) ||
-		!json_put(root, "accuracy", json_object_new_double(ntok > 0 ? (double) n_acc / (double) ntok : 0.0)) ||
-		!json_put(root, "tokens", json_object_new_int64((int64_t) ntok)) ||
-		!json_put(root, "gold_entities", json_object_new_int64(n_gold)) ||
-		!json_put(root, "predicted_entities", json_object_new_int64(n_pred)) ||
-		!json_put(root, "correct_entities", json_object_new_int64(n_ok)))
+	if (!cai_json_put(root, "precision", json_object_new_double(p)) ||
+		!cai_json_put(root, "recall", json_object_new_double(r)) ||
+		!cai_json_put(root, "f1", json_object_new_double(f)) ||
+		!cai_json_put(root, "accuracy", json_object_new_double(ntok > 0 ? (double) n_acc / (double) ntok : 0.0)) ||
+		!cai_json_put(root, "tokens", json_object_new_int64((int64_t) ntok)) ||
+		!cai_json_put(root, "gold_entities", json_object_new_int64(n_gold)) ||
+		!cai_json_put(root, "predicted_entities", json_object_new_int64(n_pred)) ||
+		!cai_json_put(root, "correct_entities", json_object_new_int64(n_ok)))
 		goto nomem;
 	for (int32_t i = 0; i < types.n; i++)
 	{
@@ -658,15 +646,15 @@ cai_conll_eval(const int64_t *offsets, size_t n,
 			goto nomem;
 		}
 		prf(cnt[i * 3 + 2], cnt[i * 3 + 1], cnt[i * 3 + 0], &p, &r, &f);
-		if (!json_put(o, "precision", json_object_new_double(p)) ||
-			!json_put(o, "recall", json_object_new_double(r)) ||
-			!json_put(o, "f1", json_object_new_double(f)) ||
-			!json_put(o, "support", json_object_new_int64(cnt[i * 3 + 0])) ||
-			!json_put(o, "predicted", json_object_new_int64(cnt[i * 3 + 1])) ||
-			!json_put(o, "correct", json_object_new_int64(cnt[i * 3 + 2])))
+		if (!cai_json_put(o, "precision", json_object_new_double(p)) ||
+			!cai_json_put(o, "recall", json_object_new_double(r)) ||
+			!cai_json_put(o, "f1", json_object_new_double(f)) ||
+			!cai_json_put(o, "support", json_object_new_int64(cnt[i * 3 + 0])) ||
+			!cai_json_put(o, "predicted", json_object_new_int64(cnt[i * 3 + 1])) ||
+			!cai_json_put(o, "correct", json_object_new_int64(cnt[i * 3 + 2])))
 			goto nomem;
 	}
-	if (!json_put(root, "types", tj))
+	if (!cai_json_put(root, "types", tj))
 	{
 		tj = NULL;
 		goto nomem;

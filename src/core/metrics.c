@@ -9,6 +9,7 @@
  * support) and the average weighted by support; plus the confusion matrix.
  */
 #include "cai/metrics.h"
+#include "cai/modelutil.h"
 
 #include <string.h>
 
@@ -167,20 +168,6 @@ score_object(double p, double r, double f1, int64_t support)
 	return o;
 }
 
-/* Add val to obj under key; on failure val is released.  false on failure. */
-static bool
-add_member(json_object *obj, const char *key, json_object *val)
-{
-	if (val == NULL)
-		return false;
-	if (json_object_object_add(obj, key, val) != 0)
-	{
-		json_object_put(val);
-		return false;
-	}
-	return true;
-}
-
 static bool
 add_array_item(json_object *arr, json_object *val)
 {
@@ -242,13 +229,13 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 	root = json_object_new_object();
 	if (root == NULL)
 		goto fail;
-	if (!add_member(root, "accuracy", json_object_new_double(t.accuracy)) ||
-		!add_member(root, "macro_f1", json_object_new_double(t.macro_f1)) ||
-		!add_member(root, "weighted_f1", json_object_new_double(t.weighted_f1)))
+	if (!cai_json_put(root, "accuracy", json_object_new_double(t.accuracy)) ||
+		!cai_json_put(root, "macro_f1", json_object_new_double(t.macro_f1)) ||
+		!cai_json_put(root, "weighted_f1", json_object_new_double(t.weighted_f1)))
 		goto fail;
 
 	classes = json_object_new_object();
-	if (!add_member(root, "classes", classes))
+	if (!cai_json_put(root, "classes", classes))
 		goto fail;
 	for (int c = 0; c < n_labels; c++)
 	{
@@ -258,28 +245,28 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 			cai_error_set(err, st, "duplicate label name \"%s\"", label_names[c]);
 			goto fail;
 		}
-		if (!add_member(classes, label_names[c],
+		if (!cai_json_put(classes, label_names[c],
 						score_object(cs[c].precision, cs[c].recall, cs[c].f1,
 									 cs[c].tp + cs[c].fn)))
 			goto fail;
 	}
-	if (!add_member(root, "macro avg",
+	if (!cai_json_put(root, "macro avg",
 					score_object(t.macro_p, t.macro_r, t.macro_f1, t.support)) ||
-		!add_member(root, "weighted avg",
+		!cai_json_put(root, "weighted avg",
 					score_object(t.weighted_p, t.weighted_r, t.weighted_f1, t.support)))
 		goto fail;
 
 	conf = json_object_new_object();
-	if (!add_member(root, "confusion_matrix", conf))
+	if (!cai_json_put(root, "confusion_matrix", conf))
 		goto fail;
 	labels = json_object_new_array();
-	if (!add_member(conf, "labels", labels))
+	if (!cai_json_put(conf, "labels", labels))
 		goto fail;
 	for (int c = 0; c < n_labels; c++)
 		if (!add_array_item(labels, json_object_new_string(label_names[c])))
 			goto fail;
 	matrix = json_object_new_array();
-	if (!add_member(conf, "matrix", matrix))
+	if (!cai_json_put(conf, "matrix", matrix))
 		goto fail;
 	for (int g = 0; g < n_labels; g++)
 	{
@@ -291,7 +278,7 @@ cai_classification_report(const int32_t *gold, const int32_t *pred, size_t n,
 			if (!add_array_item(row, json_object_new_int64(cm[(size_t) g * (size_t) n_labels + (size_t) p])))
 				goto fail;
 	}
-	if (!add_member(root, "n", json_object_new_int64((int64_t) n)))
+	if (!cai_json_put(root, "n", json_object_new_int64((int64_t) n)))
 		goto fail;
 
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);

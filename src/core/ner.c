@@ -57,6 +57,7 @@
 #include "cai/chunks.h"
 #include "cai/crf.h"
 #include "cai/lstm.h"
+#include "cai/modelutil.h"
 #include "cai/ops.h"
 #include "cai/optim.h"
 
@@ -649,32 +650,6 @@ enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
 /* Serialization                                                          */
 /* ---------------------------------------------------------------------- */
 
-static bool
-put(json_object *obj, const char *key, json_object *val)
-{
-	if (val == NULL)
-		return false;
-	if (json_object_object_add(obj, key, val) != 0)
-	{
-		json_object_put(val);
-		return false;
-	}
-	return true;
-}
-
-static json_object *
-parse_object(const char *s)
-{
-	json_object *o = s != NULL ? json_tokener_parse(s) : NULL;
-
-	if (o != NULL && !json_object_is_type(o, json_type_object))
-	{
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
 static char *
 json_dup(json_object *o)
 {
@@ -713,43 +688,43 @@ ner_metadata(const cai_ner *m, const cai_options *opts, json_object *metrics, js
 	bool		ok;
 
 	if (ojs != NULL)
-		oj = parse_object(ojs);
+		oj = cai_json_parse_object(ojs);
 	cai_free(ojs);
 	ok = root != NULL && nj != NULL && (opts == NULL || oj != NULL);
 	ok = ok &&
-		put(nj, "feature_version", json_object_new_int(NER_FEATURE_VERSION)) &&
-		put(nj, "dimensions", json_object_new_int(d->Dw)) &&
-		put(nj, "char_dimensions", json_object_new_int(d->Dc)) &&
-		put(nj, "char_filters", json_object_new_int(d->F)) &&
-		put(nj, "char_width", json_object_new_int(NER_CHAR_WIDTH)) &&
-		put(nj, "word_chars", json_object_new_int(NER_WORD_CHARS)) &&
-		put(nj, "case_dimensions", json_object_new_int(d->Dcase)) &&
-		put(nj, "hidden", json_object_new_int(d->H)) &&
-		put(nj, "words", json_object_new_int(m->words.n)) &&
-		put(nj, "chars", json_object_new_int(m->chars.n)) &&
-		put(nj, "tags", json_object_new_int(d->K)) &&
-		put(nj, "scheme", json_object_new_string("bioes")) &&
-		put(nj, "max_tokens", json_object_new_int(m->max_tokens));
+		cai_json_put(nj, "feature_version", json_object_new_int(NER_FEATURE_VERSION)) &&
+		cai_json_put(nj, "dimensions", json_object_new_int(d->Dw)) &&
+		cai_json_put(nj, "char_dimensions", json_object_new_int(d->Dc)) &&
+		cai_json_put(nj, "char_filters", json_object_new_int(d->F)) &&
+		cai_json_put(nj, "char_width", json_object_new_int(NER_CHAR_WIDTH)) &&
+		cai_json_put(nj, "word_chars", json_object_new_int(NER_WORD_CHARS)) &&
+		cai_json_put(nj, "case_dimensions", json_object_new_int(d->Dcase)) &&
+		cai_json_put(nj, "hidden", json_object_new_int(d->H)) &&
+		cai_json_put(nj, "words", json_object_new_int(m->words.n)) &&
+		cai_json_put(nj, "chars", json_object_new_int(m->chars.n)) &&
+		cai_json_put(nj, "tags", json_object_new_int(d->K)) &&
+		cai_json_put(nj, "scheme", json_object_new_string("bioes")) &&
+		cai_json_put(nj, "max_tokens", json_object_new_int(m->max_tokens));
 	ok = ok &&
-		put(root, "task", json_object_new_string("ner")) &&
-		put(root, "architecture", json_object_new_string("bilstm_crf")) &&
-		put(root, "labels", strtab_to_json(&m->labels)) &&
-		put(root, "types", strtab_to_json(&m->types)) &&
-		put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING));
+		cai_json_put(root, "task", json_object_new_string("ner")) &&
+		cai_json_put(root, "architecture", json_object_new_string("bilstm_crf")) &&
+		cai_json_put(root, "labels", strtab_to_json(&m->labels)) &&
+		cai_json_put(root, "types", strtab_to_json(&m->types)) &&
+		cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING));
 	if (ok && oj != NULL)
 	{
-		ok = put(root, "options", oj);
+		ok = cai_json_put(root, "options", oj);
 		oj = NULL;
 	}
 	if (ok)
 	{
-		ok = put(root, "ner", nj);
+		ok = cai_json_put(root, "ner", nj);
 		nj = NULL;
 	}
 	if (ok && metrics != NULL)
-		ok = put(root, "metrics", json_object_get(metrics));
+		ok = cai_json_put(root, "metrics", json_object_get(metrics));
 	if (ok && prov != NULL)
-		ok = put(root, "provenance", json_object_get(prov));
+		ok = cai_json_put(root, "provenance", json_object_get(prov));
 	if (ok)
 		out = json_dup(root);
 	json_object_put(root);
@@ -992,15 +967,6 @@ load_vocab(const cai_model_file *mf, const char *what, int n, bool one_cp,
 	return cai_strindex_build(ix, *own, name, err);
 }
 
-static bool
-all_finite(const float *x, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return false;
-	return true;
-}
-
 cai_status
 cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 {
@@ -1024,7 +990,7 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 	*out = NULL;
 	if (mf == NULL || mf->meta_json == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "model file is required");
-	root = parse_object(mf->meta_json);
+	root = cai_json_parse_object(mf->meta_json);
 	if (root == NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata is not a JSON object");
 	if (!json_object_object_get_ex(root, "task", &v) || !json_object_is_type(v, json_type_string) ||
@@ -1159,7 +1125,7 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 		snprintf(name, sizeof(name), "ner.%s", param_names[p]);
 		if ((st = cai_model_file_expect(mf, name, CAI_F32, nd, shape, &t, err)) != CAI_OK)
 			goto fail;
-		if (!mf->trusted && !all_finite(t->data, pp->numel))
+		if (!mf->trusted && !cai_all_finite(t->data, pp->numel))
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "model tensor \"%s\" holds NaN or infinity", name);
 			goto fail;
@@ -1651,15 +1617,6 @@ net_decode(const cai_ner *m, NerWs *w, bool want_scores, cai_error *err)
 /* Training                                                               */
 /* ---------------------------------------------------------------------- */
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
 /* Progress reporting with a time budget check. */
 typedef struct Ticker
 {
@@ -1678,7 +1635,7 @@ ticker_tick(Ticker *tk, double fraction)
 
 	if (tk->fn == NULL)
 		return true;
-	t = now_seconds();
+	t = cai_now_seconds();
 	if (t - tk->last < 0.1)
 		return true;
 	tk->last = t;
@@ -2229,7 +2186,7 @@ train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 								 vec->dim, d.Dw);
 		if (vec->words == NULL || vec->lens == NULL || vec->vectors == NULL)
 			return cai_error_set(err, CAI_ERR_INVALID, "word vectors lack words or values");
-		if (!all_finite(vec->vectors, vec->n * (size_t) vec->dim))
+		if (!cai_all_finite(vec->vectors, vec->n * (size_t) vec->dim))
 			return cai_error_set(err, CAI_ERR_INVALID, "word vectors hold NaN or infinity");
 	}
 
@@ -2569,7 +2526,7 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 	tc.unk_p = NER_UNK_SINGLETON;
 	for (int ep = 1; ep <= t->epochs; ep++)
 	{
-		double		ep_start = now_seconds();
+		double		ep_start = cai_now_seconds();
 		double		loss_sum = 0.0;
 		bool		out_of_time = false;
 		int			nb = make_batches(t, &rng, tmp);
@@ -2590,7 +2547,7 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 				st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 				goto done;
 			}
-			if (t->max_seconds > 0 && now_seconds() - tk->start >= t->max_seconds)
+			if (t->max_seconds > 0 && cai_now_seconds() - tk->start >= t->max_seconds)
 			{
 				out_of_time = true;
 				break;
@@ -2616,7 +2573,7 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 		tk->p.epochs = t->epochs;
 		tk->p.loss = loss_sum / (double) t->tr.enc.n;
 		tk->p.val_score = f1;
-		tk->p.rows_per_sec = (double) t->tr.enc.n / fmax(now_seconds() - ep_start, 1e-9);
+		tk->p.rows_per_sec = (double) t->tr.enc.n / fmax(cai_now_seconds() - ep_start, 1e-9);
 		tk->p.fraction = (double) ep / (double) t->epochs;
 		tk->p.epoch_done = true;
 		if (tk->fn != NULL && !tk->fn(tk->ctx, &tk->p))
@@ -2624,7 +2581,7 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 			goto done;
 		}
-		tk->last = now_seconds();
+		tk->last = cai_now_seconds();
 		if (out_of_time || (has_va && t->patience > 0 && ep - best_epoch >= t->patience))
 			break;
 	}
@@ -2664,18 +2621,18 @@ train_metrics(NerTrain *t, int best_epoch, int epochs_run, json_object **out, ca
 	cai_free(pred);
 	if (st != CAI_OK)
 		return st;
-	mj = parse_object(report);
+	mj = cai_json_parse_object(report);
 	cai_free(report);
 	if (mj == NULL || !json_object_object_get_ex(mj, "f1", &v) ||
-		!put(mj, "score", json_object_new_double(json_object_get_double(v))) ||
-		!put(mj, "evaluated_on", json_object_new_string(t->va.n > 0 ? "validation" : "train")) ||
-		!put(mj, "train_sentences", json_object_new_int64((int64_t) t->tr.n)) ||
-		!put(mj, "validation_sentences", json_object_new_int64((int64_t) t->va.n)) ||
-		!put(mj, "best_epoch", json_object_new_int(best_epoch)) ||
-		!put(mj, "epochs_run", json_object_new_int(epochs_run)) ||
-		!put(mj, "tag_scheme", json_object_new_string(cai_chunk_scheme_name(t->scheme))) ||
-		!put(mj, "words", json_object_new_int(t->m.words.n)) ||
-		!put(mj, "chars", json_object_new_int(t->m.chars.n)))
+		!cai_json_put(mj, "score", json_object_new_double(json_object_get_double(v))) ||
+		!cai_json_put(mj, "evaluated_on", json_object_new_string(t->va.n > 0 ? "validation" : "train")) ||
+		!cai_json_put(mj, "train_sentences", json_object_new_int64((int64_t) t->tr.n)) ||
+		!cai_json_put(mj, "validation_sentences", json_object_new_int64((int64_t) t->va.n)) ||
+		!cai_json_put(mj, "best_epoch", json_object_new_int(best_epoch)) ||
+		!cai_json_put(mj, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_json_put(mj, "tag_scheme", json_object_new_string(cai_chunk_scheme_name(t->scheme))) ||
+		!cai_json_put(mj, "words", json_object_new_int(t->m.words.n)) ||
+		!cai_json_put(mj, "chars", json_object_new_int(t->m.chars.n)))
 	{
 		json_object_put(mj);
 		return NOMEM(err);
@@ -2733,7 +2690,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	}
 	if (provenance_json != NULL && provenance_json[0] != '\0')
 	{
-		if ((prov = parse_object(provenance_json)) == NULL)
+		if ((prov = cai_json_parse_object(provenance_json)) == NULL)
 		{
 			st = cai_error_set(err, CAI_ERR_INVALID, "provenance must be a JSON object");
 			goto done;
@@ -2747,7 +2704,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	memset(&tk, 0, sizeof(tk));
 	tk.fn = progress;
 	tk.ctx = progress_ctx;
-	tk.start = tk.last = now_seconds();
+	tk.start = tk.last = cai_now_seconds();
 	tk.p.epochs = (int) cai_opt_int(opts, "epochs");
 	cai_blas_set_threads((int) cai_opt_int(opts, "threads"));
 
@@ -2755,10 +2712,10 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 		(st = train_loop(&t, &tk, &best_epoch, &epochs_run, &best_f1, err)) != CAI_OK ||
 		(st = train_metrics(&t, best_epoch, epochs_run, &metrics, err)) != CAI_OK)
 		goto done;
-	if (!put(prov, "train_sentences", json_object_new_int64((int64_t) t.tr.n)) ||
-		!put(prov, "validation_sentences", json_object_new_int64((int64_t) t.va.n)) ||
-		!put(prov, "seed", json_object_new_int64((int64_t) t.seed)) ||
-		!put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)) ||
+	if (!cai_json_put(prov, "train_sentences", json_object_new_int64((int64_t) t.tr.n)) ||
+		!cai_json_put(prov, "validation_sentences", json_object_new_int64((int64_t) t.va.n)) ||
+		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) t.seed)) ||
+		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)) ||
 		(meta = ner_metadata(&t.m, opts, metrics, prov)) == NULL)
 	{
 		st = NOMEM(err);
@@ -2767,7 +2724,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	if ((st = ner_serialize(&t.m, meta, model, model_len, err)) != CAI_OK)
 		goto done;
 	/* wall-clock time only in the returned metrics, never in the model bytes */
-	if (!put(metrics, "seconds", json_object_new_double(now_seconds() - tk.start)) ||
+	if (!cai_json_put(metrics, "seconds", json_object_new_double(cai_now_seconds() - tk.start)) ||
 		(*metrics_json = json_dup(metrics)) == NULL)
 	{
 		cai_free(*model);

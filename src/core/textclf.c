@@ -58,6 +58,7 @@
 #include <json-c/json.h>
 
 #include "cai/metrics.h"
+#include "cai/modelutil.h"
 #include "cai/tokenize.h"
 
 /* ---------------------------------------------------------------------- */
@@ -144,17 +145,6 @@ typedef struct FastParams
 } FastParams;
 
 static inline uint64_t
-fast_mix(uint64_t h)
-{
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
-}
-
-static inline uint64_t
 fast_word_hash(const char *s, size_t len)
 {
 	return cai_hash_bytes(s, len, FAST_SEED_WORD);
@@ -163,7 +153,7 @@ fast_word_hash(const char *s, size_t len)
 static inline uint32_t
 fast_char_bucket(uint64_t h, uint32_t buckets)
 {
-	return (uint32_t) (fast_mix(h ^ FAST_SALT_CHAR) % buckets);
+	return (uint32_t) (cai_textclf_mix(h ^ FAST_SALT_CHAR) % buckets);
 }
 
 /* Bucket of the word n-gram hashes[0..n) (n >= 2). */
@@ -174,7 +164,7 @@ fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
 
 	for (int j = 1; j < n; j++)
 		g = g * 116049371ULL + hashes[j];
-	return (uint32_t) (fast_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
+	return (uint32_t) (cai_textclf_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
 }
 
 /* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
@@ -198,17 +188,12 @@ fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t 
 	return fast_char_ngrams(fp, s, len, out);
 }
 
-/*
- * Tokenize at most the first max_tokens tokens of text.  Only a prefix of
- * max_tokens * FAST_BYTES_PER_TOKEN bytes is read, cut at a character (and
- * when possible a space) boundary, so a huge text costs no more than a long
- * one.  *toks is cai_malloc'ed (NULL when empty).
- */
-static cai_status
-fast_tokenize(const char *text, size_t len, int max_tokens,
-			  cai_token **toks, size_t *n_toks, cai_error *err)
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_per_token,
+					 cai_token **toks, size_t *n_toks, cai_error *err)
 {
-	size_t		cap = (size_t) max_tokens * FAST_BYTES_PER_TOKEN;
+	size_t		cap = (size_t) max_tokens * bytes_per_token;
 	cai_status	st;
 
 	*toks = NULL;
@@ -277,7 +262,7 @@ fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err)
 	char		norm[FAST_NORM_MAX];
 	cai_status	st;
 
-	st = fast_tokenize(probe, sizeof(probe) - 1, 512, &toks, &n, err);
+	st = cai_textclf_tokenize(probe, sizeof(probe) - 1, 512, FAST_BYTES_PER_TOKEN, &toks, &n, err);
 	if (st != CAI_OK)
 		return st;
 	for (size_t i = 0; i < n; i++)
@@ -287,23 +272,14 @@ fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err)
 											 FAST_FOLD_DIGITS, norm, sizeof(norm));
 		int			nc = fast_char_ngrams(fp, norm, nl, cg);
 
-		h = fast_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
-		h = fast_mix(h ^ fast_word_hash(norm, nl));
+		h = cai_textclf_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
+		h = cai_textclf_mix(h ^ fast_word_hash(norm, nl));
 		for (int j = 0; j < nc; j++)
-			h = fast_mix(h ^ cg[j]);
+			h = cai_textclf_mix(h ^ cg[j]);
 	}
 	cai_free(toks);
-	*out = fast_mix(h ^ (uint64_t) FAST_FEATURE_VERSION);
+	*out = cai_textclf_mix(h ^ (uint64_t) FAST_FEATURE_VERSION);
 	return CAI_OK;
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -478,7 +454,7 @@ fast_predict(const cai_textclf *m, const char *text, size_t len, float *probs, c
 	int64_t		nf = 0;
 	cai_status	st;
 
-	st = fast_tokenize(text, len, fp->max_tokens, &toks, &n_toks, err);
+	st = cai_textclf_tokenize(text, len, fp->max_tokens, FAST_BYTES_PER_TOKEN, &toks, &n_toks, err);
 	if (st != CAI_OK)
 		return st;
 	memset(h, 0, sizeof(float) * (size_t) D);
@@ -614,42 +590,10 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */
 
-static cai_status
-json_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
-			 int64_t *out, cai_error *err)
-{
-	json_object *v;
-	int64_t		x;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
-		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks integer \"fast.%s\"", key);
-	x = json_object_get_int64(v);
-	if (x < min || x > max)
-		return cai_error_set(err, CAI_ERR_FORMAT,
-							 "model metadata \"fast.%s\" is %" PRId64 " (must be %" PRId64 " to %" PRId64 ")",
-							 key, x, min, max);
-	*out = x;
-	return CAI_OK;
-}
-
-static bool
-all_finite(const float *x, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return false;
-	return true;
-}
-
-/*
- * The slot array of an index: the serialized tensor name (I32, n's
- * capacity) when the model has it (*serialized), else a private zeroed
- * array in *own for the caller to build.
- */
-static cai_status
-fast_index_slots(const cai_model_file *mf, const char *name, int64_t n,
-				 const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
-				 size_t *mem, cai_error *err)
+cai_status
+cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
+						const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
+						size_t *mem, cai_error *err)
 {
 	uint32_t	cap = cai_index_capacity(n);
 	int64_t		shape[1] = {cap};
@@ -733,37 +677,37 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 
 	if (!json_object_object_get_ex(meta, "fast", &fj) || !json_object_is_type(fj, json_type_object))
 		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks object \"fast\"");
-	if ((st = json_get_int(fj, "feature_version", FAST_FEATURE_VERSION, FAST_FEATURE_VERSION, &v, NULL)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "feature_version", FAST_FEATURE_VERSION, FAST_FEATURE_VERSION, &v, NULL)) != CAI_OK)
 		return cai_error_set(err, CAI_ERR_VERSION,
 							 "model uses text features of another version (this build computes version %d)",
 							 FAST_FEATURE_VERSION);
-	if ((st = json_get_int(fj, "dimensions", 1, TEXTCLF_MAX_DIM, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "dimensions", 1, TEXTCLF_MAX_DIM, &v, err)) != CAI_OK)
 		return st;
 	fm->p.dim = (int) v;
-	if ((st = json_get_int(fj, "word_ngrams", 1, FAST_MAX_NGRAMS, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "word_ngrams", 1, FAST_MAX_NGRAMS, &v, err)) != CAI_OK)
 		return st;
 	fm->p.word_ngrams = (int) v;
-	if ((st = json_get_int(fj, "minn", 0, 100, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "minn", 0, 100, &v, err)) != CAI_OK)
 		return st;
 	fm->p.minn = (int) v;
-	if ((st = json_get_int(fj, "maxn", 0, 100, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "maxn", 0, 100, &v, err)) != CAI_OK)
 		return st;
 	fm->p.maxn = (int) v;
 	if ((fm->p.minn == 0) != (fm->p.maxn == 0) || fm->p.minn > fm->p.maxn)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata has inconsistent minn %d and maxn %d",
 							 fm->p.minn, fm->p.maxn);
-	if ((st = json_get_int(fj, "max_tokens", 1, INT32_MAX / FAST_BYTES_PER_TOKEN, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "max_tokens", 1, INT32_MAX / FAST_BYTES_PER_TOKEN, &v, err)) != CAI_OK)
 		return st;
 	fm->p.max_tokens = (int) v;
-	if ((st = json_get_int(fj, "buckets", 1, TEXTCLF_MAX_BUCKETS, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "buckets", 1, TEXTCLF_MAX_BUCKETS, &v, err)) != CAI_OK)
 		return st;
 	fm->p.buckets = (uint32_t) v;
-	if ((st = json_get_int(fj, "eos", 0, 1, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "eos", 0, 1, &v, err)) != CAI_OK)
 		return st;
 	fm->p.eos = (int) v;
-	if ((st = json_get_int(fj, "vocab_size", 0, INT32_MAX - 1, &V, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "vocab_size", 0, INT32_MAX - 1, &V, err)) != CAI_OK)
 		return st;
-	if ((st = json_get_int(fj, "bucket_rows", 0, fm->p.buckets, &K, err)) != CAI_OK)
+	if ((st = cai_json_get_int(fj, "fast", "bucket_rows", 0, fm->p.buckets, &K, err)) != CAI_OK)
 		return st;
 	if (V + K > INT32_MAX)
 		return cai_error_set(err, CAI_ERR_FORMAT, "model has too many embedding rows");
@@ -811,7 +755,7 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 		fm->vocab.nbytes = tb->nbytes;
 		fm->vocab.off = off;
 		fm->vocab.seed = FAST_SEED_WORD;
-		if ((st = fast_index_slots(mf, "fast.vocab.slots", V, &fm->vocab.slot, &fm->vocab.mask,
+		if ((st = cai_textclf_index_slots(mf, "fast.vocab.slots", V, &fm->vocab.slot, &fm->vocab.mask,
 								   &fm->own_vocab_slot, &serialized, &mem, err)) != CAI_OK)
 			return st;
 		if (!mf->trusted || !serialized)
@@ -853,7 +797,7 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 		b = t->data;
 		fm->bucket.n = (int32_t) K;
 		fm->bucket.keys = b;
-		if ((st = fast_index_slots(mf, "fast.buckets.slots", K, &fm->bucket.slot, &fm->bucket.mask,
+		if ((st = cai_textclf_index_slots(mf, "fast.buckets.slots", K, &fm->bucket.slot, &fm->bucket.mask,
 								   &fm->own_bucket_slot, &serialized, &mem, err)) != CAI_OK)
 			return st;
 		if (!mf->trusted || !serialized)
@@ -882,7 +826,7 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 
 		if ((st = cai_model_file_expect(mf, "fast.embedding", CAI_F32, 2, shape_e, &t, err)) != CAI_OK)
 			return st;
-		if (!mf->trusted && !all_finite(t->data, (size_t) (rows * fm->p.dim)))
+		if (!mf->trusted && !cai_all_finite(t->data, (size_t) (rows * fm->p.dim)))
 			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.embedding\" holds a non-finite value");
 		fm->emb = t->data;
 	}
@@ -893,7 +837,7 @@ fast_load(cai_textclf *m, json_object *meta, const cai_model_file *mf, cai_error
 
 		if ((st = cai_model_file_expect(mf, "fast.output.weight", CAI_F32, 2, shape_w, &t, err)) != CAI_OK)
 			return st;
-		if (!mf->trusted && !all_finite(t->data, (size_t) (L * fm->p.dim)))
+		if (!mf->trusted && !cai_all_finite(t->data, (size_t) (L * fm->p.dim)))
 			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.output.weight\" holds a non-finite value");
 		fm->out_w = t->data;
 	}
@@ -1065,27 +1009,8 @@ done:
 /* Training: data preparation                                             */
 /* ---------------------------------------------------------------------- */
 
-/*
- * Distinct normalized tokens ("types") of the training and validation rows,
- * with their count in the training rows.
- */
-typedef struct TypeTable
-{
-	char	   *arena;			/* (arena_len) NUL-terminated strings */
-	size_t		arena_len;
-	size_t		arena_cap;
-	size_t		n;
-	size_t		cap;
-	uint64_t   *hash;			/* (cap) */
-	size_t	   *off;			/* (cap) offset in arena */
-	uint32_t   *len;			/* (cap) */
-	int64_t    *count;			/* (cap) occurrences in training rows */
-	uint32_t   *slot;			/* (mask + 1) type id + 1, 0 = empty */
-	size_t		mask;
-} TypeTable;
-
-static void
-types_free(TypeTable *tt)
+void
+cai_textclf_types_free(cai_textclf_types *tt)
 {
 	cai_free(tt->arena);
 	cai_free(tt->hash);
@@ -1095,25 +1020,8 @@ types_free(TypeTable *tt)
 	cai_free(tt->slot);
 }
 
-static bool
-grow(void **p, size_t elem, size_t old_n, size_t new_n)
-{
-	void	   *q;
-	size_t		ob,
-				nb;
-
-	if (!cai_size_mul(elem, old_n, &ob) || !cai_size_mul(elem, new_n, &nb))
-		return false;
-	q = cai_realloc(*p, ob, nb);
-	if (q == NULL)
-		return false;
-	*p = q;
-	return true;
-}
-
-/* Find or add a type; returns its id or -1 on out of memory. */
-static int64_t
-types_intern(TypeTable *tt, const char *s, size_t len, uint64_t h)
+int64_t
+cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h)
 {
 	size_t		i;
 
@@ -1148,10 +1056,10 @@ types_intern(TypeTable *tt, const char *s, size_t len, uint64_t h)
 	{
 		size_t		nc = tt->cap == 0 ? 1024 : tt->cap * 2;
 
-		if (!grow((void **) &tt->hash, sizeof(uint64_t), tt->cap, nc) ||
-			!grow((void **) &tt->off, sizeof(size_t), tt->cap, nc) ||
-			!grow((void **) &tt->len, sizeof(uint32_t), tt->cap, nc) ||
-			!grow((void **) &tt->count, sizeof(int64_t), tt->cap, nc))
+		if (!cai_grow_array((void **) &tt->hash, sizeof(uint64_t), tt->cap, nc) ||
+			!cai_grow_array((void **) &tt->off, sizeof(size_t), tt->cap, nc) ||
+			!cai_grow_array((void **) &tt->len, sizeof(uint32_t), tt->cap, nc) ||
+			!cai_grow_array((void **) &tt->count, sizeof(int64_t), tt->cap, nc))
 			return -1;
 		tt->cap = nc;
 	}
@@ -1161,7 +1069,7 @@ types_intern(TypeTable *tt, const char *s, size_t len, uint64_t h)
 
 		while (nc < tt->arena_len + len + 1)
 			nc *= 2;
-		if (!grow((void **) &tt->arena, 1, tt->arena_cap, nc))
+		if (!cai_grow_array((void **) &tt->arena, 1, tt->arena_cap, nc))
 			return -1;
 		tt->arena_cap = nc;
 	}
@@ -1176,19 +1084,11 @@ types_intern(TypeTable *tt, const char *s, size_t len, uint64_t h)
 	return (int64_t) tt->n++;
 }
 
-/* Vocabulary order: more frequent first, then bytewise. */
-typedef struct VocabItem
+int
+cai_textclf_vocab_item_cmp(const void *a, const void *b)
 {
-	const char *s;
-	int64_t		count;
-	int32_t		type;
-} VocabItem;
-
-static int
-vocab_item_cmp(const void *a, const void *b)
-{
-	const VocabItem *x = a;
-	const VocabItem *y = b;
+	const cai_textclf_vocab_item *x = a;
+	const cai_textclf_vocab_item *y = b;
 
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
@@ -1210,7 +1110,7 @@ typedef struct Ticker
 static bool
 ticker_tick(Ticker *tk, double fraction)
 {
-	double		t = now_seconds();
+	double		t = cai_now_seconds();
 
 	if (tk->fn == NULL || t - tk->last < 0.1)
 		return true;
@@ -1225,21 +1125,16 @@ typedef struct FastTrain
 {
 	FastParams	p;
 	int			L;
-	/* rows: train rows first (n_tr), then validation rows (n_va) */
-	size_t		n_tr;
-	size_t		n_va;
-	const char **txt;			/* (n_all) */
-	size_t	   *len;			/* (n_all) */
-	int32_t    *lab;			/* (n_all) */
+	cai_textclf_rows rows;		/* train rows first, then validation rows */
 	/* tokens as type ids */
 	size_t	   *tok_off;		/* (n_all + 1) */
 	int32_t    *tok_type;		/* (n_tokens) */
 	size_t		tok_cap;
-	TypeTable	types;
+	cai_textclf_types	types;
 	/* vocabulary */
 	int32_t		V;
 	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
-	VocabItem  *vitems;			/* (V) */
+	cai_textclf_vocab_item  *vitems;			/* (V) */
 	/* character n-gram buckets of every type */
 	size_t	   *type_cg_off;	/* (n_types + 1) */
 	uint32_t   *type_cg;		/* (n_type_cg) */
@@ -1272,12 +1167,10 @@ typedef struct FastTrain
 static void
 fast_train_free(FastTrain *t)
 {
-	cai_free(t->txt);
-	cai_free(t->len);
-	cai_free(t->lab);
+	cai_textclf_rows_free(&t->rows);
 	cai_free(t->tok_off);
 	cai_free(t->tok_type);
-	types_free(&t->types);
+	cai_textclf_types_free(&t->types);
 	cai_free(t->type_vocab);
 	cai_free(t->vitems);
 	cai_free(t->type_cg_off);
@@ -1306,7 +1199,7 @@ fast_train_free(FastTrain *t)
 static cai_status
 fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 {
-	size_t		n_all = t->n_tr + t->n_va;
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
 	char		norm[FAST_NORM_MAX];
 	cai_status	st;
 
@@ -1320,7 +1213,8 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 
 		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		st = fast_tokenize(t->txt[r], t->len[r], t->p.max_tokens, &toks, &nt, err);
+		st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens, FAST_BYTES_PER_TOKEN,
+								  &toks, &nt, err);
 		if (st != CAI_OK)
 			return st;
 		if (t->tok_off[r] + nt + 1 > t->tok_cap)
@@ -1329,7 +1223,7 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 
 			while (nc < t->tok_off[r] + nt + 1)
 				nc *= 2;
-			if (!grow((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
+			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
 			{
 				cai_free(toks);
 				return NOMEM(err);
@@ -1338,8 +1232,8 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 		}
 		for (size_t i = 0; i < nt + (size_t) t->p.eos; i++)
 		{
-			size_t		nl = fast_token_norm(t->txt[r], toks, i, nt, norm);
-			int64_t		ty = types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
+			size_t		nl = fast_token_norm(t->rows.txt[r], toks, i, nt, norm);
+			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
 
 			if (ty < 0 || ty >= INT32_MAX)
 			{
@@ -1347,7 +1241,7 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 				return NOMEM(err);
 			}
 			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
-			if (r < t->n_tr)
+			if (r < t->rows.n_tr)
 				t->types.count[ty]++;
 		}
 		cai_free(toks);
@@ -1360,13 +1254,13 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 static cai_status
 fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 {
-	TypeTable  *tt = &t->types;
+	cai_textclf_types  *tt = &t->types;
 	size_t		nv = 0;
 	size_t		total = 0;
 	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
 
 	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n > 0 ? tt->n : 1));
-	t->vitems = cai_malloc(sizeof(VocabItem) * (tt->n > 0 ? tt->n : 1));
+	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n > 0 ? tt->n : 1));
 	t->type_cg_off = cai_calloc(tt->n + 1, sizeof(size_t));
 	if (t->type_vocab == NULL || t->vitems == NULL || t->type_cg_off == NULL)
 		return NOMEM(err);
@@ -1384,7 +1278,7 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 		}
 	}
 	if (nv > 0)
-		qsort(t->vitems, nv, sizeof(VocabItem), vocab_item_cmp);
+		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
 	for (size_t v = 0; v < nv; v++)
 		t->type_vocab[t->vitems[v].type] = (int32_t) v;
 	t->V = (int32_t) nv;
@@ -1486,7 +1380,7 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
 static cai_status
 fast_prepare_features(FastTrain *t, cai_error *err)
 {
-	size_t		n_all = t->n_tr + t->n_va;
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
 	const int	wn = t->p.word_ngrams;
 	const uint32_t V = (uint32_t) t->V;
 	size_t		total = 0;
@@ -1547,7 +1441,7 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 
 	/* bucket rows: buckets used by training rows, in increasing order */
 	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
-	for (size_t i = 0; i < t->feat_off[t->n_tr]; i++)
+	for (size_t i = 0; i < t->feat_off[t->rows.n_tr]; i++)
 		if (t->feat[i] >= V)
 			t->bmap[t->feat[i] - V] = 0;
 	for (uint32_t b = 0; b < t->p.buckets; b++)
@@ -1702,7 +1596,7 @@ fast_eval(FastTrain *t, Ticker *tk, int32_t *pred, double *mean_loss)
 	fast_word_vectors(t);
 	for (size_t r = 0; r < t->n_eval; r++)
 	{
-		int32_t		y = t->lab[t->eval_from + r];
+		int32_t		y = t->rows.lab[t->eval_from + r];
 		int64_t		nf = 0;
 		int			best = 0;
 		double		lse;
@@ -1883,7 +1777,7 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 	total += types * (size_t) fp.dim * sizeof(float);	/* word vectors for scoring */
 	total += feats * sizeof(uint32_t) * 5 / 4 + (train->n + 1) * 3 * sizeof(size_t);	/* features */
 	total += tokens * sizeof(int32_t) + bytes;	/* token type ids, type strings */
-	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(VocabItem));
+	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(cai_textclf_vocab_item));
 	total += types * nchar * sizeof(uint32_t);
 	total += (size_t) fp.buckets * sizeof(int32_t);
 	total += train->n * (4 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
@@ -1892,10 +1786,11 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 	return total;
 }
 
-/* Stratified, seeded split of train into t->txt/len/lab (train first, then validation). */
-static cai_status
-fast_split(FastTrain *t, const cai_textclf_data *train, const cai_textclf_data *valid,
-		   double fraction, int n_labels, uint64_t seed, cai_error *err)
+/* See textclf_internal.h (the stratified split both architectures use). */
+cai_status
+cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
+				  double fraction, int n_labels, uint64_t seed,
+				  cai_textclf_rows *rows, cai_error *err)
 {
 	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
 	int32_t    *idx = NULL;
@@ -1904,27 +1799,27 @@ fast_split(FastTrain *t, const cai_textclf_data *train, const cai_textclf_data *
 	cai_rng		rng;
 	size_t		w;
 
-	t->txt = cai_malloc(sizeof(char *) * n_all);
-	t->len = cai_malloc(sizeof(size_t) * n_all);
-	t->lab = cai_malloc(sizeof(int32_t) * n_all);
-	if (t->txt == NULL || t->len == NULL || t->lab == NULL)
+	rows->txt = cai_malloc(sizeof(char *) * n_all);
+	rows->len = cai_malloc(sizeof(size_t) * n_all);
+	rows->lab = cai_malloc(sizeof(int32_t) * n_all);
+	if (rows->txt == NULL || rows->len == NULL || rows->lab == NULL)
 		return NOMEM(err);
 	if (valid != NULL)
 	{
 		for (size_t i = 0; i < train->n; i++)
 		{
-			t->txt[i] = train->texts[i];
-			t->len[i] = train->lens[i];
-			t->lab[i] = train->labels[i];
+			rows->txt[i] = train->texts[i];
+			rows->len[i] = train->lens[i];
+			rows->lab[i] = train->labels[i];
 		}
 		for (size_t i = 0; i < valid->n; i++)
 		{
-			t->txt[train->n + i] = valid->texts[i];
-			t->len[train->n + i] = valid->lens[i];
-			t->lab[train->n + i] = valid->labels[i];
+			rows->txt[train->n + i] = valid->texts[i];
+			rows->len[train->n + i] = valid->lens[i];
+			rows->lab[train->n + i] = valid->labels[i];
 		}
-		t->n_tr = train->n;
-		t->n_va = valid->n;
+		rows->n_tr = train->n;
+		rows->n_va = valid->n;
 		return CAI_OK;
 	}
 
@@ -1966,46 +1861,27 @@ fast_split(FastTrain *t, const cai_textclf_data *train, const cai_textclf_data *
 		{
 			if (is_val[i] != (pass == 1))
 				continue;
-			t->txt[w] = train->texts[i];
-			t->len[w] = train->lens[i];
-			t->lab[w] = train->labels[i];
+			rows->txt[w] = train->texts[i];
+			rows->len[w] = train->lens[i];
+			rows->lab[w] = train->labels[i];
 			w++;
 		}
 		if (pass == 0)
-			t->n_tr = w;
+			rows->n_tr = w;
 	}
-	t->n_va = w - t->n_tr;
+	rows->n_va = w - rows->n_tr;
 	cai_free(idx);
 	cai_free(cls_n);
 	cai_free(is_val);
 	return CAI_OK;
 }
 
-/* Parse JSON text into an object; NULL if it is not one. */
-static json_object *
-parse_object(const char *s)
+void
+cai_textclf_rows_free(cai_textclf_rows *rows)
 {
-	json_object *o = s != NULL ? json_tokener_parse(s) : NULL;
-
-	if (o != NULL && !json_object_is_type(o, json_type_object))
-	{
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static bool
-put(json_object *obj, const char *key, json_object *val)
-{
-	if (val == NULL)
-		return false;
-	if (json_object_object_add(obj, key, val) != 0)
-	{
-		json_object_put(val);
-		return false;
-	}
-	return true;
+	cai_free(rows->txt);
+	cai_free(rows->len);
+	cai_free(rows->lab);
 }
 
 /* Metadata JSON text (cai_malloc'ed) or NULL on out of memory. */
@@ -2023,37 +1899,37 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 	bool		ok;
 
 	if (ojs != NULL)
-		oj = parse_object(ojs);
+		oj = cai_json_parse_object(ojs);
 	cai_free(ojs);
 	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
 	ok = root != NULL && labels != NULL && fj != NULL && oj != NULL;
 	for (int c = 0; ok && c < t->L; c++)
 		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
 	ok = ok &&
-		put(fj, "feature_version", json_object_new_int(FAST_FEATURE_VERSION)) &&
-		put(fj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
-		put(fj, "dimensions", json_object_new_int(t->p.dim)) &&
-		put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
-		put(fj, "minn", json_object_new_int(t->p.minn)) &&
-		put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
-		put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
-		put(fj, "eos", json_object_new_int(t->p.eos)) &&
-		put(fj, "vocab_size", json_object_new_int(t->V)) &&
-		put(fj, "bucket_rows", json_object_new_int(t->K));
+		cai_json_put(fj, "feature_version", json_object_new_int(FAST_FEATURE_VERSION)) &&
+		cai_json_put(fj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
+		cai_json_put(fj, "dimensions", json_object_new_int(t->p.dim)) &&
+		cai_json_put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
+		cai_json_put(fj, "minn", json_object_new_int(t->p.minn)) &&
+		cai_json_put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
+		cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
+		cai_json_put(fj, "vocab_size", json_object_new_int(t->V)) &&
+		cai_json_put(fj, "bucket_rows", json_object_new_int(t->K));
 	if (ok)
 	{
-		ok = put(root, "task", json_object_new_string("text_classification")) &&
-			put(root, "architecture", json_object_new_string("fast")) &&
-			put(root, "labels", labels);
+		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
+			cai_json_put(root, "architecture", json_object_new_string("fast")) &&
+			cai_json_put(root, "labels", labels);
 		labels = NULL;
-		ok = ok && put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
-			put(root, "options", oj);
+		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
+			cai_json_put(root, "options", oj);
 		oj = NULL;
-		ok = ok && put(root, "fast", fj);
+		ok = ok && cai_json_put(root, "fast", fj);
 		fj = NULL;
-		ok = ok && put(root, "metrics", json_object_get(metrics)) &&
-			put(root, "provenance", json_object_get(prov));
+		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
+			cai_json_put(root, "provenance", json_object_get(prov));
 	}
 	if (ok)
 	{
@@ -2289,7 +2165,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	memset(&tk, 0, sizeof(tk));
 	tk.fn = progress;
 	tk.ctx = progress_ctx;
-	tk.start = tk.last = now_seconds();
+	tk.start = tk.last = cai_now_seconds();
 	tk.max_seconds = cai_opt_float(opts, "max_seconds");
 	t.L = n_labels;
 
@@ -2300,16 +2176,16 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	if ((st = fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
 
-	if ((st = fast_split(&t, train, valid, frac, n_labels, seed, err)) != CAI_OK)
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
 		goto done;
-	if (t.n_tr == 0)
+	if (t.rows.n_tr == 0)
 	{
 		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
 		goto done;
 	}
 	/* scores come from the validation rows, or the training rows when there are none */
-	t.n_eval = n_eval = t.n_va > 0 ? t.n_va : t.n_tr;
-	t.eval_from = eval_from = t.n_va > 0 ? t.n_tr : 0;
+	t.n_eval = n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
+	t.eval_from = eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
 	if ((st = fast_prepare_tokens(&t, &tk, err)) != CAI_OK ||
 		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
 		(st = fast_prepare_features(&t, err)) != CAI_OK)
@@ -2327,12 +2203,12 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
-	t.order = cai_malloc(sizeof(int32_t) * t.n_tr);
+	t.order = cai_malloc(sizeof(int32_t) * t.rows.n_tr);
 	t.wordvec = cai_malloc(sizeof(float) * ((size_t) t.V * (size_t) t.p.dim + 1));
 	t.wordcnt = cai_malloc(sizeof(int32_t) * ((size_t) t.V + 1));
 	t.pred = cai_malloc(sizeof(int32_t) * n_eval);
 	t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
-	for (size_t r = 0; r < t.n_tr; r++)
+	for (size_t r = 0; r < t.rows.n_tr; r++)
 		if (t.feat_off[r + 1] - t.feat_off[r] > max_feat)
 			max_feat = t.feat_off[r + 1] - t.feat_off[r];
 	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
@@ -2351,21 +2227,21 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			t.params[i] = (2.0f * cai_rng_uniform(&rng) - 1.0f) * a;
 	}
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
-	for (size_t r = 0; r < t.n_tr; r++)
+	for (size_t r = 0; r < t.rows.n_tr; r++)
 		t.order[r] = (int32_t) r;
 
 	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
 	if (epochs == 0)
 	{
-		size_t		want = (FAST_AUTO_UPDATES + t.n_tr - 1) / t.n_tr;
+		size_t		want = (FAST_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
 
 		epochs = want < 5 ? 5 : want > 50 ? 50 : (int) want;
 	}
 	tk.p.epochs = epochs;
-	steps_total = (size_t) epochs * t.n_tr;
+	steps_total = (size_t) epochs * t.rows.n_tr;
 	for (int ep = 1; ep <= epochs; ep++)
 	{
-		double		ep_start = now_seconds();
+		double		ep_start = cai_now_seconds();
 		double		loss_sum = 0.0;
 		size_t		rows_done = 0;
 		double		acc,
@@ -2373,8 +2249,8 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 					vloss;
 		bool		out_of_time;
 
-		cai_rng_shuffle(&rng, t.order, t.n_tr);
-		for (size_t i = 0; i < t.n_tr; i++)
+		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
+		for (size_t i = 0; i < t.rows.n_tr; i++)
 		{
 			size_t		r = (size_t) t.order[i];
 			const uint32_t *f = t.feat + t.feat_off[r];
@@ -2389,7 +2265,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 					goto done;
 				}
 				/* out of time: score what we have (a partial epoch) and stop */
-				if (tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds)
+				if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
 					break;
 			}
 			if (dropout > 0 && k > 0)
@@ -2404,7 +2280,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 				f = t.kept;
 				k = m;
 			}
-			loss_sum += fast_sgd_step(&t, f, k, t.lab[r], lr);
+			loss_sum += fast_sgd_step(&t, f, k, t.rows.lab[r], lr);
 			step++;
 			rows_done++;
 		}
@@ -2421,7 +2297,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 			goto done;
 		}
-		cai_classification_scores(t.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
+		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
 		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
 		{
 			best_acc = acc;
@@ -2434,7 +2310,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		tk.p.epoch = ep;
 		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
 		tk.p.val_score = acc;
-		tk.p.rows_per_sec = (double) rows_done / fmax(now_seconds() - ep_start, 1e-9);
+		tk.p.rows_per_sec = (double) rows_done / fmax(cai_now_seconds() - ep_start, 1e-9);
 		tk.p.fraction = (double) ep / (double) epochs;
 		tk.p.epoch_done = true;
 		if (progress != NULL && !progress(progress_ctx, &tk.p))
@@ -2442,51 +2318,51 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 			goto done;
 		}
-		tk.last = now_seconds();
-		out_of_time = tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds;
-		if (out_of_time || (patience > 0 && t.n_va > 0 && ep - best_epoch >= patience))
+		tk.last = cai_now_seconds();
+		out_of_time = tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds;
+		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
 			break;
 	}
 	/* without validation rows the last epoch is kept */
-	if (t.n_va == 0)
+	if (t.rows.n_va == 0)
 	{
 		memcpy(t.best, t.params, sizeof(float) * t.n_params);
 		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
 		best_epoch = epochs_run;
 	}
-	if (!all_finite(t.best, t.n_params))
+	if (!cai_all_finite(t.best, t.n_params))
 	{
 		st = cai_error_set(err, CAI_ERR_NUMERIC,
 						   "training diverged (a weight is not finite); lower learning_rate");
 		goto done;
 	}
-	seconds = now_seconds() - tk.start;
+	seconds = cai_now_seconds() - tk.start;
 
 	/* metrics */
-	st = cai_classification_report(t.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
+	st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
 								   &report, err);
 	if (st != CAI_OK)
 		goto done;
-	metrics = parse_object(report);
+	metrics = cai_json_parse_object(report);
 	if (metrics == NULL ||
-		!put(metrics, "evaluated_on", json_object_new_string(t.n_va > 0 ? "validation" : "train")) ||
-		!put(metrics, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
-		!put(metrics, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
-		!put(metrics, "seconds", json_object_new_double(seconds)) ||
-		!put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
-		!put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
-		!put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
-		!put(metrics, "vocab_size", json_object_new_int(t.V)) ||
-		!put(metrics, "bucket_rows", json_object_new_int(t.K)))
+		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
+		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)) ||
+		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
+		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
+		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
+		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)))
 	{
 		st = NOMEM(err);
 		goto done;
 	}
-	if (!put(prov, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
-		!put(prov, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
-		!put(prov, "seconds", json_object_new_double(seconds)) ||
-		!put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
-		!put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+	if (!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(prov, "seconds", json_object_new_double(seconds)) ||
+		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
+		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
 	{
 		st = NOMEM(err);
 		goto done;
@@ -2566,7 +2442,7 @@ cai_textclf_train(const cai_options *opts,
 	}
 	if (provenance_json != NULL && provenance_json[0] != '\0')
 	{
-		prov = parse_object(provenance_json);
+		prov = cai_json_parse_object(provenance_json);
 		if (prov == NULL)
 		{
 			st = cai_error_set(err, CAI_ERR_INVALID, "provenance must be a JSON object");

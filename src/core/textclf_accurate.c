@@ -67,6 +67,7 @@
 
 #include "cai/lstm.h"
 #include "cai/metrics.h"
+#include "cai/modelutil.h"
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "cai/tokenize.h"
@@ -110,17 +111,6 @@ typedef struct AccParams
 /* ---------------------------------------------------------------------- */
 
 static inline uint64_t
-acc_mix(uint64_t h)
-{
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
-}
-
-static inline uint64_t
 acc_word_hash(const char *s, size_t len)
 {
 	return cai_hash_bytes(s, len, ACC_SEED_WORD);
@@ -129,7 +119,7 @@ acc_word_hash(const char *s, size_t len)
 static inline uint32_t
 acc_char_bucket(uint64_t h, uint32_t buckets)
 {
-	return (uint32_t) (acc_mix(h ^ ACC_SALT_CHAR) % buckets);
+	return (uint32_t) (cai_textclf_mix(h ^ ACC_SALT_CHAR) % buckets);
 }
 
 static inline int
@@ -138,49 +128,6 @@ acc_char_ngrams(const AccParams *ap, const char *norm, size_t len, uint64_t *out
 	if (ap->minn <= 0 || ap->maxn <= 0)
 		return 0;
 	return (int) cai_char_ngram_hashes(norm, len, ap->minn, ap->maxn, out, ACC_NGRAMS_MAX);
-}
-
-/*
- * Tokenize at most max_tokens tokens of text, reading a prefix of at most
- * max_tokens * ACC_BYTES_PER_TOKEN bytes cut at a character (and when
- * possible a space) boundary.  *toks is cai_malloc'ed (NULL when empty).
- */
-static cai_status
-acc_tokenize(const char *text, size_t len, int max_tokens,
-			 cai_token **toks, size_t *n_toks, cai_error *err)
-{
-	size_t		cap = (size_t) max_tokens * ACC_BYTES_PER_TOKEN;
-	cai_status	st;
-
-	*toks = NULL;
-	*n_toks = 0;
-	if (len == 0)
-		return CAI_OK;
-	if (text == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
-	if (len > cap)
-	{
-		size_t		cut = cap;
-		size_t		floor = cap > 256 ? cap - 256 : 0;
-
-		while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-			cut--;
-		for (size_t i = cut; i > floor; i--)
-		{
-			if (text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t')
-			{
-				cut = i;
-				break;
-			}
-		}
-		len = cut;
-	}
-	st = cai_tokenize(text, len, 0, toks, n_toks, err);
-	if (st != CAI_OK)
-		return st;
-	if (*n_toks > (size_t) max_tokens)
-		*n_toks = (size_t) max_tokens;
-	return CAI_OK;
 }
 
 static inline size_t
@@ -205,7 +152,7 @@ acc_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err)
 	char		norm[ACC_NORM_MAX];
 	cai_status	st;
 
-	st = acc_tokenize(probe, sizeof(probe) - 1, 512, &toks, &n, err);
+	st = cai_textclf_tokenize(probe, sizeof(probe) - 1, 512, ACC_BYTES_PER_TOKEN, &toks, &n, err);
 	if (st != CAI_OK)
 		return st;
 	for (size_t i = 0; i < n; i++)
@@ -213,32 +160,14 @@ acc_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err)
 		size_t		nl = acc_token_norm(probe, &toks[i], norm);
 		int			nc = acc_char_ngrams(ap, norm, nl, cg);
 
-		h = acc_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
-		h = acc_mix(h ^ acc_word_hash(norm, nl));
+		h = cai_textclf_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
+		h = cai_textclf_mix(h ^ acc_word_hash(norm, nl));
 		for (int j = 0; j < nc; j++)
-			h = acc_mix(h ^ cg[j]);
+			h = cai_textclf_mix(h ^ cg[j]);
 	}
 	cai_free(toks);
-	*out = acc_mix(h ^ (uint64_t) ACC_FEATURE_VERSION);
+	*out = cai_textclf_mix(h ^ (uint64_t) ACC_FEATURE_VERSION);
 	return CAI_OK;
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-static bool
-all_finite(const float *x, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return false;
-	return true;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -381,7 +310,7 @@ cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, si
 	char		norm[ACC_NORM_MAX];
 	cai_status	st;
 
-	st = acc_tokenize(text, len, ap->max_tokens, &toks, &n_toks, err);
+	st = cai_textclf_tokenize(text, len, ap->max_tokens, ACC_BYTES_PER_TOKEN, &toks, &n_toks, err);
 	if (st != CAI_OK)
 		return st;
 	ids = cai_malloc(sizeof(int32_t) * (n_toks * (1 + ACC_NGRAMS_MAX) + 1));
@@ -436,24 +365,6 @@ done:
 /* ---------------------------------------------------------------------- */
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */
-
-static cai_status
-acc_json_int(json_object *obj, const char *key, int64_t min, int64_t max,
-			 int64_t *out, cai_error *err)
-{
-	json_object *v;
-	int64_t		x;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
-		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks integer \"accurate.%s\"", key);
-	x = json_object_get_int64(v);
-	if (x < min || x > max)
-		return cai_error_set(err, CAI_ERR_FORMAT,
-							 "model metadata \"accurate.%s\" is %" PRId64 " (must be %" PRId64 " to %" PRId64 ")",
-							 key, x, min, max);
-	*out = x;
-	return CAI_OK;
-}
 
 /* Names and shapes of the float tensors, in parameter-slab order. */
 #define ACC_N_FLOAT_TENSORS 9
@@ -513,34 +424,6 @@ acc_net_view(AccNet *net, float *const *t, int D, int H, int L, int32_t R)
 	net->out_b = t[8];
 }
 
-/* As fast_index_slots in textclf.c: the serialized slots, or a private array to build. */
-static cai_status
-acc_index_slots(const cai_model_file *mf, const char *name, int64_t n,
-				const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
-				size_t *mem, cai_error *err)
-{
-	uint32_t	cap = cai_index_capacity(n);
-	int64_t		shape[1] = {cap};
-	const cai_tensor *t;
-	cai_status	st;
-
-	*mask = cap - 1;
-	*serialized = cai_model_file_tensor(mf, name) != NULL;
-	if (*serialized)
-	{
-		if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, shape, &t, err)) != CAI_OK)
-			return st;
-		*slot = t->data;
-		return CAI_OK;
-	}
-	*own = cai_calloc(cap, sizeof(int32_t));
-	if (*own == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model index");
-	*mem += sizeof(int32_t) * (size_t) cap;
-	*slot = *own;
-	return CAI_OK;
-}
-
 cai_status
 cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_labels,
 						  cai_textclf_accurate **out, size_t *mem_out, cai_error *err)
@@ -570,23 +453,23 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks object \"accurate\"");
 		goto fail;
 	}
-	if (acc_json_int(aj, "feature_version", ACC_FEATURE_VERSION, ACC_FEATURE_VERSION, &v, NULL) != CAI_OK)
+	if (cai_json_get_int(aj, "accurate", "feature_version", ACC_FEATURE_VERSION, ACC_FEATURE_VERSION, &v, NULL) != CAI_OK)
 	{
 		st = cai_error_set(err, CAI_ERR_VERSION,
 						   "model uses text features of another version (this build computes version %d)",
 						   ACC_FEATURE_VERSION);
 		goto fail;
 	}
-	if ((st = acc_json_int(aj, "dimensions", 1, ACC_MAX_DIM, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "dimensions", 1, ACC_MAX_DIM, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.dim = (int) v;
-	if ((st = acc_json_int(aj, "hidden", 1, ACC_MAX_DIM, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "hidden", 1, ACC_MAX_DIM, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.hidden = (int) v;
-	if ((st = acc_json_int(aj, "minn", 0, 100, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "minn", 0, 100, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.minn = (int) v;
-	if ((st = acc_json_int(aj, "maxn", 0, 100, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "maxn", 0, 100, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.maxn = (int) v;
 	if ((m->p.minn == 0) != (m->p.maxn == 0) || m->p.minn > m->p.maxn)
@@ -595,14 +478,14 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 						   m->p.minn, m->p.maxn);
 		goto fail;
 	}
-	if ((st = acc_json_int(aj, "max_tokens", 1, INT32_MAX / ACC_BYTES_PER_TOKEN, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "max_tokens", 1, INT32_MAX / ACC_BYTES_PER_TOKEN, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.max_tokens = (int) v;
-	if ((st = acc_json_int(aj, "buckets", 1, ACC_MAX_BUCKETS, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "buckets", 1, ACC_MAX_BUCKETS, &v, err)) != CAI_OK)
 		goto fail;
 	m->p.buckets = (uint32_t) v;
-	if ((st = acc_json_int(aj, "vocab_size", 0, INT32_MAX / 2, &V, err)) != CAI_OK ||
-		(st = acc_json_int(aj, "bucket_rows", 0, m->p.buckets, &K, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "vocab_size", 0, INT32_MAX / 2, &V, err)) != CAI_OK ||
+		(st = cai_json_get_int(aj, "accurate", "bucket_rows", 0, m->p.buckets, &K, err)) != CAI_OK)
 		goto fail;
 	m->n_vocab = (int32_t) V;
 	m->n_bucket_rows = (int32_t) K;
@@ -651,7 +534,7 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		m->vocab.nbytes = tb->nbytes;
 		m->vocab.off = off;
 		m->vocab.seed = ACC_SEED_WORD;
-		if ((st = acc_index_slots(mf, "accurate.vocab.slots", V, &m->vocab.slot, &m->vocab.mask,
+		if ((st = cai_textclf_index_slots(mf, "accurate.vocab.slots", V, &m->vocab.slot, &m->vocab.mask,
 								  &m->own_vocab_slot, &serialized, &mem, err)) != CAI_OK)
 			goto fail;
 		if (!mf->trusted || !serialized)
@@ -701,7 +584,7 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		b = t->data;
 		m->bucket.n = (int32_t) K;
 		m->bucket.keys = b;
-		if ((st = acc_index_slots(mf, "accurate.buckets.slots", K, &m->bucket.slot, &m->bucket.mask,
+		if ((st = cai_textclf_index_slots(mf, "accurate.buckets.slots", K, &m->bucket.slot, &m->bucket.mask,
 								  &m->own_bucket_slot, &serialized, &mem, err)) != CAI_OK)
 			goto fail;
 		if (!mf->trusted || !serialized)
@@ -737,7 +620,7 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		if ((st = cai_model_file_expect(mf, specs[i].name, CAI_F32, specs[i].ndim, specs[i].shape,
 										&t, err)) != CAI_OK)
 			goto fail;
-		if (!mf->trusted && !all_finite(t->data, n))
+		if (!mf->trusted && !cai_all_finite(t->data, n))
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "tensor \"%s\" holds a non-finite value", specs[i].name);
 			goto fail;
@@ -747,7 +630,7 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 	acc_net_view(&m->net, views, m->p.dim, m->p.hidden, n_labels, (int32_t) (V + 1 + K));
 
 	/* the ensemble's fast model: a whole model file, which must be a fast model with our labels */
-	if ((st = acc_json_int(aj, "ensemble_fast", 0, 1, &v, err)) != CAI_OK)
+	if ((st = cai_json_get_int(aj, "accurate", "ensemble_fast", 0, 1, &v, err)) != CAI_OK)
 		goto fail;
 	if (v == 1)
 	{
@@ -806,117 +689,6 @@ fail:
 /* Training: data preparation                                             */
 /* ---------------------------------------------------------------------- */
 
-/* Distinct normalized tokens ("types") with their count in training rows. */
-typedef struct AccTypes
-{
-	char	   *arena;
-	size_t		arena_len;
-	size_t		arena_cap;
-	size_t		n;
-	size_t		cap;
-	uint64_t   *hash;			/* (cap) */
-	size_t	   *off;			/* (cap) */
-	uint32_t   *len;			/* (cap) */
-	int64_t    *count;			/* (cap) */
-	uint32_t   *slot;			/* (mask + 1) type id + 1 */
-	size_t		mask;
-} AccTypes;
-
-static bool
-grow(void **p, size_t elem, size_t old_n, size_t new_n)
-{
-	size_t		ob,
-				nb;
-	void	   *q;
-
-	if (!cai_size_mul(elem, old_n, &ob) || !cai_size_mul(elem, new_n, &nb))
-		return false;
-	q = cai_realloc(*p, ob, nb);
-	if (q == NULL)
-		return false;
-	*p = q;
-	return true;
-}
-
-static int64_t
-types_intern(AccTypes *tt, const char *s, size_t len, uint64_t h)
-{
-	size_t		i;
-
-	if (tt->slot == NULL || (tt->n + 1) * 2 > tt->mask + 1)
-	{
-		size_t		ncap = tt->slot == NULL ? 1024 : (tt->mask + 1) * 2;
-		uint32_t   *ns;
-
-		if (ncap > ((size_t) 1 << 31) || (ns = cai_calloc(ncap, sizeof(uint32_t))) == NULL)
-			return -1;
-		for (size_t t = 0; t < tt->n; t++)
-		{
-			for (i = tt->hash[t] & (ncap - 1); ns[i] != 0; i = (i + 1) & (ncap - 1))
-				;
-			ns[i] = (uint32_t) t + 1;
-		}
-		cai_free(tt->slot);
-		tt->slot = ns;
-		tt->mask = ncap - 1;
-	}
-	for (i = h & tt->mask; tt->slot[i] != 0; i = (i + 1) & tt->mask)
-	{
-		size_t		t = tt->slot[i] - 1;
-
-		if (tt->hash[t] == h && tt->len[t] == len && memcmp(tt->arena + tt->off[t], s, len) == 0)
-			return (int64_t) t;
-	}
-	if (tt->n == tt->cap)
-	{
-		size_t		nc = tt->cap == 0 ? 1024 : tt->cap * 2;
-
-		if (!grow((void **) &tt->hash, sizeof(uint64_t), tt->cap, nc) ||
-			!grow((void **) &tt->off, sizeof(size_t), tt->cap, nc) ||
-			!grow((void **) &tt->len, sizeof(uint32_t), tt->cap, nc) ||
-			!grow((void **) &tt->count, sizeof(int64_t), tt->cap, nc))
-			return -1;
-		tt->cap = nc;
-	}
-	if (tt->arena_len + len + 1 > tt->arena_cap)
-	{
-		size_t		nc = tt->arena_cap == 0 ? 65536 : tt->arena_cap;
-
-		while (nc < tt->arena_len + len + 1)
-			nc *= 2;
-		if (!grow((void **) &tt->arena, 1, tt->arena_cap, nc))
-			return -1;
-		tt->arena_cap = nc;
-	}
-	memcpy(tt->arena + tt->arena_len, s, len);
-	tt->arena[tt->arena_len + len] = '\0';
-	tt->hash[tt->n] = h;
-	tt->off[tt->n] = tt->arena_len;
-	tt->len[tt->n] = (uint32_t) len;
-	tt->count[tt->n] = 0;
-	tt->arena_len += len + 1;
-	tt->slot[i] = (uint32_t) tt->n + 1;
-	return (int64_t) tt->n++;
-}
-
-typedef struct VocabItem
-{
-	const char *s;
-	int64_t		count;
-	int32_t		type;
-} VocabItem;
-
-static int
-vocab_item_cmp(const void *a, const void *b)
-{
-	const VocabItem *x = a;
-	const VocabItem *y = b;
-
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
-	return strcmp(x->s, y->s);
-}
-
 typedef struct Ticker
 {
 	cai_progress_fn fn;
@@ -930,7 +702,7 @@ typedef struct Ticker
 static bool
 ticker_tick(Ticker *tk, double fraction)
 {
-	double		t = now_seconds();
+	double		t = cai_now_seconds();
 
 	if (tk->fn == NULL || t - tk->last < 0.1)
 		return true;
@@ -952,18 +724,14 @@ typedef struct AccTrain
 {
 	AccParams	p;
 	int			L;
-	size_t		n_tr;
-	size_t		n_va;
-	const char **txt;			/* (n_all) */
-	size_t	   *len;			/* (n_all) */
-	int32_t    *lab;			/* (n_all) */
+	cai_textclf_rows rows;		/* train rows first, then validation rows */
 	size_t	   *tok_off;		/* (n_all + 1) */
 	int32_t    *tok_type;		/* (n_tokens) */
 	size_t		tok_cap;
-	AccTypes	types;
+	cai_textclf_types	types;
 	int32_t		V;
 	int32_t		K;
-	VocabItem  *vitems;			/* (V) */
+	cai_textclf_vocab_item  *vitems;			/* (V) */
 	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
 	size_t	   *bag_off;		/* (n_types + 1) */
 	int32_t    *bag;			/* embedding rows of each type; the first is the word or UNK row */
@@ -1018,17 +786,10 @@ typedef struct AccTrain
 static void
 acc_train_free(AccTrain *t)
 {
-	cai_free(t->txt);
-	cai_free(t->len);
-	cai_free(t->lab);
+	cai_textclf_rows_free(&t->rows);
 	cai_free(t->tok_off);
 	cai_free(t->tok_type);
-	cai_free(t->types.arena);
-	cai_free(t->types.hash);
-	cai_free(t->types.off);
-	cai_free(t->types.len);
-	cai_free(t->types.count);
-	cai_free(t->types.slot);
+	cai_textclf_types_free(&t->types);
 	cai_free(t->vitems);
 	cai_free(t->type_vocab);
 	cai_free(t->bag_off);
@@ -1069,94 +830,11 @@ acc_train_free(AccTrain *t)
 	cai_free(t->fast_probs);
 }
 
-/* Stratified, seeded split (as the fast architecture's): train rows first, then validation. */
-static cai_status
-acc_split(AccTrain *t, const cai_textclf_data *train, const cai_textclf_data *valid,
-		  double fraction, int n_labels, uint64_t seed, cai_error *err)
-{
-	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
-	int32_t    *idx;
-	size_t	   *cls_n;
-	bool	   *is_val;
-	cai_rng		rng;
-	size_t		w = 0;
-
-	t->txt = cai_malloc(sizeof(char *) * n_all);
-	t->len = cai_malloc(sizeof(size_t) * n_all);
-	t->lab = cai_malloc(sizeof(int32_t) * n_all);
-	if (t->txt == NULL || t->len == NULL || t->lab == NULL)
-		return NOMEM(err);
-	if (valid != NULL)
-	{
-		for (size_t i = 0; i < n_all; i++)
-		{
-			const cai_textclf_data *d = i < train->n ? train : valid;
-			size_t		j = i < train->n ? i : i - train->n;
-
-			t->txt[i] = d->texts[j];
-			t->len[i] = d->lens[j];
-			t->lab[i] = d->labels[j];
-		}
-		t->n_tr = train->n;
-		t->n_va = valid->n;
-		return CAI_OK;
-	}
-	idx = cai_malloc(sizeof(int32_t) * train->n);
-	cls_n = cai_calloc((size_t) n_labels, sizeof(size_t));
-	is_val = cai_calloc(train->n, sizeof(bool));
-	if (idx == NULL || cls_n == NULL || is_val == NULL)
-	{
-		cai_free(idx);
-		cai_free(cls_n);
-		cai_free(is_val);
-		return NOMEM(err);
-	}
-	cai_rng_seed(&rng, seed ^ 0x73706c6974ULL);	/* "split" */
-	for (size_t i = 0; i < train->n; i++)
-		cls_n[train->labels[i]]++;
-	for (int c = 0; c < n_labels; c++)
-	{
-		size_t		m = 0;
-		size_t		take;
-
-		if (cls_n[c] < 2)
-			continue;
-		for (size_t i = 0; i < train->n; i++)
-			if (train->labels[i] == c)
-				idx[m++] = (int32_t) i;
-		cai_rng_shuffle(&rng, idx, m);
-		take = (size_t) floor((double) m * fraction + 0.5);
-		if (take > m - 1)
-			take = m - 1;
-		for (size_t j = 0; j < take; j++)
-			is_val[idx[j]] = true;
-	}
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (size_t i = 0; i < train->n; i++)
-		{
-			if (is_val[i] != (pass == 1))
-				continue;
-			t->txt[w] = train->texts[i];
-			t->len[w] = train->lens[i];
-			t->lab[w] = train->labels[i];
-			w++;
-		}
-		if (pass == 0)
-			t->n_tr = w;
-	}
-	t->n_va = w - t->n_tr;
-	cai_free(idx);
-	cai_free(cls_n);
-	cai_free(is_val);
-	return CAI_OK;
-}
-
 /* Tokenize every row into type ids; count types in the training rows. */
 static cai_status
 acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 {
-	size_t		n_all = t->n_tr + t->n_va;
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
 	char		norm[ACC_NORM_MAX];
 	cai_status	st;
 
@@ -1170,7 +848,8 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 
 		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		if ((st = acc_tokenize(t->txt[r], t->len[r], t->p.max_tokens, &toks, &nt, err)) != CAI_OK)
+		if ((st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens,
+									   ACC_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
 			return st;
 		if (t->tok_off[r] + nt + 1 > t->tok_cap)
 		{
@@ -1178,7 +857,7 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 
 			while (nc < t->tok_off[r] + nt + 1)
 				nc *= 2;
-			if (!grow((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
+			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
 			{
 				cai_free(toks);
 				return NOMEM(err);
@@ -1187,8 +866,8 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 		}
 		for (size_t i = 0; i < nt; i++)
 		{
-			size_t		nl = acc_token_norm(t->txt[r], &toks[i], norm);
-			int64_t		ty = types_intern(&t->types, norm, nl, acc_word_hash(norm, nl));
+			size_t		nl = acc_token_norm(t->rows.txt[r], &toks[i], norm);
+			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, acc_word_hash(norm, nl));
 
 			if (ty < 0 || ty >= INT32_MAX)
 			{
@@ -1196,7 +875,7 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 				return NOMEM(err);
 			}
 			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
-			if (r < t->n_tr)
+			if (r < t->rows.n_tr)
 				t->types.count[ty]++;
 		}
 		cai_free(toks);
@@ -1213,14 +892,14 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 static cai_status
 acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 {
-	AccTypes   *tt = &t->types;
+	cai_textclf_types   *tt = &t->types;
 	size_t		nv = 0;
 	size_t		total = 0;
 	uint64_t	cg[ACC_NGRAMS_MAX];
 	int32_t		k = 0;
 
 	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n + 1));
-	t->vitems = cai_malloc(sizeof(VocabItem) * (tt->n + 1));
+	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n + 1));
 	t->bag_off = cai_calloc(tt->n + 1, sizeof(size_t));
 	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
 	if (t->type_vocab == NULL || t->vitems == NULL || t->bag_off == NULL || t->bmap == NULL)
@@ -1238,7 +917,7 @@ acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 		}
 	}
 	if (nv > 0)
-		qsort(t->vitems, nv, sizeof(VocabItem), vocab_item_cmp);
+		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
 	for (size_t v = 0; v < nv; v++)
 		t->type_vocab[t->vitems[v].type] = (int32_t) v;
 	t->V = (int32_t) nv;
@@ -1313,24 +992,24 @@ acc_sort_by_length(AccTrain *t, cai_error *err)
 	size_t	   *cnt;
 	int32_t    *tmp;
 
-	for (size_t i = 0; i < t->n_tr; i++)
+	for (size_t i = 0; i < t->rows.n_tr; i++)
 		if (t->len_key[i] > max_len)
 			max_len = t->len_key[i];
 	cnt = cai_calloc((size_t) max_len + 2, sizeof(size_t));
-	tmp = cai_malloc(sizeof(int32_t) * (t->n_tr + 1));
+	tmp = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
 	if (cnt == NULL || tmp == NULL)
 	{
 		cai_free(cnt);
 		cai_free(tmp);
 		return NOMEM(err);
 	}
-	for (size_t i = 0; i < t->n_tr; i++)
+	for (size_t i = 0; i < t->rows.n_tr; i++)
 		cnt[t->len_key[t->order[i]] + 1]++;
 	for (int32_t l = 0; l <= max_len; l++)
 		cnt[l + 1] += cnt[l];
-	for (size_t i = 0; i < t->n_tr; i++)
+	for (size_t i = 0; i < t->rows.n_tr; i++)
 		tmp[cnt[t->len_key[t->order[i]]]++] = t->order[i];
-	memcpy(t->order, tmp, sizeof(int32_t) * t->n_tr);
+	memcpy(t->order, tmp, sizeof(int32_t) * t->rows.n_tr);
 	cai_free(cnt);
 	cai_free(tmp);
 	return CAI_OK;
@@ -1383,12 +1062,12 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 		{
 			size_t		nc = t->b_ids_cap * 2 > n_ids + need ? t->b_ids_cap * 2 : n_ids + need;
 
-			if (!grow((void **) &t->b_ids, sizeof(int32_t), t->b_ids_cap, nc))
+			if (!cai_grow_array((void **) &t->b_ids, sizeof(int32_t), t->b_ids_cap, nc))
 				return NOMEM(err);
 			t->b_ids_cap = nc;
 		}
 		t->b_len[b] = (int32_t) nt;
-		t->b_y[b] = t->lab[r];
+		t->b_y[b] = t->rows.lab[r];
 		for (size_t i = 0; i < (size_t) T; i++)
 		{
 			t->b_offs[(size_t) b * T + i] = (int32_t) n_ids;
@@ -1486,12 +1165,12 @@ acc_eval(AccTrain *t, Ticker *tk, size_t from, size_t n, double *mean_loss, cai_
 		{
 			const float *f = t->fast_probs + i * (size_t) t->L;
 
-			t->acc_correct += cai_argmax(t->probs, t->L) == t->lab[r];
+			t->acc_correct += cai_argmax(t->probs, t->L) == t->rows.lab[r];
 			for (int c = 0; c < t->L; c++)
 				t->probs[c] = 0.5f * (t->probs[c] + f[c]);
 		}
 		t->pred[i] = cai_argmax(t->probs, t->L);
-		loss -= log(fmax((double) t->probs[t->lab[r]], 1e-30));
+		loss -= log(fmax((double) t->probs[t->rows.lab[r]], 1e-30));
 	}
 	*mean_loss = n > 0 ? loss / (double) n : 0.0;
 	return CAI_OK;
@@ -1596,32 +1275,6 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	return total;
 }
 
-static json_object *
-parse_object(const char *s)
-{
-	json_object *o = s != NULL ? json_tokener_parse(s) : NULL;
-
-	if (o != NULL && !json_object_is_type(o, json_type_object))
-	{
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static bool
-put(json_object *obj, const char *key, json_object *val)
-{
-	if (val == NULL)
-		return false;
-	if (json_object_object_add(obj, key, val) != 0)
-	{
-		json_object_put(val);
-		return false;
-	}
-	return true;
-}
-
 static char *
 acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *label_names,
 			 json_object *metrics, json_object *prov, uint64_t fingerprint, json_object *train_opts)
@@ -1636,38 +1289,38 @@ acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *labe
 	bool		ok;
 
 	if (ojs != NULL)
-		oj = parse_object(ojs);
+		oj = cai_json_parse_object(ojs);
 	cai_free(ojs);
 	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
 	ok = root != NULL && labels != NULL && aj != NULL && oj != NULL;
 	for (int c = 0; ok && c < t->L; c++)
 		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
 	ok = ok &&
-		put(aj, "feature_version", json_object_new_int(ACC_FEATURE_VERSION)) &&
-		put(aj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
-		put(aj, "dimensions", json_object_new_int(t->p.dim)) &&
-		put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
-		put(aj, "minn", json_object_new_int(t->p.minn)) &&
-		put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
-		put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
-		put(aj, "vocab_size", json_object_new_int(t->V)) &&
-		put(aj, "bucket_rows", json_object_new_int(t->K)) &&
-		put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
-		put(aj, "training", json_object_get(train_opts));
+		cai_json_put(aj, "feature_version", json_object_new_int(ACC_FEATURE_VERSION)) &&
+		cai_json_put(aj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
+		cai_json_put(aj, "dimensions", json_object_new_int(t->p.dim)) &&
+		cai_json_put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
+		cai_json_put(aj, "minn", json_object_new_int(t->p.minn)) &&
+		cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
+		cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		cai_json_put(aj, "vocab_size", json_object_new_int(t->V)) &&
+		cai_json_put(aj, "bucket_rows", json_object_new_int(t->K)) &&
+		cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
+		cai_json_put(aj, "training", json_object_get(train_opts));
 	if (ok)
 	{
-		ok = put(root, "task", json_object_new_string("text_classification")) &&
-			put(root, "architecture", json_object_new_string("accurate")) &&
-			put(root, "labels", labels);
+		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
+			cai_json_put(root, "architecture", json_object_new_string("accurate")) &&
+			cai_json_put(root, "labels", labels);
 		labels = NULL;
-		ok = ok && put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
-			put(root, "options", oj);
+		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
+			cai_json_put(root, "options", oj);
 		oj = NULL;
-		ok = ok && put(root, "accurate", aj);
+		ok = ok && cai_json_put(root, "accurate", aj);
 		aj = NULL;
-		ok = ok && put(root, "metrics", json_object_get(metrics)) &&
-			put(root, "provenance", json_object_get(prov));
+		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
+			cai_json_put(root, "provenance", json_object_get(prov));
 	}
 	if (ok)
 	{
@@ -1877,9 +1530,9 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 
 		if ((i & 255) == 255 && !ticker_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		if ((st = cai_textclf_predict(t->fast, t->txt[r], t->len[r], f, err)) != CAI_OK)
+		if ((st = cai_textclf_predict(t->fast, t->rows.txt[r], t->rows.len[r], f, err)) != CAI_OK)
 			return st;
-		t->fast_correct += cai_argmax(f, t->L) == t->lab[r];
+		t->fast_correct += cai_argmax(f, t->L) == t->rows.lab[r];
 	}
 	return CAI_OK;
 }
@@ -1928,13 +1581,13 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 	int			max_rows = 1;
 	int32_t		max_pos = 1;
 
-	t->batches = cai_malloc(sizeof(AccBatch) * (t->n_tr + 1));
-	t->batch_perm = cai_malloc(sizeof(int32_t) * (t->n_tr + 1));
+	t->batches = cai_malloc(sizeof(AccBatch) * (t->rows.n_tr + 1));
+	t->batch_perm = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
 	if (t->batches == NULL || t->batch_perm == NULL)
 		return NOMEM(err);
 	t->n_batches = 0;
 	*max_ids = 0;
-	while (i < t->n_tr)
+	while (i < t->rows.n_tr)
 	{
 		AccBatch   *b = &t->batches[t->n_batches];
 		size_t		acts;
@@ -1943,7 +1596,7 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		b->first = (int32_t) i;
 		b->n = 0;
 		b->T = 1;
-		while (i < t->n_tr && b->n < batch_size)
+		while (i < t->rows.n_tr && b->n < batch_size)
 		{
 			int32_t		l = t->len_key[t->order[i]];
 			int32_t		T = l > b->T ? l : b->T;
@@ -1965,7 +1618,7 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		t->batch_perm[t->n_batches] = (int32_t) t->n_batches;
 		t->n_batches++;
 	}
-	for (size_t r = 0; r < t->n_tr + t->n_va; r++)
+	for (size_t r = 0; r < t->rows.n_tr + t->rows.n_va; r++)
 	{
 		size_t		n = 0;
 
@@ -2048,7 +1701,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	memset(&tk, 0, sizeof(tk));
 	tk.fn = progress;
 	tk.ctx = progress_ctx;
-	tk.start = tk.last = now_seconds();
+	tk.start = tk.last = cai_now_seconds();
 	tk.max_seconds = cai_opt_float(opts, "max_seconds");
 	t.L = n_labels;
 
@@ -2062,28 +1715,28 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		return st;
 	cai_blas_set_threads(threads);
 
-	if ((st = acc_split(&t, train, valid, frac, n_labels, seed, err)) != CAI_OK)
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
 		goto done;
-	if (t.n_tr == 0)
+	if (t.rows.n_tr == 0)
 	{
 		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
 		goto done;
 	}
-	n_eval = t.n_va > 0 ? t.n_va : t.n_tr;
-	eval_from = t.n_va > 0 ? t.n_tr : 0;
+	n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
+	eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
 	if ((st = acc_prepare_tokens(&t, &tk, err)) != CAI_OK ||
 		(st = acc_prepare_bags(&t, min_count, err)) != CAI_OK)
 		goto done;
 
 	/* rows by length, batches */
-	t.order = cai_malloc(sizeof(int32_t) * (t.n_tr + 1));
-	t.len_key = cai_malloc(sizeof(int32_t) * (t.n_tr + 1));
+	t.order = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
+	t.len_key = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
 	if (t.order == NULL || t.len_key == NULL)
 	{
 		st = NOMEM(err);
 		goto done;
 	}
-	for (size_t r = 0; r < t.n_tr; r++)
+	for (size_t r = 0; r < t.rows.n_tr; r++)
 	{
 		t.order[r] = (int32_t) r;
 		t.len_key[r] = (int32_t) (t.tok_off[r + 1] - t.tok_off[r]);
@@ -2128,7 +1781,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 
 	if (epochs == 0)
 	{
-		size_t		want = (ACC_AUTO_UPDATES + t.n_tr - 1) / t.n_tr;
+		size_t		want = (ACC_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
 
 		epochs = want < ACC_AUTO_MIN_EPOCHS ? ACC_AUTO_MIN_EPOCHS :
 			want > ACC_AUTO_MAX_EPOCHS ? ACC_AUTO_MAX_EPOCHS : (int) want;
@@ -2137,7 +1790,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	steps_total = (int64_t) epochs * (int64_t) t.n_batches;
 	for (int ep = 1; ep <= epochs; ep++)
 	{
-		double		ep_start = now_seconds();
+		double		ep_start = cai_now_seconds();
 		double		loss_sum = 0.0;
 		size_t		rows_done = 0;
 		double		acc,
@@ -2146,7 +1799,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		bool		out_of_time = false;
 
 		/* reshuffle rows within each length, then the batch order */
-		cai_rng_shuffle(&rng, t.order, t.n_tr);
+		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
 		if ((st = acc_sort_by_length(&t, err)) != CAI_OK)
 			goto done;
 		cai_rng_shuffle(&rng, t.batch_perm, t.n_batches);
@@ -2163,7 +1816,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 				st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 				goto done;
 			}
-			if (tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds)
+			if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
 			{
 				out_of_time = true;
 				break;
@@ -2187,7 +1840,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		epochs_run = ep;
 		if ((st = acc_eval(&t, &tk, eval_from, n_eval, &vloss, err)) != CAI_OK)
 			goto done;
-		cai_classification_scores(t.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
+		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
 		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
 		{
 			best_acc = acc;
@@ -2200,7 +1853,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		tk.p.epoch = ep;
 		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
 		tk.p.val_score = acc;
-		tk.p.rows_per_sec = (double) (rows_done > 0 ? rows_done : 1) / fmax(now_seconds() - ep_start, 1e-9);
+		tk.p.rows_per_sec = (double) (rows_done > 0 ? rows_done : 1) / fmax(cai_now_seconds() - ep_start, 1e-9);
 		tk.p.fraction = (double) ep / (double) epochs;
 		tk.p.epoch_done = true;
 		if (progress != NULL && !progress(progress_ctx, &tk.p))
@@ -2208,54 +1861,54 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 			goto done;
 		}
-		tk.last = now_seconds();
-		out_of_time = out_of_time || (tk.max_seconds > 0 && now_seconds() - tk.start >= tk.max_seconds);
-		if (out_of_time || (patience > 0 && t.n_va > 0 && ep - best_epoch >= patience))
+		tk.last = cai_now_seconds();
+		out_of_time = out_of_time || (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds);
+		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
 			break;
 	}
-	if (t.n_va == 0)
+	if (t.rows.n_va == 0)
 	{
 		memcpy(t.best, t.slab.data, sizeof(float) * t.slab.numel);
 		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
 		t.best_acc_correct = t.acc_correct;
 		best_epoch = epochs_run;
 	}
-	if (!all_finite(t.best, t.slab.numel))
+	if (!cai_all_finite(t.best, t.slab.numel))
 	{
 		st = cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (a weight is not finite); lower learning_rate");
 		goto done;
 	}
-	seconds = now_seconds() - tk.start;
+	seconds = cai_now_seconds() - tk.start;
 
-	if ((st = cai_classification_report(t.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
+	if ((st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
 										&report, err)) != CAI_OK)
 		goto done;
-	metrics = parse_object(report);
+	metrics = cai_json_parse_object(report);
 	train_opts = json_object_new_object();
 	if (metrics == NULL || train_opts == NULL ||
-		!put(metrics, "evaluated_on", json_object_new_string(t.n_va > 0 ? "validation" : "train")) ||
-		!put(metrics, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
-		!put(metrics, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
-		!put(metrics, "seconds", json_object_new_double(seconds)) ||
-		!put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
-		!put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
-		!put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
-		!put(metrics, "vocab_size", json_object_new_int(t.V)) ||
-		!put(metrics, "bucket_rows", json_object_new_int(t.K)) ||
-		!put(metrics, "accurate_only_accuracy",
+		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
+		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)) ||
+		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
+		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
+		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
+		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)) ||
+		!cai_json_put(metrics, "accurate_only_accuracy",
 			 json_object_new_double((double) t.best_acc_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
-		!put(metrics, "fast_only_accuracy",
+		!cai_json_put(metrics, "fast_only_accuracy",
 			 json_object_new_double((double) t.fast_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
-		!put(train_opts, "learning_rate", json_object_new_double(lr0)) ||
-		!put(train_opts, "dropout", json_object_new_double(dropout)) ||
-		!put(train_opts, "word_dropout", json_object_new_double(word_dropout)) ||
-		!put(train_opts, "batch_size", json_object_new_int(batch_size)) ||
-		!put(train_opts, "epochs", json_object_new_int(epochs)) ||
-		!put(prov, "train_rows", json_object_new_int64((int64_t) t.n_tr)) ||
-		!put(prov, "validation_rows", json_object_new_int64((int64_t) t.n_va)) ||
-		!put(prov, "seconds", json_object_new_double(seconds)) ||
-		!put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
-		!put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+		!cai_json_put(train_opts, "learning_rate", json_object_new_double(lr0)) ||
+		!cai_json_put(train_opts, "dropout", json_object_new_double(dropout)) ||
+		!cai_json_put(train_opts, "word_dropout", json_object_new_double(word_dropout)) ||
+		!cai_json_put(train_opts, "batch_size", json_object_new_int(batch_size)) ||
+		!cai_json_put(train_opts, "epochs", json_object_new_int(epochs)) ||
+		!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(prov, "seconds", json_object_new_double(seconds)) ||
+		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
+		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
 	{
 		st = NOMEM(err);
 		goto done;
