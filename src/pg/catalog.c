@@ -384,20 +384,6 @@ CaiLockModelName(const char *name)
 	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 }
 
-/* Validation score stored in metrics ("score"), NaN if absent. */
-static double
-CaiMetricsScore(const char *metrics_json)
-{
-	const char *p;
-
-	if (metrics_json == NULL)
-		return NAN;
-	p = strstr(metrics_json, "\"score\":");
-	if (p == NULL)
-		return NAN;
-	return strtod(p + 8, NULL);
-}
-
 /*
  * Store a new version.  deploy_policy: "auto" (first version, or better
  * validation score than the deployed one), "always", "never", or "import"
@@ -435,36 +421,41 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 		owner = caller_userid;
 
 	{
-		Oid			types[1] = {TEXTOID};
-		Datum		values[1] = {CStringGetTextDatum(name)};
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		bool		has_deployed;
+		bool		new_null;
+		bool		old_null;
+		double		new_score;
+		double		old_score;
 
+		values[0] = CStringGetTextDatum(name);
+		values[1] = metrics_json ? CStringGetTextDatum(metrics_json) : (Datum) 0;
+		if (metrics_json == NULL)
+			nulls[1] = 'n';
+		/* next version; whether one is deployed; validation scores of the deployed and the new version */
 		snprintf(sql, sizeof(sql),
-				 "SELECT coalesce(max(version), 0) + 1, "
-				 "(SELECT metrics::text FROM %s WHERE name = $1 AND deployed) "
-				 "FROM %s WHERE name = $1", store_name, store_name);
-		CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+				 "SELECT coalesce(max(s.version), 0) + 1, bool_or(s.deployed), "
+				 "(($2::jsonb) ->> 'score')::float8, "
+				 "(SELECT (d.metrics ->> 'score')::float8 FROM %s d WHERE d.name = $1 AND d.deployed) "
+				 "FROM %s s WHERE s.name = $1", store_name, store_name);
+		CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		{
-			char	   *old_metrics = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			bool		has_deployed;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		has_deployed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull)
+			has_deployed = false;
+		new_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &new_null));
+		old_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &old_null));
 
-			(void) d;
-			has_deployed = !isnull;
-			if (strcmp(deploy_policy, "always") == 0)
-				deploy = true;
-			else if (strcmp(deploy_policy, "never") == 0)
-				deploy = false;
-			else if (!has_deployed)
-				deploy = true;
-			else if (strcmp(deploy_policy, "auto") == 0)
-			{
-				double		new_score = CaiMetricsScore(metrics_json);
-				double		old_score = CaiMetricsScore(old_metrics);
-
-				deploy = !isnan(new_score) && (isnan(old_score) || new_score > old_score);
-			}
-		}
+		if (strcmp(deploy_policy, "always") == 0)
+			deploy = true;
+		else if (strcmp(deploy_policy, "never") == 0)
+			deploy = false;
+		else if (!has_deployed)
+			deploy = true;
+		else if (strcmp(deploy_policy, "auto") == 0)
+			deploy = !new_null && (old_null || new_score > old_score);
 	}
 
 	{

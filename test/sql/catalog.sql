@@ -28,6 +28,14 @@ SELECT cai_deploy('cat', 0);
 SELECT cai_deploy(NULL);
 SELECT cai_deploy('');
 
+-- deploy policies of training
+SELECT version FROM cai_train('cat', 'sentiment', 'cat_train', options => '{"architecture": "fast", "epochs": 1, "deploy": "never"}');
+SELECT version, deployed FROM cai_models WHERE name = 'cat' ORDER BY version;
+SELECT version FROM cai_train('cat', 'sentiment', 'cat_train', options => '{"architecture": "fast", "epochs": 1, "deploy": "always"}');
+SELECT version, deployed FROM cai_models WHERE name = 'cat' ORDER BY version;
+SELECT cai_drop_model('cat', 3) + cai_drop_model('cat', 4) AS dropped_policy_versions;
+SELECT cai_deploy('cat', 1);
+
 -- model info
 SELECT i->>'task' AS task, i->>'architecture' AS architecture, i->'labels' AS labels, (i->>'version')::int AS version
   FROM cai_model_info('cat') AS i;
@@ -48,6 +56,8 @@ SET ROLE cai_regress_alice;
 SELECT cai_export('cat', 1) IS NOT NULL AS alice_exports_cat;
 SELECT cai_import('alice model', :'model_bytes') AS alice_imports;
 SELECT cai_import('alice model', :'model_bytes') AS alice_adds_version;
+-- an imported version does not replace the deployed one
+SELECT version, deployed FROM cai_models WHERE name = 'alice model' ORDER BY version;
 RESET ROLE;
 SELECT cai_import('alice model', :'model_bytes') AS superuser_may_add;
 SELECT owner::text, count(*) FROM cai_models WHERE name = 'alice model' GROUP BY 1;
