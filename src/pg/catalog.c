@@ -259,6 +259,15 @@ CaiNoDeployedVersion(const char *name)
 			 errhint("Deploy a version with cai_deploy('%s', version).", name)));
 }
 
+/* Error for a version that was not found: no such model, version, or no deployed version. */
+static void
+CaiVersionMissing(const char *name, int32 version)
+{
+	if (version == 0 && OidIsValid(CaiCatalogModelOwner(name)))
+		CaiNoDeployedVersion(name);
+	CaiModelNotFound(name, version);
+}
+
 /*
  * Fetch one version (version <= 0: the deployed one) into row, allocated in
  * the caller's memory context.  Returns false if there is no such row.
@@ -630,9 +639,7 @@ cai_export(PG_FUNCTION_ARGS)
 
 	if (!CaiCatalogFetch(name, version, true, &row))
 	{
-		if (version == 0 && OidIsValid(CaiCatalogModelOwner(name)))
-			CaiNoDeployedVersion(name);
-		CaiModelNotFound(name, version);
+		CaiVersionMissing(name, version);
 	}
 	CaiCheckModelOwnership(name, row.owner, "export it");
 	PG_RETURN_BYTEA_P(row.model);
@@ -675,9 +682,7 @@ cai_model_info(PG_FUNCTION_ARGS)
 	CaiCatalogDisconnect();
 	if (result == NULL)
 	{
-		if (version == 0 && OidIsValid(CaiCatalogModelOwner(name)))
-			CaiNoDeployedVersion(name);
-		CaiModelNotFound(name, version);
+		CaiVersionMissing(name, version);
 	}
 	PG_RETURN_JSONB_P(result);
 }

@@ -971,6 +971,21 @@ CaiNoRows(int64 skipped)
 			 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", skipped)));
 }
 
+/* After the core trainer returned: raise its error (a cancel as the interrupt), or record the result. */
+static void
+CaiTrainingDone(cai_status st, const cai_error *err, const cai_options *opts, int64 rows, int64 skipped,
+				CaiTrained *out)
+{
+	cai_blas_set_threads(1);
+	if (st == CAI_ERR_CANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (st != CAI_OK)
+		CaiReportCoreError(st, err, "training failed");
+	out->rows = rows;
+	out->skipped = skipped;
+	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+}
+
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
@@ -1026,14 +1041,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
 						   vrows.n > 0 ? &valid : NULL, provenance,
 						   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
-	cai_blas_set_threads(1);
-	if (st == CAI_ERR_CANCELLED)
-		CHECK_FOR_INTERRUPTS();
-	if (st != CAI_OK)
-		CaiReportCoreError(st, &err, "training failed");
-	out->rows = rows.n;
-	out->skipped = rows.skipped;
-	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	CaiTrainingDone(st, &err, opts, rows.n, rows.skipped, out);
 }
 
 
@@ -1400,14 +1408,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	cai_blas_set_threads(shared->threads);
 	st = cai_ner_train(opts, &train, vrows.n > 0 ? &valid : NULL, has_vectors ? &wv : NULL, provenance,
 					   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
-	cai_blas_set_threads(1);
-	if (st == CAI_ERR_CANCELLED)
-		CHECK_FOR_INTERRUPTS();
-	if (st != CAI_OK)
-		CaiReportCoreError(st, &err, "training failed");
-	out->rows = rows.n;
-	out->skipped = rows.skipped;
-	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	CaiTrainingDone(st, &err, opts, rows.n, rows.skipped, out);
 }
 
 /*
