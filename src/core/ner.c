@@ -51,6 +51,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cblas.h>
 #include <json-c/json.h>
 
@@ -88,7 +91,7 @@ const cai_opt_def cai_ner_option_defs[] = {
 	{"batch_size", CAI_OPT_INT, "32", 1, 4096, NULL,
 	"sentences per update"},
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL,
-	"random seed: the same data, options and seed give the same model (with threads = 1)"},
+	"random seed: the same data, options, seed and threads give the same model"},
 	{"dimensions", CAI_OPT_INT, "100", 1, NER_MAX_DIM, NULL,
 	"word embedding size"},
 	{"char_dimensions", CAI_OPT_INT, "25", 1, NER_MAX_DIM, NULL,
@@ -106,7 +109,7 @@ const cai_opt_def cai_ner_option_defs[] = {
 	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL,
 	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"},
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
-	"BLAS threads while training (1 = deterministic)"},
+	"training threads: each batch is split over them (data parallel); the same seed and threads give the same model"},
 	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never",
 	"whether the new model replaces the deployed one (used by the SQL layer)"},
 	{"patience", CAI_OPT_INT, "5", 0, 1000, NULL,
@@ -232,10 +235,31 @@ PD(const NerNet *n, int p)
 	return cai_slab_data(&n->slab, n->idx[p]);
 }
 
-static inline float *
-PG(const NerNet *n, int p)
+/*
+ * Where a backward pass accumulates: gradient slabs laid out like the
+ * parameter slab (the slab's own, or a training thread's copy), the word
+ * rows touched, and the scale of the CRF loss (1 / sentences of the whole
+ * batch, so that shard gradients add up to the batch mean).
+ */
+typedef struct NerGrad
 {
-	return cai_slab_grad(&n->slab, n->idx[p]);
+	float	   *base;			/* (slab numel) */
+	cai_rowset *rows;			/* touched rows of word_emb */
+	float		scale;
+} NerGrad;
+
+/* Gradient of parameter p in g. */
+static inline float *
+GG(const NerNet *n, const NerGrad *g, int p)
+{
+	return g->base + n->slab.params[n->idx[p]].offset;
+}
+
+/* Parameter p (g NULL) or its gradient in g. */
+static inline float *
+PV(const NerNet *n, const NerGrad *g, int p)
+{
+	return g != NULL ? GG(n, g, p) : PD(n, p);
 }
 
 /* Declare the parameters of d in a fresh slab (not yet allocated). */
@@ -260,27 +284,24 @@ net_declare(NerNet *net, const NerDims *d, cai_error *err)
 	return cai_slab_set_sparse(&net->slab, net->idx[P_WORD], err);
 }
 
+/* LSTM parameters (g NULL) or their gradients in g. */
 static void
-net_lstm_views(const NerNet *net, bool grad, cai_lstm_params *fw, cai_lstm_params *bw)
+net_lstm_views(const NerNet *net, const NerGrad *g, cai_lstm_params *fw, cai_lstm_params *bw)
 {
-	float	   *(*v) (const NerNet *, int) = grad ? PG : PD;
-
-	fw->w_ih = v(net, P_FW_WIH);
-	fw->w_hh = v(net, P_FW_WHH);
-	fw->b = v(net, P_FW_B);
-	bw->w_ih = v(net, P_BW_WIH);
-	bw->w_hh = v(net, P_BW_WHH);
-	bw->b = v(net, P_BW_B);
+	fw->w_ih = PV(net, g, P_FW_WIH);
+	fw->w_hh = PV(net, g, P_FW_WHH);
+	fw->b = PV(net, g, P_FW_B);
+	bw->w_ih = PV(net, g, P_BW_WIH);
+	bw->w_hh = PV(net, g, P_BW_WHH);
+	bw->b = PV(net, g, P_BW_B);
 }
 
 static void
-net_crf_view(const NerNet *net, bool grad, cai_crf_params *c)
+net_crf_view(const NerNet *net, const NerGrad *g, cai_crf_params *c)
 {
-	float	   *(*v) (const NerNet *, int) = grad ? PG : PD;
-
-	c->trans = v(net, P_CRF_TRANS);
-	c->start = v(net, P_CRF_START);
-	c->end = v(net, P_CRF_END);
+	c->trans = PV(net, g, P_CRF_TRANS);
+	c->start = PV(net, g, P_CRF_START);
+	c->end = PV(net, g, P_CRF_END);
 }
 
 /* Random initialisation of every parameter (index order, one rng). */
@@ -298,7 +319,7 @@ net_init_params(NerNet *net, cai_rng *rng)
 	cai_init_const(PD(net, P_CONV_B), (size_t) d->F, 0.0f);
 	cai_init_uniform(PD(net, P_CASE), (size_t) CAI_CASE_COUNT * d->Dcase,
 					 sqrtf(3.0f / (float) d->Dcase), rng);
-	net_lstm_views(net, false, &fw, &bw);
+	net_lstm_views(net, NULL, &fw, &bw);
 	cai_lstm_init(&fw, d->C, d->H, rng);
 	cai_lstm_init(&bw, d->C, d->H, rng);
 	cai_init_xavier(PD(net, P_OUT_W), (size_t) d->K * 2 * d->H, 2 * d->H, d->K, rng);
@@ -1445,7 +1466,7 @@ net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 								  tc->rng, err)) != CAI_OK)
 		return st;
 
-	net_lstm_views(net, false, &fw, &bw);
+	net_lstm_views(net, NULL, &fw, &bw);
 	if (tc != NULL)
 		st = cai_bilstm_forward(&fw, &bw, w->x, w->len, B, T, C, d->H, w->h, w->lstm, err);
 	else
@@ -1470,15 +1491,26 @@ net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 	return CAI_OK;
 }
 
+/* The slab's own gradients, for a batch of B sentences. */
+static NerGrad
+net_slab_grad(NerNet *net, int B)
+{
+	NerGrad		g = {net->slab.grad, cai_slab_rowset(&net->slab, net->idx[P_WORD]), 1.0f / (float) B};
+
+	return g;
+}
+
 /*
- * CRF loss of the batch in w (mean over its sentences) and the backward
- * pass: accumulates every parameter gradient (gradients zeroed by the
- * caller).  *loss gets the summed NLL.
+ * CRF loss of the batch in w (scaled by g->scale) and the backward pass:
+ * accumulates every parameter gradient into g (zeroed by the caller).
+ * *loss gets the summed NLL.  Reads the model only, so training threads
+ * run it concurrently on their own w and g.
  */
 static cai_status
-net_backward(cai_ner *m, NerWs *w, const NerTrainCtx *tc, double *loss, cai_error *err)
+net_backward(const cai_ner *m, NerWs *w, const NerTrainCtx *tc, const NerGrad *g,
+			 double *loss, cai_error *err)
 {
-	NerNet	   *net = &m->net;
+	const NerNet *net = &m->net;
 	const NerDims *d = &net->d;
 	const int	B = w->B;
 	const int	T = w->T;
@@ -1493,27 +1525,27 @@ net_backward(cai_ner *m, NerWs *w, const NerTrainCtx *tc, double *loss, cai_erro
 				bw,
 				gfw,
 				gbw;
-	float	   *gword = PG(net, P_WORD);
-	float	   *gchar = PG(net, P_CHAR);
-	float	   *gcase = PG(net, P_CASE);
-	cai_rowset *rows = cai_slab_rowset(&net->slab, net->idx[P_WORD]);
+	float	   *gword = GG(net, g, P_WORD);
+	float	   *gchar = GG(net, g, P_CHAR);
+	float	   *gcase = GG(net, g, P_CASE);
+	cai_rowset *rows = g->rows;
 	float		pdrop = tc != NULL ? tc->dropout : 0.0f;
 	cai_status	st;
 
-	net_crf_view(net, false, &crf);
-	net_crf_view(net, true, &gcrf);
+	net_crf_view(net, NULL, &crf);
+	net_crf_view(net, g, &gcrf);
 	memset(w->demis, 0, sizeof(float) * BT * d->K);
 	if ((st = cai_crf_nll_batch(&crf, d->K, w->emis, w->tags, w->len, B, T, &m->mask,
-								1.0f / (float) B, loss, w->demis, &gcrf, w->crf, err)) != CAI_OK)
+								g->scale, loss, w->demis, &gcrf, w->crf, err)) != CAI_OK)
 		return st;
 	memset(w->dh, 0, sizeof(float) * BT * H2);
-	cai_linear_backward(w->dh, PG(net, P_OUT_W), PG(net, P_OUT_B), w->demis, w->h,
+	cai_linear_backward(w->dh, GG(net, g, P_OUT_W), GG(net, g, P_OUT_B), w->demis, w->h,
 						PD(net, P_OUT_W), (int) BT, (int) H2, d->K);
 	if (pdrop > 0)
 		dropout_backward_inplace(w->dh, w->hmask, BT * H2, pdrop);
 	memset(w->dx, 0, sizeof(float) * BT * C);
-	net_lstm_views(net, false, &fw, &bw);
-	net_lstm_views(net, true, &gfw, &gbw);
+	net_lstm_views(net, NULL, &fw, &bw);
+	net_lstm_views(net, g, &gfw, &gbw);
 	if ((st = cai_bilstm_backward(&fw, &bw, &gfw, &gbw, w->len, B, T, C, d->H, w->dh, w->dx,
 								  w->lstm, err)) != CAI_OK)
 		return st;
@@ -1552,7 +1584,7 @@ net_backward(cai_ner *m, NerWs *w, const NerTrainCtx *tc, double *loss, cai_erro
 			dc[(size_t) am[f] * F + f] += dcf[f];
 	}
 	memset(w->dim2col, 0, sizeof(float) * w->Nc * NER_CHAR_WIDTH * Dc);
-	cai_linear_backward(w->dim2col, PG(net, P_CONV_W), PG(net, P_CONV_B), w->dconv, w->im2col,
+	cai_linear_backward(w->dim2col, GG(net, g, P_CONV_W), GG(net, g, P_CONV_B), w->dconv, w->im2col,
 						PD(net, P_CONV_W), (int) w->Nc, NER_CHAR_WIDTH * Dc, F);
 	for (size_t i = 0; i < w->N; i++)
 	{
@@ -1591,7 +1623,7 @@ net_decode(const cai_ner *m, NerWs *w, bool want_scores, cai_error *err)
 	cai_crf_params crf;
 	cai_status	st;
 
-	net_crf_view(&m->net, false, &crf);
+	net_crf_view(&m->net, NULL, &crf);
 	if ((st = cai_crf_viterbi_batch(&crf, d->K, w->emis, w->len, w->B, w->T, &m->mask,
 									w->tags, w->crf, err)) != CAI_OK)
 		return st;
@@ -1644,6 +1676,69 @@ ticker_tick(Ticker *tk, double fraction)
 	return tk->fn(tk->ctx, &tk->p);
 }
 
+/*
+ * Data-parallel training (option "threads" > 1).  A batch is split into
+ * shards by sentence (sentence i of the batch to shard i mod n, the batch
+ * being sorted by length this balances the work); shard s runs forward and
+ * backward on its own workspace into its own gradients (shard 0 into the
+ * slab's) with its own dropout rng seeded from the training rng; the main
+ * thread then adds the shard gradients in shard order, clips and steps.
+ * Validation batches go round-robin to the shards.  The main thread runs
+ * shard 0; n - 1 pool threads, started before the buffers are allocated
+ * and joined before cai_ner_train returns, run the others.  Pool threads
+ * never allocate (cai_malloc may be a server memory context), never call
+ * the progress callback and write only their shard's outputs; BLAS runs
+ * single-threaded meanwhile.  The result depends on the seed and the
+ * number of threads only.
+ */
+typedef enum NerJob
+{
+	JOB_NONE, JOB_TRAIN, JOB_STEP, JOB_EVAL, JOB_EXIT
+} NerJob;
+
+struct NerTrain;
+
+typedef struct NerShard
+{
+	struct NerTrain *t;
+	int			id;
+	NerWs		ws;				/* training workspace for the shard's sentences */
+	NerWs		ews;			/* evaluation workspace (shard >= 1; shard 0 uses t->ews) */
+	float	   *grad;			/* (slab numel) own gradients (shard >= 1) */
+	cai_rowset	rows;			/* word rows touched in grad (shard >= 1) */
+	int32_t    *ids;			/* (ws.maxB) the shard's sentences of the batch */
+	int			B;
+	cai_rng		rng;			/* dropout and unknown-word replacement */
+	double		loss;			/* summed NLL of the shard */
+	cai_status	st;
+	cai_error	err;
+} NerShard;
+
+typedef struct NerPool
+{
+	int			n;				/* shards (1 = no pool) */
+	int			started;		/* pool threads running */
+	NerShard   *sh;				/* (n) */
+	pthread_t  *th;				/* (n) th[s] runs shard s, s >= 1 */
+	pthread_mutex_t mu;
+	pthread_cond_t go;
+	pthread_cond_t done;
+	bool		sync_ok;		/* mu, go, done initialised */
+	uint64_t	gen;			/* job generation, under mu */
+	int			pending;		/* pool threads still on the job, under mu */
+	NerJob		job;
+	/* inputs of the job, written by the main thread before it starts */
+	float		gscale;			/* JOB_TRAIN: 1 / sentences of the batch */
+	const cai_optim_config *cfg;	/* JOB_STEP */
+	float		lr;
+	int64_t		step;
+	size_t		dense;			/* JOB_STEP: floats of the dense parameters */
+	const NerEnc *ee;			/* JOB_EVAL */
+	const int32_t *eorder;
+	int32_t    *epred;
+	size_t		ebatch0;		/* first evaluation batch of the round */
+} NerPool;
+
 /* One side (train or validation) of the data, rebased at token 0. */
 typedef struct NerSide
 {
@@ -1680,8 +1775,9 @@ typedef struct NerTrain
 	int32_t    *bstart;			/* (batches + 1) */
 	int32_t    *border;			/* (batches) */
 	int32_t    *eorder;			/* (va pieces) evaluation order */
-	NerWs		ws;				/* training batches */
-	NerWs		ews;			/* evaluation batches */
+	NerWs		ws;				/* training batches (one thread) */
+	NerWs		ews;			/* evaluation batches (thread 0) */
+	NerPool		pool;			/* data-parallel training (threads > 1) */
 } NerTrain;
 
 static void
@@ -1696,6 +1792,8 @@ side_free(NerSide *s)
 	enc_free(&s->enc);
 	memset(s, 0, sizeof(*s));
 }
+
+static void pool_free(NerPool *pool);
 
 static void
 train_free(NerTrain *t)
@@ -1713,6 +1811,7 @@ train_free(NerTrain *t)
 	cai_free(t->eorder);
 	ws_free(&t->ws);
 	ws_free(&t->ews);
+	pool_free(&t->pool);
 }
 
 static cai_status
@@ -1935,6 +2034,30 @@ enc_bounds(const NerEnc *e, int B, int *maxT, size_t *maxN, size_t *maxNc, cai_e
 	return CAI_OK;
 }
 
+/* Decode the pieces order[0..B) of e into pred and scores (may be NULL), indexed like e's tokens. */
+static cai_status
+enc_decode_batch(const cai_ner *m, const NerEnc *e, const int32_t *order, int B, NerWs *ws,
+				 int32_t *pred, float *scores, cai_error *err)
+{
+	cai_status	st;
+
+	if ((st = net_forward(m, e, order, B, ws, NULL, err)) != CAI_OK ||
+		(st = net_decode(m, ws, scores != NULL, err)) != CAI_OK)
+		return st;
+	for (int b = 0; b < B; b++)
+	{
+		int64_t		a = e->soff[order[b]];
+
+		for (int t = 0; t < ws->len[b]; t++)
+		{
+			pred[a + t] = ws->tags[(size_t) b * ws->T + t];
+			if (scores != NULL)
+				scores[a + t] = ws->score[ws->tstart[b] + t];
+		}
+	}
+	return CAI_OK;
+}
+
 /*
  * Decode every piece of e with the current parameters, NER_EVAL_BATCH
  * pieces of similar length at a time; pred (ntok) gets internal tags and
@@ -1951,20 +2074,8 @@ enc_decode(const cai_ner *m, const NerEnc *e, const int32_t *order, NerWs *ws,
 		int			B = (int) (e->n - p0 < NER_EVAL_BATCH ? e->n - p0 : NER_EVAL_BATCH);
 		cai_status	st;
 
-		if ((st = net_forward(m, e, order + p0, B, ws, NULL, err)) != CAI_OK ||
-			(st = net_decode(m, ws, scores != NULL, err)) != CAI_OK)
+		if ((st = enc_decode_batch(m, e, order + p0, B, ws, pred, scores, err)) != CAI_OK)
 			return st;
-		for (int b = 0; b < B; b++)
-		{
-			int64_t		a = e->soff[order[p0 + b]];
-
-			for (int t = 0; t < ws->len[b]; t++)
-			{
-				pred[a + t] = ws->tags[(size_t) b * ws->T + t];
-				if (scores != NULL)
-					scores[a + t] = ws->score[ws->tstart[b] + t];
-			}
-		}
 		if (tk != NULL && !ticker_tick(tk, frac0 + (frac1 - frac0) * (double) (p0 + B) / (double) e->n))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 	}
@@ -2131,6 +2242,452 @@ dims_from_options(const cai_options *opts, NerDims *d, cai_error *err)
 	if (d->Dw < 1 || d->Dc < 1 || d->F < 1 || d->H < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "options are not ner options");
 	return CAI_OK;
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* Data-parallel training threads                                         */
+/* ---------------------------------------------------------------------- */
+
+/* Zero a shard's own gradients: dense parameters fully, word rows by its row set. */
+static void
+shard_zero_grad(NerShard *sh)
+{
+	const cai_slab *slab = &sh->t->m.net.slab;
+
+	for (int i = 0; i < slab->n_params; i++)
+	{
+		const cai_param *p = &slab->params[i];
+		float	   *g = sh->grad + p->offset;
+
+		if (p->sparse)
+		{
+			size_t		D = p->numel / (size_t) p->shape[0];
+
+			for (int32_t r = 0; r < sh->rows.count; r++)
+				memset(g + (size_t) sh->rows.list[r] * D, 0, sizeof(float) * D);
+			cai_rowset_clear(&sh->rows);
+		}
+		else
+			memset(g, 0, sizeof(float) * p->numel);
+	}
+}
+
+/* Forward and backward of the shard's sentences (shard 0: into the slab's zeroed gradients). */
+static void
+shard_train(NerShard *sh)
+{
+	NerTrain   *t = sh->t;
+	NerTrainCtx tc = {t->dropout, &sh->rng, t->singleton, NER_UNK_SINGLETON};
+	NerGrad		g;
+
+	sh->loss = 0.0;
+	sh->st = CAI_OK;
+	if (sh->id == 0)
+		g = net_slab_grad(&t->m.net, 1);
+	else
+	{
+		shard_zero_grad(sh);
+		g.base = sh->grad;
+		g.rows = &sh->rows;
+	}
+	g.scale = t->pool.gscale;
+	if (sh->B == 0)
+		return;
+	if ((sh->st = net_forward(&t->m, &t->tr.enc, sh->ids, sh->B, &sh->ws, &tc, &sh->err)) == CAI_OK)
+		sh->st = net_backward(&t->m, &sh->ws, &tc, &g, &sh->loss, &sh->err);
+}
+
+/*
+ * Shard id's part of the optimizer step: slice id of n of the dense
+ * parameters' floats (taken in slab order) and of each sparse parameter's
+ * touched rows, updated as cai_slab_step would (elementwise, so the
+ * parameters come out the same as with one cai_slab_step).
+ */
+static void
+shard_step(NerShard *sh)
+{
+	const NerPool *pool = &sh->t->pool;
+	const cai_slab *slab = &sh->t->m.net.slab;
+	size_t		n = (size_t) pool->n;
+	size_t		id = (size_t) sh->id;
+	size_t		d0 = pool->dense * id / n;
+	size_t		d1 = pool->dense * (id + 1) / n;
+	size_t		pos = 0;
+
+	sh->st = CAI_OK;
+	for (int i = 0; i < slab->n_params; i++)
+	{
+		const cai_param *p = &slab->params[i];
+		cai_optim_config c = *pool->cfg;
+		size_t		off = p->offset;
+		float	   *m = slab->m != NULL ? slab->m + off : NULL;
+		float	   *v = slab->v != NULL ? slab->v + off : NULL;
+
+		if (!p->decay)
+			c.weight_decay = 0.0f;
+		if (p->sparse)
+		{
+			size_t		R = (size_t) p->rows.count;
+			size_t		r0 = R * id / n;
+			size_t		r1 = R * (id + 1) / n;
+
+			cai_optim_step_rows(&c, pool->lr, pool->step, slab->data + off, slab->grad + off, m, v,
+								p->numel / (size_t) p->shape[0], p->rows.list + r0, r1 - r0);
+		}
+		else
+		{
+			size_t		a = pos > d0 ? pos : d0;
+			size_t		b = pos + p->numel < d1 ? pos + p->numel : d1;
+
+			if (a < b)
+			{
+				off += a - pos;
+				cai_optim_step(&c, pool->lr, pool->step, slab->data + off, slab->grad + off,
+							   m != NULL ? m + (a - pos) : NULL, v != NULL ? v + (a - pos) : NULL, b - a);
+			}
+			pos += p->numel;
+		}
+	}
+}
+
+/* Decode evaluation batch ebatch0 + id, if there is one. */
+static void
+shard_eval(NerShard *sh)
+{
+	NerTrain   *t = sh->t;
+	const NerPool *pool = &t->pool;
+	const NerEnc *e = pool->ee;
+	size_t		p0 = (pool->ebatch0 + (size_t) sh->id) * NER_EVAL_BATCH;
+	int			B;
+
+	sh->st = CAI_OK;
+	if (p0 >= e->n)
+		return;
+	B = (int) (e->n - p0 < NER_EVAL_BATCH ? e->n - p0 : NER_EVAL_BATCH);
+	sh->st = enc_decode_batch(&t->m, e, pool->eorder + p0, B, sh->id == 0 ? &t->ews : &sh->ews,
+							  pool->epred, NULL, &sh->err);
+}
+
+static void
+shard_run(NerShard *sh, NerJob job)
+{
+	if (job == JOB_TRAIN)
+		shard_train(sh);
+	else if (job == JOB_STEP)
+		shard_step(sh);
+	else if (job == JOB_EVAL)
+		shard_eval(sh);
+}
+
+/* Body of pool thread s >= 1: run each new job on shard s until JOB_EXIT. */
+static void *
+pool_main(void *arg)
+{
+	NerShard   *sh = arg;
+	NerPool    *pool = &sh->t->pool;
+	uint64_t	seen = 0;
+
+	pthread_mutex_lock(&pool->mu);
+	for (;;)
+	{
+		NerJob		job;
+
+		while (pool->gen == seen)
+			pthread_cond_wait(&pool->go, &pool->mu);
+		seen = pool->gen;
+		job = pool->job;
+		pthread_mutex_unlock(&pool->mu);
+		if (job == JOB_EXIT)
+			return NULL;
+		shard_run(sh, job);
+		pthread_mutex_lock(&pool->mu);
+		if (--pool->pending == 0)
+			pthread_cond_signal(&pool->done);
+	}
+}
+
+/* Run job on every shard (shard 0 on the calling thread) and wait for all. */
+static void
+pool_run(NerPool *pool, NerJob job)
+{
+	pthread_mutex_lock(&pool->mu);
+	pool->job = job;
+	pool->pending = pool->n - 1;
+	pool->gen++;
+	pthread_cond_broadcast(&pool->go);
+	pthread_mutex_unlock(&pool->mu);
+	shard_run(&pool->sh[0], job);
+	pthread_mutex_lock(&pool->mu);
+	while (pool->pending > 0)
+		pthread_cond_wait(&pool->done, &pool->mu);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+/* Stop and join the pool threads (idempotent; the shard buffers stay). */
+static void
+pool_stop(NerPool *pool)
+{
+	if (pool->started > 0)
+	{
+		pthread_mutex_lock(&pool->mu);
+		pool->job = JOB_EXIT;
+		pool->gen++;
+		pthread_cond_broadcast(&pool->go);
+		pthread_mutex_unlock(&pool->mu);
+		for (int s = 1; s <= pool->started; s++)
+			pthread_join(pool->th[s], NULL);
+		pool->started = 0;
+	}
+	if (pool->sync_ok)
+	{
+		pthread_cond_destroy(&pool->done);
+		pthread_cond_destroy(&pool->go);
+		pthread_mutex_destroy(&pool->mu);
+		pool->sync_ok = false;
+	}
+}
+
+static void
+pool_free(NerPool *pool)
+{
+	pool_stop(pool);
+	for (int s = 0; pool->sh != NULL && s < pool->n; s++)
+	{
+		NerShard   *sh = &pool->sh[s];
+
+		ws_free(&sh->ws);
+		ws_free(&sh->ews);
+		cai_free(sh->grad);
+		cai_rowset_free(&sh->rows);
+		cai_free(sh->ids);
+	}
+	cai_free(pool->sh);
+	cai_free(pool->th);
+	memset(pool, 0, sizeof(*pool));
+	pool->n = 1;
+}
+
+/*
+ * Start n - 1 pool threads for t (before any training buffer exists; they
+ * wait for the first job).  Any failure leaves a stopped pool of one shard:
+ * training then runs on the calling thread.  Signals are blocked in the
+ * pool threads: the server's handlers run on the main thread only.
+ */
+static void
+pool_start(NerTrain *t, int n)
+{
+	NerPool    *pool = &t->pool;
+	sigset_t	all,
+				old;
+
+	memset(pool, 0, sizeof(*pool));
+	pool->n = 1;
+	if (n <= 1)
+		return;
+	pool->sh = cai_calloc((size_t) n, sizeof(NerShard));
+	pool->th = cai_calloc((size_t) n, sizeof(pthread_t));
+	if (pool->sh == NULL || pool->th == NULL)
+		goto fail;
+	pool->n = n;
+	for (int s = 0; s < n; s++)
+	{
+		pool->sh[s].t = t;
+		pool->sh[s].id = s;
+	}
+	if (pthread_mutex_init(&pool->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&pool->go, NULL) != 0)
+	{
+		pthread_mutex_destroy(&pool->mu);
+		goto fail;
+	}
+	if (pthread_cond_init(&pool->done, NULL) != 0)
+	{
+		pthread_cond_destroy(&pool->go);
+		pthread_mutex_destroy(&pool->mu);
+		goto fail;
+	}
+	pool->sync_ok = true;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int s = 1; s < n; s++)
+	{
+		if (pthread_create(&pool->th[s], NULL, pool_main, &pool->sh[s]) != 0)
+			break;
+		pool->started = s;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pool->started == n - 1)
+		return;
+fail:
+	pool_free(pool);
+}
+
+/*
+ * Per-shard buffers (train_setup, pool running): training workspaces for
+ * ceil(batch / n) sentences, and for shards >= 1 gradients, a word row set,
+ * and an evaluation workspace like t->ews.
+ */
+static cai_status
+pool_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err)
+{
+	NerPool    *pool = &t->pool;
+	int			Bs = (t->batch + pool->n - 1) / pool->n;
+	int			maxT;
+	size_t		maxN,
+				maxNc;
+	cai_status	st;
+
+	if ((st = enc_bounds(&t->tr.enc, Bs, &maxT, &maxN, &maxNc, err)) != CAI_OK)
+		return st;
+	pool->dense = 0;
+	for (int i = 0; i < t->m.net.slab.n_params; i++)
+		if (!t->m.net.slab.params[i].sparse)
+			pool->dense += t->m.net.slab.params[i].numel;
+	for (int s = 0; s < pool->n; s++)
+	{
+		NerShard   *sh = &pool->sh[s];
+
+		if ((st = ws_init(&sh->ws, d, Bs, maxT, maxN, maxNc, true, false, NULL, err)) != CAI_OK)
+			return st;
+		if ((sh->ids = cai_malloc(sizeof(int32_t) * (size_t) Bs)) == NULL)
+			return NOMEM(err);
+		if (s == 0)
+			continue;
+		if ((st = ws_for_order(d, ev, t->eorder, &sh->ews, false, NULL, err)) != CAI_OK ||
+			(st = cai_rowset_init(&sh->rows, d->Vw, err)) != CAI_OK)
+			return st;
+		if ((sh->grad = cai_calloc(t->m.net.slab.numel, sizeof(float))) == NULL)
+			return NOMEM(err);
+	}
+	return CAI_OK;
+}
+
+/*
+ * One optimizer step on the batch ids[0..B) split over the pool: shard
+ * gradients are added in shard order and clipped as in train_step, then
+ * the pool applies the update (JOB_STEP: the same parameters as
+ * cai_slab_step).
+ */
+static cai_status
+train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const int32_t *ids, int B,
+			   int64_t step, double *loss, cai_error *err)
+{
+	NerPool    *pool = &t->pool;
+	cai_slab   *slab = &t->m.net.slab;
+	float		norm;
+	cai_status	st;
+
+	for (int s = 0; s < pool->n; s++)
+	{
+		pool->sh[s].B = 0;
+		cai_rng_seed(&pool->sh[s].rng, cai_rng_u64(rng));
+	}
+	for (int b = 0; b < B; b++)
+	{
+		NerShard   *sh = &pool->sh[b % pool->n];
+
+		sh->ids[sh->B++] = ids[b];
+	}
+	pool->gscale = 1.0f / (float) B;
+	cai_slab_zero_grad(slab);
+	pool_run(pool, JOB_TRAIN);
+	*loss = 0.0;
+	for (int s = 0; s < pool->n; s++)
+	{
+		if (pool->sh[s].st != CAI_OK)
+		{
+			if (err != NULL)
+				*err = pool->sh[s].err;
+			return pool->sh[s].st;
+		}
+		*loss += pool->sh[s].loss;
+	}
+	for (int s = 1; s < pool->n; s++)
+	{
+		const NerShard *sh = &pool->sh[s];
+
+		for (int i = 0; i < slab->n_params; i++)
+		{
+			const cai_param *p = &slab->params[i];
+			float	   *dst = slab->grad + p->offset;
+			const float *src = sh->grad + p->offset;
+
+			if (p->sparse)
+			{
+				size_t		D = p->numel / (size_t) p->shape[0];
+				cai_rowset *rows = cai_slab_rowset(slab, i);
+
+				for (int32_t r = 0; r < sh->rows.count; r++)
+				{
+					size_t		o = (size_t) sh->rows.list[r] * D;
+
+					for (size_t j = 0; j < D; j++)
+						dst[o + j] += src[o + j];
+					cai_rowset_add(rows, sh->rows.list[r]);
+				}
+			}
+			else
+				for (size_t j = 0; j < p->numel; j++)
+					dst[j] += src[j];
+		}
+	}
+	norm = cai_slab_clip_grad_norm(slab, t->clip);
+	if (!isfinite(norm) || !isfinite(*loss))
+		return cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (the loss or gradient is not finite)");
+	if ((st = cai_optim_check(cfg, err)) != CAI_OK)
+		return st;
+	if (slab->n_state < cai_optim_state_slabs(cfg) || !(t->lr >= 0.0f && isfinite(t->lr)))
+		return cai_error_set(err, CAI_ERR_INTERNAL, "optimizer state or learning rate is invalid");
+	pool->cfg = cfg;
+	pool->lr = t->lr;
+	pool->step = step;
+	pool_run(pool, JOB_STEP);
+	return CAI_OK;
+}
+
+/* enc_decode of the evaluation side with the pool: rounds of one batch per shard. */
+static cai_status
+enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, Ticker *tk, double frac0, double frac1,
+			   cai_error *err)
+{
+	NerPool    *pool = &t->pool;
+	size_t		nb = (e->n + NER_EVAL_BATCH - 1) / NER_EVAL_BATCH;
+
+	pool->ee = e;
+	pool->eorder = t->eorder;
+	pool->epred = pred;
+	for (size_t b0 = 0; b0 < nb; b0 += (size_t) pool->n)
+	{
+		size_t		upto;
+
+		pool->ebatch0 = b0;
+		pool_run(pool, JOB_EVAL);
+		for (int s = 0; s < pool->n; s++)
+			if (pool->sh[s].st != CAI_OK)
+			{
+				if (err != NULL)
+					*err = pool->sh[s].err;
+				return pool->sh[s].st;
+			}
+		upto = (b0 + (size_t) pool->n) * NER_EVAL_BATCH;
+		if (upto > e->n)
+			upto = e->n;
+		if (tk != NULL && !ticker_tick(tk, frac0 + (frac1 - frac0) * (double) upto / (double) e->n))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+	}
+	return CAI_OK;
+}
+
+/* Decode the evaluation side (t->eorder) into pred, with the pool when there is one. */
+static cai_status
+train_decode(NerTrain *t, const NerEnc *e, int32_t *pred, Ticker *tk, double frac0, double frac1,
+			 cai_error *err)
+{
+	if (t->pool.n > 1)
+		return enc_decode_par(t, e, pred, tk, frac0, frac1, err);
+	return enc_decode(&t->m, e, t->eorder, &t->ews, pred, NULL, tk, frac0, frac1, err);
 }
 
 /*
@@ -2420,9 +2977,13 @@ train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 		}
 		enc_length_order(&ev->enc, tmp, t->eorder);
 		cai_free(tmp);
-		if ((st = ws_for_order(&d, &ev->enc, t->eorder, &t->ews, false, NULL, err)) != CAI_OK ||
-			(st = enc_bounds(&t->tr.enc, t->batch, &maxT, &maxN, &maxNc, err)) != CAI_OK ||
-			(st = ws_init(&t->ws, &d, t->batch, maxT, maxN, maxNc, true, false, NULL, err)) != CAI_OK)
+		if ((st = ws_for_order(&d, &ev->enc, t->eorder, &t->ews, false, NULL, err)) != CAI_OK)
+			goto done;
+		if (t->pool.n > 1)
+			st = pool_alloc(t, &d, &ev->enc, err);
+		else if ((st = enc_bounds(&t->tr.enc, t->batch, &maxT, &maxN, &maxNc, err)) == CAI_OK)
+			st = ws_init(&t->ws, &d, t->batch, maxT, maxN, maxNc, true, false, NULL, err);
+		if (st != CAI_OK)
 			goto done;
 	}
 	st = CAI_OK;
@@ -2485,9 +3046,11 @@ train_step(NerTrain *t, const cai_optim_config *cfg, const NerTrainCtx *tc, cons
 	cai_status	st;
 	float		norm;
 
+	NerGrad		g = net_slab_grad(&t->m.net, B);
+
 	cai_slab_zero_grad(&t->m.net.slab);
 	if ((st = net_forward(&t->m, &t->tr.enc, ids, B, &t->ws, tc, err)) != CAI_OK ||
-		(st = net_backward(&t->m, &t->ws, tc, loss, err)) != CAI_OK)
+		(st = net_backward(&t->m, &t->ws, tc, &g, loss, err)) != CAI_OK)
 		return st;
 	norm = cai_slab_clip_grad_norm(&t->m.net.slab, t->clip);
 	if (!isfinite(norm) || !isfinite(*loss))
@@ -2539,7 +3102,11 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 			int			B = t->bstart[t->border[bi] + 1] - b0;
 			double		loss;
 
-			if ((st = train_step(t, &cfg, &tc, t->order + b0, B, ++step, &loss, err)) != CAI_OK)
+			if (t->pool.n > 1)
+				st = train_step_par(t, &cfg, &rng, t->order + b0, B, ++step, &loss, err);
+			else
+				st = train_step(t, &cfg, &tc, t->order + b0, B, ++step, &loss, err);
+			if (st != CAI_OK)
 				goto done;
 			loss_sum += loss;
 			if (!ticker_tick(tk, span * ((double) (ep - 1) + 0.95 * (double) (bi + 1) / (double) nb)))
@@ -2556,8 +3123,8 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 		epochs_run = ep;
 		if (has_va)
 		{
-			if ((st = enc_decode(&t->m, &ev->enc, t->eorder, &t->ews, t->pred, NULL, tk,
-								 span * ((double) ep - 0.05), span * (double) ep, err)) != CAI_OK)
+			if ((st = train_decode(t, &ev->enc, t->pred, tk,
+								   span * ((double) ep - 0.05), span * (double) ep, err)) != CAI_OK)
 				goto done;
 			f1 = side_f1(ev, t->pred, pp, pt);
 		}
@@ -2587,7 +3154,7 @@ train_loop(NerTrain *t, Ticker *tk, int *best_epoch_out, int *epochs_run_out, do
 	}
 	memcpy(t->m.net.slab.data, t->best, sizeof(float) * t->m.net.slab.numel);
 	if (!has_va &&
-		(st = enc_decode(&t->m, &ev->enc, t->eorder, &t->ews, t->best_pred, NULL, NULL, 0, 0, err)) != CAI_OK)
+		(st = train_decode(t, &ev->enc, t->best_pred, NULL, 0, 0, err)) != CAI_OK)
 		goto done;
 	if (!has_va)
 		best_f1 = side_f1(ev, t->best_pred, pp, pt);
@@ -2660,9 +3227,11 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 				epochs_run = 0;
 	double		best_f1 = 0.0;
 	int			prev_threads = cai_blas_get_threads();
+	int			threads;
 	cai_status	st;
 
 	memset(&t, 0, sizeof(t));
+	t.pool.n = 1;
 	if (model == NULL || model_len == NULL || metrics_json == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "output pointers are required");
 	*model = NULL;
@@ -2706,7 +3275,10 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	tk.ctx = progress_ctx;
 	tk.start = tk.last = cai_now_seconds();
 	tk.p.epochs = (int) cai_opt_int(opts, "epochs");
-	cai_blas_set_threads((int) cai_opt_int(opts, "threads"));
+	threads = (int) cai_opt_int(opts, "threads");
+	pool_start(&t, threads);
+	/* with the pool every thread runs single-threaded BLAS */
+	cai_blas_set_threads(t.pool.n > 1 ? 1 : threads);
 
 	if ((st = train_setup(&t, opts, train, valid, vectors, err)) != CAI_OK ||
 		(st = train_loop(&t, &tk, &best_epoch, &epochs_run, &best_f1, err)) != CAI_OK ||
@@ -2735,6 +3307,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	}
 	st = CAI_OK;
 done:
+	pool_stop(&t.pool);
 	cai_blas_set_threads(prev_threads);
 	train_free(&t);
 	json_object_put(metrics);
@@ -3183,7 +3756,8 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 	size_t		ntok,
 				nchars = 0;
 	int			B,
-				maxtok;
+				maxtok,
+				threads;
 	LenItem    *it = NULL;
 
 	memset(&wc, 0, sizeof(wc));
@@ -3203,6 +3777,9 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		goto done;
 	B = (int) cai_opt_int(opts, "batch_size");
 	maxtok = (int) cai_opt_int(opts, "max_tokens");
+	threads = (int) cai_opt_int(opts, "threads");
+	if (threads > 1)
+		B = (B + threads - 1) / threads;	/* each thread's workspace holds its shard */
 	sel = cai_malloc(sizeof(int32_t) * (train->n + 1));
 	if (sel == NULL)
 		goto done;
@@ -3274,6 +3851,20 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		if (ws_init(&ws, &d, B, maxT, maxN, maxNc, true, true, &wsb, NULL) != CAI_OK)
 			goto done;
 	}
+	/* threads: a workspace each, and gradients and a word row set for all but the first */
+	if (threads > 1)
+	{
+		size_t		rsb = 0,
+					extra;
+
+		if (!cai_rowset_bytes(d.Vw, &rsb) ||
+			!cai_size_mul(wsb, (size_t) threads, &wsb) ||
+			!cai_size_mul(net.slab.numel, sizeof(float), &extra) ||
+			!cai_size_add(extra, rsb, &extra) ||
+			!cai_size_mul(extra, (size_t) threads - 1, &extra) ||
+			!cai_size_add(wsb, extra, &wsb))
+			goto done;
+	}
 	/* parameters, gradients, Adam, the best copy, the workspace, encoded data */
 	total = slab + sizeof(float) * net.slab.numel + wsb +
 		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + sizeof(char *) * 2 + sizeof(size_t) + 2) +
@@ -3296,7 +3887,7 @@ net_loss(const cai_ner *m, NerWs *w, double *loss, cai_error *err)
 {
 	cai_crf_params crf;
 
-	net_crf_view(&m->net, false, &crf);
+	net_crf_view(&m->net, NULL, &crf);
 	return cai_crf_nll_batch(&crf, m->net.d.K, w->emis, w->tags, w->len, w->B, w->T, &m->mask,
 							 1.0f / (float) w->B, loss, NULL, NULL, w->crf, err);
 }
@@ -3307,6 +3898,7 @@ cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int sample
 {
 	NerTrain	t;
 	NerTrainCtx tc;
+	NerGrad		g;
 	cai_rng		rng;
 	int32_t    *ids = NULL;
 	float	   *grad = NULL;
@@ -3317,6 +3909,7 @@ cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int sample
 	cai_status	st;
 
 	memset(&t, 0, sizeof(t));
+	t.pool.n = 1;
 	*max_err = 0.0;
 	if (opts == NULL || train == NULL || train->n == 0)
 		return cai_error_set(err, CAI_ERR_INVALID, "options and data are required");
@@ -3339,8 +3932,9 @@ cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int sample
 	/* the analytic gradient, made dense */
 	memset(t.m.net.slab.grad, 0, sizeof(float) * t.m.net.slab.numel);
 	cai_slab_zero_grad(&t.m.net.slab);
+	g = net_slab_grad(&t.m.net, B);
 	if ((st = net_forward(&t.m, &t.tr.enc, ids, B, &t.ws, &tc, err)) != CAI_OK ||
-		(st = net_backward(&t.m, &t.ws, &tc, &loss, err)) != CAI_OK)
+		(st = net_backward(&t.m, &t.ws, &tc, &g, &loss, err)) != CAI_OK)
 		goto done;
 	memcpy(grad, t.m.net.slab.grad, sizeof(float) * t.m.net.slab.numel);
 	for (int p = 0; p < P_COUNT; p++)

@@ -859,14 +859,13 @@ typedef struct CaiWorkerProgressState
 {
 	int64		job_id;
 	int			leader_pid;		/* synchronous caller, 0 for jobs */
+	ErrorData  *error;			/* an error raised inside the callback */
 	TimestampTz last_update;
 } CaiWorkerProgressState;
 
 static bool
-CaiWorkerProgress(void *ctx, const cai_progress *p)
+CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
 {
-	CaiWorkerProgressState *ps = (CaiWorkerProgressState *) ctx;
-
 	if (QueryCancelPending || ProcDiePending)
 		return false;
 	/* a synchronous caller that has gone away will never read the result */
@@ -886,6 +885,38 @@ CaiWorkerProgress(void *ctx, const cai_progress *p)
 		ps->last_update = GetCurrentTimestamp();
 	}
 	return true;
+}
+
+/*
+ * The core's progress callback.  It must never throw through the core (the
+ * trainer may have worker threads parked): an error is kept, training is
+ * cancelled, and CaiTrainingDone re-raises the error afterwards.
+ */
+static bool
+CaiWorkerProgress(void *ctx, const cai_progress *p)
+{
+	CaiWorkerProgressState *ps = (CaiWorkerProgressState *) ctx;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool keep_going = false;
+
+	if (ps->error != NULL)
+		return false;
+	PG_TRY();
+	{
+		keep_going = CaiWorkerProgressBody(ps, p);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ps->error = CopyErrorData();
+		FlushErrorState();
+		if (IsTransactionState())
+			AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		keep_going = false;
+	}
+	PG_END_TRY();
+	return keep_going;
 }
 
 /* Take on the caller's exact identity (inside a transaction). */
@@ -973,10 +1004,12 @@ CaiNoRows(int64 skipped)
 
 /* After the core trainer returned: raise its error (a cancel as the interrupt), or record the result. */
 static void
-CaiTrainingDone(cai_status st, const cai_error *err, const cai_options *opts, int64 rows, int64 skipped,
-				CaiTrained *out)
+CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
+				int64 rows, int64 skipped, CaiTrained *out)
 {
 	cai_blas_set_threads(1);
+	if (ps->error != NULL)
+		ReThrowError(ps->error);
 	if (st == CAI_ERR_CANCELLED)
 		CHECK_FOR_INTERRUPTS();
 	if (st != CAI_OK)
@@ -1041,7 +1074,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
 						   vrows.n > 0 ? &valid : NULL, provenance,
 						   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
-	CaiTrainingDone(st, &err, opts, rows.n, rows.skipped, out);
+	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 }
 
 
@@ -1408,7 +1441,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	cai_blas_set_threads(shared->threads);
 	st = cai_ner_train(opts, &train, vrows.n > 0 ? &valid : NULL, has_vectors ? &wv : NULL, provenance,
 					   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
-	CaiTrainingDone(st, &err, opts, rows.n, rows.skipped, out);
+	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 }
 
 /*
@@ -1418,7 +1451,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 static void
 CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
 {
-	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, 0};
+	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, NULL, 0};
 	CaiTrained	t = {0};
 
 	MemoryContextSwitchTo(train_cxt);

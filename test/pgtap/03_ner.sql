@@ -49,7 +49,7 @@ INSERT INTO tap_ner.texts VALUES
   ('李娜在上海工作。'),
   ('');
 
-SELECT plan(30);
+SELECT plan(32);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 SELECT lives_ok($$SELECT * FROM cai_train('ner', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"epochs": 8}')$$, 'train an NER model');
@@ -85,6 +85,14 @@ SELECT ok((cai_predict('ner', 'Sofia Rossi works in Lima .')::jsonb -> 0) ?& ARR
 -- evaluation (conlleval counting)
 SELECT ok((SELECT (r->>'f1')::float8 > 0.8 AND r ? 'accuracy' AND r->'types' ? 'ORG'
              FROM cai_evaluate('ner', 'tap_ner.sent', 'tokens', 'tags') r), 'cai_evaluate reports entity F1, per type, token accuracy');
+
+-- data-parallel training: two threads (allowed by cai.threads), same answers format
+SET cai.threads = 2;
+SELECT lives_ok($$SELECT * FROM cai_train('ner_t2', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"epochs": 4, "threads": 2}')$$,
+                'train with two threads');
+RESET cai.threads;
+SELECT is(cai_tag('ner_t2', ARRAY['Olga', 'Tanaka', 'works', 'for', 'Stark', 'Corp', 'in', 'Cairo', '.']),
+          ARRAY['B-PER', 'I-PER', 'O', 'O', 'B-ORG', 'I-ORG', 'O', 'B-LOC', 'O'], 'the two-thread model tags the sentence');
 
 -- other tag schemes and span labels
 SELECT lives_ok($$SELECT * FROM cai_train('ner_bioes', 'ner', 'tap_ner.bioes', 'tokens', 'tags', '{"epochs": 5}')$$, 'train on BIOES tags');

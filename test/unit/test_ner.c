@@ -2,9 +2,11 @@
  * test_ner.c: tag chunks and conlleval counting, spans to tags, the
  * BiLSTM-CRF tagger (gradient check, training on a toy corpus with several
  * types and Chinese characters, determinism, save/load/tag, schemes,
- * malformed tags, corrupt models, cancellation, entities in raw text).
+ * malformed tags, corrupt models, cancellation, entities in raw text,
+ * data-parallel training with threads).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -927,6 +929,156 @@ test_train(void)
 	corpus_free(&te);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Data-parallel training (threads > 1)                                   */
+/* ---------------------------------------------------------------------- */
+
+/* An allocator that counts calls made off the main thread. */
+static pthread_t main_thread;
+static int	off_main_allocs;
+static int	off_main_progress;
+
+static void *
+thread_check_alloc(void *ctx, size_t size)
+{
+	if (!pthread_equal(pthread_self(), main_thread))
+		__atomic_add_fetch(&off_main_allocs, 1, __ATOMIC_RELAXED);
+	return malloc(size);
+}
+
+static void
+thread_check_free(void *ctx, void *ptr)
+{
+	if (!pthread_equal(pthread_self(), main_thread))
+		__atomic_add_fetch(&off_main_allocs, 1, __ATOMIC_RELAXED);
+	free(ptr);
+}
+
+static bool
+progress_main_cb(void *ctx, const cai_progress *p)
+{
+	if (!pthread_equal(pthread_self(), main_thread))
+		off_main_progress++;
+	return progress_cb(ctx, p);
+}
+
+/*
+ * threads 2: trains the toy corpus to the same bar as one thread, gives the
+ * same bytes twice, differs from one thread (the batch is really split),
+ * never allocates or reports progress off the main thread, restores the
+ * BLAS threads; more threads than sentences in a batch; cancellation.
+ */
+static void
+test_threads(void)
+{
+	Corpus		tr,
+				te;
+	cai_options *o = opts("{" TINY ", \"epochs\": 12, \"learning_rate\": 0.01, \"patience\": 4, \"threads\": 2}");
+	cai_options *o1 = opts("{" TINY ", \"epochs\": 12, \"learning_rate\": 0.01, \"patience\": 4}");
+	cai_allocator alloc = {thread_check_alloc, thread_check_free, NULL};
+	cai_ner_data d;
+	uint8_t    *model = NULL,
+			   *model2 = NULL,
+			   *model1 = NULL;
+	size_t		len = 0,
+				len2 = 0,
+				len1 = 0;
+	char	   *metrics = NULL,
+			   *metrics2 = NULL,
+			   *metrics1 = NULL;
+	cai_model_file *mf = NULL;
+	cai_ner    *m = NULL;
+	ProgressLog log = {0, 0, 0, 0.0, true};
+	cai_error	err;
+
+	main_thread = pthread_self();
+	toy_corpus(&tr, 600, 1);
+	toy_corpus(&te, 200, 2);
+	d = corpus_data(&tr);
+	CHECK(cai_ner_train_memory(o, &d) > cai_ner_train_memory(o1, &d), "memory grows with threads");
+	cai_set_allocator(&alloc);
+	CHECK(cai_ner_train(o, &d, NULL, NULL, NULL, progress_main_cb, &log, &model, &len, &metrics, &err) == CAI_OK,
+		  "threads 2: %s", err.msg);
+	cai_set_allocator(NULL);
+	CHECK(off_main_allocs == 0 && off_main_progress == 0, "threads 2: %d allocations, %d progress calls off the main thread",
+		  off_main_allocs, off_main_progress);
+	CHECK(cai_blas_get_threads() == 1, "BLAS threads restored (%d)", cai_blas_get_threads());
+	if (model == NULL)
+		goto out;
+	printf("toy metrics, threads 2: score %.4f best epoch %g\n", jget(metrics, "score", NULL, NULL),
+		   jget(metrics, "best_epoch", NULL, NULL));
+	CHECK(jget(metrics, "score", NULL, NULL) > 0.9, "threads 2 validation score %s", metrics);
+	CHECK(log.epochs_done == (int) jget(metrics, "epochs_run", NULL, NULL) && log.monotone,
+		  "threads 2 progress: %d epochs done, monotone %d", log.epochs_done, log.monotone);
+	CHECK(cai_ner_train(o, &d, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) == CAI_OK,
+		  "%s", err.msg);
+	CHECK(len == len2 && model2 != NULL && memcmp(model, model2, len) == 0, "threads 2: same seed, same bytes");
+	CHECK(cai_ner_train(o1, &d, NULL, NULL, NULL, NULL, NULL, &model1, &len1, &metrics1, &err) == CAI_OK,
+		  "%s", err.msg);
+	CHECK(model1 != NULL && (len1 != len || memcmp(model, model1, len) != 0), "threads 2 differs from threads 1");
+	CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK && cai_ner_load(mf, &m, &err) == CAI_OK, "%s", err.msg);
+	if (m != NULL)
+	{
+		double		f1 = f1_of(m, &te, &err);
+
+		printf("toy held-out F1, threads 2: %.4f\n", f1);
+		CHECK(f1 > 0.9, "threads 2 held-out F1 %.4f", f1);
+	}
+
+	/* more shards than sentences in a batch (empty shards), no validation split */
+	{
+		cai_options *o3 = opts("{" TINY ", \"epochs\": 2, \"threads\": 3, \"batch_size\": 2, "
+							   "\"validation_fraction\": 0}");
+		uint8_t    *a = NULL,
+				   *b = NULL;
+		size_t		la = 0,
+					lb = 0;
+		char	   *ma = NULL,
+				   *mb = NULL;
+		Corpus		small;
+		cai_ner_data ds;
+
+		toy_corpus(&small, 41, 5);
+		ds = corpus_data(&small);
+		CHECK(cai_ner_train(o3, &ds, NULL, NULL, NULL, NULL, NULL, &a, &la, &ma, &err) == CAI_OK &&
+			  cai_ner_train(o3, &ds, NULL, NULL, NULL, NULL, NULL, &b, &lb, &mb, &err) == CAI_OK,
+			  "threads 3, batch 2: %s", err.msg);
+		CHECK(a != NULL && b != NULL && la == lb && memcmp(a, b, la) == 0, "threads 3: same bytes");
+		cai_free(a);
+		cai_free(b);
+		cai_free(ma);
+		cai_free(mb);
+		corpus_free(&small);
+		cai_options_free(o3);
+	}
+
+	/* cancel: the threads are joined, nothing leaks (ASan) */
+	{
+		cai_options *o4 = opts("{" TINY ", \"epochs\": 50, \"patience\": 0, \"threads\": 2}");
+		ProgressLog cl = {0, 0, 2, 0.0, true};
+		uint8_t    *a = NULL;
+		size_t		la = 0;
+		char	   *ma = NULL;
+
+		CHECK(cai_ner_train(o4, &d, NULL, NULL, NULL, progress_cb, &cl, &a, &la, &ma, &err) ==
+			  CAI_ERR_CANCELLED && a == NULL && ma == NULL, "threads 2 cancel: %s", err.msg);
+		cai_options_free(o4);
+	}
+out:
+	cai_ner_free(m);
+	cai_model_file_free(mf);
+	cai_free(model);
+	cai_free(model1);
+	cai_free(model2);
+	cai_free(metrics);
+	cai_free(metrics1);
+	cai_free(metrics2);
+	cai_options_free(o);
+	cai_options_free(o1);
+	corpus_free(&tr);
+	corpus_free(&te);
+}
+
 static void
 test_schemes_and_errors(void)
 {
@@ -1080,6 +1232,7 @@ main(void)
 	test_spans();
 	test_gradcheck();
 	test_train();
+	test_threads();
 	test_schemes_and_errors();
 	return check_summary("test_ner");
 }
