@@ -155,6 +155,11 @@ CREATE FUNCTION @extschema@.cai_tag(model text, tokens text[]) RETURNS text[]
 COMMENT ON FUNCTION @extschema@.cai_tag(text, text[]) IS
     'one IOB2 tag per input token, from the deployed version of an NER model';
 
+CREATE FUNCTION @extschema@.cai_tag_batch(model text, sentences jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'cai_tag_batch' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION @extschema@.cai_tag_batch(text, jsonb) IS
+    'IOB2 tags for many sentences in one call (a JSON array of arrays of tokens), tagged in batches of matrix products; aggregate rows with jsonb_agg(to_jsonb(tokens))';
+
 CREATE FUNCTION @extschema@.cai_entities(model text, input text)
 RETURNS TABLE (entity text, label text, start_pos integer, end_pos integer, score real)
     AS 'MODULE_PATHNAME', 'cai_entities' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000 ROWS 3;

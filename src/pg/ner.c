@@ -309,3 +309,116 @@ cai_conlleval_finalfn(PG_FUNCTION_ARGS)
 	cai_free(json);
 	PG_RETURN_JSONB_P(result);
 }
+
+/*
+ * cai_tag_batch(model, sentences jsonb): tag many sentences in one call, so
+ * that they go through the BiLSTM in batches of matrix products:
+ * [["Ann", "met", "Bob"], ["In", "Rome"]] -> [["B-PER", "O", "B-PER"], ["O", "B-LOC"]].
+ * Aggregate rows into one call with jsonb_agg(to_jsonb(tokens)).
+ */
+PG_FUNCTION_INFO_V1(cai_tag_batch);
+Datum
+cai_tag_batch(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *jb = PG_GETARG_JSONB_P(1);
+	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	int64		n_sent;
+	int64		ntok = 0;
+	int64	   *offsets;
+	const char **toks;
+	size_t	   *lens;
+	const char **tags;
+	cai_ner_data data = {0};
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			depth = 0;
+	int64		s = 0;
+	cai_error	err = {0};
+	cai_status	st;
+	StringInfoData out;
+
+	CaiNerCheck(m, "cai_tag_batch");
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sentences must be a JSON array of arrays of token strings")));
+	n_sent = JB_ROOT_COUNT(jb);
+	offsets = palloc(sizeof(int64) * (n_sent + 1));
+	/* first pass: count tokens and check the shape */
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_ARRAY)
+			depth--;
+		else if (tok == WJB_ELEM && depth == 2 && v.type == jbvString)
+			ntok++;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sentences must be a JSON array of arrays of token strings"),
+					 errdetail("Found a JSON value other than a string token at depth %d.", depth)));
+		if (depth > 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sentences must be a JSON array of arrays of token strings")));
+	}
+	if (ntok > CAI_TAG_MAX_TOKENS * 10)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many tokens in one batch: " INT64_FORMAT " (limit %d)", ntok, CAI_TAG_MAX_TOKENS * 10),
+				 errhint("Tag smaller batches.")));
+	toks = palloc(sizeof(char *) * Max(ntok, 1));
+	lens = palloc(sizeof(size_t) * Max(ntok, 1));
+	tags = palloc(sizeof(char *) * Max(ntok, 1));
+	/* second pass: collect */
+	ntok = 0;
+	offsets[0] = 0;
+	it = JsonbIteratorInit(&jb->root);
+	depth = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_ARRAY)
+		{
+			if (depth == 2)
+				offsets[++s] = ntok;
+			depth--;
+		}
+		else if (tok == WJB_ELEM)
+		{
+			toks[ntok] = v.val.string.val;
+			lens[ntok] = v.val.string.len;
+			ntok++;
+		}
+	}
+	data.n = s;
+	data.offsets = offsets;
+	data.tokens = toks;
+	data.token_lens = lens;
+	if (ntok > 0)
+	{
+		st = cai_ner_tag_batch(m->ner, &data, tags, NULL, &err);
+		if (st != CAI_OK)
+			CaiReportCoreError(st, &err, "tagging failed");
+	}
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '[');
+	for (int64 i = 0; i < s; i++)
+	{
+		appendStringInfoString(&out, i > 0 ? ", [" : "[");
+		for (int64 k = offsets[i]; k < offsets[i + 1]; k++)
+		{
+			if (k > offsets[i])
+				appendStringInfoString(&out, ", ");
+			escape_json(&out, tags[k]);
+		}
+		appendStringInfoChar(&out, ']');
+	}
+	appendStringInfoChar(&out, ']');
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}

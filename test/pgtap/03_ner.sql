@@ -49,7 +49,7 @@ INSERT INTO tap_ner.texts VALUES
   ('李娜在上海工作。'),
   ('');
 
-SELECT plan(32);
+SELECT plan(35);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 SELECT lives_ok($$SELECT * FROM cai_train('ner', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"epochs": 8}')$$, 'train an NER model');
@@ -76,6 +76,13 @@ SELECT is((SELECT count(*)::int FROM cai_entities('ner', NULL)), 0, 'NULL text g
 SELECT ok((SELECT count(*) >= 0 FROM cai_entities('ner', repeat('Kenji Tanaka met Wayne staff in Delhi . ', 12500))),
           'a 100,000-token text');
 SELECT ok((SELECT count(*) >= 1 FROM cai_entities('ner', '李娜在上海工作。') WHERE label IN ('PER', 'LOC')), 'Chinese text tagged per character');
+
+-- many sentences in one call (batched matrix products) give the same tags as one per call
+SELECT is((SELECT cai_tag_batch('ner', jsonb_agg(to_jsonb(tokens) ORDER BY g)) FROM tap_ner.sent WHERE g % 7 = 0),
+          (SELECT jsonb_agg(to_jsonb(cai_tag('ner', tokens)) ORDER BY g) FROM tap_ner.sent WHERE g % 7 = 0),
+          'cai_tag_batch equals cai_tag row by row');
+SELECT is(cai_tag_batch('ner', '[[], ["Paris"], []]') -> 0, '[]'::jsonb, 'empty sentences in a batch');
+SELECT throws_ok($$SELECT cai_tag_batch('ner', '[1, 2]')$$, '22023', NULL, 'a batch that is not arrays of tokens');
 
 -- cai_predict on an NER model returns the entities as a JSON array
 SELECT is(jsonb_array_length(cai_predict('ner', 'Sofia Rossi works for Hooli Corp in Lima .')::jsonb), 3, 'cai_predict returns JSON entities');
