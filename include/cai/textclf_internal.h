@@ -136,6 +136,16 @@ typedef struct cai_textclf_vocab_item
 int			cai_textclf_vocab_item_cmp(const void *a, const void *b);
 
 /*
+ * Pack the vocabulary (V items, each the NUL-terminated token of type
+ * items[v].type) into the two tensors "<prefix>.vocab.bytes" (U8, nbytes) and
+ * "<prefix>.vocab.offsets" (I32, V + 1), written to ts[0] and ts[1].  *bytes and
+ * *off are cai_malloc'ed (the caller frees them, also on error).
+ */
+cai_status	cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
+								   int32_t V, const char *prefix, cai_tensor *ts,
+								   char **bytes, int32_t **off, size_t *nbytes, cai_error *err);
+
+/*
  * The slot array of a loaded model's index: the serialized tensor name (I32,
  * n's capacity) when the model has it (*serialized), else a private zeroed
  * array in *own for the caller to build (its bytes added to *mem).

@@ -1084,6 +1084,52 @@ cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint6
 	return (int64_t) tt->n++;
 }
 
+cai_status
+cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
+					   int32_t V, const char *prefix, cai_tensor *ts,
+					   char **bytes_out, int32_t **off_out, size_t *nbytes_out, cai_error *err)
+{
+	size_t		nbytes = 0;
+	char	   *bytes;
+	int32_t    *off;
+
+	*bytes_out = NULL;
+	*off_out = NULL;
+	for (int32_t v = 0; v < V; v++)
+		nbytes += types->len[items[v].type] + 1;
+	if (nbytes > INT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
+	off = cai_malloc(sizeof(int32_t) * ((size_t) V + 1));
+	bytes = cai_malloc(nbytes > 0 ? nbytes : 1);
+	*bytes_out = bytes;
+	*off_out = off;
+	if (off == NULL || bytes == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory");
+	off[0] = 0;
+	for (int32_t v = 0; v < V; v++)
+	{
+		uint32_t	l = types->len[items[v].type];
+
+		memcpy(bytes + off[v], items[v].s, l + 1);
+		off[v + 1] = off[v] + (int32_t) l + 1;
+	}
+	memset(ts, 0, 2 * sizeof(cai_tensor));
+	snprintf(ts[0].name, CAI_NAME_MAX, "%s.vocab.bytes", prefix);
+	ts[0].dtype = CAI_U8;
+	ts[0].ndim = 1;
+	ts[0].shape[0] = (int64_t) nbytes;
+	ts[0].data = bytes;
+	ts[0].nbytes = nbytes;
+	snprintf(ts[1].name, CAI_NAME_MAX, "%s.vocab.offsets", prefix);
+	ts[1].dtype = CAI_I32;
+	ts[1].ndim = 1;
+	ts[1].shape[0] = V + 1;
+	ts[1].data = off;
+	ts[1].nbytes = sizeof(int32_t) * ((size_t) V + 1);
+	*nbytes_out = nbytes;
+	return CAI_OK;
+}
+
 int
 cai_textclf_vocab_item_cmp(const void *a, const void *b)
 {
@@ -1971,39 +2017,11 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 	fm.emb = t->best;
 	if (t->V > 0)
 	{
-		for (int32_t v = 0; v < t->V; v++)
-			nbytes += t->types.len[t->vitems[v].type] + 1;
-		if (nbytes > INT32_MAX)
-			return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
-		off = cai_malloc(sizeof(int32_t) * ((size_t) t->V + 1));
-		bytes = cai_malloc(nbytes);
-		if (off == NULL || bytes == NULL)
-		{
-			st = NOMEM(err);
+		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "fast", &ts[nt],
+									(char **) &bytes, &off, &nbytes, err);
+		if (st != CAI_OK)
 			goto done;
-		}
-		off[0] = 0;
-		for (int32_t v = 0; v < t->V; v++)
-		{
-			uint32_t	l = t->types.len[t->vitems[v].type];
-
-			memcpy(bytes + off[v], t->vitems[v].s, l + 1);
-			off[v + 1] = off[v] + (int32_t) l + 1;
-		}
-		strcpy(ts[nt].name, "fast.vocab.bytes");
-		ts[nt].dtype = CAI_U8;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = (int64_t) nbytes;
-		ts[nt].data = bytes;
-		ts[nt].nbytes = nbytes;
-		nt++;
-		strcpy(ts[nt].name, "fast.vocab.offsets");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = t->V + 1;
-		ts[nt].data = off;
-		ts[nt].nbytes = sizeof(int32_t) * ((size_t) t->V + 1);
-		nt++;
+		nt += 2;
 
 		/* the lookup table, serialized so that loading builds nothing */
 		fm.vocab.n = t->V;

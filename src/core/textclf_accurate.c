@@ -1353,39 +1353,11 @@ acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len,
 	memset(ts, 0, sizeof(ts));
 	if (t->V > 0)
 	{
-		for (int32_t v = 0; v < t->V; v++)
-			nbytes += t->types.len[t->vitems[v].type] + 1;
-		if (nbytes > INT32_MAX)
-			return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
-		off = cai_malloc(sizeof(int32_t) * ((size_t) t->V + 1));
-		bytes = cai_malloc(nbytes);
-		if (off == NULL || bytes == NULL)
-		{
-			st = NOMEM(err);
+		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "accurate", &ts[nt],
+									(char **) &bytes, &off, &nbytes, err);
+		if (st != CAI_OK)
 			goto done;
-		}
-		off[0] = 0;
-		for (int32_t v = 0; v < t->V; v++)
-		{
-			uint32_t	l = t->types.len[t->vitems[v].type];
-
-			memcpy(bytes + off[v], t->vitems[v].s, l + 1);
-			off[v + 1] = off[v] + (int32_t) l + 1;
-		}
-		strcpy(ts[nt].name, "accurate.vocab.bytes");
-		ts[nt].dtype = CAI_U8;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = (int64_t) nbytes;
-		ts[nt].data = bytes;
-		ts[nt].nbytes = nbytes;
-		nt++;
-		strcpy(ts[nt].name, "accurate.vocab.offsets");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = t->V + 1;
-		ts[nt].data = off;
-		ts[nt].nbytes = sizeof(int32_t) * ((size_t) t->V + 1);
-		nt++;
+		nt += 2;
 		{
 			cai_strindex ix = {t->V, bytes, nbytes, off, NULL, cai_index_capacity(t->V) - 1, ACC_SEED_WORD};
 
@@ -1795,7 +1767,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		size_t		rows_done = 0;
 		double		acc,
 					mf1,
-					vloss;
+					vloss = 0;
 		bool		out_of_time = false;
 
 		/* reshuffle rows within each length, then the batch order */

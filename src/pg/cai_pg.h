@@ -123,6 +123,7 @@ typedef struct CaiLoadedModel
 } CaiLoadedModel;
 
 extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
+extern CaiLoadedModel *CaiGetModelText(FunctionCallInfo fcinfo, text *name);
 /* train.c: NER rows */
 /* Sentences of tokens and tags read for NER, in a given context. */
 typedef struct CaiNerRows

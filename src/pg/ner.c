@@ -79,9 +79,8 @@ Datum
 cai_entities(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	text	   *input = PG_GETARG_TEXT_PP(1);
-	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	size_t		n = 0;
 	cai_entity *ents;
 	const char *txt = VARDATA_ANY(input);
@@ -109,9 +108,8 @@ PG_FUNCTION_INFO_V1(cai_tag);
 Datum
 cai_tag(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
-	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -320,9 +318,8 @@ PG_FUNCTION_INFO_V1(cai_tag_batch);
 Datum
 cai_tag_batch(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Jsonb	   *jb = PG_GETARG_JSONB_P(1);
-	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	int64		n_sent;
 	int64		ntok = 0;
 	int64	   *offsets;

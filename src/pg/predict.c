@@ -196,6 +196,23 @@ CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
 }
 
 /*
+ * CaiGetModel for a model name given as text, the per-row path of every
+ * inference function: the call site's cached model is reused without
+ * converting the name when it is the same as the previous row's.
+ */
+CaiLoadedModel *
+CaiGetModelText(FunctionCallInfo fcinfo, text *name)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
+	size_t		len = VARSIZE_ANY_EXHDR(name);
+
+	if (cc != NULL && len <= CAI_MODEL_NAME_MAX && cc->name[len] == '\0' &&
+		memcmp(cc->name, VARDATA_ANY(name), len) == 0)
+		return cc->model;
+	return CaiGetModel(fcinfo, text_to_cstring(name));
+}
+
+/*
  * The deployed version of a model, loaded (cached per backend, checked once
  * per statement per call site).
  */
@@ -320,8 +337,7 @@ PG_FUNCTION_INFO_V1(cai_predict);
 Datum
 cai_predict(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 
 	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(1));
 }
@@ -364,8 +380,7 @@ PG_FUNCTION_INFO_V1(cai_predict_proba);
 Datum
 cai_predict_proba(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	CaiLoadedModel *m = CaiGetModel(fcinfo, name);
+	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	float	   *probs;
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
@@ -401,7 +416,6 @@ PG_FUNCTION_INFO_V1(cai_evaluate);
 Datum
 cai_evaluate(PG_FUNCTION_ARGS)
 {
-	char	   *name;
 	CaiLoadedModel *m;
 	char	   *query;
 	SPIPlanPtr	plan;
@@ -426,8 +440,7 @@ cai_evaluate(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d of cai_evaluate must not be NULL", i + 1)));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	m = CaiGetModel(fcinfo, name);
+	m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	if (m->ner != NULL)
 		return CaiNerEvaluate(fcinfo, m);
 	CaiRequireTask(m, "text_classification", "cai_evaluate");
