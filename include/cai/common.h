@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CAI_VERSION_STRING "0.1.0"
+#define CAI_VERSION_STRING "0.2.0"
 
 typedef enum cai_status
 {

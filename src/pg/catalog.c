@@ -394,6 +394,177 @@ CaiLockModelName(const char *name)
 }
 
 /*
+ * The contract of a model name.  A name is bound to the task of its first
+ * (lowest remaining) version: every later version must have the same task, so
+ * cai_predict('m', ...) keeps returning the same kind of answer.  Automatic
+ * deployment compares only versions whose labels (for NER: entity types) are
+ * the same set as the deployed version's; an explicit cai_deploy may change the
+ * labels and says how.
+ */
+
+/* SQL for the sorted label set of a row alias (task and metadata columns) */
+#define CAI_LABEL_SET(task, meta) \
+	"(SELECT coalesce(jsonb_agg(x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements_text(" \
+	"CASE WHEN " task " = 'ner' THEN " meta " -> 'types' ELSE " meta " -> 'labels' END) x)"
+
+/* Task of a model's first version, NULL if the model does not exist. Inside a session. */
+static char *
+CaiModelTaskInSession(const char *name)
+{
+	char		sql[512];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+
+	snprintf(sql, sizeof(sql), "SELECT task FROM %s WHERE name = $1 ORDER BY version LIMIT 1", store_name);
+	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+CaiTaskMismatch(const char *name, const char *bound, const char *task, const char *action)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("model \"%s\" is a %s model, not %s", name, bound, task),
+			 errdetail("Cannot %s: a model name keeps the task of its first version, so that queries using it keep their meaning.", action),
+			 errhint("Use another model name, or drop the model first with cai_drop_model('%s').", name)));
+}
+
+/* Error unless a version of task may be added to model name (if it exists). */
+void
+CaiCheckModelTask(const char *name, const char *task, const char *action)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *bound;
+
+	CaiCatalogReset();
+	CaiCatalogConnect();
+	bound = CaiModelTaskInSession(name);
+	if (bound != NULL)
+		bound = MemoryContextStrdup(caller_cxt, bound);	/* SPI memory ends with the session */
+	CaiCatalogDisconnect();
+	if (bound != NULL && strcmp(bound, task) != 0)
+		CaiTaskMismatch(name, bound, task, action);
+}
+
+/* How a version (task, metadata) compares with the deployed version of its model. */
+typedef struct CaiDeployedDiff
+{
+	int32		version;		/* deployed version, 0 if none */
+	bool		same_task;
+	bool		same_labels;
+	char	   *added;			/* labels only in the new version, or NULL */
+	char	   *removed;		/* labels only in the deployed version, or NULL */
+	bool		score_null;		/* deployed version has no validation score */
+	double		score;
+} CaiDeployedDiff;
+
+/* Inside a session: compare (task, meta_json) with the deployed version of name. */
+static void
+CaiCompareWithDeployed(const char *name, const char *task, const char *meta_json, CaiDeployedDiff *diff)
+{
+	char		sql[2048];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	memset(diff, 0, sizeof(*diff));
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(task);
+	values[2] = CStringGetTextDatum(meta_json);
+	snprintf(sql, sizeof(sql),
+			 "WITH n AS (SELECT $2 AS task, $3::jsonb AS metadata), "
+			 "l AS (SELECT d.version, d.task = n.task AS same_task, (d.metrics ->> 'score')::float8 AS score, "
+			 "             " CAI_LABEL_SET("d.task", "d.metadata") " AS old, "
+			 "             " CAI_LABEL_SET("n.task", "n.metadata") " AS new "
+			 "        FROM %s d, n WHERE d.name = $1 AND d.deployed) "
+			 "SELECT version, same_task, old = new, "
+			 "       (SELECT string_agg(x, ', ' ORDER BY x) FROM jsonb_array_elements_text(new) x WHERE NOT old ? x), "
+			 "       (SELECT string_agg(x, ', ' ORDER BY x) FROM jsonb_array_elements_text(old) x WHERE NOT new ? x), "
+			 "       score FROM l", store_name);
+	CaiExec(sql, 3, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	diff->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	diff->same_task = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	diff->same_labels = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && diff->same_task;
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	diff->added = isnull ? NULL : TextDatumGetCString(d);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	diff->removed = isnull ? NULL : TextDatumGetCString(d);
+	d = SPI_getbinval(tup, desc, 6, &diff->score_null);
+	diff->score = diff->score_null ? 0.0 : DatumGetFloat8(d);
+}
+
+/* "added: a, b; removed: c" for messages */
+static char *
+CaiLabelChange(const CaiDeployedDiff *diff)
+{
+	return psprintf("added: %s; removed: %s",
+					diff->added ? diff->added : "none", diff->removed ? diff->removed : "none");
+}
+
+/* NOTICE when deploying version changes the labels of the deployed version (diff) */
+static void
+CaiNoticeLabelChange(const char *name, int32 version, const CaiDeployedDiff *diff)
+{
+	if (diff->version > 0 && diff->same_task && !diff->same_labels)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d has other labels than version %d, deployed until now",
+						name, version, diff->version),
+				 errdetail("Labels %s.", CaiLabelChange(diff)),
+				 errhint("Queries using the model may now return other labels.")));
+}
+
+/* Inside a session: task and metadata (as text) of one version; false if it does not exist. */
+static bool
+CaiVersionTaskMeta(const char *name, int32 version, char **task, char **meta_json)
+{
+	char		sql[512];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+	bool		isnull;
+
+	snprintf(sql, sizeof(sql), "SELECT task, metadata::text FROM %s WHERE name = $1 AND version = $2", store_name);
+	CaiExec(sql, 2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	*task = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*meta_json = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return true;
+}
+
+/*
+ * Inside a session, before an explicit deployment (cai_deploy, cai_rollback)
+ * of version: refuse a version of another task than the model's, and say how
+ * the labels change when they do.
+ */
+static void
+CaiCheckExplicitDeploy(const char *name, int32 version, const char *action)
+{
+	char	   *task;
+	char	   *meta;
+	char	   *bound = CaiModelTaskInSession(name);
+	CaiDeployedDiff diff;
+
+	if (!CaiVersionTaskMeta(name, version, &task, &meta))
+		CaiModelNotFound(name, version);
+	if (bound != NULL && strcmp(bound, task) != 0)
+		CaiTaskMismatch(name, bound, task, action);
+	CaiCompareWithDeployed(name, task, meta, &diff);
+	if (diff.version != version)
+		CaiNoticeLabelChange(name, version, &diff);
+}
+
+/*
  * Store a new version.  deploy_policy: "auto" (first version, or better
  * validation score than the deployed one), "always", "never", or "import"
  * (deploy only when nothing is deployed).  Returns the new version.
@@ -425,7 +596,13 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	CaiLockModelName(name);
 	owner = CaiModelOwnerInSession(name);
 	if (OidIsValid(owner))
+	{
+		char	   *bound = CaiModelTaskInSession(name);
+
 		CaiCheckModelOwnership(name, owner, "add a version to it");
+		if (bound != NULL && strcmp(bound, task) != 0)
+			CaiTaskMismatch(name, bound, task, "add a version");
+	}
 	else
 		owner = caller_userid;
 
@@ -433,38 +610,55 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		Datum		values[2];
 		char		nulls[2] = {' ', ' '};
-		bool		has_deployed;
 		bool		new_null;
-		bool		old_null;
 		double		new_score;
-		double		old_score;
+		CaiDeployedDiff diff;
 
 		values[0] = CStringGetTextDatum(name);
 		values[1] = metrics_json ? CStringGetTextDatum(metrics_json) : (Datum) 0;
 		if (metrics_json == NULL)
 			nulls[1] = 'n';
-		/* next version; whether one is deployed; validation scores of the deployed and the new version */
+		/* next version and the new version's validation score */
 		snprintf(sql, sizeof(sql),
-				 "SELECT coalesce(max(s.version), 0) + 1, bool_or(s.deployed), "
-				 "(($2::jsonb) ->> 'score')::float8, "
-				 "(SELECT (d.metrics ->> 'score')::float8 FROM %s d WHERE d.name = $1 AND d.deployed) "
-				 "FROM %s s WHERE s.name = $1", store_name, store_name);
+				 "SELECT (SELECT coalesce(max(s.version), 0) + 1 FROM %s s WHERE s.name = $1), "
+				 "(($2::jsonb) ->> 'score')::float8", store_name);
 		CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		has_deployed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		if (isnull)
-			has_deployed = false;
-		new_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &new_null));
-		old_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &old_null));
+		new_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &new_null));
+		CaiCompareWithDeployed(name, task, meta_json, &diff);
 
 		if (strcmp(deploy_policy, "always") == 0)
+		{
 			deploy = true;
+			CaiNoticeLabelChange(name, version, &diff);
+		}
 		else if (strcmp(deploy_policy, "never") == 0)
 			deploy = false;
-		else if (!has_deployed)
+		else if (diff.version == 0)
 			deploy = true;
-		else if (strcmp(deploy_policy, "auto") == 0)
-			deploy = !new_null && (old_null || new_score > old_score);
+		else if (strcmp(deploy_policy, "auto") != 0)
+			deploy = false;		/* "import": only when nothing is deployed */
+		else if (!diff.same_task)
+		{
+			deploy = false;
+			ereport(NOTICE,
+					(errmsg("model \"%s\" version %d is not compared with deployed version %d: that version is of another task",
+							name, version, diff.version),
+					 errdetail("The deployed version was stored by an earlier release that did not bind a model name to a task."),
+					 errhint("Deploy a version explicitly with cai_deploy('%s', version).", name)));
+		}
+		else if (!diff.same_labels)
+		{
+			deploy = false;
+			ereport(NOTICE,
+					(errmsg("model \"%s\" version %d is not compared with deployed version %d: their labels differ",
+							name, version, diff.version),
+					 errdetail("Labels %s. Automatic deployment compares only versions with the same labels.",
+							   CaiLabelChange(&diff)),
+					 errhint("If the new labels are intended, deploy it with cai_deploy('%s', %d).", name, version)));
+		}
+		else
+			deploy = !new_null && (diff.score_null || new_score > diff.score);
 	}
 
 	{
@@ -651,7 +845,7 @@ cai_model_info(PG_FUNCTION_ARGS)
 {
 	char	   *name = CaiArgName(fcinfo, 0);
 	int32		version = CaiArgVersion(fcinfo, 1);
-	char		sql[512];
+	char		sql[2048];
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
@@ -665,10 +859,12 @@ cai_model_info(PG_FUNCTION_ARGS)
 	if (version == 0)
 		nulls[1] = 'n';
 	snprintf(sql, sizeof(sql),
-			 "SELECT metadata || jsonb_build_object('version', version, 'deployed', deployed, "
-			 "'owner', owner::text, 'created_at', created_at, 'size', octet_length(model)) "
-			 "FROM %s WHERE name = $1 AND CASE WHEN $2 IS NULL THEN deployed ELSE version = $2 END",
-			 store_name);
+			 "SELECT s.metadata || jsonb_build_object('version', s.version, 'deployed', s.deployed, "
+			 "'owner', s.owner::text, 'created_at', s.created_at, 'size', octet_length(s.model), "
+			 "'labels_changed', (SELECT " CAI_LABEL_SET("s.task", "s.metadata") " <> " CAI_LABEL_SET("d.task", "d.metadata")
+			 " OR s.task <> d.task FROM %s d WHERE d.name = s.name AND d.deployed)) "
+			 "FROM %s s WHERE s.name = $1 AND CASE WHEN $2 IS NULL THEN s.deployed ELSE s.version = $2 END",
+			 store_name, store_name);
 	CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -715,6 +911,7 @@ cai_deploy(PG_FUNCTION_ARGS)
 		CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	CaiCheckExplicitDeploy(name, version, "deploy this version");
 	CaiDeployInSession(name, version);
 	CaiCatalogDisconnect();
 	PG_RETURN_INT32(version);
@@ -772,6 +969,7 @@ cai_rollback(PG_FUNCTION_ARGS)
 				 errmsg("model \"%s\" has no earlier deployment to roll back to", name),
 				 errdetail("Version %d is deployed and no other version was deployed before it.", current)));
 
+	CaiCheckExplicitDeploy(name, previous, "roll back to this version");
 	values[1] = Int32GetDatum(previous);
 	snprintf(sql, sizeof(sql),
 			 "UPDATE %s SET deployed = false WHERE name = $1 AND deployed", store_name);

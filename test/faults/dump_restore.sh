@@ -59,7 +59,7 @@ while IFS= read -r m; do
 done <<<"$names"
 
 for db in dst plain; do
-	is "$(q -d $db -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" 0.1.0 "$db: the extension was created by the restore"
+	is "$(q -d $db -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$(grep default_version "$FAULTS_ROOT/cai_synergy.control" | cut -d"'" -f2)" "$db: the extension was created by the restore"
 	is "$(q -d $db -c "$MODELS_SQL")" "$src_models" "$db: cai_models rows identical (name, version, task, size, labels, metrics, deployed, created_at, owner)"
 	is "$(q -d $db -c "$HISTORY_SQL")" "$src_history" "$db: deployment history identical"
 	is "$(q -d $db -c "$EXPORT_SQL")" "$src_export" "$db: cai_export bytes identical (md5) for every name and version"
