@@ -23,6 +23,7 @@ OBJS = \
 	src/core/textclf_accurate.o \
 	src/core/chunks.o \
 	src/core/ner.o \
+	src/core/model.o \
 	src/pg/cai_synergy.o \
 	src/pg/catalog.o \
 	src/pg/predict.o \

@@ -16,11 +16,11 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner
+CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner model
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_textclf_accurate test_ner
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_textclf_accurate test_ner test_model test_compat
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -30,6 +30,8 @@ test_metrics_MODULES = common modelutil metrics
 test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
 test_textclf_accurate_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
 test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks ner
+test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks textclf textclf_accurate ner model
+test_compat_MODULES = $(test_model_MODULES)
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
 fuzz_format_MODULES = common format

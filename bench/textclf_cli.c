@@ -307,7 +307,7 @@ main(int argc, char **argv)
 		opts_json = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 	}
-	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, opts_json, &opts, &err) != CAI_OK)
+	if (cai_textclf_parse_options(opts_json, &opts, &err) != CAI_OK)
 	{
 		fprintf(stderr, "options: %s\n", err.msg);
 		return 1;

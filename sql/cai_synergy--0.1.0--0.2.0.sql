@@ -65,3 +65,12 @@ COMMENT ON FUNCTION @extschema@.cai_model_info(text, integer) IS
     'metadata of a model version (NULL = deployed): task, architecture, labels, options, provenance, labels_changed (against the deployed version)';
 COMMENT ON FUNCTION @extschema@.cai_train(text, text, text, text, text, jsonb) IS
     'train a model version (task sentiment, text_classification or ner) from a table, view or SELECT query, read with the caller''s rights, in a background worker; returns the new version and its validation metrics. A model name keeps the task of its first version; the default deploy policy deploys a new version only if its labels equal the deployed version''s and its validation score is higher.';
+
+-- Options per architecture: each architecture lists the defaults it uses.
+DROP FUNCTION @extschema@.cai_options(text);
+CREATE FUNCTION @extschema@.cai_options(task text DEFAULT 'sentiment', architecture text DEFAULT NULL)
+RETURNS TABLE (name text, type text, default_value text, min double precision, max double precision,
+               choices text, description text)
+    AS 'MODULE_PATHNAME', 'cai_list_options' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.cai_options(text, text) IS
+    'the training options of an architecture of a task (NULL architecture = the task''s default: accurate for text classification): name, type, the default that architecture uses, bounds, meaning';

@@ -30,9 +30,21 @@ typedef struct cai_textclf_data
 	const int32_t *labels;		/* (n) */
 } cai_textclf_data;
 
-/* The option table for text classification (documented in README). */
-extern const cai_opt_def cai_textclf_option_defs[];
-extern const int cai_textclf_n_option_defs;
+/*
+ * The option tables of the two architectures (documented in README), each
+ * with the defaults that architecture uses.
+ */
+extern const cai_opt_def cai_textclf_fast_option_defs[];
+extern const int cai_textclf_fast_n_option_defs;
+extern const cai_opt_def cai_textclf_accurate_option_defs[];
+extern const int cai_textclf_accurate_n_option_defs;
+
+/*
+ * Parse training options with the table of the architecture they name
+ * ("architecture", default accurate): an option of the other architecture is
+ * an error naming the valid ones.  NULL or "" json: accurate's defaults.
+ */
+cai_status	cai_textclf_parse_options(const char *json, cai_options **out, cai_error *err);
 
 /* Bytes the training would allocate (parameters, optimizer state, buffers). */
 size_t		cai_textclf_train_memory(const cai_options *opts,

@@ -69,48 +69,117 @@
 #define TEXTCLF_MAX_LABELS		100000
 #define TEXTCLF_MAX_BUCKETS		16777216
 
-const cai_opt_def cai_textclf_option_defs[] = {
-	{"architecture", CAI_OPT_STRING, "accurate", 0, 0, "fast|accurate",
-	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate (word and character n-gram embeddings into a bidirectional LSTM with max and mean pooling; trains in minutes)"},
+/*
+ * One option table per architecture, each with the defaults that
+ * architecture really uses; an option an architecture does not use is not
+ * in its table (so passing it is an error naming the valid ones).  The keys
+ * the SQL layer reads (architecture, seed, validation_source, deploy,
+ * max_seconds, patience, epochs) are in both.
+ */
+#define TEXTCLF_OPT_ARCHITECTURE(dflt) \
+	{"architecture", CAI_OPT_STRING, dflt, 0, 0, "fast|accurate", \
+	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate (word and character n-gram embeddings into a bidirectional LSTM with max and mean pooling, ensembled with a fast model; trains in minutes)"}
+#define TEXTCLF_OPT_COMMON \
+	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
+	"random seed: the same data, options and seed give the same model"}, \
+	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL, \
+	"fraction of the rows held out (stratified) for validation when no validation rows are given"}, \
+	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL, \
+	"where validation rows come from (used by the SQL layer)"}, \
+	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL, \
+	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"}, \
+	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never", \
+	"whether the new model replaces the deployed one (used by the SQL layer)"}, \
+	{"min_count", CAI_OPT_INT, "1", 1, 1000000, NULL, \
+	"minimum number of occurrences for a word to get its own vocabulary row"}, \
+	{"minn", CAI_OPT_INT, "3", 0, 10, NULL, \
+	"shortest character n-gram (0 = no character n-grams)"}, \
+	{"maxn", CAI_OPT_INT, "5", 0, 10, NULL, \
+	"longest character n-gram (0 = no character n-grams)"}, \
+	{"buckets", CAI_OPT_INT, "2000000", 1, TEXTCLF_MAX_BUCKETS, NULL, \
+	"hash buckets for word and character n-grams (only buckets seen in training are stored)"}, \
+	{"max_tokens", CAI_OPT_INT, "512", 1, 100000, NULL, \
+	"tokens of a text that are used (from at most 32 bytes per token); the rest is ignored"}, \
+	{"patience", CAI_OPT_INT, "3", 0, 1000, NULL, \
+	"stop after this many epochs without a better validation score (0 = never stop early)"}
+
+const cai_opt_def cai_textclf_fast_option_defs[] = {
+	TEXTCLF_OPT_ARCHITECTURE("fast"),
 	{"epochs", CAI_OPT_INT, "0", 0, 1000, NULL,
-	"passes over the training rows; 0 = automatic (fast: 5, more for small data sets so that training makes at least 100000 row updates, at most 50 passes; accurate: enough passes for 250000 row updates, 4 to 30)"},
+	"passes over the training rows; 0 = automatic (5, more for small data sets so that training makes at least 100000 row updates, at most 50 passes)"},
 	{"learning_rate", CAI_OPT_FLOAT, "0.1", 1e-6, 10.0, NULL,
-	"initial learning rate (fast: SGD, decays linearly to 0; accurate: Adam, default 0.003 when not set, decays linearly to a tenth)"},
-	{"batch_size", CAI_OPT_INT, "1", 1, 4096, NULL,
-	"rows per update (the fast architecture updates after every row; accurate: default 32 when not set, fewer for long texts)"},
-	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL,
-	"random seed: the same data, options and seed give the same model"},
+	"initial learning rate of SGD, updating after every row and decaying linearly to 0"},
 	{"dimensions", CAI_OPT_INT, "50", 2, TEXTCLF_MAX_DIM, NULL,
-	"embedding size (accurate: also the LSTM units per direction; default 64 when not set)"},
+	"embedding size"},
 	{"dropout", CAI_OPT_FLOAT, "0", 0.0, 0.9, NULL,
-	"probability of dropping each input feature while training (accurate: dropout of the pooled features, default 0.5 when not set; words are replaced by the unknown-word vector with half this probability)"},
-	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL,
-	"fraction of the rows held out (stratified) for validation when no validation rows are given"},
-	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL,
-	"where validation rows come from (used by the SQL layer)"},
-	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL,
-	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"},
-	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
-	"worker threads (the fast architecture trains on one thread; accurate: BLAS threads, bit-identical results need 1)"},
-	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never",
-	"whether the new model replaces the deployed one (used by the SQL layer)"},
-	{"min_count", CAI_OPT_INT, "1", 1, 1000000, NULL,
-	"minimum number of occurrences for a word to get its own vocabulary row"},
+	"probability of dropping each input feature while training"},
 	{"word_ngrams", CAI_OPT_INT, "2", 1, 5, NULL,
 	"longest word n-gram used as a feature (1 = words only)"},
-	{"minn", CAI_OPT_INT, "3", 0, 10, NULL,
-	"shortest character n-gram (0 = no character n-grams)"},
-	{"maxn", CAI_OPT_INT, "5", 0, 10, NULL,
-	"longest character n-gram (0 = no character n-grams)"},
-	{"buckets", CAI_OPT_INT, "2000000", 1, TEXTCLF_MAX_BUCKETS, NULL,
-	"hash buckets for word and character n-grams (only buckets seen in training are stored)"},
-	{"max_tokens", CAI_OPT_INT, "512", 1, 100000, NULL,
-	"tokens of a text that are used (from at most 32 bytes per token); the rest is ignored"},
-	{"patience", CAI_OPT_INT, "3", 0, 1000, NULL,
-	"stop after this many epochs without a better validation score (0 = never stop early)"},
+	TEXTCLF_OPT_COMMON,
 };
+const int	cai_textclf_fast_n_option_defs = sizeof(cai_textclf_fast_option_defs) / sizeof(cai_textclf_fast_option_defs[0]);
 
-const int	cai_textclf_n_option_defs = sizeof(cai_textclf_option_defs) / sizeof(cai_textclf_option_defs[0]);
+const cai_opt_def cai_textclf_accurate_option_defs[] = {
+	TEXTCLF_OPT_ARCHITECTURE("accurate"),
+	{"epochs", CAI_OPT_INT, "0", 0, 1000, NULL,
+	"passes over the training rows; 0 = automatic (enough passes for 250000 row updates, 4 to 30)"},
+	{"learning_rate", CAI_OPT_FLOAT, "0.003", 1e-6, 10.0, NULL,
+	"initial learning rate of Adam, decaying linearly to a tenth"},
+	{"batch_size", CAI_OPT_INT, "32", 1, 4096, NULL,
+	"rows per update (fewer for long texts)"},
+	{"dimensions", CAI_OPT_INT, "64", 2, TEXTCLF_MAX_DIM, NULL,
+	"embedding size, also the LSTM units per direction"},
+	{"dropout", CAI_OPT_FLOAT, "0.5", 0.0, 0.9, NULL,
+	"dropout of the pooled features; words are replaced by the unknown-word vector with half this probability"},
+	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
+	"BLAS threads (bit-identical results need 1)"},
+	TEXTCLF_OPT_COMMON,
+};
+const int	cai_textclf_accurate_n_option_defs = sizeof(cai_textclf_accurate_option_defs) / sizeof(cai_textclf_accurate_option_defs[0]);
+
+/* The table of the architecture named in json (default accurate); NULL if unknown. */
+static const cai_opt_def *
+textclf_defs_for(const char *json, int *n, const char **arch_out)
+{
+	struct json_object *o = cai_json_parse_object(json);
+	struct json_object *a;
+	const char *arch = "accurate";
+	const cai_opt_def *defs = NULL;
+
+	if (o != NULL && json_object_object_get_ex(o, "architecture", &a) && json_object_is_type(a, json_type_string))
+		arch = json_object_get_string(a);
+	if (strcmp(arch, "fast") == 0)
+	{
+		defs = cai_textclf_fast_option_defs;
+		*n = cai_textclf_fast_n_option_defs;
+		arch = "fast";
+	}
+	else if (strcmp(arch, "accurate") == 0)
+	{
+		defs = cai_textclf_accurate_option_defs;
+		*n = cai_textclf_accurate_n_option_defs;
+		arch = "accurate";
+	}
+	*arch_out = arch;
+	json_object_put(o);
+	return defs;
+}
+
+cai_status
+cai_textclf_parse_options(const char *json, cai_options **out, cai_error *err)
+{
+	int			n = 0;
+	const char *arch;
+	const cai_opt_def *defs = textclf_defs_for(json, &n, &arch);
+
+	if (defs == NULL)
+	{
+		/* an invalid architecture value: let the accurate table name the choices */
+		return cai_options_parse(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs,
+								 json, out, err);
+	}
+	return cai_options_parse(defs, n, json, out, err);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Features shared by training and inference                              */
@@ -2453,7 +2522,7 @@ cai_textclf_train(const cai_options *opts,
 		return st;
 	if (opts == NULL)
 	{
-		st = cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, NULL, &own, err);
+		st = cai_textclf_parse_options(NULL, &own, err);
 		if (st != CAI_OK)
 			return st;
 		opts = own;

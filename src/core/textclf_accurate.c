@@ -85,11 +85,7 @@
 #define ACC_SEED_WORD			0x61636377ULL	/* "accw" */
 #define ACC_SALT_CHAR			0x9e3779b97f4a7c15ULL
 
-/* defaults when the user leaves the shared option unset */
-#define ACC_DEF_DIM				64
-#define ACC_DEF_LR				0.003
-#define ACC_DEF_BATCH			32
-#define ACC_DEF_DROPOUT			0.5
+/* the automatic epoch count (option epochs = 0) */
 #define ACC_AUTO_UPDATES		250000	/* row updates the automatic epoch count aims at */
 #define ACC_AUTO_MIN_EPOCHS		4
 #define ACC_AUTO_MAX_EPOCHS		30
@@ -1180,22 +1176,10 @@ acc_eval(AccTrain *t, Ticker *tk, size_t from, size_t n, double *mean_loss, cai_
 /* Training: entry points                                                 */
 /* ---------------------------------------------------------------------- */
 
-static int64_t
-opt_int_or(const cai_options *o, const char *name, int64_t dflt)
-{
-	return cai_opt_is_set(o, name) ? cai_opt_int(o, name) : dflt;
-}
-
-static double
-opt_float_or(const cai_options *o, const char *name, double dflt)
-{
-	return cai_opt_is_set(o, name) ? cai_opt_float(o, name) : dflt;
-}
-
 static cai_status
 acc_params_from_options(const cai_options *o, AccParams *ap, cai_error *err)
 {
-	ap->dim = (int) opt_int_or(o, "dimensions", ACC_DEF_DIM);
+	ap->dim = (int) cai_opt_int(o, "dimensions");
 	ap->hidden = ap->dim;
 	ap->minn = (int) cai_opt_int(o, "minn");
 	ap->maxn = (int) cai_opt_int(o, "maxn");
@@ -1236,7 +1220,7 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 
 	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, &ap, NULL) != CAI_OK)
 		return 0;
-	bsz = (int) opt_int_or(opts, "batch_size", ACC_DEF_BATCH);
+	bsz = (int) cai_opt_int(opts, "batch_size");
 	cap = (size_t) ap.max_tokens * ACC_BYTES_PER_TOKEN;
 	for (size_t i = 0; i < train->n; i++)
 	{
@@ -1474,11 +1458,11 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	snprintf(js, sizeof(js),
 			 "{\"architecture\": \"fast\", \"seed\": %" PRId64 ", \"validation_fraction\": %.17g, "
 			 "\"min_count\": %" PRId64 ", \"max_tokens\": %d, \"minn\": %d, \"maxn\": %d, "
-			 "\"buckets\": %u, \"patience\": %" PRId64 ", \"threads\": 1}",
+			 "\"buckets\": %u, \"patience\": %" PRId64 "}",
 			 cai_opt_int(opts, "seed"), cai_opt_float(opts, "validation_fraction"),
 			 cai_opt_int(opts, "min_count"), t->p.max_tokens, t->p.minn, t->p.maxn,
 			 t->p.buckets, cai_opt_int(opts, "patience"));
-	if ((st = cai_options_parse(opts->defs, opts->n, js, &fo, err)) != CAI_OK)
+	if ((st = cai_textclf_parse_options(js, &fo, err)) != CAI_OK)
 		return st;
 	st = cai_textclf_train(fo, label_names, t->L, train, valid, NULL, acc_fast_progress, tk,
 						   &t->fast_bytes, &t->fast_len, &fmetrics, &e2);
@@ -1641,10 +1625,10 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	cai_rng		rng;
 	cai_optim_config cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
 	int			epochs = (int) cai_opt_int(opts, "epochs");
-	const double lr0 = opt_float_or(opts, "learning_rate", ACC_DEF_LR);
-	const double dropout = opt_float_or(opts, "dropout", ACC_DEF_DROPOUT);
+	const double lr0 = cai_opt_float(opts, "learning_rate");
+	const double dropout = cai_opt_float(opts, "dropout");
 	const double word_dropout = dropout / 2;
-	const int	batch_size = (int) opt_int_or(opts, "batch_size", ACC_DEF_BATCH);
+	const int	batch_size = (int) cai_opt_int(opts, "batch_size");
 	const double frac = cai_opt_float(opts, "validation_fraction");
 	const int64_t min_count = cai_opt_int(opts, "min_count");
 	const int	patience = (int) cai_opt_int(opts, "patience");

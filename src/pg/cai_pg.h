@@ -17,6 +17,7 @@
 
 #include "cai/common.h"
 #include "cai/format.h"
+#include "cai/model.h"
 #include "cai/ner.h"
 #include "cai/textclf.h"
 
@@ -112,14 +113,12 @@ typedef struct CaiLoadedModel
 	char	   *name;
 	int32		version;
 	int64		stamp;			/* creation time of the version (µs) */
-	char	   *task;
+	const char *task;			/* the model's own (cai_model_task) */
 	MemoryContext cxt;
 	void	   *map;			/* shared file mapping holding the tensors, or NULL */
 	size_t		map_len;
-	cai_model_file *mf;
-	cai_textclf *clf;			/* text classification */
-	cai_ner    *ner;			/* named-entity recognition */
-	int			n_labels;
+	cai_model  *model;			/* any architecture, through the registry (model.h) */
+	int			n_labels;		/* classes, or entity types of a tagger */
 	const char **labels;
 } CaiLoadedModel;
 
@@ -147,6 +146,6 @@ extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
 extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);
 extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
 
-extern void CaiRequireTask(CaiLoadedModel *m, const char *task, const char *function);
+extern void CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function);
 
 #endif							/* CAI_PG_H */

@@ -691,80 +691,28 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 
 /*
  * Full validation of model bytes: structure and checksum (format.c), then the
- * task-specific consistency (the same load that inference does).
+ * architecture's own consistency checks (the same load that inference does,
+ * found through the registry).  Returns the model's task and metadata.
  */
 void
 CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_json)
 {
 	cai_error	err = {0};
-	cai_model_file *mf = NULL;
+	cai_model  *model = NULL;
 	cai_status	st;
-	const char *p;
-	char	   *t;
 
 	if (len > (Size) cai_max_model_size_kb * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model is too large: %zu bytes", (size_t) len),
 				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
-	st = cai_format_read(bytes, len, &mf, &err);
+	st = cai_model_load(bytes, len, false, true, &model, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "invalid model");
-
-	/* task: the reader guarantees a string "task" key; extract it with jsonb */
-	{
-		Datum		j = DirectFunctionCall1(jsonb_in, CStringGetDatum(mf->meta_json));
-		Jsonb	   *jb = DatumGetJsonbP(j);
-		JsonbValue	key;
-		JsonbValue *v;
-
-		key.type = jbvString;
-		key.val.string.val = "task";
-		key.val.string.len = 4;
-		v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
-		if (v == NULL || v->type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-					 errmsg("invalid model: metadata key \"task\" is not a string")));
-		t = pnstrdup(v->val.string.val, v->val.string.len);
-	}
-	p = t;
-	if (strcmp(p, "text_classification") == 0)
-	{
-		cai_textclf *clf = NULL;
-
-		st = cai_textclf_load(mf, &clf, &err);
-		if (st != CAI_OK)
-		{
-			cai_model_file_free(mf);
-			CaiReportCoreError(st, &err, "invalid model");
-		}
-		cai_textclf_free(clf);
-	}
-	else if (strcmp(p, "ner") == 0)
-	{
-		cai_ner    *ner = NULL;
-
-		st = cai_ner_load(mf, &ner, &err);
-		if (st != CAI_OK)
-		{
-			cai_model_file_free(mf);
-			CaiReportCoreError(st, &err, "invalid model");
-		}
-		cai_ner_free(ner);
-	}
-	else
-	{
-		cai_model_file_free(mf);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid model: unknown task \"%s\"", p),
-				 errhint("This build supports the tasks \"text_classification\" and \"ner\".")));
-	}
+	*task = pstrdup(cai_model_task(model));
 	if (meta_json)
-		*meta_json = pstrdup(mf->meta_json);
-	cai_model_file_free(mf);
-	*task = t;
+		*meta_json = pstrdup(cai_model_meta_json(model));
+	cai_model_free(model);
 }
 
 static char *

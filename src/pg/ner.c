@@ -25,8 +25,7 @@
 static void
 CaiNerCheck(CaiLoadedModel *m, const char *function)
 {
-	if (m->ner == NULL)
-		CaiRequireTask(m, "ner", function);
+	CaiRequireKind(m, CAI_KIND_TAG, function);
 }
 
 /* Entities of a raw text (cai_malloc'ed array). */
@@ -39,7 +38,7 @@ CaiNerFind(CaiLoadedModel *m, text *input, size_t *n)
 	Size		len = VARSIZE_ANY_EXHDR(input);
 
 	CaiCheckInputLength(len);
-	st = cai_ner_entities(m->ner, VARDATA_ANY(input), len, 0, &ents, n, &err);
+	st = cai_model_entities(m->model, VARDATA_ANY(input), len, 0, &ents, n, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "entity recognition failed");
 	return ents;
@@ -149,7 +148,7 @@ cai_tag(PG_FUNCTION_ARGS)
 		lens[i] = VARSIZE_ANY_EXHDR(t);
 		CHECK_FOR_INTERRUPTS();
 	}
-	st = cai_ner_tag(m->ner, toks, lens, n, tags, NULL, &err);
+	st = cai_model_tag(m->model, toks, lens, n, tags, NULL, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "tagging failed");
 	out = palloc(sizeof(Datum) * n);
@@ -193,7 +192,7 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 		int64		a = rows.offsets[s];
 		int64		b = rows.offsets[s + 1];
 
-		st = cai_ner_tag(m->ner, (const char *const *) rows.tokens + a, rows.lens + a, b - a, pred + a, NULL, &err);
+		st = cai_model_tag(m->model, (const char *const *) rows.tokens + a, rows.lens + a, b - a, pred + a, NULL, &err);
 		if (st != CAI_OK)
 			CaiReportCoreError(st, &err, "tagging failed");
 		CHECK_FOR_INTERRUPTS();
@@ -399,7 +398,7 @@ cai_tag_batch(PG_FUNCTION_ARGS)
 	data.token_lens = lens;
 	if (ntok > 0)
 	{
-		st = cai_ner_tag_batch(m->ner, &data, tags, NULL, &err);
+		st = cai_model_tag_batch(m->model, &data, tags, NULL, &err);
 		if (st != CAI_OK)
 			CaiReportCoreError(st, &err, "tagging failed");
 	}

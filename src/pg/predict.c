@@ -45,12 +45,7 @@ CaiFreeLoadedModel(CaiLoadedModel *m)
 {
 	MemoryContext old = MemoryContextSwitchTo(m->cxt);
 
-	if (m->clf)
-		cai_textclf_free(m->clf);
-	if (m->ner)
-		cai_ner_free(m->ner);
-	if (m->mf)
-		cai_model_file_free(m->mf);
+	cai_model_free(m->model);
 	MemoryContextSwitchTo(old);
 	CaiSharedCacheUnmap(m->map, m->map_len);
 	MemoryContextDelete(m->cxt);
@@ -77,7 +72,7 @@ CaiXactCallback(XactEvent event, void *arg)
  * was verified when it was written.  Returns NULL with *err set on failure.
  */
 static CaiLoadedModel *
-CaiBuildModel(const char *name, int32 version, const char *task, const uint8 *buf, size_t len,
+CaiBuildModel(const char *name, int32 version, const uint8 *buf, size_t len,
 			  void *map, bool verify, cai_status *st_out, cai_error *err)
 {
 	MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "cai_synergy model",
@@ -89,45 +84,20 @@ CaiBuildModel(const char *name, int32 version, const char *task, const uint8 *bu
 	m->cxt = cxt;
 	m->name = pstrdup(name);
 	m->version = version;
-	m->task = pstrdup(task);
-	if (map != NULL)
-		st = cai_format_read_view(buf, len, verify, &m->mf, err);
-	else
-		st = cai_format_read(buf, len, &m->mf, err);
-	if (st == CAI_OK && strcmp(task, "text_classification") == 0)
+	/* a shared mapping is used in place; catalog bytes are copied and fully verified */
+	st = cai_model_load(buf, len, map != NULL, verify, &m->model, err);
+	if (st == CAI_OK)
 	{
-		st = cai_textclf_load(m->mf, &m->clf, err);
-		if (st == CAI_OK)
-		{
-			m->n_labels = cai_textclf_n_labels(m->clf);
-			m->labels = palloc(sizeof(char *) * m->n_labels);
-			for (int i = 0; i < m->n_labels; i++)
-				m->labels[i] = cai_textclf_label(m->clf, i);
-		}
+		m->task = cai_model_task(m->model);
+		m->n_labels = cai_model_n_labels(m->model);
+		m->labels = palloc(sizeof(char *) * Max(m->n_labels, 1));
+		for (int i = 0; i < m->n_labels; i++)
+			m->labels[i] = cai_model_label(m->model, i);
 	}
-	else if (st == CAI_OK && strcmp(task, "ner") == 0)
-	{
-		st = cai_ner_load(m->mf, &m->ner, err);
-		if (st == CAI_OK)
-		{
-			m->n_labels = cai_ner_n_types(m->ner);
-			m->labels = palloc(sizeof(char *) * Max(m->n_labels, 1));
-			for (int i = 0; i < m->n_labels; i++)
-				m->labels[i] = cai_ner_type(m->ner, i);
-		}
-	}
-	else if (st == CAI_OK)
-		st = cai_error_set(err, CAI_ERR_FORMAT, "unknown task \"%s\"", task);
 	MemoryContextSwitchTo(old);
 	*st_out = st;
 	if (st != CAI_OK)
 	{
-		if (m->clf)
-			cai_textclf_free(m->clf);
-		if (m->ner)
-			cai_ner_free(m->ner);
-		if (m->mf)
-			cai_model_file_free(m->mf);
 		MemoryContextDelete(cxt);
 		return NULL;
 	}
@@ -141,7 +111,7 @@ CaiBuildModel(const char *name, int32 version, const char *task, const uint8 *bu
  * the catalog (fully validated), writing the shared file for the others.
  */
 static CaiLoadedModel *
-CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
+CaiLoadModel(const char *name, int32 version, int64 stamp)
 {
 	CaiLoadedModel *m = NULL;
 	cai_error	err = {0};
@@ -153,7 +123,7 @@ CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
 
 	if (CaiSharedCacheEnabled() && CaiSharedCacheOpen(name, version, stamp, &map, &len))
 	{
-		m = CaiBuildModel(name, version, task, map, len, map, false, &st, &err);
+		m = CaiBuildModel(name, version, map, len, map, false, &st, &err);
 		if (m != NULL)
 			return m;
 		/* an unusable file: drop it and rebuild from the catalog */
@@ -166,7 +136,7 @@ CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" version %d disappeared while loading", name, version)));
 	/* full validation of the catalog bytes (checksum and every tensor) */
-	m = CaiBuildModel(name, version, task, (const uint8 *) VARDATA_ANY(row.model),
+	m = CaiBuildModel(name, version, (const uint8 *) VARDATA_ANY(row.model),
 					  VARSIZE_ANY_EXHDR(row.model), NULL, true, &st, &err);
 	if (m == NULL)
 	{
@@ -178,7 +148,7 @@ CaiLoadModel(const char *name, int32 version, int64 stamp, const char *task)
 		CaiSharedCacheStore(name, version, stamp, VARDATA_ANY(row.model), VARSIZE_ANY_EXHDR(row.model)) &&
 		CaiSharedCacheOpen(name, version, stamp, &map, &len))
 	{
-		CaiLoadedModel *shared = CaiBuildModel(name, version, task, map, len, map, false, &st, &err);
+		CaiLoadedModel *shared = CaiBuildModel(name, version, map, len, map, false, &st, &err);
 
 		if (shared != NULL)
 		{
@@ -222,7 +192,6 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
 	CaiCacheEntry *entry;
 	bool		found;
-	char	   *task = NULL;
 	int64		stamp = 0;
 	int32		version;
 
@@ -230,7 +199,7 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 		return cc->model;
 
 	CaiCheckModelName(name);
-	version = CaiCatalogDeployedVersion(name, &task, &stamp);
+	version = CaiCatalogDeployedVersion(name, NULL, &stamp);
 	if (version < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -262,7 +231,7 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 		entry->model = NULL;
 	if (entry->model == NULL || entry->model->version != version || entry->model->stamp != stamp)
 	{
-		CaiLoadedModel *m = CaiLoadModel(name, version, stamp, task);
+		CaiLoadedModel *m = CaiLoadModel(name, version, stamp);
 
 		m->stamp = stamp;
 		if (entry->model != NULL)
@@ -286,13 +255,13 @@ CaiGetModel(FunctionCallInfo fcinfo, const char *name)
 }
 
 void
-CaiRequireTask(CaiLoadedModel *m, const char *task, const char *function)
+CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function)
 {
-	if (strcmp(m->task, task) != 0)
+	if (cai_model_kind(m->model) != kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is a %s model, but %s needs a %s model",
-						m->name, m->task, function, task)));
+				 errmsg("model \"%s\" is a %s model, but %s needs a %s model", m->name, m->task, function,
+						kind == CAI_KIND_CLASSIFY ? "text classification" : "token classification")));
 }
 
 /* Class probabilities of one text; probs has m->n_labels entries. */
@@ -304,7 +273,7 @@ CaiClassify(CaiLoadedModel *m, text *input, float *probs)
 	Size		len = VARSIZE_ANY_EXHDR(input);
 
 	CaiCheckInputLength(len);
-	st = cai_textclf_predict(m->clf, VARDATA_ANY(input), len, probs, &err);
+	st = cai_model_classify(m->model, VARDATA_ANY(input), len, probs, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "prediction failed");
 }
@@ -326,9 +295,9 @@ CaiPredictText(FunctionCallInfo fcinfo, CaiLoadedModel *m, text *input)
 	float		stack_probs[64];
 	float	   *probs = m->n_labels <= 64 ? stack_probs : palloc(sizeof(float) * m->n_labels);
 
-	if (m->ner != NULL)
+	if (cai_model_kind(m->model) == CAI_KIND_TAG)
 		return CaiNerPredictJson(m, input);
-	CaiRequireTask(m, "text_classification", "cai_predict");
+	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict");
 	CaiClassify(m, input, probs);
 	PG_RETURN_TEXT_P(cstring_to_text(m->labels[CaiArgmax(probs, m->n_labels)]));
 }
@@ -385,7 +354,7 @@ cai_predict_proba(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 
-	CaiRequireTask(m, "text_classification", "cai_predict_proba");
+	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict_proba");
 	probs = palloc(sizeof(float) * m->n_labels);
 	CaiClassify(m, PG_GETARG_TEXT_PP(1), probs);
 
@@ -441,9 +410,9 @@ cai_evaluate(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d of cai_evaluate must not be NULL", i + 1)));
 	m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
-	if (m->ner != NULL)
+	if (cai_model_kind(m->model) == CAI_KIND_TAG)
 		return CaiNerEvaluate(fcinfo, m);
-	CaiRequireTask(m, "text_classification", "cai_evaluate");
+	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_evaluate");
 	query = CaiSourceQuery(text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(2)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(3)),

@@ -182,32 +182,27 @@ CaiSourceQuery(const char *source, const char *input_column, const char *label_c
  * Options
  * ------------------------------------------------------------------------ */
 
-static const char *
-CaiNormalizeTask(const char *task)
+/* The task a user names (canonical name or alias, from the registry). */
+static const cai_task *
+CaiFindTask(const char *name)
 {
-	if (pg_strcasecmp(task, "sentiment") == 0 || pg_strcasecmp(task, "text_classification") == 0 ||
-		pg_strcasecmp(task, "classification") == 0)
-		return "text_classification";
-	if (pg_strcasecmp(task, "ner") == 0 || pg_strcasecmp(task, "token_classification") == 0)
-		return "ner";
+	const cai_task *task = cai_task_find(name);
+	StringInfoData valid;
+
+	if (task != NULL)
+		return task;
+	initStringInfo(&valid);
+	for (int i = 0; cai_task_at(i) != NULL; i++)
+	{
+		appendStringInfo(&valid, "%s%s", i > 0 ? ", " : "", cai_task_at(i)->name);
+		for (const char *const *a = cai_task_at(i)->aliases; *a != NULL; a++)
+			appendStringInfo(&valid, ", %s", *a);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown task \"%s\"", task),
-			 errhint("Valid tasks: sentiment, text_classification, ner.")));
+			 errmsg("unknown task \"%s\"", name),
+			 errhint("Valid tasks: %s.", valid.data)));
 	return NULL;
-}
-
-static void
-CaiTaskOptionDefs(const char *task, const cai_opt_def **defs, int *n)
-{
-	if (strcmp(task, "ner") == 0)
-	{
-		*defs = cai_ner_option_defs;
-		*n = cai_ner_n_option_defs;
-		return;
-	}
-	*defs = cai_textclf_option_defs;
-	*n = cai_textclf_n_option_defs;
 }
 
 static char *
@@ -221,24 +216,29 @@ CaiValidKeys(const cai_opt_def *defs, int n)
 	return s.data;
 }
 
-/* Parse and validate options (ERROR with the list of valid keys). */
+/*
+ * Parse and validate training options with the table of the architecture
+ * they choose (ERROR with the list of valid keys).
+ */
 static cai_options *
 CaiParseOptions(const char *task, const char *json)
 {
-	const cai_opt_def *defs;
-	int			n;
+	const cai_arch *arch = NULL;
 	cai_options *o = NULL;
 	cai_error	err = {0};
 	cai_status	st;
 
-	CaiTaskOptionDefs(task, &defs, &n);
-	st = cai_options_parse(defs, n, json, &o, &err);
+	st = cai_task_parse_options(CaiFindTask(task), json, &arch, &o, &err);
+	if (st != CAI_OK && arch == NULL)
+		ereport(ERROR,
+				(errcode(CaiStatusSqlstate(st)),
+				 errmsg("invalid training options: %s", err.msg)));
 	if (st != CAI_OK)
 		ereport(ERROR,
 				(errcode(CaiStatusSqlstate(st)),
 				 errmsg("invalid training options: %s", err.msg),
-				 errhint("Valid options: %s. See SELECT * FROM cai_options('%s').",
-						 CaiValidKeys(defs, n), task)));
+				 errhint("Valid options of the %s architecture: %s. See SELECT * FROM cai_options('%s', '%s').",
+						 arch->name, CaiValidKeys(arch->options, *arch->n_options), task, arch->name)));
 	return o;
 }
 
@@ -247,13 +247,37 @@ Datum
 cai_list_options(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	const char *task = CaiNormalizeTask(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	const cai_task *task;
+	const char *arch_name;
+	const cai_arch *arch;
 	const cai_opt_def *defs;
 	int			n;
 	static const char *const type_names[] = {"integer", "number", "boolean", "text"};
 
 	InitMaterializedSRF(fcinfo, 0);
-	CaiTaskOptionDefs(task, &defs, &n);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;		/* as a STRICT function: no rows */
+	task = CaiFindTask(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	arch_name = task->default_arch;
+	/* 0.1.0's cai_options(task) has one argument; 0.2.0 adds architecture */
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		arch_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	arch = cai_arch_find(task->name, arch_name);
+	if (arch == NULL)
+	{
+		StringInfoData valid;
+
+		initStringInfo(&valid);
+		for (int i = 0; cai_arch_at(i) != NULL; i++)
+			if (cai_arch_at(i)->task == task)
+				appendStringInfo(&valid, "%s%s", valid.len > 0 ? ", " : "", cai_arch_at(i)->name);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown %s architecture \"%s\"", task->name, arch_name),
+				 errhint("Valid architectures: %s.", valid.data)));
+	}
+	defs = arch->options;
+	n = *arch->n_options;
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[7];
@@ -452,6 +476,7 @@ static void
 CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 {
 	char	   *name;
+	const cai_task *task_def;
 	const char *task;
 	char	   *source;
 	char	   *input_column;
@@ -481,7 +506,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 					 errmsg("argument %d of cai_train must not be NULL", i + 1)));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CaiCheckModelName(name);
-	task = CaiNormalizeTask(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	task_def = CaiFindTask(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	task = task_def->name;
 	source = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	input_column = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	label_column = text_to_cstring(PG_GETARG_TEXT_PP(4));
@@ -494,7 +520,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	launch->name = name;
 	launch->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
-	threads = (int) cai_opt_int(opts, "threads");
+	threads = Max(1, (int) cai_opt_int(opts, "threads"));	/* 0: the architecture has no threads */
 	if (threads > cai_threads)
 	{
 		ereport(NOTICE,
@@ -509,7 +535,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 
 	{
 		/* NER sources keep their types: text[] + text[] tokens, or text + jsonb spans */
-		bool		ner = strcmp(task, "ner") == 0;
+		bool		ner = task_def->kind == CAI_KIND_TAG;
 		const char *cast = ner ? NULL : "pg_catalog.text";
 
 		query = CaiSourceQuery(source, input_column, label_column, cast, cast);
@@ -1059,7 +1085,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions("text_classification", shared->data + shared->options_off);
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off);
 	train.n = rows.n;
 	train.texts = (const char *const *) rows.texts;
 	train.lens = rows.lens;
@@ -1425,7 +1451,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions("ner", shared->data + shared->options_off);
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off);
 	train.n = rows.n;
 	train.offsets = rows.offsets;
 	train.tokens = (const char *const *) rows.tokens;
@@ -1456,7 +1482,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	CaiTrained	t = {0};
 
 	MemoryContextSwitchTo(train_cxt);
-	if (strcmp(shared->data + shared->task_off, "ner") == 0)
+	if (cai_task_find(shared->data + shared->task_off)->kind == CAI_KIND_TAG)
 		CaiWorkerTrainNer(shared, train_cxt, &ps, &t);
 	else
 		CaiWorkerTrainTextclf(shared, train_cxt, &ps, &t);

@@ -56,8 +56,8 @@ train_base(void)
 	d.texts = ptr;
 	d.lens = lens;
 	d.labels = labels;
-	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs,
-						  "{\"epochs\": 2, \"buckets\": 1000, \"dimensions\": 8}", &o, NULL) != CAI_OK ||
+	if (cai_textclf_parse_options("{\"epochs\": 2, \"buckets\": 1000, \"dimensions\": 8}",
+								  &o, NULL) != CAI_OK ||
 		cai_textclf_train(o, names, 2, &d, NULL, NULL, NULL, NULL, &bytes, &len, &metrics, NULL) != CAI_OK ||
 		cai_format_read(bytes, len, &base, NULL) != CAI_OK)
 		abort();

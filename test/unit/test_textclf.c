@@ -39,7 +39,7 @@ opts_of(const char *json)
 	}
 	else if (json == NULL)
 		json = "{\"architecture\": \"fast\"}";
-	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, json, &o, &err) != CAI_OK)
+	if (cai_textclf_parse_options(json, &o, &err) != CAI_OK)
 	{
 		fprintf(stderr, "options %s: %s\n", json, err.msg);
 		return NULL;
@@ -621,30 +621,55 @@ test_out_of_memory(void)
 	cai_options_free(o);
 }
 
+/* Is name in the option table defs (n entries)? */
+static bool
+has_option(const cai_opt_def *defs, int n, const char *name)
+{
+	for (int j = 0; j < n; j++)
+		if (strcmp(defs[j].name, name) == 0)
+			return true;
+	return false;
+}
+
 static void
 test_option_table(void)
 {
-	static const char *const need[] = {
-		"epochs", "learning_rate", "batch_size", "seed", "dimensions", "dropout",
-		"validation_fraction", "validation_source", "max_seconds", "threads",
-		"architecture", "deploy", "min_count", "word_ngrams", "minn", "maxn",
-		"buckets", "max_tokens", "patience",
+	static const char *const common[] = {
+		"architecture", "epochs", "learning_rate", "seed", "dimensions", "dropout",
+		"validation_fraction", "validation_source", "max_seconds", "deploy", "min_count",
+		"minn", "maxn", "buckets", "max_tokens", "patience",
 	};
-	cai_options *o = opts_of(NULL);
+	cai_options *o = NULL;
+	cai_error	err = {0};
 
-	for (int i = 0; i < N_OF(need); i++)
-	{
-		bool		found = false;
+	for (int i = 0; i < N_OF(common); i++)
+		CHECK(has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, common[i]) &&
+			  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, common[i]),
+			  "both architectures have option %s", common[i]);
+	/* options only one architecture uses */
+	CHECK(has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "word_ngrams") &&
+		  !has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "word_ngrams"),
+		  "word_ngrams is fast's");
+	CHECK(!has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "batch_size") &&
+		  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "batch_size") &&
+		  !has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "threads") &&
+		  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "threads"),
+		  "batch_size and threads are accurate's");
+	CHECK(cai_textclf_parse_options("{\"architecture\": \"fast\", \"batch_size\": 8}", &o, &err) == CAI_ERR_INVALID &&
+		  strstr(err.msg, "batch_size") != NULL && strstr(err.msg, "word_ngrams") != NULL,
+		  "an option of the other architecture is refused, naming the valid ones: %s", err.msg);
+	CHECK(cai_textclf_parse_options("{\"word_ngrams\": 3}", &o, &err) == CAI_ERR_INVALID,
+		  "word_ngrams is refused for the default (accurate) architecture");
 
-		for (int j = 0; j < cai_textclf_n_option_defs; j++)
-			if (strcmp(cai_textclf_option_defs[j].name, need[i]) == 0)
-				found = true;
-		CHECK(found, "option %s", need[i]);
-	}
-	cai_options_free(o);
-	o = NULL;
-	(void) cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, NULL, &o, NULL);
+	/* each architecture's table holds the defaults it uses */
+	(void) cai_textclf_parse_options(NULL, &o, NULL);
 	CHECK(o != NULL && strcmp(cai_opt_string(o, "architecture"), "accurate") == 0, "default architecture");
+	CHECK(o != NULL && cai_opt_float(o, "learning_rate") == 0.003 && cai_opt_int(o, "batch_size") == 32 &&
+		  cai_opt_int(o, "dimensions") == 64 && cai_opt_float(o, "dropout") == 0.5, "accurate's defaults");
+	cai_options_free(o);
+	o = opts_of(NULL);
+	CHECK(o != NULL && cai_opt_float(o, "learning_rate") == 0.1 && cai_opt_int(o, "dimensions") == 50 &&
+		  cai_opt_float(o, "dropout") == 0.0 && cai_opt_int(o, "word_ngrams") == 2, "fast's defaults");
 	cai_options_free(o);
 	CHECK(opts_of("{\"architecture\": \"slow\"}") == NULL, "architecture choices enforced");
 }

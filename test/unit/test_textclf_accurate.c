@@ -27,7 +27,7 @@ opts_of(const char *json)
 	cai_options *o = NULL;
 	cai_error	err = {0};
 
-	if (cai_options_parse(cai_textclf_option_defs, cai_textclf_n_option_defs, json, &o, &err) != CAI_OK)
+	if (cai_textclf_parse_options(json, &o, &err) != CAI_OK)
 	{
 		fprintf(stderr, "options %s: %s\n", json, err.msg);
 		return NULL;

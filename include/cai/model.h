@@ -1,0 +1,123 @@
+/*
+ * model.h: one interface for every model architecture.
+ *
+ * A registry (model.c) lists the tasks and, for each, its architectures,
+ * keyed by (task, architecture name) as stored in a model's metadata.  An
+ * architecture gives a function table, like PostgreSQL's access methods or
+ * CRFsuite's encoders: load from a validated model file (tensors used in
+ * place), free, labels, memory and the run functions of its task's kind
+ * (a classifier returns class probabilities; a tagger returns tags, their
+ * marginals, and entities in raw text).
+ *
+ * Callers (the SQL layer, tools, tests) hold an opaque cai_model, made by
+ * cai_model_load from model bytes, and never compare task or architecture
+ * names themselves.  Adding an architecture: its own source files, one
+ * cai_arch entry in the registry and one build line.
+ *
+ * Not yet behind this interface: training (each task still has its own entry
+ * point, cai_textclf_train / cai_ner_train, reached through cai_task.train_kind).
+ */
+#ifndef CAI_MODEL_H
+#define CAI_MODEL_H
+
+#include "cai/common.h"
+#include "cai/format.h"
+#include "cai/ner.h"
+#include "cai/options.h"
+
+/* What a task's models do. */
+typedef enum cai_task_kind
+{
+	CAI_KIND_CLASSIFY = 1,		/* text -> class probabilities */
+	CAI_KIND_TAG = 2			/* tokens -> one tag per token (and entities in raw text) */
+} cai_task_kind;
+
+/* A task: its canonical name, the names users may give it, its kind. */
+typedef struct cai_task
+{
+	const char *name;			/* canonical, stored with every model: "text_classification", "ner" */
+	const char *const *aliases; /* NULL-terminated, matched case-insensitively ("sentiment", ...) */
+	cai_task_kind kind;
+	const char *default_arch;	/* used when the options name none */
+} cai_task;
+
+/* An architecture: the function table of one kind of model of a task. */
+typedef struct cai_arch
+{
+	const cai_task *task;
+	const char *name;			/* as stored in the metadata: "fast", "accurate", "bilstm_crf" */
+	const cai_opt_def *options; /* its training options, with the defaults it uses */
+	const int  *n_options;
+	cai_status	(*load) (const cai_model_file *mf, void **impl, cai_error *err);
+	void		(*free) (void *impl);
+	size_t		(*memory) (const void *impl);
+	int			(*n_labels) (const void *impl);
+	const char *(*label) (const void *impl, int i);
+
+	/* CAI_KIND_CLASSIFY: probs gets n_labels floats summing to 1 */
+	cai_status	(*classify) (const void *impl, const char *text, size_t len, float *probs, cai_error *err);
+
+	/* CAI_KIND_TAG (see cai_ner_tag, cai_ner_tag_batch, cai_ner_entities) */
+	cai_status	(*tag) (const void *impl, const char *const *tokens, const size_t *lens, size_t n,
+						const char **tags_out, float *scores, cai_error *err);
+	cai_status	(*tag_batch) (const void *impl, const cai_ner_data *data, const char **tags_out,
+							  float *scores, cai_error *err);
+	cai_status	(*entities) (const void *impl, const char *text, size_t len, size_t max_tokens,
+							 cai_entity **out, size_t *n_out, cai_error *err);
+} cai_arch;
+
+/* The task named name (canonical or alias, any case); NULL if none. */
+const cai_task *cai_task_find(const char *name);
+
+/* Tasks and architectures of this build, for listings: i from 0 until NULL. */
+const cai_task *cai_task_at(int i);
+const cai_arch *cai_arch_at(int i);
+
+/* The architecture (task, name); NULL if this build has none. */
+const cai_arch *cai_arch_find(const char *task, const char *name);
+
+/*
+ * The architecture training options choose (their "architecture" key, else
+ * the task's default) and the options parsed with its table.  An unknown
+ * architecture is CAI_ERR_INVALID naming the valid ones; so is an option the
+ * architecture does not have (see cai_options_parse).  *arch is set even when
+ * parsing fails, if the architecture was found.
+ */
+cai_status	cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **arch,
+								   cai_options **out, cai_error *err);
+
+typedef struct cai_model cai_model;
+
+/*
+ * A runnable model from model bytes.  With view = false the tensors are
+ * copied (cai_format_read, checksum always verified); with view = true they
+ * are used in place (cai_format_read_view, see format.h: buf must be aligned
+ * and outlive the model; verify = false skips the checksum of bytes that were
+ * validated before).  Unknown task or architecture: CAI_ERR_FORMAT.
+ */
+cai_status	cai_model_load(const uint8_t *buf, size_t len, bool view, bool verify,
+						   cai_model **out, cai_error *err);
+void		cai_model_free(cai_model *m);
+
+const cai_arch *cai_model_arch(const cai_model *m);
+const char *cai_model_task(const cai_model *m);
+const char *cai_model_architecture(const cai_model *m);
+cai_task_kind cai_model_kind(const cai_model *m);
+const char *cai_model_meta_json(const cai_model *m);
+size_t		cai_model_memory(const cai_model *m);
+
+/* The model's labels: classes of a classifier, entity types of a tagger. */
+int			cai_model_n_labels(const cai_model *m);
+const char *cai_model_label(const cai_model *m, int i);
+
+/* Run functions; CAI_ERR_INVALID naming the task when the model is of another kind. */
+cai_status	cai_model_classify(const cai_model *m, const char *text, size_t len, float *probs,
+							   cai_error *err);
+cai_status	cai_model_tag(const cai_model *m, const char *const *tokens, const size_t *lens, size_t n,
+						  const char **tags_out, float *scores, cai_error *err);
+cai_status	cai_model_tag_batch(const cai_model *m, const cai_ner_data *data, const char **tags_out,
+								float *scores, cai_error *err);
+cai_status	cai_model_entities(const cai_model *m, const char *text, size_t len, size_t max_tokens,
+							   cai_entity **out, size_t *n_out, cai_error *err);
+
+#endif							/* CAI_MODEL_H */

@@ -1,0 +1,381 @@
+/*
+ * model.c: the registry of tasks and architectures, and the cai_model
+ * wrapper that every caller uses (see model.h).
+ */
+#include "cai/model.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cai/modelutil.h"
+#include "cai/textclf.h"
+
+/* ------------------------------------------------------------------------
+ * Tasks
+ * ------------------------------------------------------------------------ */
+
+static const char *const textclf_aliases[] = {"sentiment", "classification", NULL};
+static const char *const ner_aliases[] = {"token_classification", NULL};
+
+static const cai_task tasks[] = {
+	{"text_classification", textclf_aliases, CAI_KIND_CLASSIFY, "accurate"},
+	{"ner", ner_aliases, CAI_KIND_TAG, "bilstm_crf"},
+};
+
+#define N_TASKS ((int) (sizeof(tasks) / sizeof(tasks[0])))
+
+/* ------------------------------------------------------------------------
+ * Adapters from the model modules' typed functions to the function table
+ * ------------------------------------------------------------------------ */
+
+static cai_status
+textclf_load(const cai_model_file *mf, void **impl, cai_error *err)
+{
+	return cai_textclf_load(mf, (cai_textclf **) impl, err);
+}
+
+static void
+textclf_free(void *impl)
+{
+	cai_textclf_free(impl);
+}
+
+static size_t
+textclf_memory(const void *impl)
+{
+	return cai_textclf_memory(impl);
+}
+
+static int
+textclf_n_labels(const void *impl)
+{
+	return cai_textclf_n_labels(impl);
+}
+
+static const char *
+textclf_label(const void *impl, int i)
+{
+	return cai_textclf_label(impl, i);
+}
+
+static cai_status
+textclf_classify(const void *impl, const char *text, size_t len, float *probs, cai_error *err)
+{
+	return cai_textclf_predict(impl, text, len, probs, err);
+}
+
+static cai_status
+ner_load(const cai_model_file *mf, void **impl, cai_error *err)
+{
+	return cai_ner_load(mf, (cai_ner **) impl, err);
+}
+
+static void
+ner_free(void *impl)
+{
+	cai_ner_free(impl);
+}
+
+static size_t
+ner_memory(const void *impl)
+{
+	return cai_ner_memory(impl);
+}
+
+static int
+ner_n_types(const void *impl)
+{
+	return cai_ner_n_types(impl);
+}
+
+static const char *
+ner_type(const void *impl, int i)
+{
+	return cai_ner_type(impl, i);
+}
+
+static cai_status
+ner_tag(const void *impl, const char *const *tokens, const size_t *lens, size_t n,
+		const char **tags_out, float *scores, cai_error *err)
+{
+	return cai_ner_tag(impl, tokens, lens, n, tags_out, scores, err);
+}
+
+static cai_status
+ner_tag_batch(const void *impl, const cai_ner_data *data, const char **tags_out, float *scores,
+			  cai_error *err)
+{
+	return cai_ner_tag_batch(impl, data, tags_out, scores, err);
+}
+
+static cai_status
+ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
+			 cai_entity **out, size_t *n_out, cai_error *err)
+{
+	return cai_ner_entities(impl, text, len, max_tokens, out, n_out, err);
+}
+
+/* ------------------------------------------------------------------------
+ * The registry: one line per architecture
+ * ------------------------------------------------------------------------ */
+
+#define TEXTCLF_ARCH(name, defs, n_defs) \
+	{&tasks[0], name, defs, &n_defs, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
+	 textclf_classify, NULL, NULL, NULL}
+
+static const cai_arch archs[] = {
+	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs),
+	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs),
+	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
+	 NULL, ner_tag, ner_tag_batch, ner_entities},
+};
+
+#define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
+
+const cai_task *
+cai_task_find(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (int i = 0; i < N_TASKS; i++)
+	{
+		if (strcasecmp(name, tasks[i].name) == 0)
+			return &tasks[i];
+		for (const char *const *a = tasks[i].aliases; *a != NULL; a++)
+			if (strcasecmp(name, *a) == 0)
+				return &tasks[i];
+	}
+	return NULL;
+}
+
+const cai_task *
+cai_task_at(int i)
+{
+	return i >= 0 && i < N_TASKS ? &tasks[i] : NULL;
+}
+
+const cai_arch *
+cai_arch_at(int i)
+{
+	return i >= 0 && i < N_ARCHS ? &archs[i] : NULL;
+}
+
+const cai_arch *
+cai_arch_find(const char *task, const char *name)
+{
+	for (int i = 0; i < N_ARCHS; i++)
+		if (strcmp(archs[i].task->name, task) == 0 && strcmp(archs[i].name, name) == 0)
+			return &archs[i];
+	return NULL;
+}
+
+cai_status
+cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **arch,
+					   cai_options **out, cai_error *err)
+{
+	struct json_object *o = cai_json_parse_object(json);
+	struct json_object *a;
+	const char *name = task->default_arch;
+	cai_status	st;
+
+	*arch = NULL;
+	*out = NULL;
+	if (o != NULL && json_object_object_get_ex(o, "architecture", &a) && json_object_is_type(a, json_type_string))
+		name = json_object_get_string(a);
+	*arch = cai_arch_find(task->name, name);
+	if (*arch == NULL)
+	{
+		char		valid[256] = "";
+		size_t		used = 0;
+
+		for (int i = 0; i < N_ARCHS; i++)
+			if (archs[i].task == task && used < sizeof(valid))
+				used += (size_t) snprintf(valid + used, sizeof(valid) - used, "%s%s", used > 0 ? ", " : "",
+										  archs[i].name);
+		st = cai_error_set(err, CAI_ERR_INVALID, "unknown %s architecture \"%.64s\", valid architectures are: %s",
+						   task->name, name, valid);
+		json_object_put(o);
+		return st;
+	}
+	json_object_put(o);
+	return cai_options_parse((*arch)->options, *(*arch)->n_options, json, out, err);
+}
+
+/* ------------------------------------------------------------------------
+ * Loaded models
+ * ------------------------------------------------------------------------ */
+
+struct cai_model
+{
+	const cai_arch *arch;
+	cai_model_file *mf;			/* tensors (views into the caller's buffer, or copies) */
+	void	   *impl;			/* the architecture's loaded form */
+};
+
+/* The architecture named by validated metadata (format.c checked the keys are strings). */
+static cai_status
+find_arch(const char *meta_json, const cai_arch **out, cai_error *err)
+{
+	struct json_object *meta = cai_json_parse_object(meta_json);
+	struct json_object *t;
+	struct json_object *a;
+	const char *task;
+	const char *name;
+	cai_status	st = CAI_OK;
+
+	if (meta == NULL || !json_object_object_get_ex(meta, "task", &t) ||
+		!json_object_object_get_ex(meta, "architecture", &a) ||
+		!json_object_is_type(t, json_type_string) || !json_object_is_type(a, json_type_string))
+	{
+		json_object_put(meta);
+		return cai_error_set(err, CAI_ERR_FORMAT, "model metadata lacks a task or an architecture");
+	}
+	task = json_object_get_string(t);
+	name = json_object_get_string(a);
+	*out = cai_arch_find(task, name);
+	if (*out == NULL)
+	{
+		const cai_task *known = NULL;
+
+		for (int i = 0; i < N_TASKS && known == NULL; i++)
+			if (strcmp(tasks[i].name, task) == 0)
+				known = &tasks[i];
+		if (known == NULL)
+			st = cai_error_set(err, CAI_ERR_FORMAT, "unknown task \"%.64s\"", task);
+		else
+			st = cai_error_set(err, CAI_ERR_FORMAT,
+							   "%s architecture \"%.64s\" is not supported by this build", task, name);
+	}
+	json_object_put(meta);
+	return st;
+}
+
+cai_status
+cai_model_load(const uint8_t *buf, size_t len, bool view, bool verify, cai_model **out, cai_error *err)
+{
+	cai_model  *m;
+	cai_status	st;
+
+	*out = NULL;
+	m = cai_calloc(1, sizeof(cai_model));
+	if (m == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model");
+	if (view)
+		st = cai_format_read_view(buf, len, verify, &m->mf, err);
+	else
+		st = cai_format_read(buf, len, &m->mf, err);
+	if (st == CAI_OK)
+		st = find_arch(m->mf->meta_json, &m->arch, err);
+	if (st == CAI_OK)
+		st = m->arch->load(m->mf, &m->impl, err);
+	if (st != CAI_OK)
+	{
+		cai_model_free(m);
+		return st;
+	}
+	*out = m;
+	return CAI_OK;
+}
+
+void
+cai_model_free(cai_model *m)
+{
+	if (m == NULL)
+		return;
+	if (m->impl != NULL)
+		m->arch->free(m->impl);
+	if (m->mf != NULL)
+		cai_model_file_free(m->mf);
+	cai_free(m);
+}
+
+const cai_arch *
+cai_model_arch(const cai_model *m)
+{
+	return m->arch;
+}
+
+const char *
+cai_model_task(const cai_model *m)
+{
+	return m->arch->task->name;
+}
+
+const char *
+cai_model_architecture(const cai_model *m)
+{
+	return m->arch->name;
+}
+
+cai_task_kind
+cai_model_kind(const cai_model *m)
+{
+	return m->arch->task->kind;
+}
+
+const char *
+cai_model_meta_json(const cai_model *m)
+{
+	return m->mf->meta_json;
+}
+
+size_t
+cai_model_memory(const cai_model *m)
+{
+	return m->arch->memory(m->impl);
+}
+
+int
+cai_model_n_labels(const cai_model *m)
+{
+	return m->arch->n_labels(m->impl);
+}
+
+const char *
+cai_model_label(const cai_model *m, int i)
+{
+	return m->arch->label(m->impl, i);
+}
+
+static cai_status
+wrong_kind(const cai_model *m, const char *what, cai_error *err)
+{
+	return cai_error_set(err, CAI_ERR_INVALID, "a %s model cannot %s", m->arch->task->name, what);
+}
+
+cai_status
+cai_model_classify(const cai_model *m, const char *text, size_t len, float *probs, cai_error *err)
+{
+	if (m->arch->classify == NULL)
+		return wrong_kind(m, "classify texts", err);
+	return m->arch->classify(m->impl, text, len, probs, err);
+}
+
+cai_status
+cai_model_tag(const cai_model *m, const char *const *tokens, const size_t *lens, size_t n,
+			  const char **tags_out, float *scores, cai_error *err)
+{
+	if (m->arch->tag == NULL)
+		return wrong_kind(m, "tag tokens", err);
+	return m->arch->tag(m->impl, tokens, lens, n, tags_out, scores, err);
+}
+
+cai_status
+cai_model_tag_batch(const cai_model *m, const cai_ner_data *data, const char **tags_out,
+					float *scores, cai_error *err)
+{
+	if (m->arch->tag_batch == NULL)
+		return wrong_kind(m, "tag tokens", err);
+	return m->arch->tag_batch(m->impl, data, tags_out, scores, err);
+}
+
+cai_status
+cai_model_entities(const cai_model *m, const char *text, size_t len, size_t max_tokens,
+				   cai_entity **out, size_t *n_out, cai_error *err)
+{
+	if (m->arch->entities == NULL)
+		return wrong_kind(m, "find entities", err);
+	return m->arch->entities(m->impl, text, len, max_tokens, out, n_out, err);
+}

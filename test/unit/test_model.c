@@ -1,0 +1,325 @@
+/*
+ * test_model.c: the model interface (model.h).  The registry finds tasks by
+ * name and alias and every architecture by (task, name), with a function
+ * table that matches its task's kind; a model of each architecture, trained
+ * on toy data, loads through cai_model_load (copied and in place) and answers
+ * exactly like its architecture's own functions; run functions of the other
+ * kind, unknown tasks and architectures, and damaged bytes are refused.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cai/model.h"
+#include "cai/textclf.h"
+#include "check.h"
+#include "textclf_fixtures.h"
+
+static cai_options *
+opts_of(const char *json)
+{
+	cai_options *o = NULL;
+	cai_error	err = {0};
+
+	if (cai_textclf_parse_options(json, &o, &err) != CAI_OK)
+		return NULL;
+	return o;
+}
+
+/* An aligned copy of bytes, as a shared mapping would be. */
+static uint8_t *
+aligned_copy(const uint8_t *b, size_t len)
+{
+	size_t		cap = (len + CAI_FORMAT_ALIGN - 1) / CAI_FORMAT_ALIGN * CAI_FORMAT_ALIGN;
+	uint8_t    *p = aligned_alloc(CAI_FORMAT_ALIGN, cap);
+
+	memcpy(p, b, len);
+	return p;
+}
+
+static void
+test_registry(void)
+{
+	int			n_archs = 0;
+
+	CHECK(cai_task_find("sentiment") == cai_task_find("text_classification"), "sentiment is an alias");
+	CHECK(cai_task_find("SENTIMENT") != NULL && cai_task_find("Classification") != NULL, "aliases ignore case");
+	CHECK(cai_task_find("ner") != NULL && cai_task_find("ner")->kind == CAI_KIND_TAG, "ner tags");
+	CHECK(cai_task_find("token_classification") == cai_task_find("ner"), "token_classification is ner");
+	CHECK(cai_task_find("text_classification")->kind == CAI_KIND_CLASSIFY, "text classification classifies");
+	CHECK(cai_task_find("translation") == NULL && cai_task_find("") == NULL && cai_task_find(NULL) == NULL,
+		  "unknown tasks are not found");
+	CHECK(cai_task_at(2) == NULL && cai_task_at(-1) == NULL, "two tasks");
+	for (const cai_arch *a; (a = cai_arch_at(n_archs)) != NULL; n_archs++)
+	{
+		bool		classify = a->task->kind == CAI_KIND_CLASSIFY;
+
+		CHECK(cai_arch_find(a->task->name, a->name) == a, "%s/%s is found by name", a->task->name, a->name);
+		CHECK(a->load && a->free && a->memory && a->n_labels && a->label, "%s: the common functions", a->name);
+		CHECK((a->classify != NULL) == classify, "%s: classify exactly for classifiers", a->name);
+		CHECK((a->tag != NULL && a->tag_batch != NULL && a->entities != NULL) == !classify,
+			  "%s: tag functions exactly for taggers", a->name);
+		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
+	}
+	CHECK(n_archs == 3, "three architectures, got %d", n_archs);
+	CHECK(cai_arch_find("text_classification", "fast") != NULL && cai_arch_find("text_classification", "accurate") != NULL &&
+		  cai_arch_find("ner", "bilstm_crf") != NULL, "fast, accurate, bilstm_crf");
+	CHECK(cai_arch_find("ner", "fast") == NULL && cai_arch_find("text_classification", "bilstm_crf") == NULL,
+		  "an architecture belongs to its task");
+	for (int i = 0; cai_task_at(i) != NULL; i++)
+		CHECK(cai_arch_find(cai_task_at(i)->name, cai_task_at(i)->default_arch) != NULL,
+			  "%s: its default architecture is registered", cai_task_at(i)->name);
+
+	/* options are parsed with the chosen architecture's table */
+	{
+		const cai_task *tc = cai_task_find("sentiment");
+		const cai_arch *a = NULL;
+		cai_options *o = NULL;
+		cai_error	err = {0};
+
+		CHECK(cai_task_parse_options(tc, "{}", &a, &o, &err) == CAI_OK && a == cai_arch_find("text_classification", "accurate") &&
+			  cai_opt_float(o, "learning_rate") == 0.003, "no architecture: accurate, with its defaults");
+		cai_options_free(o);
+		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"fast\"}", &a, &o, &err) == CAI_OK &&
+			  strcmp(a->name, "fast") == 0 && cai_opt_float(o, "learning_rate") == 0.1, "fast, with its defaults");
+		cai_options_free(o);
+		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"fast\", \"threads\": 2}", &a, &o, &err) == CAI_ERR_INVALID &&
+			  a != NULL && strstr(err.msg, "threads") != NULL, "an option fast does not have: %s", err.msg);
+		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"xl\"}", &a, &o, &err) == CAI_ERR_INVALID && a == NULL &&
+			  strstr(err.msg, "fast, accurate") != NULL, "an unknown architecture names the valid ones: %s", err.msg);
+		CHECK(cai_task_parse_options(cai_task_find("ner"), "{\"epochs\": 3}", &a, &o, &err) == CAI_OK &&
+			  strcmp(a->name, "bilstm_crf") == 0 && cai_opt_int(o, "epochs") == 3, "ner: bilstm_crf");
+		cai_options_free(o);
+	}
+}
+
+/* Load model bytes copied and in place; both answer like the architecture itself. */
+static void
+check_textclf_model(const char *arch, const uint8_t *bytes, size_t len, const Toy *probe)
+{
+	cai_model  *copied = NULL;
+	cai_model  *viewed = NULL;
+	cai_model_file *mf = NULL;
+	cai_textclf *direct = NULL;
+	cai_error	err = {0};
+	uint8_t    *al = aligned_copy(bytes, len);
+	const char *tags[1];
+	cai_entity *ents = NULL;
+	size_t		n_ents = 0;
+
+	CHECK(cai_model_load(bytes, len, false, true, &copied, &err) == CAI_OK, "%s: load copied: %s", arch, err.msg);
+	CHECK(cai_model_load(al, len, true, false, &viewed, &err) == CAI_OK, "%s: load in place: %s", arch, err.msg);
+	CHECK(cai_format_read(bytes, len, &mf, &err) == CAI_OK && cai_textclf_load(mf, &direct, &err) == CAI_OK,
+		  "%s: the architecture's own load", arch);
+	if (copied == NULL || viewed == NULL || direct == NULL)
+		goto done;
+	CHECK(strcmp(cai_model_task(copied), "text_classification") == 0 && cai_model_kind(copied) == CAI_KIND_CLASSIFY,
+		  "%s: task", arch);
+	CHECK(strcmp(cai_model_architecture(copied), arch) == 0 && cai_model_arch(viewed) == cai_arch_find("text_classification", arch),
+		  "%s: architecture", arch);
+	CHECK(cai_model_n_labels(copied) == 3 && strcmp(cai_model_label(copied, 2), "positive") == 0, "%s: labels", arch);
+	CHECK(cai_model_memory(viewed) > 0 && strstr(cai_model_meta_json(viewed), "\"labels\"") != NULL, "%s: memory and metadata", arch);
+	for (size_t i = 0; i < probe->d.n; i++)
+	{
+		float		p1[3];
+		float		p2[3];
+		float		p3[3];
+
+		CHECK(cai_model_classify(copied, probe->d.texts[i], probe->d.lens[i], p1, &err) == CAI_OK &&
+			  cai_model_classify(viewed, probe->d.texts[i], probe->d.lens[i], p2, &err) == CAI_OK &&
+			  cai_textclf_predict(direct, probe->d.texts[i], probe->d.lens[i], p3, &err) == CAI_OK,
+			  "%s: classify text %zu", arch, i);
+		CHECK(memcmp(p1, p3, sizeof(p1)) == 0 && memcmp(p2, p3, sizeof(p2)) == 0,
+			  "%s: text %zu: the same probabilities through the interface, copied and in place", arch, i);
+	}
+	tags[0] = "x";
+	CHECK(cai_model_tag(copied, tags, &(size_t) {1}, 1, tags, NULL, &err) == CAI_ERR_INVALID &&
+		  strstr(err.msg, "text_classification") != NULL, "%s: a classifier does not tag: %s", arch, err.msg);
+	CHECK(cai_model_entities(copied, "Ann", 3, 0, &ents, &n_ents, &err) == CAI_ERR_INVALID, "%s: nor find entities", arch);
+
+	/* damaged bytes: one flipped byte fails the checksum; a truncated model its structure */
+	{
+		uint8_t    *bad = malloc(len);
+		cai_model  *m = NULL;
+
+		memcpy(bad, bytes, len);
+		bad[len / 2] ^= 0x40;
+		CHECK(cai_model_load(bad, len, false, true, &m, &err) == CAI_ERR_CHECKSUM && m == NULL,
+			  "%s: a flipped byte is refused: %s", arch, err.msg);
+		CHECK(cai_model_load(bytes, len / 2, false, true, &m, &err) != CAI_OK && m == NULL,
+			  "%s: a truncated model is refused", arch);
+		free(bad);
+	}
+done:
+	cai_model_free(copied);
+	cai_model_free(viewed);
+	cai_textclf_free(direct);
+	cai_model_file_free(mf);
+	free(al);
+}
+
+static void
+test_textclf(void)
+{
+	static const char *const archs[] = {"fast", "accurate"};
+	Toy			train;
+	Toy			probe;
+
+	toy_make(&train, 300, 11, false);
+	toy_make(&probe, 20, 12, true);
+	for (int a = 0; a < 2; a++)
+	{
+		char		json[128];
+		Trained		r;
+
+		snprintf(json, sizeof(json), "{\"architecture\": \"%s\", \"epochs\": 2, \"seed\": 3}", archs[a]);
+		r = train_with(json, &train.d, NULL, NULL, NULL);
+		CHECK(r.st == CAI_OK, "train %s: %s", archs[a], r.err.msg);
+		if (r.st == CAI_OK)
+			check_textclf_model(archs[a], r.model, r.len, &probe);
+		trained_free(&r);
+	}
+	toy_free(&train);
+	toy_free(&probe);
+}
+
+/* A tiny entity corpus: "<name> lives in <city> ." */
+static void
+test_ner(void)
+{
+	static const char *const names[] = {"Ann", "Bob", "Chen", "Dana"};
+	static const char *const cities[] = {"Paris", "Lima", "Oslo"};
+	enum
+	{
+		N = 60, T = 5
+	};
+	const char *tokens[N * T];
+	size_t		lens[N * T];
+	const char *tags[N * T];
+	int64_t		offsets[N + 1];
+	cai_ner_data d;
+	cai_options *o = NULL;
+	cai_error	err = {0};
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	char	   *metrics = NULL;
+	cai_model  *m = NULL;
+	cai_model_file *mf = NULL;
+	cai_ner    *direct = NULL;
+
+	for (int s = 0; s < N; s++)
+	{
+		const char *w[T] = {names[s % 4], "lives", "in", cities[s % 3], "."};
+		const char *t[T] = {"B-PER", "O", "O", "B-LOC", "O"};
+
+		offsets[s] = s * T;
+		for (int i = 0; i < T; i++)
+		{
+			tokens[s * T + i] = w[i];
+			lens[s * T + i] = strlen(w[i]);
+			tags[s * T + i] = t[i];
+		}
+	}
+	offsets[N] = N * T;
+	d.n = N;
+	d.offsets = offsets;
+	d.tokens = tokens;
+	d.token_lens = lens;
+	d.tags = tags;
+	CHECK(cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, "{\"epochs\": 2}", &o, &err) == CAI_OK, "ner options");
+	CHECK(cai_ner_train(o, &d, NULL, NULL, NULL, NULL, NULL, &bytes, &len, &metrics, &err) == CAI_OK,
+		  "train an NER model: %s", err.msg);
+	if (bytes == NULL)
+		goto done;
+	CHECK(cai_model_load(bytes, len, false, true, &m, &err) == CAI_OK, "load the NER model: %s", err.msg);
+	CHECK(cai_format_read(bytes, len, &mf, &err) == CAI_OK && cai_ner_load(mf, &direct, &err) == CAI_OK, "its own load");
+	if (m == NULL || direct == NULL)
+		goto done;
+	CHECK(strcmp(cai_model_task(m), "ner") == 0 && strcmp(cai_model_architecture(m), "bilstm_crf") == 0 &&
+		  cai_model_kind(m) == CAI_KIND_TAG, "task and architecture");
+	CHECK(cai_model_n_labels(m) == 2, "two entity types, got %d", cai_model_n_labels(m));
+	{
+		const char *got[T];
+		const char *want[T];
+		float		s1[T];
+		float		s2[T];
+		const char *batch[N * T];
+		const char *batch2[N * T];
+		cai_entity *ents = NULL;
+		cai_entity *ents2 = NULL;
+		size_t		n_ents = 0;
+		size_t		n_ents2 = 0;
+		float		probs[4];
+
+		CHECK(cai_model_tag(m, tokens, lens, T, got, s1, &err) == CAI_OK &&
+			  cai_ner_tag(direct, tokens, lens, T, want, s2, &err) == CAI_OK, "tag a sentence");
+		for (int i = 0; i < T; i++)
+			CHECK(strcmp(got[i], want[i]) == 0 && s1[i] == s2[i], "token %d: the same tag and score", i);
+		CHECK(cai_model_tag_batch(m, &d, batch, NULL, &err) == CAI_OK &&
+			  cai_ner_tag_batch(direct, &d, batch2, NULL, &err) == CAI_OK, "tag a batch");
+		for (int i = 0; i < N * T; i++)
+			if (strcmp(batch[i], batch2[i]) != 0)
+			{
+				CHECK(0, "batch token %d: %s, the architecture says %s", i, batch[i], batch2[i]);
+				break;
+			}
+		CHECK(cai_model_entities(m, "Ann lives in Oslo .", 19, 0, &ents, &n_ents, &err) == CAI_OK &&
+			  cai_ner_entities(direct, "Ann lives in Oslo .", 19, 0, &ents2, &n_ents2, &err) == CAI_OK &&
+			  n_ents == n_ents2 && (n_ents == 0 || memcmp(ents, ents2, sizeof(cai_entity) * n_ents) == 0),
+			  "entities in raw text: the same %zu", n_ents);
+		cai_free(ents);
+		cai_free(ents2);
+		CHECK(cai_model_classify(m, "x", 1, probs, &err) == CAI_ERR_INVALID && strstr(err.msg, "ner") != NULL,
+			  "a tagger does not classify: %s", err.msg);
+	}
+done:
+	cai_model_free(m);
+	cai_ner_free(direct);
+	cai_model_file_free(mf);
+	cai_free(bytes);
+	cai_free(metrics);
+	cai_options_free(o);
+}
+
+/* Metadata naming a task or an architecture this build does not have. */
+static void
+test_unknown(void)
+{
+	static const char *const metas[][2] = {
+		{"{\"task\":\"translation\",\"architecture\":\"fast\",\"labels\":[],\"cai_version\":\"0.2.0\"}", "unknown task \"translation\""},
+		{"{\"task\":\"text_classification\",\"architecture\":\"xl\",\"labels\":[],\"cai_version\":\"0.2.0\"}", "architecture \"xl\" is not supported"},
+		{"{\"task\":\"ner\",\"architecture\":\"fast\",\"labels\":[],\"cai_version\":\"0.2.0\"}", "ner architecture \"fast\""},
+	};
+	float		w[2] = {1.0f, 2.0f};
+	cai_tensor	t = {0};
+
+	strcpy(t.name, "w");
+	t.dtype = CAI_F32;
+	t.ndim = 1;
+	t.shape[0] = 2;
+	t.data = w;
+	t.nbytes = sizeof(w);
+	for (int i = 0; i < 3; i++)
+	{
+		uint8_t    *b = NULL;
+		size_t		len = 0;
+		cai_model  *m = NULL;
+		cai_error	err = {0};
+
+		CHECK(cai_format_write(metas[i][0], &t, 1, &b, &len, &err) == CAI_OK, "write %d", i);
+		CHECK(cai_model_load(b, len, false, true, &m, &err) == CAI_ERR_FORMAT && m == NULL &&
+			  strstr(err.msg, metas[i][1]) != NULL, "refused with \"%s\": %s", metas[i][1], err.msg);
+		cai_free(b);
+	}
+}
+
+int
+main(void)
+{
+	test_registry();
+	test_textclf();
+	test_ner();
+	test_unknown();
+	return check_summary("test_model");
+}
