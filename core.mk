@@ -11,8 +11,9 @@
 BUILD ?= build
 CC ?= cc
 OPTFLAGS ?= -march=native
+# CAI_CHECK_POOL_ALLOC: allocation on a pool thread aborts (see common.h)
 CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
-	-Wall -Wextra -Werror -Wno-unused-parameter -Iinclude
+	-Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -DCAI_CHECK_POOL_ALLOC
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.

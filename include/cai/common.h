@@ -60,6 +60,18 @@ void	   *cai_realloc(void *ptr, size_t old_size, size_t new_size);
 void		cai_free(void *ptr);	/* NULL allowed */
 char	   *cai_strndup(const char *s, size_t n);
 
+/*
+ * Pool threads (the worker threads the core starts for data-parallel
+ * training) must never allocate or free through the hook: in the server it
+ * points at PostgreSQL memory contexts, which are not thread-safe.  Each pool
+ * thread calls cai_pool_thread_enter() first.  Builds with
+ * CAI_CHECK_POOL_ALLOC defined (core.mk: unit tests and the sanitizer build)
+ * make cai_malloc / cai_free on such a thread print the call and abort, so a
+ * missed work buffer fails the threaded tests loudly.
+ */
+void		cai_pool_thread_enter(void);
+bool		cai_on_pool_thread(void);
+
 /* Overflow-checked size arithmetic: false on overflow. */
 bool		cai_size_mul(size_t a, size_t b, size_t *out);
 bool		cai_size_add(size_t a, size_t b, size_t *out);

@@ -88,9 +88,38 @@ cai_set_allocator(const cai_allocator *a)
 		allocator = *a;
 }
 
+static __thread bool on_pool_thread = false;
+
+void
+cai_pool_thread_enter(void)
+{
+	on_pool_thread = true;
+}
+
+bool
+cai_on_pool_thread(void)
+{
+	return on_pool_thread;
+}
+
+#ifdef CAI_CHECK_POOL_ALLOC
+static void
+pool_alloc_violation(const char *what, size_t size)
+{
+	fprintf(stderr, "cai: %s(%zu) on a pool thread: pool threads must use preallocated work buffers\n",
+			what, size);
+	abort();
+}
+#define CHECK_POOL_ALLOC(what, size) \
+	do { if (on_pool_thread) pool_alloc_violation((what), (size)); } while (0)
+#else
+#define CHECK_POOL_ALLOC(what, size) ((void) 0)
+#endif
+
 void *
 cai_malloc(size_t size)
 {
+	CHECK_POOL_ALLOC("cai_malloc", size);
 	if (size == 0)
 		return NULL;
 	return allocator.alloc(allocator.ctx, size);
@@ -128,6 +157,9 @@ cai_realloc(void *ptr, size_t old_size, size_t new_size)
 void
 cai_free(void *ptr)
 {
+	if (ptr == NULL)
+		return;
+	CHECK_POOL_ALLOC("cai_free", (size_t) 0);
 	if (ptr != NULL)
 		allocator.free(allocator.ctx, ptr);
 }

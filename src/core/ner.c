@@ -2388,6 +2388,7 @@ pool_main(void *arg)
 	NerPool    *pool = &sh->t->pool;
 	uint64_t	seen = 0;
 
+	cai_pool_thread_enter();
 	pthread_mutex_lock(&pool->mu);
 	for (;;)
 	{
