@@ -2435,7 +2435,6 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
 		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
 		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)) ||
 		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
 		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
 		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
@@ -2447,7 +2446,6 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	}
 	if (!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
 		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(prov, "seconds", json_object_new_double(seconds)) ||
 		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
 		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
 	{
@@ -2462,6 +2460,12 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	}
 	if ((st = fast_serialize(&t, meta, model, model_len, err)) != CAI_OK)
 		goto done;
+	/* wall-clock time goes to the returned metrics only, never into the model bytes */
+	if (!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
 	{
 		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
 

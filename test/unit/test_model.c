@@ -189,51 +189,80 @@ test_textclf(void)
 }
 
 /* A tiny entity corpus: "<name> lives in <city> ." */
-static void
-test_ner(void)
+enum
+{
+	NER_N = 60, NER_T = 5
+};
+static const char *ner_tokens[NER_N * NER_T];
+static size_t ner_lens[NER_N * NER_T];
+static const char *ner_tags[NER_N * NER_T];
+static int64_t ner_offsets[NER_N + 1];
+
+static cai_ner_data
+ner_corpus(void)
 {
 	static const char *const names[] = {"Ann", "Bob", "Chen", "Dana"};
 	static const char *const cities[] = {"Paris", "Lima", "Oslo"};
-	enum
-	{
-		N = 60, T = 5
-	};
-	const char *tokens[N * T];
-	size_t		lens[N * T];
-	const char *tags[N * T];
-	int64_t		offsets[N + 1];
 	cai_ner_data d;
+
+	for (int s = 0; s < NER_N; s++)
+	{
+		const char *w[NER_T] = {names[s % 4], "lives", "in", cities[s % 3], "."};
+		const char *t[NER_T] = {"B-PER", "O", "O", "B-LOC", "O"};
+
+		ner_offsets[s] = s * NER_T;
+		for (int i = 0; i < NER_T; i++)
+		{
+			ner_tokens[s * NER_T + i] = w[i];
+			ner_lens[s * NER_T + i] = strlen(w[i]);
+			ner_tags[s * NER_T + i] = t[i];
+		}
+	}
+	ner_offsets[NER_N] = NER_N * NER_T;
+	d.n = NER_N;
+	d.offsets = ner_offsets;
+	d.tokens = ner_tokens;
+	d.token_lens = ner_lens;
+	d.tags = ner_tags;
+	return d;
+}
+
+/* Train an NER model with options json; returns the bytes (cai_free) or NULL. */
+static uint8_t *
+ner_train_bytes(const char *json, size_t *len)
+{
+	cai_ner_data d = ner_corpus();
 	cai_options *o = NULL;
 	cai_error	err = {0};
 	uint8_t    *bytes = NULL;
-	size_t		len = 0;
 	char	   *metrics = NULL;
+
+	if (cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, json, &o, &err) != CAI_OK ||
+		cai_ner_train(o, &d, NULL, NULL, NULL, NULL, NULL, &bytes, len, &metrics, &err) != CAI_OK)
+		fprintf(stderr, "ner training %s: %s\n", json, err.msg);
+	cai_options_free(o);
+	cai_free(metrics);
+	return bytes;
+}
+
+static void
+test_ner(void)
+{
+	enum
+	{
+		N = NER_N, T = NER_T
+	};
+	cai_ner_data d = ner_corpus();
+	const char *const *tokens = ner_tokens;
+	const size_t *lens = ner_lens;
+	cai_error	err = {0};
+	size_t		len = 0;
+	uint8_t    *bytes = ner_train_bytes("{\"epochs\": 2}", &len);
 	cai_model  *m = NULL;
 	cai_model_file *mf = NULL;
 	cai_ner    *direct = NULL;
 
-	for (int s = 0; s < N; s++)
-	{
-		const char *w[T] = {names[s % 4], "lives", "in", cities[s % 3], "."};
-		const char *t[T] = {"B-PER", "O", "O", "B-LOC", "O"};
-
-		offsets[s] = s * T;
-		for (int i = 0; i < T; i++)
-		{
-			tokens[s * T + i] = w[i];
-			lens[s * T + i] = strlen(w[i]);
-			tags[s * T + i] = t[i];
-		}
-	}
-	offsets[N] = N * T;
-	d.n = N;
-	d.offsets = offsets;
-	d.tokens = tokens;
-	d.token_lens = lens;
-	d.tags = tags;
-	CHECK(cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, "{\"epochs\": 2}", &o, &err) == CAI_OK, "ner options");
-	CHECK(cai_ner_train(o, &d, NULL, NULL, NULL, NULL, NULL, &bytes, &len, &metrics, &err) == CAI_OK,
-		  "train an NER model: %s", err.msg);
+	CHECK(bytes != NULL, "train an NER model");
 	if (bytes == NULL)
 		goto done;
 	CHECK(cai_model_load(bytes, len, false, true, &m, &err) == CAI_OK, "load the NER model: %s", err.msg);
@@ -282,8 +311,45 @@ done:
 	cai_ner_free(direct);
 	cai_model_file_free(mf);
 	cai_free(bytes);
-	cai_free(metrics);
-	cai_options_free(o);
+}
+
+/*
+ * The same data, options, seed and threads give identical model bytes for
+ * every architecture (wall-clock time is in the returned metrics only).
+ */
+static void
+test_identical_bytes(void)
+{
+	static const char *const textclf[] = {
+		"{\"architecture\": \"fast\", \"epochs\": 2, \"seed\": 5}",
+		"{\"architecture\": \"accurate\", \"epochs\": 1, \"seed\": 5, \"dimensions\": 16}",
+	};
+	static const char *const ner[] = {"{\"epochs\": 2, \"seed\": 5}", "{\"epochs\": 2, \"seed\": 5, \"threads\": 2}"};
+	Toy			train;
+
+	toy_make(&train, 200, 21, false);
+	for (int i = 0; i < 2; i++)
+	{
+		Trained		a = train_with(textclf[i], &train.d, NULL, NULL, NULL);
+		Trained		b = train_with(textclf[i], &train.d, NULL, NULL, NULL);
+
+		CHECK(a.st == CAI_OK && b.st == CAI_OK && a.len == b.len && memcmp(a.model, b.model, a.len) == 0,
+			  "%s: identical bytes", textclf[i]);
+		trained_free(&a);
+		trained_free(&b);
+	}
+	toy_free(&train);
+	for (int i = 0; i < 2; i++)
+	{
+		size_t		la = 0,
+					lb = 0;
+		uint8_t    *a = ner_train_bytes(ner[i], &la);
+		uint8_t    *b = ner_train_bytes(ner[i], &lb);
+
+		CHECK(a != NULL && b != NULL && la == lb && memcmp(a, b, la) == 0, "ner %s: identical bytes", ner[i]);
+		cai_free(a);
+		cai_free(b);
+	}
 }
 
 /* Metadata naming a task or an architecture this build does not have. */
@@ -379,6 +445,7 @@ main(void)
 	test_registry();
 	test_textclf();
 	test_ner();
+	test_identical_bytes();
 	test_unknown();
 	return check_summary("test_model");
 }

@@ -301,25 +301,6 @@ load(const Trained *r, cai_model_file **mf, cai_textclf **m, cai_error *err)
 	return cai_textclf_load(*mf, m, err);
 }
 
-/* Metadata without the wall-clock values, for comparing two trainings. */
-static inline char *
-meta_without_time(const char *meta_json)
-{
-	json_object *o = json_tokener_parse(meta_json);
-	json_object *v;
-	char	   *s;
-
-	if (o == NULL)
-		return NULL;
-	if (json_object_object_get_ex(o, "metrics", &v))
-		json_object_object_del(v, "seconds");
-	if (json_object_object_get_ex(o, "provenance", &v))
-		json_object_object_del(v, "seconds");
-	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return s;
-}
-
 static inline cai_tensor *
 tensor(cai_model_file *mf, const char *name)
 {
