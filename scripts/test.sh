@@ -49,6 +49,9 @@ make -s -f core.mk build/make_bad_models
 export CAI_BAD_MODELS="$CAI_PGDATA/bad_models"
 mkdir -p "$CAI_BAD_MODELS" && build/make_bad_models "$CAI_BAD_MODELS" >/dev/null
 chmod -R a+rX "$CAI_BAD_MODELS"
+# models written by release 0.1.0 for test/sql/upgrade.sql, readable by the server
+export CAI_FIXTURES_DIR="$CAI_PGDATA/fixtures"
+cp -r test/fixtures/0.1.0 "$CAI_FIXTURES_DIR" && chmod -R a+rX "$CAI_FIXTURES_DIR"
 
 make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log/regress.out"
 ok=$(grep -cE '\.\.\. ok' "$log/regress.out")

@@ -22,6 +22,17 @@ SELECT version FROM cai_train('up_ner', 'ner', 'up_ner', 'tokens', 'tags', '{"ep
 -- since this build's functions refuse it)
 INSERT INTO cai_model_store (name, version, task, model, metadata, owner)
   SELECT 'up_text', 2, task, model, metadata, owner FROM cai_model_store WHERE name = 'up_ner';
+-- models written by release 0.1.0 itself (test/fixtures/0.1.0, copied for the server by scripts/test.sh)
+\getenv fixtures CAI_FIXTURES_DIR
+SELECT cai_import('f010_' || m, pg_read_binary_file(:'fixtures' || '/' || m || '.cai')) FROM unnest(ARRAY['fast', 'accurate', 'ner']) m;
+CREATE TABLE up_expected AS
+  SELECT f[1] AS model, f[2]::int AS probe, f[4] AS output,
+         -- unescape \\ \t \n \r (a backslash is chr(92))
+         replace(replace(replace(replace(replace(f[3], chr(92) || chr(92), chr(1)), chr(92) || 't', E'\t'),
+                                 chr(92) || 'n', E'\n'), chr(92) || 'r', E'\r'), chr(1), chr(92)) AS input
+    FROM regexp_split_to_table(pg_read_file(:'fixtures' || '/expected.tsv'), E'\n') AS l(line),
+         LATERAL string_to_array(line, E'\t') AS f
+   WHERE line <> '' AND line NOT LIKE '#%';
 CREATE TABLE up_before AS
   SELECT cai_predict('up_text', 'a good movie') AS text_answer, cai_predict('up_ner', 'Mary lives in Lima .') AS ner_answer,
          (SELECT array_agg(md5(model) ORDER BY name, version) FROM cai_model_store) AS bytes;
@@ -33,6 +44,17 @@ SELECT cai_predict('up_text', 'a good movie') = text_answer AS same_text_answer,
        cai_predict('up_ner', 'Mary lives in Lima .') = ner_answer AS same_ner_answer,
        (SELECT array_agg(md5(model) ORDER BY name, version) FROM cai_model_store) = bytes AS same_bytes
   FROM up_before;
+
+-- the 0.1.0 models answer as 0.1.0 did: the same label, probabilities within 1e-5, the same tags
+SELECT e.model, count(*) AS probes,
+       count(*) FILTER (WHERE CASE WHEN e.model = 'ner'
+                                   THEN cai_tag('f010_ner', string_to_array(e.input, ' ')) = string_to_array(e.output, ' ')
+                                   ELSE (SELECT bool_and(abs((cai_predict_proba('f010_' || e.model, e.input) ->> (m.labels ->> (p.i - 1)::int))::float8
+                                                             - p.v::float8) < 1e-5)
+                                           FROM unnest(string_to_array(e.output, ' ')) WITH ORDINALITY p(v, i),
+                                                cai_models m WHERE m.name = 'f010_' || e.model)
+                              END) AS same_answers
+  FROM up_expected e GROUP BY e.model ORDER BY e.model;
 
 -- the contract from now on
 SELECT cai_deploy('up_text', 2);
@@ -68,5 +90,5 @@ SELECT count(*) AS objects FROM up_upgraded;
 SELECT 'only after upgrade' AS side, d FROM (SELECT d FROM up_upgraded EXCEPT SELECT up_describe() AS d) x
 UNION ALL
 SELECT 'only in a fresh install', d FROM (SELECT up_describe() AS d EXCEPT SELECT d FROM up_upgraded) y;
-DROP TABLE up_train, up_train3, up_ner, up_before, up_upgraded;
+DROP TABLE up_train, up_train3, up_ner, up_before, up_expected, up_upgraded;
 DROP FUNCTION up_describe();
