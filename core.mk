@@ -48,7 +48,9 @@ $(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_CORE) -c -o $@ $<
 
+# rm first: ar only adds and replaces, and a member of a removed module would stay.
 $(BUILD)/libcaicore.a: $(CORE_MODULES:%=$(BUILD)/%.o)
+	rm -f $@
 	ar rcs $@ $^
 
 .SECONDEXPANSION:
