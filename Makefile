@@ -22,7 +22,12 @@ OBJS = \
 	src/core/textclf.o \
 	src/core/textclf_accurate.o \
 	src/core/chunks.o \
-	src/core/ner.o \
+	src/core/ner_features.o \
+	src/core/ner_params.o \
+	src/core/ner_net.o \
+	src/core/ner_tag.o \
+	src/core/ner_train.o \
+	src/core/ner_pool.o \
 	src/core/model.o \
 	src/pg/cai_synergy.o \
 	src/pg/catalog.o \
@@ -58,4 +63,4 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION)--0.1.0.sql $(UPGRADES)
 	  for f in $(UPGRADES); do grep -v '^\\echo' $$f; done; } >$@
 
 # PGXS does not track header dependencies: rebuild when any header changes.
-$(OBJS): $(wildcard include/cai/*.h src/pg/*.h)
+$(OBJS): $(wildcard include/cai/*.h src/core/*.h src/pg/*.h)

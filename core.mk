@@ -17,7 +17,9 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks ner model
+# The NER tagger is one module in several files (src/core/ner_internal.h).
+NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
+CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks $(NER_MODULES) model
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
@@ -30,8 +32,8 @@ test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
 test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
 test_textclf_accurate_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
-test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks ner
-test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks textclf textclf_accurate ner model
+test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks $(NER_MODULES)
+test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks textclf textclf_accurate $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
@@ -44,7 +46,7 @@ FUZZ_SECONDS ?= 60
 .PHONY: all check check-asan fuzz clean-core
 all: $(BUILD)/libcaicore.a
 
-$(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h)
+$(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h src/core/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_CORE) -c -o $@ $<
 

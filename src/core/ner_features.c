@@ -1,0 +1,265 @@
+/*
+ * ner_features.c: the input of the NER network (see ner_internal.h): the
+ * features of each token, the vocabulary counts they are built from, the
+ * encoding of sentences into feature rows, and the checks of cai_ner_data.
+ *
+ * Features of a token (the model input, one row of x (B, T, C)):
+ *
+ *   word    row of word_emb (Vw, Dw): the token lower-cased with digits
+ *           folded to 0 (cai_token_normalize); row 0 is the unknown word.
+ *           The vocabulary holds the training words seen min_count times
+ *           (plus the words of user vectors); while training, a word seen
+ *           once is replaced by the unknown word with probability 0.5.
+ *   chars   a character CNN over the token's code points (cased): each
+ *           code point is a row of char_emb (Vc, Dc) (row 0 = unknown),
+ *           a width-3 convolution with F filters ("same" padding), max over
+ *           time, tanh.  Words longer than NER_WORD_CHARS code points keep
+ *           their first and last NER_WORD_CHARS / 2.
+ *   casing  row of case_emb (CAI_CASE_COUNT, Dcase) (cai_token_casing).
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "ner_internal.h"
+
+/* ---------------------------------------------------------------------- */
+/* Token features                                                         */
+/* ---------------------------------------------------------------------- */
+
+/* Embedding row of a word (0 = unknown). */
+static inline int32_t
+ner_word_row(const cai_ner *m, const char *s, size_t len)
+{
+	char		norm[NER_NORM_MAX];
+	size_t		n = ner_norm(s, len, norm);
+	int32_t		id = m->loaded ? cai_strindex_find(&m->wordix, norm, n) : cai_strtab_find(&m->words, norm, n);
+
+	return id + 1;
+}
+
+/*
+ * Character rows of a token into out (room for NER_WORD_CHARS); returns
+ * the count, at least 1 (an empty token is one unknown character).  A long
+ * word keeps its first and last NER_WORD_CHARS / 2 code points.
+ */
+static int
+ner_char_rows(const cai_ner *m, const char *s, size_t len, int32_t *out)
+{
+	size_t		ncp = cai_utf8_length(s, len);
+	size_t		head = ncp <= NER_WORD_CHARS ? ncp : NER_WORD_CHARS / 2;
+	size_t		tail_from = ncp <= NER_WORD_CHARS ? ncp : ncp - NER_WORD_CHARS / 2;
+	size_t		pos = 0;
+	size_t		i = 0;
+	int			n = 0;
+
+	while (pos < len)
+	{
+		int32_t		cp;
+		int			k = cai_utf8_decode(s + pos, len - pos, &cp);
+
+		if (k <= 0)
+			break;
+		if (i < head || i >= tail_from)
+			out[n++] = cp < 0 ? 0 :
+				(m->loaded ? cai_strindex_find(&m->charix, s + pos, (size_t) k) :
+				 cai_strtab_find(&m->chars, s + pos, (size_t) k)) + 1;
+		pos += (size_t) k;
+		i++;
+	}
+	if (n == 0)
+		out[n++] = 0;
+	return n;
+}
+
+void
+ner_enc_free(NerEnc *e)
+{
+	cai_free(e->soff);
+	cai_free(e->word);
+	cai_free(e->casing);
+	cai_free(e->coff);
+	cai_free(e->chars);
+	cai_free(e->tags);
+	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * Encode n sentences given by offsets (n + 1) over tokens/lens, splitting
+ * sentences longer than max_tokens.  Empty sentences are kept (as empty).
+ */
+cai_status
+ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
+			  const char *const *tokens, const size_t *lens, int max_tokens,
+			  NerEnc *e, cai_error *err)
+{
+	size_t		ntok = (size_t) (offsets[n] - offsets[0]);
+	size_t		npieces = 0;
+	size_t		ccap;
+	size_t		s = 0;
+
+	memset(e, 0, sizeof(*e));
+	for (size_t i = 0; i < n; i++)
+	{
+		int64_t		len = offsets[i + 1] - offsets[i];
+
+		npieces += len <= max_tokens ? 1 : (size_t) ((len + max_tokens - 1) / max_tokens);
+	}
+	e->n = npieces;
+	e->ntok = ntok;
+	e->soff = cai_malloc(sizeof(int64_t) * (npieces + 1));
+	e->word = cai_malloc(sizeof(int32_t) * (ntok + 1));
+	e->casing = cai_malloc(ntok + 1);
+	e->coff = cai_malloc(sizeof(int64_t) * (ntok + 1));
+	ccap = ntok < 1024 ? 1024 : ntok * 4;
+	e->chars = cai_malloc(sizeof(int32_t) * ccap);
+	if (e->soff == NULL || e->word == NULL || e->casing == NULL || e->coff == NULL || e->chars == NULL)
+	{
+		ner_enc_free(e);
+		return NOMEM(err);
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		int64_t		a = offsets[i] - offsets[0];
+		int64_t		b = offsets[i + 1] - offsets[0];
+
+		do
+		{
+			e->soff[s++] = a;
+			a += max_tokens;
+		} while (a < b);
+	}
+	e->soff[s] = (int64_t) ntok;
+	e->coff[0] = 0;
+	for (size_t t = 0; t < ntok; t++)
+	{
+		const char *tok = tokens[offsets[0] + (int64_t) t];
+		size_t		len = lens[offsets[0] + (int64_t) t];
+		int32_t		buf[NER_WORD_CHARS];
+		int			nc;
+
+		if (tok == NULL && len > 0)
+		{
+			ner_enc_free(e);
+			return cai_error_set(err, CAI_ERR_INVALID, "token %zu is NULL", t);
+		}
+		if (tok == NULL)
+			tok = "";
+		e->word[t] = ner_word_row(m, tok, len);
+		e->casing[t] = (uint8_t) cai_token_casing(tok, len);
+		nc = ner_char_rows(m, tok, len, buf);
+		if ((size_t) e->coff[t] + (size_t) nc > ccap)
+		{
+			size_t		nc2 = ccap * 2;
+			int32_t    *p = cai_realloc(e->chars, sizeof(int32_t) * ccap, sizeof(int32_t) * nc2);
+
+			if (p == NULL)
+			{
+				ner_enc_free(e);
+				return NOMEM(err);
+			}
+			e->chars = p;
+			ccap = nc2;
+		}
+		memcpy(e->chars + e->coff[t], buf, sizeof(int32_t) * (size_t) nc);
+		e->coff[t + 1] = e->coff[t] + nc;
+	}
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Vocabulary counts                                                      */
+/* ---------------------------------------------------------------------- */
+
+void
+ner_counter_free(NerCounter *c)
+{
+	cai_strtab_free(&c->tab);
+	cai_free(c->cnt);
+	memset(c, 0, sizeof(*c));
+}
+
+static cai_status
+counter_add(NerCounter *c, const char *s, size_t len, cai_error *err)
+{
+	int32_t		id;
+	cai_status	st;
+
+	if ((st = cai_strtab_intern(&c->tab, s, len, &id, NULL, err)) != CAI_OK)
+		return st;
+	if ((size_t) id >= c->cap)
+	{
+		size_t		cap = c->cap < 1024 ? 1024 : c->cap * 2;
+		int64_t    *p = cai_realloc(c->cnt, sizeof(int64_t) * c->cap, sizeof(int64_t) * cap);
+
+		if (p == NULL)
+			return NOMEM(err);
+		memset(p + c->cap, 0, sizeof(int64_t) * (cap - c->cap));
+		c->cnt = p;
+		c->cap = cap;
+	}
+	c->cnt[id]++;
+	return CAI_OK;
+}
+
+/* Count the normalized words and the code points of the tokens of s. */
+cai_status
+ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err)
+{
+	cai_status	st;
+	size_t		ntok = (size_t) s->off[s->n];
+
+	if ((st = cai_strtab_init(&wc->tab, 1024, err)) != CAI_OK ||
+		(st = cai_strtab_init(&cc->tab, 256, err)) != CAI_OK)
+		return st;
+	for (size_t i = 0; i < ntok; i++)
+	{
+		char		norm[NER_NORM_MAX];
+		size_t		n = ner_norm(s->tok[i], s->len[i], norm);
+		size_t		pos = 0;
+
+		if ((st = counter_add(wc, norm, n, err)) != CAI_OK)
+			return st;
+		while (pos < s->len[i])
+		{
+			int32_t		cp;
+			int			k = cai_utf8_decode(s->tok[i] + pos, s->len[i] - pos, &cp);
+
+			if (k <= 0)
+				break;
+			if (cp >= 0 && (st = counter_add(cc, s->tok[i] + pos, (size_t) k, err)) != CAI_OK)
+				return st;
+			pos += (size_t) k;
+		}
+	}
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Input checks                                                           */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Check data of sentences (what names it in messages): offsets that never
+ * decrease, tokens NULL only when empty, and with need_tags the tags.
+ */
+cai_status
+ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_error *err)
+{
+	if (d->n > 0 && (d->offsets == NULL || d->tokens == NULL || d->token_lens == NULL))
+		return cai_error_set(err, CAI_ERR_INVALID, "%s data lacks offsets, tokens or lengths", what);
+	if (d->n == 0)
+		return CAI_OK;
+	if (d->offsets[0] < 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s offsets must not be negative", what);
+	for (size_t i = 0; i < d->n; i++)
+		if (d->offsets[i + 1] < d->offsets[i])
+			return cai_error_set(err, CAI_ERR_INVALID, "%s offsets of sentence %zu decrease", what, i);
+	if (d->offsets[d->n] - d->offsets[0] > INT32_MAX / 2)
+		return cai_error_set(err, CAI_ERR_LIMIT, "%s data has too many tokens", what);
+	if (need_tags && d->tags == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s data has no tags", what);
+	for (int64_t i = d->offsets[0]; i < d->offsets[d->n]; i++)
+		if (d->tokens[i] == NULL && d->token_lens[i] > 0)
+			return cai_error_set(err, CAI_ERR_INVALID, "%s token %" PRId64 " is NULL", what, i);
+	return CAI_OK;
+}
