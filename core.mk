@@ -23,7 +23,7 @@ CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metri
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_textclf_accurate test_ner test_model test_compat
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -35,6 +35,7 @@ test_textclf_accurate_MODULES = common modelutil format tokenize options metrics
 test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks $(NER_MODULES)
 test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks textclf textclf_accurate $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
+test_conformance_MODULES = $(test_model_MODULES)
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
 fuzz_format_MODULES = common format

@@ -14,8 +14,9 @@
  * names themselves.  Adding an architecture: its own source files, one
  * cai_arch entry in the registry and one build line.
  *
- * Not yet behind this interface: training (each task still has its own entry
- * point, cai_textclf_train / cai_ner_train, reached through cai_task.train_kind).
+ * Training goes through the same table (train, train_memory) with the data
+ * of the task's kind in a cai_train_set.  Still separate behind it: each
+ * task's training loop (cai_textclf_train, cai_ner_train) and its features.
  */
 #ifndef CAI_MODEL_H
 #define CAI_MODEL_H
@@ -24,6 +25,7 @@
 #include "cai/format.h"
 #include "cai/ner.h"
 #include "cai/options.h"
+#include "cai/textclf.h"
 
 /* What a task's models do. */
 typedef enum cai_task_kind
@@ -41,6 +43,23 @@ typedef struct cai_task
 	const char *default_arch;	/* used when the options name none */
 } cai_task;
 
+/*
+ * Training data of a task: for CAI_KIND_CLASSIFY texts with class indices
+ * into label_names, for CAI_KIND_TAG sentences of tokens with tags (and
+ * optional word vectors).  valid_* may be NULL: a validation split is then
+ * held out of the training data.
+ */
+typedef struct cai_train_set
+{
+	const cai_textclf_data *texts;
+	const cai_textclf_data *valid_texts;
+	const char *const *label_names;
+	int			n_labels;
+	const cai_ner_data *sentences;
+	const cai_ner_data *valid_sentences;
+	const cai_word_vectors *vectors;
+} cai_train_set;
+
 /* An architecture: the function table of one kind of model of a task. */
 typedef struct cai_arch
 {
@@ -48,6 +67,14 @@ typedef struct cai_arch
 	const char *name;			/* as stored in the metadata: "fast", "accurate", "bilstm_crf" */
 	const cai_opt_def *options; /* its training options, with the defaults it uses */
 	const int  *n_options;
+
+	/* bytes training would allocate (0 if the options or data are unusable) */
+	size_t		(*train_memory) (const cai_options *opts, const cai_train_set *set);
+	/* train: serialized model bytes and metrics JSON, both cai_malloc'ed */
+	cai_status	(*train) (const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+						  cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
+						  char **metrics_json, cai_error *err);
+
 	cai_status	(*load) (const cai_model_file *mf, void **impl, cai_error *err);
 	void		(*free) (void *impl);
 	size_t		(*memory) (const void *impl);
@@ -85,6 +112,16 @@ const cai_arch *cai_arch_find(const char *task, const char *name);
  */
 cai_status	cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **arch,
 								   cai_options **out, cai_error *err);
+
+/*
+ * Train a model of architecture a (opts parsed with a->options, e.g. by
+ * cai_task_parse_options); CAI_ERR_INVALID when set lacks the data of the
+ * architecture's task kind.
+ */
+cai_status	cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
+						   const char *provenance_json, cai_progress_fn progress, void *progress_ctx,
+						   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err);
+size_t		cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const cai_train_set *set);
 
 typedef struct cai_model cai_model;
 

@@ -30,6 +30,21 @@ static const cai_task tasks[] = {
  * Adapters from the model modules' typed functions to the function table
  * ------------------------------------------------------------------------ */
 
+static size_t
+textclf_train_memory(const cai_options *opts, const cai_train_set *set)
+{
+	return cai_textclf_train_memory(opts, set->texts, set->n_labels);
+}
+
+static cai_status
+textclf_train(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+			  cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
+			  char **metrics_json, cai_error *err)
+{
+	return cai_textclf_train(opts, set->label_names, set->n_labels, set->texts, set->valid_texts,
+							 provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
+}
+
 static cai_status
 textclf_load(const cai_model_file *mf, void **impl, cai_error *err)
 {
@@ -64,6 +79,21 @@ static cai_status
 textclf_classify(const void *impl, const char *text, size_t len, float *probs, cai_error *err)
 {
 	return cai_textclf_predict(impl, text, len, probs, err);
+}
+
+static size_t
+ner_train_memory(const cai_options *opts, const cai_train_set *set)
+{
+	return cai_ner_train_memory(opts, set->sentences);
+}
+
+static cai_status
+ner_train(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+		  cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
+		  char **metrics_json, cai_error *err)
+{
+	return cai_ner_train(opts, set->sentences, set->valid_sentences, set->vectors, provenance_json,
+						 progress, progress_ctx, model, model_len, metrics_json, err);
 }
 
 static cai_status
@@ -122,13 +152,13 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
  * ------------------------------------------------------------------------ */
 
 #define TEXTCLF_ARCH(name, defs, n_defs) \
-	{&tasks[0], name, defs, &n_defs, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
+	{&tasks[0], name, defs, &n_defs, textclf_train_memory, textclf_train, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
 	 textclf_classify, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
 	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs),
 	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs),
-	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
+	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, ner_train_memory, ner_train, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 NULL, ner_tag, ner_tag_batch, ner_entities},
 };
 
@@ -201,6 +231,35 @@ cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **
 	}
 	json_object_put(o);
 	return cai_options_parse((*arch)->options, *(*arch)->n_options, json, out, err);
+}
+
+/* Does set hold the training data of a's task kind? */
+static bool
+set_fits(const cai_arch *a, const cai_train_set *set)
+{
+	if (set == NULL)
+		return false;
+	return a->task->kind == CAI_KIND_CLASSIFY ? set->texts != NULL : set->sentences != NULL;
+}
+
+cai_status
+cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
+			   const char *provenance_json, cai_progress_fn progress, void *progress_ctx,
+			   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
+{
+	*model = NULL;
+	*model_len = 0;
+	*metrics_json = NULL;
+	if (!set_fits(a, set))
+		return cai_error_set(err, CAI_ERR_INVALID, "a %s model is trained from %s", a->task->name,
+							 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" : "sentences of tagged tokens");
+	return a->train(opts, set, provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
+}
+
+size_t
+cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const cai_train_set *set)
+{
+	return set_fits(a, set) ? a->train_memory(opts, set) : 0;
 }
 
 /* ------------------------------------------------------------------------

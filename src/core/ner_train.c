@@ -966,7 +966,8 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 	int32_t    *sel = NULL;
 	size_t		total = 0;
 	size_t		slab = 0,
-				wsb = 0;
+				wsb = 0,
+				ewsb = 0;
 	size_t		ntok,
 				nchars = 0;
 	int			B,
@@ -1027,12 +1028,16 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		goto done;
 	{
 		size_t		maxN = 0,
-					maxNc = 0;
+					maxNc = 0,
+					evalN = 0,
+					evalNc = 0;
 		int			maxT = 1;
+		int			EB = side.n < NER_EVAL_BATCH ? (int) side.n : NER_EVAL_BATCH;
 
 		for (int pass = 0; pass < 2; pass++)
 		{
-			size_t		sum = 0;
+			size_t		sum = 0,
+						esum = 0;
 
 			for (size_t s = 0; s < side.n; s++)
 			{
@@ -1054,15 +1059,25 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 			qsort(it, side.n, sizeof(NerLenItem), ner_cmp_len_desc);
 			for (size_t s = 0; s < side.n && s < (size_t) B; s++)
 				sum += (size_t) it[s].len;
+			for (size_t s = 0; s < side.n && s < (size_t) EB; s++)
+				esum += (size_t) it[s].len;
 			if (pass == 0)
 			{
 				maxT = side.n > 0 ? it[0].len : 1;
 				maxN = sum;
+				evalN = esum;
 			}
 			else
+			{
 				maxNc = sum;
+				evalNc = esum;
+			}
 		}
 		if (ner_ws_init(&ws, &d, B, maxT, maxN, maxNc, true, true, &wsb, NULL) != CAI_OK)
+			goto done;
+		/* the validation workspace: batches of NER_EVAL_BATCH sentences, bounded by the longest */
+		if (ner_ws_init(&ws, &d, EB > 0 ? EB : 1, maxT, evalN > 0 ? evalN : 1, evalNc > 0 ? evalNc : 1,
+						false, true, &ewsb, NULL) != CAI_OK)
 			goto done;
 	}
 	/* threads: a workspace each, and gradients and a word row set for all but the first */
@@ -1079,10 +1094,17 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 			!cai_size_add(wsb, extra, &wsb))
 			goto done;
 	}
-	/* parameters, gradients, Adam, the best copy, the workspace, encoded data */
-	total = slab + sizeof(float) * net.slab.numel + wsb +
+	/*
+	 * parameters, gradients, Adam, the best copy, the training and validation
+	 * workspaces (one each per thread), encoded data,
+	 * and at the end the serialized model (a copy of the parameters and the
+	 * vocabularies) while all of that is still allocated
+	 */
+	if (!cai_size_mul(ewsb, (size_t) (threads > 1 ? threads : 1), &ewsb) || !cai_size_add(wsb, ewsb, &wsb))
+		goto done;
+	total = slab + 2 * sizeof(float) * net.slab.numel + wsb +
 		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + sizeof(char *) * 2 + sizeof(size_t) + 2) +
-		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 2 + cai_strtab_memory(&cc.tab) * 2;
+		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 3 + cai_strtab_memory(&cc.tab) * 3;
 done:
 	cai_free(it);
 	cai_free(sel);

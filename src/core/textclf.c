@@ -2244,6 +2244,7 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
+	json_object *acc;
 	char	   *report = NULL;
 	char	   *meta = NULL;
 	cai_status	st;
@@ -2460,8 +2461,14 @@ fast_train(const cai_options *opts, const char *const *label_names, int n_labels
 	}
 	if ((st = fast_serialize(&t, meta, model, model_len, err)) != CAI_OK)
 		goto done;
-	/* wall-clock time goes to the returned metrics only, never into the model bytes */
-	if (!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
+	/*
+	 * "score": the validation score every architecture reports (here accuracy),
+	 * which deploy-if-better compares; wall-clock time goes to the returned
+	 * metrics only, never into the model bytes.
+	 */
+	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
+		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
+		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
 	{
 		st = NOMEM(err);
 		goto done;

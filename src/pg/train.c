@@ -221,7 +221,7 @@ CaiValidKeys(const cai_opt_def *defs, int n)
  * they choose (ERROR with the list of valid keys).
  */
 static cai_options *
-CaiParseOptions(const char *task, const char *json)
+CaiParseOptions(const char *task, const char *json, const cai_arch **arch_out)
 {
 	const cai_arch *arch = NULL;
 	cai_options *o = NULL;
@@ -239,6 +239,8 @@ CaiParseOptions(const char *task, const char *json)
 				 errmsg("invalid training options: %s", err.msg),
 				 errhint("Valid options of the %s architecture: %s. See SELECT * FROM cai_options('%s', '%s').",
 						 arch->name, CaiValidKeys(arch->options, *arch->n_options), task, arch->name)));
+	if (arch_out != NULL)
+		*arch_out = arch;
 	return o;
 }
 
@@ -516,7 +518,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 
 	CaiCheckWritable("train a model");
 
-	opts = CaiParseOptions(task, options_json);
+	opts = CaiParseOptions(task, options_json, NULL);
 	launch->name = name;
 	launch->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
@@ -1061,6 +1063,8 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	int32	   *vids = NULL;
 	cai_textclf_data train;
 	cai_textclf_data valid;
+	cai_train_set set = {0};
+	const cai_arch *arch = NULL;
 	char	   *provenance;
 
 	CaiWorkerReadBegin();
@@ -1085,7 +1089,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off);
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
 	train.n = rows.n;
 	train.texts = (const char *const *) rows.texts;
 	train.lens = rows.lens;
@@ -1094,13 +1098,16 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	valid.texts = (const char *const *) vrows.texts;
 	valid.lens = vrows.lens;
 	valid.labels = vids;
-	CaiCheckTrainingMemory(shared, cai_textclf_train_memory(opts, &train, n_labels));
+	set.texts = &train;
+	set.valid_texts = vrows.n > 0 ? &valid : NULL;
+	set.label_names = (const char *const *) labels;
+	set.n_labels = n_labels;
+	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
-	st = cai_textclf_train(opts, (const char *const *) labels, n_labels, &train,
-						   vrows.n > 0 ? &valid : NULL, provenance,
-						   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
+	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 }
 
@@ -1433,6 +1440,8 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	cai_status	st;
 	cai_ner_data train;
 	cai_ner_data valid;
+	cai_train_set set = {0};
+	const cai_arch *arch = NULL;
 	char	   *provenance;
 	bool		has_vectors = shared->data[shared->vectors_query_off] != '\0';
 
@@ -1451,7 +1460,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off);
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
 	train.n = rows.n;
 	train.offsets = rows.offsets;
 	train.tokens = (const char *const *) rows.tokens;
@@ -1462,12 +1471,15 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	valid.tokens = (const char *const *) vrows.tokens;
 	valid.token_lens = vrows.lens;
 	valid.tags = (const char *const *) vrows.tags;
-	CaiCheckTrainingMemory(shared, cai_ner_train_memory(opts, &train));
+	set.sentences = &train;
+	set.valid_sentences = vrows.n > 0 ? &valid : NULL;
+	set.vectors = has_vectors ? &wv : NULL;
+	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
-	st = cai_ner_train(opts, &train, vrows.n > 0 ? &valid : NULL, has_vectors ? &wv : NULL, provenance,
-					   CaiWorkerProgress, ps, &out->model, &out->model_len, &out->metrics, &err);
+	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 }
 

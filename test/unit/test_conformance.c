@@ -1,0 +1,331 @@
+/*
+ * test_conformance.c: the same checks for every architecture in the registry
+ * (model.h), so a new architecture is tested by adding its registry line.
+ * For each one, on small data of its task's kind:
+ *   - it trains through cai_arch_train with its own default options (few
+ *     epochs), and the metrics say what was trained;
+ *   - the same data, options and seed give identical bytes;
+ *   - the bytes load through cai_model_load copied and in place (zero-copy),
+ *     and both answer identically through the run functions;
+ *   - a progress callback that asks to stop cancels mid-training
+ *     (CAI_ERR_CANCELLED, no model);
+ *   - every sampled corruption of the bytes (a flipped byte anywhere, a
+ *     truncation anywhere) is refused by the verified load;
+ *   - the training memory estimate is an upper bound of the peak of what
+ *     training allocated through the core's allocator.
+ * Not here yet: a whole-model gradient check per architecture (NER has one in
+ * test_ner.c; the text classifiers' layers are checked op by op in test_ops.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cai/model.h"
+#include "check.h"
+#include "ner_fixtures.h"
+#include "textclf_fixtures.h"
+
+static cai_options *
+opts_of(const char *json)
+{
+	cai_options *o = NULL;
+
+	return cai_textclf_parse_options(json, &o, NULL) == CAI_OK ? o : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* A counting allocator: current and peak bytes allocated through the hook */
+/* ---------------------------------------------------------------------- */
+
+typedef struct Counter
+{
+	size_t		current;
+	size_t		peak;
+} Counter;
+
+static void *
+count_alloc(void *ctx, size_t size)
+{
+	Counter    *c = ctx;
+	size_t	   *p = malloc(size + 16);
+
+	if (p == NULL)
+		return NULL;
+	p[0] = size;
+	c->current += size;
+	if (c->current > c->peak)
+		c->peak = c->current;
+	return (char *) p + 16;
+}
+
+static void
+count_free(void *ctx, void *ptr)
+{
+	Counter    *c = ctx;
+	size_t	   *p = (size_t *) ((char *) ptr - 16);
+
+	c->current -= p[0];
+	free(p);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static Toy	texts;
+static Toy	probe;
+static cai_ner_data sentences;
+
+/* The task's small training set. */
+static cai_train_set
+set_for(const cai_arch *a)
+{
+	cai_train_set set = {0};
+
+	if (a->task->kind == CAI_KIND_CLASSIFY)
+	{
+		set.texts = &texts.d;
+		set.label_names = label_names;
+		set.n_labels = 3;
+	}
+	else
+		set.sentences = &sentences;
+	return set;
+}
+
+static bool
+has_option(const cai_arch *a, const char *name)
+{
+	for (int i = 0; i < *a->n_options; i++)
+		if (strcmp(a->options[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Few epochs of the architecture's own defaults (threads: 0 = its default). */
+static cai_options *
+options_for(const cai_arch *a, int threads)
+{
+	char		json[160];
+	char		th[32] = "";
+	cai_options *o = NULL;
+	cai_error	err = {0};
+
+	if (threads > 0)
+		snprintf(th, sizeof(th), ", \"threads\": %d", threads);
+	if (has_option(a, "architecture"))
+		snprintf(json, sizeof(json), "{\"architecture\": \"%s\", \"epochs\": 2, \"seed\": 9%s}", a->name, th);
+	else
+		snprintf(json, sizeof(json), "{\"epochs\": 2, \"seed\": 9%s}", th);
+	if (cai_options_parse(a->options, *a->n_options, json, &o, &err) != CAI_OK)
+		fprintf(stderr, "%s options %s: %s\n", a->name, json, err.msg);
+	return o;
+}
+
+typedef struct Bytes
+{
+	cai_status	st;
+	uint8_t    *b;
+	size_t		len;
+	char	   *metrics;
+} Bytes;
+
+static Bytes
+train(const cai_arch *a, const cai_options *o, cai_progress_fn fn, void *ctx)
+{
+	Bytes		r = {0};
+	cai_train_set set = set_for(a);
+	cai_error	err = {0};
+
+	r.st = cai_arch_train(a, o, &set, NULL, fn, ctx, &r.b, &r.len, &r.metrics, &err);
+	if (r.st != CAI_OK && r.st != CAI_ERR_CANCELLED)
+		fprintf(stderr, "%s: training: %s\n", a->name, err.msg);
+	return r;
+}
+
+static void
+bytes_free(Bytes *r)
+{
+	cai_free(r->b);
+	cai_free(r->metrics);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Answers of a model on the probe texts or sentences, as one string (for comparing). */
+static char *
+answers(const cai_model *m)
+{
+	size_t		cap = 1 << 16;
+	size_t		used = 0;
+	char	   *out = calloc(1, cap);
+	cai_error	err = {0};
+
+	if (cai_model_kind(m) == CAI_KIND_CLASSIFY)
+	{
+		for (size_t i = 0; i < probe.d.n && used + 256 < cap; i++)
+		{
+			float		p[3];
+
+			if (cai_model_classify(m, probe.d.texts[i], probe.d.lens[i], p, &err) != CAI_OK)
+				used += (size_t) snprintf(out + used, cap - used, "error %s;", err.msg);
+			else
+				used += (size_t) snprintf(out + used, cap - used, "%a %a %a;", p[0], p[1], p[2]);
+		}
+	}
+	else
+	{
+		const char *tags[NER_N * NER_T];
+		float		scores[NER_N * NER_T];
+
+		if (cai_model_tag_batch(m, &sentences, tags, scores, &err) != CAI_OK)
+			used += (size_t) snprintf(out + used, cap - used, "error %s", err.msg);
+		else
+			for (int i = 0; i < NER_N * NER_T && used + 64 < cap; i++)
+				used += (size_t) snprintf(out + used, cap - used, "%s %a;", tags[i], scores[i]);
+	}
+	return out;
+}
+
+static bool
+stop_at_second_call(void *ctx, const cai_progress *p)
+{
+	int		   *calls = ctx;
+
+	(void) p;
+	return ++*calls < 2;
+}
+
+static void
+conform(const cai_arch *a)
+{
+	cai_options *o = options_for(a, 0);
+	Bytes		x;
+	Bytes		y;
+	cai_error	err = {0};
+	cai_model  *copied = NULL;
+	cai_model  *viewed = NULL;
+	uint8_t    *al = NULL;
+
+	CHECK(o != NULL, "%s: its options parse", a->name);
+	if (o == NULL)
+		return;
+
+	/* trains; identical bytes */
+	x = train(a, o, NULL, NULL);
+	y = train(a, o, NULL, NULL);
+	CHECK(x.st == CAI_OK && y.st == CAI_OK, "%s: trains", a->name);
+	if (x.st != CAI_OK || y.st != CAI_OK)
+		goto done;
+	CHECK(x.len == y.len && memcmp(x.b, y.b, x.len) == 0, "%s: identical bytes for identical inputs", a->name);
+	{
+		json_object *mj = json_tokener_parse(x.metrics);
+		json_object *v;
+
+		CHECK(mj != NULL && json_object_object_get_ex(mj, "score", &v) && json_object_object_get_ex(mj, "seconds", &v),
+			  "%s: metrics with a validation score and the time", a->name);
+		json_object_put(mj);
+	}
+
+	/* loads copied and in place, answers identically */
+	al = aligned_alloc(CAI_FORMAT_ALIGN, (x.len + CAI_FORMAT_ALIGN - 1) / CAI_FORMAT_ALIGN * CAI_FORMAT_ALIGN);
+	memcpy(al, x.b, x.len);
+	CHECK(cai_model_load(x.b, x.len, false, true, &copied, &err) == CAI_OK, "%s: load copied: %s", a->name, err.msg);
+	CHECK(cai_model_load(al, x.len, true, true, &viewed, &err) == CAI_OK, "%s: load in place: %s", a->name, err.msg);
+	if (copied != NULL && viewed != NULL)
+	{
+		char	   *ac = answers(copied);
+		char	   *av = answers(viewed);
+
+		CHECK(cai_model_arch(copied) == a && cai_model_arch(viewed) == a, "%s: the loaded model knows its architecture", a->name);
+		CHECK(strstr(ac, "error") == NULL && strcmp(ac, av) == 0, "%s: copied and in-place models answer the same", a->name);
+		free(ac);
+		free(av);
+	}
+
+	/* cancel mid-training */
+	{
+		int			calls = 0;
+		Bytes		c = train(a, o, stop_at_second_call, &calls);
+
+		CHECK(c.st == CAI_ERR_CANCELLED && c.b == NULL, "%s: a progress callback cancels mid-training (status %d)", a->name, (int) c.st);
+		bytes_free(&c);
+	}
+
+	/* every sampled corruption is refused by the verified load */
+	{
+		uint8_t    *bad = malloc(x.len);
+		int			accepted = 0;
+		int			tried = 0;
+
+		for (int k = 0; k < 64; k++)
+		{
+			size_t		at = (size_t) ((double) k / 64.0 * (double) x.len);
+			cai_model  *m = NULL;
+
+			memcpy(bad, x.b, x.len);
+			bad[at] ^= (uint8_t) (1u << (k % 8));
+			tried++;
+			if (cai_model_load(bad, x.len, false, true, &m, &err) == CAI_OK)
+			{
+				accepted++;
+				cai_model_free(m);
+			}
+			if (cai_model_load(x.b, at, false, true, &m, &err) == CAI_OK)
+			{
+				accepted++;
+				cai_model_free(m);
+			}
+		}
+		CHECK(accepted == 0, "%s: %d of %d flipped or truncated models were accepted", a->name, accepted, 2 * tried);
+		free(bad);
+	}
+
+	/* the memory estimate bounds what training allocates (also with 2 threads, where they apply) */
+	for (int threads = 0; threads <= 2; threads += 2)
+	{
+		Counter		c = {0, 0};
+		cai_allocator counting = {count_alloc, count_free, &c};
+		cai_train_set set = set_for(a);
+		cai_options *ot = threads == 0 ? o : options_for(a, threads);
+		size_t		estimate;
+		Bytes		m;
+
+		if (threads > 0 && !has_option(a, "threads"))
+			break;
+		estimate = cai_arch_train_memory(a, ot, &set);
+		cai_set_allocator(&counting);
+		m = train(a, ot, NULL, NULL);
+		bytes_free(&m);
+		cai_set_allocator(NULL);
+		CHECK(estimate > 0 && c.peak <= estimate,
+			  "%s, threads %d (0: default): training allocated at most %zu bytes, its estimate is %zu", a->name, threads, c.peak, estimate);
+		CHECK(c.current == 0, "%s: training freed everything it allocated (%zu bytes left)", a->name, c.current);
+		printf("%s, threads %d: peak %zu bytes allocated in training, estimate %zu (%.1fx)\n", a->name, threads,
+			   c.peak, estimate, c.peak > 0 ? (double) estimate / (double) c.peak : 0.0);
+		if (ot != o)
+			cai_options_free(ot);
+	}
+
+done:
+	cai_model_free(copied);
+	cai_model_free(viewed);
+	free(al);
+	bytes_free(&x);
+	bytes_free(&y);
+	cai_options_free(o);
+}
+
+int
+main(void)
+{
+	int			n = 0;
+
+	toy_make(&texts, 300, 31, false);
+	toy_make(&probe, 20, 32, true);
+	sentences = ner_corpus();
+	for (const cai_arch *a; (a = cai_arch_at(n)) != NULL; n++)
+		conform(a);
+	CHECK(n >= 3, "the registry has the three architectures of this build");
+	toy_free(&texts);
+	toy_free(&probe);
+	return check_summary("test_conformance");
+}
