@@ -10,8 +10,8 @@
 
 #include <json-c/json.h>
 
-#include "cai/modelutil.h"
 #include "cai/ner.h"
+#include "modelutil.h"
 
 const char *
 cai_chunk_scheme_name(cai_chunk_scheme s)

@@ -9,7 +9,7 @@
  * support) and the average weighted by support; plus the confusion matrix.
  */
 #include "cai/metrics.h"
-#include "cai/modelutil.h"
+#include "modelutil.h"
 
 #include <string.h>
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cai/modelutil.h"
 #include "cai/textclf.h"
+#include "modelutil.h"
 
 /* ------------------------------------------------------------------------
  * Tasks

@@ -1,8 +1,7 @@
 /*
- * modelutil.c: helpers shared by the model modules.  See
- * include/cai/modelutil.h.
+ * modelutil.c: helpers shared by the model modules.  See modelutil.h.
  */
-#include "cai/modelutil.h"
+#include "modelutil.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -32,10 +32,10 @@
 #include "cai/chunks.h"
 #include "cai/crf.h"
 #include "cai/lstm.h"
-#include "cai/modelutil.h"
 #include "cai/ner.h"
 #include "cai/ops.h"
 #include "cai/optim.h"
+#include "modelutil.h"
 
 struct json_object;
 

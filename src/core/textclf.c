@@ -46,7 +46,7 @@
  * empty tensors); the counts in the metadata say which to expect.
  */
 #include "cai/textclf.h"
-#include "cai/textclf_internal.h"
+#include "textclf_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -58,8 +58,8 @@
 #include <json-c/json.h>
 
 #include "cai/metrics.h"
-#include "cai/modelutil.h"
 #include "cai/tokenize.h"
+#include "modelutil.h"
 
 /* ---------------------------------------------------------------------- */
 /* Options                                                                */

@@ -54,7 +54,7 @@
  * tensors let a load use every tensor in place; models written before they
  * existed still load, with the tables built privately.
  */
-#include "cai/textclf_internal.h"
+#include "textclf_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -67,10 +67,10 @@
 
 #include "cai/lstm.h"
 #include "cai/metrics.h"
-#include "cai/modelutil.h"
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "cai/tokenize.h"
+#include "modelutil.h"
 
 #define ACC_FEATURE_VERSION		1
 #define ACC_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */

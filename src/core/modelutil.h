@@ -1,10 +1,11 @@
 /*
- * modelutil.h: small helpers the model modules (textclf.c,
- * textclf_accurate.c, ner.c) and the report builders (metrics.c, chunks.c)
+ * modelutil.h: small helpers the model modules (text classification, NER,
+ * the registry in model.c) and the report builders (metrics.c, chunks.c)
  * share: wall-clock time, finiteness checks, growing arrays and building or
  * reading the JSON of model metadata.
  *
- * Internal header: the SQL layer does not use it.
+ * Internal header of the core, beside its sources: neither the SQL layer
+ * nor a user of include/cai/ sees it.
  */
 #ifndef CAI_MODELUTIL_H
 #define CAI_MODELUTIL_H
