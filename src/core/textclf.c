@@ -2215,11 +2215,12 @@ done:
 	return st;
 }
 
-static cai_status
-fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
-		   const cai_textclf_data *train, const cai_textclf_data *valid,
-		   json_object *prov, cai_progress_fn progress, void *progress_ctx,
-		   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
+					   const cai_textclf_data *train, const cai_textclf_data *valid,
+					   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+					   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
 	FastTrain	t;
 	Ticker		tk;
@@ -2555,8 +2556,8 @@ cai_textclf_train(const cai_options *opts,
 
 	arch = cai_opt_string(opts, "architecture");
 	if (arch == NULL || strcmp(arch, "fast") == 0)
-		st = fast_train(opts, label_names, n_labels, train, valid, prov, progress, progress_ctx,
-						model, model_len, metrics_json, err);
+		st = cai_textclf_fast_train(opts, label_names, n_labels, train, valid, prov, progress, progress_ctx,
+									model, model_len, metrics_json, err);
 	else if (strcmp(arch, "accurate") == 0)
 		st = cai_textclf_accurate_train(opts, label_names, n_labels, train, valid, prov,
 										progress, progress_ctx, model, model_len, metrics_json, err);

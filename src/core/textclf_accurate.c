@@ -1442,7 +1442,9 @@ acc_fast_progress(void *ctx, const cai_progress *p)
 /*
  * Train the ensemble's fast model on the same training rows (the same
  * seeded split when valid is NULL), with the fast architecture's defaults
- * for its own hyperparameters, then predict the evaluation rows with it.
+ * for its own hyperparameters (its option table, as cai_textclf_parse_options
+ * would choose for "architecture": "fast"), then predict the evaluation rows
+ * with it.
  */
 static cai_status
 acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_names,
@@ -1451,6 +1453,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 {
 	char		js[512];
 	cai_options *fo = NULL;
+	json_object *fprov;
 	char	   *fmetrics = NULL;
 	cai_error	e2;
 	cai_status	st;
@@ -1462,10 +1465,18 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 			 cai_opt_int(opts, "seed"), cai_opt_float(opts, "validation_fraction"),
 			 cai_opt_int(opts, "min_count"), t->p.max_tokens, t->p.minn, t->p.maxn,
 			 t->p.buckets, cai_opt_int(opts, "patience"));
-	if ((st = cai_textclf_parse_options(js, &fo, err)) != CAI_OK)
+	if ((st = cai_options_parse(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs,
+								js, &fo, err)) != CAI_OK)
 		return st;
-	st = cai_textclf_train(fo, label_names, t->L, train, valid, NULL, acc_fast_progress, tk,
-						   &t->fast_bytes, &t->fast_len, &fmetrics, &e2);
+	/* the fast model's own provenance, which its training fills in */
+	if ((fprov = json_object_new_object()) == NULL)
+	{
+		cai_options_free(fo);
+		return NOMEM(err);
+	}
+	st = cai_textclf_fast_train(fo, label_names, t->L, train, valid, fprov, acc_fast_progress, tk,
+								&t->fast_bytes, &t->fast_len, &fmetrics, &e2);
+	json_object_put(fprov);
 	cai_options_free(fo);
 	cai_free(fmetrics);
 	if (st != CAI_OK)

@@ -14,6 +14,22 @@ struct json_object;
 typedef struct cai_textclf_accurate cai_textclf_accurate;
 
 /*
+ * Train the fast architecture.  As for cai_textclf_accurate_train, the
+ * caller has validated the labels and data, and prov is the provenance
+ * object, which this function extends and embeds in the model metadata.
+ * cai_textclf_train calls it, and the accurate architecture trains the fast
+ * model of its ensemble with it.
+ */
+cai_status	cai_textclf_fast_train(const cai_options *opts,
+								   const char *const *label_names, int n_labels,
+								   const cai_textclf_data *train,
+								   const cai_textclf_data *valid,
+								   struct json_object *prov,
+								   cai_progress_fn progress, void *progress_ctx,
+								   uint8_t **model, size_t *model_len,
+								   char **metrics_json, cai_error *err);
+
+/*
  * Train the accurate architecture.  The caller (cai_textclf_train) has
  * validated the labels and data; prov is the provenance object, which this
  * function extends and embeds in the model metadata.
