@@ -20,6 +20,7 @@ OBJS = \
 	src/core/crf.o \
 	src/core/metrics.o \
 	src/core/textclf.o \
+	src/core/textclf_features.o \
 	src/core/textclf_accurate.o \
 	src/core/chunks.o \
 	src/core/ner_features.o \

@@ -17,9 +17,11 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 LIBS_CORE = -lopenblas -ljson-c -lm
 
 # One entry per core module.  Keep in sync with OBJS in Makefile.
-# The NER tagger is one module in several files (src/core/ner_internal.h).
+# Text classification and the NER tagger are each one module in several files
+# (src/core/textclf_internal.h, src/core/ner_internal.h).
+TEXTCLF_MODULES = textclf textclf_features textclf_accurate
 NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
-CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics textclf textclf_accurate chunks $(NER_MODULES) model
+CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics $(TEXTCLF_MODULES) chunks $(NER_MODULES) model
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
@@ -30,10 +32,10 @@ test_options_MODULES = common options
 test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
-test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
-test_textclf_accurate_MODULES = common modelutil format tokenize options metrics ops optim lstm textclf textclf_accurate
+test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm $(TEXTCLF_MODULES)
+test_textclf_accurate_MODULES = $(test_textclf_MODULES)
 test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks $(NER_MODULES)
-test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks textclf textclf_accurate $(NER_MODULES) model
+test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 

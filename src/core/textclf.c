@@ -257,45 +257,6 @@ fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t 
 	return fast_char_ngrams(fp, s, len, out);
 }
 
-/* See textclf_internal.h. */
-cai_status
-cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_per_token,
-					 cai_token **toks, size_t *n_toks, cai_error *err)
-{
-	size_t		cap = (size_t) max_tokens * bytes_per_token;
-	cai_status	st;
-
-	*toks = NULL;
-	*n_toks = 0;
-	if (len == 0)
-		return CAI_OK;
-	if (text == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
-	if (len > cap)
-	{
-		size_t		cut = cap;
-		size_t		floor = cap > 256 ? cap - 256 : 0;
-
-		while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-			cut--;
-		for (size_t i = cut; i > floor; i--)
-		{
-			if (text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t')
-			{
-				cut = i;
-				break;
-			}
-		}
-		len = cut;
-	}
-	st = cai_tokenize(text, len, 0, toks, n_toks, err);
-	if (st != CAI_OK)
-		return st;
-	if (*n_toks > (size_t) max_tokens)
-		*n_toks = (size_t) max_tokens;
-	return CAI_OK;
-}
-
 /*
  * Normalized text of token i of toks (n_toks tokens), or of the end-of-text
  * pseudo-token when i == n_toks.
@@ -658,33 +619,6 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 /* ---------------------------------------------------------------------- */
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */
-
-cai_status
-cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
-						const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
-						size_t *mem, cai_error *err)
-{
-	uint32_t	cap = cai_index_capacity(n);
-	int64_t		shape[1] = {cap};
-	const cai_tensor *t;
-	cai_status	st;
-
-	*mask = cap - 1;
-	*serialized = cai_model_file_tensor(mf, name) != NULL;
-	if (*serialized)
-	{
-		if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, shape, &t, err)) != CAI_OK)
-			return st;
-		*slot = t->data;
-		return CAI_OK;
-	}
-	*own = cai_calloc(cap, sizeof(int32_t));
-	if (*own == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model index");
-	*mem += sizeof(int32_t) * (size_t) cap;
-	*slot = *own;
-	return CAI_OK;
-}
 
 /*
  * Word vectors: each vocabulary word's row plus its character n-gram rows
@@ -1078,138 +1012,6 @@ done:
 /* Training: data preparation                                             */
 /* ---------------------------------------------------------------------- */
 
-void
-cai_textclf_types_free(cai_textclf_types *tt)
-{
-	cai_free(tt->arena);
-	cai_free(tt->hash);
-	cai_free(tt->off);
-	cai_free(tt->len);
-	cai_free(tt->count);
-	cai_free(tt->slot);
-}
-
-int64_t
-cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h)
-{
-	size_t		i;
-
-	if (tt->slot == NULL || (tt->n + 1) * 2 > tt->mask + 1)
-	{
-		size_t		ncap = tt->slot == NULL ? 1024 : (tt->mask + 1) * 2;
-		uint32_t   *ns = cai_calloc(ncap, sizeof(uint32_t));
-
-		if (ns == NULL || ncap > ((size_t) 1 << 31))
-		{
-			cai_free(ns);
-			return -1;
-		}
-		for (size_t t = 0; t < tt->n; t++)
-		{
-			for (i = tt->hash[t] & (ncap - 1); ns[i] != 0; i = (i + 1) & (ncap - 1))
-				;
-			ns[i] = (uint32_t) t + 1;
-		}
-		cai_free(tt->slot);
-		tt->slot = ns;
-		tt->mask = ncap - 1;
-	}
-	for (i = h & tt->mask; tt->slot[i] != 0; i = (i + 1) & tt->mask)
-	{
-		size_t		t = tt->slot[i] - 1;
-
-		if (tt->hash[t] == h && tt->len[t] == len && memcmp(tt->arena + tt->off[t], s, len) == 0)
-			return (int64_t) t;
-	}
-	if (tt->n == tt->cap)
-	{
-		size_t		nc = tt->cap == 0 ? 1024 : tt->cap * 2;
-
-		if (!cai_grow_array((void **) &tt->hash, sizeof(uint64_t), tt->cap, nc) ||
-			!cai_grow_array((void **) &tt->off, sizeof(size_t), tt->cap, nc) ||
-			!cai_grow_array((void **) &tt->len, sizeof(uint32_t), tt->cap, nc) ||
-			!cai_grow_array((void **) &tt->count, sizeof(int64_t), tt->cap, nc))
-			return -1;
-		tt->cap = nc;
-	}
-	if (tt->arena_len + len + 1 > tt->arena_cap)
-	{
-		size_t		nc = tt->arena_cap == 0 ? 65536 : tt->arena_cap;
-
-		while (nc < tt->arena_len + len + 1)
-			nc *= 2;
-		if (!cai_grow_array((void **) &tt->arena, 1, tt->arena_cap, nc))
-			return -1;
-		tt->arena_cap = nc;
-	}
-	memcpy(tt->arena + tt->arena_len, s, len);
-	tt->arena[tt->arena_len + len] = '\0';
-	tt->hash[tt->n] = h;
-	tt->off[tt->n] = tt->arena_len;
-	tt->len[tt->n] = (uint32_t) len;
-	tt->count[tt->n] = 0;
-	tt->arena_len += len + 1;
-	tt->slot[i] = (uint32_t) tt->n + 1;
-	return (int64_t) tt->n++;
-}
-
-cai_status
-cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
-					   int32_t V, const char *prefix, cai_tensor *ts,
-					   char **bytes_out, int32_t **off_out, size_t *nbytes_out, cai_error *err)
-{
-	size_t		nbytes = 0;
-	char	   *bytes;
-	int32_t    *off;
-
-	*bytes_out = NULL;
-	*off_out = NULL;
-	for (int32_t v = 0; v < V; v++)
-		nbytes += types->len[items[v].type] + 1;
-	if (nbytes > INT32_MAX)
-		return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
-	off = cai_malloc(sizeof(int32_t) * ((size_t) V + 1));
-	bytes = cai_malloc(nbytes > 0 ? nbytes : 1);
-	*bytes_out = bytes;
-	*off_out = off;
-	if (off == NULL || bytes == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory");
-	off[0] = 0;
-	for (int32_t v = 0; v < V; v++)
-	{
-		uint32_t	l = types->len[items[v].type];
-
-		memcpy(bytes + off[v], items[v].s, l + 1);
-		off[v + 1] = off[v] + (int32_t) l + 1;
-	}
-	memset(ts, 0, 2 * sizeof(cai_tensor));
-	snprintf(ts[0].name, CAI_NAME_MAX, "%s.vocab.bytes", prefix);
-	ts[0].dtype = CAI_U8;
-	ts[0].ndim = 1;
-	ts[0].shape[0] = (int64_t) nbytes;
-	ts[0].data = bytes;
-	ts[0].nbytes = nbytes;
-	snprintf(ts[1].name, CAI_NAME_MAX, "%s.vocab.offsets", prefix);
-	ts[1].dtype = CAI_I32;
-	ts[1].ndim = 1;
-	ts[1].shape[0] = V + 1;
-	ts[1].data = off;
-	ts[1].nbytes = sizeof(int32_t) * ((size_t) V + 1);
-	*nbytes_out = nbytes;
-	return CAI_OK;
-}
-
-int
-cai_textclf_vocab_item_cmp(const void *a, const void *b)
-{
-	const cai_textclf_vocab_item *x = a;
-	const cai_textclf_vocab_item *y = b;
-
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
-	return strcmp(x->s, y->s);
-}
-
 /* Progress reporting with a time budget check. */
 typedef struct Ticker
 {
@@ -1307,8 +1109,6 @@ fast_train_free(FastTrain *t)
 	cai_free(t->pred);
 	cai_free(t->best_pred);
 }
-
-#define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory while training")
 
 /* Pass 1: tokenize every row into type ids; count types in training rows. */
 static cai_status
@@ -1899,104 +1699,6 @@ cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train,
 	/* the serialized model */
 	total += n_params * sizeof(float) + bytes / 2;
 	return total;
-}
-
-/* See textclf_internal.h (the stratified split both architectures use). */
-cai_status
-cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
-				  double fraction, int n_labels, uint64_t seed,
-				  cai_textclf_rows *rows, cai_error *err)
-{
-	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
-	int32_t    *idx = NULL;
-	size_t	   *cls_n = NULL;
-	bool	   *is_val = NULL;
-	cai_rng		rng;
-	size_t		w;
-
-	rows->txt = cai_malloc(sizeof(char *) * n_all);
-	rows->len = cai_malloc(sizeof(size_t) * n_all);
-	rows->lab = cai_malloc(sizeof(int32_t) * n_all);
-	if (rows->txt == NULL || rows->len == NULL || rows->lab == NULL)
-		return NOMEM(err);
-	if (valid != NULL)
-	{
-		for (size_t i = 0; i < train->n; i++)
-		{
-			rows->txt[i] = train->texts[i];
-			rows->len[i] = train->lens[i];
-			rows->lab[i] = train->labels[i];
-		}
-		for (size_t i = 0; i < valid->n; i++)
-		{
-			rows->txt[train->n + i] = valid->texts[i];
-			rows->len[train->n + i] = valid->lens[i];
-			rows->lab[train->n + i] = valid->labels[i];
-		}
-		rows->n_tr = train->n;
-		rows->n_va = valid->n;
-		return CAI_OK;
-	}
-
-	/* per class: shuffle its rows, hold out round(count * fraction), keep >= 1 for training */
-	idx = cai_malloc(sizeof(int32_t) * train->n);
-	cls_n = cai_calloc((size_t) n_labels, sizeof(size_t));
-	is_val = cai_calloc(train->n, sizeof(bool));
-	if (idx == NULL || cls_n == NULL || is_val == NULL)
-	{
-		cai_free(idx);
-		cai_free(cls_n);
-		cai_free(is_val);
-		return NOMEM(err);
-	}
-	cai_rng_seed(&rng, seed ^ 0x73706c6974ULL);	/* "split" */
-	for (size_t i = 0; i < train->n; i++)
-		cls_n[train->labels[i]]++;
-	for (int c = 0; c < n_labels; c++)
-	{
-		size_t		m = 0;
-		size_t		take;
-
-		if (cls_n[c] < 2)
-			continue;
-		for (size_t i = 0; i < train->n; i++)
-			if (train->labels[i] == c)
-				idx[m++] = (int32_t) i;
-		cai_rng_shuffle(&rng, idx, m);
-		take = (size_t) floor((double) m * fraction + 0.5);
-		if (take > m - 1)
-			take = m - 1;
-		for (size_t j = 0; j < take; j++)
-			is_val[idx[j]] = true;
-	}
-	w = 0;
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (size_t i = 0; i < train->n; i++)
-		{
-			if (is_val[i] != (pass == 1))
-				continue;
-			rows->txt[w] = train->texts[i];
-			rows->len[w] = train->lens[i];
-			rows->lab[w] = train->labels[i];
-			w++;
-		}
-		if (pass == 0)
-			rows->n_tr = w;
-	}
-	rows->n_va = w - rows->n_tr;
-	cai_free(idx);
-	cai_free(cls_n);
-	cai_free(is_val);
-	return CAI_OK;
-}
-
-void
-cai_textclf_rows_free(cai_textclf_rows *rows)
-{
-	cai_free(rows->txt);
-	cai_free(rows->len);
-	cai_free(rows->lab);
 }
 
 /* Metadata JSON text (cai_malloc'ed) or NULL on out of memory. */

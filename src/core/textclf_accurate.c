@@ -90,8 +90,6 @@
 #define ACC_AUTO_MIN_EPOCHS		4
 #define ACC_AUTO_MAX_EPOCHS		30
 
-#define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory while training")
-
 typedef struct AccParams
 {
 	int			dim;			/* D: embedding size */

@@ -63,8 +63,10 @@ size_t		cai_textclf_accurate_train_memory(const cai_options *opts,
 											  const cai_textclf_data *train, int n_labels);
 
 /* ---------------------------------------------------------------------- */
-/* Helpers both architectures use (defined in textclf.c)                  */
+/* Helpers both architectures use (textclf_features.c)                    */
 /* ---------------------------------------------------------------------- */
+
+#define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory while training")
 
 /*
  * Final mixing of the feature hashes (the splitmix64 finalizer).  Part of
