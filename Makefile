@@ -21,6 +21,8 @@ OBJS = \
 	src/core/metrics.o \
 	src/core/textclf.o \
 	src/core/textclf_features.o \
+	src/core/textclf_fast.o \
+	src/core/textclf_fast_train.o \
 	src/core/textclf_accurate.o \
 	src/core/chunks.o \
 	src/core/ner_features.o \

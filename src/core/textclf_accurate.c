@@ -22,7 +22,7 @@
  *             is kept; patience stops early.  One BLAS thread and the same
  *             seed give a bit-identical model.
  *
- * Ensemble: the accurate model also trains a fast model (textclf.c, its
+ * Ensemble: the accurate model also trains a fast model (textclf_fast.c, its
  * own defaults, the same training rows and seed) and stores it whole in the
  * tensor accurate.fast_model; a prediction is the mean of the two models'
  * probabilities.  metrics reports the accuracy of each alone too
@@ -131,7 +131,10 @@ acc_token_norm(const char *text, const cai_token *tok, char *norm)
 							   false, norm, ACC_NORM_MAX);
 }
 
-/* Fingerprint of the raw features of a probe text (see fast_fingerprint in textclf.c). */
+/*
+ * Fingerprint of the raw features of a probe text (see
+ * cai_textclf_fast_fingerprint in textclf_fast.c).
+ */
 static cai_status
 acc_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err)
 {

@@ -1,7 +1,18 @@
 /*
- * textclf_internal.h: what textclf.c (the public entry points and the fast
- * architecture) shares with textclf_accurate.c (the accurate architecture).
- * Not a public header: the SQL layer uses textclf.h only.
+ * textclf_internal.h: what the files of text classification share.  Not a
+ * public header: the SQL layer and other modules use cai/textclf.h only.
+ *
+ *   textclf.c                 the public entry points: option tables and
+ *                             parsing, checks of labels and rows, dispatch
+ *                             to the two architectures below
+ *   textclf_features.c        what both architectures use (end of this file)
+ *   textclf_fast.c            fast: features, loaded model, load, predict
+ *   textclf_fast_train.c      fast: training and serialization
+ *   textclf_accurate.c        accurate: the whole architecture
+ *
+ * Calls between the architectures go one way: the accurate model's ensemble
+ * member is a fast model, which accurate trains with cai_textclf_fast_train.
+ * The fast architecture's two files also share textclf_fast_internal.h.
  */
 #ifndef CAI_TEXTCLF_INTERNAL_H
 #define CAI_TEXTCLF_INTERNAL_H
@@ -11,7 +22,15 @@
 
 struct json_object;
 
-typedef struct cai_textclf_accurate cai_textclf_accurate;
+/* Limits of the option tables (textclf.c) that the fast architecture checks too. */
+#define TEXTCLF_MAX_DIM			1024	/* inference keeps h on the stack */
+#define TEXTCLF_MAX_BUCKETS		16777216
+
+/* ---------------------------------------------------------------------- */
+/* The fast architecture (textclf_fast.c, textclf_fast_train.c)           */
+/* ---------------------------------------------------------------------- */
+
+typedef struct cai_textclf_fast cai_textclf_fast;
 
 /*
  * Train the fast architecture.  As for cai_textclf_accurate_train, the
@@ -28,6 +47,31 @@ cai_status	cai_textclf_fast_train(const cai_options *opts,
 								   cai_progress_fn progress, void *progress_ctx,
 								   uint8_t **model, size_t *model_len,
 								   char **metrics_json, cai_error *err);
+
+/* Upper estimate of the bytes the fast training allocates (0 for invalid options). */
+size_t		cai_textclf_fast_train_memory(const cai_options *opts,
+										  const cai_textclf_data *train, int n_labels);
+
+/*
+ * Build the fast model from a model file whose metadata (meta, parsed) the
+ * caller has checked for task, labels and architecture.  *mem gets the
+ * bytes the model occupies.
+ */
+cai_status	cai_textclf_fast_load(const cai_model_file *mf, struct json_object *meta,
+								  int n_labels, cai_textclf_fast **out,
+								  size_t *mem, cai_error *err);
+void		cai_textclf_fast_free(cai_textclf_fast *m);
+
+/* Class probabilities (n_labels floats, the model's label count); m is not modified. */
+cai_status	cai_textclf_fast_predict(const cai_textclf_fast *m, int n_labels,
+									 const char *text, size_t len,
+									 float *probs, cai_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* The accurate architecture (textclf_accurate.c)                         */
+/* ---------------------------------------------------------------------- */
+
+typedef struct cai_textclf_accurate cai_textclf_accurate;
 
 /*
  * Train the accurate architecture.  The caller (cai_textclf_train) has

@@ -1,0 +1,267 @@
+/*
+ * textclf_fast_internal.h: what the two files of the fast text
+ * classification architecture share: textclf_fast.c (features, the loaded
+ * model, load and predict) and textclf_fast_train.c (training and
+ * serialization, which builds the loader's tables).  The feature
+ * definitions, the loaded model and the vector kernels are here so that
+ * training computes exactly what inference computes.
+ */
+#ifndef CAI_TEXTCLF_FAST_INTERNAL_H
+#define CAI_TEXTCLF_FAST_INTERNAL_H
+
+#include <math.h>
+#include <string.h>
+
+#include "textclf_internal.h"
+
+/* ---------------------------------------------------------------------- */
+/* Features (shared by training and inference)                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Version of the feature extraction.  Bump it when anything below changes
+ * the features of a text; models record it and the fingerprint of a probe
+ * text, and loading refuses a model whose features this build would compute
+ * differently.
+ */
+#define FAST_FEATURE_VERSION	1
+#define FAST_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
+#define FAST_CHAR_NGRAMS_MAX	128 /* character n-grams per token */
+#define FAST_MAX_NGRAMS			5	/* upper bound of word_ngrams */
+#define FAST_BYTES_PER_TOKEN	32	/* text read: at most max_tokens * this */
+#define FAST_FOLD_DIGITS		false
+#define FAST_AUTO_UPDATES		100000	/* row updates the automatic epoch count aims at */
+#define FAST_SEED_WORD			0x63616977ULL	/* "caiw" */
+#define FAST_SALT_CHAR			0x9e3779b97f4a7c15ULL
+#define FAST_SALT_NGRAM			0xc2b2ae3d27d4eb4fULL
+
+typedef struct FastParams
+{
+	int			dim;
+	int			word_ngrams;
+	int			minn;
+	int			maxn;
+	int			max_tokens;
+	uint32_t	buckets;
+	int			eos;			/* 1: an end-of-text pseudo-token ends every text */
+} FastParams;
+
+static inline uint64_t
+fast_word_hash(const char *s, size_t len)
+{
+	return cai_hash_bytes(s, len, FAST_SEED_WORD);
+}
+
+static inline uint32_t
+fast_char_bucket(uint64_t h, uint32_t buckets)
+{
+	return (uint32_t) (cai_textclf_mix(h ^ FAST_SALT_CHAR) % buckets);
+}
+
+/* Bucket of the word n-gram hashes[0..n) (n >= 2). */
+static inline uint32_t
+fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
+{
+	uint64_t	g = hashes[0];
+
+	for (int j = 1; j < n; j++)
+		g = g * 116049371ULL + hashes[j];
+	return (uint32_t) (cai_textclf_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
+}
+
+/* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
+#define FAST_EOS "</s>"
+#define FAST_EOS_LEN 4
+
+static inline int
+fast_char_ngrams(const FastParams *fp, const char *norm, size_t len, uint64_t *out)
+{
+	if (fp->minn <= 0 || fp->maxn <= 0)
+		return 0;
+	return (int) cai_char_ngram_hashes(norm, len, fp->minn, fp->maxn, out, FAST_CHAR_NGRAMS_MAX);
+}
+
+/* Character n-grams of a normalized token (none for the end-of-text pseudo-token). */
+static inline int
+fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t *out)
+{
+	if (len == FAST_EOS_LEN && memcmp(s, FAST_EOS, FAST_EOS_LEN) == 0)
+		return 0;
+	return fast_char_ngrams(fp, s, len, out);
+}
+
+/*
+ * Normalized text of token i of toks (n_toks tokens), or of the end-of-text
+ * pseudo-token when i == n_toks.
+ */
+static inline size_t
+fast_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm)
+{
+	if (i == n_toks)
+	{
+		memcpy(norm, FAST_EOS, FAST_EOS_LEN + 1);
+		return FAST_EOS_LEN;
+	}
+	return cai_token_normalize(text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
+							   FAST_FOLD_DIGITS, norm, FAST_NORM_MAX);
+}
+
+/*
+ * Fingerprint of the raw features of a probe text under fp (textclf_fast.c);
+ * models record it and loading compares.
+ */
+cai_status	cai_textclf_fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* The loaded model                                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A loaded fast model.  The tables and weights are views of the model
+ * file's tensors (which may live in a shared read-only mapping): nothing is
+ * written after load.  Private memory (allocated by cai_textclf_fast_load,
+ * counted in cai_textclf_memory) is the struct itself and, only for models
+ * written before the serialized tables existed, the slot arrays and word
+ * vectors built at load (own_*).
+ */
+struct cai_textclf_fast
+{
+	FastParams	p;
+	int32_t		n_vocab;		/* V */
+	int32_t		n_bucket_rows;	/* K */
+	cai_strindex vocab;			/* words: fast.vocab.{bytes,offsets,slots} */
+	cai_intindex bucket;		/* bucket -> row: fast.buckets{,.slots} */
+	const float *emb;			/* (V + K, D) word rows, then bucket rows */
+	const float *wordvec;		/* (V, D) word row + its character n-gram rows */
+	const int32_t *word_cnt;	/* (V) rows summed into each word vector */
+	const float *out_w;			/* (L, D) */
+	int32_t    *own_vocab_slot; /* private tables of old models, else NULL */
+	int32_t    *own_bucket_slot;
+	float	   *own_wordvec;
+	int32_t    *own_word_cnt;
+};
+
+static inline int32_t
+fast_vocab_find(const cai_textclf_fast *fm, const char *s, size_t len)
+{
+	return cai_strindex_find(&fm->vocab, s, len);
+}
+
+static inline int32_t
+fast_bucket_find(const cai_textclf_fast *fm, uint32_t b)
+{
+	return cai_intindex_find(&fm->bucket, (int32_t) b);
+}
+
+/*
+ * Each vocabulary word's vector, its row plus its character n-gram rows
+ * (textclf_fast.c); training serializes them, and loading checks or builds
+ * them.
+ */
+void		cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec,
+												  int32_t *word_cnt);
+
+/* ---------------------------------------------------------------------- */
+/* Vector kernels (shared by training and inference)                      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Small vector kernels.  Eight lanes at a time through GCC/clang vector
+ * extensions (plain -O2 does not vectorize loops of unknown length); memcpy
+ * keeps the loads and stores free of alignment assumptions.
+ */
+typedef float v8f __attribute__((vector_size(32)));
+
+/* y += x */
+static inline void
+vec_add(float *restrict y, const float *restrict x, int n)
+{
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, y + i, sizeof(a));
+		memcpy(&b, x + i, sizeof(b));
+		a += b;
+		memcpy(y + i, &a, sizeof(a));
+	}
+	for (; i < n; i++)
+		y[i] += x[i];
+}
+
+/* y += alpha x */
+static inline void
+vec_axpy(float *restrict y, float alpha, const float *restrict x, int n)
+{
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, y + i, sizeof(a));
+		memcpy(&b, x + i, sizeof(b));
+		a += alpha * b;
+		memcpy(y + i, &a, sizeof(a));
+	}
+	for (; i < n; i++)
+		y[i] += alpha * x[i];
+}
+
+/* x . y, summed in eight lanes then across them */
+static inline float
+vec_dot(const float *x, const float *y, int n)
+{
+	v8f			acc = {0};
+	float		s = 0.0f;
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		v8f			a,
+					b;
+
+		memcpy(&a, x + i, sizeof(a));
+		memcpy(&b, y + i, sizeof(b));
+		acc += a * b;
+	}
+	for (int j = 0; j < 8; j++)
+		s += acc[j];
+	for (; i < n; i++)
+		s += x[i] * y[i];
+	return s;
+}
+
+/* logits -> probabilities in place; returns log-sum-exp */
+static inline double
+softmax_inplace(float *z, int n)
+{
+	float		mx = z[0];
+	double		sum = 0.0;
+
+	for (int i = 1; i < n; i++)
+		if (z[i] > mx)
+			mx = z[i];
+	for (int i = 0; i < n; i++)
+	{
+		z[i] = expf(z[i] - mx);
+		sum += z[i];
+	}
+	for (int i = 0; i < n; i++)
+		z[i] = (float) (z[i] / sum);
+	return (double) mx + log(sum);
+}
+
+/* z (L) = W h (no bias, as fastText: the end-of-text token plays its part) */
+static inline void
+fast_output_forward(const float *w, const float *h, int L, int D, float *z)
+{
+	for (int c = 0; c < L; c++)
+		z[c] = vec_dot(w + (size_t) c * D, h, D);
+}
+
+#endif							/* CAI_TEXTCLF_FAST_INTERNAL_H */

@@ -1,0 +1,1160 @@
+/*
+ * textclf_fast_train.c: training of the "fast" text classification
+ * architecture (the model and its features: textclf_fast.c and
+ * textclf_fast_internal.h): the training rows as feature rows, per-row SGD,
+ * scoring through the inference arithmetic, the metadata and serialized
+ * model, cai_textclf_fast_train and cai_textclf_fast_train_memory.
+ */
+#include "textclf_fast_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <json-c/json.h>
+
+#include "cai/metrics.h"
+#include "modelutil.h"
+
+/* ---------------------------------------------------------------------- */
+/* Training: data preparation                                             */
+/* ---------------------------------------------------------------------- */
+
+/* Progress reporting with a time budget check. */
+typedef struct Ticker
+{
+	cai_progress_fn fn;
+	void	   *ctx;
+	double		start;
+	double		last;
+	double		max_seconds;
+	cai_progress p;
+} Ticker;
+
+/* Call the progress callback when 100 ms have passed; false = cancelled. */
+static bool
+ticker_tick(Ticker *tk, double fraction)
+{
+	double		t = cai_now_seconds();
+
+	if (tk->fn == NULL || t - tk->last < 0.1)
+		return true;
+	tk->last = t;
+	tk->p.fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+	tk->p.epoch_done = false;
+	return tk->fn(tk->ctx, &tk->p);
+}
+
+/* Everything the trainer allocates. */
+typedef struct FastTrain
+{
+	FastParams	p;
+	int			L;
+	cai_textclf_rows rows;		/* train rows first, then validation rows */
+	/* tokens as type ids */
+	size_t	   *tok_off;		/* (n_all + 1) */
+	int32_t    *tok_type;		/* (n_tokens) */
+	size_t		tok_cap;
+	cai_textclf_types	types;
+	/* vocabulary */
+	int32_t		V;
+	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
+	cai_textclf_vocab_item  *vitems;			/* (V) */
+	/* character n-gram buckets of every type */
+	size_t	   *type_cg_off;	/* (n_types + 1) */
+	uint32_t   *type_cg;		/* (n_type_cg) */
+	/* features: row ids of E, after remapping (V + bucket row) */
+	size_t	   *feat_off;		/* (n_all + 1) */
+	uint32_t   *feat;			/* (n_feat) */
+	int32_t    *bmap;			/* (buckets) bucket row or -1 */
+	int32_t		K;
+	/* evaluation rows [eval_from, eval_from + n_eval): validation or training rows */
+	size_t		eval_from;
+	size_t		n_eval;
+	size_t	   *ev_off;			/* (n_eval + 1) */
+	uint32_t   *ev;				/* word vector ids (< V) or V + bucket row */
+	float	   *wordvec;		/* (V, D) word row plus its character n-gram rows */
+	int32_t    *wordcnt;		/* (V) rows summed into each word vector */
+	/* parameters: E (R, D) | W (L, D); best copy alike */
+	size_t		n_params;
+	float	   *params;
+	float	   *best;
+	/* scratch */
+	float	   *hidden;			/* (D) */
+	float	   *grad;			/* (D) */
+	float	   *probs;			/* (L) */
+	uint32_t   *kept;			/* (max features of a row) */
+	int32_t    *order;			/* (n_tr) */
+	int32_t    *pred;			/* (n_va or n_tr) predictions of the current model */
+	int32_t    *best_pred;		/* (same) predictions of the best epoch */
+} FastTrain;
+
+static void
+fast_train_free(FastTrain *t)
+{
+	cai_textclf_rows_free(&t->rows);
+	cai_free(t->tok_off);
+	cai_free(t->tok_type);
+	cai_textclf_types_free(&t->types);
+	cai_free(t->type_vocab);
+	cai_free(t->vitems);
+	cai_free(t->type_cg_off);
+	cai_free(t->type_cg);
+	cai_free(t->feat_off);
+	cai_free(t->feat);
+	cai_free(t->bmap);
+	cai_free(t->ev_off);
+	cai_free(t->ev);
+	cai_free(t->wordvec);
+	cai_free(t->wordcnt);
+	cai_free(t->params);
+	cai_free(t->best);
+	cai_free(t->hidden);
+	cai_free(t->grad);
+	cai_free(t->probs);
+	cai_free(t->kept);
+	cai_free(t->order);
+	cai_free(t->pred);
+	cai_free(t->best_pred);
+}
+
+/* Pass 1: tokenize every row into type ids; count types in training rows. */
+static cai_status
+fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
+{
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
+	char		norm[FAST_NORM_MAX];
+	cai_status	st;
+
+	t->tok_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->tok_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		cai_token  *toks;
+		size_t		nt;
+
+		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens, FAST_BYTES_PER_TOKEN,
+								  &toks, &nt, err);
+		if (st != CAI_OK)
+			return st;
+		if (t->tok_off[r] + nt + 1 > t->tok_cap)
+		{
+			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
+
+			while (nc < t->tok_off[r] + nt + 1)
+				nc *= 2;
+			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_cap = nc;
+		}
+		for (size_t i = 0; i < nt + (size_t) t->p.eos; i++)
+		{
+			size_t		nl = fast_token_norm(t->rows.txt[r], toks, i, nt, norm);
+			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
+
+			if (ty < 0 || ty >= INT32_MAX)
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
+			if (r < t->rows.n_tr)
+				t->types.count[ty]++;
+		}
+		cai_free(toks);
+		t->tok_off[r + 1] = t->tok_off[r] + nt + (size_t) t->p.eos;
+	}
+	return CAI_OK;
+}
+
+/* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
+static cai_status
+fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
+{
+	cai_textclf_types  *tt = &t->types;
+	size_t		nv = 0;
+	size_t		total = 0;
+	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+
+	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n > 0 ? tt->n : 1));
+	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n > 0 ? tt->n : 1));
+	t->type_cg_off = cai_calloc(tt->n + 1, sizeof(size_t));
+	if (t->type_vocab == NULL || t->vitems == NULL || t->type_cg_off == NULL)
+		return NOMEM(err);
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		t->type_vocab[i] = -1;
+		/* the model stores words NUL-terminated: a token holding a NUL byte gets no row */
+		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
+			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
+		{
+			t->vitems[nv].s = tt->arena + tt->off[i];
+			t->vitems[nv].count = tt->count[i];
+			t->vitems[nv].type = (int32_t) i;
+			nv++;
+		}
+	}
+	if (nv > 0)
+		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
+	for (size_t v = 0; v < nv; v++)
+		t->type_vocab[t->vitems[v].type] = (int32_t) v;
+	t->V = (int32_t) nv;
+
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		int			nc = fast_type_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+
+		total += (size_t) nc;
+		t->type_cg_off[i + 1] = total;
+	}
+	if (total > 0)
+	{
+		t->type_cg = cai_malloc(sizeof(uint32_t) * total);
+		if (t->type_cg == NULL)
+			return NOMEM(err);
+		for (size_t i = 0; i < tt->n; i++)
+		{
+			int			nc = fast_type_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+			uint32_t   *dst = t->type_cg + t->type_cg_off[i];
+
+			for (int j = 0; j < nc; j++)
+				dst[j] = fast_char_bucket(cg[j], t->p.buckets);
+		}
+	}
+	return CAI_OK;
+}
+
+/*
+ * Features of row r as inference computes them (see
+ * cai_textclf_fast_predict): per token its word vector (vocabulary word: the
+ * word's row plus its character n-gram rows, summed at load time) or, for
+ * other tokens, the character n-gram rows; then the word n-grams ending at
+ * the token.  Buckets without a row are skipped.  Writes to out when not
+ * NULL; returns the count.
+ */
+static size_t
+fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
+{
+	const int	wn = t->p.word_ngrams;
+	const uint32_t V = (uint32_t) t->V;
+	size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+	const int32_t *ty = t->tok_type + t->tok_off[r];
+	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+	size_t		n = 0;
+
+	for (size_t i = 0; i < nt; i++)
+	{
+		int32_t		v = t->type_vocab[ty[i]];
+
+		if (v >= 0)
+		{
+			if (out != NULL)
+				out[n] = (uint32_t) v;
+			n++;
+		}
+		else
+		{
+			for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
+			{
+				int32_t		row = t->bmap[t->type_cg[j]];
+
+				if (row >= 0)
+				{
+					if (out != NULL)
+						out[n] = V + (uint32_t) row;
+					n++;
+				}
+			}
+		}
+		if (wn > 1)
+		{
+			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+			for (int g = 2; g <= have; g++)
+			{
+				int32_t		row = t->bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
+
+				if (row >= 0)
+				{
+					if (out != NULL)
+						out[n] = V + (uint32_t) row;
+					n++;
+				}
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * Features of every row, in the order inference produces them: per token
+ * its vocabulary row, its character n-gram buckets, then the word n-grams
+ * ending at it.  Buckets are first written as V + bucket, then remapped to
+ * V + bucket row; buckets seen in no training row are dropped from the
+ * validation rows (inference ignores them too).
+ */
+static cai_status
+fast_prepare_features(FastTrain *t, cai_error *err)
+{
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
+	const int	wn = t->p.word_ngrams;
+	const uint32_t V = (uint32_t) t->V;
+	size_t		total = 0;
+	size_t		w;
+	int32_t		k = 0;
+
+	t->feat_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->feat_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+
+		for (size_t i = 0; i < nt; i++)
+		{
+			int32_t		ty = t->tok_type[t->tok_off[r] + i];
+
+			total += (t->type_vocab[ty] >= 0) + (t->type_cg_off[ty + 1] - t->type_cg_off[ty]);
+			total += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
+		}
+		t->feat_off[r + 1] = total;
+	}
+	if (total >= UINT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many features (%zu) in the training rows", total);
+	t->feat = cai_malloc(sizeof(uint32_t) * (total > 0 ? total : 1));
+	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
+	if (t->feat == NULL || t->bmap == NULL)
+		return NOMEM(err);
+
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+		const int32_t *ty = t->tok_type + t->tok_off[r];
+		uint32_t   *f = t->feat + t->feat_off[r];
+		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+
+		for (size_t i = 0; i < nt; i++)
+		{
+			int32_t		v = t->type_vocab[ty[i]];
+
+			if (v >= 0)
+				*f++ = (uint32_t) v;
+			for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
+				*f++ = V + t->type_cg[j];
+			if (wn > 1)
+			{
+				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+				hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+				for (int n = 2; n <= have; n++)
+					*f++ = V + fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n, t->p.buckets);
+			}
+		}
+		if (f != t->feat + t->feat_off[r + 1])
+			return cai_error_set(err, CAI_ERR_INTERNAL, "feature count mismatch in row %zu", r);
+	}
+
+	/* bucket rows: buckets used by training rows, in increasing order */
+	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+	for (size_t i = 0; i < t->feat_off[t->rows.n_tr]; i++)
+		if (t->feat[i] >= V)
+			t->bmap[t->feat[i] - V] = 0;
+	for (uint32_t b = 0; b < t->p.buckets; b++)
+		if (t->bmap[b] == 0)
+			t->bmap[b] = k++;
+	t->K = k;
+	if ((int64_t) t->V + k >= INT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
+
+	/* remap in place, compacting the rows (validation rows may lose features) */
+	w = 0;
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		s = t->feat_off[r];
+		size_t		e = t->feat_off[r + 1];
+
+		t->feat_off[r] = w;
+		for (size_t i = s; i < e; i++)
+		{
+			uint32_t	x = t->feat[i];
+
+			if (x < V)
+				t->feat[w++] = x;
+			else if (t->bmap[x - V] >= 0)
+				t->feat[w++] = V + (uint32_t) t->bmap[x - V];
+		}
+	}
+	t->feat_off[n_all] = w;
+
+	/* the evaluation rows as inference sees them */
+	t->ev_off = cai_calloc(t->n_eval + 1, sizeof(size_t));
+	if (t->ev_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < t->n_eval; r++)
+		t->ev_off[r + 1] = t->ev_off[r] + fast_eval_features(t, t->eval_from + r, NULL);
+
+	t->ev = cai_malloc(sizeof(uint32_t) * (t->ev_off[t->n_eval] > 0 ? t->ev_off[t->n_eval] : 1));
+	if (t->ev == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < t->n_eval; r++)
+		fast_eval_features(t, t->eval_from + r, t->ev + t->ev_off[r]);
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: the model                                                    */
+/* ---------------------------------------------------------------------- */
+
+/* h (D) = mean of E rows f[0..k) */
+static void
+fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h)
+{
+	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t j = 0; j < k; j++)
+		vec_add(h, E + (size_t) f[j] * D, D);
+	if (k > 0)
+	{
+		float		inv = 1.0f / (float) k;
+
+		for (int d = 0; d < D; d++)
+			h[d] *= inv;
+	}
+}
+
+/*
+ * One SGD step on a row with features f[0..k) and label y; returns the loss.
+ * dz = p - onehot(y); dh = W^T dz; W -= lr dz h^T;
+ * E[f_j] -= lr dh / k.
+ */
+static double
+fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
+{
+	const int	D = t->p.dim;
+	const int	L = t->L;
+	float	   *E = t->params;
+	float	   *W = E + (size_t) (t->V + t->K) * D;
+	float	   *h = t->hidden;
+	float	   *dh = t->grad;
+	float	   *p = t->probs;
+	double		lse;
+	double		loss;
+
+	fast_hidden_forward(E, f, k, D, h);
+	fast_output_forward(W, h, L, D, p);
+	loss = p[y];
+	lse = softmax_inplace(p, L);
+	loss = lse - loss;
+	memset(dh, 0, sizeof(float) * (size_t) D);
+	for (int c = 0; c < L; c++)
+	{
+		float		g = p[c] - (c == y ? 1.0f : 0.0f);
+		float	   *wc = W + (size_t) c * D;
+		float		a = -lr * g;
+
+		if (g == 0.0f)
+			continue;
+		vec_axpy(dh, g, wc, D);
+		vec_axpy(wc, a, h, D);
+	}
+	if (k > 0)
+	{
+		float		a = -lr / (float) k;
+
+		for (size_t j = 0; j < k; j++)
+			vec_axpy(E + (size_t) f[j] * D, a, dh, D);
+	}
+	return loss;
+}
+
+/* Word vectors: each vocabulary word's row plus its character n-gram rows. */
+static void
+fast_word_vectors(FastTrain *t)
+{
+	const int	D = t->p.dim;
+	const float *E = t->params;
+
+	for (int32_t v = 0; v < t->V; v++)
+	{
+		int32_t		ty = t->vitems[v].type;
+		float	   *wv = t->wordvec + (size_t) v * D;
+		int32_t		cnt = 1;
+
+		memcpy(wv, E + (size_t) v * D, sizeof(float) * (size_t) D);
+		for (size_t j = t->type_cg_off[ty]; j < t->type_cg_off[ty + 1]; j++)
+		{
+			int32_t		row = t->bmap[t->type_cg[j]];
+
+			if (row >= 0)
+			{
+				vec_add(wv, E + ((size_t) t->V + (size_t) row) * D, D);
+				cnt++;
+			}
+		}
+		t->wordcnt[v] = cnt;
+	}
+}
+
+/*
+ * Predict the evaluation rows with the current parameters, computing what
+ * cai_textclf_fast_predict() computes, in the same order (the same bits);
+ * *loss gets the mean loss.  false when the progress callback cancels.
+ */
+static bool
+fast_eval(FastTrain *t, Ticker *tk, int32_t *pred, double *mean_loss)
+{
+	const int	D = t->p.dim;
+	const int	L = t->L;
+	const float *E = t->params;
+	const float *W = E + (size_t) (t->V + t->K) * D;
+	const uint32_t V = (uint32_t) t->V;
+	double		loss = 0.0;
+
+	fast_word_vectors(t);
+	for (size_t r = 0; r < t->n_eval; r++)
+	{
+		int32_t		y = t->rows.lab[t->eval_from + r];
+		int64_t		nf = 0;
+		int			best = 0;
+		double		lse;
+		float		zy;
+		float	   *h = t->hidden;
+
+		if ((r & 1023) == 1023 && !ticker_tick(tk, tk->p.fraction))
+			return false;
+		/* exactly as cai_textclf_fast_predict() sums them */
+		memset(h, 0, sizeof(float) * (size_t) D);
+		for (size_t j = t->ev_off[r]; j < t->ev_off[r + 1]; j++)
+		{
+			uint32_t	x = t->ev[j];
+
+			if (x < V)
+			{
+				vec_add(h, t->wordvec + (size_t) x * D, D);
+				nf += t->wordcnt[x];
+			}
+			else
+			{
+				vec_add(h, E + (size_t) x * D, D);
+				nf++;
+			}
+		}
+		if (nf > 0)
+		{
+			float		inv = 1.0f / (float) nf;
+
+			for (int d = 0; d < D; d++)
+				h[d] *= inv;
+		}
+		fast_output_forward(W, h, L, D, t->probs);
+		zy = t->probs[y];
+		for (int c = 1; c < L; c++)
+			if (t->probs[c] > t->probs[best])
+				best = c;
+		lse = softmax_inplace(t->probs, L);
+		loss += lse - zy;
+		pred[r] = best;
+	}
+	*mean_loss = t->n_eval > 0 ? loss / (double) t->n_eval : 0.0;
+	return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: entry points                                                 */
+/* ---------------------------------------------------------------------- */
+
+static cai_status
+fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
+{
+	fp->dim = (int) cai_opt_int(o, "dimensions");
+	fp->word_ngrams = (int) cai_opt_int(o, "word_ngrams");
+	fp->minn = (int) cai_opt_int(o, "minn");
+	fp->maxn = (int) cai_opt_int(o, "maxn");
+	fp->max_tokens = (int) cai_opt_int(o, "max_tokens");
+	fp->buckets = (uint32_t) cai_opt_int(o, "buckets");
+	fp->eos = 1;
+	if (fp->dim < 1 || fp->dim > TEXTCLF_MAX_DIM)
+		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", TEXTCLF_MAX_DIM);
+	if (fp->word_ngrams < 1 || fp->word_ngrams > FAST_MAX_NGRAMS)
+		return cai_error_set(err, CAI_ERR_INVALID, "word_ngrams must be 1 to %d", FAST_MAX_NGRAMS);
+	if (fp->minn < 0 || fp->maxn < 0 || (fp->minn == 0) != (fp->maxn == 0) || fp->minn > fp->maxn)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
+							 fp->minn, fp->maxn);
+	if (fp->max_tokens < 1 || fp->max_tokens > INT32_MAX / FAST_BYTES_PER_TOKEN)
+		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
+	if (fp->buckets < 1 || fp->buckets > TEXTCLF_MAX_BUCKETS)
+		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %d", TEXTCLF_MAX_BUCKETS);
+	return CAI_OK;
+}
+
+/*
+ * An estimate, deliberately on the high side (1.2 to 3 times the peak
+ * measured on SST-2 and on small sets), from the text bytes alone: the exact
+ * numbers of distinct words and n-grams are only known after tokenizing.
+ * Assumptions: about 4 bytes per token; distinct words ~ 40 sqrt(tokens)
+ * and distinct word n-grams ~ 8 tokens^0.75 (Heaps' law); each distinct word
+ * brings 2 new character n-grams per n-gram length.
+ */
+size_t
+cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+{
+	FastParams	fp;
+	size_t		bytes = 0;
+	size_t		tokens = 0;
+	size_t		feats;
+	size_t		rows;
+	size_t		types;
+	size_t		ngram_rows;
+	size_t		char_rows;
+	size_t		n_params;
+	size_t		total;
+	size_t		nchar;
+	size_t		cap;
+
+	if (opts == NULL || train == NULL || n_labels < 1 ||
+		fast_params_from_options(opts, &fp, NULL) != CAI_OK)
+		return 0;
+	cap = (size_t) fp.max_tokens * FAST_BYTES_PER_TOKEN;
+	for (size_t i = 0; i < train->n; i++)
+	{
+		size_t		l = train->lens != NULL ? train->lens[i] : 0;
+
+		if (l > cap)
+			l = cap;
+		bytes += l;
+		/* tokens of the row, the end-of-text token included */
+		tokens += (l / 4 + 1 < (size_t) fp.max_tokens ? l / 4 + 1 : (size_t) fp.max_tokens) + 1;
+	}
+	/* feature occurrences per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
+	nchar = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 5 : 0;
+	feats = tokens * (1 + (size_t) (fp.word_ngrams - 1) + nchar);
+	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
+	if (types > tokens)
+		types = tokens;
+	ngram_rows = (size_t) (fp.word_ngrams - 1) * (size_t) (8.0 * pow((double) tokens, 0.75));
+	if (ngram_rows > (size_t) (fp.word_ngrams - 1) * tokens)
+		ngram_rows = (size_t) (fp.word_ngrams - 1) * tokens;
+	char_rows = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 2 * types : 0;
+	rows = ngram_rows + char_rows < fp.buckets ? ngram_rows + char_rows : fp.buckets;
+	rows += types;
+	n_params = (rows + (size_t) n_labels) * (size_t) fp.dim;
+
+	total = 2 * n_params * sizeof(float);	/* parameters and the best epoch's copy */
+	total += types * (size_t) fp.dim * sizeof(float);	/* word vectors for scoring */
+	total += feats * sizeof(uint32_t) * 5 / 4 + (train->n + 1) * 3 * sizeof(size_t);	/* features */
+	total += tokens * sizeof(int32_t) + bytes;	/* token type ids, type strings */
+	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(cai_textclf_vocab_item));
+	total += types * nchar * sizeof(uint32_t);
+	total += (size_t) fp.buckets * sizeof(int32_t);
+	total += train->n * (4 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
+	/* the serialized model */
+	total += n_params * sizeof(float) + bytes / 2;
+	return total;
+}
+
+/* Metadata JSON text (cai_malloc'ed) or NULL on out of memory. */
+static char *
+fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *label_names,
+			  json_object *metrics, json_object *prov, uint64_t fingerprint)
+{
+	json_object *root = json_object_new_object();
+	json_object *labels = json_object_new_array();
+	json_object *fj = json_object_new_object();
+	json_object *oj = NULL;
+	char	   *ojs = cai_options_to_json(opts);
+	char		fpbuf[32];
+	char	   *out = NULL;
+	bool		ok;
+
+	if (ojs != NULL)
+		oj = cai_json_parse_object(ojs);
+	cai_free(ojs);
+	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
+	ok = root != NULL && labels != NULL && fj != NULL && oj != NULL;
+	for (int c = 0; ok && c < t->L; c++)
+		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
+	ok = ok &&
+		cai_json_put(fj, "feature_version", json_object_new_int(FAST_FEATURE_VERSION)) &&
+		cai_json_put(fj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
+		cai_json_put(fj, "dimensions", json_object_new_int(t->p.dim)) &&
+		cai_json_put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
+		cai_json_put(fj, "minn", json_object_new_int(t->p.minn)) &&
+		cai_json_put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
+		cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
+		cai_json_put(fj, "vocab_size", json_object_new_int(t->V)) &&
+		cai_json_put(fj, "bucket_rows", json_object_new_int(t->K));
+	if (ok)
+	{
+		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
+			cai_json_put(root, "architecture", json_object_new_string("fast")) &&
+			cai_json_put(root, "labels", labels);
+		labels = NULL;
+		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
+			cai_json_put(root, "options", oj);
+		oj = NULL;
+		ok = ok && cai_json_put(root, "fast", fj);
+		fj = NULL;
+		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
+			cai_json_put(root, "provenance", json_object_get(prov));
+	}
+	if (ok)
+	{
+		const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+
+		if (s != NULL)
+			out = cai_strndup(s, strlen(s));
+	}
+	json_object_put(root);
+	json_object_put(labels);
+	json_object_put(fj);
+	json_object_put(oj);
+	return out;
+}
+
+static cai_status
+fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
+{
+	cai_tensor	ts[9];
+	int			nt = 0;
+	int32_t    *off = NULL;
+	char	   *bytes = NULL;
+	int32_t    *bids = NULL;
+	int32_t    *vslot = NULL;
+	int32_t    *bslot = NULL;
+	float	   *wordvec = NULL;
+	int32_t    *wordcnt = NULL;
+	cai_textclf_fast fm;			/* the loader's view, to compute what it would */
+	size_t		nbytes = 0;
+	const int	D = t->p.dim;
+	size_t		R = (size_t) t->V + (size_t) t->K;
+	cai_status	st;
+
+	memset(ts, 0, sizeof(ts));
+	memset(&fm, 0, sizeof(fm));
+	fm.p = t->p;
+	fm.n_vocab = t->V;
+	fm.n_bucket_rows = t->K;
+	fm.emb = t->best;
+	if (t->V > 0)
+	{
+		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "fast", &ts[nt],
+									(char **) &bytes, &off, &nbytes, err);
+		if (st != CAI_OK)
+			goto done;
+		nt += 2;
+
+		/* the lookup table, serialized so that loading builds nothing */
+		fm.vocab.n = t->V;
+		fm.vocab.bytes = bytes;
+		fm.vocab.nbytes = nbytes;
+		fm.vocab.off = off;
+		fm.vocab.seed = FAST_SEED_WORD;
+		fm.vocab.mask = cai_index_capacity(t->V) - 1;
+		vslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.vocab.mask + 1));
+		if (vslot == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		if ((st = cai_strindex_build(&fm.vocab, vslot, "vocabulary", err)) != CAI_OK)
+			goto done;
+		fm.vocab.slot = vslot;
+		strcpy(ts[nt].name, "fast.vocab.slots");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) fm.vocab.mask + 1;
+		ts[nt].data = vslot;
+		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.vocab.mask + 1);
+		nt++;
+	}
+	if (t->K > 0)
+	{
+		int32_t		k = 0;
+
+		bids = cai_malloc(sizeof(int32_t) * (size_t) t->K);
+		if (bids == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		for (uint32_t b = 0; b < t->p.buckets; b++)
+			if (t->bmap[b] >= 0)
+				bids[k++] = (int32_t) b;
+		strcpy(ts[nt].name, "fast.buckets");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->K;
+		ts[nt].data = bids;
+		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
+		nt++;
+
+		fm.bucket.n = t->K;
+		fm.bucket.keys = bids;
+		fm.bucket.mask = cai_index_capacity(t->K) - 1;
+		bslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.bucket.mask + 1));
+		if (bslot == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		if ((st = cai_intindex_build(&fm.bucket, bslot, "bucket index", err)) != CAI_OK)
+			goto done;
+		fm.bucket.slot = bslot;
+		strcpy(ts[nt].name, "fast.buckets.slots");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) fm.bucket.mask + 1;
+		ts[nt].data = bslot;
+		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.bucket.mask + 1);
+		nt++;
+	}
+	if (R > 0)
+	{
+		strcpy(ts[nt].name, "fast.embedding");
+		ts[nt].dtype = CAI_F32;
+		ts[nt].ndim = 2;
+		ts[nt].shape[0] = (int64_t) R;
+		ts[nt].shape[1] = D;
+		ts[nt].data = t->best;
+		ts[nt].nbytes = sizeof(float) * R * (size_t) D;
+		nt++;
+	}
+	if (t->V > 0)
+	{
+		/* word vectors exactly as the loader of an older model computes them */
+		wordvec = cai_malloc(sizeof(float) * (size_t) t->V * (size_t) D);
+		wordcnt = cai_malloc(sizeof(int32_t) * (size_t) t->V);
+		if (wordvec == NULL || wordcnt == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		cai_textclf_fast_compute_word_vectors(&fm, wordvec, wordcnt);
+		strcpy(ts[nt].name, "fast.word_vectors");
+		ts[nt].dtype = CAI_F32;
+		ts[nt].ndim = 2;
+		ts[nt].shape[0] = t->V;
+		ts[nt].shape[1] = D;
+		ts[nt].data = wordvec;
+		ts[nt].nbytes = sizeof(float) * (size_t) t->V * (size_t) D;
+		nt++;
+		strcpy(ts[nt].name, "fast.word_counts");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->V;
+		ts[nt].data = wordcnt;
+		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->V;
+		nt++;
+	}
+	strcpy(ts[nt].name, "fast.output.weight");
+	ts[nt].dtype = CAI_F32;
+	ts[nt].ndim = 2;
+	ts[nt].shape[0] = t->L;
+	ts[nt].shape[1] = D;
+	ts[nt].data = t->best + R * (size_t) D;
+	ts[nt].nbytes = sizeof(float) * (size_t) t->L * (size_t) D;
+	nt++;
+	st = cai_format_write(meta, ts, nt, model, model_len, err);
+done:
+	cai_free(off);
+	cai_free(bytes);
+	cai_free(bids);
+	cai_free(vslot);
+	cai_free(bslot);
+	cai_free(wordvec);
+	cai_free(wordcnt);
+	return st;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
+					   const cai_textclf_data *train, const cai_textclf_data *valid,
+					   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+					   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
+{
+	FastTrain	t;
+	Ticker		tk;
+	cai_rng		rng;
+	int			epochs = (int) cai_opt_int(opts, "epochs");
+	const double lr0 = cai_opt_float(opts, "learning_rate");
+	const double dropout = cai_opt_float(opts, "dropout");
+	const double frac = cai_opt_float(opts, "validation_fraction");
+	const int64_t min_count = cai_opt_int(opts, "min_count");
+	const int	patience = (int) cai_opt_int(opts, "patience");
+	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
+	size_t		R;
+	size_t		max_feat = 0;
+	size_t		steps_total;
+	size_t		step = 0;
+	size_t		n_eval;
+	size_t		eval_from;
+	int			best_epoch = 0;
+	int			epochs_run = 0;
+	double		best_acc = -1.0;
+	double		best_loss = INFINITY;
+	double		seconds;
+	uint64_t	fingerprint;
+	json_object *metrics = NULL;
+	json_object *acc;
+	char	   *report = NULL;
+	char	   *meta = NULL;
+	cai_status	st;
+
+	memset(&t, 0, sizeof(t));
+	memset(&tk, 0, sizeof(tk));
+	tk.fn = progress;
+	tk.ctx = progress_ctx;
+	tk.start = tk.last = cai_now_seconds();
+	tk.max_seconds = cai_opt_float(opts, "max_seconds");
+	t.L = n_labels;
+
+	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
+		return st;
+	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
+		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
+	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
+		return st;
+
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
+		goto done;
+	if (t.rows.n_tr == 0)
+	{
+		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
+		goto done;
+	}
+	/* scores come from the validation rows, or the training rows when there are none */
+	t.n_eval = n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
+	t.eval_from = eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
+	if ((st = fast_prepare_tokens(&t, &tk, err)) != CAI_OK ||
+		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
+		(st = fast_prepare_features(&t, err)) != CAI_OK)
+		goto done;
+
+	/* the token table is no longer needed */
+	cai_free(t.tok_type);
+	t.tok_type = NULL;
+
+	/* parameters: E uniform(-1/D, 1/D), W zero (as fastText) */
+	R = (size_t) t.V + (size_t) t.K;
+	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim;
+	t.params = cai_calloc(t.n_params, sizeof(float));
+	t.best = cai_malloc(sizeof(float) * t.n_params);
+	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
+	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
+	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
+	t.order = cai_malloc(sizeof(int32_t) * t.rows.n_tr);
+	t.wordvec = cai_malloc(sizeof(float) * ((size_t) t.V * (size_t) t.p.dim + 1));
+	t.wordcnt = cai_malloc(sizeof(int32_t) * ((size_t) t.V + 1));
+	t.pred = cai_malloc(sizeof(int32_t) * n_eval);
+	t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
+	for (size_t r = 0; r < t.rows.n_tr; r++)
+		if (t.feat_off[r + 1] - t.feat_off[r] > max_feat)
+			max_feat = t.feat_off[r + 1] - t.feat_off[r];
+	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
+	if (t.params == NULL || t.best == NULL || t.hidden == NULL || t.grad == NULL ||
+		t.probs == NULL || t.order == NULL || t.pred == NULL || t.best_pred == NULL || t.kept == NULL ||
+		t.wordvec == NULL || t.wordcnt == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	cai_rng_seed(&rng, seed);
+	{
+		float		a = 1.0f / (float) t.p.dim;
+
+		for (size_t i = 0; i < R * (size_t) t.p.dim; i++)
+			t.params[i] = (2.0f * cai_rng_uniform(&rng) - 1.0f) * a;
+	}
+	memcpy(t.best, t.params, sizeof(float) * t.n_params);
+	for (size_t r = 0; r < t.rows.n_tr; r++)
+		t.order[r] = (int32_t) r;
+
+	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
+	if (epochs == 0)
+	{
+		size_t		want = (FAST_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
+
+		epochs = want < 5 ? 5 : want > 50 ? 50 : (int) want;
+	}
+	tk.p.epochs = epochs;
+	steps_total = (size_t) epochs * t.rows.n_tr;
+	for (int ep = 1; ep <= epochs; ep++)
+	{
+		double		ep_start = cai_now_seconds();
+		double		loss_sum = 0.0;
+		size_t		rows_done = 0;
+		double		acc,
+					mf1,
+					vloss;
+		bool		out_of_time;
+
+		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
+		for (size_t i = 0; i < t.rows.n_tr; i++)
+		{
+			size_t		r = (size_t) t.order[i];
+			const uint32_t *f = t.feat + t.feat_off[r];
+			size_t		k = t.feat_off[r + 1] - t.feat_off[r];
+			float		lr = (float) (lr0 * (1.0 - (double) step / (double) steps_total));
+
+			if ((i & 255) == 0 && i > 0)
+			{
+				if (!ticker_tick(&tk, (double) step / (double) steps_total))
+				{
+					st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+					goto done;
+				}
+				/* out of time: score what we have (a partial epoch) and stop */
+				if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
+					break;
+			}
+			if (dropout > 0 && k > 0)
+			{
+				size_t		m = 0;
+
+				for (size_t j = 0; j < k; j++)
+					if (cai_rng_uniform(&rng) >= (float) dropout)
+						t.kept[m++] = f[j];
+				if (m == 0)
+					t.kept[m++] = f[cai_rng_below(&rng, (uint32_t) k)];
+				f = t.kept;
+				k = m;
+			}
+			loss_sum += fast_sgd_step(&t, f, k, t.rows.lab[r], lr);
+			step++;
+			rows_done++;
+		}
+		epochs_run = ep;
+		if (!isfinite(loss_sum))
+		{
+			st = cai_error_set(err, CAI_ERR_NUMERIC,
+							   "training diverged in epoch %d (the loss is not finite); lower learning_rate", ep);
+			goto done;
+		}
+
+		if (!fast_eval(&t, &tk, t.pred, &vloss))
+		{
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+			goto done;
+		}
+		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
+		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
+		{
+			best_acc = acc;
+			best_loss = vloss;
+			best_epoch = ep;
+			memcpy(t.best, t.params, sizeof(float) * t.n_params);
+			memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+		}
+
+		tk.p.epoch = ep;
+		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
+		tk.p.val_score = acc;
+		tk.p.rows_per_sec = (double) rows_done / fmax(cai_now_seconds() - ep_start, 1e-9);
+		tk.p.fraction = (double) ep / (double) epochs;
+		tk.p.epoch_done = true;
+		if (progress != NULL && !progress(progress_ctx, &tk.p))
+		{
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+			goto done;
+		}
+		tk.last = cai_now_seconds();
+		out_of_time = tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds;
+		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
+			break;
+	}
+	/* without validation rows the last epoch is kept */
+	if (t.rows.n_va == 0)
+	{
+		memcpy(t.best, t.params, sizeof(float) * t.n_params);
+		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+		best_epoch = epochs_run;
+	}
+	if (!cai_all_finite(t.best, t.n_params))
+	{
+		st = cai_error_set(err, CAI_ERR_NUMERIC,
+						   "training diverged (a weight is not finite); lower learning_rate");
+		goto done;
+	}
+	seconds = cai_now_seconds() - tk.start;
+
+	/* metrics */
+	st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
+								   &report, err);
+	if (st != CAI_OK)
+		goto done;
+	metrics = cai_json_parse_object(report);
+	if (metrics == NULL ||
+		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
+		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
+		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
+		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
+		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if (!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
+		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	meta = fast_metadata(&t, opts, label_names, metrics, prov, fingerprint);
+	if (meta == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if ((st = fast_serialize(&t, meta, model, model_len, err)) != CAI_OK)
+		goto done;
+	/*
+	 * "score": the validation score every architecture reports (here accuracy),
+	 * which deploy-if-better compares; wall-clock time goes to the returned
+	 * metrics only, never into the model bytes.
+	 */
+	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
+		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
+		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	{
+		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
+
+		*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
+		if (*metrics_json == NULL)
+		{
+			cai_free(*model);
+			*model = NULL;
+			*model_len = 0;
+			st = NOMEM(err);
+			goto done;
+		}
+	}
+	st = CAI_OK;
+
+done:
+	json_object_put(metrics);
+	cai_free(report);
+	cai_free(meta);
+	fast_train_free(&t);
+	return st;
+}
