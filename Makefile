@@ -24,6 +24,7 @@ OBJS = \
 	src/core/textclf_fast.o \
 	src/core/textclf_fast_train.o \
 	src/core/textclf_accurate.o \
+	src/core/textclf_accurate_train.o \
 	src/core/chunks.o \
 	src/core/ner_features.o \
 	src/core/ner_params.o \

@@ -19,7 +19,7 @@ LIBS_CORE = -lopenblas -ljson-c -lm
 # One entry per core module.  Keep in sync with OBJS in Makefile.
 # Text classification and the NER tagger are each one module in several files
 # (src/core/textclf_internal.h, src/core/ner_internal.h).
-TEXTCLF_MODULES = textclf textclf_features textclf_fast textclf_fast_train textclf_accurate
+TEXTCLF_MODULES = textclf textclf_features textclf_fast textclf_fast_train textclf_accurate textclf_accurate_train
 NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
 CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics $(TEXTCLF_MODULES) chunks $(NER_MODULES) model
 

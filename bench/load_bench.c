@@ -29,7 +29,7 @@
  *   cc -std=gnu11 -O2 -march=native -Iinclude -o load_bench bench/load_bench.c \
  *      src/core/{common,modelutil,format,tokenize,options,metrics,ops,optim,lstm,crf,chunks}.c \
  *      src/core/{ner_features,ner_params,ner_net,ner_tag,ner_train,ner_pool}.c \
- *      src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate}.c \
+ *      src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate,textclf_accurate_train}.c \
  *      -lopenblas -ljson-c -lm
  */
 #include <inttypes.h>

@@ -4,7 +4,7 @@
  *
  *   cc -std=gnu11 -O2 -march=native -Iinclude -o textclf_cli bench/textclf_cli.c \
  *       src/core/{common,modelutil,format,tokenize,options,metrics,ops,optim,lstm}.c \
- *       src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate}.c \
+ *       src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate,textclf_accurate_train}.c \
  *       -lopenblas -ljson-c -lm
  *
  *   textclf_cli [-s] [-H] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv

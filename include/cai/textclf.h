@@ -5,7 +5,7 @@
  *   fast      averaged embeddings of words, hashed word n-grams and character
  *             n-grams into a linear softmax (fastText-style); trains in seconds.
  *   accurate  a bidirectional encoder over word and character features with
- *             pooling (see textclf.c).
+ *             pooling (see textclf_accurate.c).
  *
  * Training takes all labelled rows; when no separate validation set is given
  * a stratified, seeded split of validation_fraction is held out.  The best

@@ -3,7 +3,8 @@
  * the option table of each architecture and cai_textclf_parse_options, the
  * checks of labels and rows, and the dispatch to the two architectures,
  * fast (textclf_fast.c, textclf_fast_train.c) and accurate
- * (textclf_accurate.c) through their entry points in textclf_internal.h.
+ * (textclf_accurate.c, textclf_accurate_train.c) through their entry points
+ * in textclf_internal.h.
  */
 #include "cai/textclf.h"
 #include "textclf_internal.h"

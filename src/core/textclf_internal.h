@@ -8,11 +8,17 @@
  *   textclf_features.c        what both architectures use (end of this file)
  *   textclf_fast.c            fast: features, loaded model, load, predict
  *   textclf_fast_train.c      fast: training and serialization
- *   textclf_accurate.c        accurate: the whole architecture
+ *   textclf_accurate.c        accurate: features, network inference,
+ *                             loaded model, load, predict
+ *   textclf_accurate_train.c  accurate: training and serialization, the
+ *                             ensemble's fast model
  *
  * Calls between the architectures go one way: the accurate model's ensemble
- * member is a fast model, which accurate trains with cai_textclf_fast_train.
- * The fast architecture's two files also share textclf_fast_internal.h.
+ * member is a fast model, which accurate trains with cai_textclf_fast_train
+ * and, that model being a whole model file in a tensor, loads and runs
+ * through the public cai_textclf_load and cai_textclf_predict.
+ * Each architecture's two files also share a header of their own,
+ * textclf_fast_internal.h and textclf_accurate_internal.h.
  */
 #ifndef CAI_TEXTCLF_INTERNAL_H
 #define CAI_TEXTCLF_INTERNAL_H
@@ -68,7 +74,7 @@ cai_status	cai_textclf_fast_predict(const cai_textclf_fast *m, int n_labels,
 									 float *probs, cai_error *err);
 
 /* ---------------------------------------------------------------------- */
-/* The accurate architecture (textclf_accurate.c)                         */
+/* The accurate architecture (textclf_accurate.c, _train.c)               */
 /* ---------------------------------------------------------------------- */
 
 typedef struct cai_textclf_accurate cai_textclf_accurate;

@@ -1,0 +1,1267 @@
+/*
+ * textclf_accurate_train.c: training of the "accurate" text classification
+ * architecture (the model: textclf_accurate.c and
+ * textclf_accurate_internal.h): the training rows as embedding bags,
+ * length-sorted batches, forward and backward passes, Adam, scoring through
+ * the inference code, the ensemble's fast model (cai_textclf_fast_train),
+ * the metadata and serialized model, cai_textclf_accurate_train and
+ * cai_textclf_accurate_train_memory.
+ */
+#include "textclf_accurate_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cai/metrics.h"
+#include "cai/ops.h"
+#include "cai/optim.h"
+#include "modelutil.h"
+
+/* ---------------------------------------------------------------------- */
+/* Training: data preparation                                             */
+/* ---------------------------------------------------------------------- */
+
+typedef struct Ticker
+{
+	cai_progress_fn fn;
+	void	   *ctx;
+	double		start;
+	double		last;
+	double		max_seconds;
+	cai_progress p;
+} Ticker;
+
+static bool
+ticker_tick(Ticker *tk, double fraction)
+{
+	double		t = cai_now_seconds();
+
+	if (tk->fn == NULL || t - tk->last < 0.1)
+		return true;
+	tk->last = t;
+	tk->p.fraction = fraction < tk->p.fraction ? tk->p.fraction : fraction > 1 ? 1 : fraction;
+	tk->p.epoch_done = false;
+	return tk->fn(tk->ctx, &tk->p);
+}
+
+/* A training batch: rows order[first .. first + n), padded to T tokens. */
+typedef struct AccBatch
+{
+	int32_t		first;
+	int32_t		n;
+	int32_t		T;
+} AccBatch;
+
+typedef struct AccTrain
+{
+	AccParams	p;
+	int			L;
+	cai_textclf_rows rows;		/* train rows first, then validation rows */
+	size_t	   *tok_off;		/* (n_all + 1) */
+	int32_t    *tok_type;		/* (n_tokens) */
+	size_t		tok_cap;
+	cai_textclf_types	types;
+	int32_t		V;
+	int32_t		K;
+	cai_textclf_vocab_item  *vitems;			/* (V) */
+	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
+	size_t	   *bag_off;		/* (n_types + 1) */
+	int32_t    *bag;			/* embedding rows of each type; the first is the word or UNK row */
+	int32_t    *bmap;			/* (buckets) bucket row or -1 */
+	/* batches */
+	int32_t    *order;			/* (n_tr) rows sorted by length */
+	int32_t    *len_key;		/* (n_tr) */
+	AccBatch   *batches;
+	size_t		n_batches;
+	int32_t    *batch_perm;		/* (n_batches) */
+	/* parameters */
+	cai_slab	slab;
+	int			pi[ACC_N_FLOAT_TENSORS];
+	float	   *best;			/* (slab.numel) */
+	/* batch buffers */
+	int32_t    *b_ids;
+	size_t		b_ids_cap;
+	int32_t    *b_offs;			/* (budget + 1) */
+	int32_t    *b_len;			/* (max rows) */
+	int32_t    *b_y;			/* (max rows) */
+	float	   *x;				/* (budget, D) */
+	float	   *dx;				/* (budget, D) */
+	float	   *h;				/* (budget, 2H) */
+	float	   *dh;				/* (budget, 2H) */
+	float	   *feat;			/* (max rows, 4H) */
+	float	   *featd;			/* (max rows, 4H) after dropout */
+	float	   *dfeat;			/* (max rows, 4H) */
+	float	   *dfeatd;			/* (max rows, 4H) */
+	uint8_t    *mask;			/* (max rows, 4H) */
+	int32_t    *am;				/* (max rows, 2H) */
+	float	   *logits;			/* (max rows, L) */
+	float	   *dlogits;		/* (max rows, L) */
+	float	   *acts;
+	/* evaluation */
+	float	   *ev_scratch;
+	int32_t    *ev_ids;
+	int32_t    *ev_offs;
+	float	   *probs;			/* (L) */
+	int32_t    *pred;
+	int32_t    *best_pred;
+	/* the ensemble's fast model */
+	uint8_t    *fast_bytes;
+	size_t		fast_len;
+	cai_model_file *fast_file;	/* fast_bytes read; fast uses its tensors */
+	cai_textclf *fast;
+	float	   *fast_probs;		/* (n_eval, L) */
+	size_t		acc_correct;	/* evaluation rows the accurate model alone gets right */
+	size_t		best_acc_correct;
+	size_t		fast_correct;
+} AccTrain;
+
+static void
+acc_train_free(AccTrain *t)
+{
+	cai_textclf_rows_free(&t->rows);
+	cai_free(t->tok_off);
+	cai_free(t->tok_type);
+	cai_textclf_types_free(&t->types);
+	cai_free(t->vitems);
+	cai_free(t->type_vocab);
+	cai_free(t->bag_off);
+	cai_free(t->bag);
+	cai_free(t->bmap);
+	cai_free(t->order);
+	cai_free(t->len_key);
+	cai_free(t->batches);
+	cai_free(t->batch_perm);
+	cai_slab_free(&t->slab);
+	cai_free(t->best);
+	cai_free(t->b_ids);
+	cai_free(t->b_offs);
+	cai_free(t->b_len);
+	cai_free(t->b_y);
+	cai_free(t->x);
+	cai_free(t->dx);
+	cai_free(t->h);
+	cai_free(t->dh);
+	cai_free(t->feat);
+	cai_free(t->featd);
+	cai_free(t->dfeat);
+	cai_free(t->dfeatd);
+	cai_free(t->mask);
+	cai_free(t->am);
+	cai_free(t->logits);
+	cai_free(t->dlogits);
+	cai_free(t->acts);
+	cai_free(t->ev_scratch);
+	cai_free(t->ev_ids);
+	cai_free(t->ev_offs);
+	cai_free(t->probs);
+	cai_free(t->pred);
+	cai_free(t->best_pred);
+	cai_free(t->fast_bytes);
+	cai_textclf_free(t->fast);
+	cai_model_file_free(t->fast_file);
+	cai_free(t->fast_probs);
+}
+
+/* Tokenize every row into type ids; count types in the training rows. */
+static cai_status
+acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
+{
+	size_t		n_all = t->rows.n_tr + t->rows.n_va;
+	char		norm[ACC_NORM_MAX];
+	cai_status	st;
+
+	t->tok_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->tok_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		cai_token  *toks;
+		size_t		nt;
+
+		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		if ((st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens,
+									   ACC_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
+			return st;
+		if (t->tok_off[r] + nt + 1 > t->tok_cap)
+		{
+			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
+
+			while (nc < t->tok_off[r] + nt + 1)
+				nc *= 2;
+			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_cap = nc;
+		}
+		for (size_t i = 0; i < nt; i++)
+		{
+			size_t		nl = acc_token_norm(t->rows.txt[r], &toks[i], norm);
+			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, acc_word_hash(norm, nl));
+
+			if (ty < 0 || ty >= INT32_MAX)
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
+			if (r < t->rows.n_tr)
+				t->types.count[ty]++;
+		}
+		cai_free(toks);
+		t->tok_off[r + 1] = t->tok_off[r] + nt;
+	}
+	return CAI_OK;
+}
+
+/*
+ * Vocabulary (types seen min_count times in training rows), bucket rows
+ * (character n-gram buckets of the types seen in training rows) and the
+ * embedding bag of every type, as inference builds it.
+ */
+static cai_status
+acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
+{
+	cai_textclf_types   *tt = &t->types;
+	size_t		nv = 0;
+	size_t		total = 0;
+	uint64_t	cg[ACC_NGRAMS_MAX];
+	int32_t		k = 0;
+
+	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n + 1));
+	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n + 1));
+	t->bag_off = cai_calloc(tt->n + 1, sizeof(size_t));
+	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
+	if (t->type_vocab == NULL || t->vitems == NULL || t->bag_off == NULL || t->bmap == NULL)
+		return NOMEM(err);
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		t->type_vocab[i] = -1;
+		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
+			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
+		{
+			t->vitems[nv].s = tt->arena + tt->off[i];
+			t->vitems[nv].count = tt->count[i];
+			t->vitems[nv].type = (int32_t) i;
+			nv++;
+		}
+	}
+	if (nv > 0)
+		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
+	for (size_t v = 0; v < nv; v++)
+		t->type_vocab[t->vitems[v].type] = (int32_t) v;
+	t->V = (int32_t) nv;
+
+	/* bucket rows: the buckets of training types, in increasing order */
+	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		int			nc = acc_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+
+		total += 1 + (size_t) nc;
+		t->bag_off[i + 1] = total;
+		if (tt->count[i] > 0)
+			for (int j = 0; j < nc; j++)
+				t->bmap[acc_char_bucket(cg[j], t->p.buckets)] = 0;
+	}
+	for (uint32_t b = 0; b < t->p.buckets; b++)
+		if (t->bmap[b] == 0)
+			t->bmap[b] = k++;
+	t->K = k;
+	if ((int64_t) t->V + 1 + k >= INT32_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
+
+	t->bag = cai_malloc(sizeof(int32_t) * (total + 1));
+	if (t->bag == NULL)
+		return NOMEM(err);
+	total = 0;
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		int			nc = acc_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+
+		t->bag_off[i] = total;
+		t->bag[total++] = t->type_vocab[i] >= 0 ? t->type_vocab[i] : t->V;
+		for (int j = 0; j < nc; j++)
+		{
+			int32_t		row = t->bmap[acc_char_bucket(cg[j], t->p.buckets)];
+
+			if (row >= 0)
+				t->bag[total++] = t->V + 1 + row;
+		}
+	}
+	t->bag_off[tt->n] = total;
+	return CAI_OK;
+}
+
+/* Bag ids and offsets of row r (tokens in order) into ids/offs; returns the id count. */
+static size_t
+acc_row_bags(const AccTrain *t, size_t r, int32_t *ids, int32_t *offs)
+{
+	size_t		n = 0;
+
+	offs[0] = 0;
+	for (size_t i = t->tok_off[r]; i < t->tok_off[r + 1]; i++)
+	{
+		int32_t		ty = t->tok_type[i];
+
+		for (size_t j = t->bag_off[ty]; j < t->bag_off[ty + 1]; j++)
+			ids[n++] = t->bag[j];
+		offs[i - t->tok_off[r] + 1] = (int32_t) n;
+	}
+	return n;
+}
+
+/*
+ * Stable sort of t->order by length (insertion into counting buckets keeps
+ * the shuffled order within a length).
+ */
+static cai_status
+acc_sort_by_length(AccTrain *t, cai_error *err)
+{
+	int32_t		max_len = 0;
+	size_t	   *cnt;
+	int32_t    *tmp;
+
+	for (size_t i = 0; i < t->rows.n_tr; i++)
+		if (t->len_key[i] > max_len)
+			max_len = t->len_key[i];
+	cnt = cai_calloc((size_t) max_len + 2, sizeof(size_t));
+	tmp = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	if (cnt == NULL || tmp == NULL)
+	{
+		cai_free(cnt);
+		cai_free(tmp);
+		return NOMEM(err);
+	}
+	for (size_t i = 0; i < t->rows.n_tr; i++)
+		cnt[t->len_key[t->order[i]] + 1]++;
+	for (int32_t l = 0; l <= max_len; l++)
+		cnt[l + 1] += cnt[l];
+	for (size_t i = 0; i < t->rows.n_tr; i++)
+		tmp[cnt[t->len_key[t->order[i]]]++] = t->order[i];
+	memcpy(t->order, tmp, sizeof(int32_t) * t->rows.n_tr);
+	cai_free(cnt);
+	cai_free(tmp);
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: one batch                                                    */
+/* ---------------------------------------------------------------------- */
+
+static void
+acc_train_net(AccTrain *t, AccNet *net)
+{
+	float	   *views[ACC_N_FLOAT_TENSORS];
+
+	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
+		views[i] = cai_slab_data(&t->slab, t->pi[i]);
+	cai_textclf_accurate_net_view(net, views, t->p.dim, t->p.hidden, t->L, t->V + 1 + t->K);
+}
+
+/* Forward, backward and gradients of one batch; *loss gets the mean loss. */
+static cai_status
+acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropout,
+			   float word_dropout, cai_rng *rng, double *loss, cai_error *err)
+{
+	const int	D = t->p.dim;
+	const int	H = t->p.hidden;
+	const int	L = t->L;
+	const int	B = bt->n;
+	const int	T = bt->T > 0 ? bt->T : 1;
+	const int32_t R = t->V + 1 + t->K;
+	const int32_t UNK = t->V;
+	cai_slab   *s = &t->slab;
+	AccNet		net;
+	cai_lstm_params gfw,
+				gbw;
+	size_t		n_ids = 0;
+	cai_status	st;
+
+	acc_train_net(t, &net);
+	/* bags of every padded position (padding: empty bags, zero vectors) */
+	for (int b = 0; b < B; b++)
+	{
+		size_t		r = (size_t) rows[b];
+		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+		size_t		need = 0;
+
+		for (size_t i = t->tok_off[r]; i < t->tok_off[r + 1]; i++)
+			need += t->bag_off[t->tok_type[i] + 1] - t->bag_off[t->tok_type[i]];
+		if (n_ids + need > t->b_ids_cap)
+		{
+			size_t		nc = t->b_ids_cap * 2 > n_ids + need ? t->b_ids_cap * 2 : n_ids + need;
+
+			if (!cai_grow_array((void **) &t->b_ids, sizeof(int32_t), t->b_ids_cap, nc))
+				return NOMEM(err);
+			t->b_ids_cap = nc;
+		}
+		t->b_len[b] = (int32_t) nt;
+		t->b_y[b] = t->rows.lab[r];
+		for (size_t i = 0; i < (size_t) T; i++)
+		{
+			t->b_offs[(size_t) b * T + i] = (int32_t) n_ids;
+			if (i < nt)
+			{
+				int32_t		ty = t->tok_type[t->tok_off[r] + i];
+				size_t		j0 = t->bag_off[ty];
+
+				for (size_t j = j0; j < t->bag_off[ty + 1]; j++)
+					t->b_ids[n_ids++] = t->bag[j];
+				/* word dropout: the UNK row instead of the word's */
+				if (word_dropout > 0 && t->bag[j0] != UNK && cai_rng_uniform(rng) < word_dropout)
+					t->b_ids[t->b_offs[(size_t) b * T + i]] = UNK;
+			}
+		}
+	}
+	t->b_offs[(size_t) B * T] = (int32_t) n_ids;
+
+	/* forward */
+	if ((st = cai_embedding_bag_mean_forward(t->x, net.emb, t->b_ids, t->b_offs, B * T, R, D, err)) != CAI_OK)
+		return st;
+	if ((st = cai_bilstm_forward(&net.fw, &net.bw, t->x, t->b_len, B, T, D, H, t->h, t->acts, err)) != CAI_OK)
+		return st;
+	for (int b = 0; b < B; b++)
+	{
+		float	   *hb = t->h + (size_t) b * T * 2 * H;
+		float	   *fb = t->feat + (size_t) b * 4 * H;
+
+		cai_maxpool_forward(fb, t->am + (size_t) b * 2 * H, hb, t->b_len[b], 2 * H);
+		cai_meanpool_forward(fb + 2 * H, hb, t->b_len[b], 2 * H);
+	}
+	if ((st = cai_dropout_forward(t->featd, t->mask, t->feat, (size_t) B * 4 * H, dropout, true, rng, err)) != CAI_OK)
+		return st;
+	cai_linear_forward(t->logits, t->featd, net.out_w, net.out_b, B, 4 * H, L);
+	if ((st = cai_softmax_xent_forward(t->logits, loss, t->logits, t->b_y, B, L, 1.0f / (float) B, err)) != CAI_OK)
+		return st;
+
+	/* backward */
+	cai_slab_zero_grad(s);
+	memset(t->dlogits, 0, sizeof(float) * (size_t) B * L);
+	cai_softmax_xent_backward(t->dlogits, t->logits, t->b_y, B, L, 1.0f / (float) B);
+	memset(t->dfeatd, 0, sizeof(float) * (size_t) B * 4 * H);
+	cai_linear_backward(t->dfeatd, cai_slab_grad(s, t->pi[7]), cai_slab_grad(s, t->pi[8]),
+						t->dlogits, t->featd, net.out_w, B, 4 * H, L);
+	memset(t->dfeat, 0, sizeof(float) * (size_t) B * 4 * H);
+	cai_dropout_backward(t->dfeat, t->dfeatd, t->mask, (size_t) B * 4 * H, dropout, true);
+	memset(t->dh, 0, sizeof(float) * (size_t) B * T * 2 * H);
+	for (int b = 0; b < B; b++)
+	{
+		float	   *dhb = t->dh + (size_t) b * T * 2 * H;
+		float	   *dfb = t->dfeat + (size_t) b * 4 * H;
+
+		cai_maxpool_backward(dhb, dfb, t->am + (size_t) b * 2 * H, t->b_len[b], 2 * H);
+		cai_meanpool_backward(dhb, dfb + 2 * H, t->b_len[b], 2 * H);
+	}
+	gfw.w_ih = cai_slab_grad(s, t->pi[1]);
+	gfw.w_hh = cai_slab_grad(s, t->pi[2]);
+	gfw.b = cai_slab_grad(s, t->pi[3]);
+	gbw.w_ih = cai_slab_grad(s, t->pi[4]);
+	gbw.w_hh = cai_slab_grad(s, t->pi[5]);
+	gbw.b = cai_slab_grad(s, t->pi[6]);
+	memset(t->dx, 0, sizeof(float) * (size_t) B * T * D);
+	if ((st = cai_bilstm_backward(&net.fw, &net.bw, &gfw, &gbw, t->b_len, B, T, D, H,
+								  t->dh, t->dx, t->acts, err)) != CAI_OK)
+		return st;
+	cai_embedding_bag_mean_backward(cai_slab_grad(s, t->pi[0]), cai_slab_rowset(s, t->pi[0]),
+									t->dx, t->b_ids, t->b_offs, B * T, R, D);
+	return CAI_OK;
+}
+
+/*
+ * Predict the evaluation rows with the current parameters through the
+ * inference code; false (and *cancelled) when the callback cancels.
+ */
+static cai_status
+acc_eval(AccTrain *t, Ticker *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
+{
+	AccNet		net;
+	double		loss = 0.0;
+	cai_status	st;
+
+	acc_train_net(t, &net);
+	t->acc_correct = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		r = from + i;
+		int			T = (int) (t->tok_off[r + 1] - t->tok_off[r]);
+
+		if ((i & 255) == 255 && !ticker_tick(tk, tk->p.fraction))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		acc_row_bags(t, r, t->ev_ids, t->ev_offs);
+		if ((st = cai_textclf_accurate_net_infer(&net, t->ev_ids, t->ev_offs, T, t->ev_scratch,
+												 t->probs, err)) != CAI_OK)
+			return st;
+		if (t->fast != NULL)
+		{
+			const float *f = t->fast_probs + i * (size_t) t->L;
+
+			t->acc_correct += cai_argmax(t->probs, t->L) == t->rows.lab[r];
+			for (int c = 0; c < t->L; c++)
+				t->probs[c] = 0.5f * (t->probs[c] + f[c]);
+		}
+		t->pred[i] = cai_argmax(t->probs, t->L);
+		loss -= log(fmax((double) t->probs[t->rows.lab[r]], 1e-30));
+	}
+	*mean_loss = n > 0 ? loss / (double) n : 0.0;
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: entry points                                                 */
+/* ---------------------------------------------------------------------- */
+
+static cai_status
+acc_params_from_options(const cai_options *o, AccParams *ap, cai_error *err)
+{
+	ap->dim = (int) cai_opt_int(o, "dimensions");
+	ap->hidden = ap->dim;
+	ap->minn = (int) cai_opt_int(o, "minn");
+	ap->maxn = (int) cai_opt_int(o, "maxn");
+	ap->max_tokens = (int) cai_opt_int(o, "max_tokens");
+	ap->buckets = (uint32_t) cai_opt_int(o, "buckets");
+	if (ap->dim < 1 || ap->dim > ACC_MAX_DIM)
+		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", ACC_MAX_DIM);
+	if (ap->minn < 0 || ap->maxn < 0 || (ap->minn == 0) != (ap->maxn == 0) || ap->minn > ap->maxn)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
+							 ap->minn, ap->maxn);
+	if (ap->max_tokens < 1 || ap->max_tokens > INT32_MAX / ACC_BYTES_PER_TOKEN)
+		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
+	if (ap->buckets < 1 || ap->buckets > ACC_MAX_BUCKETS)
+		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %d", ACC_MAX_BUCKETS);
+	return CAI_OK;
+}
+
+/*
+ * Deliberately high estimate from the text bytes alone (see the fast
+ * architecture's): ~4 bytes per token, distinct words ~ 40 sqrt(tokens),
+ * each distinct word bringing 2 new character n-grams per n-gram length.
+ */
+size_t
+cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+{
+	AccParams	ap;
+	size_t		tokens = 0;
+	size_t		bytes = 0;
+	size_t		cap;
+	size_t		types,
+				rows,
+				nchar,
+				params,
+				acts = 0,
+				total;
+	int			bsz;
+
+	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, &ap, NULL) != CAI_OK)
+		return 0;
+	bsz = (int) cai_opt_int(opts, "batch_size");
+	cap = (size_t) ap.max_tokens * ACC_BYTES_PER_TOKEN;
+	for (size_t i = 0; i < train->n; i++)
+	{
+		size_t		l = train->lens != NULL ? train->lens[i] : 0;
+
+		if (l > cap)
+			l = cap;
+		bytes += l;
+		tokens += l / 4 + 1 < (size_t) ap.max_tokens ? l / 4 + 1 : (size_t) ap.max_tokens;
+	}
+	nchar = ap.minn > 0 ? (size_t) (ap.maxn - ap.minn + 1) : 0;
+	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
+	if (types > tokens + 1)
+		types = tokens + 1;
+	rows = types + 1 + (nchar * 2 * types < ap.buckets ? nchar * 2 * types : ap.buckets);
+	params = rows * (size_t) ap.dim +
+		2 * cai_lstm_param_count(ap.dim, ap.hidden) + (size_t) n_labels * (4 * (size_t) ap.hidden + 1);
+	/* data, grad, m, v, best copy, row sets */
+	total = 5 * params * sizeof(float) + rows * 5;
+	{
+		int			T = ap.max_tokens < ACC_TOKEN_BUDGET ? ap.max_tokens : ACC_TOKEN_BUDGET;
+		int			B = ACC_TOKEN_BUDGET / T > bsz ? ACC_TOKEN_BUDGET / T : bsz;
+
+		if (B * T > 4 * ACC_TOKEN_BUDGET)
+			B = 4 * ACC_TOKEN_BUDGET / T;
+		if (cai_bilstm_acts_size(B, T, ap.dim, ap.hidden, &acts, NULL) != CAI_OK)
+			acts = 0;
+		total += acts * sizeof(float);
+		total += (size_t) B * T * (2 * (size_t) ap.dim + 4 * (size_t) ap.hidden) * sizeof(float);
+	}
+	total += tokens * (sizeof(int32_t) + (1 + 5 * nchar) * sizeof(int32_t)) + bytes;
+	total += types * (64 + (1 + 5 * nchar) * sizeof(int32_t));
+	total += (size_t) ap.buckets * sizeof(int32_t);
+	total += train->n * (6 * sizeof(int32_t) + sizeof(char *) + 2 * sizeof(size_t));
+	total += params * sizeof(float) + bytes / 2;	/* the serialized model */
+	return total;
+}
+
+static char *
+acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *label_names,
+			 json_object *metrics, json_object *prov, uint64_t fingerprint, json_object *train_opts)
+{
+	json_object *root = json_object_new_object();
+	json_object *labels = json_object_new_array();
+	json_object *aj = json_object_new_object();
+	json_object *oj = NULL;
+	char	   *ojs = cai_options_to_json(opts);
+	char		fpbuf[32];
+	char	   *out = NULL;
+	bool		ok;
+
+	if (ojs != NULL)
+		oj = cai_json_parse_object(ojs);
+	cai_free(ojs);
+	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
+	ok = root != NULL && labels != NULL && aj != NULL && oj != NULL;
+	for (int c = 0; ok && c < t->L; c++)
+		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
+	ok = ok &&
+		cai_json_put(aj, "feature_version", json_object_new_int(ACC_FEATURE_VERSION)) &&
+		cai_json_put(aj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
+		cai_json_put(aj, "dimensions", json_object_new_int(t->p.dim)) &&
+		cai_json_put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
+		cai_json_put(aj, "minn", json_object_new_int(t->p.minn)) &&
+		cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
+		cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		cai_json_put(aj, "vocab_size", json_object_new_int(t->V)) &&
+		cai_json_put(aj, "bucket_rows", json_object_new_int(t->K)) &&
+		cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
+		cai_json_put(aj, "training", json_object_get(train_opts));
+	if (ok)
+	{
+		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
+			cai_json_put(root, "architecture", json_object_new_string("accurate")) &&
+			cai_json_put(root, "labels", labels);
+		labels = NULL;
+		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
+			cai_json_put(root, "options", oj);
+		oj = NULL;
+		ok = ok && cai_json_put(root, "accurate", aj);
+		aj = NULL;
+		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
+			cai_json_put(root, "provenance", json_object_get(prov));
+	}
+	if (ok)
+	{
+		const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+
+		if (s != NULL)
+			out = cai_strndup(s, strlen(s));
+	}
+	json_object_put(root);
+	json_object_put(labels);
+	json_object_put(aj);
+	json_object_put(oj);
+	return out;
+}
+
+static cai_status
+acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
+{
+	cai_tensor	ts[6 + ACC_N_FLOAT_TENSORS];
+	int32_t    *vslot = NULL;
+	int32_t    *bslot = NULL;
+	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
+	int			nt = 0;
+	int32_t    *off = NULL;
+	char	   *bytes = NULL;
+	int32_t    *bids = NULL;
+	size_t		nbytes = 0;
+	cai_status	st;
+
+	memset(ts, 0, sizeof(ts));
+	if (t->V > 0)
+	{
+		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "accurate", &ts[nt],
+									(char **) &bytes, &off, &nbytes, err);
+		if (st != CAI_OK)
+			goto done;
+		nt += 2;
+		{
+			cai_strindex ix = {t->V, bytes, nbytes, off, NULL, cai_index_capacity(t->V) - 1, ACC_SEED_WORD};
+
+			if ((vslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
+			{
+				st = NOMEM(err);
+				goto done;
+			}
+			if ((st = cai_strindex_build(&ix, vslot, "vocabulary", err)) != CAI_OK)
+				goto done;
+			strcpy(ts[nt].name, "accurate.vocab.slots");
+			ts[nt].dtype = CAI_I32;
+			ts[nt].ndim = 1;
+			ts[nt].shape[0] = (int64_t) ix.mask + 1;
+			ts[nt].data = vslot;
+			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
+			nt++;
+		}
+	}
+	if (t->K > 0)
+	{
+		int32_t		k = 0;
+
+		bids = cai_malloc(sizeof(int32_t) * (size_t) t->K);
+		if (bids == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		for (uint32_t b = 0; b < t->p.buckets; b++)
+			if (t->bmap[b] >= 0)
+				bids[k++] = (int32_t) b;
+		strcpy(ts[nt].name, "accurate.buckets");
+		ts[nt].dtype = CAI_I32;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = t->K;
+		ts[nt].data = bids;
+		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
+		nt++;
+		{
+			cai_intindex ix = {t->K, bids, NULL, cai_index_capacity(t->K) - 1};
+
+			if ((bslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
+			{
+				st = NOMEM(err);
+				goto done;
+			}
+			if ((st = cai_intindex_build(&ix, bslot, "bucket index", err)) != CAI_OK)
+				goto done;
+			strcpy(ts[nt].name, "accurate.buckets.slots");
+			ts[nt].dtype = CAI_I32;
+			ts[nt].ndim = 1;
+			ts[nt].shape[0] = (int64_t) ix.mask + 1;
+			ts[nt].data = bslot;
+			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
+			nt++;
+		}
+	}
+	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
+	{
+		strcpy(ts[nt].name, specs[i].name);
+		ts[nt].dtype = CAI_F32;
+		ts[nt].ndim = specs[i].ndim;
+		ts[nt].shape[0] = specs[i].shape[0];
+		ts[nt].shape[1] = specs[i].shape[1];
+		ts[nt].data = t->best + t->slab.params[t->pi[i]].offset;
+		ts[nt].nbytes = sizeof(float) * spec_numel(&specs[i]);
+		nt++;
+	}
+	if (t->fast != NULL)
+	{
+		strcpy(ts[nt].name, "accurate.fast_model");
+		ts[nt].dtype = CAI_U8;
+		ts[nt].ndim = 1;
+		ts[nt].shape[0] = (int64_t) t->fast_len;
+		ts[nt].data = t->fast_bytes;
+		ts[nt].nbytes = t->fast_len;
+		nt++;
+	}
+	st = cai_format_write(meta, ts, nt, model, model_len, err);
+done:
+	cai_free(off);
+	cai_free(bytes);
+	cai_free(bids);
+	cai_free(vslot);
+	cai_free(bslot);
+	return st;
+}
+
+/* Progress of the fast model's training: ticks only (its epochs are not ours). */
+static bool
+acc_fast_progress(void *ctx, const cai_progress *p)
+{
+	return ticker_tick((Ticker *) ctx, 0.0);
+}
+
+/*
+ * Train the ensemble's fast model on the same training rows (the same
+ * seeded split when valid is NULL), with the fast architecture's defaults
+ * for its own hyperparameters (its option table, as cai_textclf_parse_options
+ * would choose for "architecture": "fast"), then predict the evaluation rows
+ * with it.
+ */
+static cai_status
+acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_names,
+			   const cai_textclf_data *train, const cai_textclf_data *valid,
+			   size_t eval_from, size_t n_eval, Ticker *tk, cai_error *err)
+{
+	char		js[512];
+	cai_options *fo = NULL;
+	json_object *fprov;
+	char	   *fmetrics = NULL;
+	cai_error	e2;
+	cai_status	st;
+
+	snprintf(js, sizeof(js),
+			 "{\"architecture\": \"fast\", \"seed\": %" PRId64 ", \"validation_fraction\": %.17g, "
+			 "\"min_count\": %" PRId64 ", \"max_tokens\": %d, \"minn\": %d, \"maxn\": %d, "
+			 "\"buckets\": %u, \"patience\": %" PRId64 "}",
+			 cai_opt_int(opts, "seed"), cai_opt_float(opts, "validation_fraction"),
+			 cai_opt_int(opts, "min_count"), t->p.max_tokens, t->p.minn, t->p.maxn,
+			 t->p.buckets, cai_opt_int(opts, "patience"));
+	if ((st = cai_options_parse(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs,
+								js, &fo, err)) != CAI_OK)
+		return st;
+	/* the fast model's own provenance, which its training fills in */
+	if ((fprov = json_object_new_object()) == NULL)
+	{
+		cai_options_free(fo);
+		return NOMEM(err);
+	}
+	st = cai_textclf_fast_train(fo, label_names, t->L, train, valid, fprov, acc_fast_progress, tk,
+								&t->fast_bytes, &t->fast_len, &fmetrics, &e2);
+	json_object_put(fprov);
+	cai_options_free(fo);
+	cai_free(fmetrics);
+	if (st != CAI_OK)
+		return cai_error_set(err, st, "%s", e2.msg);
+	if ((st = cai_format_read(t->fast_bytes, t->fast_len, &t->fast_file, err)) != CAI_OK)
+		return st;
+	/* the loaded model uses the model file's tensors: keep it until acc_train_free */
+	if ((st = cai_textclf_load(t->fast_file, &t->fast, err)) != CAI_OK)
+		return st;
+	t->fast_probs = cai_malloc(sizeof(float) * (n_eval * (size_t) t->L + 1));
+	if (t->fast_probs == NULL)
+		return NOMEM(err);
+	t->fast_correct = 0;
+	for (size_t i = 0; i < n_eval; i++)
+	{
+		size_t		r = eval_from + i;
+		float	   *f = t->fast_probs + i * (size_t) t->L;
+
+		if ((i & 255) == 255 && !ticker_tick(tk, 0.0))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		if ((st = cai_textclf_predict(t->fast, t->rows.txt[r], t->rows.len[r], f, err)) != CAI_OK)
+			return st;
+		t->fast_correct += cai_argmax(f, t->L) == t->rows.lab[r];
+	}
+	return CAI_OK;
+}
+
+/* Declare and allocate the parameters; initialize them from rng. */
+static cai_status
+acc_init_params(AccTrain *t, const cai_optim_config *cfg, cai_rng *rng, cai_error *err)
+{
+	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
+	cai_lstm_params fw,
+				bw;
+	cai_status	st;
+
+	cai_slab_init(&t->slab);
+	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
+		if ((st = cai_slab_declare(&t->slab, specs[i].name, specs[i].ndim, specs[i].shape,
+								   &t->pi[i], err)) != CAI_OK)
+			return st;
+	if ((st = cai_slab_set_sparse(&t->slab, t->pi[0], err)) != CAI_OK ||
+		(st = cai_slab_alloc(&t->slab, true, cai_optim_state_slabs(cfg), 0, err)) != CAI_OK)
+		return st;
+	cai_init_uniform(cai_slab_data(&t->slab, t->pi[0]), spec_numel(&specs[0]), 0.1f, rng);
+	fw.w_ih = cai_slab_data(&t->slab, t->pi[1]);
+	fw.w_hh = cai_slab_data(&t->slab, t->pi[2]);
+	fw.b = cai_slab_data(&t->slab, t->pi[3]);
+	bw.w_ih = cai_slab_data(&t->slab, t->pi[4]);
+	bw.w_hh = cai_slab_data(&t->slab, t->pi[5]);
+	bw.b = cai_slab_data(&t->slab, t->pi[6]);
+	cai_lstm_init(&fw, t->p.dim, t->p.hidden, rng);
+	cai_lstm_init(&bw, t->p.dim, t->p.hidden, rng);
+	cai_init_xavier(cai_slab_data(&t->slab, t->pi[7]), spec_numel(&specs[7]), 4 * t->p.hidden, t->L, rng);
+	t->best = cai_malloc(sizeof(float) * t->slab.numel);
+	if (t->best == NULL)
+		return NOMEM(err);
+	memcpy(t->best, t->slab.data, sizeof(float) * t->slab.numel);
+	return CAI_OK;
+}
+
+/* Batches over t->order (sorted by length): at most batch_size rows and ACC_TOKEN_BUDGET padded positions. */
+static cai_status
+acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
+{
+	size_t		i = 0;
+	size_t		max_acts = 0;
+	int			max_rows = 1;
+	int32_t		max_pos = 1;
+
+	t->batches = cai_malloc(sizeof(AccBatch) * (t->rows.n_tr + 1));
+	t->batch_perm = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	if (t->batches == NULL || t->batch_perm == NULL)
+		return NOMEM(err);
+	t->n_batches = 0;
+	*max_ids = 0;
+	while (i < t->rows.n_tr)
+	{
+		AccBatch   *b = &t->batches[t->n_batches];
+		size_t		acts;
+		cai_status	st;
+
+		b->first = (int32_t) i;
+		b->n = 0;
+		b->T = 1;
+		while (i < t->rows.n_tr && b->n < batch_size)
+		{
+			int32_t		l = t->len_key[t->order[i]];
+			int32_t		T = l > b->T ? l : b->T;
+
+			if (b->n > 0 && (int64_t) (b->n + 1) * T > ACC_TOKEN_BUDGET)
+				break;
+			b->T = T;
+			b->n++;
+			i++;
+		}
+		if ((st = cai_bilstm_acts_size(b->n, b->T, t->p.dim, t->p.hidden, &acts, err)) != CAI_OK)
+			return st;
+		if (acts > max_acts)
+			max_acts = acts;
+		if (b->n > max_rows)
+			max_rows = b->n;
+		if (b->n * b->T > max_pos)
+			max_pos = b->n * b->T;
+		t->batch_perm[t->n_batches] = (int32_t) t->n_batches;
+		t->n_batches++;
+	}
+	for (size_t r = 0; r < t->rows.n_tr + t->rows.n_va; r++)
+	{
+		size_t		n = 0;
+
+		for (size_t j = t->tok_off[r]; j < t->tok_off[r + 1]; j++)
+			n += t->bag_off[t->tok_type[j] + 1] - t->bag_off[t->tok_type[j]];
+		if (n > *max_ids)
+			*max_ids = n;
+	}
+	{
+		const size_t D = (size_t) t->p.dim;
+		const size_t H = (size_t) t->p.hidden;
+		const size_t P = (size_t) max_pos;
+		const size_t M = (size_t) max_rows;
+
+		t->acts = cai_malloc(sizeof(float) * (max_acts + 1));
+		t->b_offs = cai_malloc(sizeof(int32_t) * (P + 1));
+		t->b_len = cai_malloc(sizeof(int32_t) * M);
+		t->b_y = cai_malloc(sizeof(int32_t) * M);
+		t->x = cai_malloc(sizeof(float) * P * D);
+		t->dx = cai_malloc(sizeof(float) * P * D);
+		t->h = cai_malloc(sizeof(float) * P * 2 * H);
+		t->dh = cai_malloc(sizeof(float) * P * 2 * H);
+		t->feat = cai_malloc(sizeof(float) * M * 4 * H);
+		t->featd = cai_malloc(sizeof(float) * M * 4 * H);
+		t->dfeat = cai_malloc(sizeof(float) * M * 4 * H);
+		t->dfeatd = cai_malloc(sizeof(float) * M * 4 * H);
+		t->mask = cai_malloc(M * 4 * H);
+		t->am = cai_malloc(sizeof(int32_t) * M * 2 * H);
+		t->logits = cai_malloc(sizeof(float) * M * (size_t) t->L);
+		t->dlogits = cai_malloc(sizeof(float) * M * (size_t) t->L);
+		if (t->acts == NULL || t->b_offs == NULL || t->b_len == NULL || t->b_y == NULL ||
+			t->x == NULL || t->dx == NULL || t->h == NULL || t->dh == NULL || t->feat == NULL ||
+			t->featd == NULL || t->dfeat == NULL || t->dfeatd == NULL || t->mask == NULL ||
+			t->am == NULL || t->logits == NULL || t->dlogits == NULL)
+			return NOMEM(err);
+	}
+	return CAI_OK;
+}
+
+cai_status
+cai_textclf_accurate_train(const cai_options *opts, const char *const *label_names, int n_labels,
+						   const cai_textclf_data *train, const cai_textclf_data *valid,
+						   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+						   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
+{
+	AccTrain	t;
+	Ticker		tk;
+	cai_rng		rng;
+	cai_optim_config cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
+	int			epochs = (int) cai_opt_int(opts, "epochs");
+	const double lr0 = cai_opt_float(opts, "learning_rate");
+	const double dropout = cai_opt_float(opts, "dropout");
+	const double word_dropout = dropout / 2;
+	const int	batch_size = (int) cai_opt_int(opts, "batch_size");
+	const double frac = cai_opt_float(opts, "validation_fraction");
+	const int64_t min_count = cai_opt_int(opts, "min_count");
+	const int	patience = (int) cai_opt_int(opts, "patience");
+	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
+	const int	threads = (int) cai_opt_int(opts, "threads");
+	const int	old_threads = cai_blas_get_threads();
+	size_t		max_ids = 0;
+	size_t		n_eval,
+				eval_from;
+	int64_t		step = 0,
+				steps_total;
+	int			best_epoch = 0;
+	int			epochs_run = 0;
+	double		best_acc = -1.0;
+	double		best_loss = INFINITY;
+	double		seconds;
+	uint64_t	fingerprint;
+	json_object *metrics = NULL;
+	json_object *acc;
+	json_object *train_opts = NULL;
+	char	   *report = NULL;
+	char	   *meta = NULL;
+	cai_status	st;
+
+	memset(&t, 0, sizeof(t));
+	cai_slab_init(&t.slab);
+	memset(&tk, 0, sizeof(tk));
+	tk.fn = progress;
+	tk.ctx = progress_ctx;
+	tk.start = tk.last = cai_now_seconds();
+	tk.max_seconds = cai_opt_float(opts, "max_seconds");
+	t.L = n_labels;
+
+	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
+		return st;
+	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) ||
+		min_count < 1 || batch_size < 1)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "epochs, learning_rate, dropout, validation_fraction, batch_size or min_count out of range");
+	if ((st = cai_textclf_accurate_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
+		return st;
+	cai_blas_set_threads(threads);
+
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
+		goto done;
+	if (t.rows.n_tr == 0)
+	{
+		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
+		goto done;
+	}
+	n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
+	eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
+	if ((st = acc_prepare_tokens(&t, &tk, err)) != CAI_OK ||
+		(st = acc_prepare_bags(&t, min_count, err)) != CAI_OK)
+		goto done;
+
+	/* rows by length, batches */
+	t.order = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
+	t.len_key = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
+	if (t.order == NULL || t.len_key == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	for (size_t r = 0; r < t.rows.n_tr; r++)
+	{
+		t.order[r] = (int32_t) r;
+		t.len_key[r] = (int32_t) (t.tok_off[r + 1] - t.tok_off[r]);
+	}
+	cai_rng_seed(&rng, seed);
+	if ((st = acc_sort_by_length(&t, err)) != CAI_OK ||
+		(st = acc_make_batches(&t, batch_size, &max_ids, err)) != CAI_OK ||
+		(st = acc_init_params(&t, &cfg, &rng, err)) != CAI_OK)
+		goto done;
+
+	/* evaluation buffers */
+	{
+		int			maxT = 1;
+		size_t		nf;
+		AccNet		net;
+
+		for (size_t r = eval_from; r < eval_from + n_eval; r++)
+			if ((int) (t.tok_off[r + 1] - t.tok_off[r]) > maxT)
+				maxT = (int) (t.tok_off[r + 1] - t.tok_off[r]);
+		acc_train_net(&t, &net);
+		if (!cai_textclf_accurate_infer_floats(&net, maxT, &nf))
+		{
+			st = cai_error_set(err, CAI_ERR_LIMIT, "validation texts are too long");
+			goto done;
+		}
+		t.ev_scratch = cai_malloc(sizeof(float) * nf);
+		t.ev_ids = cai_malloc(sizeof(int32_t) * (max_ids + 1));
+		t.ev_offs = cai_malloc(sizeof(int32_t) * ((size_t) maxT + 1));
+		t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
+		t.pred = cai_malloc(sizeof(int32_t) * n_eval);
+		t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
+		if (t.ev_scratch == NULL || t.ev_ids == NULL || t.ev_offs == NULL || t.probs == NULL ||
+			t.pred == NULL || t.best_pred == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+	}
+
+	if ((st = acc_train_fast(&t, opts, label_names, train, valid, eval_from, n_eval, &tk, err)) != CAI_OK)
+		goto done;
+
+	if (epochs == 0)
+	{
+		size_t		want = (ACC_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
+
+		epochs = want < ACC_AUTO_MIN_EPOCHS ? ACC_AUTO_MIN_EPOCHS :
+			want > ACC_AUTO_MAX_EPOCHS ? ACC_AUTO_MAX_EPOCHS : (int) want;
+	}
+	tk.p.epochs = epochs;
+	steps_total = (int64_t) epochs * (int64_t) t.n_batches;
+	for (int ep = 1; ep <= epochs; ep++)
+	{
+		double		ep_start = cai_now_seconds();
+		double		loss_sum = 0.0;
+		size_t		rows_done = 0;
+		double		acc,
+					mf1,
+					vloss = 0;
+		bool		out_of_time = false;
+
+		/* reshuffle rows within each length, then the batch order */
+		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
+		if ((st = acc_sort_by_length(&t, err)) != CAI_OK)
+			goto done;
+		cai_rng_shuffle(&rng, t.batch_perm, t.n_batches);
+		for (size_t bi = 0; bi < t.n_batches; bi++)
+		{
+			const AccBatch *bt = &t.batches[t.batch_perm[bi]];
+			float		lr = cai_lr_schedule(CAI_LR_LINEAR, (float) lr0, (float) lr0 * ACC_MIN_LR_FRACTION,
+											 step, 0, steps_total);
+			double		loss = 0.0;
+			float		norm;
+
+			if (!ticker_tick(&tk, (double) step / (double) steps_total))
+			{
+				st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+				goto done;
+			}
+			if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
+			{
+				out_of_time = true;
+				break;
+			}
+			if ((st = acc_batch_step(&t, bt, t.order + bt->first, (float) dropout, (float) word_dropout,
+									 &rng, &loss, err)) != CAI_OK)
+				goto done;
+			norm = cai_slab_clip_grad_norm(&t.slab, ACC_CLIP_NORM);
+			if (!isfinite(norm) || !isfinite(loss))
+			{
+				st = cai_error_set(err, CAI_ERR_NUMERIC,
+								   "training diverged in epoch %d (the loss is not finite); lower learning_rate", ep);
+				goto done;
+			}
+			step++;
+			if ((st = cai_slab_step(&t.slab, &cfg, lr, step, err)) != CAI_OK)
+				goto done;
+			loss_sum += loss * bt->n;
+			rows_done += (size_t) bt->n;
+		}
+		epochs_run = ep;
+		if ((st = acc_eval(&t, &tk, eval_from, n_eval, &vloss, err)) != CAI_OK)
+			goto done;
+		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
+		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
+		{
+			best_acc = acc;
+			best_loss = vloss;
+			best_epoch = ep;
+			memcpy(t.best, t.slab.data, sizeof(float) * t.slab.numel);
+			memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+			t.best_acc_correct = t.acc_correct;
+		}
+		tk.p.epoch = ep;
+		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
+		tk.p.val_score = acc;
+		tk.p.rows_per_sec = (double) (rows_done > 0 ? rows_done : 1) / fmax(cai_now_seconds() - ep_start, 1e-9);
+		tk.p.fraction = (double) ep / (double) epochs;
+		tk.p.epoch_done = true;
+		if (progress != NULL && !progress(progress_ctx, &tk.p))
+		{
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+			goto done;
+		}
+		tk.last = cai_now_seconds();
+		out_of_time = out_of_time || (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds);
+		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
+			break;
+	}
+	if (t.rows.n_va == 0)
+	{
+		memcpy(t.best, t.slab.data, sizeof(float) * t.slab.numel);
+		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
+		t.best_acc_correct = t.acc_correct;
+		best_epoch = epochs_run;
+	}
+	if (!cai_all_finite(t.best, t.slab.numel))
+	{
+		st = cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (a weight is not finite); lower learning_rate");
+		goto done;
+	}
+	seconds = cai_now_seconds() - tk.start;
+
+	if ((st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
+										&report, err)) != CAI_OK)
+		goto done;
+	metrics = cai_json_parse_object(report);
+	train_opts = json_object_new_object();
+	if (metrics == NULL || train_opts == NULL ||
+		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
+		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
+		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
+		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
+		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)) ||
+		!cai_json_put(metrics, "accurate_only_accuracy",
+			 json_object_new_double((double) t.best_acc_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
+		!cai_json_put(metrics, "fast_only_accuracy",
+			 json_object_new_double((double) t.fast_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
+		!cai_json_put(train_opts, "learning_rate", json_object_new_double(lr0)) ||
+		!cai_json_put(train_opts, "dropout", json_object_new_double(dropout)) ||
+		!cai_json_put(train_opts, "word_dropout", json_object_new_double(word_dropout)) ||
+		!cai_json_put(train_opts, "batch_size", json_object_new_int(batch_size)) ||
+		!cai_json_put(train_opts, "epochs", json_object_new_int(epochs)) ||
+		!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
+		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
+		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
+		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	meta = acc_metadata(&t, opts, label_names, metrics, prov, fingerprint, train_opts);
+	if (meta == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if ((st = acc_serialize(&t, meta, model, model_len, err)) != CAI_OK)
+		goto done;
+	/*
+	 * "score": the validation score every architecture reports (here accuracy),
+	 * which deploy-if-better compares; wall-clock time goes to the returned
+	 * metrics only, never into the model bytes.
+	 */
+	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
+		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
+		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	{
+		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
+
+		*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
+		if (*metrics_json == NULL)
+		{
+			cai_free(*model);
+			*model = NULL;
+			*model_len = 0;
+			st = NOMEM(err);
+			goto done;
+		}
+	}
+	st = CAI_OK;
+
+done:
+	cai_blas_set_threads(old_threads);
+	json_object_put(metrics);
+	json_object_put(train_opts);
+	cai_free(report);
+	cai_free(meta);
+	acc_train_free(&t);
+	return st;
+}
