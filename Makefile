@@ -8,38 +8,8 @@ EXTENSION = cai_synergy
 EXTVERSION = 0.2.0
 
 MODULE_big = cai_synergy
-OBJS = \
-	src/core/common.o \
-	src/core/modelutil.o \
-	src/core/format.o \
-	src/core/tokenize.o \
-	src/core/options.o \
-	src/core/ops.o \
-	src/core/optim.o \
-	src/core/lstm.o \
-	src/core/crf.o \
-	src/core/metrics.o \
-	src/core/textclf.o \
-	src/core/textclf_features.o \
-	src/core/textclf_fast.o \
-	src/core/textclf_fast_train.o \
-	src/core/textclf_accurate.o \
-	src/core/textclf_accurate_train.o \
-	src/core/chunks.o \
-	src/core/ner_features.o \
-	src/core/ner_params.o \
-	src/core/ner_net.o \
-	src/core/ner_tag.o \
-	src/core/ner_train.o \
-	src/core/ner_pool.o \
-	src/core/model.o \
-	src/pg/cai_synergy.o \
-	src/pg/catalog.o \
-	src/pg/predict.o \
-	src/pg/train.o \
-	src/pg/jobs.o \
-	src/pg/ner.o \
-	src/pg/cache.o
+include modules.mk
+OBJS = $(CORE_MODULES:%=src/core/%.o) $(PG_MODULES:%=src/pg/%.o)
 
 # Install scripts: 0.1.0's is kept as released (upgrade tests start from it);
 # every later version's is built as 0.1.0's followed by the upgrade scripts, so

@@ -5,6 +5,7 @@
 #   make -f core.mk check         # unit tests, final "N passed, N failed"
 #   make -f core.mk check-asan    # the same under ASan + UBSan (clang)
 #   make -f core.mk fuzz FUZZ_SECONDS=60
+#   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench}
 #
 # BUILD selects the output directory (helpers working in parallel use their own).
 
@@ -16,12 +17,8 @@ CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -DCAI_CHECK_POOL_ALLOC
 LIBS_CORE = -lopenblas -ljson-c -lm
 
-# One entry per core module.  Keep in sync with OBJS in Makefile.
-# Text classification and the NER tagger are each one module in several files
-# (src/core/textclf_internal.h, src/core/ner_internal.h).
-TEXTCLF_MODULES = textclf textclf_features textclf_fast textclf_fast_train textclf_accurate textclf_accurate_train
-NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
-CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics $(TEXTCLF_MODULES) chunks $(NER_MODULES) model
+# The core's modules: modules.mk (shared with the extension's Makefile).
+include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
@@ -46,7 +43,7 @@ fuzz_options_MODULES = common options
 fuzz_load_MODULES = $(test_textclf_MODULES)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all check check-asan fuzz clean-core
+.PHONY: all check check-asan fuzz bench clean-core
 all: $(BUILD)/libcaicore.a
 
 $(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h src/core/*.h)
@@ -88,6 +85,15 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 			tail -n 60 $(BUILD)/fuzz/$$f.log; echo "$$f: FAILED (artifacts in $(BUILD)/fuzz/)"; exit 1; \
 		fi; \
 	done
+
+# Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
+# scripts build them through this target.
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench
+bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcaicore.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libcaicore.a $(LIBS_CORE) -pthread
 
 clean-core:
 	rm -rf build build-asan build-*

@@ -2,8 +2,7 @@
  * gemm.c: micro-benchmark of cblas_sgemm (row-major, float32) for the matrix
  * shapes cai_synergy's models use, with 1 and 2 OpenBLAS threads.
  *
- *   cc -O2 -march=native bench/gemm.c -Iinclude -lopenblas -o build-format/gemm
- *   build-format/gemm [--quick]
+ *   make -f core.mk bench && build/bench/gemm [--quick]
  *
  * For each shape and thread count: calibrate an inner loop to at least
  * ~20 ms (5 ms with --quick), take 15 (3) such samples and report the median

@@ -5,13 +5,12 @@
 # sets them (they are recorded in the results).
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build-format}
+BUILD=${BUILD:-build}
 OUT=bench/results-gemm.md
-mkdir -p "$BUILD"
-cc -O2 -march=native bench/gemm.c -Iinclude -lopenblas -o "$BUILD/gemm"
+make -s -f core.mk BUILD="$BUILD" "$BUILD/bench/gemm"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-raw=$("$BUILD/gemm" "$@")
+raw=$("$BUILD/bench/gemm" "$@")
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 key() { printf '%s\n' "$raw" | awk -v k="$1" -v f="$2" '$1 == k { print $f }'; }
@@ -40,7 +39,7 @@ args=${*:-}
 	echo
 	echo "    sh bench/gemm.sh${args:+ $args}"
 	echo
-	echo "which builds \`cc -O2 -march=native bench/gemm.c -Iinclude -lopenblas -o $BUILD/gemm\` and runs it."
+	echo "which builds \`make -f core.mk $BUILD/bench/gemm\` and runs it."
 	echo
 	echo "- CPU: $model, $cores vCPUs (nproc); nominal clock $nominal GHz (/proc/cpuinfo), effective"
 	echo "  clock measured at $ghz GHz (chain of dependent adds, best of 15 runs)"

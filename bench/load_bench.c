@@ -24,13 +24,8 @@
  * classification: class probabilities of a few texts; NER: tags and scores
  * of a few sentences) of every path must be bit-identical.
  *
- * Build (new core; -DLOAD_BENCH_OLD builds against a core without
- * cai_format_read_view, measuring only the copy path):
- *   cc -std=gnu11 -O2 -march=native -Iinclude -o load_bench bench/load_bench.c \
- *      src/core/{common,modelutil,format,tokenize,options,metrics,ops,optim,lstm,crf,chunks}.c \
- *      src/core/{ner_features,ner_params,ner_net,ner_tag,ner_train,ner_pool}.c \
- *      src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate,textclf_accurate_train}.c \
- *      -lopenblas -ljson-c -lm
+ * Build: make -f core.mk bench (build/bench/load_bench).  -DLOAD_BENCH_OLD
+ * builds against a core without cai_format_read_view (copy path only).
  */
 #include <inttypes.h>
 #include <stdio.h>

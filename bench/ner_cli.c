@@ -10,10 +10,7 @@
  * (cai_ner_tag_batch over the whole file) and one sentence at a time
  * (cai_ner_tag).  Default data-dir: /work/shared/data/ner/wikiann-en.
  *
- * Build:
- *   make -f core.mk BUILD=build-ner build-ner/libcaicore.a
- *   cc -O2 -Iinclude -o build-ner/ner_cli bench/ner_cli.c build-ner/libcaicore.a \
- *      -lopenblas -ljson-c -lm
+ * Build: make -f core.mk bench (build/bench/ner_cli)
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,10 +2,7 @@
  * textclf_cli.c: standalone trainer for quick experiments and benchmarks of
  * the text classifier (not part of the extension).
  *
- *   cc -std=gnu11 -O2 -march=native -Iinclude -o textclf_cli bench/textclf_cli.c \
- *       src/core/{common,modelutil,format,tokenize,options,metrics,ops,optim,lstm}.c \
- *       src/core/{textclf,textclf_features,textclf_fast,textclf_fast_train,textclf_accurate,textclf_accurate_train}.c \
- *       -lopenblas -ljson-c -lm
+ *   make -f core.mk bench (build/bench/textclf_cli)
  *
  *   textclf_cli [-s] [-H] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv
  *               ['{"epochs": 10, ...}']

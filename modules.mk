@@ -1,0 +1,13 @@
+# modules.mk: the one list of source modules, included by Makefile (the
+# extension) and core.mk (the core alone: unit tests, sanitizers, fuzzers,
+# bench tools).  A new module is one name here.
+#
+# Text classification and the NER tagger are each one module in several files
+# (src/core/textclf_internal.h, src/core/ner_internal.h).
+TEXTCLF_MODULES = textclf textclf_features textclf_fast textclf_fast_train textclf_accurate textclf_accurate_train
+NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
+CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metrics $(TEXTCLF_MODULES) chunks \
+	$(NER_MODULES) model
+
+# The PostgreSQL layer (src/pg), in the extension only.
+PG_MODULES = cai_synergy catalog predict train jobs ner cache
