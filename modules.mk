@@ -10,4 +10,4 @@ CORE_MODULES = common modelutil format tokenize options ops optim lstm crf metri
 	$(NER_MODULES) model
 
 # The PostgreSQL layer (src/pg), in the extension only.
-PG_MODULES = cai_synergy catalog predict train jobs ner cache
+PG_MODULES = cai_synergy catalog predict train train_worker jobs ner cache

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# dump_restore.sh: models survive pg_dump / pg_restore.  Several models
+# dump_restore.sh: models survive pg_dump / pg_restore, also after an
+# ALTER EXTENSION UPDATE from release 0.1.0.  Several models
 # (two trained versions with a rollback history, an imported copy, one owned
 # by an ordinary role) are dumped with pg_dump -Fc and restored into a new
 # database (CREATE EXTENSION comes with the dump), and with a plain-format
@@ -11,7 +12,9 @@ NAME=dump_restore
 source "$(dirname "$0")/lib.sh"
 
 cluster_start
-createdb src && q -d src -c "CREATE EXTENSION cai_synergy" || bail "create the source database"
+# the source starts at release 0.1.0 and is updated before the dump: an upgraded installation dumps
+# and restores like a fresh one (test/sql/upgrade.sql checks that both have the same objects)
+createdb src && q -d src -c "CREATE EXTENSION cai_synergy VERSION '0.1.0'" || bail "create the source database at 0.1.0"
 make_reviews src reviews 600 || bail "create training data"
 q -d src >/dev/null 2>&1 <<'SQL' || bail "create role alice"
 CREATE ROLE alice LOGIN;
@@ -31,6 +34,9 @@ SELECT 1 FROM cai_train('alice model', 'sentiment', 'reviews', options => '{"see
 RESET ROLE;
 SQL
 ok $? "train, roll back, import and train as another role in the source database"
+CURRENT=$(grep default_version "$FAULTS_ROOT/cai_synergy.control" | cut -d"'" -f2)
+q -d src -c "ALTER EXTENSION cai_synergy UPDATE" >/dev/null
+is "$(q -d src -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$CURRENT" "the source database is updated from 0.1.0 to $CURRENT"
 is "$(q -d src -c "SELECT count(*) FROM cai_models")" 6 "six model versions in the source database"
 is "$(q -d src -c "SELECT version FROM cai_models WHERE name = 'sent' AND deployed")" 2 "the rollback deployed version 2"
 
@@ -59,7 +65,7 @@ while IFS= read -r m; do
 done <<<"$names"
 
 for db in dst plain; do
-	is "$(q -d $db -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$(grep default_version "$FAULTS_ROOT/cai_synergy.control" | cut -d"'" -f2)" "$db: the extension was created by the restore"
+	is "$(q -d $db -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$CURRENT" "$db: the extension was created by the restore"
 	is "$(q -d $db -c "$MODELS_SQL")" "$src_models" "$db: cai_models rows identical (name, version, task, size, labels, metrics, deployed, created_at, owner)"
 	is "$(q -d $db -c "$HISTORY_SQL")" "$src_history" "$db: deployment history identical"
 	is "$(q -d $db -c "$EXPORT_SQL")" "$src_export" "$db: cai_export bytes identical (md5) for every name and version"

@@ -1,0 +1,59 @@
+/*
+ * train.h: what the two halves of training share: the caller's backend
+ * (train.c: arguments, options, launch, storing the version) and the
+ * background worker (train_worker.c: reading rows, running the core trainer).
+ */
+#ifndef CAI_TRAIN_H
+#define CAI_TRAIN_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+
+#include "cai/model.h"
+
+#define CAI_TRAIN_MAGIC		0x43414954
+#define CAI_TRAIN_KEY_SHARED	1
+#define CAI_TRAIN_KEY_MQ		2
+#define CAI_TRAIN_MQ_SIZE	(1024 * 1024)
+#define CAI_FETCH_BATCH		10000
+
+/* Everything the worker needs, in the DSM segment. */
+typedef struct CaiTrainShared
+{
+	Oid			database_id;
+	Oid			authenticated_user_id;
+	Oid			session_user_id;
+	Oid			outer_user_id;
+	Oid			current_user_id;
+	int			sec_context;
+	bool		session_user_is_superuser;
+	bool		role_is_superuser;
+	int			threads;
+	int64		training_memory;	/* bytes */
+	/* NUL-terminated strings at these offsets into data[] */
+	Size		name_off;
+	Size		task_off;
+	Size		query_off;
+	Size		valid_query_off;	/* empty string: split from training data */
+	Size		options_off;
+	Size		search_path_off;
+	Size		source_off;
+	Size		vectors_query_off;	/* empty string: no word vectors */
+	int64		job_id;			/* 0: synchronous cai_train */
+	volatile bool job_recorded;	/* set by the worker once its job row is committed */
+	int			leader_pgprocno;
+	int			leader_pid;
+	int			max_training_jobs;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} CaiTrainShared;
+
+PGDLLEXPORT void cai_train_worker_main(Datum main_arg);
+
+/* train.c */
+extern cai_options *CaiParseOptions(const char *task, const char *json, const cai_arch **arch_out);
+extern int32 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
+								  int64 train_rows, int64 skipped_rows, const char *deploy_policy,
+								  bool *deployed, Jsonb **metrics_out);
+
+#endif							/* CAI_TRAIN_H */

@@ -1,0 +1,935 @@
+/*
+ * train_worker.c: the training background worker.  Connected as the caller
+ * (same database, roles, security context and search_path), it reads the
+ * training rows of the source query in one read-only transaction (texts and
+ * labels, or token arrays and tags, or text and entity spans; optional word
+ * vectors), runs the architecture's trainer through the model interface with
+ * progress NOTICEs and cancellation, and sends the model bytes back to the
+ * caller (cai_train) or stores them as a new version itself (an asynchronous
+ * job).  The caller's side is train.c.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "cai/ner.h"
+#include "cai/options.h"
+#include "cai_pg.h"
+#include "train.h"
+
+/* ------------------------------------------------------------------------
+ * Worker side
+ * ------------------------------------------------------------------------ */
+
+/* Training rows read from the source, in the worker's training context. */
+typedef struct CaiRows
+{
+	int64		n;
+	int64		cap;
+	char	  **texts;
+	size_t	   *lens;
+	char	  **labels;
+	int64		skipped;
+} CaiRows;
+
+static void
+CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		in_null;
+			bool		lab_null;
+			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
+			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			MemoryContext old;
+
+			if (in_null || lab_null)
+			{
+				rows->skipped++;
+				continue;
+			}
+			old = MemoryContextSwitchTo(keep);
+			if (rows->n == rows->cap)
+			{
+				int64		cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+
+				if (rows->cap == 0)
+				{
+					rows->texts = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+					rows->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+					rows->labels = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+				}
+				else
+				{
+					rows->texts = repalloc_huge(rows->texts, sizeof(char *) * cap);
+					rows->lens = repalloc_huge(rows->lens, sizeof(size_t) * cap);
+					rows->labels = repalloc_huge(rows->labels, sizeof(char *) * cap);
+				}
+				rows->cap = cap;
+			}
+			{
+				text	   *t = DatumGetTextPP(in);
+
+				rows->lens[rows->n] = VARSIZE_ANY_EXHDR(t);
+				rows->texts[rows->n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				rows->labels[rows->n] = TextDatumGetCString(lab);
+			}
+			rows->n++;
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+static int
+CaiCompareLabels(const void *a, const void *b)
+{
+	const char *x = *(const char *const *) a;
+	const char *y = *(const char *const *) b;
+	char	   *ex;
+	char	   *ey;
+	long		lx = strtol(x, &ex, 10);
+	long		ly = strtol(y, &ey, 10);
+
+	/* integer labels sort numerically, others by bytes */
+	if (*x && *y && *ex == '\0' && *ey == '\0')
+		return (lx > ly) - (lx < ly);
+	return strcmp(x, y);
+}
+
+/* Distinct sorted labels of rows; label ids into ids (n). */
+static char **
+CaiLabelSet(CaiRows *rows, int *n_labels)
+{
+	char	  **sorted = palloc_extended(sizeof(char *) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
+	char	  **labels;
+	int			n = 0;
+
+	memcpy(sorted, rows->labels, sizeof(char *) * rows->n);
+	qsort(sorted, rows->n, sizeof(char *), CaiCompareLabels);
+	labels = palloc(sizeof(char *) * Max(rows->n, 1));
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		if (n == 0 || strcmp(labels[n - 1], sorted[i]) != 0)
+		{
+			if (n >= 100000)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many distinct labels (more than 100000)"),
+						 errhint("Is the label column right?")));
+			labels[n++] = sorted[i];
+		}
+	}
+	pfree(sorted);
+	*n_labels = n;
+	return labels;
+}
+
+static int32 *
+CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
+{
+	int32	   *ids = palloc_extended(sizeof(int32) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		char	  **hit = bsearch(&rows->labels[i], labels, n_labels, sizeof(char *), CaiCompareLabels);
+
+		if (hit == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s label \"%s\" does not occur in the training data",
+							validation ? "validation" : "training", rows->labels[i])));
+		ids[i] = (int32) (hit - labels);
+	}
+	return ids;
+}
+
+
+typedef struct CaiWorkerProgressState
+{
+	int64		job_id;
+	int			leader_pid;		/* synchronous caller, 0 for jobs */
+	ErrorData  *error;			/* an error raised inside the callback */
+	TimestampTz last_update;
+} CaiWorkerProgressState;
+
+static bool
+CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
+{
+	if (QueryCancelPending || ProcDiePending)
+		return false;
+	/* a synchronous caller that has gone away will never read the result */
+	if (ps->leader_pid > 0 && BackendPidGetProc(ps->leader_pid) == NULL)
+	{
+		ereport(LOG, (errmsg("cai_synergy training stopped: the calling backend %d has exited", ps->leader_pid)));
+		return false;
+	}
+	if (p->epoch_done)
+		ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
+				(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
+						p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec)));
+	if (ps->job_id > 0 &&
+		(p->epoch_done || TimestampDifferenceExceeds(ps->last_update, GetCurrentTimestamp(), 1000)))
+	{
+		CaiJobProgress(ps->job_id, p->epoch, p->epochs, p->fraction, p->loss, p->val_score, p->rows_per_sec);
+		ps->last_update = GetCurrentTimestamp();
+	}
+	return true;
+}
+
+/*
+ * The core's progress callback.  It must never throw through the core (the
+ * trainer may have worker threads parked): an error is kept, training is
+ * cancelled, and CaiTrainingDone re-raises the error afterwards.
+ */
+static bool
+CaiWorkerProgress(void *ctx, const cai_progress *p)
+{
+	CaiWorkerProgressState *ps = (CaiWorkerProgressState *) ctx;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool keep_going = false;
+
+	if (ps->error != NULL)
+		return false;
+	PG_TRY();
+	{
+		keep_going = CaiWorkerProgressBody(ps, p);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ps->error = CopyErrorData();
+		FlushErrorState();
+		if (IsTransactionState())
+			AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		keep_going = false;
+	}
+	PG_END_TRY();
+	return keep_going;
+}
+
+/* Take on the caller's exact identity (inside a transaction). */
+static void
+CaiWorkerBecomeCaller(CaiTrainShared *shared)
+{
+	SetSessionAuthorization(shared->session_user_id, shared->session_user_is_superuser);
+	SetCurrentRoleId(shared->outer_user_id, shared->role_is_superuser);
+	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
+	(void) set_config_option("search_path", shared->data + shared->search_path_off,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+}
+
+/* What a task's trainer hands back for delivery. */
+typedef struct CaiTrained
+{
+	uint8_t    *model;
+	size_t		model_len;
+	char	   *metrics;
+	int64		rows;
+	int64		skipped;
+	const char *deploy_policy;
+} CaiTrained;
+
+/* Start the reading transaction (caller's identity, one snapshot). */
+static void
+CaiWorkerReadBegin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * End the reading transaction; returns the provenance JSON (in train_cxt).
+ * Training then runs outside any transaction: no snapshot held for minutes.
+ */
+static char *
+CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64 skipped, int64 n_valid)
+{
+	MemoryContext old;
+	StringInfoData p;
+
+	PopActiveSnapshot();
+	SPI_finish();
+	/* catalog lookups need the transaction; keep the result in train_cxt */
+	old = MemoryContextSwitchTo(train_cxt);
+	initStringInfo(&p);
+	appendStringInfo(&p, "{\"train_rows\": " INT64_FORMAT ", \"skipped_rows\": " INT64_FORMAT
+					 ", \"validation_rows\": " INT64_FORMAT ", \"role\": ", n, skipped, n_valid);
+	escape_json(&p, GetUserNameFromId(shared->current_user_id, false));
+	appendStringInfoString(&p, ", \"database\": ");
+	escape_json(&p, get_database_name(MyDatabaseId));
+	appendStringInfoString(&p, ", \"source\": ");
+	escape_json(&p, shared->data + shared->source_off);
+	appendStringInfoChar(&p, '}');
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(train_cxt);
+	return p.data;
+}
+
+static void
+CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
+{
+	if ((int64) need > shared->training_memory)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
+						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
+				 errhint("Lower \"dimensions\", \"hidden\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
+}
+
+static void
+CaiNoRows(int64 skipped)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("the training source has no usable rows"),
+			 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", skipped)));
+}
+
+/* After the core trainer returned: raise its error (a cancel as the interrupt), or record the result. */
+static void
+CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
+				int64 rows, int64 skipped, CaiTrained *out)
+{
+	cai_blas_set_threads(1);
+	if (ps->error != NULL)
+		ReThrowError(ps->error);
+	if (st == CAI_ERR_CANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (st != CAI_OK)
+		CaiReportCoreError(st, err, "training failed");
+	out->rows = rows;
+	out->skipped = skipped;
+	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+}
+
+static void
+CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
+					  CaiTrained *out)
+{
+	CaiRows		rows = {0};
+	CaiRows		vrows = {0};
+	cai_options *opts;
+	cai_error	err = {0};
+	cai_status	st;
+	char	  **labels;
+	int			n_labels;
+	int32	   *ids;
+	int32	   *vids = NULL;
+	cai_textclf_data train;
+	cai_textclf_data valid;
+	cai_train_set set = {0};
+	const cai_arch *arch = NULL;
+	char	   *provenance;
+
+	CaiWorkerReadBegin();
+	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
+	if (shared->data[shared->valid_query_off] != '\0')
+		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
+
+	if (rows.n == 0)
+		CaiNoRows(rows.skipped);
+	labels = CaiLabelSet(&rows, &n_labels);
+	if (n_labels < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the training data has a single class \"%s\"", labels[0]),
+				 errhint("A classifier needs at least two distinct labels.")));
+	ids = CaiLabelIds(&rows, labels, n_labels, false);
+	if (vrows.n > 0)
+		vids = CaiLabelIds(&vrows, labels, n_labels, true);
+	else if (shared->data[shared->valid_query_off] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the validation source has no usable rows")));
+
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
+	train.n = rows.n;
+	train.texts = (const char *const *) rows.texts;
+	train.lens = rows.lens;
+	train.labels = ids;
+	valid.n = vrows.n;
+	valid.texts = (const char *const *) vrows.texts;
+	valid.lens = vrows.lens;
+	valid.labels = vids;
+	set.texts = &train;
+	set.valid_texts = vrows.n > 0 ? &valid : NULL;
+	set.label_names = (const char *const *) labels;
+	set.n_labels = n_labels;
+	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
+
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	cai_blas_set_threads(shared->threads);
+	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
+	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+}
+
+
+
+static void
+CaiNerGrow(CaiNerRows *r, int64 more_tokens)
+{
+	if (r->cap == 0)
+	{
+		r->cap = 1024;
+		r->offsets = palloc_extended(sizeof(int64) * (r->cap + 1), MCXT_ALLOC_HUGE);
+		r->offsets[0] = 0;
+	}
+	else if (r->n + 1 >= r->cap)
+	{
+		r->cap *= 2;
+		r->offsets = repalloc_huge(r->offsets, sizeof(int64) * (r->cap + 1));
+	}
+	if (r->ntok + more_tokens > r->tokcap)
+	{
+		int64		cap = Max(r->tokcap * 2, r->ntok + more_tokens + 4096);
+
+		if (r->tokcap == 0)
+		{
+			r->tokens = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+			r->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+			r->tags = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+		}
+		else
+		{
+			r->tokens = repalloc_huge(r->tokens, sizeof(char *) * cap);
+			r->lens = repalloc_huge(r->lens, sizeof(size_t) * cap);
+			r->tags = repalloc_huge(r->tags, sizeof(char *) * cap);
+		}
+		r->tokcap = cap;
+	}
+}
+
+static bool
+CaiIsTextArrayType(Oid t)
+{
+	return t == TEXTARRAYOID || t == VARCHARARRAYOID || t == BPCHARARRAYOID || t == NAMEARRAYOID;
+}
+
+static bool
+CaiIsTextType(Oid t)
+{
+	return t == TEXTOID || t == VARCHAROID || t == BPCHAROID;
+}
+
+static void
+CaiNerArray(Datum d, const char *what, int64 rowno, Datum **elems, int *n)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	bool	   *nulls;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("row " INT64_FORMAT ": the %s array has %d dimensions, expected one", rowno, what, ARR_NDIM(a))));
+	get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+	deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign, elems, &nulls, n);
+	for (int i = 0; i < *n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("row " INT64_FORMAT ": %s %d is NULL", rowno, what, i + 1)));
+}
+
+/* (text, jsonb spans) -> tokens and IOB2 tags via the core tokenizer. */
+static void
+CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
+{
+	const char *txt = VARDATA_ANY(t);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+	cai_span   *spans;
+	int			n_spans = 0;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	cai_token  *tokens = NULL;
+	char	  **tags = NULL;
+	size_t		ntok = 0;
+	cai_error	err = {0};
+	cai_status	st;
+
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row " INT64_FORMAT ": the spans must be a JSON array of {\"start\", \"end\", \"label\"} objects", r->rowno)));
+	spans = palloc(sizeof(cai_span) * Max(JB_ROOT_COUNT(jb), 1));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue	k;
+		JsonbValue *start;
+		JsonbValue *end;
+		JsonbValue *label;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d is not a JSON object", r->rowno, n_spans + 1)));
+		k.type = jbvString;
+		k.val.string.val = "start";
+		k.val.string.len = 5;
+		start = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		k.val.string.val = "end";
+		k.val.string.len = 3;
+		end = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		k.val.string.val = "label";
+		k.val.string.len = 5;
+		label = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		if (start == NULL || end == NULL || label == NULL || start->type != jbvNumeric ||
+			end->type != jbvNumeric || label->type != jbvString || label->val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d needs a numeric \"start\" and \"end\" and a non-empty string \"label\"",
+							r->rowno, n_spans + 1)));
+		spans[n_spans].cstart = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(start->val.numeric))) - 1;
+		spans[n_spans].cend = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(end->val.numeric)));
+		spans[n_spans].label = pnstrdup(label->val.string.val, label->val.string.len);
+		if (spans[n_spans].cstart < 0 || spans[n_spans].cend <= spans[n_spans].cstart)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row " INT64_FORMAT ": span %d has start " INT64_FORMAT " and end " INT64_FORMAT,
+							r->rowno, n_spans + 1, spans[n_spans].cstart + 1, spans[n_spans].cend),
+					 errdetail("Positions are 1-based character positions with the end inclusive.")));
+		n_spans++;
+	}
+	st = cai_ner_spans_to_tags(txt, len, spans, n_spans, &tokens, &tags, &ntok, &err);
+	if (st != CAI_OK)
+		ereport(ERROR,
+				(errcode(CaiStatusSqlstate(st)),
+				 errmsg("row " INT64_FORMAT ": %s", r->rowno, err.msg)));
+	if (ntok == 0)
+	{
+		r->skipped++;
+		return;
+	}
+	CaiNerGrow(r, ntok);
+	for (size_t i = 0; i < ntok; i++)
+	{
+		r->tokens[r->ntok] = pnstrdup(txt + tokens[i].start, tokens[i].end - tokens[i].start);
+		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
+		r->tags[r->ntok] = pstrdup(tags[i]);
+		r->ntok++;
+	}
+	cai_free(tags);				/* one block: pointers and strings */
+	cai_free(tokens);
+	r->offsets[++r->n] = r->ntok;
+}
+
+void
+CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+	bool		spans_form = false;
+	bool		checked = false;
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		if (!checked)
+		{
+			Oid			in_type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+			Oid			lab_type = SPI_gettypeid(SPI_tuptable->tupdesc, 2);
+
+			if (CaiIsTextArrayType(in_type) && CaiIsTextArrayType(lab_type))
+				spans_form = false;
+			else if (CaiIsTextType(in_type) && lab_type == JSONBOID)
+				spans_form = true;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("NER training needs text[] tokens with text[] tags, or text with jsonb spans"),
+						 errdetail("The input column is %s and the label column is %s.",
+								   format_type_be(in_type), format_type_be(lab_type)),
+						 errhint("Cast the columns in a query, e.g. SELECT tokens::text[], tags::text[] FROM ... or labels::jsonb.")));
+			checked = true;
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		in_null;
+			bool		lab_null;
+			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
+			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			MemoryContext old;
+
+			r->rowno++;
+			if (in_null || lab_null)
+			{
+				r->skipped++;
+				continue;
+			}
+			old = MemoryContextSwitchTo(keep);
+			if (spans_form)
+				CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
+			else
+			{
+				Datum	   *toks;
+				Datum	   *tags;
+				int			nt;
+				int			ng;
+
+				CaiNerArray(in, "token", r->rowno, &toks, &nt);
+				CaiNerArray(lab, "tag", r->rowno, &tags, &ng);
+				if (nt != ng)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("row " INT64_FORMAT " has %d tokens but %d tags", r->rowno, nt, ng),
+							 errhint("Every token needs exactly one tag.")));
+				if (nt == 0)
+					r->skipped++;
+				else
+				{
+					CaiNerGrow(r, nt);
+					for (int k = 0; k < nt; k++)
+					{
+						text	   *tt = DatumGetTextPP(toks[k]);
+
+						r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
+						r->tokens[r->ntok] = pnstrdup(VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+						r->tags[r->ntok] = TextDatumGetCString(tags[k]);
+						r->ntok++;
+					}
+					r->offsets[++r->n] = r->ntok;
+				}
+			}
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+/* Word vectors (word text, vector real[]) for the "word_vectors" option. */
+static void
+CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
+{
+	int64		cap = 0;
+	SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
+	Portal		portal;
+	char	  **words = NULL;
+	size_t	   *lens = NULL;
+	float	   *vecs = NULL;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the word vectors query: %s", SPI_result_code_string(SPI_result));
+	wv->n = 0;
+	wv->dim = 0;
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		wnull;
+			bool		vnull;
+			Datum		w = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &wnull);
+			Datum		v = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &vnull);
+			ArrayType  *a;
+			int			dim;
+			MemoryContext old;
+
+			if (wnull || vnull)
+				continue;
+			a = DatumGetArrayTypeP(v);
+			if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("word vector %zu must be a one-dimensional real[] without NULLs", wv->n + 1)));
+			dim = ARR_DIMS(a)[0];
+			if (wv->dim == 0)
+				wv->dim = dim;
+			else if (dim != wv->dim)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("word vectors have different lengths (%d and %d)", wv->dim, dim)));
+			old = MemoryContextSwitchTo(keep);
+			if ((int64) wv->n == cap)
+			{
+				cap = cap == 0 ? 1024 : cap * 2;
+				words = words ? repalloc_huge(words, sizeof(char *) * cap) : palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+				lens = lens ? repalloc_huge(lens, sizeof(size_t) * cap) : palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
+				vecs = vecs ? repalloc_huge(vecs, sizeof(float) * cap * dim) : palloc_extended(sizeof(float) * cap * dim, MCXT_ALLOC_HUGE);
+			}
+			words[wv->n] = TextDatumGetCString(w);
+			lens[wv->n] = strlen(words[wv->n]);
+			memcpy(vecs + wv->n * dim, ARR_DATA_PTR(a), sizeof(float) * dim);
+			wv->n++;
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	wv->words = (const char *const *) words;
+	wv->lens = lens;
+	wv->vectors = vecs;
+}
+
+static void
+CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
+				  CaiTrained *out)
+{
+	CaiNerRows	rows = {0};
+	CaiNerRows	vrows = {0};
+	cai_word_vectors wv = {0};
+	cai_options *opts;
+	cai_error	err = {0};
+	cai_status	st;
+	cai_ner_data train;
+	cai_ner_data valid;
+	cai_train_set set = {0};
+	const cai_arch *arch = NULL;
+	char	   *provenance;
+	bool		has_vectors = shared->data[shared->vectors_query_off] != '\0';
+
+	CaiWorkerReadBegin();
+	CaiReadNerRows(shared->data + shared->query_off, &rows, train_cxt);
+	if (shared->data[shared->valid_query_off] != '\0')
+		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+	if (has_vectors)
+		CaiReadWordVectors(shared->data + shared->vectors_query_off, &wv, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
+
+	if (rows.n == 0)
+		CaiNoRows(rows.skipped);
+	if (shared->data[shared->valid_query_off] != '\0' && vrows.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the validation source has no usable rows")));
+
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
+	train.n = rows.n;
+	train.offsets = rows.offsets;
+	train.tokens = (const char *const *) rows.tokens;
+	train.token_lens = rows.lens;
+	train.tags = (const char *const *) rows.tags;
+	valid.n = vrows.n;
+	valid.offsets = vrows.offsets;
+	valid.tokens = (const char *const *) vrows.tokens;
+	valid.token_lens = vrows.lens;
+	valid.tags = (const char *const *) vrows.tags;
+	set.sentences = &train;
+	set.valid_sentences = vrows.n > 0 ? &valid : NULL;
+	set.vectors = has_vectors ? &wv : NULL;
+	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
+
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	cai_blas_set_threads(shared->threads);
+	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
+	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+}
+
+/*
+ * Read, train, and deliver the model: to the waiting caller (synchronous)
+ * or into the catalog (asynchronous job).
+ */
+static void
+CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
+{
+	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, NULL, 0};
+	CaiTrained	t = {0};
+
+	MemoryContextSwitchTo(train_cxt);
+	if (cai_task_find(shared->data + shared->task_off)->kind == CAI_KIND_TAG)
+		CaiWorkerTrainNer(shared, train_cxt, &ps, &t);
+	else
+		CaiWorkerTrainTextclf(shared, train_cxt, &ps, &t);
+
+	if (shared->job_id > 0)
+	{
+		/* asynchronous: store the version and finish the job in one transaction */
+		bool		deployed;
+		int32		version;
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
+									   t.metrics, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
+		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	else
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, 'R');
+		pq_sendint64(&buf, t.rows);
+		pq_sendint64(&buf, t.skipped);
+		pq_sendint64(&buf, t.model_len);
+		appendBinaryStringInfo(&buf, (char *) t.model, t.model_len);
+		pq_sendint64(&buf, strlen(t.metrics));
+		appendBinaryStringInfo(&buf, t.metrics, strlen(t.metrics));
+		if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the caller stopped waiting for the training result")));
+	}
+}
+
+void
+cai_train_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+	CaiTrainShared *shared;
+	shm_mq_handle *mqh = NULL;
+	MemoryContext train_cxt;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the training job's shared memory segment")));
+	toc = shm_toc_attach(CAI_TRAIN_MAGIC, dsm_segment_address(seg));
+	if (toc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invalid magic number in the training job's shared memory segment")));
+	shared = shm_toc_lookup(toc, CAI_TRAIN_KEY_SHARED, false);
+	if (shared->job_id > 0)
+	{
+		/* the caller has gone on; the segment now lives as long as we map it */
+		dsm_unpin_segment(dsm_segment_handle(seg));
+	}
+	else
+	{
+		shm_mq	   *mq = shm_toc_lookup(toc, CAI_TRAIN_KEY_MQ, false);
+
+		shm_mq_set_sender(mq, MyProc);
+		mqh = shm_mq_attach(mq, seg, NULL);
+		pq_redirect_to_shm_mq(seg, mqh);
+	}
+
+	/* connect as the caller's authenticated user, then take on its exact identity */
+	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->authenticated_user_id, 0);
+	SetClientEncoding(GetDatabaseEncoding());
+	CaiUseMemoryContextAllocator();
+	train_cxt = AllocSetContextCreate(TopMemoryContext, "cai_synergy training", ALLOCSET_DEFAULT_SIZES);
+
+	StartTransactionCommand();
+	CaiWorkerBecomeCaller(shared);
+	if (shared->job_id > 0)
+		CaiJobInsert(shared->job_id, shared->data + shared->name_off, shared->data + shared->task_off,
+					 shared->current_user_id, shared->data + shared->source_off,
+					 shared->data + shared->options_off);
+	CommitTransactionCommand();
+	if (shared->job_id > 0)
+	{
+		pg_memory_barrier();
+		shared->job_recorded = true;
+		SetLatch(&ProcGlobal->allProcs[shared->leader_pgprocno].procLatch);
+	}
+
+	if (shared->job_id == 0)
+	{
+		CaiWorkerTrain(shared, mqh, train_cxt);
+		return;
+	}
+
+	/* asynchronous job: every outcome is recorded in its row */
+	PG_TRY();
+	{
+		CaiJobWaitForSlot(shared->job_id, shared->max_training_jobs);
+		CaiWorkerTrain(shared, NULL, train_cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(train_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		cai_blas_set_threads(1);
+		ereport(LOG,
+				(errmsg("cai_synergy training job " INT64_FORMAT " %s: %s", shared->job_id,
+						edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
+						edata->message)));
+		StartTransactionCommand();
+		CaiJobFinish(shared->job_id, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
+					 0, edata->message);
+		CommitTransactionCommand();
+	}
+	PG_END_TRY();
+}
