@@ -56,31 +56,13 @@
 
 set -euo pipefail
 
-COMMAND_LINE=""
-for v in CAI_DATA_DIR BENCH_QUICK BENCH_REPEATS BENCH_TRAIN_REPEATS BENCH_CAI_OPTIONS BENCH_TORCH_EPOCHS \
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_command_line bench/ner.sh CAI_DATA_DIR BENCH_QUICK BENCH_REPEATS BENCH_TRAIN_REPEATS BENCH_CAI_OPTIONS BENCH_TORCH_EPOCHS \
 	BENCH_TORCH_THREADS BENCH_TORCH_BLAS_THREADS BENCH_TORCH_ARGS \
-	BENCH_TORCH_JSON BENCH_TORCH_LOG BENCH_SKIP_TORCH BENCH_OUT; do
-	if [ -n "${!v+x}" ]; then
-		COMMAND_LINE="$COMMAND_LINE$v=$(printf '%q' "${!v}") "
-	fi
-done
-COMMAND_LINE="${COMMAND_LINE}bench/ner.sh"
+	BENCH_TORCH_JSON BENCH_TORCH_LOG BENCH_SKIP_TORCH BENCH_OUT
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-REPO="$(pwd)"
-
-DATA_DIR="${CAI_DATA_DIR:-../shared/data}"
-case "$DATA_DIR" in
-	/*) ;;
-	*) DATA_DIR="$REPO/$DATA_DIR" ;;
-esac
-WIKI="$(cd "$DATA_DIR/ner/wikiann-en" 2>/dev/null && pwd)" || {
-	echo "ner.sh: no $DATA_DIR/ner/wikiann-en (set CAI_DATA_DIR)" >&2
-	exit 1
-}
-for f in train dev test; do
-	[ -r "$WIKI/$f.conll" ] || { echo "ner.sh: cannot read $WIKI/$f.conll" >&2; exit 1; }
-done
+bench_cd_repo
+WIKI="$(bench_dataset ner.sh ner/wikiann-en train.conll dev.conll test.conll)"
 
 PY=/usr/bin/python3
 QUICK="${BENCH_QUICK:-0}"
@@ -125,24 +107,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-R="$TMP/results.txt" # "key value" lines, read by the report generator
-: > "$R"
-put() { printf '%s %s\n' "$1" "$2" >> "$R"; }
-now() { date +%s.%N; }
-load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-T_START=$(now)
+bench_results "$TMP/results.txt"
+bench_put_machine
 TICKS=$(getconf CLK_TCK)
 
-put date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-put command "$COMMAND_LINE"
 put quick "$QUICK"
-put nproc "$(nproc)"
-put cpu "$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)"
-put mem_gb "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
-put kernel "$(uname -r)"
-put git "$(git rev-parse --short HEAD 2> /dev/null || echo unknown)$(git diff --quiet HEAD 2> /dev/null || echo ' (working tree modified)')"
-put blas_env "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
 put repeats "$REPEATS"
 put train_repeats "$TRAIN_REPEATS"
 put data_dir "$WIKI"

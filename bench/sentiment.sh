@@ -40,28 +40,13 @@
 
 set -euo pipefail
 
-COMMAND_LINE=""
-for v in CAI_DATA_DIR BENCH_QUICK BENCH_REPEATS BENCH_ROWS BENCH_CAI_OPTIONS BENCH_ACCURATE_TIMEOUT \
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_command_line bench/sentiment.sh CAI_DATA_DIR BENCH_QUICK BENCH_REPEATS BENCH_ROWS BENCH_CAI_OPTIONS BENCH_ACCURATE_TIMEOUT \
 	BENCH_ACC_ROWS BENCH_FORCE_WORKERS BENCH_OUT SK_CS FT_LRS FT_EPOCHS FT_DIMS FT_WORD_NGRAMS FT_BUCKET FT_THREADS FT_SEED \
-	FT_TIME_REPEATS FT_PREDICT_LINES; do
-	if [ -n "${!v+x}" ]; then
-		COMMAND_LINE="$COMMAND_LINE$v=$(printf '%q' "${!v}") "
-	fi
-done
-COMMAND_LINE="${COMMAND_LINE}bench/sentiment.sh"
+	FT_TIME_REPEATS FT_PREDICT_LINES
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-REPO="$(pwd)"
-
-DATA_DIR="${CAI_DATA_DIR:-../shared/data}"
-case "$DATA_DIR" in
-	/*) ;;
-	*) DATA_DIR="$REPO/$DATA_DIR" ;;
-esac
-SST="$(cd "$DATA_DIR/sentiment/sst2" 2>/dev/null && pwd)" || {
-	echo "sentiment.sh: no $DATA_DIR/sentiment/sst2 (set CAI_DATA_DIR)" >&2
-	exit 1
-}
+bench_cd_repo
+SST="$(bench_dataset sentiment.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
 
 PY=/usr/bin/python3
 FASTTEXT="${FASTTEXT:-/usr/bin/fasttext}"
@@ -86,10 +71,6 @@ else
 	[ -n "${SK_CS:-}" ] && SK_ARGS+=(--cs "$SK_CS")
 fi
 
-for f in train dev test; do
-	[ -r "$SST/$f.tsv" ] || { echo "sentiment.sh: cannot read $SST/$f.tsv" >&2; exit 1; }
-done
-
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/cai-bench-sentiment.XXXXXX")"
 chmod 755 "$TMP"
 CAI_PGDATA=""
@@ -100,24 +81,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-R="$TMP/results.txt" # "key value" lines, read by the report generator
-: > "$R"
-put() { printf '%s %s\n' "$1" "$2" >> "$R"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-T_START=$(now)
+bench_results "$TMP/results.txt"
+bench_put_machine
 
-put date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-put command "$COMMAND_LINE"
-put nproc "$(nproc)"
-put cpu "$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)"
-put mem_gb "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
-put git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree modified)')"
 put fasttext_version "$(dpkg-query -W -f='${Version}' fasttext 2>/dev/null || echo unknown)"
 put sklearn_version "$($PY -c 'import sklearn; print(sklearn.__version__)')"
-put blas_env "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
 put repeats "$REPEATS"
 put rows "$ROWS"
 

@@ -45,30 +45,12 @@
 
 set -euo pipefail
 
-COMMAND_LINE=""
-for v in CAI_DATA_DIR BENCH_QUICK BENCH_CONNS BENCH_FIRST_EVER BENCH_MEM_N BENCH_ROWS BENCH_REPEATS \
-	BENCH_BIG_OPTIONS BENCH_SMALL_OPTIONS BENCH_OUT; do
-	if [ -n "${!v+x}" ]; then
-		COMMAND_LINE="$COMMAND_LINE$v=$(printf '%q' "${!v}") "
-	fi
-done
-COMMAND_LINE="${COMMAND_LINE}bench/shared_model.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_command_line bench/shared_model.sh CAI_DATA_DIR BENCH_QUICK BENCH_CONNS BENCH_FIRST_EVER BENCH_MEM_N BENCH_ROWS BENCH_REPEATS \
+	BENCH_BIG_OPTIONS BENCH_SMALL_OPTIONS BENCH_OUT
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-REPO="$(pwd)"
-
-DATA_DIR="${CAI_DATA_DIR:-../shared/data}"
-case "$DATA_DIR" in
-	/*) ;;
-	*) DATA_DIR="$REPO/$DATA_DIR" ;;
-esac
-SST="$(cd "$DATA_DIR/sentiment/sst2" 2>/dev/null && pwd)" || {
-	echo "shared_model.sh: no $DATA_DIR/sentiment/sst2 (set CAI_DATA_DIR)" >&2
-	exit 1
-}
-for f in train dev test; do
-	[ -r "$SST/$f.tsv" ] || { echo "shared_model.sh: cannot read $SST/$f.tsv" >&2; exit 1; }
-done
+bench_cd_repo
+SST="$(bench_dataset shared_model.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
 
 PY=/usr/bin/python3
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -107,23 +89,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-R="$TMP/results.txt" # "key value" lines, read by the report generator
-: > "$R"
-put() { printf '%s %s\n' "$1" "$2" >> "$R"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-T_START=$(now)
+bench_results "$TMP/results.txt"
+bench_put_machine
 
-put date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-put command "$COMMAND_LINE"
-put nproc "$(nproc)"
-put cpu "$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)"
-put mem_gb "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
-put kernel "$(uname -r)"
-put git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree modified)')"
-put blas_env "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
 put conns "$CONNS"
 put first_ever "$FIRST_EVER"
 put mem_n "$MEM_N"

@@ -1,0 +1,70 @@
+# lib.sh: the prologue the bench/*.sh scripts share (sourced, not run).
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   bench_command_line bench/x.sh VAR...   # COMMAND_LINE: the set VARs, quoted, then the script
+#   bench_cd_repo                          # cd to the repository root, REPO=its path
+#   DIR=$(bench_dataset x.sh sentiment/sst2 train.tsv dev.tsv test.tsv)
+#   bench_results "$TMP/results.txt"       # R, emptied; put/now/elapsed/load/log; T_START
+#   bench_put_machine                      # date, command, machine, git and BLAS settings into R
+#
+# Results are "key value" lines in R, read by each script's report generator.
+
+# COMMAND_LINE: the environment variables among VARs that are set, shell-quoted, then SCRIPT
+bench_command_line() {	# bench_command_line SCRIPT VAR...
+	local script=$1 v
+	shift
+	COMMAND_LINE=""
+	for v in "$@"; do
+		if [ -n "${!v+x}" ]; then
+			COMMAND_LINE="$COMMAND_LINE$v=$(printf '%q' "${!v}") "
+		fi
+	done
+	COMMAND_LINE="$COMMAND_LINE$script"
+}
+
+bench_cd_repo() {
+	cd "$(dirname "${BASH_SOURCE[0]}")/.."
+	REPO="$(pwd)"
+}
+
+# absolute path of $CAI_DATA_DIR/SUBDIR (relative data dirs are taken from the
+# repo root; default ../shared/data); exits if it or one of FILEs is missing
+bench_dataset() {	# bench_dataset WHO SUBDIR FILE...
+	local who=$1 sub=$2 data dir f
+	shift 2
+	data="${CAI_DATA_DIR:-../shared/data}"
+	case "$data" in
+		/*) ;;
+		*) data="$REPO/$data" ;;
+	esac
+	dir="$(cd "$data/$sub" 2>/dev/null && pwd)" || {
+		echo "$who: no $data/$sub (set CAI_DATA_DIR)" >&2
+		exit 1
+	}
+	for f in "$@"; do
+		[ -r "$dir/$f" ] || { echo "$who: cannot read $dir/$f" >&2; exit 1; }
+	done
+	echo "$dir"
+}
+
+bench_results() {	# bench_results FILE
+	R=$1
+	: > "$R"
+	T_START=$(now)
+}
+put() { printf '%s %s\n' "$1" "$2" >> "$R"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+bench_put_machine() {
+	put date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+	put command "$COMMAND_LINE"
+	put nproc "$(nproc)"
+	put cpu "$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)"
+	put mem_gb "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
+	put kernel "$(uname -r)"
+	put git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree modified)')"
+	put blas_env "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
+}
