@@ -29,10 +29,10 @@ test_options_MODULES = common options
 test_ops_MODULES = common ops optim
 test_seq_MODULES = common ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
-test_textclf_MODULES = common modelutil format tokenize options metrics ops optim lstm $(TEXTCLF_MODULES)
+test_textclf_MODULES = common modelutil format tokenize options metrics trainer ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
-test_ner_MODULES = common modelutil format tokenize options ops optim lstm crf chunks $(NER_MODULES)
-test_model_MODULES = common modelutil format tokenize options metrics ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
+test_ner_MODULES = common modelutil format tokenize options trainer ops optim lstm crf chunks $(NER_MODULES)
+test_model_MODULES = common modelutil format tokenize options metrics trainer ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 

@@ -15,35 +15,11 @@
 
 #include "cai/metrics.h"
 #include "modelutil.h"
+#include "trainer.h"
 
 /* ---------------------------------------------------------------------- */
 /* Training: data preparation                                             */
 /* ---------------------------------------------------------------------- */
-
-/* Progress reporting with a time budget check. */
-typedef struct Ticker
-{
-	cai_progress_fn fn;
-	void	   *ctx;
-	double		start;
-	double		last;
-	double		max_seconds;
-	cai_progress p;
-} Ticker;
-
-/* Call the progress callback when 100 ms have passed; false = cancelled. */
-static bool
-ticker_tick(Ticker *tk, double fraction)
-{
-	double		t = cai_now_seconds();
-
-	if (tk->fn == NULL || t - tk->last < 0.1)
-		return true;
-	tk->last = t;
-	tk->p.fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-	tk->p.epoch_done = false;
-	return tk->fn(tk->ctx, &tk->p);
-}
 
 /* Everything the trainer allocates. */
 typedef struct FastTrain
@@ -87,6 +63,12 @@ typedef struct FastTrain
 	int32_t    *order;			/* (n_tr) */
 	int32_t    *pred;			/* (n_va or n_tr) predictions of the current model */
 	int32_t    *best_pred;		/* (same) predictions of the best epoch */
+	/* the epochs (trainer hooks) */
+	cai_rng		rng;			/* initialization, shuffles, dropout */
+	double		lr0;
+	double		dropout;
+	size_t		step;			/* rows trained so far */
+	size_t		steps_total;	/* epochs * training rows */
 } FastTrain;
 
 static void
@@ -120,7 +102,7 @@ fast_train_free(FastTrain *t)
 
 /* Pass 1: tokenize every row into type ids; count types in training rows. */
 static cai_status
-fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
+fast_prepare_tokens(FastTrain *t, cai_trainer *tk, cai_error *err)
 {
 	size_t		n_all = t->rows.n_tr + t->rows.n_va;
 	char		norm[FAST_NORM_MAX];
@@ -134,7 +116,7 @@ fast_prepare_tokens(FastTrain *t, Ticker *tk, cai_error *err)
 		cai_token  *toks;
 		size_t		nt;
 
-		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
+		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens, FAST_BYTES_PER_TOKEN,
 								  &toks, &nt, err);
@@ -509,7 +491,7 @@ fast_word_vectors(FastTrain *t)
  * *loss gets the mean loss.  false when the progress callback cancels.
  */
 static bool
-fast_eval(FastTrain *t, Ticker *tk, int32_t *pred, double *mean_loss)
+fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
 {
 	const int	D = t->p.dim;
 	const int	L = t->L;
@@ -528,7 +510,7 @@ fast_eval(FastTrain *t, Ticker *tk, int32_t *pred, double *mean_loss)
 		float		zy;
 		float	   *h = t->hidden;
 
-		if ((r & 1023) == 1023 && !ticker_tick(tk, tk->p.fraction))
+		if ((r & 1023) == 1023 && !cai_trainer_tick(tk, tk->p.fraction))
 			return false;
 		/* exactly as cai_textclf_fast_predict() sums them */
 		memset(h, 0, sizeof(float) * (size_t) D);
@@ -877,6 +859,90 @@ done:
 	return st;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Training: the trainer's hooks (trainer.h)                              */
+/* ---------------------------------------------------------------------- */
+
+static cai_status
+fast_begin_epoch(void *ctx, int epoch, cai_error *err)
+{
+	FastTrain  *t = ctx;
+
+	cai_rng_shuffle(&t->rng, t->order, t->rows.n_tr);
+	return CAI_OK;
+}
+
+/* Per-row SGD over the shuffled training rows, the learning rate decaying linearly. */
+static cai_status
+fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows, cai_error *err)
+{
+	FastTrain  *t = ctx;
+	double		loss_sum = 0.0;
+	size_t		rows_done = 0;
+	cai_status	st;
+
+	for (size_t i = 0; i < t->rows.n_tr; i++)
+	{
+		size_t		r = (size_t) t->order[i];
+		const uint32_t *f = t->feat + t->feat_off[r];
+		size_t		k = t->feat_off[r + 1] - t->feat_off[r];
+		float		lr = (float) (t->lr0 * (1.0 - (double) t->step / (double) t->steps_total));
+
+		if ((i & 255) == 0 && i > 0)
+		{
+			if ((st = cai_trainer_poll(tr, (double) t->step / (double) t->steps_total, err)) != CAI_OK)
+				return st;
+			/* out of time: score what we have (a partial epoch) and stop */
+			if (cai_trainer_out_of_time(tr))
+				break;
+		}
+		if (t->dropout > 0 && k > 0)
+		{
+			size_t		m = 0;
+
+			for (size_t j = 0; j < k; j++)
+				if (cai_rng_uniform(&t->rng) >= (float) t->dropout)
+					t->kept[m++] = f[j];
+			if (m == 0)
+				t->kept[m++] = f[cai_rng_below(&t->rng, (uint32_t) k)];
+			f = t->kept;
+			k = m;
+		}
+		loss_sum += fast_sgd_step(t, f, k, t->rows.lab[r], lr);
+		t->step++;
+		rows_done++;
+	}
+	if (!isfinite(loss_sum))
+		return cai_error_set(err, CAI_ERR_NUMERIC,
+							 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
+	*loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
+	*rows = (double) rows_done;
+	return CAI_OK;
+}
+
+/* Accuracy on the evaluation rows; ties go to the lower mean loss. */
+static cai_status
+fast_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, cai_error *err)
+{
+	FastTrain  *t = ctx;
+	double		mf1;
+
+	if (!fast_eval(t, tr, t->pred, loss))
+		return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+	cai_classification_scores(t->rows.lab + t->eval_from, t->pred, t->n_eval, t->L, score, &mf1);
+	return CAI_OK;
+}
+
+/* The best epoch: the serialized parameters and the predictions its metrics come from. */
+static void
+fast_snapshot(void *ctx)
+{
+	FastTrain  *t = ctx;
+
+	memcpy(t->best, t->params, sizeof(float) * t->n_params);
+	memcpy(t->best_pred, t->pred, sizeof(int32_t) * t->n_eval);
+}
+
 /* See textclf_internal.h. */
 cai_status
 cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
@@ -885,8 +951,12 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 					   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
 	FastTrain	t;
-	Ticker		tk;
-	cai_rng		rng;
+	cai_trainer tk;
+	cai_trainer_config tc;
+	const cai_trainer_hooks hooks = {
+		.ctx = &t, .begin_epoch = fast_begin_epoch, .train_epoch = fast_train_epoch,
+		.evaluate = fast_evaluate, .snapshot = fast_snapshot,
+	};
 	int			epochs = (int) cai_opt_int(opts, "epochs");
 	const double lr0 = cai_opt_float(opts, "learning_rate");
 	const double dropout = cai_opt_float(opts, "dropout");
@@ -896,14 +966,8 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
 	size_t		R;
 	size_t		max_feat = 0;
-	size_t		steps_total;
-	size_t		step = 0;
 	size_t		n_eval;
 	size_t		eval_from;
-	int			best_epoch = 0;
-	int			epochs_run = 0;
-	double		best_acc = -1.0;
-	double		best_loss = INFINITY;
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
@@ -913,12 +977,10 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	cai_status	st;
 
 	memset(&t, 0, sizeof(t));
-	memset(&tk, 0, sizeof(tk));
-	tk.fn = progress;
-	tk.ctx = progress_ctx;
-	tk.start = tk.last = cai_now_seconds();
-	tk.max_seconds = cai_opt_float(opts, "max_seconds");
+	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
 	t.L = n_labels;
+	t.lr0 = lr0;
+	t.dropout = dropout;
 
 	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
@@ -970,12 +1032,12 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 		st = NOMEM(err);
 		goto done;
 	}
-	cai_rng_seed(&rng, seed);
+	cai_rng_seed(&t.rng, seed);
 	{
 		float		a = 1.0f / (float) t.p.dim;
 
 		for (size_t i = 0; i < R * (size_t) t.p.dim; i++)
-			t.params[i] = (2.0f * cai_rng_uniform(&rng) - 1.0f) * a;
+			t.params[i] = (2.0f * cai_rng_uniform(&t.rng) - 1.0f) * a;
 	}
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
 	for (size_t r = 0; r < t.rows.n_tr; r++)
@@ -988,106 +1050,20 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 		epochs = want < 5 ? 5 : want > 50 ? 50 : (int) want;
 	}
-	tk.p.epochs = epochs;
-	steps_total = (size_t) epochs * t.rows.n_tr;
-	for (int ep = 1; ep <= epochs; ep++)
-	{
-		double		ep_start = cai_now_seconds();
-		double		loss_sum = 0.0;
-		size_t		rows_done = 0;
-		double		acc,
-					mf1,
-					vloss;
-		bool		out_of_time;
-
-		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
-		for (size_t i = 0; i < t.rows.n_tr; i++)
-		{
-			size_t		r = (size_t) t.order[i];
-			const uint32_t *f = t.feat + t.feat_off[r];
-			size_t		k = t.feat_off[r + 1] - t.feat_off[r];
-			float		lr = (float) (lr0 * (1.0 - (double) step / (double) steps_total));
-
-			if ((i & 255) == 0 && i > 0)
-			{
-				if (!ticker_tick(&tk, (double) step / (double) steps_total))
-				{
-					st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-					goto done;
-				}
-				/* out of time: score what we have (a partial epoch) and stop */
-				if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
-					break;
-			}
-			if (dropout > 0 && k > 0)
-			{
-				size_t		m = 0;
-
-				for (size_t j = 0; j < k; j++)
-					if (cai_rng_uniform(&rng) >= (float) dropout)
-						t.kept[m++] = f[j];
-				if (m == 0)
-					t.kept[m++] = f[cai_rng_below(&rng, (uint32_t) k)];
-				f = t.kept;
-				k = m;
-			}
-			loss_sum += fast_sgd_step(&t, f, k, t.rows.lab[r], lr);
-			step++;
-			rows_done++;
-		}
-		epochs_run = ep;
-		if (!isfinite(loss_sum))
-		{
-			st = cai_error_set(err, CAI_ERR_NUMERIC,
-							   "training diverged in epoch %d (the loss is not finite); lower learning_rate", ep);
-			goto done;
-		}
-
-		if (!fast_eval(&t, &tk, t.pred, &vloss))
-		{
-			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-			goto done;
-		}
-		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
-		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
-		{
-			best_acc = acc;
-			best_loss = vloss;
-			best_epoch = ep;
-			memcpy(t.best, t.params, sizeof(float) * t.n_params);
-			memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
-		}
-
-		tk.p.epoch = ep;
-		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
-		tk.p.val_score = acc;
-		tk.p.rows_per_sec = (double) rows_done / fmax(cai_now_seconds() - ep_start, 1e-9);
-		tk.p.fraction = (double) ep / (double) epochs;
-		tk.p.epoch_done = true;
-		if (progress != NULL && !progress(progress_ctx, &tk.p))
-		{
-			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-			goto done;
-		}
-		tk.last = cai_now_seconds();
-		out_of_time = tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds;
-		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
-			break;
-	}
-	/* without validation rows the last epoch is kept */
-	if (t.rows.n_va == 0)
-	{
-		memcpy(t.best, t.params, sizeof(float) * t.n_params);
-		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
-		best_epoch = epochs_run;
-	}
+	t.steps_total = (size_t) epochs * t.rows.n_tr;
+	tc.epochs = epochs;
+	tc.patience = patience;
+	tc.has_validation = t.rows.n_va > 0;	/* without validation rows the last epoch is kept */
+	tc.time_check_after_epoch = true;
+	if ((st = cai_trainer_run(&tk, &tc, &hooks, err)) != CAI_OK)
+		goto done;
 	if (!cai_all_finite(t.best, t.n_params))
 	{
 		st = cai_error_set(err, CAI_ERR_NUMERIC,
 						   "training diverged (a weight is not finite); lower learning_rate");
 		goto done;
 	}
-	seconds = cai_now_seconds() - tk.start;
+	seconds = cai_trainer_seconds(&tk);
 
 	/* metrics */
 	st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
@@ -1096,11 +1072,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 		goto done;
 	metrics = cai_json_parse_object(report);
 	if (metrics == NULL ||
-		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
-		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
-		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
-		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_trainer_put_metrics(&tk, metrics, "rows", t.rows.n_tr, t.rows.n_va) ||
 		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
 		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
 		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)))
@@ -1108,10 +1080,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 		st = NOMEM(err);
 		goto done;
 	}
-	if (!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
-		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
-		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+	if (!cai_trainer_put_provenance(prov, "rows", t.rows.n_tr, t.rows.n_va, seed))
 	{
 		st = NOMEM(err);
 		goto done;
