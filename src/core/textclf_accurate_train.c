@@ -21,33 +21,11 @@
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "modelutil.h"
+#include "trainer.h"
 
 /* ---------------------------------------------------------------------- */
 /* Training: data preparation                                             */
 /* ---------------------------------------------------------------------- */
-
-typedef struct Ticker
-{
-	cai_progress_fn fn;
-	void	   *ctx;
-	double		start;
-	double		last;
-	double		max_seconds;
-	cai_progress p;
-} Ticker;
-
-static bool
-ticker_tick(Ticker *tk, double fraction)
-{
-	double		t = cai_now_seconds();
-
-	if (tk->fn == NULL || t - tk->last < 0.1)
-		return true;
-	tk->last = t;
-	tk->p.fraction = fraction < tk->p.fraction ? tk->p.fraction : fraction > 1 ? 1 : fraction;
-	tk->p.epoch_done = false;
-	return tk->fn(tk->ctx, &tk->p);
-}
 
 /* A training batch: rows order[first .. first + n), padded to T tokens. */
 typedef struct AccBatch
@@ -118,6 +96,16 @@ typedef struct AccTrain
 	size_t		acc_correct;	/* evaluation rows the accurate model alone gets right */
 	size_t		best_acc_correct;
 	size_t		fast_correct;
+	/* the epochs (trainer hooks) */
+	cai_rng		rng;			/* initialization, shuffles, dropout */
+	cai_optim_config cfg;
+	double		lr0;
+	double		dropout;
+	double		word_dropout;
+	size_t		n_eval;
+	size_t		eval_from;
+	int64_t		step;			/* optimizer steps so far */
+	int64_t		steps_total;	/* epochs * batches */
 } AccTrain;
 
 static void
@@ -169,7 +157,7 @@ acc_train_free(AccTrain *t)
 
 /* Tokenize every row into type ids; count types in the training rows. */
 static cai_status
-acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
+acc_prepare_tokens(AccTrain *t, cai_trainer *tk, cai_error *err)
 {
 	size_t		n_all = t->rows.n_tr + t->rows.n_va;
 	char		norm[ACC_NORM_MAX];
@@ -183,7 +171,7 @@ acc_prepare_tokens(AccTrain *t, Ticker *tk, cai_error *err)
 		cai_token  *toks;
 		size_t		nt;
 
-		if ((r & 255) == 0 && !ticker_tick(tk, 0.0))
+		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		if ((st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens,
 									   ACC_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
@@ -480,7 +468,7 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
  * inference code; false (and *cancelled) when the callback cancels.
  */
 static cai_status
-acc_eval(AccTrain *t, Ticker *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
+acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
 {
 	AccNet		net;
 	double		loss = 0.0;
@@ -493,7 +481,7 @@ acc_eval(AccTrain *t, Ticker *tk, size_t from, size_t n, double *mean_loss, cai_
 		size_t		r = from + i;
 		int			T = (int) (t->tok_off[r + 1] - t->tok_off[r]);
 
-		if ((i & 255) == 255 && !ticker_tick(tk, tk->p.fraction))
+		if ((i & 255) == 255 && !cai_trainer_tick(tk, tk->p.fraction))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		acc_row_bags(t, r, t->ev_ids, t->ev_offs);
 		if ((st = cai_textclf_accurate_net_infer(&net, t->ev_ids, t->ev_offs, T, t->ev_scratch,
@@ -778,7 +766,7 @@ done:
 static bool
 acc_fast_progress(void *ctx, const cai_progress *p)
 {
-	return ticker_tick((Ticker *) ctx, 0.0);
+	return cai_trainer_tick((cai_trainer *) ctx, 0.0);
 }
 
 /*
@@ -791,7 +779,7 @@ acc_fast_progress(void *ctx, const cai_progress *p)
 static cai_status
 acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_names,
 			   const cai_textclf_data *train, const cai_textclf_data *valid,
-			   size_t eval_from, size_t n_eval, Ticker *tk, cai_error *err)
+			   size_t eval_from, size_t n_eval, cai_trainer *tk, cai_error *err)
 {
 	char		js[512];
 	cai_options *fo = NULL;
@@ -837,7 +825,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 		size_t		r = eval_from + i;
 		float	   *f = t->fast_probs + i * (size_t) t->L;
 
-		if ((i & 255) == 255 && !ticker_tick(tk, 0.0))
+		if ((i & 255) == 255 && !cai_trainer_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		if ((st = cai_textclf_predict(t->fast, t->rows.txt[r], t->rows.len[r], f, err)) != CAI_OK)
 			return st;
@@ -967,6 +955,89 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 	return CAI_OK;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Training: the trainer's hooks (trainer.h)                              */
+/* ---------------------------------------------------------------------- */
+
+/* Reshuffle rows within each length, then the batch order. */
+static cai_status
+acc_begin_epoch(void *ctx, int epoch, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	cai_status	st;
+
+	cai_rng_shuffle(&t->rng, t->order, t->rows.n_tr);
+	if ((st = acc_sort_by_length(t, err)) != CAI_OK)
+		return st;
+	cai_rng_shuffle(&t->rng, t->batch_perm, t->n_batches);
+	return CAI_OK;
+}
+
+/* Adam steps over the batches, gradient clipping, a linearly decaying learning rate. */
+static cai_status
+acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double *rows, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	double		loss_sum = 0.0;
+	size_t		rows_done = 0;
+	cai_status	st;
+
+	for (size_t bi = 0; bi < t->n_batches; bi++)
+	{
+		const AccBatch *bt = &t->batches[t->batch_perm[bi]];
+		float		lr = cai_lr_schedule(CAI_LR_LINEAR, (float) t->lr0, (float) t->lr0 * ACC_MIN_LR_FRACTION,
+										 t->step, 0, t->steps_total);
+		double		loss = 0.0;
+		float		norm;
+
+		if ((st = cai_trainer_poll(tr, (double) t->step / (double) t->steps_total, err)) != CAI_OK)
+			return st;
+		if (cai_trainer_out_of_time(tr))
+			break;
+		if ((st = acc_batch_step(t, bt, t->order + bt->first, (float) t->dropout, (float) t->word_dropout,
+								 &t->rng, &loss, err)) != CAI_OK)
+			return st;
+		norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
+		if (!isfinite(norm) || !isfinite(loss))
+			return cai_error_set(err, CAI_ERR_NUMERIC,
+								 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
+		t->step++;
+		if ((st = cai_slab_step(&t->slab, &t->cfg, lr, t->step, err)) != CAI_OK)
+			return st;
+		loss_sum += loss * bt->n;
+		rows_done += (size_t) bt->n;
+	}
+	*loss_out = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
+	*rows = (double) rows_done;
+	return CAI_OK;
+}
+
+/* Accuracy of the ensemble on the evaluation rows; ties go to the lower mean loss. */
+static cai_status
+acc_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	double		mf1;
+	cai_status	st;
+
+	*loss = 0;
+	if ((st = acc_eval(t, tr, t->eval_from, t->n_eval, loss, err)) != CAI_OK)
+		return st;
+	cai_classification_scores(t->rows.lab + t->eval_from, t->pred, t->n_eval, t->L, score, &mf1);
+	return CAI_OK;
+}
+
+/* The best epoch: the serialized parameters and the predictions its metrics come from. */
+static void
+acc_snapshot(void *ctx)
+{
+	AccTrain   *t = ctx;
+
+	memcpy(t->best, t->slab.data, sizeof(float) * t->slab.numel);
+	memcpy(t->best_pred, t->pred, sizeof(int32_t) * t->n_eval);
+	t->best_acc_correct = t->acc_correct;
+}
+
 cai_status
 cai_textclf_accurate_train(const cai_options *opts, const char *const *label_names, int n_labels,
 						   const cai_textclf_data *train, const cai_textclf_data *valid,
@@ -974,9 +1045,12 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 						   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
 	AccTrain	t;
-	Ticker		tk;
-	cai_rng		rng;
-	cai_optim_config cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
+	cai_trainer tk;
+	cai_trainer_config tc;
+	const cai_trainer_hooks hooks = {
+		.ctx = &t, .begin_epoch = acc_begin_epoch, .train_epoch = acc_train_epoch,
+		.evaluate = acc_evaluate, .snapshot = acc_snapshot,
+	};
 	int			epochs = (int) cai_opt_int(opts, "epochs");
 	const double lr0 = cai_opt_float(opts, "learning_rate");
 	const double dropout = cai_opt_float(opts, "dropout");
@@ -991,12 +1065,6 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	size_t		max_ids = 0;
 	size_t		n_eval,
 				eval_from;
-	int64_t		step = 0,
-				steps_total;
-	int			best_epoch = 0;
-	int			epochs_run = 0;
-	double		best_acc = -1.0;
-	double		best_loss = INFINITY;
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
@@ -1008,12 +1076,12 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 
 	memset(&t, 0, sizeof(t));
 	cai_slab_init(&t.slab);
-	memset(&tk, 0, sizeof(tk));
-	tk.fn = progress;
-	tk.ctx = progress_ctx;
-	tk.start = tk.last = cai_now_seconds();
-	tk.max_seconds = cai_opt_float(opts, "max_seconds");
+	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
 	t.L = n_labels;
+	t.cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
+	t.lr0 = lr0;
+	t.dropout = dropout;
+	t.word_dropout = word_dropout;
 
 	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
@@ -1032,8 +1100,8 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
 		goto done;
 	}
-	n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
-	eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
+	t.n_eval = n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
+	t.eval_from = eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
 	if ((st = acc_prepare_tokens(&t, &tk, err)) != CAI_OK ||
 		(st = acc_prepare_bags(&t, min_count, err)) != CAI_OK)
 		goto done;
@@ -1051,10 +1119,10 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		t.order[r] = (int32_t) r;
 		t.len_key[r] = (int32_t) (t.tok_off[r + 1] - t.tok_off[r]);
 	}
-	cai_rng_seed(&rng, seed);
+	cai_rng_seed(&t.rng, seed);
 	if ((st = acc_sort_by_length(&t, err)) != CAI_OK ||
 		(st = acc_make_batches(&t, batch_size, &max_ids, err)) != CAI_OK ||
-		(st = acc_init_params(&t, &cfg, &rng, err)) != CAI_OK)
+		(st = acc_init_params(&t, &t.cfg, &t.rng, err)) != CAI_OK)
 		goto done;
 
 	/* evaluation buffers */
@@ -1096,99 +1164,19 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		epochs = want < ACC_AUTO_MIN_EPOCHS ? ACC_AUTO_MIN_EPOCHS :
 			want > ACC_AUTO_MAX_EPOCHS ? ACC_AUTO_MAX_EPOCHS : (int) want;
 	}
-	tk.p.epochs = epochs;
-	steps_total = (int64_t) epochs * (int64_t) t.n_batches;
-	for (int ep = 1; ep <= epochs; ep++)
-	{
-		double		ep_start = cai_now_seconds();
-		double		loss_sum = 0.0;
-		size_t		rows_done = 0;
-		double		acc,
-					mf1,
-					vloss = 0;
-		bool		out_of_time = false;
-
-		/* reshuffle rows within each length, then the batch order */
-		cai_rng_shuffle(&rng, t.order, t.rows.n_tr);
-		if ((st = acc_sort_by_length(&t, err)) != CAI_OK)
-			goto done;
-		cai_rng_shuffle(&rng, t.batch_perm, t.n_batches);
-		for (size_t bi = 0; bi < t.n_batches; bi++)
-		{
-			const AccBatch *bt = &t.batches[t.batch_perm[bi]];
-			float		lr = cai_lr_schedule(CAI_LR_LINEAR, (float) lr0, (float) lr0 * ACC_MIN_LR_FRACTION,
-											 step, 0, steps_total);
-			double		loss = 0.0;
-			float		norm;
-
-			if (!ticker_tick(&tk, (double) step / (double) steps_total))
-			{
-				st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-				goto done;
-			}
-			if (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds)
-			{
-				out_of_time = true;
-				break;
-			}
-			if ((st = acc_batch_step(&t, bt, t.order + bt->first, (float) dropout, (float) word_dropout,
-									 &rng, &loss, err)) != CAI_OK)
-				goto done;
-			norm = cai_slab_clip_grad_norm(&t.slab, ACC_CLIP_NORM);
-			if (!isfinite(norm) || !isfinite(loss))
-			{
-				st = cai_error_set(err, CAI_ERR_NUMERIC,
-								   "training diverged in epoch %d (the loss is not finite); lower learning_rate", ep);
-				goto done;
-			}
-			step++;
-			if ((st = cai_slab_step(&t.slab, &cfg, lr, step, err)) != CAI_OK)
-				goto done;
-			loss_sum += loss * bt->n;
-			rows_done += (size_t) bt->n;
-		}
-		epochs_run = ep;
-		if ((st = acc_eval(&t, &tk, eval_from, n_eval, &vloss, err)) != CAI_OK)
-			goto done;
-		cai_classification_scores(t.rows.lab + eval_from, t.pred, n_eval, n_labels, &acc, &mf1);
-		if (acc > best_acc || (acc == best_acc && vloss < best_loss))
-		{
-			best_acc = acc;
-			best_loss = vloss;
-			best_epoch = ep;
-			memcpy(t.best, t.slab.data, sizeof(float) * t.slab.numel);
-			memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
-			t.best_acc_correct = t.acc_correct;
-		}
-		tk.p.epoch = ep;
-		tk.p.loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
-		tk.p.val_score = acc;
-		tk.p.rows_per_sec = (double) (rows_done > 0 ? rows_done : 1) / fmax(cai_now_seconds() - ep_start, 1e-9);
-		tk.p.fraction = (double) ep / (double) epochs;
-		tk.p.epoch_done = true;
-		if (progress != NULL && !progress(progress_ctx, &tk.p))
-		{
-			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-			goto done;
-		}
-		tk.last = cai_now_seconds();
-		out_of_time = out_of_time || (tk.max_seconds > 0 && cai_now_seconds() - tk.start >= tk.max_seconds);
-		if (out_of_time || (patience > 0 && t.rows.n_va > 0 && ep - best_epoch >= patience))
-			break;
-	}
-	if (t.rows.n_va == 0)
-	{
-		memcpy(t.best, t.slab.data, sizeof(float) * t.slab.numel);
-		memcpy(t.best_pred, t.pred, sizeof(int32_t) * n_eval);
-		t.best_acc_correct = t.acc_correct;
-		best_epoch = epochs_run;
-	}
+	t.steps_total = (int64_t) epochs * (int64_t) t.n_batches;
+	tc.epochs = epochs;
+	tc.patience = patience;
+	tc.has_validation = t.rows.n_va > 0;	/* without validation rows the last epoch is kept */
+	tc.time_check_after_epoch = true;
+	if ((st = cai_trainer_run(&tk, &tc, &hooks, err)) != CAI_OK)
+		goto done;
 	if (!cai_all_finite(t.best, t.slab.numel))
 	{
 		st = cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (a weight is not finite); lower learning_rate");
 		goto done;
 	}
-	seconds = cai_now_seconds() - tk.start;
+	seconds = cai_trainer_seconds(&tk);
 
 	if ((st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
 										&report, err)) != CAI_OK)
@@ -1196,11 +1184,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	metrics = cai_json_parse_object(report);
 	train_opts = json_object_new_object();
 	if (metrics == NULL || train_opts == NULL ||
-		!cai_json_put(metrics, "evaluated_on", json_object_new_string(t.rows.n_va > 0 ? "validation" : "train")) ||
-		!cai_json_put(metrics, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
-		!cai_json_put(metrics, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(metrics, "best_epoch", json_object_new_int(best_epoch)) ||
-		!cai_json_put(metrics, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_trainer_put_metrics(&tk, metrics, "rows", t.rows.n_tr, t.rows.n_va) ||
 		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
 		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
 		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)) ||
@@ -1213,10 +1197,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		!cai_json_put(train_opts, "word_dropout", json_object_new_double(word_dropout)) ||
 		!cai_json_put(train_opts, "batch_size", json_object_new_int(batch_size)) ||
 		!cai_json_put(train_opts, "epochs", json_object_new_int(epochs)) ||
-		!cai_json_put(prov, "train_rows", json_object_new_int64((int64_t) t.rows.n_tr)) ||
-		!cai_json_put(prov, "validation_rows", json_object_new_int64((int64_t) t.rows.n_va)) ||
-		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) seed)) ||
-		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)))
+		!cai_trainer_put_provenance(prov, "rows", t.rows.n_tr, t.rows.n_va, seed))
 	{
 		st = NOMEM(err);
 		goto done;
