@@ -36,6 +36,7 @@
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "modelutil.h"
+#include "trainer.h"
 
 struct json_object;
 
@@ -293,16 +294,6 @@ typedef struct NerTrainCtx
 /* Training (ner_train.c) and its threads (ner_pool.c)                    */
 /* ---------------------------------------------------------------------- */
 
-/* Progress reporting with a time budget check. */
-typedef struct NerTicker
-{
-	cai_progress_fn fn;
-	void	   *ctx;
-	double		start;
-	double		last;
-	cai_progress p;
-} NerTicker;
-
 /* Jobs and shards of the data-parallel training (see ner_pool.c). */
 typedef enum NerJob
 {
@@ -376,7 +367,6 @@ typedef struct NerTrain
 	float		lr;
 	float		dropout;
 	float		clip;
-	double		max_seconds;
 	uint64_t	seed;
 	cai_chunk_scheme scheme;	/* of the training tags */
 	NerSide		tr;
@@ -440,7 +430,6 @@ cai_status	ner_net_backward(const cai_ner *m, NerWs *w, const NerTrainCtx *tc, c
 cai_status	ner_net_decode(const cai_ner *m, NerWs *w, bool want_scores, cai_error *err);
 
 /* ner_train.c */
-bool		ner_ticker_tick(NerTicker *tk, double fraction);
 cai_status	ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 							const cai_ner_data *valid, const cai_word_vectors *vec, cai_error *err);
 void		ner_train_free(NerTrain *t);
@@ -450,7 +439,7 @@ void		ner_pool_start(NerTrain *t, int n);
 cai_status	ner_pool_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err);
 cai_status	ner_train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const int32_t *ids,
 							   int B, int64_t step, double *loss, cai_error *err);
-cai_status	ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, NerTicker *tk,
+cai_status	ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, cai_trainer *tk,
 							   double frac0, double frac1, cai_error *err);
 void		ner_pool_stop(NerPool *pool);
 void		ner_pool_free(NerPool *pool);
@@ -462,7 +451,7 @@ cai_status	ner_enc_bounds(const NerEnc *e, int B, int *maxT, size_t *maxN, size_
 cai_status	ner_enc_decode_batch(const cai_ner *m, const NerEnc *e, const int32_t *order, int B, NerWs *ws,
 								 int32_t *pred, float *scores, cai_error *err);
 cai_status	ner_enc_decode(const cai_ner *m, const NerEnc *e, const int32_t *order, NerWs *ws,
-						   int32_t *pred, float *scores, NerTicker *tk, double frac0, double frac1,
+						   int32_t *pred, float *scores, cai_trainer *tk, double frac0, double frac1,
 						   cai_error *err);
 void		ner_enc_length_order(const NerEnc *e, NerLenItem *tmp, int32_t *order);
 cai_status	ner_ws_for_order(const NerDims *d, const NerEnc *e, const int32_t *order, NerWs *ws,

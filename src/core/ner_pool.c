@@ -423,7 +423,7 @@ ner_train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const
 
 /* ner_enc_decode of the evaluation side with the pool: rounds of one batch per shard. */
 cai_status
-ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, NerTicker *tk, double frac0, double frac1,
+ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, cai_trainer *tk, double frac0, double frac1,
 				   cai_error *err)
 {
 	NerPool    *pool = &t->pool;
@@ -448,7 +448,7 @@ ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, NerTicker *tk, d
 		upto = (b0 + (size_t) pool->n) * NER_EVAL_BATCH;
 		if (upto > e->n)
 			upto = e->n;
-		if (tk != NULL && !ner_ticker_tick(tk, frac0 + (frac1 - frac0) * (double) upto / (double) e->n))
+		if (tk != NULL && !cai_trainer_tick(tk, frac0 + (frac1 - frac0) * (double) upto / (double) e->n))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 	}
 	return CAI_OK;

@@ -110,7 +110,7 @@ ner_enc_decode_batch(const cai_ner *m, const NerEnc *e, const int32_t *order, in
  */
 cai_status
 ner_enc_decode(const cai_ner *m, const NerEnc *e, const int32_t *order, NerWs *ws,
-			   int32_t *pred, float *scores, NerTicker *tk, double frac0, double frac1,
+			   int32_t *pred, float *scores, cai_trainer *tk, double frac0, double frac1,
 			   cai_error *err)
 {
 	for (size_t p0 = 0; p0 < e->n; p0 += NER_EVAL_BATCH)
@@ -120,7 +120,7 @@ ner_enc_decode(const cai_ner *m, const NerEnc *e, const int32_t *order, NerWs *w
 
 		if ((st = ner_enc_decode_batch(m, e, order + p0, B, ws, pred, scores, err)) != CAI_OK)
 			return st;
-		if (tk != NULL && !ner_ticker_tick(tk, frac0 + (frac1 - frac0) * (double) (p0 + B) / (double) e->n))
+		if (tk != NULL && !cai_trainer_tick(tk, frac0 + (frac1 - frac0) * (double) (p0 + B) / (double) e->n))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 	}
 	return CAI_OK;

@@ -72,27 +72,6 @@ const cai_opt_def cai_ner_option_defs[] = {
 const int	cai_ner_n_option_defs = sizeof(cai_ner_option_defs) / sizeof(cai_ner_option_defs[0]);
 
 /* ---------------------------------------------------------------------- */
-/* Progress                                                               */
-/* ---------------------------------------------------------------------- */
-
-/* Call the progress callback when 100 ms have passed; false = cancelled. */
-bool
-ner_ticker_tick(NerTicker *tk, double fraction)
-{
-	double		t;
-
-	if (tk->fn == NULL)
-		return true;
-	t = cai_now_seconds();
-	if (t - tk->last < 0.1)
-		return true;
-	tk->last = t;
-	tk->p.fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-	tk->p.epoch_done = false;
-	return tk->fn(tk->ctx, &tk->p);
-}
-
-/* ---------------------------------------------------------------------- */
 /* Training data                                                          */
 /* ---------------------------------------------------------------------- */
 
@@ -342,7 +321,6 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 	t->lr = (float) cai_opt_float(opts, "learning_rate");
 	t->dropout = (float) cai_opt_float(opts, "dropout");
 	t->clip = (float) cai_opt_float(opts, "clip");
-	t->max_seconds = cai_opt_float(opts, "max_seconds");
 	t->seed = (uint64_t) cai_opt_int(opts, "seed");
 	m->max_tokens = (int) cai_opt_int(opts, "max_tokens");
 	scheme_opt = cai_opt_string(opts, "tag_scheme");
@@ -621,7 +599,7 @@ done:
 
 /* Decode the evaluation side (t->eorder) into pred, with the pool when there is one. */
 static cai_status
-train_decode(NerTrain *t, const NerEnc *e, int32_t *pred, NerTicker *tk, double frac0, double frac1,
+train_decode(NerTrain *t, const NerEnc *e, int32_t *pred, cai_trainer *tk, double frac0, double frac1,
 			 cai_error *err)
 {
 	if (t->pool.n > 1)
@@ -689,119 +667,156 @@ train_step(NerTrain *t, const cai_optim_config *cfg, const NerTrainCtx *tc, cons
 	return cai_slab_step(&t->m.net.slab, cfg, t->lr, step, err);
 }
 
-/* The epochs: train, validate, keep the best parameters. */
-static cai_status
-train_loop(NerTrain *t, NerTicker *tk, int *best_epoch_out, int *epochs_run_out, double *best_f1_out,
-		   cai_error *err)
+/* The epochs' state: the trainer's hooks (trainer.h) work on it. */
+typedef struct NerLoop
 {
-	cai_optim_config cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
-	NerSide    *ev = t->va.n > 0 ? &t->va : &t->tr;
-	bool		has_va = t->va.n > 0;
-	NerLenItem *tmp = cai_malloc(sizeof(NerLenItem) * ((size_t) t->batch * 32 + 1));
-	char	   *pp = cai_malloc(ev->enc.ntok + 1);
-	int32_t    *pt = cai_malloc(sizeof(int32_t) * (ev->enc.ntok + 1));
-	NerTrainCtx tc;
-	cai_rng		rng;
-	int64_t		step = 0;
-	int			best_epoch = 0;
-	int			epochs_run = 0;
-	double		best_f1 = -1.0;
-	cai_status	st = CAI_OK;
+	NerTrain   *t;
+	cai_optim_config cfg;
+	NerTrainCtx tc;				/* tc.rng = &rng */
+	cai_rng		rng;			/* batches, dropout, unknown words */
+	NerLenItem *tmp;			/* (batch * 32) make_batches */
+	char	   *pp;				/* (ev ntok) side_f1 */
+	int32_t    *pt;				/* (ev ntok) side_f1 */
+	NerSide    *ev;				/* the validation side, or the training side without one */
+	bool		has_va;
+	int64_t		step;
+	int			nb;				/* batches of this epoch */
+} NerLoop;
 
-	if (tmp == NULL || pp == NULL || pt == NULL)
+static cai_status
+ner_begin_epoch(void *ctx, int epoch, cai_error *err)
+{
+	NerLoop    *l = ctx;
+
+	l->nb = make_batches(l->t, &l->rng, l->tmp);
+	return CAI_OK;
+}
+
+/* Adam steps over this epoch's batches (with the pool when there is one). */
+static cai_status
+ner_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double *rows, cai_error *err)
+{
+	NerLoop    *l = ctx;
+	NerTrain   *t = l->t;
+	double		span = 1.0 / (double) tr->epochs;
+	double		loss_sum = 0.0;
+	cai_status	st;
+
+	for (int bi = 0; bi < l->nb; bi++)
+	{
+		int32_t		b0 = t->bstart[t->border[bi]];
+		int			B = t->bstart[t->border[bi] + 1] - b0;
+		double		loss;
+
+		if (t->pool.n > 1)
+			st = ner_train_step_par(t, &l->cfg, &l->rng, t->order + b0, B, ++l->step, &loss, err);
+		else
+			st = train_step(t, &l->cfg, &l->tc, t->order + b0, B, ++l->step, &loss, err);
+		if (st != CAI_OK)
+			return st;
+		loss_sum += loss;
+		if ((st = cai_trainer_poll(tr, span * ((double) (epoch - 1) + 0.95 * (double) (bi + 1) / (double) l->nb),
+								   err)) != CAI_OK)
+			return st;
+		if (cai_trainer_out_of_time(tr))
+			break;
+	}
+	*loss_out = loss_sum / (double) t->tr.enc.n;
+	*rows = (double) t->tr.enc.n;
+	return CAI_OK;
+}
+
+/*
+ * Entity F1 on the validation side; without one, 0 (the training side is
+ * decoded once, after the last epoch).  Equal F1 is not better (no loss).
+ */
+static cai_status
+ner_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, cai_error *err)
+{
+	NerLoop    *l = ctx;
+	double		span = 1.0 / (double) tr->epochs;
+	cai_status	st;
+
+	*score = 0.0;
+	*loss = NAN;
+	if (!l->has_va)
+		return CAI_OK;
+	if ((st = train_decode(l->t, &l->ev->enc, l->t->pred, tr,
+						   span * ((double) epoch - 0.05), span * (double) epoch, err)) != CAI_OK)
+		return st;
+	*score = side_f1(l->ev, l->t->pred, l->pp, l->pt);
+	return CAI_OK;
+}
+
+static void
+ner_snapshot(void *ctx)
+{
+	NerLoop    *l = ctx;
+	NerTrain   *t = l->t;
+
+	memcpy(t->best, t->m.net.slab.data, sizeof(float) * t->m.net.slab.numel);
+	if (l->has_va)
+		memcpy(t->best_pred, t->pred, sizeof(int32_t) * l->ev->enc.ntok);
+}
+
+/* The best parameters back into the model; without validation, its tags of the training side. */
+static cai_status
+ner_restore(void *ctx, cai_error *err)
+{
+	NerLoop    *l = ctx;
+	NerTrain   *t = l->t;
+
+	memcpy(t->m.net.slab.data, t->best, sizeof(float) * t->m.net.slab.numel);
+	if (!l->has_va)
+		return train_decode(t, &l->ev->enc, t->best_pred, NULL, 0, 0, err);
+	return CAI_OK;
+}
+
+/* The epochs: train, validate, keep the best parameters (cai_trainer_run with NER's hooks). */
+static cai_status
+train_loop(NerTrain *t, cai_trainer *tk, cai_error *err)
+{
+	NerLoop		l;
+	cai_trainer_config tc;
+	const cai_trainer_hooks hooks = {
+		.ctx = &l, .begin_epoch = ner_begin_epoch, .train_epoch = ner_train_epoch,
+		.evaluate = ner_evaluate, .snapshot = ner_snapshot, .restore = ner_restore,
+	};
+	cai_status	st;
+
+	memset(&l, 0, sizeof(l));
+	l.t = t;
+	l.cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
+	l.ev = t->va.n > 0 ? &t->va : &t->tr;
+	l.has_va = t->va.n > 0;
+	l.tmp = cai_malloc(sizeof(NerLenItem) * ((size_t) t->batch * 32 + 1));
+	l.pp = cai_malloc(l.ev->enc.ntok + 1);
+	l.pt = cai_malloc(sizeof(int32_t) * (l.ev->enc.ntok + 1));
+	if (l.tmp == NULL || l.pp == NULL || l.pt == NULL)
 	{
 		st = NOMEM(err);
 		goto done;
 	}
-	cai_rng_seed(&rng, t->seed * UINT64_C(0x9e3779b97f4a7c15) + 2);
-	tc.dropout = t->dropout;
-	tc.rng = &rng;
-	tc.singleton = t->singleton;
-	tc.unk_p = NER_UNK_SINGLETON;
-	for (int ep = 1; ep <= t->epochs; ep++)
-	{
-		double		ep_start = cai_now_seconds();
-		double		loss_sum = 0.0;
-		bool		out_of_time = false;
-		int			nb = make_batches(t, &rng, tmp);
-		double		f1 = 0.0;
-		double		span = 1.0 / (double) t->epochs;
-
-		for (int bi = 0; bi < nb; bi++)
-		{
-			int32_t		b0 = t->bstart[t->border[bi]];
-			int			B = t->bstart[t->border[bi] + 1] - b0;
-			double		loss;
-
-			if (t->pool.n > 1)
-				st = ner_train_step_par(t, &cfg, &rng, t->order + b0, B, ++step, &loss, err);
-			else
-				st = train_step(t, &cfg, &tc, t->order + b0, B, ++step, &loss, err);
-			if (st != CAI_OK)
-				goto done;
-			loss_sum += loss;
-			if (!ner_ticker_tick(tk, span * ((double) (ep - 1) + 0.95 * (double) (bi + 1) / (double) nb)))
-			{
-				st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-				goto done;
-			}
-			if (t->max_seconds > 0 && cai_now_seconds() - tk->start >= t->max_seconds)
-			{
-				out_of_time = true;
-				break;
-			}
-		}
-		epochs_run = ep;
-		if (has_va)
-		{
-			if ((st = train_decode(t, &ev->enc, t->pred, tk,
-								   span * ((double) ep - 0.05), span * (double) ep, err)) != CAI_OK)
-				goto done;
-			f1 = side_f1(ev, t->pred, pp, pt);
-		}
-		if (!has_va || f1 > best_f1)
-		{
-			best_f1 = f1;
-			best_epoch = ep;
-			memcpy(t->best, t->m.net.slab.data, sizeof(float) * t->m.net.slab.numel);
-			if (has_va)
-				memcpy(t->best_pred, t->pred, sizeof(int32_t) * ev->enc.ntok);
-		}
-		tk->p.epoch = ep;
-		tk->p.epochs = t->epochs;
-		tk->p.loss = loss_sum / (double) t->tr.enc.n;
-		tk->p.val_score = f1;
-		tk->p.rows_per_sec = (double) t->tr.enc.n / fmax(cai_now_seconds() - ep_start, 1e-9);
-		tk->p.fraction = (double) ep / (double) t->epochs;
-		tk->p.epoch_done = true;
-		if (tk->fn != NULL && !tk->fn(tk->ctx, &tk->p))
-		{
-			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-			goto done;
-		}
-		tk->last = cai_now_seconds();
-		if (out_of_time || (has_va && t->patience > 0 && ep - best_epoch >= t->patience))
-			break;
-	}
-	memcpy(t->m.net.slab.data, t->best, sizeof(float) * t->m.net.slab.numel);
-	if (!has_va &&
-		(st = train_decode(t, &ev->enc, t->best_pred, NULL, 0, 0, err)) != CAI_OK)
-		goto done;
-	if (!has_va)
-		best_f1 = side_f1(ev, t->best_pred, pp, pt);
-	*best_epoch_out = best_epoch;
-	*epochs_run_out = epochs_run;
-	*best_f1_out = best_f1;
+	cai_rng_seed(&l.rng, t->seed * UINT64_C(0x9e3779b97f4a7c15) + 2);
+	l.tc.dropout = t->dropout;
+	l.tc.rng = &l.rng;
+	l.tc.singleton = t->singleton;
+	l.tc.unk_p = NER_UNK_SINGLETON;
+	tc.epochs = t->epochs;
+	tc.patience = t->patience;
+	tc.has_validation = l.has_va;	/* without validation sentences the last epoch is kept */
+	tc.time_check_after_epoch = false;	/* as before the trainer: only the step loop's checks */
+	st = cai_trainer_run(tk, &tc, &hooks, err);
 done:
-	cai_free(tmp);
-	cai_free(pp);
-	cai_free(pt);
+	cai_free(l.tmp);
+	cai_free(l.pp);
+	cai_free(l.pt);
 	return st;
 }
 
 /* Metrics of the kept model on the evaluated side (without "seconds"). */
 static cai_status
-train_metrics(NerTrain *t, int best_epoch, int epochs_run, json_object **out, cai_error *err)
+train_metrics(NerTrain *t, const cai_trainer *tk, json_object **out, cai_error *err)
 {
 	NerSide    *ev = t->va.n > 0 ? &t->va : &t->tr;
 	const char **pred = cai_malloc(sizeof(char *) * (ev->enc.ntok + 1));
@@ -823,11 +838,7 @@ train_metrics(NerTrain *t, int best_epoch, int epochs_run, json_object **out, ca
 	cai_free(report);
 	if (mj == NULL || !json_object_object_get_ex(mj, "f1", &v) ||
 		!cai_json_put(mj, "score", json_object_new_double(json_object_get_double(v))) ||
-		!cai_json_put(mj, "evaluated_on", json_object_new_string(t->va.n > 0 ? "validation" : "train")) ||
-		!cai_json_put(mj, "train_sentences", json_object_new_int64((int64_t) t->tr.n)) ||
-		!cai_json_put(mj, "validation_sentences", json_object_new_int64((int64_t) t->va.n)) ||
-		!cai_json_put(mj, "best_epoch", json_object_new_int(best_epoch)) ||
-		!cai_json_put(mj, "epochs_run", json_object_new_int(epochs_run)) ||
+		!cai_trainer_put_metrics(tk, mj, "sentences", t->tr.n, t->va.n) ||
 		!cai_json_put(mj, "tag_scheme", json_object_new_string(cai_chunk_scheme_name(t->scheme))) ||
 		!cai_json_put(mj, "words", json_object_new_int(t->m.words.n)) ||
 		!cai_json_put(mj, "chars", json_object_new_int(t->m.chars.n)))
@@ -853,10 +864,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	char	   *meta = NULL;
 	const char *arch;
 	NerTrain	t;
-	NerTicker	tk;
-	int			best_epoch = 0,
-				epochs_run = 0;
-	double		best_f1 = 0.0;
+	cai_trainer tk;
 	int			prev_threads = cai_blas_get_threads();
 	int			threads;
 	cai_status	st;
@@ -901,10 +909,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 		st = NOMEM(err);
 		goto done;
 	}
-	memset(&tk, 0, sizeof(tk));
-	tk.fn = progress;
-	tk.ctx = progress_ctx;
-	tk.start = tk.last = cai_now_seconds();
+	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
 	tk.p.epochs = (int) cai_opt_int(opts, "epochs");
 	threads = (int) cai_opt_int(opts, "threads");
 	ner_pool_start(&t, threads);
@@ -912,13 +917,10 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	cai_blas_set_threads(t.pool.n > 1 ? 1 : threads);
 
 	if ((st = ner_train_setup(&t, opts, train, valid, vectors, err)) != CAI_OK ||
-		(st = train_loop(&t, &tk, &best_epoch, &epochs_run, &best_f1, err)) != CAI_OK ||
-		(st = train_metrics(&t, best_epoch, epochs_run, &metrics, err)) != CAI_OK)
+		(st = train_loop(&t, &tk, err)) != CAI_OK ||
+		(st = train_metrics(&t, &tk, &metrics, err)) != CAI_OK)
 		goto done;
-	if (!cai_json_put(prov, "train_sentences", json_object_new_int64((int64_t) t.tr.n)) ||
-		!cai_json_put(prov, "validation_sentences", json_object_new_int64((int64_t) t.va.n)) ||
-		!cai_json_put(prov, "seed", json_object_new_int64((int64_t) t.seed)) ||
-		!cai_json_put(prov, "library", json_object_new_string("cai_synergy " CAI_VERSION_STRING)) ||
+	if (!cai_trainer_put_provenance(prov, "sentences", t.tr.n, t.va.n, t.seed) ||
 		(meta = ner_metadata(&t.m, opts, metrics, prov)) == NULL)
 	{
 		st = NOMEM(err);
@@ -927,7 +929,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	if ((st = ner_serialize(&t.m, meta, model, model_len, err)) != CAI_OK)
 		goto done;
 	/* wall-clock time only in the returned metrics, never in the model bytes */
-	if (!cai_json_put(metrics, "seconds", json_object_new_double(cai_now_seconds() - tk.start)) ||
+	if (!cai_json_put(metrics, "seconds", json_object_new_double(cai_trainer_seconds(&tk))) ||
 		(*metrics_json = ner_json_dup(metrics)) == NULL)
 	{
 		cai_free(*model);
