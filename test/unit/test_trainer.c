@@ -1,0 +1,190 @@
+/*
+ * test_trainer.c: the trainer's control logic (trainer.c) with fake hooks:
+ * which epochs run, the better-score rule, patience, max_seconds, cancel
+ * and the restore of the best epoch.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+
+/* CHECK with the condition as the message */
+#define CK(cond) CHECK(cond, "%s", "see the condition")
+#include "../../src/core/trainer.h"
+
+typedef struct Fake
+{
+	const double *scores;		/* (epochs) validation score of each epoch */
+	const double *losses;		/* (epochs) tie-break loss, may be NULL (NAN) */
+	int			trained;		/* train_epoch calls */
+	int			snapshot_epoch;	/* epoch of the last snapshot */
+	int			current;		/* epoch of the current parameters */
+	int			restored;		/* epoch restored (0 = not called) */
+	double		sleep_after;	/* train_epoch: pretend this epoch took all the time */
+	int			steps_done;
+} Fake;
+
+static cai_status
+fake_train(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows, cai_error *err)
+{
+	Fake	   *f = ctx;
+
+	f->trained++;
+	f->current = epoch;
+	if (f->sleep_after > 0 && epoch >= (int) f->sleep_after)
+		tr->max_seconds = 1e-9;		/* the budget is spent: the next check stops */
+	for (int s = 0; s < 4; s++)
+	{
+		cai_status	st = cai_trainer_poll(tr, 0.5, err);
+
+		if (st != CAI_OK)
+			return st;
+		if (cai_trainer_out_of_time(tr))
+			break;
+		f->steps_done++;
+	}
+	*loss = 1.0 / epoch;
+	*rows = 10;
+	return CAI_OK;
+}
+
+static cai_status
+fake_eval(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, cai_error *err)
+{
+	Fake	   *f = ctx;
+
+	*score = f->scores[epoch - 1];
+	*loss = f->losses != NULL ? f->losses[epoch - 1] : NAN;
+	return CAI_OK;
+}
+
+static void
+fake_snapshot(void *ctx)
+{
+	Fake	   *f = ctx;
+
+	f->snapshot_epoch = f->current;
+}
+
+static cai_status
+fake_restore(void *ctx, cai_error *err)
+{
+	Fake	   *f = ctx;
+
+	f->restored = f->snapshot_epoch;
+	f->current = f->snapshot_epoch;
+	return CAI_OK;
+}
+
+static int	calls,
+			done_calls,
+			cancel_at;
+
+static bool
+progress(void *ctx, const cai_progress *p)
+{
+	calls++;
+	if (p->epoch_done)
+		done_calls++;
+	return !(cancel_at > 0 && p->epoch_done && done_calls == cancel_at);
+}
+
+static cai_status
+run(Fake *f, int epochs, int patience, bool has_va, bool time_after, cai_trainer *tr, cai_error *err)
+{
+	cai_trainer_config cfg = {epochs, patience, has_va, time_after};
+	cai_trainer_hooks h = {f, NULL, fake_train, fake_eval, fake_snapshot, fake_restore};
+
+	calls = done_calls = 0;
+	cai_trainer_init(tr, progress, NULL, 0);
+	return cai_trainer_run(tr, &cfg, &h, err);
+}
+
+int
+main(void)
+{
+	static const double up_down[] = {0.5, 0.7, 0.6, 0.6, 0.65, 0.9};
+	static const double ties[] = {0.5, 0.5, 0.5, 0.5};
+	static const double tie_loss[] = {2.0, 1.0, 1.0, 3.0};
+	cai_trainer tr;
+	cai_error	err;
+	Fake		f;
+
+	/* patience 0: every epoch runs; the best (epoch 6) is restored */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run(&f, 6, 0, true, true, &tr, &err) == CAI_OK);
+	CK(f.trained == 6 && tr.epochs_run == 6 && tr.best_epoch == 6 && f.restored == 6);
+	CK(done_calls == 6 && tr.p.epoch == 6 && tr.p.fraction == 1.0);
+
+	/* patience 2: epochs 3 and 4 are not better than 2: stop after 4, keep 2 */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run(&f, 6, 2, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 4 && tr.best_epoch == 2 && f.restored == 2 && tr.best_score == 0.7);
+
+	/* patience 1 stops after epoch 3 */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run(&f, 6, 1, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && tr.best_epoch == 2);
+
+	/* without validation: no patience, the last epoch is kept */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run(&f, 6, 1, false, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 6 && tr.best_epoch == 6 && f.restored == 6);
+
+	/* equal scores: a lower loss wins the tie, an equal loss does not; NAN never does */
+	memset(&f, 0, sizeof(f));
+	f.scores = ties;
+	f.losses = tie_loss;
+	CK(run(&f, 4, 0, true, true, &tr, &err) == CAI_OK);
+	CK(tr.best_epoch == 2 && f.restored == 2);
+	memset(&f, 0, sizeof(f));
+	f.scores = ties;
+	CK(run(&f, 4, 0, true, true, &tr, &err) == CAI_OK);
+	CK(tr.best_epoch == 1 && f.restored == 1);
+
+	/* max_seconds: the epoch that spends the budget stops its steps, is scored, and is the last */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.sleep_after = 3;
+	CK(run(&f, 6, 0, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && tr.best_epoch == 2 && f.restored == 2 && f.steps_done == 8);
+	CK(done_calls == 3);
+	/* the same with the checks of the step loop only */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.sleep_after = 3;
+	CK(run(&f, 6, 0, true, false, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && f.restored == 2);
+
+	/* cancel at the second epoch's progress call: CAI_ERR_CANCELLED, no restore */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	cancel_at = 2;
+	CK(run(&f, 6, 0, true, true, &tr, &err) == CAI_ERR_CANCELLED);
+	CK(err.status == CAI_ERR_CANCELLED && f.trained == 2 && f.restored == 0);
+	cancel_at = 0;
+
+	/* epochs 0: nothing runs, restore still called */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run(&f, 0, 0, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 0 && tr.best_epoch == 0 && f.trained == 0);
+
+	/* the ticker: rate-limited, fraction never goes back, at most 1 */
+	cai_trainer_init(&tr, progress, NULL, 0);
+	calls = 0;
+	CK(cai_trainer_tick(&tr, 0.5) && calls == 0);	/* within 100 ms of init */
+	tr.last -= 1.0;
+	CK(cai_trainer_tick(&tr, 0.5) && calls == 1 && tr.p.fraction == 0.5 && !tr.p.epoch_done);
+	tr.last -= 1.0;
+	CK(cai_trainer_tick(&tr, 0.25) && calls == 2 && tr.p.fraction == 0.5);
+	tr.last -= 1.0;
+	CK(cai_trainer_tick(&tr, 7.0) && tr.p.fraction == 1.0);
+	CK(!cai_trainer_out_of_time(&tr));
+
+	return check_summary("test_trainer");
+}
