@@ -589,65 +589,28 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	return total;
 }
 
+/* Metadata JSON text (cai_malloc'ed) or NULL on out of memory. */
 static char *
 acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *label_names,
 			 json_object *metrics, json_object *prov, uint64_t fingerprint, json_object *train_opts)
 {
-	json_object *root = json_object_new_object();
-	json_object *labels = json_object_new_array();
-	json_object *aj = json_object_new_object();
-	json_object *oj = NULL;
-	char	   *ojs = cai_options_to_json(opts);
-	char		fpbuf[32];
-	char	   *out = NULL;
-	bool		ok;
+	json_object *aj = cai_textclf_feature_json(ACC_FEATURE_VERSION, fingerprint, t->p.dim);
 
-	if (ojs != NULL)
-		oj = cai_json_parse_object(ojs);
-	cai_free(ojs);
-	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
-	ok = root != NULL && labels != NULL && aj != NULL && oj != NULL;
-	for (int c = 0; ok && c < t->L; c++)
-		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
-	ok = ok &&
-		cai_json_put(aj, "feature_version", json_object_new_int(ACC_FEATURE_VERSION)) &&
-		cai_json_put(aj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
-		cai_json_put(aj, "dimensions", json_object_new_int(t->p.dim)) &&
-		cai_json_put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
-		cai_json_put(aj, "minn", json_object_new_int(t->p.minn)) &&
-		cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
-		cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
-		cai_json_put(aj, "vocab_size", json_object_new_int(t->V)) &&
-		cai_json_put(aj, "bucket_rows", json_object_new_int(t->K)) &&
-		cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
-		cai_json_put(aj, "training", json_object_get(train_opts));
-	if (ok)
+	if (aj != NULL &&
+		!(cai_json_put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
+		  cai_json_put(aj, "minn", json_object_new_int(t->p.minn)) &&
+		  cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
+		  cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		  cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		  cai_json_put(aj, "vocab_size", json_object_new_int(t->V)) &&
+		  cai_json_put(aj, "bucket_rows", json_object_new_int(t->K)) &&
+		  cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
+		  cai_json_put(aj, "training", json_object_get(train_opts))))
 	{
-		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
-			cai_json_put(root, "architecture", json_object_new_string("accurate")) &&
-			cai_json_put(root, "labels", labels);
-		labels = NULL;
-		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
-			cai_json_put(root, "options", oj);
-		oj = NULL;
-		ok = ok && cai_json_put(root, "accurate", aj);
+		json_object_put(aj);
 		aj = NULL;
-		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
-			cai_json_put(root, "provenance", json_object_get(prov));
 	}
-	if (ok)
-	{
-		const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-
-		if (s != NULL)
-			out = cai_strndup(s, strlen(s));
-	}
-	json_object_put(root);
-	json_object_put(labels);
-	json_object_put(aj);
-	json_object_put(oj);
-	return out;
+	return cai_textclf_metadata("accurate", opts, label_names, t->L, aj, metrics, prov);
 }
 
 static cai_status
@@ -1068,9 +1031,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
-	json_object *acc;
 	json_object *train_opts = NULL;
-	char	   *report = NULL;
 	char	   *meta = NULL;
 	cai_status	st;
 
@@ -1178,16 +1139,11 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	}
 	seconds = cai_trainer_seconds(&tk);
 
-	if ((st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
-										&report, err)) != CAI_OK)
+	if ((st = cai_textclf_train_metrics(&tk, &t.rows, eval_from, n_eval, t.best_pred, label_names,
+										n_labels, epochs, t.V, t.K, prov, seed, &metrics, err)) != CAI_OK)
 		goto done;
-	metrics = cai_json_parse_object(report);
 	train_opts = json_object_new_object();
-	if (metrics == NULL || train_opts == NULL ||
-		!cai_trainer_put_metrics(&tk, metrics, "rows", t.rows.n_tr, t.rows.n_va) ||
-		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
-		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
-		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)) ||
+	if (train_opts == NULL ||
 		!cai_json_put(metrics, "accurate_only_accuracy",
 			 json_object_new_double((double) t.best_acc_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
 		!cai_json_put(metrics, "fast_only_accuracy",
@@ -1196,8 +1152,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		!cai_json_put(train_opts, "dropout", json_object_new_double(dropout)) ||
 		!cai_json_put(train_opts, "word_dropout", json_object_new_double(word_dropout)) ||
 		!cai_json_put(train_opts, "batch_size", json_object_new_int(batch_size)) ||
-		!cai_json_put(train_opts, "epochs", json_object_new_int(epochs)) ||
-		!cai_trainer_put_provenance(prov, "rows", t.rows.n_tr, t.rows.n_va, seed))
+		!cai_json_put(train_opts, "epochs", json_object_new_int(epochs)))
 	{
 		st = NOMEM(err);
 		goto done;
@@ -1210,38 +1165,12 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	}
 	if ((st = acc_serialize(&t, meta, model, model_len, err)) != CAI_OK)
 		goto done;
-	/*
-	 * "score": the validation score every architecture reports (here accuracy),
-	 * which deploy-if-better compares; wall-clock time goes to the returned
-	 * metrics only, never into the model bytes.
-	 */
-	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
-		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
-		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
-	{
-		st = NOMEM(err);
-		goto done;
-	}
-	{
-		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
-
-		*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
-		if (*metrics_json == NULL)
-		{
-			cai_free(*model);
-			*model = NULL;
-			*model_len = 0;
-			st = NOMEM(err);
-			goto done;
-		}
-	}
-	st = CAI_OK;
+	st = cai_textclf_return_metrics(metrics, seconds, model, model_len, metrics_json, err);
 
 done:
 	cai_blas_set_threads(old_threads);
 	json_object_put(metrics);
 	json_object_put(train_opts);
-	cai_free(report);
 	cai_free(meta);
 	acc_train_free(&t);
 	return st;

@@ -7,7 +7,6 @@
  */
 #include "textclf_fast_internal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -648,60 +647,22 @@ static char *
 fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *label_names,
 			  json_object *metrics, json_object *prov, uint64_t fingerprint)
 {
-	json_object *root = json_object_new_object();
-	json_object *labels = json_object_new_array();
-	json_object *fj = json_object_new_object();
-	json_object *oj = NULL;
-	char	   *ojs = cai_options_to_json(opts);
-	char		fpbuf[32];
-	char	   *out = NULL;
-	bool		ok;
+	json_object *fj = cai_textclf_feature_json(FAST_FEATURE_VERSION, fingerprint, t->p.dim);
 
-	if (ojs != NULL)
-		oj = cai_json_parse_object(ojs);
-	cai_free(ojs);
-	snprintf(fpbuf, sizeof(fpbuf), "%016" PRIx64, fingerprint);
-	ok = root != NULL && labels != NULL && fj != NULL && oj != NULL;
-	for (int c = 0; ok && c < t->L; c++)
-		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
-	ok = ok &&
-		cai_json_put(fj, "feature_version", json_object_new_int(FAST_FEATURE_VERSION)) &&
-		cai_json_put(fj, "feature_fingerprint", json_object_new_string(fpbuf)) &&
-		cai_json_put(fj, "dimensions", json_object_new_int(t->p.dim)) &&
-		cai_json_put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
-		cai_json_put(fj, "minn", json_object_new_int(t->p.minn)) &&
-		cai_json_put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
-		cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
-		cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
-		cai_json_put(fj, "vocab_size", json_object_new_int(t->V)) &&
-		cai_json_put(fj, "bucket_rows", json_object_new_int(t->K));
-	if (ok)
+	if (fj != NULL &&
+		!(cai_json_put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
+		  cai_json_put(fj, "minn", json_object_new_int(t->p.minn)) &&
+		  cai_json_put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
+		  cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
+		  cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		  cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
+		  cai_json_put(fj, "vocab_size", json_object_new_int(t->V)) &&
+		  cai_json_put(fj, "bucket_rows", json_object_new_int(t->K))))
 	{
-		ok = cai_json_put(root, "task", json_object_new_string("text_classification")) &&
-			cai_json_put(root, "architecture", json_object_new_string("fast")) &&
-			cai_json_put(root, "labels", labels);
-		labels = NULL;
-		ok = ok && cai_json_put(root, "cai_version", json_object_new_string(CAI_VERSION_STRING)) &&
-			cai_json_put(root, "options", oj);
-		oj = NULL;
-		ok = ok && cai_json_put(root, "fast", fj);
+		json_object_put(fj);
 		fj = NULL;
-		ok = ok && cai_json_put(root, "metrics", json_object_get(metrics)) &&
-			cai_json_put(root, "provenance", json_object_get(prov));
 	}
-	if (ok)
-	{
-		const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-
-		if (s != NULL)
-			out = cai_strndup(s, strlen(s));
-	}
-	json_object_put(root);
-	json_object_put(labels);
-	json_object_put(fj);
-	json_object_put(oj);
-	return out;
+	return cai_textclf_metadata("fast", opts, label_names, t->L, fj, metrics, prov);
 }
 
 static cai_status
@@ -971,8 +932,6 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
-	json_object *acc;
-	char	   *report = NULL;
 	char	   *meta = NULL;
 	cai_status	st;
 
@@ -1065,26 +1024,9 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	}
 	seconds = cai_trainer_seconds(&tk);
 
-	/* metrics */
-	st = cai_classification_report(t.rows.lab + eval_from, t.best_pred, n_eval, label_names, n_labels,
-								   &report, err);
-	if (st != CAI_OK)
+	if ((st = cai_textclf_train_metrics(&tk, &t.rows, eval_from, n_eval, t.best_pred, label_names,
+										n_labels, epochs, t.V, t.K, prov, seed, &metrics, err)) != CAI_OK)
 		goto done;
-	metrics = cai_json_parse_object(report);
-	if (metrics == NULL ||
-		!cai_trainer_put_metrics(&tk, metrics, "rows", t.rows.n_tr, t.rows.n_va) ||
-		!cai_json_put(metrics, "epochs_planned", json_object_new_int(epochs)) ||
-		!cai_json_put(metrics, "vocab_size", json_object_new_int(t.V)) ||
-		!cai_json_put(metrics, "bucket_rows", json_object_new_int(t.K)))
-	{
-		st = NOMEM(err);
-		goto done;
-	}
-	if (!cai_trainer_put_provenance(prov, "rows", t.rows.n_tr, t.rows.n_va, seed))
-	{
-		st = NOMEM(err);
-		goto done;
-	}
 	meta = fast_metadata(&t, opts, label_names, metrics, prov, fingerprint);
 	if (meta == NULL)
 	{
@@ -1093,36 +1035,10 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	}
 	if ((st = fast_serialize(&t, meta, model, model_len, err)) != CAI_OK)
 		goto done;
-	/*
-	 * "score": the validation score every architecture reports (here accuracy),
-	 * which deploy-if-better compares; wall-clock time goes to the returned
-	 * metrics only, never into the model bytes.
-	 */
-	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
-		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
-		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
-	{
-		st = NOMEM(err);
-		goto done;
-	}
-	{
-		const char *s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
-
-		*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
-		if (*metrics_json == NULL)
-		{
-			cai_free(*model);
-			*model = NULL;
-			*model_len = 0;
-			st = NOMEM(err);
-			goto done;
-		}
-	}
-	st = CAI_OK;
+	st = cai_textclf_return_metrics(metrics, seconds, model, model_len, metrics_json, err);
 
 done:
 	json_object_put(metrics);
-	cai_free(report);
 	cai_free(meta);
 	fast_train_free(&t);
 	return st;

@@ -12,6 +12,8 @@
  *                             loaded model, load, predict
  *   textclf_accurate_train.c  accurate: training and serialization, the
  *                             ensemble's fast model
+ *   textclf_train_common.c    what both trainers share after their epochs
+ *                             (end of this file)
  *
  * Calls between the architectures go one way: the accurate model's ensemble
  * member is a fast model, which accurate trains with cai_textclf_fast_train
@@ -27,6 +29,7 @@
 #include "cai/tokenize.h"
 
 struct json_object;
+struct cai_trainer;
 
 /* Limits of the option tables (textclf.c) that the fast architecture checks too. */
 #define TEXTCLF_MAX_DIM			1024	/* inference keeps h on the stack */
@@ -221,5 +224,51 @@ cai_status	cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_text
 cai_status	cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
 									const int32_t **slot, uint32_t *mask, int32_t **own,
 									bool *serialized, size_t *mem, cai_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* After the epochs: what both trainers share (textclf_train_common.c)    */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The validation metrics of the best epoch: the classification report of
+ * pred (n_eval predictions of the rows from eval_from on), the trainer's
+ * keys (cai_trainer_put_metrics), epochs_planned, vocab_size and
+ * bucket_rows; also the trainer's provenance keys into prov.  *metrics (NULL
+ * on failure, else the caller releases it) stays open for the architecture's
+ * own keys.
+ */
+cai_status	cai_textclf_train_metrics(const struct cai_trainer *tk, const cai_textclf_rows *rows,
+									  size_t eval_from, size_t n_eval, const int32_t *pred,
+									  const char *const *label_names, int n_labels,
+									  int epochs, int32_t V, int32_t K,
+									  struct json_object *prov, uint64_t seed,
+									  struct json_object **metrics, cai_error *err);
+
+/*
+ * The architecture's metadata object with its first keys: feature_version,
+ * feature_fingerprint (16 hex digits) and dimensions.  NULL on out of memory.
+ */
+struct json_object *cai_textclf_feature_json(int feature_version, uint64_t fingerprint, int dimensions);
+
+/*
+ * Metadata JSON text of a model (cai_malloc'ed; NULL on out of memory):
+ * task, architecture, labels, cai_version, options, then features (the
+ * object cai_textclf_feature_json began) under the architecture's name, then
+ * metrics and provenance.  Takes ownership of features (may be NULL: then
+ * NULL is returned); metrics and prov stay the caller's.
+ */
+char	   *cai_textclf_metadata(const char *architecture, const cai_options *opts,
+								 const char *const *label_names, int n_labels,
+								 struct json_object *features, struct json_object *metrics,
+								 struct json_object *prov);
+
+/*
+ * After serialization: add "score" (the accuracy) and "seconds" to metrics
+ * and copy them to *metrics_json (cai_malloc'ed).  When that copy fails,
+ * the model is released (*model NULL, *model_len 0).
+ */
+cai_status	cai_textclf_return_metrics(struct json_object *metrics, double seconds,
+									   uint8_t **model, size_t *model_len,
+									   char **metrics_json, cai_error *err);
 
 #endif							/* CAI_TEXTCLF_INTERNAL_H */
