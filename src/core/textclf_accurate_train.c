@@ -155,58 +155,13 @@ acc_train_free(AccTrain *t)
 	cai_free(t->fast_probs);
 }
 
-/* Tokenize every row into type ids; count types in the training rows. */
-static cai_status
-acc_prepare_tokens(AccTrain *t, cai_trainer *tk, cai_error *err)
+_Static_assert(ACC_NORM_MAX <= TEXTCLF_NORM_MAX, "cai_textclf_tokenize_rows normalizes into TEXTCLF_NORM_MAX bytes");
+
+/* Normalized text of token i (cai_textclf_token_rule.norm). */
+static size_t
+acc_rows_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm)
 {
-	size_t		n_all = t->rows.n_tr + t->rows.n_va;
-	char		norm[ACC_NORM_MAX];
-	cai_status	st;
-
-	t->tok_off = cai_calloc(n_all + 1, sizeof(size_t));
-	if (t->tok_off == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < n_all; r++)
-	{
-		cai_token  *toks;
-		size_t		nt;
-
-		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
-			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		if ((st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens,
-									   ACC_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
-			return st;
-		if (t->tok_off[r] + nt + 1 > t->tok_cap)
-		{
-			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
-
-			while (nc < t->tok_off[r] + nt + 1)
-				nc *= 2;
-			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
-			{
-				cai_free(toks);
-				return NOMEM(err);
-			}
-			t->tok_cap = nc;
-		}
-		for (size_t i = 0; i < nt; i++)
-		{
-			size_t		nl = acc_token_norm(t->rows.txt[r], &toks[i], norm);
-			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, acc_word_hash(norm, nl));
-
-			if (ty < 0 || ty >= INT32_MAX)
-			{
-				cai_free(toks);
-				return NOMEM(err);
-			}
-			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
-			if (r < t->rows.n_tr)
-				t->types.count[ty]++;
-		}
-		cai_free(toks);
-		t->tok_off[r + 1] = t->tok_off[r] + nt;
-	}
-	return CAI_OK;
+	return acc_token_norm(text, &toks[i], norm);
 }
 
 /*
@@ -218,34 +173,17 @@ static cai_status
 acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 {
 	cai_textclf_types   *tt = &t->types;
-	size_t		nv = 0;
 	size_t		total = 0;
 	uint64_t	cg[ACC_NGRAMS_MAX];
 	int32_t		k = 0;
+	cai_status	st;
 
-	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n + 1));
-	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n + 1));
+	if ((st = cai_textclf_choose_vocab(tt, min_count, &t->type_vocab, &t->vitems, &t->V, err)) != CAI_OK)
+		return st;
 	t->bag_off = cai_calloc(tt->n + 1, sizeof(size_t));
 	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->type_vocab == NULL || t->vitems == NULL || t->bag_off == NULL || t->bmap == NULL)
+	if (t->bag_off == NULL || t->bmap == NULL)
 		return NOMEM(err);
-	for (size_t i = 0; i < tt->n; i++)
-	{
-		t->type_vocab[i] = -1;
-		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
-			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
-		{
-			t->vitems[nv].s = tt->arena + tt->off[i];
-			t->vitems[nv].count = tt->count[i];
-			t->vitems[nv].type = (int32_t) i;
-			nv++;
-		}
-	}
-	if (nv > 0)
-		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
-	for (size_t v = 0; v < nv; v++)
-		t->type_vocab[t->vitems[v].type] = (int32_t) v;
-	t->V = (int32_t) nv;
 
 	/* bucket rows: the buckets of training types, in increasing order */
 	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
@@ -1025,6 +963,9 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
 	const int	threads = (int) cai_opt_int(opts, "threads");
 	const int	old_threads = cai_blas_get_threads();
+	cai_textclf_token_rule rule = {
+		.bytes_per_token = ACC_BYTES_PER_TOKEN, .eos = 0, .norm = acc_rows_token_norm, .hash = acc_word_hash,
+	};
 	size_t		max_ids = 0;
 	size_t		n_eval,
 				eval_from;
@@ -1046,6 +987,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 
 	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
+	rule.max_tokens = t.p.max_tokens;
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) ||
 		min_count < 1 || batch_size < 1)
 		return cai_error_set(err, CAI_ERR_INVALID,
@@ -1054,16 +996,13 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		return st;
 	cai_blas_set_threads(threads);
 
-	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, &eval_from, &n_eval,
+								err)) != CAI_OK)
 		goto done;
-	if (t.rows.n_tr == 0)
-	{
-		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
-		goto done;
-	}
-	t.n_eval = n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
-	t.eval_from = eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
-	if ((st = acc_prepare_tokens(&t, &tk, err)) != CAI_OK ||
+	t.n_eval = n_eval;
+	t.eval_from = eval_from;
+	if ((st = cai_textclf_tokenize_rows(&t.rows, &rule, &tk, &t.types, &t.tok_off, &t.tok_type,
+										&t.tok_cap, err)) != CAI_OK ||
 		(st = acc_prepare_bags(&t, min_count, err)) != CAI_OK)
 		goto done;
 

@@ -99,93 +99,22 @@ fast_train_free(FastTrain *t)
 	cai_free(t->best_pred);
 }
 
-/* Pass 1: tokenize every row into type ids; count types in training rows. */
-static cai_status
-fast_prepare_tokens(FastTrain *t, cai_trainer *tk, cai_error *err)
-{
-	size_t		n_all = t->rows.n_tr + t->rows.n_va;
-	char		norm[FAST_NORM_MAX];
-	cai_status	st;
-
-	t->tok_off = cai_calloc(n_all + 1, sizeof(size_t));
-	if (t->tok_off == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < n_all; r++)
-	{
-		cai_token  *toks;
-		size_t		nt;
-
-		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
-			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		st = cai_textclf_tokenize(t->rows.txt[r], t->rows.len[r], t->p.max_tokens, FAST_BYTES_PER_TOKEN,
-								  &toks, &nt, err);
-		if (st != CAI_OK)
-			return st;
-		if (t->tok_off[r] + nt + 1 > t->tok_cap)
-		{
-			size_t		nc = t->tok_cap == 0 ? 65536 : t->tok_cap;
-
-			while (nc < t->tok_off[r] + nt + 1)
-				nc *= 2;
-			if (!cai_grow_array((void **) &t->tok_type, sizeof(int32_t), t->tok_cap, nc))
-			{
-				cai_free(toks);
-				return NOMEM(err);
-			}
-			t->tok_cap = nc;
-		}
-		for (size_t i = 0; i < nt + (size_t) t->p.eos; i++)
-		{
-			size_t		nl = fast_token_norm(t->rows.txt[r], toks, i, nt, norm);
-			int64_t		ty = cai_textclf_types_intern(&t->types, norm, nl, fast_word_hash(norm, nl));
-
-			if (ty < 0 || ty >= INT32_MAX)
-			{
-				cai_free(toks);
-				return NOMEM(err);
-			}
-			t->tok_type[t->tok_off[r] + i] = (int32_t) ty;
-			if (r < t->rows.n_tr)
-				t->types.count[ty]++;
-		}
-		cai_free(toks);
-		t->tok_off[r + 1] = t->tok_off[r] + nt + (size_t) t->p.eos;
-	}
-	return CAI_OK;
-}
+_Static_assert(FAST_NORM_MAX <= TEXTCLF_NORM_MAX, "cai_textclf_tokenize_rows normalizes into TEXTCLF_NORM_MAX bytes");
 
 /* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
 static cai_status
 fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 {
 	cai_textclf_types  *tt = &t->types;
-	size_t		nv = 0;
 	size_t		total = 0;
 	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+	cai_status	st;
 
-	t->type_vocab = cai_malloc(sizeof(int32_t) * (tt->n > 0 ? tt->n : 1));
-	t->vitems = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n > 0 ? tt->n : 1));
+	if ((st = cai_textclf_choose_vocab(tt, min_count, &t->type_vocab, &t->vitems, &t->V, err)) != CAI_OK)
+		return st;
 	t->type_cg_off = cai_calloc(tt->n + 1, sizeof(size_t));
-	if (t->type_vocab == NULL || t->vitems == NULL || t->type_cg_off == NULL)
+	if (t->type_cg_off == NULL)
 		return NOMEM(err);
-	for (size_t i = 0; i < tt->n; i++)
-	{
-		t->type_vocab[i] = -1;
-		/* the model stores words NUL-terminated: a token holding a NUL byte gets no row */
-		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
-			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
-		{
-			t->vitems[nv].s = tt->arena + tt->off[i];
-			t->vitems[nv].count = tt->count[i];
-			t->vitems[nv].type = (int32_t) i;
-			nv++;
-		}
-	}
-	if (nv > 0)
-		qsort(t->vitems, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
-	for (size_t v = 0; v < nv; v++)
-		t->type_vocab[t->vitems[v].type] = (int32_t) v;
-	t->V = (int32_t) nv;
 
 	for (size_t i = 0; i < tt->n; i++)
 	{
@@ -925,6 +854,9 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	const int64_t min_count = cai_opt_int(opts, "min_count");
 	const int	patience = (int) cai_opt_int(opts, "patience");
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
+	cai_textclf_token_rule rule = {
+		.bytes_per_token = FAST_BYTES_PER_TOKEN, .norm = fast_token_norm, .hash = fast_word_hash,
+	};
 	size_t		R;
 	size_t		max_feat = 0;
 	size_t		n_eval;
@@ -943,22 +875,20 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
+	rule.max_tokens = t.p.max_tokens;
+	rule.eos = t.p.eos;
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
 	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
 
-	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, err)) != CAI_OK)
+	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, &eval_from, &n_eval,
+								err)) != CAI_OK)
 		goto done;
-	if (t.rows.n_tr == 0)
-	{
-		st = cai_error_set(err, CAI_ERR_INVALID, "no training rows");
-		goto done;
-	}
-	/* scores come from the validation rows, or the training rows when there are none */
-	t.n_eval = n_eval = t.rows.n_va > 0 ? t.rows.n_va : t.rows.n_tr;
-	t.eval_from = eval_from = t.rows.n_va > 0 ? t.rows.n_tr : 0;
-	if ((st = fast_prepare_tokens(&t, &tk, err)) != CAI_OK ||
+	t.n_eval = n_eval;
+	t.eval_from = eval_from;
+	if ((st = cai_textclf_tokenize_rows(&t.rows, &rule, &tk, &t.types, &t.tok_off, &t.tok_type,
+										&t.tok_cap, err)) != CAI_OK ||
 		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
 		(st = fast_prepare_features(&t, err)) != CAI_OK)
 		goto done;

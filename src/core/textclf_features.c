@@ -2,16 +2,19 @@
  * textclf_features.c: what both text-classification architectures use (see
  * textclf_internal.h): the bounded tokenization of a text, the stratified
  * split into training and validation rows, the table of distinct tokens,
- * the packing of a vocabulary into model tensors and the lookup-table slots
- * of a loaded model.
+ * the training rows as type ids, the choice and the packing of a
+ * vocabulary into model tensors and the lookup-table slots of a loaded
+ * model.
  */
 #include "textclf_internal.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "modelutil.h"
+#include "trainer.h"
 
 /* See textclf_internal.h. */
 cai_status
@@ -52,11 +55,11 @@ cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_
 	return CAI_OK;
 }
 
-/* See textclf_internal.h (the stratified split both architectures use). */
-cai_status
-cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
-				  double fraction, int n_labels, uint64_t seed,
-				  cai_textclf_rows *rows, cai_error *err)
+/* The rows of cai_textclf_split. */
+static cai_status
+textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
+				   double fraction, int n_labels, uint64_t seed,
+				   cai_textclf_rows *rows, cai_error *err)
 {
 	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
 	int32_t    *idx = NULL;
@@ -142,6 +145,24 @@ cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
 	return CAI_OK;
 }
 
+/* See textclf_internal.h (the stratified split both architectures use). */
+cai_status
+cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
+				  double fraction, int n_labels, uint64_t seed,
+				  cai_textclf_rows *rows, size_t *eval_from, size_t *n_eval, cai_error *err)
+{
+	cai_status	st;
+
+	if ((st = textclf_split_rows(train, valid, fraction, n_labels, seed, rows, err)) != CAI_OK)
+		return st;
+	if (rows->n_tr == 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "no training rows");
+	/* scores come from the validation rows, or the training rows when there are none */
+	*n_eval = rows->n_va > 0 ? rows->n_va : rows->n_tr;
+	*eval_from = rows->n_va > 0 ? rows->n_tr : 0;
+	return CAI_OK;
+}
+
 void
 cai_textclf_rows_free(cai_textclf_rows *rows)
 {
@@ -223,6 +244,95 @@ cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint6
 	tt->arena_len += len + 1;
 	tt->slot[i] = (uint32_t) tt->n + 1;
 	return (int64_t) tt->n++;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+						  struct cai_trainer *tk, cai_textclf_types *types, size_t **tok_off,
+						  int32_t **tok_type, size_t *tok_cap, cai_error *err)
+{
+	size_t		n_all = rows->n_tr + rows->n_va;
+	char		norm[TEXTCLF_NORM_MAX];
+	cai_status	st;
+
+	*tok_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (*tok_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t	   *off = *tok_off;
+		cai_token  *toks;
+		size_t		nt;
+
+		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		if ((st = cai_textclf_tokenize(rows->txt[r], rows->len[r], rule->max_tokens,
+									   rule->bytes_per_token, &toks, &nt, err)) != CAI_OK)
+			return st;
+		if (off[r] + nt + 1 > *tok_cap)
+		{
+			size_t		nc = *tok_cap == 0 ? 65536 : *tok_cap;
+
+			while (nc < off[r] + nt + 1)
+				nc *= 2;
+			if (!cai_grow_array((void **) tok_type, sizeof(int32_t), *tok_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			*tok_cap = nc;
+		}
+		for (size_t i = 0; i < nt + (size_t) rule->eos; i++)
+		{
+			size_t		nl = rule->norm(rows->txt[r], toks, i, nt, norm);
+			int64_t		ty = cai_textclf_types_intern(types, norm, nl, rule->hash(norm, nl));
+
+			if (ty < 0 || ty >= INT32_MAX)
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			(*tok_type)[off[r] + i] = (int32_t) ty;
+			if (r < rows->n_tr)
+				types->count[ty]++;
+		}
+		cai_free(toks);
+		off[r + 1] = off[r] + nt + (size_t) rule->eos;
+	}
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_choose_vocab(const cai_textclf_types *tt, int64_t min_count, int32_t **type_vocab,
+						 cai_textclf_vocab_item **items, int32_t *V, cai_error *err)
+{
+	size_t		nv = 0;
+
+	*type_vocab = cai_malloc(sizeof(int32_t) * (tt->n + 1));
+	*items = cai_malloc(sizeof(cai_textclf_vocab_item) * (tt->n + 1));
+	if (*type_vocab == NULL || *items == NULL)
+		return NOMEM(err);
+	for (size_t i = 0; i < tt->n; i++)
+	{
+		(*type_vocab)[i] = -1;
+		/* the model stores words NUL-terminated: a token holding a NUL byte gets no row */
+		if (tt->count[i] >= min_count && tt->len[i] > 0 &&
+			memchr(tt->arena + tt->off[i], '\0', tt->len[i]) == NULL)
+		{
+			(*items)[nv].s = tt->arena + tt->off[i];
+			(*items)[nv].count = tt->count[i];
+			(*items)[nv].type = (int32_t) i;
+			nv++;
+		}
+	}
+	if (nv > 0)
+		qsort(*items, nv, sizeof(cai_textclf_vocab_item), cai_textclf_vocab_item_cmp);
+	for (size_t v = 0; v < nv; v++)
+		(*type_vocab)[(*items)[v].type] = (int32_t) v;
+	*V = (int32_t) nv;
+	return CAI_OK;
 }
 
 int

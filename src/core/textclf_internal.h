@@ -163,12 +163,16 @@ typedef struct cai_textclf_rows
 /*
  * Fill rows from train and valid; without valid, a stratified split of train
  * seeded by seed: per class, round(count * fraction) rows are held out for
- * validation, keeping at least one for training.  On failure rows may hold
- * partial allocations: release it with cai_textclf_rows_free.
+ * validation, keeping at least one for training.  No training rows is an
+ * error.  The rows that scores come from are [*eval_from, *eval_from +
+ * *n_eval): the validation rows, or the training rows when there are none.
+ * On failure rows may hold partial allocations: release it with
+ * cai_textclf_rows_free.
  */
 cai_status	cai_textclf_split(const cai_textclf_data *train, const cai_textclf_data *valid,
 							  double fraction, int n_labels, uint64_t seed,
-							  cai_textclf_rows *rows, cai_error *err);
+							  cai_textclf_rows *rows, size_t *eval_from, size_t *n_eval,
+							  cai_error *err);
 void		cai_textclf_rows_free(cai_textclf_rows *rows);
 
 /*
@@ -195,6 +199,32 @@ typedef struct cai_textclf_types
 int64_t		cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h);
 void		cai_textclf_types_free(cai_textclf_types *tt);
 
+/* Bytes of a normalized token (incl. NUL) that an architecture may write. */
+#define TEXTCLF_NORM_MAX		128
+
+/* How an architecture turns the tokens of a text into types. */
+typedef struct cai_textclf_token_rule
+{
+	int			max_tokens;
+	size_t		bytes_per_token;	/* see cai_textclf_tokenize */
+	int			eos;			/* 0 or 1: an end-of-text pseudo-token ends every text */
+	/* normalized text of token i (i < n_toks + eos) into norm (TEXTCLF_NORM_MAX bytes); its length */
+	size_t		(*norm) (const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm);
+	uint64_t	(*hash) (const char *s, size_t len);	/* of a normalized token */
+} cai_textclf_token_rule;
+
+/*
+ * The training and validation rows as type ids: the types of row r are
+ * (*tok_type)[(*tok_off)[r] .. (*tok_off)[r + 1]), interned in types, whose
+ * counts are those of the training rows.  *tok_off (n_tr + n_va + 1) and
+ * *tok_type (*tok_cap, grown as needed) are cai_malloc'ed; the caller frees
+ * them, also on error.  Ticks tk (cancellation: CAI_ERR_CANCELLED).
+ */
+cai_status	cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+									  struct cai_trainer *tk, cai_textclf_types *types,
+									  size_t **tok_off, int32_t **tok_type, size_t *tok_cap,
+									  cai_error *err);
+
 /* A vocabulary entry while the vocabulary is chosen. */
 typedef struct cai_textclf_vocab_item
 {
@@ -202,6 +232,17 @@ typedef struct cai_textclf_vocab_item
 	int64_t		count;
 	int32_t		type;
 } cai_textclf_vocab_item;
+
+/*
+ * The vocabulary: the types seen min_count times in training rows (none
+ * empty or holding a NUL byte), in cai_textclf_vocab_item_cmp order, *V of
+ * them in *items; *type_vocab maps a type id to its vocabulary id or -1.
+ * Both arrays (types->n + 1 entries) are cai_malloc'ed; the caller frees
+ * them, also on error.
+ */
+cai_status	cai_textclf_choose_vocab(const cai_textclf_types *types, int64_t min_count,
+									 int32_t **type_vocab, cai_textclf_vocab_item **items,
+									 int32_t *V, cai_error *err);
 
 /* qsort order of the vocabulary: more frequent first, then bytewise. */
 int			cai_textclf_vocab_item_cmp(const void *a, const void *b);
