@@ -455,15 +455,8 @@ acc_params_from_options(const cai_options *o, AccParams *ap, cai_error *err)
 	ap->buckets = (uint32_t) cai_opt_int(o, "buckets");
 	if (ap->dim < 1 || ap->dim > ACC_MAX_DIM)
 		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", ACC_MAX_DIM);
-	if (ap->minn < 0 || ap->maxn < 0 || (ap->minn == 0) != (ap->maxn == 0) || ap->minn > ap->maxn)
-		return cai_error_set(err, CAI_ERR_INVALID,
-							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
-							 ap->minn, ap->maxn);
-	if (ap->max_tokens < 1 || ap->max_tokens > INT32_MAX / ACC_BYTES_PER_TOKEN)
-		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
-	if (ap->buckets < 1 || ap->buckets > ACC_MAX_BUCKETS)
-		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %d", ACC_MAX_BUCKETS);
-	return CAI_OK;
+	return cai_textclf_check_token_options(ap->minn, ap->maxn, ap->max_tokens, ACC_BYTES_PER_TOKEN,
+										   ap->buckets, ACC_MAX_BUCKETS, err);
 }
 
 /*

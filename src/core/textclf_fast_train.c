@@ -495,15 +495,8 @@ fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
 		return cai_error_set(err, CAI_ERR_INVALID, "dimensions must be 1 to %d", TEXTCLF_MAX_DIM);
 	if (fp->word_ngrams < 1 || fp->word_ngrams > FAST_MAX_NGRAMS)
 		return cai_error_set(err, CAI_ERR_INVALID, "word_ngrams must be 1 to %d", FAST_MAX_NGRAMS);
-	if (fp->minn < 0 || fp->maxn < 0 || (fp->minn == 0) != (fp->maxn == 0) || fp->minn > fp->maxn)
-		return cai_error_set(err, CAI_ERR_INVALID,
-							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
-							 fp->minn, fp->maxn);
-	if (fp->max_tokens < 1 || fp->max_tokens > INT32_MAX / FAST_BYTES_PER_TOKEN)
-		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
-	if (fp->buckets < 1 || fp->buckets > TEXTCLF_MAX_BUCKETS)
-		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %d", TEXTCLF_MAX_BUCKETS);
-	return CAI_OK;
+	return cai_textclf_check_token_options(fp->minn, fp->maxn, fp->max_tokens, FAST_BYTES_PER_TOKEN,
+										   fp->buckets, TEXTCLF_MAX_BUCKETS, err);
 }
 
 /*

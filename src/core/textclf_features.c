@@ -55,6 +55,22 @@ cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_
 	return CAI_OK;
 }
 
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_check_token_options(int minn, int maxn, int max_tokens, size_t bytes_per_token,
+								uint32_t buckets, uint32_t max_buckets, cai_error *err)
+{
+	if (minn < 0 || maxn < 0 || (minn == 0) != (maxn == 0) || minn > maxn)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "minn (%d) and maxn (%d) must both be 0 or satisfy 1 <= minn <= maxn",
+							 minn, maxn);
+	if (max_tokens < 1 || (size_t) max_tokens > INT32_MAX / bytes_per_token)
+		return cai_error_set(err, CAI_ERR_INVALID, "max_tokens is out of range");
+	if (buckets < 1 || buckets > max_buckets)
+		return cai_error_set(err, CAI_ERR_INVALID, "buckets must be 1 to %u", max_buckets);
+	return CAI_OK;
+}
+
 /* The rows of cai_textclf_split. */
 static cai_status
 textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,

@@ -138,6 +138,15 @@ cai_textclf_mix(uint64_t h)
 }
 
 /*
+ * Check the token and character n-gram options an architecture parsed:
+ * minn and maxn both 0 or 1 <= minn <= maxn, max_tokens from 1 with
+ * max_tokens * bytes_per_token within INT32_MAX, buckets 1 to max_buckets.
+ * CAI_ERR_INVALID naming the option otherwise.
+ */
+cai_status	cai_textclf_check_token_options(int minn, int maxn, int max_tokens, size_t bytes_per_token,
+											uint32_t buckets, uint32_t max_buckets, cai_error *err);
+
+/*
  * Tokenize at most the first max_tokens tokens of text.  Only a prefix of
  * max_tokens * bytes_per_token bytes is read, cut at a character (and when
  * possible a space) boundary, so a huge text costs no more than a long one.
