@@ -127,11 +127,13 @@ cai_textclf_return_metrics(struct json_object *metrics, double seconds,
 	if (!json_object_object_get_ex(metrics, "accuracy", &acc) ||
 		!cai_json_put(metrics, "score", json_object_new_double(json_object_get_double(acc))) ||
 		!cai_json_put(metrics, "seconds", json_object_new_double(seconds)))
-		return NOMEM(err);
-	s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
+		s = NULL;
+	else
+		s = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
 	*metrics_json = s != NULL ? cai_strndup(s, strlen(s)) : NULL;
 	if (*metrics_json == NULL)
 	{
+		/* the caller gets no model without its metrics */
 		cai_free(*model);
 		*model = NULL;
 		*model_len = 0;
