@@ -95,7 +95,7 @@ extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, Ca
 extern int32 CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp);
 extern Oid	CaiCatalogModelOwner(const char *name);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
-extern void CaiCheckModelTask(const char *name, const char *task, const char *action);
+extern void CaiCheckNewVersion(const char *name, const char *task, const char *action);
 extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
 							 const char *meta_json, const char *metrics_json,
 							 const char *deploy_policy, bool *deployed);

@@ -433,21 +433,35 @@ CaiTaskMismatch(const char *name, const char *bound, const char *task, const cha
 			 errhint("Use another model name, or drop the model first with cai_drop_model('%s').", name)));
 }
 
-/* Error unless a version of task may be added to model name (if it exists). */
-void
-CaiCheckModelTask(const char *name, const char *task, const char *action)
+/*
+ * Error unless the caller may add a version of task to model name: owner (or
+ * member) of an existing model, and the model's task.  Checked again by
+ * CaiCatalogStore under the name's lock; this is the early refusal (before a
+ * training starts), in one catalog session.
+ */
+static Oid
+CaiCheckNewVersionInSession(const char *name, const char *task, const char *action)
 {
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	char	   *bound;
+	Oid			owner = CaiModelOwnerInSession(name);
 
+	if (OidIsValid(owner))
+	{
+		char	   *bound = CaiModelTaskInSession(name);
+
+		CaiCheckModelOwnership(name, owner, "add a version to it");
+		if (bound != NULL && strcmp(bound, task) != 0)
+			CaiTaskMismatch(name, bound, task, action);
+	}
+	return owner;
+}
+
+void
+CaiCheckNewVersion(const char *name, const char *task, const char *action)
+{
 	CaiCatalogReset();
 	CaiCatalogConnect();
-	bound = CaiModelTaskInSession(name);
-	if (bound != NULL)
-		bound = MemoryContextStrdup(caller_cxt, bound);	/* SPI memory ends with the session */
+	(void) CaiCheckNewVersionInSession(name, task, action);
 	CaiCatalogDisconnect();
-	if (bound != NULL && strcmp(bound, task) != 0)
-		CaiTaskMismatch(name, bound, task, action);
 }
 
 /* How a version (task, metadata) compares with the deployed version of its model. */
@@ -594,16 +608,8 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	CaiCatalogReset();
 	CaiCatalogConnect();
 	CaiLockModelName(name);
-	owner = CaiModelOwnerInSession(name);
-	if (OidIsValid(owner))
-	{
-		char	   *bound = CaiModelTaskInSession(name);
-
-		CaiCheckModelOwnership(name, owner, "add a version to it");
-		if (bound != NULL && strcmp(bound, task) != 0)
-			CaiTaskMismatch(name, bound, task, "add a version");
-	}
-	else
+	owner = CaiCheckNewVersionInSession(name, task, "add a version");
+	if (!OidIsValid(owner))
 		owner = caller_userid;
 
 	{

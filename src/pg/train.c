@@ -498,8 +498,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	}
 
 	/* fail early when the caller may not add versions to an existing model */
-	CaiCheckModelOwnership(name, CaiCatalogModelOwner(name), "add a version to it");
-	CaiCheckModelTask(name, task, "train a version");
+	CaiCheckNewVersion(name, task, "train a version");
 
 	{
 		/* NER sources keep their types: text[] + text[] tokens, or text + jsonb spans */
