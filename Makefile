@@ -26,7 +26,7 @@ REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 OPTFLAGS ?= -march=native
 PG_CPPFLAGS = -Iinclude -std=gnu11 -fno-fast-math $(OPTFLAGS) -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type -Wno-declaration-after-statement
-SHLIB_LINK = -lopenblas -ljson-c -lm -pthread
+SHLIB_LINK = -ljson-c -lm -pthread
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -15,7 +15,8 @@ OPTFLAGS ?= -march=native
 # CAI_CHECK_POOL_ALLOC: allocation on a pool thread aborts (see common.h)
 CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math $(OPTFLAGS) \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -DCAI_CHECK_POOL_ALLOC
-LIBS_CORE = -lopenblas -ljson-c -lm
+# OpenBLAS is opened at run time (src/core/blas.h), not linked
+LIBS_CORE = -ljson-c -lm -pthread
 
 # The core's modules: modules.mk (shared with the extension's Makefile).
 include modules.mk
@@ -26,14 +27,14 @@ UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metri
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
-test_ops_MODULES = common ops optim
-test_seq_MODULES = common ops optim lstm crf
+test_ops_MODULES = common blas ops optim
+test_seq_MODULES = common blas ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
 test_trainer_MODULES = common modelutil trainer
-test_textclf_MODULES = common modelutil format tokenize options metrics trainer ops optim lstm $(TEXTCLF_MODULES)
+test_textclf_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
-test_ner_MODULES = common modelutil format tokenize options trainer ops optim lstm crf chunks $(NER_MODULES)
-test_model_MODULES = common modelutil format tokenize options metrics trainer ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
+test_ner_MODULES = common modelutil format tokenize options trainer blas ops optim lstm crf chunks $(NER_MODULES)
+test_model_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 
@@ -94,7 +95,7 @@ bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libcaicore.a
 	@mkdir -p $(BUILD)/bench
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libcaicore.a $(LIBS_CORE) -pthread
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libcaicore.a $(LIBS_CORE) $(if $(filter gemm,$*),-lopenblas)
 
 clean-core:
 	rm -rf build build-asan build-*

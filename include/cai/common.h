@@ -26,7 +26,8 @@ typedef enum cai_status
 	CAI_ERR_LIMIT,				/* a configured limit would be exceeded */
 	CAI_ERR_CANCELLED,			/* the progress callback asked to stop */
 	CAI_ERR_NUMERIC,			/* NaN or infinity appeared */
-	CAI_ERR_INTERNAL			/* a bug: impossible state */
+	CAI_ERR_INTERNAL,			/* a bug: impossible state */
+	CAI_ERR_SYSTEM				/* the system refused (a shared library could not be loaded) */
 } cai_status;
 
 #define CAI_ERRMSG_MAX 256
@@ -92,7 +93,11 @@ float		cai_rng_uniform(cai_rng *r);	/* uniform in [0, 1) */
 float		cai_rng_normal(cai_rng *r); /* standard normal */
 void		cai_rng_shuffle(cai_rng *r, int32_t *a, size_t n);
 
-/* Set OpenBLAS threads explicitly (never inherited). n < 1 means 1. */
+/*
+ * OpenBLAS threads, set explicitly (never inherited; 1 until set).  n < 1
+ * means 1.  OpenBLAS is opened on first use (src/core/blas.h); the count is
+ * applied then.
+ */
 void		cai_blas_set_threads(int n);
 int			cai_blas_get_threads(void);
 

@@ -67,6 +67,7 @@ typedef struct cai_arch
 	const char *name;			/* as stored in the metadata: "fast", "accurate", "bilstm_crf" */
 	const cai_opt_def *options; /* its training options, with the defaults it uses */
 	const int  *n_options;
+	bool		uses_blas;		/* multiplies matrices: OpenBLAS is opened before load and train */
 
 	/* bytes training would allocate (0 if the options or data are unusable) */
 	size_t		(*train_memory) (const cai_options *opts, const cai_train_set *set);

@@ -1,5 +1,5 @@
 /*
- * common.c: errors, allocator hook, hashing, RNG, BLAS threads.
+ * common.c: errors, allocator hook, hashing, RNG.
  */
 #include "cai/common.h"
 
@@ -9,11 +9,6 @@
 #include <string.h>
 #include <math.h>
 
-#include <cblas.h>
-
-/* OpenBLAS extensions (declared in its cblas.h, repeated for other BLASes) */
-extern void openblas_set_num_threads(int num_threads);
-extern int	openblas_get_num_threads(void);
 
 cai_status
 cai_error_set(cai_error *err, cai_status st, const char *fmt,...)
@@ -55,6 +50,8 @@ cai_status_name(cai_status st)
 			return "numeric error";
 		case CAI_ERR_INTERNAL:
 			return "internal error";
+		case CAI_ERR_SYSTEM:
+			return "system error";
 	}
 	return "unknown status";
 }
@@ -278,21 +275,4 @@ cai_rng_shuffle(cai_rng *r, int32_t *a, size_t n)
 		a[i - 1] = a[j];
 		a[j] = t;
 	}
-}
-
-static int	blas_threads = 1;
-
-void
-cai_blas_set_threads(int n)
-{
-	if (n < 1)
-		n = 1;
-	blas_threads = n;
-	openblas_set_num_threads(n);
-}
-
-int
-cai_blas_get_threads(void)
-{
-	return blas_threads;
 }

@@ -11,11 +11,10 @@
  * s (forward) or len[b] - 1 - s (reverse).
  */
 #include "cai/lstm.h"
+#include "blas.h"
 
 #include <math.h>
 #include <string.h>
-
-#include <cblas.h>
 
 /* header slots at the start of the index region */
 #define LSTM_HDR_S 0			/* number of steps = max len */
@@ -490,8 +489,8 @@ cai_lstm_forward(const cai_lstm_params *p,
 			memcpy(L.g + row * G4, p->b, sizeof(float) * (size_t) G4);
 		}
 	/* input projection of all positions at once: (N, C) x (C, 4H) */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G4, C,
-				1.0f, L.xp, C, p->w_ih, C, 1.0f, L.g, G4);
+	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G4, C,
+			  1.0f, L.xp, C, p->w_ih, C, 1.0f, L.g, G4);
 
 	for (int s = 0; s < S; s++)
 	{
@@ -501,9 +500,9 @@ cai_lstm_forward(const cai_lstm_params *p,
 
 		/* recurrent projection (n, H) x (H, 4H); h is zero at s = 0 */
 		if (s > 0)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
-						1.0f, L.hp + (size_t) L.off[s] * H, H, p->w_hh, H,
-						1.0f, gs, G4);
+			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
+					  1.0f, L.hp + (size_t) L.off[s] * H, H, p->w_hh, H,
+					  1.0f, gs, G4);
 		for (int r = 0; r < n; r++)
 		{
 			int32_t		b = L.perm[r];
@@ -590,19 +589,19 @@ cai_lstm_backward(const cai_lstm_params *p, cai_lstm_params *grad,
 		}
 		/* hidden gradient into step s - 1: (n, 4H) x (4H, H) */
 		if (s > 0)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, G4,
-						1.0f, L.dg + (size_t) L.off[s] * G4, G4, p->w_hh, H,
-						0.0f, L.dh, H);
+			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, G4,
+					  1.0f, L.dg + (size_t) L.off[s] * G4, G4, p->w_hh, H,
+					  0.0f, L.dh, H);
 	}
 
 	/* dW_ih += dA^T Xp: (4H, N) x (N, C) */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G4, C, N,
-				1.0f, L.dg, G4, L.xp, C, 1.0f, grad->w_ih, C);
+	cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G4, C, N,
+			  1.0f, L.dg, G4, L.xp, C, 1.0f, grad->w_ih, C);
 	/* dW_hh += dA^T Hprev over the rows after step 0 */
 	if (N - L.off[1] > 0)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G4, H, N - L.off[1],
-					1.0f, L.dg + (size_t) L.off[1] * G4, G4,
-					L.hp + (size_t) L.off[1] * H, H, 1.0f, grad->w_hh, H);
+		cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G4, H, N - L.off[1],
+				  1.0f, L.dg + (size_t) L.off[1] * G4, G4,
+				  L.hp + (size_t) L.off[1] * H, H, 1.0f, grad->w_hh, H);
 	for (int row = 0; row < N; row++)
 	{
 		const float *da = L.dg + (size_t) row * G4;
@@ -613,8 +612,8 @@ cai_lstm_backward(const cai_lstm_params *p, cai_lstm_params *grad,
 	if (dinp != NULL)
 	{
 		/* dXp = dA W_ih: (N, 4H) x (4H, C), then scatter-add */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, G4,
-					1.0f, L.dg, G4, p->w_ih, C, 0.0f, L.dxp, C);
+		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, G4,
+				  1.0f, L.dg, G4, p->w_ih, C, 0.0f, L.dxp, C);
 		for (int s = 0; s < S; s++)
 			for (int r = 0; r < L.cnt[s]; r++)
 			{
@@ -686,8 +685,8 @@ cai_lstm_infer(const cai_lstm_params *p,
 				memcpy(L.xs + row * C, inp + ((size_t) b * T + t) * C, sizeof(float) * (size_t) C);
 				memcpy(L.gs + row * G4, p->b, sizeof(float) * (size_t) G4);
 			}
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, G4, C,
-					1.0f, L.xs, C, p->w_ih, C, 1.0f, L.gs, G4);
+		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, G4, C,
+				  1.0f, L.xs, C, p->w_ih, C, 1.0f, L.gs, G4);
 
 		for (int s = s0; s < s1; s++)
 		{
@@ -697,8 +696,8 @@ cai_lstm_infer(const cai_lstm_params *p,
 			float	   *cur = L.cs[s & 1];
 
 			if (s > 0)
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
-							1.0f, L.h, H, p->w_hh, H, 1.0f, gs, G4);
+				cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
+						  1.0f, L.h, H, p->w_hh, H, 1.0f, gs, G4);
 			for (int r = 0; r < n; r++)
 			{
 				int32_t		b = L.perm[r];

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "blas.h"
 #include "cai/textclf.h"
 #include "modelutil.h"
 
@@ -151,14 +152,14 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
  * The registry: one line per architecture
  * ------------------------------------------------------------------------ */
 
-#define TEXTCLF_ARCH(name, defs, n_defs) \
-	{&tasks[0], name, defs, &n_defs, textclf_train_memory, textclf_train, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
+#define TEXTCLF_ARCH(name, defs, n_defs, blas) \
+	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
 	 textclf_classify, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
-	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs),
-	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs),
-	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, ner_train_memory, ner_train, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
+	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false),
+	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true),
+	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 NULL, ner_tag, ner_tag_batch, ner_entities},
 };
 
@@ -253,6 +254,13 @@ cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *
 	if (!set_fits(a, set))
 		return cai_error_set(err, CAI_ERR_INVALID, "a %s model is trained from %s", a->task->name,
 							 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" : "sentences of tagged tokens");
+	if (a->uses_blas)
+	{
+		cai_status	st = cai_blas_load(err);
+
+		if (st != CAI_OK)
+			return st;
+	}
 	return a->train(opts, set, provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
 }
 
@@ -327,6 +335,8 @@ cai_model_load(const uint8_t *buf, size_t len, bool view, bool verify, cai_model
 		st = cai_format_read(buf, len, &m->mf, err);
 	if (st == CAI_OK)
 		st = find_arch(m->mf->meta_json, &m->arch, err);
+	if (st == CAI_OK && m->arch->uses_blas)
+		st = cai_blas_load(err);
 	if (st == CAI_OK)
 		st = m->arch->load(m->mf, &m->impl, err);
 	if (st != CAI_OK)

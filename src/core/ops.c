@@ -5,11 +5,10 @@
  * functions accumulate, data-dependent inputs validated by the forward.
  */
 #include "cai/ops.h"
+#include "blas.h"
 
 #include <math.h>
 #include <string.h>
-
-#include <cblas.h>
 
 /* ---------------------------------------------------------------------
  * Linear
@@ -44,8 +43,8 @@ cai_linear_forward(float *out, const float *inp, const float *weight,
 		beta = 1.0f;
 	}
 	/* out (N, OC) = inp (N, IC) . weight^T (IC, OC) + beta * out */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
-				1.0f, inp, IC, weight, IC, beta, out, OC);
+	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
+			  1.0f, inp, IC, weight, IC, beta, out, OC);
 }
 
 void
@@ -69,12 +68,12 @@ cai_linear_backward(float *dinp, float *dweight, float *dbias,
 		return;
 	/* dinp (N, IC) += dout (N, OC) . weight (OC, IC) */
 	if (dinp != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
-					1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
+		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
+				  1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
 	/* dweight (OC, IC) += dout^T (OC, N) . inp (N, IC) */
 	if (dweight != NULL)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
-					1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+		cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
+				  1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
 }
 
 /* ---------------------------------------------------------------------

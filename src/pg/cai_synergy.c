@@ -76,6 +76,8 @@ CaiStatusSqlstate(cai_status st)
 			return ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 		case CAI_ERR_INTERNAL:
 			return ERRCODE_INTERNAL_ERROR;
+		case CAI_ERR_SYSTEM:
+			return ERRCODE_SYSTEM_ERROR;
 	}
 	return ERRCODE_INTERNAL_ERROR;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "../../src/core/blas.h"
 
 #define EPS 1e-3f
 #define RTOL 1e-2f
@@ -1088,13 +1089,62 @@ test_training(void)
 	cai_slab_free(&s2);
 }
 
+/*
+ * OpenBLAS, opened at run time, against the plain-loop product (the fallback
+ * when it cannot be opened): every order and transposition, padded leading
+ * dimensions, alpha and beta.
+ */
+static void
+test_blas(cai_rng *rng)
+{
+	cai_error	err = {0};
+	const int	M = 7, N = 5, K = 9, pad = 3;
+	float		A[(9 + 3) * (9 + 3)], B[(9 + 3) * (9 + 3)], C0[(7 + 3) * (7 + 3)], C1[(7 + 3) * (7 + 3)];
+	int			bad = 0;
+	double		worst = 0.0;
+
+	CHECK(cai_blas_load(&err) == CAI_OK, "OpenBLAS opens: %s", err.msg);
+	CHECK(cai_blas_get_threads() == 1, "one BLAS thread until set (%d)", cai_blas_get_threads());
+	for (int v = 0; v < (int) (sizeof(A) / sizeof(A[0])); v++)
+	{
+		A[v] = cai_rng_uniform(rng) - 0.5f;
+		B[v] = cai_rng_uniform(rng) - 0.5f;
+	}
+	for (int order = 0; order < 2; order++)
+		for (int ta = 0; ta < 2; ta++)
+			for (int tb = 0; tb < 2; tb++)
+			{
+				CBLAS_ORDER o = order ? CblasColMajor : CblasRowMajor;
+				CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans;
+				CBLAS_TRANSPOSE b = tb ? CblasTrans : CblasNoTrans;
+				/* stored rows of op(A) (M, K) and op(B) (K, N) in the chosen order: lda/ldb at least that, plus padding */
+				int			lda = ((order == 0) != (ta != 0) ? K : M) + pad;
+				int			ldb = ((order == 0) != (tb != 0) ? N : K) + pad;
+				int			ldc = (order == 0 ? N : M) + pad;
+
+				for (int v = 0; v < (int) (sizeof(C0) / sizeof(C0[0])); v++)
+					C0[v] = C1[v] = (float) v * 0.01f;
+				cai_sgemm(o, a, b, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C0, ldc);
+				cai_sgemm_reference(o, a, b, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C1, ldc);
+				for (int v = 0; v < (int) (sizeof(C0) / sizeof(C0[0])); v++)
+				{
+					double		d = fabs((double) C0[v] - (double) C1[v]);
+
+					worst = d > worst ? d : worst;
+					bad += d > 1e-5;
+				}
+			}
+	CHECK(bad == 0, "OpenBLAS and the plain-loop sgemm agree in all 8 layouts (%d elements differ, worst %.3g)", bad, worst);
+}
+
 int
 main(void)
 {
 	cai_rng		rng;
 
-	cai_blas_set_threads(1);
 	cai_rng_seed(&rng, 20240601);
+	test_blas(&rng);
+	cai_blas_set_threads(1);
 	test_linear(&rng);
 	test_activations(&rng);
 	test_softmax_xent(&rng);
