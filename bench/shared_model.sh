@@ -147,10 +147,10 @@ SELECT 'RESULT big_train_s ' || round(extract(epoch FROM clock_timestamp() - :'t
 SELECT clock_timestamp() AS t0 \\gset
 SELECT version FROM cai_train('$SMALL', 'sentiment', 'train', 'sentence', 'label', '$SMALL_OPTS'::jsonb) \\g /dev/null
 SELECT 'RESULT small_train_s ' || round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 2);
-SELECT 'RESULT big_size ' || size FROM cai_models WHERE name = '$BIG' AND deployed;
-SELECT 'RESULT small_size ' || size FROM cai_models WHERE name = '$SMALL' AND deployed;
-SELECT 'RESULT big_acc ' || round((metrics->>'accuracy')::numeric, 4) FROM cai_models WHERE name = '$BIG' AND deployed;
-SELECT 'RESULT small_acc ' || round((metrics->>'accuracy')::numeric, 4) FROM cai_models WHERE name = '$SMALL' AND deployed;
+SELECT 'RESULT big_size ' || size FROM cai_model_details WHERE name = '$BIG' AND deployed;
+SELECT 'RESULT small_size ' || size FROM cai_model_details WHERE name = '$SMALL' AND deployed;
+SELECT 'RESULT big_acc ' || round((metrics->>'accuracy')::numeric, 4) FROM cai_model_details WHERE name = '$BIG' AND deployed;
+SELECT 'RESULT small_acc ' || round((metrics->>'accuracy')::numeric, 4) FROM cai_model_details WHERE name = '$SMALL' AND deployed;
 EOF
 # training does not write the shared file: nothing is cached before the first prediction
 put cache_files_after_training "$(find "$CACHE_DIR" -maxdepth 1 -name 'cai.*' | wc -l)"
@@ -426,7 +426,7 @@ w("- PostgreSQL %s (throwaway cluster from `scripts/pgcluster.sh`, `fsync = off`
   "cai_synergy %s (installed `cai_synergy.so` dated %s; repository at %s); %s." %
   (R["pg_version"], R["shared_buffers"], R["cai_version"], R["cai_so"], R["git"], R["blas_env"]))
 w("- Models, trained on SST-2 train (60,614 rows) in the benchmark's cluster: `shared_big` `%s`: **%.1f MB** "
-  "(`cai_models.size` %d bytes; validation accuracy %s; trained in %s s); `shared_small` `%s`: %.1f MB "
+  "(`cai_model_details.size` %d bytes; validation accuracy %s; trained in %s s); `shared_small` `%s`: %.1f MB "
   "(validation accuracy %s; %s s)." %
   (R["big_options"], big_size / 1048576, big_size, R["big_acc"], R["big_train_s"], R["small_options"],
    int(R["small_size"]) / 1048576, R["small_acc"], R["small_train_s"]))

@@ -98,5 +98,5 @@ echo "demo: training an entity model (BiLSTM-CRF, at most 120 s)"
 "${PSQL[@]}" -q -c "CREATE TABLE news AS SELECT row_number() OVER () AS id, array_to_string(tokens, ' ') AS body FROM ner_test LIMIT 5"
 "${PSQL[@]}" -c "SELECT n.id, e.entity, e.label, e.start_pos, e.end_pos, round(e.score::numeric, 3) AS score
                    FROM news n, cai_entities('entities', n.body) e ORDER BY n.id, e.start_pos"
-"${PSQL[@]}" -c "SELECT name, version, task, size, labels, deployed, owner FROM cai_models ORDER BY name, version"
+"${PSQL[@]}" -c "SELECT name, version, task, architecture, score, size, deployed, owner FROM cai_models ORDER BY name, version"
 echo "demo: done"

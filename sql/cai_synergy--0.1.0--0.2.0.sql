@@ -32,12 +32,25 @@ BEGIN
 END
 $cai_upgrade$;
 
--- labels_changed: whether a version's labels (NER: entity types) differ from
--- the deployed version's (NULL when no version is deployed).
-CREATE OR REPLACE VIEW @extschema@.cai_models AS
+-- The training curve of every version trained from 0.2.0 on (per epoch:
+-- loss, validation score, rows/s, seconds since training started), kept
+-- beside the metrics so that they stay short; NULL for imported versions and
+-- versions trained by 0.1.0.  Jobs keep theirs while they run (and when they
+-- fail or are cancelled) within the job history bound.
+ALTER TABLE @extschema@.cai_model_store ADD COLUMN history jsonb;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN history jsonb;
+
+-- cai_models becomes one short line per version for people and dashboards;
+-- everything it showed in 0.1.0 (size in bytes, labels, the whole metrics
+-- object) is in cai_model_details.  labels_changed: whether a version's
+-- labels (NER: entity types) differ from the deployed version's (NULL when no
+-- version is deployed).
+DROP VIEW @extschema@.cai_models;
+CREATE VIEW @extschema@.cai_model_details AS
 SELECT s.name,
        s.version,
        s.task,
+       s.metadata ->> 'architecture' AS architecture,
        pg_catalog.octet_length(s.model) AS size,
        s.metadata -> 'labels' AS labels,
        s.metrics,
@@ -54,8 +67,47 @@ SELECT s.name,
           FROM @extschema@.cai_model_store d
          WHERE d.name = s.name AND d.deployed) AS labels_changed
   FROM @extschema@.cai_model_store s;
+COMMENT ON VIEW @extschema@.cai_model_details IS
+    'one row per model version with everything the catalog keeps about it: name, version, task, architecture, size in bytes, labels, validation metrics (jsonb), deployed flag, creation time, owner, and whether its labels (NER: entity types) differ from the deployed version''s';
+GRANT SELECT ON @extschema@.cai_model_details TO PUBLIC;
+
+CREATE VIEW @extschema@.cai_models AS
+SELECT d.name,
+       d.version,
+       d.task,
+       d.architecture,
+       pg_catalog.round(coalesce(d.metrics ->> 'score', d.metrics ->> 'f1', d.metrics ->> 'accuracy')::numeric, 4) AS score,
+       pg_catalog.pg_size_pretty(d.size::bigint) AS size,
+       d.deployed,
+       d.created_at,
+       d.owner,
+       d.labels_changed
+  FROM @extschema@.cai_model_details d;
 COMMENT ON VIEW @extschema@.cai_models IS
-    'one row per model version: name, version, task, size in bytes, labels, validation metrics, deployed flag, creation time, owner, and whether its labels (NER: entity types) differ from the deployed version''s';
+    'one short row per model version: name, version, task, architecture, validation score (accuracy or entity F1, 4 decimals), size, deployed flag, creation time, owner, labels_changed; cai_model_details has the size in bytes, labels and all metrics';
+GRANT SELECT ON @extschema@.cai_models TO PUBLIC;
+
+-- Learning curves for BI tools: one row per epoch of every stored version
+-- trained from 0.2.0 on (job_id when an asynchronous job still in the job
+-- history made it), and of every job that has not stored a version (running,
+-- failed, cancelled; visible like cai_jobs: to members of the job's role).
+CREATE VIEW @extschema@.cai_training_history AS
+SELECT j.job_id, s.name AS model, s.version, h.epoch, h.loss, h.validation_score, h.rows_per_sec, h.seconds
+  FROM @extschema@.cai_model_store s
+       CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(s.history)
+           AS h(epoch integer, loss float8, validation_score float8, rows_per_sec float8, seconds float8)
+       LEFT JOIN @extschema@.cai_job_store j
+           ON j.model = s.name AND j.version = s.version AND j.state = 'succeeded'
+UNION ALL
+SELECT j.job_id, j.model, NULL::integer, h.epoch, h.loss, h.validation_score, h.rows_per_sec, h.seconds
+  FROM @extschema@.cai_job_store j
+       CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(j.history)
+           AS h(epoch integer, loss float8, validation_score float8, rows_per_sec float8, seconds float8)
+ WHERE j.state <> 'succeeded'
+   AND (pg_catalog.pg_has_role(j.role::oid, 'MEMBER') OR pg_catalog.pg_has_role('pg_signal_backend', 'MEMBER'));
+COMMENT ON VIEW @extschema@.cai_training_history IS
+    'per-epoch training curve (training loss, validation score, rows/s, seconds since the start) of stored versions and of jobs that stored none, for plotting learning curves';
+GRANT SELECT ON @extschema@.cai_training_history TO PUBLIC;
 
 COMMENT ON FUNCTION @extschema@.cai_import(text, bytea) IS
     'validate model bytes (as made by cai_export) and store them as a new version of model; returns the version. The first version of a new model is deployed; a version of another task than the model''s is refused (SQLSTATE 42809).';

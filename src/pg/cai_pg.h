@@ -66,7 +66,7 @@ extern void CaiJobInsert(int64 job_id, const char *model, const char *task, Oid 
 						 const char *source, const char *options_json);
 extern void CaiJobWaitForSlot(int64 job_id, int max_jobs);
 extern void CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
-						   double loss, double val_score, double rows_per_sec);
+						   double loss, double val_score, double rows_per_sec, const char *history_json);
 extern void CaiJobFinish(int64 job_id, const char *state, int32 version, const char *error);
 
 /* cai_synergy.c */
@@ -97,8 +97,9 @@ extern Oid	CaiCatalogModelOwner(const char *name);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
 extern void CaiCheckNewVersion(const char *name, const char *task, const char *action);
 extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
-							 const char *meta_json, const char *metrics_json,
+							 const char *meta_json, const char *metrics_json, const char *history_json,
 							 const char *deploy_policy, bool *deployed);
+extern bool CaiCatalogHasHistory(void);
 extern char *CaiCatalogOnlyDeployedModel(int *count);
 extern void CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_json);
 

@@ -45,6 +45,7 @@ static int	saved_guc_nest;
 static int	catalog_depth = 0;
 static char store_name[2 * NAMEDATALEN + 64];
 static char history_name[2 * NAMEDATALEN + 64];
+static bool catalog_has_history = false;
 static char schema_name[2 * NAMEDATALEN + 8];
 
 /* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
@@ -94,6 +95,8 @@ CaiCatalogResolve(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+	/* 0.2.0's catalog (until ALTER EXTENSION UPDATE the library may run with 0.1.0's) */
+	catalog_has_history = get_attnum(relid, "history") != InvalidAttrNumber;
 
 	nsp = quote_identifier(get_namespace_name(nspoid));
 	strlcpy(schema_name, nsp, sizeof(schema_name));
@@ -165,6 +168,16 @@ static void
 CaiCatalogReset(void)
 {
 	catalog_depth = 0;
+}
+
+/*
+ * Whether the catalog keeps training curves (cai_model_store.history and
+ * cai_job_store.history, from 0.2.0 on); inside a session.
+ */
+bool
+CaiCatalogHasHistory(void)
+{
+	return catalog_has_history;
 }
 
 /* Schema-qualified name of one of the extension's relations (inside a session). */
@@ -585,7 +598,7 @@ CaiCheckExplicitDeploy(const char *name, int32 version, const char *action)
  */
 int32
 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
-				const char *meta_json, const char *metrics_json,
+				const char *meta_json, const char *metrics_json, const char *history_json,
 				const char *deploy_policy, bool *deployed)
 {
 	char		sql[1024];
@@ -668,9 +681,10 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	}
 
 	{
-		Oid			types[7] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, OIDOID};
-		Datum		values[7];
-		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Oid			types[8] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, OIDOID, TEXTOID};
+		Datum		values[8];
+		char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		bool		with_history = CaiCatalogHasHistory();
 
 		values[0] = CStringGetTextDatum(name);
 		values[1] = Int32GetDatum(version);
@@ -681,10 +695,14 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 		if (metrics_json == NULL)
 			nulls[5] = 'n';
 		values[6] = ObjectIdGetDatum(owner);
+		values[7] = history_json ? CStringGetTextDatum(history_json) : (Datum) 0;
+		if (history_json == NULL)
+			nulls[7] = 'n';
 		snprintf(sql, sizeof(sql),
-				 "INSERT INTO %s (name, version, task, model, metadata, metrics, owner) "
-				 "VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::regrole)", store_name);
-		CaiExec(sql, 7, types, values, nulls, SPI_OK_INSERT);
+				 "INSERT INTO %s (name, version, task, model, metadata, metrics, owner%s) "
+				 "VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::regrole%s)", store_name,
+				 with_history ? ", history" : "", with_history ? ", $8::jsonb" : "");
+		CaiExec(sql, with_history ? 8 : 7, types, values, nulls, SPI_OK_INSERT);
 	}
 	if (deploy)
 		CaiDeployInSession(name, version);
@@ -773,7 +791,7 @@ cai_import(PG_FUNCTION_ARGS)
 				 errmsg("invalid model: the data is empty")));
 	CaiValidateModelBytes((const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), &task, &meta);
 	version = CaiCatalogStore(name, task, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-							  meta, NULL, "import", NULL);
+							  meta, NULL, NULL, "import", NULL);
 	PG_RETURN_INT32(version);
 }
 

@@ -149,14 +149,18 @@ CaiJobWaitForSlot(int64 job_id, int max_jobs)
 	}
 }
 
-/* Outside a transaction: record progress. */
+/*
+ * Outside a transaction: record progress, and the training curve so far
+ * (history_json, a JSON array) when it is not NULL.
+ */
 void
 CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
-			   double loss, double val_score, double rows_per_sec)
+			   double loss, double val_score, double rows_per_sec, const char *history_json)
 {
-	Oid			types[7] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		with_history;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(epoch);
@@ -165,15 +169,17 @@ CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
 	values[4] = Float8GetDatum(loss);
 	values[5] = Float8GetDatum(val_score);
 	values[6] = Float8GetDatum(rows_per_sec);
+	values[7] = history_json ? CStringGetTextDatum(history_json) : (Datum) 0;
 	if (epoch == 0)
 		nulls[4] = nulls[5] = nulls[6] = 'n';
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	CaiCatalogConnect();
+	with_history = history_json != NULL && CaiCatalogHasHistory();
 	CaiCatalogExecute(psprintf("UPDATE %s SET epoch = $2, epochs = $3, progress = $4, loss = $5, "
-							   "validation_score = $6, rows_per_sec = $7 WHERE job_id = $1",
-							   CaiCatalogQualify("cai_job_store")),
-					  7, types, values, nulls, SPI_OK_UPDATE);
+							   "validation_score = $6, rows_per_sec = $7%s WHERE job_id = $1",
+							   CaiCatalogQualify("cai_job_store"), with_history ? ", history = $8::jsonb" : ""),
+					  with_history ? 8 : 7, types, values, nulls, SPI_OK_UPDATE);
 	CaiCatalogDisconnect();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -278,9 +278,25 @@ typedef struct CaiTrainResult
 	char	   *model;
 	Size		model_len;
 	char	   *metrics_json;
+	char	   *history_json;
 	int64		train_rows;
 	int64		skipped_rows;
 } CaiTrainResult;
+
+/* A length-prefixed string of a worker message, NUL-terminated. */
+static char *
+CaiGetMsgString(StringInfo msg)
+{
+	int64		len = pq_getmsgint64(msg);
+	char	   *s;
+
+	if (len < 0 || len > msg->len - msg->cursor)
+		elog(ERROR, "malformed training worker message. Please report a bug.");
+	s = palloc(len + 1);
+	pq_copymsgbytes(msg, s, len);
+	s[len] = '\0';
+	return s;
+}
 
 static Size
 CaiAddString(StringInfo buf, const char *s)
@@ -332,13 +348,8 @@ CaiHandleWorkerMessage(char *data, Size nbytes, CaiTrainResult *res)
 				res->model_len = pq_getmsgint64(&msg);
 				res->model = palloc(res->model_len);
 				pq_copymsgbytes(&msg, res->model, res->model_len);
-				{
-					int64		mlen = pq_getmsgint64(&msg);
-
-					res->metrics_json = palloc(mlen + 1);
-					pq_copymsgbytes(&msg, res->metrics_json, mlen);
-					res->metrics_json[mlen] = '\0';
-				}
+				res->metrics_json = CaiGetMsgString(&msg);
+				res->history_json = CaiGetMsgString(&msg);
 				res->done = true;
 				break;
 			}
@@ -401,7 +412,7 @@ CaiJsonbNumber(Jsonb *jb, const char *key)
  */
 int32
 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
-					 int64 train_rows, int64 skipped_rows, const char *deploy_policy,
+					 const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 					 bool *deployed, Jsonb **metrics_out)
 {
 	char	   *task_out;
@@ -423,7 +434,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 	if (metrics_out)
 		*metrics_out = metrics;
 	return CaiCatalogStore(name, task_out, (const uint8 *) model, model_len, meta,
-						   JsonbToCString(NULL, &metrics->root, 0), deploy_policy, deployed);
+						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
 /* A launched training worker, as seen by the caller. */
@@ -664,7 +675,7 @@ cai_train(PG_FUNCTION_ARGS)
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 
-	version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json,
+	version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json, res.history_json,
 								   res.train_rows, res.skipped_rows, launch.deploy_policy,
 								   &deployed, &metrics);
 	pfree(res.model);

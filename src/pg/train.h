@@ -53,7 +53,7 @@ PGDLLEXPORT void cai_train_worker_main(Datum main_arg);
 /* train.c */
 extern cai_options *CaiParseOptions(const char *task, const char *json, const cai_arch **arch_out);
 extern int32 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
-								  int64 train_rows, int64 skipped_rows, const char *deploy_policy,
+								  const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 								  bool *deployed, Jsonb **metrics_out);
 
 #endif							/* CAI_TRAIN_H */

@@ -202,7 +202,54 @@ typedef struct CaiWorkerProgressState
 	int			leader_pid;		/* synchronous caller, 0 for jobs */
 	ErrorData  *error;			/* an error raised inside the callback */
 	TimestampTz last_update;
+	TimestampTz started;		/* training began (for the history's seconds) */
+	MemoryContext cxt;			/* where history lives */
+	StringInfo	history;		/* JSON array of finished epochs, without the closing ']' */
 } CaiWorkerProgressState;
+
+/* x as a JSON number, or null when it is not finite */
+static void
+CaiAppendJsonNumber(StringInfo s, const char *key, double x)
+{
+	if (isfinite(x))
+		appendStringInfo(s, "\"%s\": %.9g", key, x);
+	else
+		appendStringInfo(s, "\"%s\": null", key);
+}
+
+/* Add a finished epoch to the training curve (cai_training_history). */
+static void
+CaiHistoryAppend(CaiWorkerProgressState *ps, const cai_progress *p, double seconds)
+{
+	MemoryContext old = MemoryContextSwitchTo(ps->cxt);
+	StringInfo	s;
+
+	if (ps->history == NULL)
+	{
+		ps->history = makeStringInfo();
+		appendStringInfoChar(ps->history, '[');
+	}
+	s = ps->history;
+	if (s->len > 1)
+		appendStringInfoString(s, ", ");
+	appendStringInfo(s, "{\"epoch\": %d, ", p->epoch);
+	CaiAppendJsonNumber(s, "loss", p->loss);
+	appendStringInfoString(s, ", ");
+	CaiAppendJsonNumber(s, "validation_score", p->val_score);
+	appendStringInfoString(s, ", ");
+	CaiAppendJsonNumber(s, "rows_per_sec", p->rows_per_sec);
+	appendStringInfoString(s, ", ");
+	CaiAppendJsonNumber(s, "seconds", seconds);
+	appendStringInfoChar(s, '}');
+	MemoryContextSwitchTo(old);
+}
+
+/* The training curve as a JSON array ("[]" before the first epoch), in CurrentMemoryContext. */
+static char *
+CaiHistoryJson(const CaiWorkerProgressState *ps)
+{
+	return ps->history == NULL ? pstrdup("[]") : psprintf("%s]", ps->history->data);
+}
 
 static bool
 CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
@@ -216,13 +263,17 @@ CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
 		return false;
 	}
 	if (p->epoch_done)
+	{
 		ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
 				(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
 						p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec)));
+		CaiHistoryAppend(ps, p, (double) (GetCurrentTimestamp() - ps->started) / USECS_PER_SEC);
+	}
 	if (ps->job_id > 0 &&
 		(p->epoch_done || TimestampDifferenceExceeds(ps->last_update, GetCurrentTimestamp(), 1000)))
 	{
-		CaiJobProgress(ps->job_id, p->epoch, p->epochs, p->fraction, p->loss, p->val_score, p->rows_per_sec);
+		CaiJobProgress(ps->job_id, p->epoch, p->epochs, p->fraction, p->loss, p->val_score, p->rows_per_sec,
+					   p->epoch_done ? CaiHistoryJson(ps) : NULL);
 		ps->last_update = GetCurrentTimestamp();
 	}
 	return true;
@@ -277,6 +328,7 @@ typedef struct CaiTrained
 	uint8_t    *model;
 	size_t		model_len;
 	char	   *metrics;
+	char	   *history;		/* JSON array of the epochs (cai_training_history) */
 	int64		rows;
 	int64		skipped;
 	const char *deploy_policy;
@@ -358,6 +410,7 @@ CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps,
 	out->rows = rows;
 	out->skipped = skipped;
 	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	out->history = CaiHistoryJson(ps);
 }
 
 static void
@@ -418,6 +471,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
+	ps->started = GetCurrentTimestamp();
 	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
 						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
@@ -790,6 +844,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
+	ps->started = GetCurrentTimestamp();
 	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
 						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
@@ -802,7 +857,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 static void
 CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_cxt)
 {
-	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, NULL, 0};
+	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, NULL, 0, 0, train_cxt, NULL};
 	CaiTrained	t = {0};
 
 	MemoryContextSwitchTo(train_cxt);
@@ -820,7 +875,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
-									   t.metrics, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
+									   t.metrics, t.history, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
 		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -837,6 +892,8 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 		appendBinaryStringInfo(&buf, (char *) t.model, t.model_len);
 		pq_sendint64(&buf, strlen(t.metrics));
 		appendBinaryStringInfo(&buf, t.metrics, strlen(t.metrics));
+		pq_sendint64(&buf, strlen(t.history));
+		appendBinaryStringInfo(&buf, t.history, strlen(t.history));
 		if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -51,7 +51,7 @@ createdb plain && as_pg pg_dump -d src | q -d plain >/dev/null 2>"$CAI_PGDATA/pl
 ok $? "plain pg_dump piped to psql into another database"
 [ -s "$CAI_PGDATA/plain.err" ] && sed 's/^/# plain: /' "$CAI_PGDATA/plain.err"
 
-MODELS_SQL="SELECT name, version, task, size, labels, metrics, deployed, created_at, owner FROM cai_models ORDER BY name, version"
+MODELS_SQL="SELECT name, version, task, size, labels, metrics, deployed, created_at, owner FROM cai_model_details ORDER BY name, version"
 HISTORY_SQL="SELECT id, name, version, deployed_at, rolled_back FROM cai_deployments ORDER BY id"
 EXPORT_SQL="SELECT name || ' ' || version || ' ' || md5(cai_export(name, version)) || ' ' || octet_length(cai_export(name, version)) FROM cai_models ORDER BY name, version"
 names=$(q -d src -c "SELECT DISTINCT name FROM cai_models ORDER BY 1")
@@ -66,7 +66,7 @@ done <<<"$names"
 
 for db in dst plain; do
 	is "$(q -d $db -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$CURRENT" "$db: the extension was created by the restore"
-	is "$(q -d $db -c "$MODELS_SQL")" "$src_models" "$db: cai_models rows identical (name, version, task, size, labels, metrics, deployed, created_at, owner)"
+	is "$(q -d $db -c "$MODELS_SQL")" "$src_models" "$db: cai_model_details rows identical (name, version, task, size, labels, metrics, deployed, created_at, owner)"
 	is "$(q -d $db -c "$HISTORY_SQL")" "$src_history" "$db: deployment history identical"
 	is "$(q -d $db -c "$EXPORT_SQL")" "$src_export" "$db: cai_export bytes identical (md5) for every name and version"
 	while IFS= read -r m; do

@@ -34,7 +34,7 @@ q >/dev/null 2>&1 <<'SQL' || bail "train two versions of the live model"
 SELECT 1 FROM cai_train('live', 'sentiment', 'reviews', options => '{"seed": 1}');
 SELECT 1 FROM cai_train('live', 'sentiment', 'reviews', options => '{"seed": 2, "deploy": "always"}');
 SQL
-model_size=$(q -c "SELECT string_agg(size::text, ' / ' ORDER BY version) FROM cai_models WHERE name = 'live'")
+model_size=$(q -c "SELECT string_agg(size::text, ' / ' ORDER BY version) FROM cai_model_details WHERE name = 'live'")
 diag "model live: versions 1 and 2, $model_size bytes"
 start_time=$(q -c "SELECT pg_postmaster_start_time()")
 
@@ -197,7 +197,7 @@ ok $? "every pgbench backend's memory is flat (max growth $pgb_max MB <= $MAX_GR
 # session must not keep the versions it no longer uses
 q -c "SELECT 1 FROM cai_train('big', 'sentiment', 'slow', options => '{\"epochs\": 1, \"dimensions\": 20}')" >/dev/null 2>&1 \
 	|| bail "train the churn model"
-big_size=$(q -c "SELECT size FROM cai_models WHERE name = 'big'")
+big_size=$(q -c "SELECT size FROM cai_model_details WHERE name = 'big'")
 CHURN_WARM=5
 {
 	echo 'SELECT pg_backend_pid() AS pid \gset'

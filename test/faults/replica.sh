@@ -51,7 +51,7 @@ q -c "SELECT 1 FROM cai_train('rep late', 'sentiment', 'reviews', options => '{\
 wait_replay
 ok $? "the standby replays up to the primary's WAL position"
 
-MODELS_SQL="SELECT name, version, task, size, labels, metrics, deployed, created_at, owner FROM cai_models ORDER BY name, version"
+MODELS_SQL="SELECT name, version, task, size, labels, metrics, deployed, created_at, owner FROM cai_model_details ORDER BY name, version"
 EXPORT_SQL="SELECT name || ' ' || version || ' ' || md5(cai_export(name, version)) FROM cai_models ORDER BY name, version"
 is "$(q $S -c "SELECT string_agg(name || ' v' || version, ', ' ORDER BY name, version) FROM cai_models")" \
 	"rep v1, rep v2, rep async v1, rep copy v1, rep late v1" "cai_models on the standby lists every version"

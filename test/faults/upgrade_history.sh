@@ -99,7 +99,9 @@ is "$(q -c "SELECT string_agg(name || ' ' || version || ' ' || task || ' ' || co
 	"alice model 1 text_classification fast, clf 1 text_classification fast, ner 1 ner bilstm_crf, sent 1 text_classification accurate, sent 2 text_classification fast, sent 3 text_classification fast, sent copy 1 text_classification accurate" \
 	"0.1.0 stored the three architectures"
 
+# 0.1.0's cai_models is 0.2.0's cai_model_details (cai_models became the short listing)
 MODELS_SQL="SELECT name, version, task, size, labels, metrics, deployed, created_at, owner FROM cai_models ORDER BY name, version"
+DETAILS_SQL=${MODELS_SQL/cai_models/cai_model_details}
 HISTORY_SQL="SELECT id, name, version, deployed_at, rolled_back FROM cai_deployments ORDER BY id"
 EXPORT_SQL="SELECT name || ' ' || version || ' ' || md5(cai_export(name, version)) FROM cai_models ORDER BY name, version"
 CLASSIFIERS=("sent" "clf" "sent copy" "alice model")
@@ -144,13 +146,19 @@ is "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")/
 	"0.1.0/$CURRENT" "after the package upgrade: the 0.1.0 catalog with the $CURRENT library"
 is "$(answers)" "$old_answers" "the $CURRENT library answers exactly as 0.1.0 did, before ALTER EXTENSION UPDATE"
 is "$(q -c "$EXPORT_SQL")" "$old_export" "stored bytes unchanged (md5 of every version)"
+is "$(q -c "SELECT version FROM cai_train('interim', 'sentiment', 'reviews', options => '{\"architecture\": \"fast\", \"epochs\": 2}'); SELECT cai_drop_model('interim')")" "1
+1" "the $CURRENT library trains and stores under the 0.1.0 catalog (no training history there)"
 
 # ---------------------------------------------------------------- ALTER EXTENSION UPDATE
 update_out=$(q -c "ALTER EXTENSION cai_synergy UPDATE" 2>&1)
 ok $? "ALTER EXTENSION cai_synergy UPDATE"
 [ -n "$update_out" ] && diag "update said: $update_out"
 is "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$CURRENT" "the extension is at $CURRENT"
-is "$(q -c "$MODELS_SQL")" "$old_models" "cai_models rows unchanged (name, version, task, size, labels, metrics, deployed, created_at, owner)"
+is "$(q -c "$DETAILS_SQL")" "$old_models" "cai_model_details has 0.1.0's cai_models rows unchanged (name, version, task, size, labels, metrics, deployed, created_at, owner)"
+is "$(q -c "SELECT string_agg(name || ' ' || version || ' ' || architecture || ' ' || coalesce((score > 0.5)::text, 'none') || ' ' || size, ', ' ORDER BY name, version) FROM cai_models")" \
+	"$(q -c "SELECT string_agg(name || ' ' || version || ' ' || (cai_model_info(name, version)->>'architecture') || CASE WHEN metrics IS NULL THEN ' none ' ELSE ' true ' END || pg_size_pretty(size::bigint), ', ' ORDER BY name, version) FROM cai_model_details")" \
+	"the short cai_models lists 0.1.0's versions with architecture, score (none for the import) and size"
+is "$(q -c "SELECT count(*) FROM cai_training_history")" 0 "no training history for versions trained by 0.1.0"
 is "$(q -c "$HISTORY_SQL")" "$old_history" "deployment history unchanged"
 is "$(q -c "$EXPORT_SQL")" "$old_export" "stored bytes unchanged after the update"
 is "$(answers)" "$old_answers" "every model answers exactly as under 0.1.0 (labels, probabilities, tags, entities, evaluation)"
@@ -163,6 +171,9 @@ is "$(q -c "SELECT version FROM cai_train('sent', 'sentiment', 'reviews', option
 	"training after the update stores version 4 of a model with three 0.1.0 versions"
 is "$(q -c "SELECT version FROM cai_train('ner', 'ner', 'annotated', 'tokens', 'tags', '{\"seed\": 8, \"epochs\": 2, \"deploy\": \"always\"}')")" 2 \
 	"and NER version 2 after the 0.1.0 version 1"
+is "$(q -c "SELECT string_agg(model || ' ' || version || ' ' || n, ', ' ORDER BY model) FROM (SELECT model, version, count(*) AS n FROM cai_training_history GROUP BY 1, 2) h")" \
+	"$(q -c "SELECT string_agg(name || ' ' || version || ' ' || (metrics->>'epochs_run'), ', ' ORDER BY name) FROM cai_model_details WHERE (name, version) IN (('ner', 2), ('sent', 4))")" \
+	"the versions trained after the update have their training curves (one row per epoch run)"
 q -c "SELECT cai_rollback('ner')" >/dev/null
 is "$(q -c "$NER_SQL" 2>&1)" "$old_ner" "rolled back to the 0.1.0 NER version, it answers as before"
 

@@ -40,10 +40,10 @@ SELECT pg_postmaster_start_time() AS start_time \gset
 -- training
 SELECT lives_ok($$SELECT * FROM cai_train('tc', 'sentiment', 'tap_tc.reviews')$$, 'train a sentiment model');
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'tc' AND deployed), 1, 'first version is deployed');
-SELECT is((SELECT labels FROM cai_models WHERE name = 'tc'), '["negative", "positive"]'::jsonb, 'labels are kept as text');
-SELECT ok((SELECT (metrics->>'accuracy')::float8 > 0.9 FROM cai_models WHERE name = 'tc'), 'validation accuracy stored');
+SELECT is((SELECT labels FROM cai_model_details WHERE name = 'tc'), '["negative", "positive"]'::jsonb, 'labels are kept as text');
+SELECT ok((SELECT (metrics->>'accuracy')::float8 > 0.9 FROM cai_model_details WHERE name = 'tc'), 'validation accuracy stored');
 SELECT ok((SELECT metrics ? 'macro_f1' AND metrics ? 'classes' AND metrics ? 'seconds' AND (metrics->>'train_rows')::int = 540
-             FROM cai_models WHERE name = 'tc'), 'metrics: macro-F1, per class, seconds, train rows (90% of 600)');
+             FROM cai_model_details WHERE name = 'tc'), 'metrics: macro-F1, per class, seconds, train rows (90% of 600)');
 
 -- prediction
 SELECT is(cai_predict('tc', 'loved it, superb'), 'positive', 'predicts positive');
@@ -71,7 +71,7 @@ SELECT is(cai_predict('loved it'), 'positive', 'cai_predict(input) with the only
 
 -- label types, quoting, queries
 SELECT lives_ok($$SELECT * FROM cai_train('tc_bool', 'sentiment', 'tap_tc.typed', 'text', 'bool_label')$$, 'boolean labels');
-SELECT is((SELECT labels FROM cai_models WHERE name = 'tc_bool'), '["false", "true"]'::jsonb, 'boolean labels as text');
+SELECT is((SELECT labels FROM cai_model_details WHERE name = 'tc_bool'), '["false", "true"]'::jsonb, 'boolean labels as text');
 SELECT throws_ok($$SELECT cai_predict('loved it')$$, '42704', 'cai_predict(input) needs a model name', 'two deployed models and no default');
 SELECT lives_ok($$SELECT * FROM cai_train('tc_int', 'text_classification', 'tap_tc.typed', 'text', 'int_label')$$, 'integer labels');
 SELECT is(cai_predict('tc_int', 'loved it'), '1', 'integer labels come back as text');
@@ -108,7 +108,7 @@ SELECT throws_ok($$SELECT * FROM cai_train('stolen', 'sentiment', 'SELECT * FROM
 SELECT is((SELECT (metrics->>'train_rows_read')::int FROM cai_train('tc_rls', 'sentiment', 'tap_tc.rls')),
           (SELECT count(*)::int FROM tap_tc.rls), 'row-level security limits what training sees');
 RESET ROLE;
-SELECT ok((SELECT count(*) FROM tap_tc.rls) > (SELECT (metrics->>'train_rows_read')::int FROM cai_models WHERE name = 'tc_rls'),
+SELECT ok((SELECT count(*) FROM tap_tc.rls) > (SELECT (metrics->>'train_rows_read')::int FROM cai_model_details WHERE name = 'tc_rls'),
           'the policy hid rows from the training');
 
 -- evaluation

@@ -54,7 +54,7 @@ SELECT pg_postmaster_start_time() AS start_time \gset
 
 SELECT lives_ok($$SELECT * FROM cai_train('ner', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"epochs": 8}')$$, 'train an NER model');
 SELECT ok((SELECT (metrics->>'f1')::float8 > 0.8 AND metrics ? 'precision' AND metrics ? 'recall' AND metrics->'types' ? 'PER'
-             FROM cai_models WHERE name = 'ner'), 'entity-level validation metrics are stored, overall and per type');
+             FROM cai_model_details WHERE name = 'ner'), 'entity-level validation metrics are stored, overall and per type');
 SELECT is(cai_tag('ner', ARRAY['Olga', 'Tanaka', 'works', 'for', 'Stark', 'Corp', 'in', 'Cairo', '.']),
           ARRAY['B-PER', 'I-PER', 'O', 'O', 'B-ORG', 'I-ORG', 'O', 'B-LOC', 'O'], 'cai_tag tags a sentence');
 SELECT is(cardinality(cai_tag('ner', ARRAY['Paris'])), 1, 'a single token');

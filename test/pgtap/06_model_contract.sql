@@ -151,7 +151,7 @@ SELECT ok(tap_mc.deployed('mc_types') = 1 AND tap_mc.changed('mc_types', 2), 'an
 SELECT lives_ok($$SELECT * FROM cai_train('mc_types', 'ner', 'tap_mc.ner', 'tokens', 'tags', '{"epochs": 3, "seed": 7}')$$, 'NER: PER, LOC again');
 SELECT is(tap_mc.deployed('mc_types'),
           (SELECT CASE WHEN (v3.metrics ->> 'score')::float8 > (v1.metrics ->> 'score')::float8 THEN 3 ELSE 1 END
-             FROM cai_models v1, cai_models v3
+             FROM cai_model_details v1, cai_model_details v3
             WHERE v1.name = 'mc_types' AND v1.version = 1 AND v3.name = 'mc_types' AND v3.version = 3),
           'the same entity types: deployed exactly when the entity F1 is higher');
 

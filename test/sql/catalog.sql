@@ -8,7 +8,7 @@ CREATE TABLE cat_train AS
 SELECT name, version, (metrics->>'accuracy')::float8 > 0.9 AS accurate
   FROM cai_train('cat', 'sentiment', 'cat_train', options => '{"architecture": "fast", "epochs": 3}');
 SELECT name, version, task, size > 0 AS has_bytes, labels, deployed, owner::text
-  FROM cai_models ORDER BY name, version;
+  FROM cai_model_details ORDER BY name, version;
 
 -- export / import round trip is bit for bit
 SELECT cai_import('cat', cai_export('cat')) AS imported_version;

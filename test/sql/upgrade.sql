@@ -52,7 +52,7 @@ SELECT e.model, count(*) AS probes,
                                    ELSE (SELECT bool_and(abs((cai_predict_proba('f010_' || e.model, e.input) ->> (m.labels ->> (p.i - 1)::int))::float8
                                                              - p.v::float8) < 1e-5)
                                            FROM unnest(string_to_array(e.output, ' ')) WITH ORDINALITY p(v, i),
-                                                cai_models m WHERE m.name = 'f010_' || e.model)
+                                                cai_model_details m WHERE m.name = 'f010_' || e.model)
                               END) AS same_answers
   FROM up_expected e GROUP BY e.model ORDER BY e.model;
 
