@@ -414,110 +414,12 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 		goto fail;
 	}
 
-	/*
-	 * vocabulary.  A trusted model file (bytes that passed this validation
-	 * before) skips the scans of tensor contents: the lookups are
-	 * bounds-checked whatever the tensors hold.  Models without the
-	 * serialized tables get the full checks and private tables.
-	 */
-	if (V > 0)
-	{
-		const cai_tensor *tb;
-		const int32_t *off;
-		int64_t		shape_off[1] = {V + 1};
-		bool		serialized;
-
-		if ((st = cai_model_file_expect(mf, "accurate.vocab.offsets", CAI_I32, 1, shape_off, &t, err)) != CAI_OK ||
-			(st = cai_model_file_expect(mf, "accurate.vocab.bytes", CAI_U8, 1, NULL, &tb, err)) != CAI_OK)
-			goto fail;
-		off = t->data;
-		if (tb->shape[0] > INT32_MAX || off[0] != 0 || off[V] != tb->shape[0])
-		{
-			st = cai_error_set(err, CAI_ERR_FORMAT,
-							   "tensor \"accurate.vocab.offsets\" must start at 0 and end at the vocabulary bytes");
-			goto fail;
-		}
-		m->vocab.n = (int32_t) V;
-		m->vocab.bytes = tb->data;
-		m->vocab.nbytes = tb->nbytes;
-		m->vocab.off = off;
-		m->vocab.seed = ACC_SEED_WORD;
-		if ((st = cai_textclf_index_slots(mf, "accurate.vocab.slots", V, &m->vocab.slot, &m->vocab.mask,
-								  &m->own_vocab_slot, &serialized, &mem, err)) != CAI_OK)
-			goto fail;
-		if (!mf->trusted || !serialized)
-		{
-			for (int64_t i = 0; i < V; i++)
-			{
-				const char *w;
-
-				if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V] ||
-					off[i + 1] - off[i] > ACC_NORM_MAX)
-				{
-					st = cai_error_set(err, CAI_ERR_FORMAT,
-									   "tensor \"accurate.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
-					goto fail;
-				}
-				w = (const char *) tb->data + off[i];
-				if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
-				{
-					st = cai_error_set(err, CAI_ERR_FORMAT,
-									   "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
-					goto fail;
-				}
-			}
-			st = serialized ? cai_strindex_check(&m->vocab, "vocabulary", err) :
-				cai_strindex_build(&m->vocab, m->own_vocab_slot, "vocabulary", err);
-			if (st != CAI_OK)
-				goto fail;
-		}
-	}
-	else if (cai_model_file_tensor(mf, "accurate.vocab.offsets") != NULL ||
-			 cai_model_file_tensor(mf, "accurate.vocab.bytes") != NULL ||
-			 cai_model_file_tensor(mf, "accurate.vocab.slots") != NULL)
-	{
-		st = cai_error_set(err, CAI_ERR_FORMAT, "model has vocabulary tensors but vocab_size 0");
+	/* the lookup tables */
+	if ((st = cai_textclf_load_vocab(mf, "accurate", V, ACC_SEED_WORD, &m->vocab, &m->own_vocab_slot, &mem,
+									 err)) != CAI_OK ||
+		(st = cai_textclf_load_buckets(mf, "accurate", K, m->p.buckets, &m->bucket, &m->own_bucket_slot,
+									   &mem, err)) != CAI_OK)
 		goto fail;
-	}
-
-	/* bucket rows */
-	if (K > 0)
-	{
-		int64_t		shape_b[1] = {K};
-		const int32_t *b;
-		bool		serialized;
-
-		if ((st = cai_model_file_expect(mf, "accurate.buckets", CAI_I32, 1, shape_b, &t, err)) != CAI_OK)
-			goto fail;
-		b = t->data;
-		m->bucket.n = (int32_t) K;
-		m->bucket.keys = b;
-		if ((st = cai_textclf_index_slots(mf, "accurate.buckets.slots", K, &m->bucket.slot, &m->bucket.mask,
-								  &m->own_bucket_slot, &serialized, &mem, err)) != CAI_OK)
-			goto fail;
-		if (!mf->trusted || !serialized)
-		{
-			for (int64_t r = 0; r < K; r++)
-			{
-				if (b[r] < 0 || (uint32_t) b[r] >= m->p.buckets || (r > 0 && b[r] <= b[r - 1]))
-				{
-					st = cai_error_set(err, CAI_ERR_FORMAT,
-									   "tensor \"accurate.buckets\" entry %" PRId64 " is out of range or not increasing", r);
-					goto fail;
-				}
-			}
-			st = serialized ? cai_intindex_check(&m->bucket, "bucket index", err) :
-				cai_intindex_build(&m->bucket, m->own_bucket_slot, "bucket index", err);
-			if (st != CAI_OK)
-				goto fail;
-		}
-	}
-	else if (cai_model_file_tensor(mf, "accurate.buckets") != NULL ||
-			 cai_model_file_tensor(mf, "accurate.buckets.slots") != NULL)
-	{
-		st = cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"accurate.buckets\" but bucket_rows 0");
-		goto fail;
-	}
 
 	/* float tensors, used in place (read-only; the views are not const only for cai_lstm_params) */
 	cai_textclf_accurate_tensor_specs(V + 1 + K, m->p.dim, m->p.hidden, n_labels, specs);

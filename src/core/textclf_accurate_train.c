@@ -155,7 +155,7 @@ acc_train_free(AccTrain *t)
 	cai_free(t->fast_probs);
 }
 
-_Static_assert(ACC_NORM_MAX <= TEXTCLF_NORM_MAX, "cai_textclf_tokenize_rows normalizes into TEXTCLF_NORM_MAX bytes");
+_Static_assert(ACC_NORM_MAX == TEXTCLF_NORM_MAX, "training normalizes, and loading checks words, with TEXTCLF_NORM_MAX bytes");
 
 /* Normalized text of token i (cai_textclf_token_rule.norm). */
 static size_t
@@ -548,111 +548,24 @@ static cai_status
 acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
 {
 	cai_tensor	ts[6 + ACC_N_FLOAT_TENSORS];
-	int32_t    *vslot = NULL;
-	int32_t    *bslot = NULL;
+	cai_textclf_tables tab;
 	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
 	int			nt = 0;
-	int32_t    *off = NULL;
-	char	   *bytes = NULL;
-	int32_t    *bids = NULL;
-	size_t		nbytes = 0;
 	cai_status	st;
 
-	memset(ts, 0, sizeof(ts));
-	if (t->V > 0)
-	{
-		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "accurate", &ts[nt],
-									(char **) &bytes, &off, &nbytes, err);
-		if (st != CAI_OK)
-			goto done;
-		nt += 2;
-		{
-			cai_strindex ix = {t->V, bytes, nbytes, off, NULL, cai_index_capacity(t->V) - 1, ACC_SEED_WORD};
-
-			if ((vslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
-			{
-				st = NOMEM(err);
-				goto done;
-			}
-			if ((st = cai_strindex_build(&ix, vslot, "vocabulary", err)) != CAI_OK)
-				goto done;
-			strcpy(ts[nt].name, "accurate.vocab.slots");
-			ts[nt].dtype = CAI_I32;
-			ts[nt].ndim = 1;
-			ts[nt].shape[0] = (int64_t) ix.mask + 1;
-			ts[nt].data = vslot;
-			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
-			nt++;
-		}
-	}
-	if (t->K > 0)
-	{
-		int32_t		k = 0;
-
-		bids = cai_malloc(sizeof(int32_t) * (size_t) t->K);
-		if (bids == NULL)
-		{
-			st = NOMEM(err);
-			goto done;
-		}
-		for (uint32_t b = 0; b < t->p.buckets; b++)
-			if (t->bmap[b] >= 0)
-				bids[k++] = (int32_t) b;
-		strcpy(ts[nt].name, "accurate.buckets");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = t->K;
-		ts[nt].data = bids;
-		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
-		nt++;
-		{
-			cai_intindex ix = {t->K, bids, NULL, cai_index_capacity(t->K) - 1};
-
-			if ((bslot = cai_malloc(sizeof(int32_t) * ((size_t) ix.mask + 1))) == NULL)
-			{
-				st = NOMEM(err);
-				goto done;
-			}
-			if ((st = cai_intindex_build(&ix, bslot, "bucket index", err)) != CAI_OK)
-				goto done;
-			strcpy(ts[nt].name, "accurate.buckets.slots");
-			ts[nt].dtype = CAI_I32;
-			ts[nt].ndim = 1;
-			ts[nt].shape[0] = (int64_t) ix.mask + 1;
-			ts[nt].data = bslot;
-			ts[nt].nbytes = sizeof(int32_t) * ((size_t) ix.mask + 1);
-			nt++;
-		}
-	}
+	if ((st = cai_textclf_pack_tables(&t->types, t->vitems, t->V, ACC_SEED_WORD, t->bmap, t->p.buckets,
+									  t->K, "accurate", ts, &nt, &tab, err)) != CAI_OK)
+		goto done;
 	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
-	{
-		strcpy(ts[nt].name, specs[i].name);
-		ts[nt].dtype = CAI_F32;
-		ts[nt].ndim = specs[i].ndim;
-		ts[nt].shape[0] = specs[i].shape[0];
-		ts[nt].shape[1] = specs[i].shape[1];
-		ts[nt].data = t->best + t->slab.params[t->pi[i]].offset;
-		ts[nt].nbytes = sizeof(float) * spec_numel(&specs[i]);
-		nt++;
-	}
+		cai_textclf_tensor(&ts[nt++], specs[i].name, CAI_F32, specs[i].ndim, specs[i].shape[0],
+						   specs[i].shape[1], t->best + t->slab.params[t->pi[i]].offset);
 	if (t->fast != NULL)
-	{
-		strcpy(ts[nt].name, "accurate.fast_model");
-		ts[nt].dtype = CAI_U8;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = (int64_t) t->fast_len;
-		ts[nt].data = t->fast_bytes;
-		ts[nt].nbytes = t->fast_len;
-		nt++;
-	}
+		cai_textclf_tensor(&ts[nt++], "accurate.fast_model", CAI_U8, 1, (int64_t) t->fast_len, 0,
+						   t->fast_bytes);
 	st = cai_format_write(meta, ts, nt, model, model_len, err);
 done:
-	cai_free(off);
-	cai_free(bytes);
-	cai_free(bids);
-	cai_free(vslot);
-	cai_free(bslot);
+	cai_textclf_tables_free(&tab);
 	return st;
 }
 

@@ -302,98 +302,12 @@ fast_load(cai_textclf_fast *fm, json_object *meta, const cai_model_file *mf, int
 		return cai_error_set(err, CAI_ERR_VERSION,
 							 "model was trained with a tokenizer or feature hashing that differs from this build's");
 
-	/*
-	 * vocabulary.  A trusted model file (bytes that passed this validation
-	 * before) skips the scans of tensor contents: the lookups are
-	 * bounds-checked whatever the tensors hold.  Models without the
-	 * serialized tables get the full checks and private tables.
-	 */
-	if (V > 0)
-	{
-		const cai_tensor *tb;
-		const int32_t *off;
-		int64_t		shape_off[1] = {V + 1};
-		bool		serialized;
-
-		if ((st = cai_model_file_expect(mf, "fast.vocab.offsets", CAI_I32, 1, shape_off, &t, err)) != CAI_OK)
-			return st;
-		if ((st = cai_model_file_expect(mf, "fast.vocab.bytes", CAI_U8, 1, NULL, &tb, err)) != CAI_OK)
-			return st;
-		if (tb->shape[0] > INT32_MAX)
-			return cai_error_set(err, CAI_ERR_FORMAT, "tensor \"fast.vocab.bytes\" is too large");
-		off = t->data;
-		if (off[0] != 0 || off[V] != tb->shape[0])
-			return cai_error_set(err, CAI_ERR_FORMAT,
-								 "tensor \"fast.vocab.offsets\" must start at 0 and end at the %" PRId64 " vocabulary bytes",
-								 tb->shape[0]);
-		fm->vocab.n = (int32_t) V;
-		fm->vocab.bytes = tb->data;
-		fm->vocab.nbytes = tb->nbytes;
-		fm->vocab.off = off;
-		fm->vocab.seed = FAST_SEED_WORD;
-		if ((st = cai_textclf_index_slots(mf, "fast.vocab.slots", V, &fm->vocab.slot, &fm->vocab.mask,
-								   &fm->own_vocab_slot, &serialized, mem, err)) != CAI_OK)
-			return st;
-		if (!mf->trusted || !serialized)
-		{
-			for (int64_t i = 0; i < V; i++)
-			{
-				const char *w;
-
-				if ((int64_t) off[i + 1] - (int64_t) off[i] < 2 || off[i + 1] > off[V])
-					return cai_error_set(err, CAI_ERR_FORMAT,
-										 "tensor \"fast.vocab.offsets\" entry %" PRId64 " is out of range", i + 1);
-				w = (const char *) tb->data + off[i];
-				if (memchr(w, '\0', (size_t) (off[i + 1] - off[i])) != w + (off[i + 1] - off[i] - 1))
-					return cai_error_set(err, CAI_ERR_FORMAT,
-										 "vocabulary word %" PRId64 " is not a single NUL-terminated string", i);
-				if (off[i + 1] - off[i] > FAST_NORM_MAX)
-					return cai_error_set(err, CAI_ERR_FORMAT, "vocabulary word %" PRId64 " is too long", i);
-			}
-			st = serialized ? cai_strindex_check(&fm->vocab, "vocabulary", err) :
-				cai_strindex_build(&fm->vocab, fm->own_vocab_slot, "vocabulary", err);
-			if (st != CAI_OK)
-				return st;
-		}
-	}
-	else if (cai_model_file_tensor(mf, "fast.vocab.offsets") != NULL ||
-			 cai_model_file_tensor(mf, "fast.vocab.bytes") != NULL ||
-			 cai_model_file_tensor(mf, "fast.vocab.slots") != NULL)
-		return cai_error_set(err, CAI_ERR_FORMAT, "model has vocabulary tensors but vocab_size 0");
-
-	/* bucket rows */
-	if (K > 0)
-	{
-		int64_t		shape_b[1] = {K};
-		const int32_t *b;
-		bool		serialized;
-
-		if ((st = cai_model_file_expect(mf, "fast.buckets", CAI_I32, 1, shape_b, &t, err)) != CAI_OK)
-			return st;
-		b = t->data;
-		fm->bucket.n = (int32_t) K;
-		fm->bucket.keys = b;
-		if ((st = cai_textclf_index_slots(mf, "fast.buckets.slots", K, &fm->bucket.slot, &fm->bucket.mask,
-								   &fm->own_bucket_slot, &serialized, mem, err)) != CAI_OK)
-			return st;
-		if (!mf->trusted || !serialized)
-		{
-			for (int64_t r = 0; r < K; r++)
-			{
-				if (b[r] < 0 || (uint32_t) b[r] >= fm->p.buckets || (r > 0 && b[r] <= b[r - 1]))
-					return cai_error_set(err, CAI_ERR_FORMAT,
-										 "tensor \"fast.buckets\" entry %d (%d) is out of range or not increasing",
-										 (int) r, (int) b[r]);
-			}
-			st = serialized ? cai_intindex_check(&fm->bucket, "bucket index", err) :
-				cai_intindex_build(&fm->bucket, fm->own_bucket_slot, "bucket index", err);
-			if (st != CAI_OK)
-				return st;
-		}
-	}
-	else if (cai_model_file_tensor(mf, "fast.buckets") != NULL ||
-			 cai_model_file_tensor(mf, "fast.buckets.slots") != NULL)
-		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"fast.buckets\" but bucket_rows 0");
+	/* the lookup tables */
+	if ((st = cai_textclf_load_vocab(mf, "fast", V, FAST_SEED_WORD, &fm->vocab, &fm->own_vocab_slot, mem,
+									 err)) != CAI_OK ||
+		(st = cai_textclf_load_buckets(mf, "fast", K, fm->p.buckets, &fm->bucket, &fm->own_bucket_slot, mem,
+									   err)) != CAI_OK)
+		return st;
 
 	/* parameters */
 	if (rows > 0)

@@ -99,7 +99,7 @@ fast_train_free(FastTrain *t)
 	cai_free(t->best_pred);
 }
 
-_Static_assert(FAST_NORM_MAX <= TEXTCLF_NORM_MAX, "cai_textclf_tokenize_rows normalizes into TEXTCLF_NORM_MAX bytes");
+_Static_assert(FAST_NORM_MAX == TEXTCLF_NORM_MAX, "training normalizes, and loading checks words, with TEXTCLF_NORM_MAX bytes");
 
 /* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
 static cai_status
@@ -592,109 +592,26 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 {
 	cai_tensor	ts[9];
 	int			nt = 0;
-	int32_t    *off = NULL;
-	char	   *bytes = NULL;
-	int32_t    *bids = NULL;
-	int32_t    *vslot = NULL;
-	int32_t    *bslot = NULL;
+	cai_textclf_tables tab;
 	float	   *wordvec = NULL;
 	int32_t    *wordcnt = NULL;
 	cai_textclf_fast fm;			/* the loader's view, to compute what it would */
-	size_t		nbytes = 0;
 	const int	D = t->p.dim;
 	size_t		R = (size_t) t->V + (size_t) t->K;
 	cai_status	st;
 
-	memset(ts, 0, sizeof(ts));
+	if ((st = cai_textclf_pack_tables(&t->types, t->vitems, t->V, FAST_SEED_WORD, t->bmap, t->p.buckets,
+									  t->K, "fast", ts, &nt, &tab, err)) != CAI_OK)
+		goto done;
 	memset(&fm, 0, sizeof(fm));
 	fm.p = t->p;
 	fm.n_vocab = t->V;
 	fm.n_bucket_rows = t->K;
 	fm.emb = t->best;
-	if (t->V > 0)
-	{
-		st = cai_textclf_pack_vocab(&t->types, t->vitems, t->V, "fast", &ts[nt],
-									(char **) &bytes, &off, &nbytes, err);
-		if (st != CAI_OK)
-			goto done;
-		nt += 2;
-
-		/* the lookup table, serialized so that loading builds nothing */
-		fm.vocab.n = t->V;
-		fm.vocab.bytes = bytes;
-		fm.vocab.nbytes = nbytes;
-		fm.vocab.off = off;
-		fm.vocab.seed = FAST_SEED_WORD;
-		fm.vocab.mask = cai_index_capacity(t->V) - 1;
-		vslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.vocab.mask + 1));
-		if (vslot == NULL)
-		{
-			st = NOMEM(err);
-			goto done;
-		}
-		if ((st = cai_strindex_build(&fm.vocab, vslot, "vocabulary", err)) != CAI_OK)
-			goto done;
-		fm.vocab.slot = vslot;
-		strcpy(ts[nt].name, "fast.vocab.slots");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = (int64_t) fm.vocab.mask + 1;
-		ts[nt].data = vslot;
-		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.vocab.mask + 1);
-		nt++;
-	}
-	if (t->K > 0)
-	{
-		int32_t		k = 0;
-
-		bids = cai_malloc(sizeof(int32_t) * (size_t) t->K);
-		if (bids == NULL)
-		{
-			st = NOMEM(err);
-			goto done;
-		}
-		for (uint32_t b = 0; b < t->p.buckets; b++)
-			if (t->bmap[b] >= 0)
-				bids[k++] = (int32_t) b;
-		strcpy(ts[nt].name, "fast.buckets");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = t->K;
-		ts[nt].data = bids;
-		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->K;
-		nt++;
-
-		fm.bucket.n = t->K;
-		fm.bucket.keys = bids;
-		fm.bucket.mask = cai_index_capacity(t->K) - 1;
-		bslot = cai_malloc(sizeof(int32_t) * ((size_t) fm.bucket.mask + 1));
-		if (bslot == NULL)
-		{
-			st = NOMEM(err);
-			goto done;
-		}
-		if ((st = cai_intindex_build(&fm.bucket, bslot, "bucket index", err)) != CAI_OK)
-			goto done;
-		fm.bucket.slot = bslot;
-		strcpy(ts[nt].name, "fast.buckets.slots");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = (int64_t) fm.bucket.mask + 1;
-		ts[nt].data = bslot;
-		ts[nt].nbytes = sizeof(int32_t) * ((size_t) fm.bucket.mask + 1);
-		nt++;
-	}
+	fm.vocab = tab.vocab;
+	fm.bucket = tab.bucket;
 	if (R > 0)
-	{
-		strcpy(ts[nt].name, "fast.embedding");
-		ts[nt].dtype = CAI_F32;
-		ts[nt].ndim = 2;
-		ts[nt].shape[0] = (int64_t) R;
-		ts[nt].shape[1] = D;
-		ts[nt].data = t->best;
-		ts[nt].nbytes = sizeof(float) * R * (size_t) D;
-		nt++;
-	}
+		cai_textclf_tensor(&ts[nt++], "fast.embedding", CAI_F32, 2, (int64_t) R, D, t->best);
 	if (t->V > 0)
 	{
 		/* word vectors exactly as the loader of an older model computes them */
@@ -706,37 +623,13 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 			goto done;
 		}
 		cai_textclf_fast_compute_word_vectors(&fm, wordvec, wordcnt);
-		strcpy(ts[nt].name, "fast.word_vectors");
-		ts[nt].dtype = CAI_F32;
-		ts[nt].ndim = 2;
-		ts[nt].shape[0] = t->V;
-		ts[nt].shape[1] = D;
-		ts[nt].data = wordvec;
-		ts[nt].nbytes = sizeof(float) * (size_t) t->V * (size_t) D;
-		nt++;
-		strcpy(ts[nt].name, "fast.word_counts");
-		ts[nt].dtype = CAI_I32;
-		ts[nt].ndim = 1;
-		ts[nt].shape[0] = t->V;
-		ts[nt].data = wordcnt;
-		ts[nt].nbytes = sizeof(int32_t) * (size_t) t->V;
-		nt++;
+		cai_textclf_tensor(&ts[nt++], "fast.word_vectors", CAI_F32, 2, t->V, D, wordvec);
+		cai_textclf_tensor(&ts[nt++], "fast.word_counts", CAI_I32, 1, t->V, 0, wordcnt);
 	}
-	strcpy(ts[nt].name, "fast.output.weight");
-	ts[nt].dtype = CAI_F32;
-	ts[nt].ndim = 2;
-	ts[nt].shape[0] = t->L;
-	ts[nt].shape[1] = D;
-	ts[nt].data = t->best + R * (size_t) D;
-	ts[nt].nbytes = sizeof(float) * (size_t) t->L * (size_t) D;
-	nt++;
+	cai_textclf_tensor(&ts[nt++], "fast.output.weight", CAI_F32, 2, t->L, D, t->best + R * (size_t) D);
 	st = cai_format_write(meta, ts, nt, model, model_len, err);
 done:
-	cai_free(off);
-	cai_free(bytes);
-	cai_free(bids);
-	cai_free(vslot);
-	cai_free(bslot);
+	cai_textclf_tables_free(&tab);
 	cai_free(wordvec);
 	cai_free(wordcnt);
 	return st;

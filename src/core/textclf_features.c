@@ -2,9 +2,8 @@
  * textclf_features.c: what both text-classification architectures use (see
  * textclf_internal.h): the bounded tokenization of a text, the stratified
  * split into training and validation rows, the table of distinct tokens,
- * the training rows as type ids, the choice and the packing of a
- * vocabulary into model tensors and the lookup-table slots of a loaded
- * model.
+ * the training rows as type ids and the choice of a vocabulary.  The
+ * tables a model stores (vocabulary, bucket rows) are in textclf_tables.c.
  */
 #include "textclf_internal.h"
 
@@ -360,77 +359,4 @@ cai_textclf_vocab_item_cmp(const void *a, const void *b)
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
 	return strcmp(x->s, y->s);
-}
-
-cai_status
-cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
-					   int32_t V, const char *prefix, cai_tensor *ts,
-					   char **bytes_out, int32_t **off_out, size_t *nbytes_out, cai_error *err)
-{
-	size_t		nbytes = 0;
-	char	   *bytes;
-	int32_t    *off;
-
-	*bytes_out = NULL;
-	*off_out = NULL;
-	for (int32_t v = 0; v < V; v++)
-		nbytes += types->len[items[v].type] + 1;
-	if (nbytes > INT32_MAX)
-		return cai_error_set(err, CAI_ERR_LIMIT, "vocabulary is too large");
-	off = cai_malloc(sizeof(int32_t) * ((size_t) V + 1));
-	bytes = cai_malloc(nbytes > 0 ? nbytes : 1);
-	*bytes_out = bytes;
-	*off_out = off;
-	if (off == NULL || bytes == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory");
-	off[0] = 0;
-	for (int32_t v = 0; v < V; v++)
-	{
-		uint32_t	l = types->len[items[v].type];
-
-		memcpy(bytes + off[v], items[v].s, l + 1);
-		off[v + 1] = off[v] + (int32_t) l + 1;
-	}
-	memset(ts, 0, 2 * sizeof(cai_tensor));
-	snprintf(ts[0].name, CAI_NAME_MAX, "%s.vocab.bytes", prefix);
-	ts[0].dtype = CAI_U8;
-	ts[0].ndim = 1;
-	ts[0].shape[0] = (int64_t) nbytes;
-	ts[0].data = bytes;
-	ts[0].nbytes = nbytes;
-	snprintf(ts[1].name, CAI_NAME_MAX, "%s.vocab.offsets", prefix);
-	ts[1].dtype = CAI_I32;
-	ts[1].ndim = 1;
-	ts[1].shape[0] = V + 1;
-	ts[1].data = off;
-	ts[1].nbytes = sizeof(int32_t) * ((size_t) V + 1);
-	*nbytes_out = nbytes;
-	return CAI_OK;
-}
-
-cai_status
-cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
-						const int32_t **slot, uint32_t *mask, int32_t **own, bool *serialized,
-						size_t *mem, cai_error *err)
-{
-	uint32_t	cap = cai_index_capacity(n);
-	int64_t		shape[1] = {cap};
-	const cai_tensor *t;
-	cai_status	st;
-
-	*mask = cap - 1;
-	*serialized = cai_model_file_tensor(mf, name) != NULL;
-	if (*serialized)
-	{
-		if ((st = cai_model_file_expect(mf, name, CAI_I32, 1, shape, &t, err)) != CAI_OK)
-			return st;
-		*slot = t->data;
-		return CAI_OK;
-	}
-	*own = cai_calloc(cap, sizeof(int32_t));
-	if (*own == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory loading the model index");
-	*mem += sizeof(int32_t) * (size_t) cap;
-	*slot = *own;
-	return CAI_OK;
 }

@@ -6,6 +6,7 @@
  *                             parsing, checks of labels and rows, dispatch
  *                             to the two architectures below
  *   textclf_features.c        what both architectures use (end of this file)
+ *   textclf_tables.c          the vocabulary and bucket tables both store
  *   textclf_fast.c            fast: features, loaded model, load, predict
  *   textclf_fast_train.c      fast: training and serialization
  *   textclf_accurate.c        accurate: features, network inference,
@@ -256,24 +257,55 @@ cai_status	cai_textclf_choose_vocab(const cai_textclf_types *types, int64_t min_
 /* qsort order of the vocabulary: more frequent first, then bytewise. */
 int			cai_textclf_vocab_item_cmp(const void *a, const void *b);
 
-/*
- * Pack the vocabulary (V items, each the NUL-terminated token of type
- * items[v].type) into the two tensors "<prefix>.vocab.bytes" (U8, nbytes) and
- * "<prefix>.vocab.offsets" (I32, V + 1), written to ts[0] and ts[1].  *bytes and
- * *off are cai_malloc'ed (the caller frees them, also on error).
- */
-cai_status	cai_textclf_pack_vocab(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
-								   int32_t V, const char *prefix, cai_tensor *ts,
-								   char **bytes, int32_t **off, size_t *nbytes, cai_error *err);
+/* ---------------------------------------------------------------------- */
+/* The tables a model stores (textclf_tables.c)                           */
+/* ---------------------------------------------------------------------- */
+
+/* Fill t: name, dtype, shape (d0) or (d0, d1) by ndim, data and its nbytes. */
+void		cai_textclf_tensor(cai_tensor *t, const char *name, cai_dtype dtype, int ndim,
+							   int64_t d0, int64_t d1, const void *data);
+
+/* The vocabulary and bucket tables of a trained model and their lookup indexes. */
+typedef struct cai_textclf_tables
+{
+	cai_strindex vocab;			/* over bytes and off, slots vslot */
+	cai_intindex bucket;		/* over bids, slots bslot */
+	char	   *bytes;			/* (nbytes) the words, each NUL-terminated */
+	int32_t    *off;			/* (V + 1) */
+	int32_t    *vslot;			/* (vocab.mask + 1) */
+	int32_t    *bids;			/* (K) bucket of each bucket row, increasing */
+	int32_t    *bslot;			/* (bucket.mask + 1) */
+} cai_textclf_tables;
 
 /*
- * The slot array of a loaded model's index: the serialized tensor name (I32,
- * n's capacity) when the model has it (*serialized), else a private zeroed
- * array in *own for the caller to build (its bytes added to *mem).
+ * The tables as tensors at ts + *nt (*nt advances): when V > 0,
+ * "<prefix>.vocab.bytes", ".vocab.offsets" and ".vocab.slots" (the V items,
+ * each the token of type items[v].type, in a cai_strindex seeded by seed);
+ * when K > 0, "<prefix>.buckets" (the buckets with a row in bmap, of
+ * buckets entries) and ".buckets.slots".  tab holds the arrays the tensors
+ * point to and the built indexes; release it with cai_textclf_tables_free,
+ * also on error.
  */
-cai_status	cai_textclf_index_slots(const cai_model_file *mf, const char *name, int64_t n,
-									const int32_t **slot, uint32_t *mask, int32_t **own,
-									bool *serialized, size_t *mem, cai_error *err);
+cai_status	cai_textclf_pack_tables(const cai_textclf_types *types, const cai_textclf_vocab_item *items,
+									int32_t V, uint64_t seed, const int32_t *bmap, uint32_t buckets,
+									int32_t K, const char *prefix, cai_tensor *ts, int *nt,
+									cai_textclf_tables *tab, cai_error *err);
+void		cai_textclf_tables_free(cai_textclf_tables *tab);
+
+/*
+ * The vocabulary of a loaded model (V words from the metadata; none: no
+ * vocabulary tensor may exist) into ix, a view of the "<prefix>.vocab.*"
+ * tensors.  Models written before the slot tensor existed get private slots
+ * in *own_slot (their bytes added to *mem).  Checks the tensors' contents
+ * unless mf is trusted and has the slots.
+ */
+cai_status	cai_textclf_load_vocab(const cai_model_file *mf, const char *prefix, int64_t V, uint64_t seed,
+								   cai_strindex *ix, int32_t **own_slot, size_t *mem, cai_error *err);
+
+/* The same for the K bucket rows ("<prefix>.buckets{,.slots}", buckets below buckets). */
+cai_status	cai_textclf_load_buckets(const cai_model_file *mf, const char *prefix, int64_t K,
+									 uint32_t buckets, cai_intindex *ix, int32_t **own_slot,
+									 size_t *mem, cai_error *err);
 
 /* ---------------------------------------------------------------------- */
 /* After the epochs: what both trainers share (textclf_train_common.c)    */
