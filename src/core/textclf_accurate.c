@@ -1,7 +1,6 @@
 /*
  * textclf_accurate.c: the "accurate" text classification architecture,
- * inference: the fingerprint of its features, the network's inference, the
- * loaded model, cai_textclf_accurate_predict, _free and _load.  Training,
+ * inference: the network's inference, the loaded model, cai_textclf_accurate_predict, _free and _load.  Training,
  * serialization and the ensemble's fast model are in
  * textclf_accurate_train.c; the two share textclf_accurate_internal.h.
  *
@@ -68,46 +67,6 @@
 
 #include "cai/ops.h"
 #include "modelutil.h"
-
-/* ---------------------------------------------------------------------- */
-/* Features                                                               */
-/* ---------------------------------------------------------------------- */
-
-/*
- * Fingerprint of the raw features of a probe text (see
- * cai_textclf_fast_fingerprint in textclf_fast.c).
- */
-cai_status
-cai_textclf_accurate_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err)
-{
-	static const char probe[] =
-	"The U.S. film's 2nd half isn't bad -- it's GREAT!!! caf\xc3\xa9 na\xc3\xafve "
-	"\xe5\xa5\xbd\xe7\x9c\x8b\xe7\x9a\x84\xe7\x94\xb5\xe5\xbd\xb1 "
-	"\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 3.14 e-mail";
-	cai_token  *toks;
-	size_t		n;
-	uint64_t	h = 14695981039346656037ULL;
-	uint64_t	cg[ACC_NGRAMS_MAX];
-	char		norm[ACC_NORM_MAX];
-	cai_status	st;
-
-	st = cai_textclf_tokenize(probe, sizeof(probe) - 1, 512, ACC_BYTES_PER_TOKEN, &toks, &n, err);
-	if (st != CAI_OK)
-		return st;
-	for (size_t i = 0; i < n; i++)
-	{
-		size_t		nl = acc_token_norm(probe, &toks[i], norm);
-		int			nc = acc_char_ngrams(ap, norm, nl, cg);
-
-		h = cai_textclf_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
-		h = cai_textclf_mix(h ^ acc_word_hash(norm, nl));
-		for (int j = 0; j < nc; j++)
-			h = cai_textclf_mix(h ^ cg[j]);
-	}
-	cai_free(toks);
-	*out = cai_textclf_mix(h ^ (uint64_t) ACC_FEATURE_VERSION);
-	return CAI_OK;
-}
 
 /* ---------------------------------------------------------------------- */
 /* The network's inference (also scores the validation rows in training)  */
@@ -252,14 +211,14 @@ cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, si
 	offs[0] = 0;
 	for (size_t i = 0; i < n_toks; i++)
 	{
-		size_t		nl = acc_token_norm(text, &toks[i], norm);
+		size_t		nl = acc_token_norm(text, toks, i, n_toks, norm);
 		int32_t		id = acc_vocab_find(m, norm, nl);
-		int			nc = acc_char_ngrams(ap, norm, nl, cg);
+		int			nc = cai_textclf_char_ngrams(ap->minn, ap->maxn, norm, nl, cg);
 
 		ids[n_ids++] = id >= 0 ? id : V;
 		for (int j = 0; j < nc; j++)
 		{
-			int32_t		r = acc_bucket_find(m, acc_char_bucket(cg[j], ap->buckets));
+			int32_t		r = acc_bucket_find(m, cai_textclf_char_bucket(cg[j], ap->buckets));
 
 			if (r >= 0)
 				ids[n_ids++] = V + 1 + r;

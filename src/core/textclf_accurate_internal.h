@@ -16,7 +16,7 @@
 
 #define ACC_FEATURE_VERSION		1
 #define ACC_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
-#define ACC_NGRAMS_MAX			128 /* character n-grams per token */
+#define ACC_NGRAMS_MAX			TEXTCLF_CHAR_NGRAMS_MAX
 #define ACC_BYTES_PER_TOKEN		32	/* text read: at most max_tokens * this */
 #define ACC_MAX_DIM				1024
 #define ACC_MAX_BUCKETS			16777216
@@ -25,7 +25,6 @@
 #define ACC_MAX_LABELS_STACK	64
 #define ACC_MIN_LR_FRACTION		0.1f
 #define ACC_SEED_WORD			0x61636377ULL	/* "accw" */
-#define ACC_SALT_CHAR			0x9e3779b97f4a7c15ULL
 
 /* the automatic epoch count (option epochs = 0) */
 #define ACC_AUTO_UPDATES		250000	/* row updates the automatic epoch count aims at */
@@ -52,29 +51,32 @@ acc_word_hash(const char *s, size_t len)
 	return cai_hash_bytes(s, len, ACC_SEED_WORD);
 }
 
-static inline uint32_t
-acc_char_bucket(uint64_t h, uint32_t buckets)
-{
-	return (uint32_t) (cai_textclf_mix(h ^ ACC_SALT_CHAR) % buckets);
-}
-
-static inline int
-acc_char_ngrams(const AccParams *ap, const char *norm, size_t len, uint64_t *out)
-{
-	if (ap->minn <= 0 || ap->maxn <= 0)
-		return 0;
-	return (int) cai_char_ngram_hashes(norm, len, ap->minn, ap->maxn, out, ACC_NGRAMS_MAX);
-}
-
+/* Normalized text of token i of toks (cai_textclf_token_rule.norm; no end-of-text token). */
 static inline size_t
-acc_token_norm(const char *text, const cai_token *tok, char *norm)
+acc_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm)
 {
-	return cai_token_normalize(text + tok->start, (size_t) (tok->end - tok->start),
+	return cai_token_normalize(text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
 							   false, norm, ACC_NORM_MAX);
 }
 
-/* Fingerprint of the raw features of a probe text under ap (textclf_accurate.c). */
-cai_status	cai_textclf_accurate_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err);
+/* How the accurate architecture turns the tokens of a text into words. */
+static inline cai_textclf_token_rule
+acc_token_rule(const AccParams *ap)
+{
+	return (cai_textclf_token_rule) {
+		.max_tokens = ap->max_tokens, .bytes_per_token = ACC_BYTES_PER_TOKEN, .eos = 0,
+		.norm = acc_token_norm, .hash = acc_word_hash,
+	};
+}
+
+/* Fingerprint of the raw features under ap (see cai_textclf_fingerprint). */
+static inline cai_status
+cai_textclf_accurate_fingerprint(const AccParams *ap, uint64_t *out, cai_error *err)
+{
+	cai_textclf_token_rule rule = acc_token_rule(ap);
+
+	return cai_textclf_fingerprint(&rule, ap->minn, ap->maxn, ACC_FEATURE_VERSION, out, err);
+}
 
 /* ---------------------------------------------------------------------- */
 /* The network (shared by training-time evaluation and inference)         */

@@ -157,13 +157,6 @@ acc_train_free(AccTrain *t)
 
 _Static_assert(ACC_NORM_MAX == TEXTCLF_NORM_MAX, "training normalizes, and loading checks words, with TEXTCLF_NORM_MAX bytes");
 
-/* Normalized text of token i (cai_textclf_token_rule.norm). */
-static size_t
-acc_rows_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm)
-{
-	return acc_token_norm(text, &toks[i], norm);
-}
-
 /*
  * Vocabulary (types seen min_count times in training rows), bucket rows
  * (character n-gram buckets of the types seen in training rows) and the
@@ -189,13 +182,13 @@ acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
 	for (size_t i = 0; i < tt->n; i++)
 	{
-		int			nc = acc_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+		int			nc = cai_textclf_char_ngrams(t->p.minn, t->p.maxn, tt->arena + tt->off[i], tt->len[i], cg);
 
 		total += 1 + (size_t) nc;
 		t->bag_off[i + 1] = total;
 		if (tt->count[i] > 0)
 			for (int j = 0; j < nc; j++)
-				t->bmap[acc_char_bucket(cg[j], t->p.buckets)] = 0;
+				t->bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)] = 0;
 	}
 	for (uint32_t b = 0; b < t->p.buckets; b++)
 		if (t->bmap[b] == 0)
@@ -210,13 +203,13 @@ acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 	total = 0;
 	for (size_t i = 0; i < tt->n; i++)
 	{
-		int			nc = acc_char_ngrams(&t->p, tt->arena + tt->off[i], tt->len[i], cg);
+		int			nc = cai_textclf_char_ngrams(t->p.minn, t->p.maxn, tt->arena + tt->off[i], tt->len[i], cg);
 
 		t->bag_off[i] = total;
 		t->bag[total++] = t->type_vocab[i] >= 0 ? t->type_vocab[i] : t->V;
 		for (int j = 0; j < nc; j++)
 		{
-			int32_t		row = t->bmap[acc_char_bucket(cg[j], t->p.buckets)];
+			int32_t		row = t->bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)];
 
 			if (row >= 0)
 				t->bag[total++] = t->V + 1 + row;
@@ -869,9 +862,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
 	const int	threads = (int) cai_opt_int(opts, "threads");
 	const int	old_threads = cai_blas_get_threads();
-	cai_textclf_token_rule rule = {
-		.bytes_per_token = ACC_BYTES_PER_TOKEN, .eos = 0, .norm = acc_rows_token_norm, .hash = acc_word_hash,
-	};
+	cai_textclf_token_rule rule;
 	size_t		max_ids = 0;
 	size_t		n_eval,
 				eval_from;
@@ -893,7 +884,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 
 	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
-	rule.max_tokens = t.p.max_tokens;
+	rule = acc_token_rule(&t.p);
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) ||
 		min_count < 1 || batch_size < 1)
 		return cai_error_set(err, CAI_ERR_INVALID,

@@ -1,8 +1,8 @@
 /*
  * textclf_fast.c: the "fast" text classification architecture, inference:
- * the fingerprint of its features, cai_textclf_fast_predict, _free and
- * _load.  Training and serialization are in textclf_fast_train.c; the two
- * share textclf_fast_internal.h (features, loaded model, vector kernels).
+ * cai_textclf_fast_predict, _free and _load.  Training and serialization
+ * are in textclf_fast_train.c; the two share textclf_fast_internal.h
+ * (features, loaded model, vector kernels).
  *
  * The fast architecture (fastText's supervised model, Joulin et al. 2016):
  *
@@ -55,49 +55,6 @@
 #include "modelutil.h"
 
 /* ---------------------------------------------------------------------- */
-/* Features                                                               */
-/* ---------------------------------------------------------------------- */
-
-/*
- * Fingerprint of the raw features of a probe text (token boundaries, word
- * hashes, character n-gram hashes): a model trained by a build whose
- * tokenizer or hashing differs would silently compute other features.
- */
-cai_status
-cai_textclf_fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err)
-{
-	static const char probe[] =
-	"The U.S. film's 2nd half isn't bad -- it's GREAT!!! caf\xc3\xa9 na\xc3\xafve "
-	"\xe5\xa5\xbd\xe7\x9c\x8b\xe7\x9a\x84\xe7\x94\xb5\xe5\xbd\xb1 "
-	"\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 3.14 e-mail";
-	cai_token  *toks;
-	size_t		n;
-	uint64_t	h = 14695981039346656037ULL;
-	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
-	char		norm[FAST_NORM_MAX];
-	cai_status	st;
-
-	st = cai_textclf_tokenize(probe, sizeof(probe) - 1, 512, FAST_BYTES_PER_TOKEN, &toks, &n, err);
-	if (st != CAI_OK)
-		return st;
-	for (size_t i = 0; i < n; i++)
-	{
-		size_t		nl = cai_token_normalize(probe + toks[i].start,
-											 (size_t) (toks[i].end - toks[i].start),
-											 FAST_FOLD_DIGITS, norm, sizeof(norm));
-		int			nc = fast_char_ngrams(fp, norm, nl, cg);
-
-		h = cai_textclf_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
-		h = cai_textclf_mix(h ^ fast_word_hash(norm, nl));
-		for (int j = 0; j < nc; j++)
-			h = cai_textclf_mix(h ^ cg[j]);
-	}
-	cai_free(toks);
-	*out = cai_textclf_mix(h ^ (uint64_t) FAST_FEATURE_VERSION);
-	return CAI_OK;
-}
-
-/* ---------------------------------------------------------------------- */
 /* Inference                                                              */
 /* ---------------------------------------------------------------------- */
 
@@ -140,7 +97,7 @@ cai_textclf_fast_predict(const cai_textclf_fast *fm, int n_labels, const char *t
 
 			for (int j = 0; j < nc; j++)
 			{
-				int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fp->buckets));
+				int32_t		r = fast_bucket_find(fm, cai_textclf_char_bucket(cg[j], fp->buckets));
 
 				if (r >= 0)
 				{
@@ -223,7 +180,7 @@ cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec
 		memcpy(wv, fm->emb + (size_t) id * D, sizeof(float) * (size_t) D);
 		for (int j = 0; j < nc; j++)
 		{
-			int32_t		r = fast_bucket_find(fm, fast_char_bucket(cg[j], fm->p.buckets));
+			int32_t		r = fast_bucket_find(fm, cai_textclf_char_bucket(cg[j], fm->p.buckets));
 
 			if (r >= 0)
 			{

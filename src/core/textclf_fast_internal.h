@@ -26,13 +26,12 @@
  */
 #define FAST_FEATURE_VERSION	1
 #define FAST_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
-#define FAST_CHAR_NGRAMS_MAX	128 /* character n-grams per token */
+#define FAST_CHAR_NGRAMS_MAX	TEXTCLF_CHAR_NGRAMS_MAX
 #define FAST_MAX_NGRAMS			5	/* upper bound of word_ngrams */
 #define FAST_BYTES_PER_TOKEN	32	/* text read: at most max_tokens * this */
 #define FAST_FOLD_DIGITS		false
 #define FAST_AUTO_UPDATES		100000	/* row updates the automatic epoch count aims at */
 #define FAST_SEED_WORD			0x63616977ULL	/* "caiw" */
-#define FAST_SALT_CHAR			0x9e3779b97f4a7c15ULL
 #define FAST_SALT_NGRAM			0xc2b2ae3d27d4eb4fULL
 
 typedef struct FastParams
@@ -52,12 +51,6 @@ fast_word_hash(const char *s, size_t len)
 	return cai_hash_bytes(s, len, FAST_SEED_WORD);
 }
 
-static inline uint32_t
-fast_char_bucket(uint64_t h, uint32_t buckets)
-{
-	return (uint32_t) (cai_textclf_mix(h ^ FAST_SALT_CHAR) % buckets);
-}
-
 /* Bucket of the word n-gram hashes[0..n) (n >= 2). */
 static inline uint32_t
 fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
@@ -73,21 +66,13 @@ fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
 #define FAST_EOS "</s>"
 #define FAST_EOS_LEN 4
 
-static inline int
-fast_char_ngrams(const FastParams *fp, const char *norm, size_t len, uint64_t *out)
-{
-	if (fp->minn <= 0 || fp->maxn <= 0)
-		return 0;
-	return (int) cai_char_ngram_hashes(norm, len, fp->minn, fp->maxn, out, FAST_CHAR_NGRAMS_MAX);
-}
-
 /* Character n-grams of a normalized token (none for the end-of-text pseudo-token). */
 static inline int
 fast_type_char_ngrams(const FastParams *fp, const char *s, size_t len, uint64_t *out)
 {
 	if (len == FAST_EOS_LEN && memcmp(s, FAST_EOS, FAST_EOS_LEN) == 0)
 		return 0;
-	return fast_char_ngrams(fp, s, len, out);
+	return cai_textclf_char_ngrams(fp->minn, fp->maxn, s, len, out);
 }
 
 /*
@@ -106,11 +91,24 @@ fast_token_norm(const char *text, const cai_token *toks, size_t i, size_t n_toks
 							   FAST_FOLD_DIGITS, norm, FAST_NORM_MAX);
 }
 
-/*
- * Fingerprint of the raw features of a probe text under fp (textclf_fast.c);
- * models record it and loading compares.
- */
-cai_status	cai_textclf_fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err);
+/* How the fast architecture turns the tokens of a text into words. */
+static inline cai_textclf_token_rule
+fast_token_rule(const FastParams *fp)
+{
+	return (cai_textclf_token_rule) {
+		.max_tokens = fp->max_tokens, .bytes_per_token = FAST_BYTES_PER_TOKEN, .eos = fp->eos,
+		.norm = fast_token_norm, .hash = fast_word_hash,
+	};
+}
+
+/* Fingerprint of the raw features under fp (see cai_textclf_fingerprint). */
+static inline cai_status
+cai_textclf_fast_fingerprint(const FastParams *fp, uint64_t *out, cai_error *err)
+{
+	cai_textclf_token_rule rule = fast_token_rule(fp);
+
+	return cai_textclf_fingerprint(&rule, fp->minn, fp->maxn, FAST_FEATURE_VERSION, out, err);
+}
 
 /* ---------------------------------------------------------------------- */
 /* The loaded model                                                       */

@@ -134,7 +134,7 @@ fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
 			uint32_t   *dst = t->type_cg + t->type_cg_off[i];
 
 			for (int j = 0; j < nc; j++)
-				dst[j] = fast_char_bucket(cg[j], t->p.buckets);
+				dst[j] = cai_textclf_char_bucket(cg[j], t->p.buckets);
 		}
 	}
 	return CAI_OK;
@@ -740,9 +740,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	const int64_t min_count = cai_opt_int(opts, "min_count");
 	const int	patience = (int) cai_opt_int(opts, "patience");
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
-	cai_textclf_token_rule rule = {
-		.bytes_per_token = FAST_BYTES_PER_TOKEN, .norm = fast_token_norm, .hash = fast_word_hash,
-	};
+	cai_textclf_token_rule rule;
 	size_t		R;
 	size_t		max_feat = 0;
 	size_t		n_eval;
@@ -761,8 +759,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
-	rule.max_tokens = t.p.max_tokens;
-	rule.eos = t.p.eos;
+	rule = fast_token_rule(&t.p);
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
 	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)

@@ -56,6 +56,40 @@ cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_
 
 /* See textclf_internal.h. */
 cai_status
+cai_textclf_fingerprint(const cai_textclf_token_rule *rule, int minn, int maxn, int feature_version,
+						uint64_t *out, cai_error *err)
+{
+	static const char probe[] =
+	"The U.S. film's 2nd half isn't bad -- it's GREAT!!! caf\xc3\xa9 na\xc3\xafve "
+	"\xe5\xa5\xbd\xe7\x9c\x8b\xe7\x9a\x84\xe7\x94\xb5\xe5\xbd\xb1 "
+	"\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 3.14 e-mail";
+	cai_token  *toks;
+	size_t		n;
+	uint64_t	h = 14695981039346656037ULL;
+	uint64_t	cg[TEXTCLF_CHAR_NGRAMS_MAX];
+	char		norm[TEXTCLF_NORM_MAX];
+	cai_status	st;
+
+	st = cai_textclf_tokenize(probe, sizeof(probe) - 1, 512, rule->bytes_per_token, &toks, &n, err);
+	if (st != CAI_OK)
+		return st;
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		nl = rule->norm(probe, toks, i, n, norm);
+		int			nc = cai_textclf_char_ngrams(minn, maxn, norm, nl, cg);
+
+		h = cai_textclf_mix(h ^ (uint64_t) toks[i].start) + (uint64_t) toks[i].end;
+		h = cai_textclf_mix(h ^ rule->hash(norm, nl));
+		for (int j = 0; j < nc; j++)
+			h = cai_textclf_mix(h ^ cg[j]);
+	}
+	cai_free(toks);
+	*out = cai_textclf_mix(h ^ (uint64_t) feature_version);
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+cai_status
 cai_textclf_check_token_options(int minn, int maxn, int max_tokens, size_t bytes_per_token,
 								uint32_t buckets, uint32_t max_buckets, cai_error *err)
 {

@@ -138,6 +138,25 @@ cai_textclf_mix(uint64_t h)
 	return h;
 }
 
+#define TEXTCLF_CHAR_NGRAMS_MAX	128 /* character n-grams per token */
+#define TEXTCLF_SALT_CHAR		0x9e3779b97f4a7c15ULL
+
+/* Hashes of the character n-grams of a normalized token (none when minn or maxn is 0). */
+static inline int
+cai_textclf_char_ngrams(int minn, int maxn, const char *norm, size_t len, uint64_t *out)
+{
+	if (minn <= 0 || maxn <= 0)
+		return 0;
+	return (int) cai_char_ngram_hashes(norm, len, minn, maxn, out, TEXTCLF_CHAR_NGRAMS_MAX);
+}
+
+/* Bucket of a character n-gram hash. */
+static inline uint32_t
+cai_textclf_char_bucket(uint64_t h, uint32_t buckets)
+{
+	return (uint32_t) (cai_textclf_mix(h ^ TEXTCLF_SALT_CHAR) % buckets);
+}
+
 /*
  * Check the token and character n-gram options an architecture parsed:
  * minn and maxn both 0 or 1 <= minn <= maxn, max_tokens from 1 with
@@ -222,6 +241,15 @@ typedef struct cai_textclf_token_rule
 	size_t		(*norm) (const char *text, const cai_token *toks, size_t i, size_t n_toks, char *norm);
 	uint64_t	(*hash) (const char *s, size_t len);	/* of a normalized token */
 } cai_textclf_token_rule;
+
+/*
+ * Fingerprint of the raw features of a probe text (token boundaries, word
+ * hashes under rule, character n-gram hashes minn..maxn, feature_version):
+ * a model trained by a build whose tokenizer or hashing differs would
+ * silently compute other features.  Models record it and loading compares.
+ */
+cai_status	cai_textclf_fingerprint(const cai_textclf_token_rule *rule, int minn, int maxn,
+									int feature_version, uint64_t *out, cai_error *err);
 
 /*
  * The training and validation rows as type ids: the types of row r are
