@@ -12,6 +12,7 @@
 #include "blas.h"
 #include "cai/textclf.h"
 #include "modelutil.h"
+#include "textclf_internal.h"
 
 /* ------------------------------------------------------------------------
  * Tasks
@@ -47,9 +48,15 @@ textclf_train(const cai_options *opts, const cai_train_set *set, const char *pro
 }
 
 static cai_status
-textclf_load(const cai_model_file *mf, void **impl, cai_error *err)
+textclf_load_fast(const cai_model_file *mf, void **impl, cai_error *err)
 {
-	return cai_textclf_load(mf, (cai_textclf **) impl, err);
+	return cai_textclf_load_fast(mf, (cai_textclf **) impl, err);
+}
+
+static cai_status
+textclf_load_accurate(const cai_model_file *mf, void **impl, cai_error *err)
+{
+	return cai_textclf_load_accurate(mf, (cai_textclf **) impl, err);
 }
 
 static void
@@ -152,13 +159,14 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
  * The registry: one line per architecture
  * ------------------------------------------------------------------------ */
 
-#define TEXTCLF_ARCH(name, defs, n_defs, blas) \
-	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
+#define TEXTCLF_ARCH(name, defs, n_defs, blas, load) \
+	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
 	 textclf_classify, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
-	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false),
-	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true),
+	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false, textclf_load_fast),
+	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true,
+				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 NULL, ner_tag, ner_tag_batch, ner_entities},
 };

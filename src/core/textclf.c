@@ -144,6 +144,11 @@ typedef enum TextclfArch
 	TEXTCLF_ACCURATE = 1		/* textclf_accurate.c */
 } TextclfArch;
 
+/* Names as stored in the metadata, by TextclfArch. */
+static const char *const textclf_arch_names[] = {"fast", "accurate"};
+
+#define TEXTCLF_N_ARCHS 2
+
 struct cai_textclf
 {
 	TextclfArch arch;
@@ -214,8 +219,12 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */
 
-cai_status
-cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err)
+/*
+ * Load a model of architecture want (its metadata must say so), or of the
+ * architecture its metadata names when want is -1.
+ */
+static cai_status
+textclf_load(const cai_model_file *mf, int want, cai_textclf **out, cai_error *err)
 {
 	json_object *meta = NULL;
 	json_object *v;
@@ -289,19 +298,22 @@ cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err)
 		goto done;
 	}
 	arch = json_object_get_string(v);
-	if (strcmp(arch, "fast") == 0)
+	for (int a = 0; a < TEXTCLF_N_ARCHS && want < 0; a++)
+		if (strcmp(arch, textclf_arch_names[a]) == 0)
+			want = a;
+	if (want < 0 || strcmp(arch, textclf_arch_names[want]) != 0)
 	{
-		m->arch = TEXTCLF_FAST;
-		st = cai_textclf_fast_load(mf, meta, m->n_labels, &m->fast, &mem, err);
-	}
-	else if (strcmp(arch, "accurate") == 0)
-	{
-		m->arch = TEXTCLF_ACCURATE;
-		st = cai_textclf_accurate_load(mf, meta, m->n_labels, &m->acc, &mem, err);
-	}
-	else
 		st = cai_error_set(err, CAI_ERR_FORMAT,
-						   "text classification architecture \"%.64s\" is not supported by this build", arch);
+						   want < 0 ? "text classification architecture \"%.64s\" is not supported by this build" :
+						   "model is a \"%.64s\" text classification model, not \"%s\"",
+						   arch, want < 0 ? "" : textclf_arch_names[want]);
+		goto done;
+	}
+	m->arch = (TextclfArch) want;
+	if (m->arch == TEXTCLF_FAST)
+		st = cai_textclf_fast_load(mf, meta, m->n_labels, &m->fast, &mem, err);
+	else
+		st = cai_textclf_accurate_load(mf, meta, m->n_labels, &m->acc, &mem, err);
 	m->memory += mem;
 
 done:
@@ -311,6 +323,26 @@ done:
 	else
 		cai_textclf_free(m);
 	return st;
+}
+
+cai_status
+cai_textclf_load(const cai_model_file *mf, cai_textclf **out, cai_error *err)
+{
+	return textclf_load(mf, -1, out, err);
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_load_fast(const cai_model_file *mf, cai_textclf **out, cai_error *err)
+{
+	return textclf_load(mf, TEXTCLF_FAST, out, err);
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_load_accurate(const cai_model_file *mf, cai_textclf **out, cai_error *err)
+{
+	return textclf_load(mf, TEXTCLF_ACCURATE, out, err);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -432,7 +432,7 @@ cai_textclf_accurate_load(const cai_model_file *mf, json_object *meta, int n_lab
 							   "tensor \"accurate.fast_model\" is not a fast model with the same labels");
 			goto fail;
 		}
-		if (cai_textclf_load(m->fast_file, &m->fast, &e2) != CAI_OK)
+		if (cai_textclf_load_fast(m->fast_file, &m->fast, &e2) != CAI_OK)
 		{
 			st = cai_error_set(err, e2.status == CAI_ERR_NOMEM ? CAI_ERR_NOMEM : CAI_ERR_FORMAT,
 							   "tensor \"accurate.fast_model\": %s", e2.msg);

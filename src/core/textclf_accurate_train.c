@@ -614,7 +614,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	if ((st = cai_format_read(t->fast_bytes, t->fast_len, &t->fast_file, err)) != CAI_OK)
 		return st;
 	/* the loaded model uses the model file's tensors: keep it until acc_train_free */
-	if ((st = cai_textclf_load(t->fast_file, &t->fast, err)) != CAI_OK)
+	if ((st = cai_textclf_load_fast(t->fast_file, &t->fast, err)) != CAI_OK)
 		return st;
 	t->fast_probs = cai_malloc(sizeof(float) * (n_eval * (size_t) t->L + 1));
 	if (t->fast_probs == NULL)

@@ -19,7 +19,7 @@
  * Calls between the architectures go one way: the accurate model's ensemble
  * member is a fast model, which accurate trains with cai_textclf_fast_train
  * and, that model being a whole model file in a tensor, loads and runs
- * through the public cai_textclf_load and cai_textclf_predict.
+ * through cai_textclf_load_fast and the public cai_textclf_predict.
  * Each architecture's two files also share a header of their own,
  * textclf_fast_internal.h and textclf_accurate_internal.h.
  */
@@ -31,6 +31,15 @@
 
 struct json_object;
 struct cai_trainer;
+
+/*
+ * Load a text classification model of one architecture (the registry's
+ * load functions, model.c; the accurate model's ensemble member): as
+ * cai_textclf_load, which finds the architecture in the metadata, but a
+ * model of another architecture is CAI_ERR_FORMAT.
+ */
+cai_status	cai_textclf_load_fast(const cai_model_file *mf, cai_textclf **out, cai_error *err);
+cai_status	cai_textclf_load_accurate(const cai_model_file *mf, cai_textclf **out, cai_error *err);
 
 /* Limits of the option tables (textclf.c) that the fast architecture checks too. */
 #define TEXTCLF_MAX_DIM			1024	/* inference keeps h on the stack */
