@@ -463,7 +463,6 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	AccParams	ap;
 	size_t		tokens = 0;
 	size_t		bytes = 0;
-	size_t		cap;
 	size_t		types,
 				rows,
 				nchar,
@@ -475,16 +474,7 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, &ap, NULL) != CAI_OK)
 		return 0;
 	bsz = (int) cai_opt_int(opts, "batch_size");
-	cap = (size_t) ap.max_tokens * ACC_BYTES_PER_TOKEN;
-	for (size_t i = 0; i < train->n; i++)
-	{
-		size_t		l = train->lens != NULL ? train->lens[i] : 0;
-
-		if (l > cap)
-			l = cap;
-		bytes += l;
-		tokens += l / 4 + 1 < (size_t) ap.max_tokens ? l / 4 + 1 : (size_t) ap.max_tokens;
-	}
+	cai_textclf_estimate_tokens(train, ap.max_tokens, ACC_BYTES_PER_TOKEN, 0, &bytes, &tokens);
 	nchar = ap.minn > 0 ? (size_t) (ap.maxn - ap.minn + 1) : 0;
 	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
 	if (types > tokens + 1)
@@ -955,12 +945,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		goto done;
 
 	if (epochs == 0)
-	{
-		size_t		want = (ACC_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
-
-		epochs = want < ACC_AUTO_MIN_EPOCHS ? ACC_AUTO_MIN_EPOCHS :
-			want > ACC_AUTO_MAX_EPOCHS ? ACC_AUTO_MAX_EPOCHS : (int) want;
-	}
+		epochs = cai_textclf_auto_epochs(t.rows.n_tr, ACC_AUTO_UPDATES, ACC_AUTO_MIN_EPOCHS, ACC_AUTO_MAX_EPOCHS);
 	t.steps_total = (int64_t) epochs * (int64_t) t.n_batches;
 	tc.epochs = epochs;
 	tc.patience = patience;

@@ -521,22 +521,12 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	size_t		n_params;
 	size_t		total;
 	size_t		nchar;
-	size_t		cap;
 
 	if (opts == NULL || train == NULL || n_labels < 1 ||
 		fast_params_from_options(opts, &fp, NULL) != CAI_OK)
 		return 0;
-	cap = (size_t) fp.max_tokens * FAST_BYTES_PER_TOKEN;
-	for (size_t i = 0; i < train->n; i++)
-	{
-		size_t		l = train->lens != NULL ? train->lens[i] : 0;
-
-		if (l > cap)
-			l = cap;
-		bytes += l;
-		/* tokens of the row, the end-of-text token included */
-		tokens += (l / 4 + 1 < (size_t) fp.max_tokens ? l / 4 + 1 : (size_t) fp.max_tokens) + 1;
-	}
+	/* the end-of-text token included */
+	cai_textclf_estimate_tokens(train, fp.max_tokens, FAST_BYTES_PER_TOKEN, fp.eos, &bytes, &tokens);
 	/* feature occurrences per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
 	nchar = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 5 : 0;
 	feats = tokens * (1 + (size_t) (fp.word_ngrams - 1) + nchar);
@@ -817,11 +807,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
 	if (epochs == 0)
-	{
-		size_t		want = (FAST_AUTO_UPDATES + t.rows.n_tr - 1) / t.rows.n_tr;
-
-		epochs = want < 5 ? 5 : want > 50 ? 50 : (int) want;
-	}
+		epochs = cai_textclf_auto_epochs(t.rows.n_tr, FAST_AUTO_UPDATES, 5, 50);
 	t.steps_total = (size_t) epochs * t.rows.n_tr;
 	tc.epochs = epochs;
 	tc.patience = patience;

@@ -345,8 +345,20 @@ cai_status	cai_textclf_load_buckets(const cai_model_file *mf, const char *prefix
 									 size_t *mem, cai_error *err);
 
 /* ---------------------------------------------------------------------- */
-/* After the epochs: what both trainers share (textclf_train_common.c)    */
+/* What both trainers share (textclf_train_common.c)                      */
 /* ---------------------------------------------------------------------- */
+
+/*
+ * For the training memory estimates, from the text bytes alone: the bytes
+ * the training rows are read to (at most max_tokens * bytes_per_token each)
+ * into *bytes and their tokens (about 4 bytes each, at most max_tokens, plus
+ * eos per row) into *tokens, both added to.
+ */
+void		cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_t bytes_per_token,
+										int eos, size_t *bytes, size_t *tokens);
+
+/* Epochs of the option epochs = 0: enough for updates row updates of n_tr rows, within the bounds. */
+int			cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epochs);
 
 /*
  * The validation metrics of the best epoch: the classification report of

@@ -1,7 +1,8 @@
 /*
  * textclf_train_common.c: what the two text-classification trainers
- * (textclf_fast_train.c, textclf_accurate_train.c) share after their
- * epochs: the validation metrics, the model metadata and the metrics
+ * (textclf_fast_train.c, textclf_accurate_train.c) share: the token
+ * estimate of their memory estimates, the automatic epoch count, and after
+ * their epochs the validation metrics, the model metadata and the metrics
  * returned to the caller (see textclf_internal.h).
  */
 #include "textclf_internal.h"
@@ -15,6 +16,33 @@
 #include "cai/metrics.h"
 #include "modelutil.h"
 #include "trainer.h"
+
+/* See textclf_internal.h. */
+void
+cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_t bytes_per_token, int eos,
+							size_t *bytes, size_t *tokens)
+{
+	size_t		cap = (size_t) max_tokens * bytes_per_token;
+
+	for (size_t i = 0; i < train->n; i++)
+	{
+		size_t		l = train->lens != NULL ? train->lens[i] : 0;
+
+		if (l > cap)
+			l = cap;
+		*bytes += l;
+		*tokens += (l / 4 + 1 < (size_t) max_tokens ? l / 4 + 1 : (size_t) max_tokens) + (size_t) eos;
+	}
+}
+
+/* See textclf_internal.h. */
+int
+cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epochs)
+{
+	size_t		want = (updates + n_tr - 1) / n_tr;
+
+	return want < (size_t) min_epochs ? min_epochs : want > (size_t) max_epochs ? max_epochs : (int) want;
+}
 
 /* See textclf_internal.h. */
 cai_status
