@@ -45,27 +45,28 @@ cai_status	cai_textclf_load_accurate(const cai_model_file *mf, cai_textclf **out
 #define TEXTCLF_MAX_DIM			1024	/* inference keeps h on the stack */
 #define TEXTCLF_MAX_BUCKETS		16777216
 
+/*
+ * Train one architecture.  The caller (cai_textclf_train) has validated the
+ * labels and data; prov is the provenance object, which the function
+ * extends and embeds in the model metadata.
+ */
+typedef cai_status (cai_textclf_train_fn) (const cai_options *opts,
+										   const char *const *label_names, int n_labels,
+										   const cai_textclf_data *train,
+										   const cai_textclf_data *valid,
+										   struct json_object *prov,
+										   cai_progress_fn progress, void *progress_ctx,
+										   uint8_t **model, size_t *model_len,
+										   char **metrics_json, cai_error *err);
+
 /* ---------------------------------------------------------------------- */
 /* The fast architecture (textclf_fast.c, textclf_fast_train.c)           */
 /* ---------------------------------------------------------------------- */
 
 typedef struct cai_textclf_fast cai_textclf_fast;
 
-/*
- * Train the fast architecture.  As for cai_textclf_accurate_train, the
- * caller has validated the labels and data, and prov is the provenance
- * object, which this function extends and embeds in the model metadata.
- * cai_textclf_train calls it, and the accurate architecture trains the fast
- * model of its ensemble with it.
- */
-cai_status	cai_textclf_fast_train(const cai_options *opts,
-								   const char *const *label_names, int n_labels,
-								   const cai_textclf_data *train,
-								   const cai_textclf_data *valid,
-								   struct json_object *prov,
-								   cai_progress_fn progress, void *progress_ctx,
-								   uint8_t **model, size_t *model_len,
-								   char **metrics_json, cai_error *err);
+/* The fast architecture's; the accurate architecture trains its ensemble's fast model with it too. */
+cai_textclf_train_fn cai_textclf_fast_train;
 
 /* Upper estimate of the bytes the fast training allocates (0 for invalid options). */
 size_t		cai_textclf_fast_train_memory(const cai_options *opts,
@@ -92,19 +93,7 @@ cai_status	cai_textclf_fast_predict(const cai_textclf_fast *m, int n_labels,
 
 typedef struct cai_textclf_accurate cai_textclf_accurate;
 
-/*
- * Train the accurate architecture.  The caller (cai_textclf_train) has
- * validated the labels and data; prov is the provenance object, which this
- * function extends and embeds in the model metadata.
- */
-cai_status	cai_textclf_accurate_train(const cai_options *opts,
-									   const char *const *label_names, int n_labels,
-									   const cai_textclf_data *train,
-									   const cai_textclf_data *valid,
-									   struct json_object *prov,
-									   cai_progress_fn progress, void *progress_ctx,
-									   uint8_t **model, size_t *model_len,
-									   char **metrics_json, cai_error *err);
+cai_textclf_train_fn cai_textclf_accurate_train;
 
 /*
  * Build the accurate model from a model file whose metadata (meta, parsed)
