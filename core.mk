@@ -30,11 +30,11 @@ test_options_MODULES = common options
 test_ops_MODULES = common blas ops optim
 test_seq_MODULES = common blas ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
-test_trainer_MODULES = common modelutil trainer
+test_trainer_MODULES = common modelutil trainer blas pool
 test_textclf_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
-test_ner_MODULES = common modelutil format tokenize options trainer blas ops optim lstm crf chunks $(NER_MODULES)
-test_model_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
+test_ner_MODULES = common modelutil format tokenize options trainer blas pool ops optim lstm crf chunks $(NER_MODULES)
+test_model_MODULES = common modelutil format tokenize options metrics trainer blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 

@@ -6,7 +6,7 @@
 # (src/core/textclf_internal.h, src/core/ner_internal.h).
 TEXTCLF_MODULES = textclf textclf_features textclf_tables textclf_fast textclf_fast_train textclf_accurate textclf_accurate_train \
 	textclf_train_common
-NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_pool
+NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_shards
 CORE_MODULES = common modelutil format tokenize options blas ops optim lstm crf metrics trainer pool $(TEXTCLF_MODULES) chunks \
 	$(NER_MODULES) model
 

@@ -13,7 +13,8 @@
  *                   the network, cai_ner_gradcheck
  *   ner_train.c     the options table, training data, cai_ner_train and
  *                   cai_ner_train_memory
- *   ner_pool.c      data-parallel training threads (option "threads")
+ *   ner_shards.c    data-parallel training (option "threads"): the batch
+ *                   split over the training pool's shards
  *   ner_tag.c       batched decoding, cai_ner_tag, cai_ner_tag_batch,
  *                   cai_ner_entities, cai_ner_spans_to_tags
  *
@@ -27,8 +28,6 @@
 #ifndef CAI_NER_INTERNAL_H
 #define CAI_NER_INTERNAL_H
 
-#include <pthread.h>
-
 #include "cai/chunks.h"
 #include "cai/crf.h"
 #include "cai/lstm.h"
@@ -36,6 +35,7 @@
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "modelutil.h"
+#include "pool.h"
 #include "trainer.h"
 
 struct json_object;
@@ -291,21 +291,12 @@ typedef struct NerTrainCtx
 } NerTrainCtx;
 
 /* ---------------------------------------------------------------------- */
-/* Training (ner_train.c) and its threads (ner_pool.c)                    */
+/* Training (ner_train.c) and its shards (ner_shards.c)                   */
 /* ---------------------------------------------------------------------- */
 
-/* Jobs and shards of the data-parallel training (see ner_pool.c). */
-typedef enum NerJob
-{
-	JOB_NONE, JOB_TRAIN, JOB_STEP, JOB_EVAL, JOB_EXIT
-} NerJob;
-
-struct NerTrain;
-
+/* One shard of the data-parallel training: its buffers and outputs. */
 typedef struct NerShard
 {
-	struct NerTrain *t;
-	int			id;
 	NerWs		ws;				/* training workspace for the shard's sentences */
 	NerWs		ews;			/* evaluation workspace (shard >= 1; shard 0 uses t->ews) */
 	float	   *grad;			/* (slab numel) own gradients (shard >= 1) */
@@ -314,34 +305,24 @@ typedef struct NerShard
 	int			B;
 	cai_rng		rng;			/* dropout and unknown-word replacement */
 	double		loss;			/* summed NLL of the shard */
-	cai_status	st;
-	cai_error	err;
 } NerShard;
 
-typedef struct NerPool
+/* The shards (one per thread of the training pool) and the inputs of their jobs. */
+typedef struct NerShards
 {
-	int			n;				/* shards (1 = no pool) */
-	int			started;		/* pool threads running */
+	int			n;				/* shards with buffers (0 = none) */
 	NerShard   *sh;				/* (n) */
-	pthread_t  *th;				/* (n) th[s] runs shard s, s >= 1 */
-	pthread_mutex_t mu;
-	pthread_cond_t go;
-	pthread_cond_t done;
-	bool		sync_ok;		/* mu, go, done initialised */
-	uint64_t	gen;			/* job generation, under mu */
-	int			pending;		/* pool threads still on the job, under mu */
-	NerJob		job;
 	/* inputs of the job, written by the main thread before it starts */
-	float		gscale;			/* JOB_TRAIN: 1 / sentences of the batch */
-	const cai_optim_config *cfg;	/* JOB_STEP */
+	float		gscale;			/* train: 1 / sentences of the batch */
+	const cai_optim_config *cfg;	/* step */
 	float		lr;
 	int64_t		step;
-	size_t		dense;			/* JOB_STEP: floats of the dense parameters */
-	const NerEnc *ee;			/* JOB_EVAL */
+	size_t		dense;			/* step: floats of the dense parameters */
+	const NerEnc *ee;			/* eval */
 	const int32_t *eorder;
 	int32_t    *epred;
 	size_t		ebatch0;		/* first evaluation batch of the round */
-} NerPool;
+} NerShards;
 
 /* One side (train or validation) of the data, rebased at token 0. */
 typedef struct NerSide
@@ -381,7 +362,8 @@ typedef struct NerTrain
 	int32_t    *eorder;			/* (va pieces) evaluation order */
 	NerWs		ws;				/* training batches (one thread) */
 	NerWs		ews;			/* evaluation batches (thread 0) */
-	NerPool		pool;			/* data-parallel training (threads > 1) */
+	cai_pool	pool;			/* data-parallel training threads (threads > 1) */
+	NerShards	shards;			/* (pool.n when pool.n > 1) */
 } NerTrain;
 
 /* A piece of encoded data by length, for sorting (stable by pos). */
@@ -434,15 +416,13 @@ cai_status	ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_d
 							const cai_ner_data *valid, const cai_word_vectors *vec, cai_error *err);
 void		ner_train_free(NerTrain *t);
 
-/* ner_pool.c */
-void		ner_pool_start(NerTrain *t, int n);
-cai_status	ner_pool_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err);
+/* ner_shards.c */
+cai_status	ner_shards_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err);
 cai_status	ner_train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const int32_t *ids,
 							   int B, int64_t step, double *loss, cai_error *err);
 cai_status	ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, cai_trainer *tk,
 							   double frac0, double frac1, cai_error *err);
-void		ner_pool_stop(NerPool *pool);
-void		ner_pool_free(NerPool *pool);
+void		ner_shards_free(NerShards *shards);
 
 /* ner_tag.c */
 int			ner_cmp_len_desc(const void *a, const void *b);

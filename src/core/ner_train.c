@@ -1,8 +1,8 @@
 /*
  * ner_train.c: training the NER model: the options table, the training and
  * validation data, cai_ner_train (setup, epochs, metrics, the model bytes)
- * and its memory estimate, cai_ner_train_memory.  The data-parallel threads
- * are in ner_pool.c.
+ * and its memory estimate, cai_ner_train_memory.  The data-parallel step is
+ * in ner_shards.c, on the training pool's threads (pool.c).
  *
  * Training: mini-batches of sentences of similar length (seeded shuffle,
  * length-sorted windows), Adam, gradient clipping by global norm, the
@@ -283,7 +283,8 @@ ner_train_free(NerTrain *t)
 	cai_free(t->eorder);
 	ner_ws_free(&t->ws);
 	ner_ws_free(&t->ews);
-	ner_pool_free(&t->pool);
+	cai_pool_stop(&t->pool);
+	ner_shards_free(&t->shards);
 }
 
 /*
@@ -575,7 +576,7 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 		if ((st = ner_ws_for_order(&d, &ev->enc, t->eorder, &t->ews, false, NULL, err)) != CAI_OK)
 			goto done;
 		if (t->pool.n > 1)
-			st = ner_pool_alloc(t, &d, &ev->enc, err);
+			st = ner_shards_alloc(t, &d, &ev->enc, err);
 		else if ((st = ner_enc_bounds(&t->tr.enc, t->batch, &maxT, &maxN, &maxNc, err)) == CAI_OK)
 			st = ner_ws_init(&t->ws, &d, t->batch, maxT, maxN, maxNc, true, false, NULL, err);
 		if (st != CAI_OK)
@@ -865,7 +866,6 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	const char *arch;
 	NerTrain	t;
 	cai_trainer tk;
-	int			prev_threads = cai_blas_get_threads();
 	int			threads;
 	cai_status	st;
 
@@ -912,9 +912,8 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
 	tk.p.epochs = (int) cai_opt_int(opts, "epochs");
 	threads = (int) cai_opt_int(opts, "threads");
-	ner_pool_start(&t, threads);
-	/* with the pool every thread runs single-threaded BLAS */
-	cai_blas_set_threads(t.pool.n > 1 ? 1 : threads);
+	/* the pool sets the BLAS threads (1 on each pool thread) and restores them */
+	cai_pool_start(&t.pool, threads);
 
 	if ((st = ner_train_setup(&t, opts, train, valid, vectors, err)) != CAI_OK ||
 		(st = train_loop(&t, &tk, err)) != CAI_OK ||
@@ -940,8 +939,7 @@ cai_ner_train(const cai_options *opts, const cai_ner_data *train,
 	}
 	st = CAI_OK;
 done:
-	ner_pool_stop(&t.pool);
-	cai_blas_set_threads(prev_threads);
+	cai_pool_stop(&t.pool);
 	ner_train_free(&t);
 	json_object_put(metrics);
 	json_object_put(prov);
