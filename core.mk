@@ -23,14 +23,15 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
 test_ops_MODULES = common blas ops optim
 test_seq_MODULES = common blas ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
-test_trainer_MODULES = common modelutil trainer blas pool
+test_trainer_MODULES = common modelutil trainer
+test_pool_MODULES = common blas pool
 test_textclf_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
 test_ner_MODULES = common modelutil format tokenize options trainer blas pool ops optim lstm crf chunks $(NER_MODULES)

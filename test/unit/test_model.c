@@ -6,12 +6,8 @@
  * exactly like its architecture's own functions; run functions of the other
  * kind, unknown tasks and architectures, and damaged bytes are refused.
  */
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -328,64 +324,9 @@ test_unknown(void)
 	}
 }
 
-/* A pool thread that allocates: it must abort (this build defines CAI_CHECK_POOL_ALLOC). */
-static void *
-allocating_pool_thread(void *arg)
-{
-	void	   *p;
-
-	cai_pool_thread_enter();
-	p = cai_malloc(16);
-	cai_free(p);
-	return arg;
-}
-
-static void
-test_pool_guard(void)
-{
-	int			fds[2];
-	pid_t		pid;
-	int			status = 0;
-	char		out[512] = "";
-	ssize_t		n;
-	void	   *p = cai_malloc(16);
-
-	CHECK(p != NULL && !cai_on_pool_thread(), "the main thread allocates");
-	cai_free(p);
-#ifndef CAI_CHECK_POOL_ALLOC
-	CHECK(0, "the unit tests must be built with CAI_CHECK_POOL_ALLOC (core.mk)");
-	return;
-#endif
-	if (pipe(fds) != 0)
-	{
-		CHECK(0, "pipe");
-		return;
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0)
-	{
-		pthread_t	th;
-
-		dup2(fds[1], 2);
-		close(fds[0]);
-		if (pthread_create(&th, NULL, allocating_pool_thread, NULL) == 0)
-			pthread_join(th, NULL);
-		_exit(0);				/* reached only if the guard did not fire */
-	}
-	close(fds[1]);
-	n = read(fds[0], out, sizeof(out) - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(fds[0]);
-	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "an allocation on a pool thread aborts (status %d)", status);
-	CHECK(strstr(out, "cai_malloc(16) on a pool thread") != NULL, "and says why: %s", out);
-}
-
 int
 main(void)
 {
-	test_pool_guard();
 	test_registry();
 	test_textclf();
 	test_ner();
