@@ -32,10 +32,10 @@ test_seq_MODULES = common blas ops optim lstm crf
 test_metrics_MODULES = common modelutil metrics
 test_trainer_MODULES = common modelutil trainer
 test_pool_MODULES = common blas pool
-test_textclf_MODULES = common modelutil format tokenize options metrics trainer blas ops optim lstm $(TEXTCLF_MODULES)
+test_textclf_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
-test_ner_MODULES = common modelutil format tokenize options trainer blas pool ops optim lstm crf chunks $(NER_MODULES)
-test_model_MODULES = common modelutil format tokenize options metrics trainer blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
+test_ner_MODULES = common modelutil format tokenize options trainer gradcheck blas pool ops optim lstm crf chunks $(NER_MODULES)
+test_model_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) model
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 

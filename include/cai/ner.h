@@ -147,10 +147,11 @@ cai_status	cai_conll_eval(const int64_t *offsets, size_t n,
 /*
  * Self-test for the unit tests: set up training on train (as cai_ner_train
  * would, validating on the same sentences) and compare the gradient of the
- * CRF loss of the first batch_size sentences, dropout off, with central
- * finite differences (step 3e-3) at `samples` entries of every parameter
- * tensor (entries with a non-zero gradient preferred).  *max_err gets the
- * largest |analytic - numeric| / max(|analytic| + |numeric|, 1e-2).
+ * mean CRF loss of the first batch_size sentences, dropout and unknown-word
+ * replacement off, with central finite differences at `samples` entries of
+ * every parameter tensor (of the embedding tables: of the rows the batch
+ * uses), as cai_textclf_gradcheck does (src/core/gradcheck.h: *max_err is
+ * the largest |analytic - numeric| / max(|analytic| + |numeric|, 1e-3)).
  */
 cai_status	cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int samples,
 							  double *max_err, cai_error *err);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "ner_internal.h"
 
 /* ---------------------------------------------------------------------- */
@@ -451,94 +452,106 @@ net_loss(const cai_ner *m, NerWs *w, double *loss, cai_error *err)
 							 1.0f / (float) w->B, loss, NULL, NULL, w->crf, err);
 }
 
+/* One batch of the training data, the first sentences, dropout and word replacement off. */
+typedef struct NerProbe
+{
+	NerTrain	t;
+	NerTrainCtx tc;
+	cai_rng		rng;
+	int32_t    *ids;			/* (B) */
+	int			B;
+} NerProbe;
+
+static void
+ner_probe_free(void *ctx)
+{
+	NerProbe   *np = ctx;
+
+	cai_free(np->ids);
+	ner_train_free(&np->t);
+	cai_free(np);
+}
+
+/* The mean CRF loss of the batch; with grad, ner_net_backward's gradient (of the mean) copied out. */
+static cai_status
+ner_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
+{
+	NerProbe   *np = ctx;
+	NerNet	   *net = &np->t.m.net;
+	NerGrad		g;
+	cai_status	st;
+
+	if ((st = ner_net_forward(&np->t.m, &np->t.tr.enc, np->ids, np->B, &np->t.ws, &np->tc, err)) != CAI_OK)
+		return st;
+	if (grad == NULL)
+		st = net_loss(&np->t.m, &np->t.ws, loss, err);
+	else
+	{
+		memset(net->slab.grad, 0, sizeof(float) * net->slab.numel);
+		cai_slab_zero_grad(&net->slab);
+		g = ner_net_slab_grad(net, np->B);
+		st = ner_net_backward(&np->t.m, &np->t.ws, &np->tc, &g, loss, err);
+		for (int p = 0; p < P_COUNT && st == CAI_OK; p++)
+			memcpy(grad[p], GG(net, &g, p), sizeof(float) * net->slab.params[net->idx[p]].numel);
+	}
+	*loss /= (double) np->B;
+	return st;
+}
+
 cai_status
 cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int samples,
 				  double *max_err, cai_error *err)
 {
-	NerTrain	t;
-	NerTrainCtx tc;
-	NerGrad		g;
-	cai_rng		rng;
-	int32_t    *ids = NULL;
-	float	   *grad = NULL;
-	int			B;
+	NerProbe   *np;
+	NerNet	   *net;
+	cai_grad_probe probe;
 	double		loss;
-	double		worst = 0.0;
-	const float eps = 3e-3f;
 	cai_status	st;
 
-	memset(&t, 0, sizeof(t));
-	t.pool.n = 1;
 	*max_err = 0.0;
 	if (opts == NULL || train == NULL || train->n == 0)
 		return cai_error_set(err, CAI_ERR_INVALID, "options and data are required");
+	if ((np = cai_calloc(1, sizeof(NerProbe))) == NULL)
+		return NOMEM(err);
+	np->t.pool.n = 1;
+	net = &np->t.m.net;
 	if ((st = ner_check_data(train, "training", true, err)) != CAI_OK ||
-		(st = ner_train_setup(&t, opts, train, train, NULL, err)) != CAI_OK)
+		(st = ner_train_setup(&np->t, opts, train, train, NULL, err)) != CAI_OK)
 		goto done;
-	B = (int) (t.tr.enc.n < (size_t) t.batch ? t.tr.enc.n : (size_t) t.batch);
-	ids = cai_malloc(sizeof(int32_t) * (size_t) B);
-	grad = cai_malloc(sizeof(float) * t.m.net.slab.numel);
-	if (ids == NULL || grad == NULL)
+	np->B = (int) (np->t.tr.enc.n < (size_t) np->t.batch ? np->t.tr.enc.n : (size_t) np->t.batch);
+	if ((np->ids = cai_malloc(sizeof(int32_t) * (size_t) np->B)) == NULL)
 	{
 		st = NOMEM(err);
 		goto done;
 	}
-	for (int b = 0; b < B; b++)
-		ids[b] = b;
-	memset(&tc, 0, sizeof(tc));
-	cai_rng_seed(&rng, 7);
-	tc.rng = &rng;
-	/* the analytic gradient, made dense */
-	memset(t.m.net.slab.grad, 0, sizeof(float) * t.m.net.slab.numel);
-	cai_slab_zero_grad(&t.m.net.slab);
-	g = ner_net_slab_grad(&t.m.net, B);
-	if ((st = ner_net_forward(&t.m, &t.tr.enc, ids, B, &t.ws, &tc, err)) != CAI_OK ||
-		(st = ner_net_backward(&t.m, &t.ws, &tc, &g, &loss, err)) != CAI_OK)
+	for (int b = 0; b < np->B; b++)
+		np->ids[b] = b;
+	cai_rng_seed(&np->rng, 7);
+	np->tc.rng = &np->rng;
+	/* the batch's word and character rows: as the forward pass loads them */
+	if ((st = ner_probe_loss(np, NULL, &loss, err)) != CAI_OK)
 		goto done;
-	memcpy(grad, t.m.net.slab.grad, sizeof(float) * t.m.net.slab.numel);
+	memset(&probe, 0, sizeof(probe));
+	probe.n_tensors = P_COUNT;
 	for (int p = 0; p < P_COUNT; p++)
 	{
-		const cai_param *pp = &t.m.net.slab.params[t.m.net.idx[p]];
-		float	   *x = PD(&t.m.net, p);
-		const float *g = grad + pp->offset;
-		size_t		nz = 0;
+		const cai_param *pp = &net->slab.params[net->idx[p]];
 
-		for (size_t i = 0; i < pp->numel; i++)
-			nz += g[i] != 0.0f;
-		for (int k = 0; k < samples; k++)
-		{
-			size_t		i = cai_rng_below(&rng, (uint32_t) pp->numel);
-			double		lp,
-						lm,
-						num,
-						e;
-			float		old;
-
-			/* prefer entries that have a gradient */
-			if (nz > 0)
-				for (int tries = 0; tries < 1000 && g[i] == 0.0f; tries++)
-					i = cai_rng_below(&rng, (uint32_t) pp->numel);
-			old = x[i];
-			x[i] = old + eps;
-			if ((st = ner_net_forward(&t.m, &t.tr.enc, ids, B, &t.ws, &tc, err)) != CAI_OK ||
-				(st = net_loss(&t.m, &t.ws, &lp, err)) != CAI_OK)
-				goto done;
-			x[i] = old - eps;
-			if ((st = ner_net_forward(&t.m, &t.tr.enc, ids, B, &t.ws, &tc, err)) != CAI_OK ||
-				(st = net_loss(&t.m, &t.ws, &lm, err)) != CAI_OK)
-				goto done;
-			x[i] = old;
-			num = (lp - lm) / (2.0 * eps) / (double) B;	/* the gradient is of the mean */
-			e = fabs(num - g[i]) / fmax(fabs(num) + fabs(g[i]), 1e-2);
-			if (e > worst)
-				worst = e;
-		}
+		probe.name[p] = pp->name;
+		probe.data[p] = PD(net, p);
+		probe.numel[p] = pp->numel;
 	}
-	*max_err = worst;
-	st = CAI_OK;
+	probe.rows[P_WORD] = np->t.ws.word;
+	probe.n_rows[P_WORD] = np->t.ws.N;
+	probe.row_len[P_WORD] = net->d.Dw;
+	probe.rows[P_CHAR] = np->t.ws.cids;
+	probe.n_rows[P_CHAR] = np->t.ws.Nc;
+	probe.row_len[P_CHAR] = net->d.Dc;
+	probe.loss = ner_probe_loss;
+	probe.free = ner_probe_free;
+	probe.ctx = np;
+	st = cai_gradcheck_compare(&probe, samples, max_err, err);
 done:
-	cai_free(ids);
-	cai_free(grad);
-	ner_train_free(&t);
+	ner_probe_free(np);
 	return st;
 }
