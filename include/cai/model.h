@@ -14,8 +14,8 @@
  * names themselves.  Adding an architecture: its own source files, one
  * cai_arch entry in the registry and one build line.
  *
- * Training goes through the same table (train, train_memory) with the data
- * of the task's kind in a cai_train_set.  Still separate behind it: each
+ * Training goes through the same table (train, train_memory, and the
+ * tests' gradcheck) with the data of the task's kind in a cai_train_set.  Still separate behind it: each
  * task's training loop (cai_textclf_train, cai_ner_train) and its features.
  */
 #ifndef CAI_MODEL_H
@@ -75,6 +75,14 @@ typedef struct cai_arch
 	cai_status	(*train) (const cai_options *opts, const cai_train_set *set, const char *provenance_json,
 						  cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
 						  char **metrics_json, cai_error *err);
+	/*
+	 * gradient self-check (for the tests): the largest relative error of the
+	 * training code's gradient of a batch of set's rows, dropout off, against
+	 * central finite differences of its loss at samples entries of every
+	 * parameter tensor (cai_textclf_gradcheck, cai_ner_gradcheck)
+	 */
+	cai_status	(*gradcheck) (const cai_options *opts, const cai_train_set *set, int samples,
+							  double *max_rel_err, cai_error *err);
 
 	cai_status	(*load) (const cai_model_file *mf, void **impl, cai_error *err);
 	void		(*free) (void *impl);
@@ -123,6 +131,13 @@ cai_status	cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_
 						   const char *provenance_json, cai_progress_fn progress, void *progress_ctx,
 						   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err);
 size_t		cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const cai_train_set *set);
+
+/*
+ * The architecture's gradient check (see cai_arch.gradcheck); CAI_ERR_INVALID
+ * when set lacks the data of its task kind.
+ */
+cai_status	cai_arch_gradcheck(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
+							   int samples, double *max_rel_err, cai_error *err);
 
 typedef struct cai_model cai_model;
 

@@ -67,6 +67,22 @@ cai_status	cai_textclf_train(const cai_options *opts,
 							  char **metrics_json, cai_error *err);
 
 /*
+ * Self-test for the unit tests: set up training on train as the
+ * architecture opts name would (its features, vocabulary and parameter
+ * initialization; fast draws its output weights like its embeddings, as
+ * training's zero start gives the embeddings no gradient) and compare the
+ * gradient of the mean loss of a batch of training rows, dropout off, from
+ * the training code's backward pass (for fast: the change of its SGD step
+ * of rate 1) with central finite differences of the training code's loss
+ * at `samples` entries of every parameter tensor (of embedding tables: of
+ * the rows the batch uses).  *max_err gets the largest |analytic - numeric|
+ * / max(|analytic| + |numeric|, 1e-3); see src/core/gradcheck.h for the
+ * step, entries near a kink (max pooling) and tensors without a gradient.
+ */
+cai_status	cai_textclf_gradcheck(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+								  int samples, double *max_err, cai_error *err);
+
+/*
  * Build an inference model from a validated model file (task text
  * classification).  The model uses mf's tensors in place (no copy): the
  * caller keeps mf, and the buffer of a cai_format_read_view, alive and

@@ -48,6 +48,13 @@ textclf_train(const cai_options *opts, const cai_train_set *set, const char *pro
 }
 
 static cai_status
+textclf_gradcheck(const cai_options *opts, const cai_train_set *set, int samples, double *max_rel_err,
+				  cai_error *err)
+{
+	return cai_textclf_gradcheck(opts, set->n_labels, set->texts, samples, max_rel_err, err);
+}
+
+static cai_status
 textclf_load_fast(const cai_model_file *mf, void **impl, cai_error *err)
 {
 	return cai_textclf_load_fast(mf, (cai_textclf **) impl, err);
@@ -102,6 +109,13 @@ ner_train(const cai_options *opts, const cai_train_set *set, const char *provena
 {
 	return cai_ner_train(opts, set->sentences, set->valid_sentences, set->vectors, provenance_json,
 						 progress, progress_ctx, model, model_len, metrics_json, err);
+}
+
+static cai_status
+ner_gradcheck(const cai_options *opts, const cai_train_set *set, int samples, double *max_rel_err,
+			  cai_error *err)
+{
+	return cai_ner_gradcheck(opts, set->sentences, samples, max_rel_err, err);
 }
 
 static cai_status
@@ -160,14 +174,14 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
  * ------------------------------------------------------------------------ */
 
 #define TEXTCLF_ARCH(name, defs, n_defs, blas, load) \
-	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
+	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_gradcheck, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
 	 textclf_classify, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
 	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false, textclf_load_fast),
 	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true,
 				 textclf_load_accurate),
-	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
+	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 NULL, ner_tag, ner_tag_batch, ner_entities},
 };
 
@@ -242,6 +256,13 @@ cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **
 	return cai_options_parse((*arch)->options, *(*arch)->n_options, json, out, err);
 }
 
+/* Open OpenBLAS if architecture a multiplies matrices (src/core/blas.h). */
+static cai_status
+blas_ready(const cai_arch *a, cai_error *err)
+{
+	return a->uses_blas ? cai_blas_load(err) : CAI_OK;
+}
+
 /* Does set hold the training data of a's task kind? */
 static bool
 set_fits(const cai_arch *a, const cai_train_set *set)
@@ -251,24 +272,27 @@ set_fits(const cai_arch *a, const cai_train_set *set)
 	return a->task->kind == CAI_KIND_CLASSIFY ? set->texts != NULL : set->sentences != NULL;
 }
 
+static cai_status
+wrong_data(const cai_arch *a, cai_error *err)
+{
+	return cai_error_set(err, CAI_ERR_INVALID, "a %s model is trained from %s", a->task->name,
+						 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" : "sentences of tagged tokens");
+}
+
 cai_status
 cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
 			   const char *provenance_json, cai_progress_fn progress, void *progress_ctx,
 			   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
+	cai_status	st;
+
 	*model = NULL;
 	*model_len = 0;
 	*metrics_json = NULL;
 	if (!set_fits(a, set))
-		return cai_error_set(err, CAI_ERR_INVALID, "a %s model is trained from %s", a->task->name,
-							 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" : "sentences of tagged tokens");
-	if (a->uses_blas)
-	{
-		cai_status	st = cai_blas_load(err);
-
-		if (st != CAI_OK)
-			return st;
-	}
+		return wrong_data(a, err);
+	if ((st = blas_ready(a, err)) != CAI_OK)
+		return st;
 	return a->train(opts, set, provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
 }
 
@@ -276,6 +300,20 @@ size_t
 cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const cai_train_set *set)
 {
 	return set_fits(a, set) ? a->train_memory(opts, set) : 0;
+}
+
+cai_status
+cai_arch_gradcheck(const cai_arch *a, const cai_options *opts, const cai_train_set *set, int samples,
+				   double *max_rel_err, cai_error *err)
+{
+	cai_status	st;
+
+	*max_rel_err = 0.0;
+	if (!set_fits(a, set))
+		return wrong_data(a, err);
+	if ((st = blas_ready(a, err)) != CAI_OK)
+		return st;
+	return a->gradcheck(opts, set, samples, max_rel_err, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -343,8 +381,8 @@ cai_model_load(const uint8_t *buf, size_t len, bool view, bool verify, cai_model
 		st = cai_format_read(buf, len, &m->mf, err);
 	if (st == CAI_OK)
 		st = find_arch(m->mf->meta_json, &m->arch, err);
-	if (st == CAI_OK && m->arch->uses_blas)
-		st = cai_blas_load(err);
+	if (st == CAI_OK)
+		st = blas_ready(m->arch, err);
 	if (st == CAI_OK)
 		st = m->arch->load(m->mf, &m->impl, err);
 	if (st != CAI_OK)

@@ -477,3 +477,32 @@ done:
 	cai_options_free(own);
 	return st;
 }
+
+cai_status
+cai_textclf_gradcheck(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+					  int samples, double *max_err, cai_error *err)
+{
+	cai_grad_probe probe;
+	const char *arch;
+	cai_status	st;
+
+	*max_err = 0.0;
+	if (opts == NULL || train == NULL || train->n == 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "options and training rows are required");
+	if (n_labels < 2 || n_labels > TEXTCLF_MAX_LABELS)
+		return cai_error_set(err, CAI_ERR_INVALID, "need 2 to %d classes", TEXTCLF_MAX_LABELS);
+	if ((st = check_data(train, n_labels, "training", err)) != CAI_OK)
+		return st;
+	arch = cai_opt_string(opts, "architecture");
+	if (arch == NULL || strcmp(arch, "fast") == 0)
+		st = cai_textclf_fast_grad_probe(opts, n_labels, train, &probe, err);
+	else if (strcmp(arch, "accurate") == 0)
+		st = cai_textclf_accurate_grad_probe(opts, n_labels, train, &probe, err);
+	else
+		st = cai_error_set(err, CAI_ERR_INVALID, "unknown architecture \"%s\"", arch);
+	if (st != CAI_OK)
+		return st;
+	st = cai_gradcheck_compare(&probe, samples, max_err, err);
+	probe.free(probe.ctx);
+	return st;
+}

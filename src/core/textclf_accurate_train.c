@@ -828,6 +828,123 @@ acc_snapshot(void *ctx)
 	t->best_acc_correct = t->acc_correct;
 }
 
+/* ---------------------------------------------------------------------- */
+/* The gradient check's probe (gradcheck.h)                       */
+/* ---------------------------------------------------------------------- */
+
+typedef struct AccProbe
+{
+	AccTrain	t;
+	const AccBatch *bt;			/* the checked batch */
+} AccProbe;
+
+static void
+acc_probe_free(void *ctx)
+{
+	AccProbe   *ap = ctx;
+
+	acc_train_free(&ap->t);
+	cai_free(ap);
+}
+
+/* acc_batch_step on the batch, dropout and word dropout off; its gradient copied out. */
+static cai_status
+acc_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
+{
+	AccProbe   *ap = ctx;
+	AccTrain   *t = &ap->t;
+	cai_status	st;
+
+	if ((st = acc_batch_step(t, ap->bt, t->order + ap->bt->first, 0.0f, 0.0f, &t->rng, loss, err)) != CAI_OK)
+		return st;
+	if (grad != NULL)
+		for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
+			memcpy(grad[i], cai_slab_grad(&t->slab, t->pi[i]), sizeof(float) * t->slab.params[t->pi[i]].numel);
+	return CAI_OK;
+}
+
+/* See textclf_internal.h: the training's batch with the most padded positions, at its initialization. */
+cai_status
+cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+								cai_grad_probe *probe, cai_error *err)
+{
+	AccProbe   *ap = cai_calloc(1, sizeof(AccProbe));
+	AccTrain   *t;
+	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
+	cai_trainer tk;
+	cai_textclf_token_rule rule = {
+		.bytes_per_token = ACC_BYTES_PER_TOKEN, .eos = 0, .norm = acc_rows_token_norm, .hash = acc_word_hash,
+	};
+	size_t		max_ids;
+	cai_status	st;
+
+	memset(probe, 0, sizeof(*probe));
+	if (ap == NULL)
+		return NOMEM(err);
+	t = &ap->t;
+	cai_slab_init(&t->slab);
+	t->L = n_labels;
+	t->cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
+	cai_trainer_init(&tk, NULL, NULL, 0.0);
+	if ((st = acc_params_from_options(opts, &t->p, err)) != CAI_OK)
+		goto fail;
+	rule.max_tokens = t->p.max_tokens;
+	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
+								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
+								err)) != CAI_OK ||
+		(st = cai_textclf_tokenize_rows(&t->rows, &rule, &tk, &t->types, &t->tok_off, &t->tok_type,
+										&t->tok_cap, err)) != CAI_OK ||
+		(st = acc_prepare_bags(t, cai_opt_int(opts, "min_count"), err)) != CAI_OK)
+		goto fail;
+	t->order = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	t->len_key = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	if (t->order == NULL || t->len_key == NULL)
+	{
+		st = NOMEM(err);
+		goto fail;
+	}
+	for (size_t r = 0; r < t->rows.n_tr; r++)
+	{
+		t->order[r] = (int32_t) r;
+		t->len_key[r] = (int32_t) (t->tok_off[r + 1] - t->tok_off[r]);
+	}
+	cai_rng_seed(&t->rng, (uint64_t) cai_opt_int(opts, "seed"));
+	if ((st = acc_sort_by_length(t, err)) != CAI_OK ||
+		(st = acc_make_batches(t, (int) cai_opt_int(opts, "batch_size"), &max_ids, err)) != CAI_OK ||
+		(st = acc_init_params(t, &t->cfg, &t->rng, err)) != CAI_OK)
+		goto fail;
+	ap->bt = &t->batches[0];
+	for (size_t b = 1; b < t->n_batches; b++)
+		if ((int64_t) t->batches[b].n * t->batches[b].T > (int64_t) ap->bt->n * ap->bt->T)
+			ap->bt = &t->batches[b];
+
+	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	probe->n_tensors = ACC_N_FLOAT_TENSORS;
+	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
+	{
+		probe->name[i] = specs[i].name;
+		probe->data[i] = cai_slab_data(&t->slab, t->pi[i]);
+		probe->numel[i] = spec_numel(&specs[i]);
+	}
+	/* the embedding rows of the batch's bags: b_ids as a first step fills it, and every later step alike */
+	{
+		double		loss;
+
+		if ((st = acc_probe_loss(ap, NULL, &loss, err)) != CAI_OK)
+			goto fail;
+	}
+	probe->rows[0] = t->b_ids;
+	probe->n_rows[0] = (size_t) t->b_offs[(size_t) ap->bt->n * (size_t) (ap->bt->T > 0 ? ap->bt->T : 1)];
+	probe->row_len[0] = t->p.dim;
+	probe->loss = acc_probe_loss;
+	probe->free = acc_probe_free;
+	probe->ctx = ap;
+	return CAI_OK;
+fail:
+	acc_probe_free(ap);
+	return st;
+}
+
 cai_status
 cai_textclf_accurate_train(const cai_options *opts, const char *const *label_names, int n_labels,
 						   const cai_textclf_data *train, const cai_textclf_data *valid,

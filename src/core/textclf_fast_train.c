@@ -709,6 +709,144 @@ fast_snapshot(void *ctx)
 	memcpy(t->best_pred, t->pred, sizeof(int32_t) * t->n_eval);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The gradient check's probe (gradcheck.h)                       */
+/* ---------------------------------------------------------------------- */
+
+#define FAST_GRAD_ROWS 8		/* training rows of the checked batch */
+
+typedef struct FastProbe
+{
+	FastTrain	t;
+	size_t		n_rows;			/* the batch: training rows [0, n_rows) */
+	float	   *work;			/* (n_params) parameters a step of rate 1 changes */
+} FastProbe;
+
+static void
+fast_probe_free(void *ctx)
+{
+	FastProbe  *fp = ctx;
+
+	fast_train_free(&fp->t);
+	cai_free(fp->work);
+	cai_free(fp);
+}
+
+/*
+ * The mean loss of the batch from fast_sgd_step at rate 0 (its forward pass
+ * and loss; it changes nothing); the gradient from fast_sgd_step at rate 1
+ * on a copy of the parameters, plain SGD, so minus the change is the
+ * gradient.
+ */
+static cai_status
+fast_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
+{
+	FastProbe  *fp = ctx;
+	FastTrain  *t = &fp->t;
+	float	   *params = t->params;
+	const size_t n_e = (size_t) (t->V + t->K) * (size_t) t->p.dim;
+	const double scale = 1.0 / (double) fp->n_rows;
+	double		sum = 0.0;
+
+	if (grad != NULL)
+	{
+		memset(grad[0], 0, sizeof(float) * n_e);
+		memset(grad[1], 0, sizeof(float) * (t->n_params - n_e));
+	}
+	for (size_t r = 0; r < fp->n_rows; r++)
+	{
+		const uint32_t *f = t->feat + t->feat_off[r];
+		size_t		k = t->feat_off[r + 1] - t->feat_off[r];
+
+		if (grad == NULL)
+		{
+			sum += fast_sgd_step(t, f, k, t->rows.lab[r], 0.0f);
+			continue;
+		}
+		memcpy(fp->work, params, sizeof(float) * t->n_params);
+		t->params = fp->work;
+		sum += fast_sgd_step(t, f, k, t->rows.lab[r], 1.0f);
+		t->params = params;
+		for (size_t i = 0; i < t->n_params; i++)
+		{
+			float	   *g = i < n_e ? grad[0] + i : grad[1] + (i - n_e);
+
+			*g += (float) (((double) params[i] - (double) fp->work[i]) * scale);
+		}
+	}
+	*loss = sum * scale;
+	return CAI_OK;
+}
+
+/* See textclf_internal.h: the training's features of the first training rows. */
+cai_status
+cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+							cai_grad_probe *probe, cai_error *err)
+{
+	FastProbe  *fp = cai_calloc(1, sizeof(FastProbe));
+	FastTrain  *t;
+	cai_trainer tk;
+	cai_textclf_token_rule rule = {
+		.bytes_per_token = FAST_BYTES_PER_TOKEN, .norm = fast_token_norm, .hash = fast_word_hash,
+	};
+	size_t		n_e;
+	cai_status	st;
+
+	memset(probe, 0, sizeof(*probe));
+	if (fp == NULL)
+		return NOMEM(err);
+	t = &fp->t;
+	t->L = n_labels;
+	cai_trainer_init(&tk, NULL, NULL, 0.0);
+	if ((st = fast_params_from_options(opts, &t->p, err)) != CAI_OK)
+		goto fail;
+	rule.max_tokens = t->p.max_tokens;
+	rule.eos = t->p.eos;
+	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
+								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
+								err)) != CAI_OK ||
+		(st = cai_textclf_tokenize_rows(&t->rows, &rule, &tk, &t->types, &t->tok_off, &t->tok_type,
+										&t->tok_cap, err)) != CAI_OK ||
+		(st = fast_prepare_vocab(t, cai_opt_int(opts, "min_count"), err)) != CAI_OK ||
+		(st = fast_prepare_features(t, err)) != CAI_OK)
+		goto fail;
+	fp->n_rows = t->rows.n_tr < FAST_GRAD_ROWS ? t->rows.n_tr : FAST_GRAD_ROWS;
+	n_e = (size_t) (t->V + t->K) * (size_t) t->p.dim;
+	t->n_params = n_e + (size_t) n_labels * (size_t) t->p.dim;
+	t->params = cai_malloc(sizeof(float) * t->n_params);
+	fp->work = cai_malloc(sizeof(float) * t->n_params);
+	t->hidden = cai_malloc(sizeof(float) * (size_t) t->p.dim);
+	t->grad = cai_malloc(sizeof(float) * (size_t) t->p.dim);
+	t->probs = cai_malloc(sizeof(float) * (size_t) n_labels);
+	if (t->params == NULL || fp->work == NULL || t->hidden == NULL || t->grad == NULL || t->probs == NULL)
+	{
+		st = NOMEM(err);
+		goto fail;
+	}
+	/* a point where the softmax is not flat: every weight U(-0.5, 0.5) */
+	cai_rng_seed(&t->rng, (uint64_t) cai_opt_int(opts, "seed"));
+	for (size_t i = 0; i < t->n_params; i++)
+		t->params[i] = cai_rng_uniform(&t->rng) - 0.5f;
+
+	probe->n_tensors = 2;
+	probe->name[0] = "fast.embedding";
+	probe->data[0] = t->params;
+	probe->numel[0] = n_e;
+	probe->rows[0] = (const int32_t *) t->feat;
+	probe->n_rows[0] = t->feat_off[fp->n_rows];
+	probe->row_len[0] = t->p.dim;
+	probe->name[1] = "fast.output.weight";
+	probe->data[1] = t->params + n_e;
+	probe->numel[1] = t->n_params - n_e;
+	probe->loss = fast_probe_loss;
+	probe->free = fast_probe_free;
+	probe->ctx = fp;
+	return CAI_OK;
+fail:
+	fast_probe_free(fp);
+	return st;
+}
+
 /* See textclf_internal.h. */
 cai_status
 cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, int n_labels,

@@ -28,6 +28,7 @@
 
 #include "cai/textclf.h"
 #include "cai/tokenize.h"
+#include "gradcheck.h"
 
 struct json_object;
 struct cai_trainer;
@@ -390,5 +391,20 @@ char	   *cai_textclf_metadata(const char *architecture, const cai_options *opts,
 cai_status	cai_textclf_return_metrics(struct json_object *metrics, double seconds,
 									   uint8_t **model, size_t *model_len,
 									   char **metrics_json, cai_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* The gradient check (gradcheck.h)                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The probe of each architecture (textclf_fast_train.c,
+ * textclf_accurate_train.c) on training rows the caller has checked; on
+ * failure nothing is left to free.
+ */
+cai_status	cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+										cai_grad_probe *probe, cai_error *err);
+cai_status	cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels,
+											const cai_textclf_data *train,
+											cai_grad_probe *probe, cai_error *err);
 
 #endif							/* CAI_TEXTCLF_INTERNAL_H */
