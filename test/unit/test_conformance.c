@@ -273,7 +273,9 @@ conform(const cai_arch *a)
 		int			calls = 0;
 		Bytes		c = train(a, o, stop_at_second_call, &calls);
 
-		CHECK(c.st == CAI_ERR_CANCELLED && c.b == NULL, "%s: a progress callback cancels mid-training (status %d)", a->name, (int) c.st);
+		CHECK(c.st == CAI_ERR_CANCELLED && c.b == NULL && c.metrics == NULL,
+			  "%s: a progress callback cancels mid-training, nothing returned (status %d)", a->name, (int) c.st);
+		CHECK(calls == 2, "%s: no progress callback after cancelling (%d calls)", a->name, calls);
 		bytes_free(&c);
 	}
 

@@ -1,9 +1,10 @@
 /*
  * test_ner.c: tag chunks and conlleval counting, spans to tags, the
- * BiLSTM-CRF tagger (gradient check, training on a toy corpus with several
- * types and Chinese characters, determinism, save/load/tag, schemes,
- * malformed tags, corrupt models, cancellation, entities in raw text,
- * data-parallel training with threads).
+ * BiLSTM-CRF tagger (training on a toy corpus with several types and
+ * Chinese characters, determinism, save/load/tag, schemes, malformed tags,
+ * corrupt models, entities in raw text, data-parallel training with threads
+ * and their cancellation).  What every architecture must do (gradient
+ * check, cancellation, memory estimate, ...) is in test_conformance.c.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -567,24 +568,6 @@ f1_of(const cai_ner *m, const Corpus *test, cai_error *err)
 	return f1;
 }
 
-static void
-test_gradcheck(void)
-{
-	Corpus		c;
-	cai_options *o = opts("{" TINY ", \"dropout\": 0, \"batch_size\": 6}");
-	cai_ner_data d;
-	double		e = 1;
-	cai_error	err;
-
-	toy_corpus(&c, 6, 11);
-	d = corpus_data(&c);
-	CHECK(cai_ner_gradcheck(o, &d, 6, &e, &err) == CAI_OK, "%s", err.msg);
-	CHECK(e < 0.01, "gradient check: max relative error %g", e);
-	printf("gradcheck max relative error %.3g\n", e);
-	cai_options_free(o);
-	corpus_free(&c);
-}
-
 /*
  * Zero-copy loading: a model viewed in a read-only mapping (trusted or
  * verified), and one without the serialized slot tables (an older model),
@@ -723,7 +706,6 @@ test_train(void)
 	toy_corpus(&tr, 600, 1);
 	toy_corpus(&te, 200, 2);
 	d = corpus_data(&tr);
-	CHECK(cai_ner_train_memory(o, &d) > 0, "train memory");
 	CHECK(cai_ner_train(o, &d, NULL, NULL, "{\"source\": \"toy\"}", progress_cb, &log, &model, &len,
 						&metrics, &err) == CAI_OK, "%s", err.msg);
 	if (model == NULL)
@@ -1166,19 +1148,6 @@ test_schemes_and_errors(void)
 		  "all O");
 	corpus_free(&c);
 
-	/* cancel from the progress callback */
-	{
-		cai_options *o3 = opts("{" TINY ", \"epochs\": 50, \"patience\": 0}");
-		ProgressLog log = {0, 0, 2, 0.0, true};
-
-		toy_corpus(&c, 400, 3);
-		d = corpus_data(&c);
-		CHECK(cai_ner_train(o3, &d, NULL, NULL, NULL, progress_cb, &log, &model, &len, &metrics, &err) ==
-			  CAI_ERR_CANCELLED && model == NULL && metrics == NULL, "cancel: %s", err.msg);
-		CHECK(log.calls == 2, "cancelled at the second call (%d)", log.calls);
-		corpus_free(&c);
-		cai_options_free(o3);
-	}
 	/* pretrained vectors of the wrong size */
 	{
 		const char *w[] = {"paris"};
@@ -1230,7 +1199,6 @@ main(void)
 	test_conlleval();
 	test_chunks();
 	test_spans();
-	test_gradcheck();
 	test_train();
 	test_threads();
 	test_schemes_and_errors();

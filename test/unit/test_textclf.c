@@ -216,15 +216,7 @@ done:
 static void
 test_cancel_and_limits(void)
 {
-	ProgressLog log = {0, 0, 1, true, 0.0};
 	Trained		r;
-
-	/* cancel on the first callback (which may come at the end of epoch 1) */
-	r = train_with("{\"epochs\": 50}", &tr.d, NULL, log_progress, &log);
-	CHECK(r.st == CAI_ERR_CANCELLED, "cancel: %s", cai_status_name(r.st));
-	CHECK(r.model == NULL && r.metrics == NULL, "nothing returned when cancelled");
-	CHECK(log.calls == 1, "no callback after cancelling (%d)", log.calls);
-	trained_free(&r);
 
 	/* max_seconds: stops after the first epoch, keeps a model */
 	r = train_with("{\"epochs\": 50, \"max_seconds\": 1e-9}", &tr.d, NULL, NULL, NULL);
@@ -346,22 +338,9 @@ test_bad_inputs(void)
 	r = train_with("{\"learning_rate\": 10, \"epochs\": 2}", &tr.d, NULL, NULL, NULL);
 	CHECK(r.st == CAI_OK || r.st == CAI_ERR_NUMERIC, "huge learning rate: ok or numeric (%s)", r.err.msg);
 	trained_free(&r);
-
-	/* memory estimate: positive and above the model it produces */
-	o = opts_of(NULL);
-	{
-		size_t		est = cai_textclf_train_memory(o, &tr.d, 3);
-
-		r = train_with(NULL, &tr.d, NULL, NULL, NULL);
-		CHECK(est > 0 && (r.st != CAI_OK || est > r.len), "estimate %zu vs model %zu", est, r.len);
-		trained_free(&r);
-	}
-	cai_options_free(o);
 }
 
 /* Apply damage to a freshly read model and expect CAI_ERR_FORMAT mentioning what. */
-typedef void (*damage_fn) (cai_model_file *mf);
-
 static void
 dmg_offsets_order(cai_model_file *mf)
 {
@@ -489,12 +468,7 @@ dmg_arch(cai_model_file *mf)
 static void
 test_corrupt_models(void)
 {
-	static const struct
-	{
-		damage_fn	fn;
-		cai_status	want;
-		const char *msg;
-	}			cases[] = {
+	static const DamageCase cases[] = {
 		{dmg_offsets_order, CAI_ERR_FORMAT, "fast.vocab.offsets"},
 		{dmg_offsets_end, CAI_ERR_FORMAT, "fast.vocab.offsets"},
 		{dmg_offsets_huge, CAI_ERR_FORMAT, "fast.vocab.offsets"},
@@ -517,27 +491,7 @@ test_corrupt_models(void)
 	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
 	if (r.st != CAI_OK)
 		return;
-	for (int i = 0; i < N_OF(cases); i++)
-	{
-		cai_model_file *mf = NULL;
-		cai_textclf *m = NULL;
-		cai_error	err = {0};
-		cai_status	st;
-
-		if (cai_format_read(r.model, r.len, &mf, &err) != CAI_OK)
-		{
-			CHECK(false, "read: %s", err.msg);
-			continue;
-		}
-		cases[i].fn(mf);
-		st = cai_textclf_load(mf, &m, &err);
-		CHECK(st == cases[i].want && strstr(err.msg, cases[i].msg) != NULL,
-			  "damage %d: got %s \"%s\", want %s mentioning \"%s\"", i, cai_status_name(st),
-			  err.msg, cai_status_name(cases[i].want), cases[i].msg);
-		CHECK(m == NULL, "no model on error");
-		cai_textclf_free(m);
-		cai_model_file_free(mf);
-	}
+	check_damage_cases(&r, cases, N_OF(cases));
 	trained_free(&r);
 }
 

@@ -528,4 +528,44 @@ log_progress(void *ctx, const cai_progress *p)
 	return l->cancel_after == 0 || l->calls < l->cancel_after;
 }
 
+/*
+ * Damage cases of a model's loading: each damages a freshly read copy of the
+ * model bytes; loading must fail with the status want and a message
+ * mentioning msg, and return no model.
+ */
+typedef void (*damage_fn) (cai_model_file *mf);
+
+typedef struct DamageCase
+{
+	damage_fn	fn;
+	cai_status	want;
+	const char *msg;
+} DamageCase;
+
+static inline void
+check_damage_cases(const Trained *r, const DamageCase *cases, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err = {0};
+		cai_status	st;
+
+		if (cai_format_read(r->model, r->len, &mf, &err) != CAI_OK)
+		{
+			CHECK(false, "read: %s", err.msg);
+			continue;
+		}
+		cases[i].fn(mf);
+		st = cai_textclf_load(mf, &m, &err);
+		CHECK(st == cases[i].want && strstr(err.msg, cases[i].msg) != NULL,
+			  "damage %d: got %s \"%s\", want %s mentioning \"%s\"", i, cai_status_name(st),
+			  err.msg, cai_status_name(cases[i].want), cases[i].msg);
+		CHECK(m == NULL, "no model on error");
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+	}
+}
+
 #endif							/* CAI_TEXTCLF_FIXTURES_H */
