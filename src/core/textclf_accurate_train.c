@@ -872,9 +872,7 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 	AccTrain   *t;
 	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
 	cai_trainer tk;
-	cai_textclf_token_rule rule = {
-		.bytes_per_token = ACC_BYTES_PER_TOKEN, .eos = 0, .norm = acc_rows_token_norm, .hash = acc_word_hash,
-	};
+	cai_textclf_token_rule rule;
 	size_t		max_ids;
 	cai_status	st;
 
@@ -888,7 +886,7 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
 	if ((st = acc_params_from_options(opts, &t->p, err)) != CAI_OK)
 		goto fail;
-	rule.max_tokens = t->p.max_tokens;
+	rule = acc_token_rule(&t->p);
 	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
 								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
 								err)) != CAI_OK ||

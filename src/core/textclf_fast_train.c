@@ -786,9 +786,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	FastProbe  *fp = cai_calloc(1, sizeof(FastProbe));
 	FastTrain  *t;
 	cai_trainer tk;
-	cai_textclf_token_rule rule = {
-		.bytes_per_token = FAST_BYTES_PER_TOKEN, .norm = fast_token_norm, .hash = fast_word_hash,
-	};
+	cai_textclf_token_rule rule;
 	size_t		n_e;
 	cai_status	st;
 
@@ -800,8 +798,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
 	if ((st = fast_params_from_options(opts, &t->p, err)) != CAI_OK)
 		goto fail;
-	rule.max_tokens = t->p.max_tokens;
-	rule.eos = t->p.eos;
+	rule = fast_token_rule(&t->p);
 	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
 								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
 								err)) != CAI_OK ||
