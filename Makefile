@@ -27,6 +27,9 @@ OPTFLAGS ?= -march=native
 PG_CPPFLAGS = -Iinclude -std=gnu11 -fno-fast-math $(OPTFLAGS) -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type -Wno-declaration-after-statement
 SHLIB_LINK = -ljson-c -lm -pthread
+# The core's functions are internal to the library: hidden, they are called
+# directly (no PLT) and need no relocation when a new connection loads it.
+src/core/%.o: CFLAGS += -fvisibility=hidden
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -250,6 +250,37 @@ avg=$(awk '{s += $1} END {if (NR) printf "%.2f", s / NR / 1000}' "$work/lat")
 is "$nlat" "${processed:-0}" "the per-transaction log has one line per transaction"
 diag "throughput $tps tps; latency ms: avg $avg p50 $p50 p95 $p95 p99 $p99 max $pmax"
 
+# --- a new connection for every query (dashboards, serverless functions):
+# the first statement of a new connection, and pgbench -C with the fast model
+# beside the same run with a trivial SQL function
+C_SECONDS=${C_SECONDS:-5}
+q -c "SELECT 1 FROM cai_train('fastlive', 'sentiment', 'reviews', options => '{\"architecture\": \"fast\", \"seed\": 1}')" >/dev/null 2>&1 \
+	&& q -c "CREATE FUNCTION trivial(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT t'" >/dev/null \
+	|| bail "train the fast model and create the trivial function"
+q -c "SELECT cai_predict('fastlive', 'warm the shared copy')" >/dev/null
+first_ms() {	# median ms of the first statement of 21 new connections: first_ms SQL
+	local i
+	for i in $(seq 21); do psql -X -q -c '\timing on' -c "$1" 2>/dev/null | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; done \
+		| sort -n | awk '{a[NR] = $1} END {print (NR == 21 ? a[11] : "?")}'
+}
+first_select1=$(first_ms "SELECT 1")
+first_version=$(first_ms "SELECT cai_version()")
+first_predict=$(first_ms "SELECT cai_predict('fastlive', 'a great film')")
+diag "first statement of a new connection, median of 21: SELECT 1 $first_select1 ms, cai_version() $first_version ms, cai_predict (fast, shared) $first_predict ms"
+[ "$first_predict" != "?" ]; ok $? "21 new connections each answered their first cai_predict"
+sed 's/cai_predict(.live.,/cai_predict('"'"'fastlive'"'"',/' "$work/predict.sql" >"$work/predict_c.sql"
+sed 's/cai_predict(.live.,/trivial(/' "$work/predict.sql" >"$work/trivial_c.sql"
+ctps() {	# ctps SCRIPT: tps and failed transactions of pgbench -C
+	(cd "$work" && pgbench -n -C -f "$1" -c "$CLIENTS" -j "$THREADS" -T "$C_SECONDS" 2>&1) >"$work/$1.out"
+	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/$1.out" | tail -n 1) $(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/$1.out")"
+}
+read -r c_trivial_tps c_trivial_failed <<<"$(ctps trivial_c.sql)"
+read -r c_predict_tps c_predict_failed <<<"$(ctps predict_c.sql)"
+c_ratio=$(awk -v a="${c_predict_tps:-0}" -v b="${c_trivial_tps:-0}" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+diag "pgbench -C, $CLIENTS clients, $C_SECONDS s: trivial SQL function ${c_trivial_tps:-?} tps, cai_predict (fast) ${c_predict_tps:-?} tps, ratio $c_ratio"
+[ "${c_trivial_failed:-1}" = 0 ] && [ "${c_predict_failed:-1}" = 0 ] && [ -n "$c_predict_tps" ]
+ok $? "pgbench -C: every transaction of both runs succeeded (a new connection each)"
+
 if [ -n "$RESULTS" ]; then
 	{
 		echo "# cai_predict under load"
@@ -280,6 +311,18 @@ if [ -n "$RESULTS" ]; then
 		echo "| long-lived session (cai_predict loop) | ${warm_mem:-?} kB | ${end_mem:-?} kB | $mem_growth MB |"
 		echo "| pgbench backends ($pgb_n, average; max growth) | $pgb_warm_avg kB | $pgb_end_avg kB | $pgb_max MB |"
 		echo "| session predicting through $CHURN_VERSIONS new deployed versions of a $big_size-byte model (after $CHURN_WARM versions; end) | ${churn_warm:-?} kB | ${churn_end:-?} kB | $churn_growth MB |"
+		echo
+		echo "A new connection for every query (\`pgbench -n -C -c $CLIENTS -j $THREADS -T $C_SECONDS\`, the same script with the fast"
+		echo "model \`fastlive\` and with \`trivial(t text) RETURNS text LANGUAGE sql AS 'SELECT t'\`, one run after the other):"
+		echo
+		echo "| statement | tps | failed | ratio to trivial |"
+		echo "|---|---:|---:|---:|"
+		echo "| \`trivial(...)\` | ${c_trivial_tps:-?} | ${c_trivial_failed:-?} | 1.00 |"
+		echo "| \`cai_predict('fastlive', ...)\` | ${c_predict_tps:-?} | ${c_predict_failed:-?} | $c_ratio |"
+		echo
+		echo "First statement of a new connection (psql \`\\timing\`, median of 21 new connections; the library is loaded by the"
+		echo "first cai_ call, the fast model is already in the shared copy): \`SELECT 1\` $first_select1 ms,"
+		echo "\`SELECT cai_version()\` $first_version ms, \`SELECT cai_predict('fastlive', 'a great film')\` $first_predict ms."
 		echo
 		echo "Result: $( [ "$_failed" -eq 0 ] && echo "all $_passed checks passed" || echo "$_failed of $((_passed + _failed)) checks FAILED") (zero failed transactions, no crash, memory growth <= $MAX_GROWTH_MB MB)."
 	} >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
