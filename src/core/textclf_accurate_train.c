@@ -38,19 +38,9 @@ typedef struct AccBatch
 typedef struct AccTrain
 {
 	AccParams	p;
-	int			L;
-	cai_textclf_rows rows;		/* train rows first, then validation rows */
-	size_t	   *tok_off;		/* (n_all + 1) */
-	int32_t    *tok_type;		/* (n_tokens) */
-	size_t		tok_cap;
-	cai_textclf_types	types;
-	int32_t		V;
-	int32_t		K;
-	cai_textclf_vocab_item  *vitems;			/* (V) */
-	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
+	cai_textclf_prep prep;		/* rows, tokens, vocabulary, bucket rows, predictions */
 	size_t	   *bag_off;		/* (n_types + 1) */
 	int32_t    *bag;			/* embedding rows of each type; the first is the word or UNK row */
-	int32_t    *bmap;			/* (buckets) bucket row or -1 */
 	/* batches */
 	int32_t    *order;			/* (n_tr) rows sorted by length */
 	int32_t    *len_key;		/* (n_tr) */
@@ -85,8 +75,6 @@ typedef struct AccTrain
 	int32_t    *ev_ids;
 	int32_t    *ev_offs;
 	float	   *probs;			/* (L) */
-	int32_t    *pred;
-	int32_t    *best_pred;
 	/* the ensemble's fast model */
 	uint8_t    *fast_bytes;
 	size_t		fast_len;
@@ -102,8 +90,6 @@ typedef struct AccTrain
 	double		lr0;
 	double		dropout;
 	double		word_dropout;
-	size_t		n_eval;
-	size_t		eval_from;
 	int64_t		step;			/* optimizer steps so far */
 	int64_t		steps_total;	/* epochs * batches */
 } AccTrain;
@@ -111,15 +97,9 @@ typedef struct AccTrain
 static void
 acc_train_free(AccTrain *t)
 {
-	cai_textclf_rows_free(&t->rows);
-	cai_free(t->tok_off);
-	cai_free(t->tok_type);
-	cai_textclf_types_free(&t->types);
-	cai_free(t->vitems);
-	cai_free(t->type_vocab);
+	cai_textclf_prep_free(&t->prep);
 	cai_free(t->bag_off);
 	cai_free(t->bag);
-	cai_free(t->bmap);
 	cai_free(t->order);
 	cai_free(t->len_key);
 	cai_free(t->batches);
@@ -147,8 +127,6 @@ acc_train_free(AccTrain *t)
 	cai_free(t->ev_ids);
 	cai_free(t->ev_offs);
 	cai_free(t->probs);
-	cai_free(t->pred);
-	cai_free(t->best_pred);
 	cai_free(t->fast_bytes);
 	cai_textclf_free(t->fast);
 	cai_model_file_free(t->fast_file);
@@ -158,28 +136,24 @@ acc_train_free(AccTrain *t)
 _Static_assert(ACC_NORM_MAX == TEXTCLF_NORM_MAX, "training normalizes, and loading checks words, with TEXTCLF_NORM_MAX bytes");
 
 /*
- * Vocabulary (types seen min_count times in training rows), bucket rows
- * (character n-gram buckets of the types seen in training rows) and the
- * embedding bag of every type, as inference builds it.
+ * Bucket rows (character n-gram buckets of the types seen in training rows)
+ * and the embedding bag of every type, as inference builds it.
  */
 static cai_status
-acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
+acc_prepare_bags(AccTrain *t, cai_error *err)
 {
-	cai_textclf_types   *tt = &t->types;
+	cai_textclf_types   *tt = &t->prep.types;
 	size_t		total = 0;
 	uint64_t	cg[ACC_NGRAMS_MAX];
 	int32_t		k = 0;
-	cai_status	st;
 
-	if ((st = cai_textclf_choose_vocab(tt, min_count, &t->type_vocab, &t->vitems, &t->V, err)) != CAI_OK)
-		return st;
 	t->bag_off = cai_calloc(tt->n + 1, sizeof(size_t));
-	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->bag_off == NULL || t->bmap == NULL)
+	t->prep.bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
+	if (t->bag_off == NULL || t->prep.bmap == NULL)
 		return NOMEM(err);
 
 	/* bucket rows: the buckets of training types, in increasing order */
-	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
 	for (size_t i = 0; i < tt->n; i++)
 	{
 		int			nc = cai_textclf_char_ngrams(t->p.minn, t->p.maxn, tt->arena + tt->off[i], tt->len[i], cg);
@@ -188,13 +162,13 @@ acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 		t->bag_off[i + 1] = total;
 		if (tt->count[i] > 0)
 			for (int j = 0; j < nc; j++)
-				t->bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)] = 0;
+				t->prep.bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)] = 0;
 	}
 	for (uint32_t b = 0; b < t->p.buckets; b++)
-		if (t->bmap[b] == 0)
-			t->bmap[b] = k++;
-	t->K = k;
-	if ((int64_t) t->V + 1 + k >= INT32_MAX)
+		if (t->prep.bmap[b] == 0)
+			t->prep.bmap[b] = k++;
+	t->prep.K = k;
+	if ((int64_t) t->prep.V + 1 + k >= INT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
 
 	t->bag = cai_malloc(sizeof(int32_t) * (total + 1));
@@ -206,13 +180,13 @@ acc_prepare_bags(AccTrain *t, int64_t min_count, cai_error *err)
 		int			nc = cai_textclf_char_ngrams(t->p.minn, t->p.maxn, tt->arena + tt->off[i], tt->len[i], cg);
 
 		t->bag_off[i] = total;
-		t->bag[total++] = t->type_vocab[i] >= 0 ? t->type_vocab[i] : t->V;
+		t->bag[total++] = t->prep.type_vocab[i] >= 0 ? t->prep.type_vocab[i] : t->prep.V;
 		for (int j = 0; j < nc; j++)
 		{
-			int32_t		row = t->bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)];
+			int32_t		row = t->prep.bmap[cai_textclf_char_bucket(cg[j], t->p.buckets)];
 
 			if (row >= 0)
-				t->bag[total++] = t->V + 1 + row;
+				t->bag[total++] = t->prep.V + 1 + row;
 		}
 	}
 	t->bag_off[tt->n] = total;
@@ -226,13 +200,13 @@ acc_row_bags(const AccTrain *t, size_t r, int32_t *ids, int32_t *offs)
 	size_t		n = 0;
 
 	offs[0] = 0;
-	for (size_t i = t->tok_off[r]; i < t->tok_off[r + 1]; i++)
+	for (size_t i = t->prep.tok_off[r]; i < t->prep.tok_off[r + 1]; i++)
 	{
-		int32_t		ty = t->tok_type[i];
+		int32_t		ty = t->prep.tok_type[i];
 
 		for (size_t j = t->bag_off[ty]; j < t->bag_off[ty + 1]; j++)
 			ids[n++] = t->bag[j];
-		offs[i - t->tok_off[r] + 1] = (int32_t) n;
+		offs[i - t->prep.tok_off[r] + 1] = (int32_t) n;
 	}
 	return n;
 }
@@ -248,24 +222,24 @@ acc_sort_by_length(AccTrain *t, cai_error *err)
 	size_t	   *cnt;
 	int32_t    *tmp;
 
-	for (size_t i = 0; i < t->rows.n_tr; i++)
+	for (size_t i = 0; i < t->prep.rows.n_tr; i++)
 		if (t->len_key[i] > max_len)
 			max_len = t->len_key[i];
 	cnt = cai_calloc((size_t) max_len + 2, sizeof(size_t));
-	tmp = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	tmp = cai_malloc(sizeof(int32_t) * (t->prep.rows.n_tr + 1));
 	if (cnt == NULL || tmp == NULL)
 	{
 		cai_free(cnt);
 		cai_free(tmp);
 		return NOMEM(err);
 	}
-	for (size_t i = 0; i < t->rows.n_tr; i++)
+	for (size_t i = 0; i < t->prep.rows.n_tr; i++)
 		cnt[t->len_key[t->order[i]] + 1]++;
 	for (int32_t l = 0; l <= max_len; l++)
 		cnt[l + 1] += cnt[l];
-	for (size_t i = 0; i < t->rows.n_tr; i++)
+	for (size_t i = 0; i < t->prep.rows.n_tr; i++)
 		tmp[cnt[t->len_key[t->order[i]]]++] = t->order[i];
-	memcpy(t->order, tmp, sizeof(int32_t) * t->rows.n_tr);
+	memcpy(t->order, tmp, sizeof(int32_t) * t->prep.rows.n_tr);
 	cai_free(cnt);
 	cai_free(tmp);
 	return CAI_OK;
@@ -282,7 +256,7 @@ acc_train_net(AccTrain *t, AccNet *net)
 
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 		views[i] = cai_slab_data(&t->slab, t->pi[i]);
-	cai_textclf_accurate_net_view(net, views, t->p.dim, t->p.hidden, t->L, t->V + 1 + t->K);
+	cai_textclf_accurate_net_view(net, views, t->p.dim, t->p.hidden, t->prep.L, t->prep.V + 1 + t->prep.K);
 }
 
 /* Forward, backward and gradients of one batch; *loss gets the mean loss. */
@@ -292,11 +266,11 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 {
 	const int	D = t->p.dim;
 	const int	H = t->p.hidden;
-	const int	L = t->L;
+	const int	L = t->prep.L;
 	const int	B = bt->n;
 	const int	T = bt->T > 0 ? bt->T : 1;
-	const int32_t R = t->V + 1 + t->K;
-	const int32_t UNK = t->V;
+	const int32_t R = t->prep.V + 1 + t->prep.K;
+	const int32_t UNK = t->prep.V;
 	cai_slab   *s = &t->slab;
 	AccNet		net;
 	cai_lstm_params gfw,
@@ -309,11 +283,11 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 	for (int b = 0; b < B; b++)
 	{
 		size_t		r = (size_t) rows[b];
-		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
 		size_t		need = 0;
 
-		for (size_t i = t->tok_off[r]; i < t->tok_off[r + 1]; i++)
-			need += t->bag_off[t->tok_type[i] + 1] - t->bag_off[t->tok_type[i]];
+		for (size_t i = t->prep.tok_off[r]; i < t->prep.tok_off[r + 1]; i++)
+			need += t->bag_off[t->prep.tok_type[i] + 1] - t->bag_off[t->prep.tok_type[i]];
 		if (n_ids + need > t->b_ids_cap)
 		{
 			size_t		nc = t->b_ids_cap * 2 > n_ids + need ? t->b_ids_cap * 2 : n_ids + need;
@@ -323,13 +297,13 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 			t->b_ids_cap = nc;
 		}
 		t->b_len[b] = (int32_t) nt;
-		t->b_y[b] = t->rows.lab[r];
+		t->b_y[b] = t->prep.rows.lab[r];
 		for (size_t i = 0; i < (size_t) T; i++)
 		{
 			t->b_offs[(size_t) b * T + i] = (int32_t) n_ids;
 			if (i < nt)
 			{
-				int32_t		ty = t->tok_type[t->tok_off[r] + i];
+				int32_t		ty = t->prep.tok_type[t->prep.tok_off[r] + i];
 				size_t		j0 = t->bag_off[ty];
 
 				for (size_t j = j0; j < t->bag_off[ty + 1]; j++)
@@ -410,7 +384,7 @@ acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss,
 	for (size_t i = 0; i < n; i++)
 	{
 		size_t		r = from + i;
-		int			T = (int) (t->tok_off[r + 1] - t->tok_off[r]);
+		int			T = (int) (t->prep.tok_off[r + 1] - t->prep.tok_off[r]);
 
 		if ((i & 255) == 255 && !cai_trainer_tick(tk, tk->p.fraction))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
@@ -420,14 +394,14 @@ acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss,
 			return st;
 		if (t->fast != NULL)
 		{
-			const float *f = t->fast_probs + i * (size_t) t->L;
+			const float *f = t->fast_probs + i * (size_t) t->prep.L;
 
-			t->acc_correct += cai_argmax(t->probs, t->L) == t->rows.lab[r];
-			for (int c = 0; c < t->L; c++)
+			t->acc_correct += cai_argmax(t->probs, t->prep.L) == t->prep.rows.lab[r];
+			for (int c = 0; c < t->prep.L; c++)
 				t->probs[c] = 0.5f * (t->probs[c] + f[c]);
 		}
-		t->pred[i] = cai_argmax(t->probs, t->L);
-		loss -= log(fmax((double) t->probs[t->rows.lab[r]], 1e-30));
+		t->prep.pred[i] = cai_argmax(t->probs, t->prep.L);
+		loss -= log(fmax((double) t->probs[t->prep.rows.lab[r]], 1e-30));
 	}
 	*mean_loss = n > 0 ? loss / (double) n : 0.0;
 	return CAI_OK;
@@ -516,15 +490,15 @@ acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *labe
 		  cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
 		  cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
 		  cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
-		  cai_json_put(aj, "vocab_size", json_object_new_int(t->V)) &&
-		  cai_json_put(aj, "bucket_rows", json_object_new_int(t->K)) &&
+		  cai_json_put(aj, "vocab_size", json_object_new_int(t->prep.V)) &&
+		  cai_json_put(aj, "bucket_rows", json_object_new_int(t->prep.K)) &&
 		  cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&
 		  cai_json_put(aj, "training", json_object_get(train_opts))))
 	{
 		json_object_put(aj);
 		aj = NULL;
 	}
-	return cai_textclf_metadata("accurate", opts, label_names, t->L, aj, metrics, prov);
+	return cai_textclf_metadata("accurate", opts, label_names, t->prep.L, aj, metrics, prov);
 }
 
 static cai_status
@@ -536,10 +510,10 @@ acc_serialize(AccTrain *t, const char *meta, uint8_t **model, size_t *model_len,
 	int			nt = 0;
 	cai_status	st;
 
-	if ((st = cai_textclf_pack_tables(&t->types, t->vitems, t->V, ACC_SEED_WORD, t->bmap, t->p.buckets,
-									  t->K, "accurate", ts, &nt, &tab, err)) != CAI_OK)
+	if ((st = cai_textclf_pack_tables(&t->prep.types, t->prep.vitems, t->prep.V, ACC_SEED_WORD, t->prep.bmap, t->p.buckets,
+									  t->prep.K, "accurate", ts, &nt, &tab, err)) != CAI_OK)
 		goto done;
-	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	cai_textclf_accurate_tensor_specs((int64_t) t->prep.V + 1 + t->prep.K, t->p.dim, t->p.hidden, t->prep.L, specs);
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 		cai_textclf_tensor(&ts[nt++], specs[i].name, CAI_F32, specs[i].ndim, specs[i].shape[0],
 						   specs[i].shape[1], t->best + t->slab.params[t->pi[i]].offset);
@@ -568,9 +542,11 @@ acc_fast_progress(void *ctx, const cai_progress *p)
  */
 static cai_status
 acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_names,
-			   const cai_textclf_data *train, const cai_textclf_data *valid,
-			   size_t eval_from, size_t n_eval, cai_trainer *tk, cai_error *err)
+			   const cai_textclf_data *train, const cai_textclf_data *valid, cai_trainer *tk,
+			   cai_error *err)
 {
+	const size_t eval_from = t->prep.eval_from;
+	const size_t n_eval = t->prep.n_eval;
 	char		js[512];
 	cai_options *fo = NULL;
 	json_object *fprov;
@@ -594,7 +570,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 		cai_options_free(fo);
 		return NOMEM(err);
 	}
-	st = cai_textclf_fast_train(fo, label_names, t->L, train, valid, fprov, acc_fast_progress, tk,
+	st = cai_textclf_fast_train(fo, label_names, t->prep.L, train, valid, fprov, acc_fast_progress, tk,
 								&t->fast_bytes, &t->fast_len, &fmetrics, &e2);
 	json_object_put(fprov);
 	cai_options_free(fo);
@@ -606,20 +582,20 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	/* the loaded model uses the model file's tensors: keep it until acc_train_free */
 	if ((st = cai_textclf_load_fast(t->fast_file, &t->fast, err)) != CAI_OK)
 		return st;
-	t->fast_probs = cai_malloc(sizeof(float) * (n_eval * (size_t) t->L + 1));
+	t->fast_probs = cai_malloc(sizeof(float) * (n_eval * (size_t) t->prep.L + 1));
 	if (t->fast_probs == NULL)
 		return NOMEM(err);
 	t->fast_correct = 0;
 	for (size_t i = 0; i < n_eval; i++)
 	{
 		size_t		r = eval_from + i;
-		float	   *f = t->fast_probs + i * (size_t) t->L;
+		float	   *f = t->fast_probs + i * (size_t) t->prep.L;
 
 		if ((i & 255) == 255 && !cai_trainer_tick(tk, 0.0))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		if ((st = cai_textclf_predict(t->fast, t->rows.txt[r], t->rows.len[r], f, err)) != CAI_OK)
+		if ((st = cai_textclf_predict(t->fast, t->prep.rows.txt[r], t->prep.rows.len[r], f, err)) != CAI_OK)
 			return st;
-		t->fast_correct += cai_argmax(f, t->L) == t->rows.lab[r];
+		t->fast_correct += cai_argmax(f, t->prep.L) == t->prep.rows.lab[r];
 	}
 	return CAI_OK;
 }
@@ -634,7 +610,7 @@ acc_init_params(AccTrain *t, const cai_optim_config *cfg, cai_rng *rng, cai_erro
 	cai_status	st;
 
 	cai_slab_init(&t->slab);
-	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	cai_textclf_accurate_tensor_specs((int64_t) t->prep.V + 1 + t->prep.K, t->p.dim, t->p.hidden, t->prep.L, specs);
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 		if ((st = cai_slab_declare(&t->slab, specs[i].name, specs[i].ndim, specs[i].shape,
 								   &t->pi[i], err)) != CAI_OK)
@@ -651,7 +627,7 @@ acc_init_params(AccTrain *t, const cai_optim_config *cfg, cai_rng *rng, cai_erro
 	bw.b = cai_slab_data(&t->slab, t->pi[6]);
 	cai_lstm_init(&fw, t->p.dim, t->p.hidden, rng);
 	cai_lstm_init(&bw, t->p.dim, t->p.hidden, rng);
-	cai_init_xavier(cai_slab_data(&t->slab, t->pi[7]), spec_numel(&specs[7]), 4 * t->p.hidden, t->L, rng);
+	cai_init_xavier(cai_slab_data(&t->slab, t->pi[7]), spec_numel(&specs[7]), 4 * t->p.hidden, t->prep.L, rng);
 	t->best = cai_malloc(sizeof(float) * t->slab.numel);
 	if (t->best == NULL)
 		return NOMEM(err);
@@ -668,13 +644,13 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 	int			max_rows = 1;
 	int32_t		max_pos = 1;
 
-	t->batches = cai_malloc(sizeof(AccBatch) * (t->rows.n_tr + 1));
-	t->batch_perm = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
+	t->batches = cai_malloc(sizeof(AccBatch) * (t->prep.rows.n_tr + 1));
+	t->batch_perm = cai_malloc(sizeof(int32_t) * (t->prep.rows.n_tr + 1));
 	if (t->batches == NULL || t->batch_perm == NULL)
 		return NOMEM(err);
 	t->n_batches = 0;
 	*max_ids = 0;
-	while (i < t->rows.n_tr)
+	while (i < t->prep.rows.n_tr)
 	{
 		AccBatch   *b = &t->batches[t->n_batches];
 		size_t		acts;
@@ -683,7 +659,7 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		b->first = (int32_t) i;
 		b->n = 0;
 		b->T = 1;
-		while (i < t->rows.n_tr && b->n < batch_size)
+		while (i < t->prep.rows.n_tr && b->n < batch_size)
 		{
 			int32_t		l = t->len_key[t->order[i]];
 			int32_t		T = l > b->T ? l : b->T;
@@ -705,12 +681,12 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		t->batch_perm[t->n_batches] = (int32_t) t->n_batches;
 		t->n_batches++;
 	}
-	for (size_t r = 0; r < t->rows.n_tr + t->rows.n_va; r++)
+	for (size_t r = 0; r < t->prep.rows.n_tr + t->prep.rows.n_va; r++)
 	{
 		size_t		n = 0;
 
-		for (size_t j = t->tok_off[r]; j < t->tok_off[r + 1]; j++)
-			n += t->bag_off[t->tok_type[j] + 1] - t->bag_off[t->tok_type[j]];
+		for (size_t j = t->prep.tok_off[r]; j < t->prep.tok_off[r + 1]; j++)
+			n += t->bag_off[t->prep.tok_type[j] + 1] - t->bag_off[t->prep.tok_type[j]];
 		if (n > *max_ids)
 			*max_ids = n;
 	}
@@ -734,8 +710,8 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		t->dfeatd = cai_malloc(sizeof(float) * M * 4 * H);
 		t->mask = cai_malloc(M * 4 * H);
 		t->am = cai_malloc(sizeof(int32_t) * M * 2 * H);
-		t->logits = cai_malloc(sizeof(float) * M * (size_t) t->L);
-		t->dlogits = cai_malloc(sizeof(float) * M * (size_t) t->L);
+		t->logits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
+		t->dlogits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
 		if (t->acts == NULL || t->b_offs == NULL || t->b_len == NULL || t->b_y == NULL ||
 			t->x == NULL || t->dx == NULL || t->h == NULL || t->dh == NULL || t->feat == NULL ||
 			t->featd == NULL || t->dfeat == NULL || t->dfeatd == NULL || t->mask == NULL ||
@@ -743,6 +719,40 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 			return NOMEM(err);
 	}
 	return CAI_OK;
+}
+
+/*
+ * The training data as batches, and the initial parameters: rows, tokens
+ * and vocabulary (cai_textclf_prepare), the bags of every type, the
+ * training rows sorted by length, the batches (*max_ids: the most bag ids
+ * of a row) and the parameters from the seeded rng.
+ */
+static cai_status
+acc_prepare(AccTrain *t, const cai_options *opts, int n_labels, const cai_textclf_data *train,
+			const cai_textclf_data *valid, cai_trainer *tk, size_t *max_ids, cai_error *err)
+{
+	cai_textclf_token_rule rule = acc_token_rule(&t->p);
+	size_t		n_tr;
+	cai_status	st;
+
+	if ((st = cai_textclf_prepare(opts, n_labels, train, valid, &rule, tk, &t->prep, err)) != CAI_OK ||
+		(st = acc_prepare_bags(t, err)) != CAI_OK)
+		return st;
+	n_tr = t->prep.rows.n_tr;
+	t->order = cai_malloc(sizeof(int32_t) * (n_tr + 1));
+	t->len_key = cai_malloc(sizeof(int32_t) * (n_tr + 1));
+	if (t->order == NULL || t->len_key == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_tr; r++)
+	{
+		t->order[r] = (int32_t) r;
+		t->len_key[r] = (int32_t) (t->prep.tok_off[r + 1] - t->prep.tok_off[r]);
+	}
+	cai_rng_seed(&t->rng, (uint64_t) cai_opt_int(opts, "seed"));
+	if ((st = acc_sort_by_length(t, err)) != CAI_OK ||
+		(st = acc_make_batches(t, (int) cai_opt_int(opts, "batch_size"), max_ids, err)) != CAI_OK)
+		return st;
+	return acc_init_params(t, &t->cfg, &t->rng, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -756,7 +766,7 @@ acc_begin_epoch(void *ctx, int epoch, cai_error *err)
 	AccTrain   *t = ctx;
 	cai_status	st;
 
-	cai_rng_shuffle(&t->rng, t->order, t->rows.n_tr);
+	cai_rng_shuffle(&t->rng, t->order, t->prep.rows.n_tr);
 	if ((st = acc_sort_by_length(t, err)) != CAI_OK)
 		return st;
 	cai_rng_shuffle(&t->rng, t->batch_perm, t->n_batches);
@@ -811,9 +821,9 @@ acc_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss,
 	cai_status	st;
 
 	*loss = 0;
-	if ((st = acc_eval(t, tr, t->eval_from, t->n_eval, loss, err)) != CAI_OK)
+	if ((st = acc_eval(t, tr, t->prep.eval_from, t->prep.n_eval, loss, err)) != CAI_OK)
 		return st;
-	cai_classification_scores(t->rows.lab + t->eval_from, t->pred, t->n_eval, t->L, score, &mf1);
+	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
 }
 
@@ -824,7 +834,7 @@ acc_snapshot(void *ctx)
 	AccTrain   *t = ctx;
 
 	memcpy(t->best, t->slab.data, sizeof(float) * t->slab.numel);
-	memcpy(t->best_pred, t->pred, sizeof(int32_t) * t->n_eval);
+	memcpy(t->prep.best_pred, t->prep.pred, sizeof(int32_t) * t->prep.n_eval);
 	t->best_acc_correct = t->acc_correct;
 }
 
@@ -872,7 +882,6 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 	AccTrain   *t;
 	AccTensorSpec specs[ACC_N_FLOAT_TENSORS];
 	cai_trainer tk;
-	cai_textclf_token_rule rule;
 	size_t		max_ids;
 	cai_status	st;
 
@@ -881,42 +890,17 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 		return NOMEM(err);
 	t = &ap->t;
 	cai_slab_init(&t->slab);
-	t->L = n_labels;
 	t->cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
-	if ((st = acc_params_from_options(opts, &t->p, err)) != CAI_OK)
-		goto fail;
-	rule = acc_token_rule(&t->p);
-	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
-								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
-								err)) != CAI_OK ||
-		(st = cai_textclf_tokenize_rows(&t->rows, &rule, &tk, &t->types, &t->tok_off, &t->tok_type,
-										&t->tok_cap, err)) != CAI_OK ||
-		(st = acc_prepare_bags(t, cai_opt_int(opts, "min_count"), err)) != CAI_OK)
-		goto fail;
-	t->order = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
-	t->len_key = cai_malloc(sizeof(int32_t) * (t->rows.n_tr + 1));
-	if (t->order == NULL || t->len_key == NULL)
-	{
-		st = NOMEM(err);
-		goto fail;
-	}
-	for (size_t r = 0; r < t->rows.n_tr; r++)
-	{
-		t->order[r] = (int32_t) r;
-		t->len_key[r] = (int32_t) (t->tok_off[r + 1] - t->tok_off[r]);
-	}
-	cai_rng_seed(&t->rng, (uint64_t) cai_opt_int(opts, "seed"));
-	if ((st = acc_sort_by_length(t, err)) != CAI_OK ||
-		(st = acc_make_batches(t, (int) cai_opt_int(opts, "batch_size"), &max_ids, err)) != CAI_OK ||
-		(st = acc_init_params(t, &t->cfg, &t->rng, err)) != CAI_OK)
+	if ((st = acc_params_from_options(opts, &t->p, err)) != CAI_OK ||
+		(st = acc_prepare(t, opts, n_labels, train, NULL, &tk, &max_ids, err)) != CAI_OK)
 		goto fail;
 	ap->bt = &t->batches[0];
 	for (size_t b = 1; b < t->n_batches; b++)
 		if ((int64_t) t->batches[b].n * t->batches[b].T > (int64_t) ap->bt->n * ap->bt->T)
 			ap->bt = &t->batches[b];
 
-	cai_textclf_accurate_tensor_specs((int64_t) t->V + 1 + t->K, t->p.dim, t->p.hidden, t->L, specs);
+	cai_textclf_accurate_tensor_specs((int64_t) t->prep.V + 1 + t->prep.K, t->p.dim, t->p.hidden, t->prep.L, specs);
 	probe->n_tensors = ACC_N_FLOAT_TENSORS;
 	for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 	{
@@ -951,7 +935,6 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 {
 	AccTrain	t;
 	cai_trainer tk;
-	cai_trainer_config tc;
 	const cai_trainer_hooks hooks = {
 		.ctx = &t, .begin_epoch = acc_begin_epoch, .train_epoch = acc_train_epoch,
 		.evaluate = acc_evaluate, .snapshot = acc_snapshot,
@@ -967,10 +950,8 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
 	const int	threads = (int) cai_opt_int(opts, "threads");
 	const int	old_threads = cai_blas_get_threads();
-	cai_textclf_token_rule rule;
 	size_t		max_ids = 0;
-	size_t		n_eval,
-				eval_from;
+	size_t		n_eval;
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
@@ -981,7 +962,6 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	memset(&t, 0, sizeof(t));
 	cai_slab_init(&t.slab);
 	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
-	t.L = n_labels;
 	t.cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
 	t.lr0 = lr0;
 	t.dropout = dropout;
@@ -989,7 +969,6 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 
 	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
-	rule = acc_token_rule(&t.p);
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) ||
 		min_count < 1 || batch_size < 1)
 		return cai_error_set(err, CAI_ERR_INVALID,
@@ -998,34 +977,9 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		return st;
 	cai_blas_set_threads(threads);
 
-	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, &eval_from, &n_eval,
-								err)) != CAI_OK)
+	if ((st = acc_prepare(&t, opts, n_labels, train, valid, &tk, &max_ids, err)) != CAI_OK)
 		goto done;
-	t.n_eval = n_eval;
-	t.eval_from = eval_from;
-	if ((st = cai_textclf_tokenize_rows(&t.rows, &rule, &tk, &t.types, &t.tok_off, &t.tok_type,
-										&t.tok_cap, err)) != CAI_OK ||
-		(st = acc_prepare_bags(&t, min_count, err)) != CAI_OK)
-		goto done;
-
-	/* rows by length, batches */
-	t.order = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
-	t.len_key = cai_malloc(sizeof(int32_t) * (t.rows.n_tr + 1));
-	if (t.order == NULL || t.len_key == NULL)
-	{
-		st = NOMEM(err);
-		goto done;
-	}
-	for (size_t r = 0; r < t.rows.n_tr; r++)
-	{
-		t.order[r] = (int32_t) r;
-		t.len_key[r] = (int32_t) (t.tok_off[r + 1] - t.tok_off[r]);
-	}
-	cai_rng_seed(&t.rng, seed);
-	if ((st = acc_sort_by_length(&t, err)) != CAI_OK ||
-		(st = acc_make_batches(&t, batch_size, &max_ids, err)) != CAI_OK ||
-		(st = acc_init_params(&t, &t.cfg, &t.rng, err)) != CAI_OK)
-		goto done;
+	n_eval = t.prep.n_eval;
 
 	/* evaluation buffers */
 	{
@@ -1033,9 +987,9 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		size_t		nf;
 		AccNet		net;
 
-		for (size_t r = eval_from; r < eval_from + n_eval; r++)
-			if ((int) (t.tok_off[r + 1] - t.tok_off[r]) > maxT)
-				maxT = (int) (t.tok_off[r + 1] - t.tok_off[r]);
+		for (size_t r = t.prep.eval_from; r < t.prep.eval_from + n_eval; r++)
+			if ((int) (t.prep.tok_off[r + 1] - t.prep.tok_off[r]) > maxT)
+				maxT = (int) (t.prep.tok_off[r + 1] - t.prep.tok_off[r]);
 		acc_train_net(&t, &net);
 		if (!cai_textclf_accurate_infer_floats(&net, maxT, &nf))
 		{
@@ -1046,37 +1000,21 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		t.ev_ids = cai_malloc(sizeof(int32_t) * (max_ids + 1));
 		t.ev_offs = cai_malloc(sizeof(int32_t) * ((size_t) maxT + 1));
 		t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
-		t.pred = cai_malloc(sizeof(int32_t) * n_eval);
-		t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
-		if (t.ev_scratch == NULL || t.ev_ids == NULL || t.ev_offs == NULL || t.probs == NULL ||
-			t.pred == NULL || t.best_pred == NULL)
+		if (t.ev_scratch == NULL || t.ev_ids == NULL || t.ev_offs == NULL || t.probs == NULL)
 		{
 			st = NOMEM(err);
 			goto done;
 		}
 	}
 
-	if ((st = acc_train_fast(&t, opts, label_names, train, valid, eval_from, n_eval, &tk, err)) != CAI_OK)
+	if ((st = acc_train_fast(&t, opts, label_names, train, valid, &tk, err)) != CAI_OK)
 		goto done;
 
 	if (epochs == 0)
-		epochs = cai_textclf_auto_epochs(t.rows.n_tr, ACC_AUTO_UPDATES, ACC_AUTO_MIN_EPOCHS, ACC_AUTO_MAX_EPOCHS);
+		epochs = cai_textclf_auto_epochs(t.prep.rows.n_tr, ACC_AUTO_UPDATES, ACC_AUTO_MIN_EPOCHS, ACC_AUTO_MAX_EPOCHS);
 	t.steps_total = (int64_t) epochs * (int64_t) t.n_batches;
-	tc.epochs = epochs;
-	tc.patience = patience;
-	tc.has_validation = t.rows.n_va > 0;	/* without validation rows the last epoch is kept */
-	tc.time_check_after_epoch = true;
-	if ((st = cai_trainer_run(&tk, &tc, &hooks, err)) != CAI_OK)
-		goto done;
-	if (!cai_all_finite(t.best, t.slab.numel))
-	{
-		st = cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (a weight is not finite); lower learning_rate");
-		goto done;
-	}
-	seconds = cai_trainer_seconds(&tk);
-
-	if ((st = cai_textclf_train_metrics(&tk, &t.rows, eval_from, n_eval, t.best_pred, label_names,
-										n_labels, epochs, t.V, t.K, prov, seed, &metrics, err)) != CAI_OK)
+	if ((st = cai_textclf_run_epochs(&tk, &hooks, epochs, patience, &t.prep, t.best, t.slab.numel, label_names,
+									 prov, seed, &seconds, &metrics, err)) != CAI_OK)
 		goto done;
 	train_opts = json_object_new_object();
 	if (train_opts == NULL ||

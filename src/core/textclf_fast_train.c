@@ -24,28 +24,14 @@
 typedef struct FastTrain
 {
 	FastParams	p;
-	int			L;
-	cai_textclf_rows rows;		/* train rows first, then validation rows */
-	/* tokens as type ids */
-	size_t	   *tok_off;		/* (n_all + 1) */
-	int32_t    *tok_type;		/* (n_tokens) */
-	size_t		tok_cap;
-	cai_textclf_types	types;
-	/* vocabulary */
-	int32_t		V;
-	int32_t    *type_vocab;		/* (n_types) vocabulary id or -1 */
-	cai_textclf_vocab_item  *vitems;			/* (V) */
+	cai_textclf_prep prep;		/* rows, tokens, vocabulary, bucket rows, predictions */
 	/* character n-gram buckets of every type */
 	size_t	   *type_cg_off;	/* (n_types + 1) */
 	uint32_t   *type_cg;		/* (n_type_cg) */
 	/* features: row ids of E, after remapping (V + bucket row) */
 	size_t	   *feat_off;		/* (n_all + 1) */
 	uint32_t   *feat;			/* (n_feat) */
-	int32_t    *bmap;			/* (buckets) bucket row or -1 */
-	int32_t		K;
-	/* evaluation rows [eval_from, eval_from + n_eval): validation or training rows */
-	size_t		eval_from;
-	size_t		n_eval;
+	/* the evaluation rows (prep.eval_from on) as inference sees them */
 	size_t	   *ev_off;			/* (n_eval + 1) */
 	uint32_t   *ev;				/* word vector ids (< V) or V + bucket row */
 	float	   *wordvec;		/* (V, D) word row plus its character n-gram rows */
@@ -60,8 +46,6 @@ typedef struct FastTrain
 	float	   *probs;			/* (L) */
 	uint32_t   *kept;			/* (max features of a row) */
 	int32_t    *order;			/* (n_tr) */
-	int32_t    *pred;			/* (n_va or n_tr) predictions of the current model */
-	int32_t    *best_pred;		/* (same) predictions of the best epoch */
 	/* the epochs (trainer hooks) */
 	cai_rng		rng;			/* initialization, shuffles, dropout */
 	double		lr0;
@@ -73,17 +57,11 @@ typedef struct FastTrain
 static void
 fast_train_free(FastTrain *t)
 {
-	cai_textclf_rows_free(&t->rows);
-	cai_free(t->tok_off);
-	cai_free(t->tok_type);
-	cai_textclf_types_free(&t->types);
-	cai_free(t->type_vocab);
-	cai_free(t->vitems);
+	cai_textclf_prep_free(&t->prep);
 	cai_free(t->type_cg_off);
 	cai_free(t->type_cg);
 	cai_free(t->feat_off);
 	cai_free(t->feat);
-	cai_free(t->bmap);
 	cai_free(t->ev_off);
 	cai_free(t->ev);
 	cai_free(t->wordvec);
@@ -95,23 +73,18 @@ fast_train_free(FastTrain *t)
 	cai_free(t->probs);
 	cai_free(t->kept);
 	cai_free(t->order);
-	cai_free(t->pred);
-	cai_free(t->best_pred);
 }
 
 _Static_assert(FAST_NORM_MAX == TEXTCLF_NORM_MAX, "training normalizes, and loading checks words, with TEXTCLF_NORM_MAX bytes");
 
-/* Vocabulary (types seen min_count times in training) and char n-gram buckets per type. */
+/* The character n-gram buckets of every type. */
 static cai_status
-fast_prepare_vocab(FastTrain *t, int64_t min_count, cai_error *err)
+fast_prepare_char_ngrams(FastTrain *t, cai_error *err)
 {
-	cai_textclf_types  *tt = &t->types;
+	cai_textclf_types  *tt = &t->prep.types;
 	size_t		total = 0;
 	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
-	cai_status	st;
 
-	if ((st = cai_textclf_choose_vocab(tt, min_count, &t->type_vocab, &t->vitems, &t->V, err)) != CAI_OK)
-		return st;
 	t->type_cg_off = cai_calloc(tt->n + 1, sizeof(size_t));
 	if (t->type_cg_off == NULL)
 		return NOMEM(err);
@@ -152,15 +125,15 @@ static size_t
 fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
 {
 	const int	wn = t->p.word_ngrams;
-	const uint32_t V = (uint32_t) t->V;
-	size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
-	const int32_t *ty = t->tok_type + t->tok_off[r];
+	const uint32_t V = (uint32_t) t->prep.V;
+	size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
+	const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
 	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 	size_t		n = 0;
 
 	for (size_t i = 0; i < nt; i++)
 	{
-		int32_t		v = t->type_vocab[ty[i]];
+		int32_t		v = t->prep.type_vocab[ty[i]];
 
 		if (v >= 0)
 		{
@@ -172,7 +145,7 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
 		{
 			for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
 			{
-				int32_t		row = t->bmap[t->type_cg[j]];
+				int32_t		row = t->prep.bmap[t->type_cg[j]];
 
 				if (row >= 0)
 				{
@@ -187,10 +160,10 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
 			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
 			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
 			for (int g = 2; g <= have; g++)
 			{
-				int32_t		row = t->bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
+				int32_t		row = t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
 
 				if (row >= 0)
 				{
@@ -214,9 +187,9 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
 static cai_status
 fast_prepare_features(FastTrain *t, cai_error *err)
 {
-	size_t		n_all = t->rows.n_tr + t->rows.n_va;
+	size_t		n_all = t->prep.rows.n_tr + t->prep.rows.n_va;
 	const int	wn = t->p.word_ngrams;
-	const uint32_t V = (uint32_t) t->V;
+	const uint32_t V = (uint32_t) t->prep.V;
 	size_t		total = 0;
 	size_t		w;
 	int32_t		k = 0;
@@ -226,13 +199,13 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 		return NOMEM(err);
 	for (size_t r = 0; r < n_all; r++)
 	{
-		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
+		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
 
 		for (size_t i = 0; i < nt; i++)
 		{
-			int32_t		ty = t->tok_type[t->tok_off[r] + i];
+			int32_t		ty = t->prep.tok_type[t->prep.tok_off[r] + i];
 
-			total += (t->type_vocab[ty] >= 0) + (t->type_cg_off[ty + 1] - t->type_cg_off[ty]);
+			total += (t->prep.type_vocab[ty] >= 0) + (t->type_cg_off[ty + 1] - t->type_cg_off[ty]);
 			total += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
 		}
 		t->feat_off[r + 1] = total;
@@ -240,20 +213,20 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	if (total >= UINT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many features (%zu) in the training rows", total);
 	t->feat = cai_malloc(sizeof(uint32_t) * (total > 0 ? total : 1));
-	t->bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->feat == NULL || t->bmap == NULL)
+	t->prep.bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
+	if (t->feat == NULL || t->prep.bmap == NULL)
 		return NOMEM(err);
 
 	for (size_t r = 0; r < n_all; r++)
 	{
-		size_t		nt = t->tok_off[r + 1] - t->tok_off[r];
-		const int32_t *ty = t->tok_type + t->tok_off[r];
+		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
+		const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
 		uint32_t   *f = t->feat + t->feat_off[r];
 		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 
 		for (size_t i = 0; i < nt; i++)
 		{
-			int32_t		v = t->type_vocab[ty[i]];
+			int32_t		v = t->prep.type_vocab[ty[i]];
 
 			if (v >= 0)
 				*f++ = (uint32_t) v;
@@ -264,7 +237,7 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
 				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-				hist[FAST_MAX_NGRAMS - 1] = t->types.hash[ty[i]];
+				hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
 				for (int n = 2; n <= have; n++)
 					*f++ = V + fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n, t->p.buckets);
 			}
@@ -274,15 +247,15 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	}
 
 	/* bucket rows: buckets used by training rows, in increasing order */
-	memset(t->bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
-	for (size_t i = 0; i < t->feat_off[t->rows.n_tr]; i++)
+	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+	for (size_t i = 0; i < t->feat_off[t->prep.rows.n_tr]; i++)
 		if (t->feat[i] >= V)
-			t->bmap[t->feat[i] - V] = 0;
+			t->prep.bmap[t->feat[i] - V] = 0;
 	for (uint32_t b = 0; b < t->p.buckets; b++)
-		if (t->bmap[b] == 0)
-			t->bmap[b] = k++;
-	t->K = k;
-	if ((int64_t) t->V + k >= INT32_MAX)
+		if (t->prep.bmap[b] == 0)
+			t->prep.bmap[b] = k++;
+	t->prep.K = k;
+	if ((int64_t) t->prep.V + k >= INT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
 
 	/* remap in place, compacting the rows (validation rows may lose features) */
@@ -299,25 +272,43 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 
 			if (x < V)
 				t->feat[w++] = x;
-			else if (t->bmap[x - V] >= 0)
-				t->feat[w++] = V + (uint32_t) t->bmap[x - V];
+			else if (t->prep.bmap[x - V] >= 0)
+				t->feat[w++] = V + (uint32_t) t->prep.bmap[x - V];
 		}
 	}
 	t->feat_off[n_all] = w;
 
 	/* the evaluation rows as inference sees them */
-	t->ev_off = cai_calloc(t->n_eval + 1, sizeof(size_t));
+	t->ev_off = cai_calloc(t->prep.n_eval + 1, sizeof(size_t));
 	if (t->ev_off == NULL)
 		return NOMEM(err);
-	for (size_t r = 0; r < t->n_eval; r++)
-		t->ev_off[r + 1] = t->ev_off[r] + fast_eval_features(t, t->eval_from + r, NULL);
+	for (size_t r = 0; r < t->prep.n_eval; r++)
+		t->ev_off[r + 1] = t->ev_off[r] + fast_eval_features(t, t->prep.eval_from + r, NULL);
 
-	t->ev = cai_malloc(sizeof(uint32_t) * (t->ev_off[t->n_eval] > 0 ? t->ev_off[t->n_eval] : 1));
+	t->ev = cai_malloc(sizeof(uint32_t) * (t->ev_off[t->prep.n_eval] > 0 ? t->ev_off[t->prep.n_eval] : 1));
 	if (t->ev == NULL)
 		return NOMEM(err);
-	for (size_t r = 0; r < t->n_eval; r++)
-		fast_eval_features(t, t->eval_from + r, t->ev + t->ev_off[r]);
+	for (size_t r = 0; r < t->prep.n_eval; r++)
+		fast_eval_features(t, t->prep.eval_from + r, t->ev + t->ev_off[r]);
 	return CAI_OK;
+}
+
+/*
+ * The training data as feature rows: rows, tokens and vocabulary
+ * (cai_textclf_prepare), then the character n-grams of every type and the
+ * features of every row.
+ */
+static cai_status
+fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_textclf_data *train,
+			 const cai_textclf_data *valid, cai_trainer *tk, cai_error *err)
+{
+	cai_textclf_token_rule rule = fast_token_rule(&t->p);
+	cai_status	st;
+
+	if ((st = cai_textclf_prepare(opts, n_labels, train, valid, &rule, tk, &t->prep, err)) != CAI_OK ||
+		(st = fast_prepare_char_ngrams(t, err)) != CAI_OK)
+		return st;
+	return fast_prepare_features(t, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -349,9 +340,9 @@ static double
 fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 {
 	const int	D = t->p.dim;
-	const int	L = t->L;
+	const int	L = t->prep.L;
 	float	   *E = t->params;
-	float	   *W = E + (size_t) (t->V + t->K) * D;
+	float	   *W = E + (size_t) (t->prep.V + t->prep.K) * D;
 	float	   *h = t->hidden;
 	float	   *dh = t->grad;
 	float	   *p = t->probs;
@@ -392,20 +383,20 @@ fast_word_vectors(FastTrain *t)
 	const int	D = t->p.dim;
 	const float *E = t->params;
 
-	for (int32_t v = 0; v < t->V; v++)
+	for (int32_t v = 0; v < t->prep.V; v++)
 	{
-		int32_t		ty = t->vitems[v].type;
+		int32_t		ty = t->prep.vitems[v].type;
 		float	   *wv = t->wordvec + (size_t) v * D;
 		int32_t		cnt = 1;
 
 		memcpy(wv, E + (size_t) v * D, sizeof(float) * (size_t) D);
 		for (size_t j = t->type_cg_off[ty]; j < t->type_cg_off[ty + 1]; j++)
 		{
-			int32_t		row = t->bmap[t->type_cg[j]];
+			int32_t		row = t->prep.bmap[t->type_cg[j]];
 
 			if (row >= 0)
 			{
-				vec_add(wv, E + ((size_t) t->V + (size_t) row) * D, D);
+				vec_add(wv, E + ((size_t) t->prep.V + (size_t) row) * D, D);
 				cnt++;
 			}
 		}
@@ -422,16 +413,16 @@ static bool
 fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
 {
 	const int	D = t->p.dim;
-	const int	L = t->L;
+	const int	L = t->prep.L;
 	const float *E = t->params;
-	const float *W = E + (size_t) (t->V + t->K) * D;
-	const uint32_t V = (uint32_t) t->V;
+	const float *W = E + (size_t) (t->prep.V + t->prep.K) * D;
+	const uint32_t V = (uint32_t) t->prep.V;
 	double		loss = 0.0;
 
 	fast_word_vectors(t);
-	for (size_t r = 0; r < t->n_eval; r++)
+	for (size_t r = 0; r < t->prep.n_eval; r++)
 	{
-		int32_t		y = t->rows.lab[t->eval_from + r];
+		int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
 		int64_t		nf = 0;
 		int			best = 0;
 		double		lse;
@@ -473,7 +464,7 @@ fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
 		loss += lse - zy;
 		pred[r] = best;
 	}
-	*mean_loss = t->n_eval > 0 ? loss / (double) t->n_eval : 0.0;
+	*mean_loss = t->prep.n_eval > 0 ? loss / (double) t->prep.n_eval : 0.0;
 	return true;
 }
 
@@ -568,13 +559,13 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 		  cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
 		  cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
 		  cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
-		  cai_json_put(fj, "vocab_size", json_object_new_int(t->V)) &&
-		  cai_json_put(fj, "bucket_rows", json_object_new_int(t->K))))
+		  cai_json_put(fj, "vocab_size", json_object_new_int(t->prep.V)) &&
+		  cai_json_put(fj, "bucket_rows", json_object_new_int(t->prep.K))))
 	{
 		json_object_put(fj);
 		fj = NULL;
 	}
-	return cai_textclf_metadata("fast", opts, label_names, t->L, fj, metrics, prov);
+	return cai_textclf_metadata("fast", opts, label_names, t->prep.L, fj, metrics, prov);
 }
 
 static cai_status
@@ -587,36 +578,36 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 	int32_t    *wordcnt = NULL;
 	cai_textclf_fast fm;			/* the loader's view, to compute what it would */
 	const int	D = t->p.dim;
-	size_t		R = (size_t) t->V + (size_t) t->K;
+	size_t		R = (size_t) t->prep.V + (size_t) t->prep.K;
 	cai_status	st;
 
-	if ((st = cai_textclf_pack_tables(&t->types, t->vitems, t->V, FAST_SEED_WORD, t->bmap, t->p.buckets,
-									  t->K, "fast", ts, &nt, &tab, err)) != CAI_OK)
+	if ((st = cai_textclf_pack_tables(&t->prep.types, t->prep.vitems, t->prep.V, FAST_SEED_WORD, t->prep.bmap, t->p.buckets,
+									  t->prep.K, "fast", ts, &nt, &tab, err)) != CAI_OK)
 		goto done;
 	memset(&fm, 0, sizeof(fm));
 	fm.p = t->p;
-	fm.n_vocab = t->V;
-	fm.n_bucket_rows = t->K;
+	fm.n_vocab = t->prep.V;
+	fm.n_bucket_rows = t->prep.K;
 	fm.emb = t->best;
 	fm.vocab = tab.vocab;
 	fm.bucket = tab.bucket;
 	if (R > 0)
 		cai_textclf_tensor(&ts[nt++], "fast.embedding", CAI_F32, 2, (int64_t) R, D, t->best);
-	if (t->V > 0)
+	if (t->prep.V > 0)
 	{
 		/* word vectors exactly as the loader of an older model computes them */
-		wordvec = cai_malloc(sizeof(float) * (size_t) t->V * (size_t) D);
-		wordcnt = cai_malloc(sizeof(int32_t) * (size_t) t->V);
+		wordvec = cai_malloc(sizeof(float) * (size_t) t->prep.V * (size_t) D);
+		wordcnt = cai_malloc(sizeof(int32_t) * (size_t) t->prep.V);
 		if (wordvec == NULL || wordcnt == NULL)
 		{
 			st = NOMEM(err);
 			goto done;
 		}
 		cai_textclf_fast_compute_word_vectors(&fm, wordvec, wordcnt);
-		cai_textclf_tensor(&ts[nt++], "fast.word_vectors", CAI_F32, 2, t->V, D, wordvec);
-		cai_textclf_tensor(&ts[nt++], "fast.word_counts", CAI_I32, 1, t->V, 0, wordcnt);
+		cai_textclf_tensor(&ts[nt++], "fast.word_vectors", CAI_F32, 2, t->prep.V, D, wordvec);
+		cai_textclf_tensor(&ts[nt++], "fast.word_counts", CAI_I32, 1, t->prep.V, 0, wordcnt);
 	}
-	cai_textclf_tensor(&ts[nt++], "fast.output.weight", CAI_F32, 2, t->L, D, t->best + R * (size_t) D);
+	cai_textclf_tensor(&ts[nt++], "fast.output.weight", CAI_F32, 2, t->prep.L, D, t->best + R * (size_t) D);
 	st = cai_format_write(meta, ts, nt, model, model_len, err);
 done:
 	cai_textclf_tables_free(&tab);
@@ -634,7 +625,7 @@ fast_begin_epoch(void *ctx, int epoch, cai_error *err)
 {
 	FastTrain  *t = ctx;
 
-	cai_rng_shuffle(&t->rng, t->order, t->rows.n_tr);
+	cai_rng_shuffle(&t->rng, t->order, t->prep.rows.n_tr);
 	return CAI_OK;
 }
 
@@ -647,7 +638,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 	size_t		rows_done = 0;
 	cai_status	st;
 
-	for (size_t i = 0; i < t->rows.n_tr; i++)
+	for (size_t i = 0; i < t->prep.rows.n_tr; i++)
 	{
 		size_t		r = (size_t) t->order[i];
 		const uint32_t *f = t->feat + t->feat_off[r];
@@ -674,7 +665,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 			f = t->kept;
 			k = m;
 		}
-		loss_sum += fast_sgd_step(t, f, k, t->rows.lab[r], lr);
+		loss_sum += fast_sgd_step(t, f, k, t->prep.rows.lab[r], lr);
 		t->step++;
 		rows_done++;
 	}
@@ -693,9 +684,9 @@ fast_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss
 	FastTrain  *t = ctx;
 	double		mf1;
 
-	if (!fast_eval(t, tr, t->pred, loss))
+	if (!fast_eval(t, tr, t->prep.pred, loss))
 		return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-	cai_classification_scores(t->rows.lab + t->eval_from, t->pred, t->n_eval, t->L, score, &mf1);
+	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
 }
 
@@ -706,7 +697,7 @@ fast_snapshot(void *ctx)
 	FastTrain  *t = ctx;
 
 	memcpy(t->best, t->params, sizeof(float) * t->n_params);
-	memcpy(t->best_pred, t->pred, sizeof(int32_t) * t->n_eval);
+	memcpy(t->prep.best_pred, t->prep.pred, sizeof(int32_t) * t->prep.n_eval);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -744,7 +735,7 @@ fast_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
 	FastProbe  *fp = ctx;
 	FastTrain  *t = &fp->t;
 	float	   *params = t->params;
-	const size_t n_e = (size_t) (t->V + t->K) * (size_t) t->p.dim;
+	const size_t n_e = (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
 	const double scale = 1.0 / (double) fp->n_rows;
 	double		sum = 0.0;
 
@@ -760,12 +751,12 @@ fast_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
 
 		if (grad == NULL)
 		{
-			sum += fast_sgd_step(t, f, k, t->rows.lab[r], 0.0f);
+			sum += fast_sgd_step(t, f, k, t->prep.rows.lab[r], 0.0f);
 			continue;
 		}
 		memcpy(fp->work, params, sizeof(float) * t->n_params);
 		t->params = fp->work;
-		sum += fast_sgd_step(t, f, k, t->rows.lab[r], 1.0f);
+		sum += fast_sgd_step(t, f, k, t->prep.rows.lab[r], 1.0f);
 		t->params = params;
 		for (size_t i = 0; i < t->n_params; i++)
 		{
@@ -786,7 +777,6 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	FastProbe  *fp = cai_calloc(1, sizeof(FastProbe));
 	FastTrain  *t;
 	cai_trainer tk;
-	cai_textclf_token_rule rule;
 	size_t		n_e;
 	cai_status	st;
 
@@ -794,21 +784,12 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	if (fp == NULL)
 		return NOMEM(err);
 	t = &fp->t;
-	t->L = n_labels;
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
-	if ((st = fast_params_from_options(opts, &t->p, err)) != CAI_OK)
+	if ((st = fast_params_from_options(opts, &t->p, err)) != CAI_OK ||
+		(st = fast_prepare(t, opts, n_labels, train, NULL, &tk, err)) != CAI_OK)
 		goto fail;
-	rule = fast_token_rule(&t->p);
-	if ((st = cai_textclf_split(train, NULL, cai_opt_float(opts, "validation_fraction"), n_labels,
-								(uint64_t) cai_opt_int(opts, "seed"), &t->rows, &t->eval_from, &t->n_eval,
-								err)) != CAI_OK ||
-		(st = cai_textclf_tokenize_rows(&t->rows, &rule, &tk, &t->types, &t->tok_off, &t->tok_type,
-										&t->tok_cap, err)) != CAI_OK ||
-		(st = fast_prepare_vocab(t, cai_opt_int(opts, "min_count"), err)) != CAI_OK ||
-		(st = fast_prepare_features(t, err)) != CAI_OK)
-		goto fail;
-	fp->n_rows = t->rows.n_tr < FAST_GRAD_ROWS ? t->rows.n_tr : FAST_GRAD_ROWS;
-	n_e = (size_t) (t->V + t->K) * (size_t) t->p.dim;
+	fp->n_rows = t->prep.rows.n_tr < FAST_GRAD_ROWS ? t->prep.rows.n_tr : FAST_GRAD_ROWS;
+	n_e = (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
 	t->n_params = n_e + (size_t) n_labels * (size_t) t->p.dim;
 	t->params = cai_malloc(sizeof(float) * t->n_params);
 	fp->work = cai_malloc(sizeof(float) * t->n_params);
@@ -853,7 +834,6 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 {
 	FastTrain	t;
 	cai_trainer tk;
-	cai_trainer_config tc;
 	const cai_trainer_hooks hooks = {
 		.ctx = &t, .begin_epoch = fast_begin_epoch, .train_epoch = fast_train_epoch,
 		.evaluate = fast_evaluate, .snapshot = fast_snapshot,
@@ -865,11 +845,8 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	const int64_t min_count = cai_opt_int(opts, "min_count");
 	const int	patience = (int) cai_opt_int(opts, "patience");
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
-	cai_textclf_token_rule rule;
 	size_t		R;
 	size_t		max_feat = 0;
-	size_t		n_eval;
-	size_t		eval_from;
 	double		seconds;
 	uint64_t	fingerprint;
 	json_object *metrics = NULL;
@@ -878,53 +855,40 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 	memset(&t, 0, sizeof(t));
 	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
-	t.L = n_labels;
 	t.lr0 = lr0;
 	t.dropout = dropout;
 
 	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
 		return st;
-	rule = fast_token_rule(&t.p);
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
 	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
 
-	if ((st = cai_textclf_split(train, valid, frac, n_labels, seed, &t.rows, &eval_from, &n_eval,
-								err)) != CAI_OK)
-		goto done;
-	t.n_eval = n_eval;
-	t.eval_from = eval_from;
-	if ((st = cai_textclf_tokenize_rows(&t.rows, &rule, &tk, &t.types, &t.tok_off, &t.tok_type,
-										&t.tok_cap, err)) != CAI_OK ||
-		(st = fast_prepare_vocab(&t, min_count, err)) != CAI_OK ||
-		(st = fast_prepare_features(&t, err)) != CAI_OK)
+	if ((st = fast_prepare(&t, opts, n_labels, train, valid, &tk, err)) != CAI_OK)
 		goto done;
 
 	/* the token table is no longer needed */
-	cai_free(t.tok_type);
-	t.tok_type = NULL;
+	cai_free(t.prep.tok_type);
+	t.prep.tok_type = NULL;
 
 	/* parameters: E uniform(-1/D, 1/D), W zero (as fastText) */
-	R = (size_t) t.V + (size_t) t.K;
+	R = (size_t) t.prep.V + (size_t) t.prep.K;
 	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim;
 	t.params = cai_calloc(t.n_params, sizeof(float));
 	t.best = cai_malloc(sizeof(float) * t.n_params);
 	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
-	t.order = cai_malloc(sizeof(int32_t) * t.rows.n_tr);
-	t.wordvec = cai_malloc(sizeof(float) * ((size_t) t.V * (size_t) t.p.dim + 1));
-	t.wordcnt = cai_malloc(sizeof(int32_t) * ((size_t) t.V + 1));
-	t.pred = cai_malloc(sizeof(int32_t) * n_eval);
-	t.best_pred = cai_malloc(sizeof(int32_t) * n_eval);
-	for (size_t r = 0; r < t.rows.n_tr; r++)
+	t.order = cai_malloc(sizeof(int32_t) * t.prep.rows.n_tr);
+	t.wordvec = cai_malloc(sizeof(float) * ((size_t) t.prep.V * (size_t) t.p.dim + 1));
+	t.wordcnt = cai_malloc(sizeof(int32_t) * ((size_t) t.prep.V + 1));
+	for (size_t r = 0; r < t.prep.rows.n_tr; r++)
 		if (t.feat_off[r + 1] - t.feat_off[r] > max_feat)
 			max_feat = t.feat_off[r + 1] - t.feat_off[r];
 	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
 	if (t.params == NULL || t.best == NULL || t.hidden == NULL || t.grad == NULL ||
-		t.probs == NULL || t.order == NULL || t.pred == NULL || t.best_pred == NULL || t.kept == NULL ||
-		t.wordvec == NULL || t.wordcnt == NULL)
+		t.probs == NULL || t.order == NULL || t.kept == NULL || t.wordvec == NULL || t.wordcnt == NULL)
 	{
 		st = NOMEM(err);
 		goto done;
@@ -937,29 +901,15 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 			t.params[i] = (2.0f * cai_rng_uniform(&t.rng) - 1.0f) * a;
 	}
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
-	for (size_t r = 0; r < t.rows.n_tr; r++)
+	for (size_t r = 0; r < t.prep.rows.n_tr; r++)
 		t.order[r] = (int32_t) r;
 
 	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
 	if (epochs == 0)
-		epochs = cai_textclf_auto_epochs(t.rows.n_tr, FAST_AUTO_UPDATES, 5, 50);
-	t.steps_total = (size_t) epochs * t.rows.n_tr;
-	tc.epochs = epochs;
-	tc.patience = patience;
-	tc.has_validation = t.rows.n_va > 0;	/* without validation rows the last epoch is kept */
-	tc.time_check_after_epoch = true;
-	if ((st = cai_trainer_run(&tk, &tc, &hooks, err)) != CAI_OK)
-		goto done;
-	if (!cai_all_finite(t.best, t.n_params))
-	{
-		st = cai_error_set(err, CAI_ERR_NUMERIC,
-						   "training diverged (a weight is not finite); lower learning_rate");
-		goto done;
-	}
-	seconds = cai_trainer_seconds(&tk);
-
-	if ((st = cai_textclf_train_metrics(&tk, &t.rows, eval_from, n_eval, t.best_pred, label_names,
-										n_labels, epochs, t.V, t.K, prov, seed, &metrics, err)) != CAI_OK)
+		epochs = cai_textclf_auto_epochs(t.prep.rows.n_tr, FAST_AUTO_UPDATES, 5, 50);
+	t.steps_total = (size_t) epochs * t.prep.rows.n_tr;
+	if ((st = cai_textclf_run_epochs(&tk, &hooks, epochs, patience, &t.prep, t.best, t.n_params, label_names,
+									 prov, seed, &seconds, &metrics, err)) != CAI_OK)
 		goto done;
 	meta = fast_metadata(&t, opts, label_names, metrics, prov, fingerprint);
 	if (meta == NULL)

@@ -32,6 +32,7 @@
 
 struct json_object;
 struct cai_trainer;
+struct cai_trainer_hooks;
 
 /*
  * Load a text classification model of one architecture (the registry's
@@ -351,19 +352,62 @@ void		cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens,
 int			cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epochs);
 
 /*
- * The validation metrics of the best epoch: the classification report of
- * pred (n_eval predictions of the rows from eval_from on), the trainer's
- * keys (cai_trainer_put_metrics), epochs_planned, vocab_size and
- * bucket_rows; also the trainer's provenance keys into prov.  *metrics (NULL
- * on failure, else the caller releases it) stays open for the architecture's
- * own keys.
+ * What both trainers, and the gradient probes, prepare first from the
+ * training data: the rows, their tokens as type ids, the vocabulary; then,
+ * filled by the architecture, its bucket rows.  Zero it before
+ * cai_textclf_prepare; release it with cai_textclf_prep_free (also on
+ * error).
  */
-cai_status	cai_textclf_train_metrics(const struct cai_trainer *tk, const cai_textclf_rows *rows,
-									  size_t eval_from, size_t n_eval, const int32_t *pred,
-									  const char *const *label_names, int n_labels,
-									  int epochs, int32_t V, int32_t K,
-									  struct json_object *prov, uint64_t seed,
-									  struct json_object **metrics, cai_error *err);
+typedef struct cai_textclf_prep
+{
+	int			L;				/* classes */
+	cai_textclf_rows rows;		/* training rows first, then validation rows */
+	/* the rows scores come from: validation rows, or training rows when there are none */
+	size_t		eval_from;
+	size_t		n_eval;
+	/* tokens as type ids (see cai_textclf_tokenize_rows) */
+	size_t	   *tok_off;		/* (n_tr + n_va + 1) */
+	int32_t    *tok_type;		/* (n_tokens) */
+	size_t		tok_cap;
+	cai_textclf_types types;
+	/* the vocabulary (see cai_textclf_choose_vocab) */
+	int32_t		V;
+	int32_t    *type_vocab;		/* (types.n + 1) vocabulary id or -1 */
+	cai_textclf_vocab_item *vitems;	/* (V) */
+	/* the architecture's: buckets with an embedding row */
+	int32_t    *bmap;			/* (buckets) bucket row or -1 */
+	int32_t		K;
+	/* predictions of the evaluation rows */
+	int32_t    *pred;			/* (n_eval) of the current parameters */
+	int32_t    *best_pred;		/* (n_eval) of the best epoch */
+} cai_textclf_prep;
+
+/*
+ * Fill prep for n_labels classes: the rows (cai_textclf_split with the
+ * options validation_fraction and seed; valid may be NULL), their tokens
+ * under rule (ticking tk), the vocabulary of the option min_count, and the
+ * prediction arrays.
+ */
+cai_status	cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+								const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
+								struct cai_trainer *tk, cai_textclf_prep *prep, cai_error *err);
+void		cai_textclf_prep_free(cai_textclf_prep *prep);
+
+/*
+ * The epochs and what follows them: cai_trainer_run for epochs with
+ * patience (without validation rows the last epoch is kept), a check that
+ * the best parameters (best, n_best floats) are finite, the seconds trained
+ * into *seconds, and the metrics of the best epoch: the classification
+ * report of prep->best_pred, the trainer's keys (cai_trainer_put_metrics),
+ * epochs_planned, vocab_size and bucket_rows; also the trainer's
+ * provenance keys into prov.  *metrics (NULL on failure, else the caller
+ * releases it) stays open for the architecture's own keys.
+ */
+cai_status	cai_textclf_run_epochs(struct cai_trainer *tk, const struct cai_trainer_hooks *hooks,
+								   int epochs, int patience, const cai_textclf_prep *prep,
+								   const float *best, size_t n_best, const char *const *label_names,
+								   struct json_object *prov, uint64_t seed, double *seconds,
+								   struct json_object **metrics, cai_error *err);
 
 /*
  * The architecture's metadata object with its first keys: feature_version,

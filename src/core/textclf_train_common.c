@@ -1,8 +1,9 @@
 /*
  * textclf_train_common.c: what the two text-classification trainers
  * (textclf_fast_train.c, textclf_accurate_train.c) share: the token
- * estimate of their memory estimates, the automatic epoch count, and after
- * their epochs the validation metrics, the model metadata and the metrics
+ * estimate of their memory estimates, the data both prepare first (also for
+ * their gradient probes), the automatic epoch count, the epochs and the
+ * validation metrics after them, the model metadata and the metrics
  * returned to the caller (see textclf_internal.h).
  */
 #include "textclf_internal.h"
@@ -46,28 +47,78 @@ cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epo
 
 /* See textclf_internal.h. */
 cai_status
-cai_textclf_train_metrics(const cai_trainer *tk, const cai_textclf_rows *rows, size_t eval_from,
-						  size_t n_eval, const int32_t *pred, const char *const *label_names,
-						  int n_labels, int epochs, int32_t V, int32_t K,
-						  struct json_object *prov, uint64_t seed,
-						  struct json_object **metrics, cai_error *err)
+cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_data *train,
+					const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
+					cai_trainer *tk, cai_textclf_prep *prep, cai_error *err)
 {
+	cai_status	st;
+
+	prep->L = n_labels;
+	if ((st = cai_textclf_split(train, valid, cai_opt_float(opts, "validation_fraction"), n_labels,
+								(uint64_t) cai_opt_int(opts, "seed"), &prep->rows, &prep->eval_from,
+								&prep->n_eval, err)) != CAI_OK ||
+		(st = cai_textclf_tokenize_rows(&prep->rows, rule, tk, &prep->types, &prep->tok_off,
+										&prep->tok_type, &prep->tok_cap, err)) != CAI_OK ||
+		(st = cai_textclf_choose_vocab(&prep->types, cai_opt_int(opts, "min_count"), &prep->type_vocab,
+									   &prep->vitems, &prep->V, err)) != CAI_OK)
+		return st;
+	prep->pred = cai_malloc(sizeof(int32_t) * prep->n_eval);
+	prep->best_pred = cai_malloc(sizeof(int32_t) * prep->n_eval);
+	if (prep->pred == NULL || prep->best_pred == NULL)
+		return NOMEM(err);
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+void
+cai_textclf_prep_free(cai_textclf_prep *prep)
+{
+	cai_textclf_rows_free(&prep->rows);
+	cai_free(prep->tok_off);
+	cai_free(prep->tok_type);
+	cai_textclf_types_free(&prep->types);
+	cai_free(prep->type_vocab);
+	cai_free(prep->vitems);
+	cai_free(prep->bmap);
+	cai_free(prep->pred);
+	cai_free(prep->best_pred);
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_run_epochs(cai_trainer *tk, const cai_trainer_hooks *hooks, int epochs, int patience,
+					   const cai_textclf_prep *prep, const float *best, size_t n_best,
+					   const char *const *label_names, struct json_object *prov, uint64_t seed,
+					   double *seconds, struct json_object **metrics, cai_error *err)
+{
+	cai_trainer_config tc;
 	char	   *report = NULL;
 	cai_status	st;
 
 	*metrics = NULL;
-	st = cai_classification_report(rows->lab + eval_from, pred, n_eval, label_names, n_labels,
-								   &report, err);
+	tc.epochs = epochs;
+	tc.patience = patience;
+	tc.has_validation = prep->rows.n_va > 0;	/* without validation rows the last epoch is kept */
+	tc.time_check_after_epoch = true;
+	if ((st = cai_trainer_run(tk, &tc, hooks, err)) != CAI_OK)
+		return st;
+	if (!cai_all_finite(best, n_best))
+		return cai_error_set(err, CAI_ERR_NUMERIC,
+							 "training diverged (a weight is not finite); lower learning_rate");
+	*seconds = cai_trainer_seconds(tk);
+
+	st = cai_classification_report(prep->rows.lab + prep->eval_from, prep->best_pred, prep->n_eval,
+								   label_names, prep->L, &report, err);
 	if (st != CAI_OK)
 		return st;
 	*metrics = cai_json_parse_object(report);
 	cai_free(report);
 	if (*metrics == NULL ||
-		!cai_trainer_put_metrics(tk, *metrics, "rows", rows->n_tr, rows->n_va) ||
+		!cai_trainer_put_metrics(tk, *metrics, "rows", prep->rows.n_tr, prep->rows.n_va) ||
 		!cai_json_put(*metrics, "epochs_planned", json_object_new_int(epochs)) ||
-		!cai_json_put(*metrics, "vocab_size", json_object_new_int(V)) ||
-		!cai_json_put(*metrics, "bucket_rows", json_object_new_int(K)) ||
-		!cai_trainer_put_provenance(prov, "rows", rows->n_tr, rows->n_va, seed))
+		!cai_json_put(*metrics, "vocab_size", json_object_new_int(prep->V)) ||
+		!cai_json_put(*metrics, "bucket_rows", json_object_new_int(prep->K)) ||
+		!cai_trainer_put_provenance(prov, "rows", prep->rows.n_tr, prep->rows.n_va, seed))
 		return NOMEM(err);
 	return CAI_OK;
 }
