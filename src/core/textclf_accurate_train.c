@@ -486,10 +486,7 @@ acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *labe
 
 	if (aj != NULL &&
 		!(cai_json_put(aj, "hidden", json_object_new_int(t->p.hidden)) &&
-		  cai_json_put(aj, "minn", json_object_new_int(t->p.minn)) &&
-		  cai_json_put(aj, "maxn", json_object_new_int(t->p.maxn)) &&
-		  cai_json_put(aj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		  cai_json_put(aj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		  cai_textclf_put_token_options(aj, t->p.minn, t->p.maxn, t->p.max_tokens, t->p.buckets) &&
 		  cai_json_put(aj, "vocab_size", json_object_new_int(t->prep.V)) &&
 		  cai_json_put(aj, "bucket_rows", json_object_new_int(t->prep.K)) &&
 		  cai_json_put(aj, "ensemble_fast", json_object_new_int(t->fast != NULL)) &&

@@ -554,10 +554,7 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 
 	if (fj != NULL &&
 		!(cai_json_put(fj, "word_ngrams", json_object_new_int(t->p.word_ngrams)) &&
-		  cai_json_put(fj, "minn", json_object_new_int(t->p.minn)) &&
-		  cai_json_put(fj, "maxn", json_object_new_int(t->p.maxn)) &&
-		  cai_json_put(fj, "max_tokens", json_object_new_int(t->p.max_tokens)) &&
-		  cai_json_put(fj, "buckets", json_object_new_int64(t->p.buckets)) &&
+		  cai_textclf_put_token_options(fj, t->p.minn, t->p.maxn, t->p.max_tokens, t->p.buckets) &&
 		  cai_json_put(fj, "eos", json_object_new_int(t->p.eos)) &&
 		  cai_json_put(fj, "vocab_size", json_object_new_int(t->prep.V)) &&
 		  cai_json_put(fj, "bucket_rows", json_object_new_int(t->prep.K))))

@@ -416,6 +416,14 @@ cai_status	cai_textclf_run_epochs(struct cai_trainer *tk, const struct cai_train
 struct json_object *cai_textclf_feature_json(int feature_version, uint64_t fingerprint, int dimensions);
 
 /*
+ * The token options (see cai_textclf_check_token_options) into the
+ * architecture's metadata object: minn, maxn, max_tokens, buckets.  false
+ * on out of memory.
+ */
+bool		cai_textclf_put_token_options(struct json_object *features, int minn, int maxn, int max_tokens,
+										  uint32_t buckets);
+
+/*
  * Metadata JSON text of a model (cai_malloc'ed; NULL on out of memory):
  * task, architecture, labels, cai_version, options, then features (the
  * object cai_textclf_feature_json began) under the architecture's name, then

@@ -143,6 +143,17 @@ cai_textclf_feature_json(int feature_version, uint64_t fingerprint, int dimensio
 }
 
 /* See textclf_internal.h. */
+bool
+cai_textclf_put_token_options(struct json_object *features, int minn, int maxn, int max_tokens,
+							  uint32_t buckets)
+{
+	return cai_json_put(features, "minn", json_object_new_int(minn)) &&
+		cai_json_put(features, "maxn", json_object_new_int(maxn)) &&
+		cai_json_put(features, "max_tokens", json_object_new_int(max_tokens)) &&
+		cai_json_put(features, "buckets", json_object_new_int64(buckets));
+}
+
+/* See textclf_internal.h. */
 char *
 cai_textclf_metadata(const char *architecture, const cai_options *opts,
 					 const char *const *label_names, int n_labels,
