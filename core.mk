@@ -94,7 +94,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 BENCH_TOOLS = gemm textclf_cli ner_cli load_bench
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libcaicore.a
+$(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libcaicore.a $(LIBS_CORE) $(if $(filter gemm,$*),-lopenblas)
 

@@ -39,6 +39,7 @@
 #include "cai/ner.h"
 #include "cai/options.h"
 #include "cai/textclf.h"
+#include "bench_util.h"
 
 #define REPS 21
 
@@ -80,107 +81,9 @@ count_free(void *ctx, void *ptr)
 	free(p);
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* ---- CoNLL reading (as bench/ner_cli.c) ---- */
-
-typedef struct Conll
-{
-	size_t		n;
-	size_t		ntok;
-	int64_t    *off;
-	char	  **tok;
-	size_t	   *len;
-	char	  **tag;
-} Conll;
-
-static int
-read_conll(const char *path, Conll *c)
-{
-	FILE	   *f = fopen(path, "r");
-	char	   *line = NULL;
-	size_t		cap = 0,
-				tcap = 1024,
-				scap = 1024;
-	ssize_t		r;
-
-	memset(c, 0, sizeof(*c));
-	if (f == NULL)
-	{
-		perror(path);
-		return -1;
-	}
-	c->off = malloc(sizeof(int64_t) * scap);
-	c->tok = malloc(sizeof(char *) * tcap);
-	c->len = malloc(sizeof(size_t) * tcap);
-	c->tag = malloc(sizeof(char *) * tcap);
-	c->off[0] = 0;
-	while ((r = getline(&line, &cap, f)) >= 0)
-	{
-		char	   *tab;
-
-		while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
-			line[--r] = '\0';
-		if (r == 0)
-		{
-			if ((int64_t) c->ntok > c->off[c->n])
-			{
-				if (c->n + 2 > scap)
-				{
-					scap *= 2;
-					c->off = realloc(c->off, sizeof(int64_t) * scap);
-				}
-				c->off[++c->n] = (int64_t) c->ntok;
-			}
-			continue;
-		}
-		tab = strrchr(line, '\t');
-		if (tab == NULL)
-			continue;
-		*tab = '\0';
-		if (c->ntok == tcap)
-		{
-			tcap *= 2;
-			c->tok = realloc(c->tok, sizeof(char *) * tcap);
-			c->len = realloc(c->len, sizeof(size_t) * tcap);
-			c->tag = realloc(c->tag, sizeof(char *) * tcap);
-		}
-		c->tok[c->ntok] = strdup(line);
-		c->len[c->ntok] = strlen(line);
-		c->tag[c->ntok] = strdup(tab + 1);
-		c->ntok++;
-	}
-	if ((int64_t) c->ntok > c->off[c->n])
-	{
-		if (c->n + 2 > scap)
-			c->off = realloc(c->off, sizeof(int64_t) * (scap + 2));
-		c->off[++c->n] = (int64_t) c->ntok;
-	}
-	free(line);
-	fclose(f);
-	return 0;
-}
-
 static int
 train_ner(const char *dir, const char *out, const char *json)
 {
-	char		path[4096];
 	Conll		tr,
 				dv;
 	cai_ner_data dtr,
@@ -193,14 +96,10 @@ train_ner(const char *dir, const char *out, const char *json)
 	FILE	   *f;
 	double		t0;
 
-	snprintf(path, sizeof(path), "%s/train.conll", dir);
-	if (read_conll(path, &tr) != 0)
+	if (read_conll_split(dir, "train", &tr) != 0 || read_conll_split(dir, "dev", &dv) != 0)
 		return 1;
-	snprintf(path, sizeof(path), "%s/dev.conll", dir);
-	if (read_conll(path, &dv) != 0)
-		return 1;
-	dtr = (cai_ner_data) {tr.n, tr.off, (const char *const *) tr.tok, tr.len, (const char *const *) tr.tag};
-	ddv = (cai_ner_data) {dv.n, dv.off, (const char *const *) dv.tok, dv.len, (const char *const *) dv.tag};
+	dtr = conll_data(&tr);
+	ddv = conll_data(&dv);
 	if (cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, json, &o, &err) != CAI_OK)
 	{
 		fprintf(stderr, "options: %s\n", err.msg);

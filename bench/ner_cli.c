@@ -20,105 +20,7 @@
 #include <json-c/json.h>
 
 #include "cai/ner.h"
-
-typedef struct Conll
-{
-	size_t		n;
-	size_t		ntok;
-	int64_t    *off;
-	char	  **tok;
-	size_t	   *len;
-	char	  **tag;
-} Conll;
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-static int
-read_conll(const char *path, Conll *c)
-{
-	FILE	   *f = fopen(path, "r");
-	char	   *line = NULL;
-	size_t		cap = 0,
-				tcap = 1024,
-				scap = 1024;
-	ssize_t		r;
-
-	memset(c, 0, sizeof(*c));
-	if (f == NULL)
-	{
-		perror(path);
-		return -1;
-	}
-	c->off = malloc(sizeof(int64_t) * scap);
-	c->tok = malloc(sizeof(char *) * tcap);
-	c->len = malloc(sizeof(size_t) * tcap);
-	c->tag = malloc(sizeof(char *) * tcap);
-	c->off[0] = 0;
-	while ((r = getline(&line, &cap, f)) >= 0)
-	{
-		char	   *tab;
-
-		while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
-			line[--r] = '\0';
-		if (r == 0)
-		{
-			if ((int64_t) c->ntok > c->off[c->n])
-			{
-				if (c->n + 2 > scap)
-				{
-					scap *= 2;
-					c->off = realloc(c->off, sizeof(int64_t) * scap);
-				}
-				c->off[++c->n] = (int64_t) c->ntok;
-			}
-			continue;
-		}
-		tab = strrchr(line, '\t');
-		if (tab == NULL)
-		{
-			fprintf(stderr, "%s: line without a tab\n", path);
-			fclose(f);
-			free(line);
-			return -1;
-		}
-		*tab = '\0';
-		if (c->ntok == tcap)
-		{
-			tcap *= 2;
-			c->tok = realloc(c->tok, sizeof(char *) * tcap);
-			c->len = realloc(c->len, sizeof(size_t) * tcap);
-			c->tag = realloc(c->tag, sizeof(char *) * tcap);
-		}
-		c->tok[c->ntok] = strdup(line);
-		c->len[c->ntok] = strlen(line);
-		c->tag[c->ntok] = strdup(tab + 1);
-		c->ntok++;
-	}
-	if ((int64_t) c->ntok > c->off[c->n])
-	{
-		if (c->n + 2 > scap)
-			c->off = realloc(c->off, sizeof(int64_t) * (scap + 2));
-		c->off[++c->n] = (int64_t) c->ntok;
-	}
-	free(line);
-	fclose(f);
-	return 0;
-}
-
-static cai_ner_data
-data_of(const Conll *c)
-{
-	cai_ner_data d = {c->n, c->off, (const char *const *) c->tok, c->len, (const char *const *) c->tag};
-
-	return d;
-}
+#include "bench_util.h"
 
 typedef struct Log
 {
@@ -161,7 +63,6 @@ main(int argc, char **argv)
 {
 	const char *optjson = argc > 1 ? argv[1] : "{}";
 	const char *dir = argc > 2 ? argv[2] : "/work/shared/data/ner/wikiann-en";
-	char		path[1024];
 	Conll		tr,
 				dv,
 				te;
@@ -183,14 +84,8 @@ main(int argc, char **argv)
 	int			best;
 
 	cai_blas_set_threads(1);
-	snprintf(path, sizeof(path), "%s/train.conll", dir);
-	if (read_conll(path, &tr) != 0)
-		return 1;
-	snprintf(path, sizeof(path), "%s/dev.conll", dir);
-	if (read_conll(path, &dv) != 0)
-		return 1;
-	snprintf(path, sizeof(path), "%s/test.conll", dir);
-	if (read_conll(path, &te) != 0)
+	if (read_conll_split(dir, "train", &tr) != 0 || read_conll_split(dir, "dev", &dv) != 0 ||
+		read_conll_split(dir, "test", &te) != 0)
 		return 1;
 	printf("# train %zu sentences (%zu tokens), dev %zu, test %zu (%zu tokens); options %s\n",
 		   tr.n, tr.ntok, dv.n, te.n, te.ntok, optjson);
@@ -199,9 +94,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "options: %s\n", err.msg);
 		return 1;
 	}
-	dtr = data_of(&tr);
-	ddv = data_of(&dv);
-	dte = data_of(&te);
+	dtr = conll_data(&tr);
+	ddv = conll_data(&dv);
+	dte = conll_data(&te);
 	printf("# training memory estimate %.1f MB\n", (double) cai_ner_train_memory(opts, &dtr) / 1048576.0);
 	memset(&log, 0, sizeof(log));
 	log.start = t0 = now();

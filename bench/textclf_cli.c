@@ -30,6 +30,7 @@
 
 #include "cai/format.h"
 #include "cai/textclf.h"
+#include "bench_util.h"
 
 typedef struct Tsv
 {
@@ -107,15 +108,6 @@ read_tsv(const char *path, Tsv *t, bool add_labels)
 	free(line);
 	fclose(f);
 	return 0;
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
 static bool

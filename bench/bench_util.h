@@ -1,0 +1,147 @@
+/*
+ * bench_util.h: what the bench tools share (load_bench.c, ner_cli.c,
+ * textclf_cli.c): a monotonic clock, a qsort order for timings, and the
+ * reader of CoNLL-style files (`token<TAB>tag` lines, a blank line between
+ * sentences).  Header-only: each tool is one .c file (core.mk's bench rule).
+ */
+#ifndef CAI_BENCH_UTIL_H
+#define CAI_BENCH_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cai/ner.h"
+
+/* Seconds on the monotonic clock. */
+static inline double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+/* qsort order of doubles, ascending (for medians of timings). */
+static inline int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* A CoNLL file: n sentences, the tokens of sentence i at [off[i], off[i + 1]). */
+typedef struct Conll
+{
+	size_t		n;
+	size_t		ntok;
+	int64_t    *off;			/* (n + 1) */
+	char	  **tok;			/* (ntok) */
+	size_t	   *len;			/* (ntok) */
+	char	  **tag;			/* (ntok) */
+} Conll;
+
+/*
+ * Read path into c: the token is what precedes the last tab of a line, the
+ * tag what follows it.  -1 (with a message) if the file cannot be opened or
+ * a non-blank line has no tab.  Allocation failures are not checked (a bench
+ * tool).
+ */
+static inline int
+read_conll(const char *path, Conll *c)
+{
+	FILE	   *f = fopen(path, "r");
+	char	   *line = NULL;
+	size_t		cap = 0,
+				tcap = 1024,
+				scap = 1024;
+	ssize_t		r;
+
+	memset(c, 0, sizeof(*c));
+	if (f == NULL)
+	{
+		perror(path);
+		return -1;
+	}
+	c->off = malloc(sizeof(int64_t) * scap);
+	c->tok = malloc(sizeof(char *) * tcap);
+	c->len = malloc(sizeof(size_t) * tcap);
+	c->tag = malloc(sizeof(char *) * tcap);
+	c->off[0] = 0;
+	while ((r = getline(&line, &cap, f)) >= 0)
+	{
+		char	   *tab;
+
+		while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+			line[--r] = '\0';
+		if (r == 0)
+		{
+			if ((int64_t) c->ntok > c->off[c->n])
+			{
+				if (c->n + 2 > scap)
+				{
+					scap *= 2;
+					c->off = realloc(c->off, sizeof(int64_t) * scap);
+				}
+				c->off[++c->n] = (int64_t) c->ntok;
+			}
+			continue;
+		}
+		tab = strrchr(line, '\t');
+		if (tab == NULL)
+		{
+			fprintf(stderr, "%s: line without a tab\n", path);
+			fclose(f);
+			free(line);
+			return -1;
+		}
+		*tab = '\0';
+		if (c->ntok == tcap)
+		{
+			tcap *= 2;
+			c->tok = realloc(c->tok, sizeof(char *) * tcap);
+			c->len = realloc(c->len, sizeof(size_t) * tcap);
+			c->tag = realloc(c->tag, sizeof(char *) * tcap);
+		}
+		c->tok[c->ntok] = strdup(line);
+		c->len[c->ntok] = strlen(line);
+		c->tag[c->ntok] = strdup(tab + 1);
+		c->ntok++;
+	}
+	if ((int64_t) c->ntok > c->off[c->n])
+	{
+		if (c->n + 2 > scap)
+			c->off = realloc(c->off, sizeof(int64_t) * (scap + 2));
+		c->off[++c->n] = (int64_t) c->ntok;
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+/* Read dir/name.conll (a data set's split: "train", "dev", "test"); as read_conll. */
+static inline int
+read_conll_split(const char *dir, const char *name, Conll *c)
+{
+	char		path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s.conll", dir, name);
+	return read_conll(path, c);
+}
+
+/* The file as the core's tagging data (pointing into c). */
+static inline cai_ner_data
+conll_data(const Conll *c)
+{
+	cai_ner_data d = {c->n, c->off, (const char *const *) c->tok, c->len, (const char *const *) c->tag};
+
+	return d;
+}
+
+#endif							/* CAI_BENCH_UTIL_H */
