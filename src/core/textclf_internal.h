@@ -13,8 +13,9 @@
  *                             loaded model, load, predict
  *   textclf_accurate_train.c  accurate: training and serialization, the
  *                             ensemble's fast model
- *   textclf_train_common.c    what both trainers share after their epochs
- *                             (end of this file)
+ *   textclf_train_common.c    what both trainers share: the prepared
+ *                             data (cai_textclf_prep), the epochs and
+ *                             what follows them (end of this file)
  *
  * Calls between the architectures go one way: the accurate model's ensemble
  * member is a fast model, which accurate trains with cai_textclf_fast_train
