@@ -92,6 +92,9 @@ typedef struct cai_arch
 
 	/* CAI_KIND_CLASSIFY: probs gets n_labels floats summing to 1 */
 	cai_status	(*classify) (const void *impl, const char *text, size_t len, float *probs, cai_error *err);
+	/* the same for n texts, probs (n, n_labels): classify row by row up to float rounding (1e-5) */
+	cai_status	(*classify_batch) (const void *impl, const char *const *texts, const size_t *lens, size_t n,
+								   float *probs, cai_error *err);
 
 	/* CAI_KIND_TAG (see cai_ner_tag, cai_ner_tag_batch, cai_ner_entities) */
 	cai_status	(*tag) (const void *impl, const char *const *tokens, const size_t *lens, size_t n,
@@ -166,6 +169,17 @@ const char *cai_model_label(const cai_model *m, int i);
 /* Run functions; CAI_ERR_INVALID naming the task when the model is of another kind. */
 cai_status	cai_model_classify(const cai_model *m, const char *text, size_t len, float *probs,
 							   cai_error *err);
+
+/*
+ * Class probabilities of n texts into probs (n, n_labels), equal to
+ * cai_model_classify row by row up to float rounding (1e-5): for scoring
+ * whole tables.  Architectures that multiply matrices run batches of texts
+ * of similar length through one forward pass (scratch bounded by the batch,
+ * not by n).  An error names the text ("text 12: ..."); probs is then
+ * undefined.
+ */
+cai_status	cai_model_classify_batch(const cai_model *m, const char *const *texts, const size_t *lens,
+									 size_t n, float *probs, cai_error *err);
 cai_status	cai_model_tag(const cai_model *m, const char *const *tokens, const size_t *lens, size_t n,
 						  const char **tags_out, float *scores, cai_error *err);
 cai_status	cai_model_tag_batch(const cai_model *m, const cai_ner_data *data, const char **tags_out,

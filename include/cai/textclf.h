@@ -103,6 +103,17 @@ const char *cai_textclf_label(const cai_textclf *m, int i);
 cai_status	cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 								float *probs, cai_error *err);
 
+/*
+ * Class probabilities of n texts (texts[i], lens[i] bytes) into probs
+ * (n, n_labels): the same as cai_textclf_predict row by row, up to float
+ * rounding (1e-5).  The accurate architecture runs its network on batches
+ * of texts of similar length (matrix products over the batch; scratch
+ * bounded by the batch, not by n); the fast one predicts text by text.  An
+ * error names the text ("text 12: ..."); probs is then undefined.
+ */
+cai_status	cai_textclf_predict_batch(const cai_textclf *m, const char *const *texts,
+									  const size_t *lens, size_t n, float *probs, cai_error *err);
+
 /* Bytes of memory the loaded model occupies (for cache accounting). */
 size_t		cai_textclf_memory(const cai_textclf *m);
 

@@ -96,6 +96,13 @@ textclf_classify(const void *impl, const char *text, size_t len, float *probs, c
 	return cai_textclf_predict(impl, text, len, probs, err);
 }
 
+static cai_status
+textclf_classify_batch(const void *impl, const char *const *texts, const size_t *lens, size_t n, float *probs,
+					   cai_error *err)
+{
+	return cai_textclf_predict_batch(impl, texts, lens, n, probs, err);
+}
+
 static size_t
 ner_train_memory(const cai_options *opts, const cai_train_set *set)
 {
@@ -175,14 +182,14 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
 
 #define TEXTCLF_ARCH(name, defs, n_defs, blas, load) \
 	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_gradcheck, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
-	 textclf_classify, NULL, NULL, NULL}
+	 textclf_classify, textclf_classify_batch, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
 	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false, textclf_load_fast),
 	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true,
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
-	 NULL, ner_tag, ner_tag_batch, ner_entities},
+	 NULL, NULL, ner_tag, ner_tag_batch, ner_entities},
 };
 
 #define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
@@ -466,6 +473,15 @@ cai_model_classify(const cai_model *m, const char *text, size_t len, float *prob
 	if (m->arch->classify == NULL)
 		return wrong_kind(m, "classify texts", err);
 	return m->arch->classify(m->impl, text, len, probs, err);
+}
+
+cai_status
+cai_model_classify_batch(const cai_model *m, const char *const *texts, const size_t *lens, size_t n,
+						 float *probs, cai_error *err)
+{
+	if (m->arch->classify_batch == NULL)
+		return wrong_kind(m, "classify texts", err);
+	return m->arch->classify_batch(m->impl, texts, lens, n, probs, err);
 }
 
 cai_status

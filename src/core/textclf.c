@@ -215,6 +215,30 @@ cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 	return cai_error_set(err, CAI_ERR_INTERNAL, "unknown architecture %d", (int) m->arch);
 }
 
+cai_status
+cai_textclf_predict_batch(const cai_textclf *m, const char *const *texts, const size_t *lens,
+						  size_t n, float *probs, cai_error *err)
+{
+	if (m == NULL || (n > 0 && (texts == NULL || lens == NULL || probs == NULL)))
+		return cai_error_set(err, CAI_ERR_INVALID, "model, texts, lengths and output are required");
+	switch (m->arch)
+	{
+		case TEXTCLF_FAST:
+			for (size_t i = 0; i < n; i++)
+			{
+				cai_error	e2 = {0};
+
+				if (cai_textclf_fast_predict(m->fast, m->n_labels, texts[i], lens[i],
+											 probs + i * (size_t) m->n_labels, &e2) != CAI_OK)
+					return cai_error_set(err, e2.status, "text %zu: %s", i, e2.msg);
+			}
+			return CAI_OK;
+		case TEXTCLF_ACCURATE:
+			return cai_textclf_accurate_predict_batch(m->acc, texts, lens, n, probs, err);
+	}
+	return cai_error_set(err, CAI_ERR_INTERNAL, "unknown architecture %d", (int) m->arch);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Loading                                                                */
 /* ---------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
  * textclf_accurate.c: the "accurate" text classification architecture,
- * inference: the network's inference, the loaded model, cai_textclf_accurate_predict, _free and _load.  Training,
+ * inference: the network's inference, the loaded model, cai_textclf_accurate_predict, _predict_batch
+ * (texts of similar length through one LSTM pass, see "Batched inference"), _free and _load.  Training,
  * serialization and the ensemble's fast model are in
  * textclf_accurate_train.c; the two share textclf_accurate_internal.h.
  *
@@ -175,21 +176,78 @@ cai_textclf_accurate_free(cai_textclf_accurate *m)
 	cai_free(m);
 }
 
+/*
+ * The bag of the normalized token norm (nl bytes) into ids (at most
+ * 1 + ACC_NGRAMS_MAX): its vocabulary row (or UNK), then its character
+ * n-grams' bucket rows.  Returns the number of rows.
+ */
+static int32_t
+acc_token_bag(const cai_textclf_accurate *m, const char *norm, size_t nl, int32_t *ids)
+{
+	const AccParams *ap = &m->p;
+	const int32_t V = m->n_vocab;
+	uint64_t	cg[ACC_NGRAMS_MAX];
+	int32_t		id = acc_vocab_find(m, norm, nl);
+	int			nc = cai_textclf_char_ngrams(ap->minn, ap->maxn, norm, nl, cg);
+	int32_t		n_ids = 0;
+
+	ids[n_ids++] = id >= 0 ? id : V;
+	for (int j = 0; j < nc; j++)
+	{
+		int32_t		r = acc_bucket_find(m, cai_textclf_char_bucket(cg[j], ap->buckets));
+
+		if (r >= 0)
+			ids[n_ids++] = V + 1 + r;
+	}
+	return n_ids;
+}
+
+/*
+ * The token bags of the n_toks tokens toks of text into ids and offs
+ * (n_toks + 1, from 0).  ids holds n_toks * (1 + ACC_NGRAMS_MAX) entries.
+ */
+static void
+acc_text_bags(const cai_textclf_accurate *m, const char *text, const cai_token *toks, size_t n_toks,
+			  int32_t *ids, int32_t *offs)
+{
+	char		norm[ACC_NORM_MAX];
+
+	offs[0] = 0;
+	for (size_t i = 0; i < n_toks; i++)
+	{
+		size_t		nl = acc_token_norm(text, toks, i, n_toks, norm);
+
+		offs[i + 1] = offs[i] + acc_token_bag(m, norm, nl, ids + offs[i]);
+	}
+}
+
+/* The ensemble: probs (L) becomes the mean of the network's and the fast model's. */
+static cai_status
+acc_ensemble(const cai_textclf_accurate *m, const char *text, size_t len, float *probs, float *f,
+			 cai_error *err)
+{
+	cai_status	st;
+
+	if (m->fast == NULL)
+		return CAI_OK;
+	if ((st = cai_textclf_predict(m->fast, text, len, f, err)) != CAI_OK)
+		return st;
+	for (int c = 0; c < m->L; c++)
+		probs[c] = 0.5f * (probs[c] + f[c]);
+	return CAI_OK;
+}
+
 cai_status
 cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, size_t len,
 							 float *probs, cai_error *err)
 {
 	const AccParams *ap = &m->p;
-	const int32_t V = m->n_vocab;
 	cai_token  *toks = NULL;
 	size_t		n_toks;
 	int32_t    *ids = NULL;
 	int32_t    *offs = NULL;
 	float	   *scratch = NULL;
 	size_t		nf;
-	size_t		n_ids = 0;
-	uint64_t	cg[ACC_NGRAMS_MAX];
-	char		norm[ACC_NORM_MAX];
 	cai_status	st;
 
 	st = cai_textclf_tokenize(text, len, ap->max_tokens, ACC_BYTES_PER_TOKEN, &toks, &n_toks, err);
@@ -208,38 +266,351 @@ cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, si
 		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory classifying a text");
 		goto done;
 	}
-	offs[0] = 0;
-	for (size_t i = 0; i < n_toks; i++)
-	{
-		size_t		nl = acc_token_norm(text, toks, i, n_toks, norm);
-		int32_t		id = acc_vocab_find(m, norm, nl);
-		int			nc = cai_textclf_char_ngrams(ap->minn, ap->maxn, norm, nl, cg);
-
-		ids[n_ids++] = id >= 0 ? id : V;
-		for (int j = 0; j < nc; j++)
-		{
-			int32_t		r = acc_bucket_find(m, cai_textclf_char_bucket(cg[j], ap->buckets));
-
-			if (r >= 0)
-				ids[n_ids++] = V + 1 + r;
-		}
-		offs[i + 1] = (int32_t) n_ids;
-	}
+	acc_text_bags(m, text, toks, n_toks, ids, offs);
 	st = cai_textclf_accurate_net_infer(&m->net, ids, offs, (int) n_toks, scratch, probs, err);
-	if (st == CAI_OK && m->fast != NULL)
+	if (st == CAI_OK)
 	{
 		float		fp[ACC_MAX_LABELS_STACK];
-		float	   *f = m->L <= ACC_MAX_LABELS_STACK ? fp : (float *) scratch;
 
 		/* scratch is no longer needed and holds at least L floats */
-		if ((st = cai_textclf_predict(m->fast, text, len, f, err)) == CAI_OK)
-			for (int c = 0; c < m->L; c++)
-				probs[c] = 0.5f * (probs[c] + f[c]);
+		st = acc_ensemble(m, text, len, probs, m->L <= ACC_MAX_LABELS_STACK ? fp : scratch, err);
 	}
 done:
 	cai_free(toks);
 	cai_free(ids);
 	cai_free(offs);
+	cai_free(scratch);
+	return st;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Batched inference                                                      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A batch is at most ACC_INFER_BATCH texts of similar token counts whose
+ * padded positions (texts x the longest one's tokens) stay within
+ * ACC_INFER_POSITIONS; a longer text is a batch of its own (its tokens are
+ * bounded by max_tokens, as in the single-text path).  So the scratch is
+ * bounded by the batch, not by n: at D = H = 64, about 3.5 MB of floats,
+ * and 1.2 MB of token cache (below); n itself costs 16 bytes a text (its
+ * token count and position, counted in a first tokenizing pass).
+ */
+#define ACC_INFER_BATCH			64
+#define ACC_INFER_POSITIONS		4096
+
+typedef struct AccBatchItem
+{
+	int32_t		T;				/* tokens */
+	size_t		pos;			/* index in the caller's arrays */
+} AccBatchItem;
+
+/* longest first, then by position (a stable, deterministic order) */
+static int
+acc_item_cmp(const void *a, const void *b)
+{
+	const AccBatchItem *x = a;
+	const AccBatchItem *y = b;
+
+	if (x->T != y->T)
+		return x->T > y->T ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * The embedding x_t of a token is a function of its normalized text, and a
+ * table's texts repeat the same few thousand tokens: a call keeps the mean
+ * bag of up to ACC_CACHE_TOKENS distinct tokens (open addressing on
+ * acc_word_hash, the strings in an arena of ACC_CACHE_BYTES), so each is
+ * looked up, hashed into n-grams and averaged once per call.  The vector is
+ * the one cai_embedding_bag_mean_forward computes for the token alone, bit
+ * for bit.  Full, it stops taking tokens (others are computed each time).
+ */
+#define ACC_CACHE_TOKENS		4096
+#define ACC_CACHE_SLOTS			(2 * ACC_CACHE_TOKENS)
+#define ACC_CACHE_BYTES			(16 * ACC_CACHE_TOKENS)
+
+typedef struct AccTokenCache
+{
+	int32_t    *slot;			/* (ACC_CACHE_SLOTS) entry + 1, 0 if empty */
+	uint64_t   *hash;			/* (ACC_CACHE_TOKENS) */
+	int32_t    *off;			/* (ACC_CACHE_TOKENS + 1) strings in bytes */
+	char	   *bytes;			/* (ACC_CACHE_BYTES) */
+	float	   *vec;			/* (ACC_CACHE_TOKENS, D) */
+	int32_t		n;
+} AccTokenCache;
+
+static bool
+acc_cache_init(AccTokenCache *c, int D)
+{
+	memset(c, 0, sizeof(*c));
+	c->slot = cai_calloc(ACC_CACHE_SLOTS, sizeof(int32_t));
+	c->hash = cai_malloc(sizeof(uint64_t) * ACC_CACHE_TOKENS);
+	c->off = cai_malloc(sizeof(int32_t) * (ACC_CACHE_TOKENS + 1));
+	c->bytes = cai_malloc(ACC_CACHE_BYTES);
+	c->vec = cai_malloc(sizeof(float) * ACC_CACHE_TOKENS * (size_t) D);
+	if (c->off != NULL)
+		c->off[0] = 0;
+	return c->slot != NULL && c->hash != NULL && c->off != NULL && c->bytes != NULL && c->vec != NULL;
+}
+
+static void
+acc_cache_free(AccTokenCache *c)
+{
+	cai_free(c->slot);
+	cai_free(c->hash);
+	cai_free(c->off);
+	cai_free(c->bytes);
+	cai_free(c->vec);
+}
+
+/*
+ * x (D) = the mean bag of the normalized token norm (nl bytes), from the
+ * cache or computed (ids: 1 + ACC_NGRAMS_MAX entries of scratch) and kept.
+ */
+static cai_status
+acc_cache_token(const cai_textclf_accurate *m, AccTokenCache *c, const char *norm, size_t nl, int32_t *ids,
+				float *x, cai_error *err)
+{
+	const AccNet *net = &m->net;
+	const size_t D = (size_t) net->D;
+	uint64_t	h = acc_word_hash(norm, nl);
+	uint32_t	s = (uint32_t) h & (ACC_CACHE_SLOTS - 1);
+	int32_t		offs[2] = {0, 0};
+	cai_status	st;
+
+	for (; c->slot[s] != 0; s = (s + 1) & (ACC_CACHE_SLOTS - 1))
+	{
+		int32_t		e = c->slot[s] - 1;
+
+		if (c->hash[e] == h && (size_t) (c->off[e + 1] - c->off[e]) == nl &&
+			memcmp(c->bytes + c->off[e], norm, nl) == 0)
+		{
+			memcpy(x, c->vec + (size_t) e * D, sizeof(float) * D);
+			return CAI_OK;
+		}
+	}
+	offs[1] = acc_token_bag(m, norm, nl, ids);
+	if ((st = cai_embedding_bag_mean_forward(x, net->emb, ids, offs, 1, net->R, net->D, err)) != CAI_OK)
+		return st;
+	if (c->n < ACC_CACHE_TOKENS && (size_t) c->off[c->n] + nl <= ACC_CACHE_BYTES)
+	{
+		int32_t		e = c->n++;
+
+		c->hash[e] = h;
+		memcpy(c->bytes + c->off[e], norm, nl);
+		c->off[e + 1] = c->off[e] + (int32_t) nl;
+		memcpy(c->vec + (size_t) e * D, x, sizeof(float) * D);
+		c->slot[s] = e + 1;
+	}
+	return CAI_OK;
+}
+
+/* Texts of the batch starting at items[i]: up to ACC_INFER_BATCH within ACC_INFER_POSITIONS. */
+static size_t
+acc_batch_end(const AccBatchItem *items, size_t n, size_t i)
+{
+	size_t		Tm = (size_t) (items[i].T > 0 ? items[i].T : 1);
+	size_t		j = i + 1;
+
+	while (j < n && j - i < ACC_INFER_BATCH && (j - i + 1) * Tm <= ACC_INFER_POSITIONS)
+		j++;
+	return j;
+}
+
+/*
+ * Scratch floats of a batch of B texts padded to Tm tokens:
+ * x (B, Tm, D) | h (B, Tm, 2H) | feat (B, 4H) | argmax (2H) | logits (B, L) | lstm work.
+ */
+static bool
+acc_batch_floats(const AccNet *net, int B, int Tm, size_t *nfloats)
+{
+	size_t		work = 0;
+	size_t		pos = (size_t) B * (size_t) Tm;
+	size_t		n;
+
+	if (cai_lstm_infer_size(B, Tm, net->D, net->H, &work, NULL) != CAI_OK)
+		return false;
+	n = pos * ((size_t) net->D + 2 * (size_t) net->H);
+	n += (size_t) B * (4 * (size_t) net->H + (size_t) net->L) + 2 * (size_t) net->H + work;
+	*nfloats = n;
+	return n < (size_t) 1 << 40;
+}
+
+/* Tokens of text (at most max_tokens), or an error naming row i. */
+static cai_status
+acc_tokenize_row(const cai_textclf_accurate *m, const char *const *texts, const size_t *lens, size_t i,
+				 cai_token **toks, size_t *n_toks, cai_error *err)
+{
+	cai_error	e2 = {0};
+	cai_status	st = cai_textclf_tokenize(texts[i], lens[i], m->p.max_tokens, ACC_BYTES_PER_TOKEN,
+										  toks, n_toks, &e2);
+
+	if (st != CAI_OK)
+		return cai_error_set(err, st, "text %zu: %s", i, e2.msg);
+	return CAI_OK;
+}
+
+/*
+ * One batch items[0..B) (longest first): the mean bags of every text's
+ * tokens (through the cache) padded to Tm = items[0].T, one bidirectional LSTM pass over the
+ * batch, each text's max and mean pooling over its own tokens, and the
+ * output layer and softmax as one product over the batch; probabilities go
+ * to probs at each text's position.
+ */
+static cai_status
+acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const size_t *lens,
+				const AccBatchItem *items, int B, AccTokenCache *cache, int32_t *ids, int32_t *len,
+				float *scratch, float *probs, cai_error *err)
+{
+	const AccNet *net = &m->net;
+	const int	D = net->D;
+	const int	H = net->H;
+	const int	L = net->L;
+	const int	Tm = items[0].T;
+	const size_t Tp = (size_t) (Tm > 0 ? Tm : 1);
+	float	   *x = scratch;	/* (B, Tm, D) */
+	float	   *h = x + (size_t) B * Tp * D;	/* (B, Tm, 2H) */
+	float	   *feat = h + (size_t) B * Tp * 2 * H;	/* (B, 4H) */
+	int32_t    *am = (int32_t *) (feat + (size_t) B * 4 * H);	/* (2H) */
+	float	   *logits = feat + (size_t) B * 4 * H + 2 * H;	/* (B, L) */
+	float	   *work = logits + (size_t) B * L;
+	cai_status	st = CAI_OK;
+
+	memset(feat, 0, sizeof(float) * (size_t) B * 4 * H);
+	for (int b = 0; b < B; b++)
+	{
+		size_t		i = items[b].pos;
+		cai_token  *toks = NULL;
+		size_t		n_toks;
+
+		if ((st = acc_tokenize_row(m, texts, lens, i, &toks, &n_toks, err)) != CAI_OK)
+			return st;
+		if (n_toks != (size_t) items[b].T)
+		{
+			cai_free(toks);
+			return cai_error_set(err, CAI_ERR_INTERNAL, "text %zu: tokens changed between two passes", i);
+		}
+		len[b] = (int32_t) n_toks;
+		for (size_t t = 0; t < n_toks && st == CAI_OK; t++)
+		{
+			char		norm[ACC_NORM_MAX];
+			size_t		nl = acc_token_norm(texts[i], toks, t, n_toks, norm);
+
+			st = acc_cache_token(m, cache, norm, nl, ids, x + ((size_t) b * Tp + t) * D, err);
+		}
+		cai_free(toks);
+		if (st != CAI_OK)
+			return st;
+	}
+	if (Tm > 0)
+	{
+		st = cai_bilstm_infer(&net->fw, &net->bw, x, len, B, Tm, D, H, h, work, err);
+		if (st != CAI_OK)
+			return st;
+		for (int b = 0; b < B; b++)
+		{
+			const float *hb = h + (size_t) b * Tp * 2 * H;
+			float	   *fb = feat + (size_t) b * 4 * H;
+
+			if (len[b] == 0)
+				continue;
+			cai_maxpool_forward(fb, am, hb, len[b], 2 * H);
+			cai_meanpool_forward(fb + 2 * H, hb, len[b], 2 * H);
+		}
+	}
+	cai_linear_forward(logits, feat, net->out_w, net->out_b, B, 4 * H, L);
+	cai_softmax_forward(logits, logits, B, L);
+	for (int b = 0; b < B; b++)
+		memcpy(probs + items[b].pos * (size_t) L, logits + (size_t) b * L, sizeof(float) * (size_t) L);
+	return CAI_OK;
+}
+
+cai_status
+cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m, const char *const *texts,
+								   const size_t *lens, size_t n, float *probs, cai_error *err)
+{
+	AccBatchItem *items = NULL;
+	AccTokenCache cache = {0};
+	int32_t    *ids = NULL;
+	int32_t    *len = NULL;
+	float	   *scratch = NULL;
+	size_t		max_nf = 0;
+	cai_status	st = CAI_OK;
+
+	if (n == 0)
+		return CAI_OK;
+	items = cai_malloc(sizeof(AccBatchItem) * n);
+	if (items == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory classifying %zu texts", n);
+
+	/* token counts, then batches of similar counts */
+	for (size_t i = 0; i < n; i++)
+	{
+		cai_token  *toks = NULL;
+		size_t		n_toks;
+
+		if ((st = acc_tokenize_row(m, texts, lens, i, &toks, &n_toks, err)) != CAI_OK)
+			goto done;
+		cai_free(toks);
+		items[i].T = (int32_t) n_toks;
+		items[i].pos = i;
+	}
+	qsort(items, n, sizeof(AccBatchItem), acc_item_cmp);
+	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i))
+	{
+		size_t		j = acc_batch_end(items, n, i);
+		size_t		nf;
+
+		if (!acc_batch_floats(&m->net, (int) (j - i), items[i].T > 0 ? items[i].T : 1, &nf))
+		{
+			st = cai_error_set(err, CAI_ERR_LIMIT, "text %zu is too long", items[i].pos);
+			goto done;
+		}
+		if (nf > max_nf)
+			max_nf = nf;
+	}
+	ids = cai_malloc(sizeof(int32_t) * (1 + ACC_NGRAMS_MAX));
+	len = cai_malloc(sizeof(int32_t) * ACC_INFER_BATCH);
+	scratch = cai_malloc(sizeof(float) * max_nf);
+	if (!acc_cache_init(&cache, m->net.D) || ids == NULL || len == NULL || scratch == NULL)
+	{
+		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory classifying %zu texts", n);
+		goto done;
+	}
+
+	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i))
+	{
+		size_t		j = acc_batch_end(items, n, i);
+
+		st = acc_batch_infer(m, texts, lens, items + i, (int) (j - i), &cache, ids, len, scratch, probs, err);
+		if (st != CAI_OK)
+			goto done;
+	}
+
+	/* the ensemble, text by text as in the single-text path */
+	if (m->fast != NULL)
+	{
+		float		fp[ACC_MAX_LABELS_STACK];
+
+		for (size_t i = 0; i < n; i++)
+		{
+			cai_error	e2 = {0};
+
+			/* scratch holds at least L floats */
+			if (acc_ensemble(m, texts[i], lens[i], probs + i * (size_t) m->L,
+							 m->L <= ACC_MAX_LABELS_STACK ? fp : scratch, &e2) != CAI_OK)
+			{
+				st = cai_error_set(err, e2.status, "text %zu: %s", i, e2.msg);
+				goto done;
+			}
+		}
+	}
+done:
+	cai_free(items);
+	acc_cache_free(&cache);
+	cai_free(ids);
+	cai_free(len);
 	cai_free(scratch);
 	return st;
 }

@@ -112,6 +112,10 @@ void		cai_textclf_accurate_free(cai_textclf_accurate *m);
 cai_status	cai_textclf_accurate_predict(const cai_textclf_accurate *m,
 										 const char *text, size_t len,
 										 float *probs, cai_error *err);
+/* The same for n texts in batches (probs (n, n_labels)); see cai_textclf_predict_batch. */
+cai_status	cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m,
+											   const char *const *texts, const size_t *lens,
+											   size_t n, float *probs, cai_error *err);
 
 /* Upper estimate of the bytes the accurate training allocates. */
 size_t		cai_textclf_accurate_train_memory(const cai_options *opts,

@@ -17,8 +17,16 @@
  *     code's gradient of a batch against finite differences of its loss at
  *     sampled entries of every parameter tensor, max relative error below
  *     1e-2 (measured: about 4e-4 fast, 6e-3 accurate, 5e-3 bilstm_crf);
- *     the layers are also checked op by op in test_ops.c and test_seq.c.
+ *     the layers are also checked op by op in test_ops.c and test_seq.c;
+ *   - a classifier's classify_batch equals classify row by row (labels
+ *     identical, probabilities within BATCH_MAX_DIFF) on a few hundred texts
+ *     of every length (empty, past max_tokens, CJK, emoji, more distinct
+ *     tokens than a call caches), for n = 0 and n = 1 too; an error names
+ *     its text; every allocation failure is CAI_ERR_NOMEM with nothing
+ *     leaked, and a batch of the longest texts stays within a bounded
+ *     scratch; a tagger has tag_batch and no classify_batch.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +40,11 @@
 /* entries checked per parameter tensor, and the largest relative error allowed */
 #define GRAD_SAMPLES 8
 #define GRAD_MAX_ERR 1e-2
+
+/* the largest difference of a probability between classify_batch and classify */
+#define BATCH_MAX_DIFF 1e-5
+/* bytes a classify_batch call of the longest texts may allocate (scratch bounded by the batch) */
+#define BATCH_MAX_BYTES ((size_t) 32 << 20)
 
 static cai_options *
 opts_of(const char *json)
@@ -74,6 +87,29 @@ count_free(void *ctx, void *ptr)
 
 	c->current -= p[0];
 	free(p);
+}
+
+/* The counting allocator failing once budget allocations have succeeded. */
+typedef struct Failing
+{
+	Counter		c;
+	long		budget;
+} Failing;
+
+static void *
+failing_alloc(void *ctx, size_t size)
+{
+	Failing    *f = ctx;
+
+	if (f->budget-- <= 0)
+		return NULL;
+	return count_alloc(&f->c, size);
+}
+
+static void
+failing_free(void *ctx, void *ptr)
+{
+	count_free(&((Failing *) ctx)->c, ptr);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -192,6 +228,214 @@ answers(const cai_model *m)
 	return out;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Batched classification                                                 */
+/* ---------------------------------------------------------------------- */
+
+#define BATCH_N_LONG 12			/* texts of 512 distinct tokens: more than a call caches */
+
+typedef struct Batch
+{
+	size_t		n;
+	const char **texts;
+	size_t	   *lens;
+	char	   *owned[BATCH_N_LONG + 2];
+} Batch;
+
+/*
+ * The probe and training texts, and: empty text, CJK and emoji alone, a
+ * text far past max_tokens (and its byte cap), and BATCH_N_LONG texts of
+ * 600 distinct made-up words each.
+ */
+static Batch
+batch_texts(void)
+{
+	static const char *const extra[] = {
+		"", " ", "\xe5\xa5\xbd\xe7\x9c\x8b\xe7\x9a\x84\xe7\x94\xb5\xe5\xbd\xb1",	/* 好看的电影 */
+		"\xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "great", "!",
+		"terrible \xf0\x9f\x98\xa1 \xe9\x9a\xbe\xe7\x9c\x8b film",
+	};
+	Batch		b = {0};
+	size_t		cap = probe.d.n + texts.d.n + N_OF(extra) + 1 + BATCH_N_LONG;
+	size_t		k = 0;
+
+	b.texts = calloc(cap, sizeof(char *));
+	b.lens = calloc(cap, sizeof(size_t));
+	for (size_t i = 0; i < texts.d.n; i++)
+	{
+		b.texts[b.n] = texts.d.texts[i];
+		b.lens[b.n++] = texts.d.lens[i];
+		/* the special texts spread over the set, not in one batch */
+		if (i % 25 == 0 && k < (size_t) N_OF(extra))
+		{
+			b.texts[b.n] = extra[k++];
+			b.lens[b.n] = strlen(b.texts[b.n]);
+			b.n++;
+		}
+		if (i % 20 == 0 && i / 20 < probe.d.n)
+		{
+			b.texts[b.n] = probe.d.texts[i / 20];
+			b.lens[b.n++] = probe.d.lens[i / 20];
+		}
+	}
+	for (size_t i = 0; i < BATCH_N_LONG + 1; i++)
+	{
+		size_t		words = i == 0 ? 4000 : 600;
+		char	   *s = malloc(words * 16);
+		size_t		len = 0;
+
+		for (size_t w = 0; w < words; w++)
+			len += i == 0 ? (size_t) sprintf(s + len, "%s ", words_pos[w % 7])
+				: (size_t) sprintf(s + len, "zq%zux%zu ", i, w);
+		b.owned[i] = s;
+		b.texts[b.n] = s;
+		b.lens[b.n++] = len;
+	}
+	return b;
+}
+
+static void
+batch_free(Batch *b)
+{
+	for (int i = 0; i < BATCH_N_LONG + 2; i++)
+		free(b->owned[i]);
+	free(b->texts);
+	free(b->lens);
+}
+
+/* Largest difference of probs a and b (n, L), and the rows whose best labels differ. */
+static double
+probs_diff(const float *a, const float *b, size_t n, int L, size_t *label_diffs)
+{
+	double		d = 0.0;
+
+	*label_diffs = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		int			ba = 0,
+					bb = 0;
+
+		for (int c = 0; c < L; c++)
+		{
+			double		e = fabs((double) a[i * L + c] - (double) b[i * L + c]);
+
+			d = e > d || e != e ? e : d;
+			ba = a[i * L + c] > a[i * L + ba] ? c : ba;
+			bb = b[i * L + c] > b[i * L + bb] ? c : bb;
+		}
+		*label_diffs += ba != bb;
+	}
+	return d;
+}
+
+/* classify_batch against classify row by row, and its edge cases (see the file comment). */
+static void
+batch_conform(const cai_arch *a, const cai_model *m)
+{
+	Batch		b;
+	int			L = cai_model_n_labels(m);
+	float	   *rows;
+	float	   *batch;
+	size_t		label_diffs = 0;
+	double		d;
+	cai_error	err = {0};
+	bool		ok = true;
+
+	if (a->task->kind != CAI_KIND_CLASSIFY)
+	{
+		CHECK(a->classify_batch == NULL && a->tag_batch != NULL, "%s: a tagger tags in batches and does not classify",
+			  a->name);
+		CHECK(cai_model_classify_batch(m, NULL, NULL, 0, NULL, &err) == CAI_ERR_INVALID,
+			  "%s: classify_batch of a tagger is refused", a->name);
+		return;
+	}
+	CHECK(a->classify_batch != NULL, "%s: a classifier classifies in batches", a->name);
+	if (a->classify_batch == NULL)
+		return;
+	b = batch_texts();
+	rows = calloc(b.n * (size_t) L, sizeof(float));
+	batch = calloc(b.n * (size_t) L, sizeof(float));
+	for (size_t i = 0; i < b.n && ok; i++)
+		ok = cai_model_classify(m, b.texts[i], b.lens[i], rows + i * (size_t) L, &err) == CAI_OK;
+	CHECK(ok, "%s: classify every batch text: %s", a->name, err.msg);
+	CHECK(cai_model_classify_batch(m, b.texts, b.lens, b.n, batch, &err) == CAI_OK, "%s: classify_batch: %s",
+		  a->name, err.msg);
+	d = probs_diff(rows, batch, b.n, L, &label_diffs);
+	CHECK(d <= BATCH_MAX_DIFF && label_diffs == 0,
+		  "%s: classify_batch of %zu texts: max abs difference %g (at most %g), %zu labels differ", a->name, b.n, d,
+		  BATCH_MAX_DIFF, label_diffs);
+	printf("%s: classify_batch of %zu texts against classify: max abs difference %.3g, %zu labels differ\n", a->name,
+		   b.n, d, label_diffs);
+
+	/* n = 0 and n = 1 (the longest text, the last but BATCH_N_LONG) */
+	CHECK(cai_model_classify_batch(m, NULL, NULL, 0, NULL, &err) == CAI_OK, "%s: classify_batch of no text", a->name);
+	for (size_t k = b.n - BATCH_N_LONG - 1; k <= b.n - BATCH_N_LONG; k++)
+	{
+		float		one[8] = {0};
+
+		CHECK(L <= 8 && cai_model_classify_batch(m, b.texts + k, b.lens + k, 1, one, &err) == CAI_OK &&
+			  probs_diff(rows + k * L, one, 1, L, &label_diffs) <= BATCH_MAX_DIFF && label_diffs == 0,
+			  "%s: classify_batch of text %zu alone: %s", a->name, k, err.msg);
+	}
+
+	/* an error names its text */
+	{
+		const char *saved = b.texts[5];
+
+		b.texts[5] = NULL;
+		CHECK(cai_model_classify_batch(m, b.texts, b.lens, b.n, batch, &err) == CAI_ERR_INVALID &&
+			  strncmp(err.msg, "text 5:", 7) == 0, "%s: a NULL text is refused, named: %s", a->name, err.msg);
+		b.texts[5] = saved;
+	}
+
+	/* scratch bounded by the batch: the longest texts */
+	{
+		Failing		f = {{0, 0}, 1L << 40};
+		cai_allocator counting = {failing_alloc, failing_free, &f};
+		size_t		k = b.n - BATCH_N_LONG - 1;
+
+		cai_set_allocator(&counting);
+		CHECK(cai_model_classify_batch(m, b.texts + k, b.lens + k, BATCH_N_LONG + 1, batch, &err) == CAI_OK,
+			  "%s: classify_batch of the longest texts: %s", a->name, err.msg);
+		cai_set_allocator(NULL);
+		CHECK(f.c.peak <= BATCH_MAX_BYTES && f.c.current == 0,
+			  "%s: classify_batch of the longest texts allocated at most %zu bytes (bound %zu), %zu left", a->name,
+			  f.c.peak, BATCH_MAX_BYTES, f.c.current);
+		printf("%s: classify_batch of %d texts of 512 tokens: peak %zu bytes allocated\n", a->name,
+			   BATCH_N_LONG + 1, f.c.peak);
+	}
+
+	/* allocation failures: CAI_ERR_NOMEM, nothing leaked */
+	{
+		static const long budgets[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 50, 200, 400, 700, 1000};
+		int			bad = 0;
+		int			nomem = 0;
+
+		for (int k = 0; k < N_OF(budgets); k++)
+		{
+			Failing		f = {{0, 0}, budgets[k]};
+			cai_allocator failing = {failing_alloc, failing_free, &f};
+			cai_status	st;
+
+			cai_set_allocator(&failing);
+			st = cai_model_classify_batch(m, b.texts, b.lens, b.n, batch, &err);
+			cai_set_allocator(NULL);
+			nomem += st == CAI_ERR_NOMEM;
+			if (!(st == CAI_OK || st == CAI_ERR_NOMEM) || f.c.current != 0)
+			{
+				bad++;
+				fprintf(stderr, "%s: allocation budget %ld: status %d (%s), %zu bytes left\n", a->name, budgets[k],
+						(int) st, err.msg, f.c.current);
+			}
+		}
+		CHECK(bad == 0 && nomem > 0, "%s: classify_batch under failing allocations: %d mishandled, %d out of memory",
+			  a->name, bad, nomem);
+	}
+	free(rows);
+	free(batch);
+	batch_free(&b);
+}
+
 static bool
 stop_at_second_call(void *ctx, const cai_progress *p)
 {
@@ -266,6 +510,7 @@ conform(const cai_arch *a)
 		CHECK(strstr(ac, "error") == NULL && strcmp(ac, av) == 0, "%s: copied and in-place models answer the same", a->name);
 		free(ac);
 		free(av);
+		batch_conform(a, viewed);
 	}
 
 	/* cancel mid-training */

@@ -58,7 +58,8 @@ test_registry(void)
 
 		CHECK(cai_arch_find(a->task->name, a->name) == a, "%s/%s is found by name", a->task->name, a->name);
 		CHECK(a->load && a->free && a->memory && a->n_labels && a->label, "%s: the common functions", a->name);
-		CHECK((a->classify != NULL) == classify, "%s: classify exactly for classifiers", a->name);
+		CHECK((a->classify != NULL && a->classify_batch != NULL) == classify, "%s: classify exactly for classifiers",
+			  a->name);
 		CHECK((a->tag != NULL && a->tag_batch != NULL && a->entities != NULL) == !classify,
 			  "%s: tag functions exactly for taggers", a->name);
 		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
