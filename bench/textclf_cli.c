@@ -4,7 +4,7 @@
  *
  *   make -f core.mk bench (build/bench/textclf_cli)
  *
- *   textclf_cli [-s] [-H] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv
+ *   textclf_cli [-s] [-H] [-b] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv
  *               ['{"epochs": 10, ...}']
  *
  * TSV files have a header line and rows "label<TAB>text".  The model is
@@ -17,13 +17,18 @@
  * training row that is a substring of one of them removed (SST-2's training
  * rows are all the phrases of its sentences, and DEV is a random split of
  * them, so DEV rewards memorisation).  -a (--architecture) sets the "architecture" option (it
- * overrides one given in the options JSON).
+ * overrides one given in the options JSON).  -b (--batch) also times
+ * cai_textclf_predict row by row against cai_textclf_predict_batch (calls of
+ * BATCH_CALL_ROWS texts) on DEV and TEST, single thread, median of 3 passes
+ * each, and prints both rates, their ratio and the largest difference of a
+ * probability between the two (with the rows whose labels differ).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <getopt.h>
+#include <math.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -225,6 +230,81 @@ evaluate(const cai_textclf *m, const Tsv *t, double *secs)
 	return t->n ? (double) correct / (double) t->n : 0.0;
 }
 
+#define BATCH_CALL_ROWS 1000
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Per-row against batched prediction on t (see -b). */
+static void
+bench_batch(const cai_textclf *m, const Tsv *t, const char *name)
+{
+	int			L = cai_textclf_n_labels(m);
+	float	   *p1 = malloc(sizeof(float) * t->n * (size_t) L);
+	float	   *p2 = malloc(sizeof(float) * t->n * (size_t) L);
+	double		row_s[3],
+				batch_s[3];
+	double		max_diff = 0.0;
+	size_t		label_diffs = 0;
+	cai_error	err;
+
+	for (int rep = 0; rep < 3; rep++)
+	{
+		double		t0 = now();
+
+		for (size_t i = 0; i < t->n; i++)
+			if (cai_textclf_predict(m, t->texts[i], t->lens[i], p1 + i * (size_t) L, &err) != CAI_OK)
+			{
+				fprintf(stderr, "predict: %s\n", err.msg);
+				exit(1);
+			}
+		row_s[rep] = now() - t0;
+		t0 = now();
+		for (size_t i = 0; i < t->n; i += BATCH_CALL_ROWS)
+		{
+			size_t		k = t->n - i < BATCH_CALL_ROWS ? t->n - i : BATCH_CALL_ROWS;
+
+			if (cai_textclf_predict_batch(m, (const char *const *) t->texts + i, t->lens + i, k,
+										  p2 + i * (size_t) L, &err) != CAI_OK)
+			{
+				fprintf(stderr, "predict_batch: %s\n", err.msg);
+				exit(1);
+			}
+		}
+		batch_s[rep] = now() - t0;
+	}
+	for (size_t i = 0; i < t->n; i++)
+	{
+		int			b1 = 0,
+					b2 = 0;
+
+		for (int c = 0; c < L; c++)
+		{
+			double		d = fabs((double) p1[i * L + c] - (double) p2[i * L + c]);
+
+			if (d > max_diff)
+				max_diff = d;
+			if (p1[i * L + c] > p1[i * L + b1])
+				b1 = c;
+			if (p2[i * L + c] > p2[i * L + b2])
+				b2 = c;
+		}
+		label_diffs += b1 != b2;
+	}
+	qsort(row_s, 3, sizeof(double), cmp_double);
+	qsort(batch_s, 3, sizeof(double), cmp_double);
+	printf("batch_%s rows %zu per_row_per_s %.0f batch_per_s %.0f ratio %.2f (median of 3) max_abs_diff %.3g label_diffs %zu\n",
+		   name, t->n, t->n / row_s[1], t->n / batch_s[1], row_s[1] / batch_s[1], max_diff, label_diffs);
+	free(p1);
+	free(p2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -234,12 +314,14 @@ main(int argc, char **argv)
 				hold;
 	bool		split = false;
 	bool		holdout = false;
+	bool		batch = false;
 	const char *out_path = NULL;
 	const char *in_path = NULL;
 	const char *opts_json = NULL;
 	const char *arch = NULL;
 	static const struct option long_opts[] = {
 		{"architecture", required_argument, NULL, 'a'},
+		{"batch", no_argument, NULL, 'b'},
 		{NULL, 0, NULL, 0}
 	};
 	cai_options *opts;
@@ -258,7 +340,7 @@ main(int argc, char **argv)
 				test_acc;
 	int			opt;
 
-	while ((opt = getopt_long(argc, argv, "sHo:m:a:", long_opts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, "sHbo:m:a:", long_opts, NULL)) != -1)
 	{
 		if (opt == 'a')
 			arch = optarg;
@@ -266,6 +348,8 @@ main(int argc, char **argv)
 			split = true;
 		else if (opt == 'H')
 			holdout = true;
+		else if (opt == 'b')
+			batch = true;
 		else if (opt == 'm')
 			in_path = optarg;
 		else if (opt == 'o')
@@ -275,7 +359,7 @@ main(int argc, char **argv)
 	}
 	if (argc - optind < 3)
 	{
-		fprintf(stderr, "usage: %s [-s] [-H] [-a fast|accurate] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
+		fprintf(stderr, "usage: %s [-s] [-H] [-b] [-a fast|accurate] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
 				argv[0]);
 		return 2;
 	}
@@ -398,6 +482,11 @@ main(int argc, char **argv)
 	printf("dev_acc %.4f test_acc %.4f train_s %.2f model_mb %.1f loaded_mb %.1f pred_per_s %.0f\n",
 		   dev_acc, test_acc, train_secs, model_len / 1048576.0,
 		   cai_textclf_memory(m) / 1048576.0, 1.0 / secs);
+	if (batch)
+	{
+		bench_batch(m, &dev, "dev");
+		bench_batch(m, &test, "test");
+	}
 	cai_textclf_free(m);
 	cai_model_file_free(mf);
 	cai_free(model);
