@@ -406,6 +406,20 @@ acc_cache_token(const cai_textclf_accurate *m, AccTokenCache *c, const char *nor
 	return CAI_OK;
 }
 
+/* out (C) = max over t of inp (T, C), T >= 1: cai_maxpool_forward's values without its argmax (vectorizes). */
+static void
+acc_maxpool(float *restrict out, const float *restrict inp, int T, int C)
+{
+	memcpy(out, inp, sizeof(float) * (size_t) C);
+	for (int t = 1; t < T; t++)
+	{
+		const float *x = inp + (size_t) t * C;
+
+		for (int c = 0; c < C; c++)
+			out[c] = x[c] > out[c] ? x[c] : out[c];
+	}
+}
+
 /* Texts of the batch starting at items[i]: up to ACC_INFER_BATCH within ACC_INFER_POSITIONS. */
 static size_t
 acc_batch_end(const AccBatchItem *items, size_t n, size_t i)
@@ -420,7 +434,7 @@ acc_batch_end(const AccBatchItem *items, size_t n, size_t i)
 
 /*
  * Scratch floats of a batch of B texts padded to Tm tokens:
- * x (B, Tm, D) | h (B, Tm, 2H) | feat (B, 4H) | argmax (2H) | logits (B, L) | lstm work.
+ * x (B, Tm, D) | h (B, Tm, 2H) | feat (B, 4H) | logits (B, L) | lstm work.
  */
 static bool
 acc_batch_floats(const AccNet *net, int B, int Tm, size_t *nfloats)
@@ -432,7 +446,7 @@ acc_batch_floats(const AccNet *net, int B, int Tm, size_t *nfloats)
 	if (cai_lstm_infer_size(B, Tm, net->D, net->H, &work, NULL) != CAI_OK)
 		return false;
 	n = pos * ((size_t) net->D + 2 * (size_t) net->H);
-	n += (size_t) B * (4 * (size_t) net->H + (size_t) net->L) + 2 * (size_t) net->H + work;
+	n += (size_t) B * (4 * (size_t) net->H + (size_t) net->L) + work;
 	*nfloats = n;
 	return n < (size_t) 1 << 40;
 }
@@ -472,8 +486,7 @@ acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const s
 	float	   *x = scratch;	/* (B, Tm, D) */
 	float	   *h = x + (size_t) B * Tp * D;	/* (B, Tm, 2H) */
 	float	   *feat = h + (size_t) B * Tp * 2 * H;	/* (B, 4H) */
-	int32_t    *am = (int32_t *) (feat + (size_t) B * 4 * H);	/* (2H) */
-	float	   *logits = feat + (size_t) B * 4 * H + 2 * H;	/* (B, L) */
+	float	   *logits = feat + (size_t) B * 4 * H;	/* (B, L) */
 	float	   *work = logits + (size_t) B * L;
 	cai_status	st = CAI_OK;
 
@@ -515,7 +528,7 @@ acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const s
 
 			if (len[b] == 0)
 				continue;
-			cai_maxpool_forward(fb, am, hb, len[b], 2 * H);
+			acc_maxpool(fb, hb, len[b], 2 * H);
 			cai_meanpool_forward(fb + 2 * H, hb, len[b], 2 * H);
 		}
 	}
