@@ -126,3 +126,13 @@ RETURNS TABLE (name text, type text, default_value text, min double precision, m
     AS 'MODULE_PATHNAME', 'cai_list_options' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.cai_options(text, text) IS
     'the training options of an architecture of a task (NULL architecture = the task''s default: accurate for text classification): name, type, the default that architecture uses, bounds, meaning';
+
+-- Batched scoring of a whole query: rows (key, input) in, (key, label, score)
+-- out, batch_size inputs per call into the model (matrix products where the
+-- architecture has them).  VOLATILE and PARALLEL RESTRICTED: it runs the
+-- caller's query.
+CREATE FUNCTION @extschema@.cai_predict_query(model text, query text, batch_size integer DEFAULT 256)
+RETURNS TABLE (key text, label text, score real)
+    AS 'MODULE_PATHNAME', 'cai_predict_query' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.cai_predict_query(text, text, integer) IS
+    'classify every row (key, input) of a query with the deployed version of a text classification model, batch_size rows at a time (batched matrix products); returns key (as text), the predicted label and its probability; a NULL input gives a NULL label';
