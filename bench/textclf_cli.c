@@ -232,15 +232,6 @@ evaluate(const cai_textclf *m, const Tsv *t, double *secs)
 
 #define BATCH_CALL_ROWS 1000
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Per-row against batched prediction on t (see -b). */
 static void
 bench_batch(const cai_textclf *m, const Tsv *t, const char *name)

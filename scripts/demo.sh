@@ -60,6 +60,13 @@ echo "demo: training (accurate architecture: BiLSTM + fast ensemble, about 2 min
                         round((r->>'macro_f1')::numeric, 4) AS macro_f1,
                         r->'confusion_matrix' AS confusion
                    FROM cai_evaluate('sentiment', 'reviews_test') AS r"
+"${PSQL[@]}" -c "SELECT epoch, round(loss::numeric, 4) AS loss, round(validation_score::numeric, 4) AS validation_score,
+                        round(seconds::numeric, 1) AS seconds
+                   FROM cai_training_history WHERE model = 'sentiment' ORDER BY epoch"
+# score a whole table in batches (one BiLSTM pass per batch of texts) into a results table
+"${PSQL[@]}" -c "CREATE TABLE review_scores AS
+                   SELECT * FROM cai_predict_query('sentiment', 'SELECT ctid, text FROM reviews_test')" \
+	-c "SELECT label, count(*), round(avg(score)::numeric, 3) AS mean_probability FROM review_scores GROUP BY label ORDER BY label"
 "${PSQL[@]}" -c "SELECT cai_import('sentiment_copy', cai_export('sentiment')) AS imported_version"
 
 # Named entities: token arrays with IOB2 tags (WikiANN from $CAI_DATA_DIR, else generated)
