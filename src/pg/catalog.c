@@ -25,15 +25,19 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "cai_pg.h"
@@ -46,6 +50,8 @@ static int	catalog_depth = 0;
 static char store_name[2 * NAMEDATALEN + 64];
 static char history_name[2 * NAMEDATALEN + 64];
 static bool catalog_has_history = false;
+static Oid	store_relid = InvalidOid;	/* cai_model_store, as of the last CaiCatalogResolve */
+static Oid	store_nspoid = InvalidOid;
 static char schema_name[2 * NAMEDATALEN + 8];
 
 /* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
@@ -95,6 +101,8 @@ CaiCatalogResolve(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+	store_relid = relid;
+	store_nspoid = nspoid;
 	/* 0.2.0's catalog (until ALTER EXTENSION UPDATE the library may run with 0.1.0's) */
 	catalog_has_history = get_attnum(relid, "history") != InvalidAttrNumber;
 
@@ -333,43 +341,62 @@ CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *r
 int32
 CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
 {
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	char		sql[512];
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Relation	rel;
+	Oid			pkey;
+	ScanKeyData key;
+	SysScanDesc scan;
+	Snapshot	snap;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	AttrNumber	att_version,
+				att_task,
+				att_deployed,
+				att_created;
 	int32		result = -1;
 
-	CaiCatalogReset();
-	CaiCatalogConnect();
-	values[0] = CStringGetTextDatum(name);
-	snprintf(sql, sizeof(sql),
-			 "SELECT version, task, deployed, "
-			 "(extract(epoch FROM created_at) * 1000000)::int8 FROM %s WHERE name = $1 "
-			 "ORDER BY deployed DESC LIMIT 1", store_name);
-	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	/*
+	 * An index scan of the store by name, without SPI: this runs once per
+	 * statement per call site, and as the first thing of a new connection's
+	 * first prediction, where parsing and planning a query would cost more
+	 * than the prediction.  It reads with the calling statement's snapshot
+	 * (the one parallel workers share with their leader, so all processes of
+	 * a parallel query find the same version); no privilege check, as the
+	 * catalog session (the store's owner) would have read it.
+	 */
+	(void) CaiCatalogResolve();
+	pkey = get_relname_relid("cai_model_store_pkey", store_nspoid);
+	if (!OidIsValid(pkey))
+		elog(ERROR, "cai_synergy model store index is missing. Please report a bug.");
+	rel = table_open(store_relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	att_version = attnameAttNum(rel, "version", false);
+	att_task = attnameAttNum(rel, "task", false);
+	att_deployed = attnameAttNum(rel, "deployed", false);
+	att_created = attnameAttNum(rel, "created_at", false);
+	ScanKeyInit(&key, attnameAttNum(rel, "name", false), BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
+	key.sk_collation = TupleDescAttr(desc, key.sk_attno - 1)->attcollation;
+	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
+	scan = systable_beginscan(rel, pkey, true, snap, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
-		{
-			result = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-			if (stamp != NULL)
-				*stamp = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			if (task != NULL)
-			{
-				MemoryContext old = MemoryContextSwitchTo(caller_cxt);
-
-				*task = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-				MemoryContextSwitchTo(old);
-			}
-		}
-		else
+		if (result < 0)
 			result = 0;
+		if (!DatumGetBool(heap_getattr(tup, att_deployed, desc, &isnull)))
+			continue;
+		result = DatumGetInt32(heap_getattr(tup, att_version, desc, &isnull));
+		if (stamp != NULL)
+			/* microseconds since the Unix epoch, as extract(epoch FROM created_at) * 1000000 */
+			*stamp = DatumGetTimestampTz(heap_getattr(tup, att_created, desc, &isnull)) +
+				(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+		if (task != NULL)
+			*task = TextDatumGetCString(heap_getattr(tup, att_task, desc, &isnull));
+		break;
 	}
-	CaiCatalogDisconnect();
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
 	return result;
 }
 
