@@ -273,6 +273,83 @@ sentence_end(const char *s, size_t len)
 					  memcmp(s, "\xef\xbc\x9f", 3) == 0));	/* U+FF1F */
 }
 
+/*
+ * End (exclusive) of the sentence of toks[s0..ntok), s0 < ntok: after a
+ * sentence-ending token, before a line break, or after NER_SENT_BREAK tokens.
+ */
+static size_t
+sentence_next(const char *text, const cai_token *toks, size_t ntok, size_t s0)
+{
+	size_t		i;
+
+	for (i = s0; i + 1 < ntok && i + 1 - s0 < NER_SENT_BREAK; i++)
+		if (sentence_end(text + toks[i].start, (size_t) (toks[i].end - toks[i].start)) ||
+			memchr(text + toks[i].end, '\n', (size_t) (toks[i + 1].start - toks[i].end)) != NULL)
+			break;
+	return i + 1;
+}
+
+/* Room for one more entity in *out (capacity *cap). */
+static cai_status
+entities_reserve(cai_entity **out, size_t n_out, size_t *cap, cai_error *err)
+{
+	size_t		nc;
+	cai_entity *p;
+
+	if (n_out < *cap)
+		return CAI_OK;
+	nc = *cap < 16 ? 16 : *cap * 2;
+	p = cai_realloc(*out, sizeof(cai_entity) * *cap, sizeof(cai_entity) * nc);
+	if (p == NULL)
+		return NOMEM(err);
+	*out = p;
+	*cap = nc;
+	return CAI_OK;
+}
+
+/*
+ * Append the entities of one tagged sentence, toks[0..n) (n <= NER_SENT_BREAK)
+ * with internal tags pred and marginals scores, to *out (*n_out of capacity
+ * *cap).  ch, pf and ty are scratch of NER_SENT_BREAK entries.
+ */
+static cai_status
+sentence_entities(const cai_token *toks, size_t n, const int32_t *pred, const float *scores,
+				  cai_chunk *ch, char *pf, int32_t *ty, cai_entity **out, size_t *n_out, size_t *cap,
+				  cai_error *err)
+{
+	size_t		k;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		pf[i] = ner_tag_prefix(pred[i]);
+		ty[i] = ner_tag_type(pred[i]);
+	}
+	k = cai_chunks_extract(pf, ty, n, ch);
+	for (size_t c = 0; c < k; c++)
+	{
+		cai_entity *en;
+		double		sum = 0.0;
+		cai_status	st;
+
+		if ((st = entities_reserve(out, *n_out, cap, err)) != CAI_OK)
+			return st;
+		en = &(*out)[(*n_out)++];
+		en->start = toks[ch[c].start].start;
+		en->end = toks[ch[c].end - 1].end;
+		en->cstart = toks[ch[c].start].cstart;
+		en->cend = toks[ch[c].end - 1].cend;
+		en->type = ch[c].type;
+		for (int32_t i = ch[c].start; i < ch[c].end; i++)
+			sum += scores[i];
+		en->score = (float) (sum / (double) (ch[c].end - ch[c].start));
+		if (!(en->score > 0.0f))
+			en->score = FLT_MIN;
+		if (en->score > 1.0f)
+			en->score = 1.0f;
+	}
+	return CAI_OK;
+}
+
 /* Tag tokens toks[t0..t1) of text as sentences (offsets sent (ns + 1)), append entities. */
 static cai_status
 entities_group(const cai_ner *m, const char *text, const cai_token *toks, const int64_t *sent, size_t ns,
@@ -300,44 +377,10 @@ entities_group(const cai_ner *m, const char *text, const cai_token *toks, const 
 	for (size_t s = 0; s < ns; s++)
 	{
 		int64_t		a = sent[s] - t0;
-		size_t		n = (size_t) (sent[s + 1] - sent[s]);
-		size_t		k;
 
-		for (size_t i = 0; i < n; i++)
-		{
-			pf[i] = ner_tag_prefix(pred[a + (int64_t) i]);
-			ty[i] = ner_tag_type(pred[a + (int64_t) i]);
-		}
-		k = cai_chunks_extract(pf, ty, n, ch);
-		for (size_t c = 0; c < k; c++)
-		{
-			cai_entity *en;
-			double		sum = 0.0;
-
-			if (*n_out == *cap)
-			{
-				size_t		nc = *cap < 16 ? 16 : *cap * 2;
-				cai_entity *p = cai_realloc(*out, sizeof(cai_entity) * *cap, sizeof(cai_entity) * nc);
-
-				if (p == NULL)
-					return NOMEM(err);
-				*out = p;
-				*cap = nc;
-			}
-			en = &(*out)[(*n_out)++];
-			en->start = toks[t0 + a + ch[c].start].start;
-			en->end = toks[t0 + a + ch[c].end - 1].end;
-			en->cstart = toks[t0 + a + ch[c].start].cstart;
-			en->cend = toks[t0 + a + ch[c].end - 1].cend;
-			en->type = ch[c].type;
-			for (int32_t i = ch[c].start; i < ch[c].end; i++)
-				sum += scores[a + i];
-			en->score = (float) (sum / (double) (ch[c].end - ch[c].start));
-			if (!(en->score > 0.0f))
-				en->score = FLT_MIN;
-			if (en->score > 1.0f)
-				en->score = 1.0f;
-		}
+		if ((st = sentence_entities(toks + sent[s], (size_t) (sent[s + 1] - sent[s]), pred + a, scores + a,
+									ch, pf, ty, out, n_out, cap, err)) != CAI_OK)
+			return st;
 	}
 	return CAI_OK;
 }
@@ -359,7 +402,6 @@ cai_ner_entities(const cai_ner *m, const char *text, size_t len, size_t max_toke
 	int32_t    *ty = NULL;
 	int64_t		sent[NER_EVAL_BATCH + 1];
 	size_t		ns = 0;
-	int64_t		s0 = 0;
 	cai_status	st;
 
 	if (out == NULL || n_out == NULL)
@@ -386,28 +428,18 @@ cai_ner_entities(const cai_ner *m, const char *text, size_t len, size_t max_toke
 		st = NOMEM(err);
 		goto done;
 	}
+	/* groups of NER_EVAL_BATCH sentences in text order */
 	sent[0] = 0;
-	for (size_t i = 0; i < ntok; i++)
+	for (size_t s0 = 0; s0 < ntok;)
 	{
-		bool		brk = (int64_t) i + 1 - s0 >= NER_SENT_BREAK || i + 1 == ntok;
-
-		if (!brk)
-		{
-			const char *s = text + toks[i].start;
-
-			brk = sentence_end(s, (size_t) (toks[i].end - toks[i].start)) ||
-				memchr(text + toks[i].end, '\n', (size_t) (toks[i + 1].start - toks[i].end)) != NULL;
-		}
-		if (!brk)
-			continue;
-		s0 = (int64_t) i + 1;
-		sent[++ns] = s0;
-		if (ns == NER_EVAL_BATCH || i + 1 == ntok)
+		s0 = sentence_next(text, toks, ntok, s0);
+		sent[++ns] = (int64_t) s0;
+		if (ns == NER_EVAL_BATCH || s0 == ntok)
 		{
 			if ((st = entities_group(m, text, toks, sent, ns, ptr, lens, pred, scores, ch, pf, ty,
 									 out, n_out, &cap, err)) != CAI_OK)
 				goto done;
-			sent[0] = s0;
+			sent[0] = (int64_t) s0;
 			ns = 0;
 		}
 	}
