@@ -103,6 +103,9 @@ typedef struct cai_arch
 							  float *scores, cai_error *err);
 	cai_status	(*entities) (const void *impl, const char *text, size_t len, size_t max_tokens,
 							 cai_entity **out, size_t *n_out, cai_error *err);
+	/* the entities of n texts: one array, text i's at out[offsets[i] .. offsets[i + 1]) (cai_ner_entities_batch) */
+	cai_status	(*entities_batch) (const void *impl, const char *const *texts, const size_t *lens, size_t n,
+								   size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err);
 } cai_arch;
 
 /* The task named name (canonical or alias, any case); NULL if none. */
@@ -186,5 +189,19 @@ cai_status	cai_model_tag_batch(const cai_model *m, const cai_ner_data *data, con
 								float *scores, cai_error *err);
 cai_status	cai_model_entities(const cai_model *m, const char *text, size_t len, size_t max_tokens,
 							   cai_entity **out, size_t *n_out, cai_error *err);
+
+/*
+ * Entities of n texts in one call, equal to cai_model_entities text by text
+ * (scores up to float rounding, 1e-6): for scoring whole tables.  The
+ * sentences of all the texts are tagged together in batches of similar
+ * length.  *out is one cai_malloc'ed array (NULL when empty, the caller
+ * cai_free's it); offsets, n + 1 entries owned by the caller, gets the
+ * entities of text i at (*out)[offsets[i] .. offsets[i + 1]).  An error of a
+ * text names it ("text 12: ..."); *out is then NULL.  See
+ * cai_ner_entities_batch.
+ */
+cai_status	cai_model_entities_batch(const cai_model *m, const char *const *texts, const size_t *lens,
+									 size_t n, size_t max_tokens, cai_entity **out, size_t *offsets,
+									 cai_error *err);
 
 #endif							/* CAI_MODEL_H */

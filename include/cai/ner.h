@@ -111,6 +111,25 @@ cai_status	cai_ner_entities(const cai_ner *m, const char *text, size_t len, size
 							 cai_entity **out, size_t *n_out, cai_error *err);
 
 /*
+ * cai_ner_entities for n texts at once (scoring whole tables): the sentences
+ * of all the texts are tagged together, in batches of similar length, so
+ * texts of one sentence get the speed of cai_ner_tag_batch.  The entities
+ * equal cai_ner_entities text by text (spans, types; scores up to float
+ * rounding).  Output: *out is one cai_malloc'ed array of every entity (NULL
+ * when there are none; the caller frees it with cai_free), texts in input
+ * order and each text's entities in text order; offsets (n + 1 entries,
+ * caller-owned) gets the ranges: the entities of text i are
+ * (*out)[offsets[i] .. offsets[i + 1]), offsets[n] is the total.  A text of
+ * length 0 may be NULL.  max_tokens applies to each text; a text beyond it
+ * (CAI_ERR_LIMIT) or a NULL text fails the call with an error naming it
+ * ("text 12: ...").  On error *out is NULL and offsets are all 0.  Scratch
+ * is bounded by the sentences tagged together (at most 1024 sentences or
+ * 32768 tokens), not by n.  The model is only read: concurrent calls are safe.
+ */
+cai_status	cai_ner_entities_batch(const cai_ner *m, const char *const *texts, const size_t *lens, size_t n,
+								   size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err);
+
+/*
  * Character spans to token tags for training from (text, spans): tokenizes
  * text and tags each token IOB2 by the span covering it (code point offsets,
  * 0-based, end exclusive).  A span that does not align to token boundaries is

@@ -176,20 +176,27 @@ ner_entities(const void *impl, const char *text, size_t len, size_t max_tokens,
 	return cai_ner_entities(impl, text, len, max_tokens, out, n_out, err);
 }
 
+static cai_status
+ner_entities_batch(const void *impl, const char *const *texts, const size_t *lens, size_t n, size_t max_tokens,
+				   cai_entity **out, size_t *offsets, cai_error *err)
+{
+	return cai_ner_entities_batch(impl, texts, lens, n, max_tokens, out, offsets, err);
+}
+
 /* ------------------------------------------------------------------------
  * The registry: one line per architecture
  * ------------------------------------------------------------------------ */
 
 #define TEXTCLF_ARCH(name, defs, n_defs, blas, load) \
 	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_gradcheck, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
-	 textclf_classify, textclf_classify_batch, NULL, NULL, NULL}
+	 textclf_classify, textclf_classify_batch, NULL, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
 	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false, textclf_load_fast),
 	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true,
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
-	 NULL, NULL, ner_tag, ner_tag_batch, ner_entities},
+	 NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
 };
 
 #define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
@@ -509,4 +516,13 @@ cai_model_entities(const cai_model *m, const char *text, size_t len, size_t max_
 	if (m->arch->entities == NULL)
 		return wrong_kind(m, "find entities", err);
 	return m->arch->entities(m->impl, text, len, max_tokens, out, n_out, err);
+}
+
+cai_status
+cai_model_entities_batch(const cai_model *m, const char *const *texts, const size_t *lens, size_t n,
+						 size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err)
+{
+	if (m->arch->entities_batch == NULL)
+		return wrong_kind(m, "find entities", err);
+	return m->arch->entities_batch(m->impl, texts, lens, n, max_tokens, out, offsets, err);
 }

@@ -16,7 +16,8 @@
  *   ner_shards.c    data-parallel training (option "threads"): the batch
  *                   split over the training pool's shards
  *   ner_tag.c       batched decoding, cai_ner_tag, cai_ner_tag_batch,
- *                   cai_ner_entities, cai_ner_spans_to_tags
+ *                   cai_ner_entities, cai_ner_entities_batch,
+ *                   cai_ner_spans_to_tags
  *
  * Network: dropout(x) -> BiLSTM (H per direction) -> dropout -> linear to
  * K tag scores -> linear-chain CRF.  Tags are BIOES internally (O, then

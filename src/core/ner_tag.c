@@ -2,8 +2,8 @@
  * ner_tag.c: tagging with a trained or loaded NER model: decoding encoded
  * sentences in batches of similar length (also used by training to
  * validate), cai_ner_tag and cai_ner_tag_batch, entities in raw text
- * (cai_ner_entities), and character spans to training tags
- * (cai_ner_spans_to_tags).
+ * (cai_ner_entities, and cai_ner_entities_batch for many texts at once),
+ * and character spans to training tags (cai_ner_spans_to_tags).
  */
 #include <float.h>
 #include <inttypes.h>
@@ -464,6 +464,194 @@ done:
 	cai_free(ch);
 	cai_free(pf);
 	cai_free(ty);
+	return st;
+}
+
+/*
+ * cai_ner_entities_batch: the sentences of many texts, tagged together.  A
+ * window gathers whole sentences of consecutive texts (their tokens copied)
+ * up to ENT_WINDOW_SENTENCES sentences or ENT_WINDOW_TOKENS tokens; a full
+ * window is tagged as one ner_tag_internal call (its pieces sorted by length
+ * into batches of NER_EVAL_BATCH) and its entities appended in text order.
+ * Scratch is bounded by the window, plus the tokens of the text being split
+ * (as in cai_ner_entities).
+ */
+#define ENT_WINDOW_SENTENCES (16 * NER_EVAL_BATCH)
+#define ENT_WINDOW_TOKENS	 32768
+
+typedef struct EntWindow
+{
+	size_t		ns;				/* sentences */
+	size_t		ntok;			/* tokens */
+	size_t		cap;			/* token capacity of tok, ptr, lens, pred, scores */
+	int64_t    *soff;			/* (ENT_WINDOW_SENTENCES + 1) first token of each sentence */
+	size_t	   *text;			/* (ENT_WINDOW_SENTENCES) text of each sentence */
+	cai_token  *tok;			/* (cap) tokens, offsets into their text */
+	const char **ptr;			/* (cap) token bytes */
+	size_t	   *lens;			/* (cap) */
+	int32_t    *pred;			/* (cap) internal tags */
+	float	   *scores;			/* (cap) marginals */
+	cai_chunk  *ch;				/* (NER_SENT_BREAK) */
+	char	   *pf;				/* (NER_SENT_BREAK) */
+	int32_t    *ty;				/* (NER_SENT_BREAK) */
+} EntWindow;
+
+static void
+ent_window_free(EntWindow *w)
+{
+	cai_free(w->soff);
+	cai_free(w->text);
+	cai_free(w->tok);
+	cai_free(w->ptr);
+	cai_free(w->lens);
+	cai_free(w->pred);
+	cai_free(w->scores);
+	cai_free(w->ch);
+	cai_free(w->pf);
+	cai_free(w->ty);
+}
+
+/* Token capacity of w for at least need tokens (need <= ENT_WINDOW_TOKENS). */
+static cai_status
+ent_window_grow(EntWindow *w, size_t need, cai_error *err)
+{
+	size_t		nc = w->cap < 256 ? 256 : w->cap;
+	void	   *p;
+
+	if (need <= w->cap)
+		return CAI_OK;
+	while (nc < need)
+		nc *= 2;
+	if (nc > ENT_WINDOW_TOKENS)
+		nc = ENT_WINDOW_TOKENS;
+#define GROW(field) \
+	do { \
+		if ((p = cai_realloc(w->field, sizeof(*w->field) * w->cap, sizeof(*w->field) * nc)) == NULL) \
+			return NOMEM(err); \
+		w->field = p; \
+	} while (0)
+	GROW(tok);
+	GROW(ptr);
+	GROW(lens);
+	GROW(pred);
+	GROW(scores);
+#undef GROW
+	w->cap = nc;
+	return CAI_OK;
+}
+
+/* Tag the window's sentences, append their entities and count them per text (counts[text]); empty it. */
+static cai_status
+ent_window_flush(const cai_ner *m, EntWindow *w, const char *const *texts, cai_entity **out, size_t *n_out,
+				 size_t *cap, size_t *counts, cai_error *err)
+{
+	cai_status	st;
+
+	for (size_t s = 0; s < w->ns; s++)
+		for (int64_t i = w->soff[s]; i < w->soff[s + 1]; i++)
+		{
+			w->ptr[i] = texts[w->text[s]] + w->tok[i].start;
+			w->lens[i] = (size_t) (w->tok[i].end - w->tok[i].start);
+		}
+	if ((st = ner_tag_internal(m, w->ns, w->soff, w->ptr, w->lens, w->pred, w->scores, err)) != CAI_OK)
+		return st;
+	for (size_t s = 0; s < w->ns; s++)
+	{
+		int64_t		a = w->soff[s];
+		size_t		before = *n_out;
+
+		if ((st = sentence_entities(w->tok + a, (size_t) (w->soff[s + 1] - a), w->pred + a, w->scores + a,
+									w->ch, w->pf, w->ty, out, n_out, cap, err)) != CAI_OK)
+			return st;
+		counts[w->text[s]] += *n_out - before;
+	}
+	w->ns = 0;
+	w->ntok = 0;
+	return CAI_OK;
+}
+
+cai_status
+cai_ner_entities_batch(const cai_ner *m, const char *const *texts, const size_t *lens, size_t n,
+					   size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err)
+{
+	EntWindow	w;
+	cai_token  *toks = NULL;
+	size_t		n_out = 0;
+	size_t		cap = 0;
+	cai_status	st = CAI_OK;
+
+	if (out == NULL || offsets == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "output pointers are required");
+	*out = NULL;
+	memset(offsets, 0, sizeof(size_t) * (n + 1));
+	if (m == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "model is required");
+	if (n == 0)
+		return CAI_OK;
+	if (texts == NULL || lens == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "texts and lengths are required");
+	memset(&w, 0, sizeof(w));
+	w.soff = cai_malloc(sizeof(int64_t) * (ENT_WINDOW_SENTENCES + 1));
+	w.text = cai_malloc(sizeof(size_t) * ENT_WINDOW_SENTENCES);
+	w.ch = cai_malloc(sizeof(cai_chunk) * NER_SENT_BREAK);
+	w.pf = cai_malloc(NER_SENT_BREAK);
+	w.ty = cai_malloc(sizeof(int32_t) * NER_SENT_BREAK);
+	if (w.soff == NULL || w.text == NULL || w.ch == NULL || w.pf == NULL || w.ty == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	w.soff[0] = 0;
+	/* offsets[i + 1] counts the entities of text i until the end */
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		ntok = 0;
+		cai_error	e2 = {0};
+
+		if (lens[i] == 0)
+			continue;
+		if ((st = cai_tokenize(texts[i], lens[i], max_tokens, &toks, &ntok, &e2)) != CAI_OK)
+		{
+			cai_error_set(err, st, "text %zu: %s", i, e2.msg);
+			goto done;
+		}
+		for (size_t s0 = 0; s0 < ntok;)
+		{
+			size_t		s1 = sentence_next(texts[i], toks, ntok, s0);
+
+			if (w.ns == ENT_WINDOW_SENTENCES || w.ntok + (s1 - s0) > ENT_WINDOW_TOKENS)
+			{
+				if ((st = ent_window_flush(m, &w, texts, out, &n_out, &cap, offsets + 1, err)) != CAI_OK)
+					goto done;
+			}
+			if ((st = ent_window_grow(&w, w.ntok + (s1 - s0), err)) != CAI_OK)
+				goto done;
+			memcpy(w.tok + w.ntok, toks + s0, sizeof(cai_token) * (s1 - s0));
+			w.ntok += s1 - s0;
+			w.text[w.ns] = i;
+			w.soff[++w.ns] = (int64_t) w.ntok;
+			s0 = s1;
+		}
+		cai_free(toks);
+		toks = NULL;
+	}
+	if (w.ns > 0)
+		st = ent_window_flush(m, &w, texts, out, &n_out, &cap, offsets + 1, err);
+done:
+	if (st == CAI_OK)
+	{
+		for (size_t i = 0; i < n; i++)
+			offsets[i + 1] += offsets[i];
+	}
+	else
+		memset(offsets, 0, sizeof(size_t) * (n + 1));
+	if (st != CAI_OK || n_out == 0)
+	{
+		cai_free(*out);
+		*out = NULL;
+	}
+	cai_free(toks);
+	ent_window_free(&w);
 	return st;
 }
 

@@ -60,7 +60,8 @@ test_registry(void)
 		CHECK(a->load && a->free && a->memory && a->n_labels && a->label, "%s: the common functions", a->name);
 		CHECK((a->classify != NULL && a->classify_batch != NULL) == classify, "%s: classify exactly for classifiers",
 			  a->name);
-		CHECK((a->tag != NULL && a->tag_batch != NULL && a->entities != NULL) == !classify,
+		CHECK((a->tag != NULL && a->tag_batch != NULL && a->entities != NULL && a->entities_batch != NULL) ==
+			  !classify,
 			  "%s: tag functions exactly for taggers", a->name);
 		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
 	}
