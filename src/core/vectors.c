@@ -781,7 +781,7 @@ parse_text(const char *buf, size_t len, int64_t max_words, VecPacked *p, cai_err
 						bound = 1;
 					if ((int64_t) (len / (2 * (size_t) D + 1)) + 1 < bound)
 						bound = (int64_t) (len / (2 * (size_t) D + 1)) + 1;
-					if ((st = packed_init(p, (int32_t) bound, D, len / 4, true, err)) != CAI_OK)
+					if ((st = packed_init(p, (int32_t) bound, D, (size_t) bound * 8, true, err)) != CAI_OK)
 						return st;
 					continue;
 				}
@@ -798,7 +798,7 @@ parse_text(const char *buf, size_t len, int64_t max_words, VecPacked *p, cai_err
 				bound = (int64_t) (len / (2 * (size_t) D + 1)) + 1;
 			if (bound > max_words)
 				bound = max_words;
-			if ((st = packed_init(p, (int32_t) bound, D, len / 4, true, err)) != CAI_OK)
+			if ((st = packed_init(p, (int32_t) bound, D, (size_t) bound * 8, true, err)) != CAI_OK)
 				return st;
 		}
 
@@ -924,7 +924,7 @@ parse_binary(const uint8_t *buf, size_t len, int64_t max_words, VecPacked *p, ca
 		return cai_error_set(err, CAI_ERR_FORMAT,
 							 "header declares %" PRId64 " words of %" PRId64 " dimensions but the %zu bytes after it"
 							 " hold at most %" PRId64, V, D, len - pos, bound);
-	if ((st = packed_init(p, (int32_t) bound, (int32_t) D, (len - pos) / 8, true, err)) != CAI_OK)
+	if ((st = packed_init(p, (int32_t) bound, (int32_t) D, (size_t) bound * 8, true, err)) != CAI_OK)
 		return st;
 	for (int64_t e = 1; e <= V; e++)
 	{
