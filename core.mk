@@ -40,11 +40,12 @@ test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 test_vectors_MODULES = common modelutil format tokenize vectors
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
 fuzz_load_MODULES = $(test_textclf_MODULES)
+fuzz_vectors_MODULES = common modelutil format tokenize vectors
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz bench clean-core
