@@ -112,6 +112,20 @@ cai_status	cai_lstm_infer(const cai_lstm_params *p,
 						   float *work, cai_error *err);
 
 /*
+ * Inference from precomputed input projections, for inputs that repeat
+ * (the tokens of a batch of texts): proj (n_proj, ldp), ldp >= 4H, holds
+ * rows x W_ih^T + b (4H), and position t of sequence b (t < len[b]) uses row
+ * idx[b * T + t] (checked to be in [0, n_proj)).  Only p->w_hh is read.
+ * Given rows computed as cai_lstm_infer computes them, the outputs are
+ * cai_lstm_infer's.  work: cai_lstm_infer_size(B, T, 1, H) floats (any
+ * C >= 1 is enough), not NULL.
+ */
+cai_status	cai_lstm_infer_proj(const cai_lstm_params *p, const float *proj, int ldp,
+								const int32_t *idx, int n_proj,
+								const int32_t *len, int B, int T, int H, bool reverse,
+								float *out, int ldo, float *work, cai_error *err);
+
+/*
  * Bidirectional wrapper: out (B, T, 2H) = [forward layer fw | reverse layer
  * bw].  acts holds 2 * cai_lstm_acts_size floats (cai_bilstm_acts_size).
  */
@@ -134,5 +148,15 @@ cai_status	cai_bilstm_infer(const cai_lstm_params *fw, const cai_lstm_params *bw
 							 const float *inp, const int32_t *len,
 							 int B, int T, int C, int H,
 							 float *out, float *work, cai_error *err);
+
+/*
+ * Inference from projections of both directions: proj (n_proj, 8H) holds
+ * the forward layer's rows (4H) then the reverse layer's; work as for
+ * cai_lstm_infer_proj.
+ */
+cai_status	cai_bilstm_infer_proj(const cai_lstm_params *fw, const cai_lstm_params *bw,
+								  const float *proj, const int32_t *idx, int n_proj,
+								  const int32_t *len, int B, int T, int H,
+								  float *out, float *work, cai_error *err);
 
 #endif							/* CAI_LSTM_H */

@@ -12,6 +12,7 @@
  */
 #include "cai/lstm.h"
 #include "blas.h"
+#include "vectorize.h"
 
 #include <math.h>
 #include <string.h>
@@ -79,17 +80,11 @@ cai_lstm_init(cai_lstm_params *p, int C, int H, cai_rng *rng)
  * Activations.  The gate nonlinearities dominate the time outside sgemm, so
  * they use a branch-free expf (Cephes polynomial, about 1 ulp on the
  * clamped range) that compilers vectorize, in array passes.  On GCC the
- * passes are compiled with the vectorizer on (the core builds at -O2) and
- * without FMA contraction, so an element gives the same bits whether it
- * lands in the vector body or the scalar tail: results do not depend on
- * buffer alignment, batch composition or padding.
+ * passes are compiled with the vectorizer on and without FMA contraction
+ * (CAI_VECTORIZE), so an element gives the same bits whether it lands in
+ * the vector body or the scalar tail: results do not depend on buffer
+ * alignment, batch composition or padding.
  */
-#if defined(__GNUC__) && !defined(__clang__)
-#define LSTM_VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
-#else
-#define LSTM_VECTORIZE
-#endif
-
 static inline float
 exp_poly(float x)
 {
@@ -133,14 +128,14 @@ tanh_poly(float x)
 	return 2.0f * sigmoid_poly(2.0f * x) - 1.0f;
 }
 
-LSTM_VECTORIZE static void
+CAI_VECTORIZE static void
 lstm_sigmoid_inplace(float *restrict a, int n)
 {
 	for (int k = 0; k < n; k++)
 		a[k] = sigmoid_poly(a[k]);
 }
 
-LSTM_VECTORIZE static void
+CAI_VECTORIZE static void
 lstm_tanh_inplace(float *restrict a, int n)
 {
 	for (int k = 0; k < n; k++)
@@ -153,7 +148,7 @@ lstm_tanh_inplace(float *restrict a, int n)
  * cprev NULL means a zero previous cell state.  h may be strided memory
  * (an output row); no argument may alias another.
  */
-LSTM_VECTORIZE static void
+CAI_VECTORIZE static void
 lstm_cell(float *restrict a, const float *restrict cprev, float *restrict c,
 		  float *restrict tc, float *restrict h, int H)
 {
@@ -629,6 +624,36 @@ cai_lstm_backward(const cai_lstm_params *p, cai_lstm_params *grad,
 	return CAI_OK;
 }
 
+/*
+ * Step s of an inference pass: gs (cnt[s], 4H) holds the input projections
+ * (x W_ih^T + b) of the active rows; adds the recurrent projection, runs the
+ * cells (the state in L) and writes each row's h to its output position.
+ */
+static void
+lstm_infer_step(const lstm_layout *L, const cai_lstm_params *p, float *gs, int s, const int32_t *len, int T,
+				int H, bool reverse, float *out, int ldo)
+{
+	int			n = L->cnt[s];
+	int			G4 = 4 * H;
+	float	   *cprev = L->cs[(s + 1) & 1];
+	float	   *cur = L->cs[s & 1];
+
+	if (s > 0)
+		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
+				  1.0f, L->h, H, p->w_hh, H, 1.0f, gs, G4);
+	for (int r = 0; r < n; r++)
+	{
+		int32_t		b = L->perm[r];
+		size_t		t = lstm_pos(len, b, s, reverse);
+		float	   *h = L->h + (size_t) r * H;
+
+		/* h is overwritten in place: the sgemm above already read it */
+		lstm_cell(gs + (size_t) r * G4, s > 0 ? cprev + (size_t) r * H : NULL,
+				  cur + (size_t) r * H, L->tcs + (size_t) r * H, h, H);
+		memcpy(out + ((size_t) b * T + t) * ldo, h, sizeof(float) * (size_t) H);
+	}
+}
+
 cai_status
 cai_lstm_infer(const cai_lstm_params *p,
 			   const float *inp, const int32_t *len,
@@ -689,30 +714,57 @@ cai_lstm_infer(const cai_lstm_params *p,
 				  1.0f, L.xs, C, p->w_ih, C, 1.0f, L.gs, G4);
 
 		for (int s = s0; s < s1; s++)
-		{
-			int			n = L.cnt[s];
-			float	   *gs = L.gs + (size_t) (L.off[s] - L.off[s0]) * G4;
-			float	   *cprev = L.cs[(s + 1) & 1];
-			float	   *cur = L.cs[s & 1];
-
-			if (s > 0)
-				cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
-						  1.0f, L.h, H, p->w_hh, H, 1.0f, gs, G4);
-			for (int r = 0; r < n; r++)
-			{
-				int32_t		b = L.perm[r];
-				size_t		t = lstm_pos(len, b, s, reverse);
-				float	   *h = L.h + (size_t) r * H;
-
-				/* h is overwritten in place: the sgemm above already read it */
-				lstm_cell(gs + (size_t) r * G4, s > 0 ? cprev + (size_t) r * H : NULL,
-						  cur + (size_t) r * H, L.tcs + (size_t) r * H, h, H);
-				memcpy(out + ((size_t) b * T + t) * ldo, h, sizeof(float) * (size_t) H);
-			}
-		}
+			lstm_infer_step(&L, p, L.gs + (size_t) (L.off[s] - L.off[s0]) * G4, s, len, T, H, reverse,
+							out, ldo);
 		s0 = s1;
 	}
 	cai_free(owned);
+	return CAI_OK;
+}
+
+cai_status
+cai_lstm_infer_proj(const cai_lstm_params *p, const float *proj, int ldp, const int32_t *idx, int n_proj,
+					const int32_t *len, int B, int T, int H, bool reverse,
+					float *out, int ldo, float *work, cai_error *err)
+{
+	cai_status	st;
+	lstm_layout L;
+	int			S;
+	int			G4 = 4 * H;
+
+	/* proj stands in for the input in the shared argument check */
+	st = lstm_check_args(p, proj, len, B, T, 1, H, out, ldo, err);
+	if (st != CAI_OK)
+		return st;
+	if (idx == NULL || work == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "lstm argument is null");
+	if (ldp < G4)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "lstm projection stride %d is smaller than the gates %d", ldp, G4);
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < len[b]; t++)
+			if (idx[(size_t) b * T + t] < 0 || idx[(size_t) b * T + t] >= n_proj)
+				return cai_error_set(err, CAI_ERR_INVALID,
+									 "sequence %d position %d has projection row %d outside [0, %d)",
+									 b, t, (int) idx[(size_t) b * T + t], n_proj);
+	lstm_layout_infer(&L, work, B, T, 1, H);
+	lstm_pack(&L, len, B, T);
+	S = L.hdr[LSTM_HDR_S];
+	lstm_zero_padding(out, ldo, len, B, T, H);
+
+	for (int s = 0; s < S; s++)
+	{
+		/* the step's gate inputs are rows of proj: gs holds at least B rows */
+		for (int r = 0; r < L.cnt[s]; r++)
+		{
+			int32_t		b = L.perm[r];
+			size_t		t = lstm_pos(len, b, s, reverse);
+
+			memcpy(L.gs + (size_t) r * G4, proj + (size_t) idx[(size_t) b * T + t] * ldp,
+				   sizeof(float) * (size_t) G4);
+		}
+		lstm_infer_step(&L, p, L.gs, s, len, T, H, reverse, out, ldo);
+	}
 	return CAI_OK;
 }
 
@@ -785,4 +837,21 @@ cai_bilstm_infer(const cai_lstm_params *fw, const cai_lstm_params *bw,
 	if (st != CAI_OK)
 		return st;
 	return cai_lstm_infer(bw, inp, len, B, T, C, H, true, out + H, 2 * H, work, err);
+}
+
+cai_status
+cai_bilstm_infer_proj(const cai_lstm_params *fw, const cai_lstm_params *bw,
+					  const float *proj, const int32_t *idx, int n_proj,
+					  const int32_t *len, int B, int T, int H,
+					  float *out, float *work, cai_error *err)
+{
+	cai_status	st;
+
+	if (out == NULL || proj == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "bilstm argument is null");
+	st = cai_lstm_infer_proj(fw, proj, 8 * H, idx, n_proj, len, B, T, H, false, out, 2 * H, work, err);
+	if (st != CAI_OK)
+		return st;
+	return cai_lstm_infer_proj(bw, proj + 4 * H, 8 * H, idx, n_proj, len, B, T, H, true, out + H, 2 * H,
+							   work, err);
 }

@@ -66,8 +66,10 @@
 
 #include <json-c/json.h>
 
+#include "blas.h"
 #include "cai/ops.h"
 #include "modelutil.h"
+#include "vectorize.h"
 
 /* ---------------------------------------------------------------------- */
 /* The network's inference (also scores the validation rows in training)  */
@@ -290,11 +292,12 @@ done:
 /*
  * A batch is at most ACC_INFER_BATCH texts of similar token counts whose
  * padded positions (texts x the longest one's tokens) stay within
- * ACC_INFER_POSITIONS; a longer text is a batch of its own (its tokens are
- * bounded by max_tokens, as in the single-text path).  So the scratch is
- * bounded by the batch, not by n: at D = H = 64, about 3.5 MB of floats,
- * and 1.2 MB of token cache (below); n itself costs 16 bytes a text (its
- * token count and position, counted in a first tokenizing pass).
+ * ACC_INFER_POSITIONS and the token cache's capacity; a longer text is a
+ * batch of its own (its tokens are bounded by max_tokens, as in the
+ * single-text path).  So the scratch is bounded by the batch, not by n: at
+ * D = H = 64, about 3.5 MB of floats, and 8 MB of token cache (below); n
+ * itself costs 16 bytes a text (its token count and position, counted in a
+ * first tokenizing pass).
  */
 #define ACC_INFER_BATCH			64
 #define ACC_INFER_POSITIONS		4096
@@ -318,40 +321,76 @@ acc_item_cmp(const void *a, const void *b)
 }
 
 /*
- * The embedding x_t of a token is a function of its normalized text, and a
- * table's texts repeat the same few thousand tokens: a call keeps the mean
- * bag of up to ACC_CACHE_TOKENS distinct tokens (open addressing on
- * acc_word_hash, the strings in an arena of ACC_CACHE_BYTES), so each is
- * looked up, hashed into n-grams and averaged once per call.  The vector is
- * the one cai_embedding_bag_mean_forward computes for the token alone, bit
- * for bit.  Full, it stops taking tokens (others are computed each time).
+ * The embedding x_t of a token, and so its input projections x_t W_ih^T + b
+ * in both LSTM directions, is a function of its normalized text, and a
+ * table's texts repeat the same few thousand tokens: a call keeps the
+ * projections (8H floats, the forward layer's then the reverse layer's) of
+ * up to cap distinct tokens, so each is looked up, hashed into n-grams,
+ * averaged and projected once per call, and the LSTM reads its gate inputs
+ * from the cache (cai_bilstm_infer_proj) instead of multiplying every
+ * position's x_t.  Entries are found by open addressing on acc_word_hash,
+ * their strings kept in an arena.  cap is ACC_CACHE_TOKENS, less when the
+ * projections would pass ACC_CACHE_FLOATS (large H) or the call has fewer
+ * positions.  A batch whose new tokens do not fit empties the cache first;
+ * a batch with more distinct tokens than cap (a single text longer than
+ * cap) is computed position by position, as the single-text path does.
+ * The mean bag of a token is the one cai_embedding_bag_mean_forward
+ * computes for the token alone, bit for bit.
  */
 #define ACC_CACHE_TOKENS		4096
-#define ACC_CACHE_SLOTS			(2 * ACC_CACHE_TOKENS)
-#define ACC_CACHE_BYTES			(16 * ACC_CACHE_TOKENS)
+#define ACC_CACHE_FLOATS		((size_t) 2 << 20)
+#define ACC_CACHE_TOKEN_BYTES	16	/* arena bytes a token, on average */
 
 typedef struct AccTokenCache
 {
-	int32_t    *slot;			/* (ACC_CACHE_SLOTS) entry + 1, 0 if empty */
-	uint64_t   *hash;			/* (ACC_CACHE_TOKENS) */
-	int32_t    *off;			/* (ACC_CACHE_TOKENS + 1) strings in bytes */
-	char	   *bytes;			/* (ACC_CACHE_BYTES) */
-	float	   *vec;			/* (ACC_CACHE_TOKENS, D) */
-	int32_t		n;
+	int32_t    *slot;			/* (nslot) entry + 1, 0 if empty */
+	uint64_t   *hash;			/* (cap) */
+	int32_t    *off;			/* (cap + 1) strings in bytes */
+	char	   *bytes;			/* (nbytes) */
+	float	   *proj;			/* (cap, 8H) */
+	int32_t		cap;
+	uint32_t	nslot;			/* a power of two >= 2 cap */
+	size_t		nbytes;
+	int32_t		n;				/* entries */
 } AccTokenCache;
 
+/* Entries of the cache of a call of positions padded positions (at least 1). */
+static int32_t
+acc_cache_cap(const AccNet *net, size_t positions)
+{
+	size_t		cap = ACC_CACHE_FLOATS / (8 * (size_t) net->H);
+
+	if (cap > ACC_CACHE_TOKENS)
+		cap = ACC_CACHE_TOKENS;
+	if (cap > positions)
+		cap = positions;
+	return cap > 0 ? (int32_t) cap : 1;
+}
+
 static bool
-acc_cache_init(AccTokenCache *c, int D)
+acc_cache_init(AccTokenCache *c, int32_t cap, int H)
 {
 	memset(c, 0, sizeof(*c));
-	c->slot = cai_calloc(ACC_CACHE_SLOTS, sizeof(int32_t));
-	c->hash = cai_malloc(sizeof(uint64_t) * ACC_CACHE_TOKENS);
-	c->off = cai_malloc(sizeof(int32_t) * (ACC_CACHE_TOKENS + 1));
-	c->bytes = cai_malloc(ACC_CACHE_BYTES);
-	c->vec = cai_malloc(sizeof(float) * ACC_CACHE_TOKENS * (size_t) D);
+	c->cap = cap;
+	c->nslot = 2;
+	while (c->nslot < 2 * (uint32_t) cap)
+		c->nslot *= 2;
+	c->nbytes = ACC_CACHE_TOKEN_BYTES * (size_t) cap + ACC_NORM_MAX;
+	c->slot = cai_calloc(c->nslot, sizeof(int32_t));
+	c->hash = cai_malloc(sizeof(uint64_t) * (size_t) cap);
+	c->off = cai_malloc(sizeof(int32_t) * ((size_t) cap + 1));
+	c->bytes = cai_malloc(c->nbytes);
+	c->proj = cai_malloc(sizeof(float) * (size_t) cap * 8 * (size_t) H);
 	if (c->off != NULL)
 		c->off[0] = 0;
-	return c->slot != NULL && c->hash != NULL && c->off != NULL && c->bytes != NULL && c->vec != NULL;
+	return c->slot != NULL && c->hash != NULL && c->off != NULL && c->bytes != NULL && c->proj != NULL;
+}
+
+static void
+acc_cache_reset(AccTokenCache *c)
+{
+	memset(c->slot, 0, sizeof(int32_t) * c->nslot);
+	c->n = 0;
 }
 
 static void
@@ -361,49 +400,121 @@ acc_cache_free(AccTokenCache *c)
 	cai_free(c->hash);
 	cai_free(c->off);
 	cai_free(c->bytes);
-	cai_free(c->vec);
+	cai_free(c->proj);
+}
+
+/* The entry of the normalized token norm (nl bytes), added if new; -1 if the cache is full. */
+static int32_t
+acc_cache_add(AccTokenCache *c, const char *norm, size_t nl)
+{
+	uint64_t	h = acc_word_hash(norm, nl);
+	uint32_t	s = (uint32_t) h & (c->nslot - 1);
+	int32_t		e;
+
+	for (; c->slot[s] != 0; s = (s + 1) & (c->nslot - 1))
+	{
+		e = c->slot[s] - 1;
+		if (c->hash[e] == h && (size_t) (c->off[e + 1] - c->off[e]) == nl &&
+			memcmp(c->bytes + c->off[e], norm, nl) == 0)
+			return e;
+	}
+	if (c->n == c->cap || (size_t) c->off[c->n] + nl > c->nbytes)
+		return -1;
+	e = c->n++;
+	c->hash[e] = h;
+	memcpy(c->bytes + c->off[e], norm, nl);
+	c->off[e + 1] = c->off[e] + (int32_t) nl;
+	c->slot[s] = e + 1;
+	return e;
+}
+
+/* x (D) = the mean bag of the normalized token norm (nl bytes); ids: 1 + ACC_NGRAMS_MAX entries of scratch. */
+static cai_status
+acc_token_mean(const cai_textclf_accurate *m, const char *norm, size_t nl, int32_t *ids, float *x,
+			   cai_error *err)
+{
+	int32_t		offs[2] = {0, 0};
+
+	offs[1] = acc_token_bag(m, norm, nl, ids);
+	return cai_embedding_bag_mean_forward(x, m->net.emb, ids, offs, 1, m->net.R, m->net.D, err);
 }
 
 /*
- * x (D) = the mean bag of the normalized token norm (nl bytes), from the
- * cache or computed (ids: 1 + ACC_NGRAMS_MAX entries of scratch) and kept.
+ * x (D) = the mean of the n >= 1 embedding rows ids: the sums and the
+ * scaling of cai_embedding_bag_mean_forward in the same order, so the same
+ * bits, vectorized across D.  The ids come from the model's checked tables
+ * (acc_token_bag), so they are in range.
  */
-static cai_status
-acc_cache_token(const cai_textclf_accurate *m, AccTokenCache *c, const char *norm, size_t nl, int32_t *ids,
-				float *x, cai_error *err)
+CAI_VECTORIZE static void
+acc_bag_mean(float *restrict x, const float *restrict emb, const int32_t *ids, int32_t n, int D)
+{
+	float		inv = 1.0f / (float) n;
+
+	memset(x, 0, sizeof(float) * (size_t) D);
+	for (int32_t j = 0; j < n; j++)
+	{
+		const float *w = emb + (size_t) ids[j] * D;
+
+		for (int d = 0; d < D; d++)
+			x[d] += w[d];
+	}
+	for (int d = 0; d < D; d++)
+		x[d] *= inv;
+}
+
+/* Ask for the n embedding rows ids (D floats each) to be brought into the cache. */
+static inline void
+acc_bag_prefetch(const float *emb, const int32_t *ids, int32_t n, int D)
+{
+	for (int32_t j = 0; j < n; j++)
+	{
+		const char *w = (const char *) (emb + (size_t) ids[j] * D);
+
+		for (size_t b = 0; b < sizeof(float) * (size_t) D; b += 64)
+			__builtin_prefetch(w + b);
+	}
+}
+
+/*
+ * The projections of the entries [e0, c->n): their mean bags into x
+ * (c->n - e0, D), then both directions' x W_ih^T + b as cai_lstm_infer
+ * computes them (the bias, then one product).  The bag of the next token
+ * is looked up (and its rows prefetched) before this one's rows are
+ * summed, so the table's cache misses overlap the lookups; ids holds two
+ * bags.
+ */
+static void
+acc_cache_project(const cai_textclf_accurate *m, AccTokenCache *c, int32_t e0, int32_t *ids, float *x)
 {
 	const AccNet *net = &m->net;
-	const size_t D = (size_t) net->D;
-	uint64_t	h = acc_word_hash(norm, nl);
-	uint32_t	s = (uint32_t) h & (ACC_CACHE_SLOTS - 1);
-	int32_t		offs[2] = {0, 0};
-	cai_status	st;
+	const int	D = net->D;
+	const int	G4 = 4 * net->H;
+	const int	nn = c->n - e0;
+	float	   *proj = c->proj + (size_t) e0 * 2 * G4;
+	int32_t    *bag[2] = {ids, ids + 1 + ACC_NGRAMS_MAX};
+	int32_t		nb[2] = {0, 0};
 
-	for (; c->slot[s] != 0; s = (s + 1) & (ACC_CACHE_SLOTS - 1))
+	if (nn == 0)
+		return;
+	for (int k = 0; k <= nn; k++)
 	{
-		int32_t		e = c->slot[s] - 1;
-
-		if (c->hash[e] == h && (size_t) (c->off[e + 1] - c->off[e]) == nl &&
-			memcmp(c->bytes + c->off[e], norm, nl) == 0)
+		if (k < nn)
 		{
-			memcpy(x, c->vec + (size_t) e * D, sizeof(float) * D);
-			return CAI_OK;
-		}
-	}
-	offs[1] = acc_token_bag(m, norm, nl, ids);
-	if ((st = cai_embedding_bag_mean_forward(x, net->emb, ids, offs, 1, net->R, net->D, err)) != CAI_OK)
-		return st;
-	if (c->n < ACC_CACHE_TOKENS && (size_t) c->off[c->n] + nl <= ACC_CACHE_BYTES)
-	{
-		int32_t		e = c->n++;
+			int32_t		e = e0 + k;
+			size_t		nl = (size_t) (c->off[e + 1] - c->off[e]);
 
-		c->hash[e] = h;
-		memcpy(c->bytes + c->off[e], norm, nl);
-		c->off[e + 1] = c->off[e] + (int32_t) nl;
-		memcpy(c->vec + (size_t) e * D, x, sizeof(float) * D);
-		c->slot[s] = e + 1;
+			nb[k & 1] = acc_token_bag(m, c->bytes + c->off[e], nl, bag[k & 1]);
+			acc_bag_prefetch(net->emb, bag[k & 1], nb[k & 1], D);
+			memcpy(proj + (size_t) k * 2 * G4, net->fw.b, sizeof(float) * (size_t) G4);
+			memcpy(proj + (size_t) k * 2 * G4 + G4, net->bw.b, sizeof(float) * (size_t) G4);
+		}
+		if (k > 0)
+			acc_bag_mean(x + (size_t) (k - 1) * D, net->emb, bag[(k - 1) & 1], nb[(k - 1) & 1], D);
 	}
-	return CAI_OK;
+	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nn, G4, D, 1.0f, x, D, net->fw.w_ih, D, 1.0f, proj,
+			  2 * G4);
+	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nn, G4, D, 1.0f, x, D, net->bw.w_ih, D, 1.0f,
+			  proj + G4, 2 * G4);
 }
 
 /* out (C) = max over t of inp (T, C), T >= 1: cai_maxpool_forward's values without its argmax (vectorizes). */
@@ -420,14 +531,14 @@ acc_maxpool(float *restrict out, const float *restrict inp, int T, int C)
 	}
 }
 
-/* Texts of the batch starting at items[i]: up to ACC_INFER_BATCH within ACC_INFER_POSITIONS. */
+/* Texts of the batch starting at items[i]: up to ACC_INFER_BATCH within max_pos padded positions. */
 static size_t
-acc_batch_end(const AccBatchItem *items, size_t n, size_t i)
+acc_batch_end(const AccBatchItem *items, size_t n, size_t i, size_t max_pos)
 {
 	size_t		Tm = (size_t) (items[i].T > 0 ? items[i].T : 1);
 	size_t		j = i + 1;
 
-	while (j < n && j - i < ACC_INFER_BATCH && (j - i + 1) * Tm <= ACC_INFER_POSITIONS)
+	while (j < n && j - i < ACC_INFER_BATCH && (j - i + 1) * Tm <= max_pos)
 		j++;
 	return j;
 }
@@ -466,32 +577,21 @@ acc_tokenize_row(const cai_textclf_accurate *m, const char *const *texts, const 
 }
 
 /*
- * One batch items[0..B) (longest first): the mean bags of every text's
- * tokens (through the cache) padded to Tm = items[0].T, one bidirectional LSTM pass over the
- * batch, each text's max and mean pooling over its own tokens, and the
- * output layer and softmax as one product over the batch; probabilities go
- * to probs at each text's position.
+ * The tokens of the batch items[0..B), positions padded to Tp, and their
+ * counts into len (B).  With a cache: each position's entry into idx
+ * (B, Tp), new tokens added; *full if the cache cannot take them all.
+ * Without: each position's mean bag into x (B, Tp, D) (ids: a bag's
+ * scratch).
  */
 static cai_status
-acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const size_t *lens,
-				const AccBatchItem *items, int B, AccTokenCache *cache, int32_t *ids, int32_t *len,
-				float *scratch, float *probs, cai_error *err)
+acc_batch_tokens(const cai_textclf_accurate *m, const char *const *texts, const size_t *lens,
+				 const AccBatchItem *items, int B, size_t Tp, AccTokenCache *cache, int32_t *idx,
+				 int32_t *ids, float *x, int32_t *len, bool *full, cai_error *err)
 {
-	const AccNet *net = &m->net;
-	const int	D = net->D;
-	const int	H = net->H;
-	const int	L = net->L;
-	const int	Tm = items[0].T;
-	const size_t Tp = (size_t) (Tm > 0 ? Tm : 1);
-	float	   *x = scratch;	/* (B, Tm, D) */
-	float	   *h = x + (size_t) B * Tp * D;	/* (B, Tm, 2H) */
-	float	   *feat = h + (size_t) B * Tp * 2 * H;	/* (B, 4H) */
-	float	   *logits = feat + (size_t) B * 4 * H;	/* (B, L) */
-	float	   *work = logits + (size_t) B * L;
 	cai_status	st = CAI_OK;
 
-	memset(feat, 0, sizeof(float) * (size_t) B * 4 * H);
-	for (int b = 0; b < B; b++)
+	*full = false;
+	for (int b = 0; b < B && !*full; b++)
 	{
 		size_t		i = items[b].pos;
 		cai_token  *toks = NULL;
@@ -505,32 +605,90 @@ acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const s
 			return cai_error_set(err, CAI_ERR_INTERNAL, "text %zu: tokens changed between two passes", i);
 		}
 		len[b] = (int32_t) n_toks;
-		for (size_t t = 0; t < n_toks && st == CAI_OK; t++)
+		for (size_t t = 0; t < n_toks && st == CAI_OK && !*full; t++)
 		{
 			char		norm[ACC_NORM_MAX];
 			size_t		nl = acc_token_norm(texts[i], toks, t, n_toks, norm);
+			size_t		p = (size_t) b * Tp + t;
 
-			st = acc_cache_token(m, cache, norm, nl, ids, x + ((size_t) b * Tp + t) * D, err);
+			if (cache == NULL)
+				st = acc_token_mean(m, norm, nl, ids, x + p * (size_t) m->net.D, err);
+			else if ((idx[p] = acc_cache_add(cache, norm, nl)) < 0)
+				*full = true;
 		}
 		cai_free(toks);
 		if (st != CAI_OK)
 			return st;
 	}
-	if (Tm > 0)
-	{
-		st = cai_bilstm_infer(&net->fw, &net->bw, x, len, B, Tm, D, H, h, work, err);
-		if (st != CAI_OK)
-			return st;
-		for (int b = 0; b < B; b++)
-		{
-			const float *hb = h + (size_t) b * Tp * 2 * H;
-			float	   *fb = feat + (size_t) b * 4 * H;
+	return CAI_OK;
+}
 
-			if (len[b] == 0)
-				continue;
-			acc_maxpool(fb, hb, len[b], 2 * H);
-			cai_meanpool_forward(fb + 2 * H, hb, len[b], 2 * H);
-		}
+/*
+ * One batch items[0..B) (longest first): every text's tokens through the
+ * cache (or, if they cannot fit, their mean bags padded to Tm =
+ * items[0].T), one bidirectional LSTM pass over the batch, each text's max
+ * and mean pooling over its own tokens, and the output layer and softmax as
+ * one product over the batch; probabilities go to probs at each text's
+ * position.  idx holds B * Tm entries.
+ */
+static cai_status
+acc_batch_infer(const cai_textclf_accurate *m, const char *const *texts, const size_t *lens,
+				const AccBatchItem *items, int B, AccTokenCache *cache, int32_t *ids, int32_t *idx,
+				int32_t *len, float *scratch, float *probs, cai_error *err)
+{
+	const AccNet *net = &m->net;
+	const int	D = net->D;
+	const int	H = net->H;
+	const int	L = net->L;
+	const int	Tm = items[0].T;
+	const size_t Tp = (size_t) (Tm > 0 ? Tm : 1);
+	float	   *x = scratch;	/* (B, Tm, D); the new tokens' (at most B * Tm) with the cache */
+	float	   *h = x + (size_t) B * Tp * D;	/* (B, Tm, 2H) */
+	float	   *feat = h + (size_t) B * Tp * 2 * H;	/* (B, 4H) */
+	float	   *logits = feat + (size_t) B * 4 * H;	/* (B, L) */
+	float	   *work = logits + (size_t) B * L;
+	int32_t		e0 = cache->n;
+	bool		full;
+	cai_status	st;
+
+	st = acc_batch_tokens(m, texts, lens, items, B, Tp, cache, idx, ids, NULL, len, &full, err);
+	if (st == CAI_OK && full && e0 > 0)
+	{
+		/* make room: the batch alone may fit */
+		acc_cache_reset(cache);
+		e0 = 0;
+		st = acc_batch_tokens(m, texts, lens, items, B, Tp, cache, idx, ids, NULL, len, &full, err);
+	}
+	if (st != CAI_OK)
+		return st;
+	if (full)
+	{
+		/* more distinct tokens than the cache holds: every position's x, as the single-text path */
+		acc_cache_reset(cache);
+		st = acc_batch_tokens(m, texts, lens, items, B, Tp, NULL, NULL, ids, x, len, &full, err);
+		if (st == CAI_OK && Tm > 0)
+			st = cai_bilstm_infer(&net->fw, &net->bw, x, len, B, Tm, D, H, h, work, err);
+	}
+	else
+	{
+		acc_cache_project(m, cache, e0, ids, x);
+		if (Tm > 0)
+			st = cai_bilstm_infer_proj(&net->fw, &net->bw, cache->proj, idx, cache->n, len, B, Tm, H, h, work,
+									   err);
+	}
+	if (st != CAI_OK)
+		return st;
+
+	memset(feat, 0, sizeof(float) * (size_t) B * 4 * H);
+	for (int b = 0; b < B && Tm > 0; b++)
+	{
+		const float *hb = h + (size_t) b * Tp * 2 * H;
+		float	   *fb = feat + (size_t) b * 4 * H;
+
+		if (len[b] == 0)
+			continue;
+		acc_maxpool(fb, hb, len[b], 2 * H);
+		cai_meanpool_forward(fb + 2 * H, hb, len[b], 2 * H);
 	}
 	cai_linear_forward(logits, feat, net->out_w, net->out_b, B, 4 * H, L);
 	cai_softmax_forward(logits, logits, B, L);
@@ -546,9 +704,14 @@ cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m, const char *co
 	AccBatchItem *items = NULL;
 	AccTokenCache cache = {0};
 	int32_t    *ids = NULL;
+	int32_t    *idx = NULL;
 	int32_t    *len = NULL;
 	float	   *scratch = NULL;
 	size_t		max_nf = 0;
+	size_t		max_pos = 0;
+	size_t		positions = 0;
+	size_t		batch_pos;
+	int32_t		cap;
 	cai_status	st = CAI_OK;
 
 	if (n == 0)
@@ -568,35 +731,43 @@ cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m, const char *co
 		cai_free(toks);
 		items[i].T = (int32_t) n_toks;
 		items[i].pos = i;
+		positions += n_toks;
 	}
 	qsort(items, n, sizeof(AccBatchItem), acc_item_cmp);
-	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i))
+	cap = acc_cache_cap(&m->net, positions);
+	batch_pos = (size_t) cap < ACC_INFER_POSITIONS ? (size_t) cap : ACC_INFER_POSITIONS;
+	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i, batch_pos))
 	{
-		size_t		j = acc_batch_end(items, n, i);
+		size_t		j = acc_batch_end(items, n, i, batch_pos);
+		size_t		Tp = (size_t) (items[i].T > 0 ? items[i].T : 1);
 		size_t		nf;
 
-		if (!acc_batch_floats(&m->net, (int) (j - i), items[i].T > 0 ? items[i].T : 1, &nf))
+		if (!acc_batch_floats(&m->net, (int) (j - i), (int) Tp, &nf))
 		{
 			st = cai_error_set(err, CAI_ERR_LIMIT, "text %zu is too long", items[i].pos);
 			goto done;
 		}
 		if (nf > max_nf)
 			max_nf = nf;
+		if ((j - i) * Tp > max_pos)
+			max_pos = (j - i) * Tp;
 	}
-	ids = cai_malloc(sizeof(int32_t) * (1 + ACC_NGRAMS_MAX));
+	ids = cai_malloc(sizeof(int32_t) * 2 * (1 + ACC_NGRAMS_MAX));
+	idx = cai_malloc(sizeof(int32_t) * max_pos);
 	len = cai_malloc(sizeof(int32_t) * ACC_INFER_BATCH);
 	scratch = cai_malloc(sizeof(float) * max_nf);
-	if (!acc_cache_init(&cache, m->net.D) || ids == NULL || len == NULL || scratch == NULL)
+	if (!acc_cache_init(&cache, cap, m->net.H) || ids == NULL || idx == NULL || len == NULL || scratch == NULL)
 	{
 		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory classifying %zu texts", n);
 		goto done;
 	}
 
-	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i))
+	for (size_t i = 0; i < n; i = acc_batch_end(items, n, i, batch_pos))
 	{
-		size_t		j = acc_batch_end(items, n, i);
+		size_t		j = acc_batch_end(items, n, i, batch_pos);
 
-		st = acc_batch_infer(m, texts, lens, items + i, (int) (j - i), &cache, ids, len, scratch, probs, err);
+		st = acc_batch_infer(m, texts, lens, items + i, (int) (j - i), &cache, ids, idx, len, scratch, probs,
+							 err);
 		if (st != CAI_OK)
 			goto done;
 	}
@@ -623,6 +794,7 @@ done:
 	cai_free(items);
 	acc_cache_free(&cache);
 	cai_free(ids);
+	cai_free(idx);
 	cai_free(len);
 	cai_free(scratch);
 	return st;

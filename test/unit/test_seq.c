@@ -534,6 +534,91 @@ test_lstm_reference_and_padding(void)
 }
 
 /*
+ * Inference from precomputed projections: a table of V input vectors, each
+ * position of the batch one of them (idx); the rows x W_ih^T + b of the
+ * table, given to cai_bilstm_infer_proj, give cai_bilstm_infer's outputs on
+ * the gathered inputs (bit for bit with a BLAS whose sgemm rows do not
+ * depend on the other rows; the tolerance bounds any other), zero padding.
+ */
+static void
+test_lstm_infer_proj(void)
+{
+	enum
+	{
+		B = 5, T = 7, C = 6, H = 8, V = 9
+	};
+	static const int32_t len[B] = {4, 7, 1, 0, 6};
+	size_t		np = cai_lstm_param_count(C, H);
+	float	   *pslab = rand_array(2 * np, 0.5f);
+	float	   *table = rand_array((size_t) V * C, 1.0f);
+	float	   *proj = zeros((size_t) V * 8 * H);
+	float	   *inp = zeros((size_t) B * T * C);
+	float	   *out = zeros((size_t) B * T * 2 * H);
+	float	   *outp = zeros((size_t) B * T * 2 * H);
+	int32_t		idx[B * T];
+	size_t		ni;
+	float	   *work;
+	cai_lstm_params fw,
+				bw;
+	cai_error	err;
+	cai_status	st;
+
+	cai_lstm_params_view(&fw, pslab, C, H);
+	cai_lstm_params_view(&bw, pslab + np, C, H);
+	cai_lstm_infer_size(B, T, C, H, &ni, &err);
+	work = zeros(ni);
+	for (int k = 0; k < B * T; k++)
+	{
+		/* padding positions hold an index out of range: never read */
+		idx[k] = k % T < len[k / T] ? (k * 5) % V : -1;
+		if (idx[k] >= 0)
+			memcpy(inp + (size_t) k * C, table + (size_t) idx[k] * C, sizeof(float) * C);
+	}
+	for (int v = 0; v < V; v++)
+		for (int d = 0; d < 2; d++)
+		{
+			const cai_lstm_params *p = d == 0 ? &fw : &bw;
+
+			for (int j = 0; j < 4 * H; j++)
+			{
+				float		a = p->b[j];
+
+				/* the same sum as a one-row sgemm over C: enough for the tolerance */
+				for (int c = 0; c < C; c++)
+					a += table[(size_t) v * C + c] * p->w_ih[(size_t) j * C + c];
+				proj[(size_t) v * 8 * H + (size_t) d * 4 * H + j] = a;
+			}
+		}
+	st = cai_bilstm_infer(&fw, &bw, inp, len, B, T, C, H, out, work, &err);
+	CHECK(st == CAI_OK, "bilstm infer: %s", err.msg);
+	memset(outp, 0x7f, (size_t) B * T * 2 * H * sizeof(float));
+	st = cai_bilstm_infer_proj(&fw, &bw, proj, idx, V, len, B, T, H, outp, work, &err);
+	CHECK(st == CAI_OK, "bilstm infer from projections: %s", err.msg);
+	CHECK_CLOSE("bilstm infer from projections vs infer", outp, out, (size_t) B * T * 2 * H, 1e-5f, 1e-6f);
+
+	/* errors: a row out of range at a real position, a short stride, no index or work */
+	idx[T + 2] = V;
+	st = cai_bilstm_infer_proj(&fw, &bw, proj, idx, V, len, B, T, H, outp, work, &err);
+	CHECK(st == CAI_ERR_INVALID && strstr(err.msg, "projection row") != NULL,
+		  "projection row out of range: status %d (%s)", st, err.msg);
+	idx[T + 2] = 0;
+	st = cai_lstm_infer_proj(&fw, proj, 4 * H - 1, idx, V, len, B, T, H, false, outp, 2 * H, work, &err);
+	CHECK(st == CAI_ERR_INVALID, "projection stride below 4H: status %d", st);
+	st = cai_lstm_infer_proj(&fw, proj, 8 * H, NULL, V, len, B, T, H, false, outp, 2 * H, work, &err);
+	CHECK(st == CAI_ERR_INVALID, "projections without an index: status %d", st);
+	st = cai_lstm_infer_proj(&fw, proj, 8 * H, idx, V, len, B, T, H, false, outp, 2 * H, NULL, &err);
+	CHECK(st == CAI_ERR_INVALID, "projections without work: status %d", st);
+
+	free(pslab);
+	free(table);
+	free(proj);
+	free(inp);
+	free(out);
+	free(outp);
+	free(work);
+}
+
+/*
  * Larger batch with random lengths: inference (several input chunks of
  * 256 rows) vs training forward, an all-empty batch, initialization.
  */
@@ -1342,6 +1427,7 @@ main(void)
 	test_lstm_grad(false, true);
 	test_lstm_grad(true, false);
 	test_lstm_reference_and_padding();
+	test_lstm_infer_proj();
 	test_lstm_misc();
 	test_lstm_errors();
 	test_crf();
