@@ -182,6 +182,71 @@ done:
 	trained_free(&c);
 }
 
+/*
+ * Batched classification of texts with more distinct tokens than a call's
+ * token cache holds (4096): a text of 4500 distinct words is a batch of its
+ * own computed position by position, one of 4095 fills the cache so that
+ * the short texts' batch empties it; every answer equals
+ * cai_textclf_predict's (1e-5, the same label).  max_tokens 5000 lets the
+ * texts through.
+ */
+static void
+test_batch_past_the_cache(void)
+{
+	static const int words[] = {4500, 3, 4095, 0, 7, 4500};
+	enum
+	{
+		N = 6
+	};
+	Trained		r = train_with("{" ACC "\"max_tokens\": 5000, \"epochs\": 1}", &tr.d, NULL, NULL, NULL);
+	cai_model_file *mf = NULL;
+	cai_textclf *m = NULL;
+	cai_error	err;
+	char	   *texts[N];
+	size_t		lens[N];
+	float		pb[N * 3],
+				p1[3];
+	double		worst = 0.0;
+	int			labels_differ = 0;
+
+	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
+	if (r.st != CAI_OK || load(&r, &mf, &m, &err) != CAI_OK)
+		goto done;
+	for (int i = 0; i < N; i++)
+	{
+		texts[i] = malloc((size_t) words[i] * 12 + 1);
+		lens[i] = 0;
+		for (int w = 0; w < words[i]; w++)
+			lens[i] += (size_t) sprintf(texts[i] + lens[i], "%sw%dx%d", w > 0 ? " " : "", i % 3, w);
+		texts[i][lens[i]] = '\0';
+	}
+	CHECK(cai_textclf_predict_batch(m, (const char *const *) texts, lens, N, pb, &err) == CAI_OK,
+		  "predict_batch: %s", err.msg);
+	for (int i = 0; i < N; i++)
+	{
+		int			a = 0,
+					b = 0;
+
+		CHECK(cai_textclf_predict(m, texts[i], lens[i], p1, &err) == CAI_OK, "predict %d: %s", i, err.msg);
+		for (int c = 0; c < 3; c++)
+		{
+			double		d = fabs((double) pb[i * 3 + c] - (double) p1[c]);
+
+			worst = d > worst ? d : worst;
+			a = p1[c] > p1[a] ? c : a;
+			b = pb[i * 3 + c] > pb[i * 3 + b] ? c : b;
+		}
+		labels_differ += a != b;
+		free(texts[i]);
+	}
+	CHECK(worst <= 1e-5 && labels_differ == 0,
+		  "texts past the token cache: batch vs single max diff %g, %d labels differ", worst, labels_differ);
+done:
+	cai_textclf_free(m);
+	cai_model_file_free(mf);
+	trained_free(&r);
+}
+
 static void
 test_cancel_and_limits(void)
 {
@@ -401,6 +466,7 @@ main(void)
 
 	test_train_and_predict();
 	test_determinism();
+	test_batch_past_the_cache();
 	test_cancel_and_limits();
 	test_corrupt_models();
 	test_zero_copy();
