@@ -136,3 +136,61 @@ RETURNS TABLE (key text, label text, score real)
     AS 'MODULE_PATHNAME', 'cai_predict_query' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_predict_query(text, text, integer) IS
     'classify every row (key, input) of a query with the deployed version of a text classification model, batch_size rows at a time (batched matrix products); returns key (as text), the predicted label and its probability; a NULL input gives a NULL label';
+
+-- Word vector sets: stored once as versioned bytes (the model format), owned
+-- by the role that created the first version, written only through the
+-- cai_*_vectors functions, dumped and replicated with the database.
+CREATE TABLE @extschema@.cai_vector_store (
+    name        text        NOT NULL CHECK (name <> '' AND octet_length(name) <= 200),
+    version     integer     NOT NULL CHECK (version > 0),
+    data        bytea       NOT NULL,
+    metadata    jsonb       NOT NULL,
+    owner       regrole     NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE @extschema@.cai_vector_store IS
+    'cai_synergy word vector sets (written only through cai_*_vectors functions)';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.cai_vector_store', '');
+REVOKE ALL ON @extschema@.cai_vector_store FROM PUBLIC;
+
+CREATE VIEW @extschema@.cai_vectors AS
+SELECT s.name,
+       s.version,
+       (s.metadata ->> 'dims')::integer AS dimensions,
+       (s.metadata ->> 'words')::integer AS words,
+       (s.metadata ->> 'subwords')::boolean AS subwords,
+       s.metadata ->> 'source' AS source,
+       pg_catalog.pg_size_pretty(pg_catalog.octet_length(s.data)::bigint) AS size,
+       s.created_at,
+       s.owner
+  FROM @extschema@.cai_vector_store s;
+COMMENT ON VIEW @extschema@.cai_vectors IS
+    'word vector sets, one row per version: name, version, dimensions, words, whether unseen words get subword vectors, source, size, creation time, owner';
+GRANT SELECT ON @extschema@.cai_vectors TO PUBLIC;
+
+CREATE FUNCTION @extschema@.cai_import_vectors(name text, data bytea, format text DEFAULT 'text') RETURNS integer
+    AS 'MODULE_PATHNAME', 'cai_import_vectors_file' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_import_vectors(text, bytea, text) IS
+    'import word vectors from a file''s bytes as a new version of a vector set; format text (GloVe, word2vec text, fastText .vec), binary (word2vec) or cai (bytes of cai_export_vectors); every line is validated (errors name the line); returns the version';
+CREATE FUNCTION @extschema@.cai_import_vectors(name text, source text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'cai_import_vectors_query' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_import_vectors(text, text) IS
+    'import word vectors from a table, view or SELECT query with columns word text and vector real[] (read with the caller''s rights) as a new version of a vector set; returns the version';
+CREATE FUNCTION @extschema@.cai_export_vectors(name text, version integer DEFAULT NULL) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cai_export_vectors' LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.cai_export_vectors(text, integer) IS
+    'the stored bytes of a vector set version (NULL = latest), for cai_import_vectors(name, data, ''cai'')';
+CREATE FUNCTION @extschema@.cai_drop_vectors(name text, version integer DEFAULT NULL) RETURNS integer
+    AS 'MODULE_PATHNAME', 'cai_drop_vectors' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_drop_vectors(text, integer) IS
+    'drop one version of a vector set or all (NULL); owner only; returns the number of versions dropped';
+CREATE FUNCTION @extschema@.cai_similar(vectors text, word text, k integer DEFAULT 10)
+RETURNS TABLE (word text, similarity real)
+    AS 'MODULE_PATHNAME', 'cai_similar' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.cai_similar(text, text, integer) IS
+    'the k words of a vector set nearest a word by cosine similarity (the word''s subword vector when it is not in a set that has subwords; no rows when it has no vector)';
+CREATE FUNCTION @extschema@.cai_embed(name text, input text) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'cai_embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.cai_embed(text, text) IS
+    'the mean of the word vectors of a text''s tokens in a vector set (tokenized as training does); NULL when no token has a vector';

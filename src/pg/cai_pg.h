@@ -94,6 +94,7 @@ extern void CaiCatalogDisconnect(void);
 extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);
 extern int32 CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp);
 extern Oid	CaiCatalogModelOwner(const char *name);
+extern void CaiCheckOwnership(const char *kind, const char *name, Oid owner, const char *action);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
 extern void CaiCheckNewVersion(const char *name, const char *task, const char *action);
 extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
@@ -148,5 +149,11 @@ extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);
 extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
 
 extern void CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function);
+
+/* vector_sets.c */
+struct cai_vectors;
+extern int32 CaiVectorSetVersion(const char *name, int32 version, int64 *stamp);
+extern struct cai_vectors *CaiVectorSetForTraining(const char *name, int32 version, cai_word_vectors *wv,
+												   char **provenance);
 
 #endif							/* CAI_PG_H */

@@ -243,9 +243,13 @@ CaiCatalogModelOwner(const char *name)
 	return owner;
 }
 
-/* Error unless the caller may manage a model owned by owner. */
+/*
+ * Error unless the caller (the one of the current catalog session, if any)
+ * may manage an object of the catalog owned by owner; kind: "model",
+ * "vector set".
+ */
 void
-CaiCheckModelOwnership(const char *name, Oid owner, const char *action)
+CaiCheckOwnership(const char *kind, const char *name, Oid owner, const char *action)
 {
 	Oid			userid = catalog_depth > 0 ? caller_userid : GetUserId();
 
@@ -253,9 +257,16 @@ CaiCheckModelOwnership(const char *name, Oid owner, const char *action)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("must be owner of model \"%s\" to %s", name, action),
-			 errdetail("The model is owned by role \"%s\".", GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
+			 errmsg("must be owner of %s \"%s\" to %s", kind, name, action),
+			 errdetail("The %s is owned by role \"%s\".", kind,
+					   GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
 			 errhint("Ask its owner, a member of that role, or a superuser.")));
+}
+
+void
+CaiCheckModelOwnership(const char *name, Oid owner, const char *action)
+{
+	CaiCheckOwnership("model", name, owner, action);
 }
 
 static void

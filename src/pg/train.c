@@ -466,6 +466,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	char	   *query;
 	char	   *valid_query = "";
 	char	   *vectors_query = "";
+	const char *vector_set = "";
+	int32		vector_set_version = 0;
 	int			threads;
 	StringInfoData strings;
 	CaiTrainShared *shared;
@@ -519,9 +521,21 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		query = CaiSourceQuery(source, input_column, label_column, cast, cast);
 		if (validation_source != NULL && validation_source[0] != '\0')
 			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
-		if (ner && cai_opt_is_set(opts, "word_vectors"))
-			vectors_query = CaiSourceQuery(cai_opt_string(opts, "word_vectors"), "word", "vector",
-										   "pg_catalog.text", "pg_catalog.float4[]");
+		/*
+		 * word_vectors: a vector set by name (its latest version, pinned
+		 * here), else a table or query of (word, vector) rows
+		 */
+		if (cai_opt_is_set(opts, "word_vectors"))
+		{
+			const char *wv = cai_opt_string(opts, "word_vectors");
+
+			if (strlen(wv) <= CAI_MODEL_NAME_MAX)
+				vector_set_version = CaiVectorSetVersion(wv, 0, NULL);
+			if (vector_set_version > 0)
+				vector_set = wv;
+			else
+				vectors_query = CaiSourceQuery(wv, "word", "vector", "pg_catalog.text", "pg_catalog.float4[]");
+		}
 	}
 
 	/* shared state */
@@ -535,6 +549,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		Size		sp_off = CaiAddString(&strings, GetConfigOption("search_path", false, false));
 		Size		source_off = CaiAddString(&strings, source);
 		Size		vectors_off = CaiAddString(&strings, vectors_query);
+		Size		vector_set_off = CaiAddString(&strings, vector_set);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -572,6 +587,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->search_path_off = sp_off;
 		shared->source_off = source_off;
 		shared->vectors_query_off = vectors_off;
+		shared->vector_set_off = vector_set_off;
+		shared->vector_set_version = vector_set_version;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
 	}

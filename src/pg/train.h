@@ -39,7 +39,9 @@ typedef struct CaiTrainShared
 	Size		options_off;
 	Size		search_path_off;
 	Size		source_off;
-	Size		vectors_query_off;	/* empty string: no word vectors */
+	Size		vectors_query_off;	/* empty string: no word vectors from a query */
+	Size		vector_set_off;		/* empty string: no vector set */
+	int32		vector_set_version;
 	int64		job_id;			/* 0: synchronous cai_train */
 	volatile bool job_recorded;	/* set by the worker once its job row is committed */
 	int			leader_pgprocno;

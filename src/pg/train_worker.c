@@ -351,7 +351,8 @@ CaiWorkerReadBegin(void)
  * Training then runs outside any transaction: no snapshot held for minutes.
  */
 static char *
-CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64 skipped, int64 n_valid)
+CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64 skipped, int64 n_valid,
+				 const char *vectors)
 {
 	MemoryContext old;
 	StringInfoData p;
@@ -368,6 +369,8 @@ CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64
 	escape_json(&p, get_database_name(MyDatabaseId));
 	appendStringInfoString(&p, ", \"source\": ");
 	escape_json(&p, shared->data + shared->source_off);
+	if (vectors != NULL)
+		appendStringInfo(&p, ", \"vectors\": %s", vectors);
 	appendStringInfoChar(&p, '}');
 	MemoryContextSwitchTo(old);
 	CommitTransactionCommand();
@@ -413,6 +416,8 @@ CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps,
 	out->history = CaiHistoryJson(ps);
 }
 
+static bool CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, MemoryContext keep);
+
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
@@ -431,12 +436,16 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	cai_train_set set = {0};
 	const cai_arch *arch = NULL;
 	char	   *provenance;
+	cai_word_vectors wv = {0};
+	char	   *vectors_prov = NULL;
+	bool		has_vectors;
 
 	CaiWorkerReadBegin();
 	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
 	if (shared->data[shared->valid_query_off] != '\0')
 		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
+	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
 
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);
@@ -467,6 +476,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	set.valid_texts = vrows.n > 0 ? &valid : NULL;
 	set.label_names = (const char *const *) labels;
 	set.n_labels = n_labels;
+	set.vectors = has_vectors ? &wv : NULL;
 	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
@@ -794,6 +804,32 @@ CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
 	wv->vectors = vecs;
 }
 
+/*
+ * The word vectors of the "word_vectors" option, inside the reading
+ * transaction: a vector set (the version train.c pinned; *prov gets its
+ * name, version and md5 for the model's provenance) or the rows of a table
+ * or query.  false when the option is not given.
+ */
+static bool
+CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, MemoryContext keep)
+{
+	if (shared->data[shared->vector_set_off] != '\0')
+	{
+		MemoryContext old = MemoryContextSwitchTo(keep);
+
+		/* freed with keep (its allocations come from this context) */
+		(void) CaiVectorSetForTraining(shared->data + shared->vector_set_off, shared->vector_set_version, wv, prov);
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	if (shared->data[shared->vectors_query_off] != '\0')
+	{
+		CaiReadWordVectors(shared->data + shared->vectors_query_off, wv, keep);
+		return true;
+	}
+	return false;
+}
+
 static void
 CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 				  CaiTrained *out)
@@ -809,15 +845,15 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	cai_train_set set = {0};
 	const cai_arch *arch = NULL;
 	char	   *provenance;
-	bool		has_vectors = shared->data[shared->vectors_query_off] != '\0';
+	char	   *vectors_prov = NULL;
+	bool		has_vectors;
 
 	CaiWorkerReadBegin();
 	CaiReadNerRows(shared->data + shared->query_off, &rows, train_cxt);
 	if (shared->data[shared->valid_query_off] != '\0')
 		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
-	if (has_vectors)
-		CaiReadWordVectors(shared->data + shared->vectors_query_off, &wv, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n);
+	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
 
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);

@@ -36,6 +36,13 @@ SQL
 ok $? "train, roll back, import and train as another role in the source database"
 CURRENT=$(grep default_version "$FAULTS_ROOT/cai_synergy.control" | cut -d"'" -f2)
 q -d src -c "ALTER EXTENSION cai_synergy UPDATE" >/dev/null
+q -d src >/dev/null <<'SQL'
+SELECT cai_import_vectors('dump vectors', convert_to(E'great 1 0.1\ngood 0.9 0.2\nawful -1 0.1\n', 'UTF8'), 'glove');
+SELECT cai_import_vectors('dump vectors', convert_to(E'great 1 0.2\nawful -1 0.2\n', 'UTF8'), 'glove');
+SQL
+ok $? "two versions of a vector set in the updated source database"
+VEC_SQL="SELECT string_agg(name || ' ' || version || ' ' || md5(cai_export_vectors(name, version)) || ' ' || owner, ', ' ORDER BY name, version) FROM cai_vectors"
+src_vectors=$(q -d src -c "$VEC_SQL")
 is "$(q -d src -c "SELECT extversion FROM pg_extension WHERE extname = 'cai_synergy'")" "$CURRENT" "the source database is updated from 0.1.0 to $CURRENT"
 is "$(q -d src -c "SELECT count(*) FROM cai_models")" 6 "six model versions in the source database"
 is "$(q -d src -c "SELECT version FROM cai_models WHERE name = 'sent' AND deployed")" 2 "the rollback deployed version 2"
@@ -69,6 +76,7 @@ for db in dst plain; do
 	is "$(q -d $db -c "$MODELS_SQL")" "$src_models" "$db: cai_model_details rows identical (name, version, task, size, labels, metrics, deployed, created_at, owner)"
 	is "$(q -d $db -c "$HISTORY_SQL")" "$src_history" "$db: deployment history identical"
 	is "$(q -d $db -c "$EXPORT_SQL")" "$src_export" "$db: cai_export bytes identical (md5) for every name and version"
+	is "$(q -d $db -c "$VEC_SQL")" "$src_vectors" "$db: vector sets restored (versions, bytes, owner)"
 	while IFS= read -r m; do
 		is "$(predictions "$m" -d $db)" "${src_pred[$m]}" "$db: $m predicts identically on ${#SENTENCES[@]} sentences"
 	done <<<"$names"

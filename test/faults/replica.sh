@@ -17,6 +17,7 @@ q >/dev/null <<'SQL' || bail "train and import on the primary"
 SELECT 1 FROM cai_train('rep', 'sentiment', 'reviews', options => '{"seed": 1}');
 SELECT 1 FROM cai_train('rep', 'sentiment', 'reviews', options => '{"seed": 2, "deploy": "always"}');
 SELECT cai_import('rep copy', cai_export('rep', 1));
+SELECT cai_import_vectors('rep vectors', convert_to(E'great 1 0.1\ngood 0.9 0.2\nawful -1 0.1\ndull -0.8 0.3\n', 'UTF8'), 'glove');
 SQL
 j=$(q -c "SELECT cai_train_async('rep async', 'text_classification', 'reviews', options => '{\"seed\": 3}')")
 is "$(q -c "SELECT state FROM cai_wait($j)")" succeeded "an async job trained on the primary"
@@ -65,6 +66,8 @@ done
 is "$(q $S -c "SELECT cai_evaluate('rep', 'reviews')")" "$(q -c "SELECT cai_evaluate('rep', 'reviews')")" \
 	"cai_evaluate on the standby equals the primary's"
 is "$(q $S -c "SELECT count(*) FROM (SELECT cai_predict('rep', text) FROM reviews) s")" 600 "the standby predicts a whole table"
+VEC_SQL="SELECT md5(cai_export_vectors('rep vectors')) || ' ' || (SELECT string_agg(word, ',') FROM cai_similar('rep vectors', 'great', 3)) || ' ' || cai_embed('rep vectors', 'good dull')::text"
+is "$(q $S -c "$VEC_SQL")" "$(q -c "$VEC_SQL")" "a vector set replicates: the same bytes, neighbours and embeddings on the standby"
 
 # writes on the standby: SQLSTATE 25006 with a clear message
 sqlerr() {	# sqlerr SQL  -> "SQLSTATE: message" of the error (or "no error")
@@ -82,7 +85,8 @@ err=$(sqlerr "SELECT cai_train_async('rep', 'sentiment', 'reviews')")
 like25006() { [[ "$1" == 25006:* ]]; }
 like25006 "$err"; ok $? "cai_train_async on the standby fails read-only ($err)"
 for call in "cai_import('rep', cai_export('rep', 1))" "cai_import('new', cai_export('rep', 1))" \
-            "cai_deploy('rep', 1)" "cai_rollback('rep')" "cai_drop_model('rep', 1)" "cai_drop_model('rep')"; do
+            "cai_deploy('rep', 1)" "cai_rollback('rep')" "cai_drop_model('rep', 1)" "cai_drop_model('rep')" \
+            "cai_import_vectors('v', 'SELECT ''a''::text AS word, ARRAY[1]::real[] AS vector')" "cai_drop_vectors('rep vectors')"; do
 	err=$(sqlerr "SELECT $call")
 	like25006 "$err"; ok $? "$call on the standby fails read-only ($err)"
 done
