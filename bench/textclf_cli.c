@@ -392,7 +392,7 @@ main(int argc, char **argv)
 	fprintf(stderr, "train %zu, dev %zu, test %zu rows, %d labels, options %s\n",
 			tr.n, dev.n, test.n, n_label_names, opts_json ? opts_json : "{}");
 	printf("train_memory_estimate_mb %.1f\n",
-		   cai_textclf_train_memory(opts, &dtr, n_label_names) / 1048576.0);
+		   cai_textclf_train_memory(opts, &dtr, n_label_names, NULL) / 1048576.0);
 	t0 = now();
 	if (in_path != NULL)
 	{
@@ -413,7 +413,7 @@ main(int argc, char **argv)
 		metrics = cai_strndup("{}", 2);
 	}
 	else if (cai_textclf_train(opts, (const char *const *) label_names, n_label_names, &dtr,
-						  split ? NULL : &ddev, NULL, on_progress, NULL,
+						  split ? NULL : &ddev, NULL, NULL, on_progress, NULL,
 						  &model, &model_len, &metrics, &err) != CAI_OK)
 	{
 		fprintf(stderr, "train: %s: %s\n", cai_status_name(err.status), err.msg);

@@ -21,6 +21,9 @@
 
 typedef struct cai_textclf cai_textclf;
 
+/* Pretrained word vectors (cai/ner.h; a vector set gives them, cai/vectors.h). */
+struct cai_word_vectors;
+
 /* Labelled texts; labels are class indices in [0, n_labels). */
 typedef struct cai_textclf_data
 {
@@ -46,21 +49,35 @@ extern const int cai_textclf_accurate_n_option_defs;
  */
 cai_status	cai_textclf_parse_options(const char *json, cai_options **out, cai_error *err);
 
-/* Bytes the training would allocate (parameters, optimizer state, buffers). */
+/*
+ * Bytes the training would allocate (parameters, optimizer state, buffers);
+ * vectors (may be NULL) as for cai_textclf_train.
+ */
 size_t		cai_textclf_train_memory(const cai_options *opts,
-									 const cai_textclf_data *train, int n_labels);
+									 const cai_textclf_data *train, int n_labels,
+									 const struct cai_word_vectors *vectors);
 
 /*
  * Train.  valid may be NULL (then split from train).  provenance_json, when
  * not NULL, is a JSON object merged into the model metadata under
- * "provenance" (the SQL layer passes source, rows skipped, role, ...).
+ * "provenance" (the SQL layer passes source, rows skipped, role, ...; and
+ * "vectors": {name, version, checksum} of the vectors used).
  * On success *model (cai_malloc'ed) holds the serialized model and
  * *metrics_json (cai_malloc'ed) the validation metrics.
+ *
+ * vectors (may be NULL or empty: none) initialise the word embedding rows
+ * of both architectures (accurate's ensemble member too): each vocabulary
+ * word (a normalized, lower-cased token) takes the row of the first vector
+ * word equal to it, else of the first whose normalized form equals it.
+ * Their dimension is the embedding size: the option "dimensions" when set
+ * must equal it (CAI_ERR_INVALID naming both), unset it follows the
+ * vectors.  The metrics (and the model's) then hold "vector_coverage".
  */
 cai_status	cai_textclf_train(const cai_options *opts,
 							  const char *const *label_names, int n_labels,
 							  const cai_textclf_data *train,
 							  const cai_textclf_data *valid,
+							  const struct cai_word_vectors *vectors,
 							  const char *provenance_json,
 							  cai_progress_fn progress, void *progress_ctx,
 							  uint8_t **model, size_t *model_len,

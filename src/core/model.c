@@ -35,7 +35,7 @@ static const cai_task tasks[] = {
 static size_t
 textclf_train_memory(const cai_options *opts, const cai_train_set *set)
 {
-	return cai_textclf_train_memory(opts, set->texts, set->n_labels);
+	return cai_textclf_train_memory(opts, set->texts, set->n_labels, set->vectors);
 }
 
 static cai_status
@@ -43,7 +43,7 @@ textclf_train(const cai_options *opts, const cai_train_set *set, const char *pro
 			  cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
 			  char **metrics_json, cai_error *err)
 {
-	return cai_textclf_train(opts, set->label_names, set->n_labels, set->texts, set->valid_texts,
+	return cai_textclf_train(opts, set->label_names, set->n_labels, set->texts, set->valid_texts, set->vectors,
 							 provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
 }
 

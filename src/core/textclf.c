@@ -32,6 +32,9 @@
 #define TEXTCLF_OPT_ARCHITECTURE(dflt) \
 	{"architecture", CAI_OPT_STRING, dflt, 0, 0, "fast|accurate", \
 	"model: fast (averaged word, word n-gram and character n-gram embeddings, trains in seconds) or accurate (word and character n-gram embeddings into a bidirectional LSTM with max and mean pooling, ensembled with a fast model; trains in minutes)"}
+#define TEXTCLF_OPT_WORD_VECTORS \
+	{"word_vectors", CAI_OPT_STRING, NULL, 0, 0, NULL, \
+	"pretrained word vectors (a vector set, resolved by the SQL layer) that initialise the embeddings of the words they have (exact word, else lower-cased); the rest start random"}
 #define TEXTCLF_OPT_COMMON \
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options and seed give the same model"}, \
@@ -63,7 +66,8 @@ const cai_opt_def cai_textclf_fast_option_defs[] = {
 	{"learning_rate", CAI_OPT_FLOAT, "0.1", 1e-6, 10.0, NULL,
 	"initial learning rate of SGD, updating after every row and decaying linearly to 0"},
 	{"dimensions", CAI_OPT_INT, "50", 2, TEXTCLF_MAX_DIM, NULL,
-	"embedding size"},
+	"embedding size; with word_vectors the vectors' size (when set, it must equal it)"},
+	TEXTCLF_OPT_WORD_VECTORS,
 	{"dropout", CAI_OPT_FLOAT, "0", 0.0, 0.9, NULL,
 	"probability of dropping each input feature while training"},
 	{"word_ngrams", CAI_OPT_INT, "2", 1, 5, NULL,
@@ -81,7 +85,10 @@ const cai_opt_def cai_textclf_accurate_option_defs[] = {
 	{"batch_size", CAI_OPT_INT, "32", 1, 4096, NULL,
 	"rows per update (fewer for long texts)"},
 	{"dimensions", CAI_OPT_INT, "64", 2, TEXTCLF_MAX_DIM, NULL,
-	"embedding size, also the LSTM units per direction"},
+	"embedding size, also the LSTM units per direction; with word_vectors the vectors' size (when set, it must equal it)"},
+	TEXTCLF_OPT_WORD_VECTORS,
+	{"freeze_vectors", CAI_OPT_BOOL, "false", 0, 0, NULL,
+	"with word_vectors: keep the word rows the vectors initialise fixed (true) or fine-tune them (false); the ensemble's fast model always fine-tunes"},
 	{"dropout", CAI_OPT_FLOAT, "0.5", 0.0, 0.9, NULL,
 	"dropout of the pooled features; words are replaced by the unknown-word vector with half this probability"},
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
@@ -420,13 +427,30 @@ check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error 
 	return CAI_OK;
 }
 
+/* Pretrained vectors usable (when there are any): words, lengths and finite values. */
+static cai_status
+check_vectors(const cai_word_vectors *vec, cai_error *err)
+{
+	if (vec == NULL || vec->n == 0)
+		return CAI_OK;
+	if (vec->dim < 1 || vec->dim > TEXTCLF_MAX_DIM)
+		return cai_error_set(err, CAI_ERR_INVALID, "word vectors have %d dimensions (must be 1 to %d)",
+							 vec->dim, TEXTCLF_MAX_DIM);
+	if (vec->words == NULL || vec->lens == NULL || vec->vectors == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "word vectors lack words or values");
+	if (!cai_all_finite(vec->vectors, vec->n * (size_t) vec->dim))
+		return cai_error_set(err, CAI_ERR_INVALID, "word vectors hold NaN or infinity");
+	return CAI_OK;
+}
+
 size_t
-cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+cai_textclf_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels,
+						 const cai_word_vectors *vectors)
 {
 	if (opts != NULL && cai_opt_string(opts, "architecture") != NULL &&
 		strcmp(cai_opt_string(opts, "architecture"), "accurate") == 0)
-		return cai_textclf_accurate_train_memory(opts, train, n_labels);
-	return cai_textclf_fast_train_memory(opts, train, n_labels);
+		return cai_textclf_accurate_train_memory(opts, train, n_labels, vectors);
+	return cai_textclf_fast_train_memory(opts, train, n_labels, vectors);
 }
 
 cai_status
@@ -434,6 +458,7 @@ cai_textclf_train(const cai_options *opts,
 				  const char *const *label_names, int n_labels,
 				  const cai_textclf_data *train,
 				  const cai_textclf_data *valid,
+				  const cai_word_vectors *vectors,
 				  const char *provenance_json,
 				  cai_progress_fn progress, void *progress_ctx,
 				  uint8_t **model, size_t *model_len,
@@ -464,6 +489,8 @@ cai_textclf_train(const cai_options *opts,
 		return st;
 	if (valid != NULL && (st = check_data(valid, n_labels, "validation", err)) != CAI_OK)
 		return st;
+	if ((st = check_vectors(vectors, err)) != CAI_OK)
+		return st;
 	if (opts == NULL)
 	{
 		st = cai_textclf_parse_options(NULL, &own, err);
@@ -488,10 +515,10 @@ cai_textclf_train(const cai_options *opts,
 
 	arch = cai_opt_string(opts, "architecture");
 	if (arch == NULL || strcmp(arch, "fast") == 0)
-		st = cai_textclf_fast_train(opts, label_names, n_labels, train, valid, prov, progress, progress_ctx,
-									model, model_len, metrics_json, err);
+		st = cai_textclf_fast_train(opts, label_names, n_labels, train, valid, vectors, prov, progress,
+									progress_ctx, model, model_len, metrics_json, err);
 	else if (strcmp(arch, "accurate") == 0)
-		st = cai_textclf_accurate_train(opts, label_names, n_labels, train, valid, prov,
+		st = cai_textclf_accurate_train(opts, label_names, n_labels, train, valid, vectors, prov,
 										progress, progress_ctx, model, model_len, metrics_json, err);
 	else
 		st = cai_error_set(err, CAI_ERR_INVALID, "unknown architecture \"%s\"", arch);

@@ -39,6 +39,9 @@ typedef struct AccTrain
 {
 	AccParams	p;
 	cai_textclf_prep prep;		/* rows, tokens, vocabulary, bucket rows, predictions */
+	const cai_word_vectors *vec;	/* pretrained vectors (NULL: none) */
+	cai_textclf_vec_match vm;	/* their rows for the vocabulary words */
+	bool		freeze;			/* the rows vm initialises stay fixed */
 	size_t	   *bag_off;		/* (n_types + 1) */
 	int32_t    *bag;			/* embedding rows of each type; the first is the word or UNK row */
 	/* batches */
@@ -98,6 +101,7 @@ static void
 acc_train_free(AccTrain *t)
 {
 	cai_textclf_prep_free(&t->prep);
+	cai_textclf_vec_match_free(&t->vm);
 	cai_free(t->bag_off);
 	cai_free(t->bag);
 	cai_free(t->order);
@@ -259,6 +263,35 @@ acc_train_net(AccTrain *t, AccNet *net)
 	cai_textclf_accurate_net_view(net, views, t->p.dim, t->p.hidden, t->prep.L, t->prep.V + 1 + t->prep.K);
 }
 
+/*
+ * freeze_vectors: the word rows that vectors initialised leave the batch's
+ * touched rows, their gradient zeroed, so clipping does not count them and
+ * the lazy optimizer step (cai_optim_step_rows) never moves them: they stay
+ * bit-equal to the vectors.
+ */
+static void
+acc_drop_frozen_rows(AccTrain *t)
+{
+	cai_rowset *rs = cai_slab_rowset(&t->slab, t->pi[0]);
+	float	   *g = cai_slab_grad(&t->slab, t->pi[0]);
+	const size_t D = (size_t) t->p.dim;
+	int32_t		w = 0;
+
+	for (int32_t i = 0; i < rs->count; i++)
+	{
+		int32_t		r = rs->list[i];
+
+		if (r < t->prep.V && t->vm.row[r] >= 0)
+		{
+			memset(g + (size_t) r * D, 0, sizeof(float) * D);
+			rs->flags[r] = 0;
+		}
+		else
+			rs->list[w++] = r;
+	}
+	rs->count = w;
+}
+
 /* Forward, backward and gradients of one batch; *loss gets the mean loss. */
 static cai_status
 acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropout,
@@ -365,6 +398,8 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 		return st;
 	cai_embedding_bag_mean_backward(cai_slab_grad(s, t->pi[0]), cai_slab_rowset(s, t->pi[0]),
 									t->dx, t->b_ids, t->b_offs, B * T, R, D);
+	if (t->freeze && t->vm.row != NULL)
+		acc_drop_frozen_rows(t);
 	return CAI_OK;
 }
 
@@ -412,9 +447,12 @@ acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss,
 /* ---------------------------------------------------------------------- */
 
 static cai_status
-acc_params_from_options(const cai_options *o, AccParams *ap, cai_error *err)
+acc_params_from_options(const cai_options *o, const cai_word_vectors *vec, AccParams *ap, cai_error *err)
 {
-	ap->dim = (int) cai_opt_int(o, "dimensions");
+	cai_status	st;
+
+	if ((st = cai_textclf_vector_dim(o, vec, &ap->dim, err)) != CAI_OK)
+		return st;
 	ap->hidden = ap->dim;
 	ap->minn = (int) cai_opt_int(o, "minn");
 	ap->maxn = (int) cai_opt_int(o, "maxn");
@@ -432,7 +470,8 @@ acc_params_from_options(const cai_options *o, AccParams *ap, cai_error *err)
  * each distinct word bringing 2 new character n-grams per n-gram length.
  */
 size_t
-cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels,
+								  const cai_word_vectors *vec)
 {
 	AccParams	ap;
 	size_t		tokens = 0;
@@ -445,7 +484,7 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 				total;
 	int			bsz;
 
-	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, &ap, NULL) != CAI_OK)
+	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, vec, &ap, NULL) != CAI_OK)
 		return 0;
 	bsz = (int) cai_opt_int(opts, "batch_size");
 	cai_textclf_estimate_tokens(train, ap.max_tokens, ACC_BYTES_PER_TOKEN, 0, &bytes, &tokens);
@@ -473,6 +512,7 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	total += types * (64 + (1 + 5 * nchar) * sizeof(int32_t));
 	total += (size_t) ap.buckets * sizeof(int32_t);
 	total += train->n * (6 * sizeof(int32_t) + sizeof(char *) + 2 * sizeof(size_t));
+	total += vec != NULL && vec->n > 0 ? types * sizeof(int32_t) : 0;	/* the vectors matched */
 	total += params * sizeof(float) + bytes / 2;	/* the serialized model */
 	return total;
 }
@@ -495,7 +535,8 @@ acc_metadata(const AccTrain *t, const cai_options *opts, const char *const *labe
 		json_object_put(aj);
 		aj = NULL;
 	}
-	return cai_textclf_metadata("accurate", opts, label_names, t->prep.L, aj, metrics, prov);
+	return cai_textclf_metadata("accurate", opts, t->vm.row != NULL ? t->p.dim : 0, label_names, t->prep.L, aj,
+								metrics, prov);
 }
 
 static cai_status
@@ -567,7 +608,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 		cai_options_free(fo);
 		return NOMEM(err);
 	}
-	st = cai_textclf_fast_train(fo, label_names, t->prep.L, train, valid, fprov, acc_fast_progress, tk,
+	st = cai_textclf_fast_train(fo, label_names, t->prep.L, train, valid, t->vec, fprov, acc_fast_progress, tk,
 								&t->fast_bytes, &t->fast_len, &fmetrics, &e2);
 	json_object_put(fprov);
 	cai_options_free(fo);
@@ -616,6 +657,18 @@ acc_init_params(AccTrain *t, const cai_optim_config *cfg, cai_rng *rng, cai_erro
 		(st = cai_slab_alloc(&t->slab, true, cai_optim_state_slabs(cfg), 0, err)) != CAI_OK)
 		return st;
 	cai_init_uniform(cai_slab_data(&t->slab, t->pi[0]), spec_numel(&specs[0]), 0.1f, rng);
+
+	/*
+	 * Pretrained vectors replace the random rows of their words, unscaled
+	 * (as NER training and fastText take them; for freeze_vectors the rows
+	 * are then the vectors bit for bit).  A token's input is the mean of its
+	 * word row and its character n-gram rows (about a dozen, U(-0.1, 0.1)):
+	 * vectors scaled down to that range would be buried under them, while
+	 * GloVe's entries (|x| ~ 0.4) keep the word's signal above them.  Adam's
+	 * steps do not grow with the rows' scale, so fine-tuning moves the
+	 * vectors gently (lr 0.003 against entries of 0.4).
+	 */
+	cai_textclf_copy_vectors(&t->vm, t->prep.V, t->vec, cai_slab_data(&t->slab, t->pi[0]));
 	fw.w_ih = cai_slab_data(&t->slab, t->pi[1]);
 	fw.w_hh = cai_slab_data(&t->slab, t->pi[2]);
 	fw.b = cai_slab_data(&t->slab, t->pi[3]);
@@ -733,6 +786,7 @@ acc_prepare(AccTrain *t, const cai_options *opts, int n_labels, const cai_textcl
 	cai_status	st;
 
 	if ((st = cai_textclf_prepare(opts, n_labels, train, valid, &rule, tk, &t->prep, err)) != CAI_OK ||
+		(st = cai_textclf_match_vectors(&t->prep, &rule, t->vec, NULL, &t->vm, err)) != CAI_OK ||
 		(st = acc_prepare_bags(t, err)) != CAI_OK)
 		return st;
 	n_tr = t->prep.rows.n_tr;
@@ -889,7 +943,7 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 	cai_slab_init(&t->slab);
 	t->cfg = cai_optim_defaults(CAI_OPTIM_ADAM);
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
-	if ((st = acc_params_from_options(opts, &t->p, err)) != CAI_OK ||
+	if ((st = acc_params_from_options(opts, NULL, &t->p, err)) != CAI_OK ||
 		(st = acc_prepare(t, opts, n_labels, train, NULL, &tk, &max_ids, err)) != CAI_OK)
 		goto fail;
 	ap->bt = &t->batches[0];
@@ -927,7 +981,8 @@ fail:
 cai_status
 cai_textclf_accurate_train(const cai_options *opts, const char *const *label_names, int n_labels,
 						   const cai_textclf_data *train, const cai_textclf_data *valid,
-						   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+						   const cai_word_vectors *vec, json_object *prov,
+						   cai_progress_fn progress, void *progress_ctx,
 						   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
 	AccTrain	t;
@@ -963,8 +1018,10 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	t.lr0 = lr0;
 	t.dropout = dropout;
 	t.word_dropout = word_dropout;
+	t.vec = vec != NULL && vec->n > 0 ? vec : NULL;
+	t.freeze = cai_opt_bool(opts, "freeze_vectors");
 
-	if ((st = acc_params_from_options(opts, &t.p, err)) != CAI_OK)
+	if ((st = acc_params_from_options(opts, vec, &t.p, err)) != CAI_OK)
 		return st;
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) ||
 		min_count < 1 || batch_size < 1)
@@ -1014,7 +1071,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 									 prov, seed, &seconds, &metrics, err)) != CAI_OK)
 		goto done;
 	train_opts = json_object_new_object();
-	if (train_opts == NULL ||
+	if (train_opts == NULL || !cai_textclf_put_vector_coverage(metrics, &t.vm) ||
 		!cai_json_put(metrics, "accurate_only_accuracy",
 			 json_object_new_double((double) t.best_acc_correct / (double) (n_eval > 0 ? n_eval : 1))) ||
 		!cai_json_put(metrics, "fast_only_accuracy",

@@ -25,6 +25,7 @@ typedef struct FastTrain
 {
 	FastParams	p;
 	cai_textclf_prep prep;		/* rows, tokens, vocabulary, bucket rows, predictions */
+	cai_textclf_vec_match vm;	/* pretrained vectors of the vocabulary words */
 	/* character n-gram buckets of every type */
 	size_t	   *type_cg_off;	/* (n_types + 1) */
 	uint32_t   *type_cg;		/* (n_type_cg) */
@@ -58,6 +59,7 @@ static void
 fast_train_free(FastTrain *t)
 {
 	cai_textclf_prep_free(&t->prep);
+	cai_textclf_vec_match_free(&t->vm);
 	cai_free(t->type_cg_off);
 	cai_free(t->type_cg);
 	cai_free(t->feat_off);
@@ -473,9 +475,12 @@ fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
 /* ---------------------------------------------------------------------- */
 
 static cai_status
-fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
+fast_params_from_options(const cai_options *o, const cai_word_vectors *vec, FastParams *fp, cai_error *err)
 {
-	fp->dim = (int) cai_opt_int(o, "dimensions");
+	cai_status	st;
+
+	if ((st = cai_textclf_vector_dim(o, vec, &fp->dim, err)) != CAI_OK)
+		return st;
 	fp->word_ngrams = (int) cai_opt_int(o, "word_ngrams");
 	fp->minn = (int) cai_opt_int(o, "minn");
 	fp->maxn = (int) cai_opt_int(o, "maxn");
@@ -499,7 +504,8 @@ fast_params_from_options(const cai_options *o, FastParams *fp, cai_error *err)
  * brings 2 new character n-grams per n-gram length.
  */
 size_t
-cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels)
+cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels,
+							  const cai_word_vectors *vec)
 {
 	FastParams	fp;
 	size_t		bytes = 0;
@@ -514,7 +520,7 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	size_t		nchar;
 
 	if (opts == NULL || train == NULL || n_labels < 1 ||
-		fast_params_from_options(opts, &fp, NULL) != CAI_OK)
+		fast_params_from_options(opts, vec, &fp, NULL) != CAI_OK)
 		return 0;
 	/* the end-of-text token included */
 	cai_textclf_estimate_tokens(train, fp.max_tokens, FAST_BYTES_PER_TOKEN, fp.eos, &bytes, &tokens);
@@ -540,6 +546,7 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	total += types * nchar * sizeof(uint32_t);
 	total += (size_t) fp.buckets * sizeof(int32_t);
 	total += train->n * (4 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
+	total += vec != NULL && vec->n > 0 ? types * sizeof(int32_t) : 0;	/* the vectors matched */
 	/* the serialized model */
 	total += n_params * sizeof(float) + bytes / 2;
 	return total;
@@ -562,7 +569,8 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 		json_object_put(fj);
 		fj = NULL;
 	}
-	return cai_textclf_metadata("fast", opts, label_names, t->prep.L, fj, metrics, prov);
+	return cai_textclf_metadata("fast", opts, t->vm.row != NULL ? t->p.dim : 0, label_names, t->prep.L, fj,
+								metrics, prov);
 }
 
 static cai_status
@@ -782,7 +790,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 		return NOMEM(err);
 	t = &fp->t;
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
-	if ((st = fast_params_from_options(opts, &t->p, err)) != CAI_OK ||
+	if ((st = fast_params_from_options(opts, NULL, &t->p, err)) != CAI_OK ||
 		(st = fast_prepare(t, opts, n_labels, train, NULL, &tk, err)) != CAI_OK)
 		goto fail;
 	fp->n_rows = t->prep.rows.n_tr < FAST_GRAD_ROWS ? t->prep.rows.n_tr : FAST_GRAD_ROWS;
@@ -826,7 +834,8 @@ fail:
 cai_status
 cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, int n_labels,
 					   const cai_textclf_data *train, const cai_textclf_data *valid,
-					   json_object *prov, cai_progress_fn progress, void *progress_ctx,
+					   const cai_word_vectors *vec, json_object *prov,
+					   cai_progress_fn progress, void *progress_ctx,
 					   uint8_t **model, size_t *model_len, char **metrics_json, cai_error *err)
 {
 	FastTrain	t;
@@ -855,7 +864,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	t.lr0 = lr0;
 	t.dropout = dropout;
 
-	if ((st = fast_params_from_options(opts, &t.p, err)) != CAI_OK)
+	if ((st = fast_params_from_options(opts, vec, &t.p, err)) != CAI_OK)
 		return st;
 	if (epochs < 0 || !(lr0 > 0) || !(dropout >= 0 && dropout < 1) || !(frac >= 0 && frac < 1) || min_count < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "epochs, learning_rate, dropout, validation_fraction or min_count out of range");
@@ -864,6 +873,12 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 
 	if ((st = fast_prepare(&t, opts, n_labels, train, valid, &tk, err)) != CAI_OK)
 		goto done;
+	{
+		cai_textclf_token_rule rule = fast_token_rule(&t.p);
+
+		if ((st = cai_textclf_match_vectors(&t.prep, &rule, vec, FAST_EOS, &t.vm, err)) != CAI_OK)
+			goto done;
+	}
 
 	/* the token table is no longer needed */
 	cai_free(t.prep.tok_type);
@@ -897,6 +912,16 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 		for (size_t i = 0; i < R * (size_t) t.p.dim; i++)
 			t.params[i] = (2.0f * cai_rng_uniform(&t.rng) - 1.0f) * a;
 	}
+
+	/*
+	 * Pretrained vectors replace the random rows of their words, unscaled,
+	 * as fastText's -pretrainedVectors and NER training take them: a text's
+	 * vector is the mean of its words', n-grams' and character n-grams' rows,
+	 * so the near-zero random rows (1/D) shrink the words' signal but do
+	 * not drown it, and the output weights start at zero, so the first steps
+	 * fit W to the vectors before the rows themselves move.
+	 */
+	cai_textclf_copy_vectors(&t.vm, t.prep.V, vec, t.params);
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
 	for (size_t r = 0; r < t.prep.rows.n_tr; r++)
 		t.order[r] = (int32_t) r;
@@ -908,6 +933,11 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	if ((st = cai_textclf_run_epochs(&tk, &hooks, epochs, patience, &t.prep, t.best, t.n_params, label_names,
 									 prov, seed, &seconds, &metrics, err)) != CAI_OK)
 		goto done;
+	if (!cai_textclf_put_vector_coverage(metrics, &t.vm))
+	{
+		st = NOMEM(err);
+		goto done;
+	}
 	meta = fast_metadata(&t, opts, label_names, metrics, prov, fingerprint);
 	if (meta == NULL)
 	{

@@ -232,6 +232,21 @@ cai_textclf_types_free(cai_textclf_types *tt)
 }
 
 int64_t
+cai_textclf_types_find(const cai_textclf_types *tt, const char *s, size_t len, uint64_t h)
+{
+	if (tt->slot == NULL)
+		return -1;
+	for (size_t i = h & tt->mask; tt->slot[i] != 0; i = (i + 1) & tt->mask)
+	{
+		size_t		t = tt->slot[i] - 1;
+
+		if (tt->hash[t] == h && tt->len[t] == len && memcmp(tt->arena + tt->off[t], s, len) == 0)
+			return (int64_t) t;
+	}
+	return -1;
+}
+
+int64_t
 cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h)
 {
 	size_t		i;

@@ -27,6 +27,7 @@
 #ifndef CAI_TEXTCLF_INTERNAL_H
 #define CAI_TEXTCLF_INTERNAL_H
 
+#include "cai/ner.h"
 #include "cai/textclf.h"
 #include "cai/tokenize.h"
 #include "gradcheck.h"
@@ -50,13 +51,15 @@ cai_status	cai_textclf_load_accurate(const cai_model_file *mf, cai_textclf **out
 
 /*
  * Train one architecture.  The caller (cai_textclf_train) has validated the
- * labels and data; prov is the provenance object, which the function
- * extends and embeds in the model metadata.
+ * labels and data; vec (may be NULL) as cai_textclf_train takes it; prov is
+ * the provenance object, which the function extends and embeds in the model
+ * metadata.
  */
 typedef cai_status (cai_textclf_train_fn) (const cai_options *opts,
 										   const char *const *label_names, int n_labels,
 										   const cai_textclf_data *train,
 										   const cai_textclf_data *valid,
+										   const cai_word_vectors *vec,
 										   struct json_object *prov,
 										   cai_progress_fn progress, void *progress_ctx,
 										   uint8_t **model, size_t *model_len,
@@ -73,7 +76,8 @@ cai_textclf_train_fn cai_textclf_fast_train;
 
 /* Upper estimate of the bytes the fast training allocates (0 for invalid options). */
 size_t		cai_textclf_fast_train_memory(const cai_options *opts,
-										  const cai_textclf_data *train, int n_labels);
+										  const cai_textclf_data *train, int n_labels,
+										  const cai_word_vectors *vec);
 
 /*
  * Build the fast model from a model file whose metadata (meta, parsed) the
@@ -119,7 +123,8 @@ cai_status	cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m,
 
 /* Upper estimate of the bytes the accurate training allocates. */
 size_t		cai_textclf_accurate_train_memory(const cai_options *opts,
-											  const cai_textclf_data *train, int n_labels);
+											  const cai_textclf_data *train, int n_labels,
+											  const cai_word_vectors *vec);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers both architectures use (textclf_features.c)                    */
@@ -231,6 +236,8 @@ typedef struct cai_textclf_types
 
 /* Find or add the type s (len bytes, hash h); its id, or -1 on out of memory. */
 int64_t		cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint64_t h);
+/* The id of the type s (len bytes, hash h), or -1 when there is none. */
+int64_t		cai_textclf_types_find(const cai_textclf_types *tt, const char *s, size_t len, uint64_t h);
 void		cai_textclf_types_free(cai_textclf_types *tt);
 
 /* Bytes of a normalized token (incl. NUL) that an architecture may write. */
@@ -357,6 +364,16 @@ void		cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens,
 int			cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epochs);
 
 /*
+ * The embedding size of a training with vectors vec (NULL or empty: none):
+ * the option "dimensions", or with vectors their dimension, which the
+ * option, when the user set it, must equal (else CAI_ERR_INVALID naming
+ * both sizes).  Reads vec->n and vec->dim only: cai_textclf_train checks
+ * the rest once.
+ */
+cai_status	cai_textclf_vector_dim(const cai_options *opts, const cai_word_vectors *vec, int *dim,
+								   cai_error *err);
+
+/*
  * What both trainers, and the gradient probes, prepare first from the
  * training data: the rows, their tokens as type ids, the vocabulary; then,
  * filled by the architecture, its bucket rows.  Zero it before
@@ -399,6 +416,44 @@ cai_status	cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_
 void		cai_textclf_prep_free(cai_textclf_prep *prep);
 
 /*
+ * Pretrained vectors matched to the vocabulary of a prep: row[v] is the
+ * vector that initialises vocabulary word v, or -1.  Coverage counts leave
+ * out the architecture's end-of-text pseudo-token.
+ */
+typedef struct cai_textclf_vec_match
+{
+	int32_t    *row;			/* (V) row of the vectors, or -1; NULL: no vectors */
+	int64_t		words;			/* vocabulary words */
+	int64_t		words_found;	/* of them with a vector */
+	int64_t		tokens;			/* token occurrences in the training rows */
+	int64_t		tokens_found;	/* of them of words with a vector */
+} cai_textclf_vec_match;
+
+/*
+ * Match vec (NULL or empty: nothing to do, match->row stays NULL) to
+ * prep's vocabulary: word v takes the first vector word equal to it (the
+ * vector word hashed as rule hashes a normalized token), else the first
+ * whose normalized form (rule->norm) equals it, so a lower-cased set
+ * (GloVe) and a cased one (word2vec) both match.  eos (may be NULL) is the
+ * pseudo-token the counts leave out.  Zero match before; release it with
+ * cai_textclf_vec_match_free.
+ */
+cai_status	cai_textclf_match_vectors(const cai_textclf_prep *prep, const cai_textclf_token_rule *rule,
+									  const cai_word_vectors *vec, const char *eos,
+									  cai_textclf_vec_match *match, cai_error *err);
+void		cai_textclf_vec_match_free(cai_textclf_vec_match *match);
+
+/* Copy the matched vectors into rows [0, V) of emb (rows of vec->dim floats). */
+void		cai_textclf_copy_vectors(const cai_textclf_vec_match *match, int32_t V,
+									 const cai_word_vectors *vec, float *emb);
+
+/*
+ * "vector_coverage": {"words", "tokens" (fractions found), "words_found"}
+ * into metrics when vectors were matched; false on out of memory.
+ */
+bool		cai_textclf_put_vector_coverage(struct json_object *metrics, const cai_textclf_vec_match *match);
+
+/*
  * The epochs and what follows them: cai_trainer_run for epochs with
  * patience (without validation rows the last epoch is kept), a check that
  * the best parameters (best, n_best floats) are finite, the seconds trained
@@ -433,9 +488,13 @@ bool		cai_textclf_put_token_options(struct json_object *features, int minn, int 
  * task, architecture, labels, cai_version, options, then features (the
  * object cai_textclf_feature_json began) under the architecture's name, then
  * metrics and provenance.  Takes ownership of features (may be NULL: then
- * NULL is returned); metrics and prov stay the caller's.
+ * NULL is returned); metrics and prov stay the caller's.  vector_dim is the
+ * dimension of the vectors trained with, 0 for none: then the options
+ * leave out the vector options (word_vectors, freeze_vectors), so a model
+ * trained without vectors has the bytes it had before they existed; with
+ * vectors "dimensions" is the size used.
  */
-char	   *cai_textclf_metadata(const char *architecture, const cai_options *opts,
+char	   *cai_textclf_metadata(const char *architecture, const cai_options *opts, int vector_dim,
 								 const char *const *label_names, int n_labels,
 								 struct json_object *features, struct json_object *metrics,
 								 struct json_object *prov);

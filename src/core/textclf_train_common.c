@@ -2,7 +2,9 @@
  * textclf_train_common.c: what the two text-classification trainers
  * (textclf_fast_train.c, textclf_accurate_train.c) share: the token
  * estimate of their memory estimates, the data both prepare first (also for
- * their gradient probes), the automatic epoch count, the epochs and the
+ * their gradient probes), pretrained word vectors (the embedding size,
+ * matching them to the vocabulary, their coverage), the automatic epoch
+ * count, the epochs and the
  * validation metrics after them, the model metadata and the metrics
  * returned to the caller (see textclf_internal.h).
  */
@@ -47,6 +49,21 @@ cai_textclf_auto_epochs(size_t n_tr, size_t updates, int min_epochs, int max_epo
 
 /* See textclf_internal.h. */
 cai_status
+cai_textclf_vector_dim(const cai_options *opts, const cai_word_vectors *vec, int *dim, cai_error *err)
+{
+	*dim = (int) cai_opt_int(opts, "dimensions");
+	if (vec == NULL || vec->n == 0)
+		return CAI_OK;
+	if (cai_opt_is_set(opts, "dimensions") && vec->dim != *dim)
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "word vectors have %d dimensions but option \"dimensions\" is %d "
+							 "(leave it unset to take the vectors' size)", vec->dim, *dim);
+	*dim = vec->dim;
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+cai_status
 cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_data *train,
 					const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
 					cai_trainer *tk, cai_textclf_prep *prep, cai_error *err)
@@ -82,6 +99,131 @@ cai_textclf_prep_free(cai_textclf_prep *prep)
 	cai_free(prep->bmap);
 	cai_free(prep->pred);
 	cai_free(prep->best_pred);
+}
+
+/* Give vector i to the vocabulary word of type ty, if it has none yet; true when it took it. */
+static bool
+vec_match_take(const cai_textclf_prep *prep, int64_t ty, size_t i, cai_textclf_vec_match *match)
+{
+	int32_t		v = ty >= 0 ? prep->type_vocab[ty] : -1;
+
+	if (v < 0 || match->row[v] >= 0)
+		return false;
+	match->row[v] = (int32_t) i;
+	return true;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_match_vectors(const cai_textclf_prep *prep, const cai_textclf_token_rule *rule,
+						  const cai_word_vectors *vec, const char *eos,
+						  cai_textclf_vec_match *match, cai_error *err)
+{
+	const cai_textclf_types *tt = &prep->types;
+	size_t		eos_len = eos != NULL ? strlen(eos) : 0;
+	int64_t		eos_type = -1;
+	int32_t		found = 0;
+
+	memset(match, 0, sizeof(*match));
+	if (vec == NULL || vec->n == 0 || prep->V == 0)
+		return CAI_OK;
+	match->row = cai_malloc(sizeof(int32_t) * (size_t) prep->V);
+	if (match->row == NULL)
+		return NOMEM(err);
+	for (int32_t v = 0; v < prep->V; v++)
+		match->row[v] = -1;
+
+	/* the words as they are (the vocabulary holds normalized tokens) */
+	for (size_t i = 0; i < vec->n && found < prep->V; i++)
+	{
+		const char *w = vec->words[i];
+
+		if (w != NULL && vec->lens[i] > 0 && vec->lens[i] < TEXTCLF_NORM_MAX)
+			found += vec_match_take(prep, cai_textclf_types_find(tt, w, vec->lens[i], rule->hash(w, vec->lens[i])),
+									i, match);
+	}
+	/* then normalized (lower-cased), for the words a cased set has only with capitals */
+	for (size_t i = 0; i < vec->n && found < prep->V; i++)
+	{
+		const char *w = vec->words[i];
+		char		norm[TEXTCLF_NORM_MAX];
+		cai_token	tok;
+		size_t		n;
+
+		if (w == NULL || vec->lens[i] == 0)
+			continue;
+		memset(&tok, 0, sizeof(tok));
+		tok.end = (int64_t) vec->lens[i];
+		n = rule->norm(w, &tok, 0, 1, norm);
+		if (n == vec->lens[i] && memcmp(norm, w, n) == 0)
+			continue;			/* tried above */
+		found += vec_match_take(prep, cai_textclf_types_find(tt, norm, n, rule->hash(norm, n)), i, match);
+	}
+
+	/* coverage */
+	if (eos != NULL)
+		eos_type = cai_textclf_types_find(tt, eos, eos_len, rule->hash(eos, eos_len));
+	for (size_t ty = 0; ty < tt->n; ty++)
+		if ((int64_t) ty != eos_type)
+			match->tokens += tt->count[ty];
+	for (int32_t v = 0; v < prep->V; v++)
+	{
+		int32_t		ty = prep->vitems[v].type;
+
+		if (ty == eos_type)
+			continue;
+		match->words++;
+		if (match->row[v] >= 0)
+		{
+			match->words_found++;
+			match->tokens_found += tt->count[ty];
+		}
+	}
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+void
+cai_textclf_vec_match_free(cai_textclf_vec_match *match)
+{
+	cai_free(match->row);
+	match->row = NULL;
+}
+
+/* See textclf_internal.h. */
+void
+cai_textclf_copy_vectors(const cai_textclf_vec_match *match, int32_t V, const cai_word_vectors *vec,
+						 float *emb)
+{
+	const size_t D = vec != NULL ? (size_t) vec->dim : 0;
+
+	if (match->row == NULL)
+		return;
+	for (int32_t v = 0; v < V; v++)
+		if (match->row[v] >= 0)
+			memcpy(emb + (size_t) v * D, vec->vectors + (size_t) match->row[v] * D, sizeof(float) * D);
+}
+
+/* See textclf_internal.h. */
+bool
+cai_textclf_put_vector_coverage(struct json_object *metrics, const cai_textclf_vec_match *match)
+{
+	json_object *c;
+
+	if (match->row == NULL)
+		return true;
+	c = json_object_new_object();
+	if (c == NULL ||
+		!cai_json_put(c, "words", json_object_new_double(match->words > 0 ?
+														 (double) match->words_found / (double) match->words : 0.0)) ||
+		!cai_json_put(c, "tokens", json_object_new_double(match->tokens > 0 ?
+														  (double) match->tokens_found / (double) match->tokens : 0.0)) ||
+		!cai_json_put(c, "words_found", json_object_new_int64(match->words_found)))
+	{
+		json_object_put(c);
+		return false;
+	}
+	return cai_json_put(metrics, "vector_coverage", c);
 }
 
 /* See textclf_internal.h. */
@@ -155,7 +297,7 @@ cai_textclf_put_token_options(struct json_object *features, int minn, int maxn, 
 
 /* See textclf_internal.h. */
 char *
-cai_textclf_metadata(const char *architecture, const cai_options *opts,
+cai_textclf_metadata(const char *architecture, const cai_options *opts, int vector_dim,
 					 const char *const *label_names, int n_labels,
 					 struct json_object *features, struct json_object *metrics,
 					 struct json_object *prov)
@@ -171,6 +313,13 @@ cai_textclf_metadata(const char *architecture, const cai_options *opts,
 		oj = cai_json_parse_object(ojs);
 	cai_free(ojs);
 	ok = root != NULL && labels != NULL && features != NULL && oj != NULL;
+	if (ok && vector_dim == 0)
+	{
+		json_object_object_del(oj, "word_vectors");
+		json_object_object_del(oj, "freeze_vectors");
+	}
+	else if (ok)
+		ok = cai_json_put(oj, "dimensions", json_object_new_int(vector_dim));
 	for (int c = 0; ok && c < n_labels; c++)
 		ok = json_object_array_add(labels, json_object_new_string(label_names[c])) == 0;
 	if (ok)

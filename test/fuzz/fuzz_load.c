@@ -58,7 +58,7 @@ train_base(void)
 	d.labels = labels;
 	if (cai_textclf_parse_options("{\"epochs\": 2, \"buckets\": 1000, \"dimensions\": 8}",
 								  &o, NULL) != CAI_OK ||
-		cai_textclf_train(o, names, 2, &d, NULL, NULL, NULL, NULL, &bytes, &len, &metrics, NULL) != CAI_OK ||
+		cai_textclf_train(o, names, 2, &d, NULL, NULL, NULL, NULL, NULL, &bytes, &len, &metrics, NULL) != CAI_OK ||
 		cai_format_read(bytes, len, &base, NULL) != CAI_OK)
 		abort();
 	cai_options_free(o);

@@ -303,25 +303,25 @@ test_bad_inputs(void)
 	cai_textclf_data bad = {3, texts, lens, bad_labels};
 	Trained		r;
 
-	CHECK(cai_textclf_train(o, label_names, 3, &empty, NULL, NULL, NULL, NULL,
+	CHECK(cai_textclf_train(o, label_names, 3, &empty, NULL, NULL, NULL, NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
 		  strcmp(err.msg, "no training rows") == 0, "no rows: %s", err.msg);
-	CHECK(cai_textclf_train(o, label_names, 1, &tr.d, NULL, NULL, NULL, NULL,
+	CHECK(cai_textclf_train(o, label_names, 1, &tr.d, NULL, NULL, NULL, NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
 		  strcmp(err.msg, "need at least two classes") == 0, "one class: %s", err.msg);
-	CHECK(cai_textclf_train(o, label_names, 3, &bad, NULL, NULL, NULL, NULL,
+	CHECK(cai_textclf_train(o, label_names, 3, &bad, NULL, NULL, NULL, NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
 		  strstr(err.msg, "out of range") != NULL, "label out of range: %s", err.msg);
-	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, &bad, NULL, NULL, NULL,
+	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, &bad, NULL, NULL, NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID,
 		  "validation label out of range: %s", err.msg);
-	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, NULL, "[1, 2]", NULL, NULL,
+	CHECK(cai_textclf_train(o, label_names, 3, &tr.d, NULL, NULL, "[1, 2]", NULL, NULL,
 							&model, &len, &metrics, &err) == CAI_ERR_INVALID,
 		  "provenance not an object: %s", err.msg);
 	{
 		static const char *const dup[] = {"a", "b", "a"};
 
-		CHECK(cai_textclf_train(o, dup, 3, &tr.d, NULL, NULL, NULL, NULL,
+		CHECK(cai_textclf_train(o, dup, 3, &tr.d, NULL, NULL, NULL, NULL, NULL,
 								&model, &len, &metrics, &err) == CAI_ERR_INVALID &&
 			  strstr(err.msg, "duplicate") != NULL, "duplicate label names: %s", err.msg);
 	}
@@ -533,7 +533,7 @@ test_out_of_memory(void)
 
 		alloc_countdown = k;
 		cai_set_allocator(&a);
-		st = cai_textclf_train(o, label_names, 3, &small, NULL, NULL, NULL, NULL,
+		st = cai_textclf_train(o, label_names, 3, &small, NULL, NULL, NULL, NULL, NULL,
 							   &model, &len, &metrics, &err);
 		if (st == CAI_OK)
 		{

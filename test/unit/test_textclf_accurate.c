@@ -314,10 +314,10 @@ test_cancel_and_limits(void)
 	o = opts_of("{" ACC "\"epochs\": 1}");
 	if (o != NULL)
 	{
-		size_t		est = cai_textclf_train_memory(o, &tr.d, 3);
+		size_t		est = cai_textclf_train_memory(o, &tr.d, 3, NULL);
 		cai_options *of = opts_of("{\"architecture\": \"fast\", \"dimensions\": 16}");
 
-		CHECK(of != NULL && est != cai_textclf_train_memory(of, &tr.d, 3), "architecture-specific estimate");
+		CHECK(of != NULL && est != cai_textclf_train_memory(of, &tr.d, 3, NULL), "architecture-specific estimate");
 		cai_options_free(of);
 	}
 	cai_options_free(o);

@@ -223,7 +223,7 @@ train_with(const char *json, const cai_textclf_data *train, const cai_textclf_da
 		r.st = CAI_ERR_INVALID;
 		return r;
 	}
-	r.st = cai_textclf_train(o, label_names, 3, train, valid, "{\"source\": \"toy\"}", fn, ctx,
+	r.st = cai_textclf_train(o, label_names, 3, train, valid, NULL, "{\"source\": \"toy\"}", fn, ctx,
 							 &r.model, &r.len, &r.metrics, &r.err);
 	cai_options_free(o);
 	return r;
