@@ -4,8 +4,8 @@
  *
  *   make -f core.mk bench (build/bench/textclf_cli)
  *
- *   textclf_cli [-s] [-H] [-b] [-a fast|accurate] [-o model.bin] [-m model.bin] TRAIN.tsv DEV.tsv TEST.tsv
- *               ['{"epochs": 10, ...}']
+ *   textclf_cli [-s] [-H] [-b] [-a fast|accurate] [-v vectors.txt] [-o model.bin] [-m model.bin]
+ *               TRAIN.tsv DEV.tsv TEST.tsv ['{"epochs": 10, ...}']
  *
  * TSV files have a header line and rows "label<TAB>text".  The model is
  * trained on TRAIN, with DEV as the validation set (best epoch chosen on it),
@@ -22,7 +22,10 @@
  * BATCH_CALL_ROWS texts) on DEV and TEST, single thread, median of 5 passes
  * each (the two alternate), and prints both rates, their ratio, the median
  * of the passes' ratios and the largest difference of a probability between
- * the two (with the rows whose labels differ).
+ * the two (with the rows whose labels differ).  -v (--vectors) trains with
+ * pretrained word vectors from a GloVe / word2vec / fastText text file
+ * (cai_vectors_parse), as the "word_vectors" option does in SQL; the metrics
+ * then hold their coverage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +38,9 @@
 #include <json-c/json.h>
 
 #include "cai/format.h"
+#include "cai/ner.h"
 #include "cai/textclf.h"
+#include "cai/vectors.h"
 #include "bench_util.h"
 
 typedef struct Tsv
@@ -318,8 +323,12 @@ main(int argc, char **argv)
 	const char *in_path = NULL;
 	const char *opts_json = NULL;
 	const char *arch = NULL;
+	const char *vec_path = NULL;
+	cai_vectors *vset = NULL;
+	cai_word_vectors wv = {0};
 	static const struct option long_opts[] = {
 		{"architecture", required_argument, NULL, 'a'},
+		{"vectors", required_argument, NULL, 'v'},
 		{"batch", no_argument, NULL, 'b'},
 		{NULL, 0, NULL, 0}
 	};
@@ -339,10 +348,12 @@ main(int argc, char **argv)
 				test_acc;
 	int			opt;
 
-	while ((opt = getopt_long(argc, argv, "sHbo:m:a:", long_opts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, "sHbo:m:a:v:", long_opts, NULL)) != -1)
 	{
 		if (opt == 'a')
 			arch = optarg;
+		else if (opt == 'v')
+			vec_path = optarg;
 		else if (opt == 's')
 			split = true;
 		else if (opt == 'H')
@@ -358,7 +369,7 @@ main(int argc, char **argv)
 	}
 	if (argc - optind < 3)
 	{
-		fprintf(stderr, "usage: %s [-s] [-H] [-b] [-a fast|accurate] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
+		fprintf(stderr, "usage: %s [-s] [-H] [-b] [-a fast|accurate] [-v vectors.txt] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
 				argv[0]);
 		return 2;
 	}
@@ -385,6 +396,40 @@ main(int argc, char **argv)
 		fprintf(stderr, "options: %s\n", err.msg);
 		return 1;
 	}
+	if (vec_path != NULL)
+	{
+		FILE	   *f = fopen(vec_path, "rb");
+		uint8_t    *buf,
+				   *vb;
+		size_t		n,
+					vlen;
+		long		sz;
+		int32_t		V,
+					D;
+
+		if (f == NULL)
+		{
+			perror(vec_path);
+			return 1;
+		}
+		fseek(f, 0, SEEK_END);
+		sz = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc((size_t) sz + 1);
+		n = fread(buf, 1, (size_t) sz, f);
+		fclose(f);
+		t0 = now();
+		if (cai_vectors_parse(buf, n, CAI_VEC_TEXT, NULL, vec_path, &vb, &vlen, &V, &D, &err) != CAI_OK ||
+			cai_vectors_open(vb, vlen, false, true, &vset, &err) != CAI_OK ||
+			cai_vectors_word_vectors(vset, &wv, &err) != CAI_OK)
+		{
+			fprintf(stderr, "vectors: %s\n", err.msg);
+			return 1;
+		}
+		free(buf);
+		cai_free(vb);
+		fprintf(stderr, "vectors: %d words of %d dimensions (%.1f s)\n", V, D, now() - t0);
+	}
 	if (holdout)
 		sentence_holdout(&tr, &hold);
 	dtr = as_data(&tr);
@@ -392,7 +437,7 @@ main(int argc, char **argv)
 	fprintf(stderr, "train %zu, dev %zu, test %zu rows, %d labels, options %s\n",
 			tr.n, dev.n, test.n, n_label_names, opts_json ? opts_json : "{}");
 	printf("train_memory_estimate_mb %.1f\n",
-		   cai_textclf_train_memory(opts, &dtr, n_label_names, NULL) / 1048576.0);
+		   cai_textclf_train_memory(opts, &dtr, n_label_names, vset != NULL ? &wv : NULL) / 1048576.0);
 	t0 = now();
 	if (in_path != NULL)
 	{
@@ -413,7 +458,7 @@ main(int argc, char **argv)
 		metrics = cai_strndup("{}", 2);
 	}
 	else if (cai_textclf_train(opts, (const char *const *) label_names, n_label_names, &dtr,
-						  split ? NULL : &ddev, NULL, NULL, on_progress, NULL,
+						  split ? NULL : &ddev, vset != NULL ? &wv : NULL, NULL, on_progress, NULL,
 						  &model, &model_len, &metrics, &err) != CAI_OK)
 	{
 		fprintf(stderr, "train: %s: %s\n", cai_status_name(err.status), err.msg);
@@ -491,5 +536,6 @@ main(int argc, char **argv)
 	cai_free(model);
 	cai_free(metrics);
 	cai_options_free(opts);
+	cai_vectors_free(vset);
 	return 0;
 }
