@@ -52,6 +52,24 @@ typedef struct Tsv
 } Tsv;
 
 static char *label_names[1024];
+
+/* The bytes of a file (cai_malloc'ed, *len of them); NULL (and a message) if it cannot be read. */
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf = NULL;
+	long		sz;
+
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+		(buf = cai_malloc((size_t) sz + 1)) != NULL)
+		*len = fread(buf, 1, (size_t) sz, f);
+	if (buf == NULL)
+		perror(path);
+	if (f != NULL)
+		fclose(f);
+	return buf;
+}
 static int	n_label_names = 0;
 
 static int
@@ -398,26 +416,15 @@ main(int argc, char **argv)
 	}
 	if (vec_path != NULL)
 	{
-		FILE	   *f = fopen(vec_path, "rb");
-		uint8_t    *buf,
-				   *vb;
 		size_t		n,
 					vlen;
-		long		sz;
+		uint8_t    *buf = read_file(vec_path, &n);
+		uint8_t    *vb;
 		int32_t		V,
 					D;
 
-		if (f == NULL)
-		{
-			perror(vec_path);
+		if (buf == NULL)
 			return 1;
-		}
-		fseek(f, 0, SEEK_END);
-		sz = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		buf = malloc((size_t) sz + 1);
-		n = fread(buf, 1, (size_t) sz, f);
-		fclose(f);
 		t0 = now();
 		if (cai_vectors_parse(buf, n, CAI_VEC_TEXT, NULL, vec_path, &vb, &vlen, &V, &D, &err) != CAI_OK ||
 			cai_vectors_open(vb, vlen, false, true, &vset, &err) != CAI_OK ||
@@ -426,7 +433,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "vectors: %s\n", err.msg);
 			return 1;
 		}
-		free(buf);
+		cai_free(buf);
 		cai_free(vb);
 		fprintf(stderr, "vectors: %d words of %d dimensions (%.1f s)\n", V, D, now() - t0);
 	}
@@ -441,20 +448,8 @@ main(int argc, char **argv)
 	t0 = now();
 	if (in_path != NULL)
 	{
-		FILE	   *f = fopen(in_path, "rb");
-		long		sz;
-
-		if (f == NULL)
-		{
-			perror(in_path);
+		if ((model = read_file(in_path, &model_len)) == NULL)
 			return 1;
-		}
-		fseek(f, 0, SEEK_END);
-		sz = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		model = cai_malloc((size_t) sz);
-		model_len = fread(model, 1, (size_t) sz, f);
-		fclose(f);
 		metrics = cai_strndup("{}", 2);
 	}
 	else if (cai_textclf_train(opts, (const char *const *) label_names, n_label_names, &dtr,
