@@ -5,7 +5,7 @@
 #   make -f core.mk check         # unit tests, final "N passed, N failed"
 #   make -f core.mk check-asan    # the same under ASan + UBSan (clang)
 #   make -f core.mk fuzz FUZZ_SECONDS=60
-#   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench}
+#   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench,vectors_cli}
 #
 # BUILD selects the output directory (helpers working in parallel use their own).
 
@@ -23,7 +23,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -40,6 +40,7 @@ test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 test_vectors_MODULES = common modelutil format tokenize vectors
 test_textclf_vectors_MODULES = $(test_model_MODULES)
+test_vectors_train_MODULES = common modelutil format tokenize options trainer blas pool vectors vectors_train
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors
 fuzz_format_MODULES = common format
@@ -94,7 +95,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a

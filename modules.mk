@@ -8,7 +8,7 @@ TEXTCLF_MODULES = textclf textclf_features textclf_tables textclf_fast textclf_f
 	textclf_train_common
 NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_shards
 CORE_MODULES = common modelutil format tokenize options blas ops optim lstm crf metrics trainer pool gradcheck $(TEXTCLF_MODULES) chunks \
-	$(NER_MODULES) model vectors
+	$(NER_MODULES) model vectors vectors_train
 
 # The PostgreSQL layer (src/pg), in the extension only.
 PG_MODULES = cai_synergy catalog predict batch vector_sets train train_worker jobs ner cache

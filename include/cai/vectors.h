@@ -222,4 +222,53 @@ cai_status	cai_vectors_similar_word(const cai_vectors *v, const char *word, size
  */
 cai_status	cai_vectors_word_vectors(cai_vectors *v, cai_word_vectors *out, cai_error *err);
 
+/* ---------------------------------------------------------------------- */
+/* Training: skip-gram and CBOW with negative sampling and subwords       */
+/* (src/core/vectors_train.c)                                             */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Options (cai_options_parse against this table): model skipgram | cbow,
+ * dimensions 100, window 5, epochs 5, negative 5, min_count 5, minn 3,
+ * maxn 6 (maxn 0: no subwords), buckets 2000000, learning_rate 0.05,
+ * sample 1e-4, seed 42, threads 1, max_seconds 0, lowercase true,
+ * max_tokens 1024, memory_limit_mb 0: fastText's defaults where fastText
+ * has the option (lowercase and memory_limit_mb are ours; help texts in
+ * the table).
+ */
+extern const cai_opt_def cai_vectors_option_defs[];
+extern const int cai_vectors_n_option_defs;
+
+/*
+ * Bytes training on texts[0..n) may allocate at most (an upper bound from
+ * the text bytes alone: the number of distinct words is only known after
+ * counting, so it assumes the worst; training with memory_limit_mb set
+ * refuses, as CAI_ERR_LIMIT, before going beyond that limit instead).
+ * 0 when opts is NULL or invalid.
+ */
+size_t		cai_vectors_train_memory(const cai_options *opts, const char *const *texts,
+									 const size_t *lens, size_t n);
+
+/*
+ * Train word vectors on texts[0..n) (UTF-8; lens[i] bytes each) and return
+ * them as a vector set (*bytes, cai_malloc'ed, cai_vectors_open reads it)
+ * with the subword rows of every bucket a vocabulary word uses, so a word
+ * outside the vocabulary gets the mean of its n-grams' rows
+ * (cai_vectors_lookup).  Tokens are cai_tokenize's (CJK one per
+ * character), invalid bytes dropped, optionally lower-cased; a text of
+ * more than max_tokens kept tokens is trained in pieces.
+ * threads 1: the bytes are a function of texts, options and seed.
+ * threads > 1: Hogwild (lock-free updates, as fastText): not reproducible.
+ * progress is called from the calling thread only (rows_per_sec carries
+ * tokens per second); returning false gives CAI_ERR_CANCELLED with nothing
+ * returned.  CAI_ERR_INVALID when no word reaches min_count or the corpus
+ * has fewer than 2 tokens in a text; CAI_ERR_LIMIT past memory_limit_mb;
+ * CAI_ERR_NUMERIC when training diverges.  *metrics_json (cai_malloc'ed,
+ * may be NULL to skip): words, subword_rows, tokens, epochs_run, loss,
+ * tokens_per_sec, seconds.
+ */
+cai_status	cai_vectors_train(const cai_options *opts, const char *const *texts, const size_t *lens,
+							  size_t n, cai_progress_fn progress, void *progress_ctx,
+							  uint8_t **bytes, size_t *len, char **metrics_json, cai_error *err);
+
 #endif							/* CAI_VECTORS_H */
