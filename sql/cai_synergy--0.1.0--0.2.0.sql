@@ -194,3 +194,22 @@ CREATE FUNCTION @extschema@.cai_embed(name text, input text) RETURNS real[]
     AS 'MODULE_PATHNAME', 'cai_embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.cai_embed(text, text) IS
     'the mean of the word vectors of a text''s tokens in a vector set (tokenized as training does); NULL when no token has a vector';
+
+-- Word vectors trained in the database: skip-gram or CBOW with negative
+-- sampling and character n-gram subwords (the "vectors" task), on the text of
+-- a table or query, in a background worker like cai_train (progress, cancel,
+-- threads; the async form returns a job of cai_jobs).
+CREATE FUNCTION @extschema@.cai_train_vectors(model text, source text, input_column text DEFAULT 'text',
+                                              options jsonb DEFAULT '{}')
+RETURNS TABLE (name text, version integer, metrics jsonb)
+    LANGUAGE sql VOLATILE
+    AS $$ SELECT * FROM @extschema@.cai_train($1, 'vectors', $2, $3, $3, $4) $$;
+COMMENT ON FUNCTION @extschema@.cai_train_vectors(text, text, text, jsonb) IS
+    'train word vectors (skip-gram or CBOW with negative sampling and subwords, options as cai_options(''vectors'')) on the texts of a table, view or SELECT query, read with the caller''s rights, in a background worker; stores them as a new version of a vector set';
+CREATE FUNCTION @extschema@.cai_train_vectors_async(model text, source text, input_column text DEFAULT 'text',
+                                                    options jsonb DEFAULT '{}')
+RETURNS bigint
+    LANGUAGE sql VOLATILE
+    AS $$ SELECT @extschema@.cai_train_async($1, 'vectors', $2, $3, $3, $4) $$;
+COMMENT ON FUNCTION @extschema@.cai_train_vectors_async(text, text, text, jsonb) IS
+    'cai_train_vectors as a job: returns its id at once (cai_jobs, cai_wait, cai_cancel)';

@@ -31,7 +31,8 @@
 typedef enum cai_task_kind
 {
 	CAI_KIND_CLASSIFY = 1,		/* text -> class probabilities */
-	CAI_KIND_TAG = 2			/* tokens -> one tag per token (and entities in raw text) */
+	CAI_KIND_TAG = 2,			/* tokens -> one tag per token (and entities in raw text) */
+	CAI_KIND_EMBED = 3			/* unlabeled texts -> a word vector set (vectors.h), not a runnable model */
 } cai_task_kind;
 
 /* A task: its canonical name, the names users may give it, its kind. */

@@ -11,6 +11,7 @@
 
 #include "blas.h"
 #include "cai/textclf.h"
+#include "cai/vectors.h"
 #include "modelutil.h"
 #include "textclf_internal.h"
 
@@ -20,10 +21,12 @@
 
 static const char *const textclf_aliases[] = {"sentiment", "classification", NULL};
 static const char *const ner_aliases[] = {"token_classification", NULL};
+static const char *const vectors_aliases[] = {"word_vectors", NULL};
 
 static const cai_task tasks[] = {
 	{"text_classification", textclf_aliases, CAI_KIND_CLASSIFY, "accurate"},
 	{"ner", ner_aliases, CAI_KIND_TAG, "bilstm_crf"},
+	{"vectors", vectors_aliases, CAI_KIND_EMBED, "skipgram"},
 };
 
 #define N_TASKS ((int) (sizeof(tasks) / sizeof(tasks[0])))
@@ -45,6 +48,22 @@ textclf_train(const cai_options *opts, const cai_train_set *set, const char *pro
 {
 	return cai_textclf_train(opts, set->label_names, set->n_labels, set->texts, set->valid_texts, set->vectors,
 							 provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
+}
+
+/* word vectors: texts only (vectors_train.c); "skipgram" trains CBOW too, by its "model" option */
+static size_t
+vectors_train_memory(const cai_options *opts, const cai_train_set *set)
+{
+	return cai_vectors_train_memory(opts, set->texts->texts, set->texts->lens, set->texts->n);
+}
+
+static cai_status
+vectors_train(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+			  cai_progress_fn progress, void *progress_ctx, uint8_t **bytes, size_t *len,
+			  char **metrics_json, cai_error *err)
+{
+	return cai_vectors_train(opts, set->texts->texts, set->texts->lens, set->texts->n, progress, progress_ctx,
+							 bytes, len, metrics_json, err);
 }
 
 static cai_status
@@ -197,6 +216,9 @@ static const cai_arch archs[] = {
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
+	/* a vector set is not a runnable model: no gradient check, load or run functions */
+	{&tasks[2], "skipgram", cai_vectors_option_defs, &cai_vectors_n_option_defs, false, vectors_train_memory,
+	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 #define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
@@ -283,14 +305,15 @@ set_fits(const cai_arch *a, const cai_train_set *set)
 {
 	if (set == NULL)
 		return false;
-	return a->task->kind == CAI_KIND_CLASSIFY ? set->texts != NULL : set->sentences != NULL;
+	return a->task->kind == CAI_KIND_TAG ? set->sentences != NULL : set->texts != NULL;
 }
 
 static cai_status
 wrong_data(const cai_arch *a, cai_error *err)
 {
 	return cai_error_set(err, CAI_ERR_INVALID, "a %s model is trained from %s", a->task->name,
-						 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" : "sentences of tagged tokens");
+						 a->task->kind == CAI_KIND_CLASSIFY ? "texts with labels" :
+						 a->task->kind == CAI_KIND_TAG ? "sentences of tagged tokens" : "texts");
 }
 
 cai_status
@@ -327,6 +350,8 @@ cai_arch_gradcheck(const cai_arch *a, const cai_options *opts, const cai_train_s
 		return wrong_data(a, err);
 	if ((st = blas_ready(a, err)) != CAI_OK)
 		return st;
+	if (a->gradcheck == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s %s has no gradient check", a->task->name, a->name);
 	return a->gradcheck(opts, set, samples, max_rel_err, err);
 }
 
@@ -395,6 +420,9 @@ cai_model_load(const uint8_t *buf, size_t len, bool view, bool verify, cai_model
 		st = cai_format_read(buf, len, &m->mf, err);
 	if (st == CAI_OK)
 		st = find_arch(m->mf->meta_json, &m->arch, err);
+	if (st == CAI_OK && m->arch->load == NULL)
+		st = cai_error_set(err, CAI_ERR_FORMAT, "a %s %s is not a model that runs", m->arch->task->name,
+						   m->arch->name);
 	if (st == CAI_OK)
 		st = blas_ready(m->arch, err);
 	if (st == CAI_OK)

@@ -93,20 +93,23 @@ CaiSourceQuery(const char *source, const char *input_column, const char *label_c
 {
 	StringInfoData sql;
 	const char *in = quote_identifier(input_column);
-	const char *lab = quote_identifier(label_column);
+	const char *lab = label_column ? quote_identifier(label_column) : NULL;
 
 	if (source[strspn(source, " \t\r\n")] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source must not be empty"),
 				 errhint("Give a table or view name, or a SELECT query.")));
-	if (input_column[0] == '\0' || label_column[0] == '\0')
+	if (input_column[0] == '\0' || (label_column != NULL && label_column[0] == '\0'))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column names must not be empty")));
 
 	initStringInfo(&sql);
-	if (input_cast != NULL)
+	if (label_column == NULL)
+		/* unlabeled text (word vectors) */
+		appendStringInfo(&sql, "SELECT (s.%s)::%s FROM ", in, input_cast ? input_cast : "pg_catalog.text");
+	else if (input_cast != NULL)
 		appendStringInfo(&sql, "SELECT (s.%s)::%s, (s.%s)::%s FROM ", in, input_cast, lab, label_cast);
 	else
 		appendStringInfo(&sql, "SELECT s.%s, s.%s FROM ", in, lab);
@@ -441,6 +444,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 typedef struct CaiLaunch
 {
 	char	   *name;
+	bool		vectors;		/* a vector set (task kind CAI_KIND_EMBED), not a model */
 	char	   *deploy_policy;
 	dsm_segment *seg;
 	shm_mq_handle *mqh;
@@ -499,7 +503,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 
 	opts = CaiParseOptions(task, options_json, NULL);
 	launch->name = name;
-	launch->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	launch->vectors = task_def->kind == CAI_KIND_EMBED;
+	launch->deploy_policy = pstrdup(launch->vectors ? "never" : cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
 	threads = Max(1, (int) cai_opt_int(opts, "threads"));	/* 0: the architecture has no threads */
 	if (threads > cai_threads)
@@ -510,15 +515,19 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		threads = cai_threads;
 	}
 
-	/* fail early when the caller may not add versions to an existing model */
-	CaiCheckNewVersion(name, task, "train a version");
+	/* fail early when the caller may not add versions to an existing model or vector set */
+	if (launch->vectors)
+		CaiCheckVectorSetWritable(name);
+	else
+		CaiCheckNewVersion(name, task, "train a version");
 
 	{
 		/* NER sources keep their types: text[] + text[] tokens, or text + jsonb spans */
 		bool		ner = task_def->kind == CAI_KIND_TAG;
 		const char *cast = ner ? NULL : "pg_catalog.text";
 
-		query = CaiSourceQuery(source, input_column, label_column, cast, cast);
+		/* word vectors learn from the input column alone */
+		query = CaiSourceQuery(source, input_column, launch->vectors ? NULL : label_column, cast, cast);
 		if (validation_source != NULL && validation_source[0] != '\0')
 			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
 		/*
@@ -692,13 +701,22 @@ cai_train(PG_FUNCTION_ARGS)
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 
-	version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json, res.history_json,
-								   res.train_rows, res.skipped_rows, launch.deploy_policy,
-								   &deployed, &metrics);
+	if (launch.vectors)
+	{
+		version = CaiVectorSetStoreTrained(launch.name, (const uint8 *) res.model, res.model_len);
+		metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
+		deployed = false;
+	}
+	else
+		version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json, res.history_json,
+									   res.train_rows, res.skipped_rows, launch.deploy_policy,
+									   &deployed, &metrics);
 	pfree(res.model);
 	dsm_detach(launch.seg);
 
-	if (deployed)
+	if (launch.vectors)
+		ereport(NOTICE, (errmsg("vector set \"%s\" version %d is stored", launch.name, version)));
+	else if (deployed)
 		ereport(NOTICE, (errmsg("model \"%s\" version %d is deployed", launch.name, version)));
 	else
 		ereport(NOTICE,

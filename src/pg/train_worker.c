@@ -87,9 +87,9 @@ CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		in_null;
-			bool		lab_null;
+			bool		lab_null = false;
 			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
-			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			Datum		lab = desc->natts > 1 ? SPI_getbinval(tup, desc, 2, &lab_null) : (Datum) 0;
 			MemoryContext old;
 
 			if (in_null || lab_null)
@@ -121,7 +121,7 @@ CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
 
 				rows->lens[rows->n] = VARSIZE_ANY_EXHDR(t);
 				rows->texts[rows->n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-				rows->labels[rows->n] = TextDatumGetCString(lab);
+				rows->labels[rows->n] = desc->natts > 1 ? TextDatumGetCString(lab) : NULL;
 			}
 			rows->n++;
 			MemoryContextSwitchTo(old);
@@ -412,7 +412,7 @@ CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps,
 		CaiReportCoreError(st, err, "training failed");
 	out->rows = rows;
 	out->skipped = skipped;
-	out->deploy_policy = pstrdup(cai_opt_string(opts, "deploy"));
+	out->deploy_policy = cai_opt_string(opts, "deploy") ? pstrdup(cai_opt_string(opts, "deploy")) : NULL;
 	out->history = CaiHistoryJson(ps);
 }
 
@@ -886,6 +886,55 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 }
 
+/* Word vectors (cai_train_vectors): the texts of the input column, no labels. */
+static void
+CaiWorkerTrainVectors(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
+					  CaiTrained *out)
+{
+	CaiRows		rows = {0};
+	cai_options *opts;
+	cai_error	err = {0};
+	cai_status	st;
+	cai_textclf_data texts = {0};
+	cai_train_set set = {0};
+	const cai_arch *arch = NULL;
+	char	   *provenance;
+
+	CaiWorkerReadBegin();
+	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, 0, NULL);
+	if (rows.n == 0)
+		CaiNoRows(rows.skipped);
+
+	/*
+	 * The vocabulary is only known after counting, so the up-front estimate
+	 * assumes the worst; the trainer refuses (CAI_ERR_LIMIT) once it has
+	 * counted, before allocating, against cai.training_memory unless the
+	 * caller set its own memory_limit_mb.
+	 */
+	{
+		char	   *json = shared->data + shared->options_off;
+		Jsonb	   *given = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+		Jsonb	   *limit = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															   CStringGetDatum(psprintf("{\"memory_limit_mb\": " INT64_FORMAT "}",
+																						Max(shared->training_memory / (1024 * 1024), 1)))));
+		Jsonb	   *merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(limit),
+																JsonbPGetDatum(given)));
+
+		opts = CaiParseOptions(shared->data + shared->task_off, JsonbToCString(NULL, &merged->root, 0), &arch);
+	}
+	texts.n = rows.n;
+	texts.texts = (const char *const *) rows.texts;
+	texts.lens = rows.lens;
+	set.texts = &texts;
+
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	ps->started = GetCurrentTimestamp();
+	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
+	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+}
+
 /*
  * Read, train, and deliver the model: to the waiting caller (synchronous)
  * or into the catalog (asynchronous job).
@@ -895,10 +944,14 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 {
 	CaiWorkerProgressState ps = {shared->job_id, shared->job_id > 0 ? 0 : shared->leader_pid, NULL, 0, 0, train_cxt, NULL};
 	CaiTrained	t = {0};
+	cai_task_kind kind;
 
 	MemoryContextSwitchTo(train_cxt);
-	if (cai_task_find(shared->data + shared->task_off)->kind == CAI_KIND_TAG)
+	kind = cai_task_find(shared->data + shared->task_off)->kind;
+	if (kind == CAI_KIND_TAG)
 		CaiWorkerTrainNer(shared, train_cxt, &ps, &t);
+	else if (kind == CAI_KIND_EMBED)
+		CaiWorkerTrainVectors(shared, train_cxt, &ps, &t);
 	else
 		CaiWorkerTrainTextclf(shared, train_cxt, &ps, &t);
 
@@ -910,8 +963,11 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
-									   t.metrics, t.history, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
+		if (kind == CAI_KIND_EMBED)
+			version = CaiVectorSetStoreTrained(shared->data + shared->name_off, t.model, t.model_len);
+		else
+			version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
+										   t.metrics, t.history, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
 		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
 		PopActiveSnapshot();
 		CommitTransactionCommand();

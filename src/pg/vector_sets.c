@@ -189,6 +189,26 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 	return version + 1;
 }
 
+/* Error unless the caller may add versions to the set name (any role may start a new one). */
+void
+CaiCheckVectorSetWritable(const char *name)
+{
+	Oid			owner = InvalidOid;
+
+	CaiCheckModelName(name);
+	CaiCatalogConnect();
+	(void) CaiVectorsLatestInSession(name, 0, NULL, &owner);
+	CaiCheckOwnership("vector set", name, owner, "add a version");
+	CaiCatalogDisconnect();
+}
+
+/* Store vectors trained by cai_train_vectors (in the caller's or the job's transaction). */
+int32
+CaiVectorSetStoreTrained(const char *name, const uint8 *bytes, size_t len)
+{
+	return CaiVectorSetStore(name, bytes, len);
+}
+
 /* ------------------------------------------------------------------------
  * Loaded sets: one per name per backend, over the shared copy
  * ------------------------------------------------------------------------ */

@@ -912,8 +912,9 @@ main(void)
 	toy_make(&probe, 20, 32, true);
 	sentences = ner_corpus();
 	for (const cai_arch *a; (a = cai_arch_at(n)) != NULL; n++)
-		conform(a);
-	CHECK(n >= 3, "the registry has the three architectures of this build");
+		if (a->task->kind != CAI_KIND_EMBED)	/* vector sets are not models: test_vectors_train.c */
+			conform(a);
+	CHECK(n >= 4, "the registry has the four architectures of this build");
 	toy_free(&texts);
 	toy_free(&probe);
 	return check_summary("test_conformance");

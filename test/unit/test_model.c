@@ -51,10 +51,21 @@ test_registry(void)
 	CHECK(cai_task_find("text_classification")->kind == CAI_KIND_CLASSIFY, "text classification classifies");
 	CHECK(cai_task_find("translation") == NULL && cai_task_find("") == NULL && cai_task_find(NULL) == NULL,
 		  "unknown tasks are not found");
-	CHECK(cai_task_at(2) == NULL && cai_task_at(-1) == NULL, "two tasks");
+	CHECK(cai_task_find("word_vectors") == cai_task_find("vectors") && cai_task_find("vectors")->kind == CAI_KIND_EMBED,
+		  "vectors (word_vectors) embeds");
+	CHECK(cai_task_at(3) == NULL && cai_task_at(-1) == NULL, "three tasks");
 	for (const cai_arch *a; (a = cai_arch_at(n_archs)) != NULL; n_archs++)
 	{
 		bool		classify = a->task->kind == CAI_KIND_CLASSIFY;
+
+		if (a->task->kind == CAI_KIND_EMBED)
+		{
+			/* trains a vector set: no model functions */
+			CHECK(a->train && a->train_memory && !a->load && !a->classify && !a->tag && !a->gradcheck,
+				  "%s: trains, and has no model functions", a->name);
+			CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
+			continue;
+		}
 
 		CHECK(cai_arch_find(a->task->name, a->name) == a, "%s/%s is found by name", a->task->name, a->name);
 		CHECK(a->load && a->free && a->memory && a->n_labels && a->label, "%s: the common functions", a->name);
@@ -65,7 +76,7 @@ test_registry(void)
 			  "%s: tag functions exactly for taggers", a->name);
 		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
 	}
-	CHECK(n_archs == 3, "three architectures, got %d", n_archs);
+	CHECK(n_archs == 4, "four architectures, got %d", n_archs);
 	CHECK(cai_arch_find("text_classification", "fast") != NULL && cai_arch_find("text_classification", "accurate") != NULL &&
 		  cai_arch_find("ner", "bilstm_crf") != NULL, "fast, accurate, bilstm_crf");
 	CHECK(cai_arch_find("ner", "fast") == NULL && cai_arch_find("text_classification", "bilstm_crf") == NULL,
