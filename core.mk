@@ -6,6 +6,9 @@
 #   make -f core.mk check-asan    # the same under ASan + UBSan (clang)
 #   make -f core.mk fuzz FUZZ_SECONDS=60
 #   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench,vectors_cli}
+#   make -f core.mk lib           # libcai: build/libcai.a, build/libcai.so (include/cai/cai.h)
+#   make -f core.mk cli           # the cai command: build/cai (and build/cai-shared, linked with libcai.so)
+#   make -f core.mk check-cli     # the cai command against the core API (test/cli/run.sh)
 #
 # BUILD selects the output directory (helpers working in parallel use their own).
 
@@ -50,7 +53,7 @@ fuzz_load_MODULES = $(test_textclf_MODULES)
 fuzz_vectors_MODULES = common modelutil format tokenize vectors
 FUZZ_SECONDS ?= 60
 
-.PHONY: all check check-asan fuzz bench clean-core
+.PHONY: all check check-asan fuzz bench clean-core lib cli check-cli
 all: $(BUILD)/libcaicore.a
 
 $(BUILD)/%.o: src/core/%.c $(wildcard include/cai/*.h src/core/*.h)
@@ -109,3 +112,48 @@ clean-core:
 $(BUILD)/make_bad_models: test/fuzz/make_bad_models.c test/unit/format_craft.h src/core/format.c src/core/common.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_CORE) -Itest/unit -o $@ test/fuzz/make_bad_models.c src/core/format.c src/core/common.c $(LIBS_CORE)
+
+# libcai: the core as a C library without PostgreSQL.  The static library is
+# the core's objects; the shared one links the same -fPIC objects with a
+# version script that exports exactly the functions and variables declared in
+# the public headers (include/cai/*.h) and makes every other symbol local, so
+# the internal helpers of src/core (modelutil.h, blas.h, pool.h, ...) stay
+# private.  The list is generated: the global symbols the objects define,
+# kept when their name occurs in a public header.
+LIBCAI_SONAME = libcai.so.0
+lib: $(BUILD)/libcai.a $(BUILD)/libcai.so
+
+$(BUILD)/libcai.a: $(CORE_MODULES:%=$(BUILD)/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcai.map: $(CORE_MODULES:%=$(BUILD)/%.o) $(wildcard include/cai/*.h)
+	@cat include/cai/*.h | grep -oE '[A-Za-z_][A-Za-z0-9_]*' | sort -u > $@.ids
+	@nm -g --defined-only $(CORE_MODULES:%=$(BUILD)/%.o) | awk 'NF == 3 && $$2 ~ /^[TDRBV]$$/ { print $$3 }' | \
+		sort -u > $@.defs
+	@{ echo "CAI_0 {"; echo "  global:"; comm -12 $@.defs $@.ids | sed 's/^/    /; s/$$/;/'; \
+		echo "  local: *;"; echo "};"; } > $@
+	@rm -f $@.ids $@.defs
+
+$(BUILD)/libcai.so: $(CORE_MODULES:%=$(BUILD)/%.o) $(BUILD)/libcai.map
+	$(CC) -shared -Wl,-soname,$(LIBCAI_SONAME) -Wl,--version-script=$(BUILD)/libcai.map -Wl,-z,defs \
+		-o $@ $(CORE_MODULES:%=$(BUILD)/%.o) $(LIBS_CORE)
+	ln -sf libcai.so $(BUILD)/$(LIBCAI_SONAME)
+
+# The cai command (src/cli/cai.c, include/cai/cai.h only), statically linked;
+# cai-shared is the same program linked with libcai.so (proves the exported
+# API is enough; the tests run both).
+cli: $(BUILD)/cai $(BUILD)/cai-shared
+
+$(BUILD)/cai: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
+	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c $(BUILD)/libcai.a $(LIBS_CORE)
+
+$(BUILD)/cai-shared: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.so
+	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
+
+$(BUILD)/test/test_cli: test/cli/test_cli.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
+	@mkdir -p $(BUILD)/test
+	$(CC) $(CFLAGS_CORE) -o $@ test/cli/test_cli.c $(BUILD)/libcai.a $(LIBS_CORE)
+
+check-cli: $(BUILD)/cai $(BUILD)/cai-shared $(BUILD)/libcai.so $(BUILD)/test/test_cli
+	@test/cli/run.sh $(BUILD)
