@@ -29,6 +29,12 @@ if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$lin
 # the bench tools build against the current core (they are run by bench/*.sh, not here)
 if make -s -f core.mk bench >"$log/bench-build.out" 2>&1; then count 1 0; else cat "$log/bench-build.out"; count 0 1; fi
 
+# the cai command and libcai against the core API (test/cli)
+stage "cai command and libcai"
+if make -s -f core.mk check-cli 2>&1 | tee "$log/cli.out"; then :; fi
+line=$(grep -E '^cli: [0-9]+ passed, [0-9]+ failed' "$log/cli.out" | tail -n 1)
+if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+
 stage "core unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if make -s -f core.mk check-asan 2>&1 | tee "$log/asan.out"; then :; fi

@@ -14,7 +14,7 @@
 # Then a model-cache churn: one session predicts while CHURN_VERSIONS new
 # versions of a larger model are deployed (and the old ones dropped); its
 # memory must stay flat too.
-#   LOAD_SECONDS=N  CLIENTS=16  THREADS=2  MAX_GROWTH_MB=20  CHURN_VERSIONS=30
+#   LOAD_SECONDS=N  CLIENTS=16  THREADS=2  MAX_GROWTH_MB=20  CHURN_VERSIONS=30  C_SECONDS=5  C_ROUNDS=1
 NAME=load
 source "$(dirname "$0")/lib.sh"
 LOAD_SECONDS=${LOAD_SECONDS:-20}
@@ -274,10 +274,18 @@ ctps() {	# ctps SCRIPT: tps and failed transactions of pgbench -C
 	(cd "$work" && pgbench -n -C -f "$1" -c "$CLIENTS" -j "$THREADS" -T "$C_SECONDS" 2>&1) >"$work/$1.out"
 	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/$1.out" | tail -n 1) $(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/$1.out")"
 }
-read -r c_trivial_tps c_trivial_failed <<<"$(ctps trivial_c.sql)"
-read -r c_predict_tps c_predict_failed <<<"$(ctps predict_c.sql)"
+# C_ROUNDS alternating rounds of each (the machine's load changes between runs): median tps, failures summed
+C_ROUNDS=${C_ROUNDS:-1}
+c_trivial_all=(); c_predict_all=(); c_trivial_failed=0; c_predict_failed=0
+for r in $(seq "$C_ROUNDS"); do
+	read -r t f <<<"$(ctps trivial_c.sql)"; c_trivial_all+=("${t:-0}"); c_trivial_failed=$((c_trivial_failed + ${f:-1}))
+	read -r t f <<<"$(ctps predict_c.sql)"; c_predict_all+=("${t:-0}"); c_predict_failed=$((c_predict_failed + ${f:-1}))
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+c_trivial_tps=$(median "${c_trivial_all[@]}")
+c_predict_tps=$(median "${c_predict_all[@]}")
 c_ratio=$(awk -v a="${c_predict_tps:-0}" -v b="${c_trivial_tps:-0}" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-diag "pgbench -C, $CLIENTS clients, $C_SECONDS s: trivial SQL function ${c_trivial_tps:-?} tps, cai_predict (fast) ${c_predict_tps:-?} tps, ratio $c_ratio"
+diag "pgbench -C, $CLIENTS clients, $C_SECONDS s x $C_ROUNDS rounds (median): trivial SQL function ${c_trivial_tps:-?} tps, cai_predict (fast) ${c_predict_tps:-?} tps, ratio $c_ratio"
 [ "${c_trivial_failed:-1}" = 0 ] && [ "${c_predict_failed:-1}" = 0 ] && [ -n "$c_predict_tps" ]
 ok $? "pgbench -C: every transaction of both runs succeeded (a new connection each)"
 
@@ -313,7 +321,8 @@ if [ -n "$RESULTS" ]; then
 		echo "| session predicting through $CHURN_VERSIONS new deployed versions of a $big_size-byte model (after $CHURN_WARM versions; end) | ${churn_warm:-?} kB | ${churn_end:-?} kB | $churn_growth MB |"
 		echo
 		echo "A new connection for every query (\`pgbench -n -C -c $CLIENTS -j $THREADS -T $C_SECONDS\`, the same script with the fast"
-		echo "model \`fastlive\` and with \`trivial(t text) RETURNS text LANGUAGE sql AS 'SELECT t'\`, one run after the other):"
+		echo "model \`fastlive\` and with \`trivial(t text) RETURNS text LANGUAGE sql AS 'SELECT t'\`, $C_ROUNDS alternating rounds"
+		echo "of each, median tps; rounds: trivial ${c_trivial_all[*]}, cai_predict ${c_predict_all[*]}):"
 		echo
 		echo "| statement | tps | failed | ratio to trivial |"
 		echo "|---|---:|---:|---:|"
