@@ -11,6 +11,7 @@ PACKAGES=(
 	build-essential clang libclang-rt-14-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libopenblas-dev libjson-c-dev
+	postgresql-15-cron
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
