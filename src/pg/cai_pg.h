@@ -150,6 +150,9 @@ extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
 
 extern void CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function);
 
+/* drift.c */
+extern char *CaiDriftReference(const uint8 *bytes, size_t len, const char *const *texts, const size_t *lens, size_t n);
+
 /* vector_sets.c */
 struct cai_vectors;
 extern int32 CaiVectorSetVersion(const char *name, int32 version, int64 *stamp);

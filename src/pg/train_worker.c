@@ -485,6 +485,21 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
 						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+
+	/* what the inputs looked like, for cai_drift: kept with the metrics */
+	{
+		char	   *ref = CaiDriftReference(out->model, out->model_len, (const char *const *) rows.texts, rows.lens, rows.n);
+
+		if (ref != NULL)
+		{
+			Jsonb	   *m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)));
+			Jsonb	   *r = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															   CStringGetDatum(psprintf("{\"drift_reference\": %s}", ref))));
+			Jsonb	   *both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m), JsonbPGetDatum(r)));
+
+			out->metrics = JsonbToCString(NULL, &both->root, 0);
+		}
+	}
 }
 
 
