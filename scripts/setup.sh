@@ -24,6 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+# a portable build without -Werror unless the environment says WERROR=1 (CI
+# does: .ci/run) or OPTFLAGS=-march=native (README "Building and layout")
 make -s PG_CONFIG="$PG_CONFIG"
 $SUDO make -s install PG_CONFIG="$PG_CONFIG"
 echo "setup: cai_synergy $(grep default_version cai_synergy.control | cut -d"'" -f2) installed into $("$PG_CONFIG" --pkglibdir)"

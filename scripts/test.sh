@@ -9,6 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+# a development target: warnings are errors (WERROR=0 to run the tests anyway)
+export WERROR=${WERROR:-1}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 passed=0
 failed=0
