@@ -40,8 +40,17 @@
 
 #include <json-c/json.h>
 
-#if defined(__SSE4_2__)
+/*
+ * CRC-32C by the SSE4.2 crc32 instruction where the CPU has it: always in a
+ * build for such a CPU (-march=native), else chosen at load time; a build
+ * with -DCAI_NO_DISPATCH (the baseline of bench/portable.sh) or for another
+ * architecture uses the table.
+ */
+#if defined(__x86_64__) && (defined(__SSE4_2__) || !defined(CAI_NO_DISPATCH))
+#define CRC32C_HW 1
 #include <nmmintrin.h>
+#else
+#define CRC32C_HW 0
 #endif
 
 /* Fixed header: see the layout comment in format.h. */
@@ -145,11 +154,12 @@ wr_u64(uint8_t *p, uint64_t v)
 /* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78)                  */
 /* ---------------------------------------------------------------------- */
 
-#if defined(__SSE4_2__)
+#if CRC32C_HW
 
 /* The SSE4.2 crc32 instruction computes exactly CRC-32C. */
-uint32_t
-cai_crc32c(const void *data, size_t len)
+__attribute__((target("sse4.2")))
+static uint32_t
+crc32c_sse42(const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	uint64_t	crc = 0xffffffffu;
@@ -176,18 +186,28 @@ cai_crc32c(const void *data, size_t len)
 	return (uint32_t) crc ^ 0xffffffffu;
 }
 
-#else
+#endif
 
 /*
- * Slicing-by-8.  The tables are filled once when the library is loaded (a
- * constructor runs before any thread could call us).
+ * Slicing-by-8.  The tables (and whether the CPU has SSE4.2) are filled
+ * once when the library is loaded (a constructor runs before any thread
+ * could call us).
  */
 static uint32_t crc32c_table[8][256];
+#if CRC32C_HW
+static bool crc32c_have_sse42;
+#endif
 
 __attribute__((constructor))
 static void
 crc32c_init(void)
 {
+#if CRC32C_HW && defined(__SSE4_2__)
+	crc32c_have_sse42 = true;
+#elif CRC32C_HW
+	__builtin_cpu_init();
+	crc32c_have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
 	for (uint32_t i = 0; i < 256; i++)
 	{
 		uint32_t	c = i;
@@ -202,8 +222,8 @@ crc32c_init(void)
 				crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
 }
 
-uint32_t
-cai_crc32c(const void *data, size_t len)
+static uint32_t
+crc32c_table8(const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	uint32_t	crc = 0xffffffffu;
@@ -232,7 +252,15 @@ cai_crc32c(const void *data, size_t len)
 	return crc ^ 0xffffffffu;
 }
 
+uint32_t
+cai_crc32c(const void *data, size_t len)
+{
+#if CRC32C_HW
+	if (crc32c_have_sse42)
+		return crc32c_sse42(data, len);
 #endif
+	return crc32c_table8(data, len);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Shared rules: dtypes, names, metadata                                  */

@@ -6,6 +6,7 @@
  */
 #include "cai/ops.h"
 #include "blas.h"
+#include "vectorize.h"
 
 #include <math.h>
 #include <string.h>
@@ -402,25 +403,15 @@ cai_embedding_backward(float *dweight, cai_rowset *touched, const float *dout,
 	}
 }
 
-cai_status
-cai_embedding_bag_mean_forward(float *out, const float *weight, const int32_t *ids,
-							   const int32_t *offsets, int B, int V, int D,
-							   cai_error *err)
+/*
+ * The sums of cai_embedding_bag_mean_forward, its arguments checked: a
+ * kernel (vectorize.h; static, since clang 14 does not give a
+ * multiversioned global function its own name).
+ */
+CAI_VECTORIZE static void
+embedding_bag_mean_rows(float *out, const float *weight, const int32_t *ids,
+						const int32_t *offsets, int B, int D)
 {
-	cai_status	st;
-
-	if (B < 0 || V < 0 || D < 0)
-		return cai_error_set(err, CAI_ERR_INVALID, "invalid embedding bag shape");
-	if (B == 0)
-		return CAI_OK;
-	if (offsets[0] != 0)
-		return cai_error_set(err, CAI_ERR_INVALID, "embedding bag offsets must start at 0");
-	for (int b = 0; b < B; b++)
-		if (offsets[b + 1] < offsets[b])
-			return cai_error_set(err, CAI_ERR_INVALID, "embedding bag offsets decrease at bag %d", b);
-	if ((st = check_ids(ids, (size_t) offsets[B], V, err)) != CAI_OK)
-		return st;
-
 	for (int b = 0; b < B; b++)
 	{
 		float	   *o = out + (size_t) b * D;
@@ -442,6 +433,27 @@ cai_embedding_bag_mean_forward(float *out, const float *weight, const int32_t *i
 		for (int d = 0; d < D; d++)
 			o[d] *= inv;
 	}
+}
+
+cai_status
+cai_embedding_bag_mean_forward(float *out, const float *weight, const int32_t *ids,
+							   const int32_t *offsets, int B, int V, int D,
+							   cai_error *err)
+{
+	cai_status	st;
+
+	if (B < 0 || V < 0 || D < 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "invalid embedding bag shape");
+	if (B == 0)
+		return CAI_OK;
+	if (offsets[0] != 0)
+		return cai_error_set(err, CAI_ERR_INVALID, "embedding bag offsets must start at 0");
+	for (int b = 0; b < B; b++)
+		if (offsets[b + 1] < offsets[b])
+			return cai_error_set(err, CAI_ERR_INVALID, "embedding bag offsets decrease at bag %d", b);
+	if ((st = check_ids(ids, (size_t) offsets[B], V, err)) != CAI_OK)
+		return st;
+	embedding_bag_mean_rows(out, weight, ids, offsets, B, D);
 	return CAI_OK;
 }
 
@@ -652,8 +664,9 @@ cai_meanpool_backward(float *dinp, const float *dout, int T, int C)
 	}
 }
 
-void
-cai_maxpool_forward(float *out, int32_t *argmax, const float *inp, int T, int C)
+/* cai_maxpool_forward's body: a kernel (see embedding_bag_mean_rows) */
+CAI_VECTORIZE static void
+maxpool_forward(float *out, int32_t *argmax, const float *inp, int T, int C)
 {
 	if (C <= 0)
 		return;
@@ -678,6 +691,12 @@ cai_maxpool_forward(float *out, int32_t *argmax, const float *inp, int T, int C)
 			}
 		}
 	}
+}
+
+void
+cai_maxpool_forward(float *out, int32_t *argmax, const float *inp, int T, int C)
+{
+	maxpool_forward(out, argmax, inp, T, C);
 }
 
 void

@@ -58,10 +58,13 @@
 /* Inference                                                              */
 /* ---------------------------------------------------------------------- */
 
-/* See textclf_internal.h. */
-cai_status
-cai_textclf_fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t len,
-						 float *probs, cai_error *err)
+/*
+ * cai_textclf_fast_predict's body: a kernel (vectorize.h), static since
+ * clang 14 does not give a multiversioned global function its own name.
+ */
+CAI_KERNEL static cai_status
+fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t len,
+			 float *probs, cai_error *err)
 {
 	const FastParams *fp = &fm->p;
 	const int	D = fp->dim;
@@ -139,6 +142,14 @@ cai_textclf_fast_predict(const cai_textclf_fast *fm, int n_labels, const char *t
 	return CAI_OK;
 }
 
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t len,
+						 float *probs, cai_error *err)
+{
+	return fast_predict(fm, n_labels, text, len, probs, err);
+}
+
 void
 cai_textclf_fast_free(cai_textclf_fast *fm)
 {
@@ -161,9 +172,8 @@ cai_textclf_fast_free(cai_textclf_fast *fm)
  * costs one row at inference instead of a dozen.  Needs fm->emb and both
  * indexes.
  */
-void
-cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec,
-									  int32_t *word_cnt)
+CAI_KERNEL static void
+fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec, int32_t *word_cnt)
 {
 	const int	D = fm->p.dim;
 	const int32_t V = fm->n_vocab;
@@ -190,6 +200,13 @@ cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec
 		}
 		word_cnt[id] = cnt;
 	}
+}
+
+void
+cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec,
+									  int32_t *word_cnt)
+{
+	fast_compute_word_vectors(fm, wordvec, word_cnt);
 }
 
 /* Fill fm from mf and its metadata meta; *mem grows by what is built privately. */

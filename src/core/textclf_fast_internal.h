@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "textclf_internal.h"
+#include "vectorize.h"
 
 /* ---------------------------------------------------------------------- */
 /* Features (shared by training and inference)                            */
@@ -166,7 +167,10 @@ void		cai_textclf_fast_compute_word_vectors(const cai_textclf_fast *fm, float *w
 /*
  * Small vector kernels.  Eight lanes at a time through GCC/clang vector
  * extensions (plain -O2 does not vectorize loops of unknown length); memcpy
- * keeps the loads and stores free of alignment assumptions.
+ * keeps the loads and stores free of alignment assumptions.  They are
+ * inlined into their callers, which are CAI_KERNEL functions (compiled for
+ * AVX2 and AVX-512 too, see vectorize.h): one 256-bit operation a step
+ * there, two SSE ones in the baseline, the same bits in both.
  */
 typedef float v8f __attribute__((vector_size(32)));
 

@@ -318,7 +318,7 @@ fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_text
 /* ---------------------------------------------------------------------- */
 
 /* h (D) = mean of E rows f[0..k) */
-static void
+static inline void
 fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h)
 {
 	memset(h, 0, sizeof(float) * (size_t) D);
@@ -338,7 +338,7 @@ fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h
  * dz = p - onehot(y); dh = W^T dz; W -= lr dz h^T;
  * E[f_j] -= lr dh / k.
  */
-static double
+CAI_KERNEL static double
 fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 {
 	const int	D = t->p.dim;
@@ -379,7 +379,7 @@ fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 }
 
 /* Word vectors: each vocabulary word's row plus its character n-gram rows. */
-static void
+CAI_KERNEL static void
 fast_word_vectors(FastTrain *t)
 {
 	const int	D = t->p.dim;
@@ -411,7 +411,7 @@ fast_word_vectors(FastTrain *t)
  * cai_textclf_fast_predict() computes, in the same order (the same bits);
  * *loss gets the mean loss.  false when the progress callback cancels.
  */
-static bool
+CAI_KERNEL static bool
 fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
 {
 	const int	D = t->p.dim;
