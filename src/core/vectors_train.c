@@ -48,6 +48,7 @@
 #include "modelutil.h"
 #include "pool.h"
 #include "trainer.h"
+#include "vectorize.h"
 
 #define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory")
 
@@ -907,8 +908,8 @@ vt_mean(const VtTrain *t, const uint32_t *rows, size_t m, float *hidden)
 		hidden[j] *= 1.0f / (float) m;
 }
 
-/* Train one piece of the stream. */
-static void
+/* Train one piece of the stream (a kernel: vectorize.h; the updates above are inlined into it). */
+CAI_KERNEL static void
 vt_piece(VtTrain *t, VtShard *sh, const int32_t *w, size_t L, int shards)
 {
 	const VtParams *p = &t->p;
