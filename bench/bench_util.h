@@ -1,12 +1,15 @@
 /*
  * bench_util.h: what the bench tools share (load_bench.c, ner_cli.c,
- * textclf_cli.c): a monotonic clock, a qsort order for timings, and the
- * reader of CoNLL-style files (`token<TAB>tag` lines, a blank line between
- * sentences).  Header-only: each tool is one .c file (core.mk's bench rule).
+ * textclf_cli.c, portable_probe.c): a monotonic clock, a qsort order for
+ * timings, the reader of labelled TSV files (a header line, then
+ * `label<TAB>text` rows) and the reader of CoNLL-style files
+ * (`token<TAB>tag` lines, a blank line between sentences).  Header-only:
+ * each tool is one .c file (core.mk's bench rule).
  */
 #ifndef CAI_BENCH_UTIL_H
 #define CAI_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,91 @@ cmp_double(const void *a, const void *b)
 	double		y = *(const double *) b;
 
 	return (x > y) - (x < y);
+}
+
+/* Labelled texts; labels index label_names, in order of first appearance. */
+typedef struct Tsv
+{
+	size_t		n;
+	char	  **texts;
+	size_t	   *lens;
+	int32_t    *labels;
+} Tsv;
+
+static char *label_names[1024];
+static int	n_label_names = 0;
+
+/* The index of label s; a new one is added when add (-1 if not found or full). */
+static inline int
+label_index(const char *s, bool add)
+{
+	for (int i = 0; i < n_label_names; i++)
+		if (strcmp(label_names[i], s) == 0)
+			return i;
+	if (!add || n_label_names == 1024)
+		return -1;
+	label_names[n_label_names] = strdup(s);
+	return n_label_names++;
+}
+
+/*
+ * Read path into t; rows of a label not seen before are added when
+ * add_labels (the training file), else skipped with a message.  -1 (with a
+ * message) if the file cannot be opened.
+ */
+static inline int
+read_tsv(const char *path, Tsv *t, bool add_labels)
+{
+	FILE	   *f = fopen(path, "r");
+	char	   *line = NULL;
+	size_t		cap = 0;
+	ssize_t		got;
+	size_t		alloc = 0;
+	bool		header = true;
+
+	if (f == NULL)
+	{
+		perror(path);
+		return -1;
+	}
+	memset(t, 0, sizeof(*t));
+	while ((got = getline(&line, &cap, f)) >= 0)
+	{
+		char	   *tab;
+		int			lab;
+
+		if (header)
+		{
+			header = false;
+			continue;
+		}
+		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+			line[--got] = '\0';
+		tab = strchr(line, '\t');
+		if (tab == NULL)
+			continue;
+		*tab = '\0';
+		lab = label_index(line, add_labels);
+		if (lab < 0)
+		{
+			fprintf(stderr, "%s: unknown label \"%s\"\n", path, line);
+			continue;
+		}
+		if (t->n == alloc)
+		{
+			alloc = alloc ? alloc * 2 : 1024;
+			t->texts = realloc(t->texts, alloc * sizeof(char *));
+			t->lens = realloc(t->lens, alloc * sizeof(size_t));
+			t->labels = realloc(t->labels, alloc * sizeof(int32_t));
+		}
+		t->texts[t->n] = strdup(tab + 1);
+		t->lens[t->n] = strlen(tab + 1);
+		t->labels[t->n] = lab;
+		t->n++;
+	}
+	free(line);
+	fclose(f);
+	return 0;
 }
 
 /* A CoNLL file: n sentences, the tokens of sentence i at [off[i], off[i + 1]). */

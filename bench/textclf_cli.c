@@ -43,16 +43,6 @@
 #include "cai/vectors.h"
 #include "bench_util.h"
 
-typedef struct Tsv
-{
-	size_t		n;
-	char	  **texts;
-	size_t	   *lens;
-	int32_t    *labels;
-} Tsv;
-
-static char *label_names[1024];
-
 /* The bytes of a file (cai_malloc'ed, *len of them); NULL (and a message) if it cannot be read. */
 static uint8_t *
 read_file(const char *path, size_t *len)
@@ -70,75 +60,6 @@ read_file(const char *path, size_t *len)
 		fclose(f);
 	return buf;
 }
-static int	n_label_names = 0;
-
-static int
-label_index(const char *s, bool add)
-{
-	for (int i = 0; i < n_label_names; i++)
-		if (strcmp(label_names[i], s) == 0)
-			return i;
-	if (!add || n_label_names == 1024)
-		return -1;
-	label_names[n_label_names] = strdup(s);
-	return n_label_names++;
-}
-
-static int
-read_tsv(const char *path, Tsv *t, bool add_labels)
-{
-	FILE	   *f = fopen(path, "r");
-	char	   *line = NULL;
-	size_t		cap = 0;
-	ssize_t		got;
-	size_t		alloc = 0;
-	bool		header = true;
-
-	if (f == NULL)
-	{
-		perror(path);
-		return -1;
-	}
-	memset(t, 0, sizeof(*t));
-	while ((got = getline(&line, &cap, f)) >= 0)
-	{
-		char	   *tab;
-		int			lab;
-
-		if (header)
-		{
-			header = false;
-			continue;
-		}
-		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
-			line[--got] = '\0';
-		tab = strchr(line, '\t');
-		if (tab == NULL)
-			continue;
-		*tab = '\0';
-		lab = label_index(line, add_labels);
-		if (lab < 0)
-		{
-			fprintf(stderr, "%s: unknown label \"%s\"\n", path, line);
-			continue;
-		}
-		if (t->n == alloc)
-		{
-			alloc = alloc ? alloc * 2 : 1024;
-			t->texts = realloc(t->texts, alloc * sizeof(char *));
-			t->lens = realloc(t->lens, alloc * sizeof(size_t));
-			t->labels = realloc(t->labels, alloc * sizeof(int32_t));
-		}
-		t->texts[t->n] = strdup(tab + 1);
-		t->lens[t->n] = strlen(tab + 1);
-		t->labels[t->n] = lab;
-		t->n++;
-	}
-	free(line);
-	fclose(f);
-	return 0;
-}
-
 static bool
 on_progress(void *ctx, const cai_progress *p)
 {

@@ -2,8 +2,8 @@
  * vectorize.h: the hot kernels' attributes (internal to src/core).
  *
  * CAI_KERNEL marks one of the few functions that hold the hot loops
- * (LSTM gates, embedding bag sums, the fast classifier's SGD step and its
- * vector kernels, Adam).  The default build is portable (baseline x86-64,
+ * (LSTM gates, embedding bag sums, max pooling, the fast classifier's SGD
+ * step and prediction, the word-vector updates).  The default build is portable (baseline x86-64,
  * no -march=native); on x86-64 with GCC or clang and glibc, a CAI_KERNEL
  * function is compiled three times, for AVX-512, AVX2 and the baseline,
  * and the dynamic loader picks one from cpuid when the library is loaded
