@@ -40,6 +40,9 @@
  * with the tables and word vectors built privately at load):
  *   fast.vocab.slots    I32 (cap)      format.h cai_strindex slots of the vocabulary
  *   fast.buckets.slots  I32 (cap)      cai_intindex slots of fast.buckets
+ *   fast.buckets.rank   I32 (ceil(buckets / 64), 3)  the bucket -> row map the
+ *                                      loader uses when present (textclf_internal.h
+ *                                      cai_bucket_rank_find; since 0.2.0)
  *   fast.word_vectors   F32 (V, D)     word row + its character n-gram rows
  *   fast.word_counts    I32 (V)        rows summed into each word vector
  * A tensor whose first dimension would be 0 is omitted (the format has no
@@ -280,7 +283,9 @@ fast_load(cai_textclf_fast *fm, json_object *meta, const cai_model_file *mf, int
 	if ((st = cai_textclf_load_vocab(mf, "fast", V, FAST_SEED_WORD, &fm->vocab, &fm->own_vocab_slot, mem,
 									 err)) != CAI_OK ||
 		(st = cai_textclf_load_buckets(mf, "fast", K, fm->p.buckets, &fm->bucket, &fm->own_bucket_slot, mem,
-									   err)) != CAI_OK)
+									   err)) != CAI_OK ||
+		(st = cai_textclf_load_bucket_rank(mf, "fast", K, fm->p.buckets, fm->bucket.keys, &fm->bucket_rank,
+										   err)) != CAI_OK)
 		return st;
 
 	/* parameters */

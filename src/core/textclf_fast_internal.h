@@ -130,6 +130,7 @@ struct cai_textclf_fast
 	int32_t		n_bucket_rows;	/* K */
 	cai_strindex vocab;			/* words: fast.vocab.{bytes,offsets,slots} */
 	cai_intindex bucket;		/* bucket -> row: fast.buckets{,.slots} */
+	const int32_t *bucket_rank; /* bucket -> row: fast.buckets.rank, NULL for older models */
 	const float *emb;			/* (V + K, D) word rows, then bucket rows */
 	const float *wordvec;		/* (V, D) word row + its character n-gram rows */
 	const int32_t *word_cnt;	/* (V) rows summed into each word vector */
@@ -146,9 +147,12 @@ fast_vocab_find(const cai_textclf_fast *fm, const char *s, size_t len)
 	return cai_strindex_find(&fm->vocab, s, len);
 }
 
+/* Row of bucket b (below p.buckets) among the bucket rows, -1 if none. */
 static inline int32_t
 fast_bucket_find(const cai_textclf_fast *fm, uint32_t b)
 {
+	if (fm->bucket_rank != NULL)
+		return cai_bucket_rank_find(fm->bucket_rank, fm->n_bucket_rows, b);
 	return cai_intindex_find(&fm->bucket, (int32_t) b);
 }
 

@@ -576,7 +576,7 @@ fast_metadata(const FastTrain *t, const cai_options *opts, const char *const *la
 static cai_status
 fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_len, cai_error *err)
 {
-	cai_tensor	ts[9];
+	cai_tensor	ts[10];
 	int			nt = 0;
 	cai_textclf_tables tab;
 	float	   *wordvec = NULL;
@@ -587,7 +587,9 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 	cai_status	st;
 
 	if ((st = cai_textclf_pack_tables(&t->prep.types, t->prep.vitems, t->prep.V, FAST_SEED_WORD, t->prep.bmap, t->p.buckets,
-									  t->prep.K, "fast", ts, &nt, &tab, err)) != CAI_OK)
+									  t->prep.K, "fast", ts, &nt, &tab, err)) != CAI_OK ||
+		(t->prep.K > 0 &&
+		 (st = cai_textclf_pack_bucket_rank(&tab, t->p.buckets, "fast", ts, &nt, err)) != CAI_OK))
 		goto done;
 	memset(&fm, 0, sizeof(fm));
 	fm.p = t->p;
@@ -596,6 +598,7 @@ fast_serialize(FastTrain *t, const char *meta, uint8_t **model, size_t *model_le
 	fm.emb = t->best;
 	fm.vocab = tab.vocab;
 	fm.bucket = tab.bucket;
+	fm.bucket_rank = tab.brank;
 	if (R > 0)
 		cai_textclf_tensor(&ts[nt++], "fast.embedding", CAI_F32, 2, (int64_t) R, D, t->best);
 	if (t->prep.V > 0)

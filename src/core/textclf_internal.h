@@ -315,6 +315,7 @@ typedef struct cai_textclf_tables
 	int32_t    *vslot;			/* (vocab.mask + 1) */
 	int32_t    *bids;			/* (K) bucket of each bucket row, increasing */
 	int32_t    *bslot;			/* (bucket.mask + 1) */
+	int32_t    *brank;			/* (ceil(buckets / 64), 3) see cai_bucket_rank_find */
 } cai_textclf_tables;
 
 /*
@@ -346,6 +347,63 @@ cai_status	cai_textclf_load_vocab(const cai_model_file *mf, const char *prefix, 
 cai_status	cai_textclf_load_buckets(const cai_model_file *mf, const char *prefix, int64_t K,
 									 uint32_t buckets, cai_intindex *ix, int32_t **own_slot,
 									 size_t *mem, cai_error *err);
+
+/*
+ * The bucket -> row map by rank, "<prefix>.buckets.rank", I32
+ * (ceil(buckets / 64), 3): block j covers buckets 64j .. 64j + 63; [j][0]
+ * is the number of bucket rows below bucket 64j, [j][1] and [j][2] the low
+ * and high 32 bits of the mask of the block's buckets that have a row.  The
+ * bucket rows follow the increasing buckets ("<prefix>.buckets"), so a
+ * bucket's row is its rank: one read of 12 bytes, from a table of
+ * buckets * 3 / 16 bytes (375 KB for 2,000,000 buckets, small enough to stay
+ * in cache), where the slot index probes a slot array of 4 to 8 bytes per
+ * row and then reads the keys.  Optional: models written before it existed
+ * use the slot index.
+ */
+#define TEXTCLF_RANK_BLOCK		64
+
+static inline uint32_t
+cai_bucket_rank_blocks(uint32_t buckets)
+{
+	return (uint32_t) (((uint64_t) buckets + TEXTCLF_RANK_BLOCK - 1) / TEXTCLF_RANK_BLOCK);
+}
+
+/*
+ * Row of bucket b (below the buckets the map was made for) among K bucket
+ * rows, -1 if it has none; never a row outside 0 .. K - 1, whatever rank
+ * holds.
+ */
+static inline int32_t
+cai_bucket_rank_find(const int32_t *rank, int32_t K, uint32_t b)
+{
+	const int32_t *blk = rank + (size_t) (b / TEXTCLF_RANK_BLOCK) * 3;
+	uint64_t	bits = (uint64_t) (uint32_t) blk[1] | (uint64_t) (uint32_t) blk[2] << 32;
+	uint64_t	bit = 1ULL << (b % TEXTCLF_RANK_BLOCK);
+	uint32_t	r;
+
+	if ((bits & bit) == 0)
+		return -1;
+	r = (uint32_t) blk[0] + (uint32_t) __builtin_popcountll(bits & (bit - 1));
+	return r < (uint32_t) K ? (int32_t) r : -1;
+}
+
+/*
+ * Add "<prefix>.buckets.rank" for the bucket rows of tab (packed by
+ * cai_textclf_pack_tables, K > 0) to ts + *nt; tab->brank holds it.
+ */
+cai_status	cai_textclf_pack_bucket_rank(cai_textclf_tables *tab, uint32_t buckets, const char *prefix,
+										 cai_tensor *ts, int *nt, cai_error *err);
+
+/*
+ * The rank map of a loaded model into *rank, a view of
+ * "<prefix>.buckets.rank", NULL when the model has none (then K == 0 or a
+ * model written before it).  keys are the K increasing buckets (loaded by
+ * cai_textclf_load_buckets); unless mf is trusted the map must describe
+ * exactly them.
+ */
+cai_status	cai_textclf_load_bucket_rank(const cai_model_file *mf, const char *prefix, int64_t K,
+										 uint32_t buckets, const int32_t *keys, const int32_t **rank,
+										 cai_error *err);
 
 /* ---------------------------------------------------------------------- */
 /* What both trainers share (textclf_train_common.c)                      */

@@ -124,6 +124,41 @@ cai_textclf_pack_tables(const cai_textclf_types *types, const cai_textclf_vocab_
 	return CAI_OK;
 }
 
+/* The rank map (see textclf_internal.h) of the K increasing buckets bids into rank. */
+static void
+textclf_fill_bucket_rank(const int32_t *bids, int32_t K, uint32_t buckets, int32_t *rank)
+{
+	uint32_t	nblk = cai_bucket_rank_blocks(buckets);
+	int32_t		r = 0;
+
+	for (uint32_t j = 0; j < nblk; j++)
+	{
+		uint64_t	bits = 0;
+
+		rank[(size_t) j * 3] = r;
+		for (; r < K && (uint32_t) bids[r] / TEXTCLF_RANK_BLOCK == j; r++)
+			bits |= 1ULL << ((uint32_t) bids[r] % TEXTCLF_RANK_BLOCK);
+		rank[(size_t) j * 3 + 1] = (int32_t) (uint32_t) bits;
+		rank[(size_t) j * 3 + 2] = (int32_t) (uint32_t) (bits >> 32);
+	}
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_pack_bucket_rank(cai_textclf_tables *tab, uint32_t buckets, const char *prefix,
+							 cai_tensor *ts, int *nt, cai_error *err)
+{
+	char		name[CAI_NAME_MAX];
+	uint32_t	nblk = cai_bucket_rank_blocks(buckets);
+
+	if ((tab->brank = cai_malloc(sizeof(int32_t) * 3 * (size_t) nblk)) == NULL)
+		return NOMEM(err);
+	textclf_fill_bucket_rank(tab->bids, tab->bucket.n, buckets, tab->brank);
+	snprintf(name, sizeof(name), "%s.buckets.rank", prefix);
+	cai_textclf_tensor(&ts[(*nt)++], name, CAI_I32, 2, nblk, 3, tab->brank);
+	return CAI_OK;
+}
+
 /* See textclf_internal.h. */
 void
 cai_textclf_tables_free(cai_textclf_tables *tab)
@@ -133,6 +168,7 @@ cai_textclf_tables_free(cai_textclf_tables *tab)
 	cai_free(tab->vslot);
 	cai_free(tab->bids);
 	cai_free(tab->bslot);
+	cai_free(tab->brank);
 	memset(tab, 0, sizeof(*tab));
 }
 
@@ -280,4 +316,49 @@ cai_textclf_load_buckets(const cai_model_file *mf, const char *prefix, int64_t K
 								 n_keys, r, (int) b[r]);
 	return serialized ? cai_intindex_check(ix, "bucket index", err) :
 		cai_intindex_build(ix, *own_slot, "bucket index", err);
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_load_bucket_rank(const cai_model_file *mf, const char *prefix, int64_t K, uint32_t buckets,
+							 const int32_t *keys, const int32_t **rank, cai_error *err)
+{
+	char		name[CAI_NAME_MAX];
+	uint32_t	nblk = cai_bucket_rank_blocks(buckets);
+	int64_t		shape[2] = {nblk, 3};
+	const cai_tensor *t;
+	const int32_t *m;
+	int64_t		r = 0;
+	cai_status	st;
+
+	*rank = NULL;
+	snprintf(name, sizeof(name), "%s.buckets.rank", prefix);
+	if (cai_model_file_tensor(mf, name) == NULL)
+		return CAI_OK;
+	if (K == 0)
+		return cai_error_set(err, CAI_ERR_FORMAT, "model has tensor \"%s\" but bucket_rows 0", name);
+	if ((st = cai_model_file_expect(mf, name, CAI_I32, 2, shape, &t, err)) != CAI_OK)
+		return st;
+	m = t->data;
+	if (!mf->trusted)
+	{
+		/* exactly the map of the keys (increasing and below buckets: checked) */
+		for (uint32_t j = 0; j < nblk; j++)
+		{
+			uint64_t	bits = 0;
+
+			if (m[(size_t) j * 3] != r)
+				return cai_error_set(err, CAI_ERR_FORMAT,
+									 "tensor \"%s\" block %u holds rank %d (must be %" PRId64 ")",
+									 name, j, (int) m[(size_t) j * 3], r);
+			for (; r < K && (uint32_t) keys[r] / TEXTCLF_RANK_BLOCK == j; r++)
+				bits |= 1ULL << ((uint32_t) keys[r] % TEXTCLF_RANK_BLOCK);
+			if ((uint32_t) m[(size_t) j * 3 + 1] != (uint32_t) bits ||
+				(uint32_t) m[(size_t) j * 3 + 2] != (uint32_t) (bits >> 32))
+				return cai_error_set(err, CAI_ERR_FORMAT,
+									 "tensor \"%s\" block %u does not match the bucket rows", name, j);
+		}
+	}
+	*rank = m;
+	return CAI_OK;
 }

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "../../src/core/textclf_internal.h"
 #include "check.h"
 #include "textclf_fixtures.h"
 
@@ -632,13 +633,14 @@ test_option_table(void)
 static void
 test_zero_copy(void)
 {
-	static const char *const tabs[] = {"fast.vocab.slots", "fast.buckets.slots", "fast.word_vectors", "fast.word_counts"};
+	static const char *const tabs[] = {"fast.vocab.slots", "fast.buckets.slots", "fast.buckets.rank",
+	"fast.word_vectors", "fast.word_counts"};
 	Trained		r = train_with("{\"dimensions\": 24}", &tr.d, &va.d, NULL, NULL);
 
 	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
 	if (r.st != CAI_OK)
 		return;
-	check_zero_copy(r.model, r.len, &te.d, tabs, 4, "fast");
+	check_zero_copy(r.model, r.len, &te.d, tabs, 5, "fast");
 	check_table_damage(r.model, r.len, &te.d, "fast.vocab.slots", "vocabulary", "fast vocabulary");
 	check_table_damage(r.model, r.len, &te.d, "fast.buckets.slots", "bucket index", "fast buckets");
 	/* word vectors that do not match the embedding */
@@ -659,6 +661,138 @@ test_zero_copy(void)
 	trained_free(&r);
 }
 
+/*
+ * The bucket -> row map (fast.buckets.rank) gives, for every bucket, the
+ * row the slot index gives (-1 for the buckets without a row); a damaged
+ * map is refused by a verified load, its wrong shape by any load; trusted
+ * damaged maps stay in bounds; a model without the map (as written before
+ * it existed) loads with the slot index and predicts the same.
+ */
+static void
+test_bucket_rank(void)
+{
+	const uint32_t buckets = 30011;	/* not a multiple of the 64 buckets of a block */
+	Trained		r = train_with("{\"buckets\": 30011}", &tr.d, &va.d, NULL, NULL);
+	cai_model_file *mf = NULL;
+	cai_error	err;
+
+	CHECK(r.st == CAI_OK, "train: %s", r.err.msg);
+	if (r.st != CAI_OK || cai_format_read(r.model, r.len, &mf, &err) != CAI_OK)
+	{
+		trained_free(&r);
+		return;
+	}
+	{
+		const cai_tensor *tk = cai_model_file_tensor(mf, "fast.buckets");
+		const cai_tensor *ts = cai_model_file_tensor(mf, "fast.buckets.slots");
+		const cai_tensor *tr_ = cai_model_file_tensor(mf, "fast.buckets.rank");
+		int64_t		found = 0,
+					differ = 0;
+
+		CHECK(tk != NULL && ts != NULL && tr_ != NULL, "model has fast.buckets, .slots and .rank");
+		if (tk != NULL && ts != NULL && tr_ != NULL)
+		{
+			cai_intindex ix = {(int32_t) tk->shape[0], tk->data, ts->data, (uint32_t) ts->shape[0] - 1};
+
+			CHECK(tr_->ndim == 2 && tr_->shape[0] == (buckets + 63) / 64 && tr_->shape[1] == 3,
+				  "rank map shape (%" PRId64 ", %" PRId64 ")", tr_->shape[0], tr_->shape[1]);
+			for (uint32_t b = 0; b < buckets; b++)
+			{
+				int32_t		want = cai_intindex_find(&ix, (int32_t) b);
+				int32_t		got = cai_bucket_rank_find(tr_->data, ix.n, b);
+
+				if (got != want && differ++ == 0)
+					fprintf(stderr, "  bucket %u: rank map row %d, slot index row %d\n", b, got, want);
+				found += got >= 0;
+			}
+			CHECK(differ == 0, "rank map and slot index agree on all %u buckets (%" PRId64 " differ)",
+				  buckets, differ);
+			CHECK(found == ix.n && ix.n > 0 && ix.n < (int32_t) buckets,
+				  "rank map finds the %d bucket rows (%" PRId64 "), the other buckets -1", ix.n, found);
+		}
+	}
+	cai_model_file_free(mf);
+	mf = NULL;
+
+	/* damage: kind 0 a rank out of range, 1 a mask bit more, 2 a mask bit less, 3 a block fewer */
+	for (int k = 0; k < 4; k++)
+	{
+		cai_textclf *m = NULL;
+		cai_tensor *t;
+		int32_t    *a;
+
+		if (cai_format_read(r.model, r.len, &mf, &err) != CAI_OK)
+			break;
+		t = (cai_tensor *) cai_model_file_tensor(mf, "fast.buckets.rank");
+		a = t->data;
+		if (k == 0)
+			a[(t->shape[0] - 1) * 3] = INT32_MAX;
+		else if (k == 1 || k == 2)
+		{
+			int64_t		j = 0;
+
+			while (j < t->shape[0] - 1 && (a[j * 3 + 1] == 0 || a[j * 3 + 1] == -1))
+				j++;
+			a[j * 3 + 1] = k == 1 ? (int32_t) ((uint32_t) a[j * 3 + 1] | ((uint32_t) a[j * 3 + 1] + 1))
+				: (int32_t) ((uint32_t) a[j * 3 + 1] & ((uint32_t) a[j * 3 + 1] - 1));
+		}
+		else
+		{
+			t->shape[0] -= 1;
+			t->nbytes -= 12;
+		}
+		CHECK(cai_textclf_load(mf, &m, &err) == CAI_ERR_FORMAT && strstr(err.msg, "fast.buckets.rank") != NULL,
+			  "damaged rank map (%d) rejected: %s", k, err.msg);
+		cai_textclf_free(m);
+		m = NULL;
+		mf->trusted = true;
+		if (k == 3)
+			CHECK(cai_textclf_load(mf, &m, &err) == CAI_ERR_FORMAT,
+				  "rank map of the wrong shape rejected by a trusted load: %s", err.msg);
+		else
+		{
+			CHECK(cai_textclf_load(mf, &m, &err) == CAI_OK, "trusted damaged rank map (%d) loads: %s", k, err.msg);
+			if (m != NULL)
+				free(all_probs(m, &te.d));	/* bounded and in bounds (ASan) */
+		}
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+		mf = NULL;
+	}
+
+	/* without the map: the slot index, the same probabilities */
+	{
+		cai_model_file *mf2 = NULL;
+		cai_textclf *m1 = NULL,
+				   *m2 = NULL;
+
+		if (cai_format_read(r.model, r.len, &mf, &err) == CAI_OK &&
+			cai_format_read(r.model, r.len, &mf2, &err) == CAI_OK)
+		{
+			strcpy(((cai_tensor *) cai_model_file_tensor(mf2, "fast.buckets.rank"))->name, "fast.buckets.other");
+			CHECK(cai_textclf_load(mf, &m1, &err) == CAI_OK, "load: %s", err.msg);
+			CHECK(cai_textclf_load(mf2, &m2, &err) == CAI_OK, "load without the rank map: %s", err.msg);
+			if (m1 != NULL && m2 != NULL)
+			{
+				float	   *p1 = all_probs(m1, &te.d);
+				float	   *p2 = all_probs(m2, &te.d);
+
+				CHECK(p1 != NULL && p2 != NULL &&
+					  memcmp(p1, p2, sizeof(float) * (size_t) te.d.n * 3) == 0,
+					  "rank map and slot index give bit-identical probabilities");
+				free(p1);
+				free(p2);
+			}
+		}
+		cai_textclf_free(m1);
+		cai_textclf_free(m2);
+		cai_model_file_free(mf2);
+		cai_model_file_free(mf);
+		mf = NULL;
+	}
+	trained_free(&r);
+}
+
 int
 main(void)
 {
@@ -675,6 +809,7 @@ main(void)
 	test_corrupt_models();
 	test_out_of_memory();
 	test_zero_copy();
+	test_bucket_rank();
 
 	toy_free(&tr);
 	toy_free(&va);
