@@ -62,6 +62,44 @@
 /* ---------------------------------------------------------------------- */
 
 /*
+ * The feature rows of a text are gathered (and prefetched) before they are
+ * summed, so that the reads of rows scattered over the embedding overlap
+ * instead of each waiting for the last; the sum is taken in the order the
+ * features come, as it would be row by row.
+ */
+#define FAST_PREDICT_ROWS		256
+
+typedef struct FastRows
+{
+	const float *row[FAST_PREDICT_ROWS];
+	int			n;
+	int			dim;
+	float	   *h;				/* (dim) the sum */
+} FastRows;
+
+static inline void
+fast_rows_flush(FastRows *fr)
+{
+	for (int i = 0; i < fr->n; i++)
+		vec_add(fr->h, fr->row[i], fr->dim);
+	fr->n = 0;
+}
+
+static inline void
+fast_rows_push(FastRows *fr, const float *row)
+{
+	const char *p = (const char *) row;
+	size_t		bytes = sizeof(float) * (size_t) fr->dim;
+
+	if (fr->n == FAST_PREDICT_ROWS)
+		fast_rows_flush(fr);
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(p + o);
+	__builtin_prefetch(p + bytes - 1);
+	fr->row[fr->n++] = row;
+}
+
+/*
  * cai_textclf_fast_predict's body: a kernel (vectorize.h), static since
  * clang 14 does not give a multiversioned global function its own name.
  */
@@ -76,6 +114,7 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 	uint64_t	hist[FAST_MAX_NGRAMS] = {0};	/* word hashes of the last tokens */
 	uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
 	char		norm[FAST_NORM_MAX];
+	FastRows	fr;
 	cai_token  *toks;
 	size_t		n_toks;
 	int64_t		nf = 0;
@@ -85,6 +124,9 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 	if (st != CAI_OK)
 		return st;
 	memset(h, 0, sizeof(float) * (size_t) D);
+	fr.n = 0;
+	fr.dim = D;
+	fr.h = h;
 	for (size_t i = 0; i < n_toks + (size_t) fp->eos; i++)
 	{
 		size_t		nl = fast_token_norm(text, toks, i, n_toks, norm);
@@ -94,7 +136,7 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 		if (id >= 0)
 		{
 			/* the word's row and its character n-gram rows, summed before */
-			vec_add(h, fm->wordvec + (size_t) id * D, D);
+			fast_rows_push(&fr, fm->wordvec + (size_t) id * D);
 			nf += fm->word_cnt[id];
 		}
 		else
@@ -107,7 +149,7 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 
 				if (r >= 0)
 				{
-					vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
+					fast_rows_push(&fr, fm->emb + ((size_t) V + (size_t) r) * D);
 					nf++;
 				}
 			}
@@ -126,13 +168,14 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 
 				if (r >= 0)
 				{
-					vec_add(h, fm->emb + ((size_t) V + (size_t) r) * D, D);
+					fast_rows_push(&fr, fm->emb + ((size_t) V + (size_t) r) * D);
 					nf++;
 				}
 			}
 		}
 	}
 	cai_free(toks);
+	fast_rows_flush(&fr);
 	if (nf > 0)
 	{
 		float		inv = 1.0f / (float) nf;
