@@ -180,6 +180,9 @@ cai_status	cai_intindex_build(const cai_intindex *ix, int32_t *slot, const char 
 
 /* Id of s[0..len) (of key), -1 if absent; safe on any slot contents. */
 int32_t		cai_strindex_find(const cai_strindex *ix, const char *s, size_t len);
+/* The same given hash = cai_hash_bytes(s, len, ix->seed), which the caller already has. */
+int32_t		cai_strindex_find_hashed(const cai_strindex *ix, const char *s, size_t len,
+									 uint64_t hash);
 int32_t		cai_intindex_find(const cai_intindex *ix, int32_t key);
 
 /* Full validation of ix->slot (see above); messages name what. */

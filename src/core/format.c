@@ -1304,11 +1304,19 @@ strindex_get(const cai_strindex *ix, int32_t id, const char **s, size_t *len)
 int32_t
 cai_strindex_find(const cai_strindex *ix, const char *s, size_t len)
 {
+	if (ix->slot == NULL || ix->n <= 0)
+		return -1;
+	return cai_strindex_find_hashed(ix, s, len, cai_hash_bytes(s, len, ix->seed));
+}
+
+int32_t
+cai_strindex_find_hashed(const cai_strindex *ix, const char *s, size_t len, uint64_t hash)
+{
 	uint32_t	i;
 
 	if (ix->slot == NULL || ix->n <= 0)
 		return -1;
-	i = (uint32_t) cai_hash_bytes(s, len, ix->seed) & ix->mask;
+	i = (uint32_t) hash & ix->mask;
 	for (uint32_t k = 0; k <= ix->mask; k++, i = (i + 1) & ix->mask)
 	{
 		int32_t		v = ix->slot[i];

@@ -131,8 +131,23 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 	{
 		size_t		nl = fast_token_norm(text, toks, i, n_toks, norm);
 		uint64_t	wh = fast_word_hash(norm, nl);
-		int32_t		id = fast_vocab_find(fm, norm, nl);
+		uint32_t	nb[FAST_MAX_NGRAMS + 1];	/* buckets of the word n-grams ending here */
+		int			have = 0;
+		int32_t		id;
 
+		/* shift the history, newest last; the n-grams' lookups start now */
+		if (fp->word_ngrams > 1)
+		{
+			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = wh;
+			for (int n = 2; n <= have; n++)
+			{
+				nb[n] = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n, fp->buckets);
+				fast_bucket_prefetch(fm, nb[n]);
+			}
+		}
+		id = fast_vocab_find(fm, norm, nl, wh);
 		if (id >= 0)
 		{
 			/* the word's row and its character n-gram rows, summed before */
@@ -142,10 +157,16 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 		else
 		{
 			int			nc = fast_type_char_ngrams(fp, norm, nl, cg);
+			uint32_t	cb[FAST_CHAR_NGRAMS_MAX];
 
 			for (int j = 0; j < nc; j++)
 			{
-				int32_t		r = fast_bucket_find(fm, cai_textclf_char_bucket(cg[j], fp->buckets));
+				cb[j] = cai_textclf_char_bucket(cg[j], fp->buckets);
+				fast_bucket_prefetch(fm, cb[j]);
+			}
+			for (int j = 0; j < nc; j++)
+			{
+				int32_t		r = fast_bucket_find(fm, cb[j]);
 
 				if (r >= 0)
 				{
@@ -154,23 +175,14 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 				}
 			}
 		}
-		/* shift the history, newest last */
-		if (fp->word_ngrams > 1)
+		for (int n = 2; n <= have; n++)
 		{
-			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
+			int32_t		r = fast_bucket_find(fm, nb[n]);
 
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = wh;
-			for (int n = 2; n <= have; n++)
+			if (r >= 0)
 			{
-				int32_t		r = fast_bucket_find(fm, fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n,
-																	   fp->buckets));
-
-				if (r >= 0)
-				{
-					fast_rows_push(&fr, fm->emb + ((size_t) V + (size_t) r) * D);
-					nf++;
-				}
+				fast_rows_push(&fr, fm->emb + ((size_t) V + (size_t) r) * D);
+				nf++;
 			}
 		}
 	}

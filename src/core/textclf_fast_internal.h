@@ -141,10 +141,11 @@ struct cai_textclf_fast
 	int32_t    *own_word_cnt;
 };
 
+/* Id of word s[0..len) of hash fast_word_hash(s, len) (the vocabulary's seed is FAST_SEED_WORD), -1 if none. */
 static inline int32_t
-fast_vocab_find(const cai_textclf_fast *fm, const char *s, size_t len)
+fast_vocab_find(const cai_textclf_fast *fm, const char *s, size_t len, uint64_t hash)
 {
-	return cai_strindex_find(&fm->vocab, s, len);
+	return cai_strindex_find_hashed(&fm->vocab, s, len, hash);
 }
 
 /* Row of bucket b (below p.buckets) among the bucket rows, -1 if none. */
@@ -154,6 +155,21 @@ fast_bucket_find(const cai_textclf_fast *fm, uint32_t b)
 	if (fm->bucket_rank != NULL)
 		return cai_bucket_rank_find(fm->bucket_rank, fm->n_bucket_rows, b);
 	return cai_intindex_find(&fm->bucket, (int32_t) b);
+}
+
+/* Start reading what fast_bucket_find(fm, b) will read first. */
+static inline void
+fast_bucket_prefetch(const cai_textclf_fast *fm, uint32_t b)
+{
+	if (fm->bucket_rank != NULL)
+	{
+		const int32_t *blk = fm->bucket_rank + (size_t) (b / TEXTCLF_RANK_BLOCK) * 3;
+
+		__builtin_prefetch(blk);
+		__builtin_prefetch(blk + 2);
+	}
+	else if (fm->bucket.slot != NULL)
+		__builtin_prefetch(fm->bucket.slot + (cai_index_mix(b) & fm->bucket.mask));
 }
 
 /*
