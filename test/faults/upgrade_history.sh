@@ -47,8 +47,12 @@ rm -rf "$old/root$LIBDIR/cai_synergy.so" "$old/root$LIBDIR/bitcode/cai_synergy" 
 	"$old/root$SHAREDIR"/extension/cai_synergy*
 OLDBIN=$old/root$SYSBIN
 start=$(date +%s)
-if ! make -C "$old/src" -j2 PG_CONFIG="$PG_CONFIG_SYS" >"$old/build.log" 2>&1 \
-	|| ! make -C "$old/src" install DESTDIR="$old/root" PG_CONFIG="$PG_CONFIG_SYS" >>"$old/build.log" 2>&1; then
+# compiled as the current build is (portable, no FMA contraction: see the README's Building section), so that
+# "the same answers" compares the code and not two compilers' rounding; release 0.1.0 itself defaulted to
+# -march=native, which lets the compiler fuse multiplies and adds
+OLD_OPTFLAGS=${CAI_OLD_OPTFLAGS:--ffp-contract=off}
+if ! make -C "$old/src" -j2 PG_CONFIG="$PG_CONFIG_SYS" OPTFLAGS="$OLD_OPTFLAGS" >"$old/build.log" 2>&1 \
+	|| ! make -C "$old/src" install DESTDIR="$old/root" PG_CONFIG="$PG_CONFIG_SYS" OPTFLAGS="$OLD_OPTFLAGS" >>"$old/build.log" 2>&1; then
 	tail -n 30 "$old/build.log"
 	bail "build and install release $RELEASE into the private installation"
 fi
