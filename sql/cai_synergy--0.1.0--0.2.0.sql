@@ -216,6 +216,6 @@ COMMENT ON FUNCTION @extschema@.cai_train_vectors_async(text, text, text, jsonb)
 
 -- Drift: new inputs against what the deployed version was trained on.
 CREATE FUNCTION @extschema@.cai_drift(model text, source text, input_column text DEFAULT 'text') RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'cai_drift' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+    AS 'MODULE_PATHNAME', 'cai_drift' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_drift(text, text, text) IS
     'compare up to 5,000 rows of a table or query (read with the caller''s rights) with the training inputs of a text classification model''s deployed version: population stability index and a verdict (stable, moderate shift, significant shift) for input length, predicted labels and confidence, and overall';

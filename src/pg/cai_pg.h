@@ -157,7 +157,7 @@ extern char *CaiDriftReference(const uint8 *bytes, size_t len, const char *const
 struct cai_vectors;
 extern int32 CaiVectorSetVersion(const char *name, int32 version, int64 *stamp);
 extern void CaiCheckVectorSetWritable(const char *name);
-extern int32 CaiVectorSetStoreTrained(const char *name, const uint8 *bytes, size_t len);
+extern int32 CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len);
 extern struct cai_vectors *CaiVectorSetForTraining(const char *name, int32 version, cai_word_vectors *wv,
 												   char **provenance);
 

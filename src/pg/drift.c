@@ -249,7 +249,7 @@ cai_drift(PG_FUNCTION_ARGS)
 {
 	CaiLoadedModel *lm = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *input_column = PG_ARGISNULL(2) ? "text" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *input_column = text_to_cstring(PG_GETARG_TEXT_PP(2));	/* STRICT */
 	CaiModelRow row;
 	JsonbValue *refv = NULL;
 	JsonbContainer *ref = NULL;
@@ -324,6 +324,7 @@ cai_drift(PG_FUNCTION_ARGS)
 			if (isnull)
 				continue;
 			t = DatumGetTextPP(d);
+			CaiCheckInputLength(VARSIZE_ANY_EXHDR(t));
 			lens[n] = VARSIZE_ANY_EXHDR(t);
 			texts[n] = MemoryContextAlloc(keep, lens[n] + 1);
 			memcpy(texts[n], VARDATA_ANY(t), lens[n]);

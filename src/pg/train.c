@@ -703,7 +703,7 @@ cai_train(PG_FUNCTION_ARGS)
 
 	if (launch.vectors)
 	{
-		version = CaiVectorSetStoreTrained(launch.name, (const uint8 *) res.model, res.model_len);
+		version = CaiVectorSetStore(launch.name, (const uint8 *) res.model, res.model_len);
 		metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
 		deployed = false;
 	}

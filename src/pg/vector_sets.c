@@ -124,9 +124,11 @@ CaiVectorSetBytes(const char *name, int32 version)
 
 /*
  * Validate set bytes completely and store them as the next version of name;
- * returns the version.  The first version's creator owns the name.
+ * returns the version.  The first version's creator owns the name.  Used by
+ * the imports and by cai_train_vectors (in the caller's or the job's
+ * transaction).
  */
-static int32
+int32
 CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 {
 	cai_vectors *v = NULL;
@@ -200,13 +202,6 @@ CaiCheckVectorSetWritable(const char *name)
 	(void) CaiVectorsLatestInSession(name, 0, NULL, &owner);
 	CaiCheckOwnership("vector set", name, owner, "add a version");
 	CaiCatalogDisconnect();
-}
-
-/* Store vectors trained by cai_train_vectors (in the caller's or the job's transaction). */
-int32
-CaiVectorSetStoreTrained(const char *name, const uint8 *bytes, size_t len)
-{
-	return CaiVectorSetStore(name, bytes, len);
 }
 
 /* ------------------------------------------------------------------------
@@ -697,8 +692,10 @@ PG_FUNCTION_INFO_V1(cai_embed);
 Datum
 cai_embed(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *name = PG_GETARG_TEXT_PP(0);
 	text	   *input = PG_GETARG_TEXT_PP(1);
+	CaiVectorsEntry *cc = (CaiVectorsEntry *) fcinfo->flinfo->fn_extra;
+	size_t		name_len = VARSIZE_ANY_EXHDR(name);
 	cai_vectors *v;
 	float	   *out;
 	Datum	   *elems;
@@ -709,7 +706,12 @@ cai_embed(PG_FUNCTION_ARGS)
 	cai_status	st;
 
 	CaiCheckInputLength(VARSIZE_ANY_EXHDR(input));
-	v = CaiGetVectors(fcinfo, name);
+	/* per row: the call site's set when the name is the previous row's, without converting it */
+	if (cc != NULL && name_len <= CAI_MODEL_NAME_MAX && cc->name[name_len] == '\0' &&
+		memcmp(cc->name, VARDATA_ANY(name), name_len) == 0)
+		v = cc->loaded->v;
+	else
+		v = CaiGetVectors(fcinfo, text_to_cstring(name));
 	dim = cai_vectors_dim(v);
 	out = palloc(sizeof(float) * dim);
 	st = cai_vectors_embed(v, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), CAI_VEC_CASE_AUTO, 0, out,

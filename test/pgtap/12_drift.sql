@@ -18,7 +18,7 @@ CREATE TABLE tap_dr.other AS
 CREATE TABLE tap_dr.ner AS
   SELECT ARRAY['Ann', 'visited', 'Oslo', '.'] AS tokens, ARRAY['B-PER', 'O', 'B-LOC', 'O'] AS tags FROM generate_series(1, 30);
 
-SELECT plan(9);
+SELECT plan(11);
 
 SELECT lives_ok($$SELECT * FROM cai_train('dr', 'sentiment', 'tap_dr.reviews', options => '{"architecture": "fast", "seed": 1}')$$,
                 'train a model');
@@ -30,6 +30,8 @@ SELECT is(cai_drift('dr', 'tap_dr.other') ->> 'verdict', 'significant shift', 'o
 SELECT is(cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'input_length' ->> 'verdict', 'significant shift',
           'named by the statistic that moved (input length)');
 SELECT throws_ok($$SELECT cai_drift('dr', 'SELECT text FROM tap_dr.same WHERE false')$$, 'P0002', NULL, 'no rows');
+SELECT is(cai_drift(NULL, 'tap_dr.same'), NULL, 'a NULL model gives NULL');
+SELECT is(cai_drift('dr', NULL), NULL, 'a NULL source gives NULL');
 SELECT lives_ok($$SELECT cai_import('dr copy', cai_export('dr'))$$, 'import a copy');
 SELECT throws_ok($$SELECT cai_drift('dr copy', 'tap_dr.same')$$, '55000', NULL,
                  'an imported version has no statistics: a clear error');
