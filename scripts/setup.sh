@@ -12,6 +12,7 @@ PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libopenblas-dev libjson-c-dev
 	postgresql-15-cron
+	libkrb5-dev	# Citus's build includes gssapi/gssapi.h through PostgreSQL's libpq-be.h
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,3 +30,13 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 make -s PG_CONFIG="$PG_CONFIG"
 $SUDO make -s install PG_CONFIG="$PG_CONFIG"
 echo "setup: cai_synergy $(grep default_version cai_synergy.control | cut -d"'" -f2) installed into $("$PG_CONFIG" --pkglibdir)"
+
+# Citus, for the test command's Citus stage (test/faults/citus.sh): Debian has
+# no package, so ../shared/tools/citus/build.sh builds it from the upstream
+# source there (about 2 minutes, once per machine; it exits at once when Citus
+# is installed).  CITUS=0 skips it; without the tools directory the stage is
+# skipped with a message.
+CITUS_BUILD=${CITUS_BUILD:-$(cd .. && pwd)/shared/tools/citus/build.sh}
+if [ "${CITUS:-1}" != 0 ] && [ -f "$CITUS_BUILD" ]; then
+	bash "$CITUS_BUILD" || echo "setup: warning: Citus could not be built; the test command skips its Citus stage" >&2
+fi

@@ -219,3 +219,39 @@ CREATE FUNCTION @extschema@.cai_drift(model text, source text, input_column text
     AS 'MODULE_PATHNAME', 'cai_drift' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_drift(text, text, text) IS
     'compare up to 5,000 rows of a table or query (read with the caller''s rights) with the training inputs of a text classification model''s deployed version: population stability index and a verdict (stable, moderate shift, significant shift) for input length, predicted labels and confidence, and overall';
+
+-- Citus: the catalog tables every node must share become reference tables.
+-- Each node then holds a copy of every model, deployment and vector set;
+-- Citus writes all copies in the writing transaction (two-phase commit), and
+-- the functions read the local copy, so cai_predict and friends pushed down to
+-- a worker's shards find the model there.  Run once on the coordinator, as the
+-- extension's owner, after CREATE EXTENSION (idempotent; returns the tables it
+-- distributed).  Training runs on the coordinator.
+CREATE FUNCTION @extschema@.cai_citus_setup() RETURNS SETOF regclass
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    t regclass;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'the citus extension is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Run CREATE EXTENSION citus first.';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'cai_citus_setup() runs on the Citus coordinator'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    FOREACH t IN ARRAY ARRAY['@extschema@.cai_model_store', '@extschema@.cai_deployments',
+                             '@extschema@.cai_vector_store']::regclass[] LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = t);
+        PERFORM pg_catalog.create_reference_table(t);
+        -- the rows now live in the copies; the table's own heap keeps a stale one
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+        RETURN NEXT t;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.cai_citus_setup() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.cai_citus_setup() IS
+    'on a Citus coordinator: make the model store, deployment history and vector store reference tables, so every node holds every model (run once, as the extension owner; returns the tables it distributed)';

@@ -87,8 +87,15 @@ typedef struct CaiModelRow
 	Jsonb	   *metrics;		/* may be NULL */
 } CaiModelRow;
 
+/* citus.c */
+extern Oid	CaiLocalCopy(Oid relid);
+extern bool CaiCopyIsRemote(Oid relid);
+extern void CaiCheckNotCitusWorker(Oid relid, const char *what);
+extern void CaiCheckTrainingNode(const char *what);
+
 extern void CaiCatalogConnect(void);
 extern char *CaiCatalogQualify(const char *relname);
+extern char *CaiCatalogReadable(const char *relname);
 extern void CaiCatalogExecute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
 extern void CaiCatalogDisconnect(void);
 extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);

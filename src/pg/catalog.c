@@ -47,10 +47,18 @@ static Oid	caller_userid = InvalidOid;
 static int	saved_sec_context;
 static int	saved_guc_nest;
 static int	catalog_depth = 0;
+/*
+ * Qualified names of the catalog tables: *_name is written (on Citus, the
+ * reference table: every node's copy), *_read is read (this node's copy; the
+ * table itself without Citus; see citus.c).
+ */
 static char store_name[2 * NAMEDATALEN + 64];
+static char store_read[2 * NAMEDATALEN + 64];
 static char history_name[2 * NAMEDATALEN + 64];
+static char history_read[2 * NAMEDATALEN + 64];
 static bool catalog_has_history = false;
 static Oid	store_relid = InvalidOid;	/* cai_model_store, as of the last CaiCatalogResolve */
+static Oid	store_copy = InvalidOid;	/* the relation this node reads it from */
 static Oid	store_nspoid = InvalidOid;
 static char schema_name[2 * NAMEDATALEN + 8];
 
@@ -106,11 +114,23 @@ CaiCatalogResolve(void)
 	/* 0.2.0's catalog (until ALTER EXTENSION UPDATE the library may run with 0.1.0's) */
 	catalog_has_history = get_attnum(relid, "history") != InvalidAttrNumber;
 
+	store_copy = CaiLocalCopy(relid);
+
 	nsp = quote_identifier(get_namespace_name(nspoid));
 	strlcpy(schema_name, nsp, sizeof(schema_name));
 	snprintf(store_name, sizeof(store_name), "%s.cai_model_store", nsp);
 	snprintf(history_name, sizeof(history_name), "%s.cai_deployments", nsp);
+	snprintf(store_read, sizeof(store_read), "%s.%s", nsp, quote_identifier(get_rel_name(store_copy)));
+	snprintf(history_read, sizeof(history_read), "%s", CaiCatalogReadable("cai_deployments"));
 	return owner;
+}
+
+/* Error if this is a Citus worker node (training runs on the coordinator; citus.c). */
+void
+CaiCheckTrainingNode(const char *what)
+{
+	(void) CaiCatalogResolve();
+	CaiCheckNotCitusWorker(store_relid, what);
 }
 
 /* An error inside a session ends it: forget its state at (sub)transaction abort. */
@@ -188,11 +208,26 @@ CaiCatalogHasHistory(void)
 	return catalog_has_history;
 }
 
-/* Schema-qualified name of one of the extension's relations (inside a session). */
+/* Schema-qualified name of one of the extension's relations (inside a session): for writes. */
 char *
 CaiCatalogQualify(const char *relname)
 {
 	return psprintf("%s.%s", schema_name, relname);
+}
+
+/*
+ * Schema-qualified name of the relation this node reads one of the
+ * extension's tables from (inside a session): the table itself, or on a Citus
+ * cluster its copy on this node (citus.c).
+ */
+char *
+CaiCatalogReadable(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, store_nspoid);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "cai_synergy catalog table \"%s\" is missing. Please report a bug.", relname);
+	return psprintf("%s.%s", schema_name, quote_identifier(get_rel_name(CaiLocalCopy(relid))));
 }
 
 void
@@ -223,7 +258,7 @@ CaiModelOwnerInSession(const char *name)
 	bool		isnull;
 	Datum		d;
 
-	snprintf(sql, sizeof(sql), "SELECT owner::oid FROM %s WHERE name = $1 LIMIT 1", store_name);
+	snprintf(sql, sizeof(sql), "SELECT owner::oid FROM %s WHERE name = $1 LIMIT 1", store_read);
 	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return InvalidOid;
@@ -323,7 +358,7 @@ CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *r
 	snprintf(sql, sizeof(sql),
 			 "SELECT version, task, owner::oid, metrics, %s FROM %s "
 			 "WHERE name = $1 AND CASE WHEN $2 IS NULL THEN deployed ELSE version = $2 END",
-			 want_bytes ? "model" : "NULL::bytea", store_name);
+			 want_bytes ? "model" : "NULL::bytea", store_read);
 	CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -346,6 +381,46 @@ CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *r
 	}
 	CaiCatalogDisconnect();
 	return found;
+}
+
+/*
+ * CaiCatalogDeployedVersion through a query of the table: on a Citus node that
+ * holds no copy of the catalog yet (citus.c), a distributed query.
+ */
+static int32
+CaiDeployedVersionByQuery(const char *name, char **task, int64 *stamp)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	int32		result = -1;
+
+	CaiCatalogConnect();
+	/* the deployed version first; a row with deployed = false only when none is */
+	CaiExec(psprintf("SELECT version, task, (extract(epoch FROM created_at) * 1000000)::int8, deployed FROM %s "
+					 "WHERE name = $1 ORDER BY deployed DESC LIMIT 1", store_name),
+			1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		result = 0;
+		if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+			result = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+			if (task != NULL)
+				*task = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+			if (stamp != NULL)
+				*stamp = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	CaiCatalogDisconnect();
+	return result;
 }
 
 /* Deployed version of a model, 0 if none; -1 if the model does not exist. */
@@ -375,10 +450,12 @@ CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
 	 * catalog session (the store's owner) would have read it.
 	 */
 	(void) CaiCatalogResolve();
-	pkey = get_relname_relid("cai_model_store_pkey", store_nspoid);
+	if (CaiCopyIsRemote(store_relid))
+		return CaiDeployedVersionByQuery(name, task, stamp);
+	rel = table_open(store_copy, AccessShareLock);
+	pkey = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkey))
 		elog(ERROR, "cai_synergy model store index is missing. Please report a bug.");
-	rel = table_open(store_relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	att_version = attnameAttNum(rel, "version", false);
 	att_task = attnameAttNum(rel, "task", false);
@@ -467,7 +544,7 @@ CaiModelTaskInSession(const char *name)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
 
-	snprintf(sql, sizeof(sql), "SELECT task FROM %s WHERE name = $1 ORDER BY version LIMIT 1", store_name);
+	snprintf(sql, sizeof(sql), "SELECT task FROM %s WHERE name = $1 ORDER BY version LIMIT 1", store_read);
 	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
@@ -552,7 +629,7 @@ CaiCompareWithDeployed(const char *name, const char *task, const char *meta_json
 			 "SELECT version, same_task, old = new, "
 			 "       (SELECT string_agg(x, ', ' ORDER BY x) FROM jsonb_array_elements_text(new) x WHERE NOT old ? x), "
 			 "       (SELECT string_agg(x, ', ' ORDER BY x) FROM jsonb_array_elements_text(old) x WHERE NOT new ? x), "
-			 "       score FROM l", store_name);
+			 "       score FROM l", store_read);
 	CaiExec(sql, 3, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
@@ -598,7 +675,7 @@ CaiVersionTaskMeta(const char *name, int32 version, char **task, char **meta_jso
 	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	bool		isnull;
 
-	snprintf(sql, sizeof(sql), "SELECT task, metadata::text FROM %s WHERE name = $1 AND version = $2", store_name);
+	snprintf(sql, sizeof(sql), "SELECT task, metadata::text FROM %s WHERE name = $1 AND version = $2", store_read);
 	CaiExec(sql, 2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
@@ -678,7 +755,7 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 		/* next version and the new version's validation score */
 		snprintf(sql, sizeof(sql),
 				 "SELECT (SELECT coalesce(max(s.version), 0) + 1 FROM %s s WHERE s.name = $1), "
-				 "(($2::jsonb) ->> 'score')::float8", store_name);
+				 "(($2::jsonb) ->> 'score')::float8", store_read);
 		CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		new_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &new_null));
@@ -874,7 +951,7 @@ cai_model_info(PG_FUNCTION_ARGS)
 			 "'labels_changed', (SELECT " CAI_LABEL_SET("s.task", "s.metadata") " <> " CAI_LABEL_SET("d.task", "d.metadata")
 			 " OR s.task <> d.task FROM %s d WHERE d.name = s.name AND d.deployed)) "
 			 "FROM %s s WHERE s.name = $1 AND CASE WHEN $2 IS NULL THEN s.deployed ELSE s.version = $2 END",
-			 store_name, store_name);
+			 store_read, store_read);
 	CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -917,7 +994,7 @@ cai_deploy(PG_FUNCTION_ARGS)
 		Datum		values[1] = {CStringGetTextDatum(name)};
 		bool		isnull;
 
-		snprintf(sql, sizeof(sql), "SELECT max(version) FROM %s WHERE name = $1", store_name);
+		snprintf(sql, sizeof(sql), "SELECT max(version) FROM %s WHERE name = $1", store_read);
 		CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -951,7 +1028,7 @@ cai_rollback(PG_FUNCTION_ARGS)
 	CaiCheckModelOwnership(name, owner, "roll it back");
 	values[0] = CStringGetTextDatum(name);
 
-	snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE name = $1 AND deployed", store_name);
+	snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE name = $1 AND deployed", store_read);
 	CaiExec(sql, 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		CaiNoDeployedVersion(name);
@@ -969,7 +1046,7 @@ cai_rollback(PG_FUNCTION_ARGS)
 	snprintf(sql, sizeof(sql),
 			 "SELECT h.version FROM %s h JOIN %s s ON s.name = h.name AND s.version = h.version "
 			 "WHERE h.name = $1 AND NOT h.rolled_back AND h.version <> $2 ORDER BY h.id DESC LIMIT 1",
-			 history_name, store_name);
+			 history_read, store_read);
 	CaiExec(sql, 2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		previous = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -1053,7 +1130,7 @@ CaiCatalogOnlyDeployedModel(int *count)
 
 	CaiCatalogReset();
 	CaiCatalogConnect();
-	snprintf(sql, sizeof(sql), "SELECT name FROM %s WHERE deployed LIMIT 2", store_name);
+	snprintf(sql, sizeof(sql), "SELECT name FROM %s WHERE deployed LIMIT 2", store_read);
 	CaiExec(sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	*count = (int) SPI_processed;
 	if (SPI_processed == 1)

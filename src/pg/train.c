@@ -500,6 +500,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		JsonbToCString(NULL, &PG_GETARG_JSONB_P(5)->root, 0);
 
 	CaiCheckWritable("train a model");
+	CaiCheckTrainingNode("train a model");
 
 	opts = CaiParseOptions(task, options_json, NULL);
 	launch->name = name;

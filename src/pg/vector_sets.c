@@ -57,7 +57,7 @@ CaiVectorsLatestInSession(const char *name, int32 version, int64 *stamp, Oid *ow
 							   "(SELECT f.owner::oid FROM %s f WHERE f.name = $1 ORDER BY f.version LIMIT 1) "
 							   "FROM %s WHERE name = $1 AND ($2 IS NULL OR version = $2) "
 							   "ORDER BY version DESC LIMIT 1",
-							   CaiCatalogQualify("cai_vector_store"), CaiCatalogQualify("cai_vector_store")),
+							   CaiCatalogReadable("cai_vector_store"), CaiCatalogReadable("cai_vector_store")),
 					  2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return 0;
@@ -105,7 +105,7 @@ CaiVectorSetBytes(const char *name, int32 version)
 
 	CaiCatalogConnect();
 	CaiCatalogExecute(psprintf("SELECT data FROM %s WHERE name = $1 AND version = $2",
-							   CaiCatalogQualify("cai_vector_store")),
+							   CaiCatalogReadable("cai_vector_store")),
 					  2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{

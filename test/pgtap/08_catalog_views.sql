@@ -20,7 +20,7 @@ CREATE ROLE tap_cv_b LOGIN;
 GRANT USAGE ON SCHEMA tap_cv TO tap_cv_a, tap_cv_b;
 GRANT SELECT ON ALL TABLES IN SCHEMA tap_cv TO tap_cv_a, tap_cv_b;
 
-SELECT plan(18);
+SELECT plan(20);
 
 SELECT lives_ok($$SELECT * FROM cai_train('cv_fast', 'sentiment', 'tap_cv.reviews', options => '{"architecture": "fast", "epochs": 6, "seed": 1}')$$,
                 'train a fast model');
@@ -84,6 +84,13 @@ SELECT ok((SELECT count(*) FROM cai_training_history WHERE job_id = :j2 AND vers
 SET ROLE tap_cv_b;
 SELECT is((SELECT count(*)::int FROM cai_training_history WHERE job_id = :j2), 0, 'another role does not see that job''s history');
 RESET ROLE;
+
+-- Citus setup (test/faults/citus.sh runs it on a real cluster): refused clearly without Citus,
+-- and not executable by ordinary roles
+SELECT throws_ok('SELECT cai_citus_setup()', '55000', 'the citus extension is not installed in this database',
+                 'cai_citus_setup() without Citus: SQLSTATE 55000');
+SELECT ok(NOT has_function_privilege('tap_cv_b', 'cai_citus_setup()', 'EXECUTE'),
+          'cai_citus_setup() is not executable by ordinary roles');
 
 SELECT * FROM finish();
 SELECT cai_drop_model(name) FROM (SELECT DISTINCT name FROM cai_models WHERE name LIKE 'cv%') m;
