@@ -135,7 +135,7 @@ CREATE FUNCTION @extschema@.cai_predict_query(model text, query text, batch_size
 RETURNS TABLE (key text, label text, score real)
     AS 'MODULE_PATHNAME', 'cai_predict_query' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_predict_query(text, text, integer) IS
-    'classify every row (key, input) of a query with the deployed version of a text classification model, batch_size rows at a time (batched matrix products); returns key (as text), the predicted label and its probability; a NULL input gives a NULL label';
+    'score every row (key, input) of a query with the deployed version of a model, batch_size rows at a time (batched matrix products); returns key (as text), the predicted label and its probability (a token classification model: the JSON array of entities cai_predict gives, and a NULL score); a NULL input gives a NULL label';
 
 -- Word vector sets: stored once as versioned bytes (the model format), owned
 -- by the role that created the first version, written only through the
@@ -255,3 +255,11 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.cai_citus_setup() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.cai_citus_setup() IS
     'on a Citus coordinator: make the model store, deployment history and vector store reference tables, so every node holds every model (run once, as the extension owner; returns the tables it distributed)';
+
+-- Batched entity extraction of a whole query (cai_predict_query also accepts
+-- taggers, answering with cai_predict's JSON array of entities).
+CREATE FUNCTION @extschema@.cai_entities_query(model text, query text, batch_size integer DEFAULT 256)
+RETURNS TABLE (key text, entity text, label text, start_pos integer, end_pos integer, score real)
+    AS 'MODULE_PATHNAME', 'cai_entities_query' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.cai_entities_query(text, text, integer) IS
+    'the entities of every row (key, input) of a query with the deployed version of a token classification model, tagged batch_size texts at a time (batched matrix products): one row per entity, as cai_entities gives them, with the row''s key (as text)';

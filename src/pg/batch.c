@@ -1,12 +1,13 @@
 /*
- * batch.c: batched scoring of a whole query, cai_predict_query.
+ * batch.c: batched scoring of a whole query, cai_predict_query and
+ * cai_entities_query.
  *
  * The caller's query is read through an SPI cursor with the caller's rights
  * (batch_size rows at a time, so memory is bounded by one batch), each batch
- * of inputs is classified with one call through the model interface
- * (cai_model_classify_batch: the architecture turns it into matrix products
- * where it can), and (key, label, score) rows go to the result tuplestore.
- * The SQL layer does not know which architecture it runs.
+ * of inputs goes through the model interface in one call
+ * (cai_model_classify_batch or cai_model_entities_batch: the architecture
+ * turns it into matrix products where it can), and the result rows go to the
+ * tuplestore.  The SQL layer does not know which architecture it runs.
  */
 #include "postgres.h"
 
@@ -24,73 +25,91 @@
 #define CAI_BATCH_SIZE_MIN 1
 #define CAI_BATCH_SIZE_MAX 100000
 
+/* One batch of the query's rows: keys (text form) and the non-NULL inputs. */
+typedef struct CaiBatch
+{
+	uint64		n;				/* rows */
+	char	  **keys;
+	bool	   *missing;		/* input NULL */
+	size_t		n_in;			/* non-NULL inputs, in row order */
+	const char **texts;
+	size_t	   *lens;
+} CaiBatch;
+
+/* Writes the result rows of one batch. */
+typedef void (*CaiBatchWriter) (CaiLoadedModel *m, const CaiBatch *b, ReturnSetInfo *rsinfo);
+
 /* The query's two columns: any key type (as its text form), a text input. */
 static void
-CaiCheckBatchColumns(TupleDesc desc)
+CaiCheckBatchColumns(TupleDesc desc, const char *function)
 {
 	Oid			input_type;
 
 	if (desc->natts != 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("the query of cai_predict_query must return two columns (key, input), not %d", desc->natts),
+				 errmsg("the query of %s must return two columns (key, input), not %d", function, desc->natts),
 				 errhint("For example: SELECT id, body FROM reviews.")));
 	input_type = SPI_gettypeid(desc, 2);
 	if (input_type != TEXTOID && input_type != VARCHAROID && input_type != BPCHAROID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("the second column of the query of cai_predict_query must be text, not %s",
-						format_type_be(input_type)),
+				 errmsg("the second column of the query of %s must be text, not %s",
+						function, format_type_be(input_type)),
 				 errhint("Cast it: SELECT id, body::text FROM ...")));
 }
 
-/* Classify one batch of rows and append (key, label, score) rows. */
 static void
-CaiScoreBatch(CaiLoadedModel *m, SPITupleTable *tt, uint64 n, Tuplestorestate *ts, TupleDesc out_desc)
+CaiBatchRead(SPITupleTable *tt, uint64 n, const char *function, CaiBatch *b)
 {
-	const char **texts = palloc(sizeof(char *) * n);
-	size_t	   *lens = palloc(sizeof(size_t) * n);
-	char	  **keys = palloc(sizeof(char *) * n);
-	bool	   *missing = palloc(sizeof(bool) * n);
-	size_t		n_in = 0;
-	float	   *probs;
-	cai_error	err = {0};
-	cai_status	st;
-
+	b->n = n;
+	b->keys = palloc(sizeof(char *) * n);
+	b->missing = palloc(sizeof(bool) * n);
+	b->texts = palloc(sizeof(char *) * n);
+	b->lens = palloc(sizeof(size_t) * n);
+	b->n_in = 0;
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 		Datum		d;
 
-		keys[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		if (keys[i] == NULL)
+		b->keys[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		if (b->keys[i] == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("the key column of the query of cai_predict_query must not be NULL")));
+					 errmsg("the key column of the query of %s must not be NULL", function)));
 		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
-		missing[i] = isnull;
+		b->missing[i] = isnull;
 		if (!isnull)
 		{
 			text	   *t = DatumGetTextPP(d);
 
 			CaiCheckInputLength(VARSIZE_ANY_EXHDR(t));
-			texts[n_in] = VARDATA_ANY(t);
-			lens[n_in] = VARSIZE_ANY_EXHDR(t);
-			n_in++;
+			b->texts[b->n_in] = VARDATA_ANY(t);
+			b->lens[b->n_in] = VARSIZE_ANY_EXHDR(t);
+			b->n_in++;
 		}
 	}
-	probs = palloc_extended(sizeof(float) * Max(n_in, 1) * m->n_labels, MCXT_ALLOC_HUGE);
-	st = cai_model_classify_batch(m->model, texts, lens, n_in, probs, &err);
+}
+
+/* Text classification: (key, label, score), one classify_batch call. */
+static void
+CaiWriteClasses(CaiLoadedModel *m, const CaiBatch *b, ReturnSetInfo *rsinfo)
+{
+	float	   *probs = palloc_extended(sizeof(float) * Max(b->n_in, 1) * m->n_labels, MCXT_ALLOC_HUGE);
+	cai_error	err = {0};
+	cai_status	st;
+
+	st = cai_model_classify_batch(m->model, b->texts, b->lens, b->n_in, probs, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "prediction failed");
-
-	for (uint64 i = 0, j = 0; i < n; i++)
+	for (uint64 i = 0, j = 0; i < b->n; i++)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		values[0] = CStringGetTextDatum(keys[i]);
-		if (missing[i])
+		values[0] = CStringGetTextDatum(b->keys[i]);
+		if (b->missing[i])
 			nulls[1] = nulls[2] = true;	/* like cai_predict: NULL in, NULL out */
 		else
 		{
@@ -103,42 +122,101 @@ CaiScoreBatch(CaiLoadedModel *m, SPITupleTable *tt, uint64 n, Tuplestorestate *t
 			values[1] = CStringGetTextDatum(m->labels[best]);
 			values[2] = Float4GetDatum(p[best]);
 		}
-		tuplestore_putvalues(ts, out_desc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
 
+/* The entities of a batch of texts (one entities_batch call); offsets: n_in + 1 entries. */
+static cai_entity *
+CaiBatchEntities(CaiLoadedModel *m, const CaiBatch *b, size_t **offsets)
+{
+	cai_entity *ents = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+
+	*offsets = palloc(sizeof(size_t) * (b->n_in + 1));
+	st = cai_model_entities_batch(m->model, b->texts, b->lens, b->n_in, 0, &ents, *offsets, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "entity recognition failed");
+	return ents;
+}
+
+/* A tagger in cai_predict_query: (key, the entities as cai_predict gives them (JSON), NULL score). */
+static void
+CaiWriteEntityArrays(CaiLoadedModel *m, const CaiBatch *b, ReturnSetInfo *rsinfo)
+{
+	size_t	   *off;
+	cai_entity *ents = CaiBatchEntities(m, b, &off);
+
+	for (uint64 i = 0, j = 0; i < b->n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, true};
+
+		values[0] = CStringGetTextDatum(b->keys[i]);
+		if (b->missing[i])
+			nulls[1] = true;
+		else
+		{
+			values[1] = PointerGetDatum(CaiEntitiesJson(m, b->texts[j], ents + off[j], off[j + 1] - off[j]));
+			j++;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	cai_free(ents);
+}
+
+/* cai_entities_query: one row per entity (key, entity, label, start_pos, end_pos, score), as cai_entities. */
+static void
+CaiWriteEntityRows(CaiLoadedModel *m, const CaiBatch *b, ReturnSetInfo *rsinfo)
+{
+	size_t	   *off;
+	cai_entity *ents = CaiBatchEntities(m, b, &off);
+
+	for (uint64 i = 0, j = 0; i < b->n; i++)
+	{
+		if (b->missing[i])
+			continue;
+		for (size_t e = off[j]; e < off[j + 1]; e++)
+		{
+			const cai_entity *x = &ents[e];
+			Datum		values[6];
+			bool		nulls[6] = {false};
+
+			values[0] = CStringGetTextDatum(b->keys[i]);
+			values[1] = PointerGetDatum(cstring_to_text_with_len(b->texts[j] + x->start, x->end - x->start));
+			values[2] = CStringGetTextDatum(m->labels[x->type]);
+			values[3] = Int32GetDatum((int32) (x->cstart + 1));
+			values[4] = Int32GetDatum((int32) x->cend);
+			values[5] = Float4GetDatum(x->score);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		j++;
+	}
+	cai_free(ents);
+}
+
 /*
- * cai_predict_query(model, query, batch_size): (key, label, score) for every
- * row (key, input) of query, classified batch_size rows at a time.
+ * Run the query (arguments 1 and 2 of fcinfo: query text, batch_size) through
+ * an SPI cursor with the caller's rights and hand each batch to write.
  */
-PG_FUNCTION_INFO_V1(cai_predict_query);
-Datum
-cai_predict_query(PG_FUNCTION_ARGS)
+static void
+CaiRunBatches(FunctionCallInfo fcinfo, CaiLoadedModel *m, CaiBatchWriter write, const char *function)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	CaiLoadedModel *m;
-	char	   *query;
-	int32		batch_size;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int32		batch_size = PG_ARGISNULL(2) ? 256 : PG_GETARG_INT32(2);
 	SPIPlanPtr	plan;
 	Portal		portal;
 	MemoryContext batch_cxt;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("the model and the query of cai_predict_query must not be NULL")));
-	batch_size = PG_ARGISNULL(2) ? 256 : PG_GETARG_INT32(2);
 	if (batch_size < CAI_BATCH_SIZE_MIN || batch_size > CAI_BATCH_SIZE_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be between %d and %d, not %d",
 						CAI_BATCH_SIZE_MIN, CAI_BATCH_SIZE_MAX, batch_size)));
-	m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
-	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict_query");
-	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-
 	InitMaterializedSRF(fcinfo, 0);
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "cai_predict_query batch", ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "cai batch scoring", ALLOCSET_DEFAULT_SIZES);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -146,28 +224,76 @@ cai_predict_query(PG_FUNCTION_ARGS)
 	if (plan == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("could not prepare the query of cai_predict_query: %s", SPI_result_code_string(SPI_result))));
+				 errmsg("could not prepare the query of %s: %s", function, SPI_result_code_string(SPI_result))));
 	if (!SPI_is_cursor_plan(plan))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("the query of cai_predict_query must be a single SELECT (or VALUES) returning rows")));
+				 errmsg("the query of %s must be a single SELECT (or VALUES) returning rows", function)));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	CaiCheckBatchColumns(portal->tupDesc);
+	CaiCheckBatchColumns(portal->tupDesc, function);
 	for (;;)
 	{
 		MemoryContext old;
+		CaiBatch	b;
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, batch_size);
 		if (SPI_processed == 0)
 			break;
 		old = MemoryContextSwitchTo(batch_cxt);
-		CaiScoreBatch(m, SPI_tuptable, SPI_processed, rsinfo->setResult, rsinfo->setDesc);
+		CaiBatchRead(SPI_tuptable, SPI_processed, function, &b);
+		write(m, &b, rsinfo);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+}
+
+static CaiLoadedModel *
+CaiBatchModel(FunctionCallInfo fcinfo, const char *function)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the model and the query of %s must not be NULL", function)));
+	return CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
+}
+
+/*
+ * cai_predict_query(model, query, batch_size): (key, label, score) for every
+ * row (key, input) of query, batch_size rows at a time.  A tagger's label is
+ * the JSON array of entities cai_predict gives, with a NULL score.
+ */
+PG_FUNCTION_INFO_V1(cai_predict_query);
+Datum
+cai_predict_query(PG_FUNCTION_ARGS)
+{
+	CaiLoadedModel *m = CaiBatchModel(fcinfo, "cai_predict_query");
+
+	if (cai_model_kind(m->model) == CAI_KIND_TAG)
+		CaiRunBatches(fcinfo, m, CaiWriteEntityArrays, "cai_predict_query");
+	else
+	{
+		CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict_query");
+		CaiRunBatches(fcinfo, m, CaiWriteClasses, "cai_predict_query");
+	}
+	return (Datum) 0;
+}
+
+/*
+ * cai_entities_query(model, query, batch_size): the entities of every row
+ * (key, input) of query, one row each as cai_entities gives them, tagged
+ * batch_size texts at a time.
+ */
+PG_FUNCTION_INFO_V1(cai_entities_query);
+Datum
+cai_entities_query(PG_FUNCTION_ARGS)
+{
+	CaiLoadedModel *m = CaiBatchModel(fcinfo, "cai_entities_query");
+
+	CaiRequireKind(m, CAI_KIND_TAG, "cai_entities_query");
+	CaiRunBatches(fcinfo, m, CaiWriteEntityRows, "cai_entities_query");
 	return (Datum) 0;
 }

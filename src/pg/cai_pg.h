@@ -153,6 +153,7 @@ extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
 
 /* ner.c */
 extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);
+extern text *CaiEntitiesJson(CaiLoadedModel *m, const char *txt, const cai_entity *ents, size_t n);
 extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
 
 extern void CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function);

@@ -44,12 +44,10 @@ CaiNerFind(CaiLoadedModel *m, text *input, size_t *n)
 	return ents;
 }
 
-Datum
-CaiNerPredictJson(CaiLoadedModel *m, text *input)
+/* cai_predict's answer for a tagger: the n entities ents of txt as a JSON array. */
+text *
+CaiEntitiesJson(CaiLoadedModel *m, const char *txt, const cai_entity *ents, size_t n)
 {
-	size_t		n = 0;
-	cai_entity *ents = CaiNerFind(m, input, &n);
-	const char *txt = VARDATA_ANY(input);
 	StringInfoData buf;
 
 	initStringInfo(&buf);
@@ -69,8 +67,18 @@ CaiNerPredictJson(CaiLoadedModel *m, text *input)
 		pfree(s);
 	}
 	appendStringInfoChar(&buf, ']');
+	return cstring_to_text_with_len(buf.data, buf.len);
+}
+
+Datum
+CaiNerPredictJson(CaiLoadedModel *m, text *input)
+{
+	size_t		n = 0;
+	cai_entity *ents = CaiNerFind(m, input, &n);
+	text	   *result = CaiEntitiesJson(m, VARDATA_ANY(input), ents, n);
+
 	cai_free(ents);
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+	PG_RETURN_TEXT_P(result);
 }
 
 PG_FUNCTION_INFO_V1(cai_entities);

@@ -15,11 +15,16 @@ INSERT INTO tap_pq.reviews VALUES (601, '', 'pos'), (602, '非常好看 👍', '
 CREATE TABLE tap_pq.ner AS
   SELECT ARRAY['Ann', 'visited', 'Oslo', '.'] AS tokens, ARRAY['B-PER', 'O', 'B-LOC', 'O'] AS tags
     FROM generate_series(1, 50) g;
+CREATE TABLE tap_pq.ner_text AS
+  SELECT g AS id, (ARRAY['Ann visited Oslo .', 'Bob met Ann in Paris and Oslo .', 'nothing here', '',
+                         'Ann , Bob and Carl visited Oslo , Paris , Rome .'])[1 + g % 5] || repeat(' Ann', g % 3) AS text
+    FROM generate_series(1, 40) g;
+INSERT INTO tap_pq.ner_text VALUES (41, NULL), (42, repeat('Ann visited Oslo . ', 200));
 CREATE TABLE tap_pq.scores (key text, label text, score real);
 CREATE ROLE tap_pq_nobody LOGIN;
 CREATE FUNCTION tap_pq.slow(t text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$BEGIN PERFORM pg_sleep(0.01); RETURN t; END$$;
 
-SELECT plan(23);
+SELECT plan(29);
 
 SELECT lives_ok($$SELECT * FROM cai_train('pq_fast', 'sentiment', 'SELECT text, label FROM tap_pq.reviews WHERE text IS NOT NULL',
                                           options => '{"architecture": "fast", "seed": 1}')$$, 'train a fast model');
@@ -63,8 +68,36 @@ SELECT throws_ok($$SELECT * FROM cai_predict_query('pq_fast', 'DELETE FROM tap_p
 SELECT throws_ok($$INSERT INTO tap_pq.scores SELECT * FROM cai_predict_query('pq_fast', 'SELECT id, text || (1 / (id - 500))::text FROM tap_pq.reviews ORDER BY id')$$,
                  '22012', NULL, 'a query that fails midway raises its error');
 SELECT is((SELECT count(*) FROM tap_pq.scores), 604::bigint, '... and the failed INSERT stored none of its rows');
-SELECT throws_ok($$SELECT * FROM cai_predict_query('pq_ner', 'SELECT id, text FROM tap_pq.reviews')$$, '42809', NULL,
-                 'an NER model is refused (wrong task)');
+-- taggers: cai_predict_query answers as cai_predict (the JSON entities), cai_entities_query as cai_entities;
+-- the same entities, scores within 1e-5 (a batch sums in another order than one sentence; the JSON rounds to 1e-4)
+CREATE FUNCTION tap_pq.same_entities(a text, b text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT (a IS NULL) = (b IS NULL) AND (a IS NULL OR (
+         jsonb_array_length(a::jsonb) = jsonb_array_length(b::jsonb)
+     AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(a::jsonb) WITH ORDINALITY x(e, i)
+                       JOIN jsonb_array_elements(b::jsonb) WITH ORDINALITY y(e, i) USING (i)
+                      WHERE x.e - 'score' <> y.e - 'score'
+                         OR abs((x.e ->> 'score')::float8 - (y.e ->> 'score')::float8) > 1.1e-4)))
+$$;
+CREATE FUNCTION tap_pq.ner_mismatches(bs int) RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(*) FROM tap_pq.ner_text r
+    FULL JOIN cai_predict_query('pq_ner', 'SELECT id, text FROM tap_pq.ner_text', bs) q ON q.key = r.id::text
+   WHERE q.key IS NULL OR r.id IS NULL OR NOT tap_pq.same_entities(q.label, cai_predict('pq_ner', r.text)) OR q.score IS NOT NULL
+$$;
+SELECT is(tap_pq.ner_mismatches(256), 0::bigint, 'NER: cai_predict_query gives every row''s cai_predict answer (batches of 256)');
+SELECT is(tap_pq.ner_mismatches(3), 0::bigint, 'NER: batches of 3');
+SELECT ok((SELECT count(*) FROM tap_pq.ner_text WHERE cai_predict('pq_ner', text) <> '[]') > 10, '... and those answers hold entities');
+CREATE FUNCTION tap_pq.entity_rows(bs int) RETURNS TABLE (d text) LANGUAGE sql AS $$
+  SELECT coalesce(q.key, r.id::text) FROM cai_entities_query('pq_ner', 'SELECT id, text FROM tap_pq.ner_text', bs) q
+    FULL JOIN (SELECT r.id, e.* FROM tap_pq.ner_text r, cai_entities('pq_ner', r.text) e) r
+      ON q.key = r.id::text AND q.entity = r.entity AND q.label = r.label AND q.start_pos = r.start_pos AND q.end_pos = r.end_pos
+   WHERE q.key IS NULL OR r.id IS NULL OR abs(q.score - r.score) > 1e-5
+$$;
+SELECT is((SELECT count(*) FROM tap_pq.entity_rows(256)), 0::bigint, 'cai_entities_query gives exactly cai_entities'' rows (batches of 256)');
+SELECT is((SELECT count(*) FROM tap_pq.entity_rows(5)), 0::bigint, 'cai_entities_query: batches of 5');
+SELECT throws_ok($$SELECT * FROM cai_entities_query('pq_fast', 'SELECT id, text FROM tap_pq.reviews')$$, '42809', NULL,
+                 'cai_entities_query with a text classification model is refused (wrong task)');
+SELECT throws_ok($$SELECT * FROM cai_entities_query('pq_ner', 'SELECT NULL::int, text FROM tap_pq.ner_text')$$, '22004', NULL,
+                 'cai_entities_query: a NULL key is refused');
 SELECT throws_ok($$SELECT * FROM cai_predict_query('pq_nope', 'SELECT id, text FROM tap_pq.reviews')$$, '42704', NULL,
                  'an unknown model');
 SELECT throws_ok($$SELECT * FROM cai_predict_query('pq_fast', 'SELECT id, text FROM tap_pq.reviews', 0)$$, '22023', NULL,
