@@ -182,6 +182,23 @@ is "$(q $C -c "${BATCH_SQL//TABLE/sst_test}")" \
 	"$(q $C -c "SELECT md5(string_agg(id || cai_predict('s', sentence) || (cai_predict_proba('s', sentence) ->> cai_predict('s', sentence))::real, ',' ORDER BY id)) FROM sst_test")" \
 	"cai_predict_query answers equal the pushed-down per-row answers"
 
+# the rows come in another order than from the local table, so the batches hold other sentences: the same
+# entities, scores equal up to the order of float sums
+is "$(q $C -c "SELECT count(*) FROM cai_entities_query('e', 'SELECT id, array_to_string(tokens, '' '') FROM ner_test') d
+                 FULL JOIN cai_entities_query('e', 'SELECT id, array_to_string(tokens, '' '') FROM ner_test_local') l
+                   USING (key, entity, label, start_pos, end_pos)
+                WHERE d.score IS NULL OR l.score IS NULL OR abs(d.score - l.score) > 1e-5")" 0 \
+	"cai_entities_query over a distributed table equals the local answers"
+# batch scoring on the shards themselves: each worker runs cai_predict_query over its own shards into a
+# co-located table (one command per shard pair, each committed on its own)
+q $C -c "CREATE TABLE sst_scores (id bigint, label text, score real)" \
+	-c "SELECT create_distributed_table('sst_scores', 'id', colocate_with => 'sst_test')" >/dev/null
+is "$(q $C -c "SELECT count(*) FILTER (WHERE success) || '/' || count(*) FROM run_command_on_colocated_placements('sst_test', 'sst_scores',
+	\$\$INSERT INTO %2\$s SELECT key::bigint, label, score FROM cai_predict_query('s', 'SELECT id, sentence FROM %1\$s')\$\$)")" \
+	"32/32" "cai_predict_query runs on every shard pair of the workers (run_command_on_colocated_placements)"
+is "$(q $C -c "SELECT md5(string_agg(id || label || score, ',' ORDER BY id)) FROM sst_scores")" \
+	"$(q $C -c "${BATCH_SQL//TABLE/sst_test_local}")" "... and the rows it stored equal the single-node batch answers"
+
 # ---- a new deployment (and a rollback) is used by every node in the next statement
 PROBA_SQL="SELECT md5(string_agg(cai_predict_proba('s', sentence)::text, ',' ORDER BY id)) FROM TABLE"
 before=$(q $C -c "${PROBA_SQL//TABLE/sst_test}")
