@@ -35,6 +35,9 @@
 #define TEXTCLF_OPT_WORD_VECTORS \
 	{"word_vectors", CAI_OPT_STRING, NULL, 0, 0, NULL, \
 	"pretrained word vectors (a vector set, resolved by the SQL layer) that initialise the embeddings of the words they have (exact word, else lower-cased); the rest start random"}
+#define TEXTCLF_OPT_VECTOR_WORDS(dflt) \
+	{"vector_words", CAI_OPT_INT, dflt, 0, 100000000.0, NULL, \
+	"with word_vectors: also give vocabulary rows to up to this many vector words (in the set's order, most frequent first in the common sets) that the training rows lack, so that texts classified later keep the vectors of words never seen in training (0 = training words only)"}
 #define TEXTCLF_OPT_COMMON \
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options and seed give the same model"}, \
@@ -87,6 +90,7 @@ const cai_opt_def cai_textclf_accurate_option_defs[] = {
 	{"dimensions", CAI_OPT_INT, "64", 2, TEXTCLF_MAX_DIM, NULL,
 	"embedding size, also the LSTM units per direction; with word_vectors the vectors' size (when set, it must equal it)"},
 	TEXTCLF_OPT_WORD_VECTORS,
+	TEXTCLF_OPT_VECTOR_WORDS("100000"),
 	{"freeze_vectors", CAI_OPT_BOOL, "false", 0, 0, NULL,
 	"with word_vectors: keep the word rows the vectors initialise fixed (true) or fine-tune them (false); the ensemble's fast model always fine-tunes"},
 	{"dropout", CAI_OPT_FLOAT, "0.5", 0.0, 0.9, NULL,

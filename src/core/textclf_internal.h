@@ -454,6 +454,7 @@ typedef struct cai_textclf_prep
 	int32_t		V;
 	int32_t    *type_vocab;		/* (types.n + 1) vocabulary id or -1 */
 	cai_textclf_vocab_item *vitems;	/* (V) */
+	int32_t		V_vectors;		/* of the V, words of the vectors only (cai_textclf_extend_vocab) */
 	/* the architecture's: buckets with an embedding row */
 	int32_t    *bmap;			/* (buckets) bucket row or -1 */
 	int32_t		K;
@@ -472,6 +473,21 @@ cai_status	cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_
 								const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
 								struct cai_trainer *tk, cai_textclf_prep *prep, cai_error *err);
 void		cai_textclf_prep_free(cai_textclf_prep *prep);
+
+/*
+ * Vocabulary rows for words the vectors vec have and the training rows lack
+ * (NULL or empty vec, or max_words 0: nothing to do): the first max_words
+ * vector words, in the set's order (the common sets list the most frequent
+ * first), that are one token under rule and whose normalized form is not in
+ * the vocabulary yet are appended to it after the training words, as types
+ * of count 0 (prep->V_vectors of them).  cai_textclf_match_vectors then
+ * gives them their vectors, which no training row moves: a text classified
+ * later keeps the pretrained vector of a word the training rows never had,
+ * where it would otherwise get the unknown word's row.  Call it after
+ * cai_textclf_prepare, before the architecture's bags.
+ */
+cai_status	cai_textclf_extend_vocab(cai_textclf_prep *prep, const cai_textclf_token_rule *rule,
+									 const cai_word_vectors *vec, int64_t max_words, cai_error *err);
 
 /*
  * Pretrained vectors matched to the vocabulary of a prep: row[v] is the

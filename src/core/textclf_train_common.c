@@ -101,6 +101,65 @@ cai_textclf_prep_free(cai_textclf_prep *prep)
 	cai_free(prep->best_pred);
 }
 
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_extend_vocab(cai_textclf_prep *prep, const cai_textclf_token_rule *rule,
+						 const cai_word_vectors *vec, int64_t max_words, cai_error *err)
+{
+	cai_textclf_types *tt = &prep->types;
+	char		norm[TEXTCLF_NORM_MAX];
+	int64_t		added = 0;
+	size_t		room,
+				before;
+	cai_status	st = CAI_OK;
+
+	if (vec == NULL || vec->n == 0 || max_words <= 0)
+		return CAI_OK;
+	/* each vector word adds at most one type and one vocabulary word */
+	room = tt->n + 1 + ((size_t) max_words < vec->n ? (size_t) max_words : vec->n);
+	if (room >= INT32_MAX ||
+		!cai_grow_array((void **) &prep->type_vocab, sizeof(int32_t), tt->n + 1, room) ||
+		!cai_grow_array((void **) &prep->vitems, sizeof(cai_textclf_vocab_item), tt->n + 1, room))
+		return NOMEM(err);
+	for (size_t i = 0; i < vec->n && added < max_words; i++)
+	{
+		const char *w = vec->words[i];
+		cai_token  *toks = NULL;
+		size_t		nt = 0;
+		size_t		n;
+		int64_t		ty;
+
+		if (w == NULL || vec->lens[i] == 0 || vec->lens[i] >= TEXTCLF_NORM_MAX)
+			continue;
+		/* a word the tokenizer would split (or drop) is never looked up */
+		if ((st = cai_textclf_tokenize(w, vec->lens[i], 2, rule->bytes_per_token, &toks, &nt, err)) != CAI_OK)
+			return st;
+		n = nt == 1 && toks[0].start == 0 && (size_t) toks[0].end == vec->lens[i] ?
+			rule->norm(w, toks, 0, 1, norm) : 0;
+		cai_free(toks);
+		if (n == 0 || memchr(norm, '\0', n) != NULL)
+			continue;
+		before = tt->n;
+		ty = cai_textclf_types_intern(tt, norm, n, rule->hash(norm, n));
+		if (ty < 0 || ty >= INT32_MAX)
+			return NOMEM(err);
+		if (tt->n > before)
+			prep->type_vocab[ty] = -1;	/* a new type, of no training or validation row */
+		if (prep->type_vocab[ty] >= 0)
+			continue;
+		prep->type_vocab[ty] = prep->V;
+		prep->vitems[prep->V].count = 0;
+		prep->vitems[prep->V].type = (int32_t) ty;
+		prep->V++;
+		added++;
+	}
+	/* interning may have moved the arena */
+	for (int32_t v = 0; v < prep->V; v++)
+		prep->vitems[v].s = tt->arena + tt->off[prep->vitems[v].type];
+	prep->V_vectors = (int32_t) added;
+	return st;
+}
+
 /* Give vector i to the vocabulary word of type ty, if it has none yet; true when it took it. */
 static bool
 vec_match_take(const cai_textclf_prep *prep, int64_t ty, size_t i, cai_textclf_vec_match *match)
@@ -166,7 +225,7 @@ cai_textclf_match_vectors(const cai_textclf_prep *prep, const cai_textclf_token_
 	for (size_t ty = 0; ty < tt->n; ty++)
 		if ((int64_t) ty != eos_type)
 			match->tokens += tt->count[ty];
-	for (int32_t v = 0; v < prep->V; v++)
+	for (int32_t v = 0; v < prep->V - prep->V_vectors; v++)
 	{
 		int32_t		ty = prep->vitems[v].type;
 
@@ -317,6 +376,7 @@ cai_textclf_metadata(const char *architecture, const cai_options *opts, int vect
 	{
 		json_object_object_del(oj, "word_vectors");
 		json_object_object_del(oj, "freeze_vectors");
+		json_object_object_del(oj, "vector_words");
 	}
 	else if (ok)
 		ok = cai_json_put(oj, "dimensions", json_object_new_int(vector_dim));

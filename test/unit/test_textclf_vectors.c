@@ -555,6 +555,90 @@ test_freeze(void)
 	trained_free(&ft);
 }
 
+/*
+ * accurate: vector words the training rows lack get vocabulary rows that
+ * keep their vectors bit for bit (no training row moves them), up to
+ * vector_words of them, none with 0; a word the tokenizer would split gets
+ * none; coverage counts the training words only.
+ */
+static void
+test_vector_words(void)
+{
+	static const char *extra[] = {"zqxunseen", "Zqxcased", "two words", "zqxthird"};
+	const char *w[MAX_VEC + 4];
+	size_t		l[MAX_VEC + 4];
+	float	   *v = malloc(sizeof(float) * (n_vec + 4) * DIM);
+	cai_word_vectors vec;
+	Trained		all,
+				one,
+				none,
+				base;
+	cai_model_file *mf = NULL;
+	json_object *ma = NULL,
+			   *mb = NULL;
+
+	memcpy(w, vwords, sizeof(char *) * n_vec);
+	memcpy(l, vlens, sizeof(size_t) * n_vec);
+	memcpy(v, vvals, sizeof(float) * n_vec * DIM);
+	for (int i = 0; i < 4; i++)
+	{
+		w[n_vec + i] = extra[i];
+		l[n_vec + i] = strlen(extra[i]);
+		for (int d = 0; d < DIM; d++)
+			v[(n_vec + i) * DIM + d] = 0.25f * (float) (i + 1) - 0.01f * (float) d;
+	}
+	vec = (cai_word_vectors) {n_vec + 4, DIM, w, l, v};
+	all = train("{\"architecture\": \"accurate\", \"epochs\": 2}", &vec, NULL);
+	one = train("{\"architecture\": \"accurate\", \"epochs\": 2, \"vector_words\": 1}", &vec, NULL);
+	none = train("{\"architecture\": \"accurate\", \"epochs\": 2, \"vector_words\": 0}", &vec, NULL);
+	base = train("{\"architecture\": \"accurate\", \"epochs\": 2}", &(cai_word_vectors) {n_vec, DIM, vwords, vlens, vvals}, NULL);
+	CHECK(all.st == CAI_OK && one.st == CAI_OK && none.st == CAI_OK && base.st == CAI_OK,
+		  "vector_words: trained: %s / %s / %s / %s", all.err.msg, one.err.msg, none.err.msg, base.err.msg);
+	if (all.st == CAI_OK && cai_format_read(all.model, all.len, &mf, NULL) == CAI_OK)
+	{
+		const float *r0 = emb_row(mf, "accurate", "zqxunseen");
+		const float *r1 = emb_row(mf, "accurate", "zqxcased");
+		const float *r3 = emb_row(mf, "accurate", "zqxthird");
+
+		CHECK(r0 != NULL && memcmp(r0, v + n_vec * DIM, sizeof(float) * DIM) == 0 &&
+			  r1 != NULL && memcmp(r1, v + (n_vec + 1) * DIM, sizeof(float) * DIM) == 0 &&
+			  r3 != NULL && memcmp(r3, v + (n_vec + 3) * DIM, sizeof(float) * DIM) == 0,
+			  "vector_words: words only the vectors have keep their vectors (lower-cased)");
+		CHECK(emb_row(mf, "accurate", "two words") == NULL, "vector_words: no row for a word of two tokens");
+	}
+	cai_model_file_free(mf);
+	mf = NULL;
+	if (one.st == CAI_OK && none.st == CAI_OK)
+	{
+		json_object *m1 = meta_of(one.model, one.len);
+		json_object *m0 = meta_of(none.model, none.len);
+
+		CHECK(json_object_get_int(jget(m1, "accurate", "vocab_size")) ==
+			  json_object_get_int(jget(m0, "accurate", "vocab_size")) + 1,
+			  "vector_words 1: one vector word added");
+		json_object_put(m1);
+		json_object_put(m0);
+	}
+	if (none.st == CAI_OK && cai_format_read(none.model, none.len, &mf, NULL) == CAI_OK)
+		CHECK(emb_row(mf, "accurate", "zqxunseen") == NULL, "vector_words 0: training words only");
+	cai_model_file_free(mf);
+	ma = all.st == CAI_OK ? meta_of(all.model, all.len) : NULL;
+	mb = base.st == CAI_OK ? meta_of(base.model, base.len) : NULL;
+	CHECK(ma != NULL && mb != NULL &&
+		  json_object_get_int(jget(ma, "metrics", "vector_coverage") != NULL ?
+							  json_object_object_get(jget(ma, "metrics", "vector_coverage"), "words_found") : NULL) ==
+		  json_object_get_int(jget(mb, "metrics", "vector_coverage") != NULL ?
+							  json_object_object_get(jget(mb, "metrics", "vector_coverage"), "words_found") : NULL),
+		  "vector_words: coverage counts the training words only");
+	json_object_put(ma);
+	json_object_put(mb);
+	trained_free(&all);
+	trained_free(&one);
+	trained_free(&none);
+	trained_free(&base);
+	free(v);
+}
+
 /* Bad vectors are refused before training. */
 static void
 test_bad_vectors(void)
@@ -602,6 +686,7 @@ main(void)
 	test_arch("fast", "");
 	test_arch("accurate", "");
 	test_freeze();
+	test_vector_words();
 	test_bad_vectors();
 	rows_free(&train_rows);
 	rows_free(&valid_rows);
