@@ -29,6 +29,20 @@ now(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
+/* Write the n bytes p to path: 0, or -1 after perror(path). */
+static inline int
+write_file(const char *path, const void *p, size_t n)
+{
+	FILE	   *f = fopen(path, "wb");
+
+	if (f != NULL && fwrite(p, 1, n, f) == n && fclose(f) == 0)
+		return 0;
+	perror(path);
+	if (f != NULL)
+		fclose(f);
+	return -1;
+}
+
 /* qsort order of doubles, ascending (for medians of timings). */
 static inline int
 cmp_double(const void *a, const void *b)

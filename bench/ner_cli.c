@@ -2,7 +2,7 @@
  * ner_cli.c: train and measure the BiLSTM-CRF tagger on CoNLL-style files
  * (`token<TAB>tag` lines, a blank line between sentences).
  *
- *   ner_cli [-e] [options-json] [data-dir]
+ *   ner_cli [-e] [-o model.bin] [options-json] [data-dir]
  *
  * Trains on data-dir/train.conll, selects the epoch on data-dir/dev.conll,
  * and reports the test entity F1 (conlleval counting), the training seconds
@@ -19,6 +19,9 @@
  * ENT_ROUNDS rounds (interleaved), and the batch answers are compared with
  * the per-text ones (spans and types must be equal; the scores' largest
  * difference and how many differ by more than 1e-6 are reported).
+ *
+ * -o: also write the trained model's bytes to model.bin (to compare the
+ * models of two builds: training must give the same bytes).
  *
  * Build: make -f core.mk bench (build/bench/ner_cli)
  */
@@ -265,9 +268,11 @@ bench_entities(const uint8_t *model, size_t model_len, const Conll *te)
 int
 main(int argc, char **argv)
 {
-	bool		ent = argc > 1 && strcmp(argv[1], "-e") == 0;
-	const char *optjson = argc > 1 + ent ? argv[1 + ent] : "{}";
-	const char *dir = argc > 2 + ent ? argv[2 + ent] : "/work/shared/data/ner/wikiann-en";
+	bool		ent = false;
+	const char *out_path = NULL;
+	int			a = 1;
+	const char *optjson;
+	const char *dir;
 	Conll		tr,
 				dv,
 				te;
@@ -288,6 +293,20 @@ main(int argc, char **argv)
 				dte;
 	int			best;
 
+	for (; a < argc && argv[a][0] == '-'; a++)
+	{
+		if (strcmp(argv[a], "-e") == 0)
+			ent = true;
+		else if (strcmp(argv[a], "-o") == 0 && a + 1 < argc)
+			out_path = argv[++a];
+		else
+		{
+			fprintf(stderr, "usage: ner_cli [-e] [-o model.bin] [options-json] [data-dir]\n");
+			return 2;
+		}
+	}
+	optjson = a < argc ? argv[a] : "{}";
+	dir = a + 1 < argc ? argv[a + 1] : "/work/shared/data/ner/wikiann-en";
 	cai_blas_set_threads(1);
 	if (read_conll_split(dir, "train", &tr) != 0 || read_conll_split(dir, "dev", &dv) != 0 ||
 		read_conll_split(dir, "test", &te) != 0)
@@ -315,6 +334,8 @@ main(int argc, char **argv)
 	printf("# trained in %.1fs, best epoch %d (dev F1 %.4f) reached at %.1fs; model %.1f MB\n",
 		   secs, best, jnum(metrics, "f1"), best >= 1 && best <= 1000 ? log.at[best] : -1.0,
 		   (double) model_len / 1048576.0);
+	if (out_path != NULL && write_file(out_path, model, model_len) != 0)
+		return 1;
 	if (cai_format_read(model, model_len, &mf, &err) != CAI_OK || cai_ner_load(mf, &m, &err) != CAI_OK)
 	{
 		fprintf(stderr, "load: %s\n", err.msg);
