@@ -263,3 +263,29 @@ RETURNS TABLE (key text, entity text, label text, start_pos integer, end_pos int
     AS 'MODULE_PATHNAME', 'cai_entities_query' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_entities_query(text, text, integer) IS
     'the entities of every row (key, input) of a query with the deployed version of a token classification model, tagged batch_size texts at a time (batched matrix products): one row per entity, as cai_entities gives them, with the row''s key (as text)';
+
+-- Prediction counts and time per model version since the server started (or
+-- cai_model_stats_reset()), kept in a table every process maps (no
+-- shared_preload_libraries needed); each process adds its counts at the end
+-- of each transaction.
+CREATE FUNCTION @extschema@.cai_model_stats_rows()
+RETURNS TABLE (name text, version integer, predictions bigint, total_ms double precision,
+               last_used timestamptz, stats_reset timestamptz)
+    AS 'MODULE_PATHNAME', 'cai_model_stats_rows' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE VIEW @extschema@.cai_model_stats AS
+SELECT name, version,
+       pg_catalog.sum(predictions)::bigint AS predictions,
+       pg_catalog.round(pg_catalog.sum(total_ms)::numeric, 3) AS total_ms,
+       pg_catalog.round((pg_catalog.sum(total_ms) * 1000 / NULLIF(pg_catalog.sum(predictions), 0))::numeric, 2) AS mean_us,
+       pg_catalog.max(last_used) AS last_used,
+       pg_catalog.max(stats_reset) AS stats_reset
+  FROM @extschema@.cai_model_stats_rows()
+ GROUP BY name, version;
+COMMENT ON VIEW @extschema@.cai_model_stats IS
+    'per model version of this database: rows scored by the inference functions (cai_predict, cai_predict_proba, cai_tag, cai_tag_batch, cai_entities, cai_predict_query, cai_entities_query), time spent in them (total and per row), last use, and when counting started (server start or cai_model_stats_reset())';
+GRANT SELECT ON @extschema@.cai_model_stats TO PUBLIC;
+CREATE FUNCTION @extschema@.cai_model_stats_reset() RETURNS void
+    AS 'MODULE_PATHNAME', 'cai_model_stats_reset' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.cai_model_stats_reset() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.cai_model_stats_reset() IS
+    'zero cai_model_stats for this database (superusers, or roles granted EXECUTE)';

@@ -235,6 +235,7 @@ CaiRunBatches(FunctionCallInfo fcinfo, CaiLoadedModel *m, CaiBatchWriter write, 
 	{
 		MemoryContext old;
 		CaiBatch	b;
+		uint64		start;
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, batch_size);
@@ -242,7 +243,9 @@ CaiRunBatches(FunctionCallInfo fcinfo, CaiLoadedModel *m, CaiBatchWriter write, 
 			break;
 		old = MemoryContextSwitchTo(batch_cxt);
 		CaiBatchRead(SPI_tuptable, SPI_processed, function, &b);
+		start = CaiStatsClock();
 		write(m, &b, rsinfo);
+		CaiStatsAdd(m, start, b.n_in, 1);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 		SPI_freetuptable(SPI_tuptable);

@@ -92,8 +92,11 @@ cai_entities(PG_FUNCTION_ARGS)
 	cai_entity *ents;
 	const char *txt = VARDATA_ANY(input);
 
+	uint64		start = CaiStatsStart(m);
+
 	CaiNerCheck(m, "cai_entities");
 	ents = CaiNerFind(m, input, &n);
+	CaiStatsAdd(m, start, 1, CAI_STATS_SAMPLE);
 	InitMaterializedSRF(fcinfo, 0);
 	for (size_t i = 0; i < n; i++)
 	{
@@ -156,9 +159,14 @@ cai_tag(PG_FUNCTION_ARGS)
 		lens[i] = VARSIZE_ANY_EXHDR(t);
 		CHECK_FOR_INTERRUPTS();
 	}
-	st = cai_model_tag(m->model, toks, lens, n, tags, NULL, &err);
-	if (st != CAI_OK)
-		CaiReportCoreError(st, &err, "tagging failed");
+	{
+		uint64		start = CaiStatsStart(m);
+
+		st = cai_model_tag(m->model, toks, lens, n, tags, NULL, &err);
+		if (st != CAI_OK)
+			CaiReportCoreError(st, &err, "tagging failed");
+		CaiStatsAdd(m, start, 1, CAI_STATS_SAMPLE);
+	}
 	out = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		out[i] = CStringGetTextDatum(tags[i]);
@@ -406,9 +414,12 @@ cai_tag_batch(PG_FUNCTION_ARGS)
 	data.token_lens = lens;
 	if (ntok > 0)
 	{
+		uint64		start = CaiStatsClock();
+
 		st = cai_model_tag_batch(m->model, &data, tags, NULL, &err);
 		if (st != CAI_OK)
 			CaiReportCoreError(st, &err, "tagging failed");
+		CaiStatsAdd(m, start, (uint64) data.n, 1);
 	}
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '[');

@@ -59,10 +59,28 @@ CaiXactCallback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	CaiStatsFlushAll();
 	foreach(lc, retired_models)
 		CaiFreeLoadedModel((CaiLoadedModel *) lfirst(lc));
 	list_free(retired_models);
 	retired_models = NIL;
+}
+
+/* Report the counts of every model this process holds to cai_model_stats (stats.c). */
+void
+CaiStatsFlushAll(void)
+{
+	HASH_SEQ_STATUS seq;
+	CaiCacheEntry *e;
+	ListCell   *lc;
+
+	foreach(lc, retired_models)
+		CaiStatsReport((CaiLoadedModel *) lfirst(lc));
+	if (model_cache == NULL)
+		return;
+	hash_seq_init(&seq, model_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		CaiStatsReport(e->model);
 }
 
 /*
@@ -295,11 +313,19 @@ CaiPredictText(FunctionCallInfo fcinfo, CaiLoadedModel *m, text *input)
 	float		stack_probs[64];
 	float	   *probs = m->n_labels <= 64 ? stack_probs : palloc(sizeof(float) * m->n_labels);
 
+	uint64		start = CaiStatsStart(m);
+	Datum		result;
+
 	if (cai_model_kind(m->model) == CAI_KIND_TAG)
-		return CaiNerPredictJson(m, input);
-	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict");
-	CaiClassify(m, input, probs);
-	PG_RETURN_TEXT_P(cstring_to_text(m->labels[CaiArgmax(probs, m->n_labels)]));
+		result = CaiNerPredictJson(m, input);
+	else
+	{
+		CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict");
+		CaiClassify(m, input, probs);
+		result = PointerGetDatum(cstring_to_text(m->labels[CaiArgmax(probs, m->n_labels)]));
+	}
+	CaiStatsAdd(m, start, 1, CAI_STATS_SAMPLE);
+	return result;
 }
 
 PG_FUNCTION_INFO_V1(cai_predict);
@@ -354,9 +380,12 @@ cai_predict_proba(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 
+	uint64		start = CaiStatsStart(m);
+
 	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict_proba");
 	probs = palloc(sizeof(float) * m->n_labels);
 	CaiClassify(m, PG_GETARG_TEXT_PP(1), probs);
+	CaiStatsAdd(m, start, 1, CAI_STATS_SAMPLE);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < m->n_labels; i++)
