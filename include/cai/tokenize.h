@@ -130,6 +130,9 @@ size_t		cai_char_ngram_hashes(const char *s, size_t len, int minn, int maxn,
  */
 int			cai_utf8_decode(const char *s, size_t len, int32_t *cp);
 
+/* Encode a code point (0..U+10FFFF, not a surrogate) as UTF-8 into out; returns 1-4. */
+int			cai_utf8_encode(int32_t cp, char out[4]);
+
 /* Number of code points in s[0..len) (invalid bytes count one each). */
 size_t		cai_utf8_length(const char *s, size_t len);
 

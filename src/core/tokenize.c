@@ -509,6 +509,12 @@ cai_utf8_decode(const char *s, size_t len, int32_t *cp)
 	return utf8_decode((const unsigned char *) s, len, cp);
 }
 
+int
+cai_utf8_encode(int32_t cp, char out[4])
+{
+	return utf8_encode(cp, (unsigned char *) out);
+}
+
 size_t
 cai_utf8_length(const char *s, size_t len)
 {
