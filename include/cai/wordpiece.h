@@ -173,7 +173,7 @@ typedef struct cai_wordpiece_train_options
 	int32_t		vocab_size;		/* the most tokens, specials included */
 	int32_t		min_frequency;	/* the least count of a merged pair, >= 1 */
 	bool		lower_case;
-	int32_t		max_chars_per_word; /* >= 1 */
+	int32_t		max_chars_per_word; /* 1..127 (a token stays within CAI_WP_MAX_TOKEN_BYTES) */
 	cai_progress_fn progress;	/* may be NULL */
 	void	   *progress_ctx;
 } cai_wordpiece_train_options;

@@ -1655,10 +1655,17 @@ typedef struct piece_buf
 } piece_buf;
 
 static cai_status
-piece_push(piece_buf *b, int32_t id, int64_t start, int64_t end, cai_error *err)
+limit_error(const piece_buf *b, cai_error *err)
 {
-	if (b->max > 0 && b->n >= b->max)
-		return cai_error_set(err, CAI_ERR_LIMIT, "text has more than %zu word pieces", b->max);
+	return cai_error_set(err, CAI_ERR_LIMIT, "text has more than %zu word pieces", b->max);
+}
+
+/* Append a piece; check_limit false: the caller checks max once the word is done. */
+static cai_status
+piece_push(piece_buf *b, int32_t id, int64_t start, int64_t end, bool check_limit, cai_error *err)
+{
+	if (check_limit && b->max > 0 && b->n >= b->max)
+		return limit_error(b, err);
 	if (b->n == b->cap)
 	{
 		size_t		cap = b->cap < 16 ? 16 : b->cap;
@@ -1693,9 +1700,9 @@ word_pieces(void *ctx, const wp_word *w, cai_error *err)
 	size_t		nbytes = 0;
 
 	if (w->special >= 0)
-		return piece_push(b, w->special, w->start, w->end, err);
+		return piece_push(b, w->special, w->start, w->end, true, err);
 	if (w->too_long)
-		return piece_push(b, b->unk, w->start, w->end, err);
+		return piece_push(b, b->unk, w->start, w->end, true, err);
 
 	for (size_t i = 0; i < w->n; i++)
 	{
@@ -1721,17 +1728,18 @@ word_pieces(void *ctx, const wp_word *w, cai_error *err)
 		if (id < 0)
 		{
 			b->n = first;		/* the whole word is [UNK] */
-			return piece_push(b, b->unk, w->start, w->end, err);
+			return piece_push(b, b->unk, w->start, w->end, true, err);
 		}
 		{
-			cai_status	st = piece_push(b, id, w->chars[start].start, w->chars[end - 1].end, err);
+			cai_status	st = piece_push(b, id, w->chars[start].start, w->chars[end - 1].end, false, err);
 
 			if (st != CAI_OK)
 				return st;
 		}
 		start = end;
 	}
-	return CAI_OK;
+	/* the limit, once the word's pieces are known (an [UNK] word takes back its pieces) */
+	return b->max > 0 && b->n > b->max ? limit_error(b, err) : CAI_OK;
 }
 
 void

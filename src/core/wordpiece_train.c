@@ -475,7 +475,8 @@ build_alphabet(trainer *t)
 	c = chars.p;
 	for (size_t i = 0; i < chars.n; i++)
 		c[i] = ((c[i] & 1) << 40) | (c[i] >> 1);
-	qsort(c, chars.n, sizeof(uint64_t), cmp_u64);
+	if (chars.n > 1)
+		qsort(c, chars.n, sizeof(uint64_t), cmp_u64);
 	for (size_t i = 0; i < chars.n; i++)
 	{
 		char		buf[6] = {'#', '#'};
@@ -617,9 +618,10 @@ cai_wordpiece_train(const char *const *texts, const size_t *lens, size_t n,
 							 N_SPECIAL_OUT, CAI_WP_MAX_VOCAB, o->vocab_size);
 	if (o->min_frequency < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "min_frequency must be at least 1, not %d", o->min_frequency);
-	if (o->max_chars_per_word < 1 || o->max_chars_per_word > 10000)
-		return cai_error_set(err, CAI_ERR_INVALID, "max_chars_per_word must be between 1 and 10000, not %d",
-							 o->max_chars_per_word);
+	/* 127 characters of 4 bytes and "##": a token the loader accepts */
+	if (o->max_chars_per_word < 1 || o->max_chars_per_word > (CAI_WP_MAX_TOKEN_BYTES - 2) / 4)
+		return cai_error_set(err, CAI_ERR_INVALID, "max_chars_per_word must be between 1 and %d, not %d",
+							 (CAI_WP_MAX_TOKEN_BYTES - 2) / 4, o->max_chars_per_word);
 	mc = (size_t) o->max_chars_per_word;
 
 	memset(&t, 0, sizeof(t));

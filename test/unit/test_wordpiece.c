@@ -86,6 +86,17 @@ hexval(int c)
 	return -1;
 }
 
+/* Is pos the start of a code point (or of an invalid byte) in a sequential decode of text? */
+static bool
+on_boundary(const char *text, size_t len, size_t pos)
+{
+	size_t		at = 0;
+
+	while (at < pos)
+		at += (size_t) cai_utf8_decode(text + at, len - at, NULL);
+	return at == pos;
+}
+
 /*
  * The offset properties: pieces are in order, non-empty, inside the text,
  * start and end on code point boundaries, and every printable ASCII byte and
@@ -105,8 +116,7 @@ offsets_ok(const char *text, size_t len, const cai_wordpiece_piece *p, size_t n,
 					(long long) p[i].start, (long long) p[i].end);
 			return false;
 		}
-		if (((unsigned char) text[p[i].start] & 0xC0) == 0x80 ||
-			(p[i].end < (int64_t) len && ((unsigned char) text[p[i].end] & 0xC0) == 0x80))
+		if (!on_boundary(text, len, (size_t) p[i].start) || !on_boundary(text, len, (size_t) p[i].end))
 		{
 			fprintf(stderr, "  %s: piece %zu [%lld, %lld) cuts a UTF-8 sequence\n", what, i,
 					(long long) p[i].start, (long long) p[i].end);
@@ -344,6 +354,10 @@ test_tokenize_api(void)
 		  p == NULL && n == 0, "max_pieces 2 of 3");
 	CHECK(cai_wordpiece_tokenize(v, &o, "hello hello hello", 17, 3, &p, &n, &err) == CAI_OK && n == 3,
 		  "max_pieces 3 of 3");
+	cai_free(p);
+	/* "hellosx": hello ##s, then no match: one [UNK] fits max_pieces 1 */
+	CHECK(cai_wordpiece_tokenize(v, &o, "hellosx", 7, 1, &p, &n, &err) == CAI_OK && n == 1 && p[0].id == 1 &&
+		  p[0].start == 0 && p[0].end == 7, "max_pieces counts the [UNK], not the pieces it replaced");
 	cai_free(p);
 
 	/* special tokens written in the text, or not */
