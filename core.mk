@@ -39,7 +39,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -58,13 +58,16 @@ test_vectors_MODULES = common modelutil format tokenize vectors
 test_textclf_vectors_MODULES = $(test_model_MODULES)
 test_vectors_train_MODULES = common modelutil format tokenize options trainer blas pool vectors vectors_train
 test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
+test_safetensors_MODULES = common safetensors
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
 fuzz_load_MODULES = $(test_textclf_MODULES)
 fuzz_vectors_MODULES = common modelutil format tokenize vectors
+fuzz_safetensors_MODULES = common safetensors
+fuzz_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz bench clean-core lib cli check-cli
