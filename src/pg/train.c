@@ -134,17 +134,32 @@ CaiSourceQuery(const char *source, const char *input_column, const char *label_c
 		aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
-		if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot train from temporary table \"%s\"", get_rel_name(relid)),
-					 errdetail("Training runs in a background worker, which cannot see this session's temporary tables."),
-					 errhint("Use a regular or unlogged table.")));
 		appendStringInfo(&sql, "%s AS s",
 						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 													get_rel_name(relid)));
 	}
 	return sql.data;
+}
+
+/*
+ * An asynchronous job reads its sources in its worker, after this
+ * transaction, as the caller's role: a temporary table of this session is
+ * invisible there.  (Synchronous cai_train reads them here, stream.c.)
+ */
+static void
+CaiCheckJobSource(const char *source)
+{
+	Oid			relid;
+
+	if (source == NULL || source[0] == '\0' || CaiLooksLikeQuery(source))
+		return;
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(source)), NoLock, true);
+	if (OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an asynchronous job cannot train from temporary table \"%s\"", get_rel_name(relid)),
+				 errdetail("A job reads its rows in a background worker, which cannot see this session's temporary tables."),
+				 errhint("Use cai_train, which reads the rows in this session, or a regular table.")));
 }
 
 /* ------------------------------------------------------------------------
@@ -363,6 +378,12 @@ CaiHandleWorkerMessage(char *data, Size nbytes, CaiTrainResult *res)
 }
 
 static void
+CaiOnWorkerMessage(void *data, Size nbytes, void *arg)
+{
+	CaiHandleWorkerMessage(data, nbytes, (CaiTrainResult *) arg);
+}
+
+static void
 CaiRunTrainingWorker(dsm_segment *seg, shm_mq_handle *mqh, BackgroundWorkerHandle *handle,
 					 CaiTrainResult *res)
 {
@@ -449,6 +470,11 @@ typedef struct CaiLaunch
 	dsm_segment *seg;
 	shm_mq_handle *mqh;
 	BackgroundWorkerHandle *handle;
+	/* synchronous: the source queries this backend runs for the worker, in the order it reads them */
+	shm_mq_handle *rows_mqh;
+	int			n_queries;
+	const char *queries[3];
+	const char *whats[3];
 } CaiLaunch;
 
 /*
@@ -468,6 +494,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	cai_options *opts;
 	const char *validation_source;
 	char	   *query;
+	shm_mq	   *rows_mq = NULL;
 	char	   *valid_query = "";
 	char	   *vectors_query = "";
 	const char *vector_set = "";
@@ -528,6 +555,11 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		const char *cast = ner ? NULL : "pg_catalog.text";
 
 		/* word vectors learn from the input column alone */
+		if (job_id > 0)
+		{
+			CaiCheckJobSource(source);
+			CaiCheckJobSource(validation_source);
+		}
 		query = CaiSourceQuery(source, input_column, launch->vectors ? NULL : label_column, cast, cast);
 		if (validation_source != NULL && validation_source[0] != '\0')
 			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
@@ -544,7 +576,11 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 			if (vector_set_version > 0)
 				vector_set = wv;
 			else
+			{
+				if (job_id > 0)
+					CaiCheckJobSource(wv);
 				vectors_query = CaiSourceQuery(wv, "word", "vector", "pg_catalog.text", "pg_catalog.float4[]");
+			}
 		}
 	}
 
@@ -565,7 +601,9 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shm_toc_initialize_estimator(&e);
 		shm_toc_estimate_chunk(&e, shared_size);
 		shm_toc_estimate_chunk(&e, CAI_TRAIN_MQ_SIZE);
-		shm_toc_estimate_keys(&e, 2);
+		if (job_id == 0)
+			shm_toc_estimate_chunk(&e, CAI_TRAIN_ROWS_SIZE);
+		shm_toc_estimate_keys(&e, 3);
 		seg = dsm_create(shm_toc_estimate(&e), DSM_CREATE_NULL_IF_MAXSEGMENTS);
 		if (seg == NULL)
 			ereport(ERROR,
@@ -599,12 +637,35 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->vectors_query_off = vectors_off;
 		shared->vector_set_off = vector_set_off;
 		shared->vector_set_version = vector_set_version;
+		shared->rows_streamed = job_id == 0;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
 	}
 	mq = shm_mq_create(shm_toc_allocate(toc, CAI_TRAIN_MQ_SIZE), CAI_TRAIN_MQ_SIZE);
 	shm_toc_insert(toc, CAI_TRAIN_KEY_MQ, mq);
 	shm_mq_set_receiver(mq, MyProc);
+	if (job_id == 0)
+	{
+		/*
+		 * A synchronous training reads its rows here, with this statement's
+		 * snapshot (stream.c), in the order the worker reads them.
+		 */
+		rows_mq = shm_mq_create(shm_toc_allocate(toc, CAI_TRAIN_ROWS_SIZE), CAI_TRAIN_ROWS_SIZE);
+		shm_toc_insert(toc, CAI_TRAIN_KEY_ROWS, rows_mq);
+		shm_mq_set_sender(rows_mq, MyProc);
+		launch->queries[launch->n_queries] = query;
+		launch->whats[launch->n_queries++] = "source";
+		if (!launch->vectors && valid_query[0] != '\0')
+		{
+			launch->queries[launch->n_queries] = valid_query;
+			launch->whats[launch->n_queries++] = "validation source";
+		}
+		if (!launch->vectors && vector_set[0] == '\0' && vectors_query[0] != '\0')
+		{
+			launch->queries[launch->n_queries] = vectors_query;
+			launch->whats[launch->n_queries++] = "word vectors";
+		}
+	}
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -632,6 +693,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	launch->seg = seg;
 	launch->handle = handle;
 	launch->mqh = job_id > 0 ? NULL : shm_mq_attach(mq, seg, handle);
+	launch->rows_mqh = job_id > 0 ? NULL : shm_mq_attach(rows_mq, seg, handle);
 	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -677,6 +739,20 @@ CaiCheckWritable(const char *what)
 				 errmsg("cannot %s in a read-only transaction", what)));
 }
 
+/*
+ * Synchronous training: run the source queries with this statement's
+ * snapshot and rights and send their rows to the worker (stream.c).  Stops
+ * early when the worker has exited; CaiRunTrainingWorker then reports why.
+ */
+static void
+CaiSendTrainingRows(CaiLaunch *launch, CaiTrainResult *res)
+{
+	for (int i = 0; i < launch->n_queries; i++)
+		if (!CaiStreamQuery(launch->rows_mqh, launch->mqh, CaiOnWorkerMessage, res,
+							launch->queries[i], launch->whats[i]))
+			break;
+}
+
 PG_FUNCTION_INFO_V1(cai_train);
 Datum
 cai_train(PG_FUNCTION_ARGS)
@@ -698,6 +774,7 @@ cai_train(PG_FUNCTION_ARGS)
 	PG_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 	{
 		CaiTrainLaunch(fcinfo, 0, &launch);
+		CaiSendTrainingRows(&launch, &res);
 		CaiRunTrainingWorker(launch.seg, launch.mqh, launch.handle, &res);
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));

@@ -8,7 +8,10 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "utils/jsonb.h"
+#include "utils/portal.h"
 
 #include "cai/model.h"
 
@@ -16,6 +19,8 @@
 #define CAI_TRAIN_KEY_SHARED	1
 #define CAI_TRAIN_KEY_MQ		2
 #define CAI_TRAIN_MQ_SIZE	(1024 * 1024)
+#define CAI_TRAIN_KEY_ROWS	3	/* synchronous cai_train: the caller's rows (stream.c) */
+#define CAI_TRAIN_ROWS_SIZE	(4 * 1024 * 1024)
 #define CAI_FETCH_BATCH		10000
 
 /* Everything the worker needs, in the DSM segment. */
@@ -43,6 +48,7 @@ typedef struct CaiTrainShared
 	Size		vector_set_off;		/* empty string: no vector set */
 	int32		vector_set_version;
 	int64		job_id;			/* 0: synchronous cai_train */
+	bool		rows_streamed;	/* the caller runs the source queries and sends the rows (stream.c) */
 	volatile bool job_recorded;	/* set by the worker once its job row is committed */
 	int			leader_pgprocno;
 	int			leader_pid;
@@ -57,5 +63,32 @@ extern cai_options *CaiParseOptions(const char *task, const char *json, const ca
 extern int32 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
 								  const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 								  bool *deployed, Jsonb **metrics_out);
+
+/*
+ * stream.c: the rows of a source query, read where they can be seen.  An
+ * asynchronous job's worker runs its queries itself (SPI); a synchronous
+ * cai_train's caller runs them, with its own snapshot, identity and temporary
+ * tables, and sends the rows to the worker through a queue.  The readers in
+ * train_worker.c see batches of tuples either way.
+ */
+typedef struct CaiSource
+{
+	const char *what;			/* for messages: "source", "validation source", ... */
+	Portal		portal;			/* SPI form */
+	struct shm_mq_handle *mqh;	/* queue form */
+	TupleDesc	desc;
+	HeapTuple  *tuples;			/* the current batch */
+	uint64		n;
+	bool		done;
+	MemoryContext batch_cxt;
+} CaiSource;
+
+extern void CaiSourceUseQueue(struct shm_mq_handle *mqh);
+extern void CaiSourceOpen(CaiSource *s, const char *query, const char *what);
+extern bool CaiSourceNext(CaiSource *s);
+extern void CaiSourceClose(CaiSource *s);
+extern bool CaiStreamQuery(struct shm_mq_handle *rows, struct shm_mq_handle *worker,
+						   void (*on_message) (void *data, Size nbytes, void *arg), void *arg,
+						   const char *query, const char *what);
 
 #endif							/* CAI_TRAIN_H */

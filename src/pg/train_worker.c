@@ -68,28 +68,22 @@ typedef struct CaiRows
 } CaiRows;
 
 static void
-CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
+CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep, const char *what)
 {
-	SPIPlanPtr	plan;
-	Portal		portal;
+	CaiSource	src;
 
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
+	CaiSourceOpen(&src, query, what);
+	while (CaiSourceNext(&src))
 	{
-		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		TupleDesc	desc = src.desc;
+
+		for (uint64 i = 0; i < src.n; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = src.tuples[i];
 			bool		in_null;
 			bool		lab_null = false;
-			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
-			Datum		lab = desc->natts > 1 ? SPI_getbinval(tup, desc, 2, &lab_null) : (Datum) 0;
+			Datum		in = heap_getattr(tup, 1, desc, &in_null);
+			Datum		lab = desc->natts > 1 ? heap_getattr(tup, 2, desc, &lab_null) : (Datum) 0;
 			MemoryContext old;
 
 			if (in_null || lab_null)
@@ -126,10 +120,9 @@ CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep)
 			rows->n++;
 			MemoryContextSwitchTo(old);
 		}
-		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
+	CaiSourceClose(&src);
 }
 
 static int
@@ -441,9 +434,9 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	bool		has_vectors;
 
 	CaiWorkerReadBegin();
-	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
+	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt, "source");
 	if (shared->data[shared->valid_query_off] != '\0')
-		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
 	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
 
@@ -661,24 +654,17 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 void
 CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
 {
-	SPIPlanPtr	plan;
-	Portal		portal;
+	CaiSource	src;
 	bool		spans_form = false;
 	bool		checked = false;
 
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
+	CaiSourceOpen(&src, query, "source");
+	while (CaiSourceNext(&src))
 	{
-		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
-		if (SPI_processed == 0)
-			break;
 		if (!checked)
 		{
-			Oid			in_type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-			Oid			lab_type = SPI_gettypeid(SPI_tuptable->tupdesc, 2);
+			Oid			in_type = TupleDescAttr(src.desc, 0)->atttypid;
+			Oid			lab_type = src.desc->natts > 1 ? TupleDescAttr(src.desc, 1)->atttypid : InvalidOid;
 
 			if (CaiIsTextArrayType(in_type) && CaiIsTextArrayType(lab_type))
 				spans_form = false;
@@ -693,14 +679,14 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
 						 errhint("Cast the columns in a query, e.g. SELECT tokens::text[], tags::text[] FROM ... or labels::jsonb.")));
 			checked = true;
 		}
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (uint64 i = 0; i < src.n; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = src.tuples[i];
+			TupleDesc	desc = src.desc;
 			bool		in_null;
 			bool		lab_null;
-			Datum		in = SPI_getbinval(tup, desc, 1, &in_null);
-			Datum		lab = SPI_getbinval(tup, desc, 2, &lab_null);
+			Datum		in = heap_getattr(tup, 1, desc, &in_null);
+			Datum		lab = heap_getattr(tup, 2, desc, &lab_null);
 			MemoryContext old;
 
 			r->rowno++;
@@ -745,10 +731,9 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
 			}
 			MemoryContextSwitchTo(old);
 		}
-		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
+	CaiSourceClose(&src);
 }
 
 /* Word vectors (word text, vector real[]) for the "word_vectors" option. */
@@ -756,28 +741,22 @@ static void
 CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
 {
 	int64		cap = 0;
-	SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
-	Portal		portal;
+	CaiSource	src;
 	char	  **words = NULL;
 	size_t	   *lens = NULL;
 	float	   *vecs = NULL;
 
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the word vectors query: %s", SPI_result_code_string(SPI_result));
 	wv->n = 0;
 	wv->dim = 0;
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
+	CaiSourceOpen(&src, query, "word vectors");
+	while (CaiSourceNext(&src))
 	{
-		SPI_cursor_fetch(portal, true, CAI_FETCH_BATCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (uint64 i = 0; i < src.n; i++)
 		{
 			bool		wnull;
 			bool		vnull;
-			Datum		w = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &wnull);
-			Datum		v = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &vnull);
+			Datum		w = heap_getattr(src.tuples[i], 1, src.desc, &wnull);
+			Datum		v = heap_getattr(src.tuples[i], 2, src.desc, &vnull);
 			ArrayType  *a;
 			int			dim;
 			MemoryContext old;
@@ -810,10 +789,9 @@ CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
 			wv->n++;
 			MemoryContextSwitchTo(old);
 		}
-		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
+	CaiSourceClose(&src);
 	wv->words = (const char *const *) words;
 	wv->lens = lens;
 	wv->vectors = vecs;
@@ -916,7 +894,7 @@ CaiWorkerTrainVectors(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	char	   *provenance;
 
 	CaiWorkerReadBegin();
-	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt);
+	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt, "source");
 	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, 0, NULL);
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);
@@ -1043,6 +1021,13 @@ cai_train_worker_main(Datum main_arg)
 		shm_mq_set_sender(mq, MyProc);
 		mqh = shm_mq_attach(mq, seg, NULL);
 		pq_redirect_to_shm_mq(seg, mqh);
+		if (shared->rows_streamed)
+		{
+			shm_mq	   *rows = shm_toc_lookup(toc, CAI_TRAIN_KEY_ROWS, false);
+
+			shm_mq_set_receiver(rows, MyProc);
+			CaiSourceUseQueue(shm_mq_attach(rows, seg, NULL));
+		}
 	}
 
 	/* connect as the caller's authenticated user, then take on its exact identity */
