@@ -2,7 +2,7 @@
 # test.sh: every test of cai_synergy, from a built and installed tree
 # (scripts/setup.sh does both):
 #   1. core unit tests (no server), then again under ASan + UBSan
-#   2. libFuzzer targets, FUZZ_SECONDS each (default 60; 0 skips)
+#   2. libFuzzer targets, FUZZ_SECONDS each (default 40; 0 skips)
 #   3. pg_regress (test/sql, expected/) and pgTAP (test/pgtap, pg_prove)
 #      against a throwaway cluster this script starts and stops.
 # Ends with one line "tests: N passed, N failed".
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # a development target: warnings are errors (WERROR=0 to run the tests anyway)
 export WERROR=${WERROR:-1}
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 passed=0
 failed=0
 log=$(mktemp -d /tmp/cai_test.XXXXXX)

@@ -17,6 +17,7 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
@@ -42,6 +43,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -154,12 +156,28 @@ CaiCheckJobSource(const char *source)
 	if (source == NULL || source[0] == '\0' || CaiLooksLikeQuery(source))
 		return;
 	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(source)), NoLock, true);
-	if (OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+	if (!OidIsValid(relid))
+		return;
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("an asynchronous job cannot train from temporary table \"%s\"", get_rel_name(relid)),
 				 errdetail("A job reads its rows in a background worker, which cannot see this session's temporary tables."),
 				 errhint("Use cai_train, which reads the rows in this session, or a regular table.")));
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		bool		created_here = HeapTupleIsValid(tup) &&
+			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+
+		if (HeapTupleIsValid(tup))
+			ReleaseSysCache(tup);
+		if (created_here)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("an asynchronous job cannot train from table \"%s\", created in this transaction", get_rel_name(relid)),
+					 errdetail("A job reads committed rows in a background worker, after this transaction."),
+					 errhint("Use cai_train, which reads the rows in this session, or commit first.")));
+	}
 }
 
 /* ------------------------------------------------------------------------

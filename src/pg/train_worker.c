@@ -1075,6 +1075,11 @@ cai_train_worker_main(Datum main_arg)
 				(errmsg("cai_synergy training job " INT64_FORMAT " %s: %s", shared->job_id,
 						edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
 						edata->message)));
+		/* a relation the caller saw but this worker does not: the rule for jobs */
+		if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+			edata->message = psprintf("%s (an asynchronous job reads committed data in its worker: a table created "
+									  "in the calling transaction or a temporary table is not visible; cai_train "
+									  "reads its source in the calling session)", edata->message);
 		StartTransactionCommand();
 		CaiJobFinish(shared->job_id, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
 					 0, edata->message);

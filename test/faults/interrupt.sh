@@ -62,6 +62,40 @@ no_workers 5; todo "$ORPHAN" $? "the training worker stops within 5 s of its cal
 reap_orphans; ok $? "no training worker is left (after terminating orphans)"
 is "$(stored sync_lost)" 0 "nothing is stored"
 
+# --- the caller is cancelled, terminated or killed while it streams the source rows to the worker
+# (a synchronous cai_train reads its source itself, src/pg/stream.c: 600 rows at 10 ms each)
+q -c "CREATE FUNCTION slow_text(t text) RETURNS text LANGUAGE plpgsql AS \$\$BEGIN PERFORM pg_sleep(0.01); RETURN t; END\$\$" \
+	|| bail "create slow_text"
+stream_train() {	# stream_train APPNAME MODEL: a cai_train whose source takes about 6 s to read
+	# (client_connection_check_interval: the backend notices a dead client while it reads)
+	PGAPPNAME=$1 psql -X -qAt -c "SET client_connection_check_interval = '100ms'" \
+		-c "SELECT version FROM cai_train('$2', 'sentiment', 'SELECT slow_text(text) AS text, label FROM reviews')" \
+		>"$CAI_PGDATA/$1.out" 2>&1 &
+	wait_for 20 "SELECT ($WORKERS) = 1"
+}
+stream_train stream_cancel sync_stream_cancel; ok $? "a synchronous training streams its source"
+sleep 1
+is "$(q -c "SELECT wait_event_type || ':' || state FROM pg_stat_activity WHERE application_name = 'stream_cancel'")" \
+	"Timeout:active" "... the caller is reading the source (sleeping in slow_text)"
+q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'stream_cancel'" >/dev/null
+wait $!
+grep -q 'canceling statement due to user request' "$CAI_PGDATA/stream_cancel.out"
+ok $? "cancel while streaming: the call fails with 'canceling statement due to user request'"
+no_workers 5; ok $? "the training worker stops within 5 s"
+is "$(stored sync_stream_cancel)" 0 "nothing is stored"
+for how in terminate kill; do
+	stream_train "stream_$how" "sync_stream_$how"; ok $? "a synchronous training streams its source ($how)"
+	sleep 1
+	pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'stream_$how'")
+	if [ "$how" = terminate ]; then q -c "SELECT pg_terminate_backend($pid)" >/dev/null; else kill -9 "$!"; fi
+	wait $! 2>/dev/null
+	# the worker's queue of rows loses its sender: it stops at once, even where a training worker would not (ORPHAN)
+	no_workers 5; ok $? "the caller's end while streaming ($how of the $([ "$how" = kill ] && echo client || echo backend)) stops the worker within 5 s"
+	is "$(stored "sync_stream_$how")" 0 "nothing is stored"
+done
+wait_for 10 "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE 'stream_%'"
+ok $? "no caller is left"
+
 # --- asynchronous jobs: the worker is cancelled or terminated
 j=$(q -c "SELECT cai_train_async('async_cancel', 'sentiment', 'slow', options => '$SLOW_OPTS')")
 wait_for 20 "SELECT state = 'running' FROM cai_jobs WHERE job_id = $j"

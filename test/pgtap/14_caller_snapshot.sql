@@ -6,7 +6,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE ROLE tap_cs_user LOGIN;
-SELECT plan(13);
+SELECT plan(16);
 BEGIN;
 CREATE TABLE public.tap_cs_t AS
   SELECT CASE WHEN g % 2 = 0 THEN 'good great fine ' || g ELSE 'bad awful poor ' || g END AS text, g % 2 AS label
@@ -37,6 +37,9 @@ SELECT throws_ok($$SELECT cai_train_async('cs_j', 'sentiment', 'tap_cs_tt')$$, '
                  'an asynchronous job cannot train from temporary table "tap_cs_tt"', 'an asynchronous job refuses a temporary table');
 SELECT throws_ok($$SELECT cai_train_async('cs_j', 'sentiment', 'public.tap_cs_t', options => '{"validation_source": "tap_cs_valid"}')$$, '0A000',
                  NULL, '... also as its validation source');
+SELECT throws_ok($$SELECT cai_train_async('cs_j', 'sentiment', 'public.tap_cs_t')$$, '0A000',
+                 'an asynchronous job cannot train from table "tap_cs_t", created in this transaction',
+                 'an asynchronous job refuses a table created in this transaction');
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name LIKE 'cs\_%'), 4, 'four model versions stored in this transaction');
 
 -- a source that fails midway: the caller's error, no version, no worker left
@@ -46,6 +49,12 @@ SELECT throws_ok($$SELECT * FROM cai_train('cs_fail', 'sentiment',
 COMMIT;
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'cs_fail'), 0, '... and stores nothing');
 SELECT is((SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'cai_synergy training'), 0, '... and no training worker is left');
+
+-- a job whose query names a relation only this session sees fails, and its error says why
+SELECT cai_train_async('cs_j2', 'sentiment', 'SELECT text, label FROM pg_temp.tap_cs_tt') AS j \gset
+SELECT is((SELECT state FROM cai_wait(:j)), 'failed', 'a job reading a temporary table through a query fails');
+SELECT ok((SELECT error FROM cai_jobs WHERE job_id = :j) LIKE '%an asynchronous job reads committed data in its worker%',
+          '... and its error states the rule for jobs');
 
 -- row-level security: the caller's policy applies to what is read
 CREATE TABLE public.tap_cs_rls AS SELECT * FROM public.tap_cs_t;
