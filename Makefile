@@ -47,7 +47,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION)--0.1.0.sql $(UPGRADES)
 # beside the server's programs.
 install: install-cli
 install-cli:
-	$(MAKE) -f core.mk BUILD=build-install OPTFLAGS="$(OPTFLAGS)" cli
+	$(MAKE) -f core.mk BUILD=build-install OPTFLAGS="$(OPTFLAGS)" POOL_GUARD= cli
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) build-install/cai '$(DESTDIR)$(bindir)/cai'
 uninstall: uninstall-cli
 uninstall-cli:

@@ -28,9 +28,11 @@ WERROR ?= 0
 # clone computes the same IEEE operations in the same order (model bytes do
 # not depend on the machine that trained them; -fno-fast-math keeps the
 # order of reductions).
-# CAI_CHECK_POOL_ALLOC: allocation on a pool thread aborts (see common.h)
+# POOL_GUARD (tests): allocation on a pool thread aborts (see common.h); the
+# installed cai command is built without it (Makefile, install-cli).
+POOL_GUARD ?= -DCAI_CHECK_POOL_ALLOC
 CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math -ffp-contract=off $(OPTFLAGS) \
-	-Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Iinclude -DCAI_CHECK_POOL_ALLOC
+	-Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Iinclude $(POOL_GUARD)
 # OpenBLAS is opened at run time (src/core/blas.h), not linked
 LIBS_CORE = -ljson-c -lm -pthread
 

@@ -13,6 +13,7 @@ PACKAGES=(
 	libopenblas-dev libjson-c-dev
 	postgresql-15-cron
 	libkrb5-dev	# Citus's build includes gssapi/gssapi.h through PostgreSQL's libpq-be.h
+	debhelper dpkg-dev	# the Debian package (debian/, test/faults/package.sh)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
