@@ -75,6 +75,8 @@ const cai_opt_def cai_textclf_fast_option_defs[] = {
 	"probability of dropping each input feature while training"},
 	{"word_ngrams", CAI_OPT_INT, "2", 1, 5, NULL,
 	"longest word n-gram used as a feature (1 = words only)"},
+	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
+	"training threads: more than 1 updates the shared parameters lock-free (Hogwild, as fastText): faster, not reproducible bit for bit; 1 (sequential) gives the same model for the same seed"},
 	TEXTCLF_OPT_COMMON,
 };
 const int	cai_textclf_fast_n_option_defs = sizeof(cai_textclf_fast_option_defs) / sizeof(cai_textclf_fast_option_defs[0]);
@@ -96,7 +98,7 @@ const cai_opt_def cai_textclf_accurate_option_defs[] = {
 	{"dropout", CAI_OPT_FLOAT, "0.5", 0.0, 0.9, NULL,
 	"dropout of the pooled features; words are replaced by the unknown-word vector with half this probability"},
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
-	"BLAS threads (bit-identical results need 1)"},
+	"training threads: each batch is split over them (data parallel, BLAS single-threaded in each), gradients summed in a fixed order; the same seed and threads give the same model (the ensemble's fast model trains on 1 thread)"},
 	TEXTCLF_OPT_COMMON,
 };
 const int	cai_textclf_accurate_n_option_defs = sizeof(cai_textclf_accurate_option_defs) / sizeof(cai_textclf_accurate_option_defs[0]);

@@ -21,6 +21,7 @@
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "modelutil.h"
+#include "pool.h"
 #include "trainer.h"
 
 /* ---------------------------------------------------------------------- */
@@ -34,6 +35,51 @@ typedef struct AccBatch
 	int32_t		n;
 	int32_t		T;
 } AccBatch;
+
+/* The buffers of one batch's forward and backward pass. */
+typedef struct AccWork
+{
+	int32_t    *b_ids;
+	size_t		b_ids_cap;
+	int32_t    *b_offs;			/* (budget + 1) */
+	int32_t    *b_len;			/* (max rows) */
+	int32_t    *b_y;			/* (max rows) */
+	float	   *x;				/* (budget, D) */
+	float	   *dx;				/* (budget, D) */
+	float	   *h;				/* (budget, 2H) */
+	float	   *dh;				/* (budget, 2H) */
+	float	   *feat;			/* (max rows, 4H) */
+	float	   *featd;			/* (max rows, 4H) after dropout */
+	float	   *dfeat;			/* (max rows, 4H) */
+	float	   *dfeatd;			/* (max rows, 4H) */
+	uint8_t    *mask;			/* (max rows, 4H) */
+	int32_t    *am;				/* (max rows, 2H) */
+	float	   *logits;			/* (max rows, L) */
+	float	   *dlogits;		/* (max rows, L) */
+	float	   *acts;
+	/* gradients: NULL = the slab's; else (slab.numel) a shard's own, its embedding rows in rows */
+	float	   *grad;
+	cai_rowset	rows;
+} AccWork;
+
+/* The sizes AccWork buffers are allocated for (the largest batch). */
+typedef struct AccWorkDims
+{
+	size_t		acts;			/* floats of the BiLSTM activations */
+	size_t		pos;			/* padded positions */
+	size_t		rows;
+	size_t		ids;			/* bag ids of a batch */
+} AccWorkDims;
+
+/* One shard of a data-parallel step (threads > 1): its rows of the batch and its buffers. */
+typedef struct AccShard
+{
+	AccWork		w;				/* shard 0: unused (it works in AccTrain.w) */
+	int32_t    *ids;			/* (max rows) its rows of the batch */
+	AccBatch	bt;				/* n: its row count, T: their longest */
+	cai_rng		rng;			/* dropout and word dropout, seeded from the training rng every step */
+	double		loss;
+} AccShard;
 
 typedef struct AccTrain
 {
@@ -54,25 +100,13 @@ typedef struct AccTrain
 	cai_slab	slab;
 	int			pi[ACC_N_FLOAT_TENSORS];
 	float	   *best;			/* (slab.numel) */
-	/* batch buffers */
-	int32_t    *b_ids;
-	size_t		b_ids_cap;
-	int32_t    *b_offs;			/* (budget + 1) */
-	int32_t    *b_len;			/* (max rows) */
-	int32_t    *b_y;			/* (max rows) */
-	float	   *x;				/* (budget, D) */
-	float	   *dx;				/* (budget, D) */
-	float	   *h;				/* (budget, 2H) */
-	float	   *dh;				/* (budget, 2H) */
-	float	   *feat;			/* (max rows, 4H) */
-	float	   *featd;			/* (max rows, 4H) after dropout */
-	float	   *dfeat;			/* (max rows, 4H) */
-	float	   *dfeatd;			/* (max rows, 4H) */
-	uint8_t    *mask;			/* (max rows, 4H) */
-	int32_t    *am;				/* (max rows, 2H) */
-	float	   *logits;			/* (max rows, L) */
-	float	   *dlogits;		/* (max rows, L) */
-	float	   *acts;
+	/* batch buffers (and each shard's, threads > 1) */
+	AccWork		w;
+	AccWorkDims wd;
+	cai_pool	pool;			/* data-parallel training (threads > 1; pool.n <= 1 otherwise) */
+	AccShard   *sh;				/* (n_sh) when pool.n > 1 */
+	int			n_sh;
+	float		shard_scale;	/* 1 / rows of the batch being split */
 	/* evaluation */
 	float	   *ev_scratch;
 	int32_t    *ev_ids;
@@ -98,8 +132,77 @@ typedef struct AccTrain
 } AccTrain;
 
 static void
+acc_work_free(AccWork *w)
+{
+	cai_free(w->b_ids);
+	cai_free(w->b_offs);
+	cai_free(w->b_len);
+	cai_free(w->b_y);
+	cai_free(w->x);
+	cai_free(w->dx);
+	cai_free(w->h);
+	cai_free(w->dh);
+	cai_free(w->feat);
+	cai_free(w->featd);
+	cai_free(w->dfeat);
+	cai_free(w->dfeatd);
+	cai_free(w->mask);
+	cai_free(w->am);
+	cai_free(w->logits);
+	cai_free(w->dlogits);
+	cai_free(w->acts);
+	cai_free(w->grad);
+	cai_rowset_free(&w->rows);
+}
+
+/*
+ * The buffers of w for batches up to d (b_ids: d->ids, so that it never
+ * grows on a pool thread); with own_grad, gradients and an embedding row
+ * set of its own.
+ */
+static cai_status
+acc_work_alloc(const AccTrain *t, const AccWorkDims *d, bool own_grad, AccWork *w, cai_error *err)
+{
+	const size_t D = (size_t) t->p.dim;
+	const size_t H = (size_t) t->p.hidden;
+	const size_t P = d->pos;
+	const size_t M = d->rows;
+
+	w->acts = cai_malloc(sizeof(float) * (d->acts + 1));
+	w->b_offs = cai_malloc(sizeof(int32_t) * (P + 1));
+	w->b_len = cai_malloc(sizeof(int32_t) * M);
+	w->b_y = cai_malloc(sizeof(int32_t) * M);
+	w->x = cai_malloc(sizeof(float) * P * D);
+	w->dx = cai_malloc(sizeof(float) * P * D);
+	w->h = cai_malloc(sizeof(float) * P * 2 * H);
+	w->dh = cai_malloc(sizeof(float) * P * 2 * H);
+	w->feat = cai_malloc(sizeof(float) * M * 4 * H);
+	w->featd = cai_malloc(sizeof(float) * M * 4 * H);
+	w->dfeat = cai_malloc(sizeof(float) * M * 4 * H);
+	w->dfeatd = cai_malloc(sizeof(float) * M * 4 * H);
+	w->mask = cai_malloc(M * 4 * H);
+	w->am = cai_malloc(sizeof(int32_t) * M * 2 * H);
+	w->logits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
+	w->dlogits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
+	if (w->acts == NULL || w->b_offs == NULL || w->b_len == NULL || w->b_y == NULL ||
+		w->x == NULL || w->dx == NULL || w->h == NULL || w->dh == NULL || w->feat == NULL ||
+		w->featd == NULL || w->dfeat == NULL || w->dfeatd == NULL || w->mask == NULL ||
+		w->am == NULL || w->logits == NULL || w->dlogits == NULL)
+		return NOMEM(err);
+	if (!own_grad)
+		return CAI_OK;
+	w->b_ids = cai_malloc(sizeof(int32_t) * (d->ids + 1));
+	w->b_ids_cap = d->ids + 1;
+	w->grad = cai_calloc(t->slab.numel, sizeof(float));
+	if (w->b_ids == NULL || w->grad == NULL)
+		return NOMEM(err);
+	return cai_rowset_init(&w->rows, t->prep.V + 1 + t->prep.K, err);
+}
+
+static void
 acc_train_free(AccTrain *t)
 {
+	cai_pool_stop(&t->pool);
 	cai_textclf_prep_free(&t->prep);
 	cai_textclf_vec_match_free(&t->vm);
 	cai_free(t->bag_off);
@@ -110,23 +213,13 @@ acc_train_free(AccTrain *t)
 	cai_free(t->batch_perm);
 	cai_slab_free(&t->slab);
 	cai_free(t->best);
-	cai_free(t->b_ids);
-	cai_free(t->b_offs);
-	cai_free(t->b_len);
-	cai_free(t->b_y);
-	cai_free(t->x);
-	cai_free(t->dx);
-	cai_free(t->h);
-	cai_free(t->dh);
-	cai_free(t->feat);
-	cai_free(t->featd);
-	cai_free(t->dfeat);
-	cai_free(t->dfeatd);
-	cai_free(t->mask);
-	cai_free(t->am);
-	cai_free(t->logits);
-	cai_free(t->dlogits);
-	cai_free(t->acts);
+	acc_work_free(&t->w);
+	for (int i = 0; t->sh != NULL && i < t->n_sh; i++)
+	{
+		acc_work_free(&t->sh[i].w);
+		cai_free(t->sh[i].ids);
+	}
+	cai_free(t->sh);
 	cai_free(t->ev_scratch);
 	cai_free(t->ev_ids);
 	cai_free(t->ev_offs);
@@ -292,10 +385,45 @@ acc_drop_frozen_rows(AccTrain *t)
 	rs->count = w;
 }
 
-/* Forward, backward and gradients of one batch; *loss gets the mean loss. */
+/* Gradient k (of t->pi) that w writes: the slab's, or w's own. */
+static float *
+acc_work_grad(AccTrain *t, AccWork *w, int k)
+{
+	if (w->grad == NULL)
+		return cai_slab_grad(&t->slab, t->pi[k]);
+	return w->grad + t->slab.params[t->pi[k]].offset;
+}
+
+/* Zero w's gradients: the slab's (cai_slab_zero_grad), or w's own (dense fully, embedding rows by w->rows). */
+static void
+acc_work_zero_grad(AccTrain *t, AccWork *w)
+{
+	const size_t D = (size_t) t->p.dim;
+	float	   *ge;
+
+	if (w->grad == NULL)
+	{
+		cai_slab_zero_grad(&t->slab);
+		return;
+	}
+	ge = acc_work_grad(t, w, 0);
+	for (int32_t i = 0; i < w->rows.count; i++)
+		memset(ge + (size_t) w->rows.list[i] * D, 0, sizeof(float) * D);
+	cai_rowset_clear(&w->rows);
+	for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
+		memset(acc_work_grad(t, w, k), 0, sizeof(float) * t->slab.params[t->pi[k]].numel);
+}
+
+/*
+ * Forward, backward and gradients of the batch rows[0 .. bt->n), padded to
+ * bt->T, in w (the gradients zeroed first); *loss gets the batch's loss
+ * times scale * bt->n (scale 1 / bt->n: the mean loss; a shard of a batch
+ * of B rows uses 1 / B, so that the shards' gradients and losses add up to
+ * the batch's).
+ */
 static cai_status
-acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropout,
-			   float word_dropout, cai_rng *rng, double *loss, cai_error *err)
+acc_batch_step(AccTrain *t, AccWork *w, const AccBatch *bt, const int32_t *rows, float dropout,
+			   float word_dropout, cai_rng *rng, float scale, double *loss, cai_error *err)
 {
 	const int	D = t->p.dim;
 	const int	H = t->p.hidden;
@@ -304,7 +432,6 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 	const int	T = bt->T > 0 ? bt->T : 1;
 	const int32_t R = t->prep.V + 1 + t->prep.K;
 	const int32_t UNK = t->prep.V;
-	cai_slab   *s = &t->slab;
 	AccNet		net;
 	cai_lstm_params gfw,
 				gbw;
@@ -321,85 +448,84 @@ acc_batch_step(AccTrain *t, const AccBatch *bt, const int32_t *rows, float dropo
 
 		for (size_t i = t->prep.tok_off[r]; i < t->prep.tok_off[r + 1]; i++)
 			need += t->bag_off[t->prep.tok_type[i] + 1] - t->bag_off[t->prep.tok_type[i]];
-		if (n_ids + need > t->b_ids_cap)
+		if (n_ids + need > w->b_ids_cap)
 		{
-			size_t		nc = t->b_ids_cap * 2 > n_ids + need ? t->b_ids_cap * 2 : n_ids + need;
+			size_t		nc = w->b_ids_cap * 2 > n_ids + need ? w->b_ids_cap * 2 : n_ids + need;
 
-			if (!cai_grow_array((void **) &t->b_ids, sizeof(int32_t), t->b_ids_cap, nc))
+			if (!cai_grow_array((void **) &w->b_ids, sizeof(int32_t), w->b_ids_cap, nc))
 				return NOMEM(err);
-			t->b_ids_cap = nc;
+			w->b_ids_cap = nc;
 		}
-		t->b_len[b] = (int32_t) nt;
-		t->b_y[b] = t->prep.rows.lab[r];
+		w->b_len[b] = (int32_t) nt;
+		w->b_y[b] = t->prep.rows.lab[r];
 		for (size_t i = 0; i < (size_t) T; i++)
 		{
-			t->b_offs[(size_t) b * T + i] = (int32_t) n_ids;
+			w->b_offs[(size_t) b * T + i] = (int32_t) n_ids;
 			if (i < nt)
 			{
 				int32_t		ty = t->prep.tok_type[t->prep.tok_off[r] + i];
 				size_t		j0 = t->bag_off[ty];
 
 				for (size_t j = j0; j < t->bag_off[ty + 1]; j++)
-					t->b_ids[n_ids++] = t->bag[j];
+					w->b_ids[n_ids++] = t->bag[j];
 				/* word dropout: the UNK row instead of the word's */
 				if (word_dropout > 0 && t->bag[j0] != UNK && cai_rng_uniform(rng) < word_dropout)
-					t->b_ids[t->b_offs[(size_t) b * T + i]] = UNK;
+					w->b_ids[w->b_offs[(size_t) b * T + i]] = UNK;
 			}
 		}
 	}
-	t->b_offs[(size_t) B * T] = (int32_t) n_ids;
+	w->b_offs[(size_t) B * T] = (int32_t) n_ids;
 
 	/* forward */
-	if ((st = cai_embedding_bag_mean_forward(t->x, net.emb, t->b_ids, t->b_offs, B * T, R, D, err)) != CAI_OK)
+	if ((st = cai_embedding_bag_mean_forward(w->x, net.emb, w->b_ids, w->b_offs, B * T, R, D, err)) != CAI_OK)
 		return st;
-	if ((st = cai_bilstm_forward(&net.fw, &net.bw, t->x, t->b_len, B, T, D, H, t->h, t->acts, err)) != CAI_OK)
+	if ((st = cai_bilstm_forward(&net.fw, &net.bw, w->x, w->b_len, B, T, D, H, w->h, w->acts, err)) != CAI_OK)
 		return st;
 	for (int b = 0; b < B; b++)
 	{
-		float	   *hb = t->h + (size_t) b * T * 2 * H;
-		float	   *fb = t->feat + (size_t) b * 4 * H;
+		float	   *hb = w->h + (size_t) b * T * 2 * H;
+		float	   *fb = w->feat + (size_t) b * 4 * H;
 
-		cai_maxpool_forward(fb, t->am + (size_t) b * 2 * H, hb, t->b_len[b], 2 * H);
-		cai_meanpool_forward(fb + 2 * H, hb, t->b_len[b], 2 * H);
+		cai_maxpool_forward(fb, w->am + (size_t) b * 2 * H, hb, w->b_len[b], 2 * H);
+		cai_meanpool_forward(fb + 2 * H, hb, w->b_len[b], 2 * H);
 	}
-	if ((st = cai_dropout_forward(t->featd, t->mask, t->feat, (size_t) B * 4 * H, dropout, true, rng, err)) != CAI_OK)
+	if ((st = cai_dropout_forward(w->featd, w->mask, w->feat, (size_t) B * 4 * H, dropout, true, rng, err)) != CAI_OK)
 		return st;
-	cai_linear_forward(t->logits, t->featd, net.out_w, net.out_b, B, 4 * H, L);
-	if ((st = cai_softmax_xent_forward(t->logits, loss, t->logits, t->b_y, B, L, 1.0f / (float) B, err)) != CAI_OK)
+	cai_linear_forward(w->logits, w->featd, net.out_w, net.out_b, B, 4 * H, L);
+	if ((st = cai_softmax_xent_forward(w->logits, loss, w->logits, w->b_y, B, L, scale, err)) != CAI_OK)
 		return st;
 
 	/* backward */
-	cai_slab_zero_grad(s);
-	memset(t->dlogits, 0, sizeof(float) * (size_t) B * L);
-	cai_softmax_xent_backward(t->dlogits, t->logits, t->b_y, B, L, 1.0f / (float) B);
-	memset(t->dfeatd, 0, sizeof(float) * (size_t) B * 4 * H);
-	cai_linear_backward(t->dfeatd, cai_slab_grad(s, t->pi[7]), cai_slab_grad(s, t->pi[8]),
-						t->dlogits, t->featd, net.out_w, B, 4 * H, L);
-	memset(t->dfeat, 0, sizeof(float) * (size_t) B * 4 * H);
-	cai_dropout_backward(t->dfeat, t->dfeatd, t->mask, (size_t) B * 4 * H, dropout, true);
-	memset(t->dh, 0, sizeof(float) * (size_t) B * T * 2 * H);
+	acc_work_zero_grad(t, w);
+	memset(w->dlogits, 0, sizeof(float) * (size_t) B * L);
+	cai_softmax_xent_backward(w->dlogits, w->logits, w->b_y, B, L, scale);
+	memset(w->dfeatd, 0, sizeof(float) * (size_t) B * 4 * H);
+	cai_linear_backward(w->dfeatd, acc_work_grad(t, w, 7), acc_work_grad(t, w, 8),
+						w->dlogits, w->featd, net.out_w, B, 4 * H, L);
+	memset(w->dfeat, 0, sizeof(float) * (size_t) B * 4 * H);
+	cai_dropout_backward(w->dfeat, w->dfeatd, w->mask, (size_t) B * 4 * H, dropout, true);
+	memset(w->dh, 0, sizeof(float) * (size_t) B * T * 2 * H);
 	for (int b = 0; b < B; b++)
 	{
-		float	   *dhb = t->dh + (size_t) b * T * 2 * H;
-		float	   *dfb = t->dfeat + (size_t) b * 4 * H;
+		float	   *dhb = w->dh + (size_t) b * T * 2 * H;
+		float	   *dfb = w->dfeat + (size_t) b * 4 * H;
 
-		cai_maxpool_backward(dhb, dfb, t->am + (size_t) b * 2 * H, t->b_len[b], 2 * H);
-		cai_meanpool_backward(dhb, dfb + 2 * H, t->b_len[b], 2 * H);
+		cai_maxpool_backward(dhb, dfb, w->am + (size_t) b * 2 * H, w->b_len[b], 2 * H);
+		cai_meanpool_backward(dhb, dfb + 2 * H, w->b_len[b], 2 * H);
 	}
-	gfw.w_ih = cai_slab_grad(s, t->pi[1]);
-	gfw.w_hh = cai_slab_grad(s, t->pi[2]);
-	gfw.b = cai_slab_grad(s, t->pi[3]);
-	gbw.w_ih = cai_slab_grad(s, t->pi[4]);
-	gbw.w_hh = cai_slab_grad(s, t->pi[5]);
-	gbw.b = cai_slab_grad(s, t->pi[6]);
-	memset(t->dx, 0, sizeof(float) * (size_t) B * T * D);
-	if ((st = cai_bilstm_backward(&net.fw, &net.bw, &gfw, &gbw, t->b_len, B, T, D, H,
-								  t->dh, t->dx, t->acts, err)) != CAI_OK)
+	gfw.w_ih = acc_work_grad(t, w, 1);
+	gfw.w_hh = acc_work_grad(t, w, 2);
+	gfw.b = acc_work_grad(t, w, 3);
+	gbw.w_ih = acc_work_grad(t, w, 4);
+	gbw.w_hh = acc_work_grad(t, w, 5);
+	gbw.b = acc_work_grad(t, w, 6);
+	memset(w->dx, 0, sizeof(float) * (size_t) B * T * D);
+	if ((st = cai_bilstm_backward(&net.fw, &net.bw, &gfw, &gbw, w->b_len, B, T, D, H,
+								  w->dh, w->dx, w->acts, err)) != CAI_OK)
 		return st;
-	cai_embedding_bag_mean_backward(cai_slab_grad(s, t->pi[0]), cai_slab_rowset(s, t->pi[0]),
-									t->dx, t->b_ids, t->b_offs, B * T, R, D);
-	if (t->freeze && t->vm.row != NULL)
-		acc_drop_frozen_rows(t);
+	cai_embedding_bag_mean_backward(acc_work_grad(t, w, 0),
+									w->grad == NULL ? cai_slab_rowset(&t->slab, t->pi[0]) : &w->rows,
+									w->dx, w->b_ids, w->b_offs, B * T, R, D);
 	return CAI_OK;
 }
 
@@ -494,9 +620,11 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 				acts = 0,
 				total;
 	int			bsz;
+	int			threads;
 
 	if (opts == NULL || train == NULL || n_labels < 1 || acc_params_from_options(opts, vec, &ap, NULL) != CAI_OK)
 		return 0;
+	threads = (int) cai_opt_int(opts, "threads");
 	bsz = (int) cai_opt_int(opts, "batch_size");
 	cai_textclf_estimate_tokens(train, ap.max_tokens, ACC_BYTES_PER_TOKEN, 0, &bytes, &tokens);
 	nchar = ap.minn > 0 ? (size_t) (ap.maxn - ap.minn + 1) : 0;
@@ -513,13 +641,25 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 	{
 		int			T = ap.max_tokens < ACC_TOKEN_BUDGET ? ap.max_tokens : ACC_TOKEN_BUDGET;
 		int			B = ACC_TOKEN_BUDGET / T > bsz ? ACC_TOKEN_BUDGET / T : bsz;
+		size_t		work;
 
 		if (B * T > 4 * ACC_TOKEN_BUDGET)
 			B = 4 * ACC_TOKEN_BUDGET / T;
 		if (cai_bilstm_acts_size(B, T, ap.dim, ap.hidden, &acts, NULL) != CAI_OK)
 			acts = 0;
-		total += acts * sizeof(float);
-		total += (size_t) B * T * (2 * (size_t) ap.dim + 4 * (size_t) ap.hidden) * sizeof(float);
+		work = acts * sizeof(float) +
+			(size_t) B * T * (2 * (size_t) ap.dim + 4 * (size_t) ap.hidden) * sizeof(float);
+		total += work;
+		/*
+		 * threads > 1: every other thread's batch buffers, gradients and
+		 * embedding row set, every thread's bag ids of a batch (batch_size
+		 * rows of at most max_tokens tokens of 1 + ACC_NGRAMS_MAX ids) and
+		 * the pool
+		 */
+		if (threads > 1)
+			total += (size_t) (threads - 1) * (work + params * sizeof(float) + rows * 5) +
+				(size_t) threads * ((size_t) bsz * (size_t) ap.max_tokens * (1 + ACC_NGRAMS_MAX) * sizeof(int32_t) +
+									(size_t) B * sizeof(int32_t) + sizeof(AccShard) + sizeof(cai_error) + 64);
 	}
 	total += tokens * (sizeof(int32_t) + (1 + 5 * nchar) * sizeof(int32_t)) + bytes;
 	total += types * (64 + (1 + 5 * nchar) * sizeof(int32_t));
@@ -734,6 +874,7 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 			b->n++;
 			i++;
 		}
+
 		if ((st = cai_bilstm_acts_size(b->n, b->T, t->p.dim, t->p.hidden, &acts, err)) != CAI_OK)
 			return st;
 		if (acts > max_acts)
@@ -754,35 +895,11 @@ acc_make_batches(AccTrain *t, int batch_size, size_t *max_ids, cai_error *err)
 		if (n > *max_ids)
 			*max_ids = n;
 	}
-	{
-		const size_t D = (size_t) t->p.dim;
-		const size_t H = (size_t) t->p.hidden;
-		const size_t P = (size_t) max_pos;
-		const size_t M = (size_t) max_rows;
-
-		t->acts = cai_malloc(sizeof(float) * (max_acts + 1));
-		t->b_offs = cai_malloc(sizeof(int32_t) * (P + 1));
-		t->b_len = cai_malloc(sizeof(int32_t) * M);
-		t->b_y = cai_malloc(sizeof(int32_t) * M);
-		t->x = cai_malloc(sizeof(float) * P * D);
-		t->dx = cai_malloc(sizeof(float) * P * D);
-		t->h = cai_malloc(sizeof(float) * P * 2 * H);
-		t->dh = cai_malloc(sizeof(float) * P * 2 * H);
-		t->feat = cai_malloc(sizeof(float) * M * 4 * H);
-		t->featd = cai_malloc(sizeof(float) * M * 4 * H);
-		t->dfeat = cai_malloc(sizeof(float) * M * 4 * H);
-		t->dfeatd = cai_malloc(sizeof(float) * M * 4 * H);
-		t->mask = cai_malloc(M * 4 * H);
-		t->am = cai_malloc(sizeof(int32_t) * M * 2 * H);
-		t->logits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
-		t->dlogits = cai_malloc(sizeof(float) * M * (size_t) t->prep.L);
-		if (t->acts == NULL || t->b_offs == NULL || t->b_len == NULL || t->b_y == NULL ||
-			t->x == NULL || t->dx == NULL || t->h == NULL || t->dh == NULL || t->feat == NULL ||
-			t->featd == NULL || t->dfeat == NULL || t->dfeatd == NULL || t->mask == NULL ||
-			t->am == NULL || t->logits == NULL || t->dlogits == NULL)
-			return NOMEM(err);
-	}
-	return CAI_OK;
+	t->wd.acts = max_acts;
+	t->wd.pos = (size_t) max_pos;
+	t->wd.rows = (size_t) max_rows;
+	t->wd.ids = (size_t) max_rows * *max_ids;	/* no batch row has more */
+	return acc_work_alloc(t, &t->wd, false, &t->w, err);
 }
 
 /*
@@ -840,6 +957,117 @@ acc_begin_epoch(void *ctx, int epoch, cai_error *err)
 	return CAI_OK;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Training: data parallel (threads > 1)                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Job: forward and backward of shard s's rows of the batch (shard 0 into the slab's gradients). */
+static cai_status
+acc_shard_train(void *ctx, int s, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	AccShard   *sh = &t->sh[s];
+	AccWork    *w = s == 0 ? &t->w : &sh->w;
+
+	sh->loss = 0.0;
+	if (sh->bt.n == 0)
+	{
+		acc_work_zero_grad(t, w);
+		return CAI_OK;
+	}
+	return acc_batch_step(t, w, &sh->bt, sh->ids, (float) t->dropout, (float) t->word_dropout, &sh->rng,
+						  t->shard_scale, &sh->loss, err);
+}
+
+/*
+ * acc_batch_step of batch bt split over the pool: row i of the batch (the
+ * rows are sorted by length, so this balances the work) to shard i mod n,
+ * each with its own dropout rng seeded from the training rng; the shards'
+ * gradients are then added to the slab's in shard order.
+ */
+static cai_status
+acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err)
+{
+	const int32_t *rows = t->order + bt->first;
+	const size_t D = (size_t) t->p.dim;
+	cai_slab   *slab = &t->slab;
+	cai_rowset *srows = cai_slab_rowset(slab, t->pi[0]);
+	float	   *ge = cai_slab_grad(slab, t->pi[0]);
+	cai_status	st;
+
+	for (int s = 0; s < t->n_sh; s++)
+	{
+		t->sh[s].bt.first = 0;
+		t->sh[s].bt.n = 0;
+		t->sh[s].bt.T = 1;
+		cai_rng_seed(&t->sh[s].rng, cai_rng_u64(&t->rng));
+	}
+	for (int b = 0; b < bt->n; b++)
+	{
+		AccShard   *sh = &t->sh[b % t->n_sh];
+
+		sh->ids[sh->bt.n++] = rows[b];
+		if (t->len_key[rows[b]] > sh->bt.T)
+			sh->bt.T = t->len_key[rows[b]];
+	}
+	t->shard_scale = 1.0f / (float) bt->n;
+	if ((st = cai_pool_run(&t->pool, acc_shard_train, t, err)) != CAI_OK)
+		return st;
+	*loss = 0.0;
+	for (int s = 0; s < t->n_sh; s++)
+		*loss += t->sh[s].loss;
+	for (int s = 1; s < t->n_sh; s++)
+	{
+		const AccWork *w = &t->sh[s].w;
+
+		for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
+		{
+			const cai_param *p = &slab->params[t->pi[k]];
+			float	   *dst = slab->grad + p->offset;
+			const float *src = w->grad + p->offset;
+
+			for (size_t j = 0; j < p->numel; j++)
+				dst[j] += src[j];
+		}
+		for (int32_t i = 0; i < w->rows.count; i++)
+		{
+			int32_t		r = w->rows.list[i];
+			const float *src = w->grad + slab->params[t->pi[0]].offset + (size_t) r * D;
+
+			for (size_t j = 0; j < D; j++)
+				ge[(size_t) r * D + j] += src[j];
+			cai_rowset_add(srows, r);
+		}
+	}
+	return CAI_OK;
+}
+
+/* The shards' buffers (the pool running with n > 1 threads; shard 0 works in t->w). */
+static cai_status
+acc_shards_alloc(AccTrain *t, cai_error *err)
+{
+	cai_status	st;
+
+	if ((t->sh = cai_calloc((size_t) t->pool.n, sizeof(AccShard))) == NULL)
+		return NOMEM(err);
+	t->n_sh = t->pool.n;
+	/* shard 0's bag ids never grow on the caller's thread either: one size for all */
+	if (t->w.b_ids_cap < t->wd.ids + 1)
+	{
+		if (!cai_grow_array((void **) &t->w.b_ids, sizeof(int32_t), t->w.b_ids_cap, t->wd.ids + 1))
+			return NOMEM(err);
+		t->w.b_ids_cap = t->wd.ids + 1;
+	}
+	for (int s = 0; s < t->n_sh; s++)
+	{
+		if ((t->sh[s].ids = cai_malloc(sizeof(int32_t) * (t->wd.rows + 1))) == NULL)
+			return NOMEM(err);
+		if (s > 0 && (st = acc_work_alloc(t, &t->wd, true, &t->sh[s].w, err)) != CAI_OK)
+			return st;
+	}
+	return CAI_OK;
+}
+
 /* Adam steps over the batches, gradient clipping, a linearly decaying learning rate. */
 static cai_status
 acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double *rows, cai_error *err)
@@ -861,9 +1089,15 @@ acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double 
 			return st;
 		if (cai_trainer_out_of_time(tr))
 			break;
-		if ((st = acc_batch_step(t, bt, t->order + bt->first, (float) t->dropout, (float) t->word_dropout,
-								 &t->rng, &loss, err)) != CAI_OK)
+		if (t->pool.n > 1)
+			st = acc_batch_step_par(t, bt, &loss, err);
+		else
+			st = acc_batch_step(t, &t->w, bt, t->order + bt->first, (float) t->dropout, (float) t->word_dropout,
+								&t->rng, 1.0f / (float) bt->n, &loss, err);
+		if (st != CAI_OK)
 			return st;
+		if (t->freeze && t->vm.row != NULL)
+			acc_drop_frozen_rows(t);
 		norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
 		if (!isfinite(norm) || !isfinite(loss))
 			return cai_error_set(err, CAI_ERR_NUMERIC,
@@ -932,8 +1166,11 @@ acc_probe_loss(void *ctx, float *const *grad, double *loss, cai_error *err)
 	AccTrain   *t = &ap->t;
 	cai_status	st;
 
-	if ((st = acc_batch_step(t, ap->bt, t->order + ap->bt->first, 0.0f, 0.0f, &t->rng, loss, err)) != CAI_OK)
+	if ((st = acc_batch_step(t, &t->w, ap->bt, t->order + ap->bt->first, 0.0f, 0.0f, &t->rng,
+							 1.0f / (float) ap->bt->n, loss, err)) != CAI_OK)
 		return st;
+	if (t->freeze && t->vm.row != NULL)
+		acc_drop_frozen_rows(t);
 	if (grad != NULL)
 		for (int i = 0; i < ACC_N_FLOAT_TENSORS; i++)
 			memcpy(grad[i], cai_slab_grad(&t->slab, t->pi[i]), sizeof(float) * t->slab.params[t->pi[i]].numel);
@@ -982,8 +1219,8 @@ cai_textclf_accurate_grad_probe(const cai_options *opts, int n_labels, const cai
 		if ((st = acc_probe_loss(ap, NULL, &loss, err)) != CAI_OK)
 			goto fail;
 	}
-	probe->rows[0] = t->b_ids;
-	probe->n_rows[0] = (size_t) t->b_offs[(size_t) ap->bt->n * (size_t) (ap->bt->T > 0 ? ap->bt->T : 1)];
+	probe->rows[0] = t->w.b_ids;
+	probe->n_rows[0] = (size_t) t->w.b_offs[(size_t) ap->bt->n * (size_t) (ap->bt->T > 0 ? ap->bt->T : 1)];
 	probe->row_len[0] = t->p.dim;
 	probe->loss = acc_probe_loss;
 	probe->free = acc_probe_free;
@@ -1045,10 +1282,18 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 							 "epochs, learning_rate, dropout, validation_fraction, batch_size or min_count out of range");
 	if ((st = cai_textclf_accurate_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
-	cai_blas_set_threads(threads);
+	if (threads <= 1)
+		cai_blas_set_threads(threads);
 
 	if ((st = acc_prepare(&t, opts, n_labels, train, valid, &tk, &max_ids, err)) != CAI_OK)
 		goto done;
+	if (threads > 1)
+	{
+		/* the pool threads first, then their buffers (pool.h); BLAS single-threaded in each */
+		cai_pool_start(&t.pool, threads);
+		if (t.pool.n > 1 && (st = acc_shards_alloc(&t, err)) != CAI_OK)
+			goto done;
+	}
 	n_eval = t.prep.n_eval;
 
 	/* evaluation buffers */
@@ -1112,6 +1357,7 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 	st = cai_textclf_return_metrics(metrics, seconds, model, model_len, metrics_json, err);
 
 done:
+	cai_pool_stop(&t.pool);
 	cai_blas_set_threads(old_threads);
 	json_object_put(metrics);
 	json_object_put(train_opts);

@@ -4,6 +4,17 @@
  * textclf_fast_internal.h): the training rows as feature rows, per-row SGD,
  * scoring through the inference arithmetic, the metadata and serialized
  * model, cai_textclf_fast_train and cai_textclf_fast_train_memory.
+ *
+ * With threads > 1, lock-free SGD on the training pool (pool.h), as
+ * fastText's threads (Hogwild): each round of an epoch takes the next
+ * threads * FAST_SHARD_ROWS rows of the shuffled order, shard s trains its
+ * contiguous part of them by per-row SGD on the shared parameters (the
+ * learning rate of each row from its position in the epoch, as with one
+ * thread), with its own scratch and dropout rng, and the caller polls for
+ * progress and cancellation between rounds.  Concurrent updates of a row
+ * interleave as the threads are scheduled, so a model trained with more
+ * than one thread is not reproducible bit for bit (its quality is: see
+ * bench/results-threads.md); one thread is the sequential loop.
  */
 #include "textclf_fast_internal.h"
 
@@ -14,7 +25,27 @@
 
 #include "cai/metrics.h"
 #include "modelutil.h"
+#include "pool.h"
 #include "trainer.h"
+
+/*
+ * Rows each shard trains in a round (threads > 1): the caller reports
+ * progress and checks cancellation between rounds.
+ */
+#define FAST_SHARD_ROWS 4096
+
+/* One shard of the lock-free training (threads > 1): its scratch and its rows. */
+typedef struct FastShard
+{
+	float	   *hidden;			/* (D) */
+	float	   *grad;			/* (D) */
+	float	   *probs;			/* (L) */
+	uint32_t   *kept;			/* (max features of a row) */
+	cai_rng		rng;			/* dropout, seeded from the training rng every epoch */
+	size_t		from;			/* this round: positions [from, to) of the epoch's order */
+	size_t		to;
+	double		loss;			/* this round's summed loss */
+} FastShard;
 
 /* ---------------------------------------------------------------------- */
 /* Training: data preparation                                             */
@@ -53,11 +84,26 @@ typedef struct FastTrain
 	double		dropout;
 	size_t		step;			/* rows trained so far */
 	size_t		steps_total;	/* epochs * training rows */
+	/* lock-free training (option threads > 1; pool.n <= 1 otherwise) */
+	cai_pool	pool;
+	FastShard  *sh;				/* (pool_shards) when pool.n > 1 */
+	int			pool_shards;	/* entries of sh */
+	size_t		epoch_step;		/* step at the start of the current epoch */
+
 } FastTrain;
 
 static void
 fast_train_free(FastTrain *t)
 {
+	cai_pool_stop(&t->pool);
+	for (int s = 0; t->sh != NULL && s < t->pool_shards; s++)
+	{
+		cai_free(t->sh[s].hidden);
+		cai_free(t->sh[s].grad);
+		cai_free(t->sh[s].probs);
+		cai_free(t->sh[s].kept);
+	}
+	cai_free(t->sh);
 	cai_textclf_prep_free(&t->prep);
 	cai_textclf_vec_match_free(&t->vm);
 	cai_free(t->type_cg_off);
@@ -334,20 +380,19 @@ fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h
 }
 
 /*
- * One SGD step on a row with features f[0..k) and label y; returns the loss.
+ * One SGD step on a row with features f[0..k) and label y on the parameters
+ * E | W at params, with scratch h, dh (D) and p (L); returns the loss.
  * dz = p - onehot(y); dh = W^T dz; W -= lr dz h^T;
  * E[f_j] -= lr dh / k.
  */
 CAI_KERNEL static double
-fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
+fast_sgd_step_on(const FastTrain *t, float *params, float *h, float *dh, float *p,
+				 const uint32_t *f, size_t k, int y, float lr)
 {
 	const int	D = t->p.dim;
 	const int	L = t->prep.L;
-	float	   *E = t->params;
+	float	   *E = params;
 	float	   *W = E + (size_t) (t->prep.V + t->prep.K) * D;
-	float	   *h = t->hidden;
-	float	   *dh = t->grad;
-	float	   *p = t->probs;
 	double		lse;
 	double		loss;
 
@@ -376,6 +421,13 @@ fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 			vec_axpy(E + (size_t) f[j] * D, a, dh, D);
 	}
 	return loss;
+}
+
+/* fast_sgd_step_on the training's own parameters and scratch (one thread). */
+static inline double
+fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
+{
+	return fast_sgd_step_on(t, t->params, t->hidden, t->grad, t->probs, f, k, y, lr);
 }
 
 /* Word vectors: each vocabulary word's row plus its character n-gram rows. */
@@ -549,6 +601,11 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	total += vec != NULL && vec->n > 0 ? types * sizeof(int32_t) : 0;	/* the vectors matched */
 	/* the serialized model */
 	total += n_params * sizeof(float) + bytes / 2;
+	/* threads > 1: each thread's scratch (the features of its longest row bounded by max_tokens) and the pool */
+	if (cai_opt_int(opts, "threads") > 1)
+		total += (size_t) cai_opt_int(opts, "threads") *
+			((2 * (size_t) fp.dim + (size_t) n_labels + (size_t) (fp.max_tokens + 1) * (size_t) (fp.word_ngrams + FAST_CHAR_NGRAMS_MAX)) *
+			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 64);
 	return total;
 }
 
@@ -637,7 +694,25 @@ fast_begin_epoch(void *ctx, int epoch, cai_error *err)
 	return CAI_OK;
 }
 
-/* Per-row SGD over the shuffled training rows, the learning rate decaying linearly. */
+/* Feature dropout: the features f[0..*k) kept (at least one) into kept, *k their count; returns kept. */
+static const uint32_t *
+fast_drop_features(const uint32_t *f, size_t *k, float dropout, cai_rng *rng, uint32_t *kept)
+{
+	size_t		m = 0;
+
+	for (size_t j = 0; j < *k; j++)
+		if (cai_rng_uniform(rng) >= dropout)
+			kept[m++] = f[j];
+	if (m == 0)
+		kept[m++] = f[cai_rng_below(rng, (uint32_t) *k)];
+	*k = m;
+	return kept;
+}
+
+static cai_status fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, double *rows,
+									   cai_error *err);
+
+/* Per-row SGD over the shuffled training rows, the learning rate decaying linearly (threads > 1: fast_train_epoch_par). */
 static cai_status
 fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows, cai_error *err)
 {
@@ -646,6 +721,8 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 	size_t		rows_done = 0;
 	cai_status	st;
 
+	if (t->pool.n > 1)
+		return fast_train_epoch_par(t, tr, epoch, loss, rows, err);
 	for (size_t i = 0; i < t->prep.rows.n_tr; i++)
 	{
 		size_t		r = (size_t) t->order[i];
@@ -662,17 +739,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 				break;
 		}
 		if (t->dropout > 0 && k > 0)
-		{
-			size_t		m = 0;
-
-			for (size_t j = 0; j < k; j++)
-				if (cai_rng_uniform(&t->rng) >= (float) t->dropout)
-					t->kept[m++] = f[j];
-			if (m == 0)
-				t->kept[m++] = f[cai_rng_below(&t->rng, (uint32_t) k)];
-			f = t->kept;
-			k = m;
-		}
+			f = fast_drop_features(f, &k, (float) t->dropout, &t->rng, t->kept);
 		loss_sum += fast_sgd_step(t, f, k, t->prep.rows.lab[r], lr);
 		t->step++;
 		rows_done++;
@@ -682,6 +749,102 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 							 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
 	*loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
 	*rows = (double) rows_done;
+	return CAI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Training: data parallel (threads > 1)                                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Job: shard s trains positions [from, to) of the epoch's order as
+ * fast_train_epoch does, on the shared parameters (lock-free).
+ */
+static cai_status
+fast_shard_train(void *ctx, int s, cai_error *err)
+{
+	FastTrain  *t = ctx;
+	FastShard  *sh = &t->sh[s];
+
+	sh->loss = 0.0;
+	for (size_t i = sh->from; i < sh->to; i++)
+	{
+		size_t		r = (size_t) t->order[i];
+		const uint32_t *f = t->feat + t->feat_off[r];
+		size_t		k = t->feat_off[r + 1] - t->feat_off[r];
+		float		lr = (float) (t->lr0 * (1.0 - (double) (t->epoch_step + i) / (double) t->steps_total));
+
+		if (t->dropout > 0 && k > 0)
+			f = fast_drop_features(f, &k, (float) t->dropout, &sh->rng, sh->kept);
+		sh->loss += fast_sgd_step_on(t, t->params, sh->hidden, sh->grad, sh->probs, f, k,
+									 t->prep.rows.lab[r], lr);
+	}
+	return CAI_OK;
+}
+
+/* fast_train_epoch with the pool: rounds of FAST_SHARD_ROWS rows per shard. */
+static cai_status
+fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, double *rows, cai_error *err)
+{
+	const size_t n_tr = t->prep.rows.n_tr;
+	const size_t n = (size_t) t->pool.n;
+	double		loss_sum = 0.0;
+	size_t		rows_done = 0;
+	cai_status	st;
+
+	t->epoch_step = t->step;
+	for (size_t s = 0; s < n; s++)
+		cai_rng_seed(&t->sh[s].rng, cai_rng_u64(&t->rng));
+	for (size_t b0 = 0; b0 < n_tr; b0 += n * FAST_SHARD_ROWS)
+	{
+		size_t		m = n_tr - b0 < n * FAST_SHARD_ROWS ? n_tr - b0 : n * FAST_SHARD_ROWS;
+
+		if (b0 > 0)
+		{
+			if ((st = cai_trainer_poll(tr, (double) t->step / (double) t->steps_total, err)) != CAI_OK)
+				return st;
+			/* out of time: score what we have (a partial epoch) and stop */
+			if (cai_trainer_out_of_time(tr))
+				break;
+		}
+		for (size_t s = 0; s < n; s++)
+		{
+			t->sh[s].from = b0 + m * s / n;
+			t->sh[s].to = b0 + m * (s + 1) / n;
+		}
+		if ((st = cai_pool_run(&t->pool, fast_shard_train, t, err)) != CAI_OK)
+			return st;
+		for (size_t s = 0; s < n; s++)
+			loss_sum += t->sh[s].loss;
+		t->step += m;
+		rows_done += m;
+	}
+	if (!isfinite(loss_sum))
+		return cai_error_set(err, CAI_ERR_NUMERIC,
+							 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
+	*loss = loss_sum / (double) (rows_done > 0 ? rows_done : 1);
+	*rows = (double) rows_done;
+	return CAI_OK;
+}
+
+/* The shards' scratch (the pool running with n > 1 threads). */
+static cai_status
+fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
+{
+	if ((t->sh = cai_calloc((size_t) t->pool.n, sizeof(FastShard))) == NULL)
+		return NOMEM(err);
+	t->pool_shards = t->pool.n;
+	for (int s = 0; s < t->pool.n; s++)
+	{
+		FastShard  *sh = &t->sh[s];
+
+		sh->hidden = cai_malloc(sizeof(float) * (size_t) t->p.dim);
+		sh->grad = cai_malloc(sizeof(float) * (size_t) t->p.dim);
+		sh->probs = cai_malloc(sizeof(float) * (size_t) t->prep.L);
+		sh->kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
+		if (sh->hidden == NULL || sh->grad == NULL || sh->probs == NULL || sh->kept == NULL)
+			return NOMEM(err);
+	}
 	return CAI_OK;
 }
 
@@ -854,6 +1017,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	const int64_t min_count = cai_opt_int(opts, "min_count");
 	const int	patience = (int) cai_opt_int(opts, "patience");
 	const uint64_t seed = (uint64_t) cai_opt_int(opts, "seed");
+	const int	threads = (int) cai_opt_int(opts, "threads");
 	size_t		R;
 	size_t		max_feat = 0;
 	double		seconds;
@@ -928,6 +1092,13 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
 	for (size_t r = 0; r < t.prep.rows.n_tr; r++)
 		t.order[r] = (int32_t) r;
+	if (threads > 1)
+	{
+		/* the pool threads first, then their buffers (pool.h); no pool: one thread */
+		cai_pool_start(&t.pool, threads);
+		if (t.pool.n > 1 && (st = fast_shards_alloc(&t, max_feat, err)) != CAI_OK)
+			goto done;
+	}
 
 	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
 	if (epochs == 0)

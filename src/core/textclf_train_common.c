@@ -372,6 +372,12 @@ cai_textclf_metadata(const char *architecture, const cai_options *opts, int vect
 		oj = cai_json_parse_object(ojs);
 	cai_free(ojs);
 	ok = root != NULL && labels != NULL && features != NULL && oj != NULL;
+	/*
+	 * The fast table gained "threads" after models were stored: a
+	 * one-thread fast model's metadata (and bytes) stay what they were.
+	 */
+	if (ok && strcmp(architecture, "fast") == 0 && cai_opt_int(opts, "threads") == 1)
+		json_object_object_del(oj, "threads");
 	if (ok && vector_dim == 0)
 	{
 		json_object_object_del(oj, "word_vectors");

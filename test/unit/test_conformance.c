@@ -8,7 +8,8 @@
  *   - the bytes load through cai_model_load copied and in place (zero-copy),
  *     and both answer identically through the run functions;
  *   - a progress callback that asks to stop cancels mid-training
- *     (CAI_ERR_CANCELLED, no model);
+ *     (CAI_ERR_CANCELLED, no model), also with 2 threads where the
+ *     architecture has the option;
  *   - every sampled corruption of the bytes (a flipped byte anywhere, a
  *     truncation anywhere) is refused by the verified load;
  *   - the training memory estimate is an upper bound of the peak of what
@@ -836,6 +837,19 @@ conform(const cai_arch *a)
 			  "%s: a progress callback cancels mid-training, nothing returned (status %d)", a->name, (int) c.st);
 		CHECK(calls == 2, "%s: no progress callback after cancelling (%d calls)", a->name, calls);
 		bytes_free(&c);
+	}
+	/* ... also with 2 threads, where they apply (the pool threads stop with it) */
+	if (has_option(a, "threads"))
+	{
+		int			calls = 0;
+		cai_options *o2 = options_for(a, 2);
+		Bytes		c = train(a, o2, stop_at_second_call, &calls);
+
+		CHECK(c.st == CAI_ERR_CANCELLED && c.b == NULL && c.metrics == NULL,
+			  "%s, threads 2: a progress callback cancels mid-training, nothing returned (status %d)", a->name, (int) c.st);
+		CHECK(calls == 2, "%s, threads 2: no progress callback after cancelling (%d calls)", a->name, calls);
+		bytes_free(&c);
+		cai_options_free(o2);
 	}
 
 	/* every sampled corruption is refused by the verified load */

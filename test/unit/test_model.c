@@ -98,8 +98,8 @@ test_registry(void)
 		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"fast\"}", &a, &o, &err) == CAI_OK &&
 			  strcmp(a->name, "fast") == 0 && cai_opt_float(o, "learning_rate") == 0.1, "fast, with its defaults");
 		cai_options_free(o);
-		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"fast\", \"threads\": 2}", &a, &o, &err) == CAI_ERR_INVALID &&
-			  a != NULL && strstr(err.msg, "threads") != NULL, "an option fast does not have: %s", err.msg);
+		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"fast\", \"batch_size\": 2}", &a, &o, &err) == CAI_ERR_INVALID &&
+			  a != NULL && strstr(err.msg, "batch_size") != NULL, "an option fast does not have: %s", err.msg);
 		CHECK(cai_task_parse_options(tc, "{\"architecture\": \"xl\"}", &a, &o, &err) == CAI_ERR_INVALID && a == NULL &&
 			  strstr(err.msg, "fast, accurate") != NULL, "an unknown architecture names the valid ones: %s", err.msg);
 		CHECK(cai_task_parse_options(cai_task_find("ner"), "{\"epochs\": 3}", &a, &o, &err) == CAI_OK &&

@@ -214,6 +214,70 @@ done:
 	trained_free(&c);
 }
 
+/*
+ * Lock-free training (threads > 1): not reproducible bit for bit, so what
+ * is checked is its quality (the bar of test_train_and_predict), that
+ * "threads": 1 is the one-thread model byte for byte (its metadata without
+ * "threads", as before the option existed), that the metadata records more
+ * threads, and that a cancel with threads stops training with nothing
+ * returned.  (test_conformance.c: the memory estimate with 2 threads; the
+ * test build aborts on an allocation on a pool thread.)
+ */
+static void
+test_threads(void)
+{
+	{
+		Trained		a = train_with("{\"epochs\": 3, \"dropout\": 0.1, \"seed\": 7}", &tr.d, NULL, NULL, NULL);
+		Trained		b = train_with("{\"epochs\": 3, \"dropout\": 0.1, \"seed\": 7, \"threads\": 1}", &tr.d, NULL, NULL, NULL);
+
+		CHECK(a.st == CAI_OK && b.st == CAI_OK, "train: %s %s", a.err.msg, b.err.msg);
+		if (a.st == CAI_OK && b.st == CAI_OK)
+			CHECK(a.len == b.len && memcmp(a.model, b.model, a.len) == 0, "threads 1 gives the default's bytes");
+		trained_free(&a);
+		trained_free(&b);
+	}
+	for (int th = 2; th <= 3; th++)
+	{
+		char		o[96];
+		Trained		r;
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err;
+		int			bad = 0;
+
+		snprintf(o, sizeof(o), "{\"dimensions\": 24, \"dropout\": 0.1, \"threads\": %d}", th);
+		r = train_with(o, &tr.d, &va.d, NULL, NULL);
+		CHECK(r.st == CAI_OK, "threads %d: train: %s", th, r.err.msg);
+		if (r.st != CAI_OK)
+			continue;
+		CHECK(load(&r, &mf, &m, &err) == CAI_OK, "threads %d: load: %s", th, err.msg);
+		if (m != NULL)
+		{
+			double		acc_va = accuracy_of(m, &va.d, &bad);
+			double		acc_te = accuracy_of(m, &te.d, &bad);
+
+			CHECK(acc_va == json_num(r.metrics, "accuracy"), "threads %d: validation accuracy after load %.6f, during training %.6f",
+				  th, acc_va, json_num(r.metrics, "accuracy"));
+			CHECK(acc_te > 0.9, "threads %d: held-out accuracy (with misspellings) %.4f", th, acc_te);
+			CHECK(bad == 0, "threads %d: %d bad distributions", th, bad);
+			CHECK(mf->meta_json != NULL && strstr(mf->meta_json, th == 2 ? "\"threads\":2" : "\"threads\":3") != NULL,
+				  "threads %d: the metadata records the threads", th);
+		}
+		cai_textclf_free(m);
+		cai_model_file_free(mf);
+		trained_free(&r);
+	}
+	{
+		int			calls = 0;
+		Trained		c = train_with("{\"epochs\": 50, \"threads\": 2}", &tr.d, NULL, stop_at_third_call, &calls);
+
+		CHECK(c.st == CAI_ERR_CANCELLED && c.model == NULL, "threads 2: a progress callback cancels (status %d)",
+			  (int) c.st);
+		CHECK(calls == 3, "threads 2: no progress callback after cancelling (%d calls)", calls);
+		trained_free(&c);
+	}
+}
+
 static void
 test_cancel_and_limits(void)
 {
@@ -603,10 +667,11 @@ test_option_table(void)
 		  !has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "word_ngrams"),
 		  "word_ngrams is fast's");
 	CHECK(!has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "batch_size") &&
-		  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "batch_size") &&
-		  !has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "threads") &&
+		  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "batch_size"),
+		  "batch_size is accurate's");
+	CHECK(has_option(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, "threads") &&
 		  has_option(cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, "threads"),
-		  "batch_size and threads are accurate's");
+		  "both architectures train with threads");
 	CHECK(cai_textclf_parse_options("{\"architecture\": \"fast\", \"batch_size\": 8}", &o, &err) == CAI_ERR_INVALID &&
 		  strstr(err.msg, "batch_size") != NULL && strstr(err.msg, "word_ngrams") != NULL,
 		  "an option of the other architecture is refused, naming the valid ones: %s", err.msg);
@@ -804,6 +869,7 @@ main(void)
 	test_train_and_predict();
 	test_determinism();
 	test_cancel_and_limits();
+	test_threads();
 	test_odd_texts();
 	test_bad_inputs();
 	test_corrupt_models();

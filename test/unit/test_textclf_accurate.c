@@ -183,6 +183,69 @@ done:
 }
 
 /*
+ * Data-parallel training (threads > 1): the same seed and thread count give
+ * the same bytes (2 and 3 threads), 2 threads reach the single-thread
+ * quality bar of test_train_and_predict, and a cancel with threads stops
+ * training with nothing returned.  (test_conformance.c: the memory estimate
+ * with 2 threads; the test build aborts on an allocation on a pool thread.)
+ */
+static void
+test_threads(void)
+{
+	for (int th = 2; th <= 3; th++)
+	{
+		char		o[128];
+		Trained		a,
+					b;
+
+		snprintf(o, sizeof(o), "{" ACC "\"epochs\": 2, \"seed\": 7, \"dropout\": 0.3, \"threads\": %d}", th);
+		a = train_with(o, &tr.d, NULL, NULL, NULL);
+		b = train_with(o, &tr.d, NULL, NULL, NULL);
+		CHECK(a.st == CAI_OK && b.st == CAI_OK, "threads %d: train: %s %s", th, a.err.msg, b.err.msg);
+		if (a.st == CAI_OK && b.st == CAI_OK)
+			CHECK(a.len == b.len && memcmp(a.model, b.model, a.len) == 0,
+				  "threads %d: the same seed and threads give identical model bytes", th);
+		trained_free(&a);
+		trained_free(&b);
+	}
+	{
+		Trained		r = train_with("{" ACC "\"epochs\": 8, \"threads\": 2}", &tr.d, &va.d, NULL, NULL);
+		cai_model_file *mf = NULL;
+		cai_textclf *m = NULL;
+		cai_error	err;
+		int			bad = 0;
+
+		CHECK(r.st == CAI_OK, "threads 2: train: %s", r.err.msg);
+		if (r.st == CAI_OK)
+		{
+			CHECK(json_num(r.metrics, "macro_f1") > 0.9, "threads 2: macro_f1 %g", json_num(r.metrics, "macro_f1"));
+			CHECK(json_num(r.metrics, "accurate_only_accuracy") > 0.8,
+				  "threads 2: the BiLSTM learns (%g)", json_num(r.metrics, "accurate_only_accuracy"));
+			CHECK(load(&r, &mf, &m, &err) == CAI_OK, "threads 2: load: %s", err.msg);
+			if (m != NULL)
+			{
+				double		acc_te = accuracy_of(m, &te.d, &bad);
+
+				CHECK(acc_te > 0.9, "threads 2: held-out accuracy (with misspellings) %.4f", acc_te);
+				CHECK(bad == 0, "threads 2: %d bad distributions", bad);
+			}
+			cai_textclf_free(m);
+			cai_model_file_free(mf);
+		}
+		trained_free(&r);
+	}
+	{
+		int			calls = 0;
+		Trained		c = train_with("{" ACC "\"epochs\": 20, \"threads\": 2}", &tr.d, NULL, stop_at_third_call, &calls);
+
+		CHECK(c.st == CAI_ERR_CANCELLED && c.model == NULL, "threads 2: a progress callback cancels (status %d)",
+			  (int) c.st);
+		CHECK(calls == 3, "threads 2: no progress callback after cancelling (%d calls)", calls);
+		trained_free(&c);
+	}
+}
+
+/*
  * Batched classification of texts with more distinct tokens than a call's
  * token cache holds (4096): a text of 4500 distinct words is a batch of its
  * own computed position by position, one of 4095 fills the cache so that
@@ -466,6 +529,7 @@ main(void)
 
 	test_train_and_predict();
 	test_determinism();
+	test_threads();
 	test_batch_past_the_cache();
 	test_cancel_and_limits();
 	test_corrupt_models();

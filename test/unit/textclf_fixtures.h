@@ -568,4 +568,14 @@ check_damage_cases(const Trained *r, const DamageCase *cases, int n)
 	}
 }
 
+/* Cancels at the progress callback's third call (training has started by then). */
+static inline bool
+stop_at_third_call(void *ctx, const cai_progress *p)
+{
+	int		   *calls = ctx;
+
+	(void) p;
+	return ++*calls < 3;
+}
+
 #endif							/* CAI_TEXTCLF_FIXTURES_H */
