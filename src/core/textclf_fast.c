@@ -25,8 +25,10 @@
  *             that job and measurably beats a bias when the class balance
  *             of the training rows differs from the texts classified.
  *   training  per-example SGD with a linearly decaying learning rate
- *             (fastText's), optional feature dropout, one thread, seeded:
- *             the same data, options and seed give a bit-identical model.
+ *             (fastText's), optional feature dropout, seeded: with one
+ *             thread the same data, options and seed give a bit-identical
+ *             model; more threads update lock-free (textclf_fast_train.c),
+ *             which is not reproducible bit for bit.
  *             The epoch with the best validation accuracy is kept.
  *
  * Model tensors (shapes in rows of the embedding):
