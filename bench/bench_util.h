@@ -3,7 +3,8 @@
  * textclf_cli.c, portable_probe.c): a monotonic clock, a qsort order for
  * timings, the reader of labelled TSV files (a header line, then
  * `label<TAB>text` rows) and the reader of CoNLL-style files
- * (`token<TAB>tag` lines, a blank line between sentences).  Header-only:
+ * (`token<TAB>tag` lines, a blank line between sentences), a file's bytes
+ * and word vectors from a GloVe / word2vec / fastText text file.  Header-only:
  * each tool is one .c file (core.mk's bench rule).
  */
 #ifndef CAI_BENCH_UTIL_H
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "cai/ner.h"
+#include "cai/vectors.h"
 
 /* Seconds on the monotonic clock. */
 static inline double
@@ -244,6 +246,58 @@ conll_data(const Conll *c)
 	cai_ner_data d = {c->n, c->off, (const char *const *) c->tok, c->len, (const char *const *) c->tag};
 
 	return d;
+}
+
+/* The bytes of a file (cai_malloc'ed, *len of them); NULL (and a message) if it cannot be read. */
+static inline uint8_t *
+read_bytes(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf = NULL;
+	long		sz;
+
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+		(buf = cai_malloc((size_t) sz + 1)) != NULL)
+		*len = fread(buf, 1, (size_t) sz, f);
+	if (buf == NULL)
+		perror(path);
+	if (f != NULL)
+		fclose(f);
+	return buf;
+}
+
+/*
+ * Word vectors from a GloVe / word2vec / fastText text file (cai_vectors_parse),
+ * as the "word_vectors" option gives them to training in SQL: *wv points
+ * into *vset (free it with cai_vectors_free).  0, or 1 after a message.
+ */
+static inline int
+load_vectors(const char *path, cai_vectors **vset, cai_word_vectors *wv)
+{
+	size_t		n,
+				vlen;
+	uint8_t    *buf = read_bytes(path, &n);
+	uint8_t    *vb = NULL;
+	int32_t		V,
+				D;
+	double		t0 = now();
+	cai_error	err;
+
+	if (buf == NULL)
+		return 1;
+	if (cai_vectors_parse(buf, n, CAI_VEC_TEXT, NULL, path, &vb, &vlen, &V, &D, &err) != CAI_OK ||
+		cai_vectors_open(vb, vlen, false, true, vset, &err) != CAI_OK ||
+		cai_vectors_word_vectors(*vset, wv, &err) != CAI_OK)
+	{
+		fprintf(stderr, "vectors: %s\n", err.msg);
+		cai_free(buf);
+		cai_free(vb);
+		return 1;
+	}
+	cai_free(buf);
+	cai_free(vb);
+	fprintf(stderr, "vectors: %d words of %d dimensions (%.1f s)\n", V, D, now() - t0);
+	return 0;
 }
 
 #endif							/* CAI_BENCH_UTIL_H */

@@ -2,7 +2,7 @@
  * ner_cli.c: train and measure the BiLSTM-CRF tagger on CoNLL-style files
  * (`token<TAB>tag` lines, a blank line between sentences).
  *
- *   ner_cli [-e] [-o model.bin] [options-json] [data-dir]
+ *   ner_cli [-e] [-o model.bin] [-v vectors.txt] [options-json] [data-dir]
  *
  * Trains on data-dir/train.conll, selects the epoch on data-dir/dev.conll,
  * and reports the test entity F1 (conlleval counting), the training seconds
@@ -22,6 +22,9 @@
  *
  * -o: also write the trained model's bytes to model.bin (to compare the
  * models of two builds: training must give the same bytes).
+ *
+ * -v: train with pretrained word vectors from a GloVe / word2vec / fastText
+ * text file, as the "word_vectors" option does in SQL.
  *
  * Build: make -f core.mk bench (build/bench/ner_cli)
  */
@@ -270,6 +273,9 @@ main(int argc, char **argv)
 {
 	bool		ent = false;
 	const char *out_path = NULL;
+	const char *vec_path = NULL;
+	cai_vectors *vset = NULL;
+	cai_word_vectors wv = {0};
 	int			a = 1;
 	const char *optjson;
 	const char *dir;
@@ -299,9 +305,11 @@ main(int argc, char **argv)
 			ent = true;
 		else if (strcmp(argv[a], "-o") == 0 && a + 1 < argc)
 			out_path = argv[++a];
+		else if (strcmp(argv[a], "-v") == 0 && a + 1 < argc)
+			vec_path = argv[++a];
 		else
 		{
-			fprintf(stderr, "usage: ner_cli [-e] [-o model.bin] [options-json] [data-dir]\n");
+			fprintf(stderr, "usage: ner_cli [-e] [-o model.bin] [-v vectors.txt] [options-json] [data-dir]\n");
 			return 2;
 		}
 	}
@@ -310,6 +318,8 @@ main(int argc, char **argv)
 	cai_blas_set_threads(1);
 	if (read_conll_split(dir, "train", &tr) != 0 || read_conll_split(dir, "dev", &dv) != 0 ||
 		read_conll_split(dir, "test", &te) != 0)
+		return 1;
+	if (vec_path != NULL && load_vectors(vec_path, &vset, &wv) != 0)
 		return 1;
 	printf("# train %zu sentences (%zu tokens), dev %zu, test %zu (%zu tokens); options %s\n",
 		   tr.n, tr.ntok, dv.n, te.n, te.ntok, optjson);
@@ -324,7 +334,8 @@ main(int argc, char **argv)
 	printf("# training memory estimate %.1f MB\n", (double) cai_ner_train_memory(opts, &dtr) / 1048576.0);
 	memset(&log, 0, sizeof(log));
 	log.start = t0 = now();
-	if (cai_ner_train(opts, &dtr, &ddv, NULL, NULL, progress, &log, &model, &model_len, &metrics, &err) != CAI_OK)
+	if (cai_ner_train(opts, &dtr, &ddv, vset != NULL ? &wv : NULL, NULL, progress, &log, &model, &model_len,
+					  &metrics, &err) != CAI_OK)
 	{
 		fprintf(stderr, "train: %s: %s\n", cai_status_name(err.status), err.msg);
 		return 1;
@@ -382,5 +393,6 @@ main(int argc, char **argv)
 	cai_free(model);
 	cai_free(metrics);
 	cai_options_free(opts);
+	cai_vectors_free(vset);
 	return 0;
 }

@@ -43,23 +43,6 @@
 #include "cai/vectors.h"
 #include "bench_util.h"
 
-/* The bytes of a file (cai_malloc'ed, *len of them); NULL (and a message) if it cannot be read. */
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf = NULL;
-	long		sz;
-
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-		(buf = cai_malloc((size_t) sz + 1)) != NULL)
-		*len = fread(buf, 1, (size_t) sz, f);
-	if (buf == NULL)
-		perror(path);
-	if (f != NULL)
-		fclose(f);
-	return buf;
-}
 static bool
 on_progress(void *ctx, const cai_progress *p)
 {
@@ -335,29 +318,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "options: %s\n", err.msg);
 		return 1;
 	}
-	if (vec_path != NULL)
-	{
-		size_t		n,
-					vlen;
-		uint8_t    *buf = read_file(vec_path, &n);
-		uint8_t    *vb;
-		int32_t		V,
-					D;
-
-		if (buf == NULL)
-			return 1;
-		t0 = now();
-		if (cai_vectors_parse(buf, n, CAI_VEC_TEXT, NULL, vec_path, &vb, &vlen, &V, &D, &err) != CAI_OK ||
-			cai_vectors_open(vb, vlen, false, true, &vset, &err) != CAI_OK ||
-			cai_vectors_word_vectors(vset, &wv, &err) != CAI_OK)
-		{
-			fprintf(stderr, "vectors: %s\n", err.msg);
-			return 1;
-		}
-		cai_free(buf);
-		cai_free(vb);
-		fprintf(stderr, "vectors: %d words of %d dimensions (%.1f s)\n", V, D, now() - t0);
-	}
+	if (vec_path != NULL && load_vectors(vec_path, &vset, &wv) != 0)
+		return 1;
 	if (holdout)
 		sentence_holdout(&tr, &hold);
 	dtr = as_data(&tr);
@@ -369,7 +331,7 @@ main(int argc, char **argv)
 	t0 = now();
 	if (in_path != NULL)
 	{
-		if ((model = read_file(in_path, &model_len)) == NULL)
+		if ((model = read_bytes(in_path, &model_len)) == NULL)
 			return 1;
 		metrics = cai_strndup("{}", 2);
 	}
