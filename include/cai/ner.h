@@ -39,6 +39,11 @@ size_t		cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 /*
  * Pretrained word vectors supplied by the user (may be NULL): n words of dim
  * floats each; dim must equal the "dimensions" option (word embedding size).
+ * Every vector word gets an embedding row holding its vector (words looked
+ * up lower-cased, digits folded, the first of equal forms kept).  Rows of
+ * vector words absent from the training sentences keep their vectors; those
+ * present learn at a tenth of the learning rate, so that they stay near the
+ * vectors the others keep.
  */
 typedef struct cai_word_vectors
 {

@@ -55,6 +55,7 @@ struct json_object;
 #define NER_MAX_DIM			2048
 #define NER_MAX_VOCAB		(INT32_MAX / 4)
 #define NER_UNK_SINGLETON	0.5f	/* singleton -> unknown word probability */
+#define NER_VECTOR_LR		0.1f	/* learning rate of pretrained word rows / learning_rate */
 #define NER_EVAL_BATCH		64		/* sentences per inference batch */
 #define NER_SENT_BREAK		200		/* cai_ner_entities: tokens per chunk */
 
@@ -354,6 +355,8 @@ typedef struct NerTrain
 	NerSide		tr;
 	NerSide		va;
 	uint8_t    *singleton;		/* (Vw) */
+	uint8_t    *pretrained;		/* (Vw) 1 for rows word vectors initialised, or NULL */
+	int32_t    *vrows;			/* (Vw) a step's touched pretrained rows (with pretrained) */
 	float	   *best;			/* (slab numel) parameters of the best epoch */
 	int32_t    *pred;			/* (va ntok) internal tags of the current model */
 	int32_t    *best_pred;		/* (va ntok) of the best epoch */
@@ -416,6 +419,8 @@ cai_status	ner_net_decode(const cai_ner *m, NerWs *w, bool want_scores, cai_erro
 cai_status	ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 							const cai_ner_data *valid, const cai_word_vectors *vec, cai_error *err);
 void		ner_train_free(NerTrain *t);
+
+void		ner_step_pretrained(NerTrain *t, const cai_optim_config *cfg, int64_t step);
 
 /* ner_shards.c */
 cai_status	ner_shards_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err);

@@ -272,6 +272,7 @@ ner_train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const
 		return st;
 	if (slab->n_state < cai_optim_state_slabs(cfg) || !(t->lr >= 0.0f && isfinite(t->lr)))
 		return cai_error_set(err, CAI_ERR_INTERNAL, "optimizer state or learning rate is invalid");
+	ner_step_pretrained(t, cfg, step);
 	shards->cfg = cfg;
 	shards->lr = t->lr;
 	shards->step = step;

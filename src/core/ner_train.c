@@ -11,6 +11,13 @@
  * epoch is kept, training stops after `patience` epochs without a better
  * score or after max_seconds.  One BLAS thread gives bit-identical models
  * for the same data, options and seed.
+ *
+ * Word vectors (cai_ner_train's vectors): every vector word gets a row
+ * holding its vector (looked up as the tokens are: lower-cased, digits
+ * folded); the rows of vector words absent from the training sentences are
+ * never touched, and the rows of those present learn at NER_VECTOR_LR times
+ * the learning rate (ner_step_pretrained), so that they stay close to the
+ * vectors the untouched rows keep.  Without vectors training is as before.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -274,6 +281,8 @@ ner_train_free(NerTrain *t)
 	side_free(&t->tr);
 	side_free(&t->va);
 	cai_free(t->singleton);
+	cai_free(t->pretrained);
+	cai_free(t->vrows);
 	cai_free(t->best);
 	cai_free(t->pred);
 	cai_free(t->best_pred);
@@ -516,9 +525,9 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 		}
 	if (vec != NULL)
 	{
-		uint8_t    *done_row = cai_calloc((size_t) d.Vw, 1);
+		uint8_t    *done_row = t->pretrained = cai_calloc((size_t) d.Vw, 1);
 
-		if (done_row == NULL)
+		if (done_row == NULL || (t->vrows = cai_malloc(sizeof(int32_t) * (size_t) d.Vw)) == NULL)
 		{
 			st = NOMEM(err);
 			goto done;
@@ -540,7 +549,6 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 			memcpy(PD(&m->net, P_WORD) + (size_t) row * d.Dw, vec->vectors + i * (size_t) d.Dw,
 				   sizeof(float) * d.Dw);
 		}
-		cai_free(done_row);
 	}
 
 	/* encoded data */
@@ -648,6 +656,61 @@ make_batches(NerTrain *t, cai_rng *rng, NerLenItem *tmp)
 	return nb;
 }
 
+/*
+ * After clipping, before the optimizer step: the touched word rows that
+ * word vectors initialised leave the slab's row set for t->vrows, so that
+ * the step leaves them alone; returns how many.
+ */
+static int32_t
+split_pretrained(NerTrain *t)
+{
+	cai_rowset *rs = cai_slab_rowset(&t->m.net.slab, t->m.net.idx[P_WORD]);
+	int32_t		w = 0,
+				nv = 0;
+
+	for (int32_t i = 0; i < rs->count; i++)
+	{
+		int32_t		r = rs->list[i];
+
+		if (t->pretrained[r])
+		{
+			t->vrows[nv++] = r;
+			rs->flags[r] = 0;
+		}
+		else
+			rs->list[w++] = r;
+	}
+	rs->count = w;
+	return nv;
+}
+
+/*
+ * The optimizer step of the touched pretrained rows at NER_VECTOR_LR times
+ * the learning rate (the lazy update the slab's step gives the other rows,
+ * same step count), their gradients then zeroed (the slab's row set no
+ * longer lists them).  Call after clipping and before the slab's step;
+ * without word vectors it does nothing.
+ */
+void
+ner_step_pretrained(NerTrain *t, const cai_optim_config *cfg, int64_t step)
+{
+	cai_slab   *slab = &t->m.net.slab;
+	const cai_param *p = &slab->params[t->m.net.idx[P_WORD]];
+	cai_optim_config c = *cfg;
+	size_t		D = (size_t) t->m.net.d.Dw;
+	int32_t		nv;
+
+	if (t->pretrained == NULL || (nv = split_pretrained(t)) == 0)
+		return;
+	if (!p->decay)
+		c.weight_decay = 0.0f;	/* as the slab's step */
+	cai_optim_step_rows(&c, t->lr * NER_VECTOR_LR, step, slab->data + p->offset, slab->grad + p->offset,
+						slab->m != NULL ? slab->m + p->offset : NULL, slab->v != NULL ? slab->v + p->offset : NULL,
+						D, t->vrows, (size_t) nv);
+	for (int32_t i = 0; i < nv; i++)
+		memset(slab->grad + p->offset + (size_t) t->vrows[i] * D, 0, sizeof(float) * D);
+}
+
 /* One optimizer step on the batch of sentences ids[0..B). */
 static cai_status
 train_step(NerTrain *t, const cai_optim_config *cfg, const NerTrainCtx *tc, const int32_t *ids, int B,
@@ -665,6 +728,7 @@ train_step(NerTrain *t, const cai_optim_config *cfg, const NerTrainCtx *tc, cons
 	norm = cai_slab_clip_grad_norm(&t->m.net.slab, t->clip);
 	if (!isfinite(norm) || !isfinite(*loss))
 		return cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (the loss or gradient is not finite)");
+	ner_step_pretrained(t, cfg, step);
 	return cai_slab_step(&t->m.net.slab, cfg, t->lr, step, err);
 }
 

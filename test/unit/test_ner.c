@@ -7,6 +7,7 @@
  * check, cancellation, memory estimate, ...) is in test_conformance.c.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1161,13 +1162,21 @@ test_schemes_and_errors(void)
 			  "vector size");
 		corpus_free(&c);
 	}
-	/* pretrained vectors of the right size extend the vocabulary */
+	/*
+	 * pretrained vectors of the right size extend the vocabulary; their rows
+	 * learn at NER_VECTOR_LR (0.1) times the learning rate: after one Adam
+	 * step (18 training sentences, one batch) the row of a training word
+	 * ("the") has moved, by at most 0.1 lr in each entry (Adam's first step
+	 * is lr * sign(gradient)), and a vector word absent from the training
+	 * sentences ("zanzibar") keeps its vector bit for bit
+	 */
 	{
-		cai_options *o4 = opts("{\"dimensions\": 4, \"char_dimensions\": 4, \"char_filters\": 4, \"hidden\": 4, \"epochs\": 1}");
-		const char *w[] = {"Paris", "zanzibar", "PARIS"};
-		size_t		wl[] = {5, 8, 5};
-		float		v[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9};
-		cai_word_vectors wv = {3, 4, w, wl, v};
+		cai_options *o4 = opts("{\"dimensions\": 4, \"char_dimensions\": 4, \"char_filters\": 4, \"hidden\": 4, "
+							   "\"epochs\": 1, \"learning_rate\": 0.01}");
+		const char *w[] = {"Paris", "zanzibar", "PARIS", "the"};
+		size_t		wl[] = {5, 8, 5, 3};
+		float		v[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 0.5f, -0.25f, 0.75f, -1.0f};
+		cai_word_vectors wv = {4, 4, w, wl, v};
 		cai_model_file *mf = NULL;
 
 		toy_corpus(&c, 20, 5);
@@ -1177,8 +1186,34 @@ test_schemes_and_errors(void)
 		if (model != NULL && cai_format_read(model, len, &mf, &err) == CAI_OK)
 		{
 			const cai_tensor *t = cai_model_file_tensor(mf, "ner.words.bytes");
+			const cai_tensor *we = cai_model_file_tensor(mf, "ner.word_emb");
+			const char *b = t != NULL ? t->data : NULL;
+			int64_t		zanzibar = -1,
+						the = -1;
+			double		moved = 0.0;
 
 			CHECK(t != NULL && memmem(t->data, t->nbytes, "zanzibar", 9) != NULL, "vector word added");
+			/* word i of the NUL-separated vocabulary is row i + 1 */
+			for (size_t at = 0, i = 1; b != NULL && at < t->nbytes; at += strlen(b + at) + 1, i++)
+			{
+				if (strcmp(b + at, "zanzibar") == 0)
+					zanzibar = (int64_t) i;
+				if (strcmp(b + at, "the") == 0)
+					the = (int64_t) i;
+			}
+			CHECK(we != NULL && zanzibar > 0 && the > 0 && zanzibar < we->shape[0] && the < we->shape[0],
+				  "rows of the vector words");
+			if (we != NULL && zanzibar > 0 && the > 0 && zanzibar < we->shape[0] && the < we->shape[0])
+			{
+				const float *e = we->data;
+
+				for (int j = 0; j < 4; j++)
+					moved = fmax(moved, fabs((double) e[the * 4 + j] - (double) v[12 + j]));
+				CHECK(moved > 0.0005 && moved < 0.0011, "a pretrained training row moved by %g (0.1 lr = 0.001)",
+					  moved);
+				CHECK(memcmp(e + zanzibar * 4, v + 4, sizeof(float) * 4) == 0,
+					  "a vector word absent from training keeps its vector");
+			}
 		}
 		cai_model_file_free(mf);
 		cai_free(model);
