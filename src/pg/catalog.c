@@ -62,6 +62,8 @@ static Oid	store_copy = InvalidOid;	/* the relation this node reads it from */
 static Oid	store_nspoid = InvalidOid;
 static char schema_name[2 * NAMEDATALEN + 8];
 
+static const char *CaiCopyName(Oid copy);
+
 /* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
 static Oid
 CaiExtensionSchema(Oid extoid)
@@ -120,9 +122,27 @@ CaiCatalogResolve(void)
 	strlcpy(schema_name, nsp, sizeof(schema_name));
 	snprintf(store_name, sizeof(store_name), "%s.cai_model_store", nsp);
 	snprintf(history_name, sizeof(history_name), "%s.cai_deployments", nsp);
-	snprintf(store_read, sizeof(store_read), "%s.%s", nsp, quote_identifier(get_rel_name(store_copy)));
+	snprintf(store_read, sizeof(store_read), "%s.%s", nsp, CaiCopyName(store_copy));
 	snprintf(history_read, sizeof(history_read), "%s", CaiCatalogReadable("cai_deployments"));
 	return owner;
+}
+
+/*
+ * The quoted name of the relation this node reads a catalog table from
+ * (citus.c): it can vanish between the lookup and here only if a concurrent
+ * undistribute_table or DROP committed; say so rather than quote a NULL.
+ */
+static const char *
+CaiCopyName(Oid copy)
+{
+	char	   *name = get_rel_name(copy);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("a cai_synergy catalog table changed while it was being read"),
+				 errhint("Retry the statement.")));
+	return quote_identifier(name);
 }
 
 /* Error if this is a Citus worker node (training runs on the coordinator; citus.c). */
@@ -227,7 +247,7 @@ CaiCatalogReadable(const char *relname)
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "cai_synergy catalog table \"%s\" is missing. Please report a bug.", relname);
-	return psprintf("%s.%s", schema_name, quote_identifier(get_rel_name(CaiLocalCopy(relid))));
+	return psprintf("%s.%s", schema_name, CaiCopyName(CaiLocalCopy(relid)));
 }
 
 void
