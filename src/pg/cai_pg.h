@@ -44,14 +44,19 @@
 #define CAI_JOB_HISTORY				1000	/* finished jobs kept */
 #define CAI_MODEL_NAME_MAX			200	/* bytes, also a CHECK in the table */
 
-/* Settings (cai_synergy.c) */
+/*
+ * Settings (cai_synergy.c).  The three an inference reads are variables; the
+ * others are read through accessors, which define them first (on PostgreSQL
+ * 15 they are defined on first use: see cai_synergy.c).
+ */
 extern char *cai_default_model;
-extern int	cai_max_model_size_kb;
 extern int	cai_max_input_length;
-extern int	cai_training_memory_kb;
-extern int	cai_threads;
-extern int	cai_max_training_jobs;
 extern int	cai_shared_cache_size_mb;
+extern void CaiDefineAllSettings(void);
+extern int	CaiSettingMaxModelSizeKb(void);
+extern int	CaiSettingTrainingMemoryKb(void);
+extern int	CaiSettingThreads(void);
+extern int	CaiSettingMaxTrainingJobs(void);
 
 /* cache.c: shared model files */
 extern bool CaiSharedCacheEnabled(void);

@@ -16,11 +16,11 @@
 PG_MODULE_MAGIC;
 
 char	   *cai_default_model = NULL;
-int			cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
+static int			cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
 int			cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
-int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
-int			cai_threads = CAI_THREADS_DEFAULT;
-int			cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
+static int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
+static int			cai_threads = CAI_THREADS_DEFAULT;
+static int			cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
 int			cai_shared_cache_size_mb = CAI_SHARED_CACHE_SIZE_DEFAULT;
 
 void		_PG_init(void);
@@ -138,24 +138,64 @@ cai_version(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(CAI_VERSION_STRING));
 }
 
-void
-_PG_init(void)
+/*
+ * Settings.  PostgreSQL 15 re-sorts its whole array of about 360 settings for
+ * every custom setting a library defines (PostgreSQL 16 keeps them in a hash
+ * table): about 0.08 ms each, paid by every new connection that loads the
+ * library.  A connection that only predicts needs three settings, so on
+ * PostgreSQL 15 a backend defines those when the library loads and the other
+ * four the first time a function needs one of them (training, storing or
+ * importing models and vector sets: every reader goes through the accessors
+ * below; none of them runs in parallel mode, where a SET kept for a setting
+ * not yet defined could not be applied).  Until then a SET of them is kept as
+ * PostgreSQL keeps any setting of a library not yet loaded (a placeholder,
+ * validated and applied when the setting is defined), and the "cai" prefix is
+ * reserved only once all seven exist.  A library preloaded through
+ * shared_preload_libraries, a background worker and PostgreSQL 16 or later
+ * define all seven at once.
+ */
+#if PG_VERSION_NUM >= 160000
+#define CAI_LAZY_SETTINGS false
+#else
+#define CAI_LAZY_SETTINGS (!process_shared_preload_libraries_in_progress && !IsBackgroundWorker)
+#endif
+
+static bool cai_all_settings_defined = false;
+
+/* the settings an inference needs */
+static void
+CaiDefineServingSettings(void)
 {
 	DefineCustomStringVariable("cai.default_model",
 							   "Model used by cai_predict(input) without a model name.",
 							   "When empty and exactly one model is deployed, that one is used.",
 							   &cai_default_model, NULL,
 							   PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("cai.max_model_size",
-							"Largest model accepted by cai_import and training.",
-							NULL, &cai_max_model_size_kb,
-							CAI_MAX_MODEL_SIZE_DEFAULT, CAI_MAX_MODEL_SIZE_MIN, CAI_MAX_MODEL_SIZE_MAX,
-							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("cai.max_input_length",
 							"Longest input text (bytes) accepted by inference functions.",
 							NULL, &cai_max_input_length,
 							CAI_MAX_INPUT_LENGTH_DEFAULT, CAI_MAX_INPUT_LENGTH_MIN, CAI_MAX_INPUT_LENGTH_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("cai.shared_cache_size",
+							"Disk and page-cache budget for the shared model copies that all processes map.",
+							"Least recently used copies are removed beyond it; 0 gives each process a private copy.",
+							&cai_shared_cache_size_mb,
+							CAI_SHARED_CACHE_SIZE_DEFAULT, CAI_SHARED_CACHE_SIZE_MIN, CAI_SHARED_CACHE_SIZE_MAX,
+							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
+}
+
+/* the other settings, then the prefix; once per process */
+void
+CaiDefineAllSettings(void)
+{
+	if (cai_all_settings_defined)
+		return;
+	cai_all_settings_defined = true;
+	DefineCustomIntVariable("cai.max_model_size",
+							"Largest model accepted by cai_import and training.",
+							NULL, &cai_max_model_size_kb,
+							CAI_MAX_MODEL_SIZE_DEFAULT, CAI_MAX_MODEL_SIZE_MIN, CAI_MAX_MODEL_SIZE_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("cai.training_memory",
 							"Most memory one training job may use.",
 							"A job that would need more is refused before it allocates.",
@@ -174,17 +214,47 @@ _PG_init(void)
 							&cai_max_training_jobs,
 							CAI_MAX_TRAINING_JOBS_DEFAULT, CAI_MAX_TRAINING_JOBS_MIN, CAI_MAX_TRAINING_JOBS_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("cai.shared_cache_size",
-							"Disk and page-cache budget for the shared model copies that all processes map.",
-							"Least recently used copies are removed beyond it; 0 gives each process a private copy.",
-							&cai_shared_cache_size_mb,
-							CAI_SHARED_CACHE_SIZE_DEFAULT, CAI_SHARED_CACHE_SIZE_MIN, CAI_SHARED_CACHE_SIZE_MAX,
-							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("cai");
 #else
 	EmitWarningsOnPlaceholders("cai");
 #endif
+}
+
+int
+CaiSettingMaxModelSizeKb(void)
+{
+	CaiDefineAllSettings();
+	return cai_max_model_size_kb;
+}
+
+int
+CaiSettingTrainingMemoryKb(void)
+{
+	CaiDefineAllSettings();
+	return cai_training_memory_kb;
+}
+
+int
+CaiSettingThreads(void)
+{
+	CaiDefineAllSettings();
+	return cai_threads;
+}
+
+int
+CaiSettingMaxTrainingJobs(void)
+{
+	CaiDefineAllSettings();
+	return cai_max_training_jobs;
+}
+
+void
+_PG_init(void)
+{
+	CaiDefineServingSettings();
+	if (!CAI_LAZY_SETTINGS)
+		CaiDefineAllSettings();
 
 	CaiUseMemoryContextAllocator();
 

@@ -743,11 +743,11 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	bool		deploy = false;
 	bytea	   *data;
 
-	if (len > (Size) cai_max_model_size_kb * 1024)
+	if (len > (Size) CaiSettingMaxModelSizeKb() * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model is too large: %zu bytes", (size_t) len),
-				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
+				 errdetail("cai.max_model_size is %d kB.", CaiSettingMaxModelSizeKb())));
 
 	data = (bytea *) palloc(VARHDRSZ + len);
 	SET_VARSIZE(data, VARHDRSZ + len);
@@ -860,11 +860,11 @@ CaiValidateModelBytes(const uint8 *bytes, Size len, char **task, char **meta_jso
 	cai_model  *model = NULL;
 	cai_status	st;
 
-	if (len > (Size) cai_max_model_size_kb * 1024)
+	if (len > (Size) CaiSettingMaxModelSizeKb() * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model is too large: %zu bytes", (size_t) len),
-				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
+				 errdetail("cai.max_model_size is %d kB.", CaiSettingMaxModelSizeKb())));
 	st = cai_model_load(bytes, len, false, true, &model, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "invalid model");

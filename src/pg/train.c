@@ -553,12 +553,12 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	launch->deploy_policy = pstrdup(launch->vectors ? "never" : cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
 	threads = Max(1, (int) cai_opt_int(opts, "threads"));	/* 0: the architecture has no threads */
-	if (threads > cai_threads)
+	if (threads > CaiSettingThreads())
 	{
 		ereport(NOTICE,
-				(errmsg("using %d threads instead of %d", cai_threads, threads),
-				 errdetail("cai.threads limits training to %d threads.", cai_threads)));
-		threads = cai_threads;
+				(errmsg("using %d threads instead of %d", CaiSettingThreads(), threads),
+				 errdetail("cai.threads limits training to %d threads.", CaiSettingThreads())));
+		threads = CaiSettingThreads();
 	}
 
 	/* fail early when the caller may not add versions to an existing model or vector set */
@@ -639,8 +639,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->session_user_is_superuser = superuser_arg(shared->session_user_id);
 		shared->role_is_superuser = OidIsValid(shared->outer_user_id) && superuser_arg(shared->outer_user_id);
 		shared->threads = threads;
-		shared->training_memory = (int64) cai_training_memory_kb * 1024;
-		shared->max_training_jobs = cai_max_training_jobs;
+		shared->training_memory = (int64) CaiSettingTrainingMemoryKb() * 1024;
+		shared->max_training_jobs = CaiSettingMaxTrainingJobs();
 		shared->job_id = job_id;
 		shared->job_recorded = false;
 		shared->leader_pgprocno = MyProc->pgprocno;
@@ -782,11 +782,11 @@ cai_train(PG_FUNCTION_ARGS)
 	bool		deployed;
 	Jsonb	   *metrics;
 
-	if (CaiRunningTrainingWorkers() >= cai_max_training_jobs)
+	if (CaiRunningTrainingWorkers() >= CaiSettingMaxTrainingJobs())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many training jobs are running"),
-				 errdetail("cai.max_training_jobs is %d.", cai_max_training_jobs),
+				 errdetail("cai.max_training_jobs is %d.", CaiSettingMaxTrainingJobs()),
 				 errhint("Wait for a job to finish, or use cai_train_async, which queues.")));
 	/* on ERROR and on FATAL (terminated or lost client): stop the worker */
 	PG_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));

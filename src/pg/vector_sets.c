@@ -141,11 +141,11 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 	bytea	   *data;
 
 	CaiCheckModelName(name);
-	if (len > (Size) cai_max_model_size_kb * 1024)
+	if (len > (Size) CaiSettingMaxModelSizeKb() * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("vector set is too large: %zu bytes", len),
-				 errdetail("cai.max_model_size is %d kB.", cai_max_model_size_kb)));
+				 errdetail("cai.max_model_size is %d kB.", CaiSettingMaxModelSizeKb())));
 	st = cai_vectors_open(bytes, len, false, true, &v, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "invalid vector set");
@@ -565,10 +565,10 @@ cai_import_vectors_query(PG_FUNCTION_ARGS)
 				words = words ? repalloc_huge(words, sizeof(char *) * cap) : palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
 				lens = lens ? repalloc_huge(lens, sizeof(size_t) * cap) : palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
 				vecs = vecs ? repalloc_huge(vecs, sizeof(float) * cap * dim) : palloc_extended(sizeof(float) * cap * dim, MCXT_ALLOC_HUGE);
-				if ((Size) cap * dim * sizeof(float) > (Size) cai_max_model_size_kb * 1024)
+				if ((Size) cap * dim * sizeof(float) > (Size) CaiSettingMaxModelSizeKb() * 1024)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("the vectors are larger than cai.max_model_size (%d kB)", cai_max_model_size_kb)));
+							 errmsg("the vectors are larger than cai.max_model_size (%d kB)", CaiSettingMaxModelSizeKb())));
 			}
 			words[n] = TextDatumGetCString(w);
 			lens[n] = strlen(words[n]);
