@@ -219,7 +219,9 @@ model_open(ModelFile *mf, const char *path, int verify)
 		fail(EXIT_MODEL, "cannot open model \"%s\": it is a directory", path);
 	if (S_ISREG(st.st_mode) && st.st_size > 0)
 	{
-		void	   *p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		/* a verified load reads every page: map them all at once */
+		int			flags = MAP_PRIVATE | (verify != VERIFY_NONE ? MAP_POPULATE : 0);
+		void	   *p = mmap(NULL, (size_t) st.st_size, PROT_READ, flags, fd, 0);
 
 		if (p != MAP_FAILED)
 		{

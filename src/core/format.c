@@ -156,7 +156,39 @@ wr_u64(uint8_t *p, uint64_t v)
 
 #if CRC32C_HW
 
-/* The SSE4.2 crc32 instruction computes exactly CRC-32C. */
+/*
+ * a * b modulo the CRC-32C polynomial, both in the bit order of the CRC
+ * register (reflected: bit 31 holds the coefficient of x^0).  Multiplying
+ * by x is a right shift, reduced by the polynomial when x^31 falls out.
+ */
+static uint32_t
+crc32c_mulmod(uint32_t a, uint32_t b)
+{
+	uint32_t	prod = 0;
+
+	for (int i = 0; i < 32; i++)
+	{
+		if (a & (0x80000000u >> i))
+			prod ^= b;
+		b = (b >> 1) ^ (0x82f63b78u & (0u - (b & 1u)));
+	}
+	return prod;
+}
+
+/*
+ * The SSE4.2 crc32 instruction computes exactly CRC-32C, one 8-byte word per
+ * instruction, but each depends on the one before (a latency of 3 cycles).
+ * Long inputs are therefore cut into blocks of three stripes that are
+ * summed in three independent chains, and the three registers are combined:
+ * processing bytes D from register r gives r * x^(8|D|) + R0(D) modulo the
+ * polynomial, R0(D) being the register after D from 0, so a block's register
+ * is ((r0 * x^(8S)) + r1) * x^(8S) + r2 for stripes of S bytes, where r0
+ * continues from the register before the block and r1, r2 start at 0.
+ */
+#define CRC32C_STRIPE 8192		/* bytes; 8 * CRC32C_STRIPE = 2^16 */
+
+static uint32_t crc32c_x_stripe;	/* x^(8 * CRC32C_STRIPE) modulo the polynomial */
+
 __attribute__((target("sse4.2")))
 static uint32_t
 crc32c_sse42(const void *data, size_t len)
@@ -169,11 +201,34 @@ crc32c_sse42(const void *data, size_t len)
 		crc = _mm_crc32_u8((uint32_t) crc, *p++);
 		len--;
 	}
+	while (len >= 3 * CRC32C_STRIPE)
+	{
+		uint64_t	c1 = 0,
+					c2 = 0;
+
+		for (size_t i = 0; i < CRC32C_STRIPE; i += 8)
+		{
+			uint64_t	w0,
+						w1,
+						w2;
+
+			memcpy(&w0, p + i, 8);	/* x86 is little-endian */
+			memcpy(&w1, p + CRC32C_STRIPE + i, 8);
+			memcpy(&w2, p + 2 * CRC32C_STRIPE + i, 8);
+			crc = _mm_crc32_u64(crc, w0);
+			c1 = _mm_crc32_u64(c1, w1);
+			c2 = _mm_crc32_u64(c2, w2);
+		}
+		crc = crc32c_mulmod(crc32c_mulmod((uint32_t) crc, crc32c_x_stripe) ^ (uint32_t) c1,
+							crc32c_x_stripe) ^ (uint32_t) c2;
+		p += 3 * CRC32C_STRIPE;
+		len -= 3 * CRC32C_STRIPE;
+	}
 	while (len >= 8)
 	{
 		uint64_t	w;
 
-		memcpy(&w, p, 8);		/* x86 is little-endian */
+		memcpy(&w, p, 8);
 		crc = _mm_crc32_u64(crc, w);
 		p += 8;
 		len -= 8;
@@ -207,6 +262,12 @@ crc32c_init(void)
 #elif CRC32C_HW
 	__builtin_cpu_init();
 	crc32c_have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
+#if CRC32C_HW
+	/* x^(2^16) by squaring x sixteen times */
+	crc32c_x_stripe = 0x40000000u;
+	for (int k = 0; k < 16; k++)
+		crc32c_x_stripe = crc32c_mulmod(crc32c_x_stripe, crc32c_x_stripe);
 #endif
 	for (uint32_t i = 0; i < 256; i++)
 	{

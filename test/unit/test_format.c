@@ -58,6 +58,43 @@ test_crc(void)
 			bad += cai_crc32c(buf + off, n) != crc32c_ref(buf + off, n);
 	bad += cai_crc32c(buf, 4096) != crc32c_ref(buf, 4096);
 	CHECK(bad == 0, "%d crc mismatches against the bitwise reference", bad);
+
+	/*
+	 * Long inputs are summed in blocks of three 8 KB stripes whose registers
+	 * are combined (format.c): lengths around one, two and three blocks, at
+	 * every alignment, and a corrupted byte in each stripe.
+	 */
+	{
+		const size_t block = 3 * 8192;
+		const size_t cap = 3 * block + 64;
+		uint8_t    *big = malloc(cap);
+		const size_t lens[] = {block - 1, block, block + 1, block + 7, 2 * block - 8, 2 * block,
+		2 * block + 13, 3 * block + 40};
+		int			big_bad = 0,
+					missed = 0,
+					runs = 0;
+
+		for (size_t i = 0; i < cap; i++)
+			big[i] = (uint8_t) cai_rng_u64(&rng);
+		for (size_t off = 0; off < 8; off++)
+			for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+			{
+				big_bad += cai_crc32c(big + off, lens[k]) != crc32c_ref(big + off, lens[k]);
+				runs++;
+			}
+		for (size_t at = 5; at < 2 * block; at += 8192)
+		{
+			uint32_t	before = cai_crc32c(big, 2 * block);
+
+			big[at] ^= 0x10;
+			missed += cai_crc32c(big, 2 * block) == before;
+			big_bad += cai_crc32c(big, 2 * block) != crc32c_ref(big, 2 * block);
+			big[at] ^= 0x10;
+		}
+		CHECK(big_bad == 0, "%d of %d long-input crcs differ from the bitwise reference", big_bad, runs + 6);
+		CHECK(missed == 0, "a flipped bit in each of 6 stripes changes the crc (%d missed)", missed);
+		free(big);
+	}
 }
 
 static void
