@@ -195,7 +195,7 @@ typedef struct CaiNerRows
 	int64		rowno;			/* rows read, for messages */
 } CaiNerRows;
 
-extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep);
+extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char *what);
 
 /* ner.c */
 extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);

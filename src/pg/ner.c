@@ -195,7 +195,7 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	CaiReadNerRows(query, &rows, caller_cxt);
+	CaiReadNerRows(query, &rows, caller_cxt, "source");
 	SPI_finish();
 	if (rows.n == 0)
 		ereport(ERROR,

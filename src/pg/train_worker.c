@@ -652,13 +652,13 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 }
 
 void
-CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep)
+CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char *what)
 {
 	CaiSource	src;
 	bool		spans_form = false;
 	bool		checked = false;
 
-	CaiSourceOpen(&src, query, "source");
+	CaiSourceOpen(&src, query, what);
 	while (CaiSourceNext(&src))
 	{
 		if (!checked)
@@ -842,9 +842,9 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	bool		has_vectors;
 
 	CaiWorkerReadBegin();
-	CaiReadNerRows(shared->data + shared->query_off, &rows, train_cxt);
+	CaiReadNerRows(shared->data + shared->query_off, &rows, train_cxt, "source");
 	if (shared->data[shared->valid_query_off] != '\0')
-		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt);
+		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
 	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
 
