@@ -243,21 +243,30 @@ fast_compute_word_vectors(const cai_textclf_fast *fm, float *wordvec, int32_t *w
 		const char *w = fm->vocab.bytes + fm->vocab.off[id];
 		size_t		wl = (size_t) (fm->vocab.off[id + 1] - fm->vocab.off[id] - 1);
 		uint64_t	cg[FAST_CHAR_NGRAMS_MAX];
+		uint32_t	cb[FAST_CHAR_NGRAMS_MAX];
 		int			nc = fast_type_char_ngrams(&fm->p, w, wl, cg);
 		float	   *wv = wordvec + (size_t) id * D;
 		int32_t		cnt = 1;
+		FastRows	fr = {.n = 0, .dim = D, .h = wv};
 
+		/* as fast_predict: bucket lookups and rows read ahead, summed in order */
+		for (int j = 0; j < nc; j++)
+		{
+			cb[j] = cai_textclf_char_bucket(cg[j], fm->p.buckets);
+			fast_bucket_prefetch(fm, cb[j]);
+		}
 		memcpy(wv, fm->emb + (size_t) id * D, sizeof(float) * (size_t) D);
 		for (int j = 0; j < nc; j++)
 		{
-			int32_t		r = fast_bucket_find(fm, cai_textclf_char_bucket(cg[j], fm->p.buckets));
+			int32_t		r = fast_bucket_find(fm, cb[j]);
 
 			if (r >= 0)
 			{
-				vec_add(wv, fm->emb + ((size_t) V + (size_t) r) * D, D);
+				fast_rows_push(&fr, fm->emb + ((size_t) V + (size_t) r) * D);
 				cnt++;
 			}
 		}
+		fast_rows_flush(&fr);
 		word_cnt[id] = cnt;
 	}
 }
