@@ -6,6 +6,8 @@
  * exactly like its architecture's own functions; run functions of the other
  * kind, unknown tasks and architectures, and damaged bytes are refused.
  */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 #include "check.h"
 #include "textclf_fixtures.h"
 #include "ner_fixtures.h"
+#include "../../src/core/modelutil.h"
 
 static cai_options *
 opts_of(const char *json)
@@ -337,9 +340,40 @@ test_unknown(void)
 	}
 }
 
+/* the loaders' scan for infinities and NaNs (blocks without an early exit) */
+static void
+test_all_finite(void)
+{
+	const size_t n = 3 * 4096 + 5;
+	float	   *x = malloc(sizeof(float) * n);
+	const float bad[] = {INFINITY, -INFINITY, NAN, -NAN};
+	const size_t at[] = {0, 1, 4095, 4096, 4097, 8191, 8192, 3 * 4096, n - 1};
+	int			missed = 0,
+				wrong = 0;
+
+	for (size_t i = 0; i < n; i++)
+		x[i] = (i % 3 == 0 ? FLT_MAX : i % 3 == 1 ? -FLT_MIN / 4 : (float) i) * (i % 2 ? -1.0f : 1.0f);
+	CHECK(cai_all_finite(x, n), "large, subnormal and ordinary floats are finite");
+	CHECK(cai_all_finite(x, 0), "an empty array is finite");
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++)
+		{
+			float		keep = x[at[k]];
+
+			x[at[k]] = bad[b];
+			missed += cai_all_finite(x, n);
+			wrong += !cai_all_finite(x, at[k]);	/* before it: still finite */
+			x[at[k]] = keep;
+		}
+	CHECK(missed == 0, "an infinity or NaN at any of 9 places in 3 blocks is found (%d missed of 36)", missed);
+	CHECK(wrong == 0, "the elements before it are finite (%d wrong)", wrong);
+	free(x);
+}
+
 int
 main(void)
 {
+	test_all_finite();
 	test_registry();
 	test_textclf();
 	test_ner();
