@@ -83,6 +83,7 @@ typedef struct CaiDriftDist
 {
 	double		length[CAI_DRIFT_BINS];
 	double		unseen[N_UNSEEN];
+	double		length_mean;	/* tokens per input */
 	double		unseen_rate;	/* unseen tokens / tokens */
 	double	   *categories;		/* (cai_model_n_categories) */
 	double		confidence[N_CONF];
@@ -109,6 +110,7 @@ CaiDriftDistribute(cai_model *m, const cai_observation *o, const double *length_
 			unseen += o->unseen[i];
 		}
 	}
+	d->length_mean = o->n > 0 ? tokens / o->n : 0.0;
 	d->unseen_rate = tokens > 0 ? unseen / tokens : 0.0;
 	for (size_t i = 0; i < o->n_out; i++)
 	{
@@ -292,14 +294,19 @@ CaiDriftReference(const uint8 *bytes, size_t len, const cai_arch *arch, const ca
 		edges[b] = lengths[Min(k + k_more - 1, (size_t) (b + 1) * (k + k_more) / CAI_DRIFT_BINS)];
 	CaiDriftDistribute(m, &o, edges, &d);
 	memset(d.length, 0, sizeof(d.length));
+	d.length_mean = 0.0;
 	for (size_t i = 0; i < k + k_more; i++)
+	{
 		d.length[CaiDriftBin(lengths[i], edges, CAI_DRIFT_BINS - 1)] += 1.0 / (k + k_more);
+		d.length_mean += lengths[i] / (k + k_more);
+	}
 
 	initStringInfo(&out);
 	appendStringInfo(&out, "{\"rows\": %zu, \"split\": \"%s\", \"predictions\": %zu, \"length_rows\": %zu",
 					 k, split, o.n_out, k + k_more);
 	CaiPutArray(&out, "length_edges", edges, CAI_DRIFT_BINS - 1);
 	CaiPutArray(&out, "length", d.length, CAI_DRIFT_BINS);
+	appendStringInfo(&out, ", \"length_mean\": %.17g", d.length_mean);
 	if (d.has_unseen)
 	{
 		CaiPutArray(&out, "unseen", d.unseen, N_UNSEEN);
@@ -621,6 +628,9 @@ cai_drift(PG_FUNCTION_ARGS)
 
 		if (!have[s])
 			continue;
+		if (s == 0)
+			extra = psprintf(", \"mean\": %.3f, \"reference_mean\": %.3f", d.length_mean,
+							 CaiJsonbNumberValue(CaiJsonbMember(ref, "length_mean")));
 		if (s == 1)
 			extra = psprintf(", \"rate\": %.6f, \"reference_rate\": %.6f", d.unseen_rate,
 							 CaiJsonbNumberValue(CaiJsonbMember(ref, "unseen_rate")));

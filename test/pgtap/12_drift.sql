@@ -38,7 +38,7 @@ CREATE FUNCTION tap_dr.sentence(g int, OUT tokens text[], OUT tags text[]) LANGU
 CREATE TABLE tap_dr.ner AS SELECT (tap_dr.sentence(g)).* FROM generate_series(1, 400) g;
 CREATE TABLE tap_dr.ner_held_out AS SELECT (tap_dr.sentence(g)).tokens FROM generate_series(401, 700) g;
 
-SELECT plan(49);
+SELECT plan(50);
 
 -- a text classifier
 SELECT lives_ok($$SELECT * FROM cai_train('dr', 'sentiment', 'tap_dr.reviews', options => '{"architecture": "fast", "seed": 1}')$$,
@@ -60,6 +60,9 @@ SELECT is(cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'input_length' ->> 
           'named by the statistics that moved: input length');
 SELECT is(cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'unseen_words' ->> 'verdict', 'significant shift',
           'and unseen words');
+SELECT ok((cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'input_length' ->> 'mean')::float8 >
+          3 * (cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'input_length' ->> 'reference_mean')::float8,
+          'the mean length is reported beside the reference''s');
 SELECT ok((cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'unseen_words' ->> 'rate')::float8 > 0.5 AND
           (cai_drift('dr', 'tap_dr.other') -> 'statistics' -> 'unseen_words' ->> 'reference_rate')::float8 < 0.05,
           'the unseen-word rate is reported beside the reference''s');
