@@ -68,3 +68,34 @@ bench_put_machine() {
 	put git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree modified)')"
 	put blas_env "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
 }
+
+# A throwaway cluster (scripts/pgcluster.sh, PGBIN honoured) with the extension,
+# stopped and TMP removed on exit; PSQL runs a quiet unaligned psql.
+bench_cluster_start() {
+	log "starting a throwaway cluster"
+	eval "$(scripts/pgcluster.sh start)"
+	trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"; rm -rf "$TMP"' EXIT
+	export PGDATABASE=postgres
+	PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1)
+	"${PSQL[@]}" -c "CREATE EXTENSION cai_synergy"
+}
+
+# SST-2 (directory SST) into tables PREFIXtrain, PREFIXdev, PREFIXtest (label text, sentence text).
+bench_load_sst() {	# bench_load_sst PREFIX
+	local p
+	for p in train dev test; do
+		echo "CREATE TABLE $1$p (label text, sentence text);"
+		echo "\\copy $1$p FROM '$SST/$p.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
+	done >"$TMP/sst_copies.sql"
+	"${PSQL[@]}" -f "$TMP/sst_copies.sql"
+}
+
+# WikiANN-en (directory WIKI) into the tables of bench/sql/ner_setup.sql.
+bench_load_wikiann() {
+	local p
+	for p in train dev test; do
+		echo "ALTER TABLE ner_raw ALTER part SET DEFAULT '$p';"
+		printf '%s\n' "\\copy ner_raw (line) FROM '$WIKI/$p.conll' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+	done >"$TMP/ner_copies.sql"
+	"${PSQL[@]}" -v copies="$TMP/ner_copies.sql" -f bench/sql/ner_setup.sql >/dev/null
+}

@@ -32,22 +32,9 @@ TMP=$(mktemp -d /tmp/cai_bench_vectors.XXXXXX)
 chmod 755 "$TMP"
 bench_results "$TMP/results.txt"
 
-log "starting a throwaway cluster"
-eval "$(scripts/pgcluster.sh start)"
-trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"; rm -rf "$TMP"' EXIT
-export PGDATABASE=postgres
-PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1)
-"${PSQL[@]}" -c "CREATE EXTENSION cai_synergy"
-{
-	for p in train dev test; do
-		echo "\\copy $p FROM '$SST/$p.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
-	done
-} >"$TMP/copies.sql"
+bench_cluster_start
+bench_load_sst ""
 "${PSQL[@]}" <<SQL
-CREATE TABLE train (label text, sentence text);
-CREATE TABLE dev (label text, sentence text);
-CREATE TABLE test (label text, sentence text);
-\\i $TMP/copies.sql
 SELECT setseed(0.42);
 CREATE TABLE small AS SELECT * FROM train ORDER BY random() LIMIT $SMALL;
 CREATE TABLE unlabeled AS SELECT sentence FROM train EXCEPT ALL SELECT sentence FROM small;
@@ -82,11 +69,7 @@ if [[ " $PARTS " == *" sst2 "* ]]; then
 fi
 
 if [[ " $PARTS " == *" ner "* ]]; then
-	for p in train dev test; do
-		echo "ALTER TABLE ner_raw ALTER part SET DEFAULT '$p';"
-		printf '%s\n' "\\copy ner_raw (line) FROM '$WIKI/$p.conll' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
-	done >"$TMP/ner_copies.sql"
-	"${PSQL[@]}" -v copies="$TMP/ner_copies.sql" -f bench/sql/ner_setup.sql >/dev/null
+	bench_load_wikiann
 	for vec in none glove; do
 		opts="{\"validation_source\": \"ner_dev\", \"seed\": 1"
 		[ "$vec" = glove ] && opts="$opts, \"word_vectors\": \"glove\""

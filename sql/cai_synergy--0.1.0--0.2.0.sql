@@ -218,7 +218,7 @@ COMMENT ON FUNCTION @extschema@.cai_train_vectors_async(text, text, text, jsonb)
 CREATE FUNCTION @extschema@.cai_drift(model text, source text, input_column text DEFAULT 'text') RETURNS jsonb
     AS 'MODULE_PATHNAME', 'cai_drift' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.cai_drift(text, text, text) IS
-    'compare up to 5,000 rows of a table or query (read with the caller''s rights) with the training inputs of a text classification model''s deployed version: population stability index and a verdict (stable, moderate shift, significant shift) for input length, predicted labels and confidence, and overall';
+    'compare up to 5,000 rows of a table or query (texts, or text[] token arrays; read with the caller''s rights) with what the deployed version of a model of any architecture saw on its validation rows at training: population stability index and a verdict (stable, moderate shift, significant shift) for input length, unseen-word rate, predicted labels (a tagger: entity type or O per token) and confidence, and overall; statistics the version did not keep are listed as unavailable (verdict unknown when it kept none)';
 
 -- Citus: the catalog tables every node must share become reference tables.
 -- Each node then holds a copy of every model, deployment and vector set;

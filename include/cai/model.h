@@ -91,6 +91,12 @@ typedef struct cai_arch
 	size_t		(*memory) (const void *impl);
 	int			(*n_labels) (const void *impl);
 	const char *(*label) (const void *impl, int i);
+	/*
+	 * vocabulary lookup (may be NULL: no vocabulary): whether a word, one
+	 * token of cai_tokenize, has a row of its own, normalized as the
+	 * architecture's features normalize it (for cai_model_observe)
+	 */
+	bool		(*known_word) (const void *impl, const char *word, size_t len);
 
 	/* CAI_KIND_CLASSIFY: probs gets n_labels floats summing to 1 */
 	cai_status	(*classify) (const void *impl, const char *text, size_t len, float *probs, cai_error *err);
@@ -146,6 +152,15 @@ size_t		cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const 
  */
 cai_status	cai_arch_gradcheck(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
 							   int samples, double *max_rel_err, cai_error *err);
+
+/*
+ * The training rows (of the task kind's data in set) that training with
+ * opts holds out to validate when set has no validation data: is_valid gets
+ * one flag per row (texts or sentences), as the architecture's trainer
+ * splits them.  CAI_ERR_INVALID when set lacks the data of its task kind.
+ */
+cai_status	cai_arch_validation_mask(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
+									 bool *is_valid, cai_error *err);
 
 typedef struct cai_model cai_model;
 
@@ -205,5 +220,39 @@ cai_status	cai_model_entities(const cai_model *m, const char *text, size_t len, 
 cai_status	cai_model_entities_batch(const cai_model *m, const char *const *texts, const size_t *lens,
 									 size_t n, size_t max_tokens, cai_entity **out, size_t *offsets,
 									 cai_error *err);
+
+/*
+ * What a model makes of inputs, whatever its architecture (observe.c): for
+ * drift monitoring, the same observation on the validation rows at training
+ * and on new rows later.  Inputs are raw texts (tokenized by cai_tokenize)
+ * or sentences of tokens (a classifier reads them joined by spaces).
+ * Predictions are one per input for a classifier (its class), one per token
+ * for a tagger (the entity type of its tag, or "outside" for O), each with
+ * its probability (the class probability, the tag's marginal).
+ */
+typedef struct cai_observation
+{
+	size_t		n;				/* inputs */
+	int32_t    *tokens;			/* (n) tokens of each input */
+	int32_t    *unseen;			/* (n) of them the vocabulary lacks; NULL: the architecture has no vocabulary lookup */
+	size_t		n_out;			/* predictions */
+	int32_t    *category;		/* (n_out) 0 .. cai_model_n_categories - 1 */
+	float	   *confidence;		/* (n_out) */
+} cai_observation;
+
+/* Categories of predictions: the labels, then for a tagger "O" (outside any entity). */
+int			cai_model_n_categories(const cai_model *m);
+const char *cai_model_category(const cai_model *m, int i);
+
+/* Whether the model has a vocabulary (cai_arch.known_word), and whether it holds a word (false without one). */
+bool		cai_model_has_vocabulary(const cai_model *m);
+bool		cai_model_known_word(const cai_model *m, const char *word, size_t len);
+
+/* Observe n raw texts, or sentences; *out (zeroed first) is freed with cai_observation_free, also on error. */
+cai_status	cai_model_observe_texts(const cai_model *m, const char *const *texts, const size_t *lens, size_t n,
+									cai_observation *out, cai_error *err);
+cai_status	cai_model_observe_sentences(const cai_model *m, const cai_ner_data *data, cai_observation *out,
+										cai_error *err);
+void		cai_observation_free(cai_observation *o);
 
 #endif							/* CAI_MODEL_H */

@@ -80,6 +80,16 @@ int			cai_ner_n_types(const cai_ner *m);
 const char *cai_ner_type(const cai_ner *m, int i);
 
 /*
+ * Which of n training sentences training with options opts (parsed with
+ * cai_ner_option_defs) and no validation source holds out to validate
+ * (is_valid, n entries).
+ */
+cai_status	cai_ner_validation_mask(size_t n, const cai_options *opts, bool *is_valid, cai_error *err);
+
+/* Whether a token has a word row of its own (normalized as the features are), not the unknown word's. */
+bool		cai_ner_known_word(const cai_ner *m, const char *word, size_t len);
+
+/*
  * Tag one sentence.  tags_out[i] points to an IOB2 tag string owned by the
  * model; scores (may be NULL) gets each token's marginal probability of its tag.
  */

@@ -116,6 +116,21 @@ void		cai_textclf_free(cai_textclf *m);
 int			cai_textclf_n_labels(const cai_textclf *m);
 const char *cai_textclf_label(const cai_textclf *m, int i);
 
+/*
+ * The rows of train that training without a validation source holds out to
+ * validate (is_valid, train->n entries): the stratified split of every
+ * architecture for these options (validation_fraction, seed) and n_labels.
+ */
+cai_status	cai_textclf_validation_mask(const cai_textclf_data *train, double fraction, int n_labels,
+										uint64_t seed, bool *is_valid, cai_error *err);
+
+/*
+ * Whether a word (one token of cai_tokenize) has a row of its own in the
+ * model's vocabulary, normalized as the model's features normalize it (a
+ * word outside it is seen only through its character n-grams).
+ */
+bool		cai_textclf_known_word(const cai_textclf *m, const char *word, size_t len);
+
 /* Class probabilities for one text into probs (n_labels floats, summing to 1). */
 cai_status	cai_textclf_predict(const cai_textclf *m, const char *text, size_t len,
 								float *probs, cai_error *err);

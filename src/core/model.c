@@ -109,6 +109,12 @@ textclf_label(const void *impl, int i)
 	return cai_textclf_label(impl, i);
 }
 
+static bool
+textclf_known_word(const void *impl, const char *word, size_t len)
+{
+	return cai_textclf_known_word(impl, word, len);
+}
+
 static cai_status
 textclf_classify(const void *impl, const char *text, size_t len, float *probs, cai_error *err)
 {
@@ -174,6 +180,12 @@ ner_type(const void *impl, int i)
 	return cai_ner_type(impl, i);
 }
 
+static bool
+ner_known_word(const void *impl, const char *word, size_t len)
+{
+	return cai_ner_known_word(impl, word, len);
+}
+
 static cai_status
 ner_tag(const void *impl, const char *const *tokens, const size_t *lens, size_t n,
 		const char **tags_out, float *scores, cai_error *err)
@@ -208,17 +220,17 @@ ner_entities_batch(const void *impl, const char *const *texts, const size_t *len
 
 #define TEXTCLF_ARCH(name, defs, n_defs, blas, load) \
 	{&tasks[0], name, defs, &n_defs, blas, textclf_train_memory, textclf_train, textclf_gradcheck, load, textclf_free, textclf_memory, textclf_n_labels, textclf_label, \
-	 textclf_classify, textclf_classify_batch, NULL, NULL, NULL, NULL}
+	 textclf_known_word, textclf_classify, textclf_classify_batch, NULL, NULL, NULL, NULL}
 
 static const cai_arch archs[] = {
 	TEXTCLF_ARCH("fast", cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs, false, textclf_load_fast),
 	TEXTCLF_ARCH("accurate", cai_textclf_accurate_option_defs, cai_textclf_accurate_n_option_defs, true,
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
-	 NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
+	 ner_known_word, NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
 	/* a vector set is not a runnable model: no gradient check, load or run functions */
 	{&tasks[2], "skipgram", cai_vectors_option_defs, &cai_vectors_n_option_defs, false, vectors_train_memory,
-	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 #define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
@@ -353,6 +365,20 @@ cai_arch_gradcheck(const cai_arch *a, const cai_options *opts, const cai_train_s
 	if (a->gradcheck == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "%s %s has no gradient check", a->task->name, a->name);
 	return a->gradcheck(opts, set, samples, max_rel_err, err);
+}
+
+cai_status
+cai_arch_validation_mask(const cai_arch *a, const cai_options *opts, const cai_train_set *set, bool *is_valid,
+						 cai_error *err)
+{
+	if (!set_fits(a, set))
+		return wrong_data(a, err);
+	if (a->task->kind == CAI_KIND_TAG)
+		return cai_ner_validation_mask(set->sentences->n, opts, is_valid, err);
+	if (a->task->kind == CAI_KIND_CLASSIFY)
+		return cai_textclf_validation_mask(set->texts, cai_opt_float(opts, "validation_fraction"), set->n_labels,
+										   (uint64_t) cai_opt_int(opts, "seed"), is_valid, err);
+	return cai_error_set(err, CAI_ERR_INVALID, "a %s model holds out no validation rows", a->task->name);
 }
 
 /* ------------------------------------------------------------------------
@@ -494,6 +520,18 @@ const char *
 cai_model_label(const cai_model *m, int i)
 {
 	return m->arch->label(m->impl, i);
+}
+
+bool
+cai_model_has_vocabulary(const cai_model *m)
+{
+	return m->arch->known_word != NULL;
+}
+
+bool
+cai_model_known_word(const cai_model *m, const char *word, size_t len)
+{
+	return m->arch->known_word != NULL && m->arch->known_word(m->impl, word, len);
 }
 
 static cai_status

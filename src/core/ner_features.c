@@ -37,6 +37,13 @@ ner_word_row(const cai_ner *m, const char *s, size_t len)
 	return id + 1;
 }
 
+/* See ner.h. */
+bool
+cai_ner_known_word(const cai_ner *m, const char *word, size_t len)
+{
+	return m != NULL && word != NULL && ner_word_row(m, word, len) > 0;
+}
+
 /*
  * Character rows of a token into out (room for NER_WORD_CHARS); returns
  * the count, at least 1 (an empty token is one unknown character).  A long

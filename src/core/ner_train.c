@@ -297,6 +297,45 @@ ner_train_free(NerTrain *t)
 }
 
 /*
+ * The sentences (of n) held out to validate: round(n * fraction), at least
+ * one when fraction > 0, at most n - 1, drawn by a shuffle of sel (n
+ * entries, scratch) seeded by seed.
+ */
+static void
+ner_split_mask(size_t n, double frac, uint64_t seed, int32_t *sel, bool *isva)
+{
+	size_t		n_va = (size_t) floor(frac * (double) n + 0.5);
+	cai_rng		rng;
+
+	if (frac > 0 && n_va == 0)
+		n_va = 1;
+	if (n_va >= n)
+		n_va = n > 1 ? n - 1 : 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		sel[i] = (int32_t) i;
+		isva[i] = false;
+	}
+	cai_rng_seed(&rng, seed * UINT64_C(0x9e3779b97f4a7c15) + 1);
+	cai_rng_shuffle(&rng, sel, n);
+	for (size_t i = 0; i < n_va; i++)
+		isva[sel[i]] = true;
+}
+
+/* See ner.h. */
+cai_status
+cai_ner_validation_mask(size_t n, const cai_options *opts, bool *is_valid, cai_error *err)
+{
+	int32_t    *sel = cai_malloc(sizeof(int32_t) * (n + 1));
+
+	if (sel == NULL)
+		return NOMEM(err);
+	ner_split_mask(n, cai_opt_float(opts, "validation_fraction"), (uint64_t) cai_opt_int(opts, "seed"), sel, is_valid);
+	cai_free(sel);
+	return CAI_OK;
+}
+
+/*
  * Everything before the first epoch: split, tags, vocabularies, the
  * network, encoded data and workspaces.
  */
@@ -369,9 +408,7 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 	}
 	else
 	{
-		double		frac = cai_opt_float(opts, "validation_fraction");
-		size_t		n_va = (size_t) floor(frac * (double) train->n + 0.5);
-		uint8_t    *isva = cai_calloc(train->n + 1, 1);
+		bool	   *isva = cai_calloc(train->n + 1, sizeof(bool));
 		size_t		a = 0;
 
 		if (isva == NULL)
@@ -379,16 +416,7 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 			st = NOMEM(err);
 			goto done;
 		}
-		if (frac > 0 && n_va == 0)
-			n_va = 1;
-		if (n_va >= train->n)
-			n_va = train->n > 1 ? train->n - 1 : 0;
-		for (size_t i = 0; i < train->n; i++)
-			sel[i] = (int32_t) i;
-		cai_rng_seed(&rng, t->seed * UINT64_C(0x9e3779b97f4a7c15) + 1);
-		cai_rng_shuffle(&rng, sel, train->n);
-		for (size_t i = 0; i < n_va; i++)
-			isva[sel[i]] = 1;
+		ner_split_mask(train->n, cai_opt_float(opts, "validation_fraction"), t->seed, sel, isva);
 		for (int pass = 0; pass < 2 && st == CAI_OK; pass++)
 		{
 			a = 0;

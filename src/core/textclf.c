@@ -206,6 +206,21 @@ cai_textclf_label(const cai_textclf *m, int i)
 	return m->labels[i];
 }
 
+bool
+cai_textclf_known_word(const cai_textclf *m, const char *word, size_t len)
+{
+	if (m == NULL || word == NULL)
+		return false;
+	switch (m->arch)
+	{
+		case TEXTCLF_FAST:
+			return cai_textclf_fast_known_word(m->fast, word, len);
+		case TEXTCLF_ACCURATE:
+			return cai_textclf_accurate_known_word(m->acc, word, len);
+	}
+	return false;
+}
+
 size_t
 cai_textclf_memory(const cai_textclf *m)
 {

@@ -239,6 +239,16 @@ acc_ensemble(const cai_textclf_accurate *m, const char *text, size_t len, float 
 	return CAI_OK;
 }
 
+/* See textclf_internal.h. */
+bool
+cai_textclf_accurate_known_word(const cai_textclf_accurate *m, const char *word, size_t len)
+{
+	char		norm[ACC_NORM_MAX];
+	size_t		nl = cai_token_normalize(word, len, false, norm, ACC_NORM_MAX);
+
+	return acc_vocab_find(m, norm, nl) >= 0;
+}
+
 cai_status
 cai_textclf_accurate_predict(const cai_textclf_accurate *m, const char *text, size_t len,
 							 float *probs, cai_error *err)

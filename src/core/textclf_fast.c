@@ -203,6 +203,16 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 }
 
 /* See textclf_internal.h. */
+bool
+cai_textclf_fast_known_word(const cai_textclf_fast *fm, const char *word, size_t len)
+{
+	char		norm[FAST_NORM_MAX];
+	size_t		nl = cai_token_normalize(word, len, FAST_FOLD_DIGITS, norm, FAST_NORM_MAX);
+
+	return fast_vocab_find(fm, norm, nl, fast_word_hash(norm, nl)) >= 0;
+}
+
+/* See textclf_internal.h. */
 cai_status
 cai_textclf_fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t len,
 						 float *probs, cai_error *err)

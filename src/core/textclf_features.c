@@ -111,10 +111,8 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 				   cai_textclf_rows *rows, cai_error *err)
 {
 	size_t		n_all = train->n + (valid != NULL ? valid->n : 0);
-	int32_t    *idx = NULL;
-	size_t	   *cls_n = NULL;
 	bool	   *is_val = NULL;
-	cai_rng		rng;
+	cai_status	st;
 	size_t		w;
 
 	rows->txt = cai_malloc(sizeof(char *) * n_all);
@@ -141,17 +139,50 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 		return CAI_OK;
 	}
 
-	/* per class: shuffle its rows, hold out round(count * fraction), keep >= 1 for training */
-	idx = cai_malloc(sizeof(int32_t) * train->n);
-	cls_n = cai_calloc((size_t) n_labels, sizeof(size_t));
-	is_val = cai_calloc(train->n, sizeof(bool));
-	if (idx == NULL || cls_n == NULL || is_val == NULL)
+	is_val = cai_calloc(train->n + 1, sizeof(bool));
+	if (is_val == NULL)
+		return NOMEM(err);
+	if ((st = cai_textclf_validation_mask(train, fraction, n_labels, seed, is_val, err)) != CAI_OK)
+	{
+		cai_free(is_val);
+		return st;
+	}
+	w = 0;
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (size_t i = 0; i < train->n; i++)
+		{
+			if (is_val[i] != (pass == 1))
+				continue;
+			rows->txt[w] = train->texts[i];
+			rows->len[w] = train->lens[i];
+			rows->lab[w] = train->labels[i];
+			w++;
+		}
+		if (pass == 0)
+			rows->n_tr = w;
+	}
+	rows->n_va = w - rows->n_tr;
+	cai_free(is_val);
+	return CAI_OK;
+}
+
+/* See textclf.h: per class, shuffle its rows, hold out round(count * fraction), keep >= 1 for training. */
+cai_status
+cai_textclf_validation_mask(const cai_textclf_data *train, double fraction, int n_labels, uint64_t seed,
+							bool *is_valid, cai_error *err)
+{
+	int32_t    *idx = cai_malloc(sizeof(int32_t) * (train->n + 1));
+	size_t	   *cls_n = cai_calloc((size_t) n_labels, sizeof(size_t));
+	cai_rng		rng;
+
+	if (idx == NULL || cls_n == NULL)
 	{
 		cai_free(idx);
 		cai_free(cls_n);
-		cai_free(is_val);
 		return NOMEM(err);
 	}
+	memset(is_valid, 0, sizeof(bool) * train->n);
 	cai_rng_seed(&rng, seed ^ 0x73706c6974ULL);	/* "split" */
 	for (size_t i = 0; i < train->n; i++)
 		cls_n[train->labels[i]]++;
@@ -170,27 +201,10 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 		if (take > m - 1)
 			take = m - 1;
 		for (size_t j = 0; j < take; j++)
-			is_val[idx[j]] = true;
+			is_valid[idx[j]] = true;
 	}
-	w = 0;
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (size_t i = 0; i < train->n; i++)
-		{
-			if (is_val[i] != (pass == 1))
-				continue;
-			rows->txt[w] = train->texts[i];
-			rows->len[w] = train->lens[i];
-			rows->lab[w] = train->labels[i];
-			w++;
-		}
-		if (pass == 0)
-			rows->n_tr = w;
-	}
-	rows->n_va = w - rows->n_tr;
 	cai_free(idx);
 	cai_free(cls_n);
-	cai_free(is_val);
 	return CAI_OK;
 }
 

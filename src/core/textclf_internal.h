@@ -94,6 +94,9 @@ cai_status	cai_textclf_fast_predict(const cai_textclf_fast *m, int n_labels,
 									 const char *text, size_t len,
 									 float *probs, cai_error *err);
 
+/* Whether the word (one token) is in the fast model's vocabulary, normalized as its features are. */
+bool		cai_textclf_fast_known_word(const cai_textclf_fast *m, const char *word, size_t len);
+
 /* ---------------------------------------------------------------------- */
 /* The accurate architecture (textclf_accurate.c, _train.c)               */
 /* ---------------------------------------------------------------------- */
@@ -116,6 +119,9 @@ void		cai_textclf_accurate_free(cai_textclf_accurate *m);
 cai_status	cai_textclf_accurate_predict(const cai_textclf_accurate *m,
 										 const char *text, size_t len,
 										 float *probs, cai_error *err);
+/* Whether the word (one token) is in the accurate model's vocabulary, normalized as its features are. */
+bool		cai_textclf_accurate_known_word(const cai_textclf_accurate *m, const char *word, size_t len);
+
 /* The same for n texts in batches (probs (n, n_labels)); see cai_textclf_predict_batch. */
 cai_status	cai_textclf_accurate_predict_batch(const cai_textclf_accurate *m,
 											   const char *const *texts, const size_t *lens,

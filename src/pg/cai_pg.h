@@ -205,7 +205,8 @@ extern Datum CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m);
 extern void CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function);
 
 /* drift.c */
-extern char *CaiDriftReference(const uint8 *bytes, size_t len, const char *const *texts, const size_t *lens, size_t n);
+extern char *CaiDriftReference(const uint8 *bytes, size_t len, const cai_arch *arch, const cai_options *opts,
+							   const cai_train_set *set);
 
 /* vector_sets.c */
 struct cai_vectors;

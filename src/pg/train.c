@@ -87,7 +87,8 @@ CaiLooksLikeQuery(const char *s)
  * (optionally schema-qualified, quoted as in SQL) or a query.  Relation names
  * are resolved here, with the caller's search_path, and checked for SELECT
  * privilege so the error is immediate; the query itself runs with the
- * caller's rights wherever it runs.  input_cast/label_cast are SQL types.
+ * caller's rights wherever it runs.  input_cast/label_cast are SQL types
+ * (NULL: the column's own type).
  */
 char *
 CaiSourceQuery(const char *source, const char *input_column, const char *label_column,
@@ -109,8 +110,13 @@ CaiSourceQuery(const char *source, const char *input_column, const char *label_c
 
 	initStringInfo(&sql);
 	if (label_column == NULL)
-		/* unlabeled text (word vectors) */
-		appendStringInfo(&sql, "SELECT (s.%s)::%s FROM ", in, input_cast ? input_cast : "pg_catalog.text");
+	{
+		/* unlabeled input (word vectors, drift): cast, or of its own type for the caller to check */
+		if (input_cast != NULL)
+			appendStringInfo(&sql, "SELECT (s.%s)::%s FROM ", in, input_cast);
+		else
+			appendStringInfo(&sql, "SELECT s.%s FROM ", in);
+	}
 	else if (input_cast != NULL)
 		appendStringInfo(&sql, "SELECT (s.%s)::%s, (s.%s)::%s FROM ", in, input_cast, lab, label_cast);
 	else

@@ -409,6 +409,23 @@ CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps,
 	out->history = CaiHistoryJson(ps);
 }
 
+/* What the validation inputs looked like, for cai_drift: kept with the metrics (drift.c). */
+static void
+CaiKeepDriftReference(CaiTrained *out, const cai_arch *arch, const cai_options *opts, const cai_train_set *set)
+{
+	char	   *ref = CaiDriftReference(out->model, out->model_len, arch, opts, set);
+	Jsonb	   *m;
+	Jsonb	   *r;
+	Jsonb	   *both;
+
+	if (ref == NULL)
+		return;
+	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)));
+	r = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(psprintf("{\"drift_reference\": %s}", ref))));
+	both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m), JsonbPGetDatum(r)));
+	out->metrics = JsonbToCString(NULL, &both->root, 0);
+}
+
 static bool CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, MemoryContext keep);
 
 static void
@@ -479,20 +496,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
 
-	/* what the inputs looked like, for cai_drift: kept with the metrics */
-	{
-		char	   *ref = CaiDriftReference(out->model, out->model_len, (const char *const *) rows.texts, rows.lens, rows.n);
-
-		if (ref != NULL)
-		{
-			Jsonb	   *m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)));
-			Jsonb	   *r = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															   CStringGetDatum(psprintf("{\"drift_reference\": %s}", ref))));
-			Jsonb	   *both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m), JsonbPGetDatum(r)));
-
-			out->metrics = JsonbToCString(NULL, &both->root, 0);
-		}
-	}
+	CaiKeepDriftReference(out, arch, opts, &set);
 }
 
 
@@ -877,6 +881,8 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
 						&out->model, &out->model_len, &out->metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+
+	CaiKeepDriftReference(out, arch, opts, &set);
 }
 
 /* Word vectors (cai_train_vectors): the texts of the input column, no labels. */

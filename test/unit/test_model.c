@@ -15,6 +15,7 @@
 
 #include "cai/model.h"
 #include "cai/textclf.h"
+#include "cai/tokenize.h"
 #include "check.h"
 #include "textclf_fixtures.h"
 #include "ner_fixtures.h"
@@ -368,6 +369,152 @@ test_all_finite(void)
 	CHECK(missed == 0, "an infinity or NaN at any of 9 places in 3 blocks is found (%d missed of 36)", missed);
 	CHECK(wrong == 0, "the elements before it are finite (%d wrong)", wrong);
 	free(x);
+/*
+ * cai_model_observe_*: what a model makes of inputs (drift monitoring),
+ * against the run functions themselves; and cai_arch_validation_mask, the
+ * rows training held out, against the count training reports.
+ */
+static void
+test_observe(void)
+{
+	Toy			train;
+	Toy			probe;
+	cai_error	err = {0};
+
+	toy_make(&train, 300, 11, false);
+	toy_make(&probe, 20, 12, true);
+	for (int a = 0; a < 2; a++)
+	{
+		const char *arch = a == 0 ? "fast" : "accurate";
+		char		json[128];
+		Trained		r;
+		cai_model  *m = NULL;
+		cai_observation o = {0};
+		cai_options *opts;
+		bool	   *mask = calloc(train.d.n, sizeof(bool));
+		size_t		n_valid = 0;
+		cai_train_set set = {.texts = &train.d, .label_names = label_names, .n_labels = 3};
+		static const char *const odd = "zqxv wplk qqzz";
+
+		snprintf(json, sizeof(json), "{\"architecture\": \"%s\", \"epochs\": 2, \"seed\": 5}", arch);
+		r = train_with(json, &train.d, NULL, NULL, NULL);
+		opts = opts_of(json);
+		CHECK(r.st == CAI_OK && opts != NULL, "train %s: %s", arch, r.err.msg);
+		if (r.st != CAI_OK || opts == NULL || cai_model_load(r.model, r.len, false, true, &m, &err) != CAI_OK)
+			goto next;
+		CHECK(cai_arch_validation_mask(cai_model_arch(m), opts, &set, mask, &err) == CAI_OK, "%s: mask", arch);
+		for (size_t i = 0; i < train.d.n; i++)
+			n_valid += mask[i];
+		CHECK(n_valid > 0 && (double) n_valid == json_num(r.metrics, "validation_rows"),
+			  "%s: the mask holds out the %g rows training validated on, got %zu", arch,
+			  json_num(r.metrics, "validation_rows"), n_valid);
+		CHECK(cai_model_n_categories(m) == 3 && cai_model_category(m, 3) == NULL &&
+			  strcmp(cai_model_category(m, 0), "negative") == 0, "%s: categories are the labels", arch);
+		CHECK(cai_model_has_vocabulary(m), "%s: has a vocabulary", arch);
+		CHECK(cai_model_observe_texts(m, probe.d.texts, probe.d.lens, probe.d.n, &o, &err) == CAI_OK &&
+			  o.n == probe.d.n && o.n_out == probe.d.n && o.unseen != NULL, "%s: observe texts: %s", arch, err.msg);
+		for (size_t i = 0; i < o.n && o.n == probe.d.n; i++)
+		{
+			float		p[3];
+			cai_token  *toks = NULL;
+			size_t		nt = 0;
+
+			CHECK(cai_model_classify(m, probe.d.texts[i], probe.d.lens[i], p, &err) == CAI_OK &&
+				  fabsf(p[o.category[i]] - o.confidence[i]) < 1e-5f &&
+				  p[o.category[i]] >= p[0] && p[o.category[i]] >= p[1] && p[o.category[i]] >= p[2],
+				  "%s text %zu: the most probable class and its probability", arch, i);
+			CHECK(cai_tokenize(probe.d.texts[i], probe.d.lens[i], 100000, &toks, &nt, &err) == CAI_OK &&
+				  (size_t) o.tokens[i] == nt && o.unseen[i] >= 0 && o.unseen[i] <= o.tokens[i],
+				  "%s text %zu: %d tokens, %d unseen", arch, i, o.tokens[i], o.unseen[i]);
+			cai_free(toks);
+		}
+		cai_observation_free(&o);
+		CHECK(cai_model_observe_texts(m, &train.d.texts[0], &train.d.lens[0], 1, &o, &err) == CAI_OK &&
+			  o.unseen[0] == 0 && o.tokens[0] > 0, "%s: a training text has no unseen word", arch);
+		cai_observation_free(&o);
+		CHECK(cai_model_observe_texts(m, &odd, &(size_t) {strlen(odd)}, 1, &o, &err) == CAI_OK &&
+			  o.tokens[0] == 3 && o.unseen[0] == 3, "%s: made-up words are all unseen", arch);
+		cai_observation_free(&o);
+		{
+			/* a sentence of tokens reads as its tokens joined by spaces */
+			const char *toks[] = {"zqxv", "wplk", "qqzz"};
+			size_t		tl[] = {4, 4, 4};
+			int64_t		off[] = {0, 3};
+			cai_ner_data d = {.n = 1, .offsets = off, .tokens = toks, .token_lens = tl};
+			cai_observation o2 = {0};
+
+			CHECK(cai_model_observe_sentences(m, &d, &o, &err) == CAI_OK &&
+				  cai_model_observe_texts(m, &odd, &(size_t) {strlen(odd)}, 1, &o2, &err) == CAI_OK &&
+				  o.tokens[0] == o2.tokens[0] && o.unseen[0] == o2.unseen[0] && o.category[0] == o2.category[0] &&
+				  o.confidence[0] == o2.confidence[0], "%s: sentences observed as joined texts", arch);
+			cai_observation_free(&o);
+			cai_observation_free(&o2);
+		}
+next:
+		cai_model_free(m);
+		cai_options_free(opts);
+		trained_free(&r);
+		free(mask);
+	}
+	toy_free(&train);
+	toy_free(&probe);
+
+	{
+		cai_ner_data d = ner_corpus();
+		size_t		len = 0;
+		uint8_t    *bytes = ner_train_bytes("{\"epochs\": 2, \"seed\": 4}", &len);
+		cai_model  *m = NULL;
+		cai_observation o = {0};
+		cai_options *opts = NULL;
+		bool		mask[NER_N];
+		bool		mask2[NER_N];
+		size_t		n_valid = 0;
+		cai_train_set set = {.sentences = &d};
+		const char *tags[NER_N * NER_T];
+		float		scores[NER_N * NER_T];
+		static const char *const text = "Ann lives in Qwzx .";
+
+		CHECK(bytes != NULL && cai_model_load(bytes, len, false, true, &m, &err) == CAI_OK, "load an NER model");
+		if (m == NULL)
+		{
+			cai_free(bytes);
+			return;
+		}
+		CHECK(cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, "{\"seed\": 4}", &opts, &err) == CAI_OK &&
+			  cai_arch_validation_mask(cai_model_arch(m), opts, &set, mask, &err) == CAI_OK, "ner: mask");
+		for (int i = 0; i < NER_N; i++)
+			n_valid += mask[i];
+		CHECK(n_valid == 6, "ner: 10%% of 60 sentences held out, got %zu", n_valid);
+		cai_options_free(opts);
+		CHECK(cai_options_parse(cai_ner_option_defs, cai_ner_n_option_defs, "{\"seed\": 5}", &opts, &err) == CAI_OK &&
+			  cai_arch_validation_mask(cai_model_arch(m), opts, &set, mask2, &err) == CAI_OK &&
+			  memcmp(mask, mask2, sizeof(mask)) != 0, "ner: another seed holds out other sentences");
+		cai_options_free(opts);
+		CHECK(cai_arch_validation_mask(cai_arch_find("ner", "bilstm_crf"), NULL, &(cai_train_set) {0}, mask, &err) ==
+			  CAI_ERR_INVALID, "ner: a set without sentences is refused");
+
+		CHECK(cai_model_n_categories(m) == 3 && strcmp(cai_model_category(m, 2), "O") == 0 &&
+			  strcmp(cai_model_category(m, 0), "LOC") == 0, "ner: categories are the entity types, then O");
+		CHECK(cai_model_observe_sentences(m, &d, &o, &err) == CAI_OK && o.n == NER_N && o.n_out == NER_N * NER_T &&
+			  cai_model_tag_batch(m, &d, tags, scores, &err) == CAI_OK, "ner: observe sentences: %s", err.msg);
+		for (size_t i = 0; i < o.n_out && o.n_out == NER_N * NER_T; i++)
+		{
+			const char *want = cai_model_category(m, o.category[i]);
+
+			CHECK(o.confidence[i] == scores[i] &&
+				  (strcmp(tags[i], "O") == 0 ? strcmp(want, "O") == 0 : strcmp(tags[i] + 2, want) == 0),
+				  "ner token %zu: %s is category %s", i, tags[i], want);
+		}
+		for (size_t s = 0; s < o.n && o.n == NER_N; s++)
+			CHECK(o.tokens[s] == NER_T && o.unseen != NULL && o.unseen[s] == 0, "ner sentence %zu: known words", s);
+		cai_observation_free(&o);
+		CHECK(cai_model_observe_texts(m, &text, &(size_t) {strlen(text)}, 1, &o, &err) == CAI_OK &&
+			  o.n == 1 && o.n_out == 5 && o.tokens[0] == 5 && o.unseen[0] == 1,
+			  "ner: a raw text is tokenized, one unseen word of five");
+		cai_observation_free(&o);
+		cai_model_free(m);
+		cai_free(bytes);
+	}
 }
 
 int
@@ -379,5 +526,6 @@ main(void)
 	test_ner();
 	test_identical_bytes();
 	test_unknown();
+	test_observe();
 	return check_summary("test_model");
 }
