@@ -369,6 +369,8 @@ test_all_finite(void)
 	CHECK(missed == 0, "an infinity or NaN at any of 9 places in 3 blocks is found (%d missed of 36)", missed);
 	CHECK(wrong == 0, "the elements before it are finite (%d wrong)", wrong);
 	free(x);
+}
+
 /*
  * cai_model_observe_*: what a model makes of inputs (drift monitoring),
  * against the run functions themselves; and cai_arch_validation_mask, the
