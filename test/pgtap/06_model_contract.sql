@@ -105,7 +105,9 @@ SELECT throws_ok($$SELECT cai_deploy('mc', 3)$$, '42809', 'model "mc" is a text_
 SELECT throws_ok($$SELECT cai_deploy('mc')$$, '42809', NULL, 'also as "the latest version"');
 SELECT is(tap_mc.deployed('mc'), 1, 'version 1 stays deployed');
 SELECT ok(tap_mc.changed('mc', 3), 'cai_models: the NER version differs from the deployed one');
-UPDATE cai_model_store SET deployed = (version = 3) WHERE name = 'mc';
+-- two statements: the unique index on deployed versions is checked row by row
+UPDATE cai_model_store SET deployed = false WHERE name = 'mc';
+UPDATE cai_model_store SET deployed = true WHERE name = 'mc' AND version = 3;
 INSERT INTO cai_deployments (name, version) VALUES ('mc', 1), ('mc', 3);
 SELECT is(cai_rollback('mc'), 1, 'rolling back from a planted NER deployment to the text version works');
 UPDATE cai_model_store SET deployed = (version = 1) WHERE name = 'mc';
