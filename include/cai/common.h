@@ -80,6 +80,9 @@ bool		cai_size_add(size_t a, size_t b, size_t *out);
 /* 64-bit FNV-1a style hash of bytes, seedable. */
 uint64_t	cai_hash_bytes(const void *data, size_t len, uint64_t seed);
 
+/* MD5 of data as 32 lowercase hex digits and a NUL (PostgreSQL's md5()); not for security */
+void		cai_md5_hex(const void *data, size_t len, char out[33]);
+
 /* Deterministic RNG (xoshiro128+-like, splitmix64 seeding). */
 typedef struct cai_rng
 {

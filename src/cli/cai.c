@@ -73,7 +73,9 @@ static const char usage_text[] =
 "  evaluate MODEL FILE        the report of cai_evaluate: for a classifier a TSV file\n"
 "                             (header line, then label<TAB>text), for an NER model CoNLL\n"
 "                             (token first, gold tag last column)\n"
-"  train TASK FILE -o MODEL   train as cai_train does from a TSV (classification) or CoNLL (ner) file\n"
+"  train TASK FILE -o MODEL   train as cai_train does from a TSV (classification) or CoNLL (ner) file;\n"
+"                             TASK vectors: word vectors as cai_train_vectors does, one text a line\n"
+"                             (the bytes cai_export_vectors gives)\n"
 "\n"
 "options:\n"
 "  -b, --batch-size N         texts (sentences for tag) per call of the batch functions (default 256,\n"
@@ -91,6 +93,10 @@ static const char usage_text[] =
 "      --source TEXT          train: provenance \"source\" (default: the training file's name)\n"
 "      --role TEXT            train: provenance \"role\" (default: cai)\n"
 "      --database TEXT        train: provenance \"database\" (default: cai)\n"
+"      --vectors FILE         train: word vectors, the bytes of cai_export_vectors or a GloVe /\n"
+"                             word2vec / fastText text file (as the \"word_vectors\" option; its\n"
+"                             name is the option's value, else the file's name)\n"
+"      --vectors-version N    train: the vector set's version recorded with the model (default 1)\n"
 "  -q, --quiet                train: no progress lines on stderr\n"
 "  -h, --help                 this text\n"
 "      --version              the library version\n"
@@ -98,6 +104,9 @@ static const char usage_text[] =
 "Lines end with \\n (a \\r before it is dropped).  Exit status: 0 success, 1 a run or training\n"
 "failure, 2 usage, 3 the model cannot be read or is invalid, 4 the model's task does not fit\n"
 "the command, 5 the input cannot be read or is malformed.\n";
+
+/* cai.training_memory's default (src/pg/cai_pg.h), the memory bound of a vectors training */
+#define CLI_TRAINING_MEMORY_MB 4096
 
 /* How much of a model file is checked before use (--verify). */
 enum
@@ -121,6 +130,8 @@ typedef struct Args
 	const char *source;
 	const char *role;
 	const char *database;
+	const char *vectors;		/* train: --vectors FILE */
+	int			vectors_version;	/* train: --vectors-version N */
 	bool		quiet;
 	int			verify;			/* VERIFY_* */
 } Args;
@@ -1323,7 +1334,7 @@ base_name(const char *path)
  * file's stand-ins: the same keys in the same order.
  */
 static char *
-provenance_json(const Args *a, size_t n, size_t n_valid)
+provenance_json(const Args *a, size_t n, size_t n_valid, struct json_object *vectors)
 {
 	struct json_object *p = json_object_new_object();
 	char	   *s;
@@ -1336,9 +1347,117 @@ provenance_json(const Args *a, size_t n, size_t n_valid)
 	json_object_object_add(p, "source",
 						   json_object_new_string(a->source != NULL ? a->source :
 												  strcmp(a->pos[1], "-") == 0 ? "stdin" : base_name(a->pos[1])));
+	if (vectors != NULL)
+		json_object_object_add(p, "vectors", vectors);
 	s = strdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN));
 	json_object_put(p);
 	return s;
+}
+
+/* The name a vector set file stands for: its base name without the extension. */
+static const char *
+vectors_name(const char *path)
+{
+	static char name[256];
+	const char *dot;
+
+	snprintf(name, sizeof(name), "%s", base_name(path));
+	dot = strrchr(name, '.');
+	if (dot != NULL && dot != name)
+		name[dot - name] = '\0';
+	return name;
+}
+
+/* all of a file (or standard input for "-") */
+static uint8_t *
+read_whole(const char *path, size_t *len)
+{
+	FILE	   *f = open_input(path);
+	size_t		cap = 1 << 20;
+	size_t		n = 0;
+	size_t		got;
+	uint8_t    *b = xmalloc(cap);
+
+	while ((got = fread(b + n, 1, cap - n, f)) > 0)
+	{
+		n += got;
+		if (n == cap)
+			b = xrealloc(b, cap *= 2);
+	}
+	if (ferror(f))
+		fail(EXIT_INPUT, "cannot read %s: %s", input_name(path), strerror(errno));
+	if (f != stdin)
+		fclose(f);
+	*len = n;
+	return b;
+}
+
+/*
+ * Word vectors for training (--vectors FILE): the bytes of a vector set as
+ * cai_export_vectors writes them, or a GloVe / word2vec / fastText text file,
+ * converted as cai_import_vectors(name, data, 'text') converts it.  The
+ * provenance entry is the server's (vector_sets.c): name, version, the MD5
+ * of the set's bytes, words, dimensions.
+ */
+typedef struct TrainVectors
+{
+	uint8_t    *bytes;			/* the set in the model format */
+	size_t		len;
+	bool		core_owned;		/* bytes from cai_vectors_parse (cai_free) */
+	cai_vectors *set;
+	cai_word_vectors wv;
+} TrainVectors;
+
+static struct json_object *
+train_vectors_open(const Args *a, const char *name, TrainVectors *tv)
+{
+	cai_error	err = {0};
+	cai_status	st;
+	size_t		len;
+	uint8_t    *raw = read_whole(a->vectors, &len);
+	struct json_object *p;
+	char		md5[33];
+
+	memset(tv, 0, sizeof(*tv));
+	if (len >= 8 && memcmp(raw, CAI_FORMAT_MAGIC, 8) == 0)
+	{
+		tv->bytes = raw;
+		tv->len = len;
+	}
+	else
+	{
+		cai_vec_limits limits = {0, len};
+
+		st = cai_vectors_parse(raw, len, CAI_VEC_TEXT, &limits, "text", &tv->bytes, &tv->len, NULL, NULL, &err);
+		if (st != CAI_OK)
+			fail(EXIT_INPUT, "the vectors file %s cannot be read: %s", input_name(a->vectors), err.msg);
+		tv->core_owned = true;
+		free(raw);
+	}
+	st = cai_vectors_open(tv->bytes, tv->len, false, true, &tv->set, &err);
+	if (st == CAI_OK)
+		st = cai_vectors_word_vectors(tv->set, &tv->wv, &err);
+	if (st != CAI_OK)
+		fail(EXIT_INPUT, "the vectors file %s is not a usable vector set: %s: %s", input_name(a->vectors),
+			 cai_status_name(st), err.msg);
+	cai_md5_hex(tv->bytes, tv->len, md5);
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(name));
+	json_object_object_add(p, "version", json_object_new_int(a->vectors_version));
+	json_object_object_add(p, "md5", json_object_new_string(md5));
+	json_object_object_add(p, "words", json_object_new_int(cai_vectors_count(tv->set)));
+	json_object_object_add(p, "dims", json_object_new_int(cai_vectors_dim(tv->set)));
+	return p;
+}
+
+static void
+train_vectors_close(TrainVectors *tv)
+{
+	cai_vectors_free(tv->set);
+	if (tv->core_owned)
+		cai_free(tv->bytes);
+	else
+		free(tv->bytes);
 }
 
 /*
@@ -1347,7 +1466,7 @@ provenance_json(const Args *a, size_t n, size_t n_valid)
  * options name the validation table).
  */
 static char *
-train_options(const Args *a)
+train_options(const Args *a, const cai_task *task)
 {
 	struct json_object *o = json_tokener_parse(a->options != NULL ? a->options : "{}");
 	struct json_object *v;
@@ -1355,13 +1474,24 @@ train_options(const Args *a)
 
 	if (o == NULL || !json_object_is_type(o, json_type_object))
 		fail(EXIT_USAGE, "--options must be a JSON object, e.g. '{\"epochs\": 5}'");
-	if (json_object_object_get_ex(o, "word_vectors", &v) && !json_object_is_type(v, json_type_null))
-		fail(EXIT_USAGE, "the \"word_vectors\" option names a vector set in the database; cai train does not read one");
+	if (a->vectors == NULL && json_object_object_get_ex(o, "word_vectors", &v) && !json_object_is_type(v, json_type_null))
+		fail(EXIT_USAGE, "the \"word_vectors\" option names a vector set in the database: give its bytes "
+			 "(cai_export_vectors) or a text vectors file with --vectors FILE");
+	if (a->vectors != NULL)
+	{
+		if (!json_object_object_get_ex(o, "word_vectors", &v))
+			json_object_object_add(o, "word_vectors", json_object_new_string(vectors_name(a->vectors)));
+		else if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+			fail(EXIT_USAGE, "with --vectors, \"word_vectors\" is the vector set's name (a string)");
+	}
 	if (json_object_object_get_ex(o, "validation_source", &v) && a->valid == NULL &&
 		json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
 		fail(EXIT_USAGE, "\"validation_source\" is given but --valid is not: cai train reads validation rows from --valid FILE");
 	if (a->valid != NULL && !json_object_object_get_ex(o, "validation_source", &v))
 		json_object_object_add(o, "validation_source", json_object_new_string(base_name(a->valid)));
+	/* the server bounds a vectors training by cai.training_memory (train_worker.c) */
+	if (task->kind == CAI_KIND_EMBED && !json_object_object_get_ex(o, "memory_limit_mb", &v))
+		json_object_object_add(o, "memory_limit_mb", json_object_new_int(CLI_TRAINING_MEMORY_MB));
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return s;
@@ -1410,29 +1540,62 @@ cmd_train(const Args *a)
 	size_t		n_rows;
 	size_t		n_valid = 0;
 	int			threads;
+	TrainVectors tv;
+	struct json_object *vectors_prov = NULL;
+	uint8_t    *corpus = NULL;
 
 	if (task == NULL)
 	{
 		char		names[256] = "";
 
 		for (int i = 0; cai_task_at(i) != NULL; i++)
-			if (cai_task_at(i)->kind != CAI_KIND_EMBED)
-			{
-				strncat(names, i > 0 ? ", " : "", sizeof(names) - strlen(names) - 1);
-				strncat(names, cai_task_at(i)->name, sizeof(names) - strlen(names) - 1);
-			}
+		{
+			strncat(names, i > 0 ? ", " : "", sizeof(names) - strlen(names) - 1);
+			strncat(names, cai_task_at(i)->name, sizeof(names) - strlen(names) - 1);
+		}
 		fail(EXIT_USAGE, "unknown task \"%s\"; tasks are: %s", a->pos[0], names);
 	}
-	if (task->kind == CAI_KIND_EMBED)
-		fail(EXIT_USAGE, "cai train does not train %s (use cai_train_vectors in the database)", task->name);
 	if (a->output == NULL)
 		fail(EXIT_USAGE, "cai train needs -o MODEL, the file to write");
-	opts_json = train_options(a);
+	opts_json = train_options(a, task);
 	st = cai_task_parse_options(task, opts_json, &arch, &opts, &err);
 	if (st != CAI_OK)
 		fail(EXIT_USAGE, "invalid training options: %s", err.msg);
 
-	if (task->kind == CAI_KIND_CLASSIFY)
+	if (task->kind == CAI_KIND_EMBED)
+	{
+		/* one text a line, as the rows of cai_train_vectors' input column */
+		size_t		len;
+		size_t		cap = 1024;
+
+		corpus = read_whole(a->pos[1], &len);
+		dtr.texts = xmalloc(sizeof(char *) * cap);
+		dtr.lens = xmalloc(sizeof(size_t) * cap);
+		dtr.n = 0;
+		for (size_t at = 0; at < len;)
+		{
+			uint8_t    *nl = memchr(corpus + at, '\n', len - at);
+			size_t		stop = nl != NULL ? (size_t) (nl - corpus) : len;
+			size_t		l = stop - at;
+
+			if (dtr.n == cap)
+			{
+				cap *= 2;
+				dtr.texts = xrealloc((void *) dtr.texts, sizeof(char *) * cap);
+				dtr.lens = xrealloc((void *) dtr.lens, sizeof(size_t) * cap);
+			}
+			if (l > 0 && corpus[at + l - 1] == '\r')
+				l--;
+			((const char **) dtr.texts)[dtr.n] = (const char *) corpus + at;
+			((size_t *) dtr.lens)[dtr.n++] = l;
+			at = stop + 1;
+		}
+		if (dtr.n == 0)
+			fail(EXIT_INPUT, "the training file %s has no lines", input_name(a->pos[1]));
+		set.texts = &dtr;
+		n_rows = dtr.n;
+	}
+	else if (task->kind == CAI_KIND_CLASSIFY)
 	{
 		read_tsv(a->pos[1], &tr);
 		if (tr.n == 0)
@@ -1479,7 +1642,17 @@ cmd_train(const Args *a)
 		}
 		n_rows = ctr.n;
 	}
-	prov = provenance_json(a, n_rows, n_valid);
+	if (a->vectors != NULL)
+	{
+		struct json_object *o = json_tokener_parse(opts_json);
+		struct json_object *name;
+
+		json_object_object_get_ex(o, "word_vectors", &name);	/* train_options put it there */
+		vectors_prov = train_vectors_open(a, json_object_get_string(name), &tv);
+		json_object_put(o);
+		set.vectors = &tv.wv;
+	}
+	prov = provenance_json(a, n_rows, n_valid, vectors_prov);
 	threads = (int) cai_opt_int(opts, "threads");
 	cai_blas_set_threads(threads > 1 ? threads : 1);
 	st = cai_arch_train(arch, opts, &set, prov, on_progress, (void *) &a->quiet, &model, &model_len, &metrics,
@@ -1494,6 +1667,9 @@ cmd_train(const Args *a)
 	cai_options_free(opts);
 	free(opts_json);
 	free(prov);
+	if (a->vectors != NULL)
+		train_vectors_close(&tv);
+	free(corpus);
 	return 0;
 }
 
@@ -1522,7 +1698,8 @@ main(int argc, char **argv)
 {
 	enum
 	{
-		OPT_PER_ROW = 256, OPT_VALID, OPT_OPTIONS, OPT_SOURCE, OPT_ROLE, OPT_DATABASE, OPT_VERSION, OPT_VERIFY
+		OPT_PER_ROW = 256, OPT_VALID, OPT_OPTIONS, OPT_SOURCE, OPT_ROLE, OPT_DATABASE, OPT_VERSION, OPT_VERIFY,
+		OPT_VECTORS, OPT_VECTORS_VERSION
 	};
 	static const struct option long_opts[] = {
 		{"batch-size", required_argument, NULL, 'b'},
@@ -1537,6 +1714,8 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"verify", required_argument, NULL, OPT_VERIFY},
+		{"vectors", required_argument, NULL, OPT_VECTORS},
+		{"vectors-version", required_argument, NULL, OPT_VECTORS_VERSION},
 		{NULL, 0, NULL, 0}
 	};
 	static const struct
@@ -1553,6 +1732,7 @@ main(int argc, char **argv)
 	int			ci = -1;
 
 	a.batch = DEFAULT_BATCH;
+	a.vectors_version = 1;
 	if (argc < 2)
 	{
 		fputs("cai: no command\n", stderr);
@@ -1612,6 +1792,19 @@ main(int argc, char **argv)
 			case OPT_DATABASE:
 				a.database = optarg;
 				break;
+			case OPT_VECTORS:
+				a.vectors = optarg;
+				break;
+			case OPT_VECTORS_VERSION:
+				{
+					char	   *end;
+					long		v = strtol(optarg, &end, 10);
+
+					if (*end != '\0' || v < 1 || v > INT32_MAX)
+						usage_error("--vectors-version must be a positive integer, not \"%s\"", optarg);
+					a.vectors_version = (int) v;
+					break;
+				}
 			case 'q':
 				a.quiet = true;
 				break;

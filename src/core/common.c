@@ -276,3 +276,87 @@ cai_rng_shuffle(cai_rng *r, int32_t *a, size_t n)
 		a[j] = t;
 	}
 }
+
+/*
+ * MD5 (RFC 1321), for the provenance of models trained with a vector set:
+ * the server records the set's bytes by PostgreSQL's md5, and the cai
+ * command must record the same digest.  Not for security.
+ */
+static const int md5_shift[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
+
+static void
+md5_block(uint32_t h[4], const uint32_t k[64], const uint8_t *p)
+{
+	uint32_t	m[16];
+	uint32_t	a = h[0],
+				b = h[1],
+				c = h[2],
+				d = h[3];
+
+	for (int i = 0; i < 16; i++)
+		m[i] = (uint32_t) p[4 * i] | (uint32_t) p[4 * i + 1] << 8 |
+			(uint32_t) p[4 * i + 2] << 16 | (uint32_t) p[4 * i + 3] << 24;
+	for (int i = 0; i < 64; i++)
+	{
+		uint32_t	f;
+		int			g;
+		int			s = md5_shift[i / 16][i % 4];
+		uint32_t	t;
+
+		switch (i / 16)
+		{
+			case 0:
+				f = (b & c) | (~b & d);
+				g = i;
+				break;
+			case 1:
+				f = (d & b) | (~d & c);
+				g = (5 * i + 1) % 16;
+				break;
+			case 2:
+				f = b ^ c ^ d;
+				g = (3 * i + 5) % 16;
+				break;
+			default:
+				f = c ^ (b | ~d);
+				g = (7 * i) % 16;
+				break;
+		}
+		t = a + f + k[i] + m[g];
+		a = d;
+		d = c;
+		c = b;
+		b = b + ((t << s) | (t >> (32 - s)));
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+}
+
+void
+cai_md5_hex(const void *data, size_t len, char out[33])
+{
+	const uint8_t *p = data;
+	uint32_t	h[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
+	uint8_t		tail[128] = {0};
+	size_t		rest = len % 64;
+	size_t		tail_len = rest < 56 ? 64 : 128;
+	uint64_t	bits = (uint64_t) len * 8;
+	uint32_t	k[64];
+
+	/* the constants are floor(|sin(i + 1)| * 2^32), exact in double precision */
+	for (int i = 0; i < 64; i++)
+		k[i] = (uint32_t) (fabs(sin((double) (i + 1))) * 4294967296.0);
+	for (size_t off = 0; off + 64 <= len; off += 64)
+		md5_block(h, k, p + off);
+	memcpy(tail, p + (len - rest), rest);
+	tail[rest] = 0x80;
+	for (int i = 0; i < 8; i++)
+		tail[tail_len - 8 + i] = (uint8_t) (bits >> (8 * i));
+	md5_block(h, k, tail);
+	if (tail_len == 128)
+		md5_block(h, k, tail + 64);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", (unsigned) (h[i / 4] >> (8 * (i % 4))) & 0xffu);
+}

@@ -81,6 +81,54 @@ is "$(q -c "SELECT cai_predict_proba('cli fast', s)::text FROM $TEXTS ORDER BY i
 	"$(q -c "SELECT cai_predict_proba('fast', s)::text FROM $TEXTS ORDER BY i")" \
 	"the command's model answers as the server's (same rows, options and seed)"
 
+# word vectors: the server trains with a vector set (imported from a table; the
+# same vectors imported from GloVe-style text), the command with the set's
+# exported bytes (or the text file) and the same options, provenance and
+# rows: the model bytes must be identical
+q >/dev/null <<'SQL' || bail "make the vector sets and train with them"
+CREATE TABLE vecs AS
+  SELECT w AS word, ARRAY(SELECT round((sin(i * 7 + length(w) * 3 + ascii(w)) / 2)::numeric, 4)::real
+                          FROM generate_series(1, 16) i) AS vector
+    FROM unnest(ARRAY['alice', 'bob', 'works', 'for', 'acme', 'in', 'paris', 'lagos', 'tokyo', '.']) w;
+SELECT cai_import_vectors('tiny', 'vecs');
+SELECT 1 FROM cai_train('nerv', 'ner', 'annotated', 'tokens', 'tags', '{"epochs": 2, "seed": 1, "dimensions": 16, "word_vectors": "tiny"}');
+SQL
+q -c "SELECT encode(cai_export_vectors('tiny'), 'base64')" | base64 -d >"$work/tiny.cai"
+q -c "SELECT word || ' ' || array_to_string(vector, ' ') FROM vecs" >"$work/tiny.txt"
+{ printf "SELECT cai_import_vectors('tinytext', decode('"; base64 -w0 "$work/tiny.txt"; printf "', 'base64'), 'text');\n"; } | q >/dev/null
+q >/dev/null -c "SELECT 1 FROM cai_train('nervt', 'ner', 'annotated', 'tokens', 'tags', '{\"epochs\": 2, \"seed\": 1, \"dimensions\": 16, \"word_vectors\": \"tinytext\"}')"
+export_model nerv "$work/nerv.cai" && export_model nervt "$work/nervt.cai" || bail "export the models trained with vectors"
+q -c "SELECT array_to_string(a.tokens || ''::text, E'\n') FROM (SELECT ARRAY(SELECT t || E'\t' || g FROM unnest(tokens, tags) u(t, g)) AS tokens FROM annotated) a" \
+	>"$work/annotated.conll"
+db=$(q -c "SELECT current_database()"); role=$(q -c "SELECT current_user")
+"$CAI" train ner "$work/annotated.conll" -q --vectors "$work/tiny.cai" --source annotated --role "$role" --database "$db" \
+	--options '{"epochs": 2, "seed": 1, "dimensions": 16, "word_vectors": "tiny"}' -o "$work/cli_nerv.cai" >/dev/null 2>"$work/nerv.err"
+ok $? "cai train ner --vectors (the set's exported bytes)" || sed 's/^/# /' "$work/nerv.err"
+is "$(md5sum <"$work/cli_nerv.cai" | cut -c1-32)" "$(md5sum <"$work/nerv.cai" | cut -c1-32)" \
+	"ner with a vector set: the command's model bytes = the server's"
+"$CAI" train ner "$work/annotated.conll" -q --vectors "$work/tiny.txt" --source annotated --role "$role" --database "$db" \
+	--options '{"epochs": 2, "seed": 1, "dimensions": 16, "word_vectors": "tinytext"}' -o "$work/cli_nervt.cai" >/dev/null 2>&1
+is "$(md5sum <"$work/cli_nervt.cai" | cut -c1-32)" "$(md5sum <"$work/nervt.cai" | cut -c1-32)" \
+	"ner with vectors from a text file: the command's model bytes = the server's (cai_import_vectors 'text')"
+"$CAI" train ner "$work/annotated.conll" -q --options '{"word_vectors": "tiny"}' -o "$work/x.cai" >/dev/null 2>&1
+is "$?" 2 "\"word_vectors\" without --vectors: exit code 2"
+printf 'alice 1 2\nbob 3\n' >"$work/bad.txt"
+"$CAI" train ner "$work/annotated.conll" -q --vectors "$work/bad.txt" -o "$work/x.cai" >/dev/null 2>"$work/bad.err"
+is "$?" 5 "a malformed vectors file: exit code 5"
+grep -q "line 2" "$work/bad.err"; ok $? "... naming its line"
+
+# word vectors trained by the command = cai_train_vectors (one thread: the
+# bytes are a function of the texts, options and seed)
+q >/dev/null -c "SELECT 1 FROM cai_train_vectors('wv', 'reviews', 'text', '{\"dimensions\": 8, \"epochs\": 2, \"min_count\": 2}')" \
+	|| bail "train word vectors in the server"
+q -c "SELECT encode(cai_export_vectors('wv'), 'base64')" | base64 -d >"$work/wv.cai"
+q -c "SELECT text FROM reviews" >"$work/reviews.txt"
+"$CAI" train vectors "$work/reviews.txt" -q --source reviews --role "$role" --database "$db" \
+	--options '{"dimensions": 8, "epochs": 2, "min_count": 2}' -o "$work/cli_wv.cai" >/dev/null 2>"$work/wv.err"
+ok $? "cai train vectors" || sed 's/^/# /' "$work/wv.err"
+is "$(md5sum <"$work/cli_wv.cai" | cut -c1-32)" "$(md5sum <"$work/wv.cai" | cut -c1-32)" \
+	"vectors: the command's bytes = cai_train_vectors' (cai_export_vectors)"
+
 # errors: a damaged file is refused with exit code 3, a classifier for entities with 4
 head -c 1000 "$work/fast.cai" >"$work/bad.cai"
 "$CAI" predict "$work/bad.cai" "$work/texts.txt" >/dev/null 2>&1

@@ -97,6 +97,43 @@ test_crc(void)
 	}
 }
 
+/* MD5 (common.c) against RFC 1321's test suite and md5sum on lengths around the padding edges */
+static void
+test_md5(void)
+{
+	static const char *const rfc[][2] = {
+		{"", "d41d8cd98f00b204e9800998ecf8427e"},
+		{"a", "0cc175b9c0f1b6a831c399e269772661"},
+		{"abc", "900150983cd24fb0d6963f7d28e17f72"},
+		{"message digest", "f96b697d7cb7938d525a2f31aaf161d0"},
+		{"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"},
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "d174ab98d277d9f5a5611c2c9f419d9f"},
+		{"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+		"57edf4a22be3c955ac49da2e2107b67a"},
+	};
+	char		hex[33];
+	int			bad = 0;
+
+	for (size_t i = 0; i < sizeof(rfc) / sizeof(rfc[0]); i++)
+	{
+		cai_md5_hex(rfc[i][0], strlen(rfc[i][0]), hex);
+		bad += strcmp(hex, rfc[i][1]) != 0;
+	}
+	CHECK(bad == 0, "%d of 7 RFC 1321 digests differ", bad);
+	/* 55, 56 and 64 bytes of "a" (one or two padding blocks), as md5sum gives them */
+	{
+		char		a[65];
+
+		memset(a, 'a', sizeof(a));
+		cai_md5_hex(a, 55, hex);
+		CHECK(strcmp(hex, "ef1772b6dff9a122358552954ad0df65") == 0, "55 bytes: %s", hex);
+		cai_md5_hex(a, 56, hex);
+		CHECK(strcmp(hex, "3b0c8ac703f828b04c6c197006d17218") == 0, "56 bytes: %s", hex);
+		cai_md5_hex(a, 64, hex);
+		CHECK(strcmp(hex, "014842d480b571495a4a0363793f7367") == 0, "64 bytes: %s", hex);
+	}
+}
+
 static void
 test_dtype(void)
 {
@@ -870,6 +907,7 @@ int
 main(void)
 {
 	test_crc();
+	test_md5();
 	test_dtype();
 	test_round_trip();
 	test_lenient_gap();
