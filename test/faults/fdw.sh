@@ -98,10 +98,7 @@ CREATE TEMP TABLE raw (n bigserial, line text, f text);
 UPDATE raw SET f = 'train';
 \\copy raw (line) FROM '$NER/test.conll' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')
 UPDATE raw SET f = 'test' WHERE f IS NULL;
-CREATE TEMP TABLE sent AS
-  SELECT f, s, array_agg(split_part(line, E'\\t', 1) ORDER BY n) AS tokens, array_agg(split_part(line, E'\\t', 2) ORDER BY n) AS tags
-    FROM (SELECT n, f, line, count(*) FILTER (WHERE coalesce(line, '') = '') OVER (PARTITION BY f ORDER BY n) AS s FROM raw) r
-   WHERE coalesce(line, '') <> '' GROUP BY f, s;
+\\i $FAULTS_ROOT/test/faults/conll_sentences.sql
 INSERT INTO ner_train SELECT tokens, tags FROM sent WHERE f = 'train' ORDER BY s LIMIT $NER_ROWS;
 INSERT INTO news_local SELECT row_number() OVER (ORDER BY s), array_to_string(tokens, ' ') FROM sent WHERE f = 'test' AND s < 2000;
 SQL
@@ -110,7 +107,7 @@ else
 	q $C >/dev/null <<'SQL' || bail "generate data"
 INSERT INTO sst_train SELECT CASE WHEN g % 2 = 0 THEN 'a great and moving film ' ELSE 'a dull and awful film ' END || (g % 13),
                              (g % 2)::text FROM generate_series(1, 4000) g;
-INSERT INTO reviews_local SELECT g, CASE WHEN g % 3 = 0 THEN 'great acting' ELSE 'awful plot ' || g END, (g % 3 = 0)::int::text
+INSERT INTO reviews_local SELECT g, CASE WHEN g % 3 = 0 THEN 'great acting' ELSE 'awful plot ' || g END, (g % 3 <> 0)::int::text
   FROM generate_series(1, 3000) g;
 INSERT INTO ner_train SELECT ARRAY[f, 'works', 'for', o, 'in', c, '.'], ARRAY['B-PER', 'O', 'O', 'B-ORG', 'O', 'B-LOC', 'O']
   FROM (SELECT g, (ARRAY['John','Mary','Ahmed','Li','Olga'])[1 + g % 5] AS f, (ARRAY['Acme','Globex','Initech'])[1 + g % 3] AS o,
