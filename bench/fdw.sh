@@ -12,6 +12,8 @@
 #   filter:  SELECT count(*) FROM T WHERE cai_predict('s', 1, sentence) = label       (WHERE ships)
 #   rows:    SELECT count(*), count(DISTINCT l) FROM (SELECT id, cai_predict('s', 1, sentence) l FROM T GROUP BY id, 2) r
 #            (every row's label computed where the row is and sent to the coordinator)
+#   agg:     the filter's count as SELECT sum(c) FROM (SELECT count(*) c FROM big_p0 WHERE ... UNION ALL ... big_p1 ...) s
+#            on the shards (each partition's aggregate ships; one server: the filter query)
 #   ner:     SELECT count(*) FROM news WHERE cai_predict('e', 1, body) <> '[]'
 # One server: max_parallel_workers_per_gather = 0 (one process) and = 2 (with min_parallel_table_scan_size = 0).  Shards: the two foreign scans run at
 # once (Async Foreign Scan), one backend per shard.  Wall time from psql \timing, BENCH_REPEATS rounds, medians.
@@ -104,11 +106,15 @@ put pg "$(q $C -c "SELECT version()" | awk '{print $1, $2}')"
 
 declare -A SQL
 SQL[filter]="SELECT count(*) FROM @T@ WHERE cai_predict('s', 1, sentence) = label"
-SQL[rows]="SELECT count(*), count(DISTINCT l) FROM (SELECT id, cai_predict('s', 1, sentence) AS l FROM @T@ GROUP BY id, 2) r"
+# (partitionwise aggregation only here: under a partial aggregate per partition the foreign scans are not async)
+SQL[rows]="SET enable_partitionwise_aggregate = on; SELECT count(*), count(DISTINCT l) FROM (SELECT id, cai_predict('s', 1, sentence) AS l FROM @T@ GROUP BY id, 2) r"
 SQL[ner]="SELECT count(*) FROM @N@ WHERE cai_predict('e', 1, body) <> '[]'"
+# the filter's count computed on each shard (the aggregate of one foreign partition ships), both at once
+SQL[agg]="SELECT sum(c)::bigint FROM (SELECT count(*) AS c FROM big_p0 WHERE cai_predict('s', 1, sentence) = label
+                               UNION ALL SELECT count(*) FROM big_p1 WHERE cai_predict('s', 1, sentence) = label) s"
 WARM="SELECT count(*) FROM @T@ WHERE id <= 20 AND cai_predict('s', 1, sentence) IS NOT NULL AND cai_predict('e', 1, sentence) IS NOT NULL"
 SETTINGS=(local1 local2 shards)
-PRE=(-c "SET enable_partitionwise_aggregate = on" -c "SET jit = off")
+PRE=(-c "SET jit = off")
 tables() {	# tables SQL SETTING: the query on the sharded or the local tables
 	local sql=$1
 	if [ "$2" = shards ]; then sql=${sql//@T@/big}; sql=${sql//@N@/news}; else sql=${sql//@T@/big_local}; sql=${sql//@N@/news_local}; fi
@@ -118,15 +124,20 @@ run() {	# run QUERY SETTING -> "seconds answer"
 	local par="SET max_parallel_workers_per_gather = 0" out
 	# two workers even for the small news table (parallel scans start at 8 MB by default)
 	[ "$2" = local2 ] && par="SET max_parallel_workers_per_gather = 2; SET min_parallel_table_scan_size = 0; SET parallel_setup_cost = 0"
+	local sql=${SQL[$1]}
+	[ "$1" = agg ] && [ "$2" != shards ] && sql=${SQL[filter]}	# one server: the same count
 	out=$(q $C "${PRE[@]}" -c "$par" -c "$(tables "$WARM" "$2")" \
-		-c '\timing on' -c "$(tables "${SQL[$1]}" "$2")")
+		-c '\timing on' -c "$(tables "$sql" "$2")")
 	echo "$(grep -oE '^Time: [0-9.]+' <<<"$out" | tail -n 1 | awk '{printf "%.4f", $2 / 1000}') $(grep -vE '^Time:|^Timing' <<<"$out" | tail -n 1)"
 }
-for qn in filter rows ner; do
-	put "plan_$qn" "$(q $C "${PRE[@]}" -c "EXPLAIN (VERBOSE, COSTS OFF) $(tables "${SQL[$qn]}" shards)" | grep -c 'Remote SQL:.*cai_predict' || true)"
+for qn in filter agg rows ner; do
+	sql=$(tables "${SQL[$qn]}" shards)
+	put "plan_$qn" "$(q $C "${PRE[@]}" -c "${sql%%SELECT*}SELECT 1" -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT${sql#*SELECT}" \
+		| grep -c 'Remote SQL:.*cai_predict' || true)"
 done
+put async_agg "$(q $C "${PRE[@]}" -c "EXPLAIN (VERBOSE, COSTS OFF) ${SQL[agg]}" | grep -c 'Async Foreign Scan' || true)"
 for r in $(seq 1 "$REPEATS"); do
-	for qn in filter rows ner; do
+	for qn in filter agg rows ner; do
 		for st in "${SETTINGS[@]}"; do
 			read -r sec ans < <(run "$qn" "$st")
 			log "round $r $qn $st: $sec s ($ans)"
@@ -153,14 +164,15 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 	echo "(SST-2 train) and NER (5,000 WikiANN sentences, 3 epochs), trained on the coordinator and copied to the shards"
 	echo "with their version numbers; the version-pinned \`cai_predict(model, 1, input)\` in every query. Shard servers:"
 	echo "\`extensions 'cai_synergy', use_remote_estimate 'true', async_capable 'true'\`, \`fetch_size 10000\`;"
-	echo "\`enable_partitionwise_aggregate = on\`, \`jit = off\`; the coordinator's pinned \`cai_predict\` at \`COST 10000\`."
+	echo "\`jit = off\`, \`enable_partitionwise_aggregate = on\` for the rows query only; the coordinator's pinned \`cai_predict\` at \`COST 10000\`."
 	echo "Wall seconds from psql \`\\timing\`, one new session per query after a warm-up statement in it; $REPEATS rounds, median."
 	echo
 	echo "| query | what runs where | setting | seconds (rounds) | median s | vs one process | answer |"
 	echo "|---|---|---|---|---|---|---|"
-	for qn in filter rows ner; do
+	for qn in filter agg rows ner; do
 		case $qn in
 			filter) what="count of rows whose prediction equals the label: the WHERE clause runs on the shards, counts of matching rows come back" ;;
+			agg) what="the same count computed on each shard: \`count(*)\` of each foreign partition (shipped whole) under UNION ALL, one row back per shard" ;;
 			rows) what="every row's label computed where the row is (grouped by id and label), $(val rows) labels sent to the coordinator" ;;
 			ner) what="sentences with at least one entity (NER model per sentence), the WHERE clause on the shards" ;;
 		esac
@@ -180,7 +192,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 		done
 	done
 	echo
-	echo "Remote SQL lines with the call in the shard plans (EXPLAIN VERBOSE): filter $(val plan_filter), rows $(val plan_rows), ner $(val plan_ner) (2 = both shards)."
+	echo "Remote SQL lines with the call in the shard plans (EXPLAIN VERBOSE): filter $(val plan_filter), agg $(val plan_agg), rows $(val plan_rows), ner $(val plan_ner) (2 = both shards); Async Foreign Scans in the agg plan: $(val async_agg)."
 	echo "Same answers on both sides: see the answer column (it must be equal within each query)."
 	echo "Load average at the end: $(val load_end)."
 } > "$OUT"
