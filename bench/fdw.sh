@@ -192,6 +192,14 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 		done
 	done
 	echo
+	echo "Reading: every process here shares the same $(val nproc) cores, so two shards add no cores; at best they match two"
+	echo "parallel workers of one server. With a model that costs little per row (fast: about 1 µs) the shards lose to one"
+	echo "server: each shard's backend scans and predicts its half, and every row that qualifies (filter, rows) crosses a"
+	echo "socket to the coordinator; shipping only the counts (agg) removes most of that transfer. With a model that"
+	echo "costs more per row (NER) the shards' work dominates and the two shards run at once. On separate machines the"
+	echo "per-row work divides by the number of shards; these figures only bound what postgres_fdw adds. Timings on this"
+	echo "shared machine vary with other jobs' load (load average below)."
+	echo
 	echo "Remote SQL lines with the call in the shard plans (EXPLAIN VERBOSE): filter $(val plan_filter), agg $(val plan_agg), rows $(val plan_rows), ner $(val plan_ner) (2 = both shards); Async Foreign Scans in the agg plan: $(val async_agg)."
 	echo "Same answers on both sides: see the answer column (it must be equal within each query)."
 	echo "Load average at the end: $(val load_end)."

@@ -494,7 +494,6 @@ CaiCatalogVersion(const char *name, int32 version, char **task, int64 *stamp)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-
 		int32		v = DatumGetInt32(heap_getattr(tup, att_version, desc, &isnull));
 
 		if (result < 0)

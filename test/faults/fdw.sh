@@ -11,7 +11,7 @@
 # each partition's Remote SQL (and the deployed-version cai_predict, which is
 # STABLE, not); the answers over the sharded table equal, row by row, those of
 # the same query over a local table on one server (labels, probabilities,
-# entities); a filter and, grouped by the partition key, an aggregate run on
+# entities); a filter, the count of each foreign partition and, grouped by the partition key, an aggregate run on
 # the shards; a version missing on a shard, or a model missing there, is a
 # clear error from the remote server; a copy that would give a number other
 # bytes is refused; no server crashes.
@@ -172,6 +172,10 @@ FQ="SELECT count(*) FROM reviews WHERE cai_predict('s', 1, sentence) = label"
 is "$(remote "$FQ" | grep -c "WHERE ((public.cai_predict('s'::text, 1, sentence) = label))")" 2 \
 	"a filter on the pinned prediction runs on the shards"
 GQ="SELECT id, count(*) FILTER (WHERE cai_predict('s', 1, sentence) = label) AS correct FROM reviews GROUP BY id"
+UQ="SELECT sum(c)::bigint FROM (SELECT count(*) AS c FROM reviews_p0 WHERE cai_predict('s', 1, sentence) = label
+                     UNION ALL SELECT count(*) FROM reviews_p1 WHERE cai_predict('s', 1, sentence) = label) s"
+is "$(q $C -c "EXPLAIN (VERBOSE, COSTS OFF) $UQ" | grep -c "Remote SQL: SELECT count(\*) FROM public.reviews_shard WHERE ((public.cai_predict('s'::text, 1, sentence) = label))")" 2 \
+	"the count of each foreign partition runs whole on its shard"
 is "$(remote "$GQ" | grep -c "count(\*) FILTER (WHERE (public.cai_predict('s'::text, 1, sentence) = label)).*GROUP BY")" 2 \
 	"an aggregate of the predictions grouped by the partition key runs on the shards"
 
@@ -191,6 +195,7 @@ is "$(q $C -c "SELECT count(*) FROM news WHERE cai_predict('e', 1, body) <> '[]'
 	"$(q $C -c "SELECT count(*) FROM news_local WHERE cai_predict('e', 1, body) <> '[]'")" "the entity model finds entities on the shards"
 diag "news: $ner_sharded, $(q $C -c "SELECT count(*) FROM news WHERE cai_predict('e', 1, body) <> '[]'") with entities"
 is "$(q $C -c "$FQ")" "$(q $C -c "${FQ//reviews/reviews_local}")" "the filtered count over the shards = one server's"
+is "$(q $C -c "$UQ")" "$(q $C -c "${FQ//reviews/reviews_local}")" "the counts computed on the shards add up to one server's count"
 is "$(q $C -c "$PW" -c "SELECT sum(correct) FROM ($GQ) g" | tail -n 1)" \
 	"$(q $C -c "${FQ//reviews/reviews_local}")" "the aggregate computed on the shards = one server's count"
 diag "accuracy of version 1 on the sharded rows: $(q $C -c "SELECT round(avg((cai_predict('s', 1, sentence) = label)::int), 4) FROM reviews")"
