@@ -295,10 +295,10 @@ COMMENT ON FUNCTION @extschema@.cai_model_stats_reset() IS
 -- input) is STABLE: it follows deployments), so that postgres_fdw ships the
 -- call to the server holding the rows (it ships only immutable functions of a
 -- listed extension), and so that index expressions and generated columns may
--- use it.  Honest because a stored version's bytes never change: the store
--- has no UPDATE of the bytes, cai_import(model, data, version) refuses other
--- bytes under an existing number, and the answer is a pure function of the
--- bytes and the input (the same on every CPU: see README "Building").  A
+-- use it.  Honest because a stored version's bytes never change: no function
+-- updates them, cai_import(model, data, version) refuses other bytes under an
+-- existing number, and the answer is a pure function of the bytes and the
+-- input (across CPUs the OpenBLAS models may differ in the last bits).  A
 -- dropped version is an error (42704), never another answer.  What the user
 -- must know: dropping a version and then storing new bytes under the same
 -- number (drop the highest version, then train or import) changes what the
