@@ -289,3 +289,31 @@ CREATE FUNCTION @extschema@.cai_model_stats_reset() RETURNS void
 REVOKE ALL ON FUNCTION @extschema@.cai_model_stats_reset() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.cai_model_stats_reset() IS
     'zero cai_model_stats for this database (superusers, or roles granted EXECUTE)';
+
+-- Version-pinned inference: the same answers as cai_predict / cai_predict_proba
+-- from one stored version, deployed or not.  IMMUTABLE (cai_predict(model,
+-- input) is STABLE: it follows deployments), so that postgres_fdw ships the
+-- call to the server holding the rows (it ships only immutable functions of a
+-- listed extension), and so that index expressions and generated columns may
+-- use it.  Honest because a stored version's bytes never change: no function
+-- updates them, cai_import(model, data, version) refuses other bytes under an
+-- existing number, and the answer is a pure function of the bytes and the
+-- input (across CPUs the OpenBLAS models may differ in the last bits).  A
+-- dropped version is an error (42704), never another answer.  What the user
+-- must know: dropping a version and then storing new bytes under the same
+-- number (drop the highest version, then train or import) changes what the
+-- number means; rebuild indexes and generated columns that use it.
+CREATE FUNCTION @extschema@.cai_predict(model text, version integer, input text) RETURNS text
+    AS 'MODULE_PATHNAME', 'cai_predict_version' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 1000;
+COMMENT ON FUNCTION @extschema@.cai_predict(text, integer, text) IS
+    'predicted label of input by one stored version of model, deployed or not (NER models: entities as a JSON array). IMMUTABLE, because a version''s bytes never change: postgres_fdw ships it to the remote server (the extension in the server''s extensions option), and index expressions and generated columns may use it. A dropped version is an error (42704); a version number dropped and then reused for other bytes changes the answers: rebuild what uses it.';
+CREATE FUNCTION @extschema@.cai_predict_proba(model text, version integer, input text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'cai_predict_proba_version' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 1000;
+COMMENT ON FUNCTION @extschema@.cai_predict_proba(text, integer, text) IS
+    'class probabilities {"label": p, ...} of input by one stored version of a text classification model, deployed or not; IMMUTABLE for the reasons given on cai_predict(text, integer, text)';
+-- A copy of a version that keeps its number (servers that answer pinned calls
+-- must agree on what a number means).
+CREATE FUNCTION @extschema@.cai_import(model text, data bytea, version integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'cai_import' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_import(text, bytea, integer) IS
+    'validate model bytes (as made by cai_export) and store them as that version number of model (owner only), e.g. to copy cai_export(model, version) to the servers of a postgres_fdw cluster; returns the version. The same bytes already stored under the number are left as they are; other bytes under it are refused (SQLSTATE 42710). Deployed only if the model had no deployed version.';

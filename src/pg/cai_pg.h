@@ -105,12 +105,12 @@ extern char *CaiCatalogReadable(const char *relname);
 extern void CaiCatalogExecute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect);
 extern void CaiCatalogDisconnect(void);
 extern bool CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *row);
-extern int32 CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp);
+extern int32 CaiCatalogVersion(const char *name, int32 version, char **task, int64 *stamp);
 extern Oid	CaiCatalogModelOwner(const char *name);
 extern void CaiCheckOwnership(const char *kind, const char *name, Oid owner, const char *action);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
 extern void CaiCheckNewVersion(const char *name, const char *task, const char *action);
-extern int32 CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
+extern int32 CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const uint8 *bytes, Size len,
 							 const char *meta_json, const char *metrics_json, const char *history_json,
 							 const char *deploy_policy, bool *deployed);
 extern bool CaiCatalogHasHistory(void);
@@ -179,6 +179,7 @@ CaiStatsAdd(CaiLoadedModel *m, uint64 start, uint64 rows, uint64 scale)
 
 extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
 extern CaiLoadedModel *CaiGetModelText(FunctionCallInfo fcinfo, text *name);
+extern CaiLoadedModel *CaiGetModelVersion(FunctionCallInfo fcinfo, text *name, int32 version);
 /* train.c: NER rows */
 /* Sentences of tokens and tags read for NER, in a given context. */
 typedef struct CaiNerRows

@@ -404,22 +404,23 @@ CaiCatalogFetch(const char *name, int32 version, bool want_bytes, CaiModelRow *r
 }
 
 /*
- * CaiCatalogDeployedVersion through a query of the table: on a Citus node that
- * holds no copy of the catalog yet (citus.c), a distributed query.
+ * CaiCatalogVersion through a query of the table: on a Citus node that holds
+ * no copy of the catalog yet (citus.c), a distributed query.
  */
 static int32
-CaiDeployedVersionByQuery(const char *name, char **task, int64 *stamp)
+CaiVersionByQuery(const char *name, int32 version, char **task, int64 *stamp)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	int32		result = -1;
 
 	CaiCatalogConnect();
-	/* the deployed version first; a row with deployed = false only when none is */
-	CaiExec(psprintf("SELECT version, task, (extract(epoch FROM created_at) * 1000000)::int8, deployed FROM %s "
-					 "WHERE name = $1 ORDER BY deployed DESC LIMIT 1", store_name),
-			1, types, values, NULL, SPI_OK_SELECT);
+	/* the wanted version first; another row (wanted = false) only when it is missing */
+	CaiExec(psprintf("SELECT version, task, (extract(epoch FROM created_at) * 1000000)::int8, "
+					 "CASE WHEN $2 = 0 THEN deployed ELSE version = $2 END AS wanted FROM %s "
+					 "WHERE name = $1 ORDER BY wanted DESC LIMIT 1", store_name),
+			2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -443,9 +444,14 @@ CaiDeployedVersionByQuery(const char *name, char **task, int64 *stamp)
 	return result;
 }
 
-/* Deployed version of a model, 0 if none; -1 if the model does not exist. */
+/*
+ * Look up one version of a model without reading its bytes: version 0 is the
+ * deployed one, version > 0 that stored version.  Returns the version found
+ * (with its task and creation stamp), 0 if the model has no such version (or
+ * none deployed), -1 if the model does not exist.
+ */
 int32
-CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
+CaiCatalogVersion(const char *name, int32 version, char **task, int64 *stamp)
 {
 	Relation	rel;
 	Oid			pkey;
@@ -471,7 +477,7 @@ CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
 	 */
 	(void) CaiCatalogResolve();
 	if (CaiCopyIsRemote(store_relid))
-		return CaiDeployedVersionByQuery(name, task, stamp);
+		return CaiVersionByQuery(name, version, task, stamp);
 	rel = table_open(store_copy, AccessShareLock);
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkey))
@@ -488,12 +494,13 @@ CaiCatalogDeployedVersion(const char *name, char **task, int64 *stamp)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
+		int32		v = DatumGetInt32(heap_getattr(tup, att_version, desc, &isnull));
 
 		if (result < 0)
 			result = 0;
-		if (!DatumGetBool(heap_getattr(tup, att_deployed, desc, &isnull)))
+		if (version > 0 ? v != version : !DatumGetBool(heap_getattr(tup, att_deployed, desc, &isnull)))
 			continue;
-		result = DatumGetInt32(heap_getattr(tup, att_version, desc, &isnull));
+		result = v;
 		if (stamp != NULL)
 			/* microseconds since the Unix epoch, as extract(epoch FROM created_at) * 1000000 */
 			*stamp = DatumGetTimestampTz(heap_getattr(tup, att_created, desc, &isnull)) +
@@ -727,12 +734,44 @@ CaiCheckExplicitDeploy(const char *name, int32 version, const char *action)
 }
 
 /*
- * Store a new version.  deploy_policy: "auto" (first version, or better
- * validation score than the deployed one), "always", "never", or "import"
- * (deploy only when nothing is deployed).  Returns the new version.
+ * Inside a session, before storing bytes as version of name: whether that
+ * version exists already.  With the same bytes it does (true: nothing to
+ * store); with other bytes it is refused, since a version number names one
+ * model for good (the pinned inference functions rely on it).
+ */
+static bool
+CaiVersionAlreadyStored(const char *name, int32 version, bytea *data)
+{
+	char		sql[512];
+	Oid			types[3] = {TEXTOID, INT4OID, BYTEAOID};
+	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), PointerGetDatum(data)};
+	bool		isnull;
+
+	snprintf(sql, sizeof(sql), "SELECT model = $3 FROM %s WHERE name = $1 AND version = $2", store_read);
+	CaiExec(sql, 3, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" already has a version %d with other bytes", name, version),
+				 errdetail("A version number names one model for good: calls pinned to it, such as cai_predict('%s', %d, input), must keep their answers.",
+						   name, version),
+				 errhint("To replace it, drop it with cai_drop_model('%s', %d) first, and rebuild any index or generated column that uses it.",
+						 name, version)));
+	return true;
+}
+
+/*
+ * Store a new version: the next number, or version_wanted when it is > 0
+ * (cai_import(model, data, version): a copy that keeps its number; the same
+ * bytes already stored under it are not stored again).  deploy_policy: "auto"
+ * (first version, or better validation score than the deployed one),
+ * "always", "never", or "import" (deploy only when nothing is deployed).
+ * Returns the version.
  */
 int32
-CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len,
+CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const uint8 *bytes, Size len,
 				const char *meta_json, const char *metrics_json, const char *history_json,
 				const char *deploy_policy, bool *deployed)
 {
@@ -759,6 +798,14 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 	owner = CaiCheckNewVersionInSession(name, task, "add a version");
 	if (!OidIsValid(owner))
 		owner = caller_userid;
+	if (version_wanted > 0 && CaiVersionAlreadyStored(name, version_wanted, data))
+	{
+		CaiCatalogDisconnect();
+		if (deployed)
+			*deployed = false;
+		pfree(data);
+		return version_wanted;
+	}
 
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
@@ -777,7 +824,8 @@ CaiCatalogStore(const char *name, const char *task, const uint8 *bytes, Size len
 				 "SELECT (SELECT coalesce(max(s.version), 0) + 1 FROM %s s WHERE s.name = $1), "
 				 "(($2::jsonb) ->> 'score')::float8", store_read);
 		CaiExec(sql, 2, types, values, nulls, SPI_OK_SELECT);
-		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		version = version_wanted > 0 ? version_wanted :
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		new_score = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &new_null));
 		CaiCompareWithDeployed(name, task, meta_json, &diff);
 
@@ -925,8 +973,14 @@ cai_import(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid model: the data is empty")));
 	CaiValidateModelBytes((const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), &task, &meta);
-	version = CaiCatalogStore(name, task, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-							  meta, NULL, NULL, "import", NULL);
+	/* cai_import(model, data, version): keep the version number (see CaiCatalogStore) */
+	if (PG_NARGS() > 2 && PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model version must not be NULL"),
+				 errhint("Call cai_import(model, data) to store the bytes as the next version.")));
+	version = CaiCatalogStore(name, CaiArgVersion(fcinfo, 2), task, (const uint8 *) VARDATA_ANY(data),
+							  VARSIZE_ANY_EXHDR(data), meta, NULL, NULL, "import", NULL);
 	PG_RETURN_INT32(version);
 }
 

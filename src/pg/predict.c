@@ -3,9 +3,11 @@
  * functions: cai_predict, cai_predict_proba, cai_evaluate, cai_options.
  *
  * A model is loaded from the catalog once per backend and kept in a cache
- * keyed by name.  The deployed version is looked up once per statement (the
- * first call of each function call site in a query), so a newly deployed
- * version is picked up by the next statement, never per row.
+ * keyed by name and version.  The deployed version is looked up once per
+ * statement (the first call of each function call site in a query), so a
+ * newly deployed version is picked up by the next statement, never per row;
+ * the pinned functions (cai_predict(model, version, input)) look up their
+ * version the same way and share the cache.
  */
 #include "postgres.h"
 
@@ -23,20 +25,37 @@
 #include "cai/options.h"
 #include "cai_pg.h"
 
+/*
+ * The backend's models, keyed by (name, version): the deployed version of a
+ * name and any version named by a pinned call (cai_predict(model, version,
+ * input)) share this one cache.
+ */
+typedef struct CaiCacheKey
+{
+	char		name[CAI_MODEL_NAME_MAX + 1];	/* zero-padded: hashed as bytes */
+	int32		version;
+} CaiCacheKey;
+
 typedef struct CaiCacheEntry
 {
-	char		name[CAI_MODEL_NAME_MAX + 1];	/* hash key */
+	CaiCacheKey key;			/* hash key */
 	CaiLoadedModel *model;
+	uint64		used_xact;		/* xact_count when last looked up */
 } CaiCacheEntry;
 
 static HTAB *model_cache = NULL;
 static List *retired_models = NIL;	/* replaced models, freed at transaction end */
 static bool xact_callback_registered = false;
+static uint64 xact_count = 0;	/* transactions ended in this process */
 
-/* Per call site (fn_extra): the model in use for the current statement. */
+/*
+ * Per call site (fn_extra): the model in use for the current statement, for
+ * the name and the version asked for (0: the deployed one).
+ */
 typedef struct CaiCallCache
 {
 	char		name[CAI_MODEL_NAME_MAX + 1];
+	int32		version;
 	CaiLoadedModel *model;
 } CaiCallCache;
 
@@ -60,6 +79,7 @@ CaiXactCallback(XactEvent event, void *arg)
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
 	CaiStatsFlushAll();
+	xact_count++;
 	foreach(lc, retired_models)
 		CaiFreeLoadedModel((CaiLoadedModel *) lfirst(lc));
 	list_free(retired_models);
@@ -183,6 +203,108 @@ CaiLoadModel(const char *name, int32 version, int64 stamp)
 	return m;
 }
 
+/* Retire a cached model: the call sites of this transaction may still hold it. */
+static void
+CaiRetireModel(CaiLoadedModel *m)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	retired_models = lappend(retired_models, m);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The loaded model of a version (whose catalog row has creation stamp
+ * stamp), from the backend's cache or loaded into it.  Loading a version of a
+ * name retires the name's other versions not used in this transaction, so a
+ * redeployment frees the old version while a statement that uses two versions
+ * (deployed and pinned) keeps both.
+ */
+static CaiLoadedModel *
+CaiCachedModel(const char *name, int32 version, int64 stamp)
+{
+	CaiCacheKey key;
+	CaiCacheEntry *entry;
+	bool		found;
+
+	if (model_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(CaiCacheKey);
+		ctl.entrysize = sizeof(CaiCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		model_cache = hash_create("cai_synergy models", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(CaiXactCallback, NULL);
+		xact_callback_registered = true;
+	}
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.name, name, sizeof(key.name));
+	key.version = version;
+	entry = hash_search(model_cache, &key, HASH_ENTER, &found);
+	if (!found)
+		entry->model = NULL;
+	entry->used_xact = xact_count;
+	if (entry->model == NULL || entry->model->stamp != stamp)
+	{
+		CaiLoadedModel *m;
+		HASH_SEQ_STATUS seq;
+		CaiCacheEntry *e;
+
+		/* the entry stays valid (model NULL) if loading fails */
+		if (entry->model != NULL)
+			CaiRetireModel(entry->model);
+		entry->model = NULL;
+		m = CaiLoadModel(name, version, stamp);
+		m->stamp = stamp;
+		entry->model = m;
+
+		hash_seq_init(&seq, model_cache);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			if (e != entry && e->used_xact != xact_count && strcmp(e->key.name, name) == 0)
+			{
+				if (e->model != NULL)
+					CaiRetireModel(e->model);
+				(void) hash_search(model_cache, &e->key, HASH_REMOVE, NULL);
+			}
+	}
+	return entry->model;
+}
+
+/* Remember a call site's model for the rest of the statement. */
+static CaiLoadedModel *
+CaiCallSiteSet(FunctionCallInfo fcinfo, const char *name, int32 version, CaiLoadedModel *m)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
+
+	if (cc == NULL)
+	{
+		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaiCallCache));
+		fcinfo->flinfo->fn_extra = cc;
+	}
+	strlcpy(cc->name, name, sizeof(cc->name));
+	cc->version = version;
+	cc->model = m;
+	return m;
+}
+
+/* The call site's model if it is for this name (given as text) and version. */
+static inline CaiLoadedModel *
+CaiCallSiteGet(FunctionCallInfo fcinfo, text *name, int32 version)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
+	size_t		len = VARSIZE_ANY_EXHDR(name);
+
+	if (cc != NULL && cc->version == version && len <= CAI_MODEL_NAME_MAX && cc->name[len] == '\0' &&
+		memcmp(cc->name, VARDATA_ANY(name), len) == 0)
+		return cc->model;
+	return NULL;
+}
+
 /*
  * CaiGetModel for a model name given as text, the per-row path of every
  * inference function: the call site's cached model is reused without
@@ -191,85 +313,69 @@ CaiLoadModel(const char *name, int32 version, int64 stamp)
 CaiLoadedModel *
 CaiGetModelText(FunctionCallInfo fcinfo, text *name)
 {
-	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
-	size_t		len = VARSIZE_ANY_EXHDR(name);
+	CaiLoadedModel *m = CaiCallSiteGet(fcinfo, name, 0);
 
-	if (cc != NULL && len <= CAI_MODEL_NAME_MAX && cc->name[len] == '\0' &&
-		memcmp(cc->name, VARDATA_ANY(name), len) == 0)
-		return cc->model;
-	return CaiGetModel(fcinfo, text_to_cstring(name));
+	return m != NULL ? m : CaiGetModel(fcinfo, text_to_cstring(name));
 }
 
 /*
- * The deployed version of a model, loaded (cached per backend, checked once
- * per statement per call site).
+ * A version of a model (0: the deployed one) looked up in the catalog and
+ * loaded (cached per backend), and remembered by the call site for the rest
+ * of the statement: a new deployment, or a dropped version, is seen by the
+ * next statement, never per row.
  */
-CaiLoadedModel *
-CaiGetModel(FunctionCallInfo fcinfo, const char *name)
+static CaiLoadedModel *
+CaiFindModel(FunctionCallInfo fcinfo, const char *name, int32 version)
 {
-	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
-	CaiCacheEntry *entry;
-	bool		found;
 	int64		stamp = 0;
-	int32		version;
-
-	if (cc != NULL && strcmp(cc->name, name) == 0)
-		return cc->model;
+	int32		found;
 
 	CaiCheckModelName(name);
-	version = CaiCatalogDeployedVersion(name, NULL, &stamp);
-	if (version < 0)
+	found = CaiCatalogVersion(name, version, NULL, &stamp);
+	if (found < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", name),
 				 errhint("List models with SELECT * FROM cai_models.")));
-	if (version == 0)
+	if (found == 0 && version == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" has no deployed version", name),
 				 errhint("Deploy a version with cai_deploy('%s', version).", name)));
+	if (found == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, version),
+				 errdetail("It was dropped, or never stored on this server."),
+				 errhint("List its versions with SELECT version FROM cai_models WHERE name = '%s'; "
+						 "copy a version with its number by cai_import(model, data, version).", name)));
+	return CaiCallSiteSet(fcinfo, name, version, CaiCachedModel(name, found, stamp));
+}
 
-	if (model_cache == NULL)
-	{
-		HASHCTL		ctl;
+/* The deployed version of a model. */
+CaiLoadedModel *
+CaiGetModel(FunctionCallInfo fcinfo, const char *name)
+{
+	CaiCallCache *cc = (CaiCallCache *) fcinfo->flinfo->fn_extra;
 
-		ctl.keysize = CAI_MODEL_NAME_MAX + 1;
-		ctl.entrysize = sizeof(CaiCacheEntry);
-		ctl.hcxt = CacheMemoryContext;
-		model_cache = hash_create("cai_synergy models", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(CaiXactCallback, NULL);
-		xact_callback_registered = true;
-	}
+	if (cc != NULL && cc->version == 0 && strcmp(cc->name, name) == 0)
+		return cc->model;
+	return CaiFindModel(fcinfo, name, 0);
+}
 
-	entry = hash_search(model_cache, name, HASH_ENTER, &found);
-	if (!found)
-		entry->model = NULL;
-	if (entry->model == NULL || entry->model->version != version || entry->model->stamp != stamp)
-	{
-		CaiLoadedModel *m = CaiLoadModel(name, version, stamp);
+/* One stored version of a model, deployed or not (the pinned functions). */
+CaiLoadedModel *
+CaiGetModelVersion(FunctionCallInfo fcinfo, text *name, int32 version)
+{
+	CaiLoadedModel *m = CaiCallSiteGet(fcinfo, name, version);
 
-		m->stamp = stamp;
-		if (entry->model != NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			retired_models = lappend(retired_models, entry->model);
-			MemoryContextSwitchTo(old);
-		}
-		entry->model = m;
-	}
-
-	if (cc == NULL)
-	{
-		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaiCallCache));
-		fcinfo->flinfo->fn_extra = cc;
-	}
-	strlcpy(cc->name, name, sizeof(cc->name));
-	cc->model = entry->model;
-	return entry->model;
+	if (m != NULL)
+		return m;
+	if (version <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive, got %d", version)));
+	return CaiFindModel(fcinfo, text_to_cstring(name), version);
 }
 
 void
@@ -337,6 +443,16 @@ cai_predict(PG_FUNCTION_ARGS)
 	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(1));
 }
 
+/* cai_predict(model, version, input): a stored version, deployed or not (IMMUTABLE: see the SQL) */
+PG_FUNCTION_INFO_V1(cai_predict_version);
+Datum
+cai_predict_version(PG_FUNCTION_ARGS)
+{
+	CaiLoadedModel *m = CaiGetModelVersion(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_INT32(1));
+
+	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(2));
+}
+
 /* The model cai_predict(input) uses: cai.default_model, else the only deployed model. */
 static char *
 CaiDefaultModelName(void)
@@ -371,11 +487,10 @@ cai_predict_default(PG_FUNCTION_ARGS)
 	return CaiPredictText(fcinfo, m, PG_GETARG_TEXT_PP(0));
 }
 
-PG_FUNCTION_INFO_V1(cai_predict_proba);
-Datum
-cai_predict_proba(PG_FUNCTION_ARGS)
+/* {"label": probability, ...} of one text by a text classification model */
+static Datum
+CaiProbaJsonb(CaiLoadedModel *m, text *input)
 {
-	CaiLoadedModel *m = CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0));
 	float	   *probs;
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
@@ -384,7 +499,7 @@ cai_predict_proba(PG_FUNCTION_ARGS)
 
 	CaiRequireKind(m, CAI_KIND_CLASSIFY, "cai_predict_proba");
 	probs = palloc(sizeof(float) * m->n_labels);
-	CaiClassify(m, PG_GETARG_TEXT_PP(1), probs);
+	CaiClassify(m, input, probs);
 	CaiStatsAdd(m, start, 1, CAI_STATS_SAMPLE);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
@@ -403,6 +518,22 @@ cai_predict_proba(PG_FUNCTION_ARGS)
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+PG_FUNCTION_INFO_V1(cai_predict_proba);
+Datum
+cai_predict_proba(PG_FUNCTION_ARGS)
+{
+	return CaiProbaJsonb(CaiGetModelText(fcinfo, PG_GETARG_TEXT_PP(0)), PG_GETARG_TEXT_PP(1));
+}
+
+/* cai_predict_proba(model, version, input): a stored version, deployed or not */
+PG_FUNCTION_INFO_V1(cai_predict_proba_version);
+Datum
+cai_predict_proba_version(PG_FUNCTION_ARGS)
+{
+	return CaiProbaJsonb(CaiGetModelVersion(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_INT32(1)),
+						 PG_GETARG_TEXT_PP(2));
 }
 
 /*

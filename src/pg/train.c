@@ -481,7 +481,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 												 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
 	if (metrics_out)
 		*metrics_out = metrics;
-	return CaiCatalogStore(name, task_out, (const uint8 *) model, model_len, meta,
+	return CaiCatalogStore(name, 0, task_out, (const uint8 *) model, model_len, meta,
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 

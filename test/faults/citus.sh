@@ -19,12 +19,7 @@
 NAME=citus
 source "$(dirname "$0")/lib.sh"
 
-PKGLIB=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdir)
-if [ ! -f "$PKGLIB/citus.so" ]; then
-	echo "# SKIP: Citus is not installed (run ../shared/tools/citus/build.sh as root)"
-	echo "$NAME: 0 passed, 0 failed"
-	exit 0
-fi
+require_module citus "run ../shared/tools/citus/build.sh as root"
 DATA=${CAI_DATA_DIR:-$FAULTS_ROOT/../shared/data}
 SST=$DATA/sentiment/sst2
 NER=$DATA/ner/wikiann-en

@@ -65,6 +65,16 @@ finish() {
 	exit $?
 }
 
+# skip the whole test ("NAME: 0 passed, 0 failed") unless the server has the module MODULE.so
+require_module() {	# require_module MODULE HOW-TO-INSTALL
+	local pkglib
+	pkglib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdir)
+	[ -f "$pkglib/$1.so" ] && return 0
+	echo "# SKIP: $1 is not installed ($2)"
+	echo "$NAME: 0 passed, 0 failed"
+	exit 0
+}
+
 bail() {	# stop the test: a setup step failed
 	ok 1 "$*"
 	finish

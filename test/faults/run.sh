@@ -6,7 +6,7 @@
 #   LOAD_SECONDS, KILL_ROUNDS, ...      passed on to the tests
 set -uo pipefail
 cd "$(dirname "$0")"
-FAULTS=${FAULTS:-kill_worker interrupt dump_restore upgrade_history replica shared_files cli cron citus load package}
+FAULTS=${FAULTS:-kill_worker interrupt dump_restore upgrade_history replica shared_files cli cron citus fdw load package}
 FAULT_TIMEOUT=${FAULT_TIMEOUT:-$((300 + ${LOAD_SECONDS:-20}))}
 passed=0
 failed=0
