@@ -554,22 +554,43 @@ done:
 /* ------------------------------------------------------------------ */
 /* Damaged checkpoints and inputs */
 
-/* Replace the first `from` after `anchor` in the header of a copy of b with `to` (same length). */
+/*
+ * A copy of b with the first `from` after `anchor` in its header replaced
+ * by `to` (of any length: the header length is rewritten, the data buffer
+ * and its offsets stay).
+ */
 static Bytes
 patched(const Bytes *b, const char *anchor, const char *from, const char *to)
 {
-	Bytes		c = {malloc(b->len), b->len};
-	char	   *h;
-	char	   *a;
-	char	   *f;
+	uint64_t	hlen;
+	Bytes		c = {0};
+	const char *h = (const char *) b->data + 8;
+	const char *a;
+	const char *f = NULL;
+	size_t		at;
+	uint64_t	nlen;
 
-	memcpy(c.data, b->data, b->len);
-	h = (char *) c.data + 8;
-	a = memmem(h, b->len - 8, anchor, strlen(anchor));
-	f = a ? memmem(a, b->len - 8 - (size_t) (a - h), from, strlen(from)) : NULL;
-	CHECK(f != NULL && strlen(from) == strlen(to), "patch %s: %s -> %s", anchor, from, to);
-	if (f != NULL)
-		memcpy(f, to, strlen(to));
+	memcpy(&hlen, b->data, 8);
+	a = memmem(h, hlen, anchor, strlen(anchor));
+	if (a != NULL)
+		f = memmem(a, hlen - (size_t) (a - h), from, strlen(from));
+	CHECK(f != NULL, "patch %s: %s -> %s", anchor, from, to);
+	if (f == NULL)
+		f = h;
+	at = (size_t) (f - h);
+	nlen = hlen - (f != h ? strlen(from) : 0) + (f != h ? strlen(to) : 0);
+	c.len = b->len - hlen + nlen;
+	c.data = malloc(c.len);
+	memcpy(c.data, &nlen, 8);
+	memcpy(c.data + 8, h, at);
+	if (f != h)
+	{
+		memcpy(c.data + 8 + at, to, strlen(to));
+		memcpy(c.data + 8 + at + strlen(to), f + strlen(from), hlen - at - strlen(from));
+	}
+	else
+		memcpy(c.data + 8, h, hlen);
+	memcpy(c.data + 8 + nlen, b->data + 8 + hlen, b->len - 8 - hlen);
 	return c;
 }
 
@@ -634,6 +655,10 @@ test_damaged(const cai_encoder_config *cfg, const Batch *in)
 	free(c.data);
 	c = patched(&b, "bert.pooler.dense.bias", "pooler.dense", "poolerXdense");
 	expect_load(cfg, &c, CAI_ERR_FORMAT, "bert.poolerXdense.bias", "unknown tensor");
+	free(c.data);
+	/* the same tensor under its new and its old name */
+	c = patched(&b, "bert.pooler.dense.bias", "pooler.dense.bias", "embeddings.LayerNorm.beta");
+	expect_load(cfg, &c, CAI_ERR_FORMAT, "bert.embeddings.LayerNorm.beta", "bias and beta");
 	free(c.data);
 	/* LayerNorm's old name for the bias is accepted */
 	c = patched(&b, "bert.embeddings.LayerNorm.bias", "LayerNorm.bias", "LayerNorm.beta");
