@@ -61,7 +61,7 @@ test_textclf_vectors_MODULES = $(test_model_MODULES)
 test_vectors_train_MODULES = common modelutil format tokenize options trainer blas pool vectors vectors_train
 test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 test_safetensors_MODULES = common safetensors
-test_encoder_MODULES = common modelutil blas ops safetensors gradcheck encoder
+test_encoder_MODULES = common modelutil blas pool ops safetensors gradcheck encoder
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
 fuzz_format_MODULES = common format

@@ -26,6 +26,7 @@ main(int argc, char **argv)
 	int			threads = 1;
 	int			reps = 3;
 	cai_encoder *enc = NULL;
+	cai_encoder_grads *grads = NULL;
 	cai_encoder_acts *inf = NULL;
 	cai_encoder_acts *train = NULL;
 	cai_error	err = {0};
@@ -59,7 +60,7 @@ main(int argc, char **argv)
 	cai_blas_set_threads(threads);
 	if (cai_encoder_memory_check(&cfg, B, T, false, 0, &bytes_inf, &err) != CAI_OK ||
 		cai_encoder_memory_check(&cfg, B, T, true, 0, &bytes_train, &err) != CAI_OK ||
-		cai_encoder_create(&cfg, &enc, &err) != CAI_OK || cai_encoder_alloc_grads(enc, &err) != CAI_OK ||
+		cai_encoder_create(&cfg, &enc, &err) != CAI_OK || cai_encoder_grads_create(enc, &grads, &err) != CAI_OK ||
 		cai_encoder_acts_create(&cfg, B, T, false, &inf, &err) != CAI_OK ||
 		cai_encoder_acts_create(&cfg, B, T, true, &train, &err) != CAI_OK)
 	{
@@ -89,7 +90,7 @@ main(int argc, char **argv)
 		tf[k] = now() - t0;
 		t0 = now();
 		if (cai_encoder_forward(enc, train, ids, NULL, mask, true, &rng, &err) != CAI_OK ||
-			cai_encoder_backward(enc, train, dout, ids, NULL, mask, &err) != CAI_OK)
+			cai_encoder_backward(enc, train, grads, dout, ids, NULL, mask, &err) != CAI_OK)
 			break;
 		tb[k] = now() - t0;
 	}
@@ -114,6 +115,7 @@ main(int argc, char **argv)
 	free(tb);
 	cai_encoder_acts_free(inf);
 	cai_encoder_acts_free(train);
+	cai_encoder_grads_free(grads);
 	cai_encoder_free(enc);
 	return 0;
 }

@@ -23,8 +23,8 @@
  * Matrix products go through cai_sgemm over all N rows at once (the linear
  * layers) and per (sequence, head) for attention; BLAS threads as set by
  * cai_blas_set_threads.  The parameters live in one float slab (the
- * tensors are views into it, in cai_encoder_tensor order); gradients in a
- * second slab of the same layout.
+ * tensors are views into it, in cai_encoder_tensor order); gradients in
+ * cai_encoder_grads slabs of the same layout.
  *
  * Not yet: an architecture of the registry (training, model bytes, SQL).
  */
@@ -122,9 +122,19 @@ typedef struct cai_encoder
 	size_t		n_params;		/* floats in the slab */
 	float	   *params;			/* (n_params) */
 	cai_encoder_weights w;		/* views into params */
-	float	   *grads;			/* (n_params), NULL until cai_encoder_alloc_grads */
-	cai_encoder_weights g;		/* views into grads (all NULL until then) */
 } cai_encoder;
+
+/*
+ * Gradients of an encoder's parameters, in the slab layout of its params;
+ * one per training shard (data-parallel training gives each shard its own
+ * and adds them in shard order).
+ */
+typedef struct cai_encoder_grads
+{
+	size_t		n_params;
+	float	   *data;			/* (n_params) */
+	cai_encoder_weights w;		/* views into data */
+} cai_encoder_grads;
 
 /* An encoder of a checked config with all parameters zero. */
 cai_status	cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *err);
@@ -133,9 +143,10 @@ void		cai_encoder_free(cai_encoder *enc);	/* NULL allowed */
 /* BERT's initialisation: normal(0, std) weights, zero biases, LN gain 1. */
 void		cai_encoder_init_random(cai_encoder *enc, float std, cai_rng *rng);
 
-/* Allocate the gradient slab (zeroed); a second call zeroes it. */
-cai_status	cai_encoder_alloc_grads(cai_encoder *enc, cai_error *err);
-void		cai_encoder_zero_grads(cai_encoder *enc);
+/* Zeroed gradients for enc's parameters. */
+cai_status	cai_encoder_grads_create(const cai_encoder *enc, cai_encoder_grads **out, cai_error *err);
+void		cai_encoder_grads_zero(cai_encoder_grads *g);
+void		cai_encoder_grads_free(cai_encoder_grads *g);	/* NULL allowed */
 
 /*
  * Load the parameters of a checkpoint: safetensors bytes (buf[0..len), see
@@ -156,7 +167,7 @@ cai_status	cai_encoder_from_safetensors(const cai_encoder_config *cfg, const voi
 										 cai_encoder **out, cai_error *err);
 
 /*
- * Memory: parameter bytes (slab + tables; times 2 with gradients) and
+ * Memory: parameter bytes (slab + tables; with one gradient slab) and
  * activation bytes for a batch of B sequences of T positions (what
  * cai_encoder_acts_create allocates).  false on overflow.
  */
@@ -208,11 +219,12 @@ cai_status	cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, cons
 /*
  * Backward pass of the last forward pass (same ids, segments, mask), dout
  * (B, T, H) the gradient of the loss with respect to the output: ADDS the
- * parameter gradients into enc->grads and sets the input gradient.  Needs
- * acts made for_backward and the gradient slab.
+ * parameter gradients into g and sets the input gradient.  Needs acts made
+ * for_backward.  Neither pass allocates: shards of a training pool
+ * (src/core/pool.h) may run them on their own acts and grads at once.
  */
-cai_status	cai_encoder_backward(cai_encoder *enc, cai_encoder_acts *a, const float *dout,
-								 const int32_t *ids, const int32_t *segments, const uint8_t *mask,
-								 cai_error *err);
+cai_status	cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_grads *g,
+								 const float *dout, const int32_t *ids, const int32_t *segments,
+								 const uint8_t *mask, cai_error *err);
 
 #endif							/* CAI_ENCODER_H */

@@ -319,7 +319,8 @@ cai_encoder_param_bytes(const cai_encoder_config *c, bool with_grads, size_t *by
 	if (!cai_size_mul(n, sizeof(float) * (with_grads ? 2 : 1), &b))
 		return false;
 	meta = sizeof(cai_encoder) + (size_t) n_tensors_of(c) * sizeof(cai_encoder_tensor)
-		+ (size_t) c->num_hidden_layers * sizeof(cai_encoder_layer) * 2;
+		+ (size_t) c->num_hidden_layers * sizeof(cai_encoder_layer) * (with_grads ? 2 : 1)
+		+ (with_grads ? sizeof(cai_encoder_grads) : 0);
 	return cai_size_add(b, meta, bytes);
 }
 
@@ -330,9 +331,7 @@ cai_encoder_free(cai_encoder *enc)
 		return;
 	cai_free(enc->tensors);
 	cai_free(enc->params);
-	cai_free(enc->grads);
 	cai_free(enc->w.layers);
-	cai_free(enc->g.layers);
 	cai_free(enc);
 }
 
@@ -379,33 +378,38 @@ cai_encoder_init_random(cai_encoder *enc, float std, cai_rng *rng)
 }
 
 cai_status
-cai_encoder_alloc_grads(cai_encoder *enc, cai_error *err)
+cai_encoder_grads_create(const cai_encoder *enc, cai_encoder_grads **out, cai_error *err)
 {
-	cai_encoder_layer *layers;
+	cai_encoder_grads *g = cai_calloc(1, sizeof(*g));
+	cai_encoder_layer *layers = cai_calloc((size_t) enc->cfg.num_hidden_layers, sizeof(cai_encoder_layer));
 
-	if (enc->grads != NULL)
+	*out = NULL;
+	if (g == NULL || layers == NULL || (g->data = cai_calloc(enc->n_params, sizeof(float))) == NULL)
 	{
-		cai_encoder_zero_grads(enc);
-		return CAI_OK;
-	}
-	enc->grads = cai_calloc(enc->n_params, sizeof(float));
-	layers = cai_calloc((size_t) enc->cfg.num_hidden_layers, sizeof(cai_encoder_layer));
-	if (enc->grads == NULL || layers == NULL)
-	{
-		cai_free(enc->grads);
 		cai_free(layers);
-		enc->grads = NULL;
+		cai_free(g);
 		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the encoder's gradients");
 	}
-	make_views(&enc->cfg, enc->tensors, enc->grads, layers, &enc->g);
+	g->n_params = enc->n_params;
+	make_views(&enc->cfg, enc->tensors, g->data, layers, &g->w);
+	*out = g;
 	return CAI_OK;
 }
 
 void
-cai_encoder_zero_grads(cai_encoder *enc)
+cai_encoder_grads_zero(cai_encoder_grads *g)
 {
-	if (enc->grads != NULL)
-		memset(enc->grads, 0, enc->n_params * sizeof(float));
+	memset(g->data, 0, g->n_params * sizeof(float));
+}
+
+void
+cai_encoder_grads_free(cai_encoder_grads *g)
+{
+	if (g == NULL)
+		return;
+	cai_free(g->data);
+	cai_free(g->w.layers);
+	cai_free(g);
 }
 
 /* ---------------------------------------------------------------------
@@ -1185,8 +1189,8 @@ residual_ln_backward(cai_encoder_acts *a, float *dskip, const float *dy, float *
 }
 
 cai_status
-cai_encoder_backward(cai_encoder *enc, cai_encoder_acts *a, const float *dout, const int32_t *ids,
-					 const int32_t *segments, const uint8_t *mask, cai_error *err)
+cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_grads *grads, const float *dout,
+					 const int32_t *ids, const int32_t *segments, const uint8_t *mask, cai_error *err)
 {
 	const int	T = a->T;
 	const int	H = a->H;
@@ -1197,15 +1201,15 @@ cai_encoder_backward(cai_encoder *enc, cai_encoder_acts *a, const float *dout, c
 	const bool	drop = a->training && a->p_hidden > 0.0f;
 	cai_status	st;
 
-	if (!a->for_backward || enc->grads == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "the backward pass needs activations made for it and gradients");
+	if (!a->for_backward || grads->n_params != enc->n_params)
+		return cai_error_set(err, CAI_ERR_INVALID, "the backward pass needs activations made for it and this encoder's gradients");
 	if ((st = check_inputs(enc, a, ids, segments, mask, err)) != CAI_OK)
 		return st;
 	memcpy(a->dx, dout, NHs * sizeof(float));
 	for (int l = a->L - 1; l >= 0; l--)
 	{
 		const cai_encoder_layer *w = &enc->w.layers[l];
-		cai_encoder_layer *g = &enc->g.layers[l];
+		cai_encoder_layer *g = &grads->w.layers[l];
 		const enc_layer_acts *la = &a->layers[l];
 		const float *x_in = l > 0 ? a->layers[l - 1].out : a->x0;
 
@@ -1236,14 +1240,14 @@ cai_encoder_backward(cai_encoder *enc, cai_encoder_acts *a, const float *dout, c
 	memset(a->dtmp, 0, NHs * sizeof(float));
 	cai_dropout_backward(a->dtmp, a->dx, a->emb_mask, NHs, a->p_hidden, drop);
 	memset(a->dembed, 0, NHs * sizeof(float));
-	layernorm_backward(a->dembed, enc->g.emb_ln_g, enc->g.emb_ln_b, a->dtmp, a->emb, a->emb_mean, a->emb_rstd,
+	layernorm_backward(a->dembed, grads->w.emb_ln_g, grads->w.emb_ln_b, a->dtmp, a->emb, a->emb_mean, a->emb_rstd,
 					   enc->w.emb_ln_g, N, H);
 	for (int r = 0; r < N; r++)
 	{
 		const float *de = a->dembed + (size_t) r * H;
-		float	   *gw = enc->g.word + (size_t) ids[r] * H;
-		float	   *gp = enc->g.position + (size_t) (r % T) * H;
-		float	   *gt = enc->g.token_type + (size_t) (segments != NULL ? segments[r] : 0) * H;
+		float	   *gw = grads->w.word + (size_t) ids[r] * H;
+		float	   *gp = grads->w.position + (size_t) (r % T) * H;
+		float	   *gt = grads->w.token_type + (size_t) (segments != NULL ? segments[r] : 0) * H;
 
 		for (int i = 0; i < H; i++)
 		{

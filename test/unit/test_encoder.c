@@ -20,6 +20,7 @@
 #include "cai/encoder.h"
 #include "check.h"
 #include "../../src/core/gradcheck.h"
+#include "../../src/core/pool.h"
 
 static const char *fixture_dir;
 
@@ -326,6 +327,7 @@ done:
 typedef struct GradCtx
 {
 	cai_encoder *enc;
+	cai_encoder_grads *grads;
 	cai_encoder_acts *acts;
 	const int32_t *ids;
 	const int32_t *seg;
@@ -355,14 +357,14 @@ grad_loss(void *vctx, float *const *grad, double *loss, cai_error *err)
 	*loss = s;
 	if (grad == NULL)
 		return CAI_OK;
-	cai_encoder_zero_grads(g->enc);
-	if ((st = cai_encoder_backward(g->enc, g->acts, g->proj, g->ids, g->seg, g->mask, err)) != CAI_OK)
+	cai_encoder_grads_zero(g->grads);
+	if ((st = cai_encoder_backward(g->enc, g->acts, g->grads, g->proj, g->ids, g->seg, g->mask, err)) != CAI_OK)
 		return st;
 	for (int i = 0; i < CAI_GRAD_MAX_TENSORS && g->first + i < g->enc->n_tensors; i++)
 	{
 		const cai_encoder_tensor *t = &g->enc->tensors[g->first + i];
 
-		memcpy(grad[i], g->enc->grads + t->offset, t->numel * sizeof(float));
+		memcpy(grad[i], g->grads->data + t->offset, t->numel * sizeof(float));
 	}
 	return CAI_OK;
 }
@@ -392,6 +394,7 @@ test_gradients(bool training)
 	int32_t		pos_rows[T] = {0, 1, 2, 3, 4};
 	int32_t		type_rows[2] = {0, 1};
 	cai_encoder *enc = NULL;
+	cai_encoder_grads *grads = NULL;
 	cai_encoder_acts *acts = NULL;
 	cai_error	err = {0};
 	cai_rng		rng;
@@ -399,7 +402,7 @@ test_gradients(bool training)
 	double		worst = 0.0;
 	int			checked = 0;
 
-	if (cai_encoder_create(&cfg, &enc, &err) != CAI_OK || cai_encoder_alloc_grads(enc, &err) != CAI_OK ||
+	if (cai_encoder_create(&cfg, &enc, &err) != CAI_OK || cai_encoder_grads_create(enc, &grads, &err) != CAI_OK ||
 		cai_encoder_acts_create(&cfg, B, T, true, &acts, &err) != CAI_OK)
 	{
 		CHECK(false, "gradient check setup: %s", err.msg);
@@ -415,6 +418,7 @@ test_gradients(bool training)
 	for (int i = 0; i < N; i++)
 		word_rows[i] = ids[i];
 	g.enc = enc;
+	g.grads = grads;
 	g.acts = acts;
 	g.ids = ids;
 	g.seg = seg;
@@ -481,10 +485,10 @@ test_gradients(bool training)
 			sum_abs += fabs(de[i]);
 		}
 		for (int i = 0; i < T * cfg.hidden_size; i++)
-			sum_pos += enc->grads[enc->tensors[1].offset + i];
+			sum_pos += grads->data[enc->tensors[1].offset + i];
 		/* token 1 occurs once (position 0): its word-gradient row is that position's input gradient */
 		for (int i = 0; i < cfg.hidden_size; i++)
-			row_diff += fabs(enc->grads[enc->tensors[0].offset + 1 * cfg.hidden_size + i] - de[i]);
+			row_diff += fabs(grads->data[enc->tensors[0].offset + 1 * cfg.hidden_size + i] - de[i]);
 		CHECK(sum_abs > 0.0, "the input gradient is not zero");
 		CHECK(fabs(sum_de - sum_pos) < 1e-5 * (1 + sum_abs), "input gradient sums to the position gradient");
 		CHECK(row_diff < 1e-6, "word gradient row of a single occurrence = its input gradient (%g)", row_diff);
@@ -494,6 +498,7 @@ test_gradients(bool training)
 done:
 	free(g.proj);
 	cai_encoder_acts_free(acts);
+	cai_encoder_grads_free(grads);
 	cai_encoder_free(enc);
 }
 
@@ -847,6 +852,114 @@ test_inference_reuse(void)
 	cai_encoder_free(enc);
 }
 
+/* Data-parallel training: two pool shards, each on half the batch with its own acts and grads. */
+typedef struct ShardCtx
+{
+	const cai_encoder *enc;
+	cai_encoder_acts *acts[2];
+	cai_encoder_grads *grads[2];
+	const int32_t *ids;
+	const uint8_t *mask;
+	const float *dout;
+	int			rows;			/* B * T of one shard */
+	int			H;
+} ShardCtx;
+
+static cai_status
+shard_job(void *vctx, int s, cai_error *err)
+{
+	ShardCtx   *c = vctx;
+	const size_t r0 = (size_t) s * c->rows;
+	cai_status	st;
+
+	if ((st = cai_encoder_forward(c->enc, c->acts[s], c->ids + r0, NULL, c->mask + r0, false, NULL, err)) != CAI_OK)
+		return st;
+	return cai_encoder_backward(c->enc, c->acts[s], c->grads[s], c->dout + r0 * c->H, c->ids + r0, NULL,
+								c->mask + r0, err);
+}
+
+static void
+test_shards(void)
+{
+	cai_encoder_config cfg = {
+		.vocab_size = 11, .hidden_size = 8, .num_hidden_layers = 2, .num_attention_heads = 2,
+		.intermediate_size = 12, .max_position_embeddings = 7, .type_vocab_size = 2,
+		.layer_norm_eps = 1e-12f,
+	};
+	enum
+	{
+		B = 4, T = 5, N = B * T, H = 8
+	};
+	int32_t		ids[N];
+	uint8_t		mask[N];
+	float		dout[N * H];
+	cai_encoder *enc = NULL;
+	cai_encoder_acts *full = NULL;
+	cai_encoder_grads *g_full = NULL;
+	ShardCtx	c = {0};
+	cai_pool	pool = {0};
+	cai_error	err = {0};
+	cai_rng		rng;
+	cai_status	st;
+
+	cai_rng_seed(&rng, 21);
+	for (int r = 0; r < N; r++)
+	{
+		ids[r] = (int32_t) cai_rng_below(&rng, 11);
+		mask[r] = (r % T) < T - (r / T);
+	}
+	for (int i = 0; i < N * H; i++)
+		dout[i] = mask[i / H] ? cai_rng_normal(&rng) : 0.0f;
+	if (cai_encoder_create(&cfg, &enc, &err) != CAI_OK || cai_encoder_grads_create(enc, &g_full, &err) != CAI_OK ||
+		cai_encoder_acts_create(&cfg, B, T, true, &full, &err) != CAI_OK)
+	{
+		CHECK(false, "shards setup: %s", err.msg);
+		goto done;
+	}
+	cai_encoder_init_random(enc, 0.5f, &rng);
+	c.enc = enc;
+	c.ids = ids;
+	c.mask = mask;
+	c.dout = dout;
+	c.rows = N / 2;
+	c.H = H;
+	for (int s = 0; s < 2; s++)
+		if (cai_encoder_grads_create(enc, &c.grads[s], &err) != CAI_OK ||
+			cai_encoder_acts_create(&cfg, B / 2, T, true, &c.acts[s], &err) != CAI_OK)
+		{
+			CHECK(false, "shard buffers: %s", err.msg);
+			goto done;
+		}
+	st = cai_encoder_forward(enc, full, ids, NULL, mask, false, NULL, &err);
+	if (st == CAI_OK)
+		st = cai_encoder_backward(enc, full, g_full, dout, ids, NULL, mask, &err);
+	CHECK(st == CAI_OK, "whole batch: %s", err.msg);
+	cai_pool_start(&pool, 2);
+	CHECK(pool.n == 2, "a pool of 2 shards started (%d)", pool.n);
+	if (pool.n == 2)
+	{
+		st = cai_pool_run(&pool, shard_job, &c, &err);
+		CHECK(st == CAI_OK, "the shards run on the pool (no allocation on a pool thread): %s", err.msg);
+		for (size_t i = 0; i < enc->n_params; i++)
+			c.grads[0]->data[i] += c.grads[1]->data[i];
+		CHECK_CLOSE("shard gradients summed", c.grads[0]->data, g_full->data, enc->n_params, 1e-4f, 1e-6f);
+		CHECK_CLOSE("shard 0 outputs", cai_encoder_output(c.acts[0]), cai_encoder_output(full), N / 2 * H, 1e-5f,
+					1e-6f);
+		CHECK_CLOSE("shard 1 outputs", cai_encoder_output(c.acts[1]), cai_encoder_output(full) + N / 2 * H, N / 2 * H,
+					1e-5f, 1e-6f);
+	}
+	cai_pool_stop(&pool);
+done:
+	for (int s = 0; s < 2; s++)
+	{
+		cai_encoder_acts_free(c.acts[s]);
+		cai_encoder_grads_free(c.grads[s]);
+	}
+	cai_encoder_acts_free(full);
+	cai_encoder_grads_free(g_full);
+	cai_encoder_free(enc);
+}
+
 int
 main(void)
 {
@@ -859,6 +972,7 @@ main(void)
 	test_config();
 	test_memory();
 	test_inference_reuse();
+	test_shards();
 	test_gradients(false);
 	test_gradients(true);
 	if (fixture_config(&cfg))
