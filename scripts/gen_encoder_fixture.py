@@ -14,9 +14,11 @@ Files:
   model.safetensors         "bert." prefix, F32, with pooler, MLM bias and position_ids
   model_noprefix.safetensors  no prefix, F32, LayerNorm gamma/beta names, no extras
   model_f16.safetensors     "bert." prefix, F16
+  model_bf16.safetensors    no prefix, BF16 (rounded to nearest even)
   inputs.txt                B T, then ids, segment ids and mask (B*T each)
   expected.txt              (B, T, H) last hidden states of the F32 weights
   expected_f16.txt          the same for the F16-rounded weights
+  expected_bf16.txt         the same for the BF16-rounded weights
 
 Run: /usr/bin/python3 scripts/gen_encoder_fixture.py [outdir]
 """
@@ -120,7 +122,8 @@ def bert_forward(w, ids, seg, mask):
 
 def write_safetensors(path, tensors):
     """tensors: list of (name, numpy array); dtype from the array (float32, float16, int64)."""
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64"}
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
+              np.dtype(np.uint16): "BF16"}    # uint16 arrays hold bfloat16 bits (numpy has no bfloat16)
     header = {"__metadata__": {"format": "pt"}}
     blobs = []
     off = 0
@@ -136,6 +139,16 @@ def write_safetensors(path, tensors):
         f.write(h)
         for b in blobs:
             f.write(b)
+
+
+def to_bf16_bits(x):
+    """float32 -> bfloat16 bits, rounded to nearest even (finite inputs)."""
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16_bits(b):
+    return (b.astype(np.uint32) << 16).view(np.float32)
 
 
 def write_floats(path, x):
@@ -176,6 +189,9 @@ def main():
     w16 = {n: v.astype(np.float16) for n, v in w.items()}
     write_safetensors(out + "/model_f16.safetensors", [("bert." + n, w16[n]) for n in names])
 
+    wb = {n: to_bf16_bits(v) for n, v in w.items()}
+    write_safetensors(out + "/model_bf16.safetensors", [(n, wb[n]) for n in names])
+
     with open(out + "/inputs.txt", "w") as f:
         f.write("%d %d\n" % (B, T))
         for a in (ids, seg, mask):
@@ -183,6 +199,8 @@ def main():
     write_floats(out + "/expected.txt", bert_forward(w, ids, seg, mask))
     write_floats(out + "/expected_f16.txt",
                  bert_forward({n: v.astype(np.float32) for n, v in w16.items()}, ids, seg, mask))
+    write_floats(out + "/expected_bf16.txt",
+                 bert_forward({n: from_bf16_bits(v) for n, v in wb.items()}, ids, seg, mask))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
  *  - the forward pass of a tiny checkpoint against an independent numpy
  *    implementation (scripts/gen_encoder_fixture.py wrote
  *    test/fixtures/encoder/, or $CAI_ENCODER_FIXTURES): the "bert." prefix
- *    with pooler and head tensors, no prefix with gamma/beta names, F16;
+ *    with pooler and head tensors, no prefix with gamma/beta names, F16,
+ *    BF16;
  *  - padding: unpadded outputs do not depend on the padded positions;
  *  - dropout: 0 or inference is deterministic, a seed fixes the masks;
  *  - the whole-model gradient check (gradcheck.c) of every parameter tensor,
@@ -983,6 +984,7 @@ main(void)
 			check_reference(&cfg, &in, "model.safetensors", "expected.txt");
 			check_reference(&cfg, &in, "model_noprefix.safetensors", "expected.txt");
 			check_reference(&cfg, &in, "model_f16.safetensors", "expected_f16.txt");
+			check_reference(&cfg, &in, "model_bf16.safetensors", "expected_bf16.txt");
 			test_padding(&cfg, &in);
 			test_dropout(&cfg, &in);
 			test_damaged(&cfg, &in);
