@@ -15,10 +15,14 @@ Files:
   model_noprefix.safetensors  no prefix, F32, LayerNorm gamma/beta names, no extras
   model_f16.safetensors     "bert." prefix, F16
   model_bf16.safetensors    no prefix, BF16 (rounded to nearest even)
+  distilbert_config.json, distilbert.safetensors
+                            the same weights (no token types) as DistilBERT names them,
+                            "distilbert." prefix, F32, with the MLM head
   inputs.txt                B T, then ids, segment ids and mask (B*T each)
   expected.txt              (B, T, H) last hidden states of the F32 weights
   expected_f16.txt          the same for the F16-rounded weights
   expected_bf16.txt         the same for the BF16-rounded weights
+  expected_distilbert.txt   the DistilBERT checkpoint's, segment ids ignored
 
 Run: /usr/bin/python3 scripts/gen_encoder_fixture.py [outdir]
 """
@@ -44,6 +48,37 @@ CFG = {
     "attention_probs_dropout_prob": 0.1,
     "position_embedding_type": "absolute",
 }
+
+
+DISTIL_CFG = {
+    "model_type": "distilbert",
+    "vocab_size": CFG["vocab_size"],
+    "dim": CFG["hidden_size"],
+    "n_layers": CFG["num_hidden_layers"],
+    "n_heads": CFG["num_attention_heads"],
+    "hidden_dim": CFG["intermediate_size"],
+    "max_position_embeddings": CFG["max_position_embeddings"],
+    "dropout": 0.1,
+    "attention_dropout": 0.1,
+    "activation": "gelu",
+    "sinusoidal_pos_embds": False,
+}
+
+# BERT's layer tensor names -> DistilBERT's (Hugging Face's DistilBertModel)
+DISTIL_LAYER = {
+    "attention.self.query": "attention.q_lin", "attention.self.key": "attention.k_lin",
+    "attention.self.value": "attention.v_lin", "attention.output.dense": "attention.out_lin",
+    "attention.output.LayerNorm": "sa_layer_norm", "intermediate.dense": "ffn.lin1",
+    "output.dense": "ffn.lin2", "output.LayerNorm": "output_layer_norm",
+}
+
+
+def distil_name(n):
+    if n.startswith("embeddings."):
+        return n
+    parts = n.split(".")                    # encoder layer N <module...> weight|bias
+    module = ".".join(parts[3:-1])
+    return "transformer.layer.%s.%s.%s" % (parts[2], DISTIL_LAYER[module], parts[-1])
 
 
 def make_weights(rng):
@@ -192,6 +227,20 @@ def main():
     wb = {n: to_bf16_bits(v) for n, v in w.items()}
     write_safetensors(out + "/model_bf16.safetensors", [(n, wb[n]) for n in names])
 
+    with open(out + "/distilbert_config.json", "w") as f:
+        json.dump(DISTIL_CFG, f, indent=2)
+        f.write("\n")
+    wd = dict(w)
+    wd["embeddings.token_type_embeddings.weight"] = np.zeros_like(w["embeddings.token_type_embeddings.weight"])
+    H, V = CFG["hidden_size"], CFG["vocab_size"]
+    head = [("vocab_transform.weight", rng.standard_normal((H, H)).astype(np.float32)),
+            ("vocab_transform.bias", np.zeros(H, dtype=np.float32)),
+            ("vocab_layer_norm.weight", np.ones(H, dtype=np.float32)),
+            ("vocab_layer_norm.bias", np.zeros(H, dtype=np.float32)),
+            ("vocab_projector.bias", np.zeros(V, dtype=np.float32))]
+    write_safetensors(out + "/distilbert.safetensors",
+                      [("distilbert." + distil_name(n), w[n]) for n in names if "token_type" not in n] + head)
+
     with open(out + "/inputs.txt", "w") as f:
         f.write("%d %d\n" % (B, T))
         for a in (ids, seg, mask):
@@ -199,6 +248,7 @@ def main():
     write_floats(out + "/expected.txt", bert_forward(w, ids, seg, mask))
     write_floats(out + "/expected_f16.txt",
                  bert_forward({n: v.astype(np.float32) for n, v in w16.items()}, ids, seg, mask))
+    write_floats(out + "/expected_distilbert.txt", bert_forward(wd, ids, seg, mask))
     write_floats(out + "/expected_bf16.txt",
                  bert_forward({n: from_bf16_bits(v) for n, v in wb.items()}, ids, seg, mask))
 

@@ -42,30 +42,46 @@
 #define CAI_ENC_MAX_POSITIONS	65536
 #define CAI_ENC_MAX_TYPES		1024
 
+/*
+ * The checkpoint families: the same network, their own config keys and
+ * tensor names.  DistilBERT has no token-type embeddings and no dropout on
+ * the attention output (only on its probabilities).
+ */
+typedef enum cai_encoder_family
+{
+	CAI_ENC_BERT = 0,
+	CAI_ENC_DISTILBERT
+} cai_encoder_family;
+
 typedef struct cai_encoder_config
 {
+	cai_encoder_family family;
 	int32_t		vocab_size;		/* V */
 	int32_t		hidden_size;	/* H */
 	int32_t		num_hidden_layers;	/* L */
 	int32_t		num_attention_heads;	/* NH, divides H */
 	int32_t		intermediate_size;	/* I */
 	int32_t		max_position_embeddings;	/* P: T <= P */
-	int32_t		type_vocab_size;	/* TV */
+	int32_t		type_vocab_size;	/* TV; 0 (DistilBERT): none, segments must be 0 */
 	float		layer_norm_eps;
 	float		hidden_dropout_prob;	/* embeddings, attention output, feed-forward output */
 	float		attention_probs_dropout_prob;
 } cai_encoder_config;
 
 /*
- * Parse and validate a config.json (json[0..len), no NUL needed).  Required:
- * the seven sizes (integers); optional: layer_norm_eps (1e-12),
- * hidden_dropout_prob and attention_probs_dropout_prob (0.1), hidden_act
- * ("gelu", the only one supported), position_embedding_type ("absolute"
- * only), model_type ("bert" if present).  Not JSON, not an object, a member
- * missing or of the wrong type: CAI_ERR_FORMAT; a value that makes no
- * sense (a size < 1, heads not dividing hidden, eps <= 0, dropout outside
- * [0, 1), another activation): CAI_ERR_INVALID; above a limit:
- * CAI_ERR_LIMIT.  Each message names the member.
+ * Parse and validate a config.json (json[0..len), no NUL needed).
+ * model_type "bert" (or absent): required the seven sizes (integers);
+ * optional layer_norm_eps (1e-12), hidden_dropout_prob and
+ * attention_probs_dropout_prob (0.1), hidden_act ("gelu", the only one
+ * supported), position_embedding_type ("absolute" only).  model_type
+ * "distilbert": vocab_size, dim, n_layers, n_heads, hidden_dim,
+ * max_position_embeddings; optional dropout, attention_dropout (0.1),
+ * activation ("gelu"); eps 1e-12 as DistilBERT's code.  Not JSON, not an
+ * object, a member missing or of the wrong type: CAI_ERR_FORMAT; a value
+ * that makes no sense (a size < 1, heads not dividing hidden, eps <= 0,
+ * dropout outside [0, 1), another activation or model type):
+ * CAI_ERR_INVALID; above a limit: CAI_ERR_LIMIT.  Each message names the
+ * member as the file spells it.
  */
 cai_status	cai_encoder_config_from_json(const char *json, size_t len, cai_encoder_config *cfg,
 										 cai_error *err);
@@ -153,10 +169,13 @@ void		cai_encoder_grads_free(cai_encoder_grads *g);	/* NULL allowed */
  * safetensors.h) and a checked config.  Names as Hugging Face's BERT
  * (embeddings.word_embeddings.weight, encoder.layer.N.attention.self.query.
  * weight, ...; LayerNorm .gamma/.beta accepted for .weight/.bias), with or
- * without the "bert." prefix.  Dtypes F32, F16, BF16 (converted to F32).
- * Ignored: the pooler, the heads (cls.*, classifier.*, qa_outputs.*, any
- * tensor outside "bert." when the prefix is used) and
- * embeddings.position_ids.  A damaged file (CAI_ERR_FORMAT or CAI_ERR_LIMIT
+ * without the "bert." prefix; for the DistilBERT family its names
+ * (transformer.layer.N.attention.q_lin.weight, ...sa_layer_norm...,
+ * ...ffn.lin1..., ...output_layer_norm...), with or without "distilbert.".
+ * Dtypes F32, F16, BF16 (converted to F32).  Ignored: the pooler, the heads
+ * (cls.*, classifier.*, pre_classifier.*, qa_outputs.*, vocab_transform.*,
+ * vocab_layer_norm.*, vocab_projector.*, any tensor outside the prefix when
+ * it is used) and embeddings.position_ids / token_type_ids.  A damaged file (CAI_ERR_FORMAT or CAI_ERR_LIMIT
  * from the reader), a tensor missing, of another shape than the config
  * says, of another dtype, given twice (a .weight and a .gamma), or an
  * unknown tensor among the encoder's own (embeddings.*, encoder.*):

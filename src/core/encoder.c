@@ -85,45 +85,71 @@ cfg_string_is(json_object *root, const char *key, const char *const *want, cai_e
 						 key, s, want[0]);
 }
 
+/* A family's config keys; sizes in the order of cai_encoder_config (NULL: not in the file). */
+typedef struct cfg_keys
+{
+	const char *size[7];
+	const char *hidden_dropout;
+	const char *attention_dropout;
+	const char *act;
+	const char *eps;			/* NULL: fixed 1e-12 */
+} cfg_keys;
+
+static const cfg_keys bert_keys = {
+	{"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+	"max_position_embeddings", "type_vocab_size"},
+	"hidden_dropout_prob", "attention_probs_dropout_prob", "hidden_act", "layer_norm_eps",
+};
+
+static const cfg_keys distil_keys = {
+	{"vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", NULL},
+	"dropout", "attention_dropout", "activation", NULL,
+};
+
+/* Limits of the sizes, in the order of cfg_keys.size. */
+static const int32_t size_max[7] = {CAI_ENC_MAX_VOCAB, CAI_ENC_MAX_HIDDEN, CAI_ENC_MAX_LAYERS, CAI_ENC_MAX_HEADS,
+CAI_ENC_MAX_INTERMEDIATE, CAI_ENC_MAX_POSITIONS, CAI_ENC_MAX_TYPES};
+
+static const cfg_keys *
+keys_of(const cai_encoder_config *c)
+{
+	return c->family == CAI_ENC_DISTILBERT ? &distil_keys : &bert_keys;
+}
+
 cai_status
 cai_encoder_config_check(const cai_encoder_config *c, cai_error *err)
 {
-	const struct
-	{
-		const char *key;
-		int32_t		v;
-		int32_t		max;
-	}			sizes[] = {
-		{"vocab_size", c->vocab_size, CAI_ENC_MAX_VOCAB},
-		{"hidden_size", c->hidden_size, CAI_ENC_MAX_HIDDEN},
-		{"num_hidden_layers", c->num_hidden_layers, CAI_ENC_MAX_LAYERS},
-		{"num_attention_heads", c->num_attention_heads, CAI_ENC_MAX_HEADS},
-		{"intermediate_size", c->intermediate_size, CAI_ENC_MAX_INTERMEDIATE},
-		{"max_position_embeddings", c->max_position_embeddings, CAI_ENC_MAX_POSITIONS},
-		{"type_vocab_size", c->type_vocab_size, CAI_ENC_MAX_TYPES},
-	};
+	const cfg_keys *k = keys_of(c);
+	const int32_t v[7] = {c->vocab_size, c->hidden_size, c->num_hidden_layers, c->num_attention_heads,
+	c->intermediate_size, c->max_position_embeddings, c->type_vocab_size};
 	size_t		bytes;
 
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+	if (c->family != CAI_ENC_BERT && c->family != CAI_ENC_DISTILBERT)
+		return cai_error_set(err, CAI_ERR_INVALID, "unknown encoder family %d", (int) c->family);
+	for (int i = 0; i < 7; i++)
 	{
-		if (sizes[i].v < 1)
-			return cai_error_set(err, CAI_ERR_INVALID, "config \"%s\" is %d (must be at least 1)",
-								 sizes[i].key, (int) sizes[i].v);
-		if (sizes[i].v > sizes[i].max)
+		if (k->size[i] == NULL)
+		{
+			if (v[i] != 0)
+				return cai_error_set(err, CAI_ERR_INVALID, "a DistilBERT encoder has no token types (type_vocab_size %d)",
+									 (int) v[i]);
+			continue;
+		}
+		if (v[i] < 1)
+			return cai_error_set(err, CAI_ERR_INVALID, "config \"%s\" is %d (must be at least 1)", k->size[i], (int) v[i]);
+		if (v[i] > size_max[i])
 			return cai_error_set(err, CAI_ERR_LIMIT, "config \"%s\" is %d (at most %d supported)",
-								 sizes[i].key, (int) sizes[i].v, (int) sizes[i].max);
+								 k->size[i], (int) v[i], (int) size_max[i]);
 	}
 	if (c->hidden_size % c->num_attention_heads != 0)
-		return cai_error_set(err, CAI_ERR_INVALID,
-							 "config \"hidden_size\" %d is not a multiple of \"num_attention_heads\" %d",
-							 (int) c->hidden_size, (int) c->num_attention_heads);
+		return cai_error_set(err, CAI_ERR_INVALID, "config \"%s\" %d is not a multiple of \"%s\" %d",
+							 k->size[1], (int) c->hidden_size, k->size[3], (int) c->num_attention_heads);
 	if (!(c->layer_norm_eps > 0.0f) || !isfinite(c->layer_norm_eps))
 		return cai_error_set(err, CAI_ERR_INVALID, "config \"layer_norm_eps\" must be positive");
 	if (!(c->hidden_dropout_prob >= 0.0f && c->hidden_dropout_prob < 1.0f))
-		return cai_error_set(err, CAI_ERR_INVALID, "config \"hidden_dropout_prob\" must be in [0, 1)");
+		return cai_error_set(err, CAI_ERR_INVALID, "config \"%s\" must be in [0, 1)", k->hidden_dropout);
 	if (!(c->attention_probs_dropout_prob >= 0.0f && c->attention_probs_dropout_prob < 1.0f))
-		return cai_error_set(err, CAI_ERR_INVALID,
-							 "config \"attention_probs_dropout_prob\" must be in [0, 1)");
+		return cai_error_set(err, CAI_ERR_INVALID, "config \"%s\" must be in [0, 1)", k->attention_dropout);
 	if (!cai_encoder_param_bytes(c, true, &bytes))
 		return cai_error_set(err, CAI_ERR_LIMIT, "config: the parameter count overflows");
 	return CAI_OK;
@@ -134,11 +160,14 @@ cai_encoder_config_from_json(const char *json, size_t len, cai_encoder_config *c
 {
 	static const char *const gelu[] = {"gelu", NULL};
 	static const char *const absolute[] = {"absolute", NULL};
-	static const char *const bert[] = {"bert", NULL};
 	cai_encoder_config c = {0};
+	int32_t    *sizes[7] = {&c.vocab_size, &c.hidden_size, &c.num_hidden_layers, &c.num_attention_heads,
+	&c.intermediate_size, &c.max_position_embeddings, &c.type_vocab_size};
+	const cfg_keys *k;
 	json_object *root;
+	json_object *mt;
 	char	   *text;
-	cai_status	st;
+	cai_status	st = CAI_OK;
 
 	if (memchr(json, '\0', len) != NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "config contains a NUL byte");
@@ -149,29 +178,35 @@ cai_encoder_config_from_json(const char *json, size_t len, cai_encoder_config *c
 	if (root == NULL)
 		return cai_error_set(err, CAI_ERR_FORMAT, "config is not a JSON object");
 
+	if (json_object_object_get_ex(root, "model_type", &mt))
+	{
+		if (!json_object_is_type(mt, json_type_string))
+			st = cai_error_set(err, CAI_ERR_FORMAT, "config \"model_type\" is not a string");
+		else if (strcmp(json_object_get_string(mt), "distilbert") == 0)
+			c.family = CAI_ENC_DISTILBERT;
+		else if (strcmp(json_object_get_string(mt), "bert") != 0)
+			st = cai_error_set(err, CAI_ERR_INVALID, "config \"model_type\" is \"%.64s\" (supported: \"bert\", \"distilbert\")",
+							   json_object_get_string(mt));
+	}
+	k = keys_of(&c);
 	c.layer_norm_eps = 1e-12f;
 	c.hidden_dropout_prob = 0.1f;
 	c.attention_probs_dropout_prob = 0.1f;
-	if ((st = cfg_string_is(root, "model_type", bert, err)) != CAI_OK ||
-		(st = cfg_int(root, "vocab_size", CAI_ENC_MAX_VOCAB, &c.vocab_size, err)) != CAI_OK ||
-		(st = cfg_int(root, "hidden_size", CAI_ENC_MAX_HIDDEN, &c.hidden_size, err)) != CAI_OK ||
-		(st = cfg_int(root, "num_hidden_layers", CAI_ENC_MAX_LAYERS, &c.num_hidden_layers, err)) != CAI_OK ||
-		(st = cfg_int(root, "num_attention_heads", CAI_ENC_MAX_HEADS, &c.num_attention_heads, err)) != CAI_OK ||
-		(st = cfg_int(root, "intermediate_size", CAI_ENC_MAX_INTERMEDIATE, &c.intermediate_size, err)) != CAI_OK ||
-		(st = cfg_int(root, "max_position_embeddings", CAI_ENC_MAX_POSITIONS,
-					  &c.max_position_embeddings, err)) != CAI_OK ||
-		(st = cfg_int(root, "type_vocab_size", CAI_ENC_MAX_TYPES, &c.type_vocab_size, err)) != CAI_OK ||
-		(st = cfg_float(root, "layer_norm_eps", &c.layer_norm_eps, err)) != CAI_OK ||
-		(st = cfg_float(root, "hidden_dropout_prob", &c.hidden_dropout_prob, err)) != CAI_OK ||
-		(st = cfg_float(root, "attention_probs_dropout_prob", &c.attention_probs_dropout_prob, err)) != CAI_OK ||
-		(st = cfg_string_is(root, "hidden_act", gelu, err)) != CAI_OK ||
-		(st = cfg_string_is(root, "position_embedding_type", absolute, err)) != CAI_OK)
-	{
-		json_object_put(root);
-		return st;
-	}
+	for (int i = 0; i < 7 && st == CAI_OK; i++)
+		if (k->size[i] != NULL)
+			st = cfg_int(root, k->size[i], size_max[i], sizes[i], err);
+	if (st == CAI_OK && k->eps != NULL)
+		st = cfg_float(root, k->eps, &c.layer_norm_eps, err);
+	if (st == CAI_OK)
+		st = cfg_float(root, k->hidden_dropout, &c.hidden_dropout_prob, err);
+	if (st == CAI_OK)
+		st = cfg_float(root, k->attention_dropout, &c.attention_probs_dropout_prob, err);
+	if (st == CAI_OK)
+		st = cfg_string_is(root, k->act, gelu, err);
+	if (st == CAI_OK && c.family == CAI_ENC_BERT)
+		st = cfg_string_is(root, "position_embedding_type", absolute, err);
 	json_object_put(root);
-	if ((st = cai_encoder_config_check(&c, err)) != CAI_OK)
+	if (st != CAI_OK || (st = cai_encoder_config_check(&c, err)) != CAI_OK)
 		return st;
 	*cfg = c;
 	return CAI_OK;
@@ -230,7 +265,8 @@ n_tensors_of(const cai_encoder_config *c)
 static bool
 build_table(const cai_encoder_config *c, cai_encoder_tensor *tab, size_t *n_params)
 {
-	const int64_t emb_rows[3] = {c->vocab_size, c->max_position_embeddings, c->type_vocab_size};
+	/* no token types (DistilBERT): one zero row, never loaded nor trained, so that segment 0 reads zeros */
+	const int64_t emb_rows[3] = {c->vocab_size, c->max_position_embeddings, c->type_vocab_size > 0 ? c->type_vocab_size : 1};
 	static const char *const emb_names[ENC_EMB_TENSORS] = {
 		"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
 		"embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
@@ -313,7 +349,7 @@ cai_encoder_param_bytes(const cai_encoder_config *c, bool with_grads, size_t *by
 		return false;
 	/* the sizes are bounded by the limits, so int64 does not overflow here */
 	per_layer = 4 * H * H + 4 * H + 2 * H * I + I + H + 4 * H;
-	total = ((int64_t) c->vocab_size + c->max_position_embeddings + c->type_vocab_size + 2) * H
+	total = ((int64_t) c->vocab_size + c->max_position_embeddings + (c->type_vocab_size > 0 ? c->type_vocab_size : 1) + 2) * H
 		+ per_layer * c->num_hidden_layers;
 	n = (size_t) total;
 	if (!cai_size_mul(n, sizeof(float) * (with_grads ? 2 : 1), &b))
@@ -416,11 +452,12 @@ cai_encoder_grads_free(cai_encoder_grads *g)
  * Loading a checkpoint
  */
 
-/* The head tensors a BERT checkpoint may hold besides the encoder (stripped of the prefix). */
+/* The head tensors a BERT or DistilBERT checkpoint may hold besides the encoder (stripped of the prefix). */
 static bool
 ignored_name(const char *n)
 {
-	static const char *const prefixes[] = {"pooler.", "cls.", "classifier.", "qa_outputs.", NULL};
+	static const char *const prefixes[] = {"pooler.", "cls.", "classifier.", "pre_classifier.", "qa_outputs.",
+		"vocab_transform.", "vocab_layer_norm.", "vocab_projector.", NULL};
 
 	if (strcmp(n, "embeddings.position_ids") == 0 || strcmp(n, "embeddings.token_type_ids") == 0)
 		return true;
@@ -428,6 +465,36 @@ ignored_name(const char *n)
 		if (strncmp(n, prefixes[i], strlen(prefixes[i])) == 0)
 			return true;
 	return false;
+}
+
+/* DistilBERT's names of a layer's tensors, in layer_names' order. */
+static const char *const distil_layer_names[ENC_LAYER_TENSORS] = {
+	"attention.q_lin.weight", "attention.q_lin.bias",
+	"attention.k_lin.weight", "attention.k_lin.bias",
+	"attention.v_lin.weight", "attention.v_lin.bias",
+	"attention.out_lin.weight", "attention.out_lin.bias",
+	"sa_layer_norm.weight", "sa_layer_norm.bias",
+	"ffn.lin1.weight", "ffn.lin1.bias",
+	"ffn.lin2.weight", "ffn.lin2.bias",
+	"output_layer_norm.weight", "output_layer_norm.bias",
+};
+
+/*
+ * The name of tensor i in a checkpoint of enc's family, without prefix,
+ * into buf; false if the family's checkpoints do not hold it (DistilBERT's
+ * token types).
+ */
+static bool
+checkpoint_name(const cai_encoder *enc, int i, char *buf, size_t size)
+{
+	if (enc->cfg.family != CAI_ENC_DISTILBERT || i < ENC_EMB_TENSORS)
+	{
+		snprintf(buf, size, "%s", enc->tensors[i].name);
+		return enc->cfg.type_vocab_size > 0 || i != 2;
+	}
+	i -= ENC_EMB_TENSORS;
+	snprintf(buf, size, "transformer.layer.%d.%s", i / ENC_LAYER_TENSORS, distil_layer_names[i % ENC_LAYER_TENSORS]);
+	return true;
 }
 
 /* name with a final ".weight"/".bias" of a LayerNorm renamed ".gamma"/".beta" into buf; false if none. */
@@ -478,6 +545,17 @@ load_tensor(const cai_st_tensor *s, const cai_encoder_tensor *t, float *dst, cai
 	return CAI_OK;
 }
 
+/* Whether name (without prefix) is tensor i's in a checkpoint of enc's family, under either LayerNorm name. */
+static bool
+is_tensor(const cai_encoder *enc, int i, const char *name)
+{
+	char		own[128];
+	char		alt[128];
+
+	return checkpoint_name(enc, i, own, sizeof(own)) &&
+		(strcmp(name, own) == 0 || (legacy_name(own, alt, sizeof(alt)) && strcmp(name, alt) == 0));
+}
+
 cai_status
 cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, size_t len,
 							 cai_encoder **out, cai_error *err)
@@ -487,6 +565,8 @@ cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, siz
 	const char *prefix;
 	size_t		plen;
 	size_t		own = 0;
+	size_t		expected = 0;
+	char		base[128];
 	char		name[160];
 	char		alt[160];
 	cai_status	rc;
@@ -496,7 +576,10 @@ cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, siz
 		return rc;
 	if ((rc = cai_safetensors_parse(buf, len, &st, err)) != CAI_OK)
 		goto done;
-	prefix = cai_safetensors_find(st, "bert.embeddings.word_embeddings.weight") != NULL ? "bert." : "";
+	prefix = cfg->family == CAI_ENC_DISTILBERT ? "distilbert." : "bert.";
+	snprintf(name, sizeof(name), "%sembeddings.word_embeddings.weight", prefix);
+	if (cai_safetensors_find(st, name) == NULL)
+		prefix = "";
 	plen = strlen(prefix);
 
 	for (int i = 0; i < enc->n_tensors; i++)
@@ -505,7 +588,10 @@ cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, siz
 		const cai_st_tensor *s;
 		const cai_st_tensor *s2 = NULL;
 
-		snprintf(name, sizeof(name), "%s%s", prefix, t->name);
+		if (!checkpoint_name(enc, i, base, sizeof(base)))
+			continue;
+		expected++;
+		snprintf(name, sizeof(name), "%s%s", prefix, base);
 		s = cai_safetensors_find(st, name);
 		if (legacy_name(name, alt, sizeof(alt)))
 			s2 = cai_safetensors_find(st, alt);
@@ -532,7 +618,7 @@ cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, siz
 			continue;
 		own++;
 	}
-	if (own != (size_t) enc->n_tensors)
+	if (own != expected)
 	{
 		for (size_t i = 0; i < cai_safetensors_count(st); i++)
 		{
@@ -542,15 +628,12 @@ cai_encoder_from_safetensors(const cai_encoder_config *cfg, const void *buf, siz
 			if (strncmp(n, prefix, plen) != 0 || ignored_name(n + plen))
 				continue;
 			for (int j = 0; j < enc->n_tensors && !known; j++)
-			{
-				known = strcmp(n + plen, enc->tensors[j].name) == 0 ||
-					(legacy_name(enc->tensors[j].name, alt, sizeof(alt)) && strcmp(n + plen, alt) == 0);
-			}
+				known = is_tensor(enc, j, n + plen);
 			if (!known)
 			{
 				rc = cai_error_set(err, CAI_ERR_FORMAT,
-								   "checkpoint holds tensor \"%.120s\", which a BERT encoder of this config does not have",
-								   n);
+								   "checkpoint holds tensor \"%.120s\", which a %s encoder of this config does not have",
+								   n, cfg->family == CAI_ENC_DISTILBERT ? "DistilBERT" : "BERT");
 				goto done;
 			}
 		}
@@ -607,6 +690,7 @@ struct cai_encoder_acts
 	bool		for_backward;
 	bool		training;		/* of the last forward pass */
 	float		p_hidden;		/* dropout of the last forward pass (0 when not training) */
+	float		p_ao;			/* on the attention output: p_hidden, 0 for DistilBERT */
 	float		p_att;
 	float	   *fslab;
 	uint8_t    *bslab;
@@ -1094,7 +1178,7 @@ check_inputs(const cai_encoder *enc, const cai_encoder_acts *a, const int32_t *i
 		if (ids[r] < 0 || ids[r] >= enc->cfg.vocab_size)
 			return cai_error_set(err, CAI_ERR_INVALID, "token id %d at %zu is outside the vocabulary of %d",
 								 (int) ids[r], r, (int) enc->cfg.vocab_size);
-		if (segments != NULL && (segments[r] < 0 || segments[r] >= enc->cfg.type_vocab_size))
+		if (segments != NULL && (segments[r] < 0 || segments[r] >= (enc->cfg.type_vocab_size > 0 ? enc->cfg.type_vocab_size : 1)))
 			return cai_error_set(err, CAI_ERR_INVALID, "segment id %d at %zu is outside [0, %d)",
 								 (int) segments[r], r, (int) enc->cfg.type_vocab_size);
 		if (mask != NULL && mask[r] > 1)
@@ -1123,6 +1207,7 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 		return cai_error_set(err, CAI_ERR_INVALID, "a training forward pass needs activations made for the backward pass");
 	a->training = training;
 	a->p_hidden = training ? c->hidden_dropout_prob : 0.0f;
+	a->p_ao = c->family == CAI_ENC_DISTILBERT ? 0.0f : a->p_hidden;
 	a->p_att = training ? c->attention_probs_dropout_prob : 0.0f;
 
 	for (int r = 0; r < N; r++)
@@ -1151,7 +1236,7 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 		if ((st = attention_forward(a, la, mask, rng, err)) != CAI_OK)
 			return st;
 		cai_linear_forward(la->ao, la->ctx, w->ao_w, w->ao_b, N, H, H);
-		if ((st = cai_dropout_forward(la->ao, la->ao_mask, la->ao, NHs, a->p_hidden, training, rng, err)) != CAI_OK)
+		if ((st = cai_dropout_forward(la->ao, la->ao_mask, la->ao, NHs, a->p_ao, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
 			la->res1[i] = x[i] + la->ao[i];
@@ -1170,12 +1255,12 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 }
 
 /*
- * Backward through y = LN(skip + drop(branch)) given dy: dskip = d(skip)
+ * Backward through y = LN(skip + drop_p(branch)) given dy: dskip = d(skip)
  * (overwritten), a->dtmp = d(branch) (overwritten); LN's dg, db added.
  * dskip may not alias dy.
  */
 static void
-residual_ln_backward(cai_encoder_acts *a, float *dskip, const float *dy, float *dg, float *db, const float *res,
+residual_ln_backward(cai_encoder_acts *a, float p, float *dskip, const float *dy, float *dg, float *db, const float *res,
 					 const float *mean, const float *rstd, const float *g, const uint8_t *mask)
 {
 	const int	N = a->B * a->T;
@@ -1185,7 +1270,7 @@ residual_ln_backward(cai_encoder_acts *a, float *dskip, const float *dy, float *
 	layernorm_backward(a->dres, dg, db, dy, res, mean, rstd, g, N, a->H);
 	memcpy(dskip, a->dres, n * sizeof(float));
 	memset(a->dtmp, 0, n * sizeof(float));
-	cai_dropout_backward(a->dtmp, a->dres, mask, n, a->p_hidden, a->training && a->p_hidden > 0.0f);
+	cai_dropout_backward(a->dtmp, a->dres, mask, n, p, a->training && p > 0.0f);
 }
 
 cai_status
@@ -1214,7 +1299,7 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 		const float *x_in = l > 0 ? a->layers[l - 1].out : a->x0;
 
 		/* out = LN2(res2), res2 = h1 + drop(ff2) */
-		residual_ln_backward(a, a->dh, a->dx, g->ln2_g, g->ln2_b, la->res2, la->mean2, la->rstd2, w->ln2_g,
+		residual_ln_backward(a, a->p_hidden, a->dh, a->dx, g->ln2_g, g->ln2_b, la->res2, la->mean2, la->rstd2, w->ln2_g,
 							 la->ff_mask);
 		/* ff2 = gelu(ff1) W2^T + b2, ff1 = h1 W1^T + b1 */
 		memset(a->dgelu, 0, NIs * sizeof(float));
@@ -1223,7 +1308,7 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 		gelu_backward(a->dff, a->dgelu, la->ff1, NIs);
 		cai_linear_backward(a->dh, g->ff1_w, g->ff1_b, a->dff, la->h1, w->ff1_w, N, H, I);
 		/* h1 = LN1(res1), res1 = x_in + drop(ctx Wo^T + bo) */
-		residual_ln_backward(a, a->dx, a->dh, g->ln1_g, g->ln1_b, la->res1, la->mean1, la->rstd1, w->ln1_g,
+		residual_ln_backward(a, a->p_ao, a->dx, a->dh, g->ln1_g, g->ln1_b, la->res1, la->mean1, la->rstd1, w->ln1_g,
 							 la->ao_mask);
 		memset(a->dctx, 0, NHs * sizeof(float));
 		cai_linear_backward(a->dctx, g->ao_w, g->ao_b, a->dtmp, la->ctx, w->ao_w, N, H, H);
@@ -1247,13 +1332,16 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 		const float *de = a->dembed + (size_t) r * H;
 		float	   *gw = grads->w.word + (size_t) ids[r] * H;
 		float	   *gp = grads->w.position + (size_t) (r % T) * H;
-		float	   *gt = grads->w.token_type + (size_t) (segments != NULL ? segments[r] : 0) * H;
+		/* no token types: the zero row gets no gradient, it is not a parameter */
+		float	   *gt = enc->cfg.type_vocab_size > 0 ?
+			grads->w.token_type + (size_t) (segments != NULL ? segments[r] : 0) * H : NULL;
 
 		for (int i = 0; i < H; i++)
 		{
 			gw[i] += de[i];
 			gp[i] += de[i];
-			gt[i] += de[i];
+			if (gt != NULL)
+				gt[i] += de[i];
 		}
 	}
 	return CAI_OK;

@@ -130,14 +130,14 @@ config_of(const char *json, cai_encoder_config *c, cai_error *err)
 }
 
 static bool
-fixture_config(cai_encoder_config *c)
+fixture_config(const char *file, cai_encoder_config *c)
 {
-	Bytes		b = read_file("config.json");
+	Bytes		b = read_file(file);
 	cai_error	err = {0};
 	cai_status	st = b.data ? cai_encoder_config_from_json((const char *) b.data, b.len, c, &err) : CAI_ERR_INVALID;
 
 	free(b.data);
-	CHECK(st == CAI_OK, "fixture config.json parses: %s", err.msg);
+	CHECK(st == CAI_OK, "fixture %s parses: %s", file, err.msg);
 	return st == CAI_OK;
 }
 
@@ -182,7 +182,12 @@ test_config(void)
 		{"{\"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
 			"\"intermediate_size\": 4, \"max_position_embeddings\": 4, \"type_vocab_size\": 2, \"hidden_dropout_prob\": 1}",
 		CAI_ERR_INVALID, "hidden_dropout_prob"},
-		{"{\"model_type\": \"distilbert\", \"vocab_size\": 10}", CAI_ERR_INVALID, "model_type"},
+		{"{\"model_type\": \"roberta\", \"vocab_size\": 10}", CAI_ERR_INVALID, "model_type"},
+		{"{\"model_type\": \"distilbert\", \"vocab_size\": 10, \"hidden_size\": 8}", CAI_ERR_FORMAT, "dim"},
+		{"{\"model_type\": \"distilbert\", \"vocab_size\": 10, \"dim\": 8, \"n_layers\": 1, \"n_heads\": 3, "
+			"\"hidden_dim\": 4, \"max_position_embeddings\": 4}", CAI_ERR_INVALID, "n_heads"},
+		{"{\"model_type\": \"distilbert\", \"vocab_size\": 10, \"dim\": 8, \"n_layers\": 1, \"n_heads\": 2, "
+			"\"hidden_dim\": 4, \"max_position_embeddings\": 4, \"activation\": \"relu\"}", CAI_ERR_INVALID, "activation"},
 		{"{\"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
 			"\"intermediate_size\": 4, \"max_position_embeddings\": 4, \"type_vocab_size\": 2, "
 			"\"position_embedding_type\": \"relative_key\"}",
@@ -236,8 +241,10 @@ check_reference(const cai_encoder_config *cfg, const Batch *in, const char *file
 		goto done;
 	st = cai_encoder_acts_create(cfg, in->B, in->T, false, &acts, &err);
 	CHECK(st == CAI_OK, "acts: %s", err.msg);
+	/* DistilBERT has no token types: no segment ids */
 	if (st == CAI_OK)
-		st = cai_encoder_forward(enc, acts, in->ids, in->seg, in->mask, false, NULL, &err);
+		st = cai_encoder_forward(enc, acts, in->ids, cfg->type_vocab_size > 0 ? in->seg : NULL, in->mask, false,
+								 NULL, &err);
 	CHECK(st == CAI_OK, "%s forward: %s", file, err.msg);
 	if (st != CAI_OK)
 		goto done;
@@ -260,6 +267,54 @@ done:
 	cai_encoder_free(enc);
 	free(want);
 	free(b.data);
+}
+
+static void expect_load(const cai_encoder_config *cfg, const Bytes *b, cai_status want, const char *name,
+						const char *what);
+
+/* The DistilBERT checkpoint of the same weights (no token types), and its names checked. */
+static void
+test_distilbert(const cai_encoder_config *bert_cfg, const Batch *in)
+{
+	cai_encoder_config cfg;
+	Bytes		b = read_file("model.safetensors");
+	Bytes		d = read_file("distilbert.safetensors");
+	Bytes		np = read_file("model_noprefix.safetensors");
+	cai_encoder *enc = NULL;
+	cai_encoder_acts *acts = NULL;
+	cai_error	err = {0};
+	cai_status	st;
+
+	if (!fixture_config("distilbert_config.json", &cfg) || b.data == NULL || d.data == NULL || np.data == NULL)
+	{
+		CHECK(false, "DistilBERT fixtures read");
+		goto done;
+	}
+	CHECK(cfg.family == CAI_ENC_DISTILBERT && cfg.type_vocab_size == 0 && cfg.hidden_size == bert_cfg->hidden_size &&
+		  cfg.num_hidden_layers == bert_cfg->num_hidden_layers && cfg.intermediate_size == bert_cfg->intermediate_size &&
+		  cfg.layer_norm_eps == 1e-12f, "DistilBERT config read into the same shape");
+	check_reference(&cfg, in, "distilbert.safetensors", "expected_distilbert.txt");
+	/* BERT names under a DistilBERT config, and the reverse: the first tensor not found is named */
+	expect_load(&cfg, &b, CAI_ERR_FORMAT, "\"embeddings.word_embeddings.weight", "BERT checkpoint, DistilBERT config");
+	expect_load(&cfg, &np, CAI_ERR_FORMAT, "\"transformer.layer.0.attention.q_lin.weight",
+				"BERT checkpoint without prefix, DistilBERT config");
+	expect_load(bert_cfg, &d, CAI_ERR_FORMAT, "\"embeddings.word_embeddings.weight",
+				"DistilBERT checkpoint, BERT config");
+	/* a segment id other than 0 has no embedding */
+	if (cai_encoder_from_safetensors(&cfg, d.data, d.len, &enc, &err) == CAI_OK &&
+		cai_encoder_acts_create(&cfg, in->B, in->T, false, &acts, &err) == CAI_OK)
+	{
+		st = cai_encoder_forward(enc, acts, in->ids, in->seg, in->mask, false, NULL, &err);
+		CHECK(st == CAI_ERR_INVALID && strstr(err.msg, "segment"), "segment 1 without token types: %s", err.msg);
+	}
+	else
+		CHECK(false, "DistilBERT load: %s", err.msg);
+done:
+	cai_encoder_acts_free(acts);
+	cai_encoder_free(enc);
+	free(b.data);
+	free(d.data);
+	free(np.data);
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,7 +391,8 @@ typedef struct GradCtx
 	float	   *proj;			/* (N, H); zero at padded rows */
 	int			N;
 	bool		training;
-	int			first;			/* tensor index of the probe's first tensor */
+	int			n_idx;
+	int			idx[CAI_GRAD_MAX_TENSORS];	/* the encoder's tensor of each probe tensor */
 } GradCtx;
 
 static cai_status
@@ -361,9 +417,9 @@ grad_loss(void *vctx, float *const *grad, double *loss, cai_error *err)
 	cai_encoder_grads_zero(g->grads);
 	if ((st = cai_encoder_backward(g->enc, g->acts, g->grads, g->proj, g->ids, g->seg, g->mask, err)) != CAI_OK)
 		return st;
-	for (int i = 0; i < CAI_GRAD_MAX_TENSORS && g->first + i < g->enc->n_tensors; i++)
+	for (int i = 0; i < g->n_idx; i++)
 	{
-		const cai_encoder_tensor *t = &g->enc->tensors[g->first + i];
+		const cai_encoder_tensor *t = &g->enc->tensors[g->idx[i]];
 
 		memcpy(grad[i], g->grads->data + t->offset, t->numel * sizeof(float));
 	}
@@ -376,11 +432,13 @@ grad_free(void *ctx)
 }
 
 static void
-test_gradients(bool training)
+test_gradients(bool training, cai_encoder_family family)
 {
+	const bool	distil = family == CAI_ENC_DISTILBERT;
 	cai_encoder_config cfg = {
+		.family = family,
 		.vocab_size = 11, .hidden_size = 8, .num_hidden_layers = 2, .num_attention_heads = 2,
-		.intermediate_size = 12, .max_position_embeddings = 7, .type_vocab_size = 2,
+		.intermediate_size = 12, .max_position_embeddings = 7, .type_vocab_size = distil ? 0 : 2,
 		.layer_norm_eps = 1e-12f, .hidden_dropout_prob = training ? 0.1f : 0.0f,
 		.attention_probs_dropout_prob = training ? 0.1f : 0.0f,
 	};
@@ -422,7 +480,7 @@ test_gradients(bool training)
 	g.grads = grads;
 	g.acts = acts;
 	g.ids = ids;
-	g.seg = seg;
+	g.seg = distil ? NULL : seg;
 	g.mask = mask;
 	g.N = N;
 	g.training = training;
@@ -431,25 +489,30 @@ test_gradients(bool training)
 		for (int i = 0; i < cfg.hidden_size && mask[r]; i++)
 			g.proj[r * cfg.hidden_size + i] = cai_rng_normal(&rng) / 8.0f;
 
-	for (int first = 0; first < enc->n_tensors; first += CAI_GRAD_MAX_TENSORS)
+	/* probes of up to CAI_GRAD_MAX_TENSORS tensors; without token types that table is no parameter */
+	for (int next = 0; next < enc->n_tensors;)
 	{
 		cai_grad_probe p = {0};
 		double		e = 1.0;
 		cai_status	st;
 
-		g.first = first;
-		for (int i = 0; i < CAI_GRAD_MAX_TENSORS && first + i < enc->n_tensors; i++)
+		g.n_idx = 0;
+		for (; next < enc->n_tensors && g.n_idx < CAI_GRAD_MAX_TENSORS; next++)
 		{
-			const cai_encoder_tensor *t = &enc->tensors[first + i];
+			const cai_encoder_tensor *t = &enc->tensors[next];
+			int			i = g.n_idx;
 
+			if (next == 2 && distil)
+				continue;
+			g.idx[g.n_idx++] = next;
 			p.name[i] = t->name;
 			p.data[i] = enc->params + t->offset;
 			p.numel[i] = t->numel;
-			if (first + i <= 2)
+			if (next <= 2)
 			{
 				/* the embedding tables: sample the rows the batch uses */
-				p.rows[i] = first + i == 0 ? word_rows : first + i == 1 ? pos_rows : type_rows;
-				p.n_rows[i] = first + i == 0 ? N : first + i == 1 ? T : 2;
+				p.rows[i] = next == 0 ? word_rows : next == 1 ? pos_rows : type_rows;
+				p.n_rows[i] = next == 0 ? N : next == 1 ? T : 2;
 				p.row_len[i] = cfg.hidden_size;
 			}
 			p.n_tensors = i + 1;
@@ -459,14 +522,14 @@ test_gradients(bool training)
 		p.ctx = &g;
 		st = cai_gradcheck_compare(&p, 6, &e, &err);
 		CHECK(st == CAI_OK, "gradient check runs: %s", err.msg);
-		CHECK(e < 1e-2, "gradient check of tensors %s .. %s (dropout %s): max relative error %g", p.name[0],
-			  p.name[p.n_tensors - 1], training ? "on" : "off", e);
+		CHECK(e < 1e-2, "%s gradient check of tensors %s .. %s (dropout %s): max relative error %g",
+			  distil ? "DistilBERT" : "BERT", p.name[0], p.name[p.n_tensors - 1], training ? "on" : "off", e);
 		worst = e > worst ? e : worst;
 		checked += p.n_tensors;
 	}
-	CHECK(checked == enc->n_tensors && checked == 5 + 16 * 2, "every tensor checked (%d)", checked);
-	printf("encoder gradient check (dropout %s): %d tensors, max relative error %.3g\n", training ? "on" : "off",
-		   checked, worst);
+	CHECK(checked == (distil ? 4 : 5) + 16 * 2, "every parameter tensor checked (%d)", checked);
+	printf("%s encoder gradient check (dropout %s): %d tensors, max relative error %.3g\n",
+		   distil ? "DistilBERT" : "BERT", training ? "on" : "off", checked, worst);
 
 	/* the input-embedding gradient: word, position and token-type gradients are its scatter */
 	{
@@ -478,7 +541,7 @@ test_gradients(bool training)
 		double		loss;
 		float	   *gr[CAI_GRAD_MAX_TENSORS] = {0};
 
-		g.first = enc->n_tensors;	/* copy nothing */
+		g.n_idx = 0;			/* copy nothing */
 		CHECK(grad_loss(&g, gr, &loss, &err) == CAI_OK, "backward: %s", err.msg);
 		for (int i = 0; i < N * cfg.hidden_size; i++)
 		{
@@ -974,9 +1037,10 @@ main(void)
 	test_memory();
 	test_inference_reuse();
 	test_shards();
-	test_gradients(false);
-	test_gradients(true);
-	if (fixture_config(&cfg))
+	test_gradients(false, CAI_ENC_BERT);
+	test_gradients(true, CAI_ENC_BERT);
+	test_gradients(true, CAI_ENC_DISTILBERT);
+	if (fixture_config("config.json", &cfg))
 	{
 		CHECK(read_inputs(&in), "fixture inputs.txt read");
 		if (in.ids != NULL)
@@ -985,6 +1049,7 @@ main(void)
 			check_reference(&cfg, &in, "model_noprefix.safetensors", "expected.txt");
 			check_reference(&cfg, &in, "model_f16.safetensors", "expected_f16.txt");
 			check_reference(&cfg, &in, "model_bf16.safetensors", "expected_bf16.txt");
+			test_distilbert(&cfg, &in);
 			test_padding(&cfg, &in);
 			test_dropout(&cfg, &in);
 			test_damaged(&cfg, &in);
