@@ -755,7 +755,7 @@ plan_b(enc_plan *p, size_t a, size_t b)
 	return plan_take(p, &p->bytes, a, b, &at) && p->bbase != NULL ? p->bbase + at : NULL;
 }
 
-/* Lay out a->fields (a->B ... set) in the plan's slabs. */
+/* Lay out a->fields (a->B ... set) in the plan's slabs; with a->layers NULL only count. */
 static void
 plan_acts(enc_plan *p, cai_encoder_acts *a)
 {
@@ -778,12 +778,14 @@ plan_acts(enc_plan *p, cai_encoder_acts *a)
 	a->x0 = plan_f(p, N, H);
 	for (int l = 0; l < a->L; l++)
 	{
-		enc_layer_acts *la = &a->layers[l];
+		enc_layer_acts scratch;
+		enc_layer_acts *la = a->layers != NULL ? &a->layers[l] : &scratch;
 
 		/* inference keeps two layers' activations: layer l reads layer l - 1's output and overwrites l - 2's */
 		if (!bw && l >= 2)
 		{
-			*la = a->layers[l - 2];
+			if (a->layers != NULL)
+				*la = a->layers[l - 2];
 			continue;
 		}
 		la->q = plan_f(p, N, H);
@@ -843,21 +845,14 @@ bool
 cai_encoder_act_bytes(const cai_encoder_config *c, int B, int T, bool for_backward, size_t *bytes)
 {
 	cai_encoder_acts a;
-	enc_layer_acts *layers;
 	enc_plan	p = {.ok = true};
 	size_t		fb;
 	size_t		lb;
 
 	if (B < 1 || T < 1 || c->num_hidden_layers < 1 || c->num_hidden_layers > CAI_ENC_MAX_LAYERS)
 		return false;
-	/* counting only: the layer table is needed for the field pointers, not its contents */
-	layers = cai_calloc((size_t) c->num_hidden_layers, sizeof(enc_layer_acts));
-	if (layers == NULL)
-		return false;
 	acts_header(c, B, T, for_backward, &a);
-	a.layers = layers;
 	plan_acts(&p, &a);
-	cai_free(layers);
 	lb = (size_t) c->num_hidden_layers * sizeof(enc_layer_acts) + sizeof(cai_encoder_acts);
 	return p.ok && cai_size_mul(p.floats, sizeof(float), &fb) && cai_size_add(fb, p.bytes, bytes) &&
 		cai_size_add(*bytes, lb, bytes);

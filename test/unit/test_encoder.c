@@ -826,6 +826,21 @@ test_damaged(const cai_encoder_config *cfg, const Batch *in)
 
 /* ------------------------------------------------------------------ */
 
+static size_t counted;
+
+static void *
+count_alloc(void *ctx, size_t size)
+{
+	counted += size;
+	return malloc(size);
+}
+
+static void
+count_free(void *ctx, void *ptr)
+{
+	free(ptr);
+}
+
 static void
 test_memory(void)
 {
@@ -867,7 +882,31 @@ test_memory(void)
 	st = cai_encoder_memory_check(&base, 8, 513, false, 0, &total, &err);
 	CHECK(st == CAI_ERR_INVALID && strstr(err.msg, "max_position_embeddings"), "T > P: %s", err.msg);
 	CHECK(!cai_encoder_act_bytes(&base, 0, 8, false, &a_inf), "B = 0 has no size");
-	/* the estimate is what the encoder allocates: the slab size matches the parameter count */
+	/* the estimate is what the encoder allocates, byte for byte (a counting allocator) */
+	for (int bw = 0; bw < 2; bw++)
+	{
+		cai_allocator counting = {count_alloc, count_free, NULL};
+		cai_encoder_grads *grads = NULL;
+		cai_encoder_acts *acts = NULL;
+		size_t		want = 0;
+
+		CHECK(cai_encoder_memory_check(&tiny, 3, 5, bw, 0, &want, &err) == CAI_OK, "tiny estimate: %s", err.msg);
+		counted = 0;
+		cai_set_allocator(&counting);
+		st = cai_encoder_create(&tiny, &enc, &err);
+		if (st == CAI_OK && bw)
+			st = cai_encoder_grads_create(enc, &grads, &err);
+		if (st == CAI_OK)
+			st = cai_encoder_acts_create(&tiny, 3, 5, bw, &acts, &err);
+		cai_set_allocator(NULL);
+		CHECK(st == CAI_OK, "tiny create: %s", err.msg);
+		CHECK(counted == want, "%s: allocated %zu bytes, estimated %zu", bw ? "training" : "inference", counted, want);
+		cai_encoder_acts_free(acts);
+		cai_encoder_grads_free(grads);
+		cai_encoder_free(enc);
+		enc = NULL;
+	}
+	/* the slab size matches the parameter count */
 	CHECK(cai_encoder_create(&tiny, &enc, &err) == CAI_OK, "tiny create: %s", err.msg);
 	if (enc != NULL)
 	{
