@@ -156,7 +156,10 @@ typedef struct cai_encoder_grads
 cai_status	cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *err);
 void		cai_encoder_free(cai_encoder *enc);	/* NULL allowed */
 
-/* BERT's initialisation: normal(0, std) weights, zero biases, LN gain 1. */
+/*
+ * BERT's initialisation: normal(0, std) weights, zero biases, LN gain 1
+ * (without token types their row stays zero).
+ */
 void		cai_encoder_init_random(cai_encoder *enc, float std, cai_rng *rng);
 
 /* Zeroed gradients for enc's parameters. */

@@ -408,6 +408,12 @@ cai_encoder_init_random(cai_encoder *enc, float std, cai_rng *rng)
 		float	   *x = enc->params + t->offset;
 		bool		gain = strstr(t->name, "LayerNorm.weight") != NULL;
 
+		if (i == 2 && enc->cfg.type_vocab_size == 0)
+		{
+			/* no token types: the row segment 0 reads stays zero */
+			memset(x, 0, t->numel * sizeof(float));
+			continue;
+		}
 		for (size_t j = 0; j < t->numel; j++)
 			x[j] = t->ndim == 2 ? std * cai_rng_normal(rng) : (gain ? 1.0f : 0.0f);
 	}
@@ -1164,18 +1170,19 @@ check_inputs(const cai_encoder *enc, const cai_encoder_acts *a, const int32_t *i
 			 const uint8_t *mask, cai_error *err)
 {
 	const size_t N = (size_t) a->B * a->T;
+	const int32_t types = enc->cfg.type_vocab_size > 0 ? enc->cfg.type_vocab_size : 1;
 
 	if (a->H != enc->cfg.hidden_size || a->I != enc->cfg.intermediate_size || a->NH != enc->cfg.num_attention_heads ||
-		a->L != enc->cfg.num_hidden_layers)
+		a->L != enc->cfg.num_hidden_layers || a->T > enc->cfg.max_position_embeddings)
 		return cai_error_set(err, CAI_ERR_INVALID, "activations made for another encoder config");
 	for (size_t r = 0; r < N; r++)
 	{
 		if (ids[r] < 0 || ids[r] >= enc->cfg.vocab_size)
 			return cai_error_set(err, CAI_ERR_INVALID, "token id %d at %zu is outside the vocabulary of %d",
 								 (int) ids[r], r, (int) enc->cfg.vocab_size);
-		if (segments != NULL && (segments[r] < 0 || segments[r] >= (enc->cfg.type_vocab_size > 0 ? enc->cfg.type_vocab_size : 1)))
+		if (segments != NULL && (segments[r] < 0 || segments[r] >= types))
 			return cai_error_set(err, CAI_ERR_INVALID, "segment id %d at %zu is outside [0, %d)",
-								 (int) segments[r], r, (int) enc->cfg.type_vocab_size);
+								 (int) segments[r], r, (int) types);
 		if (mask != NULL && mask[r] > 1)
 			return cai_error_set(err, CAI_ERR_INVALID, "attention mask value %d at %zu (0 or 1 expected)",
 								 (int) mask[r], r);
@@ -1200,6 +1207,8 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 		return st;
 	if (training && !a->for_backward)
 		return cai_error_set(err, CAI_ERR_INVALID, "a training forward pass needs activations made for the backward pass");
+	if (training && rng == NULL && (c->hidden_dropout_prob > 0.0f || c->attention_probs_dropout_prob > 0.0f))
+		return cai_error_set(err, CAI_ERR_INVALID, "a training forward pass with dropout needs a random generator");
 	a->training = training;
 	a->p_hidden = training ? c->hidden_dropout_prob : 0.0f;
 	a->p_ao = c->family == CAI_ENC_DISTILBERT ? 0.0f : a->p_hidden;

@@ -469,6 +469,14 @@ test_gradients(bool training, cai_encoder_family family)
 	}
 	cai_rng_seed(&rng, 3);
 	cai_encoder_init_random(enc, 0.5f, &rng);
+	if (distil)
+	{
+		bool		zero = true;
+
+		for (size_t j = 0; j < enc->tensors[2].numel; j++)
+			zero = zero && enc->params[enc->tensors[2].offset + j] == 0.0f;
+		CHECK(zero, "no token types: their row stays zero after the initialisation");
+	}
 	/* LayerNorm gains and biases away from 1 and 0, so their gradients are exercised in general position */
 	for (int i = 0; i < enc->n_tensors; i++)
 		if (enc->tensors[i].ndim == 1)
@@ -601,6 +609,10 @@ test_dropout(const cai_encoder_config *fixture_cfg, const Batch *in)
 	CHECK(memcmp(x[1], x[2], n * sizeof(float)) == 0, "the same seed gives the same dropout");
 	CHECK(memcmp(x[0], x[1], n * sizeof(float)) != 0, "dropout changes the training outputs");
 	CHECK(memcmp(x[0], x[3], n * sizeof(float)) == 0, "dropout 0 in training equals inference");
+	enc->cfg.hidden_dropout_prob = cfg.hidden_dropout_prob;
+	enc->cfg.attention_probs_dropout_prob = cfg.attention_probs_dropout_prob;
+	st = cai_encoder_forward(enc, acts, in->ids, in->seg, in->mask, true, NULL, &err);
+	CHECK(st == CAI_ERR_INVALID && strstr(err.msg, "generator"), "dropout without a generator: %s", err.msg);
 	/* inference acts refuse a training pass */
 	{
 		cai_encoder_acts *inf = NULL;
@@ -817,8 +829,20 @@ test_damaged(const cai_encoder_config *cfg, const Batch *in)
 	acts = NULL;
 	{
 		cai_status	st = cai_encoder_acts_create(cfg, 1, cfg->max_position_embeddings + 1, false, &acts, &err);
+		cai_encoder_config longer = *cfg;
 
 		CHECK(st == CAI_ERR_INVALID && acts == NULL, "T beyond max_position_embeddings: %s", err.msg);
+		/* activations of a config with more positions, used with this encoder */
+		longer.max_position_embeddings = cfg->max_position_embeddings + 1;
+		if (enc != NULL && cai_encoder_acts_create(&longer, 1, longer.max_position_embeddings, false, &acts, &err) == CAI_OK)
+		{
+			int32_t    *ids = calloc((size_t) longer.max_position_embeddings, sizeof(int32_t));
+
+			st = cai_encoder_forward(enc, acts, ids, NULL, NULL, false, NULL, &err);
+			CHECK(st == CAI_ERR_INVALID, "activations longer than the position table: %s", err.msg);
+			free(ids);
+		}
+		cai_encoder_acts_free(acts);
 	}
 	cai_encoder_free(enc);
 	free(b.data);
