@@ -651,12 +651,16 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	/*
 	 * features: the rows' word n-gram rows and offsets (a row's features are
 	 * made from its tokens when it is trained on), every type's features, and
-	 * the evaluation rows' as inference sees them (at most a quarter of the
-	 * rows' features unless validation_fraction is 0: then all of them)
+	 * the evaluation rows' as inference sees them (the validation split's
+	 * share of the rows' features, at most; all of them without a split)
 	 */
 	total += tokens * (size_t) (fp.word_ngrams - 1) * sizeof(int32_t) + (train->n + 1) * 3 * sizeof(size_t);
 	total += types * (1 + nchar) * sizeof(uint32_t);
-	total += (cai_opt_float(opts, "validation_fraction") > 0 ? feats / 4 : feats) * sizeof(uint32_t);
+	{
+		double		frac = cai_opt_float(opts, "validation_fraction");
+
+		total += (size_t) ((double) feats * (frac > 0 ? (frac < 0.5 ? 2 * frac : 1.0) : 1.0)) * sizeof(uint32_t);
+	}
 	total += tokens * sizeof(int32_t) + bytes;	/* token type ids, type strings */
 	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(cai_textclf_vocab_item));
 	total += types * nchar * sizeof(uint32_t);

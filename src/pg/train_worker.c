@@ -371,14 +371,24 @@ CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64
 	return p.data;
 }
 
+/*
+ * Refuse a training that would need more than cai.training_memory: what the
+ * architecture estimates it will allocate (need) plus what the rows read
+ * into train_cxt already hold (their strings and arrays: for NER sentences
+ * as much as the model's own training memory).
+ */
 static void
-CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
+CaiCheckTrainingMemory(CaiTrainShared *shared, MemoryContext train_cxt, size_t need)
 {
-	if ((int64) need > shared->training_memory)
+	size_t		held = MemoryContextMemAllocated(train_cxt, true);
+
+	if ((int64) (need + held) > shared->training_memory)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
-						need / (1024 * 1024), shared->training_memory / (1024 * 1024)),
+						(need + held) / (1024 * 1024), shared->training_memory / (1024 * 1024)),
+				 errdetail("The rows read hold %zu MB; training would allocate %zu MB more.",
+						   held / (1024 * 1024), need / (1024 * 1024)),
 				 errhint("Lower \"dimensions\", \"hidden\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
 }
 
@@ -487,7 +497,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	set.label_names = (const char *const *) labels;
 	set.n_labels = n_labels;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
+	CaiCheckTrainingMemory(shared, train_cxt, cai_arch_train_memory(arch, opts, &set));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
@@ -873,7 +883,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	set.sentences = &train;
 	set.valid_sentences = vrows.n > 0 ? &valid : NULL;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, &set));
+	CaiCheckTrainingMemory(shared, train_cxt, cai_arch_train_memory(arch, opts, &set));
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
 	cai_blas_set_threads(shared->threads);
