@@ -289,3 +289,63 @@ CREATE FUNCTION @extschema@.cai_model_stats_reset() RETURNS void
 REVOKE ALL ON FUNCTION @extschema@.cai_model_stats_reset() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.cai_model_stats_reset() IS
     'zero cai_model_stats for this database (superusers, or roles granted EXECUTE)';
+
+-- ---------------------------------------------------------------------------
+-- Automatic tuning (cai_tune, cai_tune_async): random search with successive
+-- halving over an architecture's options.  Each trial is a job of the
+-- tuning's worker (a row of cai_job_store, so cai_jobs shows it, with its
+-- role's visibility); tuning_id groups the trials of one search (the job id
+-- of cai_tune_async, an id from the same sequence for cai_tune), trial
+-- numbers them in schedule order, config is the configuration trained
+-- (0 = the defaults), rung the halving step (0 = the fewest epochs).
+-- ---------------------------------------------------------------------------
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN tuning_id bigint;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN trial integer;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN config integer;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN rung integer;
+
+CREATE FUNCTION @extschema@.cai_tune(
+    model text,
+    task text,
+    source text,
+    input_column text DEFAULT 'text',
+    label_column text DEFAULT 'label',
+    search jsonb DEFAULT '{}')
+RETURNS TABLE (name text, version integer, metrics jsonb)
+    AS 'MODULE_PATHNAME', 'cai_tune' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_tune(text, text, text, text, text, jsonb) IS
+    'tune the training options of a model (sentiment, text_classification or ner) on a table, view or SELECT query read as cai_train reads it: random search with successive halving on epochs over the architecture''s default space (cai_options) or the ranges, choices and values of search (max_trials, max_seconds, seed, eta); trials in cai_trials and cai_jobs; the best trial becomes a new version, with the whole search in its metrics, deployed under the deploy policy';
+
+CREATE FUNCTION @extschema@.cai_tune_async(
+    model text,
+    task text,
+    source text,
+    input_column text DEFAULT 'text',
+    label_column text DEFAULT 'label',
+    search jsonb DEFAULT '{}')
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cai_tune_async' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_tune_async(text, text, text, text, text, jsonb) IS
+    'cai_tune as a job: returns its id at once (cai_jobs: progress = trials done / planned, validation_score = the best so far; cai_trials; cai_wait; cai_cancel stops the running trial and the search)';
+
+CREATE VIEW @extschema@.cai_trials AS
+SELECT t.tuning_id,
+       t.trial,
+       t.job_id,
+       t.model,
+       t.config,
+       t.rung,
+       t.options,
+       (t.options ->> 'epochs')::integer AS epochs,
+       j.epoch AS epochs_run,
+       j.validation_score,
+       EXTRACT(epoch FROM (coalesce(j.finished_at, pg_catalog.clock_timestamp()) - j.started_at))::float8 AS seconds,
+       j.state,
+       j.error,
+       j.role
+  FROM @extschema@.cai_job_store t
+  JOIN @extschema@.cai_jobs j ON j.job_id = t.job_id
+ WHERE t.tuning_id IS NOT NULL;
+COMMENT ON VIEW @extschema@.cai_trials IS
+    'the trials of cai_tune and cai_tune_async (visible like cai_jobs): search id, trial, its job, configuration, halving rung, options, epochs planned and run, validation score of its best epoch, seconds, state, error';
+GRANT SELECT ON @extschema@.cai_trials TO PUBLIC;
