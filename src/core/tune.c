@@ -616,6 +616,16 @@ cai_tune_fixed_json(const cai_tune *t)
 	return json_copy(t->fixed);
 }
 
+/* x as JSON with the digits it was written with (0.6, not 0.59999999999999998) */
+static json_object *
+json_short_number(double x)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%.15g", x);
+	return json_object_new_double_s(x, buf);
+}
+
 char *
 cai_tune_search_json(const cai_tune *t)
 {
@@ -635,8 +645,8 @@ cai_tune_search_json(const cai_tune *t)
 		else
 		{
 			v = json_object_new_object();
-			ok = v != NULL && cai_json_put(v, "min", json_object_new_double(dim->min)) &&
-				cai_json_put(v, "max", json_object_new_double(dim->max)) &&
+			ok = v != NULL && cai_json_put(v, "min", json_short_number(dim->min)) &&
+				cai_json_put(v, "max", json_short_number(dim->max)) &&
 				cai_json_put(v, "scale", json_object_new_string(dim->scale == CAI_TUNE_LOG ? "log" : "linear"));
 		}
 		ok = ok && cai_json_put(space, t->defs[dim->def].name, v);
@@ -652,7 +662,7 @@ cai_tune_search_json(const cai_tune *t)
 	ok = ok && cai_json_put(o, "architecture", json_object_new_string(t->arch->name)) &&
 		cai_json_put(o, "seed", json_object_new_int64(t->seed)) &&
 		cai_json_put(o, "max_trials", json_object_new_int(t->max_trials)) &&
-		cai_json_put(o, "max_seconds", json_object_new_double(t->max_seconds)) &&
+		cai_json_put(o, "max_seconds", json_short_number(t->max_seconds)) &&
 		cai_json_put(o, "eta", json_object_new_int(t->eta)) &&
 		cai_json_put(o, "configurations", json_object_new_int(t->n_configs)) &&
 		cai_json_put(o, "planned_trials", json_object_new_int(cai_tune_planned(t))) &&
