@@ -114,7 +114,7 @@ COMMENT ON FUNCTION @extschema@.cai_import(text, bytea) IS
 COMMENT ON FUNCTION @extschema@.cai_deploy(text, integer) IS
     'make a version the one cai_predict uses (NULL = latest); returns the deployed version. A NOTICE says how the labels change; a version of another task is refused.';
 COMMENT ON FUNCTION @extschema@.cai_model_info(text, integer) IS
-    'metadata of a model version (NULL = deployed): task, architecture, labels, options, provenance, labels_changed (against the deployed version)';
+    'metadata of a model version (NULL = deployed): task, architecture, labels, options, provenance, labels_changed (against the deployed version); tuning (the search and its trials) for a version made by cai_tune';
 COMMENT ON FUNCTION @extschema@.cai_train(text, text, text, text, text, jsonb) IS
     'train a model version (task sentiment, text_classification or ner) from a table, view or SELECT query, read with the caller''s rights, in a background worker; returns the new version and its validation metrics. A model name keeps the task of its first version; the default deploy policy deploys a new version only if its labels equal the deployed version''s and its validation score is higher.';
 

@@ -78,8 +78,14 @@ char	   *cai_tune_search_json(const cai_tune *t);
  */
 bool		cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_status *st);
 
-/* The validation score of a trial (NaN: it failed; never continued). */
-void		cai_tune_report(cai_tune *t, int trial, double score);
+/*
+ * The validation score of a trial (NaN: it failed; never continued) and its
+ * wall time in seconds.  With a time budget, the seconds per epoch measured
+ * so far size the bracket while its first rung runs: the next call plans the
+ * most configurations whose remaining trials fit seconds_left (only ever
+ * fewer; so under a budget the trials also depend on the machine's speed).
+ */
+void		cai_tune_report(cai_tune *t, int trial, double score, double seconds);
 
 /*
  * The best trial so far: the highest score, ties to the earlier trial; -1

@@ -59,6 +59,8 @@ struct cai_tune
 	int			n_trials;
 	cai_tune_trial *trials;		/* max_trials entries */
 	double	   *scores;
+	double		seconds;		/* wall time of the trials reported, and their epochs: the cost of an epoch */
+	double		epochs;
 	int			rung;			/* current rung, -1 before the first */
 	int		   *order;			/* configurations of the current rung, best first */
 	int			order_n;
@@ -681,6 +683,8 @@ cai_tune_search_json(const cai_tune *t)
 /* Schedule                                                               */
 /* ---------------------------------------------------------------------- */
 
+static void fit_time(cai_tune *t, double seconds_left);
+
 /* Begin rung r: its configurations, the best of the rung before first. */
 static bool
 start_rung(cai_tune *t, int r)
@@ -728,6 +732,7 @@ cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_statu
 	*st = CAI_OK;
 	if (t->n_trials >= t->max_trials)
 		return false;
+	fit_time(t, seconds_left);
 	while (t->rung < 0 || t->order_pos >= t->order_n)
 	{
 		if (t->rung + 1 >= t->n_rungs)
@@ -778,10 +783,44 @@ cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_statu
 }
 
 void
-cai_tune_report(cai_tune *t, int trial, double score)
+cai_tune_report(cai_tune *t, int trial, double score, double seconds)
 {
-	if (trial >= 0 && trial < t->n_trials)
-		t->scores[trial] = isfinite(score) ? score : NAN;
+	if (trial < 0 || trial >= t->n_trials)
+		return;
+	t->scores[trial] = isfinite(score) ? score : NAN;
+	if (isfinite(seconds) && seconds > 0 && t->trials[trial].epochs > 0)
+	{
+		t->seconds += seconds;
+		t->epochs += t->trials[trial].epochs;
+	}
+}
+
+/*
+ * With a time budget, while the first rung runs: the largest bracket that
+ * the time left can still pay for at the epoch cost measured so far (only
+ * ever smaller; the configurations already started stay in it).
+ */
+static void
+fit_time(cai_tune *t, double seconds_left)
+{
+	double		per_epoch;
+
+	if (!t->halving || seconds_left <= 0 || t->epochs <= 0 || t->rung != 0)
+		return;
+	per_epoch = t->seconds / t->epochs;
+	/* n > 1 keeps the first rung's epochs (a one-configuration bracket trains the most at once) */
+	for (int n = t->rung_n[0]; n > t->order_pos && n > 1; n--)
+	{
+		double		cost;
+
+		plan(t, n, true);
+		cost = (double) (n - t->order_pos) * t->rung_epochs[0];
+		for (int r = 1; r < t->n_rungs; r++)
+			cost += (double) t->rung_n[r] * t->rung_epochs[r];
+		if (cost * per_epoch <= seconds_left)
+			break;
+	}
+	t->order_n = t->rung_n[0];
 }
 
 int

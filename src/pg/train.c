@@ -543,7 +543,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument %d of cai_train must not be NULL", i + 1)));
+					 errmsg("argument %d of %s must not be NULL", i + 1, tune ? "cai_tune" : "cai_train")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CaiCheckModelName(name);
 	task_def = CaiFindTask(text_to_cstring(PG_GETARG_TEXT_PP(1)));

@@ -107,10 +107,17 @@ CaiTuneRecord(StringInfo trials, const cai_tune_trial *tr, const char *state, do
  */
 static double
 CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train_set *set, const char *provenance,
-			 int64 rows, int64 skipped, const cai_tune_trial *tr, CaiTuneBest *best, MemoryContext keep)
+			 int64 tuning_id, const char *search_json, int64 rows, int64 skipped, const cai_tune_trial *tr,
+			 CaiTuneBest *best, MemoryContext keep)
 {
 	const cai_arch *arch = NULL;
 	cai_options *opts = CaiParseOptions(shared->data + shared->task_off, tr->options_json, &arch);
+	size_t		plen = strlen(provenance);
+	/* the model's own provenance names its search and trial */
+	char	   *trial_provenance = plen > 1 && provenance[plen - 1] == '}' ?
+		psprintf("%.*s, \"tuning\": {\"tuning_id\": " INT64_FORMAT ", \"trial\": %d, \"config\": %d, \"rung\": %d, \"search\": %s}}",
+				 (int) plen - 1, provenance, tuning_id, tr->trial, tr->config, tr->rung, search_json) :
+		pstrdup(provenance);
 	cai_error	err = {0};
 	cai_status	st;
 	CaiTrained	t = {0};
@@ -119,7 +126,7 @@ CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train
 	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, set));
 	cai_blas_set_threads(shared->threads);
 	ps->started = GetCurrentTimestamp();
-	st = cai_arch_train(arch, opts, set, provenance, CaiWorkerProgress, ps, &t.model, &t.model_len, &t.metrics, &err);
+	st = cai_arch_train(arch, opts, set, trial_provenance, CaiWorkerProgress, ps, &t.model, &t.model_len, &t.metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, &t);
 	score = CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(t.metrics))));
 	if (!isnan(score) && (best->trial < 0 || score > best->score))
@@ -183,6 +190,14 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(keep);
 	}
+	{
+		char	   *sj = cai_tune_search_json(t);
+
+		if (sj == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for the search")));
+		search_json = pstrdup(sj);
+		cai_free(sj);
+	}
 	initStringInfo(&trials);
 	appendStringInfoChar(&trials, '[');
 	ereport(NOTICE,
@@ -227,7 +242,7 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		trial_start = GetCurrentTimestamp();
 		PG_TRY();
 		{
-			score = CaiTuneTrain(shared, ps, set, provenance, rows, skipped, &tr, &best, keep);
+			score = CaiTuneTrain(shared, ps, set, provenance, tuning_id, search_json, rows, skipped, &tr, &best, keep);
 		}
 		PG_CATCH();
 		{
@@ -242,7 +257,8 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		PG_END_TRY();
 		MemoryContextSwitchTo(keep);
 		seconds = (double) (GetCurrentTimestamp() - trial_start) / USECS_PER_SEC;
-		cai_tune_report(t, tr.trial, score);
+		cai_tune_report(t, tr.trial, score, seconds);
+		planned = cai_tune_planned(t);
 		done++;
 		CaiTrialFinish(job_id, state, score, edata ? edata->message : NULL, shared->job_id, done, planned,
 					   best.trial >= 0 ? best.score : NAN);
@@ -280,15 +296,10 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 	/* the best trial's model, with the whole search beside its metrics */
 	appendStringInfoChar(&trials, ']');
 	{
-		char	   *sj = cai_tune_search_json(t);
 		StringInfoData tuning;
 		Jsonb	   *m;
 		Jsonb	   *both;
 
-		if (sj == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for the search")));
-		search_json = pstrdup(sj);
-		cai_free(sj);
 		initStringInfo(&tuning);
 		appendStringInfo(&tuning, "{\"tuning\": {\"tuning_id\": " INT64_FORMAT ", \"best_trial\": %d, \"trials_run\": %d, "
 						 "\"seconds\": %.3f, \"stopped\": ", tuning_id, best.trial, done,

@@ -18,7 +18,7 @@ CREATE TABLE tap_tune.ner AS
     FROM generate_series(1, 60) g;
 \ir lib/wait_for.sql
 
-SELECT plan(37);
+SELECT plan(41);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- a synchronous search over the fast architecture's default space
@@ -52,6 +52,10 @@ SELECT is((SELECT (metrics -> 'tuning' -> 'search' ->> 'seed')::int FROM cai_mod
           'the whole search is kept in the version''s metrics');
 SELECT ok((SELECT jsonb_array_length(metrics -> 'tuning' -> 'trials') > 1 AND metrics -> 'tuning' -> 'search' -> 'space' ? 'dropout'
              FROM cai_model_details WHERE name = 'tune_fast'), 'with every trial and the searched space');
+SELECT is((SELECT cai_model_info('tune_fast') -> 'tuning' -> 'best_trial'), (SELECT metrics -> 'tuning' -> 'best_trial' FROM r1),
+          'cai_model_info shows the search');
+SELECT is((SELECT (cai_model_info('tune_fast') -> 'provenance' -> 'tuning' ->> 'trial')::int),
+          (SELECT (metrics -> 'tuning' ->> 'best_trial')::int FROM r1), 'the model''s own provenance names its search and trial');
 
 -- deterministic for a seed; another search under the same model adds one version, not deployed by policy "never"
 CREATE TEMP TABLE r2 AS
@@ -111,6 +115,10 @@ SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.s
 SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"max_trials": 0}')$$,
                  '22023', NULL, 'a bad trial budget is 22023');
 SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'vectors', 'tap_tune.small')$$, '0A000', NULL, 'word vectors are not tunable');
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'sentiment', NULL)$$, '22004', 'argument 3 of cai_tune must not be NULL',
+                 'a NULL source is refused');
+SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"architecture": ["fast"]}')$$,
+                   '%option "architecture" must be one architecture name%', 'the architecture is one name');
 SELECT throws_ok($$SELECT cai_tune_async('tune_bad', 'sentiment', 'tmp_rows')$$, '0A000', NULL,
                  'cai_tune_async refuses a temporary table as cai_train_async does');
 

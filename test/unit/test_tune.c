@@ -60,7 +60,7 @@ run_all(cai_tune *t, char **log, double (*score) (int config, int epochs))
 		*log = realloc(*log, len + add);
 		len += (size_t) snprintf(*log + len, add, "%d/%d/%d/%d %s\n", tr.trial, tr.config, tr.rung, tr.epochs,
 								 tr.options_json);
-		cai_tune_report(t, tr.trial, score(tr.config, tr.epochs));
+		cai_tune_report(t, tr.trial, score(tr.config, tr.epochs), 0);
 		n++;
 	}
 	CHECK(st == CAI_OK, "schedule ended with status %d", st);
@@ -148,7 +148,7 @@ test_defaults_first_and_ranges(void)
 	CHECK(opt_num(tr.options_json, "epochs") == 3, "rung 0 trains 3 epochs: %s", tr.options_json);
 	CHECK(opt_num(tr.options_json, "seed") == 42, "seed: %s", tr.options_json);
 	CHECK(strstr(tr.options_json, "\"architecture\":\"fast\"") != NULL, "architecture: %s", tr.options_json);
-	cai_tune_report(t, tr.trial, 0.5);
+	cai_tune_report(t, tr.trial, 0.5, 0);
 	while (cai_tune_next(t, 12.5, &tr, &st) && tr.rung == 0)
 	{
 		double		lr = opt_num(tr.options_json, "learning_rate");
@@ -161,7 +161,7 @@ test_defaults_first_and_ranges(void)
 		CHECK(drop >= 0 && drop <= 0.5, "dropout %g in range", drop);
 		CHECK(ng >= 1 && ng <= 3 && ng == floor(ng), "word_ngrams %g in range", ng);
 		CHECK(opt_num(tr.options_json, "max_seconds") == 12.5, "seconds left become max_seconds: %s", tr.options_json);
-		cai_tune_report(t, tr.trial, 0.5);
+		cai_tune_report(t, tr.trial, 0.5, 0);
 		n++;
 	}
 	CHECK(n == 13, "13 more configurations in rung 0, got %d", n);
@@ -234,7 +234,7 @@ test_user_space(void)
 			CHECK(lr >= 0.2 && lr <= 0.4, "learning_rate %g", lr);
 			CHECK(opt_num(tr.options_json, "epochs") == 4 && tr.rung == 0, "fixed epochs: %s", tr.options_json);
 			CHECK(isnan(opt_num(tr.options_json, "word_ngrams")), "word_ngrams not searched: %s", tr.options_json);
-			cai_tune_report(t, tr.trial, 0.5);
+			cai_tune_report(t, tr.trial, 0.5, 0);
 		}
 		cai_tune_free(t);
 	}
@@ -244,7 +244,7 @@ test_user_space(void)
 	if (t != NULL)
 	{
 		CHECK(cai_tune_next(t, 0, &tr, &st) && tr.epochs == 18 && tr.config == 0, "one trial: %d epochs", tr.epochs);
-		cai_tune_report(t, tr.trial, 0.3);
+		cai_tune_report(t, tr.trial, 0.3, 0);
 		CHECK(!cai_tune_next(t, 0, &tr, &st), "no second trial");
 		CHECK(cai_tune_best(t) == 0, "best");
 		cai_tune_free(t);
@@ -265,12 +265,51 @@ test_user_space(void)
 	if (t != NULL)
 	{
 		CHECK(cai_tune_next(t, 0, &tr, &st), "first");
-		cai_tune_report(t, tr.trial, NAN);
+		cai_tune_report(t, tr.trial, NAN, 0);
 		while (cai_tune_next(t, 0, &tr, &st))
-			cai_tune_report(t, tr.trial, NAN);
+			cai_tune_report(t, tr.trial, NAN, 0);
 		CHECK(cai_tune_best(t) == -1, "no best when all failed");
 		cai_tune_free(t);
 	}
+}
+
+/* A time budget shrinks the bracket to what the measured epoch cost allows. */
+static void
+test_time_budget(void)
+{
+	cai_tune   *t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"max_seconds\": 100}", CAI_OK, NULL);
+	cai_tune_trial tr;
+	cai_status	st;
+	int			n = 0;
+	int			last_rung = 0;
+
+	if (t == NULL)
+		return;
+	CHECK(cai_tune_planned(t) == 19, "planned before any timing: %d", cai_tune_planned(t));
+	CHECK(cai_tune_next(t, 100, &tr, &st), "first trial");
+	cai_tune_report(t, tr.trial, 0.5, 3.0);	/* 3 epochs in 3 s: 1 s per epoch */
+	/* 60 s left: 6 configurations (5 more of 3 epochs, 2 of 9, 1 of 27 = 60 epochs) */
+	CHECK(cai_tune_next(t, 60, &tr, &st), "second trial");
+	CHECK(cai_tune_planned(t) == 9, "the bracket fits the time left: planned %d", cai_tune_planned(t));
+	cai_tune_report(t, tr.trial, 0.6, 3.0);
+	n = 2;
+	while (cai_tune_next(t, 1e6, &tr, &st))
+	{
+		cai_tune_report(t, tr.trial, 0.5 + tr.config * 0.01, tr.epochs);
+		last_rung = tr.rung;
+		n++;
+	}
+	CHECK(n == 9 && last_rung == 2, "it never grows again, and still reaches the last rung: %d trials, rung %d", n, last_rung);
+	cai_tune_free(t);
+
+	/* without timings or without a budget nothing changes */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\"}", CAI_OK, NULL);
+	if (t == NULL)
+		return;
+	CHECK(cai_tune_next(t, 0, &tr, &st), "first");
+	cai_tune_report(t, tr.trial, 0.5, 1000.0);
+	CHECK(cai_tune_next(t, 0, &tr, &st) && cai_tune_planned(t) == 19, "no budget: the bracket stays");
+	cai_tune_free(t);
 }
 
 static void
@@ -317,6 +356,7 @@ main(void)
 	test_defaults_first_and_ranges();
 	test_determinism_and_halving();
 	test_user_space();
+	test_time_budget();
 	test_errors();
 	return check_summary("test_tune");
 }
