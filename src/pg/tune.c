@@ -305,7 +305,13 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 						 "\"seconds\": %.3f, \"stopped\": ", tuning_id, best.trial, done,
 						 (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC);
 		escape_json(&tuning, stopped);
-		appendStringInfo(&tuning, ", \"search\": %s, \"trials\": %s}}", search_json, trials.data);
+		/* the search as run: the rungs after any shrinking to the time budget */
+		char	   *sj = cai_tune_search_json(t);
+
+		if (sj == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for the search")));
+		appendStringInfo(&tuning, ", \"search\": %s, \"trials\": %s}}", sj, trials.data);
+		cai_free(sj);
 		m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(best.trained.metrics)));
 		both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 												  DirectFunctionCall1(jsonb_in, CStringGetDatum(tuning.data))));
