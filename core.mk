@@ -31,8 +31,11 @@ WERROR ?= 0
 # POOL_GUARD (tests): allocation on a pool thread aborts (see common.h); the
 # installed cai command is built without it (Makefile, install-cli).
 POOL_GUARD ?= -DCAI_CHECK_POOL_ALLOC
+# -Wno-missing-field-initializers (as the extension's Makefile): option tables
+# give an option's search range (cai_opt_def.tune) only where it is searched.
 CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math -ffp-contract=off $(OPTFLAGS) \
-	-Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Iinclude $(POOL_GUARD)
+	-Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Iinclude $(POOL_GUARD)
 # OpenBLAS is opened at run time (src/core/blas.h), not linked
 LIBS_CORE = -ljson-c -lm -pthread
 
@@ -41,7 +44,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_tune
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -62,6 +65,7 @@ test_vectors_train_MODULES = common modelutil format tokenize options trainer bl
 test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 test_safetensors_MODULES = common safetensors
 test_encoder_MODULES = common modelutil blas pool ops safetensors gradcheck encoder
+test_tune_MODULES = $(test_model_MODULES) tune
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
 fuzz_format_MODULES = common format

@@ -114,7 +114,7 @@ COMMENT ON FUNCTION @extschema@.cai_import(text, bytea) IS
 COMMENT ON FUNCTION @extschema@.cai_deploy(text, integer) IS
     'make a version the one cai_predict uses (NULL = latest); returns the deployed version. A NOTICE says how the labels change; a version of another task is refused.';
 COMMENT ON FUNCTION @extschema@.cai_model_info(text, integer) IS
-    'metadata of a model version (NULL = deployed): task, architecture, labels, options, provenance, labels_changed (against the deployed version)';
+    'metadata of a model version (NULL = deployed): task, architecture, labels, options, provenance, labels_changed (against the deployed version); tuning (the search and its trials) for a version made by cai_tune';
 COMMENT ON FUNCTION @extschema@.cai_train(text, text, text, text, text, jsonb) IS
     'train a model version (task sentiment, text_classification or ner) from a table, view or SELECT query, read with the caller''s rights, in a background worker; returns the new version and its validation metrics. A model name keeps the task of its first version; the default deploy policy deploys a new version only if its labels equal the deployed version''s and its validation score is higher.';
 
@@ -317,3 +317,63 @@ CREATE FUNCTION @extschema@.cai_import(model text, data bytea, version integer) 
     AS 'MODULE_PATHNAME', 'cai_import' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.cai_import(text, bytea, integer) IS
     'validate model bytes (as made by cai_export) and store them as that version number of model (owner only), e.g. to copy cai_export(model, version) to the servers of a postgres_fdw cluster; returns the version. The same bytes already stored under the number are left as they are; other bytes under it are refused (SQLSTATE 42710). Deployed only if the model had no deployed version.';
+
+-- ---------------------------------------------------------------------------
+-- Automatic tuning (cai_tune, cai_tune_async): random search with successive
+-- halving over an architecture's options.  Each trial is a job of the
+-- tuning's worker (a row of cai_job_store, so cai_jobs shows it, with its
+-- role's visibility); tuning_id groups the trials of one search (the job id
+-- of cai_tune_async, an id from the same sequence for cai_tune), trial
+-- numbers them in schedule order, config is the configuration trained
+-- (0 = the defaults), rung the halving step (0 = the fewest epochs).
+-- ---------------------------------------------------------------------------
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN tuning_id bigint;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN trial integer;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN config integer;
+ALTER TABLE @extschema@.cai_job_store ADD COLUMN rung integer;
+
+CREATE FUNCTION @extschema@.cai_tune(
+    model text,
+    task text,
+    source text,
+    input_column text DEFAULT 'text',
+    label_column text DEFAULT 'label',
+    search jsonb DEFAULT '{}')
+RETURNS TABLE (name text, version integer, metrics jsonb)
+    AS 'MODULE_PATHNAME', 'cai_tune' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_tune(text, text, text, text, text, jsonb) IS
+    'tune the training options of a model (sentiment, text_classification or ner) on a table, view or SELECT query read as cai_train reads it: random search with successive halving on epochs over the architecture''s default space (cai_options) or the ranges, choices and values of search (max_trials, max_seconds, seed, eta); trials in cai_trials and cai_jobs; the best trial becomes a new version, with the whole search in its metrics, deployed under the deploy policy';
+
+CREATE FUNCTION @extschema@.cai_tune_async(
+    model text,
+    task text,
+    source text,
+    input_column text DEFAULT 'text',
+    label_column text DEFAULT 'label',
+    search jsonb DEFAULT '{}')
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cai_tune_async' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_tune_async(text, text, text, text, text, jsonb) IS
+    'cai_tune as a job: returns its id at once (cai_jobs: progress = trials done / planned, validation_score = the best so far; cai_trials; cai_wait; cai_cancel stops the running trial and the search)';
+
+CREATE VIEW @extschema@.cai_trials AS
+SELECT t.tuning_id,
+       t.trial,
+       t.job_id,
+       t.model,
+       t.config,
+       t.rung,
+       t.options,
+       (t.options ->> 'epochs')::integer AS epochs,
+       j.epoch AS epochs_run,
+       j.validation_score,
+       EXTRACT(epoch FROM (coalesce(j.finished_at, pg_catalog.clock_timestamp()) - j.started_at))::float8 AS seconds,
+       j.state,
+       j.error,
+       j.role
+  FROM @extschema@.cai_job_store t
+  JOIN @extschema@.cai_jobs j ON j.job_id = t.job_id
+ WHERE t.tuning_id IS NOT NULL;
+COMMENT ON VIEW @extschema@.cai_trials IS
+    'the trials of cai_tune and cai_tune_async (visible like cai_jobs): search id, trial, its job, configuration, halving rung, options, epochs planned and run, validation score of its best epoch, seconds, state, error';
+GRANT SELECT ON @extschema@.cai_trials TO PUBLIC;

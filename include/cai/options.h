@@ -19,6 +19,28 @@ typedef enum cai_opt_type
 	CAI_OPT_STRING				/* choices: '|'-separated list in `choices`, or NULL for any */
 } cai_opt_type;
 
+/*
+ * How automatic tuning (tune.h) searches an option by default: not at all,
+ * uniformly in [min, max], or uniformly in log space (min > 0).  An
+ * architecture declares its default search space here, beside the option's
+ * default and bounds; the tuner needs nothing else per architecture.  For the
+ * option "epochs" (the resource of successive halving) the range is that of
+ * the trials' epochs: the cheapest trials run min, the longest max.
+ */
+typedef enum cai_tune_scale
+{
+	CAI_TUNE_NONE = 0,
+	CAI_TUNE_LINEAR,
+	CAI_TUNE_LOG
+} cai_tune_scale;
+
+typedef struct cai_opt_tune
+{
+	cai_tune_scale scale;
+	double		min;			/* within the option's bounds */
+	double		max;
+} cai_opt_tune;
+
 typedef struct cai_opt_def
 {
 	const char *name;
@@ -29,6 +51,7 @@ typedef struct cai_opt_def
 	double		max;
 	const char *choices;		/* for STRING: "fast|accurate", NULL = any text */
 	const char *help;
+	cai_opt_tune tune;			/* default search range; {0} = not searched */
 } cai_opt_def;
 
 typedef struct cai_opt_value

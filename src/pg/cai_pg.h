@@ -74,6 +74,10 @@ extern void CaiJobWaitForSlot(int64 job_id, int max_jobs);
 extern void CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
 						   double loss, double val_score, double rows_per_sec, const char *history_json);
 extern void CaiJobFinish(int64 job_id, const char *state, int32 version, const char *error);
+extern int64 CaiTrialInsert(int64 tuning_id, int trial, int config, int rung, const char *model, const char *task,
+							Oid role, const char *source, const char *options_json);
+extern void CaiTrialFinish(int64 job_id, const char *state, double score, const char *error,
+						   int64 tuning_job, int done, int planned, double best);
 
 /* cai_synergy.c */
 extern void CaiUseMemoryContextAllocator(void);

@@ -1020,7 +1020,8 @@ cai_model_info(PG_FUNCTION_ARGS)
 	if (version == 0)
 		nulls[1] = 'n';
 	snprintf(sql, sizeof(sql),
-			 "SELECT s.metadata || jsonb_build_object('version', s.version, 'deployed', s.deployed, "
+			 "SELECT s.metadata || CASE WHEN s.metrics ? 'tuning' THEN jsonb_build_object('tuning', s.metrics -> 'tuning') "
+			 "ELSE '{}' END || jsonb_build_object('version', s.version, 'deployed', s.deployed, "
 			 "'owner', s.owner::text, 'created_at', s.created_at, 'size', octet_length(s.model), "
 			 "'labels_changed', (SELECT " CAI_LABEL_SET("s.task", "s.metadata") " <> " CAI_LABEL_SET("d.task", "d.metadata")
 			 " OR s.task <> d.task FROM %s d WHERE d.name = s.name AND d.deployed)) "

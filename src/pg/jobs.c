@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <signal.h>
 
 #include "access/xact.h"
@@ -129,7 +130,9 @@ CaiJobWaitForSlot(int64 job_id, int max_jobs)
 		CaiCatalogConnect();
 		store = CaiCatalogQualify("cai_job_store");
 		CaiCatalogExecute(CAI_JOB_LOCK_SQL, 0, NULL, NULL, NULL, SPI_OK_SELECT);
-		CaiCatalogExecute(psprintf("SELECT count(*) < $2 FROM %s j WHERE j.state = 'running' AND j.job_id <> $1 "
+		/* one worker per slot: a tuning job and its running trial share their worker */
+		CaiCatalogExecute(psprintf("SELECT count(DISTINCT j.pid) < $2 FROM %s j WHERE j.state = 'running' "
+								   "AND j.pid <> pg_catalog.pg_backend_pid() "
 								   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
 								   "WHERE a.pid = j.pid AND a.backend_type = 'cai_synergy training')", store),
 						  2, types, values, NULL, SPI_OK_SELECT);
@@ -180,6 +183,81 @@ CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
 							   "validation_score = $6, rows_per_sec = $7%s WHERE job_id = $1",
 							   CaiCatalogQualify("cai_job_store"), with_history ? ", history = $8::jsonb" : ""),
 					  with_history ? 8 : 7, types, values, nulls, SPI_OK_UPDATE);
+	CaiCatalogDisconnect();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Outside a transaction: record a trial of a search (tuning_id) as a running
+ * job of this worker, which holds the training slot already; returns its id.
+ */
+int64
+CaiTrialInsert(int64 tuning_id, int trial, int config, int rung, const char *model, const char *task,
+			   Oid role, const char *source, const char *options_json)
+{
+	Oid			types[10] = {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, TEXTOID, OIDOID, TEXTOID, TEXTOID};
+	Datum		values[10];
+	int64		job_id;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	job_id = CaiNextJobId();
+	CaiJobInsert(job_id, model, task, role, source, options_json);
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(tuning_id);
+	values[2] = Int32GetDatum(trial);
+	values[3] = Int32GetDatum(config);
+	values[4] = Int32GetDatum(rung);
+	CaiCatalogConnect();
+	CaiCatalogExecute(psprintf("UPDATE %s SET tuning_id = $2, trial = $3, config = $4, rung = $5, "
+							   "state = 'running', started_at = pg_catalog.clock_timestamp() WHERE job_id = $1",
+							   CaiCatalogQualify("cai_job_store")),
+					  5, types, values, NULL, SPI_OK_UPDATE);
+	CaiCatalogDisconnect();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return job_id;
+}
+
+/*
+ * Outside a transaction: a trial's end (succeeded with the validation score
+ * of its best epoch, failed or cancelled with the error), and the progress
+ * of its tuning job (an asynchronous cai_tune_async; 0: none): trials done
+ * of those planned, the best score so far.
+ */
+void
+CaiTrialFinish(int64 job_id, const char *state, double score, const char *error,
+			   int64 tuning_job, int done, int planned, double best)
+{
+	Oid			types[4] = {INT8OID, FLOAT8OID, INT4OID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CaiJobFinish(job_id, state, 0, error);
+	CaiCatalogConnect();
+	if (!isnan(score))
+	{
+		values[0] = Int64GetDatum(job_id);
+		values[1] = Float8GetDatum(score);
+		CaiCatalogExecute(psprintf("UPDATE %s SET validation_score = $2 WHERE job_id = $1",
+								   CaiCatalogQualify("cai_job_store")),
+						  2, types, values, NULL, SPI_OK_UPDATE);
+	}
+	if (tuning_job > 0)
+	{
+		values[0] = Int64GetDatum(tuning_job);
+		values[1] = Float8GetDatum(best);
+		values[2] = Int32GetDatum(done);
+		values[3] = Int32GetDatum(planned);
+		nulls[1] = isnan(best) ? 'n' : ' ';
+		CaiCatalogExecute(psprintf("UPDATE %s SET validation_score = $2, epoch = $3, epochs = $4, "
+								   "progress = LEAST($3::float8 / GREATEST($4, 1), 1) WHERE job_id = $1",
+								   CaiCatalogQualify("cai_job_store")),
+						  4, types, values, nulls, SPI_OK_UPDATE);
+	}
 	CaiCatalogDisconnect();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

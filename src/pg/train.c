@@ -452,6 +452,15 @@ CaiJsonbNumber(Jsonb *jb, const char *key)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
+/* The validation score that deployment compares: "score", else "accuracy"; NaN if neither. */
+double
+CaiMetricsScore(Jsonb *metrics)
+{
+	double		score = CaiJsonbNumber(metrics, "score");
+
+	return isnan(score) ? CaiJsonbNumber(metrics, "accuracy") : score;
+}
+
 /*
  * Store a trained model (bytes from the core) as a new version: validated
  * exactly as an import would be, metrics completed with the score used for
@@ -472,9 +481,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 
 	CaiValidateModelBytes((const uint8 *) model, model_len, &task_out, &meta);
 	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json)));
-	score = CaiJsonbNumber(m, "score");
-	if (isnan(score))
-		score = CaiJsonbNumber(m, "accuracy");
+	score = CaiMetricsScore(m);
 	extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
 					 isnan(score) ? 0.0 : score, skipped_rows, train_rows);
 	metrics = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
@@ -502,11 +509,13 @@ typedef struct CaiLaunch
 } CaiLaunch;
 
 /*
- * Check the arguments of cai_train / cai_train_async, prepare the shared
+ * Check the arguments of cai_train / cai_train_async (or cai_tune /
+ * cai_tune_async: the last argument is then the search, and the options
+ * every trial shares stand for the training options), prepare the shared
  * state and start the worker.  job_id 0 = synchronous.
  */
 static void
-CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
+CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *launch)
 {
 	char	   *name;
 	const cai_task *task_def;
@@ -515,6 +524,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	char	   *input_column;
 	char	   *label_column;
 	char	   *options_json;
+	char	   *search_json = "";
 	cai_options *opts;
 	const char *validation_source;
 	char	   *query;
@@ -539,7 +549,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument %d of cai_train must not be NULL", i + 1)));
+					 errmsg("argument %d of %s must not be NULL", i + 1, tune ? "cai_tune" : "cai_train")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CaiCheckModelName(name);
 	task_def = CaiFindTask(text_to_cstring(PG_GETARG_TEXT_PP(1)));
@@ -549,6 +559,11 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 	label_column = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	options_json = PG_ARGISNULL(5) ? pstrdup("{}") :
 		JsonbToCString(NULL, &PG_GETARG_JSONB_P(5)->root, 0);
+	if (tune)
+	{
+		search_json = options_json;
+		options_json = CaiTuneFixedOptions(task_def, search_json);
+	}
 
 	CaiCheckWritable("train a model");
 	CaiCheckTrainingNode("train a model");
@@ -620,6 +635,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		Size		source_off = CaiAddString(&strings, source);
 		Size		vectors_off = CaiAddString(&strings, vectors_query);
 		Size		vector_set_off = CaiAddString(&strings, vector_set);
+		Size		search_off = CaiAddString(&strings, search_json);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -660,6 +676,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, CaiLaunch *launch)
 		shared->source_off = source_off;
 		shared->vectors_query_off = vectors_off;
 		shared->vector_set_off = vector_set_off;
+		shared->search_off = search_off;
 		shared->vector_set_version = vector_set_version;
 		shared->rows_streamed = job_id == 0;
 		memcpy(shared->data, strings.data, strings.len);
@@ -777,9 +794,9 @@ CaiSendTrainingRows(CaiLaunch *launch, CaiTrainResult *res)
 			break;
 }
 
-PG_FUNCTION_INFO_V1(cai_train);
-Datum
-cai_train(PG_FUNCTION_ARGS)
+/* cai_train, or cai_tune: train in a worker, wait, store the version in this transaction. */
+static Datum
+CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CaiLaunch	launch = {0};
@@ -797,7 +814,7 @@ cai_train(PG_FUNCTION_ARGS)
 	/* on ERROR and on FATAL (terminated or lost client): stop the worker */
 	PG_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 	{
-		CaiTrainLaunch(fcinfo, 0, &launch);
+		CaiTrainLaunch(fcinfo, 0, tune, &launch);
 		CaiSendTrainingRows(&launch, &res);
 		CaiRunTrainingWorker(launch.seg, launch.mqh, launch.handle, &res);
 	}
@@ -838,9 +855,24 @@ cai_train(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-PG_FUNCTION_INFO_V1(cai_train_async);
+PG_FUNCTION_INFO_V1(cai_train);
 Datum
-cai_train_async(PG_FUNCTION_ARGS)
+cai_train(PG_FUNCTION_ARGS)
+{
+	return CaiTrainAndWait(fcinfo, false);
+}
+
+/* cai_tune(model, task, source, input_column, label_column, search): see tune.c */
+PG_FUNCTION_INFO_V1(cai_tune);
+Datum
+cai_tune(PG_FUNCTION_ARGS)
+{
+	return CaiTrainAndWait(fcinfo, true);
+}
+
+/* cai_train_async, or cai_tune_async: the job's id, at once. */
+static int64
+CaiStartJob(FunctionCallInfo fcinfo, bool tune)
 {
 	CaiLaunch	launch = {0};
 	int64		job_id;
@@ -848,7 +880,21 @@ cai_train_async(PG_FUNCTION_ARGS)
 	CaiCheckWritable("train a model");
 	job_id = CaiNextJobId();
 
-	CaiTrainLaunch(fcinfo, job_id, &launch);
+	CaiTrainLaunch(fcinfo, job_id, tune, &launch);
 	dsm_detach(launch.seg);
-	PG_RETURN_INT64(job_id);
+	return job_id;
+}
+
+PG_FUNCTION_INFO_V1(cai_train_async);
+Datum
+cai_train_async(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(CaiStartJob(fcinfo, false));
+}
+
+PG_FUNCTION_INFO_V1(cai_tune_async);
+Datum
+cai_tune_async(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(CaiStartJob(fcinfo, true));
 }

@@ -10,8 +10,11 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "lib/stringinfo.h"
+#include "utils/elog.h"
 #include "utils/jsonb.h"
 #include "utils/portal.h"
+#include "utils/timestamp.h"
 
 #include "cai/model.h"
 
@@ -46,6 +49,7 @@ typedef struct CaiTrainShared
 	Size		source_off;
 	Size		vectors_query_off;	/* empty string: no word vectors from a query */
 	Size		vector_set_off;		/* empty string: no vector set */
+	Size		search_off;		/* empty string: cai_train; else cai_tune's search (tune.c) */
 	int32		vector_set_version;
 	int64		job_id;			/* 0: synchronous cai_train */
 	bool		rows_streamed;	/* the caller runs the source queries and sends the rows (stream.c) */
@@ -58,8 +62,44 @@ typedef struct CaiTrainShared
 
 PGDLLEXPORT void cai_train_worker_main(Datum main_arg);
 
+/* The worker's progress callback state (train_worker.c). */
+typedef struct CaiWorkerProgressState
+{
+	int64		job_id;			/* the job row progress goes to (a trial's while tuning), 0: none */
+	int			leader_pid;		/* synchronous caller, 0 for jobs */
+	ErrorData  *error;			/* an error raised inside the callback */
+	TimestampTz last_update;
+	TimestampTz started;		/* training began (for the history's seconds) */
+	MemoryContext cxt;			/* where history lives */
+	StringInfo	history;		/* JSON array of finished epochs, without the closing ']' */
+} CaiWorkerProgressState;
+
+/* What a task's trainer hands back for delivery. */
+typedef struct CaiTrained
+{
+	uint8_t    *model;
+	size_t		model_len;
+	char	   *metrics;
+	char	   *history;		/* JSON array of the epochs (cai_training_history) */
+	int64		rows;
+	int64		skipped;
+	const char *deploy_policy;
+} CaiTrained;
+
+/* train_worker.c */
+extern bool CaiWorkerProgress(void *ctx, const cai_progress *p);
+extern void CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need);
+extern void CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
+							int64 rows, int64 skipped, CaiTrained *out);
+
+/* tune.c */
+extern char *CaiTuneFixedOptions(const cai_task *task, const char *search);
+extern void CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train_set *set,
+						  const char *provenance, int64 rows, int64 skipped, CaiTrained *out);
+
 /* train.c */
 extern cai_options *CaiParseOptions(const char *task, const char *json, const cai_arch **arch_out);
+extern double CaiMetricsScore(Jsonb *metrics);
 extern int32 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
 								  const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 								  bool *deployed, Jsonb **metrics_out);

@@ -189,16 +189,6 @@ CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
 }
 
 
-typedef struct CaiWorkerProgressState
-{
-	int64		job_id;
-	int			leader_pid;		/* synchronous caller, 0 for jobs */
-	ErrorData  *error;			/* an error raised inside the callback */
-	TimestampTz last_update;
-	TimestampTz started;		/* training began (for the history's seconds) */
-	MemoryContext cxt;			/* where history lives */
-	StringInfo	history;		/* JSON array of finished epochs, without the closing ']' */
-} CaiWorkerProgressState;
 
 /* x as a JSON number, or null when it is not finite */
 static void
@@ -277,7 +267,7 @@ CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
  * trainer may have worker threads parked): an error is kept, training is
  * cancelled, and CaiTrainingDone re-raises the error afterwards.
  */
-static bool
+bool
 CaiWorkerProgress(void *ctx, const cai_progress *p)
 {
 	CaiWorkerProgressState *ps = (CaiWorkerProgressState *) ctx;
@@ -301,6 +291,8 @@ CaiWorkerProgress(void *ctx, const cai_progress *p)
 		keep_going = false;
 	}
 	PG_END_TRY();
+	/* a job's progress commits a transaction, which leaves TopMemoryContext current */
+	MemoryContextSwitchTo(cxt);
 	return keep_going;
 }
 
@@ -314,18 +306,6 @@ CaiWorkerBecomeCaller(CaiTrainShared *shared)
 	(void) set_config_option("search_path", shared->data + shared->search_path_off,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
-
-/* What a task's trainer hands back for delivery. */
-typedef struct CaiTrained
-{
-	uint8_t    *model;
-	size_t		model_len;
-	char	   *metrics;
-	char	   *history;		/* JSON array of the epochs (cai_training_history) */
-	int64		rows;
-	int64		skipped;
-	const char *deploy_policy;
-} CaiTrained;
 
 /* Start the reading transaction (caller's identity, one snapshot). */
 static void
@@ -371,16 +351,19 @@ CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64
 	return p.data;
 }
 
+/* the context the worker reads the rows into (CaiWorkerTrain) */
+static MemoryContext worker_train_cxt = NULL;
+
 /*
  * Refuse a training that would need more than cai.training_memory: what the
  * architecture estimates it will allocate (need) plus what the rows read
- * into train_cxt already hold (their strings and arrays: for NER sentences
- * as much as the model's own training memory).
+ * into the worker's training context already hold (their strings and
+ * arrays: for NER sentences as much as the model's own training memory).
  */
-static void
-CaiCheckTrainingMemory(CaiTrainShared *shared, MemoryContext train_cxt, size_t need)
+void
+CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
 {
-	size_t		held = MemoryContextMemAllocated(train_cxt, true);
+	size_t		held = worker_train_cxt != NULL ? MemoryContextMemAllocated(worker_train_cxt, true) : 0;
 
 	if ((int64) (need + held) > shared->training_memory)
 		ereport(ERROR,
@@ -402,7 +385,7 @@ CaiNoRows(int64 skipped)
 }
 
 /* After the core trainer returned: raise its error (a cancel as the interrupt), or record the result. */
-static void
+void
 CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
 				int64 rows, int64 skipped, CaiTrained *out)
 {
@@ -438,6 +421,31 @@ CaiKeepDriftReference(CaiTrained *out, const cai_arch *arch, const cai_options *
 
 static bool CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, MemoryContext keep);
 
+/*
+ * Train on the rows read: once with the options (cai_train), or the trials
+ * of a search (cai_tune, tune.c), keeping the best.
+ */
+static void
+CaiWorkerRun(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_arch *arch, const cai_options *opts,
+			 const cai_train_set *set, const char *provenance, int64 rows, int64 skipped, CaiTrained *out)
+{
+	cai_error	err = {0};
+	cai_status	st;
+
+	if (shared->data[shared->search_off] != '\0')
+	{
+		CaiWorkerTune(shared, ps, set, provenance, rows, skipped, out);
+		return;
+	}
+	CaiCheckTrainingMemory(shared, cai_arch_train_memory(arch, opts, set));
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
+	cai_blas_set_threads(shared->threads);
+	ps->started = GetCurrentTimestamp();
+	st = cai_arch_train(arch, opts, set, provenance, CaiWorkerProgress, ps,
+						&out->model, &out->model_len, &out->metrics, &err);
+	CaiTrainingDone(st, &err, ps, opts, rows, skipped, out);
+}
+
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
@@ -445,8 +453,6 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	CaiRows		rows = {0};
 	CaiRows		vrows = {0};
 	cai_options *opts;
-	cai_error	err = {0};
-	cai_status	st;
 	char	  **labels;
 	int			n_labels;
 	int32	   *ids;
@@ -497,14 +503,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	set.label_names = (const char *const *) labels;
 	set.n_labels = n_labels;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiCheckTrainingMemory(shared, train_cxt, cai_arch_train_memory(arch, opts, &set));
-
-	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
-	cai_blas_set_threads(shared->threads);
-	ps->started = GetCurrentTimestamp();
-	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
-						&out->model, &out->model_len, &out->metrics, &err);
-	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.n, rows.skipped, out);
 
 	CaiKeepDriftReference(out, arch, opts, &set);
 }
@@ -845,8 +844,6 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	CaiNerRows	vrows = {0};
 	cai_word_vectors wv = {0};
 	cai_options *opts;
-	cai_error	err = {0};
-	cai_status	st;
 	cai_ner_data train;
 	cai_ner_data valid;
 	cai_train_set set = {0};
@@ -883,14 +880,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	set.sentences = &train;
 	set.valid_sentences = vrows.n > 0 ? &valid : NULL;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiCheckTrainingMemory(shared, train_cxt, cai_arch_train_memory(arch, opts, &set));
-
-	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
-	cai_blas_set_threads(shared->threads);
-	ps->started = GetCurrentTimestamp();
-	st = cai_arch_train(arch, opts, &set, provenance, CaiWorkerProgress, ps,
-						&out->model, &out->model_len, &out->metrics, &err);
-	CaiTrainingDone(st, &err, ps, opts, rows.n, rows.skipped, out);
+	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.n, rows.skipped, out);
 
 	CaiKeepDriftReference(out, arch, opts, &set);
 }
@@ -955,6 +945,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	CaiTrained	t = {0};
 	cai_task_kind kind;
 
+	worker_train_cxt = train_cxt;
 	MemoryContextSwitchTo(train_cxt);
 	kind = cai_task_find(shared->data + shared->task_off)->kind;
 	if (kind == CAI_KIND_TAG)
@@ -1057,7 +1048,7 @@ cai_train_worker_main(Datum main_arg)
 	if (shared->job_id > 0)
 		CaiJobInsert(shared->job_id, shared->data + shared->name_off, shared->data + shared->task_off,
 					 shared->current_user_id, shared->data + shared->source_off,
-					 shared->data + shared->options_off);
+					 shared->data + (shared->data[shared->search_off] != '\0' ? shared->search_off : shared->options_off));
 	CommitTransactionCommand();
 	if (shared->job_id > 0)
 	{

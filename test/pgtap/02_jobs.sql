@@ -13,19 +13,7 @@ CREATE ROLE tap_jobs_a LOGIN;
 CREATE ROLE tap_jobs_b LOGIN;
 GRANT USAGE ON SCHEMA tap_jobs TO tap_jobs_a, tap_jobs_b;
 GRANT SELECT ON ALL TABLES IN SCHEMA tap_jobs TO tap_jobs_a, tap_jobs_b;
--- wait until a condition (SQL returning boolean) holds; each check sees new commits
-CREATE FUNCTION tap_jobs.wait_for(cond text, seconds int DEFAULT 10) RETURNS boolean LANGUAGE plpgsql AS $f$
-DECLARE
-  ok boolean;
-BEGIN
-  FOR i IN 1 .. seconds * 10 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXECUTE cond INTO ok;
-    IF ok THEN RETURN true; END IF;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-  RETURN false;
-END $f$;
+\ir lib/wait_for.sql
 
 SELECT plan(23);
 SELECT pg_postmaster_start_time() AS start_time \gset
@@ -50,9 +38,9 @@ SELECT is((SELECT state || ': ' || error FROM cai_wait(:j2)), 'failed: division 
 -- queueing and cancel: with one job at a time, the second waits as queued
 SET cai.max_training_jobs = 1;
 SELECT cai_train_async('job_slow', 'sentiment', 'tap_jobs.slow', options => '{"architecture": "fast", "epochs": 1000, "patience": 0}') AS j3 \gset
-SELECT tap_jobs.wait_for(format('SELECT state = %L AND progress > 0 FROM cai_jobs WHERE job_id = %s', 'running', :j3)) \g /dev/null
+SELECT pg_temp.wait_for(format('SELECT state = %L AND progress > 0 FROM cai_jobs WHERE job_id = %s', 'running', :j3)) \g /dev/null
 SELECT cai_train_async('job_queued', 'sentiment', 'tap_jobs.small') AS j4 \gset
-SELECT tap_jobs.wait_for(format('SELECT state = %L FROM cai_jobs WHERE job_id = %s', 'queued', :j4)) \g /dev/null
+SELECT pg_temp.wait_for(format('SELECT state = %L FROM cai_jobs WHERE job_id = %s', 'queued', :j4)) \g /dev/null
 RESET cai.max_training_jobs;
 SELECT is((SELECT state FROM cai_jobs WHERE job_id = :j3), 'running', 'the first job runs');
 SELECT is((SELECT state FROM cai_jobs WHERE job_id = :j4), 'queued', 'the second job is queued');

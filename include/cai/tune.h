@@ -1,0 +1,96 @@
+/*
+ * tune.h: automatic tuning of training options, for any architecture of the
+ * registry (model.h).
+ *
+ * A search is parsed from a JSON object against the option table of the
+ * architecture it names (else the task's default): each option's default
+ * search range comes from that table (cai_opt_def.tune), and the user may
+ * replace it per option with a range {"min": a, "max": b, "scale":
+ * "linear"|"log"}, a list of choices [a, b, ...], a fixed value, or null (not
+ * searched: its default).  Four keys belong to the search itself:
+ * "max_trials" (training runs, default 20), "max_seconds" (time budget,
+ * default 0 = none), "seed" (default 42: the same search, data and threads
+ * give the same trials) and "eta" (the halving factor, default 3).
+ *
+ * The schedule is random search with successive halving (one Hyperband
+ * bracket) on the option "epochs": every configuration first trains for the
+ * fewest epochs of its range, the best 1/eta of each rung train again with
+ * eta times more epochs, up to the most.  Configuration 0 is the
+ * architecture's defaults (clamped into the ranges), the others are drawn
+ * from the seeded generator.  Without an "epochs" range (an architecture
+ * without the option, or a fixed value) it is plain random search.
+ *
+ * Pure and deterministic: the caller trains each trial (cai_arch_train with
+ * the trial's options) and reports its validation score.
+ */
+#ifndef CAI_TUNE_H
+#define CAI_TUNE_H
+
+#include "cai/common.h"
+#include "cai/model.h"
+
+#define CAI_TUNE_RESOURCE		"epochs"	/* the option successive halving grows */
+#define CAI_TUNE_MAX_TRIALS_DEFAULT	20
+#define CAI_TUNE_MAX_TRIALS_MAX	1000
+#define CAI_TUNE_ETA_DEFAULT	3
+
+typedef struct cai_tune cai_tune;
+
+/* One training run of the schedule. */
+typedef struct cai_tune_trial
+{
+	int			trial;			/* 0-based, in schedule order */
+	int			config;			/* the configuration it trains (0 = defaults) */
+	int			rung;			/* 0 = the cheapest */
+	int			epochs;			/* its "epochs" option, 0 when not scheduled */
+	char	   *options_json;	/* the whole training options (cai_malloc'ed, owned by the tuner) */
+} cai_tune_trial;
+
+/*
+ * Parse search (NULL or "" = defaults) for task.  Errors are CAI_ERR_INVALID
+ * naming the option: unknown option "x", option "x": range must lie within
+ * ..., option "x" cannot be searched (free text), and the option table's own
+ * messages for fixed values and choices.
+ */
+cai_status	cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_error *err);
+void		cai_tune_free(cai_tune *t);
+
+const cai_arch *cai_tune_arch(const cai_tune *t);
+int			cai_tune_max_trials(const cai_tune *t);
+double		cai_tune_max_seconds(const cai_tune *t);
+/* trials the schedule plans (at most max_trials) */
+int			cai_tune_planned(const cai_tune *t);
+
+/*
+ * The options every trial shares (the architecture and the fixed values),
+ * as a JSON object, and the whole search (budgets, seed, eta, epochs range,
+ * each searched option with its range or choices, the fixed values), for
+ * metadata; both cai_malloc'ed, NULL when out of memory.
+ */
+char	   *cai_tune_fixed_json(const cai_tune *t);
+char	   *cai_tune_search_json(const cai_tune *t);
+
+/*
+ * The next trial, or false when the schedule is done (or a rung has no
+ * successful trial to continue).  seconds_left > 0 becomes the trial's
+ * "max_seconds" (the trainer then keeps its best epoch so far).  Every trial
+ * must be reported before the next call.  CAI_ERR_NOMEM in *st on failure.
+ */
+bool		cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_status *st);
+
+/*
+ * The validation score of a trial (NaN: it failed; never continued) and its
+ * wall time in seconds.  With a time budget, the seconds per epoch measured
+ * so far size the bracket while its first rung runs: the next call plans the
+ * most configurations whose remaining trials fit seconds_left (only ever
+ * fewer; so under a budget the trials also depend on the machine's speed).
+ */
+void		cai_tune_report(cai_tune *t, int trial, double score, double seconds);
+
+/*
+ * The best trial so far: the highest score, ties to the earlier trial; -1
+ * when none succeeded.
+ */
+int			cai_tune_best(const cai_tune *t);
+
+#endif							/* CAI_TUNE_H */

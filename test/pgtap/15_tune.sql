@@ -1,0 +1,142 @@
+-- Automatic tuning: cai_tune and cai_tune_async, the cai_trials view, trials
+-- as jobs, budgets, determinism, deployment, cancel, bad searches.  Small
+-- generated data; the tables are committed because job workers read them.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE SCHEMA tap_tune;
+CREATE TABLE tap_tune.small AS
+  SELECT CASE WHEN g % 2 = 0 THEN 'good great fine ' || (g % 37) ELSE 'bad awful poor ' || (g % 29) END
+         || CASE WHEN g % 7 = 0 THEN ' good' WHEN g % 11 = 0 THEN ' bad' ELSE '' END AS text,
+         CASE WHEN g % 2 = 0 THEN 'pos' ELSE 'neg' END AS label
+    FROM generate_series(1, 600) g;
+CREATE TABLE tap_tune.slow AS
+  SELECT 'word' || (g % 5000) || ' other' || (g % 333) AS text, (g % 3) AS label
+    FROM generate_series(1, 30000) g;
+CREATE TABLE tap_tune.ner AS
+  SELECT ARRAY[(ARRAY['John','Mary','Olga'])[1 + g % 3], 'lives', 'in', (ARRAY['Paris','Lima'])[1 + g % 2], '.'] AS tokens,
+         ARRAY['B-PER', 'O', 'O', 'B-LOC', 'O'] AS tags
+    FROM generate_series(1, 60) g;
+\ir lib/wait_for.sql
+
+SELECT plan(41);
+SELECT pg_postmaster_start_time() AS start_time \gset
+
+-- a synchronous search over the fast architecture's default space
+CREATE TEMP TABLE r1 AS
+  SELECT * FROM cai_tune('tune_fast', 'sentiment', 'tap_tune.small', search => '{"architecture": "fast", "max_trials": 10}');
+SELECT (metrics -> 'tuning' ->> 'tuning_id')::bigint AS t1 FROM r1 \gset
+SELECT is((SELECT version FROM r1), 1, 'cai_tune stores the best trial as version 1');
+SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'tune_fast'), 1, 'only the best trial becomes a version');
+SELECT is((SELECT deployed FROM cai_models WHERE name = 'tune_fast'), true, 'the first version is deployed');
+SELECT ok((SELECT (metrics -> 'tuning' ->> 'trials_run')::int BETWEEN 2 AND 10 FROM r1), 'max_trials bounds the trials');
+SELECT is((SELECT count(*)::int FROM cai_trials WHERE tuning_id = :t1), (SELECT (metrics -> 'tuning' ->> 'trials_run')::int FROM r1),
+          'every trial is a row of cai_trials');
+SELECT is((SELECT count(*)::int FROM cai_trials WHERE tuning_id = :t1 AND state = 'succeeded' AND validation_score IS NOT NULL
+             AND seconds >= 0 AND epochs > 0 AND epochs_run > 0), (SELECT count(*)::int FROM cai_trials WHERE tuning_id = :t1),
+          'each trial records its options, epochs, validation score, seconds and state');
+SELECT is((SELECT count(*)::int FROM cai_jobs j JOIN cai_trials t USING (job_id) WHERE t.tuning_id = :t1 AND j.model = 'tune_fast'),
+          (SELECT count(*)::int FROM cai_trials WHERE tuning_id = :t1), 'each trial is a training job in cai_jobs');
+SELECT is((SELECT options ->> 'learning_rate' FROM cai_trials WHERE tuning_id = :t1 AND trial = 0), '0.1',
+          'trial 0 trains the architecture''s defaults');
+SELECT ok((SELECT bool_and((options ->> 'learning_rate')::float8 BETWEEN 0.05 AND 1 AND (options ->> 'dimensions')::int BETWEEN 16 AND 128)
+             FROM cai_trials WHERE tuning_id = :t1), 'sampled options stay in the default space');
+SELECT ok((SELECT max(rung) > 0 AND max(epochs) FILTER (WHERE rung > 0) > min(epochs) FROM cai_trials WHERE tuning_id = :t1),
+          'successive halving continues survivors with more epochs');
+SELECT ok((SELECT bool_and(config IN (SELECT config FROM cai_trials WHERE tuning_id = :t1 AND rung = 0))
+             FROM cai_trials WHERE tuning_id = :t1 AND rung > 0), 'survivors come from the first rung');
+SELECT is((SELECT (cai_model_info('tune_fast') -> 'options' ->> 'learning_rate')::float8),
+          (SELECT (t.options ->> 'learning_rate')::float8 FROM cai_trials t, r1
+            WHERE t.tuning_id = :t1 AND t.trial = (r1.metrics -> 'tuning' ->> 'best_trial')::int),
+          'the stored model is the best trial''s');
+SELECT is((SELECT (metrics -> 'tuning' -> 'search' ->> 'seed')::int FROM cai_model_details WHERE name = 'tune_fast'), 42,
+          'the whole search is kept in the version''s metrics');
+SELECT ok((SELECT jsonb_array_length(metrics -> 'tuning' -> 'trials') > 1 AND metrics -> 'tuning' -> 'search' -> 'space' ? 'dropout'
+             FROM cai_model_details WHERE name = 'tune_fast'), 'with every trial and the searched space');
+SELECT is((SELECT cai_model_info('tune_fast') -> 'tuning' -> 'best_trial'), (SELECT metrics -> 'tuning' -> 'best_trial' FROM r1),
+          'cai_model_info shows the search');
+SELECT is((SELECT (cai_model_info('tune_fast') -> 'provenance' -> 'tuning' ->> 'trial')::int),
+          (SELECT (metrics -> 'tuning' ->> 'best_trial')::int FROM r1), 'the model''s own provenance names its search and trial');
+
+-- deterministic for a seed; another search under the same model adds one version, not deployed by policy "never"
+CREATE TEMP TABLE r2 AS
+  SELECT * FROM cai_tune('tune_fast', 'sentiment', 'tap_tune.small',
+                         search => '{"architecture": "fast", "max_trials": 10, "deploy": "never"}');
+SELECT (metrics -> 'tuning' ->> 'tuning_id')::bigint AS t2 FROM r2 \gset
+SELECT is((SELECT array_agg(options || jsonb_build_object('v', validation_score) ORDER BY trial) FROM cai_trials WHERE tuning_id = :t2),
+          (SELECT array_agg(options || jsonb_build_object('deploy', 'never', 'v', validation_score) ORDER BY trial)
+             FROM cai_trials WHERE tuning_id = :t1),
+          'the same search and seed give the same trials, options and scores');
+SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'tune_fast'), 2, 'a second search adds one version');
+SELECT is((SELECT deployed FROM cai_models WHERE name = 'tune_fast' AND version = 2), false, 'deploy "never" in the search is kept');
+SELECT isnt((SELECT array_agg(options ->> 'learning_rate' ORDER BY trial) FROM cai_trials WHERE tuning_id = :t1),
+            (SELECT array_agg(t.options ->> 'learning_rate' ORDER BY t.trial)
+               FROM cai_trials t WHERE t.tuning_id = (SELECT (metrics -> 'tuning' ->> 'tuning_id')::bigint
+                                                       FROM cai_tune('tune_seed', 'sentiment', 'tap_tune.small',
+                                                                     search => '{"architecture": "fast", "max_trials": 4, "seed": 7}'))),
+            'another seed draws other options');
+
+-- user ranges, choices and fixed values; the caller's snapshot (a temporary table) as cai_train
+CREATE TEMP TABLE tmp_rows AS SELECT * FROM tap_tune.small;
+CREATE TEMP TABLE r3 AS
+  SELECT * FROM cai_tune('tune_user', 'sentiment', 'tmp_rows',
+                         search => '{"architecture": "fast", "max_trials": 4, "dimensions": [8, 24], "dropout": 0.1,
+                                     "learning_rate": {"min": 0.2, "max": 0.3, "scale": "log"}, "epochs": {"min": 2, "max": 4}, "eta": 2}');
+SELECT (metrics -> 'tuning' ->> 'tuning_id')::bigint AS t3 FROM r3 \gset
+SELECT ok((SELECT bool_and((options ->> 'dimensions')::int IN (8, 24) AND (options ->> 'dropout')::float8 = 0.1
+                           AND (options ->> 'learning_rate')::float8 BETWEEN 0.2 AND 0.3 AND epochs IN (2, 4))
+             FROM cai_trials WHERE tuning_id = :t3), 'ranges, choices and fixed values of the search are used');
+SELECT is((SELECT version FROM r3), 1, 'cai_tune reads a temporary table in the caller''s snapshot');
+
+-- NER through the same interface
+CREATE TEMP TABLE r4 AS
+  SELECT * FROM cai_tune('tune_ner', 'ner', 'tap_tune.ner', 'tokens', 'tags',
+                         '{"max_trials": 3, "epochs": {"min": 1, "max": 2}, "hidden": [8, 16], "dimensions": 16}');
+SELECT is((SELECT m.task || ' ' || m.architecture || ' ' || (r4.metrics -> 'tuning' ->> 'trials_run') FROM cai_models m, r4
+            WHERE m.name = r4.name AND m.version = r4.version), 'ner bilstm_crf 3', 'an NER model is tuned the same way');
+
+-- budgets: a time budget too short for any trial; every trial refused by cai.training_memory
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_none', 'sentiment', 'tap_tune.small', search => '{"architecture": "fast", "max_seconds": 0.1}')$$,
+                 '54000', 'no trial of the search finished', 'max_seconds stops the search');
+SELECT coalesce(max(job_id), 0) AS jmax FROM cai_jobs \gset
+SET cai.training_memory = '1MB';
+SELECT throws_like($$SELECT * FROM cai_tune('tune_mem', 'sentiment', 'tap_tune.small', search => '{"architecture": "fast", "max_trials": 3, "dimensions": [1000]}')$$,
+                   'no trial of the search finished', 'cai.training_memory refuses each trial');
+RESET cai.training_memory;
+SELECT is((SELECT count(*)::int FROM cai_trials WHERE model = 'tune_mem' AND job_id > :jmax AND state = 'failed' AND error LIKE 'training would need%'),
+          2, 'the refused trials are recorded as failed with the reason');
+
+-- bad searches: 22023 naming the option
+SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"learnin_rate": 0.1}')$$,
+                   '%unknown option "learnin_rate" in the search%', 'an unknown option is refused');
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"dropout": {"min": 0.5, "max": 0.1}}')$$,
+                 '22023', NULL, 'a reversed range is 22023');
+SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"learning_rate": {"min": 0.1, "max": 50}}')$$,
+                   '%option "learning_rate": the range must lie within%', 'a range beyond the option''s bounds is refused');
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"max_trials": 0}')$$,
+                 '22023', NULL, 'a bad trial budget is 22023');
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'vectors', 'tap_tune.small')$$, '0A000', NULL, 'word vectors are not tunable');
+SELECT throws_ok($$SELECT * FROM cai_tune('tune_bad', 'sentiment', NULL)$$, '22004', 'argument 3 of cai_tune must not be NULL',
+                 'a NULL source is refused');
+SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'sentiment', 'tap_tune.small', search => '{"architecture": ["fast"]}')$$,
+                   '%option "architecture" must be one architecture name%', 'the architecture is one name');
+SELECT throws_ok($$SELECT cai_tune_async('tune_bad', 'sentiment', 'tmp_rows')$$, '0A000', NULL,
+                 'cai_tune_async refuses a temporary table as cai_train_async does');
+
+-- asynchronous: a job with progress, its trials, cai_wait; cancel stops the running trial and the search
+SELECT cai_tune_async('tune_async', 'sentiment', 'tap_tune.small', search => '{"architecture": "fast", "max_trials": 4}') AS j1 \gset
+SELECT is((SELECT state || ' ' || version || ' ' || progress FROM cai_wait(:j1)), 'succeeded 1 1', 'cai_tune_async succeeds and stores a version');
+SELECT is((SELECT count(*)::int FROM cai_trials WHERE tuning_id = :j1),
+          (SELECT (metrics -> 'tuning' ->> 'trials_run')::int FROM cai_model_details WHERE name = 'tune_async'),
+          'its trials carry the job id as tuning_id');
+SELECT cai_tune_async('tune_cancel', 'sentiment', 'tap_tune.slow',
+                      search => '{"architecture": "fast", "epochs": 1000, "patience": 0, "max_trials": 3}') AS j2 \gset
+SELECT pg_temp.wait_for(format('SELECT count(*) > 0 FROM cai_trials WHERE tuning_id = %s AND state = %L', :j2, 'running'), 20) \g /dev/null
+SELECT is(cai_cancel(:j2), true, 'cancel a tuning job');
+SELECT is((SELECT state FROM cai_wait(:j2)), 'cancelled', 'the tuning job ends cancelled');
+SELECT is((SELECT string_agg(state, ',') FROM cai_trials WHERE tuning_id = :j2), 'cancelled', 'its running trial is cancelled');
+SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'tune_cancel'), 0, 'a cancelled search stores nothing');
+SELECT is(pg_postmaster_start_time(), :'start_time'::timestamptz, 'the server never restarted');
+
+SELECT * FROM finish();
+SELECT cai_drop_model(name) FROM (SELECT DISTINCT name FROM cai_models WHERE name LIKE 'tune%') m;
+DROP SCHEMA tap_tune CASCADE;
