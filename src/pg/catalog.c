@@ -24,7 +24,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -64,9 +63,16 @@ static char schema_name[2 * NAMEDATALEN + 8];
 
 static const char *CaiCopyName(Oid copy);
 
-/* Schema of an extension (get_extension_schema is not exported before PostgreSQL 16). */
+/*
+ * The schema cai_synergy is installed in, InvalidOid if it is not installed
+ * in this database: one index scan of pg_extension by name (which has no
+ * syscache; get_extension_schema is not exported before PostgreSQL 16).
+ * While the store found before is still the table of that name in that
+ * schema (a syscache probe), the scan is skipped: a new connection's first
+ * prediction pays one scan, later statements none.
+ */
 static Oid
-CaiExtensionSchema(Oid extoid)
+CaiExtensionSchema(void)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -74,10 +80,12 @@ CaiExtensionSchema(Oid extoid)
 	HeapTuple	tup;
 	Oid			result = InvalidOid;
 
+	if (OidIsValid(store_relid) && get_relname_relid("cai_model_store", store_nspoid) == store_relid)
+		return store_nspoid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("cai_synergy"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 		result = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
@@ -90,19 +98,17 @@ CaiExtensionSchema(Oid extoid)
 static Oid
 CaiCatalogResolve(void)
 {
-	Oid			extoid = get_extension_oid("cai_synergy", true);
-	Oid			nspoid;
+	Oid			nspoid = CaiExtensionSchema();
 	Oid			relid;
 	HeapTuple	tup;
 	Oid			owner;
 	const char *nsp;
 
-	if (!OidIsValid(extoid))
+	if (!OidIsValid(nspoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"cai_synergy\" is not installed in this database"),
 				 errhint("Run CREATE EXTENSION cai_synergy.")));
-	nspoid = CaiExtensionSchema(extoid);
 	relid = get_relname_relid("cai_model_store", nspoid);
 	if (!OidIsValid(relid))
 		elog(ERROR, "cai_synergy model store is missing. Please report a bug.");

@@ -26,8 +26,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -73,7 +73,8 @@ CaiCopyResolve(CaiCopyEntry *e, Oid relid)
 	e->distributed = false;
 	e->remote = false;
 	e->group = 0;
-	if (!OidIsValid(get_extension_oid("citus", true)))
+	/* Citus's metadata tables exist while the extension does (a syscache probe, negative entries cached) */
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
 	{
 		e->relid = relid;
 		return;
