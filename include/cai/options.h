@@ -100,6 +100,12 @@ void		cai_options_free(cai_options *o);
 size_t		cai_options_valid_keys(const cai_opt_def *defs, int n, char *buf, size_t cap);
 
 /*
+ * The same list cut to whole names, ending in "..." when it does not fit in
+ * cap bytes (for an error message); returns the length written.
+ */
+size_t		cai_options_valid_keys_fit(const cai_opt_def *defs, int n, char *buf, size_t cap);
+
+/*
  * Typed getters; the name must be in the table (else 0 / false / NULL).
  * cai_opt_int on a FLOAT option truncates, cai_opt_float on an INT option
  * converts; other type mismatches give 0 / false / NULL.

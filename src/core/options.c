@@ -391,6 +391,32 @@ cai_options_valid_keys(const cai_opt_def *defs, int n, char *buf, size_t cap)
 	return total;
 }
 
+/* See options.h. */
+size_t
+cai_options_valid_keys_fit(const cai_opt_def *defs, int n, char *buf, size_t cap)
+{
+	size_t		len = 0;
+
+	if (cap == 0)
+		return 0;
+	buf[0] = '\0';
+	if (cai_options_valid_keys(defs, n, NULL, 0) < cap)
+		return cai_options_valid_keys(defs, n, buf, cap);
+	/* whole names while they fit, then "..." */
+	for (int i = 0; i < n; i++)
+	{
+		const char *name = defs[i].name;
+		size_t		need = strlen(name) + (i > 0 ? 2 : 0);
+
+		if (len + need + 5 >= cap)
+			break;
+		len += (size_t) snprintf(buf + len, cap - len, "%s%s", i > 0 ? ", " : "", name);
+	}
+	if (len + 5 < cap)
+		len += (size_t) snprintf(buf + len, cap - len, "%s...", len > 0 ? ", " : "");
+	return len;
+}
+
 /* The unknown-key error: the name and as many valid keys as fit. */
 static cai_status
 unknown_key_error(const cai_opt_def *defs, int n, const char *key, cai_error *err)
@@ -404,22 +430,8 @@ unknown_key_error(const cai_opt_def *defs, int n, const char *key, cai_error *er
 		len = sizeof(msg) - 1;
 	if (n == 0)
 		snprintf(msg, sizeof(msg), "unknown option \"%s\", this function takes no options", clip(key, kb));
-	else if (cai_options_valid_keys(defs, n, NULL, 0) < sizeof(msg) - len)
-		cai_options_valid_keys(defs, n, msg + len, sizeof(msg) - len);
 	else
-	{
-		/* whole names while they fit, then "..." */
-		for (int i = 0; i < n; i++)
-		{
-			const char *name = defs[i].name;
-			size_t		need = strlen(name) + (i > 0 ? 2 : 0);
-
-			if (len + need + 5 >= sizeof(msg))
-				break;
-			len += (size_t) snprintf(msg + len, sizeof(msg) - len, "%s%s", i > 0 ? ", " : "", name);
-		}
-		snprintf(msg + len, sizeof(msg) - len, ", ...");
-	}
+		cai_options_valid_keys_fit(defs, n, msg + len, sizeof(msg) - len);
 	return cai_error_set(err, CAI_ERR_INVALID, "%s", msg);
 }
 

@@ -205,11 +205,11 @@ parse_option(cai_tune *t, const char *key, json_object *v, bool *epochs_range, c
 
 	if (i < 0)
 	{
-		char		valid[160];
+		char		valid[150];
 
-		cai_options_valid_keys(t->defs, t->n_defs, valid, sizeof(valid));
+		cai_options_valid_keys_fit(t->defs, t->n_defs, valid, sizeof(valid));
 		return cai_error_set(err, CAI_ERR_INVALID,
-							 "unknown option \"%.48s\" in the search, valid options are: %s, and max_trials, max_seconds, seed, eta",
+							 "unknown option \"%.40s\" in the search (search keys: max_trials, max_seconds, seed, eta; options: %s)",
 							 key, valid);
 	}
 	d = &t->defs[i];

@@ -252,6 +252,12 @@ test_valid_keys(void)
 		  "truncated: [%s]", buf);
 	CHECK(cai_options_valid_keys(defs, n_defs, NULL, 0) == strlen(want), "length only");
 	CHECK(cai_options_valid_keys(defs, 0, buf, sizeof(buf)) == 0 && buf[0] == '\0', "none");
+	/* cut to whole names for a message */
+	CHECK(cai_options_valid_keys_fit(defs, n_defs, buf, sizeof(buf)) == strlen(want) && strcmp(buf, want) == 0,
+		  "fits: %s", buf);
+	CHECK(cai_options_valid_keys_fit(defs, n_defs, buf, 20) == strlen(buf) && strcmp(buf, "epochs, lr, ...") == 0,
+		  "cut at a name: [%s]", buf);
+	CHECK(cai_options_valid_keys_fit(defs, n_defs, buf, 6) == 3 && strcmp(buf, "...") == 0, "no name fits: [%s]", buf);
 
 	/* a table too long for the message: whole names then ", ..." */
 	{
