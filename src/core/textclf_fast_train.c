@@ -290,17 +290,34 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	size_t		n_cg = t->type_cg_off[t->prep.types.n];
 	int32_t		k = 0;
 
+	/* every row's word n-gram buckets, in token order (remapped to rows below) */
+	t->ng_off = cai_calloc(n_all + 1, sizeof(size_t));
+	if (t->ng_off == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
+		size_t		m = 0;
+
+		for (size_t i = 0; i < nt; i++)
+			m += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
+		t->ng_off[r + 1] = t->ng_off[r] + m;
+	}
+	t->ng_row = cai_malloc(sizeof(int32_t) * (t->ng_off[n_all] + 1));
 	t->prep.bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->prep.bmap == NULL)
+	if (t->ng_row == NULL || t->prep.bmap == NULL)
 		return NOMEM(err);
 	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+
+	/* the buckets training rows use (marked 0), the most features of a row */
 	t->max_feat = 0;
 	for (size_t r = 0; r < n_all; r++)
 	{
 		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
 		const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
 		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
-		size_t		n = 0;
+		int32_t    *ng = t->ng_row + t->ng_off[r];
+		size_t		n = t->ng_off[r + 1] - t->ng_off[r];
 		bool		train_row = r < t->prep.rows.n_tr;
 
 		for (size_t i = 0; i < nt; i++)
@@ -315,10 +332,14 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 
 				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
 				hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
-				n += (size_t) (have - 1);
-				if (train_row)
-					for (int g = 2; g <= have; g++)
-						t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)] = 0;
+				for (int g = 2; g <= have; g++)
+				{
+					uint32_t	b = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets);
+
+					*ng++ = (int32_t) b;
+					if (train_row)
+						t->prep.bmap[b] = 0;
+				}
 			}
 		}
 		if (n > t->max_feat)
@@ -332,6 +353,8 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	t->prep.K = k;
 	if ((int64_t) t->prep.V + k >= INT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
+	for (size_t j = 0; j < t->ng_off[n_all]; j++)
+		t->ng_row[j] = t->prep.bmap[t->ng_row[j]];
 
 	/* every type's features */
 	t->type_feat_off = cai_calloc(t->prep.types.n + 1, sizeof(size_t));
@@ -346,40 +369,6 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 			if (t->prep.bmap[t->type_cg[j]] >= 0)
 				t->type_feat[n++] = V + (uint32_t) t->prep.bmap[t->type_cg[j]];
 		t->type_feat_off[ty + 1] = n;
-	}
-
-	/* every row's word n-gram rows, in token order */
-	t->ng_off = cai_calloc(n_all + 1, sizeof(size_t));
-	if (t->ng_off == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < n_all; r++)
-	{
-		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-		size_t		m = 0;
-
-		for (size_t i = 0; i < nt; i++)
-			m += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
-		t->ng_off[r + 1] = t->ng_off[r] + m;
-	}
-	t->ng_row = cai_malloc(sizeof(int32_t) * (t->ng_off[n_all] + 1));
-	if (t->ng_row == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < n_all; r++)
-	{
-		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-		const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
-		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
-		int32_t    *ng = t->ng_row + t->ng_off[r];
-
-		for (size_t i = 0; i < nt && wn > 1; i++)
-		{
-			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
-
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
-			for (int g = 2; g <= have; g++)
-				*ng++ = t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
-		}
 	}
 
 	/* the evaluation rows as inference sees them */
