@@ -64,7 +64,7 @@ test_textclf_vectors_MODULES = $(test_model_MODULES)
 test_vectors_train_MODULES = common modelutil format tokenize options trainer blas pool vectors vectors_train
 test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 test_safetensors_MODULES = common safetensors
-test_encoder_MODULES = common modelutil blas pool ops safetensors gradcheck encoder
+test_encoder_MODULES = common modelutil blas pool ops safetensors gradcheck encoder tokenize wordpiece wordpiece_train encoder_model
 test_tune_MODULES = $(test_model_MODULES) tune
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece

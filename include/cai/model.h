@@ -48,7 +48,8 @@ typedef struct cai_task
  * Training data of a task: for CAI_KIND_CLASSIFY texts with class indices
  * into label_names, for CAI_KIND_TAG sentences of tokens with tags; for
  * both, optional word vectors that initialise the word embeddings
- * (cai_textclf_train, cai_ner_train).  valid_* may be NULL: a validation
+ * (cai_textclf_train, cai_ner_train), and for architectures that fine-tune
+ * one, a pretrained encoder.  valid_* may be NULL: a validation
  * split is then held out of the training data.
  */
 typedef struct cai_train_set
@@ -60,6 +61,7 @@ typedef struct cai_train_set
 	const cai_ner_data *sentences;
 	const cai_ner_data *valid_sentences;
 	const cai_word_vectors *vectors;	/* may be NULL */
+	const struct cai_encoder_bundle *encoder;	/* pretrained encoder to fine-tune (encoder_model.h); may be NULL */
 } cai_train_set;
 
 /* An architecture: the function table of one kind of model of a task. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cai/encoder.h"
+#include "cai/encoder_model.h"
 #include "check.h"
 #include "../../src/core/gradcheck.h"
 #include "../../src/core/pool.h"
@@ -1087,6 +1088,65 @@ done:
 	cai_encoder_free(enc);
 }
 
+/* A bundle from the fixture checkpoint's three files; errors name the file. */
+static void
+test_bundle(void)
+{
+	Bytes		conf = read_file("config.json");
+	Bytes		w = read_file("model.safetensors");
+	const char *specials = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+	char		vocab[256];
+	char		big[256];
+	cai_encoder_bundle *b = NULL;
+	cai_error	err;
+	cai_status	st;
+	int			i;
+
+	if (conf.data == NULL || w.data == NULL)
+	{
+		CHECK(false, "bundle fixtures read");
+		free(conf.data);
+		free(w.data);
+		return;
+	}
+	/* 16 tokens, the fixture's vocab_size; then 17 */
+	snprintf(vocab, sizeof(vocab), "%s", specials);
+	for (i = 5; i < 16; i++)
+		snprintf(vocab + strlen(vocab), sizeof(vocab) - strlen(vocab), "w%d\n", i);
+	snprintf(big, sizeof(big), "%sextra\n", vocab);
+
+	st = cai_encoder_bundle_from_checkpoint((const char *) conf.data, conf.len, vocab, strlen(vocab),
+											w.data, w.len, NULL, &b, &err);
+	CHECK(st == CAI_OK && b != NULL, "bundle from config, vocab and weights: %s", err.msg);
+	if (b != NULL)
+	{
+		CHECK(b->cfg.vocab_size == 16 && cai_wordpiece_vocab_size(b->vocab) == 16 && b->enc != NULL,
+			  "bundle holds the config, vocabulary and weights");
+		CHECK(b->wp.lower_case, "bundle tokenizer options default to uncased");
+	}
+	cai_encoder_bundle_free(b);
+
+	b = NULL;
+	st = cai_encoder_bundle_from_checkpoint((const char *) conf.data, conf.len, big, strlen(big),
+											w.data, w.len, NULL, &b, &err);
+	CHECK(st == CAI_ERR_FORMAT && b == NULL && strstr(err.msg, "vocab_size 16") != NULL,
+		  "a vocabulary larger than the embedding table is refused: %s", err.msg);
+
+	st = cai_encoder_bundle_from_checkpoint("{", 1, vocab, strlen(vocab), w.data, w.len, NULL, &b, &err);
+	CHECK(st == CAI_ERR_FORMAT && strncmp(err.msg, "config.json: ", 13) == 0,
+		  "a broken config names config.json: %s", err.msg);
+	st = cai_encoder_bundle_from_checkpoint((const char *) conf.data, conf.len, "[PAD]\n[UNK]\n", 12,
+											w.data, w.len, NULL, &b, &err);
+	CHECK(st == CAI_ERR_FORMAT && strncmp(err.msg, "vocab.txt: ", 11) == 0,
+		  "a vocabulary without [CLS] names vocab.txt: %s", err.msg);
+	st = cai_encoder_bundle_from_checkpoint((const char *) conf.data, conf.len, vocab, strlen(vocab),
+											w.data, w.len / 2, NULL, &b, &err);
+	CHECK(st != CAI_OK && b == NULL && strncmp(err.msg, "model.safetensors: ", 19) == 0,
+		  "truncated weights name model.safetensors: %s", err.msg);
+	free(conf.data);
+	free(w.data);
+}
+
 int
 main(void)
 {
@@ -1097,6 +1157,7 @@ main(void)
 	if (fixture_dir == NULL)
 		fixture_dir = "test/fixtures/encoder";
 	test_config();
+	test_bundle();
 	test_memory();
 	test_inference_reuse();
 	test_shards();
