@@ -144,4 +144,18 @@ cai_status	cai_crf_viterbi_batch(const cai_crf_params *p, int K,
 								  int B, int T, const cai_crf_mask *mask,
 								  int32_t *tags, double *work, cai_error *err);
 
+/*
+ * Marginal probability p(y_t = tags[b][t] | emissions) of each sequence's
+ * given path (tags (B, T), e.g. its Viterbi path), packed: sequence b's at
+ * out[len[0] + ... + len[b - 1] + t].  The values of cai_crf_marginals to
+ * rounding, by a scaled forward-backward in probabilities (K exponentials a
+ * position; the log-domain passes where scores spread too far): for
+ * inference, where a tagger reports its confidence.
+ */
+cai_status	cai_crf_path_marginals_batch(const cai_crf_params *p, int K,
+										 const float *emis, const int32_t *len,
+										 int B, int T, const cai_crf_mask *mask,
+										 const int32_t *tags, float *out,
+										 double *work, cai_error *err);
+
 #endif							/* CAI_CRF_H */

@@ -802,6 +802,208 @@ cai_crf_viterbi_batch(const cai_crf_params *p, int K,
 	return st;
 }
 
+/*
+ * Marginals of given paths by the scaled forward-backward (inference only).
+ *
+ * Probabilities instead of log scores: with E_ij = exp(tr_ij - tmax) once
+ * per batch and x_tj = exp(e_tj - max_j e_tj) once per position, a step is
+ * a K x K multiply-add and a rescaling to sum 1, so a position costs K
+ * exponentials instead of the log-domain passes' 5K exponentials and
+ * logarithms.  The rescaled forward and backward vectors are proportional
+ * to exp(alpha_t) and exp(beta_t), so p(y_t = j) = a_tj b_tj / sum_k a_tk b_tk.
+ * Every factor stays a normal double with full precision, and every zero is
+ * a forbidden choice rather than an underflow, as long as each factor of a
+ * finite score (E, the start and end exponentials, x) is at least
+ * CRF_SCALED_MIN (1e-50, a spread of 115 nats) and each nonzero entry of
+ * the rescaled vectors at least CRF_SCALED_MASS (1e-200): products then stay
+ * above 1e-301.  Beyond that (scores spread over hundreds of nats, never
+ * seen in a trained tagger but allowed) the sequence takes the log-domain
+ * passes instead.  Both give the same values to rounding.
+ */
+#define CRF_SCALED_MIN	1e-50
+#define CRF_SCALED_MASS 1e-200
+
+/* Rescale v (K) to sum 1; false if its sum or a nonzero entry is out of the exact range. */
+static bool
+crf_rescale(double *v, int K)
+{
+	double		c = 0.0;
+
+	for (int j = 0; j < K; j++)
+		c += v[j];
+	if (!(c > CRF_TINY) || !isfinite(c))
+		return false;
+	for (int j = 0; j < K; j++)
+	{
+		v[j] /= c;
+		if (v[j] != 0.0 && v[j] < CRF_SCALED_MASS)
+			return false;
+	}
+	return true;
+}
+
+static bool
+crf_scaled_path_marginals(crf_work *w, int K, const double *E, double smax, double emax,
+						  const float *emis, int T, const int32_t *path, float *out)
+{
+	double	   *a = w->alpha;	/* (T, K) rescaled forward vectors */
+	double	   *x = w->beta;	/* (T, K) shifted emission exponentials */
+	double	   *b = w->v1;
+	double	   *v = w->v2;
+	double	   *bn = w->v3;
+
+	for (int t = 0; t < T; t++)
+	{
+		const float *e = emis + (size_t) t * K;
+		double	   *xt = x + (size_t) t * K;
+		double		m = -INFINITY;
+
+		for (int j = 0; j < K; j++)
+			if ((double) e[j] > m)
+				m = (double) e[j];
+		if (m == -INFINITY)
+			return false;
+		for (int j = 0; j < K; j++)
+		{
+			xt[j] = exp((double) e[j] - m);
+			if (e[j] != -INFINITY && xt[j] < CRF_SCALED_MIN)
+				return false;
+		}
+	}
+	for (int t = 0; t < T; t++)
+	{
+		double	   *at = a + (size_t) t * K;
+		const double *xt = x + (size_t) t * K;
+
+		if (t == 0)
+			for (int j = 0; j < K; j++)
+				at[j] = w->st[j] == -INFINITY ? 0.0 : exp(w->st[j] - smax) * xt[j];
+		else
+		{
+			const double *prev = at - K;
+
+			memset(at, 0, sizeof(double) * (size_t) K);
+			for (int i = 0; i < K; i++)
+				if (prev[i] != 0.0)
+					crf_axpy(at, prev[i], E + (size_t) i * K, K);
+			for (int j = 0; j < K; j++)
+				at[j] *= xt[j];
+		}
+		if (!crf_rescale(at, K))
+			return false;
+	}
+	for (int j = 0; j < K; j++)
+		b[j] = w->en[j] == -INFINITY ? 0.0 : exp(w->en[j] - emax);
+	for (int t = T - 1; t >= 0; t--)
+	{
+		const double *at = a + (size_t) t * K;
+		double		den = 0.0;
+
+		if (t < T - 1)
+		{
+			const double *xn = x + (size_t) (t + 1) * K;
+
+			for (int j = 0; j < K; j++)
+				v[j] = xn[j] * b[j];
+			for (int i = 0; i < K; i++)
+			{
+				const double *Ei = E + (size_t) i * K;
+				double		s = 0.0;
+
+				for (int j = 0; j < K; j++)
+					s += Ei[j] * v[j];
+				bn[i] = s;
+			}
+			memcpy(b, bn, sizeof(double) * (size_t) K);
+		}
+		if (!crf_rescale(b, K))
+			return false;
+		for (int j = 0; j < K; j++)
+			den += at[j] * b[j];
+		if (!(den > CRF_TINY) || !isfinite(den))
+			return false;
+		out[t] = (float) (at[path[t]] * b[path[t]] / den);
+	}
+	return true;
+}
+
+cai_status
+cai_crf_path_marginals_batch(const cai_crf_params *p, int K,
+							 const float *emis, const int32_t *len,
+							 int B, int T, const cai_crf_mask *mask,
+							 const int32_t *tags, float *out,
+							 double *work, cai_error *err)
+{
+	crf_work	w;
+	double	   *owned = NULL;
+	double	   *E;
+	double		tmax = -INFINITY,
+				smax = -INFINITY,
+				emax = -INFINITY;
+	bool		scaled = true;
+	size_t		o = 0;
+	cai_status	st = crf_check_batch(emis, len, B, T, err);
+
+	if (st == CAI_OK && (tags == NULL || out == NULL))
+		st = cai_error_set(err, CAI_ERR_INVALID, "crf argument is null");
+	if (st == CAI_OK)
+		st = crf_work_init(&w, p, K, T, mask, work, &owned, err);
+	if (st != CAI_OK)
+		return st;
+	/* E lives in w.pair, which the log-domain forward and backward passes leave alone */
+	E = w.pair;
+	for (int k = 0; k < K; k++)
+	{
+		smax = w.st[k] > smax ? w.st[k] : smax;
+		emax = w.en[k] > emax ? w.en[k] : emax;
+	}
+	for (size_t k = 0; k < (size_t) K * K; k++)
+		tmax = w.tr[k] > tmax ? w.tr[k] : tmax;
+	for (size_t k = 0; k < (size_t) K * K; k++)
+	{
+		E[k] = w.tr[k] == -INFINITY ? 0.0 : exp(w.tr[k] - tmax);
+		if (w.tr[k] != -INFINITY && E[k] < CRF_SCALED_MIN)
+			scaled = false;
+	}
+	for (int k = 0; k < K; k++)
+		if ((w.st[k] != -INFINITY && exp(w.st[k] - smax) < CRF_SCALED_MIN) ||
+			(w.en[k] != -INFINITY && exp(w.en[k] - emax) < CRF_SCALED_MIN))
+			scaled = false;
+	if (smax == -INFINITY || emax == -INFINITY)
+		scaled = false;
+	for (int b = 0; b < B && st == CAI_OK; b++)
+	{
+		const float *em = emis + (size_t) b * T * K;
+		const int32_t *path = tags + (size_t) b * T;
+		int			n = len[b];
+		double		z;
+
+		if (n == 0)
+			continue;
+		for (int t = 0; t < n && st == CAI_OK; t++)
+			if (path[t] < 0 || path[t] >= K)
+				st = cai_error_set(err, CAI_ERR_INVALID, "tag %d at position %d is outside [0, %d)",
+								   (int) path[t], t, K);
+		if (st == CAI_OK)
+			st = crf_check_emis(em, n, K, err);
+		if (st != CAI_OK)
+			break;
+		if (!scaled || (n > 1 && tmax == -INFINITY) ||
+			!crf_scaled_path_marginals(&w, K, E, smax, emax, em, n, path, out + o))
+		{
+			if ((st = crf_forward(&w, K, em, n, &z, err)) != CAI_OK)
+				break;
+			crf_backward(&w, K, em, n);
+			for (int t = 0; t < n; t++)
+				out[o + t] = (float) exp(w.alpha[(size_t) t * K + path[t]] +
+										 w.beta[(size_t) t * K + path[t]] - z);
+		}
+		o += (size_t) n;
+	}
+	cai_free(owned);
+	return st;
+}
+
 /* Tag name parsing for the mask builder. */
 typedef struct crf_tag
 {

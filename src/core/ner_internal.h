@@ -272,7 +272,6 @@ typedef struct NerWs
 	float	   *emis;			/* (B, T, K) */
 	float	   *lstm;			/* BiLSTM activations (train) or work */
 	double	   *crf;			/* CRF work for (T, K) */
-	float	   *marg;			/* (T, K) marginals (inference) */
 	float	   *score;			/* (N) marginal of each decoded tag */
 	float	   *demis;			/* (B, T, K) train */
 	float	   *dh;				/* (B, T, 2H) train */

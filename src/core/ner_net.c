@@ -65,7 +65,6 @@ ws_carve(NerWs *w, const NerDims *d, Carve *c, size_t lstm_floats, size_t crf_do
 	w->emis = carve(c, BT * (size_t) d->K, sizeof(float));
 	w->lstm = carve(c, lstm_floats, sizeof(float));
 	w->crf = carve(c, crf_doubles, sizeof(double));
-	w->marg = carve(c, (size_t) w->maxT * (size_t) d->K, sizeof(float));
 	w->score = carve(c, N, sizeof(float));
 	if (w->train)
 	{
@@ -421,20 +420,8 @@ ner_net_decode(const cai_ner *m, NerWs *w, bool want_scores, cai_error *err)
 		return st;
 	if (!want_scores)
 		return CAI_OK;
-	for (int b = 0; b < w->B; b++)
-	{
-		const float *em = w->emis + (size_t) b * w->T * d->K;
-		const int32_t *path = w->tags + (size_t) b * w->T;
-
-		if (w->len[b] == 0)
-			continue;
-		if ((st = cai_crf_marginals(&crf, d->K, em, w->len[b], &m->mask, w->marg, NULL,
-									w->crf, err)) != CAI_OK)
-			return st;
-		for (int t = 0; t < w->len[b]; t++)
-			w->score[w->tstart[b] + t] = w->marg[(size_t) t * d->K + path[t]];
-	}
-	return CAI_OK;
+	return cai_crf_path_marginals_batch(&crf, d->K, w->emis, w->len, w->B, w->T, &m->mask, w->tags,
+										w->score, w->crf, err);
 }
 
 /* ---------------------------------------------------------------------- */

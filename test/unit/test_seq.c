@@ -1370,6 +1370,82 @@ test_crf_batch_and_errors(void)
 	free(ds);
 }
 
+/*
+ * cai_crf_path_marginals_batch against cai_crf_marginals: the Viterbi path's
+ * marginals of a padded batch, with and without masks, at scales where the
+ * scaled pass works and where it falls back to the log domain; errors.
+ */
+static void
+crf_path_marginals_check(int K, int B, int T, const cai_crf_mask *m, float scale)
+{
+	size_t		npar = cai_crf_param_count(K);
+	float	   *pslab = rand_array(npar, scale);
+	float	   *emis = rand_array((size_t) B * T * K, 2.0f * scale);
+	int32_t    *len = malloc(sizeof(int32_t) * (size_t) B);
+	int32_t    *tags = malloc(sizeof(int32_t) * (size_t) B * T);
+	float	   *out = malloc(sizeof(float) * (size_t) B * T);
+	float	   *marg = malloc(sizeof(float) * (size_t) T * K);
+	size_t		nw;
+	double	   *work;
+	double		mdiff = 0.0;
+	size_t		o = 0;
+	cai_crf_params p;
+	cai_error	err;
+	cai_status	st;
+
+	cai_crf_params_view(&p, pslab, K);
+	for (int b = 0; b < B; b++)
+		len[b] = b == 1 ? 0 : 1 + (b * 7) % T;	/* one empty sequence, lengths 1 .. T */
+	cai_crf_work_size(T, K, &nw, &err);
+	work = malloc(nw * sizeof(double));
+	st = cai_crf_viterbi_batch(&p, K, emis, len, B, T, m, tags, work, &err);
+	CHECK(st == CAI_OK, "path marginals K=%d: viterbi %s", K, err.msg);
+	st = cai_crf_path_marginals_batch(&p, K, emis, len, B, T, m, tags, out, work, &err);
+	CHECK(st == CAI_OK, "path marginals K=%d B=%d T=%d scale %g: %s", K, B, T, scale, err.msg);
+	for (int b = 0; b < B && st == CAI_OK; b++)
+	{
+		if (len[b] == 0)
+			continue;
+		if (cai_crf_marginals(&p, K, emis + (size_t) b * T * K, len[b], m, marg, NULL, NULL, &err) != CAI_OK)
+		{
+			CHECK(false, "reference marginals: %s", err.msg);
+			break;
+		}
+		for (int t = 0; t < len[b]; t++)
+		{
+			double		d = fabs((double) out[o + t] - (double) marg[(size_t) t * K + tags[(size_t) b * T + t]]);
+
+			mdiff = d > mdiff ? d : mdiff;
+		}
+		o += (size_t) len[b];
+	}
+	CHECK(mdiff <= 1e-6, "path marginals K=%d B=%d T=%d mask=%d scale %g equal the log-domain ones (max diff %g)",
+		  K, B, T, m != NULL, scale, mdiff);
+
+	/* errors: a tag out of range, a NaN emission, no output */
+	if (B > 0 && len[0] > 0)
+	{
+		int32_t		keep = tags[0];
+
+		tags[0] = K;
+		st = cai_crf_path_marginals_batch(&p, K, emis, len, B, T, m, tags, out, NULL, &err);
+		CHECK(st == CAI_ERR_INVALID, "path marginals: tag out of range refused (%d)", st);
+		tags[0] = keep;
+		emis[0] = NAN;
+		st = cai_crf_path_marginals_batch(&p, K, emis, len, B, T, m, tags, out, NULL, &err);
+		CHECK(st == CAI_ERR_NUMERIC, "path marginals: NaN emission refused (%d)", st);
+		st = cai_crf_path_marginals_batch(&p, K, emis, len, B, T, m, tags, NULL, NULL, &err);
+		CHECK(st == CAI_ERR_INVALID, "path marginals: no output refused (%d)", st);
+	}
+	free(pslab);
+	free(emis);
+	free(len);
+	free(tags);
+	free(out);
+	free(marg);
+	free(work);
+}
+
 static void
 test_crf(void)
 {
@@ -1415,6 +1491,13 @@ test_crf(void)
 	test_crf_masks();
 	test_crf_viterbi_valid();
 	test_crf_batch_and_errors();
+	crf_path_marginals_check(3, 4, 9, NULL, 1.0f);
+	crf_path_marginals_check(5, 16, 40, &mi.m, 1.5f);
+	crf_path_marginals_check(5, 8, 60, &mb.m, 3.0f);
+	crf_path_marginals_check(7, 32, 25, NULL, 5.0f);
+	/* scores spread over hundreds of nats: some sequences take the log-domain passes */
+	crf_path_marginals_check(4, 8, 20, NULL, 300.0f);
+	crf_path_marginals_check(5, 8, 20, &mi.m, 500.0f);
 }
 
 int
