@@ -16,15 +16,18 @@
 #   TUNE_SECONDS     the search's max_seconds [600]
 #   SST2_SEARCH      extra search keys for SST-2, a JSON object merged into the search ['{"max_trials": 30}':
 #                    30 trials of 1, 3 and 9 epochs fill about 10 minutes of the accurate architecture]
+#   SST2_DEV_MIN_WORDS  validate SST-2 (defaults and search alike) on the dev rows of at least this many words
+#                    [0: every dev row; the dev rows are mostly short phrases, the test rows whole sentences]
 #   NER_SEARCH       the same for WikiANN ['{}': the default 20 trials of 2, 6 and 18 epochs]
 #   BENCH_PARTS      "sst2 ner" [both]
 #   RESULTS          output file [bench/results-tune.md]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_command_line bench/tune.sh TUNE_SECONDS SST2_SEARCH NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
+bench_command_line bench/tune.sh TUNE_SECONDS SST2_SEARCH SST2_DEV_MIN_WORDS NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
 bench_cd_repo
 TUNE_SECONDS=${TUNE_SECONDS:-600}
 SST2_SEARCH=${SST2_SEARCH:-'{"max_trials": 30}'}
+SST2_DEV_MIN_WORDS=${SST2_DEV_MIN_WORDS:-0}
 NER_SEARCH=${NER_SEARCH:-'{}'}
 BENCH_PARTS=${BENCH_PARTS:-sst2 ner}
 RESULTS=${RESULTS:-bench/results-tune.md}
@@ -88,11 +91,12 @@ if [[ " $BENCH_PARTS " == *" sst2 "* ]]; then
 	{
 		echo "CREATE TABLE sst_train (label text, sentence text); CREATE TABLE sst_dev (LIKE sst_train); CREATE TABLE sst_test (LIKE sst_train);"
 		for f in train dev test; do echo "\\copy sst_$f FROM '${SST//\'/\'\'}/$f.tsv' WITH $copts"; done
-		echo "VACUUM ANALYZE sst_train, sst_dev, sst_test;"
+		echo "CREATE TABLE sst_valid AS SELECT * FROM sst_dev WHERE array_length(regexp_split_to_array(btrim(sentence), '\\s+'), 1) >= $SST2_DEV_MIN_WORDS;"
+		echo "VACUUM ANALYZE sst_train, sst_dev, sst_valid, sst_test;"
 	} > "$TMP/sst.sql"
 	"${PSQL[@]}" -f "$TMP/sst.sql"
-	put sst2_rows "$("${PSQL[@]}" -c "SELECT (SELECT count(*) FROM sst_train) || ' / ' || (SELECT count(*) FROM sst_dev) || ' / ' || (SELECT count(*) FROM sst_test)")"
-	run_task sst2 sentiment sst_train sst_dev sst_test sentence label accuracy "$SST2_SEARCH"
+	put sst2_rows "$("${PSQL[@]}" -c "SELECT (SELECT count(*) FROM sst_train) || ' / ' || (SELECT count(*) FROM sst_valid) || ' / ' || (SELECT count(*) FROM sst_test)")"
+	run_task sst2 sentiment sst_train sst_valid sst_test sentence label accuracy "$SST2_SEARCH"
 fi
 if [[ " $BENCH_PARTS " == *" ner "* ]]; then
 	for p in train dev test; do
@@ -119,7 +123,7 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 	echo
 	echo "- Machine: $(get nproc) x \`$(get cpu)\`, $(get mem_gb) GB RAM, Linux $(get kernel); **shared with other jobs** (load averages below), so seconds are indicative."
 	echo "- PostgreSQL $(get pg_version) (throwaway cluster, \`fsync = off\`), cai_synergy $(get cai_version), repository at $(get git); $(get blas_env)."
-	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on the dev split; the stored version is the best trial by validation score. Both models are scored once on the test split with \`cai_evaluate\`."
+	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on the dev split (SST-2: the dev rows of at least $SST2_DEV_MIN_WORDS words, table sst_valid, for the defaults and the search alike); the stored version is the best trial by validation score. Both models are scored once on the test split with \`cai_evaluate\`."
 	echo "- Total run time $(get total_seconds) s; load average (1/5/15 min) at the end $(get load_end)."
 	echo
 	echo "| task | configuration | dev | **test** | seconds | load before -> after |"
@@ -133,7 +137,7 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 	for tag in sst2 ner; do
 		[ -f "$TMP/${tag}_trials.txt" ] || continue
 		echo
-		if [ $tag = sst2 ]; then echo "## SST-2 trials ($(get sst2_rows) train / dev / test rows)"; else echo "## WikiANN-en trials ($(get ner_rows) train / dev / test sentences)"; fi
+		if [ $tag = sst2 ]; then echo "## SST-2 trials ($(get sst2_rows) train / validation / test rows)"; else echo "## WikiANN-en trials ($(get ner_rows) train / dev / test sentences)"; fi
 		echo
 		echo "- Search result: \`$(get ${tag}_tuning)\`"
 		echo "- Rungs as run (configurations and epochs): \`$(get ${tag}_rungs)\`; space: \`$(get ${tag}_space)\`"
