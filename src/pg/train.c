@@ -533,6 +533,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	char	   *vectors_query = "";
 	const char *vector_set = "";
 	int32		vector_set_version = 0;
+	const char *encoder;
+	int32		encoder_version = 0;
 	int			threads;
 	StringInfoData strings;
 	CaiTrainShared *shared;
@@ -581,6 +583,16 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 				 errdetail("cai.threads limits training to %d threads.", CaiSettingThreads())));
 		threads = CaiSettingThreads();
 	}
+
+	/*
+	 * encoder: a model with an encoder to fine-tune (architectures that have
+	 * the option), its deployed version or encoder_version, pinned here
+	 */
+	encoder = cai_opt_string(opts, "encoder");
+	if (encoder != NULL && encoder[0] != '\0')
+		encoder_version = CaiEncoderVersion(encoder, (int32) cai_opt_int(opts, "encoder_version"));
+	else
+		encoder = "";
 
 	/* fail early when the caller may not add versions to an existing model or vector set */
 	if (launch->vectors)
@@ -636,6 +648,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		Size		vectors_off = CaiAddString(&strings, vectors_query);
 		Size		vector_set_off = CaiAddString(&strings, vector_set);
 		Size		search_off = CaiAddString(&strings, search_json);
+		Size		encoder_off = CaiAddString(&strings, encoder);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -678,6 +691,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		shared->vector_set_off = vector_set_off;
 		shared->search_off = search_off;
 		shared->vector_set_version = vector_set_version;
+		shared->encoder_off = encoder_off;
+		shared->encoder_version = encoder_version;
 		shared->rows_streamed = job_id == 0;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);
