@@ -36,24 +36,25 @@ dir=$(cd "$dir" && pwd)
 tok="$dir/tokenizer_config.json"
 [ -r "$tok" ] || tok=
 
-# The file names reach psql as variables (quoted by psql itself, whatever they
-# contain).  The options: CAI_ENCODER_OPTIONS, else do_lower_case of
-# tokenizer_config.json when present (sent as a large object too), else '{}'.
+# The file names reach psql as variables: a meta-command takes an unquoted
+# variable's value as one argument, whatever characters it holds.  The
+# options: CAI_ENCODER_OPTIONS, else do_lower_case of tokenizer_config.json
+# when present (sent as a large object too), else '{}'.
 "${PSQL:-psql}" -X -q -At -v ON_ERROR_STOP=1 \
 	-v "name=$name" -v "config=$dir/config.json" -v "vocab=$dir/vocab.txt" \
 	-v "weights=$dir/model.safetensors" -v "tokconfig=$tok" -v "options=${CAI_ENCODER_OPTIONS:-}" \
 	"$@" <<'EOF'
 \set QUIET on
 BEGIN;
-\lo_import :'config'
+\lo_import :config
 \set config_oid :LASTOID
-\lo_import :'vocab'
+\lo_import :vocab
 \set vocab_oid :LASTOID
-\lo_import :'weights'
+\lo_import :weights
 \set weights_oid :LASTOID
 SELECT :'tokconfig' <> '' AS has_tokconfig \gset
 \if :has_tokconfig
-\lo_import :'tokconfig'
+\lo_import :tokconfig
 \set tok_oid :LASTOID
 \else
 \set tok_oid 0
@@ -63,11 +64,11 @@ SELECT cai_import_encoder(
          convert_from(lo_get(:config_oid), 'UTF8')::jsonb,
          convert_from(lo_get(:vocab_oid), 'UTF8'),
          lo_get(:weights_oid),
-         CASE WHEN :'options' <> '' THEN :'options'::jsonb
-              WHEN :tok_oid <> 0 THEN
-                   jsonb_strip_nulls(jsonb_build_object('lower_case',
-                                     (convert_from(lo_get(:tok_oid), 'UTF8')::jsonb -> 'do_lower_case')::boolean))
-              ELSE '{}' END) AS version;
+         coalesce(nullif(:'options', '')::jsonb,
+                  CASE WHEN :tok_oid <> 0 THEN
+                       jsonb_strip_nulls(jsonb_build_object('lower_case',
+                           (convert_from(lo_get(:tok_oid), 'UTF8')::jsonb -> 'do_lower_case')::boolean)) END,
+                  '{}')) AS version;
 SELECT lo_unlink(oid) FROM unnest(ARRAY[:config_oid, :vocab_oid, :weights_oid, :tok_oid]::oid[]) AS u(oid)
  WHERE oid <> 0 \g /dev/null
 COMMIT;

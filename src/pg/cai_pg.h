@@ -184,7 +184,7 @@ CaiStatsAdd(CaiLoadedModel *m, uint64 start, uint64 rows, uint64 scale)
 extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
 extern CaiLoadedModel *CaiGetModelText(FunctionCallInfo fcinfo, text *name);
 extern CaiLoadedModel *CaiGetModelVersion(FunctionCallInfo fcinfo, text *name, int32 version);
-extern CaiLoadedModel *CaiLookupModel(const char *name, int32 version, const char **why);
+extern CaiLoadedModel *CaiLookupModel(const char *name, int32 version, int32 *found);
 /* train.c: NER rows */
 /* Sentences of tokens and tags read for NER, in a given context. */
 typedef struct CaiNerRows

@@ -206,14 +206,14 @@ static void
 CaiEmbedResolve(CaiEmbedSite *site, const char *name)
 {
 	CaiLoadedModel *m;
-	const char *why = NULL;
+	int32		found;
 
 	CaiCheckModelName(name);
 	site->model = NULL;
 	site->bundle = NULL;
 	site->vectors = NULL;
 	site->pooling[0] = '\0';
-	m = CaiLookupModel(name, 0, &why);
+	m = CaiLookupModel(name, 0, &found);
 	if (m != NULL && cai_model_encoder_bundle(m->model) != NULL)
 	{
 		site->model = m;
@@ -228,7 +228,7 @@ CaiEmbedResolve(CaiEmbedSite *site, const char *name)
 							cai_model_architecture(m->model)),
 					 errhint("cai_embed takes an encoder (cai_import_encoder), a model fine-tuned from one "
 							 "(architecture transformer), or a vector set.")));
-		if (why != NULL)
+		if (found == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("model \"%s\" has no deployed version", name),

@@ -354,25 +354,18 @@ CaiFindModel(FunctionCallInfo fcinfo, const char *name, int32 version)
 
 /*
  * A version of a model (0: the deployed one), loaded (cached per backend),
- * without a call site: NULL when the model does not exist, or has no such
- * version, with *why (may be NULL) saying which ("no model", "no deployed
- * version", "no such version").  For functions that accept other kinds of
- * names too (cai_embed: a vector set); the caller keeps the result for the
- * statement.
+ * without a call site: NULL when the model does not exist or has no such
+ * version, *found saying which (CaiCatalogVersion's -1 or 0).  For functions
+ * that accept other kinds of names too (cai_embed: a vector set); the
+ * caller keeps the result for the statement.
  */
 CaiLoadedModel *
-CaiLookupModel(const char *name, int32 version, const char **why)
+CaiLookupModel(const char *name, int32 version, int32 *found)
 {
 	int64		stamp = 0;
-	int32		found = CaiCatalogVersion(name, version, NULL, &stamp);
 
-	if (found <= 0)
-	{
-		if (why != NULL)
-			*why = found < 0 ? "no model" : version == 0 ? "no deployed version" : "no such version";
-		return NULL;
-	}
-	return CaiCachedModel(name, found, stamp);
+	*found = CaiCatalogVersion(name, version, NULL, &stamp);
+	return *found > 0 ? CaiCachedModel(name, *found, stamp) : NULL;
 }
 
 /* The deployed version of a model. */

@@ -40,7 +40,7 @@ $$ SELECT sum(get_byte(b, i)::bigint << (8 * i))::bigint FROM generate_series(0,
 CREATE FUNCTION tap_enc.st_header(b bytea) RETURNS jsonb LANGUAGE sql IMMUTABLE AS
 $$ SELECT convert_from(substring(b FROM 9 FOR tap_enc.st_header_len(b)::int), 'UTF8')::jsonb $$;
 CREATE FUNCTION tap_enc.st_build(header jsonb, data bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
-$$ SELECT (SELECT string_agg(set_byte('\x00'::bytea, 0, ((length(h) >> (8 * i)) & 255)::int), ''::bytea ORDER BY i)
+$$ SELECT (SELECT string_agg(set_byte('\x00'::bytea, 0, ((length(h)::bigint >> (8 * i)) & 255)::int), ''::bytea ORDER BY i)
              FROM generate_series(0, 7) i) || h || data
      FROM convert_to(header::text, 'UTF8') AS h $$;
 CREATE FUNCTION tap_enc.st_data(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
@@ -62,14 +62,14 @@ $$ SELECT overlay(b PLACING bits FROM 9 + tap_enc.st_header_len(b)::int + (tap_e
 CREATE FUNCTION tap_enc.maxdiff(a real[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS
 $$ SELECT CASE WHEN cardinality(a) = cardinality(b) THEN (SELECT max(abs(x - y)) FROM unnest(a, b) AS u(x, y)) END $$;
 
-SELECT plan(72);
+SELECT plan(73);
 
 -- import, and the model store's functions on an encoder
 SELECT is((SELECT count(*)::int FROM tap_enc.ref), 12, 'the reference has 6 texts x 2 poolings');
 SELECT is(cai_import_encoder('tiny_bert', config, vocab, weights), 1, 'import the fixture checkpoint: version 1')
   FROM tap_enc.ckpt;
 SELECT is((SELECT format('%s %s %s %s', version, task, architecture, deployed) FROM cai_models WHERE name = 'tiny_bert'),
-          '1 encoder bert true', 'cai_models lists it: task encoder, deployed as the first version');
+          '1 encoder bert t', 'cai_models lists it: task encoder, deployed as the first version');
 SELECT is((SELECT owner::text FROM cai_models WHERE name = 'tiny_bert'), current_user::text, 'owned by the importer');
 SELECT is(cai_model_info('tiny_bert') -> 'encoder' -> 'config' ->> 'hidden_size', '8', 'cai_model_info shows the config');
 SELECT is(cai_model_info('tiny_bert') -> 'encoder' -> 'tokenizer' ->> 'lower_case', 'true', 'lower_case defaults to true');
@@ -94,8 +94,10 @@ SELECT throws_ok($$SELECT cai_import_encoder('bad', config, vocab, substring(wei
                  '22P03', NULL, 'truncated weights');
 SELECT throws_ok($$SELECT cai_import_encoder('bad', config, vocab, substring(weights FROM 1 FOR 100)) FROM tap_enc.ckpt$$,
                  '22P03', NULL, 'weights cut inside the header');
+SELECT throws_ok($$SELECT cai_import_encoder('bad', config, vocab, '\x0800000000000000'::bytea || convert_to('garbage!', 'UTF8')) FROM tap_enc.ckpt$$,
+                 '22P03', NULL, 'garbage weights (a header that is not JSON)');
 SELECT throws_ok($$SELECT cai_import_encoder('bad', config, vocab, '\x0001020304050607080910'::bytea) FROM tap_enc.ckpt$$,
-                 '22P03', NULL, 'garbage weights');
+                 '54000', NULL, 'garbage weights (a header length beyond the limit)');
 SELECT throws_ok($$SELECT cai_import_encoder('bad', config, vocab, ''::bytea) FROM tap_enc.ckpt$$,
                  '22P03', 'invalid encoder checkpoint: the weights are empty', 'empty weights');
 SELECT throws_like($$SELECT cai_import_encoder('bad', config, vocab, tap_enc.st_drop(weights, 'bert.encoder.layer.1.output.dense.weight')) FROM tap_enc.ckpt$$,
@@ -158,7 +160,7 @@ SELECT is(cai_import_vectors('tap_enc_vec', 'SELECT w AS word, ARRAY[i, 1]::real
           1, 'a vector set');
 SELECT is(cai_embed('tap_enc_vec', 'good bad'), '{1.5,1}'::real[], 'cai_embed(vector set, input) still averages word vectors');
 SELECT throws_ok($$SELECT cai_embed('tap_enc_vec', 'good', 'cls')$$, '22023', NULL, 'cls pooling does not apply to a vector set');
-SELECT is((SELECT string_agg(p.proparallel || p.provolatile || p.proisstrict::text, ',') FROM pg_proc p WHERE p.proname = 'cai_embed'),
+SELECT is((SELECT string_agg(p.proparallel::text || p.provolatile::text || p.proisstrict::text, ',') FROM pg_proc p WHERE p.proname = 'cai_embed'),
           'sstrue', 'one cai_embed: parallel safe, stable, strict');
 
 -- ownership: others embed, but do not add versions, deploy or drop
@@ -173,20 +175,20 @@ SELECT is(cai_drop_model('tiny_bert', 2), 1, 'the owner drops a version');
 -- scripts/import-encoder.sh: the files sent by psql (large objects) by a role with no other privilege
 SELECT count(*) AS los_before FROM pg_largeobject_metadata \gset
 \set out `scripts/import-encoder.sh tap_enc_script test/fixtures/encoder -U tap_enc_other -d :'DBNAME' 2>&1`
-SELECT is(:'out', '1', 'import-encoder.sh as a role without privileges prints version 1');
+SELECT is(:'out'::text, '1', 'import-encoder.sh as a role without privileges prints version 1');
 SELECT is((SELECT owner::text FROM cai_models WHERE name = 'tap_enc_script'), 'tap_enc_other', 'owned by that role');
 SELECT is(cai_model_info('tap_enc_script') -> 'provenance' ->> 'weights_md5', md5(weights),
           'the server got the weights bit for bit') FROM tap_enc.ckpt;
 SELECT ok(tap_enc.maxdiff(cai_embed('tap_enc_script', 'The cat sat.'), cai_embed('tiny_bert', 'The cat sat.')::float8[]) = 0,
           'and embeds as the checkpoint imported by SQL');
 \set out `d=$(mktemp -d) && cp test/fixtures/encoder/config.json test/fixtures/encoder/vocab.txt test/fixtures/encoder/model.safetensors "$d" && echo '{"do_lower_case": false}' > "$d/tokenizer_config.json" && scripts/import-encoder.sh tap_enc_script "$d" -U tap_enc_other -d :'DBNAME' 2>&1; rm -rf "$d"`
-SELECT is(:'out', '2', 'a second run: version 2');
+SELECT is(:'out'::text, '2', 'a second run: version 2');
 SELECT is(cai_model_info('tap_enc_script', 2) -> 'encoder' -> 'tokenizer' ->> 'lower_case', 'false',
           'tokenizer_config.json''s do_lower_case false gives a cased tokenizer');
 \set out `d=$(mktemp -d) && cp test/fixtures/encoder/config.json test/fixtures/encoder/vocab.txt "$d" && head -c 5000 test/fixtures/encoder/model.safetensors > "$d/model.safetensors" && scripts/import-encoder.sh tap_enc_script "$d" -U tap_enc_other -d :'DBNAME' >/dev/null 2>&1; echo $?; rm -rf "$d"`
-SELECT is(:'out', '3', 'a truncated model.safetensors: psql stops with an error (exit 3)');
+SELECT is(:'out'::text, '3', 'a truncated model.safetensors: psql stops with an error (exit 3)');
 \set out `scripts/import-encoder.sh tap_enc_script /nonexistent -d :'DBNAME' >/dev/null 2>&1; echo $?`
-SELECT is(:'out', '1', 'a directory without the files: exit 1 before connecting');
+SELECT is(:'out'::text, '1', 'a directory without the files: exit 1 before connecting');
 SELECT is((SELECT max(version) FROM cai_models WHERE name = 'tap_enc_script'), 2, 'the failed runs stored nothing');
 SELECT is((SELECT count(*) FROM pg_largeobject_metadata), :los_before::bigint, 'and left no large object behind');
 
