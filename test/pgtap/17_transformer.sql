@@ -28,7 +28,7 @@ CREATE TABLE tap_tf.sentences AS
     FROM unnest(ARRAY['cat', 'dog', 'cats', 'dogs']) a, generate_series(1, 12);
 \set opts '{"architecture": "transformer", "encoder": "tf_bert", "epochs": 30, "learning_rate": 0.003, "warmup": 0, "batch_size": 8, "max_length": 8, "seed": 7, "validation_fraction": 0.2}'
 
-SELECT plan(21);
+SELECT plan(26);
 
 SELECT is(cai_import_encoder('tf_bert', :'cfg'::jsonb, :'vocab', decode(:'w', 'base64')), 1, 'import the fixture encoder');
 
@@ -72,6 +72,16 @@ SELECT throws_ok($$SELECT * FROM cai_train('tf_x', 'sentiment', 'tap_tf.reviews'
 SELECT throws_ok($$SELECT * FROM cai_train('tf_x', 'encoder', 'tap_tf.reviews', 'body', 'label')$$,
                  '22023', NULL, 'encoders are imported, not trained');
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'tf_x'), 0, 'nothing stored by the refused trainings');
+
+-- a job fine-tunes in its worker alone; a trained model keeps working once its encoder is dropped
+SELECT is((SELECT state FROM cai_wait(cai_train_async('tf_sent', 'sentiment', 'tap_tf.reviews', 'body', 'label',
+                                                      jsonb_set(:'opts'::jsonb, '{epochs}', '2')))),
+          'succeeded', 'cai_train_async with an encoder succeeds');
+SELECT is(cai_model_info('tf_sent', 2) -> 'provenance' -> 'encoder' ->> 'name', 'tf_bert', 'the job''s version records the encoder too');
+SELECT lives_ok($$SELECT cai_drop_model('tf_bert')$$, 'drop the encoder');
+SELECT is(cai_predict('tf_sent', 1, 'the dog good .'), 'pos', 'the fine-tuned model still predicts (its bytes hold the encoder)');
+SELECT throws_ok($$SELECT * FROM cai_train('tf_x', 'sentiment', 'tap_tf.reviews', 'body', 'label', '{"architecture": "transformer", "encoder": "tf_bert"}')$$,
+                 '42704', NULL, 'a dropped encoder cannot be fine-tuned');
 
 SELECT * FROM finish();
 SELECT cai_drop_model(name) FROM (SELECT DISTINCT name FROM cai_models WHERE name IN ('tf_bert', 'tf_sent', 'tf_ner', 'tf_clf')) m;
