@@ -60,7 +60,7 @@ cfg = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidde
 json.dump(cfg, open(out + "/config.json", "w"), indent=2)
 words = collections.Counter()
 for line in open(train, encoding="utf-8").readlines()[1:]:
-    words.update(re.findall(r"\w+|[^\w\s]", line.split("\t")[0].lower()))
+    words.update(re.findall(r"\w+|[^\w\s]", line.rstrip("\n").split("\t")[1].lower()))    # label TAB sentence
 vocab = ["[PAD]"] + ["[unused%d]" % i for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
 seen = set(vocab)
@@ -116,7 +116,7 @@ CREATE EXTENSION cai_synergy;
 CREATE TABLE sst_raw (label int, sentence text);
 COPY sst_raw FROM '$TMP/dev.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01');
 CREATE TABLE sst AS SELECT row_number() OVER (ORDER BY sentence) AS id, sentence FROM sst_raw ORDER BY sentence LIMIT $ROWS;
-CREATE TABLE sst_train_raw (sentence text, label int);
+CREATE TABLE sst_train_raw (label int, sentence text);
 COPY sst_train_raw FROM '$TMP/train.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01');
 CREATE TABLE sst_train AS SELECT sentence, label FROM sst_train_raw ORDER BY md5(sentence) LIMIT $TRAIN_ROWS;
 SQL
