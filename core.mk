@@ -125,7 +125,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a
@@ -172,11 +172,12 @@ $(BUILD)/libcai.so: $(CORE_MODULES:%=$(BUILD)/%.o) $(BUILD)/libcai.map
 # API is enough; the tests run both).
 cli: $(BUILD)/cai $(BUILD)/cai-shared
 
-$(BUILD)/cai: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c $(BUILD)/libcai.a $(LIBS_CORE)
+CLI_SOURCES = src/cli/cai.c src/cli/cai_encoder.c
+$(BUILD)/cai: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.a
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) $(BUILD)/libcai.a $(LIBS_CORE)
 
-$(BUILD)/cai-shared: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.so
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
+$(BUILD)/cai-shared: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.so
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
 
 $(BUILD)/test/test_cli: test/cli/test_cli.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
 	@mkdir -p $(BUILD)/test
