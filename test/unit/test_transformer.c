@@ -226,16 +226,6 @@ metric(const char *metrics, const char *key)
 	return d;
 }
 
-static uint8_t *
-aligned_copy(const uint8_t *b, size_t len)
-{
-	size_t		cap = (len + CAI_FORMAT_ALIGN - 1) / CAI_FORMAT_ALIGN * CAI_FORMAT_ALIGN;
-	uint8_t    *p = aligned_alloc(CAI_FORMAT_ALIGN, cap);
-
-	memcpy(p, b, len);
-	return p;
-}
-
 static bool
 cancel_at_third(void *ctx, const cai_progress *p)
 {
@@ -296,7 +286,7 @@ ner_f1(const cai_model *m, const Sents *s)
 static void
 load_both(const Trained *t, const char *what, cai_model **out)
 {
-	uint8_t    *al = aligned_copy(t->b, t->len);
+	uint8_t    *al = fixture_aligned_copy(t->b, t->len);
 	cai_model  *a = NULL;
 	cai_model  *b = NULL;
 	cai_error	err = {0};
