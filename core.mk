@@ -70,7 +70,7 @@ test_tune_MODULES = $(test_model_MODULES) tune
 test_encoder_model_MODULES = $(test_model_MODULES)
 test_transformer_MODULES = $(test_model_MODULES)
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece fuzz_encoder_load
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
@@ -78,6 +78,7 @@ fuzz_load_MODULES = $(test_textclf_MODULES)
 fuzz_vectors_MODULES = common modelutil format tokenize vectors
 fuzz_safetensors_MODULES = common safetensors
 fuzz_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
+fuzz_encoder_load_MODULES = $(test_model_MODULES)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz bench clean-core lib cli check-cli

@@ -61,7 +61,6 @@ t2=$(cut -d' ' -f1 "$T/t2" | median)
 t1=$(cut -d' ' -f1 "$T/t1" | median)
 m2=$(cut -d' ' -f2 "$T/t2" | median)
 m1=$(cut -d' ' -f2 "$T/t1" | median)
-same=$(cmp -s "$T/tf2.cai" "$T/tf2.cai" && echo yes)
 acc() { "$CAI" evaluate "$1" "$SST/dev.tsv" | sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p'; }
 a2=$(acc "$T/tf2.cai")
 a1=$(acc "$T/tf1.cai")
