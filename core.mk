@@ -70,7 +70,7 @@ test_tune_MODULES = $(test_model_MODULES) tune
 test_encoder_model_MODULES = $(test_model_MODULES)
 test_transformer_MODULES = $(test_model_MODULES)
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece fuzz_encoder_load
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
@@ -78,6 +78,7 @@ fuzz_load_MODULES = $(test_textclf_MODULES)
 fuzz_vectors_MODULES = common modelutil format tokenize vectors
 fuzz_safetensors_MODULES = common safetensors
 fuzz_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
+fuzz_encoder_load_MODULES = $(test_model_MODULES)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz bench clean-core lib cli check-cli
@@ -125,7 +126,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a
@@ -172,11 +173,12 @@ $(BUILD)/libcai.so: $(CORE_MODULES:%=$(BUILD)/%.o) $(BUILD)/libcai.map
 # API is enough; the tests run both).
 cli: $(BUILD)/cai $(BUILD)/cai-shared
 
-$(BUILD)/cai: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c $(BUILD)/libcai.a $(LIBS_CORE)
+CLI_SOURCES = src/cli/cai.c src/cli/cai_encoder.c
+$(BUILD)/cai: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.a
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) $(BUILD)/libcai.a $(LIBS_CORE)
 
-$(BUILD)/cai-shared: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.so
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
+$(BUILD)/cai-shared: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.so
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
 
 $(BUILD)/test/test_cli: test/cli/test_cli.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
 	@mkdir -p $(BUILD)/test

@@ -544,28 +544,11 @@ done:
 	return st;
 }
 
-typedef struct LenItem
-{
-	int64_t		len;
-	int32_t		i;
-} LenItem;
-
-static int
-cmp_len(const void *a, const void *b)
-{
-	const LenItem *x = a;
-	const LenItem *y = b;
-
-	if (x->len != y->len)
-		return x->len < y->len ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 /* Inputs 0..in->n - 1 ordered by length (then index), for batches of similar length. */
 static int32_t *
 length_order(const TfInputs *in)
 {
-	LenItem    *it = cai_malloc(sizeof(LenItem) * (in->n + 1));
+	NerLenItem *it = cai_malloc(sizeof(NerLenItem) * (in->n + 1));
 	int32_t    *order = cai_malloc(sizeof(int32_t) * (in->n + 1));
 
 	if (it == NULL || order == NULL)
@@ -576,12 +559,13 @@ length_order(const TfInputs *in)
 	}
 	for (size_t i = 0; i < in->n; i++)
 	{
-		it[i].len = in->id_off[i + 1] - in->id_off[i];
-		it[i].i = (int32_t) i;
+		it[i].len = (int32_t) (in->id_off[i + 1] - in->id_off[i]);
+		it[i].pos = (int32_t) i;
+		it[i].id = (int32_t) i;
 	}
-	qsort(it, in->n, sizeof(LenItem), cmp_len);
+	qsort(it, in->n, sizeof(NerLenItem), ner_cmp_len_asc);
 	for (size_t i = 0; i < in->n; i++)
-		order[i] = it[i].i;
+		order[i] = it[i].id;
 	cai_free(it);
 	return order;
 }
