@@ -190,10 +190,6 @@ RETURNS TABLE (word text, similarity real)
     AS 'MODULE_PATHNAME', 'cai_similar' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.cai_similar(text, text, integer) IS
     'the k words of a vector set nearest a word by cosine similarity (the word''s subword vector when it is not in a set that has subwords; no rows when it has no vector)';
-CREATE FUNCTION @extschema@.cai_embed(name text, input text) RETURNS real[]
-    AS 'MODULE_PATHNAME', 'cai_embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.cai_embed(text, text) IS
-    'the mean of the word vectors of a text''s tokens in a vector set (tokenized as training does); NULL when no token has a vector';
 
 -- Word vectors trained in the database: skip-gram or CBOW with negative
 -- sampling and character n-gram subwords (the "vectors" task), on the text of
@@ -377,3 +373,26 @@ SELECT t.tuning_id,
 COMMENT ON VIEW @extschema@.cai_trials IS
     'the trials of cai_tune and cai_tune_async (visible like cai_jobs): search id, trial, its job, configuration, halving rung, options, epochs planned and run, validation score of its best epoch, seconds, state, error';
 GRANT SELECT ON @extschema@.cai_trials TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Pretrained Transformer encoders (BERT, DistilBERT): a checkpoint's
+-- config.json, vocab.txt and model.safetensors, validated tensor by tensor
+-- against the config, stored as a version of a model of task "encoder" in
+-- the model store (owner, versions, deploy, export, drop, replication and
+-- Citus as for any model).  scripts/import-encoder.sh sends the three files
+-- from a client.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.cai_import_encoder(name text, config jsonb, vocab text, weights bytea,
+                                               options jsonb DEFAULT '{}')
+RETURNS integer
+    AS 'MODULE_PATHNAME', 'cai_import_encoder' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_import_encoder(text, jsonb, text, bytea, jsonb) IS
+    'validate a BERT or DistilBERT checkpoint (config.json as jsonb, vocab.txt as text, model.safetensors as bytea; options lower_case (default true, false for a cased vocabulary) and max_chars_per_word) and store it as a new version of an encoder model; returns the version. Every tensor is checked against the config: a damaged file, a missing or misshapen tensor, or a vocabulary larger than vocab_size is refused with a specific SQLSTATE and nothing is stored. The first version is deployed.';
+
+-- Sentence embeddings: from an encoder (or a model fine-tuned from one) with
+-- a pooling, or from a vector set (the mean word vector): one function, so
+-- that cai_embed(name, input) keeps meaning what it meant for vector sets.
+CREATE FUNCTION @extschema@.cai_embed(name text, input text, pooling text DEFAULT 'mean') RETURNS real[]
+    AS 'MODULE_PATHNAME', 'cai_embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.cai_embed(text, text, text) IS
+    'embedding of a text as real[] (usable with pgvector: ::vector): for an encoder, or the deployed version of a model fine-tuned from one, the last layer of "[CLS] input [SEP]" pooled by mean (every position, [CLS] and [SEP] included) or cls (the [CLS] vector, no pooler), truncated to the encoder''s positions; for a vector set, the mean of the word vectors of the text''s tokens (pooling mean only; NULL when no token has a vector). A name that is both an encoder model and a vector set means the model.';

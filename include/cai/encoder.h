@@ -26,7 +26,7 @@
  * tensors are views into it, in cai_encoder_tensor order); gradients in
  * cai_encoder_grads slabs of the same layout.
  *
- * Not yet: an architecture of the registry (training, model bytes, SQL).
+ * Stored as a model: encoder_model.h.
  */
 #ifndef CAI_ENCODER_H
 #define CAI_ENCODER_H
@@ -138,6 +138,7 @@ typedef struct cai_encoder
 	size_t		n_params;		/* floats in the slab */
 	float	   *params;			/* (n_params) */
 	cai_encoder_weights w;		/* views into params */
+	bool		borrowed;		/* params belong to the caller (cai_encoder_view): read-only, not freed */
 } cai_encoder;
 
 /*
@@ -155,6 +156,16 @@ typedef struct cai_encoder_grads
 /* An encoder of a checked config with all parameters zero. */
 cai_status	cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *err);
 void		cai_encoder_free(cai_encoder *enc);	/* NULL allowed */
+
+/*
+ * An encoder of a checked config whose parameters are the caller's slab
+ * params (n_params floats in the layout of cai_encoder_create's, which must
+ * equal the config's count: CAI_ERR_FORMAT otherwise): for a model loaded
+ * in place.  params must outlive the encoder and is never written nor
+ * freed; such an encoder is only run (forward), not trained.
+ */
+cai_status	cai_encoder_view(const cai_encoder_config *cfg, const float *params, size_t n_params,
+							 cai_encoder **out, cai_error *err);
 
 /*
  * BERT's initialisation: normal(0, std) weights, zero biases, LN gain 1

@@ -32,7 +32,8 @@ typedef enum cai_task_kind
 {
 	CAI_KIND_CLASSIFY = 1,		/* text -> class probabilities */
 	CAI_KIND_TAG = 2,			/* tokens -> one tag per token (and entities in raw text) */
-	CAI_KIND_EMBED = 3			/* unlabeled texts -> a word vector set (vectors.h), not a runnable model */
+	CAI_KIND_EMBED = 3,			/* unlabeled texts -> a word vector set (vectors.h), not a runnable model */
+	CAI_KIND_ENCODER = 4		/* a pretrained encoder (encoder_model.h): imported, not trained; embeds texts */
 } cai_task_kind;
 
 /* A task: its canonical name, the names users may give it, its kind. */
@@ -116,6 +117,9 @@ typedef struct cai_arch
 	/* the entities of n texts: one array, text i's at out[offsets[i] .. offsets[i + 1]) (cai_ner_entities_batch) */
 	cai_status	(*entities_batch) (const void *impl, const char *const *texts, const size_t *lens, size_t n,
 								   size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err);
+
+	/* the encoder the model holds (encoder_model.h), NULL when none (cai_model_encoder_bundle) */
+	const struct cai_encoder_bundle *(*encoder) (const void *impl);
 } cai_arch;
 
 /* The task named name (canonical or alias, any case); NULL if none. */
@@ -141,7 +145,8 @@ cai_status	cai_task_parse_options(const cai_task *task, const char *json, const 
 /*
  * Train a model of architecture a (opts parsed with a->options, e.g. by
  * cai_task_parse_options); CAI_ERR_INVALID when set lacks the data of the
- * architecture's task kind.
+ * architecture's task kind, or a is not trained (an encoder is imported:
+ * cai_task_parse_options refuses its task already).
  */
 cai_status	cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *set,
 						   const char *provenance_json, cai_progress_fn progress, void *progress_ctx,

@@ -366,13 +366,16 @@ cai_encoder_free(cai_encoder *enc)
 	if (enc == NULL)
 		return;
 	cai_free(enc->tensors);
-	cai_free(enc->params);
+	if (!enc->borrowed)
+		cai_free(enc->params);
 	cai_free(enc->w.layers);
 	cai_free(enc);
 }
 
-cai_status
-cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *err)
+/* An encoder of cfg over params (NULL: a zeroed slab of its own); see cai_encoder_view. */
+static cai_status
+encoder_make(const cai_encoder_config *cfg, const float *params, size_t n_params, cai_encoder **out,
+			 cai_error *err)
 {
 	cai_encoder *enc;
 	cai_status	st;
@@ -387,8 +390,26 @@ cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *
 	enc->n_tensors = n_tensors_of(cfg);
 	enc->tensors = cai_calloc((size_t) enc->n_tensors, sizeof(cai_encoder_tensor));
 	layers = cai_calloc((size_t) cfg->num_hidden_layers, sizeof(cai_encoder_layer));
-	if (enc->tensors == NULL || layers == NULL || !build_table(cfg, enc->tensors, &enc->n_params) ||
-		(enc->params = cai_calloc(enc->n_params, sizeof(float))) == NULL)
+	if (enc->tensors == NULL || layers == NULL || !build_table(cfg, enc->tensors, &enc->n_params))
+	{
+		cai_free(layers);
+		cai_encoder_free(enc);
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the encoder's parameters");
+	}
+	if (params != NULL)
+	{
+		if (n_params != enc->n_params)
+		{
+			st = cai_error_set(err, CAI_ERR_FORMAT, "the encoder has %zu parameters, its config needs %zu",
+							   n_params, enc->n_params);
+			cai_free(layers);
+			cai_encoder_free(enc);
+			return st;
+		}
+		enc->borrowed = true;
+		enc->params = (float *) params; /* never written: see cai_encoder_view */
+	}
+	else if ((enc->params = cai_calloc(enc->n_params, sizeof(float))) == NULL)
 	{
 		cai_free(layers);
 		cai_encoder_free(enc);
@@ -397,6 +418,21 @@ cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *
 	make_views(cfg, enc->tensors, enc->params, layers, &enc->w);
 	*out = enc;
 	return CAI_OK;
+}
+
+cai_status
+cai_encoder_create(const cai_encoder_config *cfg, cai_encoder **out, cai_error *err)
+{
+	return encoder_make(cfg, NULL, 0, out, err);
+}
+
+cai_status
+cai_encoder_view(const cai_encoder_config *cfg, const float *params, size_t n_params, cai_encoder **out,
+				 cai_error *err)
+{
+	if (params == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "no parameters to view");
+	return encoder_make(cfg, params, n_params, out, err);
 }
 
 void

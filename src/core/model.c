@@ -10,10 +10,13 @@
 #include <strings.h>
 
 #include "blas.h"
+#include "cai/encoder_model.h"
 #include "cai/textclf.h"
 #include "cai/vectors.h"
+#include "encoder_model_internal.h"
 #include "modelutil.h"
 #include "textclf_internal.h"
+#include "transformer_arch.h"
 
 /* ------------------------------------------------------------------------
  * Tasks
@@ -22,11 +25,13 @@
 static const char *const textclf_aliases[] = {"sentiment", "classification", NULL};
 static const char *const ner_aliases[] = {"token_classification", NULL};
 static const char *const vectors_aliases[] = {"word_vectors", NULL};
+static const char *const encoder_aliases[] = {NULL};
 
 static const cai_task tasks[] = {
 	{"text_classification", textclf_aliases, CAI_KIND_CLASSIFY, "accurate"},
 	{"ner", ner_aliases, CAI_KIND_TAG, "bilstm_crf"},
 	{"vectors", vectors_aliases, CAI_KIND_EMBED, "skipgram"},
+	{"encoder", encoder_aliases, CAI_KIND_ENCODER, "bert"},
 };
 
 #define N_TASKS ((int) (sizeof(tasks) / sizeof(tasks[0])))
@@ -214,6 +219,45 @@ ner_entities_batch(const void *impl, const char *const *texts, const size_t *len
 	return cai_ner_entities_batch(impl, texts, lens, n, max_tokens, out, offsets, err);
 }
 
+/* a stored encoder (encoder_model.c): imported, not trained; no labels, it embeds */
+static void
+encoder_free(void *impl)
+{
+	cai_encoder_bundle_free(impl);
+}
+
+static size_t
+encoder_memory(const void *impl)
+{
+	return cai_encoder_bundle_memory(impl);
+}
+
+static int
+encoder_n_labels(const void *impl)
+{
+	return 0;
+}
+
+static const char *
+encoder_label(const void *impl, int i)
+{
+	return NULL;
+}
+
+static bool
+encoder_known_word(const void *impl, const char *word, size_t len)
+{
+	return cai_encoder_bundle_known_word(impl, word, len);
+}
+
+static const cai_encoder_bundle *
+encoder_bundle(const void *impl)
+{
+	return impl;
+}
+
+static const int encoder_n_option_defs = 0;
+
 /* ------------------------------------------------------------------------
  * The registry: one line per architecture
  * ------------------------------------------------------------------------ */
@@ -228,9 +272,21 @@ static const cai_arch archs[] = {
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 ner_known_word, NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
+	/* a pretrained encoder fine-tuned (transformer*.c): for both tasks, with the encoder in set->encoder */
+	{&tasks[0], "transformer", cai_tf_textclf_option_defs, &cai_tf_textclf_n_option_defs, true, cai_tf_train_memory,
+	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
+	 cai_tf_known_word, cai_tf_classify, cai_tf_classify_batch, NULL, NULL, NULL, NULL, cai_tf_encoder},
+	{&tasks[1], "transformer", cai_tf_ner_option_defs, &cai_tf_ner_n_option_defs, true, cai_tf_train_memory,
+	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
+	 cai_tf_known_word, NULL, NULL, cai_tf_tag, cai_tf_tag_batch, cai_tf_entities, cai_tf_entities_batch,
+	 cai_tf_encoder},
 	/* a vector set is not a runnable model: no gradient check, load or run functions */
 	{&tasks[2], "skipgram", cai_vectors_option_defs, &cai_vectors_n_option_defs, false, vectors_train_memory,
 	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+	/* an imported encoder: no training, no run functions of a classifier or a tagger */
+	{&tasks[3], "bert", NULL, &encoder_n_option_defs, true, NULL, NULL, NULL, cai_encoder_model_load, encoder_free,
+	 encoder_memory, encoder_n_labels, encoder_label, encoder_known_word, NULL, NULL, NULL, NULL, NULL, NULL,
+	 encoder_bundle},
 };
 
 #define N_ARCHS ((int) (sizeof(archs) / sizeof(archs[0])))
@@ -301,6 +357,9 @@ cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **
 		return st;
 	}
 	json_object_put(o);
+	if ((*arch)->train == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s models are not trained: they are imported (cai_import_encoder)",
+							 task->name);
 	return cai_options_parse((*arch)->options, *(*arch)->n_options, json, out, err);
 }
 
@@ -338,6 +397,8 @@ cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *
 	*model = NULL;
 	*model_len = 0;
 	*metrics_json = NULL;
+	if (a->train == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s models are not trained: they are imported", a->task->name);
 	if (!set_fits(a, set))
 		return wrong_data(a, err);
 	if ((st = blas_ready(a, err)) != CAI_OK)
@@ -348,7 +409,7 @@ cai_arch_train(const cai_arch *a, const cai_options *opts, const cai_train_set *
 size_t
 cai_arch_train_memory(const cai_arch *a, const cai_options *opts, const cai_train_set *set)
 {
-	return set_fits(a, set) ? a->train_memory(opts, set) : 0;
+	return a->train_memory != NULL && set_fits(a, set) ? a->train_memory(opts, set) : 0;
 }
 
 cai_status
@@ -532,6 +593,12 @@ bool
 cai_model_known_word(const cai_model *m, const char *word, size_t len)
 {
 	return m->arch->known_word != NULL && m->arch->known_word(m->impl, word, len);
+}
+
+const cai_encoder_bundle *
+cai_model_encoder_bundle(const cai_model *m)
+{
+	return m->arch->encoder != NULL ? m->arch->encoder(m->impl) : NULL;
 }
 
 static cai_status

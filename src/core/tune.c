@@ -432,6 +432,11 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 		json_object_put(s);
 		return st != CAI_OK ? st : cai_error_set(err, CAI_ERR_INVALID, "unknown architecture");
 	}
+	if (arch->train == NULL)
+	{
+		json_object_put(s);
+		return cai_error_set(err, CAI_ERR_INVALID, "cannot tune %s models: they are imported, not trained", task->name);
+	}
 
 	t = cai_calloc(1, sizeof(cai_tune));
 	if (t == NULL)

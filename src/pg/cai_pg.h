@@ -184,6 +184,7 @@ CaiStatsAdd(CaiLoadedModel *m, uint64 start, uint64 rows, uint64 scale)
 extern CaiLoadedModel *CaiGetModel(FunctionCallInfo fcinfo, const char *name);
 extern CaiLoadedModel *CaiGetModelText(FunctionCallInfo fcinfo, text *name);
 extern CaiLoadedModel *CaiGetModelVersion(FunctionCallInfo fcinfo, text *name, int32 version);
+extern CaiLoadedModel *CaiLookupModel(const char *name, int32 version, int32 *found);
 /* train.c: NER rows */
 /* Sentences of tokens and tags read for NER, in a given context. */
 typedef struct CaiNerRows
@@ -220,5 +221,13 @@ extern void CaiCheckVectorSetWritable(const char *name);
 extern int32 CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len);
 extern struct cai_vectors *CaiVectorSetForTraining(const char *name, int32 version, cai_word_vectors *wv,
 												   char **provenance);
+extern struct cai_vectors *CaiVectorSetLookup(const char *name);
+extern Datum CaiVectorSetEmbed(struct cai_vectors *v, text *input, bool *isnull);
+
+/* encoder.c */
+struct cai_encoder_bundle;
+extern int32 CaiEncoderVersion(const char *name, int32 version);
+extern cai_model *CaiEncoderForTraining(const char *name, int32 version, const struct cai_encoder_bundle **bundle,
+										char **provenance);
 
 #endif							/* CAI_PG_H */

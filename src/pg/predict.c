@@ -352,6 +352,22 @@ CaiFindModel(FunctionCallInfo fcinfo, const char *name, int32 version)
 	return CaiCallSiteSet(fcinfo, name, version, CaiCachedModel(name, found, stamp));
 }
 
+/*
+ * A version of a model (0: the deployed one), loaded (cached per backend),
+ * without a call site: NULL when the model does not exist or has no such
+ * version, *found saying which (CaiCatalogVersion's -1 or 0).  For functions
+ * that accept other kinds of names too (cai_embed: a vector set); the
+ * caller keeps the result for the statement.
+ */
+CaiLoadedModel *
+CaiLookupModel(const char *name, int32 version, int32 *found)
+{
+	int64		stamp = 0;
+
+	*found = CaiCatalogVersion(name, version, NULL, &stamp);
+	return *found > 0 ? CaiCachedModel(name, *found, stamp) : NULL;
+}
+
 /* The deployed version of a model. */
 CaiLoadedModel *
 CaiGetModel(FunctionCallInfo fcinfo, const char *name)
@@ -384,8 +400,12 @@ CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function)
 	if (cai_model_kind(m->model) != kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is a %s model, but %s needs a %s model", m->name, m->task, function,
-						kind == CAI_KIND_CLASSIFY ? "text classification" : "token classification")));
+				 errmsg("model \"%s\" is %s %s model, but %s needs a %s model", m->name,
+						strchr("aeiou", m->task[0]) != NULL ? "an" : "a", m->task, function,
+						kind == CAI_KIND_CLASSIFY ? "text classification" : "token classification"),
+				 cai_model_kind(m->model) == CAI_KIND_ENCODER ?
+				 errhint("An encoder embeds texts (cai_embed); fine-tune it with cai_train(..., '{\"architecture\": \"transformer\", \"encoder\": \"%s\"}') to classify or tag.",
+						 m->name) : 0));
 }
 
 /* Class probabilities of one text; probs has m->n_labels entries. */

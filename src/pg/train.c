@@ -492,6 +492,16 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
+/* Whether an architecture has a training option of that name. */
+static bool
+CaiArchHasOption(const cai_arch *arch, const char *name)
+{
+	for (int i = 0; arch != NULL && i < *arch->n_options; i++)
+		if (strcmp(arch->options[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 /* A launched training worker, as seen by the caller. */
 typedef struct CaiLaunch
 {
@@ -533,6 +543,9 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	char	   *vectors_query = "";
 	const char *vector_set = "";
 	int32		vector_set_version = 0;
+	const cai_arch *arch = NULL;
+	const char *encoder;
+	int32		encoder_version = 0;
 	int			threads;
 	StringInfoData strings;
 	CaiTrainShared *shared;
@@ -568,7 +581,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	CaiCheckWritable("train a model");
 	CaiCheckTrainingNode("train a model");
 
-	opts = CaiParseOptions(task, options_json, NULL);
+	opts = CaiParseOptions(task, options_json, &arch);
 	launch->name = name;
 	launch->vectors = task_def->kind == CAI_KIND_EMBED;
 	launch->deploy_policy = pstrdup(launch->vectors ? "never" : cai_opt_string(opts, "deploy"));
@@ -581,6 +594,23 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 				 errdetail("cai.threads limits training to %d threads.", CaiSettingThreads())));
 		threads = CaiSettingThreads();
 	}
+
+	/*
+	 * encoder: a model with an encoder to fine-tune (architectures that have
+	 * the option), its deployed version or encoder_version, pinned here
+	 */
+	encoder = cai_opt_string(opts, "encoder");
+	if (encoder != NULL && encoder[0] != '\0')
+		encoder_version = CaiEncoderVersion(encoder, (int32) cai_opt_int(opts, "encoder_version"));
+	else if (CaiArchHasOption(arch, "encoder"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s architecture needs the \"encoder\" option", arch->name),
+				 errdetail("It fine-tunes a pretrained encoder."),
+				 errhint("Name an encoder imported with cai_import_encoder: '{\"architecture\": \"%s\", \"encoder\": \"my_bert\"}'.",
+						 arch->name)));
+	else
+		encoder = "";
 
 	/* fail early when the caller may not add versions to an existing model or vector set */
 	if (launch->vectors)
@@ -636,6 +666,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		Size		vectors_off = CaiAddString(&strings, vectors_query);
 		Size		vector_set_off = CaiAddString(&strings, vector_set);
 		Size		search_off = CaiAddString(&strings, search_json);
+		Size		encoder_off = CaiAddString(&strings, encoder);
 
 		shared_size = add_size(offsetof(CaiTrainShared, data), strings.len);
 		shm_toc_initialize_estimator(&e);
@@ -678,6 +709,8 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		shared->vector_set_off = vector_set_off;
 		shared->search_off = search_off;
 		shared->vector_set_version = vector_set_version;
+		shared->encoder_off = encoder_off;
+		shared->encoder_version = encoder_version;
 		shared->rows_streamed = job_id == 0;
 		memcpy(shared->data, strings.data, strings.len);
 		shm_toc_insert(toc, CAI_TRAIN_KEY_SHARED, shared);

@@ -16,6 +16,7 @@
 #include "utils/portal.h"
 #include "utils/timestamp.h"
 
+#include "cai/encoder_model.h"
 #include "cai/model.h"
 
 #define CAI_TRAIN_MAGIC		0x43414954
@@ -50,7 +51,9 @@ typedef struct CaiTrainShared
 	Size		vectors_query_off;	/* empty string: no word vectors from a query */
 	Size		vector_set_off;		/* empty string: no vector set */
 	Size		search_off;		/* empty string: cai_train; else cai_tune's search (tune.c) */
+	Size		encoder_off;	/* empty string: no "encoder" option; else the model to fine-tune */
 	int32		vector_set_version;
+	int32		encoder_version;	/* the encoder's version, pinned by the caller */
 	int64		job_id;			/* 0: synchronous cai_train */
 	bool		rows_streamed;	/* the caller runs the source queries and sends the rows (stream.c) */
 	volatile bool job_recorded;	/* set by the worker once its job row is committed */

@@ -325,7 +325,7 @@ CaiWorkerReadBegin(void)
  */
 static char *
 CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64 skipped, int64 n_valid,
-				 const char *vectors)
+				 const char *vectors, const char *encoder)
 {
 	MemoryContext old;
 	StringInfoData p;
@@ -344,6 +344,8 @@ CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64
 	escape_json(&p, shared->data + shared->source_off);
 	if (vectors != NULL)
 		appendStringInfo(&p, ", \"vectors\": %s", vectors);
+	if (encoder != NULL)
+		appendStringInfo(&p, ", \"encoder\": %s", encoder);
 	appendStringInfoChar(&p, '}');
 	MemoryContextSwitchTo(old);
 	CommitTransactionCommand();
@@ -420,6 +422,7 @@ CaiKeepDriftReference(CaiTrained *out, const cai_arch *arch, const cai_options *
 }
 
 static bool CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, MemoryContext keep);
+static const cai_encoder_bundle *CaiWorkerReadEncoder(CaiTrainShared *shared, char **prov, MemoryContext keep);
 
 /*
  * Train on the rows read: once with the options (cai_train), or the trials
@@ -464,6 +467,7 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	char	   *provenance;
 	cai_word_vectors wv = {0};
 	char	   *vectors_prov = NULL;
+	char	   *encoder_prov = NULL;
 	bool		has_vectors;
 
 	CaiWorkerReadBegin();
@@ -471,7 +475,8 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	if (shared->data[shared->valid_query_off] != '\0')
 		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
+	set.encoder = CaiWorkerReadEncoder(shared, &encoder_prov, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov, encoder_prov);
 
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);
@@ -836,6 +841,27 @@ CaiWorkerReadVectors(CaiTrainShared *shared, cai_word_vectors *wv, char **prov, 
 	return false;
 }
 
+/*
+ * The encoder of the "encoder" option (the version train.c pinned), inside
+ * the reading transaction, kept in keep (with the model holding it) for the
+ * training; *prov gets its name, version and md5 for the trained model's
+ * provenance.  NULL when the option is not given.
+ */
+static const cai_encoder_bundle *
+CaiWorkerReadEncoder(CaiTrainShared *shared, char **prov, MemoryContext keep)
+{
+	const cai_encoder_bundle *bundle = NULL;
+	MemoryContext old;
+
+	if (shared->data[shared->encoder_off] == '\0')
+		return NULL;
+	old = MemoryContextSwitchTo(keep);
+	/* freed with keep (its allocations come from this context) */
+	(void) CaiEncoderForTraining(shared->data + shared->encoder_off, shared->encoder_version, &bundle, prov);
+	MemoryContextSwitchTo(old);
+	return bundle;
+}
+
 static void
 CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 				  CaiTrained *out)
@@ -850,6 +876,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	const cai_arch *arch = NULL;
 	char	   *provenance;
 	char	   *vectors_prov = NULL;
+	char	   *encoder_prov = NULL;
 	bool		has_vectors;
 
 	CaiWorkerReadBegin();
@@ -857,7 +884,8 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	if (shared->data[shared->valid_query_off] != '\0')
 		CaiReadNerRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
+	set.encoder = CaiWorkerReadEncoder(shared, &encoder_prov, train_cxt);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov, encoder_prov);
 
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);
@@ -901,7 +929,7 @@ CaiWorkerTrainVectors(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 
 	CaiWorkerReadBegin();
 	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt, "source");
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, 0, NULL);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, 0, NULL, NULL);
 	if (rows.n == 0)
 		CaiNoRows(rows.skipped);
 

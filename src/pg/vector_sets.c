@@ -322,22 +322,21 @@ CaiLoadVectors(const char *name, int32 version, int64 stamp)
 	return lv;
 }
 
-/* The latest version of a set, loaded (checked once per statement per call site). */
-static cai_vectors *
-CaiGetVectors(FunctionCallInfo fcinfo, const char *name)
+/*
+ * The latest version of a set, loaded (cached per backend); NULL when no set
+ * has that name.  The caller keeps it for the statement.
+ */
+static CaiLoadedVectors *
+CaiLoadedVectorSet(const char *name)
 {
 	CaiVectorsEntry *entry;
-	CaiVectorsEntry *cc = (CaiVectorsEntry *) fcinfo->flinfo->fn_extra;
 	bool		found;
 	int64		stamp = 0;
 	int32		version;
 
-	if (cc != NULL && strcmp(cc->name, name) == 0)
-		return cc->loaded->v;
-	CaiCheckModelName(name);
 	version = CaiVectorSetVersion(name, 0, &stamp);
 	if (version == 0)
-		CaiVectorsNotFound(name, 0);
+		return NULL;
 	if (vectors_cache == NULL)
 	{
 		HASHCTL		ctl;
@@ -370,14 +369,39 @@ CaiGetVectors(FunctionCallInfo fcinfo, const char *name)
 		}
 		entry->loaded = lv;
 	}
+	return entry->loaded;
+}
+
+/* The latest version of a set, or NULL (for cai_embed, which also takes encoders: encoder.c). */
+cai_vectors *
+CaiVectorSetLookup(const char *name)
+{
+	CaiLoadedVectors *lv = CaiLoadedVectorSet(name);
+
+	return lv != NULL ? lv->v : NULL;
+}
+
+/* The latest version of a set, loaded (checked once per statement per call site). */
+static cai_vectors *
+CaiGetVectors(FunctionCallInfo fcinfo, const char *name)
+{
+	CaiVectorsEntry *cc = (CaiVectorsEntry *) fcinfo->flinfo->fn_extra;
+	CaiLoadedVectors *lv;
+
+	if (cc != NULL && strcmp(cc->name, name) == 0)
+		return cc->loaded->v;
+	CaiCheckModelName(name);
+	lv = CaiLoadedVectorSet(name);
+	if (lv == NULL)
+		CaiVectorsNotFound(name, 0);
 	if (cc == NULL)
 	{
 		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaiVectorsEntry));
 		fcinfo->flinfo->fn_extra = cc;
 	}
 	strlcpy(cc->name, name, sizeof(cc->name));
-	cc->loaded = entry->loaded;
-	return entry->loaded->v;
+	cc->loaded = lv;
+	return lv->v;
 }
 
 /* ------------------------------------------------------------------------
@@ -687,41 +711,32 @@ cai_similar(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* cai_embed(name, input): mean of the input's word vectors (NULL when no word has one) */
-PG_FUNCTION_INFO_V1(cai_embed);
+/*
+ * A set's embedding of a text: the mean of its tokens' word vectors, as
+ * real[] (*isnull when no token has one).  cai_embed (encoder.c) calls it
+ * for a vector set's name.
+ */
 Datum
-cai_embed(PG_FUNCTION_ARGS)
+CaiVectorSetEmbed(cai_vectors *v, text *input, bool *isnull)
 {
-	text	   *name = PG_GETARG_TEXT_PP(0);
-	text	   *input = PG_GETARG_TEXT_PP(1);
-	CaiVectorsEntry *cc = (CaiVectorsEntry *) fcinfo->flinfo->fn_extra;
-	size_t		name_len = VARSIZE_ANY_EXHDR(name);
-	cai_vectors *v;
 	float	   *out;
 	Datum	   *elems;
 	size_t		n_tokens = 0,
 				n_found = 0;
-	int			dim;
+	int			dim = cai_vectors_dim(v);
 	cai_error	err = {0};
 	cai_status	st;
 
-	CaiCheckInputLength(VARSIZE_ANY_EXHDR(input));
-	/* per row: the call site's set when the name is the previous row's, without converting it */
-	if (cc != NULL && name_len <= CAI_MODEL_NAME_MAX && cc->name[name_len] == '\0' &&
-		memcmp(cc->name, VARDATA_ANY(name), name_len) == 0)
-		v = cc->loaded->v;
-	else
-		v = CaiGetVectors(fcinfo, text_to_cstring(name));
-	dim = cai_vectors_dim(v);
 	out = palloc(sizeof(float) * dim);
 	st = cai_vectors_embed(v, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), CAI_VEC_CASE_AUTO, 0, out,
 						   &n_tokens, &n_found, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "cai_embed failed");
+	*isnull = n_found == 0;
 	if (n_found == 0)
-		PG_RETURN_NULL();
+		return (Datum) 0;
 	elems = palloc(sizeof(Datum) * dim);
 	for (int i = 0; i < dim; i++)
 		elems[i] = Float4GetDatum(out[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, dim, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT));
+	return PointerGetDatum(construct_array(elems, dim, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT));
 }

@@ -57,7 +57,8 @@ test_registry(void)
 		  "unknown tasks are not found");
 	CHECK(cai_task_find("word_vectors") == cai_task_find("vectors") && cai_task_find("vectors")->kind == CAI_KIND_EMBED,
 		  "vectors (word_vectors) embeds");
-	CHECK(cai_task_at(3) == NULL && cai_task_at(-1) == NULL, "three tasks");
+	CHECK(cai_task_find("encoder") != NULL && cai_task_find("encoder")->kind == CAI_KIND_ENCODER, "encoder");
+	CHECK(cai_task_at(4) == NULL && cai_task_at(-1) == NULL, "four tasks");
 	for (const cai_arch *a; (a = cai_arch_at(n_archs)) != NULL; n_archs++)
 	{
 		bool		classify = a->task->kind == CAI_KIND_CLASSIFY;
@@ -70,6 +71,13 @@ test_registry(void)
 			CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
 			continue;
 		}
+		if (a->task->kind == CAI_KIND_ENCODER)
+		{
+			/* an imported encoder: loads, embeds (test_encoder_model.c), is not trained */
+			CHECK(!a->train && !a->train_memory && a->load && a->free && a->memory && a->encoder && !a->classify &&
+				  !a->tag, "%s: loads, is not trained, neither classifies nor tags", a->name);
+			continue;
+		}
 
 		CHECK(cai_arch_find(a->task->name, a->name) == a, "%s/%s is found by name", a->task->name, a->name);
 		CHECK(a->load && a->free && a->memory && a->n_labels && a->label, "%s: the common functions", a->name);
@@ -80,7 +88,9 @@ test_registry(void)
 			  "%s: tag functions exactly for taggers", a->name);
 		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
 	}
-	CHECK(n_archs == 4, "four architectures, got %d", n_archs);
+	CHECK(n_archs == 7, "seven architectures, got %d", n_archs);
+	CHECK(cai_arch_find("text_classification", "transformer") != NULL && cai_arch_find("ner", "transformer") != NULL,
+		  "transformer for both tasks");
 	CHECK(cai_arch_find("text_classification", "fast") != NULL && cai_arch_find("text_classification", "accurate") != NULL &&
 		  cai_arch_find("ner", "bilstm_crf") != NULL, "fast, accurate, bilstm_crf");
 	CHECK(cai_arch_find("ner", "fast") == NULL && cai_arch_find("text_classification", "bilstm_crf") == NULL,

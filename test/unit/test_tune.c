@@ -94,6 +94,12 @@ test_default_spaces(void)
 		int			searched = 0;
 		bool		has_arch_option = false;
 
+		if (a->train == NULL)
+		{
+			/* an imported encoder: nothing to tune */
+			t = parse(__LINE__, a->task->name, NULL, CAI_ERR_INVALID, "imported");
+			continue;
+		}
 		for (int k = 0; k < *a->n_options; k++)
 			searched += a->options[k].tune.scale != CAI_TUNE_NONE;
 		snprintf(search, sizeof(search), "{\"architecture\": \"%s\"}", a->name);
