@@ -439,6 +439,11 @@ void		ner_shards_free(NerShards *shards);
  */
 typedef cai_status (*ner_tag_fn) (const void *model, size_t n, const int64_t *offsets, const char *const *tokens,
 								  const size_t *lens, int32_t *pred, float *scores, cai_error *err);
+/* One sentence through a tagger's tag_batch (cai_ner_tag, and the transformer's tag). */
+typedef cai_status (*ner_tag_batch_fn) (const void *model, const cai_ner_data *data, const char **tags_out,
+										float *scores, cai_error *err);
+cai_status	ner_tag_one(ner_tag_batch_fn tag_batch, const void *model, const char *const *tokens, const size_t *lens,
+						size_t n, const char **tags_out, float *scores, cai_error *err);
 cai_status	ner_entities_with(ner_tag_fn tag, const void *model, const char *text, size_t len, size_t max_tokens,
 							  cai_entity **out, size_t *n_out, cai_error *err);
 cai_status	ner_entities_batch_with(ner_tag_fn tag, const void *model, const char *const *texts, const size_t *lens,

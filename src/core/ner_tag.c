@@ -245,7 +245,7 @@ cai_ner_tag_batch(const cai_ner *m, const cai_ner_data *data,
 }
 
 cai_status
-cai_ner_tag(const cai_ner *m, const char *const *tokens, const size_t *lens,
+ner_tag_one(ner_tag_batch_fn tag_batch, const void *m, const char *const *tokens, const size_t *lens,
 			size_t n, const char **tags_out, float *scores, cai_error *err)
 {
 	int64_t		off[2] = {0, (int64_t) n};
@@ -260,7 +260,20 @@ cai_ner_tag(const cai_ner *m, const char *const *tokens, const size_t *lens,
 	d.tokens = tokens;
 	d.token_lens = lens;
 	d.tags = NULL;
-	return cai_ner_tag_batch(m, &d, tags_out, scores, err);
+	return tag_batch(m, &d, tags_out, scores, err);
+}
+
+static cai_status
+ner_tag_batch_fn_of(const void *m, const cai_ner_data *data, const char **tags_out, float *scores, cai_error *err)
+{
+	return cai_ner_tag_batch(m, data, tags_out, scores, err);
+}
+
+cai_status
+cai_ner_tag(const cai_ner *m, const char *const *tokens, const size_t *lens,
+			size_t n, const char **tags_out, float *scores, cai_error *err)
+{
+	return ner_tag_one(ner_tag_batch_fn_of, m, tokens, lens, n, tags_out, scores, err);
 }
 
 /* True for a token after which a sentence ends (. ! ? and CJK forms). */

@@ -897,19 +897,7 @@ cai_status
 cai_tf_tag(const void *impl, const char *const *tokens, const size_t *lens, size_t n, const char **tags_out,
 		   float *scores, cai_error *err)
 {
-	int64_t		off[2] = {0, (int64_t) n};
-	cai_ner_data d;
-
-	if (n == 0)
-		return CAI_OK;
-	if (tokens == NULL || lens == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "tokens and lengths are required");
-	d.n = 1;
-	d.offsets = off;
-	d.tokens = tokens;
-	d.token_lens = lens;
-	d.tags = NULL;
-	return cai_tf_tag_batch(impl, &d, tags_out, scores, err);
+	return ner_tag_one(cai_tf_tag_batch, impl, tokens, lens, n, tags_out, scores, err);
 }
 
 cai_status
