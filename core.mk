@@ -44,7 +44,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_tune
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_tune test_gemm
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -64,8 +64,9 @@ test_textclf_vectors_MODULES = $(test_model_MODULES)
 test_vectors_train_MODULES = common modelutil format tokenize options trainer blas pool vectors vectors_train
 test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 test_safetensors_MODULES = common safetensors
-test_encoder_MODULES = common modelutil blas pool ops safetensors gradcheck encoder tokenize wordpiece wordpiece_train encoder_model
+test_encoder_MODULES = common modelutil blas gemm pool ops safetensors gradcheck encoder tokenize wordpiece wordpiece_train encoder_model
 test_tune_MODULES = $(test_model_MODULES) tune
+test_gemm_MODULES = common blas gemm
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
 fuzz_format_MODULES = common format

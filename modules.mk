@@ -7,7 +7,7 @@
 TEXTCLF_MODULES = textclf textclf_features textclf_tables textclf_fast textclf_fast_train textclf_accurate textclf_accurate_train \
 	textclf_train_common
 NER_MODULES = ner_features ner_params ner_net ner_tag ner_train ner_shards
-CORE_MODULES = common modelutil format tokenize options blas ops optim lstm crf metrics trainer pool gradcheck $(TEXTCLF_MODULES) chunks \
+CORE_MODULES = common modelutil format tokenize options blas ops optim lstm crf metrics trainer pool gemm gradcheck $(TEXTCLF_MODULES) chunks \
 	$(NER_MODULES) model observe tune vectors vectors_train wordpiece wordpiece_train safetensors encoder encoder_model
 
 # The PostgreSQL layer (src/pg), in the extension only.
