@@ -19,7 +19,12 @@
 #include "blas.h"
 #include "cai/ops.h"
 #include "cai/safetensors.h"
+#include "gemm.h"
 #include "modelutil.h"
+
+/* The matrix products on the core's own SGEMM where it wins (gemm.h). */
+#define enc_linear_forward(...) cai_linear_forward_by(cai_sgemm_encoder, __VA_ARGS__)
+#define enc_linear_backward(...) cai_linear_backward_by(cai_sgemm_encoder, __VA_ARGS__)
 
 /* <complex.h>, which cblas.h includes, defines I; here I is the intermediate size */
 #undef I
@@ -1087,7 +1092,7 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
 			float	   *p = la->probs + ((size_t) b * z.NH + h) * z.tt;
 
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
 					  la->k + rows, z.H, 0.0f, p, z.T);
 			for (int i = 0; i < z.T; i++)
 			{
@@ -1117,7 +1122,7 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 		{
 			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
 
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f,
 					  att + ((size_t) b * z.NH + h) * z.tt, z.T, la->v + rows, z.H, 0.0f, la->ctx + rows, z.H);
 		}
 	return CAI_OK;
@@ -1138,10 +1143,10 @@ attention_backward(cai_encoder_acts *a, const enc_layer_acts *la)
 			const float *att = z.drop ? la->att + bh : p;
 
 			/* z.d att = dctx v^z.T; dv += att^z.T dctx */
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
 					  la->v + rows, z.H, 0.0f, a->datt, z.T);
-			cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T, a->dctx + rows, z.H,
-					  1.0f, a->dv + rows, z.H);
+			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T,
+							  a->dctx + rows, z.H, 1.0f, a->dv + rows, z.H);
 			/* through the dropout into z.d probs (dscore holds it for a moment) */
 			memset(a->dscore, 0, z.tt * sizeof(float));
 			cai_dropout_backward(a->dscore, a->datt, z.drop ? la->att_mask + bh : NULL, z.tt, a->p_att, z.drop);
@@ -1158,9 +1163,9 @@ attention_backward(cai_encoder_acts *a, const enc_layer_acts *la)
 					dr[j] = pr[j] * (float) (dr[j] - dot);
 			}
 			/* dq += z.scale ds k; dk += z.scale ds^z.T q */
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
 					  la->k + rows, z.H, 1.0f, a->dq + rows, z.H);
-			cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
+			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
 					  la->q + rows, z.H, 1.0f, a->dk + rows, z.H);
 		}
 }
@@ -1234,20 +1239,20 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 		const cai_encoder_layer *w = &enc->w.layers[l];
 		enc_layer_acts *la = &a->layers[l];
 
-		cai_linear_forward(la->q, x, w->q_w, w->q_b, N, H, H);
-		cai_linear_forward(la->k, x, w->k_w, w->k_b, N, H, H);
-		cai_linear_forward(la->v, x, w->v_w, w->v_b, N, H, H);
+		enc_linear_forward(la->q, x, w->q_w, w->q_b, N, H, H);
+		enc_linear_forward(la->k, x, w->k_w, w->k_b, N, H, H);
+		enc_linear_forward(la->v, x, w->v_w, w->v_b, N, H, H);
 		if ((st = attention_forward(a, la, mask, rng, err)) != CAI_OK)
 			return st;
-		cai_linear_forward(la->ao, la->ctx, w->ao_w, w->ao_b, N, H, H);
+		enc_linear_forward(la->ao, la->ctx, w->ao_w, w->ao_b, N, H, H);
 		if ((st = cai_dropout_forward(la->ao, la->ao_mask, la->ao, NHs, a->p_ao, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
 			la->res1[i] = x[i] + la->ao[i];
 		layernorm_forward(la->h1, la->mean1, la->rstd1, la->res1, w->ln1_g, w->ln1_b, N, H, c->layer_norm_eps);
-		cai_linear_forward(la->ff1, la->h1, w->ff1_w, w->ff1_b, N, H, I);
+		enc_linear_forward(la->ff1, la->h1, w->ff1_w, w->ff1_b, N, H, I);
 		gelu_forward(la->gelu, la->ff1, (size_t) N * I);
-		cai_linear_forward(la->ff2, la->gelu, w->ff2_w, w->ff2_b, N, I, H);
+		enc_linear_forward(la->ff2, la->gelu, w->ff2_w, w->ff2_b, N, I, H);
 		if ((st = cai_dropout_forward(la->ff2, la->ff_mask, la->ff2, NHs, a->p_hidden, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
@@ -1307,23 +1312,23 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 							 la->ff_mask);
 		/* ff2 = gelu(ff1) W2^T + b2, ff1 = h1 W1^T + b1 */
 		memset(a->dgelu, 0, NIs * sizeof(float));
-		cai_linear_backward(a->dgelu, g->ff2_w, g->ff2_b, a->dtmp, la->gelu, w->ff2_w, N, I, H);
+		enc_linear_backward(a->dgelu, g->ff2_w, g->ff2_b, a->dtmp, la->gelu, w->ff2_w, N, I, H);
 		memset(a->dff, 0, NIs * sizeof(float));
 		gelu_backward(a->dff, a->dgelu, la->ff1, NIs);
-		cai_linear_backward(a->dh, g->ff1_w, g->ff1_b, a->dff, la->h1, w->ff1_w, N, H, I);
+		enc_linear_backward(a->dh, g->ff1_w, g->ff1_b, a->dff, la->h1, w->ff1_w, N, H, I);
 		/* h1 = LN1(res1), res1 = x_in + drop(ctx Wo^T + bo) */
 		residual_ln_backward(a, a->p_ao, a->dx, a->dh, g->ln1_g, g->ln1_b, la->res1, la->mean1, la->rstd1, w->ln1_g,
 							 la->ao_mask);
 		memset(a->dctx, 0, NHs * sizeof(float));
-		cai_linear_backward(a->dctx, g->ao_w, g->ao_b, a->dtmp, la->ctx, w->ao_w, N, H, H);
+		enc_linear_backward(a->dctx, g->ao_w, g->ao_b, a->dtmp, la->ctx, w->ao_w, N, H, H);
 		/* attention, then q, k, v = x_in W^T + b */
 		memset(a->dq, 0, NHs * sizeof(float));
 		memset(a->dk, 0, NHs * sizeof(float));
 		memset(a->dv, 0, NHs * sizeof(float));
 		attention_backward(a, la);
-		cai_linear_backward(a->dx, g->q_w, g->q_b, a->dq, x_in, w->q_w, N, H, H);
-		cai_linear_backward(a->dx, g->k_w, g->k_b, a->dk, x_in, w->k_w, N, H, H);
-		cai_linear_backward(a->dx, g->v_w, g->v_b, a->dv, x_in, w->v_w, N, H, H);
+		enc_linear_backward(a->dx, g->q_w, g->q_b, a->dq, x_in, w->q_w, N, H, H);
+		enc_linear_backward(a->dx, g->k_w, g->k_b, a->dk, x_in, w->k_w, N, H, H);
+		enc_linear_backward(a->dx, g->v_w, g->v_b, a->dv, x_in, w->v_w, N, H, H);
 	}
 	/* x0 = drop(LN(emb)), emb = word[ids] + position[t] + token_type[segments] */
 	memset(a->dtmp, 0, NHs * sizeof(float));

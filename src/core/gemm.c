@@ -638,15 +638,37 @@ cai_gemm_run(cai_gemm_isa isa, int threads, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE 
 	return true;
 }
 
+/*
+ * The encoder's rule, from bench/results-gemm.md: the AVX-512 kernel beats
+ * OpenBLAS's Haswell kernels on every encoder shape; the AVX2 kernel only
+ * matches them (the same FMA width), so AVX2 CPUs keep OpenBLAS.  Products
+ * under THREADS_MIN multiply-adds (an attention head's, 128 x 128 x 64) run
+ * on one thread: waking a helper costs more than it saves.
+ */
+#define THREADS_MIN (1 << 23)
+
+static cai_gemm_isa encoder_isa = (cai_gemm_isa) -1;	/* -1: this CPU's, if AVX-512 */
+
+void
+cai_gemm_encoder_use(cai_gemm_isa isa)
+{
+	encoder_isa = isa;
+}
+
 void
 cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
 				  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
 				  float *C, int ldc)
 {
-	const cai_gemm_isa isa = cai_gemm_cpu_isa();
+	cai_gemm_isa isa = encoder_isa;
+	int			threads = cai_blas_get_threads();
 
-	if (order == CblasRowMajor && isa == CAI_GEMM_AVX512 &&
-		cai_gemm_run(isa, cai_blas_get_threads(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+	if ((int) isa < 0)
+		isa = cai_gemm_cpu_isa() == CAI_GEMM_AVX512 ? CAI_GEMM_AVX512 : CAI_GEMM_BLAS;
+	if ((double) M * N * K < THREADS_MIN)
+		threads = 1;
+	if (order == CblasRowMajor && isa != CAI_GEMM_BLAS &&
+		cai_gemm_run(isa, threads, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
 		return;
 	cai_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -49,6 +49,13 @@ void		cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE t
 							  float *C, int ldc);
 
 /*
+ * The kernel cai_sgemm_encoder uses from now on (bench tools comparing it
+ * with OpenBLAS; not thread-safe): CAI_GEMM_BLAS is OpenBLAS, a kernel this
+ * CPU lacks is OpenBLAS too, (cai_gemm_isa) -1 the rule above (the default).
+ */
+void		cai_gemm_encoder_use(cai_gemm_isa isa);
+
+/*
  * The product (row-major) with kernel isa on threads threads, whatever the
  * shape (tests and bench/gemm.c).  Returns false, touching nothing, if this
  * CPU cannot run isa; CAI_GEMM_BLAS is cai_sgemm.  Never fails otherwise
