@@ -165,39 +165,45 @@ estimate_ghz(void)
 }
 
 /*
- * Single-thread FMA throughput in GFLOP/s: 10 independent chains of 256-bit
- * vfmadd231ps (8 lanes x 2 flops each), best of several runs; 0 if not built
- * for AVX2+FMA.  Confirms the 32 flops/cycle assumption.
+ * Single-thread FMA throughput in GFLOP/s: 10 independent chains of
+ * vfmadd231ps on registers of 256 (ymm) or 512 bits (zmm: 16 lanes x 2
+ * flops each), best of several runs; 0 if this CPU lacks the instructions.
+ * Checks the flops/cycle assumptions of the peak rows.
  */
-static double
-fma_loop_gflops(void)
-{
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
-	double		best = 0;
+#define FMA_CHAINS(R) ".rept 10\n\t" \
+	"vfmadd231ps %%" R "1, %%" R "2, %%" R "3\n\tvfmadd231ps %%" R "1, %%" R "2, %%" R "4\n\t" \
+	"vfmadd231ps %%" R "1, %%" R "2, %%" R "5\n\tvfmadd231ps %%" R "1, %%" R "2, %%" R "6\n\t" \
+	"vfmadd231ps %%" R "1, %%" R "2, %%" R "7\n\tvfmadd231ps %%" R "1, %%" R "2, %%" R "8\n\t" \
+	"vfmadd231ps %%" R "1, %%" R "2, %%" R "9\n\tvfmadd231ps %%" R "1, %%" R "2, %%" R "10\n\t" \
+	"vfmadd231ps %%" R "1, %%" R "2, %%" R "11\n\tvfmadd231ps %%" R "1, %%" R "2, %%" R "12\n\t.endr"
 
+static double
+fma_loop_gflops(int zmm)
+{
+#if defined(__x86_64__)
+	double		best = 0;
+	const double lanes = zmm ? 16 : 8;
+
+	__builtin_cpu_init();
+	if (zmm ? !__builtin_cpu_supports("avx512f") : !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+		return 0;
 	for (int r = 0; r < 10; r++)
 	{
 		const long	iters = 5000000;
 		double		t = now_sec();
 
 		for (long i = 0; i < iters; i++)
-			__asm__ volatile(".rept 10\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm3\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm4\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm6\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm7\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm8\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm10\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm11\n\t"
-							 "vfmadd231ps %%ymm1, %%ymm2, %%ymm12\n\t"
-							 ".endr"
-							 :::"xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-							 "xmm9", "xmm10", "xmm11", "xmm12");
+		{
+			if (zmm)
+				__asm__ volatile(FMA_CHAINS("zmm"):::"xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+								 "xmm9", "xmm10", "xmm11", "xmm12");
+			else
+				__asm__ volatile(FMA_CHAINS("ymm"):::"xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+								 "xmm9", "xmm10", "xmm11", "xmm12");
+		}
 		t = now_sec() - t;
-		if (iters * 100 * 16.0 / t * 1e-9 > best)
-			best = iters * 100 * 16.0 / t * 1e-9;
+		if (iters * 100 * lanes * 2 / t * 1e-9 > best)
+			best = iters * 100 * lanes * 2 / t * 1e-9;
 	}
 	__asm__ volatile("vzeroupper");
 	return best;
@@ -274,7 +280,8 @@ main(int argc, char **argv)
 	double		peak[N_CONFIGS] = {0};
 	double		peak_best[N_CONFIGS] = {0};
 	double		ghz = estimate_ghz();
-	double		fma = fma_loop_gflops();
+	double		fma = fma_loop_gflops(0);
+	double		fma512 = fma_loop_gflops(1);
 	double		lo[2] = {1e9, 1e9};
 	double		geo[2] = {0, 0};
 	int			n_enc = 0;
@@ -348,7 +355,7 @@ main(int argc, char **argv)
 			   exp(geo[0] / n_enc), lo[0], exp(geo[1] / n_enc), lo[1]);
 	printf("CORE_ISA %s\n", cai_gemm_isa_name(cpu));
 	printf("CLOCK_GHZ %.2f\n", ghz);
-	printf("FMA_LOOP_1T %.1f\n", fma);
+	printf("FMA_LOOP_1T %.1f\nFMA512_LOOP_1T %.1f\n", fma, fma512);
 	printf("OPENBLAS_CONFIG %s (core %s)\n", openblas_get_config(), openblas_get_corename());
 	return 0;
 }
