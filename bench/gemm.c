@@ -1,18 +1,21 @@
 /*
- * gemm.c: micro-benchmark of cblas_sgemm (row-major, float32) for the matrix
- * shapes cai_synergy's models use, with 1 and 2 OpenBLAS threads.
+ * gemm.c: micro-benchmark of cblas_sgemm (row-major, float32) and of the
+ * core's own SGEMM (src/core/gemm.h) for the matrix shapes cai_synergy's
+ * models use, with 1 and 2 threads (the core's kernel with the threads the
+ * encoder gives the shape: one for products under 2^23 multiply-adds).
  *
- *   make -f core.mk bench && build/bench/gemm [--quick]
+ *   make -f core.mk bench && build/bench/gemm [--quick] [--encoder]
  *
- * For each shape and thread count: calibrate an inner loop to at least
- * ~20 ms (5 ms with --quick), take 15 (3) such samples and report the median
- * and the best GFLOP/s (2*M*N*K flops per call) and the median time per
- * call.  The best sample is the better estimate of what the hardware can do
- * on a machine shared with other jobs; the median is what a job saw.
+ * For each shape and kernel (OpenBLAS 1T, core 1T, OpenBLAS 2T, core 2T,
+ * core AVX2 1T on an AVX-512 CPU): calibrate an inner loop to at least
+ * ~20 ms (5 ms with --quick), then take 11 (3) samples of every kernel in
+ * turn, so that the kernels see the same load on a shared machine, and
+ * report the median GFLOP/s (2*M*N*K flops per call) and the ratios core /
+ * OpenBLAS.  --encoder: the encoder's shapes only.
  *
  * Also estimates the effective core clock with a chain of dependent integer
  * adds (1 cycle each), since VMs report only the nominal clock, and measures
- * the single-thread throughput of a loop of independent 256-bit FMAs.
+ * the single-thread throughput of loops of independent 256- and 512-bit FMAs.
  *
  * Prints a markdown table and KEY value lines on stdout; bench/gemm.sh wraps
  * them into bench/results-gemm.md.
@@ -137,7 +140,8 @@ run_gemm(const shape *s, const config *c, const float *a, const float *b, float 
 	if (c->isa == CAI_GEMM_BLAS)
 		cblas_sgemm(CblasRowMajor, ta, tb, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, out, s->n);
 	else
-		cai_gemm_run(c->isa, c->threads, ta, tb, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, out, s->n);
+		cai_gemm_run(c->isa, cai_gemm_threads_for(s->m, s->n, s->k, c->threads), ta, tb, s->m, s->n, s->k, 1.0f,
+					 a, lda, b, ldb, 0.0f, out, s->n);
 }
 
 /* Effective clock in GHz: best of several runs of 10^8 dependent adds; 0 if unknown. */

@@ -649,6 +649,12 @@ cai_gemm_run(cai_gemm_isa isa, int threads, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE 
 
 static cai_gemm_isa encoder_isa = (cai_gemm_isa) -1;	/* -1: this CPU's, if AVX-512 */
 
+int
+cai_gemm_threads_for(int M, int N, int K, int threads)
+{
+	return (double) M * N * K < THREADS_MIN ? 1 : threads;
+}
+
 void
 cai_gemm_encoder_use(cai_gemm_isa isa)
 {
@@ -661,12 +667,10 @@ cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int
 				  float *C, int ldc)
 {
 	cai_gemm_isa isa = encoder_isa;
-	int			threads = cai_blas_get_threads();
+	const int	threads = cai_gemm_threads_for(M, N, K, cai_blas_get_threads());
 
 	if ((int) isa < 0)
 		isa = cai_gemm_cpu_isa() == CAI_GEMM_AVX512 ? CAI_GEMM_AVX512 : CAI_GEMM_BLAS;
-	if ((double) M * N * K < THREADS_MIN)
-		threads = 1;
 	if (order == CblasRowMajor && isa != CAI_GEMM_BLAS &&
 		cai_gemm_run(isa, threads, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
 		return;

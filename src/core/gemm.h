@@ -48,6 +48,9 @@ void		cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE t
 							  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
 							  float *C, int ldc);
 
+/* The threads cai_sgemm_encoder gives an M x N x K product out of threads: 1 for small ones. */
+int			cai_gemm_threads_for(int M, int N, int K, int threads);
+
 /*
  * The kernel cai_sgemm_encoder uses from now on (bench tools comparing it
  * with OpenBLAS; not thread-safe): CAI_GEMM_BLAS is OpenBLAS, a kernel this
