@@ -1030,12 +1030,12 @@ layernorm_backward(float *dx, float *dg, float *db, const float *dout, const flo
 #define INV_SQRT2PI	0.39894228040143267794
 
 /*
- * The GELU loops are vectorized (vectorize.h), so they cannot call libm:
+ * The GELU and softmax loops are vectorized (vectorize.h), so they cannot call libm:
  * they evaluate e^x and Phi(x) by branch-free approximations, in double so
  * that the only rounding of any weight is the final one to float (the
  * gradient checks take finite differences of the forward pass: it must be
  * as smooth as with libm's erf).  GCC if-converts their clamps and
- * selects only without -ftrapping-math (GELU_KERNEL: exceptions flags are
+ * selects only without -ftrapping-math (MATH_KERNEL: exceptions flags are
  * not looked at; values and NaNs are unchanged).
  *
  * e^x: x clamped to [-700, 700], x = n ln 2 + r with |r| <= ln 2 / 2, e^r
@@ -1044,15 +1044,15 @@ layernorm_backward(float *dx, float *dg, float *db, const float *dout, const flo
  */
 #if defined(__GNUC__) && !defined(__clang__)
 /* CAI_VECTORIZE's options and one more (a second optimize attribute would replace the first) */
-#define GELU_OPT __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off", \
+#define MATH_OPT __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off", \
 										 "no-trapping-math")))
 #else
-#define GELU_OPT
+#define MATH_OPT
 #endif
-#define GELU_KERNEL CAI_KERNEL GELU_OPT
-#define GELU_INLINE static inline __attribute__((always_inline)) GELU_OPT
+#define MATH_KERNEL CAI_KERNEL MATH_OPT
+#define MATH_INLINE static inline __attribute__((always_inline)) MATH_OPT
 
-GELU_INLINE double
+MATH_INLINE double
 exp_approx(double x)
 {
 	double		n;
@@ -1094,7 +1094,7 @@ exp_approx(double x)
  * erfc(z) ~ q, so Phi = q / 2 below 0 (no cancellation in the left tail)
  * and 1 - q / 2 above.
  */
-GELU_INLINE double
+MATH_INLINE double
 phi_approx(double x)
 {
 	const double z = fabs(x) * INV_SQRT2;
@@ -1111,7 +1111,7 @@ phi_approx(double x)
 }
 
 /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), BERT's exact form. */
-GELU_KERNEL static void
+MATH_KERNEL static void
 gelu_forward(float *out, const float *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1119,7 +1119,7 @@ gelu_forward(float *out, const float *x, size_t n)
 }
 
 /* dx += dout * (Phi(x) + x phi(x)); takes the input x. */
-GELU_KERNEL static void
+MATH_KERNEL static void
 gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1129,6 +1129,47 @@ gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 
 		dx[i] += (float) (dout[i] * d);
 	}
+}
+
+/* p[j] = e^(p[j] - mx) where mask[j] (everywhere if mask is NULL), else 0. */
+MATH_KERNEL static void
+softmax_exp(float *p, const uint8_t *mask, int n, float mx)
+{
+	if (mask == NULL)
+		for (int j = 0; j < n; j++)
+			p[j] = (float) exp_approx((double) (p[j] - mx));
+	else
+		for (int j = 0; j < n; j++)
+			p[j] = mask[j] ? (float) exp_approx((double) (p[j] - mx)) : 0.0f;
+}
+
+/* p[j] /= sum (sum > 0). */
+MATH_KERNEL static void
+softmax_div(float *p, int n, double sum)
+{
+	for (int j = 0; j < n; j++)
+		p[j] = (float) (p[j] / sum);
+}
+
+/* One row of attention scores (n) into probabilities over the positions mask keeps (all 0 if none). */
+static void
+softmax_row(float *p, const uint8_t *mask, int n)
+{
+	float		mx = -INFINITY;
+	double		sum = 0.0;
+
+	for (int j = 0; j < n; j++)
+		if ((mask == NULL || mask[j]) && p[j] > mx)
+			mx = p[j];
+	if (mx == -INFINITY)
+	{
+		memset(p, 0, (size_t) n * sizeof(float));
+		return;
+	}
+	softmax_exp(p, mask, n, mx);
+	for (int j = 0; j < n; j++)
+		sum += p[j];
+	softmax_div(p, n, sum);
 }
 
 /* The shape of the attention of a batch: B sequences of T, NH heads of d = H / NH. */
@@ -1177,22 +1218,7 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
 					  la->k + rows, z.H, 0.0f, p, z.T);
 			for (int i = 0; i < z.T; i++)
-			{
-				float	   *pr = p + (size_t) i * z.T;
-				float		mx = -INFINITY;
-				double		sum = 0.0;
-
-				for (int j = 0; j < z.T; j++)
-					if ((mb == NULL || mb[j]) && pr[j] > mx)
-						mx = pr[j];
-				for (int j = 0; j < z.T; j++)
-				{
-					pr[j] = (mb == NULL || mb[j]) ? expf(pr[j] - mx) : 0.0f;
-					sum += pr[j];
-				}
-				for (int j = 0; j < z.T; j++)
-					pr[j] = sum > 0.0 ? (float) (pr[j] / sum) : 0.0f;
-			}
+				softmax_row(p + (size_t) i * z.T, mb, z.T);
 		}
 	}
 	if (z.drop &&
