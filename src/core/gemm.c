@@ -482,8 +482,9 @@ static pthread_mutex_t helper_busy = PTHREAD_MUTEX_INITIALIZER;	/* one threaded 
 static pthread_mutex_t helper_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t helper_go = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t helper_done = PTHREAD_COND_INITIALIZER;
-static int	helpers;			/* started helper threads (under helper_mu or helper_busy) */
+static int	helpers;			/* started helper threads (under helper_busy) */
 static uint64_t helper_gen;
+static uint64_t helper_first_gen[MAX_THREADS];	/* helper t waits for jobs after this generation */
 static int	helper_pending;
 static gemm_job *helper_job;
 
@@ -491,7 +492,7 @@ static void *
 helper_main(void *arg)
 {
 	const int	t = (int) (intptr_t) arg;
-	uint64_t	seen = 0;
+	uint64_t	seen = helper_first_gen[t];	/* the jobs before it started are not its own */
 
 	cai_pool_thread_enter();
 	for (;;)
@@ -533,6 +534,10 @@ helpers_start(int want)
 	while (helpers < want)
 	{
 		pthread_t	th;
+
+		pthread_mutex_lock(&helper_mu);
+		helper_first_gen[helpers + 1] = helper_gen;
+		pthread_mutex_unlock(&helper_mu);
 
 		if (pthread_create(&th, NULL, helper_main, (void *) (intptr_t) (helpers + 1)) != 0)
 			break;
