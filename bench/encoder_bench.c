@@ -1,17 +1,26 @@
 /*
- * encoder_bench.c: time the encoder's forward pass (inference) and forward +
- * backward pass (training, dropout on) on a randomly initialised encoder.
+ * encoder_bench.c: time the encoder's forward pass (inference) and one
+ * training step (forward and backward with dropout on, then AdamW over the
+ * whole parameter slab) on a randomly initialised encoder, with the matrix
+ * products on OpenBLAS and on the core's own SGEMM (src/core/gemm.h),
+ * interleaved: each repetition runs both.
  *
  *   build/bench/encoder_bench [H L heads I B T threads reps]
  *
  * Defaults: BERT-base's shape (768 12 12 3072), B = 8, T = 128, 1 BLAS
- * thread, 3 repetitions; prints the memory estimate and the median times.
+ * thread, 3 repetitions; prints the memory estimate, the median times of
+ * each kernel and, for bench/transformer.sh, lines
+ * "RESULT kernel forward_s train_s" (medians).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_util.h"
 #include "cai/encoder.h"
+#include "cai/optim.h"
+#include "../src/core/gemm.h"
+
+#define N_KERNELS 2
 
 int
 main(int argc, char **argv)
@@ -34,8 +43,14 @@ main(int argc, char **argv)
 	int32_t    *ids;
 	uint8_t    *mask;
 	float	   *dout;
-	double	   *tf;
-	double	   *tb;
+	double	   *tf[N_KERNELS];
+	double	   *tb[N_KERNELS];
+	cai_gemm_isa kernels[N_KERNELS] = {CAI_GEMM_BLAS, cai_gemm_cpu_isa()};
+	int			n_kernels = cai_gemm_cpu_isa() == CAI_GEMM_AVX512 ? 2 : 1;
+	const cai_optim_config adamw = cai_optim_defaults(CAI_OPTIM_ADAMW);
+	float	   *m;
+	float	   *v;
+	int64_t		step = 0;
 	size_t		bytes_inf = 0;
 	size_t		bytes_train = 0;
 
@@ -72,8 +87,18 @@ main(int argc, char **argv)
 	ids = malloc(sizeof(int32_t) * B * T);
 	mask = malloc((size_t) B * T);
 	dout = malloc(sizeof(float) * B * T * cfg.hidden_size);
-	tf = malloc(sizeof(double) * reps);
-	tb = malloc(sizeof(double) * reps);
+	m = calloc(enc->n_params, sizeof(float));
+	v = calloc(enc->n_params, sizeof(float));
+	for (int q = 0; q < N_KERNELS; q++)
+	{
+		tf[q] = malloc(sizeof(double) * reps);
+		tb[q] = malloc(sizeof(double) * reps);
+	}
+	if (m == NULL || v == NULL)
+	{
+		fprintf(stderr, "encoder_bench: out of memory for the AdamW moments\n");
+		return 1;
+	}
 	for (int r = 0; r < B * T; r++)
 	{
 		ids[r] = (int32_t) cai_rng_below(&rng, (uint32_t) cfg.vocab_size);
@@ -82,37 +107,57 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < (size_t) B * T * cfg.hidden_size; i++)
 		dout[i] = cai_rng_normal(&rng) * 1e-3f;
 	for (int k = 0; k < reps; k++)
-	{
-		double		t0 = now();
+		for (int q = 0; q < n_kernels; q++)
+		{
+			double		t0;
 
-		if (cai_encoder_forward(enc, inf, ids, NULL, mask, false, NULL, &err) != CAI_OK)
-			break;
-		tf[k] = now() - t0;
-		t0 = now();
-		if (cai_encoder_forward(enc, train, ids, NULL, mask, true, &rng, &err) != CAI_OK ||
-			cai_encoder_backward(enc, train, grads, dout, ids, NULL, mask, &err) != CAI_OK)
-			break;
-		tb[k] = now() - t0;
-	}
+			cai_gemm_encoder_use(kernels[q]);
+			t0 = now();
+			if (cai_encoder_forward(enc, inf, ids, NULL, mask, false, NULL, &err) != CAI_OK)
+				break;
+			tf[q][k] = now() - t0;
+			t0 = now();
+			cai_encoder_grads_zero(grads);
+			if (cai_encoder_forward(enc, train, ids, NULL, mask, true, &rng, &err) != CAI_OK ||
+				cai_encoder_backward(enc, train, grads, dout, ids, NULL, mask, &err) != CAI_OK)
+				break;
+			cai_optim_step(&adamw, 1e-5f, ++step, enc->params, grads->data, m, v, enc->n_params);
+			tb[q][k] = now() - t0;
+		}
 	if (err.status != CAI_OK)
 	{
 		fprintf(stderr, "encoder_bench: %s\n", err.msg);
 		return 1;
 	}
-	qsort(tf, (size_t) reps, sizeof(double), cmp_double);
-	qsort(tb, (size_t) reps, sizeof(double), cmp_double);
 	printf("encoder H=%d L=%d heads=%d I=%d, batch %d x %d, %d BLAS thread(s): %zu parameters\n",
 		   cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size, B, T, threads,
 		   enc->n_params);
 	printf("memory estimate: inference %.1f MB, training %.1f MB\n", bytes_inf / 1048576.0, bytes_train / 1048576.0);
-	printf("forward (inference): %.3f s median of %d (%.0f tokens/s)\n", tf[reps / 2], reps, B * T / tf[reps / 2]);
-	printf("forward + backward (training): %.3f s median of %d (%.0f tokens/s)\n", tb[reps / 2], reps,
-		   B * T / tb[reps / 2]);
+	for (int q = 0; q < n_kernels; q++)
+	{
+		const char *name = cai_gemm_isa_name(kernels[q]);
+
+		qsort(tf[q], (size_t) reps, sizeof(double), cmp_double);
+		qsort(tb[q], (size_t) reps, sizeof(double), cmp_double);
+		printf("%s: forward (inference): %.3f s median of %d (%.2f sequences/s)\n", name, tf[q][reps / 2], reps,
+			   B / tf[q][reps / 2]);
+		printf("%s: training step (forward + backward + AdamW): %.3f s median of %d (%.2f sequences/s)\n", name,
+			   tb[q][reps / 2], reps, B / tb[q][reps / 2]);
+		printf("RESULT %s %.4f %.4f\n", name, tf[q][reps / 2], tb[q][reps / 2]);
+	}
+	if (n_kernels == 2)
+		printf("core / OpenBLAS speed: forward %.2fx, training step %.2fx\n", tf[0][reps / 2] / tf[1][reps / 2],
+			   tb[0][reps / 2] / tb[1][reps / 2]);
 	free(ids);
 	free(mask);
 	free(dout);
-	free(tf);
-	free(tb);
+	for (int q = 0; q < N_KERNELS; q++)
+	{
+		free(tf[q]);
+		free(tb[q]);
+	}
+	free(m);
+	free(v);
 	cai_encoder_acts_free(inf);
 	cai_encoder_acts_free(train);
 	cai_encoder_grads_free(grads);

@@ -1,96 +1,128 @@
-#!/usr/bin/env bash
+#!/bin/sh
+# transformer.sh: the core's encoder (bench/encoder_bench.c: matrix products on
+# OpenBLAS and on the core's own SGEMM) against PyTorch
+# (bench/peers/transformer_torch.py, Debian's python3-torch) on the same random
+# BERT shapes, side by side in one run, and write bench/results-transformer.md.
 #
-# transformer.sh -- what fine-tuning the "transformer" architecture costs on this machine, through
-# the cai command:
+#   sh bench/transformer.sh                 # 3 rounds, 2 threads, the three shapes
+#   ROUNDS=1 REPS=1 SHAPES=tiny sh bench/transformer.sh   # a smoke run
 #
-#   1. a random encoder (bench/make_encoder: BENCH_LAYERS [2] layers, hidden BENCH_HIDDEN [128],
-#      2 heads, intermediate 4 x hidden, 128 positions, an 8,000-piece WordPiece vocabulary learned
-#      from SST-2 train.tsv); no pretrained checkpoint is at hand, so the accuracy below is that of
-#      an encoder that knows nothing yet: the figures are costs, not quality
-#   2. `cai train sentiment` with --encoder on the first BENCH_ROWS [2000] rows of SST-2 train.tsv,
-#      {"architecture": "transformer", "epochs": 3, "max_length": 64, "learning_rate": 5e-4} with
-#      threads 2 and threads 1, BENCH_REPEATS [3] interleaved rounds: median wall time and peak RSS,
-#      then the dev accuracy of the last model (cai evaluate)
-#   3. for scale, the accurate architecture (its defaults, threads 2) on the same rows, once
-#
-# Writes BENCH_OUT (bench/results-transformer.md).
-#
-# Environment: CAI_DATA_DIR [../shared/data], BUILD [build-bench-transformer], BENCH_ROWS [2000],
-#              BENCH_REPEATS [3], BENCH_LAYERS [2], BENCH_HIDDEN [128], BENCH_OUT, TMPDIR
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-REPO=$(pwd)
-BUILD=${BUILD:-build-bench-transformer}
-ROWS=${BENCH_ROWS:-2000}
-REPEATS=${BENCH_REPEATS:-3}
-LAYERS=${BENCH_LAYERS:-2}
-HIDDEN=${BENCH_HIDDEN:-128}
-OUT=${BENCH_OUT:-bench/results-transformer.md}
-DATA=${CAI_DATA_DIR:-../shared/data}
-case "$DATA" in /*) ;; *) DATA="$REPO/$DATA" ;; esac
-SST="$DATA/sentiment/sst2"
-for f in train.tsv dev.tsv; do [ -f "$SST/$f" ] || { echo "missing $SST/$f" >&2; exit 1; }; done
-T=$(mktemp -d "${TMPDIR:-/tmp}/cai-bench-transformer.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# Each round runs, for every shape, encoder_bench (REPS repetitions, each
+# OpenBLAS then the core's kernel), then torch with 1 torch thread and
+# OPENBLAS_NUM_THREADS=THREADS (issue 13: its best setting here), then torch
+# with THREADS torch threads and OPENBLAS_NUM_THREADS=1; the rounds interleave
+# the programs, so they see the same load.  Figures are medians over rounds of
+# each program's median; ratios compare the core with torch's better setting.
+# Leaves OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the environment sets them.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-2}
+THREADS=${THREADS:-2}
+SHAPES=${SHAPES:-"bert small tiny"}
+PY=${PY:-/usr/bin/python3}
+OUT=${OUT:-bench/results-transformer.md}
 
-make -s -f core.mk BUILD="$BUILD" POOL_GUARD= cli "$BUILD/bench/make_encoder" > /dev/null
-CAI="$REPO/$BUILD/cai"
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-
-"$REPO/$BUILD/bench/make_encoder" "$SST/train.tsv" "$T/enc.cai" "$LAYERS" "$HIDDEN" 2 $((4 * HIDDEN)) 128 8000 42 \
-	> "$T/enc.txt"
-head -n $((ROWS + 1)) "$SST/train.tsv" > "$T/train.tsv"
-OPTS='"architecture": "transformer", "epochs": 3, "max_length": 64, "learning_rate": 5e-4'
-
-# one run: wall seconds and peak RSS (MB) on stdout
-run() {
-	/usr/bin/time -f '%e %M' -o "$T/time" "$CAI" train sentiment "$T/train.tsv" -o "$T/$1.cai" -q "${@:2}" \
-		> "$T/$1.metrics"
-	awk '{ printf "%s %.0f\n", $1, $2 / 1024 }' "$T/time"
+# name: layers hidden heads intermediate batch sequence
+shape_args() {
+	case $1 in
+		bert) echo "12 768 12 3072 8 128" ;;
+		small) echo "4 256 4 1024 8 128" ;;
+		tiny) echo "2 128 2 512 8 128" ;;
+		*) echo "unknown shape $1" >&2; exit 1 ;;
+	esac
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-: > "$T/t2"
-: > "$T/t1"
-for r in $(seq "$REPEATS"); do
-	run tf2 --encoder "$T/enc.cai" --options "{$OPTS, \"threads\": 2}" >> "$T/t2"
-	run tf1 --encoder "$T/enc.cai" --options "{$OPTS, \"threads\": 1}" >> "$T/t1"
-	echo "round $r: threads 2 $(tail -1 "$T/t2"), threads 1 $(tail -1 "$T/t1")" >&2
+"$PY" -c 'import torch' 2>/dev/null || { echo "transformer.sh: $PY has no torch (apt-get install python3-torch)" >&2; exit 1; }
+make -s -f core.mk BUILD="$BUILD" "$BUILD/bench/encoder_bench"
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for round in $(seq "$ROUNDS"); do
+	for s in $SHAPES; do
+		set -- $(shape_args "$s")
+		L=$1 H=$2 NH=$3 I=$4 B=$5 T=$6
+		echo "round $round: $s: encoder_bench" >&2
+		"$BUILD/bench/encoder_bench" "$H" "$L" "$NH" "$I" "$B" "$T" "$THREADS" "$REPS" |
+			awk -v s="$s" '$1 == "RESULT" { print s, $2, $3, $4 }' >> "$raw"
+		echo "round $round: $s: torch, 1 torch thread, OPENBLAS_NUM_THREADS=$THREADS" >&2
+		OPENBLAS_NUM_THREADS=$THREADS "$PY" bench/peers/transformer_torch.py --layers "$L" --hidden "$H" \
+			--heads "$NH" --inter "$I" --batch "$B" --seq "$T" --threads 1 --reps "$REPS" |
+			awk -v s="$s" '$1 == "RESULT" { print s, "torch_1t", $3, $4 }' >> "$raw"
+		echo "round $round: $s: torch, $THREADS torch threads, OPENBLAS_NUM_THREADS=1" >&2
+		OPENBLAS_NUM_THREADS=1 "$PY" bench/peers/transformer_torch.py --layers "$L" --hidden "$H" \
+			--heads "$NH" --inter "$I" --batch "$B" --seq "$T" --threads "$THREADS" --reps "$REPS" |
+			awk -v s="$s" '$1 == "RESULT" { print s, "torch_nt", $3, $4 }' >> "$raw"
+	done
 done
-t2=$(cut -d' ' -f1 "$T/t2" | median)
-t1=$(cut -d' ' -f1 "$T/t1" | median)
-m2=$(cut -d' ' -f2 "$T/t2" | median)
-m1=$(cut -d' ' -f2 "$T/t1" | median)
-acc() { "$CAI" evaluate "$1" "$SST/dev.tsv" | sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p'; }
-a2=$(acc "$T/tf2.cai")
-a1=$(acc "$T/tf1.cai")
-acc_run=$(run acc --options '{"architecture": "accurate", "threads": 2}')
-aa=$(acc "$T/acc.cai")
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-ratio=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", a / b }')
 
+# median over rounds of one program's seconds: med shape kernel column(3 forward, 4 training)
+med() {
+	awk -v s="$1" -v k="$2" -v c="$3" '$1 == s && $2 == k { print $c }' "$raw" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+sps() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.2f", b / t }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }	# speed of the first against the second
+best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
+
+core=$(awk '$2 != "openblas" && $2 !~ /^torch/ { print $2; exit }' "$raw")
+torchv=$("$PY" -c 'import torch; print(torch.__version__)')
+model=$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)
 {
-	echo "# Fine-tuning the transformer architecture (bench/transformer.sh)"
+	echo "# Transformer encoder: the core against PyTorch"
 	echo
-	echo "Command: \`BENCH_ROWS=$ROWS BENCH_REPEATS=$REPEATS BENCH_LAYERS=$LAYERS BENCH_HIDDEN=$HIDDEN bench/transformer.sh\`"
-	echo "at $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared with other"
-	echo "sessions (load average before: $load_before; after: $load_after)."
+	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') at $(git rev-parse --short HEAD) by:"
 	echo
-	echo "$(cat "$T/enc.txt") -- random weights: no pretrained checkpoint is available offline, so"
-	echo "these are costs; the accuracy is that of an encoder that has learned nothing before."
+	echo "    ROUNDS=$ROUNDS REPS=$REPS THREADS=$THREADS SHAPES=\"$SHAPES\" sh bench/transformer.sh"
 	echo
-	echo "Training: the first $ROWS rows of SST-2 train.tsv (10% held out for validation), options"
-	echo "\`{$OPTS}\`, through \`cai train sentiment ... --encoder enc.cai\`; medians of $REPEATS interleaved rounds."
+	echo "- CPU: $model, $(nproc) vCPUs; load average (1/5/15 min) before: $load_before, after: $load_after"
+	echo "  (the 2 vCPUs are shared with other jobs: the figures move from run to run, the ratios less)"
+	echo "- random weights (std 0.02), batch of B sequences of T tokens with a few padded positions each;"
+	echo "  forward = inference (no dropout, no gradients); training step = forward with dropout 0.1,"
+	echo "  backward of sum(out * dout) for a random dout, AdamW (lr 1e-5, weight decay 0.01) over every"
+	echo "  parameter (the core: cai_optim_step over the parameter slab; torch: torch.optim.AdamW)"
+	echo "- the core: build/bench/encoder_bench with $THREADS threads (cai_blas_set_threads), its matrix products"
+	echo "  on OpenBLAS (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}) and on the core's SGEMM ($core, src/core/gemm.h),"
+	echo "  interleaved repetition by repetition; PyTorch $torchv (Debian python3-torch) with"
+	echo "  torch.set_num_threads(1) and OPENBLAS_NUM_THREADS=$THREADS, and with $THREADS torch threads and"
+	echo "  OPENBLAS_NUM_THREADS=1; each program's median of $REPS repetitions, then the median of $ROUNDS rounds"
 	echo
-	echo "| run | wall time (s, median) | peak RSS (MB, median) | SST-2 dev accuracy |"
-	echo "|---|---|---|---|"
-	echo "| transformer, threads 2 | $t2 | $m2 | $a2 |"
-	echo "| transformer, threads 1 | $t1 | $m1 | $a1 |"
-	echo "| accurate (defaults), threads 2, once | $(echo "$acc_run" | cut -d' ' -f1) | $(echo "$acc_run" | cut -d' ' -f2) | $aa |"
+	echo "## Targets (issue 13): forward at least 1.5x PyTorch's best setting, training step at least 1.2x"
 	echo
-	echo "threads 1 / threads 2 wall time: $ratio.  Rounds (seconds, MB):"
+	echo "| shape | forward: core / best torch | training step: core / best torch | forward: core / OpenBLAS | training: core / OpenBLAS |"
+	echo "|---|---:|---:|---:|---:|"
+	for s in $SHAPES; do
+		cf=$(med "$s" "$core" 3); ct=$(med "$s" "$core" 4)
+		of=$(med "$s" openblas 3); ot=$(med "$s" openblas 4)
+		tf=$(best "$(med "$s" torch_1t 3)" "$(med "$s" torch_nt 3)")
+		tt=$(best "$(med "$s" torch_1t 4)" "$(med "$s" torch_nt 4)")
+		echo "| $s | **$(ratio "$cf" "$tf")** | **$(ratio "$ct" "$tt")** | $(ratio "$cf" "$of") | $(ratio "$ct" "$ot") |"
+	done
 	echo
-	echo "- threads 2: $(tr '\n' ';' < "$T/t2")"
-	echo "- threads 1: $(tr '\n' ';' < "$T/t1")"
+	echo "## Sequences per second"
+	echo
+	echo "| shape (layers x hidden, heads, intermediate, B x T) | program | forward seq/s | training step seq/s |"
+	echo "|---|---|---:|---:|"
+	for s in $SHAPES; do
+		set -- $(shape_args "$s")
+		desc="$s ($1 x $2, $3 heads, $4, $5 x $6)"
+		for k in "$core" openblas torch_1t torch_nt; do
+			case $k in
+				openblas) name="the core, OpenBLAS products" ;;
+				torch_1t) name="PyTorch, 1 torch thread, OPENBLAS_NUM_THREADS=$THREADS" ;;
+				torch_nt) name="PyTorch, $THREADS torch threads, OPENBLAS_NUM_THREADS=1" ;;
+				*) name="**the core, its own SGEMM ($k)**" ;;
+			esac
+			echo "| $desc | $name | $(sps "$5" "$(med "$s" "$k" 3)") | $(sps "$5" "$(med "$s" "$k" 4)") |"
+		done
+	done
+	echo
+	echo "## All measurements (shape, program, forward s, training step s; one line per round)"
+	echo
+	echo '```'
+	cat "$raw"
+	echo '```'
 } > "$OUT"
-cat "$OUT"
+echo "wrote $OUT"

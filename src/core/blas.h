@@ -31,6 +31,20 @@ void		cai_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M
 					  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
 					  float *C, int ldc);
 
+/* cai_sgemm's type: the linear layers below take the product to use. */
+typedef void (*cai_sgemm_fn) (CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+							  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+							  float *C, int ldc);
+
+/*
+ * cai_linear_forward / cai_linear_backward (cai/ops.h) with the product
+ * sgemm instead of cai_sgemm (the encoder passes cai_sgemm_encoder, gemm.h).
+ */
+void		cai_linear_forward_by(cai_sgemm_fn sgemm, float *out, const float *inp, const float *weight,
+								  const float *bias, int N, int IC, int OC);
+void		cai_linear_backward_by(cai_sgemm_fn sgemm, float *dinp, float *dweight, float *dbias,
+								   const float *dout, const float *inp, const float *weight, int N, int IC, int OC);
+
 /* The same product by a plain loop (accumulating in double): the fallback, and a reference for tests. */
 void		cai_sgemm_reference(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
 								float alpha, const float *A, int lda, const float *B, int ldb, float beta,

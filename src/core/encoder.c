@@ -19,7 +19,13 @@
 #include "blas.h"
 #include "cai/ops.h"
 #include "cai/safetensors.h"
+#include "gemm.h"
 #include "modelutil.h"
+#include "vectorize.h"
+
+/* The matrix products on the core's own SGEMM where it wins (gemm.h). */
+#define enc_linear_forward(...) cai_linear_forward_by(cai_sgemm_encoder, __VA_ARGS__)
+#define enc_linear_backward(...) cai_linear_backward_by(cai_sgemm_encoder, __VA_ARGS__)
 
 /* <complex.h>, which cblas.h includes, defines I; here I is the intermediate size */
 #undef I
@@ -1059,25 +1065,147 @@ layernorm_backward(float *dx, float *dg, float *db, const float *dout, const flo
 #define INV_SQRT2	0.70710678118654752440
 #define INV_SQRT2PI	0.39894228040143267794
 
+/*
+ * The GELU and softmax loops are vectorized (vectorize.h), so they cannot call libm:
+ * they evaluate e^x and Phi(x) by branch-free approximations, in double so
+ * that the only rounding of any weight is the final one to float (the
+ * gradient checks take finite differences of the forward pass: it must be
+ * as smooth as with libm's erf).  GCC if-converts their clamps and
+ * selects only without -ftrapping-math (MATH_KERNEL: exceptions flags are
+ * not looked at; values and NaNs are unchanged).
+ *
+ * e^x: x clamped to [-700, 700], x = n ln 2 + r with |r| <= ln 2 / 2, e^r
+ * by its Taylor series to r^12 (error under 2e-16), 2^n put in the exponent
+ * bits.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* CAI_VECTORIZE's options and one more (a second optimize attribute would replace the first) */
+#define MATH_OPT __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off", \
+										 "no-trapping-math")))
+#else
+#define MATH_OPT
+#endif
+#define MATH_KERNEL CAI_KERNEL MATH_OPT
+#define MATH_INLINE static inline __attribute__((always_inline)) MATH_OPT
+
+MATH_INLINE double
+exp_approx(double x)
+{
+	double		n;
+	double		r;
+	double		p;
+	double		scale;
+	int64_t		e;
+
+	/* 2^n without a double-to-integer conversion (none in AVX2 or AVX-512F vectors) */
+	x = x < -700.0 ? -700.0 : x;
+	x = x > 700.0 ? 700.0 : x;
+	n = floor(x * 1.4426950408889634 + 0.5);
+	r = x - n * 0.6931471803691238;
+	r = r - n * 1.9082149292705877e-10;
+	p = 1.0 / 479001600.0;
+	p = p * r + 1.0 / 39916800.0;
+	p = p * r + 1.0 / 3628800.0;
+	p = p * r + 1.0 / 362880.0;
+	p = p * r + 1.0 / 40320.0;
+	p = p * r + 1.0 / 5040.0;
+	p = p * r + 1.0 / 720.0;
+	p = p * r + 1.0 / 120.0;
+	p = p * r + 1.0 / 24.0;
+	p = p * r + 1.0 / 6.0;
+	p = p * r + 0.5;
+	p = p * r + 1.0;
+	p = p * r + 1.0;
+	scale = n + 1023.0 + 4503599627370496.0;	/* 2^52: n + 1023 in the low bits */
+	memcpy(&e, &scale, sizeof(e));
+	e = (int64_t) ((uint64_t) e << 52);
+	memcpy(&scale, &e, sizeof(scale));
+	return p * scale;
+}
+
+/*
+ * Phi(x) = (1 + erf(x / sqrt 2)) / 2 by Abramowitz and Stegun 7.1.26
+ * (erf's absolute error under 1.5e-7, a smooth function of x): with
+ * z = |x| / sqrt 2 and q = t P(t) e^(-z^2), t = 1 / (1 + 0.3275911 z),
+ * erfc(z) ~ q, so Phi = q / 2 below 0 (no cancellation in the left tail)
+ * and 1 - q / 2 above.
+ */
+MATH_INLINE double
+phi_approx(double x)
+{
+	const double z = fabs(x) * INV_SQRT2;
+	const double t = 1.0 / (1.0 + 0.3275911 * z);
+	double		p = 1.061405429;
+	double		q;
+
+	p = p * t - 1.453152027;
+	p = p * t + 1.421413741;
+	p = p * t - 0.284496736;
+	p = p * t + 0.254829592;
+	q = 0.5 * p * t * exp_approx(-z * z);
+	return x < 0.0 ? q : 1.0 - q;
+}
+
 /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), BERT's exact form. */
-static void
+MATH_KERNEL static void
 gelu_forward(float *out, const float *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		out[i] = (float) (0.5 * x[i] * (1.0 + erf(x[i] * INV_SQRT2)));
+		out[i] = (float) (x[i] * phi_approx(x[i]));
 }
 
 /* dx += dout * (Phi(x) + x phi(x)); takes the input x. */
-static void
+MATH_KERNEL static void
 gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 	{
-		double		xi = x[i];
-		double		d = 0.5 * (1.0 + erf(xi * INV_SQRT2)) + xi * INV_SQRT2PI * exp(-0.5 * xi * xi);
+		const double xi = x[i];
+		const double d = phi_approx(xi) + xi * INV_SQRT2PI * exp_approx(-0.5 * xi * xi);
 
 		dx[i] += (float) (dout[i] * d);
 	}
+}
+
+/* p[j] = e^(p[j] - mx) where mask[j] (everywhere if mask is NULL), else 0. */
+MATH_KERNEL static void
+softmax_exp(float *p, const uint8_t *mask, int n, float mx)
+{
+	if (mask == NULL)
+		for (int j = 0; j < n; j++)
+			p[j] = (float) exp_approx((double) (p[j] - mx));
+	else
+		for (int j = 0; j < n; j++)
+			p[j] = mask[j] ? (float) exp_approx((double) (p[j] - mx)) : 0.0f;
+}
+
+/* p[j] /= sum (sum > 0). */
+MATH_KERNEL static void
+softmax_div(float *p, int n, double sum)
+{
+	for (int j = 0; j < n; j++)
+		p[j] = (float) (p[j] / sum);
+}
+
+/* One row of attention scores (n) into probabilities over the positions mask keeps (all 0 if none). */
+static void
+softmax_row(float *p, const uint8_t *mask, int n)
+{
+	float		mx = -INFINITY;
+	double		sum = 0.0;
+
+	for (int j = 0; j < n; j++)
+		if ((mask == NULL || mask[j]) && p[j] > mx)
+			mx = p[j];
+	if (mx == -INFINITY)
+	{
+		memset(p, 0, (size_t) n * sizeof(float));
+		return;
+	}
+	softmax_exp(p, mask, n, mx);
+	for (int j = 0; j < n; j++)
+		sum += p[j];
+	softmax_div(p, n, sum);
 }
 
 /* The shape of the attention of a batch: B sequences of T, NH heads of d = H / NH. */
@@ -1123,25 +1251,10 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
 			float	   *p = la->probs + ((size_t) b * z.NH + h) * z.tt;
 
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
 					  la->k + rows, z.H, 0.0f, p, z.T);
 			for (int i = 0; i < z.T; i++)
-			{
-				float	   *pr = p + (size_t) i * z.T;
-				float		mx = -INFINITY;
-				double		sum = 0.0;
-
-				for (int j = 0; j < z.T; j++)
-					if ((mb == NULL || mb[j]) && pr[j] > mx)
-						mx = pr[j];
-				for (int j = 0; j < z.T; j++)
-				{
-					pr[j] = (mb == NULL || mb[j]) ? expf(pr[j] - mx) : 0.0f;
-					sum += pr[j];
-				}
-				for (int j = 0; j < z.T; j++)
-					pr[j] = sum > 0.0 ? (float) (pr[j] / sum) : 0.0f;
-			}
+				softmax_row(p + (size_t) i * z.T, mb, z.T);
 		}
 	}
 	if (z.drop &&
@@ -1153,7 +1266,7 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 		{
 			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
 
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f,
 					  att + ((size_t) b * z.NH + h) * z.tt, z.T, la->v + rows, z.H, 0.0f, la->ctx + rows, z.H);
 		}
 	return CAI_OK;
@@ -1174,10 +1287,10 @@ attention_backward(cai_encoder_acts *a, const enc_layer_acts *la)
 			const float *att = z.drop ? la->att + bh : p;
 
 			/* z.d att = dctx v^z.T; dv += att^z.T dctx */
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
 					  la->v + rows, z.H, 0.0f, a->datt, z.T);
-			cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T, a->dctx + rows, z.H,
-					  1.0f, a->dv + rows, z.H);
+			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T,
+							  a->dctx + rows, z.H, 1.0f, a->dv + rows, z.H);
 			/* through the dropout into z.d probs (dscore holds it for a moment) */
 			memset(a->dscore, 0, z.tt * sizeof(float));
 			cai_dropout_backward(a->dscore, a->datt, z.drop ? la->att_mask + bh : NULL, z.tt, a->p_att, z.drop);
@@ -1194,9 +1307,9 @@ attention_backward(cai_encoder_acts *a, const enc_layer_acts *la)
 					dr[j] = pr[j] * (float) (dr[j] - dot);
 			}
 			/* dq += z.scale ds k; dk += z.scale ds^z.T q */
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
 					  la->k + rows, z.H, 1.0f, a->dq + rows, z.H);
-			cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
+			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
 					  la->q + rows, z.H, 1.0f, a->dk + rows, z.H);
 		}
 }
@@ -1270,20 +1383,20 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 		const cai_encoder_layer *w = &enc->w.layers[l];
 		enc_layer_acts *la = &a->layers[l];
 
-		cai_linear_forward(la->q, x, w->q_w, w->q_b, N, H, H);
-		cai_linear_forward(la->k, x, w->k_w, w->k_b, N, H, H);
-		cai_linear_forward(la->v, x, w->v_w, w->v_b, N, H, H);
+		enc_linear_forward(la->q, x, w->q_w, w->q_b, N, H, H);
+		enc_linear_forward(la->k, x, w->k_w, w->k_b, N, H, H);
+		enc_linear_forward(la->v, x, w->v_w, w->v_b, N, H, H);
 		if ((st = attention_forward(a, la, mask, rng, err)) != CAI_OK)
 			return st;
-		cai_linear_forward(la->ao, la->ctx, w->ao_w, w->ao_b, N, H, H);
+		enc_linear_forward(la->ao, la->ctx, w->ao_w, w->ao_b, N, H, H);
 		if ((st = cai_dropout_forward(la->ao, la->ao_mask, la->ao, NHs, a->p_ao, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
 			la->res1[i] = x[i] + la->ao[i];
 		layernorm_forward(la->h1, la->mean1, la->rstd1, la->res1, w->ln1_g, w->ln1_b, N, H, c->layer_norm_eps);
-		cai_linear_forward(la->ff1, la->h1, w->ff1_w, w->ff1_b, N, H, I);
+		enc_linear_forward(la->ff1, la->h1, w->ff1_w, w->ff1_b, N, H, I);
 		gelu_forward(la->gelu, la->ff1, (size_t) N * I);
-		cai_linear_forward(la->ff2, la->gelu, w->ff2_w, w->ff2_b, N, I, H);
+		enc_linear_forward(la->ff2, la->gelu, w->ff2_w, w->ff2_b, N, I, H);
 		if ((st = cai_dropout_forward(la->ff2, la->ff_mask, la->ff2, NHs, a->p_hidden, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
@@ -1343,23 +1456,23 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 							 la->ff_mask);
 		/* ff2 = gelu(ff1) W2^T + b2, ff1 = h1 W1^T + b1 */
 		memset(a->dgelu, 0, NIs * sizeof(float));
-		cai_linear_backward(a->dgelu, g->ff2_w, g->ff2_b, a->dtmp, la->gelu, w->ff2_w, N, I, H);
+		enc_linear_backward(a->dgelu, g->ff2_w, g->ff2_b, a->dtmp, la->gelu, w->ff2_w, N, I, H);
 		memset(a->dff, 0, NIs * sizeof(float));
 		gelu_backward(a->dff, a->dgelu, la->ff1, NIs);
-		cai_linear_backward(a->dh, g->ff1_w, g->ff1_b, a->dff, la->h1, w->ff1_w, N, H, I);
+		enc_linear_backward(a->dh, g->ff1_w, g->ff1_b, a->dff, la->h1, w->ff1_w, N, H, I);
 		/* h1 = LN1(res1), res1 = x_in + drop(ctx Wo^T + bo) */
 		residual_ln_backward(a, a->p_ao, a->dx, a->dh, g->ln1_g, g->ln1_b, la->res1, la->mean1, la->rstd1, w->ln1_g,
 							 la->ao_mask);
 		memset(a->dctx, 0, NHs * sizeof(float));
-		cai_linear_backward(a->dctx, g->ao_w, g->ao_b, a->dtmp, la->ctx, w->ao_w, N, H, H);
+		enc_linear_backward(a->dctx, g->ao_w, g->ao_b, a->dtmp, la->ctx, w->ao_w, N, H, H);
 		/* attention, then q, k, v = x_in W^T + b */
 		memset(a->dq, 0, NHs * sizeof(float));
 		memset(a->dk, 0, NHs * sizeof(float));
 		memset(a->dv, 0, NHs * sizeof(float));
 		attention_backward(a, la);
-		cai_linear_backward(a->dx, g->q_w, g->q_b, a->dq, x_in, w->q_w, N, H, H);
-		cai_linear_backward(a->dx, g->k_w, g->k_b, a->dk, x_in, w->k_w, N, H, H);
-		cai_linear_backward(a->dx, g->v_w, g->v_b, a->dv, x_in, w->v_w, N, H, H);
+		enc_linear_backward(a->dx, g->q_w, g->q_b, a->dq, x_in, w->q_w, N, H, H);
+		enc_linear_backward(a->dx, g->k_w, g->k_b, a->dk, x_in, w->k_w, N, H, H);
+		enc_linear_backward(a->dx, g->v_w, g->v_b, a->dv, x_in, w->v_w, N, H, H);
 	}
 	/* x0 = drop(LN(emb)), emb = word[ids] + position[t] + token_type[segments] */
 	memset(a->dtmp, 0, NHs * sizeof(float));

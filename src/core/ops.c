@@ -19,6 +19,13 @@ void
 cai_linear_forward(float *out, const float *inp, const float *weight,
 				   const float *bias, int N, int IC, int OC)
 {
+	cai_linear_forward_by(cai_sgemm, out, inp, weight, bias, N, IC, OC);
+}
+
+void
+cai_linear_forward_by(cai_sgemm_fn sgemm, float *out, const float *inp, const float *weight,
+					  const float *bias, int N, int IC, int OC)
+{
 	float		beta = 0.0f;
 
 	if (N <= 0 || OC <= 0)
@@ -44,14 +51,22 @@ cai_linear_forward(float *out, const float *inp, const float *weight,
 		beta = 1.0f;
 	}
 	/* out (N, OC) = inp (N, IC) . weight^T (IC, OC) + beta * out */
-	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
-			  1.0f, inp, IC, weight, IC, beta, out, OC);
+	sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
+		  1.0f, inp, IC, weight, IC, beta, out, OC);
 }
 
 void
 cai_linear_backward(float *dinp, float *dweight, float *dbias,
 					const float *dout, const float *inp, const float *weight,
 					int N, int IC, int OC)
+{
+	cai_linear_backward_by(cai_sgemm, dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+}
+
+void
+cai_linear_backward_by(cai_sgemm_fn sgemm, float *dinp, float *dweight, float *dbias,
+					   const float *dout, const float *inp, const float *weight,
+					   int N, int IC, int OC)
 {
 	if (N <= 0 || OC <= 0)
 		return;
@@ -69,12 +84,12 @@ cai_linear_backward(float *dinp, float *dweight, float *dbias,
 		return;
 	/* dinp (N, IC) += dout (N, OC) . weight (OC, IC) */
 	if (dinp != NULL)
-		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
-				  1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
+		sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
+			  1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
 	/* dweight (OC, IC) += dout^T (OC, N) . inp (N, IC) */
 	if (dweight != NULL)
-		cai_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
-				  1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+		sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
+			  1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
 }
 
 /* ---------------------------------------------------------------------

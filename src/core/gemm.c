@@ -1,0 +1,683 @@
+/*
+ * gemm.c: the core's own SGEMM, packed panels and register-blocked
+ * micro-kernels (see gemm.h).
+ *
+ * C (M, N) = alpha op(A) (M, K) op(B) (K, N) + beta C, row-major.  The loops
+ * are the usual ones of a packed GEMM (Goto, BLIS): for each block of KC
+ * rows of op(B), op(B)'s columns are packed into panels of NR columns (k
+ * major: NR floats for each k); for each block of MC rows of op(A) these are
+ * packed into panels of MR rows (MR floats for each k); then a micro-kernel
+ * multiplies one A panel by one B panel into an MR x NR tile of C held in
+ * registers (vectors along C's rows, op(A) broadcast).  Panels are padded
+ * with zeros; a tile that overhangs C is computed into a scratch tile and
+ * only its part inside C is written.  The first K block applies beta, the
+ * others add.
+ *
+ * The kernels are compiled with function target attributes and chosen at
+ * run time by cpuid (__builtin_cpu_supports), like the CRC32C of format.c;
+ * they use fused multiply-adds (their results differ from OpenBLAS's only
+ * by rounding, and only the encoder uses them).
+ */
+#include "gemm.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+#ifndef KC
+#define KC 256					/* rows of op(B) in a block: a B panel is KC x NR */
+#endif
+#ifndef MC_PANELS
+#define MC_PANELS 10			/* A panels in a block of rows */
+#endif
+#ifndef NC
+#define NC 3072					/* columns of op(B) packed at once */
+#endif
+#define MAX_MR 14
+#define MAX_NR 32
+#define MAX_THREADS 8
+
+/* C's tile (MR x NR, row stride ldc) = alpha a . b + beta C (C not read when beta is 0). */
+typedef void (*gemm_kern_fn) (int kc, const float *a, const float *b, float *c, size_t ldc, float alpha, float beta);
+
+/*
+ * dst[c * ldd + r] = src[r * ld + c] for r < rows (<= 16), c < 16: a block
+ * of a transposing pack.
+ */
+typedef void (*gemm_tr16_fn) (const float *src, size_t ld, int rows, float *dst, size_t ldd);
+
+typedef struct gemm_kernel
+{
+	int			mr;
+	int			nr;
+	gemm_kern_fn fn;
+	gemm_tr16_fn tr16;			/* NULL: the packs transpose element by element */
+} gemm_kernel;
+
+/* One product, and the columns [j0, j1) of C one thread computes. */
+typedef struct gemm_args
+{
+	const gemm_kernel *kern;
+	bool		ta;
+	bool		tb;
+	int			M;
+	int			N;
+	int			K;
+	float		alpha;
+	float		beta;
+	const float *A;
+	int			lda;
+	const float *B;
+	int			ldb;
+	float	   *C;
+	int			ldc;
+} gemm_args;
+
+/* ---------------------------------------------------------------------
+ * Micro-kernels
+ */
+
+#ifdef GEMM_X86
+
+#define AVX512_MR 14
+#define AVX2_MR 6
+
+__attribute__((target("avx512f,fma")))
+static void
+kern_avx512(int kc, const float *restrict a, const float *restrict b, float *c, size_t ldc, float alpha, float beta)
+{
+	__m512		acc[AVX512_MR][2];
+	const __m512 va = _mm512_set1_ps(alpha);
+	const __m512 vb = _mm512_set1_ps(beta);
+
+#pragma GCC unroll 14
+	for (int r = 0; r < AVX512_MR; r++)
+		acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+	for (int k = 0; k < kc; k++)
+	{
+		const __m512 b0 = _mm512_load_ps(b);
+		const __m512 b1 = _mm512_load_ps(b + 16);
+
+#pragma GCC unroll 14
+		for (int r = 0; r < AVX512_MR; r++)
+		{
+			const __m512 ar = _mm512_set1_ps(a[r]);
+
+			acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+			acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+		}
+		a += AVX512_MR;
+		b += 32;
+	}
+#pragma GCC unroll 14
+	for (int r = 0; r < AVX512_MR; r++)
+	{
+		float	   *cr = c + (size_t) r * ldc;
+		__m512		x0 = _mm512_mul_ps(va, acc[r][0]);
+		__m512		x1 = _mm512_mul_ps(va, acc[r][1]);
+
+		if (beta != 0.0f)
+		{
+			x0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), x0);
+			x1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16), x1);
+		}
+		_mm512_storeu_ps(cr, x0);
+		_mm512_storeu_ps(cr + 16, x1);
+	}
+}
+
+__attribute__((target("avx2,fma")))
+static void
+kern_avx2(int kc, const float *restrict a, const float *restrict b, float *c, size_t ldc, float alpha, float beta)
+{
+	__m256		acc[AVX2_MR][2];
+	const __m256 va = _mm256_set1_ps(alpha);
+	const __m256 vb = _mm256_set1_ps(beta);
+
+#pragma GCC unroll 6
+	for (int r = 0; r < AVX2_MR; r++)
+		acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+	for (int k = 0; k < kc; k++)
+	{
+		const __m256 b0 = _mm256_load_ps(b);
+		const __m256 b1 = _mm256_load_ps(b + 8);
+
+#pragma GCC unroll 6
+		for (int r = 0; r < AVX2_MR; r++)
+		{
+			const __m256 ar = _mm256_broadcast_ss(a + r);
+
+			acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+			acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+		}
+		a += AVX2_MR;
+		b += 16;
+	}
+#pragma GCC unroll 6
+	for (int r = 0; r < AVX2_MR; r++)
+	{
+		float	   *cr = c + (size_t) r * ldc;
+		__m256		x0 = _mm256_mul_ps(va, acc[r][0]);
+		__m256		x1 = _mm256_mul_ps(va, acc[r][1]);
+
+		if (beta != 0.0f)
+		{
+			x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x0);
+			x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), x1);
+		}
+		_mm256_storeu_ps(cr, x0);
+		_mm256_storeu_ps(cr + 8, x1);
+	}
+	_mm256_zeroupper();
+}
+
+/* 16 x 16 transposition: 4 rounds of 16 shuffles (pairs, quads, 128-bit lanes, 256-bit halves) */
+__attribute__((target("avx512f")))
+static void
+tr16_avx512(const float *src, size_t ld, int rows, float *dst, size_t ldd)
+{
+	const __mmask16 keep = (__mmask16) ((1u << rows) - 1);
+	__m512		x[16];
+	__m512		y[16];
+
+#pragma GCC unroll 16
+	for (int r = 0; r < 16; r++)
+		x[r] = r < rows ? _mm512_loadu_ps(src + (size_t) r * ld) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+	for (int r = 0; r < 16; r += 2)
+	{
+		y[r] = _mm512_unpacklo_ps(x[r], x[r + 1]);
+		y[r + 1] = _mm512_unpackhi_ps(x[r], x[r + 1]);
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < 16; r += 4)
+	{
+		x[r] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(y[r]), _mm512_castps_pd(y[r + 2])));
+		x[r + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(y[r]), _mm512_castps_pd(y[r + 2])));
+		x[r + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(y[r + 1]), _mm512_castps_pd(y[r + 3])));
+		x[r + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(y[r + 1]), _mm512_castps_pd(y[r + 3])));
+	}
+	/* x[4q + i] holds column 4 l + i of rows 4q..4q+3 in its 128-bit lane l */
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++)
+	{
+		y[i] = _mm512_shuffle_f32x4(x[i], x[4 + i], 0x88);		/* lanes 0, 2 of rows 0-3, then of rows 4-7 */
+		y[4 + i] = _mm512_shuffle_f32x4(x[i], x[4 + i], 0xdd);	/* lanes 1, 3 */
+		y[8 + i] = _mm512_shuffle_f32x4(x[8 + i], x[12 + i], 0x88);
+		y[12 + i] = _mm512_shuffle_f32x4(x[8 + i], x[12 + i], 0xdd);
+	}
+	/* y[i] = column i (lane 0) and i + 8 (lane 2) of rows 0-7; y[8 + i] the same of rows 8-15 */
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++)
+	{
+		_mm512_mask_storeu_ps(dst + (size_t) i * ldd, keep, _mm512_shuffle_f32x4(y[i], y[8 + i], 0x88));
+		_mm512_mask_storeu_ps(dst + (size_t) (i + 8) * ldd, keep, _mm512_shuffle_f32x4(y[i], y[8 + i], 0xdd));
+		_mm512_mask_storeu_ps(dst + (size_t) (i + 4) * ldd, keep, _mm512_shuffle_f32x4(y[4 + i], y[12 + i], 0x88));
+		_mm512_mask_storeu_ps(dst + (size_t) (i + 12) * ldd, keep, _mm512_shuffle_f32x4(y[4 + i], y[12 + i], 0xdd));
+	}
+}
+
+static const gemm_kernel kernel_avx512 = {AVX512_MR, 32, kern_avx512, tr16_avx512};
+static const gemm_kernel kernel_avx2 = {AVX2_MR, 16, kern_avx2, NULL};
+
+#endif							/* GEMM_X86 */
+
+static const gemm_kernel *
+kernel_of(cai_gemm_isa isa)
+{
+#ifdef GEMM_X86
+	if (isa == CAI_GEMM_AVX512)
+		return &kernel_avx512;
+	if (isa == CAI_GEMM_AVX2)
+		return &kernel_avx2;
+#endif
+	return NULL;
+}
+
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static cai_gemm_isa cpu_isa = CAI_GEMM_BLAS;
+
+static void
+isa_detect(void)
+{
+#ifdef GEMM_X86
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		cpu_isa = CAI_GEMM_AVX512;
+	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		cpu_isa = CAI_GEMM_AVX2;
+#endif
+}
+
+cai_gemm_isa
+cai_gemm_cpu_isa(void)
+{
+	pthread_once(&isa_once, isa_detect);
+	return cpu_isa;
+}
+
+const char *
+cai_gemm_isa_name(cai_gemm_isa isa)
+{
+	return isa == CAI_GEMM_AVX512 ? "avx512" : isa == CAI_GEMM_AVX2 ? "avx2" : "openblas";
+}
+
+/* ---------------------------------------------------------------------
+ * Packing
+ */
+
+/*
+ * Copy rows of a matrix into panels: row k of src (n floats) goes to
+ * dst + p kc w + k w for panel p, w floats each, zeros past n.  The rows of
+ * src are read whole, one after the other: walking down a column instead
+ * would touch rows a large power-of-two-ish stride apart, which evict each
+ * other from the cache.
+ */
+static void
+pack_rows(float *restrict dst, const float *src, size_t ld, int kc, int n, int w)
+{
+	for (int k = 0; k < kc; k++, src += ld)
+		for (int p = 0; p < n; p += w)
+		{
+			const int	c = n - p < w ? n - p : w;
+			float	   *d = dst + (size_t) p * kc + (size_t) k * w;
+
+			memcpy(d, src + p, (size_t) c * sizeof(float));
+			if (c < w)
+				memset(d + c, 0, (size_t) (w - c) * sizeof(float));
+		}
+}
+
+/*
+ * Transpose into panels: dst + p kc w + k w + j = src[(p w + j) ld + k]
+ * for panel p, zeros past n (rows of src).  16 x 16 blocks with the
+ * kernel's tr16 where there is one.
+ */
+static void
+pack_cols(float *restrict dst, const float *src, size_t ld, int kc, int n, int w, gemm_tr16_fn tr16)
+{
+	for (int p = 0; p < n; p += w, dst += (size_t) kc * w)
+	{
+		const int	c = n - p < w ? n - p : w;
+		const float *s = src + (size_t) p * ld;
+		int			k = 0;
+
+		if (tr16 != NULL)
+			for (; k + 16 <= kc; k += 16)
+			{
+				for (int j = 0; j < c; j += 16)
+					tr16(s + (size_t) j * ld + k, ld, c - j < 16 ? c - j : 16, dst + (size_t) k * w + j, (size_t) w);
+				for (int q = 0; q < 16 && c < w; q++)
+					memset(dst + (size_t) (k + q) * w + c, 0, (size_t) (w - c) * sizeof(float));
+			}
+		for (; k < kc; k++)
+		{
+			float	   *d = dst + (size_t) k * w;
+
+			for (int j = 0; j < c; j++)
+				d[j] = s[(size_t) j * ld + k];
+			for (int j = c; j < w; j++)
+				d[j] = 0.0f;
+		}
+	}
+}
+
+/*
+ * Rows [i0, i0 + mc) and columns [p0, p0 + kc) of op(A) into panels of mr
+ * rows: panel p holds op(A)(i0 + p mr + r, p0 + k) at [p][k][r], zero rows
+ * past mc.
+ */
+static void
+pack_a(float *restrict dst, const gemm_args *g, int i0, int mc, int p0, int kc)
+{
+	if (g->ta)
+		pack_rows(dst, g->A + (size_t) p0 * g->lda + i0, (size_t) g->lda, kc, mc, g->kern->mr);
+	else
+		pack_cols(dst, g->A + (size_t) i0 * g->lda + p0, (size_t) g->lda, kc, mc, g->kern->mr, g->kern->tr16);
+}
+
+/*
+ * Rows [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into panels of nr
+ * columns: panel p holds op(B)(p0 + k, j0 + p nr + j) at [p][k][j], zero
+ * columns past nc.
+ */
+static void
+pack_b(float *restrict dst, const gemm_args *g, int p0, int kc, int j0, int nc)
+{
+	if (g->tb)
+		pack_cols(dst, g->B + (size_t) j0 * g->ldb + p0, (size_t) g->ldb, kc, nc, g->kern->nr, g->kern->tr16);
+	else
+		pack_rows(dst, g->B + (size_t) p0 * g->ldb + j0, (size_t) g->ldb, kc, nc, g->kern->nr);
+}
+
+/* ---------------------------------------------------------------------
+ * The blocked product
+ */
+
+/*
+ * Each thread's packing buffer (64-byte aligned), kept between calls and
+ * freed when the thread exits.
+ */
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static bool ws_key_ok;
+static __thread float *ws_buf;
+static __thread size_t ws_cap;
+
+static void
+ws_free(void *p)
+{
+	free(p);
+}
+
+static void
+ws_init(void)
+{
+	ws_key_ok = pthread_key_create(&ws_key, ws_free) == 0;
+}
+
+static float *
+ws_get(size_t floats)
+{
+	void	   *p = NULL;
+
+	if (floats <= ws_cap)
+		return ws_buf;
+	pthread_once(&ws_once, ws_init);
+	if (!ws_key_ok || posix_memalign(&p, 64, floats * sizeof(float)) != 0)
+		return NULL;
+	free(ws_buf);
+	ws_buf = p;
+	ws_cap = floats;
+	pthread_setspecific(ws_key, p);
+	return p;
+}
+
+static size_t
+ws_floats(const gemm_kernel *kern)
+{
+	return (size_t) MC_PANELS * kern->mr * KC + (size_t) KC * NC + (size_t) MAX_MR * MAX_NR;
+}
+
+/* C's columns [j0, j1) (j1 - j0 <= NC, or any with the buffer) with the buffer ws. */
+static void
+gemm_part(const gemm_args *g, int j0, int j1, float *ws)
+{
+	const gemm_kernel *kern = g->kern;
+	const int	mr = kern->mr;
+	const int	nr = kern->nr;
+	const int	mc_max = MC_PANELS * mr;
+	float	   *pa = ws;
+	float	   *pb = pa + (size_t) mc_max * KC;
+	float	   *tile = pb + (size_t) KC * NC;
+
+	for (int jc = j0; jc < j1; jc += NC)
+	{
+		const int	nc = j1 - jc < NC ? j1 - jc : NC;
+
+		for (int pc = 0; pc < g->K; pc += KC)
+		{
+			const int	kc = g->K - pc < KC ? g->K - pc : KC;
+			const float beta = pc == 0 ? g->beta : 1.0f;
+
+			pack_b(pb, g, pc, kc, jc, nc);
+			for (int ic = 0; ic < g->M; ic += mc_max)
+			{
+				const int	mc = g->M - ic < mc_max ? g->M - ic : mc_max;
+
+				pack_a(pa, g, ic, mc, pc, kc);
+				for (int jr = 0; jr < nc; jr += nr)
+				{
+					const int	n = nc - jr < nr ? nc - jr : nr;
+					const float *b = pb + (size_t) jr * kc;
+
+					for (int ir = 0; ir < mc; ir += mr)
+					{
+						const int	m = mc - ir < mr ? mc - ir : mr;
+						const float *a = pa + (size_t) ir * kc;
+						float	   *c = g->C + (size_t) (ic + ir) * g->ldc + jc + jr;
+
+						if (m == mr && n == nr)
+						{
+							kern->fn(kc, a, b, c, (size_t) g->ldc, g->alpha, beta);
+							continue;
+						}
+						/* an overhanging tile: computed aside, its part inside C written */
+						kern->fn(kc, a, b, tile, (size_t) nr, 1.0f, 0.0f);
+						for (int r = 0; r < m; r++)
+							for (int j = 0; j < n; j++)
+							{
+								float	   *cj = c + (size_t) r * g->ldc + j;
+								float		x = g->alpha * tile[r * nr + j];
+
+								*cj = beta == 0.0f ? x : x + beta * *cj;
+							}
+					}
+				}
+			}
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Helper threads: thread t >= 1 computes part t of the current job.
+ */
+
+typedef struct gemm_job
+{
+	const gemm_args *g;
+	int			parts;
+	int			bounds[MAX_THREADS + 1];	/* part t: columns [bounds[t], bounds[t + 1]) */
+	bool		failed[MAX_THREADS];		/* a helper had no buffer: the caller redoes its part */
+} gemm_job;
+
+static pthread_mutex_t helper_busy = PTHREAD_MUTEX_INITIALIZER;	/* one threaded product at a time */
+static pthread_mutex_t helper_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t helper_go = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t helper_done = PTHREAD_COND_INITIALIZER;
+static int	helpers;			/* started helper threads (under helper_busy) */
+static uint64_t helper_gen;
+static uint64_t helper_first_gen[MAX_THREADS];	/* helper t waits for jobs after this generation */
+static int	helper_pending;
+static gemm_job *helper_job;
+
+static void *
+helper_main(void *arg)
+{
+	const int	t = (int) (intptr_t) arg;
+	uint64_t	seen = helper_first_gen[t];	/* the jobs before it started are not its own */
+
+	cai_pool_thread_enter();
+	for (;;)
+	{
+		gemm_job   *job;
+		float	   *ws;
+
+		pthread_mutex_lock(&helper_mu);
+		while (helper_gen == seen)
+			pthread_cond_wait(&helper_go, &helper_mu);
+		seen = helper_gen;
+		job = helper_job;
+		pthread_mutex_unlock(&helper_mu);
+		if (t < job->parts)
+		{
+			ws = ws_get(ws_floats(job->g->kern));
+			if (ws != NULL)
+				gemm_part(job->g, job->bounds[t], job->bounds[t + 1], ws);
+			else
+				job->failed[t] = true;
+		}
+		pthread_mutex_lock(&helper_mu);
+		if (--helper_pending == 0)
+			pthread_cond_signal(&helper_done);
+		pthread_mutex_unlock(&helper_mu);
+	}
+	return NULL;
+}
+
+/* Start helpers up to want (under helper_busy): the number running. */
+static int
+helpers_start(int want)
+{
+	sigset_t	all;
+	sigset_t	old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (helpers < want)
+	{
+		pthread_t	th;
+
+		pthread_mutex_lock(&helper_mu);
+		helper_first_gen[helpers + 1] = helper_gen;
+		pthread_mutex_unlock(&helper_mu);
+
+		if (pthread_create(&th, NULL, helper_main, (void *) (intptr_t) (helpers + 1)) != 0)
+			break;
+		pthread_detach(th);
+		helpers++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return helpers;
+}
+
+static void
+gemm_blocked(const gemm_args *g, int threads)
+{
+	const int	nr = g->kern->nr;
+	const int	panels = (g->N + nr - 1) / nr;
+	float	   *ws = ws_get(ws_floats(g->kern));
+	gemm_job	job = {.g = g};
+
+	if (ws == NULL)
+	{
+		cai_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, g->M, g->N,
+				  g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
+		return;
+	}
+	if (threads > MAX_THREADS)
+		threads = MAX_THREADS;
+	if (threads > panels)
+		threads = panels;
+	if (threads > 1 && pthread_mutex_trylock(&helper_busy) != 0)
+		threads = 1;			/* another caller has the helpers */
+	if (threads > 1)
+	{
+		int			running = helpers_start(threads - 1);
+
+		if (running < threads - 1)
+			threads = 1 + running;
+		if (threads == 1)
+			pthread_mutex_unlock(&helper_busy);
+	}
+	if (threads == 1)
+	{
+		gemm_part(g, 0, g->N, ws);
+		return;
+	}
+	/* whole panels of columns, shared out evenly */
+	job.parts = threads;
+	for (int t = 0; t <= threads; t++)
+	{
+		int			j = (int) ((int64_t) panels * t / threads) * nr;
+
+		job.bounds[t] = j < g->N ? j : g->N;
+	}
+	pthread_mutex_lock(&helper_mu);
+	helper_job = &job;
+	helper_pending = helpers;
+	helper_gen++;
+	pthread_cond_broadcast(&helper_go);
+	pthread_mutex_unlock(&helper_mu);
+	gemm_part(g, job.bounds[0], job.bounds[1], ws);
+	pthread_mutex_lock(&helper_mu);
+	while (helper_pending > 0)
+		pthread_cond_wait(&helper_done, &helper_mu);
+	pthread_mutex_unlock(&helper_mu);
+	pthread_mutex_unlock(&helper_busy);
+	for (int t = 1; t < threads; t++)
+		if (job.failed[t])
+			gemm_part(g, job.bounds[t], job.bounds[t + 1], ws);
+}
+
+/* C = beta C, C not read when beta is 0 (the product of an empty K). */
+static void
+scale_c(int M, int N, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++)
+		{
+			float	   *c = C + (size_t) i * ldc + j;
+
+			*c = beta == 0.0f ? 0.0f : beta * *c;
+		}
+}
+
+bool
+cai_gemm_run(cai_gemm_isa isa, int threads, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+			 float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+	gemm_args	g = {kernel_of(isa), ta != CblasNoTrans, tb != CblasNoTrans, M, N, K, alpha, beta,
+	A, lda, B, ldb, C, ldc};
+
+	if (isa == CAI_GEMM_BLAS)
+	{
+		cai_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return true;
+	}
+	if (g.kern == NULL || isa > cai_gemm_cpu_isa())
+		return false;
+	if (M <= 0 || N <= 0)
+		return true;
+	if (K <= 0 || alpha == 0.0f)
+		scale_c(M, N, beta, C, ldc);
+	else
+		gemm_blocked(&g, threads);
+	return true;
+}
+
+/*
+ * The encoder's rule, from bench/results-gemm.md: the AVX-512 kernel beats
+ * OpenBLAS's Haswell kernels on every encoder shape; the AVX2 kernel only
+ * matches them (the same FMA width), so AVX2 CPUs keep OpenBLAS.  Products
+ * under THREADS_MIN multiply-adds (an attention head's, 128 x 128 x 64) run
+ * on one thread: waking a helper costs more than it saves.
+ */
+#define THREADS_MIN (1 << 23)
+
+static cai_gemm_isa encoder_isa = (cai_gemm_isa) -1;	/* -1: this CPU's, if AVX-512 */
+
+int
+cai_gemm_threads_for(int M, int N, int K, int threads)
+{
+	return (double) M * N * K < THREADS_MIN ? 1 : threads;
+}
+
+void
+cai_gemm_encoder_use(cai_gemm_isa isa)
+{
+	encoder_isa = isa;
+}
+
+void
+cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+				  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+				  float *C, int ldc)
+{
+	cai_gemm_isa isa = encoder_isa;
+	const int	threads = cai_gemm_threads_for(M, N, K, cai_blas_get_threads());
+
+	if ((int) isa < 0)
+		isa = cai_gemm_cpu_isa() == CAI_GEMM_AVX512 ? CAI_GEMM_AVX512 : CAI_GEMM_BLAS;
+	if (order == CblasRowMajor && isa != CAI_GEMM_BLAS &&
+		cai_gemm_run(isa, threads, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+		return;
+	cai_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
