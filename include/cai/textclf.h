@@ -15,6 +15,7 @@
 #ifndef CAI_TEXTCLF_H
 #define CAI_TEXTCLF_H
 
+#include "cai/chunks.h"
 #include "cai/common.h"
 #include "cai/format.h"
 #include "cai/options.h"
@@ -24,13 +25,59 @@ typedef struct cai_textclf cai_textclf;
 /* Pretrained word vectors (cai/ner.h; a vector set gives them, cai/vectors.h). */
 struct cai_word_vectors;
 
-/* Labelled texts; labels are class indices in [0, n_labels). */
+/*
+ * Texts kept as token ids, to train on many rows in bounded memory: each
+ * text is tokenized once, as it is read, as training reads it (the first
+ * max_tokens tokens of at most max_tokens * TEXTCLF_BYTES_PER_TOKEN bytes,
+ * see cai_textclf_tokens_add), and kept as the ids of its tokens in a table
+ * of the distinct token strings (words; the training and validation rows
+ * share one), so a row costs 8 bytes and 4 a token instead of its text.
+ * Training from them with the same max_tokens gives the model that
+ * training from the texts gives, byte for byte (a training whose
+ * max_tokens differs is CAI_ERR_INVALID).
+ */
+#define TEXTCLF_BYTES_PER_TOKEN 32
+
+typedef struct cai_textclf_tokens
+{
+	cai_strtab *words;			/* the distinct tokens (shared, not owned) */
+	int			max_tokens;
+	size_t		n;				/* rows */
+	size_t		cap;			/* rows off has room for */
+	int64_t    *off;			/* (n + 1) first id of each row */
+	int32_t    *ids;			/* (off[n]) word ids */
+	size_t		ids_cap;
+} cai_textclf_tokens;
+
+/* Empty rows of words (an initialized cai_strtab) for max_tokens (1 to 100000). */
+cai_status	cai_textclf_tokens_init(cai_textclf_tokens *t, cai_strtab *words, int max_tokens, cai_error *err);
+/* Append a text (len bytes, NULL only when len is 0) as a row of token ids. */
+cai_status	cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_error *err);
+void		cai_textclf_tokens_free(cai_textclf_tokens *t);	/* not the words; safe on a zeroed struct */
+/* Bytes the rows hold (their arrays, not the words). */
+size_t		cai_textclf_tokens_memory(const cai_textclf_tokens *t);
+
+/*
+ * Row i's tokens joined by single spaces, into *buf (cai_realloc'ed to
+ * *cap bytes as needed): a text that tokenizes to the same tokens, for
+ * what reads texts (scoring, drift references).  Its length, or (size_t)
+ * -1 on out of memory.
+ */
+size_t		cai_textclf_tokens_text(const cai_textclf_tokens *t, size_t i, char **buf, size_t *cap);
+
+/*
+ * Labelled texts; labels are class indices in [0, n_labels).  The texts are
+ * either texts / lens or, when tokens is not NULL, token ids (texts and lens
+ * are then unused and may be NULL; the training and validation data of one
+ * training must both be one or the other, with the same words).
+ */
 typedef struct cai_textclf_data
 {
 	size_t		n;
 	const char *const *texts;	/* (n) UTF-8, not necessarily NUL-terminated */
 	const size_t *lens;			/* (n) byte lengths */
 	const int32_t *labels;		/* (n) */
+	const cai_textclf_tokens *tokens;	/* (n rows) or NULL: the texts */
 } cai_textclf_data;
 
 /*

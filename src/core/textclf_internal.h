@@ -194,7 +194,9 @@ cai_status	cai_textclf_tokenize(const char *text, size_t len, int max_tokens, si
 /*
  * The rows a training sees: the training rows first (n_tr), then the
  * validation rows (n_va).  The arrays are cai_malloc'ed; the texts are the
- * caller's.
+ * caller's.  Data of token ids (cai_textclf_data.tokens) gives src instead
+ * of txt and len (which stay NULL): row r is row src[r] of tok_tr, or when
+ * src[r] >= tok_tr->n row src[r] - tok_tr->n of tok_va.
  */
 typedef struct cai_textclf_rows
 {
@@ -203,7 +205,33 @@ typedef struct cai_textclf_rows
 	const char **txt;			/* (n_tr + n_va) */
 	size_t	   *len;			/* (n_tr + n_va) */
 	int32_t    *lab;			/* (n_tr + n_va) */
+	const cai_textclf_tokens *tok_tr;	/* NULL: texts */
+	const cai_textclf_tokens *tok_va;
+	size_t	   *src;			/* (n_tr + n_va) with token ids */
 } cai_textclf_rows;
+
+/* The token ids of row r of rows that hold token ids (tok_tr not NULL), *nt of them. */
+static inline const int32_t *
+cai_textclf_row_ids(const cai_textclf_rows *rows, size_t r, size_t *nt)
+{
+	const cai_textclf_tokens *t = rows->tok_tr;
+	size_t		i = rows->src[r];
+
+	if (i >= t->n)
+	{
+		i -= t->n;
+		t = rows->tok_va;
+	}
+	*nt = (size_t) (t->off[i + 1] - t->off[i]);
+	return t->ids + t->off[i];
+}
+
+/*
+ * The text of row r: the caller's, or with token ids the tokens joined by
+ * spaces in *buf (grown to *cap as needed).  false on out of memory.
+ */
+bool		cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t *cap,
+								 const char **text, size_t *len);
 
 /*
  * Fill rows from train and valid; without valid, a stratified split of train
@@ -419,7 +447,8 @@ cai_status	cai_textclf_load_bucket_rank(const cai_model_file *mf, const char *pr
  * For the training memory estimates, from the text bytes alone: the bytes
  * the training rows are read to (at most max_tokens * bytes_per_token each)
  * into *bytes and their tokens (about 4 bytes each, at most max_tokens, plus
- * eos per row) into *tokens, both added to.
+ * eos per row) into *tokens, both added to.  Rows of token ids give their
+ * tokens exactly and, as bytes, those of their distinct words.
  */
 void		cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_t bytes_per_token,
 										int eos, size_t *bytes, size_t *tokens);

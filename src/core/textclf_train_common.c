@@ -27,6 +27,13 @@ cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_
 {
 	size_t		cap = (size_t) max_tokens * bytes_per_token;
 
+	if (train->tokens != NULL)
+	{
+		/* the tokens are known; the bytes are the distinct words' */
+		*bytes += train->tokens->words->arena_len;
+		*tokens += (size_t) train->tokens->off[train->tokens->n] + train->n * (size_t) eos;
+		return;
+	}
 	for (size_t i = 0; i < train->n; i++)
 	{
 		size_t		l = train->lens != NULL ? train->lens[i] : 0;

@@ -858,6 +858,110 @@ test_bucket_rank(void)
 	trained_free(&r);
 }
 
+/*
+ * Rows read as token ids (cai_textclf_tokens) train the model the texts
+ * train, byte for byte: fast with word n-grams 1, 2 and 3, with and without
+ * a validation set, accurate (and its ensemble's fast model), with word
+ * vectors; another max_tokens is refused; the estimate counts the tokens.
+ */
+static void
+test_token_ids(void)
+{
+	static const char *const cases[] = {
+		"{\"word_ngrams\": 1, \"epochs\": 3}",
+		"{\"word_ngrams\": 2, \"epochs\": 3}",
+		"{\"word_ngrams\": 3, \"epochs\": 3, \"dropout\": 0.2}",
+		"{\"architecture\": \"accurate\", \"dimensions\": 16, \"epochs\": 2}",
+	};
+	cai_strtab	words = {0};
+	cai_textclf_tokens ttr = {0};
+	cai_textclf_tokens tva = {0};
+	cai_error	err = {0};
+	cai_textclf_data dtr = tr.d;
+	cai_textclf_data dva = va.d;
+	bool		ok = true;
+
+	CHECK(cai_strtab_init(&words, 1024, &err) == CAI_OK &&
+		  cai_textclf_tokens_init(&ttr, &words, 512, &err) == CAI_OK &&
+		  cai_textclf_tokens_init(&tva, &words, 512, &err) == CAI_OK, "token rows init: %s", err.msg);
+	for (size_t i = 0; i < tr.d.n; i++)
+		ok &= cai_textclf_tokens_add(&ttr, tr.d.texts[i], tr.d.lens[i], &err) == CAI_OK;
+	for (size_t i = 0; i < va.d.n; i++)
+		ok &= cai_textclf_tokens_add(&tva, va.d.texts[i], va.d.lens[i], &err) == CAI_OK;
+	CHECK(ok && ttr.n == tr.d.n && tva.n == va.d.n, "rows added: %s", err.msg);
+	CHECK(cai_textclf_tokens_memory(&ttr) > 0 && cai_textclf_tokens_memory(&ttr) < 64 * tr.d.n + 65536 * 4 + 1024 * 8,
+		  "token rows memory %zu", cai_textclf_tokens_memory(&ttr));
+
+	/* a row's text rebuilt from its ids tokenizes to the same words */
+	{
+		char	   *buf = NULL;
+		size_t		cap = 0;
+		int			same = 0;
+
+		for (size_t i = 0; i < tr.d.n; i++)
+		{
+			size_t		l = cai_textclf_tokens_text(&ttr, i, &buf, &cap);
+			cai_textclf_tokens one = {0};
+
+			if (l != (size_t) -1 && cai_textclf_tokens_init(&one, &words, 512, &err) == CAI_OK &&
+				cai_textclf_tokens_add(&one, buf, l, &err) == CAI_OK &&
+				one.off[1] == ttr.off[i + 1] - ttr.off[i] &&
+				memcmp(one.ids, ttr.ids + ttr.off[i], sizeof(int32_t) * (size_t) one.off[1]) == 0)
+				same++;
+			cai_textclf_tokens_free(&one);
+		}
+		CHECK(same == (int) tr.d.n, "rebuilt texts tokenize the same: %d of %zu", same, tr.d.n);
+		cai_free(buf);
+	}
+
+	dtr.tokens = &ttr;
+	dtr.texts = NULL;
+	dtr.lens = NULL;
+	dva.tokens = &tva;
+	dva.texts = NULL;
+	dva.lens = NULL;
+	for (int c = 0; c < N_OF(cases); c++)
+	{
+		for (int with_valid = 0; with_valid < 2; with_valid++)
+		{
+			Trained		a = train_with(cases[c], &tr.d, with_valid ? &va.d : NULL, NULL, NULL);
+			Trained		b = train_with(cases[c], &dtr, with_valid ? &dva : NULL, NULL, NULL);
+
+			CHECK(a.st == CAI_OK && b.st == CAI_OK, "%s valid %d: trained (%s / %s)", cases[c], with_valid,
+				  a.err.msg, b.err.msg);
+			CHECK(a.len == b.len && a.len > 0 && memcmp(a.model, b.model, a.len) == 0,
+				  "%s valid %d: model from token ids equals the model from texts (%zu / %zu bytes)",
+				  cases[c], with_valid, a.len, b.len);
+			trained_free(&a);
+			trained_free(&b);
+		}
+	}
+
+	/* the estimate from ids is of the same order as from the texts */
+	{
+		cai_options *o = opts_of("{\"word_ngrams\": 2}");
+		size_t		mt = cai_textclf_train_memory(o, &tr.d, 3, NULL);
+		size_t		mi = cai_textclf_train_memory(o, &dtr, 3, NULL);
+
+		CHECK(mt > 0 && mi > 0 && mi < 2 * mt && mt < 2 * mi, "estimates from texts %zu and ids %zu", mt, mi);
+		cai_options_free(o);
+	}
+
+	/* ids read for another max_tokens, and a mix of texts and ids, are refused */
+	{
+		Trained		a = train_with("{\"max_tokens\": 100}", &dtr, NULL, NULL, NULL);
+		Trained		b = train_with(NULL, &tr.d, &dva, NULL, NULL);
+
+		CHECK(a.st == CAI_ERR_INVALID && strstr(a.err.msg, "max_tokens") != NULL, "other max_tokens: %s", a.err.msg);
+		CHECK(b.st == CAI_ERR_INVALID, "texts with validation ids: %s", b.err.msg);
+		trained_free(&a);
+		trained_free(&b);
+	}
+	cai_textclf_tokens_free(&ttr);
+	cai_textclf_tokens_free(&tva);
+	cai_strtab_free(&words);
+}
+
 int
 main(void)
 {
@@ -876,6 +980,7 @@ main(void)
 	test_out_of_memory();
 	test_zero_copy();
 	test_bucket_rank();
+	test_token_ids();
 
 	toy_free(&tr);
 	toy_free(&va);
