@@ -125,6 +125,81 @@ CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep, const char *wh
 	CaiSourceClose(&src);
 }
 
+/*
+ * Text classification rows as read: each text tokenized at once and kept as
+ * token ids (cai_textclf_tokens, the words shared with the validation rows),
+ * each label as the id of its string in a table of the distinct labels, so
+ * that a row costs its token ids and 12 bytes, not its text.
+ */
+typedef struct CaiTextRows
+{
+	cai_textclf_tokens tokens;
+	int32	   *labels;			/* (n) ids in the label table */
+	int64		cap;
+	int64		skipped;
+} CaiTextRows;
+
+static void
+CaiReadTextRows(const char *query, CaiTextRows *rows, cai_strtab *words, cai_strtab *label_tab, int max_tokens,
+				MemoryContext keep, const char *what)
+{
+	CaiSource	src;
+	cai_error	err = {0};
+	cai_status	st;
+	MemoryContext old = MemoryContextSwitchTo(keep);
+
+	if ((st = cai_textclf_tokens_init(&rows->tokens, words, max_tokens, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
+	MemoryContextSwitchTo(old);
+	CaiSourceOpen(&src, query, what);
+	while (CaiSourceNext(&src))
+	{
+		TupleDesc	desc = src.desc;
+
+		for (uint64 i = 0; i < src.n; i++)
+		{
+			HeapTuple	tup = src.tuples[i];
+			bool		in_null;
+			bool		lab_null = false;
+			Datum		in = heap_getattr(tup, 1, desc, &in_null);
+			Datum		lab = desc->natts > 1 ? heap_getattr(tup, 2, desc, &lab_null) : (Datum) 0;
+			text	   *t;
+			char	   *label;
+			int32		id;
+			bool		added;
+
+			if (in_null || lab_null || desc->natts < 2)
+			{
+				rows->skipped++;
+				continue;
+			}
+			/* detoasted in the batch's context; only ids are kept */
+			old = MemoryContextSwitchTo(src.batch_cxt);
+			t = DatumGetTextPP(in);
+			label = TextDatumGetCString(lab);
+			MemoryContextSwitchTo(keep);
+			if (rows->tokens.n == (size_t) rows->cap)
+			{
+				rows->cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+				rows->labels = rows->labels == NULL ? palloc_extended(sizeof(int32) * rows->cap, MCXT_ALLOC_HUGE) :
+					repalloc_huge(rows->labels, sizeof(int32) * rows->cap);
+			}
+			if ((st = cai_textclf_tokens_add(&rows->tokens, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err)) != CAI_OK ||
+				(st = cai_strtab_intern(label_tab, label, strlen(label), &id, &added, &err)) != CAI_OK)
+				CaiReportCoreError(st, &err, "could not read the training rows");
+			if (added && label_tab->n > 100000)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many distinct labels (more than 100000)"),
+						 errhint("Is the label column right?")));
+			rows->labels[rows->tokens.n - 1] = id;
+			MemoryContextSwitchTo(old);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	CaiSourceClose(&src);
+}
+
 static int
 CaiCompareLabels(const void *a, const void *b)
 {
@@ -141,52 +216,29 @@ CaiCompareLabels(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-/* Distinct sorted labels of rows; label ids into ids (n). */
+/*
+ * The label table's strings sorted as CaiLabelSet sorts them (*n_labels),
+ * and into map (label_tab->n) each one's index among them.
+ */
 static char **
-CaiLabelSet(CaiRows *rows, int *n_labels)
+CaiSortLabels(const cai_strtab *label_tab, int *n_labels, int32 *map)
 {
-	char	  **sorted = palloc_extended(sizeof(char *) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
-	char	  **labels;
-	int			n = 0;
+	char	  **labels = palloc(sizeof(char *) * Max(label_tab->n, 1));
 
-	memcpy(sorted, rows->labels, sizeof(char *) * rows->n);
-	qsort(sorted, rows->n, sizeof(char *), CaiCompareLabels);
-	labels = palloc(sizeof(char *) * Max(rows->n, 1));
-	for (int64 i = 0; i < rows->n; i++)
+	for (int32 i = 0; i < label_tab->n; i++)
+		labels[i] = (char *) cai_strtab_str(label_tab, i);
+	qsort(labels, label_tab->n, sizeof(char *), CaiCompareLabels);
+	for (int32 i = 0; i < label_tab->n; i++)
 	{
-		if (n == 0 || strcmp(labels[n - 1], sorted[i]) != 0)
-		{
-			if (n >= 100000)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("too many distinct labels (more than 100000)"),
-						 errhint("Is the label column right?")));
-			labels[n++] = sorted[i];
-		}
+		const char *s = cai_strtab_str(label_tab, i);
+		char	  **hit = bsearch(&s, labels, label_tab->n, sizeof(char *), CaiCompareLabels);
+
+		map[i] = (int32) (hit - labels);
 	}
-	pfree(sorted);
-	*n_labels = n;
+	*n_labels = label_tab->n;
 	return labels;
 }
 
-static int32 *
-CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
-{
-	int32	   *ids = palloc_extended(sizeof(int32) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
-
-	for (int64 i = 0; i < rows->n; i++)
-	{
-		char	  **hit = bsearch(&rows->labels[i], labels, n_labels, sizeof(char *), CaiCompareLabels);
-
-		if (hit == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s label \"%s\" does not occur in the training data",
-							validation ? "validation" : "training", rows->labels[i])));
-		ids[i] = (int32) (hit - labels);
-	}
-	return ids;
-}
 
 
 
@@ -446,64 +498,99 @@ CaiWorkerRun(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_arch 
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, out);
 }
 
+/* max_tokens of the options (for reading the rows as token ids); the default when they do not parse. */
+static int
+CaiOptionsMaxTokens(CaiTrainShared *shared)
+{
+	const cai_arch *arch = NULL;
+	cai_options *opts = NULL;
+	cai_error	err = {0};
+	int			max_tokens = 512;
+
+	if (cai_task_parse_options(cai_task_find(shared->data + shared->task_off), shared->data + shared->options_off,
+							   &arch, &opts, &err) == CAI_OK && cai_opt_is_set(opts, "max_tokens"))
+		max_tokens = (int) cai_opt_int(opts, "max_tokens");
+	else if (opts != NULL)
+		max_tokens = (int) cai_opt_int(opts, "max_tokens");
+	cai_options_free(opts);
+	return max_tokens;
+}
+
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
 {
-	CaiRows		rows = {0};
-	CaiRows		vrows = {0};
+	CaiTextRows rows = {0};
+	CaiTextRows vrows = {0};
+	cai_strtab *words = MemoryContextAllocZero(train_cxt, sizeof(cai_strtab));
+	cai_strtab *label_tab = MemoryContextAllocZero(train_cxt, sizeof(cai_strtab));
 	cai_options *opts;
 	char	  **labels;
 	int			n_labels;
-	int32	   *ids;
-	int32	   *vids = NULL;
-	cai_textclf_data train;
-	cai_textclf_data valid;
+	int32	   *map;
+	cai_textclf_data train = {0};
+	cai_textclf_data valid = {0};
 	cai_train_set set = {0};
 	const cai_arch *arch = NULL;
 	char	   *provenance;
 	cai_word_vectors wv = {0};
 	char	   *vectors_prov = NULL;
 	bool		has_vectors;
+	int			max_tokens = CaiOptionsMaxTokens(shared);
+	int32		n_train_labels;
+	cai_error	err = {0};
+	cai_status	st;
 
+	if ((st = cai_strtab_init(words, 65536, &err)) != CAI_OK ||
+		(st = cai_strtab_init(label_tab, 16, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
 	CaiWorkerReadBegin();
-	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt, "source");
+	CaiReadTextRows(shared->data + shared->query_off, &rows, words, label_tab, max_tokens, train_cxt, "source");
+	n_train_labels = label_tab->n;
 	if (shared->data[shared->valid_query_off] != '\0')
-		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
+		CaiReadTextRows(shared->data + shared->valid_query_off, &vrows, words, label_tab, max_tokens, train_cxt,
+						"validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.tokens.n, rows.skipped, vrows.tokens.n, vectors_prov);
 
-	if (rows.n == 0)
+	if (rows.tokens.n == 0)
 		CaiNoRows(rows.skipped);
-	labels = CaiLabelSet(&rows, &n_labels);
-	if (n_labels < 2)
+	if (n_train_labels < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the training data has a single class \"%s\"", labels[0]),
+				 errmsg("the training data has a single class \"%s\"", cai_strtab_str(label_tab, 0)),
 				 errhint("A classifier needs at least two distinct labels.")));
-	ids = CaiLabelIds(&rows, labels, n_labels, false);
-	if (vrows.n > 0)
-		vids = CaiLabelIds(&vrows, labels, n_labels, true);
-	else if (shared->data[shared->valid_query_off] != '\0')
+	/* a label the training rows lack, first seen in the validation rows */
+	for (size_t i = 0; i < vrows.tokens.n; i++)
+		if (vrows.labels[i] >= n_train_labels)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("validation label \"%s\" does not occur in the training data",
+							cai_strtab_str(label_tab, vrows.labels[i]))));
+	map = palloc(sizeof(int32) * (label_tab->n + 1));
+	labels = CaiSortLabels(label_tab, &n_labels, map);
+	for (size_t i = 0; i < rows.tokens.n; i++)
+		rows.labels[i] = map[rows.labels[i]];
+	for (size_t i = 0; i < vrows.tokens.n; i++)
+		vrows.labels[i] = map[vrows.labels[i]];
+	if (vrows.tokens.n == 0 && shared->data[shared->valid_query_off] != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
 	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
-	train.n = rows.n;
-	train.texts = (const char *const *) rows.texts;
-	train.lens = rows.lens;
-	train.labels = ids;
-	valid.n = vrows.n;
-	valid.texts = (const char *const *) vrows.texts;
-	valid.lens = vrows.lens;
-	valid.labels = vids;
+	train.n = rows.tokens.n;
+	train.labels = rows.labels;
+	train.tokens = &rows.tokens;
+	valid.n = vrows.tokens.n;
+	valid.labels = vrows.labels;
+	valid.tokens = &vrows.tokens;
 	set.texts = &train;
-	set.valid_texts = vrows.n > 0 ? &valid : NULL;
+	set.valid_texts = vrows.tokens.n > 0 ? &valid : NULL;
 	set.label_names = (const char *const *) labels;
 	set.n_labels = n_labels;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.n, rows.skipped, out);
+	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.tokens.n, rows.skipped, out);
 
 	CaiKeepDriftReference(out, arch, opts, &set);
 }
