@@ -502,7 +502,8 @@ textclf_tok_room(int32_t **tok_type, size_t *tok_cap, size_t need)
 static cai_status
 textclf_tokenize_ids(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
 					 struct cai_trainer *tk, cai_textclf_types *types, size_t *off,
-					 int32_t **tok_type, size_t *tok_cap, cai_error *err)
+					 int32_t **tok_type, size_t *tok_cap, int32_t **word_type, int32_t *eos_out,
+					 cai_error *err)
 {
 	size_t		n_all = rows->n_tr + rows->n_va;
 	const cai_strtab *words = rows->tok_tr->words;
@@ -530,7 +531,7 @@ textclf_tokenize_ids(const cai_textclf_rows *rows, const cai_textclf_token_rule 
 			cai_free(map);
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		}
-		if (!textclf_tok_room(tok_type, tok_cap, off[r] + nt + 1))
+		if (off != NULL && !textclf_tok_room(tok_type, tok_cap, off[r] + nt + 1))
 		{
 			cai_free(map);
 			return NOMEM(err);
@@ -563,14 +564,31 @@ textclf_tokenize_ids(const cai_textclf_rows *rows, const cai_textclf_token_rule 
 				else
 					eos_type = ty;
 			}
-			(*tok_type)[off[r] + i] = (int32_t) ty;
+			if (off != NULL)
+				(*tok_type)[off[r] + i] = (int32_t) ty;
 			if (r < rows->n_tr)
 				types->count[ty]++;
 		}
-		off[r + 1] = off[r] + nt + (size_t) rule->eos;
+		if (off != NULL)
+			off[r + 1] = off[r] + nt + (size_t) rule->eos;
+	}
+	if (word_type != NULL)
+	{
+		*word_type = map;
+		*eos_out = (int32_t) eos_type;
+		return CAI_OK;
 	}
 	cai_free(map);
 	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_type_words(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+					   struct cai_trainer *tk, cai_textclf_types *types, int32_t **word_type,
+					   int32_t *eos_type, cai_error *err)
+{
+	return textclf_tokenize_ids(rows, rule, tk, types, NULL, NULL, NULL, word_type, eos_type, err);
 }
 
 /* See textclf_internal.h. */
@@ -587,7 +605,7 @@ cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_
 	if (*tok_off == NULL)
 		return NOMEM(err);
 	if (rows->src != NULL)
-		return textclf_tokenize_ids(rows, rule, tk, types, *tok_off, tok_type, tok_cap, err);
+		return textclf_tokenize_ids(rows, rule, tk, types, *tok_off, tok_type, tok_cap, NULL, NULL, err);
 	for (size_t r = 0; r < n_all; r++)
 	{
 		size_t	   *off = *tok_off;

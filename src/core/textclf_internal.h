@@ -309,6 +309,17 @@ cai_status	cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_tex
 									  size_t **tok_off, int32_t **tok_type, size_t *tok_cap,
 									  cai_error *err);
 
+/*
+ * For rows of token ids (rows->src not NULL): the types of their words as
+ * cai_textclf_tokenize_rows would intern and count them, without the rows'
+ * type ids: *word_type (cai_malloc'ed, the caller frees it, also on error)
+ * gets the type of every word of the rows' word table (-1: in no row), and
+ * *eos_type the end-of-text token's (-1 when the rule has none).
+ */
+cai_status	cai_textclf_type_words(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+								   struct cai_trainer *tk, cai_textclf_types *types, int32_t **word_type,
+								   int32_t *eos_type, cai_error *err);
+
 /* A vocabulary entry while the vocabulary is chosen. */
 typedef struct cai_textclf_vocab_item
 {
@@ -484,6 +495,15 @@ typedef struct cai_textclf_prep
 	size_t	   *tok_off;		/* (n_tr + n_va + 1) */
 	int32_t    *tok_type;		/* (n_tokens) */
 	size_t		tok_cap;
+	/*
+	 * Set by the architecture before cai_textclf_prepare: with rows of token
+	 * ids, map each word to its type (word_type) instead of copying the
+	 * rows' type ids (tok_off and tok_type stay NULL); read rows with
+	 * cai_textclf_row_types either way.
+	 */
+	bool		types_by_word;
+	int32_t    *word_type;		/* (words) type of each word of the rows' word table */
+	int32_t		eos_type;		/* the end-of-text token's type, -1 when the rule has none */
 	cai_textclf_types types;
 	/* the vocabulary (see cai_textclf_choose_vocab) */
 	int32_t		V;
@@ -508,6 +528,30 @@ cai_status	cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_
 								const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
 								struct cai_trainer *tk, cai_textclf_prep *prep, cai_error *err);
 void		cai_textclf_prep_free(cai_textclf_prep *prep);
+
+/*
+ * The type ids of row r of prep, *nt of them: a view of tok_type, or with
+ * types by word the row's words mapped into buf (max_tokens + 1 entries).
+ */
+static inline const int32_t *
+cai_textclf_row_types(const cai_textclf_prep *prep, size_t r, int32_t *buf, size_t *nt)
+{
+	const int32_t *ids;
+	size_t		n;
+
+	if (prep->tok_type != NULL || prep->word_type == NULL)
+	{
+		*nt = prep->tok_off[r + 1] - prep->tok_off[r];
+		return prep->tok_type + prep->tok_off[r];
+	}
+	ids = cai_textclf_row_ids(&prep->rows, r, &n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = prep->word_type[ids[i]];
+	if (prep->eos_type >= 0)
+		buf[n++] = prep->eos_type;
+	*nt = n;
+	return buf;
+}
 
 /*
  * Vocabulary rows for words the vectors vec have and the training rows lack

@@ -937,13 +937,13 @@ test_token_ids(void)
 		}
 	}
 
-	/* the estimate from ids is of the same order as from the texts */
+	/* the estimate from ids counts the buckets used: below the one from texts (test_conformance: above the peak) */
 	{
 		cai_options *o = opts_of("{\"word_ngrams\": 2}");
 		size_t		mt = cai_textclf_train_memory(o, &tr.d, 3, NULL);
 		size_t		mi = cai_textclf_train_memory(o, &dtr, 3, NULL);
 
-		CHECK(mt > 0 && mi > 0 && mi < 2 * mt && mt < 2 * mi, "estimates from texts %zu and ids %zu", mt, mi);
+		CHECK(mt > 0 && mi > 0 && mi < mt, "estimates from texts %zu and ids %zu", mt, mi);
 		cai_options_free(o);
 	}
 
