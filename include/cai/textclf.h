@@ -38,16 +38,52 @@ struct cai_word_vectors;
  */
 #define TEXTCLF_BYTES_PER_TOKEN 32
 
+#define TEXTCLF_TOKENS_CHUNK_BITS 20	/* ids a chunk holds: 2^20 (4 MB), more than max_tokens */
+
 typedef struct cai_textclf_tokens
 {
 	cai_strtab *words;			/* the distinct tokens (shared, not owned) */
 	int			max_tokens;
 	size_t		n;				/* rows */
 	size_t		cap;			/* rows off has room for */
-	int64_t    *off;			/* (n + 1) first id of each row */
-	int32_t    *ids;			/* (off[n]) word ids */
-	size_t		ids_cap;
+	/*
+	 * (n + 1) where each row starts: chunk << TEXTCLF_TOKENS_CHUNK_BITS |
+	 * index in the chunk; off[n] is where the next row would start.  A row
+	 * lies in one chunk; it ends where the next starts, or when that is in
+	 * another chunk, at its chunk's fill.  Chunks are never moved, so
+	 * reading grows the rows without copying them.
+	 */
+	int64_t    *off;
+	int32_t   **chunks;			/* (n_chunks) word ids */
+	uint32_t   *fill;			/* (n_chunks) ids in each chunk */
+	size_t		n_chunks;
+	size_t		chunks_cap;
 } cai_textclf_tokens;
+
+/* The word ids of row i, *n of them. */
+static inline const int32_t *
+cai_textclf_tokens_row(const cai_textclf_tokens *t, size_t i, size_t *n)
+{
+	int64_t		a = t->off[i];
+	int64_t		b = t->off[i + 1];
+	size_t		c = (size_t) (a >> TEXTCLF_TOKENS_CHUNK_BITS);
+
+	if ((size_t) (b >> TEXTCLF_TOKENS_CHUNK_BITS) != c)
+		b = ((int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS) + t->fill[c];
+	*n = (size_t) (b - a);
+	return t->chunks[c] + (a & (((int64_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS) - 1));
+}
+
+/* Tokens of all the rows. */
+static inline size_t
+cai_textclf_tokens_count(const cai_textclf_tokens *t)
+{
+	size_t		k = 0;
+
+	for (size_t c = 0; c < t->n_chunks; c++)
+		k += t->fill[c];
+	return k;
+}
 
 /* Empty rows of words (an initialized cai_strtab) for max_tokens (1 to 100000). */
 cai_status	cai_textclf_tokens_init(cai_textclf_tokens *t, cai_strtab *words, int max_tokens, cai_error *err);

@@ -614,8 +614,8 @@ fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk)
 	for (size_t r = 0; fp->word_ngrams > 1 && r < tk->n; r++)
 	{
 		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
-		size_t		nt = (size_t) (tk->off[r + 1] - tk->off[r]);
-		const int32_t *ids = tk->ids + tk->off[r];
+		size_t		nt;
+		const int32_t *ids = cai_textclf_tokens_row(tk, r, &nt);
 
 		for (size_t i = 0; i < nt + (size_t) fp->eos; i++)
 		{

@@ -296,47 +296,64 @@ cai_textclf_tokens_init(cai_textclf_tokens *t, cai_strtab *words, int max_tokens
 cai_status
 cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_error *err)
 {
+	const size_t chunk = (size_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS;
 	cai_token  *toks;
 	size_t		nt;
-	size_t		at = (size_t) t->off[t->n];
+	size_t		c = t->n_chunks > 0 ? t->n_chunks - 1 : 0;
+	int32_t    *dst;
 	cai_status	st;
 
 	if ((st = cai_textclf_tokenize(text, len, t->max_tokens, TEXTCLF_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
 		return st;
 	if (t->n == t->cap)
 	{
-		if (!cai_grow_array((void **) &t->off, sizeof(int64_t), t->cap + 1, 2 * t->cap + 1))
-		{
-			cai_free(toks);
-			return NOMEM(err);
-		}
-		t->cap *= 2;
-	}
-	if (at + nt > t->ids_cap)
-	{
-		/* grow by half: realloc of large blocks remaps pages rather than copying */
-		size_t		nc = t->ids_cap < 65536 ? 65536 : t->ids_cap + t->ids_cap / 2;
+		/* the row offsets grow by half (copied; 8 bytes a row) */
+		size_t		nc = t->cap + t->cap / 2;
 
-		while (nc < at + nt)
-			nc += nc / 2;
-		if (!cai_grow_array((void **) &t->ids, sizeof(int32_t), t->ids_cap, nc))
+		if (!cai_grow_array((void **) &t->off, sizeof(int64_t), t->cap + 1, nc + 1))
 		{
 			cai_free(toks);
 			return NOMEM(err);
 		}
-		t->ids_cap = nc;
+		t->cap = nc;
 	}
+	/* a new chunk when this one cannot hold the row (positions stay below chunk) */
+	if (t->n_chunks == 0 || t->fill[c] + nt >= chunk)
+	{
+		if (t->n_chunks == t->chunks_cap)
+		{
+			size_t		nc = t->chunks_cap == 0 ? 16 : 2 * t->chunks_cap;
+
+			if (!cai_grow_array((void **) &t->chunks, sizeof(int32_t *), t->chunks_cap, nc) ||
+				!cai_grow_array((void **) &t->fill, sizeof(uint32_t), t->chunks_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->chunks_cap = nc;
+		}
+		if ((t->chunks[t->n_chunks] = cai_malloc(sizeof(int32_t) * chunk)) == NULL)
+		{
+			cai_free(toks);
+			return NOMEM(err);
+		}
+		c = t->n_chunks++;
+		t->fill[c] = 0;
+		t->off[t->n] = (int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS;
+	}
+	dst = t->chunks[c] + t->fill[c];
 	for (size_t i = 0; i < nt; i++)
 	{
 		if ((st = cai_strtab_intern(t->words, text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
-									&t->ids[at + i], NULL, err)) != CAI_OK)
+									&dst[i], NULL, err)) != CAI_OK)
 		{
 			cai_free(toks);
 			return st;
 		}
 	}
 	cai_free(toks);
-	t->off[++t->n] = (int64_t) (at + nt);
+	t->fill[c] += (uint32_t) nt;
+	t->off[++t->n] = ((int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS) + t->fill[c];
 	return CAI_OK;
 }
 
@@ -344,8 +361,11 @@ cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_
 void
 cai_textclf_tokens_free(cai_textclf_tokens *t)
 {
+	for (size_t c = 0; c < t->n_chunks; c++)
+		cai_free(t->chunks[c]);
+	cai_free(t->chunks);
+	cai_free(t->fill);
 	cai_free(t->off);
-	cai_free(t->ids);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -353,7 +373,8 @@ cai_textclf_tokens_free(cai_textclf_tokens *t)
 size_t
 cai_textclf_tokens_memory(const cai_textclf_tokens *t)
 {
-	return (t->cap + 1) * sizeof(int64_t) + t->ids_cap * sizeof(int32_t);
+	return (t->cap + 1) * sizeof(int64_t) + t->n_chunks * (sizeof(int32_t) << TEXTCLF_TOKENS_CHUNK_BITS) +
+		t->chunks_cap * (sizeof(int32_t *) + sizeof(uint32_t));
 }
 
 /* See textclf.h. */
@@ -362,9 +383,11 @@ cai_textclf_tokens_text(const cai_textclf_tokens *t, size_t i, char **buf, size_
 {
 	size_t		need = 1;
 	size_t		n = 0;
+	size_t		nt;
+	const int32_t *ids = cai_textclf_tokens_row(t, i, &nt);
 
-	for (int64_t k = t->off[i]; k < t->off[i + 1]; k++)
-		need += cai_strtab_len(t->words, t->ids[k]) + 1;
+	for (size_t k = 0; k < nt; k++)
+		need += cai_strtab_len(t->words, ids[k]) + 1;
 	if (need > *cap)
 	{
 		char	   *nb = cai_realloc(*buf, *cap, need);
@@ -374,13 +397,13 @@ cai_textclf_tokens_text(const cai_textclf_tokens *t, size_t i, char **buf, size_
 		*buf = nb;
 		*cap = need;
 	}
-	for (int64_t k = t->off[i]; k < t->off[i + 1]; k++)
+	for (size_t k = 0; k < nt; k++)
 	{
-		size_t		l = cai_strtab_len(t->words, t->ids[k]);
+		size_t		l = cai_strtab_len(t->words, ids[k]);
 
 		if (n > 0)
 			(*buf)[n++] = ' ';
-		memcpy(*buf + n, cai_strtab_str(t->words, t->ids[k]), l);
+		memcpy(*buf + n, cai_strtab_str(t->words, ids[k]), l);
 		n += l;
 	}
 	(*buf)[n] = '\0';

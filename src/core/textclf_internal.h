@@ -222,8 +222,7 @@ cai_textclf_row_ids(const cai_textclf_rows *rows, size_t r, size_t *nt)
 		i -= t->n;
 		t = rows->tok_va;
 	}
-	*nt = (size_t) (t->off[i + 1] - t->off[i]);
-	return t->ids + t->off[i];
+	return cai_textclf_tokens_row(t, i, nt);
 }
 
 /*

@@ -31,7 +31,7 @@ cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_
 	{
 		/* the tokens are known; the bytes are the distinct words' */
 		*bytes += train->tokens->words->arena_len;
-		*tokens += (size_t) train->tokens->off[train->tokens->n] + train->n * (size_t) eos;
+		*tokens += cai_textclf_tokens_count(train->tokens) + train->n * (size_t) eos;
 		return;
 	}
 	for (size_t i = 0; i < train->n; i++)
