@@ -481,68 +481,127 @@ fast_word_vectors(FastTrain *t)
 }
 
 /*
- * Predict the evaluation rows with the current parameters, computing what
- * cai_textclf_fast_predict() computes, in the same order (the same bits);
- * *loss gets the mean loss.  false when the progress callback cancels.
+ * Predict evaluation row r (eval_from on) with the current parameters,
+ * computing what cai_textclf_fast_predict() computes, in the same order (the
+ * same bits); h (D), probs (L), feat (max_feat) and types (max_tokens + 2)
+ * are scratch.  *loss gets the row's loss; returns the predicted class.
  */
-CAI_KERNEL static bool
-fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
+CAI_KERNEL static int
+fast_eval_row(const FastTrain *t, size_t r, float *h, float *probs, uint32_t *feat, int32_t *types, double *loss)
 {
 	const int	D = t->p.dim;
 	const int	L = t->prep.L;
 	const float *E = t->params;
 	const float *W = E + (size_t) (t->prep.V + t->prep.K) * D;
 	const uint32_t V = (uint32_t) t->prep.V;
+	int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
+	size_t		k = fast_eval_features(t, t->prep.eval_from + r, feat, types);
+	int64_t		nf = 0;
+	int			best = 0;
+	double		lse;
+	float		zy;
+
+	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t j = 0; j < k; j++)
+	{
+		uint32_t	x = feat[j];
+
+		if (x < V)
+		{
+			vec_add(h, t->wordvec + (size_t) x * D, D);
+			nf += t->wordcnt[x];
+		}
+		else
+		{
+			vec_add(h, E + (size_t) x * D, D);
+			nf++;
+		}
+	}
+	if (nf > 0)
+	{
+		float		inv = 1.0f / (float) nf;
+
+		for (int d = 0; d < D; d++)
+			h[d] *= inv;
+	}
+	fast_output_forward(W, h, L, D, probs);
+	zy = probs[y];
+	for (int c = 1; c < L; c++)
+		if (probs[c] > probs[best])
+			best = c;
+	lse = softmax_inplace(probs, L);
+	*loss = lse - zy;
+	return best;
+}
+
+/* Job: shard s predicts evaluation rows [from, to) (threads > 1), its loss summed in row order. */
+static cai_status
+fast_shard_eval(void *ctx, int s, cai_error *err)
+{
+	FastTrain  *t = ctx;
+	FastShard  *sh = &t->sh[s];
+
+	sh->loss = 0.0;
+	for (size_t r = sh->from; r < sh->to; r++)
+	{
+		double		l;
+
+		t->prep.pred[r] = fast_eval_row(t, r, sh->hidden, sh->probs, sh->feat, sh->types, &l);
+		sh->loss += l;
+	}
+	return CAI_OK;
+}
+
+/*
+ * Predict the evaluation rows into t->prep.pred; *loss gets the mean loss.
+ * One thread: row by row, the loss summed in row order.  With the pool
+ * (threads > 1), rounds of threads * FAST_SHARD_ROWS rows, each shard's
+ * contiguous part summed in order and the shards' sums added in shard
+ * order: the same predictions, a loss equal up to rounding, the same for
+ * the same threads.  false when the progress callback cancels.
+ */
+static bool
+fast_eval(FastTrain *t, cai_trainer *tk, double *mean_loss)
+{
+	const size_t n_eval = t->prep.n_eval;
 	double		loss = 0.0;
+	cai_error	err;
 
 	fast_word_vectors(t);
-	for (size_t r = 0; r < t->prep.n_eval; r++)
+	if (t->pool.n <= 1)
 	{
-		int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
-		int64_t		nf = 0;
-		int			best = 0;
-		double		lse;
-		float		zy;
-		float	   *h = t->hidden;
-
-		if ((r & 1023) == 1023 && !cai_trainer_tick(tk, tk->p.fraction))
-			return false;
-		/* the row as inference sees it, summed exactly as cai_textclf_fast_predict() sums it */
-		size_t		k = fast_eval_features(t, t->prep.eval_from + r, t->rowfeat, t->rowtypes);
-
-		memset(h, 0, sizeof(float) * (size_t) D);
-		for (size_t j = 0; j < k; j++)
+		for (size_t r = 0; r < n_eval; r++)
 		{
-			uint32_t	x = t->rowfeat[j];
+			double		l;
 
-			if (x < V)
-			{
-				vec_add(h, t->wordvec + (size_t) x * D, D);
-				nf += t->wordcnt[x];
-			}
-			else
-			{
-				vec_add(h, E + (size_t) x * D, D);
-				nf++;
-			}
+			if ((r & 1023) == 1023 && !cai_trainer_tick(tk, tk->p.fraction))
+				return false;
+			t->prep.pred[r] = fast_eval_row(t, r, t->hidden, t->probs, t->rowfeat, t->rowtypes, &l);
+			loss += l;
 		}
-		if (nf > 0)
-		{
-			float		inv = 1.0f / (float) nf;
-
-			for (int d = 0; d < D; d++)
-				h[d] *= inv;
-		}
-		fast_output_forward(W, h, L, D, t->probs);
-		zy = t->probs[y];
-		for (int c = 1; c < L; c++)
-			if (t->probs[c] > t->probs[best])
-				best = c;
-		lse = softmax_inplace(t->probs, L);
-		loss += lse - zy;
-		pred[r] = best;
 	}
-	*mean_loss = t->prep.n_eval > 0 ? loss / (double) t->prep.n_eval : 0.0;
+	else
+	{
+		const size_t n = (size_t) t->pool.n;
+
+		for (size_t b0 = 0; b0 < n_eval; b0 += n * FAST_SHARD_ROWS)
+		{
+			size_t		m = n_eval - b0 < n * FAST_SHARD_ROWS ? n_eval - b0 : n * FAST_SHARD_ROWS;
+
+			if (b0 > 0 && !cai_trainer_tick(tk, tk->p.fraction))
+				return false;
+			for (size_t s = 0; s < n; s++)
+			{
+				t->sh[s].from = b0 + m * s / n;
+				t->sh[s].to = b0 + m * (s + 1) / n;
+			}
+			if (cai_pool_run(&t->pool, fast_shard_eval, t, &err) != CAI_OK)
+				return false;
+			for (size_t s = 0; s < n; s++)
+				loss += t->sh[s].loss;
+		}
+	}
+	*mean_loss = n_eval > 0 ? loss / (double) n_eval : 0.0;
 	return true;
 }
 
@@ -973,7 +1032,7 @@ fast_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss
 	FastTrain  *t = ctx;
 	double		mf1;
 
-	if (!fast_eval(t, tr, t->prep.pred, loss))
+	if (!fast_eval(t, tr, loss))
 		return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
