@@ -34,19 +34,21 @@
 #   BENCH_SIZES        row counts [100000 1000000]
 #   BENCH_FAST_SIZES   larger row counts for the fast classifier only [none]
 #   BENCH_EPOCHS       epochs of the timed fast training and of fastText [5]
+#   BENCH_THREADS      threads of the timed fast trainings (fastText runs -thread 2) [2]
 #   BENCH_MAX_SECONDS  max_seconds of the accurate and NER trainings [5]
 #   BENCH_OUT          report file [bench/results-scale.md]
 
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_command_line bench/scale.sh CAI_DATA_DIR BENCH_SIZES BENCH_FAST_SIZES BENCH_EPOCHS BENCH_MAX_SECONDS BENCH_OUT
+bench_command_line bench/scale.sh CAI_DATA_DIR BENCH_SIZES BENCH_FAST_SIZES BENCH_EPOCHS BENCH_THREADS BENCH_MAX_SECONDS BENCH_OUT
 bench_cd_repo
 SST="$(bench_dataset scale.sh sentiment/sst2 train.tsv)"
 WIKI="$(bench_dataset scale.sh ner/wikiann-en train.conll)"
 read -r -a SIZES <<<"${BENCH_SIZES:-100000 1000000}"
 read -r -a FAST_SIZES <<<"${BENCH_FAST_SIZES:-}"
 EPOCHS="${BENCH_EPOCHS:-5}"
+THREADS="${BENCH_THREADS:-2}"
 MAXS="${BENCH_MAX_SECONDS:-5}"
 OUT="${BENCH_OUT:-bench/results-scale.md}"
 TMP="$(mktemp -d /tmp/cai_scale.XXXXXX)"
@@ -56,6 +58,7 @@ bench_put_machine
 put sizes "${SIZES[*]}"
 put fast_sizes "${FAST_SIZES[*]}"
 put epochs "$EPOCHS"
+put threads "$THREADS"
 put max_seconds "$MAXS"
 
 eval "$(scripts/pgcluster.sh start)"
@@ -130,10 +133,16 @@ done
 
 # --- the largest size to the end, against fastText -----------------------------
 big=${SIZES[$((${#SIZES[@]} - 1))]}
-log "fast, $big rows, $EPOCHS epochs, against fasttext -thread 2 (load $(load))"
+log "fast, $big rows, $EPOCHS epochs, threads $THREADS, against fasttext -thread 2 (load $(load))"
 t0=$(now)
-put peak.fast_full "$(peak_kb "SELECT version FROM cai_train('fast_full', 'sentiment', 'sst_$big', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0}')")"
+put peak.fast_full "$(peak_kb "SELECT version FROM cai_train('fast_full', 'sentiment', 'sst_$big', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0, \"threads\": $THREADS}')")"
 put s.fast_full "$(elapsed "$t0" "$(now)")"
+put load.fast_full "$(load)"
+# the same with fastText supervised's features: no character n-grams, 100 dimensions
+log "fast with fastText's features, $big rows (load $(load))"
+t0=$(now)
+put peak.fast_ft "$(peak_kb "SELECT version FROM cai_train('fast_ft', 'sentiment', 'sst_$big', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0, \"threads\": $THREADS, \"minn\": 0, \"maxn\": 0, \"dimensions\": 100}')")"
+put s.fast_ft "$(elapsed "$t0" "$(now)")"
 "${PSQL[@]}" -At -c "COPY (SELECT '__label__' || label || ' ' || sentence FROM sst_$big) TO STDOUT" >"$TMP/ft.txt"
 command -v fasttext >/dev/null || { echo "scale.sh: fasttext is not installed (apt-get install fasttext)" >&2; exit 1; }
 /usr/bin/time -f "%e %M" -o "$TMP/ft.time" fasttext supervised -input "$TMP/ft.txt" -output "$TMP/ft" -epoch "$EPOCHS" \
@@ -141,11 +150,12 @@ command -v fasttext >/dev/null || { echo "scale.sh: fasttext is not installed (a
 read -r ft_s ft_kb <"$TMP/ft.time"
 put s.fasttext "$ft_s"
 put peak.fasttext "$ft_kb"
+put load.fasttext "$(load)"
 rm -f "$TMP/ft.txt" "$TMP/ft.bin" "$TMP/ft.vec"
 
 # --- accuracy against training on the original rows -------------------------------
 log "fast on the original SST-2 rows, $EPOCHS epochs; accuracy on SST-2 dev (load $(load))"
-"${PSQL[@]}" -c "SELECT version FROM cai_train('fast_orig', 'sentiment', 'sst', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0}')" >/dev/null
+"${PSQL[@]}" -c "SELECT version FROM cai_train('fast_orig', 'sentiment', 'sst', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0, \"threads\": $THREADS}')" >/dev/null
 for m in fast_full fast_orig; do
 	put "acc.$m" "$("${PSQL[@]}" -At -c "SELECT round(100 * avg((cai_predict('$m', sentence) = label::text)::int), 2) FROM sst_dev")"
 done
@@ -207,15 +217,18 @@ if len(sizes) > 1:
         w("- %s: peak at %s rows / at %s rows = %s (target for accurate and NER at 1,000,000 vs 100,000: at most 2)"
           % (name, format(int(hi), ","), format(int(lo), ","), "%.2f" % (a_hi / a_lo) if a_lo > 0 else "? (no sample)"))
 w("")
-w("Fast model, %s rows, %s epochs, to the end (no validation split) against `fasttext supervised -epoch %s -wordNgrams 2 -thread 2` on the same rows:"
-  % (format(int(sizes[-1]), ","), kv["epochs"], kv["epochs"]))
+w("Fast model, %s rows, %s epochs, threads %s, to the end (no validation split) against `fasttext supervised -epoch %s -wordNgrams 2 -thread 2` on the same rows:"
+  % (format(int(sizes[-1]), ","), kv["epochs"], kv["threads"], kv["epochs"]))
 w("")
 w("| | seconds | peak memory, MB |")
 w("|---|---:|---:|")
-w("| cai_train (whole statement: streaming, training, storing) | %.1f | %.0f (worker) |" % (float(kv["s.fast_full"]), mb(kv["peak.fast_full"])))
+w("| cai_train, default features (50 dimensions, character 3- to 5-grams; whole statement: streaming, training, storing) | %.1f | %.0f (worker) |" % (float(kv["s.fast_full"]), mb(kv["peak.fast_full"])))
+w("| cai_train, fastText's features (100 dimensions, no character n-grams) | %.1f | %.0f (worker) |" % (float(kv["s.fast_ft"]), mb(kv["peak.fast_ft"])))
 w("| fastText (whole process) | %.1f | %.0f |" % (float(kv["s.fasttext"]), mb(kv["peak.fasttext"])))
 w("")
-w("- time ratio cai_train / fastText: %.2f" % (float(kv["s.fast_full"]) / float(kv["s.fasttext"])))
+w("- time ratio cai_train / fastText: %.2f with the default features, %.2f with fastText's (load average after cai_train %s, after fastText %s: one run each on a shared machine)"
+  % (float(kv["s.fast_full"]) / float(kv["s.fasttext"]), float(kv["s.fast_ft"]) / float(kv["s.fasttext"]),
+     kv["load.fast_full"], kv["load.fasttext"]))
 w("- SST-2 dev accuracy: this model %s %%, the same training on the original SST-2 rows %s %% (difference %+.2f points; target within 0.5)"
   % (kv["acc.fast_full"], kv["acc.fast_orig"], float(kv["acc.fast_full"]) - float(kv["acc.fast_orig"])))
 fs = kv.get("fast_sizes", "").split()
