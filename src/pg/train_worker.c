@@ -422,8 +422,10 @@ CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
 						(need + held) / (1024 * 1024), shared->training_memory / (1024 * 1024)),
-				 errdetail("The rows read hold %zu MB; training would allocate %zu MB more.",
-						   held / (1024 * 1024), need / (1024 * 1024)),
+				 errdetail("The rows read hold %zu MB; training would allocate %zu MB more (%s).",
+						   held / (1024 * 1024), need / (1024 * 1024),
+						   held > need ? "the rows read are the larger part" :
+						   "training's own allocations are the larger part: its parameters, mostly"),
 				 errhint("Lower \"dimensions\", \"hidden\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
 }
 
