@@ -599,9 +599,50 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 
 
 
+/*
+ * The one copy (in r->keep) of the string s of len bytes among the rows'
+ * tokens and tags: a sentence's tokens and tags cost a pointer each, not a
+ * string each (a token occurs many times in many sentences; a handful of
+ * tags in all of them).
+ */
+static char *
+CaiNerString(CaiNerRows *r, const char *s, size_t len)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+	cai_error	err = {0};
+	cai_status	st;
+	int32		id;
+	bool		added;
+
+	if (r->strings == NULL)
+	{
+		r->strings = palloc0(sizeof(cai_strtab));
+		if ((st = cai_strtab_init(r->strings, 4096, &err)) != CAI_OK)
+			CaiReportCoreError(st, &err, "could not read the training rows");
+	}
+	if ((st = cai_strtab_intern(r->strings, s, len, &id, &added, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
+	if (added)
+	{
+		if (id >= r->string_cap)
+		{
+			int32		cap = Max(r->string_cap * 2, 4096);
+
+			r->string_ptr = r->string_ptr == NULL ? palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE) :
+				repalloc_huge(r->string_ptr, sizeof(char *) * cap);
+			r->string_cap = cap;
+		}
+		r->string_ptr[id] = pnstrdup(s, len);
+	}
+	MemoryContextSwitchTo(old);
+	return r->string_ptr[id];
+}
+
 static void
 CaiNerGrow(CaiNerRows *r, int64 more_tokens)
 {
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+
 	if (r->cap == 0)
 	{
 		r->cap = 1024;
@@ -631,6 +672,7 @@ CaiNerGrow(CaiNerRows *r, int64 more_tokens)
 		}
 		r->tokcap = cap;
 	}
+	MemoryContextSwitchTo(old);
 }
 
 static bool
@@ -743,9 +785,9 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 	CaiNerGrow(r, ntok);
 	for (size_t i = 0; i < ntok; i++)
 	{
-		r->tokens[r->ntok] = pnstrdup(txt + tokens[i].start, tokens[i].end - tokens[i].start);
+		r->tokens[r->ntok] = CaiNerString(r, txt + tokens[i].start, tokens[i].end - tokens[i].start);
 		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
-		r->tags[r->ntok] = pstrdup(tags[i]);
+		r->tags[r->ntok] = CaiNerString(r, tags[i], strlen(tags[i]));
 		r->ntok++;
 	}
 	cai_free(tags);				/* one block: pointers and strings */
@@ -760,6 +802,7 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 	bool		spans_form = false;
 	bool		checked = false;
 
+	r->keep = keep;
 	CaiSourceOpen(&src, query, what);
 	while (CaiSourceNext(&src))
 	{
@@ -797,7 +840,8 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 				r->skipped++;
 				continue;
 			}
-			old = MemoryContextSwitchTo(keep);
+			/* values are decoded in the batch's context; only the rows' strings and arrays are kept */
+			old = MemoryContextSwitchTo(src.batch_cxt);
 			if (spans_form)
 				CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
 			else
@@ -822,10 +866,11 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 					for (int k = 0; k < nt; k++)
 					{
 						text	   *tt = DatumGetTextPP(toks[k]);
+						text	   *tg = DatumGetTextPP(tags[k]);
 
 						r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
-						r->tokens[r->ntok] = pnstrdup(VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
-						r->tags[r->ntok] = TextDatumGetCString(tags[k]);
+						r->tokens[r->ntok] = CaiNerString(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+						r->tags[r->ntok] = CaiNerString(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
 						r->ntok++;
 					}
 					r->offsets[++r->n] = r->ntok;
