@@ -409,8 +409,9 @@ static MemoryContext worker_train_cxt = NULL;
 /*
  * Refuse a training that would need more than cai.training_memory: what the
  * architecture estimates it will allocate (need) plus what the rows read
- * into the worker's training context already hold (their strings and
- * arrays: for NER sentences as much as the model's own training memory).
+ * into the worker's training context already hold (text classification:
+ * token ids, 4 bytes a token and 12 a row; NER: a pointer per token and tag
+ * and each distinct string once).
  */
 void
 CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
