@@ -62,7 +62,8 @@ put threads "$THREADS"
 put max_seconds "$MAXS"
 
 eval "$(scripts/pgcluster.sh start)"
-export PGHOST PGPORT PGUSER
+# cai.threads (default 1) caps a training's threads: allow the timed trainings theirs
+export PGHOST PGPORT PGUSER PGOPTIONS="-c cai.threads=$THREADS"
 trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"; rm -rf "$TMP"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 POSTMASTER=$(head -n 1 "$CAI_PGDATA/data/postmaster.pid")
