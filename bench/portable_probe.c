@@ -60,8 +60,8 @@ textclf(const char *sst, const char *out, const char *name, const char *opts_jso
 	Tsv			tr,
 				dv,
 				te;
-	cai_textclf_data dtr,
-				ddv;
+	cai_textclf_data dtr = {0},
+				ddv = {0};
 	cai_options *opts;
 	cai_error	err;
 	uint8_t    *model;

@@ -261,8 +261,8 @@ main(int argc, char **argv)
 	char	   *metrics;
 	cai_model_file *mf;
 	cai_textclf *m;
-	cai_textclf_data dtr,
-				ddev;
+	cai_textclf_data dtr = {0},
+				ddev = {0};
 	double		t0,
 				train_secs,
 				secs,

@@ -120,6 +120,12 @@ typedef struct cai_arch
 
 	/* the encoder the model holds (encoder_model.h), NULL when none (cai_model_encoder_bundle) */
 	const struct cai_encoder_bundle *(*encoder) (const void *impl);
+	/*
+	 * CAI_KIND_CLASSIFY: trains on the raw texts (its own tokenizer), so a
+	 * reader must keep them (cai_textclf_data.texts) rather than reduce the
+	 * rows to cai_tokenize ids only
+	 */
+	bool		reads_texts;
 } cai_arch;
 
 /* The task named name (canonical or alias, any case); NULL if none. */

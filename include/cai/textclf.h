@@ -15,6 +15,7 @@
 #ifndef CAI_TEXTCLF_H
 #define CAI_TEXTCLF_H
 
+#include "cai/chunks.h"
 #include "cai/common.h"
 #include "cai/format.h"
 #include "cai/options.h"
@@ -24,13 +25,95 @@ typedef struct cai_textclf cai_textclf;
 /* Pretrained word vectors (cai/ner.h; a vector set gives them, cai/vectors.h). */
 struct cai_word_vectors;
 
-/* Labelled texts; labels are class indices in [0, n_labels). */
+/*
+ * Texts kept as token ids, to train on many rows in bounded memory: each
+ * text is tokenized once, as it is read, as training reads it (the first
+ * max_tokens tokens of at most max_tokens * TEXTCLF_BYTES_PER_TOKEN bytes,
+ * see cai_textclf_tokens_add), and kept as the ids of its tokens in a table
+ * of the distinct token strings (words; the training and validation rows
+ * share one), so a row costs 8 bytes and 4 a token instead of its text.
+ * Training from them with the same max_tokens gives the model that
+ * training from the texts gives, byte for byte (a training whose
+ * max_tokens differs is CAI_ERR_INVALID).
+ */
+#define TEXTCLF_BYTES_PER_TOKEN 32
+
+#define TEXTCLF_TOKENS_CHUNK_BITS 20	/* ids a chunk holds: 2^20 (4 MB), more than max_tokens */
+
+typedef struct cai_textclf_tokens
+{
+	cai_strtab *words;			/* the distinct tokens (shared, not owned) */
+	int			max_tokens;
+	size_t		n;				/* rows */
+	size_t		cap;			/* rows off has room for */
+	/*
+	 * (n + 1) where each row starts: chunk << TEXTCLF_TOKENS_CHUNK_BITS |
+	 * index in the chunk; off[n] is where the next row would start.  A row
+	 * lies in one chunk; it ends where the next starts, or when that is in
+	 * another chunk, at its chunk's fill.  Chunks are never moved, so
+	 * reading grows the rows without copying them.
+	 */
+	int64_t    *off;
+	int32_t   **chunks;			/* (n_chunks) word ids */
+	uint32_t   *fill;			/* (n_chunks) ids in each chunk */
+	size_t		n_chunks;
+	size_t		chunks_cap;
+} cai_textclf_tokens;
+
+/* The word ids of row i, *n of them. */
+static inline const int32_t *
+cai_textclf_tokens_row(const cai_textclf_tokens *t, size_t i, size_t *n)
+{
+	int64_t		a = t->off[i];
+	int64_t		b = t->off[i + 1];
+	size_t		c = (size_t) (a >> TEXTCLF_TOKENS_CHUNK_BITS);
+
+	if ((size_t) (b >> TEXTCLF_TOKENS_CHUNK_BITS) != c)
+		b = ((int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS) + t->fill[c];
+	*n = (size_t) (b - a);
+	return t->chunks[c] + (a & (((int64_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS) - 1));
+}
+
+/* Tokens of all the rows. */
+static inline size_t
+cai_textclf_tokens_count(const cai_textclf_tokens *t)
+{
+	size_t		k = 0;
+
+	for (size_t c = 0; c < t->n_chunks; c++)
+		k += t->fill[c];
+	return k;
+}
+
+/* Empty rows of words (an initialized cai_strtab) for max_tokens (1 to 100000). */
+cai_status	cai_textclf_tokens_init(cai_textclf_tokens *t, cai_strtab *words, int max_tokens, cai_error *err);
+/* Append a text (len bytes, NULL only when len is 0) as a row of token ids. */
+cai_status	cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_error *err);
+void		cai_textclf_tokens_free(cai_textclf_tokens *t);	/* not the words; safe on a zeroed struct */
+/* Bytes the rows hold (their arrays, not the words). */
+size_t		cai_textclf_tokens_memory(const cai_textclf_tokens *t);
+
+/*
+ * Row i's tokens joined by single spaces, into *buf (cai_realloc'ed to
+ * *cap bytes as needed): a text that tokenizes to the same tokens, for
+ * what reads texts (scoring, drift references).  Its length, or (size_t)
+ * -1 on out of memory.
+ */
+size_t		cai_textclf_tokens_text(const cai_textclf_tokens *t, size_t i, char **buf, size_t *cap);
+
+/*
+ * Labelled texts; labels are class indices in [0, n_labels).  The texts are
+ * either texts / lens or, when tokens is not NULL, token ids (texts and lens
+ * are then unused and may be NULL; the training and validation data of one
+ * training must both be one or the other, with the same words).
+ */
 typedef struct cai_textclf_data
 {
 	size_t		n;
 	const char *const *texts;	/* (n) UTF-8, not necessarily NUL-terminated */
 	const size_t *lens;			/* (n) byte lengths */
 	const int32_t *labels;		/* (n) */
+	const cai_textclf_tokens *tokens;	/* (n rows) or NULL: the texts */
 } cai_textclf_data;
 
 /*

@@ -1534,8 +1534,8 @@ cmd_train(const Args *a)
 	Tsv			va = {0};
 	Conll		ctr;
 	Conll		cva;
-	cai_textclf_data dtr;
-	cai_textclf_data dva;
+	cai_textclf_data dtr = {0};
+	cai_textclf_data dva = {0};
 	cai_ner_data ntr;
 	cai_ner_data nva;
 	int			n_labels = 0;

@@ -275,7 +275,7 @@ static const cai_arch archs[] = {
 	/* a pretrained encoder fine-tuned (transformer*.c): for both tasks, with the encoder in set->encoder */
 	{&tasks[0], "transformer", cai_tf_textclf_option_defs, &cai_tf_textclf_n_option_defs, true, cai_tf_train_memory,
 	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
-	 cai_tf_known_word, cai_tf_classify, cai_tf_classify_batch, NULL, NULL, NULL, NULL, cai_tf_encoder},
+	 cai_tf_known_word, cai_tf_classify, cai_tf_classify_batch, NULL, NULL, NULL, NULL, cai_tf_encoder, true},
 	{&tasks[1], "transformer", cai_tf_ner_option_defs, &cai_tf_ner_n_option_defs, true, cai_tf_train_memory,
 	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
 	 cai_tf_known_word, NULL, NULL, cai_tf_tag, cai_tf_tag_batch, cai_tf_entities, cai_tf_entities_batch,

@@ -443,8 +443,11 @@ check_label_names(const char *const *names, int n, cai_error *err)
 static cai_status
 check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error *err)
 {
-	if (d->n > 0 && (d->texts == NULL || d->lens == NULL || d->labels == NULL))
-		return cai_error_set(err, CAI_ERR_INVALID, "%s rows lack texts, lengths or labels", what);
+	if (d->tokens != NULL ? d->tokens->n != d->n || d->tokens->words == NULL :
+		d->n > 0 && (d->texts == NULL || d->lens == NULL))
+		return cai_error_set(err, CAI_ERR_INVALID, "%s rows lack texts, lengths or token ids", what);
+	if (d->n > 0 && d->labels == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "%s rows lack labels", what);
 	if (d->n >= INT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many %s rows (%zu)", what, d->n);
 	for (size_t i = 0; i < d->n; i++)
@@ -452,7 +455,7 @@ check_data(const cai_textclf_data *d, int n_labels, const char *what, cai_error 
 		if (d->labels[i] < 0 || d->labels[i] >= n_labels)
 			return cai_error_set(err, CAI_ERR_INVALID, "%s row %zu has label %d, out of range [0, %d)",
 								 what, i, (int) d->labels[i], n_labels);
-		if (d->texts[i] == NULL && d->lens[i] > 0)
+		if (d->tokens == NULL && d->texts[i] == NULL && d->lens[i] > 0)
 			return cai_error_set(err, CAI_ERR_INVALID, "%s row %zu has no text", what, i);
 	}
 	return CAI_OK;
@@ -520,6 +523,8 @@ cai_textclf_train(const cai_options *opts,
 		return st;
 	if (valid != NULL && (st = check_data(valid, n_labels, "validation", err)) != CAI_OK)
 		return st;
+	if (valid != NULL && (valid->tokens == NULL) != (train->tokens == NULL))
+		return cai_error_set(err, CAI_ERR_INVALID, "training and validation rows must both be texts or both token ids");
 	if ((st = check_vectors(vectors, err)) != CAI_OK)
 		return st;
 	if (opts == NULL)

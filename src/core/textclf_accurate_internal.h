@@ -17,7 +17,7 @@
 #define ACC_FEATURE_VERSION		1
 #define ACC_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
 #define ACC_NGRAMS_MAX			TEXTCLF_CHAR_NGRAMS_MAX
-#define ACC_BYTES_PER_TOKEN		32	/* text read: at most max_tokens * this */
+#define ACC_BYTES_PER_TOKEN		TEXTCLF_BYTES_PER_TOKEN	/* text read: at most max_tokens * this */
 #define ACC_MAX_DIM				1024
 #define ACC_MAX_BUCKETS			16777216
 #define ACC_TOKEN_BUDGET		2048	/* padded positions per training batch */

@@ -738,6 +738,8 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 {
 	const size_t eval_from = t->prep.eval_from;
 	const size_t n_eval = t->prep.n_eval;
+	char	   *buf = NULL;		/* a row's text, with token ids */
+	size_t		buf_cap = 0;
 	char		js[512];
 	cai_options *fo = NULL;
 	json_object *fprov;
@@ -782,14 +784,21 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	{
 		size_t		r = eval_from + i;
 		float	   *f = t->fast_probs + i * (size_t) t->prep.L;
+		const char *text;
+		size_t		len;
 
 		if ((i & 255) == 255 && !cai_trainer_tick(tk, 0.0))
-			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		if ((st = cai_textclf_predict(t->fast, t->prep.rows.txt[r], t->prep.rows.len[r], f, err)) != CAI_OK)
-			return st;
+			st = cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		else if (!cai_textclf_row_text(&t->prep.rows, r, &buf, &buf_cap, &text, &len))
+			st = NOMEM(err);
+		else
+			st = cai_textclf_predict(t->fast, text, len, f, err);
+		if (st != CAI_OK)
+			break;
 		t->fast_correct += cai_argmax(f, t->prep.L) == t->prep.rows.lab[r];
 	}
-	return CAI_OK;
+	cai_free(buf);
+	return st;
 }
 
 /* Declare and allocate the parameters; initialize them from rng. */

@@ -29,7 +29,7 @@
 #define FAST_NORM_MAX			128 /* bytes of a normalized token (incl. NUL) */
 #define FAST_CHAR_NGRAMS_MAX	TEXTCLF_CHAR_NGRAMS_MAX
 #define FAST_MAX_NGRAMS			5	/* upper bound of word_ngrams */
-#define FAST_BYTES_PER_TOKEN	32	/* text read: at most max_tokens * this */
+#define FAST_BYTES_PER_TOKEN	TEXTCLF_BYTES_PER_TOKEN	/* text read: at most max_tokens * this */
 #define FAST_FOLD_DIGITS		false
 #define FAST_AUTO_UPDATES		100000	/* row updates the automatic epoch count aims at */
 #define FAST_SEED_WORD			0x63616977ULL	/* "caiw" */

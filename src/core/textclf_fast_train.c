@@ -42,6 +42,7 @@ typedef struct FastShard
 	float	   *probs;			/* (L) */
 	uint32_t   *feat;			/* (max features of a row) the row's features */
 	uint32_t   *kept;			/* (max features of a row) */
+	int32_t    *types;			/* (max_tokens + 2) the row's type ids (cai_textclf_row_types) */
 	cai_rng		rng;			/* dropout, seeded from the training rng every epoch */
 	size_t		from;			/* this round: positions [from, to) of the epoch's order */
 	size_t		to;
@@ -64,16 +65,10 @@ typedef struct FastTrain
 	/* the features every occurrence of a type gives: its vocabulary row, its character n-gram rows */
 	size_t	   *type_feat_off;	/* (n_types + 1) */
 	uint32_t   *type_feat;
-	/* the rows of the word n-grams of every row (-1: no training row has the bucket) */
-	size_t	   *ng_off;			/* (n_all + 1) */
-	int32_t    *ng_row;
 	size_t		max_feat;		/* most features of a row (fast_row_features) */
 	/* the gradient probe's rows' features, fast_row_features' (the probe only) */
 	size_t	   *feat_off;		/* (n_rows + 1) */
 	uint32_t   *feat;			/* (n_feat) */
-	/* the evaluation rows (prep.eval_from on) as inference sees them */
-	size_t	   *ev_off;			/* (n_eval + 1) */
-	uint32_t   *ev;				/* word vector ids (< V) or V + bucket row */
 	float	   *wordvec;		/* (V, D) word row plus its character n-gram rows */
 	int32_t    *wordcnt;		/* (V) rows summed into each word vector */
 	/* parameters: E (R, D) | W (L, D); best copy alike */
@@ -86,6 +81,7 @@ typedef struct FastTrain
 	float	   *probs;			/* (L) */
 	uint32_t   *rowfeat;		/* (max_feat) the row's features */
 	uint32_t   *kept;			/* (max_feat) */
+	int32_t    *rowtypes;		/* (max_tokens + 2) a row's type ids (cai_textclf_row_types) */
 	int32_t    *order;			/* (n_tr) */
 	/* the epochs (trainer hooks) */
 	cai_rng		rng;			/* initialization, shuffles, dropout */
@@ -112,6 +108,7 @@ fast_train_free(FastTrain *t)
 		cai_free(t->sh[s].probs);
 		cai_free(t->sh[s].kept);
 		cai_free(t->sh[s].feat);
+		cai_free(t->sh[s].types);
 	}
 	cai_free(t->sh);
 	cai_textclf_prep_free(&t->prep);
@@ -120,12 +117,9 @@ fast_train_free(FastTrain *t)
 	cai_free(t->type_cg);
 	cai_free(t->type_feat_off);
 	cai_free(t->type_feat);
-	cai_free(t->ng_off);
-	cai_free(t->ng_row);
 	cai_free(t->feat_off);
 	cai_free(t->feat);
-	cai_free(t->ev_off);
-	cai_free(t->ev);
+	cai_free(t->rowtypes);
 	cai_free(t->wordvec);
 	cai_free(t->wordcnt);
 	cai_free(t->params);
@@ -185,12 +179,12 @@ fast_prepare_char_ngrams(FastTrain *t, cai_error *err)
  * NULL; returns the count.
  */
 static size_t
-fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
+fast_eval_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 {
 	const int	wn = t->p.word_ngrams;
 	const uint32_t V = (uint32_t) t->prep.V;
-	size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-	const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
+	size_t		nt;
+	const int32_t *ty = cai_textclf_row_types(&t->prep, r, tbuf, &nt);
 	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 	size_t		n = 0;
 
@@ -246,20 +240,20 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out)
  * rows, then the rows of the word n-grams ending at it, each bucket row as
  * V + row.  Buckets no training row has are left out (validation rows;
  * inference ignores them too).  Made each time the row is trained on from
- * its token type ids, every type's feature list and the row's word n-gram
- * rows, so that the training data is 8 bytes a token (bigrams) instead of 4
- * bytes a feature (about 14 features a token with the default character
- * n-grams): 1,000,000 rows of SST-2 sentences trained in 463 instead of 977 MB
- * (the cai command's peak), in the same time, to the same bytes.
+ * its token type ids (tbuf: max_tokens + 2 entries of scratch), every
+ * type's feature list and the word n-grams hashed again (as fastText does),
+ * so that the training data is the rows' token ids alone (4 bytes a token)
+ * instead of 4 bytes a feature (about 14 features a token with the default
+ * character n-grams), or 8 bytes a token with the n-gram rows stored.
  */
 static size_t
-fast_row_features(const FastTrain *t, size_t r, uint32_t *out)
+fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 {
 	const int	wn = t->p.word_ngrams;
 	const uint32_t V = (uint32_t) t->prep.V;
-	size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-	const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
-	const int32_t *ng = t->ng_row + t->ng_off[r];
+	size_t		nt;
+	const int32_t *ty = cai_textclf_row_types(&t->prep, r, tbuf, &nt);
+	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 	size_t		n = 0;
 
 	for (size_t i = 0; i < nt; i++)
@@ -269,9 +263,20 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out)
 
 		memcpy(out + n, t->type_feat + a, sizeof(uint32_t) * m);
 		n += m;
-		for (int g = 2; g <= wn && (size_t) g <= i + 1; g++, ng++)
-			if (*ng >= 0)
-				out[n++] = V + (uint32_t) *ng;
+		if (wn > 1)
+		{
+			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
+			for (int g = 2; g <= have; g++)
+			{
+				int32_t		row = t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
+
+				if (row >= 0)
+					out[n++] = V + (uint32_t) row;
+			}
+		}
 	}
 	return n;
 }
@@ -290,22 +295,8 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	size_t		n_cg = t->type_cg_off[t->prep.types.n];
 	int32_t		k = 0;
 
-	/* every row's word n-gram buckets, in token order (remapped to rows below) */
-	t->ng_off = cai_calloc(n_all + 1, sizeof(size_t));
-	if (t->ng_off == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < n_all; r++)
-	{
-		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-		size_t		m = 0;
-
-		for (size_t i = 0; i < nt; i++)
-			m += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
-		t->ng_off[r + 1] = t->ng_off[r] + m;
-	}
-	t->ng_row = cai_malloc(sizeof(int32_t) * (t->ng_off[n_all] + 1));
 	t->prep.bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->ng_row == NULL || t->prep.bmap == NULL)
+	if (t->prep.bmap == NULL)
 		return NOMEM(err);
 	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
 
@@ -313,16 +304,16 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	t->max_feat = 0;
 	for (size_t r = 0; r < n_all; r++)
 	{
-		size_t		nt = t->prep.tok_off[r + 1] - t->prep.tok_off[r];
-		const int32_t *ty = t->prep.tok_type + t->prep.tok_off[r];
+		size_t		nt;
+		const int32_t *ty = cai_textclf_row_types(&t->prep, r, t->rowtypes, &nt);
 		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
-		int32_t    *ng = t->ng_row + t->ng_off[r];
-		size_t		n = t->ng_off[r + 1] - t->ng_off[r];
+		size_t		n = 0;
 		bool		train_row = r < t->prep.rows.n_tr;
 
 		for (size_t i = 0; i < nt; i++)
 		{
 			n += (t->prep.type_vocab[ty[i]] >= 0) + (t->type_cg_off[ty[i] + 1] - t->type_cg_off[ty[i]]);
+			n += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
 			if (train_row)
 				for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
 					t->prep.bmap[t->type_cg[j]] = 0;
@@ -334,11 +325,8 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 				hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
 				for (int g = 2; g <= have; g++)
 				{
-					uint32_t	b = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets);
-
-					*ng++ = (int32_t) b;
 					if (train_row)
-						t->prep.bmap[b] = 0;
+						t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)] = 0;
 				}
 			}
 		}
@@ -353,8 +341,6 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	t->prep.K = k;
 	if ((int64_t) t->prep.V + k >= INT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many embedding rows");
-	for (size_t j = 0; j < t->ng_off[n_all]; j++)
-		t->ng_row[j] = t->prep.bmap[t->ng_row[j]];
 
 	/* every type's features */
 	t->type_feat_off = cai_calloc(t->prep.types.n + 1, sizeof(size_t));
@@ -371,18 +357,6 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 		t->type_feat_off[ty + 1] = n;
 	}
 
-	/* the evaluation rows as inference sees them */
-	t->ev_off = cai_calloc(t->prep.n_eval + 1, sizeof(size_t));
-	if (t->ev_off == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < t->prep.n_eval; r++)
-		t->ev_off[r + 1] = t->ev_off[r] + fast_eval_features(t, t->prep.eval_from + r, NULL);
-
-	t->ev = cai_malloc(sizeof(uint32_t) * (t->ev_off[t->prep.n_eval] > 0 ? t->ev_off[t->prep.n_eval] : 1));
-	if (t->ev == NULL)
-		return NOMEM(err);
-	for (size_t r = 0; r < t->prep.n_eval; r++)
-		fast_eval_features(t, t->prep.eval_from + r, t->ev + t->ev_off[r]);
 	return CAI_OK;
 }
 
@@ -398,9 +372,12 @@ fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_text
 	cai_textclf_token_rule rule = fast_token_rule(&t->p);
 	cai_status	st;
 
+	t->prep.types_by_word = true;
 	if ((st = cai_textclf_prepare(opts, n_labels, train, valid, &rule, tk, &t->prep, err)) != CAI_OK ||
 		(st = fast_prepare_char_ngrams(t, err)) != CAI_OK)
 		return st;
+	if ((t->rowtypes = cai_malloc(sizeof(int32_t) * ((size_t) t->p.max_tokens + 2))) == NULL)
+		return NOMEM(err);
 	return fast_prepare_features(t, err);
 }
 
@@ -504,66 +481,127 @@ fast_word_vectors(FastTrain *t)
 }
 
 /*
- * Predict the evaluation rows with the current parameters, computing what
- * cai_textclf_fast_predict() computes, in the same order (the same bits);
- * *loss gets the mean loss.  false when the progress callback cancels.
+ * Predict evaluation row r (eval_from on) with the current parameters,
+ * computing what cai_textclf_fast_predict() computes, in the same order (the
+ * same bits); h (D), probs (L), feat (max_feat) and types (max_tokens + 2)
+ * are scratch.  *loss gets the row's loss; returns the predicted class.
  */
-CAI_KERNEL static bool
-fast_eval(FastTrain *t, cai_trainer *tk, int32_t *pred, double *mean_loss)
+CAI_KERNEL static int
+fast_eval_row(const FastTrain *t, size_t r, float *h, float *probs, uint32_t *feat, int32_t *types, double *loss)
 {
 	const int	D = t->p.dim;
 	const int	L = t->prep.L;
 	const float *E = t->params;
 	const float *W = E + (size_t) (t->prep.V + t->prep.K) * D;
 	const uint32_t V = (uint32_t) t->prep.V;
+	int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
+	size_t		k = fast_eval_features(t, t->prep.eval_from + r, feat, types);
+	int64_t		nf = 0;
+	int			best = 0;
+	double		lse;
+	float		zy;
+
+	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t j = 0; j < k; j++)
+	{
+		uint32_t	x = feat[j];
+
+		if (x < V)
+		{
+			vec_add(h, t->wordvec + (size_t) x * D, D);
+			nf += t->wordcnt[x];
+		}
+		else
+		{
+			vec_add(h, E + (size_t) x * D, D);
+			nf++;
+		}
+	}
+	if (nf > 0)
+	{
+		float		inv = 1.0f / (float) nf;
+
+		for (int d = 0; d < D; d++)
+			h[d] *= inv;
+	}
+	fast_output_forward(W, h, L, D, probs);
+	zy = probs[y];
+	for (int c = 1; c < L; c++)
+		if (probs[c] > probs[best])
+			best = c;
+	lse = softmax_inplace(probs, L);
+	*loss = lse - zy;
+	return best;
+}
+
+/* Job: shard s predicts evaluation rows [from, to) (threads > 1), its loss summed in row order. */
+static cai_status
+fast_shard_eval(void *ctx, int s, cai_error *err)
+{
+	FastTrain  *t = ctx;
+	FastShard  *sh = &t->sh[s];
+
+	sh->loss = 0.0;
+	for (size_t r = sh->from; r < sh->to; r++)
+	{
+		double		l;
+
+		t->prep.pred[r] = fast_eval_row(t, r, sh->hidden, sh->probs, sh->feat, sh->types, &l);
+		sh->loss += l;
+	}
+	return CAI_OK;
+}
+
+/*
+ * Predict the evaluation rows into t->prep.pred; *loss gets the mean loss.
+ * One thread: row by row, the loss summed in row order.  With the pool
+ * (threads > 1), rounds of threads * FAST_SHARD_ROWS rows, each shard's
+ * contiguous part summed in order and the shards' sums added in shard
+ * order: the same predictions, a loss equal up to rounding, the same for
+ * the same threads.  false when the progress callback cancels.
+ */
+static bool
+fast_eval(FastTrain *t, cai_trainer *tk, double *mean_loss)
+{
+	const size_t n_eval = t->prep.n_eval;
 	double		loss = 0.0;
+	cai_error	err;
 
 	fast_word_vectors(t);
-	for (size_t r = 0; r < t->prep.n_eval; r++)
+	if (t->pool.n <= 1)
 	{
-		int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
-		int64_t		nf = 0;
-		int			best = 0;
-		double		lse;
-		float		zy;
-		float	   *h = t->hidden;
-
-		if ((r & 1023) == 1023 && !cai_trainer_tick(tk, tk->p.fraction))
-			return false;
-		/* exactly as cai_textclf_fast_predict() sums them */
-		memset(h, 0, sizeof(float) * (size_t) D);
-		for (size_t j = t->ev_off[r]; j < t->ev_off[r + 1]; j++)
+		for (size_t r = 0; r < n_eval; r++)
 		{
-			uint32_t	x = t->ev[j];
+			double		l;
 
-			if (x < V)
-			{
-				vec_add(h, t->wordvec + (size_t) x * D, D);
-				nf += t->wordcnt[x];
-			}
-			else
-			{
-				vec_add(h, E + (size_t) x * D, D);
-				nf++;
-			}
+			if ((r & 1023) == 1023 && !cai_trainer_tick(tk, tk->p.fraction))
+				return false;
+			t->prep.pred[r] = fast_eval_row(t, r, t->hidden, t->probs, t->rowfeat, t->rowtypes, &l);
+			loss += l;
 		}
-		if (nf > 0)
-		{
-			float		inv = 1.0f / (float) nf;
-
-			for (int d = 0; d < D; d++)
-				h[d] *= inv;
-		}
-		fast_output_forward(W, h, L, D, t->probs);
-		zy = t->probs[y];
-		for (int c = 1; c < L; c++)
-			if (t->probs[c] > t->probs[best])
-				best = c;
-		lse = softmax_inplace(t->probs, L);
-		loss += lse - zy;
-		pred[r] = best;
 	}
-	*mean_loss = t->prep.n_eval > 0 ? loss / (double) t->prep.n_eval : 0.0;
+	else
+	{
+		const size_t n = (size_t) t->pool.n;
+
+		for (size_t b0 = 0; b0 < n_eval; b0 += n * FAST_SHARD_ROWS)
+		{
+			size_t		m = n_eval - b0 < n * FAST_SHARD_ROWS ? n_eval - b0 : n * FAST_SHARD_ROWS;
+
+			if (b0 > 0 && !cai_trainer_tick(tk, tk->p.fraction))
+				return false;
+			for (size_t s = 0; s < n; s++)
+			{
+				t->sh[s].from = b0 + m * s / n;
+				t->sh[s].to = b0 + m * (s + 1) / n;
+			}
+			if (cai_pool_run(&t->pool, fast_shard_eval, t, &err) != CAI_OK)
+				return false;
+			for (size_t s = 0; s < n; s++)
+				loss += t->sh[s].loss;
+		}
+	}
+	*mean_loss = n_eval > 0 ? loss / (double) n_eval : 0.0;
 	return true;
 }
 
@@ -593,12 +631,81 @@ fast_params_from_options(const cai_options *o, const cai_word_vectors *vec, Fast
 }
 
 /*
- * An estimate, deliberately on the high side (1.2 to 3 times the peak
- * measured on SST-2 and on small sets), from the text bytes alone: the exact
+ * With rows of token ids: how many buckets the rows' character n-grams and
+ * word n-grams fall in, counted in one pass over the ids in memory (a
+ * bitmap of the buckets; the words' hashes as the features take them).  At
+ * least the bucket rows training makes: the words of validation rows, and
+ * validation rows split from these, are counted too.  SIZE_MAX on out of
+ * memory.
+ */
+static size_t
+fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk)
+{
+	const cai_strtab *words = tk->words;
+	uint64_t   *wh = cai_malloc(sizeof(uint64_t) * ((size_t) words->n + 1));
+	uint64_t   *seen = cai_calloc(((size_t) fp->buckets + 63) / 64, sizeof(uint64_t));
+	uint64_t	cg[TEXTCLF_CHAR_NGRAMS_MAX];
+	char		norm[TEXTCLF_NORM_MAX];
+	uint64_t	eos_hash;
+	size_t		k = 0;
+
+#define FAST_MARK(b) (seen[(b) / 64] |= 1ULL << ((b) % 64))
+	if (wh == NULL || seen == NULL)
+	{
+		cai_free(wh);
+		cai_free(seen);
+		return SIZE_MAX;
+	}
+	for (int32_t w = 0; w < words->n; w++)
+	{
+		cai_token	tok = {0};
+		size_t		nl;
+		int			nc;
+
+		tok.end = (int64_t) cai_strtab_len(words, w);
+		nl = fast_token_norm(cai_strtab_str(words, w), &tok, 0, 1, norm);
+		wh[w] = fast_word_hash(norm, nl);
+		nc = fast_type_char_ngrams(fp, norm, nl, cg);
+		for (int j = 0; j < nc; j++)
+			FAST_MARK(cai_textclf_char_bucket(cg[j], fp->buckets));
+	}
+	eos_hash = fast_word_hash(norm, fast_token_norm(NULL, NULL, 0, 0, norm));
+	for (size_t r = 0; fp->word_ngrams > 1 && r < tk->n; r++)
+	{
+		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+		size_t		nt;
+		const int32_t *ids = cai_textclf_tokens_row(tk, r, &nt);
+
+		for (size_t i = 0; i < nt + (size_t) fp->eos; i++)
+		{
+			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = i < nt ? wh[ids[i]] : eos_hash;
+			for (int g = 2; g <= have; g++)
+				FAST_MARK(fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, fp->buckets));
+		}
+	}
+#undef FAST_MARK
+	for (size_t j = 0; j < ((size_t) fp->buckets + 63) / 64; j++)
+		k += (size_t) __builtin_popcountll(seen[j]);
+	cai_free(wh);
+	cai_free(seen);
+	return k;
+}
+
+/*
+ * An estimate, on the high side.  From texts, from the text bytes alone
+ * (1.2 to 4 times the peak measured on SST-2 and on small sets): the
  * numbers of distinct words and n-grams are only known after tokenizing.
  * Assumptions: about 4 bytes per token; distinct words ~ 40 sqrt(tokens)
  * and distinct word n-grams ~ 8 tokens^0.75 (Heaps' law); each distinct word
- * brings 2 new character n-grams per n-gram length.
+ * brings 2 new character n-grams per n-gram length.  From token ids, the
+ * tokens, the distinct words (an upper bound of the types) and the buckets
+ * used (fast_count_buckets) are counted.  The embedding rows (parameters,
+ * the best epoch's copy, the serialized model: 12 bytes a dimension a row)
+ * dominate; the rows cost 4 bytes a row in the trainer with token ids (the
+ * order, labels and row indexes: 20), with texts 4 bytes a token more.
  */
 size_t
 cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *train, int n_labels,
@@ -607,7 +714,6 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	FastParams	fp;
 	size_t		bytes = 0;
 	size_t		tokens = 0;
-	size_t		feats;
 	size_t		rows;
 	size_t		types;
 	size_t		ngram_rows;
@@ -621,9 +727,8 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 		return 0;
 	/* the end-of-text token included */
 	cai_textclf_estimate_tokens(train, fp.max_tokens, FAST_BYTES_PER_TOKEN, fp.eos, &bytes, &tokens);
-	/* feature occurrences per token: the word, (word_ngrams - 1) n-grams, ~5 characters' worth of n-grams */
+	/* character n-grams per type: ~5 per n-gram length */
 	nchar = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 5 : 0;
-	feats = tokens * (1 + (size_t) (fp.word_ngrams - 1) + nchar);
 	types = (size_t) (40.0 * sqrt((double) tokens)) + 1;
 	if (types > tokens)
 		types = tokens;
@@ -632,37 +737,49 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 		ngram_rows = (size_t) (fp.word_ngrams - 1) * tokens;
 	char_rows = fp.minn > 0 ? (size_t) (fp.maxn - fp.minn + 1) * 2 * types : 0;
 	rows = ngram_rows + char_rows < fp.buckets ? ngram_rows + char_rows : fp.buckets;
+	if (train->tokens != NULL)
+	{
+		size_t		k = fast_count_buckets(&fp, train->tokens);
+
+		types = (size_t) train->tokens->words->n + 1;
+		if (k != SIZE_MAX)
+			rows = k;
+	}
 	rows += types;
 	n_params = (rows + (size_t) n_labels) * (size_t) fp.dim;
 
 	total = 2 * n_params * sizeof(float);	/* parameters and the best epoch's copy */
 	total += types * (size_t) fp.dim * sizeof(float);	/* word vectors for scoring */
 	/*
-	 * features: the rows' word n-gram rows and offsets (a row's features are
-	 * made from its tokens when it is trained on), every type's features, and
-	 * the evaluation rows' as inference sees them (the validation split's
-	 * share of the rows' features, at most; all of them without a split)
+	 * features: every type's (a row's features are made from its tokens when
+	 * it is trained on or scored); the rows' type ids and their offsets with
+	 * texts, or with token ids the type of each word; the type strings
 	 */
-	total += tokens * (size_t) (fp.word_ngrams - 1) * sizeof(int32_t) + (train->n + 1) * 3 * sizeof(size_t);
 	total += types * (1 + nchar) * sizeof(uint32_t);
-	{
-		double		frac = cai_opt_float(opts, "validation_fraction");
-
-		total += (size_t) ((double) feats * (frac > 0 ? (frac < 0.5 ? 2 * frac : 1.0) : 1.0)) * sizeof(uint32_t);
-	}
-	total += tokens * sizeof(int32_t) + bytes;	/* token type ids, type strings */
+	if (train->tokens != NULL)
+		total += types * sizeof(int32_t) + bytes;
+	else
+		total += tokens * sizeof(int32_t) + (train->n + 1) * sizeof(size_t) + bytes;
 	total += types * (sizeof(uint64_t) + 2 * sizeof(size_t) + 4 + 8 + 4 + 4 + sizeof(cai_textclf_vocab_item));
 	total += types * nchar * sizeof(uint32_t);
 	total += (size_t) fp.buckets * sizeof(int32_t);
 	total += train->n * (4 * sizeof(int32_t) + sizeof(char *) + sizeof(size_t));
 	total += vec != NULL && vec->n > 0 ? types * sizeof(int32_t) : 0;	/* the vectors matched */
-	/* the serialized model */
-	total += n_params * sizeof(float) + bytes / 2;
+	/*
+	 * the serialized model: the parameters, the word vectors, the lookup
+	 * tables (bucket ranks, slots) both built and in the model bytes, the
+	 * metadata
+	 */
+	total += n_params * sizeof(float) + bytes / 2 + types * (size_t) fp.dim * sizeof(float);
+	total += 2 * ((size_t) fp.buckets * 3 / 16 + rows * 4 * sizeof(int32_t)) + 65536;
 	/* threads > 1: each thread's scratch (the features of its longest row bounded by max_tokens) and the pool */
 	if (cai_opt_int(opts, "threads") > 1)
 		total += (size_t) cai_opt_int(opts, "threads") *
 			((2 * (size_t) fp.dim + (size_t) n_labels + (size_t) (fp.max_tokens + 1) * (size_t) (fp.word_ngrams + FAST_CHAR_NGRAMS_MAX)) *
 			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 64);
+	/* counted from token ids, the margin is for what is still guessed (character n-grams per type) */
+	if (train->tokens != NULL)
+		total += total / 8;
 	return total;
 }
 
@@ -784,7 +901,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 	{
 		size_t		r = (size_t) t->order[i];
 		const uint32_t *f = t->rowfeat;
-		size_t		k = fast_row_features(t, r, t->rowfeat);
+		size_t		k = fast_row_features(t, r, t->rowfeat, t->rowtypes);
 		float		lr = (float) (t->lr0 * (1.0 - (double) t->step / (double) t->steps_total));
 
 		if ((i & 255) == 0 && i > 0)
@@ -828,7 +945,7 @@ fast_shard_train(void *ctx, int s, cai_error *err)
 	{
 		size_t		r = (size_t) t->order[i];
 		const uint32_t *f = sh->feat;
-		size_t		k = fast_row_features(t, r, sh->feat);
+		size_t		k = fast_row_features(t, r, sh->feat, sh->types);
 		float		lr = (float) (t->lr0 * (1.0 - (double) (t->epoch_step + i) / (double) t->steps_total));
 
 		if (t->dropout > 0 && k > 0)
@@ -900,7 +1017,9 @@ fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
 		sh->probs = cai_malloc(sizeof(float) * (size_t) t->prep.L);
 		sh->kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
 		sh->feat = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
-		if (sh->hidden == NULL || sh->grad == NULL || sh->probs == NULL || sh->kept == NULL || sh->feat == NULL)
+		sh->types = cai_malloc(sizeof(int32_t) * ((size_t) t->p.max_tokens + 2));
+		if (sh->hidden == NULL || sh->grad == NULL || sh->probs == NULL || sh->kept == NULL || sh->feat == NULL ||
+			sh->types == NULL)
 			return NOMEM(err);
 	}
 	return CAI_OK;
@@ -913,7 +1032,7 @@ fast_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss
 	FastTrain  *t = ctx;
 	double		mf1;
 
-	if (!fast_eval(t, tr, t->prep.pred, loss))
+	if (!fast_eval(t, tr, loss))
 		return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
@@ -1027,7 +1146,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 		goto fail;
 	}
 	for (size_t r = 0; r < fp->n_rows; r++)
-		t->feat_off[r + 1] = t->feat_off[r] + fast_row_features(t, r, t->feat + t->feat_off[r]);
+		t->feat_off[r + 1] = t->feat_off[r] + fast_row_features(t, r, t->feat + t->feat_off[r], t->rowtypes);
 	n_e = (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
 	t->n_params = n_e + (size_t) n_labels * (size_t) t->p.dim;
 	t->params = cai_malloc(sizeof(float) * t->n_params);

@@ -104,6 +104,20 @@ cai_textclf_check_token_options(int minn, int maxn, int max_tokens, size_t bytes
 	return CAI_OK;
 }
 
+/* Row i of d as row w of rows (src: i + base with token ids). */
+static inline void
+textclf_put_row(cai_textclf_rows *rows, size_t w, const cai_textclf_data *d, size_t i, size_t base)
+{
+	if (rows->src != NULL)
+		rows->src[w] = base + i;
+	else
+	{
+		rows->txt[w] = d->texts[i];
+		rows->len[w] = d->lens[i];
+	}
+	rows->lab[w] = d->labels[i];
+}
+
 /* The rows of cai_textclf_split. */
 static cai_status
 textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
@@ -115,25 +129,26 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 	cai_status	st;
 	size_t		w;
 
-	rows->txt = cai_malloc(sizeof(char *) * n_all);
-	rows->len = cai_malloc(sizeof(size_t) * n_all);
 	rows->lab = cai_malloc(sizeof(int32_t) * n_all);
-	if (rows->txt == NULL || rows->len == NULL || rows->lab == NULL)
+	if (train->tokens != NULL)
+	{
+		rows->tok_tr = train->tokens;
+		rows->tok_va = valid != NULL ? valid->tokens : NULL;
+		rows->src = cai_malloc(sizeof(size_t) * n_all);
+	}
+	else
+	{
+		rows->txt = cai_malloc(sizeof(char *) * n_all);
+		rows->len = cai_malloc(sizeof(size_t) * n_all);
+	}
+	if (rows->lab == NULL || (rows->src == NULL && (rows->txt == NULL || rows->len == NULL)))
 		return NOMEM(err);
 	if (valid != NULL)
 	{
 		for (size_t i = 0; i < train->n; i++)
-		{
-			rows->txt[i] = train->texts[i];
-			rows->len[i] = train->lens[i];
-			rows->lab[i] = train->labels[i];
-		}
+			textclf_put_row(rows, i, train, i, 0);
 		for (size_t i = 0; i < valid->n; i++)
-		{
-			rows->txt[train->n + i] = valid->texts[i];
-			rows->len[train->n + i] = valid->lens[i];
-			rows->lab[train->n + i] = valid->labels[i];
-		}
+			textclf_put_row(rows, train->n + i, valid, i, train->n);
 		rows->n_tr = train->n;
 		rows->n_va = valid->n;
 		return CAI_OK;
@@ -154,10 +169,7 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 		{
 			if (is_val[i] != (pass == 1))
 				continue;
-			rows->txt[w] = train->texts[i];
-			rows->len[w] = train->lens[i];
-			rows->lab[w] = train->labels[i];
-			w++;
+			textclf_put_row(rows, w++, train, i, 0);
 		}
 		if (pass == 0)
 			rows->n_tr = w;
@@ -232,6 +244,170 @@ cai_textclf_rows_free(cai_textclf_rows *rows)
 	cai_free(rows->txt);
 	cai_free(rows->len);
 	cai_free(rows->lab);
+	cai_free(rows->src);
+}
+
+/* See textclf_internal.h. */
+bool
+cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t *cap,
+					 const char **text, size_t *len)
+{
+	const cai_textclf_tokens *t = rows->tok_tr;
+	size_t		i;
+
+	if (rows->src == NULL)
+	{
+		*text = rows->txt[r];
+		*len = rows->len[r];
+		return true;
+	}
+	i = rows->src[r];
+	if (i >= t->n)
+	{
+		i -= t->n;
+		t = rows->tok_va;
+	}
+	*len = cai_textclf_tokens_text(t, i, buf, cap);
+	*text = *buf;
+	return *len != (size_t) -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Texts as token ids (cai/textclf.h)                                     */
+/* ---------------------------------------------------------------------- */
+
+/* See textclf.h. */
+cai_status
+cai_textclf_tokens_init(cai_textclf_tokens *t, cai_strtab *words, int max_tokens, cai_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	if (words == NULL || max_tokens < 1 || max_tokens > 100000)
+		return cai_error_set(err, CAI_ERR_INVALID, "token rows need a word table and max_tokens 1 to 100000");
+	t->words = words;
+	t->max_tokens = max_tokens;
+	t->cap = 1024;
+	t->off = cai_calloc(t->cap + 1, sizeof(int64_t));
+	if (t->off == NULL)
+		return NOMEM(err);
+	return CAI_OK;
+}
+
+/* See textclf.h. */
+cai_status
+cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_error *err)
+{
+	const size_t chunk = (size_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS;
+	cai_token  *toks;
+	size_t		nt;
+	size_t		c = t->n_chunks > 0 ? t->n_chunks - 1 : 0;
+	int32_t    *dst;
+	cai_status	st;
+
+	if ((st = cai_textclf_tokenize(text, len, t->max_tokens, TEXTCLF_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
+		return st;
+	if (t->n == t->cap)
+	{
+		/* the row offsets grow by half (copied; 8 bytes a row) */
+		size_t		nc = t->cap + t->cap / 2;
+
+		if (!cai_grow_array((void **) &t->off, sizeof(int64_t), t->cap + 1, nc + 1))
+		{
+			cai_free(toks);
+			return NOMEM(err);
+		}
+		t->cap = nc;
+	}
+	/* a new chunk when this one cannot hold the row (positions stay below chunk) */
+	if (t->n_chunks == 0 || t->fill[c] + nt >= chunk)
+	{
+		if (t->n_chunks == t->chunks_cap)
+		{
+			size_t		nc = t->chunks_cap == 0 ? 16 : 2 * t->chunks_cap;
+
+			if (!cai_grow_array((void **) &t->chunks, sizeof(int32_t *), t->chunks_cap, nc) ||
+				!cai_grow_array((void **) &t->fill, sizeof(uint32_t), t->chunks_cap, nc))
+			{
+				cai_free(toks);
+				return NOMEM(err);
+			}
+			t->chunks_cap = nc;
+		}
+		if ((t->chunks[t->n_chunks] = cai_malloc(sizeof(int32_t) * chunk)) == NULL)
+		{
+			cai_free(toks);
+			return NOMEM(err);
+		}
+		c = t->n_chunks++;
+		t->fill[c] = 0;
+		t->off[t->n] = (int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS;
+	}
+	dst = t->chunks[c] + t->fill[c];
+	for (size_t i = 0; i < nt; i++)
+	{
+		if ((st = cai_strtab_intern(t->words, text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
+									&dst[i], NULL, err)) != CAI_OK)
+		{
+			cai_free(toks);
+			return st;
+		}
+	}
+	cai_free(toks);
+	t->fill[c] += (uint32_t) nt;
+	t->off[++t->n] = ((int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS) + t->fill[c];
+	return CAI_OK;
+}
+
+/* See textclf.h. */
+void
+cai_textclf_tokens_free(cai_textclf_tokens *t)
+{
+	for (size_t c = 0; c < t->n_chunks; c++)
+		cai_free(t->chunks[c]);
+	cai_free(t->chunks);
+	cai_free(t->fill);
+	cai_free(t->off);
+	memset(t, 0, sizeof(*t));
+}
+
+/* See textclf.h. */
+size_t
+cai_textclf_tokens_memory(const cai_textclf_tokens *t)
+{
+	return (t->cap + 1) * sizeof(int64_t) + t->n_chunks * (sizeof(int32_t) << TEXTCLF_TOKENS_CHUNK_BITS) +
+		t->chunks_cap * (sizeof(int32_t *) + sizeof(uint32_t));
+}
+
+/* See textclf.h. */
+size_t
+cai_textclf_tokens_text(const cai_textclf_tokens *t, size_t i, char **buf, size_t *cap)
+{
+	size_t		need = 1;
+	size_t		n = 0;
+	size_t		nt;
+	const int32_t *ids = cai_textclf_tokens_row(t, i, &nt);
+
+	for (size_t k = 0; k < nt; k++)
+		need += cai_strtab_len(t->words, ids[k]) + 1;
+	if (need > *cap)
+	{
+		char	   *nb = cai_realloc(*buf, *cap, need);
+
+		if (nb == NULL)
+			return (size_t) -1;
+		*buf = nb;
+		*cap = need;
+	}
+	for (size_t k = 0; k < nt; k++)
+	{
+		size_t		l = cai_strtab_len(t->words, ids[k]);
+
+		if (n > 0)
+			(*buf)[n++] = ' ';
+		memcpy(*buf + n, cai_strtab_str(t->words, ids[k]), l);
+		n += l;
+	}
+	(*buf)[n] = '\0';
+	return n;
 }
 
 void
@@ -324,6 +500,120 @@ cai_textclf_types_intern(cai_textclf_types *tt, const char *s, size_t len, uint6
 	return (int64_t) tt->n++;
 }
 
+/* Room in *tok_type (*tok_cap entries) for need entries. */
+static bool
+textclf_tok_room(int32_t **tok_type, size_t *tok_cap, size_t need)
+{
+	size_t		nc;
+
+	if (need <= *tok_cap)
+		return true;
+	nc = *tok_cap == 0 ? 65536 : *tok_cap;
+	while (nc < need)
+		nc *= 2;
+	if (!cai_grow_array((void **) tok_type, sizeof(int32_t), *tok_cap, nc))
+		return false;
+	*tok_cap = nc;
+	return true;
+}
+
+/*
+ * cai_textclf_tokenize_rows for rows of token ids: each word is normalized
+ * by rule once, at its first occurrence in row order, so the types are
+ * interned in the order, and counted as, tokenizing the texts would.
+ */
+static cai_status
+textclf_tokenize_ids(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+					 struct cai_trainer *tk, cai_textclf_types *types, size_t *off,
+					 int32_t **tok_type, size_t *tok_cap, int32_t **word_type, int32_t *eos_out,
+					 cai_error *err)
+{
+	size_t		n_all = rows->n_tr + rows->n_va;
+	const cai_strtab *words = rows->tok_tr->words;
+	int32_t    *map;
+	int64_t		eos_type = -1;
+	char		norm[TEXTCLF_NORM_MAX];
+
+	if (rule->max_tokens != rows->tok_tr->max_tokens || rule->bytes_per_token != TEXTCLF_BYTES_PER_TOKEN ||
+		(rows->tok_va != NULL && (rows->tok_va->max_tokens != rows->tok_tr->max_tokens ||
+								  rows->tok_va->words != words)))
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "the rows were read as token ids for max_tokens %d, not %d (or with other words)",
+							 rows->tok_tr->max_tokens, rule->max_tokens);
+	map = cai_malloc(sizeof(int32_t) * ((size_t) words->n + 1));
+	if (map == NULL)
+		return NOMEM(err);
+	memset(map, 0xff, sizeof(int32_t) * ((size_t) words->n + 1));
+	for (size_t r = 0; r < n_all; r++)
+	{
+		size_t		nt;
+		const int32_t *ids = cai_textclf_row_ids(rows, r, &nt);
+
+		if ((r & 255) == 0 && !cai_trainer_tick(tk, 0.0))
+		{
+			cai_free(map);
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		}
+		if (off != NULL && !textclf_tok_room(tok_type, tok_cap, off[r] + nt + 1))
+		{
+			cai_free(map);
+			return NOMEM(err);
+		}
+		for (size_t i = 0; i < nt + (size_t) rule->eos; i++)
+		{
+			int64_t		ty = i < nt ? map[ids[i]] : eos_type;
+
+			if (ty < 0)
+			{
+				size_t		nl;
+
+				if (i < nt)
+				{
+					cai_token	tok = {0};
+
+					tok.end = (int64_t) cai_strtab_len(words, ids[i]);
+					nl = rule->norm(cai_strtab_str(words, ids[i]), &tok, 0, 1, norm);
+				}
+				else
+					nl = rule->norm(NULL, NULL, 0, 0, norm);	/* the end-of-text token */
+				ty = cai_textclf_types_intern(types, norm, nl, rule->hash(norm, nl));
+				if (ty < 0 || ty >= INT32_MAX)
+				{
+					cai_free(map);
+					return NOMEM(err);
+				}
+				if (i < nt)
+					map[ids[i]] = (int32_t) ty;
+				else
+					eos_type = ty;
+			}
+			if (off != NULL)
+				(*tok_type)[off[r] + i] = (int32_t) ty;
+			if (r < rows->n_tr)
+				types->count[ty]++;
+		}
+		if (off != NULL)
+			off[r + 1] = off[r] + nt + (size_t) rule->eos;
+	}
+	if (word_type != NULL)
+	{
+		*word_type = map;
+		*eos_out = (int32_t) eos_type;
+		return CAI_OK;
+	}
+	cai_free(map);
+	return CAI_OK;
+}
+
+/* See textclf_internal.h. */
+cai_status
+cai_textclf_type_words(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+					   struct cai_trainer *tk, cai_textclf_types *types, int32_t **word_type,
+					   int32_t *eos_type, cai_error *err)
+{
+	return textclf_tokenize_ids(rows, rule, tk, types, NULL, NULL, NULL, word_type, eos_type, err);
+}
+
 /* See textclf_internal.h. */
 cai_status
 cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
@@ -337,6 +627,8 @@ cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_
 	*tok_off = cai_calloc(n_all + 1, sizeof(size_t));
 	if (*tok_off == NULL)
 		return NOMEM(err);
+	if (rows->src != NULL)
+		return textclf_tokenize_ids(rows, rule, tk, types, *tok_off, tok_type, tok_cap, NULL, NULL, err);
 	for (size_t r = 0; r < n_all; r++)
 	{
 		size_t	   *off = *tok_off;
@@ -348,18 +640,10 @@ cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_
 		if ((st = cai_textclf_tokenize(rows->txt[r], rows->len[r], rule->max_tokens,
 									   rule->bytes_per_token, &toks, &nt, err)) != CAI_OK)
 			return st;
-		if (off[r] + nt + 1 > *tok_cap)
+		if (!textclf_tok_room(tok_type, tok_cap, off[r] + nt + 1))
 		{
-			size_t		nc = *tok_cap == 0 ? 65536 : *tok_cap;
-
-			while (nc < off[r] + nt + 1)
-				nc *= 2;
-			if (!cai_grow_array((void **) tok_type, sizeof(int32_t), *tok_cap, nc))
-			{
-				cai_free(toks);
-				return NOMEM(err);
-			}
-			*tok_cap = nc;
+			cai_free(toks);
+			return NOMEM(err);
 		}
 		for (size_t i = 0; i < nt + (size_t) rule->eos; i++)
 		{

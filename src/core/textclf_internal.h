@@ -194,7 +194,9 @@ cai_status	cai_textclf_tokenize(const char *text, size_t len, int max_tokens, si
 /*
  * The rows a training sees: the training rows first (n_tr), then the
  * validation rows (n_va).  The arrays are cai_malloc'ed; the texts are the
- * caller's.
+ * caller's.  Data of token ids (cai_textclf_data.tokens) gives src instead
+ * of txt and len (which stay NULL): row r is row src[r] of tok_tr, or when
+ * src[r] >= tok_tr->n row src[r] - tok_tr->n of tok_va.
  */
 typedef struct cai_textclf_rows
 {
@@ -203,7 +205,32 @@ typedef struct cai_textclf_rows
 	const char **txt;			/* (n_tr + n_va) */
 	size_t	   *len;			/* (n_tr + n_va) */
 	int32_t    *lab;			/* (n_tr + n_va) */
+	const cai_textclf_tokens *tok_tr;	/* NULL: texts */
+	const cai_textclf_tokens *tok_va;
+	size_t	   *src;			/* (n_tr + n_va) with token ids */
 } cai_textclf_rows;
+
+/* The token ids of row r of rows that hold token ids (tok_tr not NULL), *nt of them. */
+static inline const int32_t *
+cai_textclf_row_ids(const cai_textclf_rows *rows, size_t r, size_t *nt)
+{
+	const cai_textclf_tokens *t = rows->tok_tr;
+	size_t		i = rows->src[r];
+
+	if (i >= t->n)
+	{
+		i -= t->n;
+		t = rows->tok_va;
+	}
+	return cai_textclf_tokens_row(t, i, nt);
+}
+
+/*
+ * The text of row r: the caller's, or with token ids the tokens joined by
+ * spaces in *buf (grown to *cap as needed).  false on out of memory.
+ */
+bool		cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t *cap,
+								 const char **text, size_t *len);
 
 /*
  * Fill rows from train and valid; without valid, a stratified split of train
@@ -280,6 +307,17 @@ cai_status	cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_tex
 									  struct cai_trainer *tk, cai_textclf_types *types,
 									  size_t **tok_off, int32_t **tok_type, size_t *tok_cap,
 									  cai_error *err);
+
+/*
+ * For rows of token ids (rows->src not NULL): the types of their words as
+ * cai_textclf_tokenize_rows would intern and count them, without the rows'
+ * type ids: *word_type (cai_malloc'ed, the caller frees it, also on error)
+ * gets the type of every word of the rows' word table (-1: in no row), and
+ * *eos_type the end-of-text token's (-1 when the rule has none).
+ */
+cai_status	cai_textclf_type_words(const cai_textclf_rows *rows, const cai_textclf_token_rule *rule,
+								   struct cai_trainer *tk, cai_textclf_types *types, int32_t **word_type,
+								   int32_t *eos_type, cai_error *err);
 
 /* A vocabulary entry while the vocabulary is chosen. */
 typedef struct cai_textclf_vocab_item
@@ -419,7 +457,8 @@ cai_status	cai_textclf_load_bucket_rank(const cai_model_file *mf, const char *pr
  * For the training memory estimates, from the text bytes alone: the bytes
  * the training rows are read to (at most max_tokens * bytes_per_token each)
  * into *bytes and their tokens (about 4 bytes each, at most max_tokens, plus
- * eos per row) into *tokens, both added to.
+ * eos per row) into *tokens, both added to.  Rows of token ids give their
+ * tokens exactly and, as bytes, those of their distinct words.
  */
 void		cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_t bytes_per_token,
 										int eos, size_t *bytes, size_t *tokens);
@@ -455,6 +494,15 @@ typedef struct cai_textclf_prep
 	size_t	   *tok_off;		/* (n_tr + n_va + 1) */
 	int32_t    *tok_type;		/* (n_tokens) */
 	size_t		tok_cap;
+	/*
+	 * Set by the architecture before cai_textclf_prepare: with rows of token
+	 * ids, map each word to its type (word_type) instead of copying the
+	 * rows' type ids (tok_off and tok_type stay NULL); read rows with
+	 * cai_textclf_row_types either way.
+	 */
+	bool		types_by_word;
+	int32_t    *word_type;		/* (words) type of each word of the rows' word table */
+	int32_t		eos_type;		/* the end-of-text token's type, -1 when the rule has none */
 	cai_textclf_types types;
 	/* the vocabulary (see cai_textclf_choose_vocab) */
 	int32_t		V;
@@ -479,6 +527,30 @@ cai_status	cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_
 								const cai_textclf_data *valid, const cai_textclf_token_rule *rule,
 								struct cai_trainer *tk, cai_textclf_prep *prep, cai_error *err);
 void		cai_textclf_prep_free(cai_textclf_prep *prep);
+
+/*
+ * The type ids of row r of prep, *nt of them: a view of tok_type, or with
+ * types by word the row's words mapped into buf (max_tokens + 1 entries).
+ */
+static inline const int32_t *
+cai_textclf_row_types(const cai_textclf_prep *prep, size_t r, int32_t *buf, size_t *nt)
+{
+	const int32_t *ids;
+	size_t		n;
+
+	if (prep->tok_type != NULL || prep->word_type == NULL)
+	{
+		*nt = prep->tok_off[r + 1] - prep->tok_off[r];
+		return prep->tok_type + prep->tok_off[r];
+	}
+	ids = cai_textclf_row_ids(&prep->rows, r, &n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = prep->word_type[ids[i]];
+	if (prep->eos_type >= 0)
+		buf[n++] = prep->eos_type;
+	*nt = n;
+	return buf;
+}
 
 /*
  * Vocabulary rows for words the vectors vec have and the training rows lack

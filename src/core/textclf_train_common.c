@@ -27,6 +27,13 @@ cai_textclf_estimate_tokens(const cai_textclf_data *train, int max_tokens, size_
 {
 	size_t		cap = (size_t) max_tokens * bytes_per_token;
 
+	if (train->tokens != NULL)
+	{
+		/* the tokens are known; the bytes are the distinct words' */
+		*bytes += train->tokens->words->arena_len;
+		*tokens += cai_textclf_tokens_count(train->tokens) + train->n * (size_t) eos;
+		return;
+	}
 	for (size_t i = 0; i < train->n; i++)
 	{
 		size_t		l = train->lens != NULL ? train->lens[i] : 0;
@@ -71,11 +78,17 @@ cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_dat
 	cai_status	st;
 
 	prep->L = n_labels;
+	prep->eos_type = -1;
 	if ((st = cai_textclf_split(train, valid, cai_opt_float(opts, "validation_fraction"), n_labels,
 								(uint64_t) cai_opt_int(opts, "seed"), &prep->rows, &prep->eval_from,
-								&prep->n_eval, err)) != CAI_OK ||
-		(st = cai_textclf_tokenize_rows(&prep->rows, rule, tk, &prep->types, &prep->tok_off,
-										&prep->tok_type, &prep->tok_cap, err)) != CAI_OK ||
+								&prep->n_eval, err)) != CAI_OK)
+		return st;
+	if (prep->types_by_word && prep->rows.src != NULL)
+		st = cai_textclf_type_words(&prep->rows, rule, tk, &prep->types, &prep->word_type, &prep->eos_type, err);
+	else
+		st = cai_textclf_tokenize_rows(&prep->rows, rule, tk, &prep->types, &prep->tok_off,
+									   &prep->tok_type, &prep->tok_cap, err);
+	if (st != CAI_OK ||
 		(st = cai_textclf_choose_vocab(&prep->types, cai_opt_int(opts, "min_count"), &prep->type_vocab,
 									   &prep->vitems, &prep->V, err)) != CAI_OK)
 		return st;
@@ -93,6 +106,7 @@ cai_textclf_prep_free(cai_textclf_prep *prep)
 	cai_textclf_rows_free(&prep->rows);
 	cai_free(prep->tok_off);
 	cai_free(prep->tok_type);
+	cai_free(prep->word_type);
 	cai_textclf_types_free(&prep->types);
 	cai_free(prep->type_vocab);
 	cai_free(prep->vitems);

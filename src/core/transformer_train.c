@@ -972,6 +972,10 @@ train_setup(TfTrain *t, const cai_options *opts, const cai_train_set *set, bool 
 	for (size_t i = 0; i < (size_t) m->K * m->H; i++)
 		m->head[i] = 0.02f * cai_rng_normal(&rng);
 
+	/* it tokenizes with the encoder's WordPiece vocabulary: rows kept only as cai_tokenize ids will not do */
+	if (!ner && (set->texts->texts == NULL || (set->valid_texts != NULL && set->valid_texts->texts == NULL)))
+		return cai_error_set(err, CAI_ERR_INVALID,
+							 "the transformer architecture trains on the texts themselves, not on token ids");
 	/* the split: the registry's validation mask, so that drift sees the same rows */
 	rows = cai_malloc(sizeof(int32_t) * (n_rows + 1));
 	vrows = cai_malloc(sizeof(int32_t) * (n_rows + 1));

@@ -199,6 +199,11 @@ typedef struct CaiNerRows
 	char	  **tags;			/* (ntok) */
 	int64		skipped;
 	int64		rowno;			/* rows read, for messages */
+	/* tokens and tags point to one copy of each distinct string (read-only) */
+	MemoryContext keep;			/* where the rows are kept */
+	struct cai_strtab *strings;	/* the distinct strings' ids */
+	char	  **string_ptr;		/* (string_cap) each id's copy */
+	int32		string_cap;
 } CaiNerRows;
 
 extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char *what);

@@ -154,8 +154,22 @@ CaiDriftObserveRows(cai_model *m, const cai_textclf_data *texts, const cai_ner_d
 
 		for (size_t i = 0; i < k; i++)
 		{
-			t[i] = texts->texts[rows[i]];
-			l[i] = texts->lens[rows[i]];
+			if (texts->tokens != NULL)
+			{
+				/* rows kept as token ids: their tokens joined by spaces tokenize to the same tokens */
+				char	   *buf = NULL;
+				size_t		cap = 0;
+
+				l[i] = cai_textclf_tokens_text(texts->tokens, rows[i], &buf, &cap);
+				if (l[i] == (size_t) -1)
+					return cai_error_set(err, CAI_ERR_NOMEM, "out of memory") == CAI_OK;
+				t[i] = buf;
+			}
+			else
+			{
+				t[i] = texts->texts[rows[i]];
+				l[i] = texts->lens[rows[i]];
+			}
 		}
 		return cai_model_observe_texts(m, t, l, k, o, err) == CAI_OK;
 	}

@@ -125,6 +125,97 @@ CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep, const char *wh
 	CaiSourceClose(&src);
 }
 
+/*
+ * Text classification rows as read: each text tokenized at once and kept as
+ * token ids (cai_textclf_tokens, the words shared with the validation rows),
+ * each label as the id of its string in a table of the distinct labels, so
+ * that a row costs its token ids and 12 bytes, not its text.
+ */
+typedef struct CaiTextRows
+{
+	cai_textclf_tokens tokens;
+	int32	   *labels;			/* (n) ids in the label table */
+	char	  **texts;			/* (n) the texts too, for an architecture that reads them; else NULL */
+	size_t	   *lens;
+	int64		cap;
+	int64		skipped;
+} CaiTextRows;
+
+static void
+CaiReadTextRows(const char *query, CaiTextRows *rows, cai_strtab *words, cai_strtab *label_tab, int max_tokens,
+				bool keep_texts, MemoryContext keep, const char *what)
+{
+	CaiSource	src;
+	cai_error	err = {0};
+	cai_status	st;
+	MemoryContext old = MemoryContextSwitchTo(keep);
+
+	if ((st = cai_textclf_tokens_init(&rows->tokens, words, max_tokens, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
+	MemoryContextSwitchTo(old);
+	CaiSourceOpen(&src, query, what);
+	while (CaiSourceNext(&src))
+	{
+		TupleDesc	desc = src.desc;
+
+		for (uint64 i = 0; i < src.n; i++)
+		{
+			HeapTuple	tup = src.tuples[i];
+			bool		in_null;
+			bool		lab_null = false;
+			Datum		in = heap_getattr(tup, 1, desc, &in_null);
+			Datum		lab = desc->natts > 1 ? heap_getattr(tup, 2, desc, &lab_null) : (Datum) 0;
+			text	   *t;
+			char	   *label;
+			int32		id;
+			bool		added;
+
+			if (in_null || lab_null || desc->natts < 2)
+			{
+				rows->skipped++;
+				continue;
+			}
+			/* detoasted in the batch's context; only ids are kept */
+			old = MemoryContextSwitchTo(src.batch_cxt);
+			t = DatumGetTextPP(in);
+			label = TextDatumGetCString(lab);
+			MemoryContextSwitchTo(keep);
+			if (rows->tokens.n == (size_t) rows->cap)
+			{
+				rows->cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+				rows->labels = rows->labels == NULL ? palloc_extended(sizeof(int32) * rows->cap, MCXT_ALLOC_HUGE) :
+					repalloc_huge(rows->labels, sizeof(int32) * rows->cap);
+				if (keep_texts)
+				{
+					rows->texts = rows->texts == NULL ?
+						palloc_extended(sizeof(char *) * rows->cap, MCXT_ALLOC_HUGE) :
+						repalloc_huge(rows->texts, sizeof(char *) * rows->cap);
+					rows->lens = rows->lens == NULL ?
+						palloc_extended(sizeof(size_t) * rows->cap, MCXT_ALLOC_HUGE) :
+						repalloc_huge(rows->lens, sizeof(size_t) * rows->cap);
+				}
+			}
+			if (keep_texts)
+			{
+				rows->texts[rows->tokens.n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				rows->lens[rows->tokens.n] = VARSIZE_ANY_EXHDR(t);
+			}
+			if ((st = cai_textclf_tokens_add(&rows->tokens, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err)) != CAI_OK ||
+				(st = cai_strtab_intern(label_tab, label, strlen(label), &id, &added, &err)) != CAI_OK)
+				CaiReportCoreError(st, &err, "could not read the training rows");
+			if (added && label_tab->n > 100000)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many distinct labels (more than 100000)"),
+						 errhint("Is the label column right?")));
+			rows->labels[rows->tokens.n - 1] = id;
+			MemoryContextSwitchTo(old);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	CaiSourceClose(&src);
+}
+
 static int
 CaiCompareLabels(const void *a, const void *b)
 {
@@ -141,52 +232,29 @@ CaiCompareLabels(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-/* Distinct sorted labels of rows; label ids into ids (n). */
+/*
+ * The label table's strings sorted as CaiLabelSet sorts them (*n_labels),
+ * and into map (label_tab->n) each one's index among them.
+ */
 static char **
-CaiLabelSet(CaiRows *rows, int *n_labels)
+CaiSortLabels(const cai_strtab *label_tab, int *n_labels, int32 *map)
 {
-	char	  **sorted = palloc_extended(sizeof(char *) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
-	char	  **labels;
-	int			n = 0;
+	char	  **labels = palloc(sizeof(char *) * Max(label_tab->n, 1));
 
-	memcpy(sorted, rows->labels, sizeof(char *) * rows->n);
-	qsort(sorted, rows->n, sizeof(char *), CaiCompareLabels);
-	labels = palloc(sizeof(char *) * Max(rows->n, 1));
-	for (int64 i = 0; i < rows->n; i++)
+	for (int32 i = 0; i < label_tab->n; i++)
+		labels[i] = (char *) cai_strtab_str(label_tab, i);
+	qsort(labels, label_tab->n, sizeof(char *), CaiCompareLabels);
+	for (int32 i = 0; i < label_tab->n; i++)
 	{
-		if (n == 0 || strcmp(labels[n - 1], sorted[i]) != 0)
-		{
-			if (n >= 100000)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("too many distinct labels (more than 100000)"),
-						 errhint("Is the label column right?")));
-			labels[n++] = sorted[i];
-		}
+		const char *s = cai_strtab_str(label_tab, i);
+		char	  **hit = bsearch(&s, labels, label_tab->n, sizeof(char *), CaiCompareLabels);
+
+		map[i] = (int32) (hit - labels);
 	}
-	pfree(sorted);
-	*n_labels = n;
+	*n_labels = label_tab->n;
 	return labels;
 }
 
-static int32 *
-CaiLabelIds(CaiRows *rows, char **labels, int n_labels, bool validation)
-{
-	int32	   *ids = palloc_extended(sizeof(int32) * Max(rows->n, 1), MCXT_ALLOC_HUGE);
-
-	for (int64 i = 0; i < rows->n; i++)
-	{
-		char	  **hit = bsearch(&rows->labels[i], labels, n_labels, sizeof(char *), CaiCompareLabels);
-
-		if (hit == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s label \"%s\" does not occur in the training data",
-							validation ? "validation" : "training", rows->labels[i])));
-		ids[i] = (int32) (hit - labels);
-	}
-	return ids;
-}
 
 
 
@@ -359,8 +427,9 @@ static MemoryContext worker_train_cxt = NULL;
 /*
  * Refuse a training that would need more than cai.training_memory: what the
  * architecture estimates it will allocate (need) plus what the rows read
- * into the worker's training context already hold (their strings and
- * arrays: for NER sentences as much as the model's own training memory).
+ * into the worker's training context already hold (text classification:
+ * token ids, 4 bytes a token and 12 a row; NER: a pointer per token and tag
+ * and each distinct string once).
  */
 void
 CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
@@ -372,8 +441,10 @@ CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",
 						(need + held) / (1024 * 1024), shared->training_memory / (1024 * 1024)),
-				 errdetail("The rows read hold %zu MB; training would allocate %zu MB more.",
-						   held / (1024 * 1024), need / (1024 * 1024)),
+				 errdetail("The rows read hold %zu MB; training would allocate %zu MB more (%s).",
+						   held / (1024 * 1024), need / (1024 * 1024),
+						   held > need ? "the rows read are the larger part" :
+						   "training's own allocations are the larger part: its parameters, mostly"),
 				 errhint("Lower \"dimensions\", \"hidden\" or \"buckets\", train on fewer rows, or raise cai.training_memory.")));
 }
 
@@ -449,19 +520,43 @@ CaiWorkerRun(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_arch 
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, out);
 }
 
+/*
+ * max_tokens of the options (for reading the rows as token ids); the
+ * default when they do not parse.  *reads_texts: whether the architecture
+ * trains on the texts themselves (cai_arch.reads_texts).
+ */
+static int
+CaiOptionsMaxTokens(CaiTrainShared *shared, bool *reads_texts)
+{
+	const cai_arch *arch = NULL;
+	cai_options *opts = NULL;
+	cai_error	err = {0};
+	int			max_tokens = 512;
+
+	if (cai_task_parse_options(cai_task_find(shared->data + shared->task_off), shared->data + shared->options_off,
+							   &arch, &opts, &err) == CAI_OK && cai_opt_is_set(opts, "max_tokens"))
+		max_tokens = (int) cai_opt_int(opts, "max_tokens");
+	else if (opts != NULL)
+		max_tokens = (int) cai_opt_int(opts, "max_tokens");
+	*reads_texts = arch != NULL && arch->reads_texts;
+	cai_options_free(opts);
+	return max_tokens;
+}
+
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
 {
-	CaiRows		rows = {0};
-	CaiRows		vrows = {0};
+	CaiTextRows rows = {0};
+	CaiTextRows vrows = {0};
+	cai_strtab *words = MemoryContextAllocZero(train_cxt, sizeof(cai_strtab));
+	cai_strtab *label_tab = MemoryContextAllocZero(train_cxt, sizeof(cai_strtab));
 	cai_options *opts;
 	char	  **labels;
 	int			n_labels;
-	int32	   *ids;
-	int32	   *vids = NULL;
-	cai_textclf_data train;
-	cai_textclf_data valid;
+	int32	   *map;
+	cai_textclf_data train = {0};
+	cai_textclf_data valid = {0};
 	cai_train_set set = {0};
 	const cai_arch *arch = NULL;
 	char	   *provenance;
@@ -469,55 +564,119 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	char	   *vectors_prov = NULL;
 	char	   *encoder_prov = NULL;
 	bool		has_vectors;
+	bool		keep_texts = false;
+	int			max_tokens = CaiOptionsMaxTokens(shared, &keep_texts);
+	int32		n_train_labels;
+	cai_error	err = {0};
+	cai_status	st;
 
+	if ((st = cai_strtab_init(words, 65536, &err)) != CAI_OK ||
+		(st = cai_strtab_init(label_tab, 16, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
 	CaiWorkerReadBegin();
-	CaiReadRows(shared->data + shared->query_off, &rows, train_cxt, "source");
+	CaiReadTextRows(shared->data + shared->query_off, &rows, words, label_tab, max_tokens, keep_texts, train_cxt,
+					"source");
+	n_train_labels = label_tab->n;
 	if (shared->data[shared->valid_query_off] != '\0')
-		CaiReadRows(shared->data + shared->valid_query_off, &vrows, train_cxt, "validation source");
+		CaiReadTextRows(shared->data + shared->valid_query_off, &vrows, words, label_tab, max_tokens, keep_texts,
+						train_cxt, "validation source");
 	has_vectors = CaiWorkerReadVectors(shared, &wv, &vectors_prov, train_cxt);
 	set.encoder = CaiWorkerReadEncoder(shared, &encoder_prov, train_cxt);
-	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.n, rows.skipped, vrows.n, vectors_prov, encoder_prov);
+	provenance = CaiWorkerReadEnd(shared, train_cxt, rows.tokens.n, rows.skipped, vrows.tokens.n, vectors_prov,
+								  encoder_prov);
 
-	if (rows.n == 0)
+	if (rows.tokens.n == 0)
 		CaiNoRows(rows.skipped);
-	labels = CaiLabelSet(&rows, &n_labels);
-	if (n_labels < 2)
+	if (n_train_labels < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the training data has a single class \"%s\"", labels[0]),
+				 errmsg("the training data has a single class \"%s\"", cai_strtab_str(label_tab, 0)),
 				 errhint("A classifier needs at least two distinct labels.")));
-	ids = CaiLabelIds(&rows, labels, n_labels, false);
-	if (vrows.n > 0)
-		vids = CaiLabelIds(&vrows, labels, n_labels, true);
-	else if (shared->data[shared->valid_query_off] != '\0')
+	/* a label the training rows lack, first seen in the validation rows */
+	for (size_t i = 0; i < vrows.tokens.n; i++)
+		if (vrows.labels[i] >= n_train_labels)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("validation label \"%s\" does not occur in the training data",
+							cai_strtab_str(label_tab, vrows.labels[i]))));
+	map = palloc(sizeof(int32) * (label_tab->n + 1));
+	labels = CaiSortLabels(label_tab, &n_labels, map);
+	for (size_t i = 0; i < rows.tokens.n; i++)
+		rows.labels[i] = map[rows.labels[i]];
+	for (size_t i = 0; i < vrows.tokens.n; i++)
+		vrows.labels[i] = map[vrows.labels[i]];
+	if (vrows.tokens.n == 0 && shared->data[shared->valid_query_off] != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
 	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
-	train.n = rows.n;
+	train.n = rows.tokens.n;
+	train.labels = rows.labels;
+	train.tokens = &rows.tokens;
 	train.texts = (const char *const *) rows.texts;
 	train.lens = rows.lens;
-	train.labels = ids;
-	valid.n = vrows.n;
+	valid.n = vrows.tokens.n;
+	valid.labels = vrows.labels;
+	valid.tokens = &vrows.tokens;
 	valid.texts = (const char *const *) vrows.texts;
 	valid.lens = vrows.lens;
-	valid.labels = vids;
 	set.texts = &train;
-	set.valid_texts = vrows.n > 0 ? &valid : NULL;
+	set.valid_texts = vrows.tokens.n > 0 ? &valid : NULL;
 	set.label_names = (const char *const *) labels;
 	set.n_labels = n_labels;
 	set.vectors = has_vectors ? &wv : NULL;
-	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.n, rows.skipped, out);
+	CaiWorkerRun(shared, ps, arch, opts, &set, provenance, rows.tokens.n, rows.skipped, out);
 
 	CaiKeepDriftReference(out, arch, opts, &set);
 }
 
 
 
+/*
+ * The one copy (in r->keep) of the string s of len bytes among the rows'
+ * tokens and tags: a sentence's tokens and tags cost a pointer each, not a
+ * string each (a token occurs many times in many sentences; a handful of
+ * tags in all of them).
+ */
+static char *
+CaiNerString(CaiNerRows *r, const char *s, size_t len)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+	cai_error	err = {0};
+	cai_status	st;
+	int32		id;
+	bool		added;
+
+	if (r->strings == NULL)
+	{
+		r->strings = palloc0(sizeof(cai_strtab));
+		if ((st = cai_strtab_init(r->strings, 4096, &err)) != CAI_OK)
+			CaiReportCoreError(st, &err, "could not read the training rows");
+	}
+	if ((st = cai_strtab_intern(r->strings, s, len, &id, &added, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
+	if (added)
+	{
+		if (id >= r->string_cap)
+		{
+			int32		cap = Max(r->string_cap * 2, 4096);
+
+			r->string_ptr = r->string_ptr == NULL ? palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE) :
+				repalloc_huge(r->string_ptr, sizeof(char *) * cap);
+			r->string_cap = cap;
+		}
+		r->string_ptr[id] = pnstrdup(s, len);
+	}
+	MemoryContextSwitchTo(old);
+	return r->string_ptr[id];
+}
+
 static void
 CaiNerGrow(CaiNerRows *r, int64 more_tokens)
 {
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+
 	if (r->cap == 0)
 	{
 		r->cap = 1024;
@@ -547,6 +706,7 @@ CaiNerGrow(CaiNerRows *r, int64 more_tokens)
 		}
 		r->tokcap = cap;
 	}
+	MemoryContextSwitchTo(old);
 }
 
 static bool
@@ -659,9 +819,9 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 	CaiNerGrow(r, ntok);
 	for (size_t i = 0; i < ntok; i++)
 	{
-		r->tokens[r->ntok] = pnstrdup(txt + tokens[i].start, tokens[i].end - tokens[i].start);
+		r->tokens[r->ntok] = CaiNerString(r, txt + tokens[i].start, tokens[i].end - tokens[i].start);
 		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
-		r->tags[r->ntok] = pstrdup(tags[i]);
+		r->tags[r->ntok] = CaiNerString(r, tags[i], strlen(tags[i]));
 		r->ntok++;
 	}
 	cai_free(tags);				/* one block: pointers and strings */
@@ -676,6 +836,7 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 	bool		spans_form = false;
 	bool		checked = false;
 
+	r->keep = keep;
 	CaiSourceOpen(&src, query, what);
 	while (CaiSourceNext(&src))
 	{
@@ -713,7 +874,8 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 				r->skipped++;
 				continue;
 			}
-			old = MemoryContextSwitchTo(keep);
+			/* values are decoded in the batch's context; only the rows' strings and arrays are kept */
+			old = MemoryContextSwitchTo(src.batch_cxt);
 			if (spans_form)
 				CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
 			else
@@ -738,10 +900,11 @@ CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char 
 					for (int k = 0; k < nt; k++)
 					{
 						text	   *tt = DatumGetTextPP(toks[k]);
+						text	   *tg = DatumGetTextPP(tags[k]);
 
 						r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
-						r->tokens[r->ntok] = pnstrdup(VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
-						r->tags[r->ntok] = TextDatumGetCString(tags[k]);
+						r->tokens[r->ntok] = CaiNerString(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+						r->tags[r->ntok] = CaiNerString(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
 						r->ntok++;
 					}
 					r->offsets[++r->n] = r->ntok;

@@ -388,8 +388,8 @@ check_train_bytes(const char *task_name, const char *options, const char *train,
 				va;
 	Sents		str,
 				sva;
-	cai_textclf_data dtr,
-				dva;
+	cai_textclf_data dtr = {0},
+				dva = {0};
 	cai_ner_data ntr,
 				nva;
 	size_t		n_train,

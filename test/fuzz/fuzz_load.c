@@ -40,7 +40,7 @@ train_base(void)
 	size_t		lens[80];
 	int32_t		labels[80];
 	const char *names[] = {"neg", "pos"};
-	cai_textclf_data d;
+	cai_textclf_data d = {0};
 	cai_options *o = NULL;
 	uint8_t    *bytes = NULL;
 	size_t		len = 0;

@@ -127,6 +127,11 @@ failing_free(void *ctx, void *ptr)
 
 static Toy	texts;
 static Toy	probe;
+/* texts as token ids (cai_textclf_tokens), for the memory estimate from them */
+static cai_strtab words;
+static cai_textclf_tokens text_ids;
+static cai_textclf_data texts_as_ids;
+static bool use_ids;
 static cai_ner_data sentences;
 
 /* The task's small training set. */
@@ -141,7 +146,7 @@ set_for(const cai_arch *a)
 	set.encoder = encoder;
 	if (a->task->kind == CAI_KIND_CLASSIFY)
 	{
-		set.texts = &texts.d;
+		set.texts = use_ids ? &texts_as_ids : &texts.d;
 		set.label_names = label_names;
 		set.n_labels = 3;
 	}
@@ -913,6 +918,46 @@ conform(const cai_arch *a)
 			cai_options_free(ot);
 	}
 
+	/* with the rows as token ids too: the estimate counts them and bounds the peak */
+	if (a->task->kind == CAI_KIND_CLASSIFY && !a->reads_texts)
+	{
+		Counter		c = {0, 0};
+		cai_allocator counting = {count_alloc, count_free, &c};
+		cai_train_set set = set_for(a);
+		size_t		from_texts = cai_arch_train_memory(a, o, &set);
+		size_t		estimate;
+		Bytes		m;
+		cai_status	st;
+
+		use_ids = true;
+		set = set_for(a);
+		estimate = cai_arch_train_memory(a, o, &set);
+		cai_set_allocator(&counting);
+		m = train(a, o, NULL, NULL);
+		st = m.st;
+		bytes_free(&m);
+		cai_set_allocator(NULL);
+		CHECK(st == CAI_OK && estimate > 0 && c.peak <= estimate && estimate <= from_texts,
+			  "%s, token ids: training allocated at most %zu bytes, its estimate is %zu (from the texts %zu)",
+			  a->name, c.peak, estimate, from_texts);
+		printf("%s, token ids: peak %zu bytes allocated in training, estimate %zu (%.1fx; from the texts %.1fx)\n",
+			   a->name, c.peak, estimate, c.peak > 0 ? (double) estimate / (double) c.peak : 0.0,
+			   c.peak > 0 ? (double) from_texts / (double) c.peak : 0.0);
+		use_ids = false;
+	}
+
+	/* an architecture that reads the texts refuses rows given as token ids only, with an error */
+	if (a->task->kind == CAI_KIND_CLASSIFY && a->reads_texts)
+	{
+		Bytes		m;
+
+		use_ids = true;
+		m = train(a, o, NULL, NULL);
+		CHECK(m.st == CAI_ERR_INVALID, "%s refuses rows as token ids only (%d)", a->name, (int) m.st);
+		bytes_free(&m);
+		use_ids = false;
+	}
+
 done:
 	cai_model_free(copied);
 	cai_model_free(viewed);
@@ -934,12 +979,22 @@ main(void)
 	}
 	toy_make(&texts, 300, 31, false);
 	toy_make(&probe, 20, 32, true);
+	CHECK(cai_strtab_init(&words, 256, NULL) == CAI_OK && cai_textclf_tokens_init(&text_ids, &words, 512, NULL) == CAI_OK,
+		  "token rows");
+	for (size_t i = 0; i < texts.d.n; i++)
+		CHECK(cai_textclf_tokens_add(&text_ids, texts.d.texts[i], texts.d.lens[i], NULL) == CAI_OK, "text %zu as ids", i);
+	texts_as_ids = texts.d;
+	texts_as_ids.texts = NULL;
+	texts_as_ids.lens = NULL;
+	texts_as_ids.tokens = &text_ids;
 	sentences = ner_corpus();
 	for (const cai_arch *a; (a = cai_arch_at(n)) != NULL; n++)
 		/* vector sets are not models (test_vectors_train.c); encoders are imported, not trained (test_encoder_model.c) */
 		if (a->task->kind != CAI_KIND_EMBED && a->task->kind != CAI_KIND_ENCODER)
 			conform(a);
 	CHECK(n >= 7, "the registry has the architectures of this build");
+	cai_textclf_tokens_free(&text_ids);
+	cai_strtab_free(&words);
 	toy_free(&texts);
 	toy_free(&probe);
 	cai_encoder_bundle_free(encoder);

@@ -858,6 +858,146 @@ test_bucket_rank(void)
 	trained_free(&r);
 }
 
+/*
+ * Rows read as token ids (cai_textclf_tokens) train the model the texts
+ * train, byte for byte: fast with word n-grams 1, 2 and 3, with and without
+ * a validation set, accurate (and its ensemble's fast model), with word
+ * vectors; another max_tokens is refused; the estimate counts the tokens.
+ */
+static void
+test_token_ids(void)
+{
+	static const char *const cases[] = {
+		"{\"word_ngrams\": 1, \"epochs\": 3}",
+		"{\"word_ngrams\": 2, \"epochs\": 3}",
+		"{\"word_ngrams\": 3, \"epochs\": 3, \"dropout\": 0.2}",
+		"{\"architecture\": \"accurate\", \"dimensions\": 16, \"epochs\": 2}",
+	};
+	cai_strtab	words = {0};
+	cai_textclf_tokens ttr = {0};
+	cai_textclf_tokens tva = {0};
+	cai_error	err = {0};
+	cai_textclf_data dtr = tr.d;
+	cai_textclf_data dva = va.d;
+	bool		ok = true;
+
+	CHECK(cai_strtab_init(&words, 1024, &err) == CAI_OK &&
+		  cai_textclf_tokens_init(&ttr, &words, 512, &err) == CAI_OK &&
+		  cai_textclf_tokens_init(&tva, &words, 512, &err) == CAI_OK, "token rows init: %s", err.msg);
+	for (size_t i = 0; i < tr.d.n; i++)
+		ok &= cai_textclf_tokens_add(&ttr, tr.d.texts[i], tr.d.lens[i], &err) == CAI_OK;
+	for (size_t i = 0; i < va.d.n; i++)
+		ok &= cai_textclf_tokens_add(&tva, va.d.texts[i], va.d.lens[i], &err) == CAI_OK;
+	CHECK(ok && ttr.n == tr.d.n && tva.n == va.d.n, "rows added: %s", err.msg);
+	CHECK(cai_textclf_tokens_memory(&ttr) > 0 && cai_textclf_tokens_memory(&ttr) < 16 * tr.d.n + (4 << 20) + 1024,
+		  "token rows memory %zu: one chunk and the offsets", cai_textclf_tokens_memory(&ttr));
+
+	/* a row's text rebuilt from its ids tokenizes to the same words */
+	{
+		char	   *buf = NULL;
+		size_t		cap = 0;
+		int			same = 0;
+
+		for (size_t i = 0; i < tr.d.n; i++)
+		{
+			size_t		l = cai_textclf_tokens_text(&ttr, i, &buf, &cap);
+			cai_textclf_tokens one = {0};
+
+			size_t		n1,
+						n2;
+
+			if (l != (size_t) -1 && cai_textclf_tokens_init(&one, &words, 512, &err) == CAI_OK &&
+				cai_textclf_tokens_add(&one, buf, l, &err) == CAI_OK)
+			{
+				const int32_t *a = cai_textclf_tokens_row(&one, 0, &n1);
+				const int32_t *b = cai_textclf_tokens_row(&ttr, i, &n2);
+
+				same += n1 == n2 && memcmp(a, b, sizeof(int32_t) * n1) == 0;
+			}
+			cai_textclf_tokens_free(&one);
+		}
+		CHECK(same == (int) tr.d.n, "rebuilt texts tokenize the same: %d of %zu", same, tr.d.n);
+		cai_free(buf);
+	}
+
+	/* rows over more than one chunk: each row whole in one, empty rows anywhere */
+	{
+		cai_textclf_tokens big = {0};
+		char	   *text = malloc(500 * 6);
+		size_t		len = 0;
+		size_t		n0 = 0;
+		const int32_t *first = NULL;
+		int			bad = 0;
+
+		for (int w = 0; w < 500; w++)
+			len += (size_t) sprintf(text + len, "%sw%d", w > 0 ? " " : "", w % 97);
+		CHECK(cai_textclf_tokens_init(&big, &words, 512, &err) == CAI_OK, "big rows init");
+		for (int r = 0; r < 2300; r++)
+			bad += cai_textclf_tokens_add(&big, r % 100 == 7 ? NULL : text, r % 100 == 7 ? 0 : len, &err) != CAI_OK;
+		CHECK(bad == 0 && big.n == 2300, "2300 big rows added: %s", err.msg);
+		first = cai_textclf_tokens_row(&big, 0, &n0);
+		for (size_t r = 0; r < big.n; r++)
+		{
+			size_t		n;
+			const int32_t *ids = cai_textclf_tokens_row(&big, r, &n);
+
+			bad += r % 100 == 7 ? n != 0 : n != n0 || memcmp(ids, first, sizeof(int32_t) * n) != 0;
+		}
+		CHECK(n0 == 500 && big.n_chunks == 2 && bad == 0 && cai_textclf_tokens_count(&big) == 500 * (2300 - 23),
+			  "2300 rows of 500 tokens in %zu chunks: %d rows differ, %zu tokens", big.n_chunks, bad,
+			  cai_textclf_tokens_count(&big));
+		cai_textclf_tokens_free(&big);
+		free(text);
+	}
+
+	dtr.tokens = &ttr;
+	dtr.texts = NULL;
+	dtr.lens = NULL;
+	dva.tokens = &tva;
+	dva.texts = NULL;
+	dva.lens = NULL;
+	for (int c = 0; c < N_OF(cases); c++)
+	{
+		for (int with_valid = 0; with_valid < 2; with_valid++)
+		{
+			Trained		a = train_with(cases[c], &tr.d, with_valid ? &va.d : NULL, NULL, NULL);
+			Trained		b = train_with(cases[c], &dtr, with_valid ? &dva : NULL, NULL, NULL);
+
+			CHECK(a.st == CAI_OK && b.st == CAI_OK, "%s valid %d: trained (%s / %s)", cases[c], with_valid,
+				  a.err.msg, b.err.msg);
+			CHECK(a.len == b.len && a.len > 0 && memcmp(a.model, b.model, a.len) == 0,
+				  "%s valid %d: model from token ids equals the model from texts (%zu / %zu bytes)",
+				  cases[c], with_valid, a.len, b.len);
+			trained_free(&a);
+			trained_free(&b);
+		}
+	}
+
+	/* the estimate from ids counts the buckets used: below the one from texts (test_conformance: above the peak) */
+	{
+		cai_options *o = opts_of("{\"word_ngrams\": 2}");
+		size_t		mt = cai_textclf_train_memory(o, &tr.d, 3, NULL);
+		size_t		mi = cai_textclf_train_memory(o, &dtr, 3, NULL);
+
+		CHECK(mt > 0 && mi > 0 && mi < mt, "estimates from texts %zu and ids %zu", mt, mi);
+		cai_options_free(o);
+	}
+
+	/* ids read for another max_tokens, and a mix of texts and ids, are refused */
+	{
+		Trained		a = train_with("{\"max_tokens\": 100}", &dtr, NULL, NULL, NULL);
+		Trained		b = train_with(NULL, &tr.d, &dva, NULL, NULL);
+
+		CHECK(a.st == CAI_ERR_INVALID && strstr(a.err.msg, "max_tokens") != NULL, "other max_tokens: %s", a.err.msg);
+		CHECK(b.st == CAI_ERR_INVALID, "texts with validation ids: %s", b.err.msg);
+		trained_free(&a);
+		trained_free(&b);
+	}
+	cai_textclf_tokens_free(&ttr);
+	cai_textclf_tokens_free(&tva);
+	cai_strtab_free(&words);
+}
+
 int
 main(void)
 {
@@ -876,6 +1016,7 @@ main(void)
 	test_out_of_memory();
 	test_zero_copy();
 	test_bucket_rank();
+	test_token_ids();
 
 	toy_free(&tr);
 	toy_free(&va);

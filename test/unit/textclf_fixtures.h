@@ -182,6 +182,7 @@ toy_make(Toy *t, size_t n, uint64_t seed, bool misspellings)
 		t->lens[i] = len;
 		t->labels[i] = y;
 	}
+	memset(&t->d, 0, sizeof(t->d));
 	t->d.n = n;
 	t->d.texts = (const char *const *) t->texts;
 	t->d.lens = t->lens;
