@@ -11,4 +11,4 @@ CORE_MODULES = common modelutil format tokenize options blas ops optim lstm crf 
 	$(NER_MODULES) model observe tune vectors vectors_train wordpiece wordpiece_train safetensors encoder encoder_model pretrain
 
 # The PostgreSQL layer (src/pg), in the extension only.
-PG_MODULES = cai_synergy catalog citus predict stats batch vector_sets encoder drift train train_worker tune stream jobs ner cache
+PG_MODULES = cai_synergy catalog citus predict stats batch vector_sets encoder drift train train_worker tune stream jobs ner cache pretrain

@@ -19,6 +19,7 @@
 #include "cai/ops.h"
 #include "cai/optim.h"
 #include "cai/wordpiece.h"
+#include "blas.h"
 #include "encoder_ops.h"
 #include "modelutil.h"
 #include "pool.h"
@@ -998,6 +999,7 @@ pt_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows
 			t->curve_loss = 0.0;
 			t->curve_steps = 0;
 		}
+		tr->p.loss = bl;		/* the running loss for progress reports within the epoch */
 		if ((st = cai_trainer_poll(tr, 0.15 + 0.85 * t->fraction, err)) != CAI_OK)
 			break;
 		if (cai_trainer_out_of_time(tr))
@@ -1133,6 +1135,7 @@ pt_write(PtTrain *t, const cai_options *opts, const cai_trainer *tr, uint8_t **b
 	if (st != CAI_OK || metrics_json == NULL)
 		return st;
 	if ((m = json_object_new_object()) != NULL && pt_put_figures(t, tr, m) &&
+		cai_json_put(m, "score", json_object_new_double(t->val_accuracy)) &&
 		cai_json_put(m, "seconds", json_object_new_double(cai_trainer_seconds(tr))) &&
 		cai_json_put(m, "train_seconds", json_object_new_double(t->train_seconds)) &&
 		cai_json_put(m, "sequences_per_sec",
@@ -1171,7 +1174,7 @@ cai_pretrain_run(const cai_options *opts, const char *const *texts, const size_t
 		*metrics_json = NULL;
 	if ((t = cai_calloc(1, sizeof(PtTrain))) == NULL)
 		return NOMEM(err);
-	if ((st = pt_params(opts, &t->p, err)) != CAI_OK)
+	if ((st = pt_params(opts, &t->p, err)) != CAI_OK || (st = cai_blas_load(err)) != CAI_OK)
 		goto done;
 	need = cai_pretrain_memory(opts, texts, lens, n);
 	if (t->p.memory_limit_mb > 0 && need > (size_t) t->p.memory_limit_mb * 1024 * 1024)

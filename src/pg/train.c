@@ -535,6 +535,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	int32		vector_set_version = 0;
 	const char *encoder;
 	int32		encoder_version = 0;
+	bool		pretrain;
 	int			threads;
 	StringInfoData strings;
 	CaiTrainShared *shared;
@@ -570,10 +571,12 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	CaiCheckWritable("train a model");
 	CaiCheckTrainingNode("train a model");
 
-	opts = CaiParseOptions(task, options_json, NULL);
+	/* encoders are pretrained (pretrain.c), with options of their own */
+	pretrain = task_def->kind == CAI_KIND_ENCODER;
+	opts = pretrain ? CaiPretrainOptions(options_json) : CaiParseOptions(task, options_json, NULL);
 	launch->name = name;
 	launch->vectors = task_def->kind == CAI_KIND_EMBED;
-	launch->deploy_policy = pstrdup(launch->vectors ? "never" : cai_opt_string(opts, "deploy"));
+	launch->deploy_policy = pstrdup(launch->vectors ? "never" : pretrain ? "import" : cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
 	threads = Max(1, (int) cai_opt_int(opts, "threads"));	/* 0: the architecture has no threads */
 	if (threads > CaiSettingThreads())
@@ -605,13 +608,13 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		bool		ner = task_def->kind == CAI_KIND_TAG;
 		const char *cast = ner ? NULL : "pg_catalog.text";
 
-		/* word vectors learn from the input column alone */
+		/* word vectors and pretraining learn from the input column alone */
 		if (job_id > 0)
 		{
 			CaiCheckJobSource(source);
 			CaiCheckJobSource(validation_source);
 		}
-		query = CaiSourceQuery(source, input_column, launch->vectors ? NULL : label_column, cast, cast);
+		query = CaiSourceQuery(source, input_column, launch->vectors || pretrain ? NULL : label_column, cast, cast);
 		if (validation_source != NULL && validation_source[0] != '\0')
 			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
 		/*
