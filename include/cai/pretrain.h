@@ -27,6 +27,9 @@
  * over the masked positions only, averaged over a batch's masked pieces.
  * The head is not part of the returned model (an encoder model has none).
  *
+ * Progress (the callback's fraction) is that of training: 0 while the
+ * vocabulary is learnt and the texts packed.
+ *
  * Training: AdamW (decay off for biases and LayerNorm parameters), the
  * learning rate rising linearly over the warmup fraction then decaying
  * linearly to 0; global gradient norm clipped to 1; dropout as the

@@ -504,7 +504,7 @@ pt_vocab_progress(void *ctx, const cai_progress *p)
 {
 	PtVocabTick *vt = ctx;
 
-	return cai_trainer_tick(vt->tr, 0.1 * p->fraction);
+	return cai_trainer_tick(vt->tr, 0.0);	/* progress is training's (the trainer's epochs) */
 }
 
 static cai_status
@@ -564,7 +564,7 @@ pt_seq_open(PtTrain *t, PtSeqs *s, cai_error *err)
 /* Tokenize texts[idx[0..k)] and pack them into s. */
 static cai_status
 pt_pack(PtTrain *t, PtSeqs *s, const char *const *texts, const size_t *lens, const int32_t *idx, size_t k,
-		cai_trainer *tr, double f0, double f1, cai_error *err)
+		cai_trainer *tr, cai_error *err)
 {
 	const int	T = t->p.T;
 	const int32_t sep = cai_wordpiece_special_id(t->vocab, CAI_WP_SEP);
@@ -583,7 +583,7 @@ pt_pack(PtTrain *t, PtSeqs *s, const char *const *texts, const size_t *lens, con
 
 		if (txt == NULL)
 			continue;
-		if ((j & 255) == 0 && (st = cai_trainer_poll(tr, f0 + (f1 - f0) * (double) j / (double) k, err)) != CAI_OK)
+		if ((j & 255) == 0 && (st = cai_trainer_poll(tr, 0.0, err)) != CAI_OK)
 			return st;
 		if ((st = cai_wordpiece_tokenize(t->vocab, &wo, txt, lens[idx[j]], 0, &pc, &np, err)) != CAI_OK)
 			return st;
@@ -673,8 +673,8 @@ pt_data(PtTrain *t, const char *const *texts, const size_t *lens, size_t n, cai_
 		goto done;
 	t->V = cai_wordpiece_vocab_size(t->vocab);
 	t->mask_id = cai_wordpiece_special_id(t->vocab, CAI_WP_MASK);
-	if ((st = pt_pack(t, &t->train, texts, lens, idx + n_val, k - n_val, tr, 0.1, 0.14, err)) != CAI_OK ||
-		(st = pt_pack(t, &t->val, texts, lens, idx, n_val, tr, 0.14, 0.15, err)) != CAI_OK)
+	if ((st = pt_pack(t, &t->train, texts, lens, idx + n_val, k - n_val, tr, err)) != CAI_OK ||
+		(st = pt_pack(t, &t->val, texts, lens, idx, n_val, tr, err)) != CAI_OK)
 		goto done;
 	if (t->train.S == 0)
 		st = cai_error_set(err, CAI_ERR_INVALID, "no training text has a word to pretrain on");
@@ -1000,7 +1000,7 @@ pt_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows
 			t->curve_steps = 0;
 		}
 		tr->p.loss = bl;		/* the running loss for progress reports within the epoch */
-		if ((st = cai_trainer_poll(tr, 0.15 + 0.85 * t->fraction, err)) != CAI_OK)
+		if ((st = cai_trainer_poll(tr, t->fraction, err)) != CAI_OK)
 			break;
 		if (cai_trainer_out_of_time(tr))
 			break;
@@ -1042,7 +1042,7 @@ pt_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, 
 			lsum += t->sh[s].loss;
 			correct += t->sh[s].correct;
 		}
-		if ((st = cai_trainer_poll(tr, 0.15 + 0.85 * t->fraction, err)) != CAI_OK)
+		if ((st = cai_trainer_poll(tr, t->fraction, err)) != CAI_OK)
 			return st;
 	}
 	for (int s = 0; s < t->val.S; s++)
