@@ -44,7 +44,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_tune test_pretrain
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_transformer test_tune test_pretrain
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -56,7 +56,7 @@ test_pool_MODULES = common blas pool
 test_textclf_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
 test_ner_MODULES = common modelutil format tokenize options trainer gradcheck blas pool ops optim lstm crf chunks $(NER_MODULES)
-ENCODER_STACK = safetensors encoder wordpiece wordpiece_train encoder_model pretrain
+ENCODER_STACK = safetensors encoder wordpiece wordpiece_train encoder_model $(TRANSFORMER_MODULES) pretrain
 test_model_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) vectors vectors_train $(ENCODER_STACK) model observe
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
@@ -68,9 +68,10 @@ test_safetensors_MODULES = common safetensors
 test_encoder_MODULES = common modelutil format blas pool ops safetensors gradcheck encoder tokenize wordpiece wordpiece_train encoder_model
 test_tune_MODULES = $(test_model_MODULES) tune
 test_encoder_model_MODULES = $(test_model_MODULES)
+test_transformer_MODULES = $(test_model_MODULES)
 test_pretrain_MODULES = $(test_model_MODULES)
 
-FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece
+FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece fuzz_encoder_load
 fuzz_format_MODULES = common format
 fuzz_tokenize_MODULES = common tokenize
 fuzz_options_MODULES = common options
@@ -78,6 +79,7 @@ fuzz_load_MODULES = $(test_textclf_MODULES)
 fuzz_vectors_MODULES = common modelutil format tokenize vectors
 fuzz_safetensors_MODULES = common safetensors
 fuzz_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
+fuzz_encoder_load_MODULES = $(test_model_MODULES)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check check-asan fuzz bench clean-core lib cli check-cli
@@ -125,6 +127,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder
 BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench pretrain_cli
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
@@ -172,11 +175,12 @@ $(BUILD)/libcai.so: $(CORE_MODULES:%=$(BUILD)/%.o) $(BUILD)/libcai.map
 # API is enough; the tests run both).
 cli: $(BUILD)/cai $(BUILD)/cai-shared
 
-$(BUILD)/cai: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c $(BUILD)/libcai.a $(LIBS_CORE)
+CLI_SOURCES = src/cli/cai.c src/cli/cai_encoder.c
+$(BUILD)/cai: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.a
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) $(BUILD)/libcai.a $(LIBS_CORE)
 
-$(BUILD)/cai-shared: src/cli/cai.c $(wildcard include/cai/*.h) $(BUILD)/libcai.so
-	$(CC) $(CFLAGS_CORE) -o $@ src/cli/cai.c -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
+$(BUILD)/cai-shared: $(CLI_SOURCES) src/cli/cai_cli.h $(wildcard include/cai/*.h) $(BUILD)/libcai.so
+	$(CC) $(CFLAGS_CORE) -o $@ $(CLI_SOURCES) -L$(BUILD) -l:libcai.so -Wl,-rpath,'$$ORIGIN' $(LIBS_CORE)
 
 $(BUILD)/test/test_cli: test/cli/test_cli.c $(wildcard include/cai/*.h) $(BUILD)/libcai.a
 	@mkdir -p $(BUILD)/test

@@ -16,26 +16,35 @@
 #    statement: the first statement of a new connection (the encoder loaded
 #    from the catalog, or mapped from the shared copy after the first), then
 #    BENCH_REPEATS warm rounds; sentences/s from the median.
+# 4. Fine-tuning it for sentiment on BENCH_TRAIN_ROWS SST-2 training
+#    sentences (cai_train, architecture transformer, one epoch, max_length
+#    64, batch 16, one thread), then the fine-tuned model scoring the
+#    BENCH_ROWS dev sentences row by row (cai_predict) and batched
+#    (cai_predict_query, 32 per call), BENCH_REPEATS rounds each.
+#    (Random weights: the accuracy means nothing, the time does.)
 #
 # Environment (defaults in brackets):
 #   CAI_DATA_DIR    data root, relative paths are taken from the repo root [../shared/data]
 #   BENCH_REPEATS   rounds [3]
-#   BENCH_ROWS      sentences embedded per round [200]
+#   BENCH_ROWS      sentences embedded (and scored) per round [200]
+#   BENCH_TRAIN_ROWS  training sentences of the fine-tuning [256]
 #   BENCH_OUT       report file [bench/results-encoder-sql.md]
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_command_line bench/encoder_sql.sh CAI_DATA_DIR BENCH_REPEATS BENCH_ROWS BENCH_OUT
+bench_command_line bench/encoder_sql.sh CAI_DATA_DIR BENCH_REPEATS BENCH_ROWS BENCH_TRAIN_ROWS BENCH_OUT
 bench_cd_repo
 SST="$(bench_dataset encoder_sql.sh sentiment/sst2 train.tsv dev.tsv)"
 REPEATS="${BENCH_REPEATS:-3}"
 ROWS="${BENCH_ROWS:-200}"
+TRAIN_ROWS="${BENCH_TRAIN_ROWS:-256}"
 OUT="${BENCH_OUT:-bench/results-encoder-sql.md}"
 TMP="$(mktemp -d /tmp/cai_encoder_sql.XXXXXX)"
 chmod 755 "$TMP"
 bench_results "$TMP/results.txt"
 bench_put_machine
 put rows "$ROWS"
+put train_rows "$TRAIN_ROWS"
 
 # --- the checkpoint --------------------------------------------------------------
 log "write a BERT-base-shaped checkpoint (load $(load))"
@@ -51,7 +60,7 @@ cfg = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidde
 json.dump(cfg, open(out + "/config.json", "w"), indent=2)
 words = collections.Counter()
 for line in open(train, encoding="utf-8").readlines()[1:]:
-    words.update(re.findall(r"\w+|[^\w\s]", line.split("\t")[0].lower()))
+    words.update(re.findall(r"\w+|[^\w\s]", line.rstrip("\n").split("\t")[1].lower()))    # label TAB sentence
 vocab = ["[PAD]"] + ["[unused%d]" % i for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
 seen = set(vocab)
@@ -101,12 +110,15 @@ eval "$(scripts/pgcluster.sh start)"
 export PGHOST PGPORT PGUSER
 trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"; rm -rf "$TMP"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
-cp "$SST/dev.tsv" "$TMP/" && chmod a+r "$TMP/dev.tsv"
+cp "$SST/dev.tsv" "$SST/train.tsv" "$TMP/" && chmod a+r "$TMP/dev.tsv" "$TMP/train.tsv"
 "${PSQL[@]}" <<SQL
 CREATE EXTENSION cai_synergy;
 CREATE TABLE sst_raw (label int, sentence text);
 COPY sst_raw FROM '$TMP/dev.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01');
-CREATE TABLE sst AS SELECT sentence FROM sst_raw ORDER BY sentence LIMIT $ROWS;
+CREATE TABLE sst AS SELECT row_number() OVER (ORDER BY sentence) AS id, sentence FROM sst_raw ORDER BY sentence LIMIT $ROWS;
+CREATE TABLE sst_train_raw (label int, sentence text);
+COPY sst_train_raw FROM '$TMP/train.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01');
+CREATE TABLE sst_train AS SELECT sentence, label FROM sst_train_raw ORDER BY md5(sentence) LIMIT $TRAIN_ROWS;
 SQL
 
 # --- import --------------------------------------------------------------------
@@ -133,6 +145,20 @@ for ((r = 1; r <= REPEATS; r++)); do
 	put "ms.embed.$r" "$(ms -c "SELECT cardinality(cai_embed('bert', 'warm'))" -c "$EMBED")"
 done
 put mean_chars "$("${PSQL[@]}" -At -c "SELECT round(avg(length(sentence)), 1) FROM sst")"
+
+# --- fine-tuning and scoring -----------------------------------------------------
+TF_OPTIONS='{"architecture": "transformer", "encoder": "bert", "epochs": 1, "max_length": 64, "batch_size": 16, "threads": 1, "seed": 1}'
+put tf_options "$TF_OPTIONS"
+log "fine-tune on $TRAIN_ROWS sentences (load $(load))"
+t0=$(now)
+"${PSQL[@]}" -c "SELECT 1 FROM cai_train('bert_sst', 'sentiment', 'sst_train', 'sentence', 'label', '$TF_OPTIONS')" >/dev/null 2>&1
+put s.train.1 "$(elapsed "$t0" "$(now)")"
+ms -c "SELECT cai_predict('bert_sst', 'warm')" >/dev/null
+for ((r = 1; r <= REPEATS; r++)); do
+	log "score round $r/$REPEATS (load $(load))"
+	put "ms.predict_row.$r" "$(ms -c "SELECT cai_predict('bert_sst', 'warm')" -c "SELECT count(cai_predict('bert_sst', sentence)) FROM sst")"
+	put "ms.predict_query.$r" "$(ms -c "SELECT cai_predict('bert_sst', 'warm')" -c "SELECT count(label) FROM cai_predict_query('bert_sst', 'SELECT id, sentence FROM sst', 32)")"
+done
 put load_end "$(load)"
 
 # --- report --------------------------------------------------------------------
@@ -168,6 +194,13 @@ w("| `scripts/import-encoder.sh` of a %.0f MB model.safetensors (stored model %.
 w("| `cai_embed` (mean) of %d SST-2 dev sentences (%s characters on average), one statement | %.0f ms: %.1f sentences/s, %.1f ms each | %s |"
   % (rows, kv["mean_chars"], med["embed"], rows / (med["embed"] / 1000), med["embed"] / rows,
      ", ".join("%.0f" % x for x in runs["embed"])))
+w("| `cai_train` fine-tuning for sentiment on %s SST-2 training sentences, one epoch (`%s`) | %.0f s: %.1f sentences/s | |"
+  % (kv["train_rows"], kv["tf_options"], med["train"], int(kv["train_rows"]) / med["train"]))
+w("| the fine-tuned model scoring %d dev sentences: `cai_predict` row by row | %.0f ms: %.1f ms each | %s |"
+  % (rows, med["predict_row"], med["predict_row"] / rows, ", ".join("%.0f" % x for x in runs["predict_row"])))
+w("| the same rows through `cai_predict_query(model, query, 32)` (32 texts per forward pass) | %.0f ms: %.1f ms each, %.2fx row by row | %s |"
+  % (med["predict_query"], med["predict_query"] / rows, med["predict_row"] / med["predict_query"],
+     ", ".join("%.0f" % x for x in runs["predict_query"])))
 w("")
 w("First statement of a new connection, one short sentence: %.0f ms the first time (encoder read from the catalog, "
   "validated, shared copy written), %.0f ms in the next connection (shared copy mapped); %.0f ms once loaded."

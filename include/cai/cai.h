@@ -13,6 +13,7 @@
  *   metrics.h   classification reports (cai_evaluate's numbers)
  *   ner.h       tagging data, entities, conlleval scoring (cai_conll_eval)
  *   vectors.h   word vector sets
+ *   encoder_model.h  pretrained encoders: checkpoints, sentence embeddings
  *
  * The lower-level headers (ops.h, lstm.h, crf.h, optim.h, tokenize.h,
  * chunks.h, textclf.h) are the building blocks the models use; they are
@@ -27,6 +28,7 @@
 #define CAI_CAI_H
 
 #include "cai/common.h"
+#include "cai/encoder_model.h"
 #include "cai/format.h"
 #include "cai/metrics.h"
 #include "cai/model.h"

@@ -9,7 +9,8 @@
  *   cai tag MODEL [FILE|-]               CoNLL tokens -> token<TAB>tag, blank line between sentences
  *   cai entities MODEL [FILE|-]          one text per line -> [{"entity", "label", "start", "end", "score"}]
  *   cai evaluate MODEL FILE              TSV label<TAB>text (header line) or CoNLL -> cai_evaluate's report
- *   cai train TASK FILE -o MODEL [--valid FILE] [--options JSON]
+ *   cai train TASK FILE -o MODEL [--valid FILE] [--options JSON] [--encoder DIR]
+ *   cai embed MODEL [FILE|-]             one text per line -> one vector per line (cai_encoder.c)
  *
  * Outputs are written exactly as the SQL functions print them (see
  * usage_text and README "The cai command"): cai_predict_proba's jsonb (keys in
@@ -43,16 +44,7 @@
 
 #include <json-c/json.h>
 
-#include "cai/cai.h"
-
-enum
-{
-	EXIT_RUN = 1,
-	EXIT_USAGE = 2,
-	EXIT_MODEL = 3,
-	EXIT_TASK = 4,
-	EXIT_INPUT = 5
-};
+#include "cai_cli.h"
 
 #define DEFAULT_BATCH 256		/* cai_predict_query's default batch_size */
 #define MAX_BATCH 100000
@@ -76,6 +68,8 @@ static const char usage_text[] =
 "  train TASK FILE -o MODEL   train as cai_train does from a TSV (classification) or CoNLL (ner) file;\n"
 "                             TASK vectors: word vectors as cai_train_vectors does, one text a line\n"
 "                             (the bytes cai_export_vectors gives)\n"
+"  embed MODEL [FILE|-]       one text per line -> its sentence embedding, floats separated by spaces,\n"
+"                             from an encoder model or a fine-tuned transformer's encoder\n"
 "\n"
 "options:\n"
 "  -b, --batch-size N         texts (sentences for tag) per call of the batch functions (default 256,\n"
@@ -97,6 +91,12 @@ static const char usage_text[] =
 "                             word2vec / fastText text file (as the \"word_vectors\" option; its\n"
 "                             name is the option's value, else the file's name)\n"
 "      --vectors-version N    train: the vector set's version recorded with the model (default 1)\n"
+"      --encoder PATH         train: the pretrained encoder of architecture transformer: a checkpoint\n"
+"                             directory (config.json, vocab.txt, model.safetensors; uncased) or a\n"
+"                             model file holding an encoder\n"
+"      --pooling mean|cls     embed: mean of the last layer (default) or its [CLS] vector\n"
+"      --max-length N         embed: word pieces per text, [CLS] and [SEP] included (default: the\n"
+"                             encoder's positions)\n"
 "  -q, --quiet                train: no progress lines on stderr\n"
 "  -h, --help                 this text\n"
 "      --version              the library version\n"
@@ -132,6 +132,9 @@ typedef struct Args
 	const char *database;
 	const char *vectors;		/* train: --vectors FILE */
 	int			vectors_version;	/* train: --vectors-version N */
+	const char *encoder;		/* train: --encoder DIR */
+	const char *pooling;		/* embed: --pooling */
+	int			max_length;		/* embed: --max-length */
 	bool		quiet;
 	int			verify;			/* VERIFY_* */
 } Args;
@@ -1543,6 +1546,7 @@ cmd_train(const Args *a)
 	TrainVectors tv;
 	struct json_object *vectors_prov = NULL;
 	uint8_t    *corpus = NULL;
+	const cai_encoder_bundle *encoder = NULL;
 
 	if (task == NULL)
 	{
@@ -1642,6 +1646,15 @@ cmd_train(const Args *a)
 		}
 		n_rows = ctr.n;
 	}
+	if (a->encoder != NULL)
+	{
+		char		msg[1024];
+		int			rc = cli_encoder_open(a->encoder, &encoder, msg, sizeof(msg));
+
+		if (rc != 0)
+			fail(rc, "%s", msg);
+		set.encoder = encoder;
+	}
 	if (a->vectors != NULL)
 	{
 		struct json_object *o = json_tokener_parse(opts_json);
@@ -1669,6 +1682,8 @@ cmd_train(const Args *a)
 	free(prov);
 	if (a->vectors != NULL)
 		train_vectors_close(&tv);
+	if (encoder != NULL)
+		cli_encoder_close(encoder);
 	free(corpus);
 	return 0;
 }
@@ -1699,7 +1714,7 @@ main(int argc, char **argv)
 	enum
 	{
 		OPT_PER_ROW = 256, OPT_VALID, OPT_OPTIONS, OPT_SOURCE, OPT_ROLE, OPT_DATABASE, OPT_VERSION, OPT_VERIFY,
-		OPT_VECTORS, OPT_VECTORS_VERSION
+		OPT_VECTORS, OPT_VECTORS_VERSION, OPT_ENCODER, OPT_POOLING, OPT_MAX_LENGTH
 	};
 	static const struct option long_opts[] = {
 		{"batch-size", required_argument, NULL, 'b'},
@@ -1716,6 +1731,9 @@ main(int argc, char **argv)
 		{"verify", required_argument, NULL, OPT_VERIFY},
 		{"vectors", required_argument, NULL, OPT_VECTORS},
 		{"vectors-version", required_argument, NULL, OPT_VECTORS_VERSION},
+		{"encoder", required_argument, NULL, OPT_ENCODER},
+		{"pooling", required_argument, NULL, OPT_POOLING},
+		{"max-length", required_argument, NULL, OPT_MAX_LENGTH},
 		{NULL, 0, NULL, 0}
 	};
 	static const struct
@@ -1725,7 +1743,7 @@ main(int argc, char **argv)
 		int			max_pos;
 	}			commands[] = {
 		{"info", 1, 1}, {"predict", 1, 2}, {"proba", 1, 2}, {"tag", 1, 2}, {"entities", 1, 2},
-		{"evaluate", 2, 2}, {"train", 2, 2}
+		{"evaluate", 2, 2}, {"train", 2, 2}, {"embed", 1, 2}
 	};
 	Args		a = {0};
 	int			opt;
@@ -1805,6 +1823,22 @@ main(int argc, char **argv)
 					a.vectors_version = (int) v;
 					break;
 				}
+			case OPT_ENCODER:
+				a.encoder = optarg;
+				break;
+			case OPT_POOLING:
+				a.pooling = optarg;
+				break;
+			case OPT_MAX_LENGTH:
+				{
+					char	   *end;
+					long		v = strtol(optarg, &end, 10);
+
+					if (*end != '\0' || v < 3 || v > 65536)
+						usage_error("--max-length must be an integer between 3 and 65536, not \"%s\"", optarg);
+					a.max_length = (int) v;
+					break;
+				}
 			case 'q':
 				a.quiet = true;
 				break;
@@ -1853,5 +1887,16 @@ main(int argc, char **argv)
 		return cmd_entities(&a);
 	if (strcmp(a.command, "evaluate") == 0)
 		return cmd_evaluate(&a);
+	if (strcmp(a.command, "embed") == 0)
+	{
+		char		msg[1024];
+		int			rc = cli_embed(a.pos[0], a.n_pos > 1 ? a.pos[1] : NULL, a.pooling != NULL ? a.pooling : "mean",
+								   a.max_length, msg, sizeof(msg));
+
+		if (rc != 0)
+			fail(rc, "%s", msg);
+		finish_output();
+		return 0;
+	}
 	return cmd_train(&a);
 }

@@ -350,6 +350,39 @@ cai_encoder_bundle_known_word(const cai_encoder_bundle *b, const char *word, siz
 	return known;
 }
 
+cai_status
+cai_encoder_bundle_copy(const cai_encoder_bundle *src, float dropout, cai_encoder_bundle **out, cai_error *err)
+{
+	cai_encoder_bundle *b = cai_calloc(1, sizeof(*b));
+	cai_tensor	t[2];
+	char	   *txt = NULL;
+	cai_status	st;
+
+	*out = NULL;
+	if (b == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory copying an encoder");
+	b->cfg = src->cfg;
+	b->wp = src->wp;
+	if (dropout >= 0.0f)
+		b->cfg.hidden_dropout_prob = b->cfg.attention_probs_dropout_prob = dropout;
+	st = cai_encoder_create(&b->cfg, &b->enc, err);
+	if (st == CAI_OK)
+	{
+		memcpy(b->enc->params, src->enc->params, sizeof(float) * b->enc->n_params);
+		st = cai_encoder_bundle_tensors(src, t, &txt, err);
+	}
+	if (st == CAI_OK)
+		st = cai_wordpiece_vocab_load(txt, t[1].nbytes, 0, &b->vocab, err);
+	cai_free(txt);
+	if (st != CAI_OK)
+	{
+		cai_encoder_bundle_free(b);
+		return st;
+	}
+	*out = b;
+	return CAI_OK;
+}
+
 /* ---------------------------------------------------------------------
  * Sentence embeddings
  */

@@ -36,6 +36,14 @@ struct json_object *cai_encoder_bundle_meta(const cai_encoder_bundle *b);
 cai_status	cai_encoder_bundle_load(const cai_model_file *mf, struct json_object *section,
 									cai_encoder_bundle **out, cai_error *err);
 
+/*
+ * A copy of src that owns its parameters (writable: for fine-tuning) and
+ * its vocabulary, with the dropout probabilities of cfg replaced by
+ * dropout unless it is negative.
+ */
+cai_status	cai_encoder_bundle_copy(const cai_encoder_bundle *src, float dropout, cai_encoder_bundle **out,
+									cai_error *err);
+
 /* Model-file entry points of the "bert" architecture (model.c's registry). */
 cai_status	cai_encoder_model_load(const cai_model_file *mf, void **impl, cai_error *err);
 size_t		cai_encoder_bundle_memory(const cai_encoder_bundle *b);

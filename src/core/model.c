@@ -16,6 +16,7 @@
 #include "encoder_model_internal.h"
 #include "modelutil.h"
 #include "textclf_internal.h"
+#include "transformer_arch.h"
 
 /* ------------------------------------------------------------------------
  * Tasks
@@ -271,6 +272,14 @@ static const cai_arch archs[] = {
 				 textclf_load_accurate),
 	{&tasks[1], "bilstm_crf", cai_ner_option_defs, &cai_ner_n_option_defs, true, ner_train_memory, ner_train, ner_gradcheck, ner_load, ner_free, ner_memory, ner_n_types, ner_type,
 	 ner_known_word, NULL, NULL, ner_tag, ner_tag_batch, ner_entities, ner_entities_batch},
+	/* a pretrained encoder fine-tuned (transformer*.c): for both tasks, with the encoder in set->encoder */
+	{&tasks[0], "transformer", cai_tf_textclf_option_defs, &cai_tf_textclf_n_option_defs, true, cai_tf_train_memory,
+	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
+	 cai_tf_known_word, cai_tf_classify, cai_tf_classify_batch, NULL, NULL, NULL, NULL, cai_tf_encoder},
+	{&tasks[1], "transformer", cai_tf_ner_option_defs, &cai_tf_ner_n_option_defs, true, cai_tf_train_memory,
+	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
+	 cai_tf_known_word, NULL, NULL, cai_tf_tag, cai_tf_tag_batch, cai_tf_entities, cai_tf_entities_batch,
+	 cai_tf_encoder},
 	/* a vector set is not a runnable model: no gradient check, load or run functions */
 	{&tasks[2], "skipgram", cai_vectors_option_defs, &cai_vectors_n_option_defs, false, vectors_train_memory,
 	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},

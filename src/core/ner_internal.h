@@ -431,6 +431,20 @@ cai_status	ner_enc_decode_par(NerTrain *t, const NerEnc *e, int32_t *pred, cai_t
 void		ner_shards_free(NerShards *shards);
 
 /* ner_tag.c */
+/*
+ * A tagger of sentences into internal (BIOES) tags, as ner_tag_internal:
+ * n sentences (offsets (n + 1) over tokens/lens), tags into pred and
+ * marginals into scores, both indexed from offsets[0].  The entity code
+ * (cai_ner_entities, cai_ner_entities_batch) runs on any such tagger: the
+ * BiLSTM-CRF's, or the transformer's (transformer.c).
+ */
+typedef cai_status (*ner_tag_fn) (const void *model, size_t n, const int64_t *offsets, const char *const *tokens,
+								  const size_t *lens, int32_t *pred, float *scores, cai_error *err);
+cai_status	ner_entities_with(ner_tag_fn tag, const void *model, const char *text, size_t len, size_t max_tokens,
+							  cai_entity **out, size_t *n_out, cai_error *err);
+cai_status	ner_entities_batch_with(ner_tag_fn tag, const void *model, const char *const *texts, const size_t *lens,
+									size_t n, size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err);
+
 int			ner_cmp_len_desc(const void *a, const void *b);
 int			ner_cmp_len_asc(const void *a, const void *b);
 cai_status	ner_enc_bounds(const NerEnc *e, int B, int *maxT, size_t *maxN, size_t *maxNc, cai_error *err);

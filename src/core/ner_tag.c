@@ -352,7 +352,7 @@ sentence_entities(const cai_token *toks, size_t n, const int32_t *pred, const fl
 
 /* Tag tokens toks[t0..t1) of text as sentences (offsets sent (ns + 1)), append entities. */
 static cai_status
-entities_group(const cai_ner *m, const char *text, const cai_token *toks, const int64_t *sent, size_t ns,
+entities_group(ner_tag_fn tag, const void *m, const char *text, const cai_token *toks, const int64_t *sent, size_t ns,
 			   const char **ptr, size_t *lens, int32_t *pred, float *scores, cai_chunk *ch,
 			   char *pf, int32_t *ty, cai_entity **out, size_t *n_out, size_t *cap, cai_error *err)
 {
@@ -371,7 +371,7 @@ entities_group(const cai_ner *m, const char *text, const cai_token *toks, const 
 
 		for (size_t s = 0; s <= ns; s++)
 			rel[s] = sent[s] - t0;
-		if ((st = ner_tag_internal(m, ns, rel, ptr, lens, pred, scores, err)) != CAI_OK)
+		if ((st = tag(m, ns, rel, ptr, lens, pred, scores, err)) != CAI_OK)
 			return st;
 	}
 	for (size_t s = 0; s < ns; s++)
@@ -385,9 +385,24 @@ entities_group(const cai_ner *m, const char *text, const cai_token *toks, const 
 	return CAI_OK;
 }
 
+/* ner_tag_internal as a ner_tag_fn */
+static cai_status
+ner_tag_sentences(const void *m, size_t n, const int64_t *offsets, const char *const *tokens, const size_t *lens,
+				  int32_t *pred, float *scores, cai_error *err)
+{
+	return ner_tag_internal(m, n, offsets, tokens, lens, pred, scores, err);
+}
+
 cai_status
 cai_ner_entities(const cai_ner *m, const char *text, size_t len, size_t max_tokens,
 				 cai_entity **out, size_t *n_out, cai_error *err)
+{
+	return ner_entities_with(ner_tag_sentences, m, text, len, max_tokens, out, n_out, err);
+}
+
+cai_status
+ner_entities_with(ner_tag_fn tag, const void *m, const char *text, size_t len, size_t max_tokens,
+				  cai_entity **out, size_t *n_out, cai_error *err)
 {
 	cai_token  *toks = NULL;
 	size_t		ntok = 0;
@@ -436,7 +451,7 @@ cai_ner_entities(const cai_ner *m, const char *text, size_t len, size_t max_toke
 		sent[++ns] = (int64_t) s0;
 		if (ns == NER_EVAL_BATCH || s0 == ntok)
 		{
-			if ((st = entities_group(m, text, toks, sent, ns, ptr, lens, pred, scores, ch, pf, ty,
+			if ((st = entities_group(tag, m, text, toks, sent, ns, ptr, lens, pred, scores, ch, pf, ty,
 									 out, n_out, &cap, err)) != CAI_OK)
 				goto done;
 			sent[0] = (int64_t) s0;
@@ -542,7 +557,7 @@ ent_window_grow(EntWindow *w, size_t need, cai_error *err)
 
 /* Tag the window's sentences, append their entities and count them per text (counts[text]); empty it. */
 static cai_status
-ent_window_flush(const cai_ner *m, EntWindow *w, const char *const *texts, cai_entity **out, size_t *n_out,
+ent_window_flush(ner_tag_fn tag, const void *m, EntWindow *w, const char *const *texts, cai_entity **out, size_t *n_out,
 				 size_t *cap, size_t *counts, cai_error *err)
 {
 	cai_status	st;
@@ -553,7 +568,7 @@ ent_window_flush(const cai_ner *m, EntWindow *w, const char *const *texts, cai_e
 			w->ptr[i] = texts[w->text[s]] + w->tok[i].start;
 			w->lens[i] = (size_t) (w->tok[i].end - w->tok[i].start);
 		}
-	if ((st = ner_tag_internal(m, w->ns, w->soff, w->ptr, w->lens, w->pred, w->scores, err)) != CAI_OK)
+	if ((st = tag(m, w->ns, w->soff, w->ptr, w->lens, w->pred, w->scores, err)) != CAI_OK)
 		return st;
 	for (size_t s = 0; s < w->ns; s++)
 	{
@@ -573,6 +588,13 @@ ent_window_flush(const cai_ner *m, EntWindow *w, const char *const *texts, cai_e
 cai_status
 cai_ner_entities_batch(const cai_ner *m, const char *const *texts, const size_t *lens, size_t n,
 					   size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err)
+{
+	return ner_entities_batch_with(ner_tag_sentences, m, texts, lens, n, max_tokens, out, offsets, err);
+}
+
+cai_status
+ner_entities_batch_with(ner_tag_fn tag, const void *m, const char *const *texts, const size_t *lens, size_t n,
+						size_t max_tokens, cai_entity **out, size_t *offsets, cai_error *err)
 {
 	EntWindow	w;
 	cai_token  *toks = NULL;
@@ -621,7 +643,7 @@ cai_ner_entities_batch(const cai_ner *m, const char *const *texts, const size_t 
 
 			if (w.ns == ENT_WINDOW_SENTENCES || w.ntok + (s1 - s0) > ENT_WINDOW_TOKENS)
 			{
-				if ((st = ent_window_flush(m, &w, texts, out, &n_out, &cap, offsets + 1, err)) != CAI_OK)
+				if ((st = ent_window_flush(tag, m, &w, texts, out, &n_out, &cap, offsets + 1, err)) != CAI_OK)
 					goto done;
 			}
 			if ((st = ent_window_grow(&w, w.ntok + (s1 - s0), err)) != CAI_OK)
@@ -636,7 +658,7 @@ cai_ner_entities_batch(const cai_ner *m, const char *const *texts, const size_t 
 		toks = NULL;
 	}
 	if (w.ns > 0)
-		st = ent_window_flush(m, &w, texts, out, &n_out, &cap, offsets + 1, err);
+		st = ent_window_flush(tag, m, &w, texts, out, &n_out, &cap, offsets + 1, err);
 done:
 	if (st == CAI_OK)
 	{

@@ -400,8 +400,12 @@ CaiRequireKind(CaiLoadedModel *m, cai_task_kind kind, const char *function)
 	if (cai_model_kind(m->model) != kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is a %s model, but %s needs a %s model", m->name, m->task, function,
-						kind == CAI_KIND_CLASSIFY ? "text classification" : "token classification")));
+				 errmsg("model \"%s\" is %s %s model, but %s needs a %s model", m->name,
+						strchr("aeiou", m->task[0]) != NULL ? "an" : "a", m->task, function,
+						kind == CAI_KIND_CLASSIFY ? "text classification" : "token classification"),
+				 cai_model_kind(m->model) == CAI_KIND_ENCODER ?
+				 errhint("An encoder embeds texts (cai_embed); fine-tune it with cai_train(..., '{\"architecture\": \"transformer\", \"encoder\": \"%s\"}') to classify or tag.",
+						 m->name) : 0));
 }
 
 /* Class probabilities of one text; probs has m->n_labels entries. */

@@ -492,6 +492,16 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
+/* Whether an architecture has a training option of that name. */
+static bool
+CaiArchHasOption(const cai_arch *arch, const char *name)
+{
+	for (int i = 0; arch != NULL && i < *arch->n_options; i++)
+		if (strcmp(arch->options[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 /* A launched training worker, as seen by the caller. */
 typedef struct CaiLaunch
 {
@@ -533,6 +543,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	char	   *vectors_query = "";
 	const char *vector_set = "";
 	int32		vector_set_version = 0;
+	const cai_arch *arch = NULL;
 	const char *encoder;
 	int32		encoder_version = 0;
 	bool		pretrain;
@@ -573,7 +584,7 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 
 	/* encoders are pretrained (pretrain.c), with options of their own */
 	pretrain = task_def->kind == CAI_KIND_ENCODER;
-	opts = pretrain ? CaiPretrainOptions(options_json) : CaiParseOptions(task, options_json, NULL);
+	opts = pretrain ? CaiPretrainOptions(options_json) : CaiParseOptions(task, options_json, &arch);
 	launch->name = name;
 	launch->vectors = task_def->kind == CAI_KIND_EMBED;
 	launch->deploy_policy = pstrdup(launch->vectors ? "never" : pretrain ? "import" : cai_opt_string(opts, "deploy"));
@@ -594,6 +605,13 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	encoder = cai_opt_string(opts, "encoder");
 	if (encoder != NULL && encoder[0] != '\0')
 		encoder_version = CaiEncoderVersion(encoder, (int32) cai_opt_int(opts, "encoder_version"));
+	else if (CaiArchHasOption(arch, "encoder"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s architecture needs the \"encoder\" option", arch->name),
+				 errdetail("It fine-tunes a pretrained encoder."),
+				 errhint("Name an encoder imported with cai_import_encoder: '{\"architecture\": \"%s\", \"encoder\": \"my_bert\"}'.",
+						 arch->name)));
 	else
 		encoder = "";
 

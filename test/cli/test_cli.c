@@ -898,6 +898,144 @@ check_same_output(const char *args, const char *input)
 	free(c3);
 }
 
+/*
+ * A random encoder model (2 layers, hidden 16) with a WordPiece vocabulary
+ * learned from the classification rows, as a stored encoder is.
+ */
+static void
+write_encoder(const char *name)
+{
+	Rows		r;
+	cai_wordpiece_train_options wo;
+	cai_encoder_bundle b;
+	char	   *vocab = NULL;
+	size_t		vlen = 0;
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	cai_rng		rng;
+	char	   *p = fmt("%s/%s", work, name);
+	FILE	   *f;
+
+	read_rows("cls_train.tsv", true, &r);
+	cai_wordpiece_train_options_default(&wo);
+	wo.vocab_size = 400;
+	wo.min_frequency = 1;
+	memset(&b, 0, sizeof(b));
+	cai_wordpiece_options_default(&b.wp);
+	if (cai_wordpiece_train((const char *const *) r.texts, r.lens, r.n, &wo, &vocab, &vlen, NULL) != CAI_OK ||
+		cai_wordpiece_vocab_load(vocab, vlen, CAI_WP_NEED_ALL, &b.vocab, NULL) != CAI_OK)
+		abort();
+	b.cfg = (cai_encoder_config) {
+		.family = CAI_ENC_BERT, .vocab_size = cai_wordpiece_vocab_size(b.vocab), .hidden_size = 16,
+		.num_hidden_layers = 2, .num_attention_heads = 2, .intermediate_size = 32, .max_position_embeddings = 64,
+		.type_vocab_size = 2, .layer_norm_eps = 1e-12f, .hidden_dropout_prob = 0.1f, .attention_probs_dropout_prob = 0.1f,
+	};
+	if (cai_encoder_create(&b.cfg, &b.enc, NULL) != CAI_OK)
+		abort();
+	cai_rng_seed(&rng, 7);
+	cai_encoder_init_random(b.enc, 0.02f, &rng);
+	if (cai_encoder_model_write(&b, NULL, &bytes, &len, NULL) != CAI_OK || (f = fopen(p, "wb")) == NULL)
+		abort();
+	fwrite(bytes, 1, len, f);
+	fclose(f);
+	cai_free(bytes);
+	cai_free(vocab);
+	cai_encoder_free(b.enc);
+	cai_wordpiece_vocab_free(b.vocab);
+	free(p);
+}
+
+/* cai train --encoder (transformer, both tasks) and cai embed against the core API. */
+static void
+check_encoder(void)
+{
+	uint8_t    *eb = NULL;
+	uint8_t    *tb = NULL;
+	uint8_t    *nb = NULL;
+	cai_model  *enc;
+	cai_model  *tf;
+	cai_model  *ner;
+	char	   *out = NULL;
+	int			st;
+
+	write_encoder("enc.cai");
+	st = run(fmt("%s train sentiment %s/cls_train.tsv --encoder %s/enc.cai -q -o %s/tf.cai --options "
+				 "'{\"architecture\": \"transformer\", \"epochs\": 2, \"max_length\": 32, \"learning_rate\": 0.001}'",
+				 bin, work, work, work), NULL);
+	CHECK(st == 0, "train sentiment --encoder: exit %d", st);
+	st = run(fmt("%s train ner %s/ner_train.conll --encoder %s/enc.cai -q -o %s/tfner.cai --options "
+				 "'{\"architecture\": \"transformer\", \"epochs\": 2, \"max_length\": 16, \"crf\": true}'",
+				 bin, work, work, work), NULL);
+	CHECK(st == 0, "train ner --encoder: exit %d", st);
+	enc = load_model("enc.cai", &eb);
+	tf = load_model("tf.cai", &tb);
+	ner = load_model("tfner.cai", &nb);
+	CHECK(enc != NULL && tf != NULL && ner != NULL, "the encoder and the transformers load");
+	if (tf != NULL)
+	{
+		check_classify("tf.cai", tf, "cls_input.txt", "--per-row", 0);
+		check_classify("tf.cai", tf, "cls_input.txt", "", 256);
+	}
+	if (ner != NULL)
+	{
+		check_entities("tfner.cai", ner, "ner_input.txt", "--per-row", true);
+		check_entities("tfner.cai", ner, "ner_input.txt", "", false);
+	}
+	/* embed: every line of the input, as cai_encoder_embed gives it (%.9g reads back exactly) */
+	if (enc != NULL && tf != NULL)
+	{
+		for (int k = 0; k < 2; k++)
+		{
+			const cai_encoder_bundle *b = cai_model_encoder_bundle(k == 0 ? enc : tf);
+			Rows		r;
+			size_t		n = 0;
+			char	  **ln;
+			int			bad = 0;
+
+			st = run(fmt("%s embed %s/%s %s/cls_input.txt --pooling %s", bin, work, k == 0 ? "enc.cai" : "tf.cai", work,
+						 k == 0 ? "mean" : "cls"), &out);
+			CHECK(st == 0 && out != NULL, "embed: exit %d", st);
+			if (out == NULL)
+				continue;
+			read_rows("cls_input.txt", false, &r);
+			ln = lines(out, &n);
+			CHECK(n == r.n, "embed: %zu lines for %zu texts", n, r.n);
+			for (size_t i = 0; i < n && i < r.n; i++)
+			{
+				float		want[16];
+				char	   *q = ln[i];
+
+				cai_encoder_embed(b, r.texts[i], r.lens[i], k == 0 ? CAI_POOL_MEAN : CAI_POOL_CLS, 0, want, NULL);
+				for (int j = 0; j < 16; j++)
+				{
+					char	   *end;
+					float		got = strtof(q, &end);
+
+					bad += end == q || got != want[j];
+					q = end;
+				}
+			}
+			CHECK(bad == 0, "embed: %d values differ from cai_encoder_embed", bad);
+			free(ln);
+			free(out);
+			out = NULL;
+		}
+	}
+	check_exit("embed with a model without an encoder", fmt("embed %s/fast.cai %s/cls_input.txt", work, work), 4);
+	check_exit("embed: bad pooling", fmt("embed --pooling max %s/enc.cai %s/cls_input.txt", work, work), 2);
+	check_exit("train --encoder: no such directory",
+			   fmt("train sentiment %s/cls_train.tsv --encoder %s/nope -o %s/x.cai --options '{\"architecture\": \"transformer\"}'",
+				   work, work, work), 5);
+	check_exit("train transformer without --encoder",
+			   fmt("train sentiment %s/cls_train.tsv -o %s/x.cai --options '{\"architecture\": \"transformer\"}'", work, work), 1);
+	cai_model_free(enc);
+	cai_model_free(tf);
+	cai_model_free(ner);
+	free(eb);
+	free(tb);
+	free(nb);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1027,6 +1165,7 @@ main(int argc, char **argv)
 	check_exit("train: CoNLL without tags", fmt("train ner %s/tokens_only.conll -o %s/x.cai", work, work), 5);
 	check_exit("train: NER from a TSV file", fmt("train ner %s/cls_train.tsv -o %s/x.cai", work, work), 1);
 	check_exit("predict on a good model", fmt("predict --verify none %s/fast.cai %s/cls_input.txt", work, work), 0);
+	check_encoder();
 
 	for (int a = 0; a < 3; a++)
 	{

@@ -5,8 +5,8 @@
 # distributed tables of SST-2 sentences and of WikiANN sentences (generated
 # rows when $CAI_DATA_DIR lacks them).  Checks: both tasks train from the
 # distributed tables on the coordinator (and are refused on a worker); every
-# node holds every model; EXPLAIN shows cai_predict / cai_predict_proba /
-# cai_tag / cai_entities / cai_embed inside the shard queries; the answers
+# node holds every model (an imported encoder too); EXPLAIN shows cai_predict / cai_predict_proba /
+# cai_tag / cai_entities / cai_embed (vector set and encoder) inside the shard queries; the answers
 # equal those of the same query on a local table; a new deployment and a
 # rollback are used by every node in the next statement; a third node added
 # later serves the models (before and after the shards are rebalanced onto
@@ -121,6 +121,11 @@ is "$(q $C -c "SELECT state FROM cai_wait($j)")" succeeded "an entity model trai
 is "$(q $C -c "SELECT model || ' ' || state FROM cai_jobs WHERE job_id = $j")" "e succeeded" "the job is in the coordinator's cai_jobs"
 q $C -c "SELECT cai_import_vectors('v', convert_to(E'great 1 0.1\ngood 0.9 0.2\nawful -1 0.1\ndull -0.8 0.3\n', 'UTF8'), 'glove')" >/dev/null
 ok $? "a vector set is imported on the coordinator"
+q $C -v cfg="$(cat "$FAULTS_ROOT/test/fixtures/encoder/config.json")" -v vocab="$(cat "$FAULTS_ROOT/test/fixtures/encoder/vocab.txt")" \
+	-v w="$(base64 -w0 "$FAULTS_ROOT/test/fixtures/encoder/model.safetensors")" >/dev/null <<'SQL'
+SELECT cai_import_encoder('enc', :'cfg'::jsonb, :'vocab', decode(:'w', 'base64'));
+SQL
+ok $? "an encoder is imported on the coordinator (test/fixtures/encoder)"
 out=$(q $W1 -c "SELECT 1 FROM cai_train('w', 'sentiment', 'sst', 'sentence', 'label')" 2>&1)
 grep -q "cannot train a model on a Citus worker node" <<<"$out"; ok $? "training on a worker is refused with a clear message"
 diag "$(head -n 1 <<<"$out")"
@@ -152,6 +157,7 @@ NER_Q="SELECT id, cai_tag('e', tokens)::text AS tags FROM TABLE ORDER BY id"
 # a set-returning function pushed down in the target list (Citus refuses non-immutable ones in FROM)
 ENT_Q="SELECT id, cai_entities('e', array_to_string(tokens, ' '))::text AS ent FROM TABLE ORDER BY id, ent"
 EMB_Q="SELECT id, cai_embed('v', sentence)::text AS emb FROM TABLE ORDER BY id"
+ENC_Q="SELECT id, cai_embed('enc', sentence, 'cls')::text AS emb FROM TABLE ORDER BY id"
 pushed "${SST_Q//TABLE/sst_test}" cai_predict; ok $? "EXPLAIN: cai_predict runs in the shard queries"
 pushed "${SST_Q//TABLE/sst_test}" cai_predict_proba; ok $? "EXPLAIN: cai_predict_proba runs in the shard queries"
 pushed "${NER_Q//TABLE/ner_test}" cai_tag; ok $? "EXPLAIN: cai_tag runs in the shard queries"
@@ -167,6 +173,8 @@ same "$SST_Q" sst_test sst_test_local "cai_predict / cai_predict_proba on the sh
 same "$NER_Q" ner_test ner_test_local "cai_tag on the shards equals the single-node answers"
 same "$ENT_Q" ner_test ner_test_local "cai_entities on the shards equals the single-node answers"
 same "$EMB_Q" sst_test sst_test_local "cai_embed on the shards equals the single-node answers"
+pushed "${ENC_Q//TABLE/sst_test}" cai_embed; ok $? "EXPLAIN: cai_embed with an encoder runs in the shard queries"
+same "$ENC_Q" sst_test sst_test_local "cai_embed with an encoder on the shards equals the single-node answers"
 ACC_SQL="SELECT round(avg((cai_predict('s', sentence) = label)::int), 4) FROM TABLE"
 is "$(q $C -c "${ACC_SQL//TABLE/sst_test}")" "$(q $C -c "${ACC_SQL//TABLE/sst_test_local}")" \
 	"test accuracy from the distributed table equals the local one ($(q $C -c "${ACC_SQL//TABLE/sst_test}"))"

@@ -62,7 +62,7 @@ $$ SELECT overlay(b PLACING bits FROM 9 + tap_enc.st_header_len(b)::int + (tap_e
 CREATE FUNCTION tap_enc.maxdiff(a real[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS
 $$ SELECT CASE WHEN cardinality(a) = cardinality(b) THEN (SELECT max(abs(x - y)) FROM unnest(a, b) AS u(x, y)) END $$;
 
-SELECT plan(73);
+SELECT plan(74);
 
 -- import, and the model store's functions on an encoder
 SELECT is((SELECT count(*)::int FROM tap_enc.ref), 12, 'the reference has 6 texts x 2 poolings');
@@ -156,6 +156,9 @@ SELECT throws_ok($$SELECT cai_embed('tiny_bert', 'x', 'max')$$, '22023', NULL, '
 SELECT throws_ok($$SELECT cai_embed('tap_enc_nothing', 'x')$$, '42704', 'no encoder, model or vector set is named "tap_enc_nothing"',
                  'an unknown name');
 SELECT throws_ok($$SELECT cai_embed('tap_enc_clf', 'x')$$, '42809', NULL, 'a model without an encoder');
+SELECT throws_ok($$SELECT cai_predict('tiny_bert', 'x')$$, '42809',
+                 'model "tiny_bert" is an encoder model, but cai_predict needs a text classification model',
+                 'an encoder does not classify');
 SELECT is(cai_import_vectors('tap_enc_vec', 'SELECT w AS word, ARRAY[i, 1]::real[] AS vector FROM unnest(ARRAY[''good'', ''bad'']) WITH ORDINALITY u(w, i)'),
           1, 'a vector set');
 SELECT is(cai_embed('tap_enc_vec', 'good bad'), '{1.5,1}'::real[], 'cai_embed(vector set, input) still averages word vectors');

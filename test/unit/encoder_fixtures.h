@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cai/encoder_model.h"
+#include "cai/format.h"
 
 /*
  * A bundle of a BERT (or DistilBERT) encoder of the given shape, weights
@@ -72,6 +73,17 @@ fixture_bundle(const char *const *words, int n_words, int hidden, int layers, in
 	cai_rng_seed(&rng, seed);
 	cai_encoder_init_random(b->enc, 0.02f, &rng);
 	return b;
+}
+
+/* An aligned copy of model bytes (free()), as a shared mapping would be: for loads in place. */
+static inline uint8_t *
+fixture_aligned_copy(const uint8_t *b, size_t len)
+{
+	size_t		cap = (len + CAI_FORMAT_ALIGN - 1) / CAI_FORMAT_ALIGN * CAI_FORMAT_ALIGN;
+	uint8_t    *p = aligned_alloc(CAI_FORMAT_ALIGN, cap);
+
+	memcpy(p, b, len);
+	return p;
 }
 
 #endif							/* CAI_ENCODER_FIXTURES_H */

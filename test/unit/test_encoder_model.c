@@ -15,16 +15,6 @@
 
 static const char *const words[] = {"the", "film", "was", "good", "bad", "paris", "john", "went", "to"};
 
-static uint8_t *
-aligned_copy(const uint8_t *b, size_t len)
-{
-	size_t		cap = (len + CAI_FORMAT_ALIGN - 1) / CAI_FORMAT_ALIGN * CAI_FORMAT_ALIGN;
-	uint8_t    *p = aligned_alloc(CAI_FORMAT_ALIGN, cap);
-
-	memcpy(p, b, len);
-	return p;
-}
-
 /* The embedding computed by hand from a forward pass of the bundle's encoder. */
 static void
 embed_by_hand(const cai_encoder_bundle *b, const char *text, cai_pooling pooling, float *out)
@@ -174,7 +164,7 @@ test_round_trip(bool distil)
 
 	for (int view = 0; view < 2; view++)
 	{
-		uint8_t    *buf = view ? aligned_copy(bytes, len) : bytes;
+		uint8_t    *buf = view ? fixture_aligned_copy(bytes, len) : bytes;
 		cai_model  *m = NULL;
 		const cai_encoder_bundle *lb;
 		float		got[16];

@@ -88,7 +88,9 @@ test_registry(void)
 			  "%s: tag functions exactly for taggers", a->name);
 		CHECK(*a->n_options > 0 && a->options != NULL, "%s: an option table", a->name);
 	}
-	CHECK(n_archs == 5, "five architectures, got %d", n_archs);
+	CHECK(n_archs == 7, "seven architectures, got %d", n_archs);
+	CHECK(cai_arch_find("text_classification", "transformer") != NULL && cai_arch_find("ner", "transformer") != NULL,
+		  "transformer for both tasks");
 	CHECK(cai_arch_find("text_classification", "fast") != NULL && cai_arch_find("text_classification", "accurate") != NULL &&
 		  cai_arch_find("ner", "bilstm_crf") != NULL, "fast, accurate, bilstm_crf");
 	CHECK(cai_arch_find("ner", "fast") == NULL && cai_arch_find("text_classification", "bilstm_crf") == NULL,
