@@ -404,14 +404,12 @@ COMMENT ON FUNCTION @extschema@.cai_embed(text, text, text) IS
 CREATE FUNCTION @extschema@.cai_pretrain(model text, source text, input_column text DEFAULT 'text',
                                          options jsonb DEFAULT '{}')
 RETURNS TABLE (name text, version integer, metrics jsonb)
-    LANGUAGE sql VOLATILE
-    AS $$ SELECT * FROM @extschema@.cai_train($1, 'encoder', $2, $3, $3, $4) $$;
+    AS 'MODULE_PATHNAME', 'cai_pretrain' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.cai_pretrain(text, text, text, jsonb) IS
     'pretrain a BERT encoder from scratch on the texts of a table, view or SELECT query, read with the caller''s rights, in a background worker: learns a WordPiece vocabulary (vocab_size, lower_case), then trains the encoder (layers, hidden, heads, intermediate, max_length; default 4 x 256) with whole-word masked-language modelling (AdamW, warm-up and linear decay, dropout, epochs and/or max_seconds, seed, threads); stores it as a new version of an encoder model (usable by cai_embed and fine-tuning like an imported one; deployed when none is) with the loss curve and the held-out masked-token accuracy in its metrics';
 CREATE FUNCTION @extschema@.cai_pretrain_async(model text, source text, input_column text DEFAULT 'text',
                                                options jsonb DEFAULT '{}')
 RETURNS bigint
-    LANGUAGE sql VOLATILE
-    AS $$ SELECT @extschema@.cai_train_async($1, 'encoder', $2, $3, $3, $4) $$;
+    AS 'MODULE_PATHNAME', 'cai_pretrain_async' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.cai_pretrain_async(text, text, text, jsonb) IS
     'cai_pretrain as a job: returns its id at once (cai_jobs, cai_wait, cai_cancel)';

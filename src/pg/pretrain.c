@@ -3,7 +3,8 @@
  * cai_pretrain_async; src/core/pretrain.c does the work).
  *
  * Pretraining is training of task "encoder" through the training machinery
- * of cai_train (train.c, train_worker.c): the same worker, the caller's rows
+ * of cai_train (train.c, train_worker.c), entered here only (cai_train
+ * itself refuses encoders): the same worker, the caller's rows
  * streamed to it (synchronous) or read by the job, progress in cai_jobs,
  * cai_cancel, threads and cai.training_memory.  The registry's "bert"
  * architecture is imported, not trained, so its options come from the
@@ -14,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -63,4 +65,35 @@ CaiWorkerPretrain(const char *json, int threads, const cai_textclf_data *texts, 
 	CaiTrainingDone(st, &err, ps, opts, (int64) texts->n, 0, out);
 	out->deploy_policy = "import";
 	cai_options_free(opts);
+}
+
+/* cai_pretrain(name, source, input_column, options) as cai_train(name, 'encoder', source, input, input, options). */
+static Datum
+CaiPretrainCall(FunctionCallInfo fcinfo, bool async)
+{
+	LOCAL_FCINFO(inner, 6);
+
+	InitFunctionCallInfoData(*inner, fcinfo->flinfo, 6, fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
+	inner->args[0] = fcinfo->args[0];
+	inner->args[1].value = CStringGetTextDatum("encoder");
+	inner->args[1].isnull = false;
+	inner->args[2] = fcinfo->args[1];
+	inner->args[3] = fcinfo->args[2];
+	inner->args[4] = fcinfo->args[2];
+	inner->args[5] = fcinfo->args[3];
+	return CaiPretrainEntry(inner, async);
+}
+
+PG_FUNCTION_INFO_V1(cai_pretrain);
+Datum
+cai_pretrain(PG_FUNCTION_ARGS)
+{
+	return CaiPretrainCall(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cai_pretrain_async);
+Datum
+cai_pretrain_async(PG_FUNCTION_ARGS)
+{
+	return CaiPretrainCall(fcinfo, true);
 }

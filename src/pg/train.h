@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
@@ -98,6 +100,7 @@ extern void CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgre
 
 /* pretrain.c: training of task "encoder" (pretraining) */
 extern cai_options *CaiPretrainOptions(const char *json);
+extern Datum CaiPretrainEntry(FunctionCallInfo fcinfo, bool async);	/* train.c */
 extern void CaiWorkerPretrain(const char *json, int threads, const cai_textclf_data *texts,
 							  CaiWorkerProgressState *ps, CaiTrained *out);
 
