@@ -74,7 +74,7 @@ fig() { python3 -c "import json,sys; m=json.loads(sys.argv[1]); v=m[sys.argv[2]]
 {
 	echo "# Pretraining (MLM) on SST-2 + WikiANN train text"
 	echo
-	echo "Made by \`PRETRAIN_SECONDS=$PRETRAIN_SECONDS THREADS=$THREADS bench/pretrain.sh\` on $(date -u +%Y-%m-%d) at $(git rev-parse --short HEAD),"
+	echo "Made by \`PRETRAIN_SECONDS=$PRETRAIN_SECONDS THREADS=$THREADS FINETUNE=$FINETUNE FT_ROWS=$FT_ROWS FT_EPOCHS=$FT_EPOCHS FT_SHAPE='$FT_SHAPE' PRETRAIN_OPTIONS='$EXTRA' bench/pretrain.sh\` on $(date -u +%Y-%m-%d) at $(git rev-parse --short HEAD),"
 	echo "$(nproc) cores shared with other work ($(uptime | sed 's/.*load average: //') load average at the end)."
 	echo "Tool command: \`$CMD\` (corpus: $(wc -l < "$WORK/corpus.txt") texts, $(wc -c < "$WORK/corpus.txt") bytes)."
 	echo
