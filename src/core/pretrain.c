@@ -363,7 +363,7 @@ typedef struct PtTrain
 	int			n_sh;
 	PtSeqs		train,
 				val;
-	int32_t    *order;			/* (train.S) this epoch's order */
+	int32_t    *order;			/* (max(train.S, batch)) this epoch's order */
 	int32_t    *scratch;		/* (2 T) masking */
 	int32_t    *val_inp;		/* (val.S, T) held-out inputs, masked once */
 	int32_t    *val_pos;		/* (val.S, max_pred) */
@@ -705,7 +705,8 @@ pt_setup(PtTrain *t, cai_error *err)
 	t->v = cai_calloc(n_enc + t->n_head, sizeof(float));
 	t->sh = cai_calloc((size_t) t->pool.n, sizeof(PtShard));
 	t->n_sh = t->sh != NULL ? t->pool.n : 0;
-	t->order = cai_malloc(sizeof(int32_t) * (size_t) t->train.S);
+	/* also the held-out batches' rows (pt_evaluate): at least batch_size */
+	t->order = cai_malloc(sizeof(int32_t) * (size_t) (t->train.S > t->p.batch ? t->train.S : t->p.batch));
 	t->scratch = cai_malloc(sizeof(int32_t) * 2 * (size_t) T);
 	counts = cai_calloc((size_t) t->V, sizeof(int64_t));
 	if (t->head_slab == NULL || t->m == NULL || t->v == NULL || t->sh == NULL || t->order == NULL ||

@@ -427,6 +427,30 @@ test_head_gradient(void)
 	free(hp);
 }
 
+/* a corpus smaller than a batch, half held out (the held-out batch may hold more sequences than training) */
+static void
+test_small_corpus(void)
+{
+	const char *small[24];
+	size_t		sl[24];
+	cai_options *o = opts_of("{\"layers\": 1, \"hidden\": 16, \"heads\": 2, \"intermediate\": 16, \"max_length\": 16,"
+							 " \"vocab_size\": 80, \"batch_size\": 64, \"epochs\": 2, \"validation_fraction\": 0.5}");
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	cai_error	err = {0};
+	cai_status	st;
+
+	for (int i = 0; i < 24; i++)
+	{
+		small[i] = texts[i];
+		sl[i] = i < 12 ? 9 : lens[i];	/* the first half short */
+	}
+	st = cai_pretrain_run(o, small, sl, 24, NULL, NULL, &bytes, &len, NULL, &err);
+	CHECK(st == CAI_OK && len > 0, "small corpus: %s", err.msg);
+	cai_free(bytes);
+	cai_options_free(o);
+}
+
 int
 main(void)
 {
@@ -437,6 +461,7 @@ main(void)
 	test_determinism();
 	test_cancel();
 	test_refusals();
+	test_small_corpus();
 	for (int i = 0; i < N_TEXTS; i++)
 		free(texts[i]);
 	return check_summary("test_pretrain");
