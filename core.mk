@@ -44,7 +44,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_transformer test_tune test_gemm
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_transformer test_tune test_gemm test_pretrain
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -56,7 +56,7 @@ test_pool_MODULES = common blas pool
 test_textclf_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm chunks $(TEXTCLF_MODULES)
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
 test_ner_MODULES = common modelutil format tokenize options trainer gradcheck blas pool ops optim lstm crf chunks $(NER_MODULES)
-ENCODER_STACK = gemm safetensors encoder wordpiece wordpiece_train encoder_model $(TRANSFORMER_MODULES)
+ENCODER_STACK = gemm safetensors encoder wordpiece wordpiece_train encoder_model $(TRANSFORMER_MODULES) pretrain
 test_model_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) vectors vectors_train $(ENCODER_STACK) model observe
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
@@ -70,6 +70,7 @@ test_tune_MODULES = $(test_model_MODULES) tune
 test_encoder_model_MODULES = $(test_model_MODULES)
 test_transformer_MODULES = $(test_model_MODULES)
 test_gemm_MODULES = common blas gemm
+test_pretrain_MODULES = $(test_model_MODULES)
 
 FUZZERS = fuzz_format fuzz_tokenize fuzz_options fuzz_load fuzz_vectors fuzz_safetensors fuzz_wordpiece fuzz_encoder_load
 fuzz_format_MODULES = common format
@@ -128,6 +129,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
 BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench pretrain_cli
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a

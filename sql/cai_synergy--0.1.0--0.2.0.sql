@@ -396,3 +396,20 @@ CREATE FUNCTION @extschema@.cai_embed(name text, input text, pooling text DEFAUL
     AS 'MODULE_PATHNAME', 'cai_embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.cai_embed(text, text, text) IS
     'embedding of a text as real[] (usable with pgvector: ::vector): for an encoder, or the deployed version of a model fine-tuned from one, the last layer of "[CLS] input [SEP]" pooled by mean (every position, [CLS] and [SEP] included) or cls (the [CLS] vector, no pooler), truncated to the encoder''s positions; for a vector set, the mean of the word vectors of the text''s tokens (pooling mean only; NULL when no token has a vector). A name that is both an encoder model and a vector set means the model.';
+
+-- Pretraining an encoder on the text of a table: a WordPiece vocabulary, then
+-- a small BERT encoder trained with whole-word masked-language modelling, in
+-- the training worker (progress in cai_jobs, cai_cancel, threads,
+-- cai.training_memory), stored as a new version of an encoder model.
+CREATE FUNCTION @extschema@.cai_pretrain(model text, source text, input_column text DEFAULT 'text',
+                                         options jsonb DEFAULT '{}')
+RETURNS TABLE (name text, version integer, metrics jsonb)
+    AS 'MODULE_PATHNAME', 'cai_pretrain' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_pretrain(text, text, text, jsonb) IS
+    'pretrain a BERT encoder from scratch on the texts of a table, view or SELECT query, read with the caller''s rights, in a background worker: learns a WordPiece vocabulary (vocab_size, lower_case), then trains the encoder (layers, hidden, heads, intermediate, max_length; default 4 x 256) with whole-word masked-language modelling (AdamW, warm-up and linear decay, dropout, epochs and/or max_seconds, seed, threads); stores it as a new version of an encoder model (usable by cai_embed and fine-tuning like an imported one; deployed when none is) with the loss curve and the held-out masked-token accuracy in its metrics';
+CREATE FUNCTION @extschema@.cai_pretrain_async(model text, source text, input_column text DEFAULT 'text',
+                                               options jsonb DEFAULT '{}')
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cai_pretrain_async' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.cai_pretrain_async(text, text, text, jsonb) IS
+    'cai_pretrain as a job: returns its id at once (cai_jobs, cai_wait, cai_cancel)';

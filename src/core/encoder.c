@@ -26,6 +26,7 @@
 /* The matrix products on the core's own SGEMM where it wins (gemm.h). */
 #define enc_linear_forward(...) cai_linear_forward_by(cai_sgemm_encoder, __VA_ARGS__)
 #define enc_linear_backward(...) cai_linear_backward_by(cai_sgemm_encoder, __VA_ARGS__)
+#include "encoder_ops.h"
 
 /* <complex.h>, which cblas.h includes, defines I; here I is the intermediate size */
 #undef I
@@ -1498,4 +1499,34 @@ cai_encoder_backward(const cai_encoder *enc, cai_encoder_acts *a, cai_encoder_gr
 		}
 	}
 	return CAI_OK;
+}
+
+/*
+ * The encoder's LayerNorm and GELU for the heads that sit on it (the MLM
+ * head of pretraining, src/core/pretrain.c); declared in encoder_ops.h.
+ */
+void
+cai_enc_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *g,
+						  const float *b, int N, int C, float eps)
+{
+	layernorm_forward(out, mean, rstd, x, g, b, N, C, eps);
+}
+
+void
+cai_enc_layernorm_backward(float *dx, float *dg, float *db, const float *dout, const float *x,
+						   const float *mean, const float *rstd, const float *g, int N, int C)
+{
+	layernorm_backward(dx, dg, db, dout, x, mean, rstd, g, N, C);
+}
+
+void
+cai_enc_gelu_forward(float *out, const float *x, size_t n)
+{
+	gelu_forward(out, x, n);
+}
+
+void
+cai_enc_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+{
+	gelu_backward(dx, dout, x, n);
 }

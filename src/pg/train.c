@@ -525,7 +525,7 @@ typedef struct CaiLaunch
  * state and start the worker.  job_id 0 = synchronous.
  */
 static void
-CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *launch)
+CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, bool pretrain, CaiLaunch *launch)
 {
 	char	   *name;
 	const cai_task *task_def;
@@ -581,10 +581,16 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 	CaiCheckWritable("train a model");
 	CaiCheckTrainingNode("train a model");
 
-	opts = CaiParseOptions(task, options_json, &arch);
+	/*
+	 * cai_pretrain (pretrain.c) trains an encoder with options of its own;
+	 * cai_train refuses encoders (the registry's: imported, not trained)
+	 */
+	if (pretrain && task_def->kind != CAI_KIND_ENCODER)
+		elog(ERROR, "pretraining of task %s: Please report a bug.", task);
+	opts = pretrain ? CaiPretrainOptions(options_json) : CaiParseOptions(task, options_json, &arch);
 	launch->name = name;
 	launch->vectors = task_def->kind == CAI_KIND_EMBED;
-	launch->deploy_policy = pstrdup(launch->vectors ? "never" : cai_opt_string(opts, "deploy"));
+	launch->deploy_policy = pstrdup(launch->vectors ? "never" : pretrain ? "import" : cai_opt_string(opts, "deploy"));
 	validation_source = cai_opt_string(opts, "validation_source");
 	threads = Max(1, (int) cai_opt_int(opts, "threads"));	/* 0: the architecture has no threads */
 	if (threads > CaiSettingThreads())
@@ -623,13 +629,13 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, CaiLaunch *laun
 		bool		ner = task_def->kind == CAI_KIND_TAG;
 		const char *cast = ner ? NULL : "pg_catalog.text";
 
-		/* word vectors learn from the input column alone */
+		/* word vectors and pretraining learn from the input column alone */
 		if (job_id > 0)
 		{
 			CaiCheckJobSource(source);
 			CaiCheckJobSource(validation_source);
 		}
-		query = CaiSourceQuery(source, input_column, launch->vectors ? NULL : label_column, cast, cast);
+		query = CaiSourceQuery(source, input_column, launch->vectors || pretrain ? NULL : label_column, cast, cast);
 		if (validation_source != NULL && validation_source[0] != '\0')
 			valid_query = CaiSourceQuery(validation_source, input_column, label_column, cast, cast);
 		/*
@@ -829,7 +835,7 @@ CaiSendTrainingRows(CaiLaunch *launch, CaiTrainResult *res)
 
 /* cai_train, or cai_tune: train in a worker, wait, store the version in this transaction. */
 static Datum
-CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune)
+CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune, bool pretrain)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CaiLaunch	launch = {0};
@@ -847,7 +853,7 @@ CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune)
 	/* on ERROR and on FATAL (terminated or lost client): stop the worker */
 	PG_ENSURE_ERROR_CLEANUP(CaiTerminateLaunchedWorker, PointerGetDatum(&launch));
 	{
-		CaiTrainLaunch(fcinfo, 0, tune, &launch);
+		CaiTrainLaunch(fcinfo, 0, tune, pretrain, &launch);
 		CaiSendTrainingRows(&launch, &res);
 		CaiRunTrainingWorker(launch.seg, launch.mqh, launch.handle, &res);
 	}
@@ -892,7 +898,7 @@ PG_FUNCTION_INFO_V1(cai_train);
 Datum
 cai_train(PG_FUNCTION_ARGS)
 {
-	return CaiTrainAndWait(fcinfo, false);
+	return CaiTrainAndWait(fcinfo, false, false);
 }
 
 /* cai_tune(model, task, source, input_column, label_column, search): see tune.c */
@@ -900,12 +906,12 @@ PG_FUNCTION_INFO_V1(cai_tune);
 Datum
 cai_tune(PG_FUNCTION_ARGS)
 {
-	return CaiTrainAndWait(fcinfo, true);
+	return CaiTrainAndWait(fcinfo, true, false);
 }
 
 /* cai_train_async, or cai_tune_async: the job's id, at once. */
 static int64
-CaiStartJob(FunctionCallInfo fcinfo, bool tune)
+CaiStartJob(FunctionCallInfo fcinfo, bool tune, bool pretrain)
 {
 	CaiLaunch	launch = {0};
 	int64		job_id;
@@ -913,21 +919,33 @@ CaiStartJob(FunctionCallInfo fcinfo, bool tune)
 	CaiCheckWritable("train a model");
 	job_id = CaiNextJobId();
 
-	CaiTrainLaunch(fcinfo, job_id, tune, &launch);
+	CaiTrainLaunch(fcinfo, job_id, tune, pretrain, &launch);
 	dsm_detach(launch.seg);
 	return job_id;
+}
+
+/*
+ * cai_pretrain and cai_pretrain_async (pretrain.c): fcinfo holds cai_train's
+ * six arguments, task "encoder".
+ */
+Datum
+CaiPretrainEntry(FunctionCallInfo fcinfo, bool async)
+{
+	if (async)
+		PG_RETURN_INT64(CaiStartJob(fcinfo, false, true));
+	return CaiTrainAndWait(fcinfo, false, true);
 }
 
 PG_FUNCTION_INFO_V1(cai_train_async);
 Datum
 cai_train_async(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(CaiStartJob(fcinfo, false));
+	PG_RETURN_INT64(CaiStartJob(fcinfo, false, false));
 }
 
 PG_FUNCTION_INFO_V1(cai_tune_async);
 Datum
 cai_tune_async(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(CaiStartJob(fcinfo, true));
+	PG_RETURN_INT64(CaiStartJob(fcinfo, true, false));
 }

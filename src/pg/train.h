@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
@@ -18,6 +20,7 @@
 
 #include "cai/encoder_model.h"
 #include "cai/model.h"
+#include "cai/textclf.h"
 
 #define CAI_TRAIN_MAGIC		0x43414954
 #define CAI_TRAIN_KEY_SHARED	1
@@ -94,6 +97,12 @@ extern bool CaiWorkerProgress(void *ctx, const cai_progress *p);
 extern void CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need);
 extern void CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
 							int64 rows, int64 skipped, CaiTrained *out);
+
+/* pretrain.c: training of task "encoder" (pretraining) */
+extern cai_options *CaiPretrainOptions(const char *json);
+extern Datum CaiPretrainEntry(FunctionCallInfo fcinfo, bool async);	/* train.c */
+extern void CaiWorkerPretrain(const char *json, int threads, const cai_textclf_data *texts,
+							  CaiWorkerProgressState *ps, CaiTrained *out);
 
 /* tune.c */
 extern char *CaiTuneFixedOptions(const cai_task *task, const char *search);

@@ -1076,7 +1076,7 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	CaiKeepDriftReference(out, arch, opts, &set);
 }
 
-/* Word vectors (cai_train_vectors): the texts of the input column, no labels. */
+/* Word vectors (cai_train_vectors) or an encoder (cai_pretrain): the texts of the input column, no labels. */
 static void
 CaiWorkerTrainVectors(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
@@ -1111,11 +1111,18 @@ CaiWorkerTrainVectors(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 		Jsonb	   *merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(limit),
 																JsonbPGetDatum(given)));
 
+		texts.n = rows.n;
+		texts.texts = (const char *const *) rows.texts;
+		texts.lens = rows.lens;
+		if (cai_task_find(shared->data + shared->task_off)->kind == CAI_KIND_ENCODER)
+		{
+			pgstat_report_activity(STATE_RUNNING, "cai_synergy pretraining");
+			ps->started = GetCurrentTimestamp();
+			CaiWorkerPretrain(JsonbToCString(NULL, &merged->root, 0), shared->threads, &texts, ps, out);
+			return;
+		}
 		opts = CaiParseOptions(shared->data + shared->task_off, JsonbToCString(NULL, &merged->root, 0), &arch);
 	}
-	texts.n = rows.n;
-	texts.texts = (const char *const *) rows.texts;
-	texts.lens = rows.lens;
 	set.texts = &texts;
 
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training");
@@ -1141,7 +1148,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	kind = cai_task_find(shared->data + shared->task_off)->kind;
 	if (kind == CAI_KIND_TAG)
 		CaiWorkerTrainNer(shared, train_cxt, &ps, &t);
-	else if (kind == CAI_KIND_EMBED)
+	else if (kind == CAI_KIND_EMBED || kind == CAI_KIND_ENCODER)	/* texts only: vectors, pretraining */
 		CaiWorkerTrainVectors(shared, train_cxt, &ps, &t);
 	else
 		CaiWorkerTrainTextclf(shared, train_cxt, &ps, &t);
