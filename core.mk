@@ -128,8 +128,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench pretrain_cli encoder_torch_check
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder pretrain_cli encoder_torch_check
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a

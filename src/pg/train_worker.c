@@ -533,10 +533,10 @@ CaiOptionsMaxTokens(CaiTrainShared *shared, bool *reads_texts)
 	cai_error	err = {0};
 	int			max_tokens = 512;
 
-	if (cai_task_parse_options(cai_task_find(shared->data + shared->task_off), shared->data + shared->options_off,
-							   &arch, &opts, &err) == CAI_OK && cai_opt_is_set(opts, "max_tokens"))
-		max_tokens = (int) cai_opt_int(opts, "max_tokens");
-	else if (opts != NULL)
+	(void) cai_task_parse_options(cai_task_find(shared->data + shared->task_off), shared->data + shared->options_off,
+								  &arch, &opts, &err);
+	/* the given or default max_tokens; an architecture without the option (transformer) keeps 512 */
+	if (opts != NULL && cai_opt_int(opts, "max_tokens") > 0)
 		max_tokens = (int) cai_opt_int(opts, "max_tokens");
 	*reads_texts = arch != NULL && arch->reads_texts;
 	cai_options_free(opts);
