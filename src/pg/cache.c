@@ -93,7 +93,7 @@ CaiCacheFileLifetime(const char *fname, int64 *lifetime)
 bool
 CaiSharedCacheEnabled(void)
 {
-	return cai_shared_cache_size_mb > 0;
+	return CaiSettingSharedCacheSizeMb() > 0;
 }
 
 /*
@@ -165,7 +165,7 @@ CaiSharedCacheEvict(const char *keep)
 	char	   *dirpath = psprintf("%s/%s", DataDir, CAI_CACHE_DIR);
 	DIR		   *dir;
 	struct dirent *de;
-	int64		limit = (int64) cai_shared_cache_size_mb * 1024 * 1024;
+	int64		limit = (int64) CaiSettingSharedCacheSizeMb() * 1024 * 1024;
 
 	for (;;)
 	{
@@ -340,7 +340,7 @@ CaiSharedCacheStore(const char *name, int32 version, int64 stamp, const void *by
 	int			fd;
 	size_t		done = 0;
 
-	if ((int64) len > (int64) cai_shared_cache_size_mb * 1024 * 1024)
+	if ((int64) len > (int64) CaiSettingSharedCacheSizeMb() * 1024 * 1024)
 		return false;
 	path = CaiCachePath(name, version, stamp);
 	if (CaiSharedCacheRecheck(name, version, stamp, path, bytes, len))

@@ -45,14 +45,13 @@
 #define CAI_MODEL_NAME_MAX			200	/* bytes, also a CHECK in the table */
 
 /*
- * Settings (cai_synergy.c).  The three an inference reads are variables; the
- * others are read through accessors, which define them first (on PostgreSQL
- * 15 they are defined on first use: see cai_synergy.c).
+ * Settings (cai_synergy.c), read through accessors: on PostgreSQL 15 they are
+ * defined only once one is set or needed (see cai_synergy.c).
  */
-extern char *cai_default_model;
-extern int	cai_max_input_length;
-extern int	cai_shared_cache_size_mb;
 extern void CaiDefineAllSettings(void);
+extern const char *CaiSettingDefaultModel(void);
+extern int	CaiSettingMaxInputLength(void);
+extern int	CaiSettingSharedCacheSizeMb(void);
 extern int	CaiSettingMaxModelSizeKb(void);
 extern int	CaiSettingTrainingMemoryKb(void);
 extern int	CaiSettingThreads(void);

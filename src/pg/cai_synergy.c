@@ -8,6 +8,8 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "access/xact.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -15,13 +17,13 @@
 
 PG_MODULE_MAGIC;
 
-char	   *cai_default_model = NULL;
-static int			cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
-int			cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
-static int			cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
-static int			cai_threads = CAI_THREADS_DEFAULT;
-static int			cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
-int			cai_shared_cache_size_mb = CAI_SHARED_CACHE_SIZE_DEFAULT;
+static char *cai_default_model = NULL;
+static int	cai_max_model_size_kb = CAI_MAX_MODEL_SIZE_DEFAULT;
+static int	cai_max_input_length = CAI_MAX_INPUT_LENGTH_DEFAULT;
+static int	cai_training_memory_kb = CAI_TRAINING_MEMORY_DEFAULT;
+static int	cai_threads = CAI_THREADS_DEFAULT;
+static int	cai_max_training_jobs = CAI_MAX_TRAINING_JOBS_DEFAULT;
+static int	cai_shared_cache_size_mb = CAI_SHARED_CACHE_SIZE_DEFAULT;
 
 void		_PG_init(void);
 
@@ -122,12 +124,14 @@ CaiCheckModelName(const char *name)
 void
 CaiCheckInputLength(Size len)
 {
-	if (len > (Size) cai_max_input_length)
+	int			limit = CaiSettingMaxInputLength();
+
+	if (len > (Size) limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("input text is too long"),
 				 errdetail("The input has %zu bytes; cai.max_input_length is %d.",
-						   (size_t) len, cai_max_input_length),
+						   (size_t) len, limit),
 				 errhint("Raise cai.max_input_length or split the text.")));
 }
 
@@ -141,18 +145,29 @@ cai_version(PG_FUNCTION_ARGS)
 /*
  * Settings.  PostgreSQL 15 re-sorts its whole array of about 360 settings for
  * every custom setting a library defines (PostgreSQL 16 keeps them in a hash
- * table): about 0.08 ms each, paid by every new connection that loads the
- * library.  A connection that only predicts needs three settings, so on
- * PostgreSQL 15 a backend defines those when the library loads and the other
- * four the first time a function needs one of them (training, storing or
- * importing models and vector sets: every reader goes through the accessors
- * below; none of them runs in parallel mode, where a SET kept for a setting
- * not yet defined could not be applied).  Until then a SET of them is kept as
- * PostgreSQL keeps any setting of a library not yet loaded (a placeholder,
- * validated and applied when the setting is defined), and the "cai" prefix is
- * reserved only once all seven exist.  A library preloaded through
- * shared_preload_libraries, a background worker and PostgreSQL 16 or later
- * define all seven at once.
+ * table): about 0.06 ms each, paid by every new connection that loads the
+ * library.  So on PostgreSQL 15 an ordinary backend defines none of the seven
+ * when the library loads; it defines all of them at once
+ *
+ *  - when the library loads and one of them was already set (a placeholder:
+ *    postgresql.conf, ALTER ROLE/DATABASE ... SET, or a SET before the load),
+ *  - when one is SET later: the readers and an ExecutorStart hook notice a new
+ *    placeholder (GetNumConfigOptions() grows) and define them, outside
+ *    parallel mode, before the value is read,
+ *  - when a function first needs a training or catalog setting (training,
+ *    storing or importing models and vector sets).
+ *
+ * Until then the defaults apply, and a SET is kept as PostgreSQL keeps any
+ * setting of a library not yet loaded (a placeholder), validated and applied
+ * (with the privilege check of the role that set it) when defined.  Defining
+ * applies a placeholder's value through set_config_option, which refuses in
+ * parallel mode; the ExecutorStart hook runs before a query enters parallel
+ * mode, and a SET cannot run inside one, so a parallel query never reads a
+ * setting with a pending placeholder (if it did, it would read the default
+ * and the next statement would define it).  A library preloaded through
+ * shared_preload_libraries, a background worker (parallel workers included:
+ * they restore the leader's settings after the library loads) and
+ * PostgreSQL 16 or later define all seven at load.
  */
 #if PG_VERSION_NUM >= 160000
 #define CAI_LAZY_SETTINGS false
@@ -161,11 +176,21 @@ cai_version(PG_FUNCTION_ARGS)
 #endif
 
 static bool cai_all_settings_defined = false;
+static int	cai_options_seen = -1;	/* GetNumConfigOptions() at the last look */
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 
-/* the settings an inference needs */
-static void
-CaiDefineServingSettings(void)
+static const char *const cai_setting_names[] = {
+	"cai.default_model", "cai.max_input_length", "cai.shared_cache_size", "cai.max_model_size",
+	"cai.training_memory", "cai.threads", "cai.max_training_jobs",
+};
+
+/* all seven, then the prefix; once per process */
+void
+CaiDefineAllSettings(void)
 {
+	if (cai_all_settings_defined)
+		return;
+	cai_all_settings_defined = true;
 	DefineCustomStringVariable("cai.default_model",
 							   "Model used by cai_predict(input) without a model name.",
 							   "When empty and exactly one model is deployed, that one is used.",
@@ -182,15 +207,6 @@ CaiDefineServingSettings(void)
 							&cai_shared_cache_size_mb,
 							CAI_SHARED_CACHE_SIZE_DEFAULT, CAI_SHARED_CACHE_SIZE_MIN, CAI_SHARED_CACHE_SIZE_MAX,
 							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
-}
-
-/* the other settings, then the prefix; once per process */
-void
-CaiDefineAllSettings(void)
-{
-	if (cai_all_settings_defined)
-		return;
-	cai_all_settings_defined = true;
 	DefineCustomIntVariable("cai.max_model_size",
 							"Largest model accepted by cai_import and training.",
 							NULL, &cai_max_model_size_kb,
@@ -219,6 +235,63 @@ CaiDefineAllSettings(void)
 #else
 	EmitWarningsOnPlaceholders("cai");
 #endif
+}
+
+/*
+ * Define the settings if one of them has been set since the last look (the
+ * number of settings grows when a SET creates a placeholder).  Cheap when
+ * nothing changed: one call and a comparison.
+ */
+static void
+CaiDefineSettingsIfSet(void)
+{
+	int			n;
+
+	if (cai_all_settings_defined)
+		return;
+	n = GetNumConfigOptions();
+	if (n == cai_options_seen || IsInParallelMode())
+		return;
+	cai_options_seen = n;
+	for (int i = 0; i < lengthof(cai_setting_names); i++)
+	{
+		if (GetConfigOption(cai_setting_names[i], true, false) != NULL)
+		{
+			CaiDefineAllSettings();
+			return;
+		}
+	}
+}
+
+static void
+CaiExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	CaiDefineSettingsIfSet();
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+const char *
+CaiSettingDefaultModel(void)
+{
+	CaiDefineSettingsIfSet();
+	return cai_default_model;
+}
+
+int
+CaiSettingMaxInputLength(void)
+{
+	CaiDefineSettingsIfSet();
+	return cai_max_input_length;
+}
+
+int
+CaiSettingSharedCacheSizeMb(void)
+{
+	CaiDefineSettingsIfSet();
+	return cai_shared_cache_size_mb;
 }
 
 int
@@ -252,8 +325,13 @@ CaiSettingMaxTrainingJobs(void)
 void
 _PG_init(void)
 {
-	CaiDefineServingSettings();
-	if (!CAI_LAZY_SETTINGS)
+	if (CAI_LAZY_SETTINGS)
+	{
+		CaiDefineSettingsIfSet();
+		prev_ExecutorStart = ExecutorStart_hook;
+		ExecutorStart_hook = CaiExecutorStart;
+	}
+	else
 		CaiDefineAllSettings();
 
 	CaiUseMemoryContextAllocator();

@@ -479,9 +479,10 @@ CaiDefaultModelName(void)
 {
 	int			n_deployed;
 	char	   *name;
+	const char *setting = CaiSettingDefaultModel();
 
-	if (cai_default_model != NULL && cai_default_model[0] != '\0')
-		return pstrdup(cai_default_model);
+	if (setting != NULL && setting[0] != '\0')
+		return pstrdup(setting);
 	name = CaiCatalogOnlyDeployedModel(&n_deployed);
 	if (name == NULL)
 		ereport(ERROR,
