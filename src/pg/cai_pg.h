@@ -198,6 +198,7 @@ typedef struct CaiNerRows
 	char	  **tags;			/* (ntok) */
 	int64		skipped;
 	int64		rowno;			/* rows read, for messages */
+	bool		spans_form;		/* text and jsonb spans, not token and tag arrays (from the columns) */
 	/* tokens and tags point to one copy of each distinct string (read-only) */
 	MemoryContext keep;			/* where the rows are kept */
 	struct cai_strtab *strings;	/* the distinct strings' ids */

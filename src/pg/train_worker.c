@@ -67,62 +67,106 @@ typedef struct CaiRows
 	int64		skipped;
 } CaiRows;
 
+/*
+ * One pass over the rows of a training source (stream.c), shared by the
+ * readers below: row() is called for each row whose first column, and second
+ * when there is one, are not NULL, in the batch's memory context (what it
+ * allocates there is freed with the batch; what it keeps it allocates in its
+ * own context).  Rows with a NULL, and with need_label rows of a one-column
+ * source, are counted in *skipped.  columns(), when given, sees the columns
+ * once, before the first row.  rowno counts every row read, from 1.
+ */
+typedef struct CaiRowReader
+{
+	void		(*columns) (void *arg, TupleDesc desc);
+	void		(*row) (void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno);
+	void	   *arg;
+	bool		need_label;
+} CaiRowReader;
+
 static void
-CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep, const char *what)
+CaiReadSource(const char *query, const char *what, const CaiRowReader *rd, int64 *skipped)
 {
 	CaiSource	src;
+	int64		rowno = 0;
+	bool		first = true;
 
 	CaiSourceOpen(&src, query, what);
 	while (CaiSourceNext(&src))
 	{
 		TupleDesc	desc = src.desc;
+		bool		has_label = desc->natts > 1;
+		MemoryContext old;
 
+		if (first && rd->columns != NULL)
+			rd->columns(rd->arg, desc);
+		first = false;
+		old = MemoryContextSwitchTo(src.batch_cxt);
 		for (uint64 i = 0; i < src.n; i++)
 		{
-			HeapTuple	tup = src.tuples[i];
 			bool		in_null;
 			bool		lab_null = false;
-			Datum		in = heap_getattr(tup, 1, desc, &in_null);
-			Datum		lab = desc->natts > 1 ? heap_getattr(tup, 2, desc, &lab_null) : (Datum) 0;
-			MemoryContext old;
+			Datum		in = heap_getattr(src.tuples[i], 1, desc, &in_null);
+			Datum		lab = has_label ? heap_getattr(src.tuples[i], 2, desc, &lab_null) : (Datum) 0;
 
-			if (in_null || lab_null)
+			rowno++;
+			if (in_null || lab_null || (rd->need_label && !has_label))
 			{
-				rows->skipped++;
+				if (skipped != NULL)
+					(*skipped)++;
 				continue;
 			}
-			old = MemoryContextSwitchTo(keep);
-			if (rows->n == rows->cap)
-			{
-				int64		cap = rows->cap == 0 ? 1024 : rows->cap * 2;
-
-				if (rows->cap == 0)
-				{
-					rows->texts = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
-					rows->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
-					rows->labels = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
-				}
-				else
-				{
-					rows->texts = repalloc_huge(rows->texts, sizeof(char *) * cap);
-					rows->lens = repalloc_huge(rows->lens, sizeof(size_t) * cap);
-					rows->labels = repalloc_huge(rows->labels, sizeof(char *) * cap);
-				}
-				rows->cap = cap;
-			}
-			{
-				text	   *t = DatumGetTextPP(in);
-
-				rows->lens[rows->n] = VARSIZE_ANY_EXHDR(t);
-				rows->texts[rows->n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-				rows->labels[rows->n] = desc->natts > 1 ? TextDatumGetCString(lab) : NULL;
-			}
-			rows->n++;
-			MemoryContextSwitchTo(old);
+			rd->row(rd->arg, desc, in, lab, rowno);
 		}
+		MemoryContextSwitchTo(old);
 		CHECK_FOR_INTERRUPTS();
 	}
 	CaiSourceClose(&src);
+}
+
+/* an array grown to cap elements of size bytes, in the current context */
+static void *
+CaiResize(void *p, int64 cap, Size size)
+{
+	return p == NULL ? palloc_extended(size * cap, MCXT_ALLOC_HUGE) : repalloc_huge(p, size * cap);
+}
+
+typedef struct CaiRowsReading
+{
+	CaiRows    *rows;
+	MemoryContext keep;
+} CaiRowsReading;
+
+static void
+CaiRowsAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
+{
+	CaiRowsReading *rr = arg;
+	CaiRows    *rows = rr->rows;
+	text	   *t = DatumGetTextPP(in);
+	MemoryContext old = MemoryContextSwitchTo(rr->keep);
+
+	if (rows->n == rows->cap)
+	{
+		rows->cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+		rows->texts = CaiResize(rows->texts, rows->cap, sizeof(char *));
+		rows->lens = CaiResize(rows->lens, rows->cap, sizeof(size_t));
+		rows->labels = CaiResize(rows->labels, rows->cap, sizeof(char *));
+	}
+	rows->lens[rows->n] = VARSIZE_ANY_EXHDR(t);
+	rows->texts[rows->n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	rows->labels[rows->n] = desc->natts > 1 ? TextDatumGetCString(lab) : NULL;
+	rows->n++;
+	MemoryContextSwitchTo(old);
+}
+
+/* rows of text (and a label when the source has a second column), as strings */
+static void
+CaiReadRows(const char *query, CaiRows *rows, MemoryContext keep, const char *what)
+{
+	CaiRowsReading rr = {rows, keep};
+	CaiRowReader rd = {NULL, CaiRowsAdd, &rr, false};
+
+	CaiReadSource(query, what, &rd, &rows->skipped);
 }
 
 /*
@@ -141,11 +185,60 @@ typedef struct CaiTextRows
 	int64		skipped;
 } CaiTextRows;
 
+typedef struct CaiTextRowsReading
+{
+	CaiTextRows *rows;
+	cai_strtab *label_tab;
+	bool		keep_texts;
+	MemoryContext keep;
+} CaiTextRowsReading;
+
+static void
+CaiTextRowsAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
+{
+	CaiTextRowsReading *rr = arg;
+	CaiTextRows *rows = rr->rows;
+	text	   *t = DatumGetTextPP(in);	/* detoasted in the batch's context; only ids are kept */
+	char	   *label = TextDatumGetCString(lab);
+	MemoryContext old = MemoryContextSwitchTo(rr->keep);
+	cai_error	err = {0};
+	cai_status	st;
+	int32		id;
+	bool		added;
+
+	if (rows->tokens.n == (size_t) rows->cap)
+	{
+		rows->cap = rows->cap == 0 ? 1024 : rows->cap * 2;
+		rows->labels = CaiResize(rows->labels, rows->cap, sizeof(int32));
+		if (rr->keep_texts)
+		{
+			rows->texts = CaiResize(rows->texts, rows->cap, sizeof(char *));
+			rows->lens = CaiResize(rows->lens, rows->cap, sizeof(size_t));
+		}
+	}
+	if (rr->keep_texts)
+	{
+		rows->texts[rows->tokens.n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		rows->lens[rows->tokens.n] = VARSIZE_ANY_EXHDR(t);
+	}
+	if ((st = cai_textclf_tokens_add(&rows->tokens, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err)) != CAI_OK ||
+		(st = cai_strtab_intern(rr->label_tab, label, strlen(label), &id, &added, &err)) != CAI_OK)
+		CaiReportCoreError(st, &err, "could not read the training rows");
+	if (added && rr->label_tab->n > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many distinct labels (more than 100000)"),
+				 errhint("Is the label column right?")));
+	rows->labels[rows->tokens.n - 1] = id;
+	MemoryContextSwitchTo(old);
+}
+
 static void
 CaiReadTextRows(const char *query, CaiTextRows *rows, cai_strtab *words, cai_strtab *label_tab, int max_tokens,
 				bool keep_texts, MemoryContext keep, const char *what)
 {
-	CaiSource	src;
+	CaiTextRowsReading rr = {rows, label_tab, keep_texts, keep};
+	CaiRowReader rd = {NULL, CaiTextRowsAdd, &rr, true};
 	cai_error	err = {0};
 	cai_status	st;
 	MemoryContext old = MemoryContextSwitchTo(keep);
@@ -153,67 +246,7 @@ CaiReadTextRows(const char *query, CaiTextRows *rows, cai_strtab *words, cai_str
 	if ((st = cai_textclf_tokens_init(&rows->tokens, words, max_tokens, &err)) != CAI_OK)
 		CaiReportCoreError(st, &err, "could not read the training rows");
 	MemoryContextSwitchTo(old);
-	CaiSourceOpen(&src, query, what);
-	while (CaiSourceNext(&src))
-	{
-		TupleDesc	desc = src.desc;
-
-		for (uint64 i = 0; i < src.n; i++)
-		{
-			HeapTuple	tup = src.tuples[i];
-			bool		in_null;
-			bool		lab_null = false;
-			Datum		in = heap_getattr(tup, 1, desc, &in_null);
-			Datum		lab = desc->natts > 1 ? heap_getattr(tup, 2, desc, &lab_null) : (Datum) 0;
-			text	   *t;
-			char	   *label;
-			int32		id;
-			bool		added;
-
-			if (in_null || lab_null || desc->natts < 2)
-			{
-				rows->skipped++;
-				continue;
-			}
-			/* detoasted in the batch's context; only ids are kept */
-			old = MemoryContextSwitchTo(src.batch_cxt);
-			t = DatumGetTextPP(in);
-			label = TextDatumGetCString(lab);
-			MemoryContextSwitchTo(keep);
-			if (rows->tokens.n == (size_t) rows->cap)
-			{
-				rows->cap = rows->cap == 0 ? 1024 : rows->cap * 2;
-				rows->labels = rows->labels == NULL ? palloc_extended(sizeof(int32) * rows->cap, MCXT_ALLOC_HUGE) :
-					repalloc_huge(rows->labels, sizeof(int32) * rows->cap);
-				if (keep_texts)
-				{
-					rows->texts = rows->texts == NULL ?
-						palloc_extended(sizeof(char *) * rows->cap, MCXT_ALLOC_HUGE) :
-						repalloc_huge(rows->texts, sizeof(char *) * rows->cap);
-					rows->lens = rows->lens == NULL ?
-						palloc_extended(sizeof(size_t) * rows->cap, MCXT_ALLOC_HUGE) :
-						repalloc_huge(rows->lens, sizeof(size_t) * rows->cap);
-				}
-			}
-			if (keep_texts)
-			{
-				rows->texts[rows->tokens.n] = pnstrdup(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-				rows->lens[rows->tokens.n] = VARSIZE_ANY_EXHDR(t);
-			}
-			if ((st = cai_textclf_tokens_add(&rows->tokens, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err)) != CAI_OK ||
-				(st = cai_strtab_intern(label_tab, label, strlen(label), &id, &added, &err)) != CAI_OK)
-				CaiReportCoreError(st, &err, "could not read the training rows");
-			if (added && label_tab->n > 100000)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("too many distinct labels (more than 100000)"),
-						 errhint("Is the label column right?")));
-			rows->labels[rows->tokens.n - 1] = id;
-			MemoryContextSwitchTo(old);
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-	CaiSourceClose(&src);
+	CaiReadSource(query, what, &rd, &rows->skipped);
 }
 
 static int
@@ -520,29 +553,6 @@ CaiWorkerRun(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_arch 
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, out);
 }
 
-/*
- * max_tokens of the options (for reading the rows as token ids); the
- * default when they do not parse.  *reads_texts: whether the architecture
- * trains on the texts themselves (cai_arch.reads_texts).
- */
-static int
-CaiOptionsMaxTokens(CaiTrainShared *shared, bool *reads_texts)
-{
-	const cai_arch *arch = NULL;
-	cai_options *opts = NULL;
-	cai_error	err = {0};
-	int			max_tokens = 512;
-
-	(void) cai_task_parse_options(cai_task_find(shared->data + shared->task_off), shared->data + shared->options_off,
-								  &arch, &opts, &err);
-	/* the given or default max_tokens; an architecture without the option (transformer) keeps 512 */
-	if (opts != NULL && cai_opt_int(opts, "max_tokens") > 0)
-		max_tokens = (int) cai_opt_int(opts, "max_tokens");
-	*reads_texts = arch != NULL && arch->reads_texts;
-	cai_options_free(opts);
-	return max_tokens;
-}
-
 static void
 CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProgressState *ps,
 					  CaiTrained *out)
@@ -564,12 +574,20 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 	char	   *vectors_prov = NULL;
 	char	   *encoder_prov = NULL;
 	bool		has_vectors;
-	bool		keep_texts = false;
-	int			max_tokens = CaiOptionsMaxTokens(shared, &keep_texts);
+	bool		keep_texts;
+	int			max_tokens;
 	int32		n_train_labels;
 	cai_error	err = {0};
 	cai_status	st;
 
+	/*
+	 * The rows are read as token ids cut at max_tokens (an architecture
+	 * without the option, the transformer, reads 512) and, for an
+	 * architecture that trains on the texts themselves, as texts too.
+	 */
+	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
+	max_tokens = cai_opt_int(opts, "max_tokens") > 0 ? (int) cai_opt_int(opts, "max_tokens") : 512;
+	keep_texts = arch->reads_texts;
 	if ((st = cai_strtab_init(words, 65536, &err)) != CAI_OK ||
 		(st = cai_strtab_init(label_tab, 16, &err)) != CAI_OK)
 		CaiReportCoreError(st, &err, "could not read the training rows");
@@ -610,7 +628,6 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the validation source has no usable rows")));
 
-	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
 	train.n = rows.tokens.n;
 	train.labels = rows.labels;
 	train.tokens = &rows.tokens;
@@ -744,6 +761,7 @@ CaiNerArray(Datum d, const char *what, int64 rowno, Datum **elems, int *n)
 }
 
 /* (text, jsonb spans) -> tokens and IOB2 tags via the core tokenizer. */
+/* (text, jsonb spans) -> tokens and IOB2 tags via the core tokenizer. */
 static void
 CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 {
@@ -829,153 +847,137 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 	r->offsets[++r->n] = r->ntok;
 }
 
+
+/* the columns: text[] tokens and text[] tags, or text and jsonb spans */
+static void
+CaiNerColumns(void *arg, TupleDesc desc)
+{
+	CaiNerRows *r = arg;
+	Oid			in_type = TupleDescAttr(desc, 0)->atttypid;
+	Oid			lab_type = desc->natts > 1 ? TupleDescAttr(desc, 1)->atttypid : InvalidOid;
+
+	if (CaiIsTextArrayType(in_type) && CaiIsTextArrayType(lab_type))
+		r->spans_form = false;
+	else if (CaiIsTextType(in_type) && lab_type == JSONBOID)
+		r->spans_form = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("NER training needs text[] tokens with text[] tags, or text with jsonb spans"),
+				 errdetail("The input column is %s and the label column is %s.",
+						   format_type_be(in_type), format_type_be(lab_type)),
+				 errhint("Cast the columns in a query, e.g. SELECT tokens::text[], tags::text[] FROM ... or labels::jsonb.")));
+}
+
+/* one sentence; values are decoded in the batch's context, only the rows' strings and arrays are kept */
+static void
+CaiNerAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
+{
+	CaiNerRows *r = arg;
+	Datum	   *toks;
+	Datum	   *tags;
+	int			nt;
+	int			ng;
+
+	r->rowno = rowno;
+	if (r->spans_form)
+	{
+		CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
+		return;
+	}
+	CaiNerArray(in, "token", rowno, &toks, &nt);
+	CaiNerArray(lab, "tag", rowno, &tags, &ng);
+	if (nt != ng)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row " INT64_FORMAT " has %d tokens but %d tags", rowno, nt, ng),
+				 errhint("Every token needs exactly one tag.")));
+	if (nt == 0)
+	{
+		r->skipped++;
+		return;
+	}
+	CaiNerGrow(r, nt);
+	for (int k = 0; k < nt; k++)
+	{
+		text	   *tt = DatumGetTextPP(toks[k]);
+		text	   *tg = DatumGetTextPP(tags[k]);
+
+		r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
+		r->tokens[r->ntok] = CaiNerString(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+		r->tags[r->ntok] = CaiNerString(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
+		r->ntok++;
+	}
+	r->offsets[++r->n] = r->ntok;
+}
+
 void
 CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char *what)
 {
-	CaiSource	src;
-	bool		spans_form = false;
-	bool		checked = false;
+	CaiRowReader rd = {CaiNerColumns, CaiNerAdd, r, true};
 
 	r->keep = keep;
-	CaiSourceOpen(&src, query, what);
-	while (CaiSourceNext(&src))
-	{
-		if (!checked)
-		{
-			Oid			in_type = TupleDescAttr(src.desc, 0)->atttypid;
-			Oid			lab_type = src.desc->natts > 1 ? TupleDescAttr(src.desc, 1)->atttypid : InvalidOid;
-
-			if (CaiIsTextArrayType(in_type) && CaiIsTextArrayType(lab_type))
-				spans_form = false;
-			else if (CaiIsTextType(in_type) && lab_type == JSONBOID)
-				spans_form = true;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("NER training needs text[] tokens with text[] tags, or text with jsonb spans"),
-						 errdetail("The input column is %s and the label column is %s.",
-								   format_type_be(in_type), format_type_be(lab_type)),
-						 errhint("Cast the columns in a query, e.g. SELECT tokens::text[], tags::text[] FROM ... or labels::jsonb.")));
-			checked = true;
-		}
-		for (uint64 i = 0; i < src.n; i++)
-		{
-			HeapTuple	tup = src.tuples[i];
-			TupleDesc	desc = src.desc;
-			bool		in_null;
-			bool		lab_null;
-			Datum		in = heap_getattr(tup, 1, desc, &in_null);
-			Datum		lab = heap_getattr(tup, 2, desc, &lab_null);
-			MemoryContext old;
-
-			r->rowno++;
-			if (in_null || lab_null)
-			{
-				r->skipped++;
-				continue;
-			}
-			/* values are decoded in the batch's context; only the rows' strings and arrays are kept */
-			old = MemoryContextSwitchTo(src.batch_cxt);
-			if (spans_form)
-				CaiNerSpanRow(r, DatumGetTextPP(in), DatumGetJsonbP(lab));
-			else
-			{
-				Datum	   *toks;
-				Datum	   *tags;
-				int			nt;
-				int			ng;
-
-				CaiNerArray(in, "token", r->rowno, &toks, &nt);
-				CaiNerArray(lab, "tag", r->rowno, &tags, &ng);
-				if (nt != ng)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("row " INT64_FORMAT " has %d tokens but %d tags", r->rowno, nt, ng),
-							 errhint("Every token needs exactly one tag.")));
-				if (nt == 0)
-					r->skipped++;
-				else
-				{
-					CaiNerGrow(r, nt);
-					for (int k = 0; k < nt; k++)
-					{
-						text	   *tt = DatumGetTextPP(toks[k]);
-						text	   *tg = DatumGetTextPP(tags[k]);
-
-						r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
-						r->tokens[r->ntok] = CaiNerString(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
-						r->tags[r->ntok] = CaiNerString(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
-						r->ntok++;
-					}
-					r->offsets[++r->n] = r->ntok;
-				}
-			}
-			MemoryContextSwitchTo(old);
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-	CaiSourceClose(&src);
+	CaiReadSource(query, what, &rd, &r->skipped);
 }
 
-/* Word vectors (word text, vector real[]) for the "word_vectors" option. */
+typedef struct CaiVectorsReading
+{
+	cai_word_vectors *wv;
+	char	  **words;
+	size_t	   *lens;
+	float	   *vecs;
+	int64		cap;
+	MemoryContext keep;
+} CaiVectorsReading;
+
+static void
+CaiVectorsAdd(void *arg, TupleDesc desc, Datum w, Datum v, int64 rowno)
+{
+	CaiVectorsReading *vr = arg;
+	cai_word_vectors *wv = vr->wv;
+	ArrayType  *a = DatumGetArrayTypeP(v);
+	int			dim;
+	MemoryContext old;
+
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("word vector %zu must be a one-dimensional real[] without NULLs", wv->n + 1)));
+	dim = ARR_DIMS(a)[0];
+	if (wv->dim == 0)
+		wv->dim = dim;
+	else if (dim != wv->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("word vectors have different lengths (%d and %d)", wv->dim, dim)));
+	old = MemoryContextSwitchTo(vr->keep);
+	if ((int64) wv->n == vr->cap)
+	{
+		vr->cap = vr->cap == 0 ? 1024 : vr->cap * 2;
+		vr->words = CaiResize(vr->words, vr->cap, sizeof(char *));
+		vr->lens = CaiResize(vr->lens, vr->cap, sizeof(size_t));
+		vr->vecs = CaiResize(vr->vecs, vr->cap, sizeof(float) * dim);
+	}
+	vr->words[wv->n] = TextDatumGetCString(w);
+	vr->lens[wv->n] = strlen(vr->words[wv->n]);
+	memcpy(vr->vecs + wv->n * dim, ARR_DATA_PTR(a), sizeof(float) * dim);
+	wv->n++;
+	MemoryContextSwitchTo(old);
+}
+
+/* Word vectors (word text, vector real[]) for the "word_vectors" option; rows with a NULL are left out. */
 static void
 CaiReadWordVectors(const char *query, cai_word_vectors *wv, MemoryContext keep)
 {
-	int64		cap = 0;
-	CaiSource	src;
-	char	  **words = NULL;
-	size_t	   *lens = NULL;
-	float	   *vecs = NULL;
+	CaiVectorsReading vr = {wv, NULL, NULL, NULL, 0, keep};
+	CaiRowReader rd = {NULL, CaiVectorsAdd, &vr, true};
 
 	wv->n = 0;
 	wv->dim = 0;
-	CaiSourceOpen(&src, query, "word vectors");
-	while (CaiSourceNext(&src))
-	{
-		for (uint64 i = 0; i < src.n; i++)
-		{
-			bool		wnull;
-			bool		vnull;
-			Datum		w = heap_getattr(src.tuples[i], 1, src.desc, &wnull);
-			Datum		v = heap_getattr(src.tuples[i], 2, src.desc, &vnull);
-			ArrayType  *a;
-			int			dim;
-			MemoryContext old;
-
-			if (wnull || vnull)
-				continue;
-			a = DatumGetArrayTypeP(v);
-			if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("word vector %zu must be a one-dimensional real[] without NULLs", wv->n + 1)));
-			dim = ARR_DIMS(a)[0];
-			if (wv->dim == 0)
-				wv->dim = dim;
-			else if (dim != wv->dim)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("word vectors have different lengths (%d and %d)", wv->dim, dim)));
-			old = MemoryContextSwitchTo(keep);
-			if ((int64) wv->n == cap)
-			{
-				cap = cap == 0 ? 1024 : cap * 2;
-				words = words ? repalloc_huge(words, sizeof(char *) * cap) : palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
-				lens = lens ? repalloc_huge(lens, sizeof(size_t) * cap) : palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
-				vecs = vecs ? repalloc_huge(vecs, sizeof(float) * cap * dim) : palloc_extended(sizeof(float) * cap * dim, MCXT_ALLOC_HUGE);
-			}
-			words[wv->n] = TextDatumGetCString(w);
-			lens[wv->n] = strlen(words[wv->n]);
-			memcpy(vecs + wv->n * dim, ARR_DATA_PTR(a), sizeof(float) * dim);
-			wv->n++;
-			MemoryContextSwitchTo(old);
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-	CaiSourceClose(&src);
-	wv->words = (const char *const *) words;
-	wv->lens = lens;
-	wv->vectors = vecs;
+	CaiReadSource(query, "word vectors", &rd, NULL);
+	wv->words = (const char *const *) vr.words;
+	wv->lens = vr.lens;
+	wv->vectors = vr.vecs;
 }
 
 /*
