@@ -276,22 +276,39 @@ is "$(q -c "SELECT cai_predict('fastlive', 'a great film') IS NOT NULL, current_
 	"t|$lazy_expected|$lazy_expected" "a new connection's cai_predict leaves the settings undefined (PostgreSQL 15 only)"
 sed 's/cai_predict(.live.,/cai_predict('"'"'fastlive'"'"',/' "$work/predict.sql" >"$work/predict_c.sql"
 sed 's/cai_predict(.live.,/trivial(/' "$work/predict.sql" >"$work/trivial_c.sql"
-ctps() {	# ctps SCRIPT: tps and failed transactions of pgbench -C
+# The server's CPU per transaction, a second view of the same cost: the
+# postmaster's cutime + cstime (/proc/PID/stat) grow by the CPU of every backend
+# it reaped, so their growth over a run, divided by its transactions, is the
+# CPU a new connection and its statement cost the server (it leaves out the
+# pgbench client's share of the cores, and grows too when other jobs compete).
+pm_pid=$(head -n 1 "$CAI_PGDATA/data/postmaster.pid")
+clk_tck=$(getconf CLK_TCK)
+reaped_ticks() { awk '{print $16 + $17}' "/proc/$pm_pid/stat"; }
+ctps() {	# ctps SCRIPT: tps, failed transactions and server CPU ms per transaction of pgbench -C
+	local t0 t1 n
+	t0=$(reaped_ticks)
 	(cd "$work" && pgbench -n -C -f "$1" -c "$CLIENTS" -j "$THREADS" -T "$C_SECONDS" 2>&1) >"$work/$1.out"
-	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/$1.out" | tail -n 1) $(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/$1.out")"
+	sleep 0.2	# the last backends exit
+	t1=$(reaped_ticks)
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/$1.out")
+	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/$1.out" | tail -n 1) $(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/$1.out")" \
+		"$(awk -v d=$((t1 - t0)) -v n="${n:-0}" -v hz="$clk_tck" 'BEGIN {printf "%.3f", (n > 0 ? d * 1000 / hz / n : 0)}')"
 }
 # C_ROUNDS alternating rounds of each (the machine's load changes between runs): median tps, failures summed
 C_ROUNDS=${C_ROUNDS:-1}
-c_trivial_all=(); c_predict_all=(); c_trivial_failed=0; c_predict_failed=0
+c_trivial_all=(); c_predict_all=(); c_trivial_failed=0; c_predict_failed=0; c_trivial_cpu=(); c_predict_cpu=()
 for r in $(seq "$C_ROUNDS"); do
-	read -r t f <<<"$(ctps trivial_c.sql)"; c_trivial_all+=("${t:-0}"); c_trivial_failed=$((c_trivial_failed + ${f:-1}))
-	read -r t f <<<"$(ctps predict_c.sql)"; c_predict_all+=("${t:-0}"); c_predict_failed=$((c_predict_failed + ${f:-1}))
+	read -r t f c <<<"$(ctps trivial_c.sql)"; c_trivial_all+=("${t:-0}"); c_trivial_failed=$((c_trivial_failed + ${f:-1})); c_trivial_cpu+=("${c:-0}")
+	read -r t f c <<<"$(ctps predict_c.sql)"; c_predict_all+=("${t:-0}"); c_predict_failed=$((c_predict_failed + ${f:-1})); c_predict_cpu+=("${c:-0}")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 c_trivial_tps=$(median "${c_trivial_all[@]}")
 c_predict_tps=$(median "${c_predict_all[@]}")
 c_ratio=$(awk -v a="${c_predict_tps:-0}" -v b="${c_trivial_tps:-0}" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-diag "pgbench -C, $CLIENTS clients, $C_SECONDS s x $C_ROUNDS rounds (median): trivial SQL function ${c_trivial_tps:-?} tps, cai_predict (fast) ${c_predict_tps:-?} tps, ratio $c_ratio"
+c_trivial_cpu_ms=$(median "${c_trivial_cpu[@]}")
+c_predict_cpu_ms=$(median "${c_predict_cpu[@]}")
+c_cpu_ratio=$(awk -v a="${c_predict_cpu_ms:-0}" -v b="${c_trivial_cpu_ms:-0}" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')
+diag "pgbench -C, $CLIENTS clients, $C_SECONDS s x $C_ROUNDS rounds (median): trivial SQL function ${c_trivial_tps:-?} tps, cai_predict (fast) ${c_predict_tps:-?} tps, ratio $c_ratio; server CPU per transaction $c_trivial_cpu_ms / $c_predict_cpu_ms ms (ratio $c_cpu_ratio)"
 [ "${c_trivial_failed:-1}" = 0 ] && [ "${c_predict_failed:-1}" = 0 ] && [ -n "$c_predict_tps" ]
 ok $? "pgbench -C: every transaction of both runs succeeded (a new connection each)"
 
@@ -301,7 +318,7 @@ if [ -n "$RESULTS" ]; then
 		echo
 		echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by:"
 		echo
-		echo "    LOAD_SECONDS=$LOAD_SECONDS CLIENTS=$CLIENTS THREADS=$THREADS test/faults/load.sh"
+		echo "    LOAD_SECONDS=$LOAD_SECONDS CLIENTS=$CLIENTS THREADS=$THREADS C_SECONDS=$C_SECONDS C_ROUNDS=$C_ROUNDS test/faults/load.sh"
 		echo
 		echo "which runs \`$cmd\` against a throwaway PostgreSQL 15 cluster (unix socket, fsync off), with"
 		echo "test/faults/load.sh's predict.sql: one \`cai_predict('live', <3-8 random words + a number>)\` per transaction."
@@ -328,12 +345,15 @@ if [ -n "$RESULTS" ]; then
 		echo
 		echo "A new connection for every query (\`pgbench -n -C -c $CLIENTS -j $THREADS -T $C_SECONDS\`, the same script with the fast"
 		echo "model \`fastlive\` and with \`trivial(t text) RETURNS text LANGUAGE sql AS 'SELECT t'\`, $C_ROUNDS alternating rounds"
-		echo "of each, median tps; rounds: trivial ${c_trivial_all[*]}, cai_predict ${c_predict_all[*]}):"
+		echo "of each, median tps; rounds: trivial ${c_trivial_all[*]}, cai_predict ${c_predict_all[*]}). Server CPU per transaction:"
+		echo "the growth of the postmaster's cutime + cstime (the CPU of the backends it reaped) over a run divided by its"
+		echo "transactions, median of the rounds (rounds: trivial ${c_trivial_cpu[*]}, cai_predict ${c_predict_cpu[*]} ms); it leaves out"
+		echo "the pgbench client's share of the cores, and grows too when other jobs compete for them:"
 		echo
-		echo "| statement | tps | failed | ratio to trivial |"
-		echo "|---|---:|---:|---:|"
-		echo "| \`trivial(...)\` | ${c_trivial_tps:-?} | ${c_trivial_failed:-?} | 1.00 |"
-		echo "| \`cai_predict('fastlive', ...)\` | ${c_predict_tps:-?} | ${c_predict_failed:-?} | $c_ratio |"
+		echo "| statement | tps | failed | tps ratio to trivial | server CPU ms per transaction | CPU ratio (trivial / this) |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		echo "| \`trivial(...)\` | ${c_trivial_tps:-?} | ${c_trivial_failed:-?} | 1.00 | $c_trivial_cpu_ms | 1.00 |"
+		echo "| \`cai_predict('fastlive', ...)\` | ${c_predict_tps:-?} | ${c_predict_failed:-?} | $c_ratio | $c_predict_cpu_ms | $c_cpu_ratio |"
 		echo
 		echo "First statement of a new connection (psql \`\\timing\`, median of 21 new connections; the library is loaded by the"
 		echo "first cai_ call, the fast model is already in the shared copy): \`SELECT 1\` $first_select1 ms,"
