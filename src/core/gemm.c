@@ -13,7 +13,9 @@
  * only its part inside C is written.  The first K block applies beta, the
  * others add.
  *
- * The kernels are compiled with function target attributes and chosen at
+ * The kernels (one body, gemm_kernel.h, instantiated per instruction set:
+ * the machine code is what two hand-written copies compiled to) are
+ * compiled with function target attributes and chosen at
  * run time by cpuid (__builtin_cpu_supports), like the CRC32C of format.c;
  * they use fused multiply-adds (their results differ from OpenBLAS's only
  * by rounding, and only the encoder uses them).
@@ -89,94 +91,41 @@ typedef struct gemm_args
 #define AVX512_MR 14
 #define AVX2_MR 6
 
-__attribute__((target("avx512f,fma")))
-static void
-kern_avx512(int kc, const float *restrict a, const float *restrict b, float *c, size_t ldc, float alpha, float beta)
-{
-	__m512		acc[AVX512_MR][2];
-	const __m512 va = _mm512_set1_ps(alpha);
-	const __m512 vb = _mm512_set1_ps(beta);
+/* AVX-512: 14 x 32 tiles (28 of the 32 vector registers accumulate) */
+#define KERN_NAME kern_avx512
+#define KERN_TARGET "avx512f,fma"
+#define KERN_MR AVX512_MR
+#define KERN_W 16
+#define KERN_UNROLL _Pragma("GCC unroll 14")
+#define VEC __m512
+#define V_ZERO() _mm512_setzero_ps()
+#define V_SET1(x) _mm512_set1_ps(x)
+#define V_BCAST(p) _mm512_set1_ps(*(p))
+#define V_LOAD(p) _mm512_load_ps(p)
+#define V_LOADU(p) _mm512_loadu_ps(p)
+#define V_STOREU(p, x) _mm512_storeu_ps(p, x)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define KERN_END() ((void) 0)
+#include "gemm_kernel.h"
 
-#pragma GCC unroll 14
-	for (int r = 0; r < AVX512_MR; r++)
-		acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-	for (int k = 0; k < kc; k++)
-	{
-		const __m512 b0 = _mm512_load_ps(b);
-		const __m512 b1 = _mm512_load_ps(b + 16);
-
-#pragma GCC unroll 14
-		for (int r = 0; r < AVX512_MR; r++)
-		{
-			const __m512 ar = _mm512_set1_ps(a[r]);
-
-			acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-			acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-		}
-		a += AVX512_MR;
-		b += 32;
-	}
-#pragma GCC unroll 14
-	for (int r = 0; r < AVX512_MR; r++)
-	{
-		float	   *cr = c + (size_t) r * ldc;
-		__m512		x0 = _mm512_mul_ps(va, acc[r][0]);
-		__m512		x1 = _mm512_mul_ps(va, acc[r][1]);
-
-		if (beta != 0.0f)
-		{
-			x0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), x0);
-			x1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16), x1);
-		}
-		_mm512_storeu_ps(cr, x0);
-		_mm512_storeu_ps(cr + 16, x1);
-	}
-}
-
-__attribute__((target("avx2,fma")))
-static void
-kern_avx2(int kc, const float *restrict a, const float *restrict b, float *c, size_t ldc, float alpha, float beta)
-{
-	__m256		acc[AVX2_MR][2];
-	const __m256 va = _mm256_set1_ps(alpha);
-	const __m256 vb = _mm256_set1_ps(beta);
-
-#pragma GCC unroll 6
-	for (int r = 0; r < AVX2_MR; r++)
-		acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-	for (int k = 0; k < kc; k++)
-	{
-		const __m256 b0 = _mm256_load_ps(b);
-		const __m256 b1 = _mm256_load_ps(b + 8);
-
-#pragma GCC unroll 6
-		for (int r = 0; r < AVX2_MR; r++)
-		{
-			const __m256 ar = _mm256_broadcast_ss(a + r);
-
-			acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
-			acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
-		}
-		a += AVX2_MR;
-		b += 16;
-	}
-#pragma GCC unroll 6
-	for (int r = 0; r < AVX2_MR; r++)
-	{
-		float	   *cr = c + (size_t) r * ldc;
-		__m256		x0 = _mm256_mul_ps(va, acc[r][0]);
-		__m256		x1 = _mm256_mul_ps(va, acc[r][1]);
-
-		if (beta != 0.0f)
-		{
-			x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x0);
-			x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), x1);
-		}
-		_mm256_storeu_ps(cr, x0);
-		_mm256_storeu_ps(cr + 8, x1);
-	}
-	_mm256_zeroupper();
-}
+/* AVX2: 6 x 16 tiles (12 of the 16 vector registers accumulate) */
+#define KERN_NAME kern_avx2
+#define KERN_TARGET "avx2,fma"
+#define KERN_MR AVX2_MR
+#define KERN_W 8
+#define KERN_UNROLL _Pragma("GCC unroll 6")
+#define VEC __m256
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_LOAD(p) _mm256_load_ps(p)
+#define V_LOADU(p) _mm256_loadu_ps(p)
+#define V_STOREU(p, x) _mm256_storeu_ps(p, x)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define KERN_END() _mm256_zeroupper()
+#include "gemm_kernel.h"
 
 /* 16 x 16 transposition: 4 rounds of 16 shuffles (pairs, quads, 128-bit lanes, 256-bit halves) */
 __attribute__((target("avx512f")))
