@@ -18,16 +18,27 @@
 #                    30 trials of 1, 3 and 9 epochs fill about 10 minutes of the accurate architecture]
 #   SST2_DEV_MIN_WORDS  validate SST-2 (defaults and search alike) on the dev rows of at least this many words
 #                    [0: every dev row; the dev rows are mostly short phrases, the test rows whole sentences]
+#   SST2_HELDOUT     instead of dev, validate SST-2 on this many whole training sentences (at least 15 words,
+#                    contained in no other training row) held out of training, with every training row they
+#                    contain removed from training too [0: validate on dev].  SST-2's training rows are phrases
+#                    of the same sentences, and 74% of the dev rows of 10 words or more stand verbatim inside
+#                    a training row, so dev rewards memorising them; the held-out sentences do not.
 #   NER_SEARCH       the same for WikiANN ['{}': the default 20 trials of 2, 6 and 18 epochs]
 #   BENCH_PARTS      "sst2 ner" [both]
 #   RESULTS          output file [bench/results-tune.md]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_command_line bench/tune.sh TUNE_SECONDS SST2_SEARCH SST2_DEV_MIN_WORDS NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
+bench_command_line bench/tune.sh TUNE_SECONDS SST2_SEARCH SST2_DEV_MIN_WORDS SST2_HELDOUT NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
 bench_cd_repo
 TUNE_SECONDS=${TUNE_SECONDS:-600}
 SST2_SEARCH=${SST2_SEARCH:-'{"max_trials": 30}'}
 SST2_DEV_MIN_WORDS=${SST2_DEV_MIN_WORDS:-0}
+SST2_HELDOUT=${SST2_HELDOUT:-0}
+if [ "$SST2_HELDOUT" -gt 0 ]; then
+	SST_VALID_DESC="$SST2_HELDOUT held-out training sentences for SST-2 (at least 15 words, inside no other training row; every training row inside one of them left out of training too; table sst_valid, for the defaults and the search alike) and the dev split for WikiANN"
+else
+	SST_VALID_DESC="the dev split (SST-2: the dev rows of at least $SST2_DEV_MIN_WORDS words, table sst_valid, for the defaults and the search alike)"
+fi
 NER_SEARCH=${NER_SEARCH:-'{}'}
 BENCH_PARTS=${BENCH_PARTS:-sst2 ner}
 RESULTS=${RESULTS:-bench/results-tune.md}
@@ -90,8 +101,36 @@ if [[ " $BENCH_PARTS " == *" sst2 "* ]]; then
 	copts="(FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
 	{
 		echo "CREATE TABLE sst_train (label text, sentence text); CREATE TABLE sst_dev (LIKE sst_train); CREATE TABLE sst_test (LIKE sst_train);"
-		for f in train dev test; do echo "\\copy sst_$f FROM '${SST//\'/\'\'}/$f.tsv' WITH $copts"; done
-		echo "CREATE TABLE sst_valid AS SELECT * FROM sst_dev WHERE array_length(regexp_split_to_array(btrim(sentence), '\\s+'), 1) >= $SST2_DEV_MIN_WORDS;"
+		if [ "$SST2_HELDOUT" -gt 0 ]; then
+			# held-out whole sentences and the training rows without them (and without their phrases)
+			/usr/bin/python3 - "$SST/train.tsv" "$SST2_HELDOUT" "$TMP" <<'PY'
+import random, sys
+path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, encoding="utf-8") as f:
+    header, rows = f.readline(), [line.rstrip("\n").split("\t", 1) for line in f]
+everything = "\n".join(" " + s.strip() + " " for _, s in rows)
+random.seed(42)
+held = []
+for i in random.sample([i for i, (_, s) in enumerate(rows) if len(s.split()) >= 15], 3 * n):
+    if everything.count(" " + rows[i][1].strip() + " ") == 1:	# no other row contains it
+        held.append(i)
+        if len(held) == n:
+            break
+held_text = "\n".join(" " + rows[i][1].strip() + " " for i in held)
+keep = [r for i, r in enumerate(rows) if " " + r[1].strip() + " " not in held_text]
+for name, part in (("train", keep), ("valid", [rows[i] for i in held])):
+    with open(f"{out}/sst_{name}.tsv", "w", encoding="utf-8") as f:
+        f.write(header)
+        f.writelines(y + "\t" + s + "\n" for y, s in part)
+PY
+			echo "\\copy sst_train FROM '$TMP/sst_train.tsv' WITH $copts"
+			echo "CREATE TABLE sst_valid (LIKE sst_train);"
+			echo "\\copy sst_valid FROM '$TMP/sst_valid.tsv' WITH $copts"
+			for f in dev test; do echo "\\copy sst_$f FROM '${SST//\'/\'\'}/$f.tsv' WITH $copts"; done
+		else
+			for f in train dev test; do echo "\\copy sst_$f FROM '${SST//\'/\'\'}/$f.tsv' WITH $copts"; done
+			echo "CREATE TABLE sst_valid AS SELECT * FROM sst_dev WHERE array_length(regexp_split_to_array(btrim(sentence), '\\s+'), 1) >= $SST2_DEV_MIN_WORDS;"
+		fi
 		echo "VACUUM ANALYZE sst_train, sst_dev, sst_valid, sst_test;"
 	} > "$TMP/sst.sql"
 	"${PSQL[@]}" -f "$TMP/sst.sql"
@@ -123,7 +162,7 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 	echo
 	echo "- Machine: $(get nproc) x \`$(get cpu)\`, $(get mem_gb) GB RAM, Linux $(get kernel); **shared with other jobs** (load averages below), so seconds are indicative."
 	echo "- PostgreSQL $(get pg_version) (throwaway cluster, \`fsync = off\`), cai_synergy $(get cai_version), repository at $(get git); $(get blas_env)."
-	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on the dev split (SST-2: the dev rows of at least $SST2_DEV_MIN_WORDS words, table sst_valid, for the defaults and the search alike); the stored version is the best trial by validation score. Both models are scored once on the test split with \`cai_evaluate\`."
+	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on $SST_VALID_DESC; the stored version is the best trial by validation score. Both models are scored once on the test split with \`cai_evaluate\`."
 	echo "- Total run time $(get total_seconds) s; load average (1/5/15 min) at the end $(get load_end)."
 	echo
 	echo "| task | configuration | dev | **test** | seconds | load before -> after |"
