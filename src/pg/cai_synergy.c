@@ -177,7 +177,9 @@ cai_version(PG_FUNCTION_ARGS)
 
 static bool cai_all_settings_defined = false;
 static int	cai_options_seen = -1;	/* GetNumConfigOptions() at the last look */
+#if PG_VERSION_NUM < 160000
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+#endif
 
 static const char *const cai_setting_names[] = {
 	"cai.default_model", "cai.max_input_length", "cai.shared_cache_size", "cai.max_model_size",
@@ -263,6 +265,7 @@ CaiDefineSettingsIfSet(void)
 	}
 }
 
+#if PG_VERSION_NUM < 160000
 static void
 CaiExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -272,6 +275,7 @@ CaiExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 }
+#endif
 
 const char *
 CaiSettingDefaultModel(void)
@@ -325,6 +329,7 @@ CaiSettingMaxTrainingJobs(void)
 void
 _PG_init(void)
 {
+#if PG_VERSION_NUM < 160000
 	if (CAI_LAZY_SETTINGS)
 	{
 		CaiDefineSettingsIfSet();
@@ -332,6 +337,7 @@ _PG_init(void)
 		ExecutorStart_hook = CaiExecutorStart;
 	}
 	else
+#endif
 		CaiDefineAllSettings();
 
 	CaiUseMemoryContextAllocator();
