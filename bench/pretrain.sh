@@ -14,7 +14,9 @@
 # and the first FT_ROWS sentences of WikiANN train, FT_EPOCHS epochs, and
 # scores both on the test sets (SST-2 accuracy, WikiANN entity F1).
 # FT_SHAPE: "layers hidden heads intermediate positions" of the random
-# encoder; it must match the pretraining options.
+# encoder; it must match the pretraining options.  KEEP_ENCODER=PATH keeps
+# the pretrained encoder there (the work directory is removed at the end),
+# for more fine-tuning without another pretraining run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/work/shared/data}
@@ -45,6 +47,7 @@ start=$(date +%s.%N)
 "$BUILD/bench/pretrain_cli" -j "$OPTS" -o "$WORK/encoder.bin" "$WORK/corpus.txt" > "$WORK/out.txt" 2> "$WORK/progress.txt"
 end=$(date +%s.%N)
 metrics=$(sed -n 's/^metrics //p' "$WORK/out.txt")
+[ -z "${KEEP_ENCODER:-}" ] || cp "$WORK/encoder.bin" "$KEEP_ENCODER"
 
 # fine-tuning: pretrained vs random init, same shape and options
 FT=""
