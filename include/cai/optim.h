@@ -222,6 +222,18 @@ float		cai_slab_clip_grad_norm(cai_slab *s, float max_norm);
 cai_status	cai_slab_step(cai_slab *s, const cai_optim_config *cfg, float lr,
 						  int64_t t, cai_error *err);
 
+/*
+ * cai_slab_step in parts that threads may run at once: cai_slab_step_check
+ * once (what cai_slab_step refuses), then cai_slab_step_part for part =
+ * 0 .. parts - 1, each updating slice part of parts of the dense
+ * parameters' floats (taken in slab order) and of each sparse parameter's
+ * touched rows.  The update is elementwise, so the parameters come out the
+ * same bits as with one cai_slab_step, whatever parts is.
+ */
+cai_status	cai_slab_step_check(const cai_slab *s, const cai_optim_config *cfg, float lr, cai_error *err);
+void		cai_slab_step_part(const cai_slab *s, const cai_optim_config *cfg, float lr, int64_t t,
+							   int part, int parts);
+
 /* ---------------------------------------------------------------------
  * Initialisation (cai_rng only, index order).
  */

@@ -318,7 +318,6 @@ typedef struct NerShards
 	const cai_optim_config *cfg;	/* step */
 	float		lr;
 	int64_t		step;
-	size_t		dense;			/* step: floats of the dense parameters */
 	const NerEnc *ee;			/* eval */
 	const int32_t *eorder;
 	int32_t    *epred;

@@ -69,57 +69,13 @@ shard_train(void *ctx, int s, cai_error *err)
 	return ner_net_backward(&t->m, &sh->ws, &tc, &g, &sh->loss, err);
 }
 
-/*
- * Job: shard s's part of the optimizer step: slice s of n of the dense
- * parameters' floats (taken in slab order) and of each sparse parameter's
- * touched rows, updated as cai_slab_step would (elementwise, so the
- * parameters come out the same as with one cai_slab_step).
- */
+/* Job: shard s's part of the optimizer step (cai_slab_step_part: the same parameters as one cai_slab_step). */
 static cai_status
 shard_step(void *ctx, int s, cai_error *err)
 {
 	const NerTrain *t = ctx;
-	const NerShards *shards = &t->shards;
-	const cai_slab *slab = &t->m.net.slab;
-	size_t		n = (size_t) shards->n;
-	size_t		id = (size_t) s;
-	size_t		d0 = shards->dense * id / n;
-	size_t		d1 = shards->dense * (id + 1) / n;
-	size_t		pos = 0;
 
-	for (int i = 0; i < slab->n_params; i++)
-	{
-		const cai_param *p = &slab->params[i];
-		cai_optim_config c = *shards->cfg;
-		size_t		off = p->offset;
-		float	   *m = slab->m != NULL ? slab->m + off : NULL;
-		float	   *v = slab->v != NULL ? slab->v + off : NULL;
-
-		if (!p->decay)
-			c.weight_decay = 0.0f;
-		if (p->sparse)
-		{
-			size_t		R = (size_t) p->rows.count;
-			size_t		r0 = R * id / n;
-			size_t		r1 = R * (id + 1) / n;
-
-			cai_optim_step_rows(&c, shards->lr, shards->step, slab->data + off, slab->grad + off, m, v,
-								p->numel / (size_t) p->shape[0], p->rows.list + r0, r1 - r0);
-		}
-		else
-		{
-			size_t		a = pos > d0 ? pos : d0;
-			size_t		b = pos + p->numel < d1 ? pos + p->numel : d1;
-
-			if (a < b)
-			{
-				off += a - pos;
-				cai_optim_step(&c, shards->lr, shards->step, slab->data + off, slab->grad + off,
-							   m != NULL ? m + (a - pos) : NULL, v != NULL ? v + (a - pos) : NULL, b - a);
-			}
-			pos += p->numel;
-		}
-	}
+	cai_slab_step_part(&t->m.net.slab, t->shards.cfg, t->shards.lr, t->shards.step, s, t->shards.n);
 	return CAI_OK;
 }
 
@@ -180,10 +136,6 @@ ner_shards_alloc(NerTrain *t, const NerDims *d, const NerEnc *ev, cai_error *err
 	if ((shards->sh = cai_calloc((size_t) n, sizeof(NerShard))) == NULL)
 		return NOMEM(err);
 	shards->n = n;
-	shards->dense = 0;
-	for (int i = 0; i < t->m.net.slab.n_params; i++)
-		if (!t->m.net.slab.params[i].sparse)
-			shards->dense += t->m.net.slab.params[i].numel;
 	for (int s = 0; s < shards->n; s++)
 	{
 		NerShard   *sh = &shards->sh[s];
@@ -268,10 +220,8 @@ ner_train_step_par(NerTrain *t, const cai_optim_config *cfg, cai_rng *rng, const
 	norm = cai_slab_clip_grad_norm(slab, t->clip);
 	if (!isfinite(norm) || !isfinite(*loss))
 		return cai_error_set(err, CAI_ERR_NUMERIC, "training diverged (the loss or gradient is not finite)");
-	if ((st = cai_optim_check(cfg, err)) != CAI_OK)
+	if ((st = cai_slab_step_check(slab, cfg, t->lr, err)) != CAI_OK)
 		return st;
-	if (slab->n_state < cai_optim_state_slabs(cfg) || !(t->lr >= 0.0f && isfinite(t->lr)))
-		return cai_error_set(err, CAI_ERR_INTERNAL, "optimizer state or learning rate is invalid");
 	ner_step_pretrained(t, cfg, step);
 	shards->cfg = cfg;
 	shards->lr = t->lr;

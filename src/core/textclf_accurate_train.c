@@ -71,6 +71,15 @@ typedef struct AccWorkDims
 	size_t		ids;			/* bag ids of a batch */
 } AccWorkDims;
 
+/* What scoring one evaluation row needs (acc_eval_rows), one per thread. */
+typedef struct AccEvalBuf
+{
+	float	   *scratch;		/* cai_textclf_accurate_infer_floats(longest row) */
+	int32_t    *ids;			/* (max bag ids + 1) */
+	int32_t    *offs;			/* (longest row + 1) */
+	float	   *probs;			/* (L) */
+} AccEvalBuf;
+
 /* One shard of a data-parallel step (threads > 1): its rows of the batch and its buffers. */
 typedef struct AccShard
 {
@@ -107,11 +116,16 @@ typedef struct AccTrain
 	AccShard   *sh;				/* (n_sh) when pool.n > 1 */
 	int			n_sh;
 	float		shard_scale;	/* 1 / rows of the batch being split */
-	/* evaluation */
-	float	   *ev_scratch;
-	int32_t    *ev_ids;
-	int32_t    *ev_offs;
-	float	   *probs;			/* (L) */
+	float		step_lr;		/* the optimizer step the shards share out (acc_shard_step) */
+	/* evaluation: a buffer per pool thread (one without the pool), rows scored in rounds */
+	AccEvalBuf *ev;
+	int			n_ev;
+	AccNet		ev_net;			/* the current parameters (acc_eval) */
+	size_t		ev_from;		/* this round: evaluation rows [ev_i0, ev_i1) of the split from ev_from */
+	size_t		ev_i0;
+	size_t		ev_i1;
+	double	   *ev_nll;			/* (n_eval) each row's negative log-likelihood */
+	uint8_t    *ev_acc_ok;		/* (n_eval) 1 where the accurate model alone is right */
 	/* the ensemble's fast model */
 	uint8_t    *fast_bytes;
 	size_t		fast_len;
@@ -220,10 +234,16 @@ acc_train_free(AccTrain *t)
 		cai_free(t->sh[i].ids);
 	}
 	cai_free(t->sh);
-	cai_free(t->ev_scratch);
-	cai_free(t->ev_ids);
-	cai_free(t->ev_offs);
-	cai_free(t->probs);
+	for (int i = 0; t->ev != NULL && i < t->n_ev; i++)
+	{
+		cai_free(t->ev[i].scratch);
+		cai_free(t->ev[i].ids);
+		cai_free(t->ev[i].offs);
+		cai_free(t->ev[i].probs);
+	}
+	cai_free(t->ev);
+	cai_free(t->ev_nll);
+	cai_free(t->ev_acc_ok);
 	cai_free(t->fast_bytes);
 	cai_textclf_free(t->fast);
 	cai_model_file_free(t->fast_file);
@@ -530,39 +550,85 @@ acc_batch_step(AccTrain *t, AccWork *w, const AccBatch *bt, const int32_t *rows,
 }
 
 /*
- * Predict the evaluation rows with the current parameters through the
- * inference code; false (and *cancelled) when the callback cancels.
+ * Score evaluation rows [i0, i1) (from the split's row from) with buffer
+ * ev: each row's prediction, negative log-likelihood and whether the
+ * accurate model alone is right.
  */
 static cai_status
-acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
+acc_eval_rows(AccTrain *t, AccEvalBuf *ev, size_t from, size_t i0, size_t i1, cai_error *err)
 {
-	AccNet		net;
-	double		loss = 0.0;
 	cai_status	st;
 
-	acc_train_net(t, &net);
-	t->acc_correct = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = i0; i < i1; i++)
 	{
 		size_t		r = from + i;
 		int			T = (int) (t->prep.tok_off[r + 1] - t->prep.tok_off[r]);
 
-		if ((i & 255) == 255 && !cai_trainer_tick(tk, tk->p.fraction))
-			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-		acc_row_bags(t, r, t->ev_ids, t->ev_offs);
-		if ((st = cai_textclf_accurate_net_infer(&net, t->ev_ids, t->ev_offs, T, t->ev_scratch,
-												 t->probs, err)) != CAI_OK)
+		acc_row_bags(t, r, ev->ids, ev->offs);
+		if ((st = cai_textclf_accurate_net_infer(&t->ev_net, ev->ids, ev->offs, T, ev->scratch,
+												 ev->probs, err)) != CAI_OK)
 			return st;
+		t->ev_acc_ok[i] = cai_argmax(ev->probs, t->prep.L) == t->prep.rows.lab[r];
 		if (t->fast != NULL)
 		{
 			const float *f = t->fast_probs + i * (size_t) t->prep.L;
 
-			t->acc_correct += cai_argmax(t->probs, t->prep.L) == t->prep.rows.lab[r];
 			for (int c = 0; c < t->prep.L; c++)
-				t->probs[c] = 0.5f * (t->probs[c] + f[c]);
+				ev->probs[c] = 0.5f * (ev->probs[c] + f[c]);
 		}
-		t->prep.pred[i] = cai_argmax(t->probs, t->prep.L);
-		loss -= log(fmax((double) t->probs[t->prep.rows.lab[r]], 1e-30));
+		t->prep.pred[i] = cai_argmax(ev->probs, t->prep.L);
+		t->ev_nll[i] = -log(fmax((double) ev->probs[t->prep.rows.lab[r]], 1e-30));
+	}
+	return CAI_OK;
+}
+
+/* Job: shard s's slice of this round's evaluation rows. */
+static cai_status
+acc_eval_job(void *ctx, int s, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	size_t		m = t->ev_i1 - t->ev_i0;
+
+	return acc_eval_rows(t, &t->ev[s], t->ev_from, t->ev_i0 + m * (size_t) s / (size_t) t->n_ev,
+						 t->ev_i0 + m * (size_t) (s + 1) / (size_t) t->n_ev, err);
+}
+
+/* Evaluation rows scored in a round (per thread), between cancellation checks. */
+#define ACC_EVAL_ROUND 256
+
+/*
+ * Predict the evaluation rows with the current parameters through the
+ * inference code, on the pool's threads when there is one (the rows'
+ * results do not depend on which thread scores them; the loss is summed in
+ * row order).  CAI_ERR_CANCELLED when the callback cancels.
+ */
+static cai_status
+acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
+{
+	const size_t round = ACC_EVAL_ROUND * (size_t) t->n_ev;
+	double		loss = 0.0;
+	cai_status	st;
+
+	acc_train_net(t, &t->ev_net);
+	t->ev_from = from;
+	for (size_t i0 = 0; i0 < n; i0 += round)
+	{
+		if (i0 > 0 && !cai_trainer_tick(tk, tk->p.fraction))
+			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
+		t->ev_i0 = i0;
+		t->ev_i1 = n - i0 < round ? n : i0 + round;
+		if (t->n_ev > 1)
+			st = cai_pool_run(&t->pool, acc_eval_job, t, err);
+		else
+			st = acc_eval_rows(t, &t->ev[0], from, t->ev_i0, t->ev_i1, err);
+		if (st != CAI_OK)
+			return st;
+	}
+	t->acc_correct = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		t->acc_correct += t->ev_acc_ok[i];
+		loss += t->ev_nll[i];
 	}
 	*mean_loss = n > 0 ? loss / (double) n : 0.0;
 	return CAI_OK;
@@ -989,6 +1055,44 @@ acc_shard_train(void *ctx, int s, cai_error *err)
 }
 
 /*
+ * Job: slice s of the dense parameters' floats (in slab order): the other
+ * shards' gradients added into the slab's, shard by shard (each float
+ * gets the same additions in the same order, whatever the slices).
+ */
+static cai_status
+acc_shard_reduce(void *ctx, int s, cai_error *err)
+{
+	AccTrain   *t = ctx;
+	const cai_slab *slab = &t->slab;
+	size_t		dense = 0;
+	size_t		d0;
+	size_t		d1;
+	size_t		pos = 0;
+
+	for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
+		dense += slab->params[t->pi[k]].numel;
+	d0 = dense * (size_t) s / (size_t) t->n_sh;
+	d1 = dense * (size_t) (s + 1) / (size_t) t->n_sh;
+	for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
+	{
+		const cai_param *p = &slab->params[t->pi[k]];
+		size_t		a = pos > d0 ? pos : d0;
+		size_t		b = pos + p->numel < d1 ? pos + p->numel : d1;
+
+		for (int sh = 1; sh < t->n_sh && a < b; sh++)
+		{
+			float	   *dst = slab->grad + p->offset;
+			const float *src = t->sh[sh].w.grad + p->offset;
+
+			for (size_t j = a - pos; j < b - pos; j++)
+				dst[j] += src[j];
+		}
+		pos += p->numel;
+	}
+	return CAI_OK;
+}
+
+/*
  * acc_batch_step of batch bt split over the pool: row i of the batch (the
  * rows are sorted by length, so this balances the work) to shard i mod n,
  * each with its own dropout rng seeded from the training rng; the shards'
@@ -1025,19 +1129,13 @@ acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err
 	*loss = 0.0;
 	for (int s = 0; s < t->n_sh; s++)
 		*loss += t->sh[s].loss;
+	/* the dense gradients in slices by the pool, the touched rows here */
+	if ((st = cai_pool_run(&t->pool, acc_shard_reduce, t, err)) != CAI_OK)
+		return st;
 	for (int s = 1; s < t->n_sh; s++)
 	{
 		const AccWork *w = &t->sh[s].w;
 
-		for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
-		{
-			const cai_param *p = &slab->params[t->pi[k]];
-			float	   *dst = slab->grad + p->offset;
-			const float *src = w->grad + p->offset;
-
-			for (size_t j = 0; j < p->numel; j++)
-				dst[j] += src[j];
-		}
 		for (int32_t i = 0; i < w->rows.count; i++)
 		{
 			int32_t		r = w->rows.list[i];
@@ -1077,6 +1175,16 @@ acc_shards_alloc(AccTrain *t, cai_error *err)
 	return CAI_OK;
 }
 
+/* Job: shard s's part of the optimizer step (the same parameters as one cai_slab_step). */
+static cai_status
+acc_shard_step(void *ctx, int s, cai_error *err)
+{
+	AccTrain   *t = ctx;
+
+	cai_slab_step_part(&t->slab, &t->cfg, t->step_lr, t->step, s, t->n_sh);
+	return CAI_OK;
+}
+
 /* Adam steps over the batches, gradient clipping, a linearly decaying learning rate. */
 static cai_status
 acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double *rows, cai_error *err)
@@ -1112,7 +1220,14 @@ acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double 
 			return cai_error_set(err, CAI_ERR_NUMERIC,
 								 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
 		t->step++;
-		if ((st = cai_slab_step(&t->slab, &t->cfg, lr, t->step, err)) != CAI_OK)
+		if (t->pool.n > 1)
+		{
+			t->step_lr = lr;
+			if ((st = cai_slab_step_check(&t->slab, &t->cfg, lr, err)) != CAI_OK ||
+				(st = cai_pool_run(&t->pool, acc_shard_step, t, err)) != CAI_OK)
+				return st;
+		}
+		else if ((st = cai_slab_step(&t->slab, &t->cfg, lr, t->step, err)) != CAI_OK)
 			return st;
 		loss_sum += loss * bt->n;
 		rows_done += (size_t) bt->n;
@@ -1320,14 +1435,28 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 			st = cai_error_set(err, CAI_ERR_LIMIT, "validation texts are too long");
 			goto done;
 		}
-		t.ev_scratch = cai_malloc(sizeof(float) * nf);
-		t.ev_ids = cai_malloc(sizeof(int32_t) * (max_ids + 1));
-		t.ev_offs = cai_malloc(sizeof(int32_t) * ((size_t) maxT + 1));
-		t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
-		if (t.ev_scratch == NULL || t.ev_ids == NULL || t.ev_offs == NULL || t.probs == NULL)
+		t.n_ev = t.pool.n > 1 ? t.pool.n : 1;
+		t.ev = cai_calloc((size_t) t.n_ev, sizeof(AccEvalBuf));
+		t.ev_nll = cai_malloc(sizeof(double) * (n_eval + 1));
+		t.ev_acc_ok = cai_malloc(n_eval + 1);
+		if (t.ev == NULL || t.ev_nll == NULL || t.ev_acc_ok == NULL)
 		{
 			st = NOMEM(err);
 			goto done;
+		}
+		for (int i = 0; i < t.n_ev; i++)
+		{
+			AccEvalBuf *ev = &t.ev[i];
+
+			ev->scratch = cai_malloc(sizeof(float) * nf);
+			ev->ids = cai_malloc(sizeof(int32_t) * (max_ids + 1));
+			ev->offs = cai_malloc(sizeof(int32_t) * ((size_t) maxT + 1));
+			ev->probs = cai_malloc(sizeof(float) * (size_t) n_labels);
+			if (ev->scratch == NULL || ev->ids == NULL || ev->offs == NULL || ev->probs == NULL)
+			{
+				st = NOMEM(err);
+				goto done;
+			}
 		}
 	}
 
