@@ -21,6 +21,7 @@
  * them into bench/results-gemm.md.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,32 @@ static config configs[] = {
 
 #define N_CONFIGS ((int) (sizeof(configs) / sizeof(configs[0])))
 
+/*
+ * After a threaded OpenBLAS call its worker threads keep spinning
+ * (sched_yield) until OpenBLAS's thread timeout, 2^28 cycles by default
+ * (about 0.1 s here): a kernel timed meanwhile would share a core with
+ * them (measured: the core's 2-thread samples fell to its 1-thread speed).
+ * So after a threaded OpenBLAS sample the next config waits SETTLE_SEC,
+ * and OpenBLAS keeps its default timeout (its own best setting); then that
+ * config runs one untimed sample first, as the wait leaves the vCPUs idle
+ * and the first tens of milliseconds after it ran slow (measured: a
+ * 2-thread product at 200 GFLOP/s for ~20 ms after a 0.3 s pause, 290-350
+ * after).
+ */
+#define SETTLE_SEC 0.3
+
+/* Wait after config c if it leaves OpenBLAS threads spinning; true if it waited. */
+static bool
+settle_after(const config *c)
+{
+	struct timespec ts = {0, (long) (SETTLE_SEC * 1e9)};
+
+	if (c->isa != CAI_GEMM_BLAS || c->threads <= 1)
+		return false;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 static void
 run_gemm(const shape *s, const config *c, const float *a, const float *b, float *out)
 {
@@ -230,6 +257,7 @@ measure(const shape *s, int samples, double min_sec, double *gflops, double *bes
 	double		flops = 2.0 * s->m * s->n * s->k;
 	double		times[N_CONFIGS][32];
 	long		iters[N_CONFIGS];
+	bool		settled = false;	/* the previous config waited: warm up first */
 	double		t;
 
 	if (a == NULL || b == NULL || c == NULL)
@@ -252,15 +280,20 @@ measure(const shape *s, int samples, double min_sec, double *gflops, double *bes
 				break;
 			iters[f] = t <= 0 ? iters[f] * 10 : (long) (iters[f] * (min_sec / t) * 1.2) + 1;
 		}
+		settled = settle_after(&configs[f]);
 	}
 	for (int r = 0; r < samples; r++)
 		for (int f = 0; f < N_CONFIGS; f++)
 		{
 			openblas_set_num_threads(configs[f].threads);
+			if (settled)
+				for (long i = 0; i < iters[f]; i++)
+					run_gemm(s, &configs[f], a, b, c);
 			t = now_sec();
 			for (long i = 0; i < iters[f]; i++)
 				run_gemm(s, &configs[f], a, b, c);
 			times[f][r] = (now_sec() - t) / iters[f];
+			settled = settle_after(&configs[f]);
 		}
 	for (int f = 0; f < N_CONFIGS; f++)
 	{

@@ -58,6 +58,10 @@ args=${*:-}
 	echo "  again), so they see the same load; GFLOP/s (2*M*N*K flops per call) of the median of 11 samples."
 	echo "  OpenBLAS threads set with openblas_set_num_threads(); the core's kernel ($isa here: src/core/gemm.c,"
 	echo "  chosen by cpuid) with cai_gemm_run(isa, threads, ...).  The ratio columns are core / OpenBLAS."
+	echo "  After each OpenBLAS 2T sample the next waits 0.3 s: OpenBLAS's worker threads spin (sched_yield)"
+	echo "  for about 0.1 s after a threaded call (its default thread timeout, left as it is), and a kernel timed"
+	echo "  meanwhile shares a core with them (before this wait, the core's 2T samples often ran at its 1T speed);"
+	echo "  the config after the wait runs one untimed sample first (the idle vCPUs start slowly)."
 	echo
 	echo "## Encoder shapes: the target"
 	echo

@@ -355,9 +355,9 @@ ws_floats(const gemm_kernel *kern)
 	return (size_t) MC_PANELS * kern->mr * KC + (size_t) KC * NC + (size_t) MAX_MR * MAX_NR;
 }
 
-/* C's columns [j0, j1) (j1 - j0 <= NC, or any with the buffer) with the buffer ws. */
+/* C's rows [i0, i1) and columns [j0, j1) with the buffer ws. */
 static void
-gemm_part(const gemm_args *g, int j0, int j1, float *ws)
+gemm_part(const gemm_args *g, int i0, int i1, int j0, int j1, float *ws)
 {
 	const gemm_kernel *kern = g->kern;
 	const int	mr = kern->mr;
@@ -377,9 +377,9 @@ gemm_part(const gemm_args *g, int j0, int j1, float *ws)
 			const float beta = pc == 0 ? g->beta : 1.0f;
 
 			pack_b(pb, g, pc, kc, jc, nc);
-			for (int ic = 0; ic < g->M; ic += mc_max)
+			for (int ic = i0; ic < i1; ic += mc_max)
 			{
-				const int	mc = g->M - ic < mc_max ? g->M - ic : mc_max;
+				const int	mc = i1 - ic < mc_max ? i1 - ic : mc_max;
 
 				pack_a(pa, g, ic, mc, pc, kc);
 				for (int jr = 0; jr < nc; jr += nr)
@@ -423,7 +423,8 @@ typedef struct gemm_job
 {
 	const gemm_args *g;
 	int			parts;
-	int			bounds[MAX_THREADS + 1];	/* part t: columns [bounds[t], bounds[t + 1]) */
+	bool		by_rows;		/* parts split the rows of C (else its columns) */
+	int			bounds[MAX_THREADS + 1];	/* part t: rows or columns [bounds[t], bounds[t + 1]) */
 	bool		failed[MAX_THREADS];		/* a helper had no buffer: the caller redoes its part */
 } gemm_job;
 
@@ -436,6 +437,18 @@ static uint64_t helper_gen;
 static uint64_t helper_first_gen[MAX_THREADS];	/* helper t waits for jobs after this generation */
 static int	helper_pending;
 static gemm_job *helper_job;
+
+/* Part t of a threaded product. */
+static void
+job_part(const gemm_job *job, int t, float *ws)
+{
+	const gemm_args *g = job->g;
+
+	if (job->by_rows)
+		gemm_part(g, job->bounds[t], job->bounds[t + 1], 0, g->N, ws);
+	else
+		gemm_part(g, 0, g->M, job->bounds[t], job->bounds[t + 1], ws);
+}
 
 static void *
 helper_main(void *arg)
@@ -459,7 +472,7 @@ helper_main(void *arg)
 		{
 			ws = ws_get(ws_floats(job->g->kern));
 			if (ws != NULL)
-				gemm_part(job->g, job->bounds[t], job->bounds[t + 1], ws);
+				job_part(job, t, ws);
 			else
 				job->failed[t] = true;
 		}
@@ -497,13 +510,23 @@ helpers_start(int want)
 	return helpers;
 }
 
+/*
+ * Threads share out whole panels of C's columns, or of its rows when C is
+ * taller than wide: each part packs all of op(A) for a split of the
+ * columns, all of op(B) for a split of the rows, so the split goes along
+ * the dimension whose packing is cheaper to repeat (a tall product such as
+ * 1024 x 256 x 256 barely gained from a second thread split by columns).
+ * Every element gets the same operations in the same order either way.
+ */
 static void
 gemm_blocked(const gemm_args *g, int threads)
 {
-	const int	nr = g->kern->nr;
-	const int	panels = (g->N + nr - 1) / nr;
+	const bool	by_rows = g->M > g->N;
+	const int	unit = by_rows ? g->kern->mr : g->kern->nr;
+	const int	extent = by_rows ? g->M : g->N;
+	const int	panels = (extent + unit - 1) / unit;
 	float	   *ws = ws_get(ws_floats(g->kern));
-	gemm_job	job = {.g = g};
+	gemm_job	job = {.g = g, .by_rows = by_rows};
 
 	if (ws == NULL)
 	{
@@ -528,16 +551,16 @@ gemm_blocked(const gemm_args *g, int threads)
 	}
 	if (threads == 1)
 	{
-		gemm_part(g, 0, g->N, ws);
+		gemm_part(g, 0, g->M, 0, g->N, ws);
 		return;
 	}
-	/* whole panels of columns, shared out evenly */
+	/* whole panels, shared out evenly */
 	job.parts = threads;
 	for (int t = 0; t <= threads; t++)
 	{
-		int			j = (int) ((int64_t) panels * t / threads) * nr;
+		int			j = (int) ((int64_t) panels * t / threads) * unit;
 
-		job.bounds[t] = j < g->N ? j : g->N;
+		job.bounds[t] = j < extent ? j : extent;
 	}
 	pthread_mutex_lock(&helper_mu);
 	helper_job = &job;
@@ -545,7 +568,7 @@ gemm_blocked(const gemm_args *g, int threads)
 	helper_gen++;
 	pthread_cond_broadcast(&helper_go);
 	pthread_mutex_unlock(&helper_mu);
-	gemm_part(g, job.bounds[0], job.bounds[1], ws);
+	job_part(&job, 0, ws);
 	pthread_mutex_lock(&helper_mu);
 	while (helper_pending > 0)
 		pthread_cond_wait(&helper_done, &helper_mu);
@@ -553,7 +576,7 @@ gemm_blocked(const gemm_args *g, int threads)
 	pthread_mutex_unlock(&helper_busy);
 	for (int t = 1; t < threads; t++)
 		if (job.failed[t])
-			gemm_part(g, job.bounds[t], job.bounds[t + 1], ws);
+			job_part(&job, t, ws);
 }
 
 /* C = beta C, C not read when beta is 0 (the product of an empty K). */
