@@ -60,7 +60,7 @@
 	{"max_tokens", CAI_OPT_INT, "512", 1, 100000, NULL, \
 	"tokens of a text that are used (from at most 32 bytes per token); the rest is ignored"}, \
 	{"patience", CAI_OPT_INT, "3", 0, 1000, NULL, \
-	"stop after this many epochs without a better validation score (0 = never stop early)"}
+	"stop after this many epochs in which neither the validation score got better nor the validation loss fell below its lowest (0 = never stop early)"}
 
 const cai_opt_def cai_textclf_fast_option_defs[] = {
 	TEXTCLF_OPT_ARCHITECTURE("fast"),

@@ -16,6 +16,9 @@
 /* Seconds between two progress calls inside an epoch. */
 #define TRAINER_TICK_SECONDS 0.1
 
+/* Relative fall of the validation loss below its lowest that counts as progress for patience. */
+#define TRAINER_LOSS_MIN_DELTA 0.0
+
 void
 cai_trainer_init(cai_trainer *tr, cai_progress_fn fn, void *ctx, double max_seconds)
 {
@@ -70,7 +73,9 @@ cai_status
 cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_trainer_hooks *h,
 				cai_error *err)
 {
-	double		best_loss = INFINITY;
+	double		best_loss = INFINITY;	/* the kept epoch's validation loss */
+	double		low_loss = INFINITY;	/* the lowest validation loss so far */
+	int			progress_epoch = 0; /* the last epoch with a better score or a new lowest loss */
 	cai_status	st;
 
 	tr->epochs = tr->p.epochs = cfg->epochs;
@@ -99,8 +104,13 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 			tr->best_score = score;
 			best_loss = vloss;
 			tr->best_epoch = ep;
+			progress_epoch = ep;
 			h->snapshot(h->ctx);
 		}
+		if (isfinite(vloss) && vloss < low_loss * (1.0 - TRAINER_LOSS_MIN_DELTA))
+			progress_epoch = ep;
+		if (isfinite(vloss) && vloss < low_loss)
+			low_loss = vloss;
 		tr->p.epoch = ep;
 		tr->p.loss = loss;
 		tr->p.val_score = score;
@@ -113,7 +123,7 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 		if (cfg->time_check_after_epoch)
 			cai_trainer_out_of_time(tr);
 		if (tr->out_of_time ||
-			(cfg->has_validation && cfg->patience > 0 && ep - tr->best_epoch >= cfg->patience))
+			(cfg->has_validation && cfg->patience > 0 && ep - progress_epoch >= cfg->patience))
 			break;
 	}
 	if (h->restore != NULL)

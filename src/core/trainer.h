@@ -45,7 +45,12 @@ typedef struct cai_trainer
 typedef struct cai_trainer_config
 {
 	int			epochs;			/* planned epochs (>= 0) */
-	int			patience;		/* stop after this many epochs without a better score; 0 = never */
+	/*
+	 * stop after this many epochs in which neither the validation score got
+	 * better nor the validation loss (when the architecture reports one) fell
+	 * below its lowest by TRAINER_LOSS_MIN_DELTA; 0 = never
+	 */
+	int			patience;
 	/*
 	 * false: the score comes from the training rows; every epoch counts as
 	 * better (the last epoch is kept) and patience never stops training.
@@ -108,7 +113,9 @@ bool		cai_trainer_out_of_time(cai_trainer *tr);
  * evaluate (every epoch), snapshot when the score is better (higher, or
  * equal with a lower loss), one progress call with epoch_done (false from it
  * = CAI_ERR_CANCELLED), then stop when out of time or after patience epochs
- * without a better score.  restore at the end.
+ * without progress (a better score, or a validation loss lower than any
+ * before: early epochs of a small data set often leave the score at the
+ * majority class's while the loss falls).  restore at the end.
  */
 cai_status	cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_trainer_hooks *h,
 							cai_error *err);

@@ -74,7 +74,7 @@
 	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL, \
 	"stop training after this many seconds, keeping the best epoch so far (0 = no limit)"}, \
 	{"patience", CAI_OPT_INT, "0", 0, 1000, NULL, \
-	"stop after this many epochs without a better validation score (0 = never stop early)"}, \
+	"stop after this many epochs in which neither the validation score got better nor the validation loss fell below its lowest (0 = never stop early)"}, \
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL, \
 	"training threads: each batch is split over them (data parallel); the same seed and threads give the same model"}, \
 	{"deploy", CAI_OPT_STRING, "auto", 0, 0, "auto|always|never", \

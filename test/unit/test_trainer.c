@@ -146,6 +146,29 @@ main(void)
 	CK(run(&f, 4, 0, true, true, &tr, &err) == CAI_OK);
 	CK(tr.best_epoch == 1 && f.restored == 1);
 
+	/*
+	 * patience counts epochs without progress: a better score or a new
+	 * lowest validation loss.  A flat score while the loss falls (a small
+	 * data set's first epochs) keeps training; once neither moves, patience
+	 * stops it; the best score's epoch is kept.
+	 */
+	{
+		static const double flat[] = {0.55, 0.55, 0.55, 0.55, 0.55, 0.70, 0.72, 0.71, 0.71, 0.71, 0.71, 0.71};
+		static const double falling[] = {0.693, 0.6929, 0.6927, 0.692, 0.69, 0.6, 0.5, 0.55, 0.56, 0.57, 0.4, 0.3};
+
+		memset(&f, 0, sizeof(f));
+		f.scores = flat;
+		f.losses = falling;
+		CK(run(&f, 12, 3, true, true, &tr, &err) == CAI_OK);
+		/* epochs 2-5: loss falls (progress); 6, 7 better scores; 8-10 neither: stop after 10 */
+		CK(tr.epochs_run == 10 && tr.best_epoch == 7 && f.restored == 7);
+		/* without losses (NAN), the score alone: stop after epoch 4 */
+		memset(&f, 0, sizeof(f));
+		f.scores = flat;
+		CK(run(&f, 12, 3, true, true, &tr, &err) == CAI_OK);
+		CK(tr.epochs_run == 4 && tr.best_epoch == 1);
+	}
+
 	/* max_seconds: the epoch that spends the budget stops its steps, is scored, and is the last */
 	memset(&f, 0, sizeof(f));
 	f.scores = up_down;
