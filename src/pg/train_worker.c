@@ -408,10 +408,15 @@ CaiWorkerBecomeCaller(CaiTrainShared *shared)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
 
+/* When the worker started reading its rows, and the seconds it took (CaiWorkerReadEnd): metrics read_seconds. */
+static TimestampTz worker_read_start = 0;
+static double worker_read_seconds = -1;
+
 /* Start the reading transaction (caller's identity, one snapshot). */
 static void
 CaiWorkerReadBegin(void)
 {
+	worker_read_start = GetCurrentTimestamp();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy training: reading data");
@@ -433,6 +438,7 @@ CaiWorkerReadEnd(CaiTrainShared *shared, MemoryContext train_cxt, int64 n, int64
 
 	PopActiveSnapshot();
 	SPI_finish();
+	worker_read_seconds = (double) (GetCurrentTimestamp() - worker_read_start) / 1e6;
 	/* catalog lookups need the transaction; keep the result in train_cxt */
 	old = MemoryContextSwitchTo(train_cxt);
 	initStringInfo(&p);
@@ -506,6 +512,21 @@ CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps,
 	out->skipped = skipped;
 	out->deploy_policy = cai_opt_string(opts, "deploy") ? pstrdup(cai_opt_string(opts, "deploy")) : NULL;
 	out->history = CaiHistoryJson(ps);
+	/*
+	 * The metrics (kept beside the model, not in its bytes) also say how long
+	 * reading the rows took: the source query, the transfer from the calling
+	 * backend and the conversion to token ids (or strings, for NER).
+	 */
+	if (out->metrics != NULL && worker_read_seconds >= 0)
+	{
+		Jsonb	   *m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)));
+		Jsonb	   *r = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														   CStringGetDatum(psprintf("{\"read_seconds\": %.3f}",
+																					worker_read_seconds))));
+
+		m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m), JsonbPGetDatum(r)));
+		out->metrics = JsonbToCString(NULL, &m->root, VARSIZE(m));
+	}
 }
 
 /* What the validation inputs looked like, for cai_drift: kept with the metrics (drift.c). */

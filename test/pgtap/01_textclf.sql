@@ -34,7 +34,7 @@ GRANT SELECT ON tap_tc.rls TO tap_tc_user;
 ALTER TABLE tap_tc.rls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_some ON tap_tc.rls FOR SELECT TO tap_tc_user USING (length(text) % 2 = 0);
 
-SELECT plan(49);
+SELECT plan(50);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- training
@@ -110,6 +110,9 @@ SELECT is((SELECT (metrics->>'train_rows_read')::int FROM cai_train('tc_rls', 's
 RESET ROLE;
 SELECT ok((SELECT count(*) FROM tap_tc.rls) > (SELECT (metrics->>'train_rows_read')::int FROM cai_model_details WHERE name = 'tc_rls'),
           'the policy hid rows from the training');
+SELECT ok((SELECT (metrics->>'read_seconds')::float8 >= 0 AND (metrics->>'read_seconds')::float8 < 600
+             FROM cai_model_details WHERE name = 'tc_rls'),
+          'the metrics say how long reading the rows took');
 
 -- evaluation
 SELECT is((cai_evaluate('tc', 'tap_tc.reviews')->>'accuracy')::float8,
