@@ -74,6 +74,7 @@ CaiTuneFixedOptions(const cai_task *task, const char *search)
 typedef struct CaiTuneBest
 {
 	int			trial;			/* -1: none yet */
+	int			rung;			/* its rung */
 	double		score;
 	CaiTrained	trained;
 } CaiTuneBest;
@@ -129,7 +130,14 @@ CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train
 	st = cai_arch_train(arch, opts, set, trial_provenance, CaiWorkerProgress, ps, &t.model, &t.model_len, &t.metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, &t);
 	score = CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(t.metrics))));
-	if (!isnan(score) && (best->trial < 0 || score > best->score))
+	/*
+	 * The best trial: the highest validation score; on a tie, the one of the
+	 * higher rung (successive halving's answer is the configuration that
+	 * survived to the last rung, trained with the most epochs: a cheaper
+	 * trial replaces it only with a strictly better score).
+	 */
+	if (!isnan(score) && (best->trial < 0 || score > best->score ||
+						  (score == best->score && tr->rung > best->rung)))
 	{
 		MemoryContext old = MemoryContextSwitchTo(keep);
 
@@ -140,6 +148,7 @@ CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train
 			pfree(best->trained.history);
 		}
 		best->trial = tr->trial;
+		best->rung = tr->rung;
 		best->score = score;
 		best->trained = t;
 		best->trained.model = palloc(t.model_len);
@@ -171,7 +180,7 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 	double		max_seconds = cai_tune_max_seconds(t);
 	int			planned = cai_tune_planned(t);
 	int64		tuning_id;
-	CaiTuneBest best = {-1, NAN};
+	CaiTuneBest best = {-1, -1, NAN};
 	StringInfoData trials;
 	const char *stopped = "schedule done";
 	char	   *search_json;

@@ -18,7 +18,7 @@ CREATE TABLE tap_tune.ner AS
     FROM generate_series(1, 60) g;
 \ir lib/wait_for.sql
 
-SELECT plan(41);
+SELECT plan(42);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- a synchronous search over the fast architecture's default space
@@ -48,6 +48,10 @@ SELECT is((SELECT (cai_model_info('tune_fast') -> 'options' ->> 'learning_rate')
           (SELECT (t.options ->> 'learning_rate')::float8 FROM cai_trials t, r1
             WHERE t.tuning_id = :t1 AND t.trial = (r1.metrics -> 'tuning' ->> 'best_trial')::int),
           'the stored model is the best trial''s');
+SELECT is((SELECT (metrics -> 'tuning' ->> 'best_trial')::int FROM r1),
+          (SELECT trial FROM cai_trials WHERE tuning_id = :t1 AND state = 'succeeded'
+            ORDER BY validation_score DESC, rung DESC, trial LIMIT 1),
+          'the best trial: the highest validation score, then the highest rung');
 SELECT is((SELECT (metrics -> 'tuning' -> 'search' ->> 'seed')::int FROM cai_model_details WHERE name = 'tune_fast'), 42,
           'the whole search is kept in the version''s metrics');
 SELECT ok((SELECT jsonb_array_length(metrics -> 'tuning' -> 'trials') > 1 AND metrics -> 'tuning' -> 'search' -> 'space' ? 'dropout'
