@@ -62,8 +62,10 @@ SELECT is((SELECT count(*)::int FROM cai_training_history WHERE model = 'cv_copy
 -- an asynchronous job: its version's rows carry the job id
 SELECT cai_train_async('cv_job', 'sentiment', 'tap_cv.reviews', options => '{"architecture": "fast", "epochs": 4}') AS j1 \gset
 SELECT is((SELECT state FROM cai_wait(:j1)), 'succeeded', 'a job succeeds');
-SELECT is((SELECT array_agg(DISTINCT job_id) || array_agg(DISTINCT version) FROM cai_training_history WHERE model = 'cv_job'),
-          ARRAY[:j1::bigint, 1], 'its history rows name the job and the version');
+-- (the job history outlives a rerun of this file in the same database: this job's rows)
+SELECT is((SELECT array_agg(DISTINCT version) FROM cai_training_history WHERE model = 'cv_job' AND job_id = :j1),
+          ARRAY[(SELECT version FROM cai_jobs WHERE job_id = :j1)],
+          'its history rows name the job and the version');
 
 -- a cancelled job keeps its curve so far, visible to its role only
 SET ROLE tap_cv_a;
