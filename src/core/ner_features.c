@@ -82,12 +82,64 @@ void
 ner_enc_free(NerEnc *e)
 {
 	cai_free(e->soff);
+	cai_free(e->type);
 	cai_free(e->word);
 	cai_free(e->casing);
 	cai_free(e->coff);
 	cai_free(e->chars);
 	cai_free(e->tags);
 	memset(e, 0, sizeof(*e));
+}
+
+/* Append type id's features (token tok of len bytes) to e, growing its arrays. */
+static cai_status
+ner_enc_add_type(const cai_ner *m, NerEnc *e, size_t *tcap, size_t *ccap, const char *tok, size_t len,
+				 cai_error *err)
+{
+	const size_t id = e->ntypes;
+	int32_t		buf[NER_WORD_CHARS];
+	int			nc;
+
+	if (id == *tcap)
+	{
+		size_t		c2 = *tcap * 2;
+		int32_t    *w = cai_realloc(e->word, sizeof(int32_t) * *tcap, sizeof(int32_t) * c2);
+
+		if (w != NULL)
+			e->word = w;
+		{
+			uint8_t    *cs = w != NULL ? cai_realloc(e->casing, *tcap, c2) : NULL;
+
+			if (cs != NULL)
+				e->casing = cs;
+			{
+				int64_t    *co = cs != NULL ? cai_realloc(e->coff, sizeof(int64_t) * (*tcap + 1),
+														  sizeof(int64_t) * (c2 + 1)) : NULL;
+
+				if (co == NULL)
+					return NOMEM(err);
+				e->coff = co;
+			}
+		}
+		*tcap = c2;
+	}
+	e->word[id] = ner_word_row(m, tok, len);
+	e->casing[id] = (uint8_t) cai_token_casing(tok, len);
+	nc = ner_char_rows(m, tok, len, buf);
+	if ((size_t) e->coff[id] + (size_t) nc > *ccap)
+	{
+		size_t		nc2 = *ccap * 2;
+		int32_t    *p = cai_realloc(e->chars, sizeof(int32_t) * *ccap, sizeof(int32_t) * nc2);
+
+		if (p == NULL)
+			return NOMEM(err);
+		e->chars = p;
+		*ccap = nc2;
+	}
+	memcpy(e->chars + e->coff[id], buf, sizeof(int32_t) * (size_t) nc);
+	e->coff[id + 1] = e->coff[id] + nc;
+	e->ntypes++;
+	return CAI_OK;
 }
 
 /*
@@ -101,8 +153,11 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
 {
 	size_t		ntok = (size_t) (offsets[n] - offsets[0]);
 	size_t		npieces = 0;
-	size_t		ccap;
+	size_t		tcap = ntok < 1024 ? ntok + 1 : 1024;	/* types: at most the tokens */
+	size_t		ccap = tcap * 4;
 	size_t		s = 0;
+	cai_strtab	types;
+	cai_status	st = CAI_OK;
 
 	memset(e, 0, sizeof(*e));
 	for (size_t i = 0; i < n; i++)
@@ -114,15 +169,21 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
 	e->n = npieces;
 	e->ntok = ntok;
 	e->soff = cai_malloc(sizeof(int64_t) * (npieces + 1));
-	e->word = cai_malloc(sizeof(int32_t) * (ntok + 1));
-	e->casing = cai_malloc(ntok + 1);
-	e->coff = cai_malloc(sizeof(int64_t) * (ntok + 1));
-	ccap = ntok < 1024 ? 1024 : ntok * 4;
+	e->type = cai_malloc(sizeof(int32_t) * (ntok + 1));
+	e->word = cai_malloc(sizeof(int32_t) * tcap);
+	e->casing = cai_malloc(tcap);
+	e->coff = cai_malloc(sizeof(int64_t) * (tcap + 1));
 	e->chars = cai_malloc(sizeof(int32_t) * ccap);
-	if (e->soff == NULL || e->word == NULL || e->casing == NULL || e->coff == NULL || e->chars == NULL)
+	if (e->soff == NULL || e->type == NULL || e->word == NULL || e->casing == NULL || e->coff == NULL ||
+		e->chars == NULL)
 	{
 		ner_enc_free(e);
 		return NOMEM(err);
+	}
+	if ((st = cai_strtab_init(&types, (int32_t) tcap, err)) != CAI_OK)
+	{
+		ner_enc_free(e);
+		return st;
 	}
 	for (size_t i = 0; i < n; i++)
 	{
@@ -137,40 +198,24 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
 	}
 	e->soff[s] = (int64_t) ntok;
 	e->coff[0] = 0;
-	for (size_t t = 0; t < ntok; t++)
+	for (size_t t = 0; t < ntok && st == CAI_OK; t++)
 	{
 		const char *tok = tokens[offsets[0] + (int64_t) t];
 		size_t		len = lens[offsets[0] + (int64_t) t];
-		int32_t		buf[NER_WORD_CHARS];
-		int			nc;
+		int32_t		id = 0;
+		bool		added = false;
 
 		if (tok == NULL && len > 0)
-		{
-			ner_enc_free(e);
-			return cai_error_set(err, CAI_ERR_INVALID, "token %zu is NULL", t);
-		}
-		if (tok == NULL)
-			tok = "";
-		e->word[t] = ner_word_row(m, tok, len);
-		e->casing[t] = (uint8_t) cai_token_casing(tok, len);
-		nc = ner_char_rows(m, tok, len, buf);
-		if ((size_t) e->coff[t] + (size_t) nc > ccap)
-		{
-			size_t		nc2 = ccap * 2;
-			int32_t    *p = cai_realloc(e->chars, sizeof(int32_t) * ccap, sizeof(int32_t) * nc2);
-
-			if (p == NULL)
-			{
-				ner_enc_free(e);
-				return NOMEM(err);
-			}
-			e->chars = p;
-			ccap = nc2;
-		}
-		memcpy(e->chars + e->coff[t], buf, sizeof(int32_t) * (size_t) nc);
-		e->coff[t + 1] = e->coff[t] + nc;
+			st = cai_error_set(err, CAI_ERR_INVALID, "token %zu is NULL", t);
+		else if ((st = cai_strtab_intern(&types, tok != NULL ? tok : "", len, &id, &added, err)) == CAI_OK &&
+				 added)
+			st = ner_enc_add_type(m, e, &tcap, &ccap, tok != NULL ? tok : "", len, err);
+		e->type[t] = id;
 	}
-	return CAI_OK;
+	cai_strtab_free(&types);
+	if (st != CAI_OK)
+		ner_enc_free(e);
+	return st;
 }
 
 /* ---------------------------------------------------------------------- */

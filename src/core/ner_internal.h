@@ -210,19 +210,42 @@ ner_norm(const char *s, size_t len, char *out)
 /*
  * Encoded sentences: the features of every token, ready for batches.
  * Sentences longer than max_tokens are split into pieces (each a sentence
- * here; tokens stay in their original order).
+ * here; tokens stay in their original order).  A token's features depend
+ * on its string only, so they are kept once per distinct string (a type):
+ * a token holds its type, 4 bytes, whatever its length (a million
+ * sentences hold far fewer types than tokens).
  */
 typedef struct NerEnc
 {
 	size_t		n;				/* sentences (pieces) */
 	int64_t    *soff;			/* (n + 1) first token of each */
 	size_t		ntok;
-	int32_t    *word;			/* (ntok) word row */
-	uint8_t    *casing;			/* (ntok) */
-	int64_t    *coff;			/* (ntok + 1) first char of each token */
-	int32_t    *chars;			/* (coff[ntok]) char rows */
+	int32_t    *type;			/* (ntok) the token's type */
 	int32_t    *tags;			/* (ntok) internal gold tag, or NULL */
+	size_t		ntypes;
+	int32_t    *word;			/* (ntypes) word row */
+	uint8_t    *casing;			/* (ntypes) */
+	int64_t    *coff;			/* (ntypes + 1) first char of each type */
+	int32_t    *chars;			/* (coff[ntypes]) char rows */
 } NerEnc;
+
+/* Characters (char rows) of token t of e. */
+static inline int64_t
+ner_enc_nchars(const NerEnc *e, int64_t t)
+{
+	return e->coff[e->type[t] + 1] - e->coff[e->type[t]];
+}
+
+/* Characters of tokens [a, z) of e. */
+static inline int64_t
+ner_enc_span_chars(const NerEnc *e, int64_t a, int64_t z)
+{
+	int64_t		c = 0;
+
+	for (int64_t t = a; t < z; t++)
+		c += ner_enc_nchars(e, t);
+	return c;
+}
 
 /* Count normalized training words; first-seen order. */
 typedef struct NerCounter

@@ -185,15 +185,16 @@ ner_net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 			return cai_error_set(err, CAI_ERR_INTERNAL, "batch exceeds the workspace");
 		for (int64_t t = a; t < z; t++)
 		{
-			int32_t		wr = e->word[t];
-			int64_t		c0 = e->coff[t];
-			int64_t		c1 = e->coff[t + 1];
+			const int32_t ty = e->type[t];
+			int32_t		wr = e->word[ty];
+			int64_t		c0 = e->coff[ty];
+			int64_t		c1 = e->coff[ty + 1];
 
 			if (tc != NULL && tc->singleton != NULL && tc->singleton[wr] &&
 				cai_rng_uniform(tc->rng) < tc->unk_p)
 				wr = 0;
 			w->word[N] = wr;
-			w->cas[N] = e->casing[t];
+			w->cas[N] = e->casing[ty];
 			w->cstart[N] = (int32_t) Nc;
 			if (Nc + (size_t) (c1 - c0) > w->maxNc)
 				return cai_error_set(err, CAI_ERR_INTERNAL, "batch exceeds the workspace");

@@ -60,7 +60,7 @@ ner_enc_bounds(const NerEnc *e, int B, int *maxT, size_t *maxN, size_t *maxNc, c
 			int64_t		a = e->soff[p],
 						z = e->soff[p + 1];
 
-			it[p].len = pass == 0 ? (int32_t) (z - a) : (int32_t) (e->coff[z] - e->coff[a]);
+			it[p].len = pass == 0 ? (int32_t) (z - a) : (int32_t) ner_enc_span_chars(e, a, z);
 			it[p].pos = (int32_t) p;
 		}
 		qsort(it, e->n, sizeof(NerLenItem), ner_cmp_len_desc);
@@ -162,7 +162,7 @@ ner_ws_for_order(const NerDims *d, const NerEnc *e, const int32_t *order, NerWs 
 			if (z - a > maxT)
 				maxT = (int) (z - a);
 			N += (size_t) (z - a);
-			Nc += (size_t) (e->coff[z] - e->coff[a]);
+			Nc += (size_t) ner_enc_span_chars(e, a, z);
 		}
 		if (N > maxN)
 			maxN = N;

@@ -1199,9 +1199,15 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 	 */
 	if (!cai_size_mul(ewsb, (size_t) (threads > 1 ? threads : 1), &ewsb) || !cai_size_add(wsb, ewsb, &wsb))
 		goto done;
+	/*
+	 * the encoded tokens: a type and a tag each, and each type's features at
+	 * most once a token; while they are built, a table of the distinct token
+	 * strings (at worst every token: its bytes, hash, offset and two slots)
+	 */
 	total = slab + 2 * sizeof(float) * net.slab.numel + wsb +
 		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + sizeof(char *) * 2 + sizeof(size_t) + 2) +
-		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 3 + cai_strtab_memory(&cc.tab) * 3;
+		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 3 + cai_strtab_memory(&cc.tab) * 3 +
+		ntok * (sizeof(int64_t) * 2 + sizeof(int32_t) * 2 + 1) + nchars;
 done:
 	cai_free(it);
 	cai_free(sel);
