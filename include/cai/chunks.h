@@ -93,7 +93,7 @@ void		cai_chunks_to_tags(const cai_chunk *chunks, size_t n_chunks, size_t n,
 
 /* ---------------------------------------------------------------------
  * String table: interns byte strings as ids 0, 1, 2, ... in first-seen
- * order (open addressing on cai_hash_bytes).  The strings are copied into
+ * order (open addressing on a hash of its own, never stored).  The strings are copied into
  * one growing arena; cai_strtab_str() returns a NUL-terminated view.
  */
 typedef struct cai_strtab
@@ -101,7 +101,7 @@ typedef struct cai_strtab
 	int32_t		n;				/* strings */
 	int32_t		cap;			/* id capacity */
 	uint32_t	mask;			/* slots - 1 */
-	int32_t    *slots;			/* (mask + 1) id or -1 */
+	uint64_t   *slots;			/* (mask + 1) high 32 hash bits | id; all ones: empty */
 	uint64_t   *hash;			/* (cap) */
 	int64_t    *off;			/* (cap + 1) arena offset of each string */
 	char	   *arena;			/* strings, each NUL-terminated */

@@ -58,6 +58,8 @@ typedef struct cai_textclf_tokens
 	uint32_t   *fill;			/* (n_chunks) ids in each chunk */
 	size_t		n_chunks;
 	size_t		chunks_cap;
+	struct cai_token *scratch;	/* (scratch_cap) the tokens of the row being added */
+	size_t		scratch_cap;
 } cai_textclf_tokens;
 
 /* The word ids of row i, *n of them. */

@@ -74,6 +74,15 @@ typedef struct cai_token
 cai_status	cai_tokenize(const char *text, size_t len, size_t max_tokens,
 						 cai_token **tokens, size_t *n_tokens, cai_error *err);
 
+/*
+ * cai_tokenize into a buffer kept between calls: *tokens (cai_malloc'ed, or
+ * NULL at first) holds *cap tokens and is grown as needed; the caller frees
+ * it with cai_free.  The same tokens as cai_tokenize, without an allocation
+ * per text.
+ */
+cai_status	cai_tokenize_reuse(const char *text, size_t len, size_t max_tokens,
+							   cai_token **tokens, size_t *cap, size_t *n_tokens, cai_error *err);
+
 /* Casing / shape classes used as features. */
 typedef enum cai_casing
 {

@@ -16,11 +16,33 @@
 #include "trainer.h"
 
 /* See textclf_internal.h. */
+/* len cut to at most max_tokens * bytes_per_token bytes, at a space if one is near the end */
+static size_t
+textclf_cut(const char *text, size_t len, int max_tokens, size_t bytes_per_token)
+{
+	size_t		cap = (size_t) max_tokens * bytes_per_token;
+	size_t		cut = cap;
+	size_t		floor = cap > 256 ? cap - 256 : 0;
+
+	if (len <= cap)
+		return len;
+	while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
+		cut--;
+	for (size_t i = cut; i > floor; i--)
+	{
+		if (text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t')
+		{
+			cut = i;
+			break;
+		}
+	}
+	return cut;
+}
+
 cai_status
 cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_per_token,
 					 cai_token **toks, size_t *n_toks, cai_error *err)
 {
-	size_t		cap = (size_t) max_tokens * bytes_per_token;
 	cai_status	st;
 
 	*toks = NULL;
@@ -29,24 +51,27 @@ cai_textclf_tokenize(const char *text, size_t len, int max_tokens, size_t bytes_
 		return CAI_OK;
 	if (text == NULL)
 		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
-	if (len > cap)
-	{
-		size_t		cut = cap;
-		size_t		floor = cap > 256 ? cap - 256 : 0;
+	st = cai_tokenize(text, textclf_cut(text, len, max_tokens, bytes_per_token), 0, toks, n_toks, err);
+	if (st != CAI_OK)
+		return st;
+	if (*n_toks > (size_t) max_tokens)
+		*n_toks = (size_t) max_tokens;
+	return CAI_OK;
+}
 
-		while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-			cut--;
-		for (size_t i = cut; i > floor; i--)
-		{
-			if (text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t')
-			{
-				cut = i;
-				break;
-			}
-		}
-		len = cut;
-	}
-	st = cai_tokenize(text, len, 0, toks, n_toks, err);
+/* cai_textclf_tokenize into a buffer kept between calls (cai_tokenize_reuse) */
+static cai_status
+textclf_tokenize_reuse(const char *text, size_t len, int max_tokens, size_t bytes_per_token,
+					   cai_token **toks, size_t *cap, size_t *n_toks, cai_error *err)
+{
+	cai_status	st;
+
+	*n_toks = 0;
+	if (len == 0)
+		return CAI_OK;
+	if (text == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
+	st = cai_tokenize_reuse(text, textclf_cut(text, len, max_tokens, bytes_per_token), 0, toks, cap, n_toks, err);
 	if (st != CAI_OK)
 		return st;
 	if (*n_toks > (size_t) max_tokens)
@@ -303,18 +328,17 @@ cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_
 	int32_t    *dst;
 	cai_status	st;
 
-	if ((st = cai_textclf_tokenize(text, len, t->max_tokens, TEXTCLF_BYTES_PER_TOKEN, &toks, &nt, err)) != CAI_OK)
+	if ((st = textclf_tokenize_reuse(text, len, t->max_tokens, TEXTCLF_BYTES_PER_TOKEN, &t->scratch, &t->scratch_cap,
+									 &nt, err)) != CAI_OK)
 		return st;
+	toks = t->scratch;
 	if (t->n == t->cap)
 	{
 		/* the row offsets grow by half (copied; 8 bytes a row) */
 		size_t		nc = t->cap + t->cap / 2;
 
 		if (!cai_grow_array((void **) &t->off, sizeof(int64_t), t->cap + 1, nc + 1))
-		{
-			cai_free(toks);
 			return NOMEM(err);
-		}
 		t->cap = nc;
 	}
 	/* a new chunk when this one cannot hold the row (positions stay below chunk) */
@@ -326,17 +350,11 @@ cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_
 
 			if (!cai_grow_array((void **) &t->chunks, sizeof(int32_t *), t->chunks_cap, nc) ||
 				!cai_grow_array((void **) &t->fill, sizeof(uint32_t), t->chunks_cap, nc))
-			{
-				cai_free(toks);
 				return NOMEM(err);
-			}
 			t->chunks_cap = nc;
 		}
 		if ((t->chunks[t->n_chunks] = cai_malloc(sizeof(int32_t) * chunk)) == NULL)
-		{
-			cai_free(toks);
 			return NOMEM(err);
-		}
 		c = t->n_chunks++;
 		t->fill[c] = 0;
 		t->off[t->n] = (int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS;
@@ -346,12 +364,8 @@ cai_textclf_tokens_add(cai_textclf_tokens *t, const char *text, size_t len, cai_
 	{
 		if ((st = cai_strtab_intern(t->words, text + toks[i].start, (size_t) (toks[i].end - toks[i].start),
 									&dst[i], NULL, err)) != CAI_OK)
-		{
-			cai_free(toks);
 			return st;
-		}
 	}
-	cai_free(toks);
 	t->fill[c] += (uint32_t) nt;
 	t->off[++t->n] = ((int64_t) c << TEXTCLF_TOKENS_CHUNK_BITS) + t->fill[c];
 	return CAI_OK;
@@ -366,6 +380,7 @@ cai_textclf_tokens_free(cai_textclf_tokens *t)
 	cai_free(t->chunks);
 	cai_free(t->fill);
 	cai_free(t->off);
+	cai_free(t->scratch);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -374,7 +389,7 @@ size_t
 cai_textclf_tokens_memory(const cai_textclf_tokens *t)
 {
 	return (t->cap + 1) * sizeof(int64_t) + t->n_chunks * (sizeof(int32_t) << TEXTCLF_TOKENS_CHUNK_BITS) +
-		t->chunks_cap * (sizeof(int32_t *) + sizeof(uint32_t));
+		t->chunks_cap * (sizeof(int32_t *) + sizeof(uint32_t)) + t->scratch_cap * sizeof(cai_token);
 }
 
 /* See textclf.h. */

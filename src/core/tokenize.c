@@ -920,39 +920,17 @@ token_buf_grow(token_buf *b, cai_error *err)
 	return CAI_OK;
 }
 
-cai_status
-cai_tokenize(const char *text, size_t len, size_t max_tokens,
-			 cai_token **tokens, size_t *n_tokens, cai_error *err)
+/* Tokens of text[0..len) appended to buf (grown as needed; the caller frees it). */
+static cai_status
+tokenize_run(const char *text, size_t len, token_buf *buf, cai_error *err)
 {
 	scanner		sc;
-	token_buf	buf;
 	const unsigned char *s = (const unsigned char *) text;
 	size_t		pos = 0;
 	int64_t		cpos = 0;
 	cai_status	st;
 
-	if (tokens == NULL || n_tokens == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "tokens and n_tokens must not be NULL");
-	*tokens = NULL;
-	*n_tokens = 0;
-	if (len == 0)
-		return CAI_OK;
-	if (text == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
-	if (len > (size_t) INT64_MAX)
-		return cai_error_set(err, CAI_ERR_LIMIT, "text is too long");
-
 	scanner_init(&sc, text, len);
-	buf.t = NULL;
-	buf.n = 0;
-	buf.max = max_tokens;
-	/* about one token per 5 bytes in running text; grown by doubling */
-	buf.cap = len / 4 + 8 < 65536 ? len / 4 + 8 : 65536;
-	if (max_tokens > 0 && buf.cap > max_tokens)
-		buf.cap = max_tokens;
-	buf.t = cai_malloc(buf.cap * sizeof(cai_token));	/* cap <= 65536 */
-	if (buf.t == NULL)
-		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for %zu tokens", buf.cap);
 
 	while (pos < len)
 	{
@@ -1035,12 +1013,10 @@ cai_tokenize(const char *text, size_t len, size_t max_tokens,
 				break;
 		}
 
-		if (buf.n == buf.cap && (st = token_buf_grow(&buf, err)) != CAI_OK)
-		{
-			cai_free(buf.t);
+		if ((buf->n == buf->cap || (buf->max > 0 && buf->n >= buf->max)) &&
+			(st = token_buf_grow(buf, err)) != CAI_OK)
 			return st;
-		}
-		t = &buf.t[buf.n++];
+		t = &buf->t[buf->n++];
 		t->start = (int64_t) start;
 		t->end = (int64_t) pos;
 		t->cstart = cstart;
@@ -1048,14 +1024,78 @@ cai_tokenize(const char *text, size_t len, size_t max_tokens,
 		t->kind = kind;
 	}
 
-	if (buf.n == 0)
+	return CAI_OK;
+}
+
+/* checks shared by cai_tokenize and cai_tokenize_reuse: false when text has no tokens */
+static cai_status
+tokenize_check(const char *text, size_t len, bool *empty, cai_error *err)
+{
+	*empty = len == 0;
+	if (len == 0)
+		return CAI_OK;
+	if (text == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "text is NULL");
+	if (len > (size_t) INT64_MAX)
+		return cai_error_set(err, CAI_ERR_LIMIT, "text is too long");
+	return CAI_OK;
+}
+
+cai_status
+cai_tokenize(const char *text, size_t len, size_t max_tokens,
+			 cai_token **tokens, size_t *n_tokens, cai_error *err)
+{
+	token_buf	buf;
+	bool		empty;
+	cai_status	st;
+
+	if (tokens == NULL || n_tokens == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "tokens and n_tokens must not be NULL");
+	*tokens = NULL;
+	*n_tokens = 0;
+	if ((st = tokenize_check(text, len, &empty, err)) != CAI_OK || empty)
+		return st;
+	buf.n = 0;
+	buf.max = max_tokens;
+	/* about one token per 5 bytes in running text; grown by doubling */
+	buf.cap = len / 4 + 8 < 65536 ? len / 4 + 8 : 65536;
+	if (max_tokens > 0 && buf.cap > max_tokens)
+		buf.cap = max_tokens;
+	buf.t = cai_malloc(buf.cap * sizeof(cai_token));	/* cap <= 65536 */
+	if (buf.t == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for %zu tokens", buf.cap);
+	if ((st = tokenize_run(text, len, &buf, err)) != CAI_OK || buf.n == 0)
 	{
 		cai_free(buf.t);
-		return CAI_OK;
+		return st;
 	}
 	*tokens = buf.t;
 	*n_tokens = buf.n;
 	return CAI_OK;
+}
+
+cai_status
+cai_tokenize_reuse(const char *text, size_t len, size_t max_tokens,
+				   cai_token **tokens, size_t *cap, size_t *n_tokens, cai_error *err)
+{
+	token_buf	buf;
+	bool		empty;
+	cai_status	st;
+
+	if (tokens == NULL || cap == NULL || n_tokens == NULL)
+		return cai_error_set(err, CAI_ERR_INVALID, "tokens, cap and n_tokens must not be NULL");
+	*n_tokens = 0;
+	if ((st = tokenize_check(text, len, &empty, err)) != CAI_OK || empty)
+		return st;
+	buf.t = *tokens;
+	buf.cap = *tokens != NULL ? *cap : 0;
+	buf.n = 0;
+	buf.max = max_tokens;
+	st = tokenize_run(text, len, &buf, err);
+	*tokens = buf.t;
+	*cap = buf.cap;
+	*n_tokens = st == CAI_OK ? buf.n : 0;
+	return st;
 }
 
 /* ---------------------------------------------------------------------

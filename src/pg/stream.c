@@ -130,6 +130,7 @@ CaiSourceNext(CaiSource *s)
 			char	   *body;
 			Size		len;
 			char		type = CaiSourceReceive(&body, &len);
+			HeapTuple	tup;
 			MinimalTuple mt;
 
 			if (type == 'E')
@@ -137,14 +138,23 @@ CaiSourceNext(CaiSource *s)
 				s->done = true;
 				break;
 			}
-			if (type != 'T' || len < offsetof(MinimalTupleData, t_bits))
+			if (type != 'T' || len < offsetof(MinimalTupleData, t_bits) || len > MaxAllocSize / 2)
 				elog(ERROR, "unexpected message '%c' in the training rows queue", type);
-			mt = palloc(len);
-			memcpy(mt, body, len);	/* aligned copy */
+			/*
+			 * One aligned copy, read in place as a heap tuple: t_data points
+			 * MINIMAL_TUPLE_OFFSET bytes before the minimal tuple, whose
+			 * header fields are those of a heap tuple from there on.
+			 */
+			tup = palloc(HEAPTUPLESIZE + MINIMAL_TUPLE_OFFSET + len);
+			mt = (MinimalTuple) ((char *) tup + HEAPTUPLESIZE + MINIMAL_TUPLE_OFFSET);
+			memcpy(mt, body, len);
 			if (mt->t_len != len)
 				elog(ERROR, "malformed row in the training rows queue");
-			s->tuples[s->n++] = heap_tuple_from_minimal_tuple(mt);
-			pfree(mt);
+			tup->t_len = len + MINIMAL_TUPLE_OFFSET;
+			ItemPointerSetInvalid(&tup->t_self);
+			tup->t_tableOid = InvalidOid;
+			tup->t_data = (HeapTupleHeader) ((char *) mt - MINIMAL_TUPLE_OFFSET);
+			s->tuples[s->n++] = tup;
 		}
 		MemoryContextSwitchTo(old);
 		CHECK_FOR_INTERRUPTS();
@@ -170,14 +180,12 @@ CaiSourceClose(CaiSource *s)
  * holds why).
  */
 static bool
-CaiStreamSend(shm_mq_handle *rows, shm_mq_handle *worker, void (*on_message) (void *, Size, void *), void *arg,
-			  char type, const void *body, Size len, bool flush)
+CaiStreamSendv(shm_mq_handle *rows, shm_mq_handle *worker, void (*on_message) (void *, Size, void *), void *arg,
+			   shm_mq_iovec *iov, int iovcnt, bool flush)
 {
-	shm_mq_iovec iov[2] = {{&type, 1}, {(const char *) body, len}};
-
 	for (;;)
 	{
-		shm_mq_result r = shm_mq_sendv(rows, iov, len > 0 ? 2 : 1, true, flush);
+		shm_mq_result r = shm_mq_sendv(rows, iov, iovcnt, true, flush);
 		Size		nbytes;
 		void	   *data;
 
@@ -194,6 +202,92 @@ CaiStreamSend(shm_mq_handle *rows, shm_mq_handle *worker, void (*on_message) (vo
 	}
 }
 
+static bool
+CaiStreamSend(shm_mq_handle *rows, shm_mq_handle *worker, void (*on_message) (void *, Size, void *), void *arg,
+			  char type, const void *body, Size len, bool flush)
+{
+	shm_mq_iovec iov[2] = {{&type, 1}, {(const char *) body, len}};
+
+	return CaiStreamSendv(rows, worker, on_message, arg, iov, len > 0 ? 2 : 1, flush);
+}
+
+/*
+ * Caller side: the executor hands each row of the source query to this
+ * receiver, which sends it on at once (no SPI tuple table, no copy of a row
+ * read from a table's buffer): the bytes of a MinimalTuple are those of the
+ * heap tuple after MINIMAL_TUPLE_OFFSET with their own length in front.
+ */
+typedef struct CaiStreamDest
+{
+	DestReceiver pub;
+	shm_mq_handle *rows;
+	shm_mq_handle *worker;
+	void		(*on_message) (void *, Size, void *);
+	void	   *arg;
+	bool		alive;
+} CaiStreamDest;
+
+static void
+CaiStreamStartup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	CaiStreamDest *d = (CaiStreamDest *) self;
+	StringInfoData cols;
+	uint16		natts = (uint16) desc->natts;
+
+	initStringInfo(&cols);
+	appendBinaryStringInfo(&cols, (char *) &natts, sizeof(uint16));
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		appendBinaryStringInfo(&cols, (char *) &a->atttypid, sizeof(Oid));
+		appendBinaryStringInfo(&cols, (char *) &a->atttypmod, sizeof(int32));
+	}
+	d->alive = CaiStreamSend(d->rows, d->worker, d->on_message, d->arg, 'D', cols.data, cols.len, true);
+	pfree(cols.data);
+}
+
+static bool
+CaiStreamReceive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CaiStreamDest *d = (CaiStreamDest *) self;
+	bool		free_tup;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &free_tup);
+	HeapTuple	flat = NULL;
+	uint32		len;
+	char		type = 'T';
+	shm_mq_iovec iov[3];
+
+	if (!d->alive)
+		return false;
+	/* values stored out of line (TOAST) travel inline: the worker cannot read our TOAST */
+	if (HeapTupleHasExternal(tup))
+		flat = toast_flatten_tuple(tup, slot->tts_tupleDescriptor);
+	len = (flat != NULL ? flat : tup)->t_len - MINIMAL_TUPLE_OFFSET;
+	iov[0].data = &type;
+	iov[0].len = 1;
+	iov[1].data = (const char *) &len;
+	iov[1].len = sizeof(uint32);
+	iov[2].data = (const char *) (flat != NULL ? flat : tup)->t_data + MINIMAL_TUPLE_OFFSET + sizeof(uint32);
+	iov[2].len = len - sizeof(uint32);
+	d->alive = CaiStreamSendv(d->rows, d->worker, d->on_message, d->arg, iov, 3, false);
+	if (flat != NULL)
+		heap_freetuple(flat);
+	if (free_tup)
+		heap_freetuple(tup);
+	return d->alive;
+}
+
+static void
+CaiStreamShutdown(DestReceiver *self)
+{
+}
+
+static void
+CaiStreamDestroy(DestReceiver *self)
+{
+}
+
 /*
  * Caller side: run query with the calling statement's snapshot and rights and
  * send its rows.  false if the worker stopped reading (it has exited).
@@ -202,46 +296,40 @@ bool
 CaiStreamQuery(shm_mq_handle *rows, shm_mq_handle *worker, void (*on_message) (void *, Size, void *), void *arg,
 			   const char *query, const char *what)
 {
-	CaiSource	s;
-	StringInfoData cols;
-	uint16		natts;
-	bool		alive = true;
+	CaiStreamDest d;
+	SPIExecuteOptions opts;
+	SPIPlanPtr	plan;
+	int			ret;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	CaiSourceOpen(&s, query, what);
-	natts = (uint16) s.desc->natts;
-	initStringInfo(&cols);
-	appendBinaryStringInfo(&cols, (char *) &natts, sizeof(uint16));
-	for (int i = 0; i < natts; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(s.desc, i);
-
-		appendBinaryStringInfo(&cols, (char *) &a->atttypid, sizeof(Oid));
-		appendBinaryStringInfo(&cols, (char *) &a->atttypmod, sizeof(int32));
-	}
-	alive = CaiStreamSend(rows, worker, on_message, arg, 'D', cols.data, cols.len, true);
-	while (alive && CaiSourceNext(&s))
-	{
-		MemoryContext old = MemoryContextSwitchTo(s.batch_cxt);
-
-		for (uint64 i = 0; alive && i < s.n; i++)
-		{
-			HeapTuple	tup = s.tuples[i];
-			MinimalTuple mt;
-
-			/* values stored out of line (TOAST) travel inline: the worker cannot read our TOAST */
-			if (HeapTupleHasExternal(tup))
-				tup = toast_flatten_tuple(tup, s.desc);
-			mt = minimal_tuple_from_heap_tuple(tup);
-			alive = CaiStreamSend(rows, worker, on_message, arg, 'T', mt, mt->t_len, false);
-			pfree(mt);
-		}
-		MemoryContextSwitchTo(old);
-	}
-	if (alive)
-		alive = CaiStreamSend(rows, worker, on_message, arg, 'E', NULL, 0, true);
-	CaiSourceClose(&s);
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the %s query: %s", what, SPI_result_code_string(SPI_result));
+	/* one query returning rows, as a cursor would require */
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+				 errmsg("the %s must be one query that returns rows", what)));
+	memset(&d, 0, sizeof(d));
+	d.pub.receiveSlot = CaiStreamReceive;
+	d.pub.rStartup = CaiStreamStartup;
+	d.pub.rShutdown = CaiStreamShutdown;
+	d.pub.rDestroy = CaiStreamDestroy;
+	d.pub.mydest = DestNone;	/* not DestSPI: SPI keeps no tuple table */
+	d.rows = rows;
+	d.worker = worker;
+	d.on_message = on_message;
+	d.arg = arg;
+	d.alive = true;
+	memset(&opts, 0, sizeof(opts));
+	opts.read_only = true;		/* the statement's snapshot, as the cursor had */
+	opts.dest = &d.pub;
+	ret = SPI_execute_plan_extended(plan, &opts);
+	if (ret < 0)
+		elog(ERROR, "could not run the %s query: %s", what, SPI_result_code_string(ret));
+	if (d.alive)
+		d.alive = CaiStreamSend(rows, worker, on_message, arg, 'E', NULL, 0, true);
 	SPI_finish();
-	return alive;
+	return d.alive;
 }

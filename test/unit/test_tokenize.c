@@ -588,9 +588,42 @@ test_ngrams(void)
 	}
 }
 
+/* cai_tokenize_reuse: the same tokens as cai_tokenize, one buffer for many texts */
+static void
+test_reuse(void)
+{
+	const char *texts[] = {"", "Hello, world!", "张伟在北京 visited Paris.", "a", "   ",
+	"one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen"};
+	cai_token  *buf = NULL;
+	size_t		cap = 0;
+	size_t		n;
+	cai_error	err;
+
+	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++)
+	{
+		cai_token  *want;
+		size_t		nw;
+
+		CHECK(cai_tokenize(texts[k], strlen(texts[k]), 0, &want, &nw, &err) == CAI_OK, "%s", err.msg);
+		CHECK(cai_tokenize_reuse(texts[k], strlen(texts[k]), 0, &buf, &cap, &n, &err) == CAI_OK, "%s", err.msg);
+		CHECK(n == nw && (n == 0 || memcmp(buf, want, n * sizeof(cai_token)) == 0), "text %zu: %zu vs %zu tokens", k, n, nw);
+		CHECK(n <= cap, "cap %zu", cap);
+		cai_free(want);
+	}
+	CHECK(cap >= 17, "the buffer grew to the longest text (%zu)", cap);
+	/* max_tokens holds even when the buffer has room for more */
+	CHECK(cai_tokenize_reuse(texts[5], strlen(texts[5]), 3, &buf, &cap, &n, &err) == CAI_ERR_LIMIT && n == 0,
+		  "max_tokens with a large buffer");
+	CHECK(cai_tokenize_reuse(texts[1], strlen(texts[1]), 4, &buf, &cap, &n, &err) == CAI_OK && n == 4, "4 tokens");
+	CHECK(cai_tokenize_reuse(NULL, 3, 0, &buf, &cap, &n, &err) == CAI_ERR_INVALID, "NULL text");
+	CHECK(cai_tokenize_reuse("x", 1, 0, NULL, &cap, &n, &err) == CAI_ERR_INVALID, "NULL buffer pointer");
+	cai_free(buf);
+}
+
 int
 main(void)
 {
+	test_reuse();
 	test_english();
 	test_cjk();
 	test_scripts();
