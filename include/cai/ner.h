@@ -20,7 +20,15 @@
 
 typedef struct cai_ner cai_ner;
 
-/* Sentences of tokens with one tag per token. */
+/*
+ * Sentences of tokens with one tag per token.  Tokens and tags are given
+ * either as strings (tokens and token_lens, tags) or, more compactly for
+ * millions of tokens, as ids into lists of the distinct strings (token_ids
+ * into strings and string_lens; tag_ids into tag_names), 4 and 2 bytes a
+ * token instead of 24.  Training reads either form; inference functions
+ * take the string form.  Data built with positional initializers of the
+ * first five fields keeps working (the others zero).
+ */
 typedef struct cai_ner_data
 {
 	size_t		n;				/* sentences */
@@ -28,7 +36,50 @@ typedef struct cai_ner_data
 	const char *const *tokens;	/* (offsets[n]) UTF-8 tokens */
 	const size_t *token_lens;	/* (offsets[n]) byte lengths */
 	const char *const *tags;	/* (offsets[n]) tag strings (NULL in inference-only data) */
+	const uint16_t *tag_ids;	/* (offsets[n]) or NULL: index in tag_names of each token's tag */
+	const char *const *tag_names;	/* (n_tag_names) the distinct tags, for tag_ids */
+	size_t		n_tag_names;
+	const int32_t *token_ids;	/* (offsets[n]) or NULL: index in strings of each token (tokens NULL) */
+	const char *const *strings;	/* (n_strings) the distinct tokens, for token_ids */
+	const size_t *string_lens;	/* (n_strings) */
+	size_t		n_strings;
 } cai_ner_data;
+
+/* Token k of d and its byte length ("" for a NULL token; ids are checked by the trainers first). */
+static inline const char *
+cai_ner_data_token(const cai_ner_data *d, int64_t k, size_t *len)
+{
+	const char *s;
+
+	if (d->token_ids != NULL)
+	{
+		*len = d->string_lens[d->token_ids[k]];
+		s = d->strings[d->token_ids[k]];
+	}
+	else
+	{
+		*len = d->token_lens[k];
+		s = d->tokens[k];
+	}
+	return s != NULL ? s : "";
+}
+
+/* Whether d has tags (as strings or as ids). */
+static inline bool
+cai_ner_data_has_tags(const cai_ner_data *d)
+{
+	return d->tags != NULL || (d->tag_ids != NULL && d->tag_names != NULL);
+}
+
+/* The tag string of token k of d (NULL when d has no tags; ids are checked by the trainers first). */
+static inline const char *
+cai_ner_data_tag(const cai_ner_data *d, int64_t k)
+{
+	if (d->tags != NULL)
+		return d->tags[k];
+	return d->tag_ids != NULL && d->tag_names != NULL && d->tag_ids[k] < d->n_tag_names ?
+		d->tag_names[d->tag_ids[k]] : NULL;
+}
 
 extern const cai_opt_def cai_ner_option_defs[];
 extern const int cai_ner_n_option_defs;

@@ -1168,7 +1168,7 @@ cmd_evaluate(const Args *a)
 		FILE	   *in = open_input(a->pos[1]);
 		Conll		c;
 		const char **pred;
-		cai_ner_data d;
+		cai_ner_data d = {0};
 
 		conll_init(&c, in, input_name(a->pos[1]));
 		if (!conll_read(&c, 0, true))
@@ -1536,8 +1536,8 @@ cmd_train(const Args *a)
 	Conll		cva;
 	cai_textclf_data dtr = {0};
 	cai_textclf_data dva = {0};
-	cai_ner_data ntr;
-	cai_ner_data nva;
+	cai_ner_data ntr = {0};
+	cai_ner_data nva = {0};
 	int			n_labels = 0;
 	char	  **labels = NULL;
 	size_t		n_rows;

@@ -143,13 +143,16 @@ ner_enc_add_type(const cai_ner *m, NerEnc *e, size_t *tcap, size_t *ccap, const 
 }
 
 /*
- * Encode n sentences given by offsets (n + 1) over tokens/lens, splitting
- * sentences longer than max_tokens.  Empty sentences are kept (as empty).
+ * Encode n sentences given by offsets (n + 1) over the tokens of src
+ * (checked: ner_check_data), splitting sentences longer than max_tokens.
+ * Empty sentences are kept (as empty).  start NULL: sentence i is tokens
+ * offsets[i] .. offsets[i + 1] of src; else it is the same number of tokens
+ * from token start[i] (a selection of the caller's sentences, encoded as if
+ * they were consecutive).
  */
 cai_status
-ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
-			  const char *const *tokens, const size_t *lens, int max_tokens,
-			  NerEnc *e, cai_error *err)
+ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t *start,
+			  const cai_ner_data *src, int max_tokens, NerEnc *e, cai_error *err)
 {
 	size_t		ntok = (size_t) (offsets[n] - offsets[0]);
 	size_t		npieces = 0;
@@ -198,19 +201,24 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
 	}
 	e->soff[s] = (int64_t) ntok;
 	e->coff[0] = 0;
-	for (size_t t = 0; t < ntok && st == CAI_OK; t++)
+	for (size_t i = 0; i < n && st == CAI_OK; i++)
 	{
-		const char *tok = tokens[offsets[0] + (int64_t) t];
-		size_t		len = lens[offsets[0] + (int64_t) t];
-		int32_t		id = 0;
-		bool		added = false;
+		int64_t		from = start != NULL ? start[i] : offsets[i];
+		size_t		t0 = (size_t) (offsets[i] - offsets[0]);
+		size_t		len_i = (size_t) (offsets[i + 1] - offsets[i]);
 
-		if (tok == NULL && len > 0)
-			st = cai_error_set(err, CAI_ERR_INVALID, "token %zu is NULL", t);
-		else if ((st = cai_strtab_intern(&types, tok != NULL ? tok : "", len, &id, &added, err)) == CAI_OK &&
-				 added)
-			st = ner_enc_add_type(m, e, &tcap, &ccap, tok != NULL ? tok : "", len, err);
-		e->type[t] = id;
+		for (size_t k = 0; k < len_i && st == CAI_OK; k++)
+		{
+			size_t		t = t0 + k;
+			size_t		len;
+			const char *tok = cai_ner_data_token(src, from + (int64_t) k, &len);
+			int32_t		id = 0;
+			bool		added = false;
+
+			if ((st = cai_strtab_intern(&types, tok, len, &id, &added, err)) == CAI_OK && added)
+				st = ner_enc_add_type(m, e, &tcap, &ccap, tok, len, err);
+			e->type[t] = id;
+		}
 	}
 	cai_strtab_free(&types);
 	if (st != CAI_OK)
@@ -258,31 +266,78 @@ cai_status
 ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err)
 {
 	cai_status	st;
-	size_t		ntok = (size_t) s->off[s->n];
 
 	if ((st = cai_strtab_init(&wc->tab, 1024, err)) != CAI_OK ||
 		(st = cai_strtab_init(&cc->tab, 256, err)) != CAI_OK)
 		return st;
-	for (size_t i = 0; i < ntok; i++)
-	{
-		char		norm[NER_NORM_MAX];
-		size_t		n = ner_norm(s->tok[i], s->len[i], norm);
-		size_t		pos = 0;
-
-		if ((st = counter_add(wc, norm, n, err)) != CAI_OK)
-			return st;
-		while (pos < s->len[i])
+	for (size_t i = 0; i < s->n; i++)
+		for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
 		{
-			int32_t		cp;
-			int			k = cai_utf8_decode(s->tok[i] + pos, s->len[i] - pos, &cp);
+			char		norm[NER_NORM_MAX];
+			size_t		len;
+			const char *tok = ner_side_token(s, i, j, &len);
+			size_t		n = ner_norm(tok, len, norm);
+			size_t		pos = 0;
 
-			if (k <= 0)
-				break;
-			if (cp >= 0 && (st = counter_add(cc, s->tok[i] + pos, (size_t) k, err)) != CAI_OK)
+			if ((st = counter_add(wc, norm, n, err)) != CAI_OK)
 				return st;
-			pos += (size_t) k;
+			while (pos < len)
+			{
+				int32_t		cp;
+				int			k = cai_utf8_decode(tok + pos, len - pos, &cp);
+
+				if (k <= 0)
+					break;
+				if (cp >= 0 && (st = counter_add(cc, tok + pos, (size_t) k, err)) != CAI_OK)
+					return st;
+				pos += (size_t) k;
+			}
 		}
+	return CAI_OK;
+}
+
+/* See ner_internal.h. */
+cai_status
+ner_data_strings(const cai_ner_data *d, cai_ner_data *out, void **owned, cai_error *err)
+{
+	size_t		ntok;
+	bool		tag_ids = d->tags == NULL && d->tag_ids != NULL;
+	char	   *block;
+	const char **tok;
+	size_t	   *len;
+	const char **tag = NULL;
+	int64_t		a;
+
+	*out = *d;
+	*owned = NULL;
+	if (d->token_ids == NULL && !tag_ids)
+		return CAI_OK;
+	if (d->n == 0)
+		return CAI_OK;
+	/* the arrays keep the data's indexing (offsets[0] need not be 0) */
+	ntok = (size_t) d->offsets[d->n];
+	block = cai_malloc((sizeof(char *) * 2 + sizeof(size_t)) * (ntok + 1));
+	if (block == NULL)
+		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for %zu tokens", ntok);
+	tok = (const char **) block;
+	len = (size_t *) (block + sizeof(char *) * (ntok + 1));
+	if (tag_ids)
+		tag = (const char **) (block + (sizeof(char *) + sizeof(size_t)) * (ntok + 1));
+	for (a = d->offsets[0]; a < d->offsets[d->n]; a++)
+	{
+		tok[a] = cai_ner_data_token(d, a, &len[a]);
+		if (tag != NULL)
+			tag[a] = cai_ner_data_tag(d, a);
 	}
+	out->tokens = tok;
+	out->token_lens = len;
+	out->token_ids = NULL;
+	if (tag != NULL)
+	{
+		out->tags = tag;
+		out->tag_ids = NULL;
+	}
+	*owned = block;
 	return CAI_OK;
 }
 
@@ -297,7 +352,10 @@ ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err
 cai_status
 ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_error *err)
 {
-	if (d->n > 0 && (d->offsets == NULL || d->tokens == NULL || d->token_lens == NULL))
+	bool		ids = d->token_ids != NULL;
+
+	if (d->n > 0 && (d->offsets == NULL ||
+					 (ids ? d->strings == NULL || d->string_lens == NULL : d->tokens == NULL || d->token_lens == NULL)))
 		return cai_error_set(err, CAI_ERR_INVALID, "%s data lacks offsets, tokens or lengths", what);
 	if (d->n == 0)
 		return CAI_OK;
@@ -308,8 +366,24 @@ ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_erro
 			return cai_error_set(err, CAI_ERR_INVALID, "%s offsets of sentence %zu decrease", what, i);
 	if (d->offsets[d->n] - d->offsets[0] > INT32_MAX / 2)
 		return cai_error_set(err, CAI_ERR_LIMIT, "%s data has too many tokens", what);
-	if (need_tags && d->tags == NULL)
+	if (need_tags && !cai_ner_data_has_tags(d))
 		return cai_error_set(err, CAI_ERR_INVALID, "%s data has no tags", what);
+	if (need_tags && d->tags == NULL)
+		for (int64_t i = d->offsets[0]; i < d->offsets[d->n]; i++)
+			if (d->tag_ids[i] >= d->n_tag_names)
+				return cai_error_set(err, CAI_ERR_INVALID, "%s tag id %u of token %" PRId64 " is not below %zu",
+									 what, (unsigned) d->tag_ids[i], i, d->n_tag_names);
+	if (ids)
+	{
+		for (int64_t i = d->offsets[0]; i < d->offsets[d->n]; i++)
+			if (d->token_ids[i] < 0 || (size_t) d->token_ids[i] >= d->n_strings)
+				return cai_error_set(err, CAI_ERR_INVALID, "%s token id %d of token %" PRId64 " is not below %zu",
+									 what, (int) d->token_ids[i], i, d->n_strings);
+		for (size_t k = 0; k < d->n_strings; k++)
+			if (d->strings[k] == NULL && d->string_lens[k] > 0)
+				return cai_error_set(err, CAI_ERR_INVALID, "%s string %zu is NULL", what, k);
+		return CAI_OK;
+	}
 	for (int64_t i = d->offsets[0]; i < d->offsets[d->n]; i++)
 		if (d->tokens[i] == NULL && d->token_lens[i] > 0)
 			return cai_error_set(err, CAI_ERR_INVALID, "%s token %" PRId64 " is NULL", what, i);

@@ -347,18 +347,36 @@ typedef struct NerShards
 	size_t		ebatch0;		/* first evaluation batch of the round */
 } NerShards;
 
-/* One side (train or validation) of the data, rebased at token 0. */
+/*
+ * One side (train or validation) of the data, rebased at token 0: token j
+ * of the side (sentence i, off[i] <= j < off[i + 1]) is token
+ * start[i] + j - off[i] of src, read there (ner_side_token, ner_side_tag)
+ * rather than copied, so that a side costs 5 bytes a token besides src.
+ */
 typedef struct NerSide
 {
 	size_t		n;				/* sentences */
 	int64_t    *off;			/* (n + 1) */
-	const char **tok;			/* (ntok) */
-	size_t	   *len;			/* (ntok) */
-	const char **tag;			/* (ntok) */
+	const cai_ner_data *src;	/* the caller's sentences (not owned) */
+	int64_t    *start;			/* (n) index in src of each sentence's first token */
 	char	   *prefix;			/* (ntok) parsed tags */
 	int32_t    *type;			/* (ntok) model type id, >= n_types for unknown */
 	NerEnc		enc;
 } NerSide;
+
+/* Token j of sentence i of side s ("" for a NULL token), its byte length in *len. */
+static inline const char *
+ner_side_token(const NerSide *s, size_t i, int64_t j, size_t *len)
+{
+	return cai_ner_data_token(s->src, s->start[i] + j - s->off[i], len);
+}
+
+/* Tag string of token j of sentence i of side s (NULL when the data has no tags). */
+static inline const char *
+ner_side_tag(const NerSide *s, size_t i, int64_t j)
+{
+	return cai_ner_data_tag(s->src, s->start[i] + j - s->off[i]);
+}
 
 /* One training run (cai_ner_train, cai_ner_gradcheck): options, data, the model, buffers. */
 typedef struct NerTrain
@@ -405,9 +423,13 @@ typedef struct NerLenItem
 
 /* ner_features.c */
 void		ner_enc_free(NerEnc *e);
-cai_status	ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets,
-						  const char *const *tokens, const size_t *lens, int max_tokens,
-						  NerEnc *e, cai_error *err);
+cai_status	ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t *start,
+						  const cai_ner_data *src, int max_tokens, NerEnc *e, cai_error *err);
+/*
+ * d in the string form (tokens, token_lens, tags): d itself, or when it has
+ * ids, *out with arrays materialized in *owned (cai_free it; NULL if none).
+ */
+cai_status	ner_data_strings(const cai_ner_data *d, cai_ner_data *out, void **owned, cai_error *err);
 void		ner_counter_free(NerCounter *c);
 cai_status	ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err);
 cai_status	ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_error *err);

@@ -183,8 +183,7 @@ ner_ws_for_order(const NerDims *d, const NerEnc *e, const int32_t *order, NerWs 
  * offsets[0].  Reads the model only; all scratch is allocated here.
  */
 static cai_status
-ner_tag_internal(const cai_ner *m, size_t n, const int64_t *offsets,
-				 const char *const *tokens, const size_t *lens,
+ner_tag_internal(const cai_ner *m, size_t n, const int64_t *offsets, const cai_ner_data *src,
 				 int32_t *pred, float *scores, cai_error *err)
 {
 	NerEnc		e;
@@ -196,7 +195,7 @@ ner_tag_internal(const cai_ner *m, size_t n, const int64_t *offsets,
 	memset(&ws, 0, sizeof(ws));
 	if (n == 0 || offsets[n] == offsets[0])
 		return CAI_OK;
-	if ((st = ner_enc_build(m, n, offsets, tokens, lens, m->max_tokens, &e, err)) != CAI_OK)
+	if ((st = ner_enc_build(m, n, offsets, NULL, src, m->max_tokens, &e, err)) != CAI_OK)
 		return st;
 	tmp = cai_malloc(sizeof(NerLenItem) * (e.n + 1));
 	order = cai_malloc(sizeof(int32_t) * (e.n + 1));
@@ -235,7 +234,7 @@ cai_ner_tag_batch(const cai_ner *m, const cai_ner_data *data,
 	pred = cai_malloc(sizeof(int32_t) * (ntok + 1));
 	if (pred == NULL)
 		return NOMEM(err);
-	st = ner_tag_internal(m, data->n, data->offsets, data->tokens, data->token_lens, pred,
+	st = ner_tag_internal(m, data->n, data->offsets, data, pred,
 						  scores != NULL ? scores + data->offsets[0] : NULL, err);
 	if (st == CAI_OK)
 		for (size_t i = 0; i < ntok; i++)
@@ -249,7 +248,7 @@ ner_tag_one(ner_tag_batch_fn tag_batch, const void *m, const char *const *tokens
 			size_t n, const char **tags_out, float *scores, cai_error *err)
 {
 	int64_t		off[2] = {0, (int64_t) n};
-	cai_ner_data d;
+	cai_ner_data d = {0};
 
 	if (n == 0)
 		return CAI_OK;
@@ -403,7 +402,11 @@ static cai_status
 ner_tag_sentences(const void *m, size_t n, const int64_t *offsets, const char *const *tokens, const size_t *lens,
 				  int32_t *pred, float *scores, cai_error *err)
 {
-	return ner_tag_internal(m, n, offsets, tokens, lens, pred, scores, err);
+	cai_ner_data src = {0};
+
+	src.tokens = tokens;
+	src.token_lens = lens;
+	return ner_tag_internal(m, n, offsets, &src, pred, scores, err);
 }
 
 cai_status

@@ -91,33 +91,28 @@ static void
 side_free(NerSide *s)
 {
 	cai_free(s->off);
-	cai_free(s->tok);
-	cai_free(s->len);
-	cai_free(s->tag);
+	cai_free(s->start);
 	cai_free(s->prefix);
 	cai_free(s->type);
 	ner_enc_free(&s->enc);
 	memset(s, 0, sizeof(*s));
 }
 
-/* Copy the non-empty sentences sel[0..k) of d into s (rebased). */
+/* The non-empty sentences sel[0..k) of d as side s (rebased; the tokens stay in d). */
 static cai_status
 side_build(NerSide *s, const cai_ner_data *d, const int32_t *sel, size_t k, cai_error *err)
 {
 	size_t		ntok = 0;
-	size_t		w = 0;
 
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < k; i++)
 		ntok += (size_t) (d->offsets[sel[i] + 1] - d->offsets[sel[i]]);
+	s->src = d;
 	s->off = cai_malloc(sizeof(int64_t) * (k + 1));
-	s->tok = cai_malloc(sizeof(char *) * (ntok + 1));
-	s->len = cai_malloc(sizeof(size_t) * (ntok + 1));
-	s->tag = cai_malloc(sizeof(char *) * (ntok + 1));
+	s->start = cai_malloc(sizeof(int64_t) * (k + 1));
 	s->prefix = cai_malloc(ntok + 1);
 	s->type = cai_malloc(sizeof(int32_t) * (ntok + 1));
-	if (s->off == NULL || s->tok == NULL || s->len == NULL || s->tag == NULL ||
-		s->prefix == NULL || s->type == NULL)
+	if (s->off == NULL || s->start == NULL || s->prefix == NULL || s->type == NULL)
 		return NOMEM(err);
 	s->off[0] = 0;
 	for (size_t i = 0; i < k; i++)
@@ -127,16 +122,18 @@ side_build(NerSide *s, const cai_ner_data *d, const int32_t *sel, size_t k, cai_
 
 		if (b == a)
 			continue;
-		for (int64_t j = a; j < b; j++)
-		{
-			s->tok[w] = d->tokens[j] != NULL ? d->tokens[j] : "";
-			s->len[w] = d->token_lens[j];
-			s->tag[w] = d->tags != NULL ? d->tags[j] : NULL;
-			w++;
-		}
-		s->off[++s->n] = (int64_t) w;
+		s->start[s->n] = a;
+		s->off[s->n + 1] = s->off[s->n] + (b - a);
+		s->n++;
 	}
 	return CAI_OK;
+}
+
+/* Encode the sentences of s (ner_enc_build over its selection of src). */
+static cai_status
+side_encode(const cai_ner *m, NerSide *s, cai_error *err)
+{
+	return ner_enc_build(m, s->n, s->off, s->start, s->src, m->max_tokens, &s->enc, err);
 }
 
 /*
@@ -152,14 +149,15 @@ side_parse(NerSide *s, const char *what, cai_strtab *tt, int scheme,
 	for (size_t i = 0; i < s->n; i++)
 		for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
 		{
+			const char *tag = ner_side_tag(s, i, j);
 			const char *ty;
 			size_t		tl;
 			cai_status	st;
 
-			if (!cai_tag_parse(s->tag[j], &s->prefix[j], &ty, &tl))
+			if (!cai_tag_parse(tag, &s->prefix[j], &ty, &tl))
 				return cai_error_set(err, CAI_ERR_INVALID,
 									 "malformed %s tag \"%.64s\" in sentence %zu (expected O or B-, I-, E-, S- and a type)",
-									 what, s->tag[j] != NULL ? s->tag[j] : "(null)", i);
+									 what, tag != NULL ? tag : "(null)", i);
 			s->type[j] = -1;
 			if (s->prefix[j] == 'O')
 				continue;
@@ -169,7 +167,7 @@ side_parse(NerSide *s, const char *what, cai_strtab *tt, int scheme,
 					(s->prefix[j] == 'E' || s->prefix[j] == 'S'))
 					return cai_error_set(err, CAI_ERR_INVALID,
 										 "%s tag \"%.64s\" in sentence %zu is not valid in the %s scheme",
-										 what, s->tag[j], i, cai_chunk_scheme_name((cai_chunk_scheme) scheme));
+										 what, tag, i, cai_chunk_scheme_name((cai_chunk_scheme) scheme));
 				if ((st = cai_strtab_intern(tt, ty, tl, &s->type[j], NULL, err)) != CAI_OK)
 					return st;
 			}
@@ -203,10 +201,18 @@ static cai_status
 side_gold_tags(NerSide *s, cai_error *err)
 {
 	NerEnc	   *e = &s->enc;
-	cai_chunk  *ch = cai_malloc(sizeof(cai_chunk) * (e->ntok + 1));
-	char	   *pf = cai_malloc(e->ntok + 1);
-	int32_t    *ty = cai_malloc(sizeof(int32_t) * (e->ntok + 1));
+	size_t		longest = 1;
+	cai_chunk  *ch;
+	char	   *pf;
+	int32_t    *ty;
 
+	/* work arrays for one piece at a time, not for every token */
+	for (size_t p = 0; p < e->n; p++)
+		if ((size_t) (e->soff[p + 1] - e->soff[p]) > longest)
+			longest = (size_t) (e->soff[p + 1] - e->soff[p]);
+	ch = cai_malloc(sizeof(cai_chunk) * (longest + 1));
+	pf = cai_malloc(longest + 1);
+	ty = cai_malloc(sizeof(int32_t) * (longest + 1));
 	e->tags = cai_malloc(sizeof(int32_t) * (e->ntok + 1));
 	if (ch == NULL || pf == NULL || ty == NULL || e->tags == NULL)
 	{
@@ -221,9 +227,9 @@ side_gold_tags(NerSide *s, cai_error *err)
 		size_t		n = (size_t) (e->soff[p + 1] - a);
 		size_t		k = cai_chunks_extract(s->prefix + a, s->type + a, n, ch);
 
-		cai_chunks_to_tags(ch, k, n, CAI_SCHEME_BIOES, pf + a, ty + a);
+		cai_chunks_to_tags(ch, k, n, CAI_SCHEME_BIOES, pf, ty);
 		for (size_t i = 0; i < n; i++)
-			e->tags[a + (int64_t) i] = ner_tag_index(pf[a + (int64_t) i], ty[a + (int64_t) i]);
+			e->tags[a + (int64_t) i] = ner_tag_index(pf[i], ty[i]);
 	}
 	cai_free(ch);
 	cai_free(pf);
@@ -585,12 +591,19 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 	}
 
 	/* encoded data */
-	if ((st = ner_enc_build(m, t->tr.n, t->tr.off, t->tr.tok, t->tr.len, m->max_tokens, &t->tr.enc, err)) != CAI_OK ||
+	if ((st = side_encode(m, &t->tr, err)) != CAI_OK ||
 		(st = side_gold_tags(&t->tr, err)) != CAI_OK)
 		goto done;
-	if (t->va.n > 0 &&
-		(st = ner_enc_build(m, t->va.n, t->va.off, t->va.tok, t->va.len, m->max_tokens, &t->va.enc, err)) != CAI_OK)
+	if (t->va.n > 0 && (st = side_encode(m, &t->va, err)) != CAI_OK)
 		goto done;
+	if (t->va.n > 0)
+	{
+		/* the training side's parsed tags were only for its gold tags (side_f1 scores the validation side) */
+		cai_free(t->tr.prefix);
+		cai_free(t->tr.type);
+		t->tr.prefix = NULL;
+		t->tr.type = NULL;
+	}
 	{
 		int			maxT;
 		size_t		maxN,
@@ -918,18 +931,27 @@ train_metrics(NerTrain *t, const cai_trainer *tk, json_object **out, cai_error *
 {
 	NerSide    *ev = t->va.n > 0 ? &t->va : &t->tr;
 	const char **pred = cai_malloc(sizeof(char *) * (ev->enc.ntok + 1));
+	const char **gold = cai_malloc(sizeof(char *) * (ev->enc.ntok + 1));
 	char	   *report = NULL;
 	json_object *mj = NULL;
 	json_object *v;
 	cai_status	st;
 
 	*out = NULL;
-	if (pred == NULL)
+	if (pred == NULL || gold == NULL)
+	{
+		cai_free(pred);
+		cai_free(gold);
 		return NOMEM(err);
+	}
 	for (size_t i = 0; i < ev->enc.ntok; i++)
 		pred[i] = cai_strtab_str(&t->m.labels, t->m.tag_label[t->best_pred[i]]);
-	st = cai_conll_eval(ev->enc.soff, ev->enc.n, ev->tag, pred, &report, err);
+	for (size_t i = 0; i < ev->n; i++)
+		for (int64_t j = ev->off[i]; j < ev->off[i + 1]; j++)
+			gold[j] = ner_side_tag(ev, i, j);
+	st = cai_conll_eval(ev->enc.soff, ev->enc.n, gold, pred, &report, err);
 	cai_free(pred);
+	cai_free(gold);
 	if (st != CAI_OK)
 		return st;
 	mj = cai_json_parse_object(report);
@@ -1102,17 +1124,19 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		cai_strtab_init(&tt, 16, NULL) != CAI_OK)
 		goto done;
 	ntok = (size_t) side.off[side.n];
-	for (size_t i = 0; i < ntok; i++)
-	{
-		char		pfx;
-		const char *ty;
-		size_t		tl;
-		int32_t		id;
+	for (size_t i = 0; i < side.n; i++)
+		for (int64_t j = side.off[i]; j < side.off[i + 1]; j++)
+		{
+			char		pfx;
+			const char *ty;
+			size_t		tl;
+			int32_t		id;
 
-		nchars += side.len[i];
-		if (cai_tag_parse(side.tag[i], &pfx, &ty, &tl) && pfx != 'O' && tt.n < NER_MAX_TYPES)
-			(void) cai_strtab_intern(&tt, ty, tl, &id, NULL, NULL);
-	}
+			(void) ner_side_token(&side, i, j, &tl);
+			nchars += tl;
+			if (cai_tag_parse(ner_side_tag(&side, i, j), &pfx, &ty, &tl) && pfx != 'O' && tt.n < NER_MAX_TYPES)
+				(void) cai_strtab_intern(&tt, ty, tl, &id, NULL, NULL);
+		}
 	d.Vw = wc.tab.n + 1;
 	d.Vc = cc.tab.n + 1;
 	d.n_types = tt.n > 0 ? tt.n : 1;
@@ -1148,7 +1172,12 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 					int64_t		c = 0;
 
 					for (int64_t j = side.off[s]; j < side.off[s] + len; j++)
-						c += (int64_t) (side.len[j] < NER_WORD_CHARS ? (side.len[j] > 0 ? side.len[j] : 1) : NER_WORD_CHARS);
+					{
+						size_t		l;
+
+						(void) ner_side_token(&side, s, j, &l);
+						c += (int64_t) (l < NER_WORD_CHARS ? (l > 0 ? l : 1) : NER_WORD_CHARS);
+					}
 					it[s].len = (int32_t) c;
 				}
 				it[s].pos = (int32_t) s;
@@ -1201,13 +1230,15 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		goto done;
 	/*
 	 * the encoded tokens: a type and a tag each, and each type's features at
-	 * most once a token; while they are built, a table of the distinct token
-	 * strings (at worst every token: its bytes, hash, offset and two slots)
+	 * most once a token; the sides' parsed tags (the tokens themselves stay
+	 * in the caller's data); while they are built, a table of the distinct
+	 * token strings (at worst every token: its bytes, hash, offset and two
+	 * 8-byte slots)
 	 */
 	total = slab + 2 * sizeof(float) * net.slab.numel + wsb +
-		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + sizeof(char *) * 2 + sizeof(size_t) + 2) +
+		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + 2) +
 		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 3 + cai_strtab_memory(&cc.tab) * 3 +
-		ntok * (sizeof(int64_t) * 2 + sizeof(int32_t) * 2 + 1) + nchars;
+		ntok * (sizeof(uint64_t) * 4 + 1) + nchars;
 done:
 	cai_free(it);
 	cai_free(sel);

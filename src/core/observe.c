@@ -12,6 +12,7 @@
 
 #include "cai/model.h"
 #include "cai/tokenize.h"
+#include "ner_internal.h"
 
 #define OBSERVE_MAX_TOKENS	100000	/* tokens read from one text (as cai_tag's limit) */
 #define OBSERVE_BATCH		256		/* texts classified per call */
@@ -245,6 +246,17 @@ cai_model_observe_sentences(const cai_model *m, const cai_ner_data *data, cai_ob
 	cai_status	st = CAI_OK;
 
 	memset(out, 0, sizeof(*out));
+	if (data->token_ids != NULL)
+	{
+		/* the compact form, as strings */
+		cai_ner_data sd;
+		void	   *own = NULL;
+
+		if ((st = ner_data_strings(data, &sd, &own, err)) == CAI_OK)
+			st = cai_model_observe_sentences(m, &sd, out, err);
+		cai_free(own);
+		return st;
+	}
 	if (cai_model_kind(m) == CAI_KIND_TAG)
 		return observe_tag(m, data, out, err);
 	if (cai_model_kind(m) != CAI_KIND_CLASSIFY)

@@ -671,7 +671,7 @@ tf_tag_sentences(const void *model, size_t n, const int64_t *offsets, const char
 				 const size_t *lens, int32_t *pred, float *scores, cai_error *err)
 {
 	const Tf   *m = model;
-	cai_ner_data d;
+	cai_ner_data d = {0};
 	TfInputs	in;
 	SentScratch s;
 	int32_t    *order = NULL;
@@ -880,6 +880,17 @@ cai_tf_tag_batch(const void *impl, const cai_ner_data *data, const char **tags_o
 		return CAI_OK;
 	if ((st = ner_check_data(data, "input", false, err)) != CAI_OK)
 		return st;
+	if (data->token_ids != NULL)
+	{
+		/* the compact form, as strings */
+		cai_ner_data sd;
+		void	   *own = NULL;
+
+		if ((st = ner_data_strings(data, &sd, &own, err)) == CAI_OK)
+			st = cai_tf_tag_batch(impl, &sd, tags_out, scores, err);
+		cai_free(own);
+		return st;
+	}
 	ntok = (size_t) (data->offsets[data->n] - data->offsets[0]);
 	if ((pred = cai_malloc(sizeof(int32_t) * (ntok + 1))) == NULL)
 		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory tagging sentences");

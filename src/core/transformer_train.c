@@ -754,12 +754,13 @@ read_tags(const cai_ner_data *d, cai_strtab *types, int32_t *out, cai_error *err
 
 		for (size_t i = 0; i < n && st == CAI_OK; i++)
 		{
+			const char *tag = cai_ner_data_tag(d, t0 + (int64_t) i);
 			const char *type;
 			size_t		tl;
 
-			if (!cai_tag_parse(d->tags[t0 + i], &pf[i], &type, &tl))
+			if (!cai_tag_parse(tag, &pf[i], &type, &tl))
 				st = cai_error_set(err, CAI_ERR_INVALID, "sentence %zu token %zu: invalid tag \"%.64s\"", s, i,
-								   d->tags[t0 + i] != NULL ? d->tags[t0 + i] : "(null)");
+								   tag != NULL ? tag : "(null)");
 			else if (pf[i] == 'O')
 				ty[i] = -1;
 			else
@@ -933,6 +934,10 @@ train_setup(TfTrain *t, const cai_options *opts, const cai_train_set *set, bool 
 		*vtags_out = vtags;
 		if (tags == NULL || (set->valid_sentences != NULL && vtags == NULL))
 			return nomem(err);
+		if (set->sentences->token_ids != NULL ||
+			(set->valid_sentences != NULL && set->valid_sentences->token_ids != NULL))
+			return cai_error_set(err, CAI_ERR_INVALID,
+								 "the transformer reads sentences as strings (cai_tf_train converts ids)");
 		if ((st = ner_check_data(set->sentences, "training", true, err)) != CAI_OK ||
 			(set->valid_sentences != NULL && (st = ner_check_data(set->valid_sentences, "validation", true, err)) != CAI_OK) ||
 			(st = ner_setup(m, set, tags, vtags, err)) != CAI_OK)
@@ -1172,10 +1177,47 @@ final_metrics(TfTrain *t, const cai_trainer *tk, json_object **out, cai_error *e
 	return CAI_OK;
 }
 
+static cai_status
+tf_train_strings(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+				 cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
+				 char **metrics_json, cai_error *err);
+
+/*
+ * NER sentences given as ids (cai_ner_data's compact form) are read here as
+ * strings: the pieces of every token are looked up from its string.
+ */
 cai_status
 cai_tf_train(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
 			 cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
 			 char **metrics_json, cai_error *err)
+{
+	cai_train_set s = *set;
+	cai_ner_data tr,
+				va;
+	void	   *own_tr = NULL;
+	void	   *own_va = NULL;
+	cai_status	st = CAI_OK;
+
+	*model = NULL;
+	*model_len = 0;
+	*metrics_json = NULL;
+	if (set->sentences != NULL &&
+		(st = ner_data_strings(set->sentences, &tr, &own_tr, err)) == CAI_OK)
+		s.sentences = &tr;
+	if (st == CAI_OK && set->valid_sentences != NULL &&
+		(st = ner_data_strings(set->valid_sentences, &va, &own_va, err)) == CAI_OK)
+		s.valid_sentences = &va;
+	if (st == CAI_OK)
+		st = tf_train_strings(opts, &s, provenance_json, progress, progress_ctx, model, model_len, metrics_json, err);
+	cai_free(own_tr);
+	cai_free(own_va);
+	return st;
+}
+
+static cai_status
+tf_train_strings(const cai_options *opts, const cai_train_set *set, const char *provenance_json,
+				 cai_progress_fn progress, void *progress_ctx, uint8_t **model, size_t *model_len,
+				 char **metrics_json, cai_error *err)
 {
 	TfTrain		t;
 	cai_trainer tk;

@@ -193,20 +193,25 @@ typedef struct CaiNerRows
 	int64	   *offsets;		/* (n + 1) */
 	int64		ntok;
 	int64		tokcap;
-	char	  **tokens;			/* (ntok) */
-	size_t	   *lens;			/* (ntok) */
-	char	  **tags;			/* (ntok) */
+	int32	   *token_ids;		/* (ntok) index in string_ptr / string_len (4 bytes a token, not a pointer and a length) */
+	uint16	   *tag_ids;		/* (ntok) index in tag_names (2 bytes a token, not a pointer) */
+	char	  **tag_names;		/* (n_tag_names) the distinct tags */
+	int32		n_tag_names;
+	struct cai_strtab *tag_tab;	/* the distinct tags' ids */
 	int64		skipped;
 	int64		rowno;			/* rows read, for messages */
 	bool		spans_form;		/* text and jsonb spans, not token and tag arrays (from the columns) */
-	/* tokens and tags point to one copy of each distinct string (read-only) */
+	/* one copy of each distinct token and tag string (read-only) */
 	MemoryContext keep;			/* where the rows are kept */
 	struct cai_strtab *strings;	/* the distinct strings' ids */
 	char	  **string_ptr;		/* (string_cap) each id's copy */
+	size_t	   *string_len;		/* (string_cap) its byte length */
 	int32		string_cap;
 } CaiNerRows;
 
 extern void CaiReadNerRows(const char *query, CaiNerRows *r, MemoryContext keep, const char *what);
+extern const char **CaiNerTagStrings(const CaiNerRows *r);
+extern void CaiNerRowsData(const CaiNerRows *r, struct cai_ner_data *d);
 
 /* ner.c */
 extern Datum CaiNerPredictJson(CaiLoadedModel *m, text *input);

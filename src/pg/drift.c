@@ -191,8 +191,9 @@ CaiDriftObserveRows(cai_model *m, const cai_textclf_data *texts, const cai_ner_d
 			int64		a = sentences->offsets[rows[i]];
 			int64		b = sentences->offsets[rows[i] + 1];
 
-			memcpy(tok + off[i], sentences->tokens + a, sizeof(char *) * (b - a));
-			memcpy(tl + off[i], sentences->token_lens + a, sizeof(size_t) * (b - a));
+			/* the sampled sentences' tokens as strings (the training data may keep ids) */
+			for (int64 t = a; t < b; t++)
+				tok[off[i] + t - a] = cai_ner_data_token(sentences, t, &tl[off[i] + t - a]);
 			off[i + 1] = off[i] + (b - a);
 		}
 		d.n = k;

@@ -181,6 +181,10 @@ Datum
 CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 {
 	CaiNerRows	rows = {0};
+	cai_ner_data data;
+	const char **toks = NULL;
+	size_t	   *lens = NULL;
+	int64		cap = 0;
 	char	   *query;
 	const char **pred;
 	char	   *json = NULL;
@@ -203,17 +207,27 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
 				 errmsg("the evaluation source has no usable rows"),
 				 errdetail(INT64_FORMAT " rows were skipped because the input or the label is NULL.", rows.skipped)));
 	pred = palloc_extended(sizeof(char *) * rows.ntok, MCXT_ALLOC_HUGE);
+	CaiNerRowsData(&rows, &data);
 	for (int64 s = 0; s < rows.n; s++)
 	{
 		int64		a = rows.offsets[s];
 		int64		b = rows.offsets[s + 1];
 
-		st = cai_model_tag(m->model, (const char *const *) rows.tokens + a, rows.lens + a, b - a, pred + a, NULL, &err);
+		/* the sentence's tokens as strings (the rows keep ids) */
+		if (b - a > cap)
+		{
+			cap = Max(b - a, 2 * cap);
+			toks = toks == NULL ? palloc(sizeof(char *) * cap) : repalloc(toks, sizeof(char *) * cap);
+			lens = lens == NULL ? palloc(sizeof(size_t) * cap) : repalloc(lens, sizeof(size_t) * cap);
+		}
+		for (int64 t = a; t < b; t++)
+			toks[t - a] = cai_ner_data_token(&data, t, &lens[t - a]);
+		st = cai_model_tag(m->model, toks, lens, b - a, pred + a, NULL, &err);
 		if (st != CAI_OK)
 			CaiReportCoreError(st, &err, "tagging failed");
 		CHECK_FOR_INTERRUPTS();
 	}
-	st = cai_conll_eval(rows.offsets, rows.n, (const char *const *) rows.tags, pred, &json, &err);
+	st = cai_conll_eval(rows.offsets, rows.n, CaiNerTagStrings(&rows), pred, &json, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "evaluation failed");
 	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
@@ -235,7 +249,8 @@ CaiNerEvaluate(FunctionCallInfo fcinfo, CaiLoadedModel *m)
  */
 typedef struct CaiConllState
 {
-	CaiNerRows	gold;			/* tokens unused; tags = gold tags */
+	CaiNerRows	gold;			/* offsets of the sentences (tokens and tag ids unused) */
+	char	  **gold_tags;		/* (gold.ntok) the gold tags */
 	char	  **pred;
 	int64		predcap;
 } CaiConllState;
@@ -283,7 +298,7 @@ cai_conlleval_transfn(PG_FUNCTION_ARGS)
 	{
 		int64		cap = Max(st->predcap * 2, st->gold.ntok + ng + 1024);
 
-		st->gold.tags = st->predcap ? repalloc_huge(st->gold.tags, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+		st->gold_tags = st->predcap ? repalloc_huge(st->gold_tags, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
 		st->pred = st->predcap ? repalloc_huge(st->pred, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
 		st->predcap = cap;
 	}
@@ -293,7 +308,7 @@ cai_conlleval_transfn(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("sentence " INT64_FORMAT ": tag %d is NULL", st->gold.n + 1, i + 1)));
-		st->gold.tags[st->gold.ntok] = TextDatumGetCString(g[i]);
+		st->gold_tags[st->gold.ntok] = TextDatumGetCString(g[i]);
 		st->pred[st->gold.ntok] = TextDatumGetCString(p[i]);
 		st->gold.ntok++;
 	}
@@ -314,7 +329,7 @@ cai_conlleval_finalfn(PG_FUNCTION_ARGS)
 
 	if (st == NULL || st->gold.n == 0)
 		PG_RETURN_NULL();
-	s = cai_conll_eval(st->gold.offsets, st->gold.n, (const char *const *) st->gold.tags,
+	s = cai_conll_eval(st->gold.offsets, st->gold.n, (const char *const *) st->gold_tags,
 					   (const char *const *) st->pred, &json, &err);
 	if (s != CAI_OK)
 		CaiReportCoreError(s, &err, "evaluation failed");

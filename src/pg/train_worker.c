@@ -199,7 +199,7 @@ CaiTextRowsAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
 	CaiTextRowsReading *rr = arg;
 	CaiTextRows *rows = rr->rows;
 	text	   *t = DatumGetTextPP(in);	/* detoasted in the batch's context; only ids are kept */
-	char	   *label = TextDatumGetCString(lab);
+	text	   *label = DatumGetTextPP(lab);
 	MemoryContext old = MemoryContextSwitchTo(rr->keep);
 	cai_error	err = {0};
 	cai_status	st;
@@ -222,7 +222,8 @@ CaiTextRowsAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
 		rows->lens[rows->tokens.n] = VARSIZE_ANY_EXHDR(t);
 	}
 	if ((st = cai_textclf_tokens_add(&rows->tokens, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err)) != CAI_OK ||
-		(st = cai_strtab_intern(rr->label_tab, label, strlen(label), &id, &added, &err)) != CAI_OK)
+		(st = cai_strtab_intern(rr->label_tab, VARDATA_ANY(label), VARSIZE_ANY_EXHDR(label), &id, &added,
+								&err)) != CAI_OK)
 		CaiReportCoreError(st, &err, "could not read the training rows");
 	if (added && rr->label_tab->n > 100000)
 		ereport(ERROR,
@@ -672,28 +673,37 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 
 
 /*
- * The one copy (in r->keep) of the string s of len bytes among the rows'
- * tokens and tags: a sentence's tokens and tags cost a pointer each, not a
+ * The id of the one copy (in r->keep) of the string s of len bytes among
+ * the rows' tokens and tags: a sentence's tokens cost an id each, not a
  * string each (a token occurs many times in many sentences; a handful of
  * tags in all of them).
  */
-static char *
-CaiNerString(CaiNerRows *r, const char *s, size_t len)
+/* The id of s in *tab (created with room for expected strings, in the current context); *added tells. */
+static int32
+CaiNerIntern(cai_strtab **tab, int32 expected, const char *s, size_t len, bool *added)
 {
-	MemoryContext old = MemoryContextSwitchTo(r->keep);
 	cai_error	err = {0};
 	cai_status	st;
 	int32		id;
-	bool		added;
 
-	if (r->strings == NULL)
+	if (*tab == NULL)
 	{
-		r->strings = palloc0(sizeof(cai_strtab));
-		if ((st = cai_strtab_init(r->strings, 4096, &err)) != CAI_OK)
+		*tab = palloc0(sizeof(cai_strtab));
+		if ((st = cai_strtab_init(*tab, expected, &err)) != CAI_OK)
 			CaiReportCoreError(st, &err, "could not read the training rows");
 	}
-	if ((st = cai_strtab_intern(r->strings, s, len, &id, &added, &err)) != CAI_OK)
+	if ((st = cai_strtab_intern(*tab, s, len, &id, added, &err)) != CAI_OK)
 		CaiReportCoreError(st, &err, "could not read the training rows");
+	return id;
+}
+
+static int32
+CaiNerStringId(CaiNerRows *r, const char *s, size_t len)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+	bool		added;
+	int32		id = CaiNerIntern(&r->strings, 4096, s, len, &added);
+
 	if (added)
 	{
 		if (id >= r->string_cap)
@@ -702,12 +712,72 @@ CaiNerString(CaiNerRows *r, const char *s, size_t len)
 
 			r->string_ptr = r->string_ptr == NULL ? palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE) :
 				repalloc_huge(r->string_ptr, sizeof(char *) * cap);
+			r->string_len = r->string_len == NULL ? palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE) :
+				repalloc_huge(r->string_len, sizeof(size_t) * cap);
 			r->string_cap = cap;
 		}
 		r->string_ptr[id] = pnstrdup(s, len);
+		r->string_len[id] = len;
 	}
 	MemoryContextSwitchTo(old);
-	return r->string_ptr[id];
+	return id;
+}
+
+static char *
+CaiNerString(CaiNerRows *r, const char *s, size_t len)
+{
+	return r->string_ptr[CaiNerStringId(r, s, len)];
+}
+
+/* The rows as core data in the compact form (ids into the distinct strings). */
+void
+CaiNerRowsData(const CaiNerRows *r, cai_ner_data *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->n = r->n;
+	d->offsets = r->offsets;
+	d->token_ids = r->token_ids;
+	d->strings = (const char *const *) r->string_ptr;
+	d->string_lens = r->string_len;
+	d->n_strings = r->strings != NULL ? (size_t) r->strings->n : 0;
+	d->tag_ids = r->tag_ids;
+	d->tag_names = (const char *const *) r->tag_names;
+	d->n_tag_names = (size_t) r->n_tag_names;
+}
+
+/* The id of tag s (len bytes) among the rows' distinct tags (at most 65535 of them). */
+static uint16
+CaiNerTag(CaiNerRows *r, const char *s, size_t len)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->keep);
+	bool		added;
+	int32		id = CaiNerIntern(&r->tag_tab, 16, s, len, &added);
+
+	if (added)
+	{
+		if (id >= PG_UINT16_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("row " INT64_FORMAT ": too many distinct tags (more than %d)", r->rowno, PG_UINT16_MAX),
+					 errhint("Is the tag column right?")));
+		r->tag_names = r->tag_names == NULL ? palloc(sizeof(char *) * 16) :
+			(id % 16 == 0 ? repalloc(r->tag_names, sizeof(char *) * (id + 16)) : r->tag_names);
+		r->tag_names[id] = CaiNerString(r, s, len);
+		r->n_tag_names = id + 1;
+	}
+	MemoryContextSwitchTo(old);
+	return (uint16) id;
+}
+
+/* Every token's tag string (ntok pointers, in the current context), for cai_conll_eval. */
+const char **
+CaiNerTagStrings(const CaiNerRows *r)
+{
+	const char **tags = palloc_extended(sizeof(char *) * (r->ntok + 1), MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < r->ntok; i++)
+		tags[i] = r->tag_names[r->tag_ids[i]];
+	return tags;
 }
 
 static void
@@ -732,15 +802,13 @@ CaiNerGrow(CaiNerRows *r, int64 more_tokens)
 
 		if (r->tokcap == 0)
 		{
-			r->tokens = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
-			r->lens = palloc_extended(sizeof(size_t) * cap, MCXT_ALLOC_HUGE);
-			r->tags = palloc_extended(sizeof(char *) * cap, MCXT_ALLOC_HUGE);
+			r->token_ids = palloc_extended(sizeof(int32) * cap, MCXT_ALLOC_HUGE);
+			r->tag_ids = palloc_extended(sizeof(uint16) * cap, MCXT_ALLOC_HUGE);
 		}
 		else
 		{
-			r->tokens = repalloc_huge(r->tokens, sizeof(char *) * cap);
-			r->lens = repalloc_huge(r->lens, sizeof(size_t) * cap);
-			r->tags = repalloc_huge(r->tags, sizeof(char *) * cap);
+			r->token_ids = repalloc_huge(r->token_ids, sizeof(int32) * cap);
+			r->tag_ids = repalloc_huge(r->tag_ids, sizeof(uint16) * cap);
 		}
 		r->tokcap = cap;
 	}
@@ -858,9 +926,8 @@ CaiNerSpanRow(CaiNerRows *r, text *t, Jsonb *jb)
 	CaiNerGrow(r, ntok);
 	for (size_t i = 0; i < ntok; i++)
 	{
-		r->tokens[r->ntok] = CaiNerString(r, txt + tokens[i].start, tokens[i].end - tokens[i].start);
-		r->lens[r->ntok] = tokens[i].end - tokens[i].start;
-		r->tags[r->ntok] = CaiNerString(r, tags[i], strlen(tags[i]));
+		r->token_ids[r->ntok] = CaiNerStringId(r, txt + tokens[i].start, tokens[i].end - tokens[i].start);
+		r->tag_ids[r->ntok] = CaiNerTag(r, tags[i], strlen(tags[i]));
 		r->ntok++;
 	}
 	cai_free(tags);				/* one block: pointers and strings */
@@ -924,9 +991,8 @@ CaiNerAdd(void *arg, TupleDesc desc, Datum in, Datum lab, int64 rowno)
 		text	   *tt = DatumGetTextPP(toks[k]);
 		text	   *tg = DatumGetTextPP(tags[k]);
 
-		r->lens[r->ntok] = VARSIZE_ANY_EXHDR(tt);
-		r->tokens[r->ntok] = CaiNerString(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
-		r->tags[r->ntok] = CaiNerString(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
+		r->token_ids[r->ntok] = CaiNerStringId(r, VARDATA_ANY(tt), VARSIZE_ANY_EXHDR(tt));
+		r->tag_ids[r->ntok] = CaiNerTag(r, VARDATA_ANY(tg), VARSIZE_ANY_EXHDR(tg));
 		r->ntok++;
 	}
 	r->offsets[++r->n] = r->ntok;
@@ -1056,8 +1122,8 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 	CaiNerRows	vrows = {0};
 	cai_word_vectors wv = {0};
 	cai_options *opts;
-	cai_ner_data train;
-	cai_ner_data valid;
+	cai_ner_data train = {0};
+	cai_ner_data valid = {0};
 	cai_train_set set = {0};
 	const cai_arch *arch = NULL;
 	char	   *provenance;
@@ -1081,16 +1147,8 @@ CaiWorkerTrainNer(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorkerProg
 				 errmsg("the validation source has no usable rows")));
 
 	opts = CaiParseOptions(shared->data + shared->task_off, shared->data + shared->options_off, &arch);
-	train.n = rows.n;
-	train.offsets = rows.offsets;
-	train.tokens = (const char *const *) rows.tokens;
-	train.token_lens = rows.lens;
-	train.tags = (const char *const *) rows.tags;
-	valid.n = vrows.n;
-	valid.offsets = vrows.offsets;
-	valid.tokens = (const char *const *) vrows.tokens;
-	valid.token_lens = vrows.lens;
-	valid.tags = (const char *const *) vrows.tags;
+	CaiNerRowsData(&rows, &train);
+	CaiNerRowsData(&vrows, &valid);
 	set.sentences = &train;
 	set.valid_sentences = vrows.n > 0 ? &valid : NULL;
 	set.vectors = has_vectors ? &wv : NULL;

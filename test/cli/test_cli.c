@@ -623,7 +623,7 @@ static void
 check_tag(const char *model_name, cai_model *m, const char *input, const char *flags, bool per_row)
 {
 	Sents		c;
-	cai_ner_data d;
+	cai_ner_data d = {0};
 	const char **tags;
 	cai_error	err = {0};
 	char	   *out;

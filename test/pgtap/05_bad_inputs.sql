@@ -14,7 +14,7 @@ CREATE TABLE tap_bad.wrong_types AS SELECT 1 AS text, 2 AS label;
 SELECT * FROM cai_train('tc', 'sentiment', 'tap_bad.tc', options => '{"architecture": "fast"}') \g /dev/null
 SELECT * FROM cai_train('ner', 'ner', 'tap_bad.ner', 'tokens', 'tags', '{"epochs": 2}') \g /dev/null
 
-SELECT plan(52);
+SELECT plan(53);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- STRICT inference functions: NULL in, NULL out
@@ -62,6 +62,9 @@ SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', optio
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"architecture": "huge"}')$$, '22023', NULL, 'an unknown choice');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"seed": null}')$$, '22023', NULL, 'a null value');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'ner', 'tap_bad.ner', 'tokens', 'tags', '{"tag_scheme": "iob9"}')$$, '22023', NULL, 'an unknown tag scheme');
+-- the rows keep each token's tag as a 2-byte id: more distinct tags than that are refused while reading
+SELECT throws_ok($$SELECT * FROM cai_train('b', 'ner', 'SELECT ARRAY[''x''] AS tokens, ARRAY[''B-T'' || g] AS tags FROM generate_series(1, 65536) g', 'tokens', 'tags', '{"epochs": 1}')$$,
+                 '54000', 'row 65536: too many distinct tags (more than 65535)', 'more distinct tags than a 2-byte id holds');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"validation_source": "tap_bad.nope"}')$$, '42P01', NULL, 'a missing validation source');
 SELECT throws_ok($$SELECT cai_train_async('b', 'sentiment', 'tap_bad.tc', options => '{"bogus": 1}')$$, '22023', NULL, 'cai_train_async validates options too');
 

@@ -25,7 +25,7 @@ ner_corpus(void)
 {
 	static const char *const names[] = {"Ann", "Bob", "Chen", "Dana"};
 	static const char *const cities[] = {"Paris", "Lima", "Oslo"};
-	cai_ner_data d;
+	cai_ner_data d = {0};
 
 	for (int s = 0; s < NER_N; s++)
 	{

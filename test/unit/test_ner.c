@@ -82,7 +82,7 @@ corpus_free(Corpus *c)
 static cai_ner_data
 corpus_data(const Corpus *c)
 {
-	cai_ner_data d;
+	cai_ner_data d = {0};
 
 	d.n = c->n;
 	d.offsets = c->off;
@@ -478,6 +478,44 @@ test_chunks(void)
 	cai_strtab_intern(&t, "w5", 2, &id, &added, NULL);
 	CHECK(id == 5 && !added && strcmp(cai_strtab_str(&t, 5), "w5") == 0 && cai_strtab_len(&t, 5) == 2, "strtab dup");
 	cai_strtab_free(&t);
+
+	/*
+	 * Every length from 0 to 40 bytes, and strings differing in one byte at
+	 * each position (the hash reads 4, 8 and 16 bytes at a time with
+	 * overlapping loads): each gets its own id and is found again.
+	 */
+	{
+		char		s[41];
+		int			want = 0;
+		bool		ok = true;
+
+		CHECK(cai_strtab_init(&t, 4, NULL) == CAI_OK, "strtab init");
+		for (int len = 0; len <= 40; len++)
+			for (int pos = -1; pos < len; pos++)
+			{
+				memset(s, 'a', sizeof(s));
+				if (pos >= 0)
+					s[pos] = 'b';
+				ok &= cai_strtab_intern(&t, s, (size_t) len, &id, &added, NULL) == CAI_OK && added && id == want++;
+			}
+		CHECK(ok && t.n == want, "distinct strings of lengths 0 to 40: %d of %d", t.n, want);
+		want = 0;
+		for (int len = 0; len <= 40; len++)
+			for (int pos = -1; pos < len; pos++)
+			{
+				memset(s, 'a', sizeof(s));
+				if (pos >= 0)
+					s[pos] = 'b';
+				ok &= cai_strtab_find(&t, s, (size_t) len) == want++ &&
+					cai_strtab_len(&t, want - 1) == (size_t) len &&
+					memcmp(cai_strtab_str(&t, want - 1), s, (size_t) len) == 0;
+			}
+		CHECK(ok, "each string found again with its id");
+		memset(s, 'a', sizeof(s));
+		s[3] = 'c';
+		CHECK(cai_strtab_find(&t, s, 9) == -1 && cai_strtab_find(&t, s, 40) == -1, "an absent string is not found");
+		cai_strtab_free(&t);
+	}
 }
 
 static void
@@ -691,7 +729,7 @@ test_train(void)
 	Corpus		tr,
 				te;
 	cai_options *o = opts("{" TINY ", \"epochs\": 12, \"learning_rate\": 0.01, \"patience\": 4}");
-	cai_ner_data d;
+	cai_ner_data d = {0};
 	uint8_t    *model = NULL,
 			   *model2 = NULL;
 	size_t		len = 0,
@@ -724,6 +762,93 @@ test_train(void)
 	CHECK(cai_ner_train(o, &d, NULL, NULL, "{\"source\": \"toy\"}", NULL, NULL, &model2, &len2,
 						&metrics2, &err) == CAI_OK, "%s", err.msg);
 	CHECK(len == len2 && model2 != NULL && memcmp(model, model2, len) == 0, "same seed, same bytes");
+	cai_free(model2);
+	cai_free(metrics2);
+	model2 = NULL;
+	metrics2 = NULL;
+
+	/* the tags as ids into their distinct names (how the SQL layer passes millions of tokens): same bytes */
+	{
+		cai_ner_data di = d;
+		uint16_t   *ids = malloc(sizeof(uint16_t) * (tr.ntok + 1));
+		const char *names[64];
+		size_t		nn = 0;
+
+		for (size_t i = 0; i < tr.ntok; i++)
+		{
+			size_t		k = 0;
+
+			while (k < nn && strcmp(names[k], tr.tag[i]) != 0)
+				k++;
+			if (k == nn && nn < 64)
+				names[nn++] = tr.tag[i];
+			ids[i] = (uint16_t) k;
+		}
+		di.tags = NULL;
+		di.tag_ids = ids;
+		di.tag_names = names;
+		di.n_tag_names = nn;
+		CHECK(cai_ner_train(o, &di, NULL, NULL, "{\"source\": \"toy\"}", NULL, NULL, &model2, &len2,
+							&metrics2, &err) == CAI_OK, "%s", err.msg);
+		CHECK(len == len2 && model2 != NULL && memcmp(model, model2, len) == 0, "tag ids: the same bytes as tag strings");
+		cai_free(model2);
+		cai_free(metrics2);
+		model2 = NULL;
+		metrics2 = NULL;
+		/* and the tokens as ids into their distinct strings too */
+		{
+			int32_t    *tid = malloc(sizeof(int32_t) * (tr.ntok + 1));
+			const char **str = malloc(sizeof(char *) * (tr.ntok + 1));
+			size_t	   *sl = malloc(sizeof(size_t) * (tr.ntok + 1));
+			size_t		ns = 0;
+			cai_strtab	tab;
+			cai_ner_data dt = di;
+
+			cai_strtab_init(&tab, 64, NULL);
+			for (size_t i = 0; i < tr.ntok; i++)
+			{
+				bool		added;
+
+				cai_strtab_intern(&tab, tr.tok[i], tr.len[i], &tid[i], &added, NULL);
+				if (added)
+				{
+					str[ns] = tr.tok[i];
+					sl[ns++] = tr.len[i];
+				}
+			}
+			dt.tokens = NULL;
+			dt.token_lens = NULL;
+			dt.token_ids = tid;
+			dt.strings = str;
+			dt.string_lens = sl;
+			dt.n_strings = ns;
+			CHECK(ns < tr.ntok, "repeated tokens share a string (%zu of %zu)", ns, tr.ntok);
+			CHECK(cai_ner_train(o, &dt, NULL, NULL, "{\"source\": \"toy\"}", NULL, NULL, &model2, &len2,
+								&metrics2, &err) == CAI_OK, "%s", err.msg);
+			CHECK(len == len2 && model2 != NULL && memcmp(model, model2, len) == 0,
+				  "token and tag ids: the same bytes as strings");
+			CHECK(cai_ner_train_memory(o, &dt) == cai_ner_train_memory(o, &d), "the same estimate");
+			cai_free(model2);
+			cai_free(metrics2);
+			model2 = NULL;
+			metrics2 = NULL;
+			tid[7] = (int32_t) ns;
+			CHECK(cai_ner_train(o, &dt, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) ==
+				  CAI_ERR_INVALID && model2 == NULL && strstr(err.msg, "token id") != NULL, "bad token id: %s", err.msg);
+			cai_strtab_free(&tab);
+			free(tid);
+			free(str);
+			free(sl);
+		}
+		/* an id past the names is refused, not read */
+		ids[5] = (uint16_t) nn;
+		CHECK(cai_ner_train(o, &di, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) == CAI_ERR_INVALID &&
+			  model2 == NULL && strstr(err.msg, "tag id") != NULL, "bad tag id: %s", err.msg);
+		di.tag_names = NULL;
+		CHECK(cai_ner_train(o, &di, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) == CAI_ERR_INVALID &&
+			  strstr(err.msg, "no tags") != NULL, "ids without names: %s", err.msg);
+		free(ids);
+	}
 
 	check_ner_zero_copy(model, len, &te);
 
@@ -959,7 +1084,7 @@ test_threads(void)
 	cai_options *o = opts("{" TINY ", \"epochs\": 12, \"learning_rate\": 0.01, \"patience\": 4, \"threads\": 2}");
 	cai_options *o1 = opts("{" TINY ", \"epochs\": 12, \"learning_rate\": 0.01, \"patience\": 4}");
 	cai_allocator alloc = {thread_check_alloc, thread_check_free, NULL};
-	cai_ner_data d;
+	cai_ner_data d = {0};
 	uint8_t    *model = NULL,
 			   *model2 = NULL,
 			   *model1 = NULL;
@@ -1019,7 +1144,7 @@ test_threads(void)
 		char	   *ma = NULL,
 				   *mb = NULL;
 		Corpus		small;
-		cai_ner_data ds;
+		cai_ner_data ds = {0};
 
 		toy_corpus(&small, 41, 5);
 		ds = corpus_data(&small);
@@ -1068,7 +1193,7 @@ test_schemes_and_errors(void)
 	Corpus		c;
 	cai_options *o1 = opts("{" TINY ", \"epochs\": 1}");
 	cai_options *o2 = opts("{" TINY ", \"epochs\": 1, \"tag_scheme\": \"iob2\"}");
-	cai_ner_data d;
+	cai_ner_data d = {0};
 	uint8_t    *model = NULL;
 	size_t		len;
 	char	   *metrics = NULL;
@@ -1129,7 +1254,7 @@ test_schemes_and_errors(void)
 	/* malformed validation tag */
 	{
 		Corpus		v;
-		cai_ner_data vd;
+		cai_ner_data vd = {0};
 
 		toy_corpus(&v, 5, 9);
 		free(v.tag[0]);
