@@ -161,6 +161,7 @@ sents_make(Sents *s, size_t n, int repeat, uint64_t seed)
 	s->off[n] = (int64_t) k;
 	for (size_t i = 0; i < k; i++)
 		s->len[i] = strlen(s->tok[i]);
+	memset(&s->d, 0, sizeof(s->d));
 	s->d.n = n;
 	s->d.offsets = s->off;
 	s->d.tokens = s->tok;
