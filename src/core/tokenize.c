@@ -770,8 +770,8 @@ scan_word(scanner *sc, size_t *pos, int64_t *cpos)
 				p++;
 			} while (p < len && (f = byte_word_flag[s[p]]) != 0);
 			c += (int64_t) (p - run);
-			if (p >= len)
-				break;
+			if (p >= len || s[p] == ' ')
+				break;			/* the end, or a space: what the class test below finds, sooner */
 		}
 
 		k = scan_class(sc, p, &cp, &nb);
@@ -950,6 +950,12 @@ tokenize_run(const char *text, size_t len, token_buf *buf, cai_error *err)
 			continue;
 		}
 
+		/* an ASCII letter starts a word (what the class switch below does for it, without the switch) */
+		if (byte_word_flag[s[pos]] == W_LETTER)
+		{
+			kind = scan_word(&sc, &pos, &cpos);
+			goto emit;
+		}
 		k = scan_class(&sc, pos, &cp, &nb);
 		switch (k)
 		{
@@ -1013,6 +1019,7 @@ tokenize_run(const char *text, size_t len, token_buf *buf, cai_error *err)
 				break;
 		}
 
+emit:
 		if ((buf->n == buf->cap || (buf->max > 0 && buf->n >= buf->max)) &&
 			(st = token_buf_grow(buf, err)) != CAI_OK)
 			return st;
