@@ -73,9 +73,10 @@ args=${*:-}
 	echo "| core / OpenBLAS, geometric mean (min) | **$geo1** ($min1) | **$geo2** ($min2) |"
 	echo
 	echo "The encoder (src/core/encoder.c, through cai_sgemm_encoder) uses the core's kernel for every product"
-	echo "when the CPU has AVX-512, on one thread under 2^23 multiply-adds (an attention head's 128x128x64,"
-	echo "where waking a helper thread costs more than it saves), on cai_blas_get_threads() threads above; the"
-	echo "core 2T column follows that rule (the att_* rows run on one thread there).  The AVX2"
+	echo "when the CPU has AVX-512, on one thread under 2^19 multiply-adds, on cai_blas_get_threads() threads"
+	echo "above (an attention head's 128x128x64 is 2^20): the core's helper threads poll for the next product"
+	echo "for 0.2 ms before they sleep, so a product of a few microseconds reaches a helper already awake; the"
+	echo "core 2T column follows that rule.  The AVX2"
 	echo "kernel only matches OpenBLAS's Haswell kernels (same vector width), so AVX2-only CPUs keep OpenBLAS."
 	echo
 	printf '%s\n' "$raw" | grep '^|'

@@ -23,10 +23,12 @@
 #include "gemm.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GEMM_X86 1
@@ -428,15 +430,48 @@ typedef struct gemm_job
 	bool		failed[MAX_THREADS];		/* a helper had no buffer: the caller redoes its part */
 } gemm_job;
 
+/*
+ * Handing out a product: the caller publishes the job, then bumps
+ * helper_gen; a helper polls helper_gen for SPIN_NS after its last part
+ * before it sleeps on helper_go, so products of a few microseconds (an
+ * attention head's) that follow one another reach helpers already awake,
+ * as OpenBLAS's threads do (they poll for about 0.1 s).  The caller polls
+ * helper_pending for the helpers' parts (they are its own size).  Sleeping
+ * and waking are ordered by sequentially consistent atomics on helper_gen
+ * and helper_sleepers (a helper counts itself a sleeper under helper_mu
+ * before it checks helper_gen; the caller bumps helper_gen before it
+ * checks for sleepers), so a helper never sleeps through a job.
+ */
+#define SPIN_NS 200000			/* 0.2 ms */
+
 static pthread_mutex_t helper_busy = PTHREAD_MUTEX_INITIALIZER;	/* one threaded product at a time */
 static pthread_mutex_t helper_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t helper_go = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t helper_done = PTHREAD_COND_INITIALIZER;
 static int	helpers;			/* started helper threads (under helper_busy) */
-static uint64_t helper_gen;
+static uint64_t helper_gen;		/* atomic: jobs handed out */
 static uint64_t helper_first_gen[MAX_THREADS];	/* helper t waits for jobs after this generation */
-static int	helper_pending;
-static gemm_job *helper_job;
+static int	helper_pending;		/* atomic: helpers still on the current job */
+static int	helper_sleepers;	/* atomic: helpers waiting on helper_go */
+static gemm_job *helper_job;	/* written before helper_gen is bumped */
+
+static inline void
+cpu_relax(void)
+{
+#if defined(GEMM_X86)
+	_mm_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
 
 /* Part t of a threaded product. */
 static void
@@ -459,15 +494,33 @@ helper_main(void *arg)
 	cai_pool_thread_enter();
 	for (;;)
 	{
+		uint64_t	gen = __atomic_load_n(&helper_gen, __ATOMIC_SEQ_CST);
 		gemm_job   *job;
 		float	   *ws;
 
-		pthread_mutex_lock(&helper_mu);
-		while (helper_gen == seen)
-			pthread_cond_wait(&helper_go, &helper_mu);
-		seen = helper_gen;
+		if (gen == seen)
+		{
+			uint64_t	start = now_ns();
+			unsigned	i = 0;
+
+			while ((gen = __atomic_load_n(&helper_gen, __ATOMIC_SEQ_CST)) == seen)
+			{
+				cpu_relax();
+				if ((++i & 63) == 0 && now_ns() - start > SPIN_NS)
+					break;
+			}
+		}
+		if (gen == seen)
+		{
+			pthread_mutex_lock(&helper_mu);
+			__atomic_add_fetch(&helper_sleepers, 1, __ATOMIC_SEQ_CST);
+			while ((gen = __atomic_load_n(&helper_gen, __ATOMIC_SEQ_CST)) == seen)
+				pthread_cond_wait(&helper_go, &helper_mu);
+			__atomic_sub_fetch(&helper_sleepers, 1, __ATOMIC_SEQ_CST);
+			pthread_mutex_unlock(&helper_mu);
+		}
+		seen = gen;
 		job = helper_job;
-		pthread_mutex_unlock(&helper_mu);
 		if (t < job->parts)
 		{
 			ws = ws_get(ws_floats(job->g->kern));
@@ -476,10 +529,7 @@ helper_main(void *arg)
 			else
 				job->failed[t] = true;
 		}
-		pthread_mutex_lock(&helper_mu);
-		if (--helper_pending == 0)
-			pthread_cond_signal(&helper_done);
-		pthread_mutex_unlock(&helper_mu);
+		__atomic_sub_fetch(&helper_pending, 1, __ATOMIC_SEQ_CST);
 	}
 	return NULL;
 }
@@ -497,9 +547,7 @@ helpers_start(int want)
 	{
 		pthread_t	th;
 
-		pthread_mutex_lock(&helper_mu);
-		helper_first_gen[helpers + 1] = helper_gen;
-		pthread_mutex_unlock(&helper_mu);
+		helper_first_gen[helpers + 1] = __atomic_load_n(&helper_gen, __ATOMIC_SEQ_CST);
 
 		if (pthread_create(&th, NULL, helper_main, (void *) (intptr_t) (helpers + 1)) != 0)
 			break;
@@ -562,17 +610,22 @@ gemm_blocked(const gemm_args *g, int threads)
 
 		job.bounds[t] = j < extent ? j : extent;
 	}
-	pthread_mutex_lock(&helper_mu);
 	helper_job = &job;
-	helper_pending = helpers;
-	helper_gen++;
-	pthread_cond_broadcast(&helper_go);
-	pthread_mutex_unlock(&helper_mu);
+	__atomic_store_n(&helper_pending, helpers, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&helper_gen, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&helper_sleepers, __ATOMIC_SEQ_CST) > 0)
+	{
+		pthread_mutex_lock(&helper_mu);
+		pthread_cond_broadcast(&helper_go);
+		pthread_mutex_unlock(&helper_mu);
+	}
 	job_part(&job, 0, ws);
-	pthread_mutex_lock(&helper_mu);
-	while (helper_pending > 0)
-		pthread_cond_wait(&helper_done, &helper_mu);
-	pthread_mutex_unlock(&helper_mu);
+	for (unsigned i = 0; __atomic_load_n(&helper_pending, __ATOMIC_SEQ_CST) > 0; i++)
+	{
+		cpu_relax();
+		if ((i & 1023) == 1023)
+			sched_yield();		/* a helper that lost its core */
+	}
 	pthread_mutex_unlock(&helper_busy);
 	for (int t = 1; t < threads; t++)
 		if (job.failed[t])
@@ -619,10 +672,14 @@ cai_gemm_run(cai_gemm_isa isa, int threads, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE 
  * The encoder's rule, from bench/results-gemm.md: the AVX-512 kernel beats
  * OpenBLAS's Haswell kernels on every encoder shape; the AVX2 kernel only
  * matches them (the same FMA width), so AVX2 CPUs keep OpenBLAS.  Products
- * under THREADS_MIN multiply-adds (an attention head's, 128 x 128 x 64) run
- * on one thread: waking a helper costs more than it saves.
+ * under THREADS_MIN multiply-adds run on one thread.  With helpers that
+ * poll for the next product (SPIN_NS) an attention head's 128 x 128 x 64
+ * (2^20) gains from a second thread; below 2^19 (a few microseconds) the
+ * hand-off costs more than it saves.
  */
-#define THREADS_MIN (1 << 23)
+#ifndef THREADS_MIN
+#define THREADS_MIN (1 << 19)
+#endif
 
 static cai_gemm_isa encoder_isa = (cai_gemm_isa) -1;	/* -1: this CPU's, if AVX-512 */
 
