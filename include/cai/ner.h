@@ -25,9 +25,10 @@ typedef struct cai_ner cai_ner;
  * either as strings (tokens and token_lens, tags) or, more compactly for
  * millions of tokens, as ids into lists of the distinct strings (token_ids
  * into strings and string_lens; tag_ids into tag_names), 4 and 2 bytes a
- * token instead of 24.  Training reads either form; inference functions
- * take the string form.  Data built with positional initializers of the
- * first five fields keeps working (the others zero).
+ * token instead of 24.  The ids are read only where the strings are NULL
+ * (tokens, tags), so data that sets the first five fields, with positional
+ * initializers or one by one, keeps working whatever the others hold.
+ * Every function taking cai_ner_data reads either form.
  */
 typedef struct cai_ner_data
 {
@@ -45,13 +46,27 @@ typedef struct cai_ner_data
 	size_t		n_strings;
 } cai_ner_data;
 
-/* Token k of d and its byte length ("" for a NULL token; ids are checked by the trainers first). */
+/* Whether d gives its tokens as ids (tokens NULL, token_ids set). */
+static inline bool
+cai_ner_data_token_ids(const cai_ner_data *d)
+{
+	return d->tokens == NULL && d->token_ids != NULL;
+}
+
+/* Whether d gives its tags as ids (tags NULL, tag_ids and tag_names set). */
+static inline bool
+cai_ner_data_tag_ids(const cai_ner_data *d)
+{
+	return d->tags == NULL && d->tag_ids != NULL && d->tag_names != NULL;
+}
+
+/* Token k of d and its byte length ("" for a NULL token; d checked first: ids in range). */
 static inline const char *
 cai_ner_data_token(const cai_ner_data *d, int64_t k, size_t *len)
 {
 	const char *s;
 
-	if (d->token_ids != NULL)
+	if (cai_ner_data_token_ids(d))
 	{
 		*len = d->string_lens[d->token_ids[k]];
 		s = d->strings[d->token_ids[k]];
@@ -68,7 +83,7 @@ cai_ner_data_token(const cai_ner_data *d, int64_t k, size_t *len)
 static inline bool
 cai_ner_data_has_tags(const cai_ner_data *d)
 {
-	return d->tags != NULL || (d->tag_ids != NULL && d->tag_names != NULL);
+	return d->tags != NULL || cai_ner_data_tag_ids(d);
 }
 
 /* The tag string of token k of d (NULL when d has no tags; ids are checked by the trainers first). */
@@ -77,8 +92,7 @@ cai_ner_data_tag(const cai_ner_data *d, int64_t k)
 {
 	if (d->tags != NULL)
 		return d->tags[k];
-	return d->tag_ids != NULL && d->tag_names != NULL && d->tag_ids[k] < d->n_tag_names ?
-		d->tag_names[d->tag_ids[k]] : NULL;
+	return cai_ner_data_tag_ids(d) && d->tag_ids[k] < d->n_tag_names ? d->tag_names[d->tag_ids[k]] : NULL;
 }
 
 extern const cai_opt_def cai_ner_option_defs[];

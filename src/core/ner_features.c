@@ -103,24 +103,11 @@ ner_enc_add_type(const cai_ner *m, NerEnc *e, size_t *tcap, size_t *ccap, const 
 	if (id == *tcap)
 	{
 		size_t		c2 = *tcap * 2;
-		int32_t    *w = cai_realloc(e->word, sizeof(int32_t) * *tcap, sizeof(int32_t) * c2);
 
-		if (w != NULL)
-			e->word = w;
-		{
-			uint8_t    *cs = w != NULL ? cai_realloc(e->casing, *tcap, c2) : NULL;
-
-			if (cs != NULL)
-				e->casing = cs;
-			{
-				int64_t    *co = cs != NULL ? cai_realloc(e->coff, sizeof(int64_t) * (*tcap + 1),
-														  sizeof(int64_t) * (c2 + 1)) : NULL;
-
-				if (co == NULL)
-					return NOMEM(err);
-				e->coff = co;
-			}
-		}
+		if (!cai_grow_array((void **) &e->word, sizeof(int32_t), *tcap, c2) ||
+			!cai_grow_array((void **) &e->casing, 1, *tcap, c2) ||
+			!cai_grow_array((void **) &e->coff, sizeof(int64_t), *tcap + 1, c2 + 1))
+			return NOMEM(err);
 		*tcap = c2;
 	}
 	e->word[id] = ner_word_row(m, tok, len);
@@ -128,13 +115,9 @@ ner_enc_add_type(const cai_ner *m, NerEnc *e, size_t *tcap, size_t *ccap, const 
 	nc = ner_char_rows(m, tok, len, buf);
 	if ((size_t) e->coff[id] + (size_t) nc > *ccap)
 	{
-		size_t		nc2 = *ccap * 2;
-		int32_t    *p = cai_realloc(e->chars, sizeof(int32_t) * *ccap, sizeof(int32_t) * nc2);
-
-		if (p == NULL)
+		if (!cai_grow_array((void **) &e->chars, sizeof(int32_t), *ccap, *ccap * 2))
 			return NOMEM(err);
-		e->chars = p;
-		*ccap = nc2;
+		*ccap *= 2;
 	}
 	memcpy(e->chars + e->coff[id], buf, sizeof(int32_t) * (size_t) nc);
 	e->coff[id + 1] = e->coff[id] + nc;
@@ -159,7 +142,8 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t 
 	size_t		tcap = ntok < 1024 ? ntok + 1 : 1024;	/* types: at most the tokens */
 	size_t		ccap = tcap * 4;
 	size_t		s = 0;
-	cai_strtab	types;
+	cai_strtab	types = {0};
+	int32_t    *type_of = NULL;
 	cai_status	st = CAI_OK;
 
 	memset(e, 0, sizeof(*e));
@@ -183,7 +167,21 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t 
 		ner_enc_free(e);
 		return NOMEM(err);
 	}
-	if ((st = cai_strtab_init(&types, (int32_t) tcap, err)) != CAI_OK)
+	/*
+	 * A type per distinct token string: given as ids, the caller's string id
+	 * names it (type_of); given as strings, they are interned here.  Either
+	 * way types are numbered in first-seen order.
+	 */
+	if (cai_ner_data_token_ids(src))
+	{
+		if ((type_of = cai_malloc(sizeof(int32_t) * (src->n_strings + 1))) == NULL)
+		{
+			ner_enc_free(e);
+			return NOMEM(err);
+		}
+		memset(type_of, 0xff, sizeof(int32_t) * (src->n_strings + 1));
+	}
+	else if ((st = cai_strtab_init(&types, (int32_t) tcap, err)) != CAI_OK)
 	{
 		ner_enc_free(e);
 		return st;
@@ -215,12 +213,23 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t 
 			int32_t		id = 0;
 			bool		added = false;
 
-			if ((st = cai_strtab_intern(&types, tok, len, &id, &added, err)) == CAI_OK && added)
+			if (type_of != NULL)
+			{
+				int32_t		sid = src->token_ids[from + (int64_t) k];
+
+				if ((added = type_of[sid] < 0))
+					type_of[sid] = (int32_t) e->ntypes;
+				id = type_of[sid];
+			}
+			else
+				st = cai_strtab_intern(&types, tok, len, &id, &added, err);
+			if (st == CAI_OK && added)
 				st = ner_enc_add_type(m, e, &tcap, &ccap, tok, len, err);
 			e->type[t] = id;
 		}
 	}
 	cai_strtab_free(&types);
+	cai_free(type_of);
 	if (st != CAI_OK)
 		ner_enc_free(e);
 	return st;
@@ -301,19 +310,21 @@ cai_status
 ner_data_strings(const cai_ner_data *d, cai_ner_data *out, void **owned, cai_error *err)
 {
 	size_t		ntok;
-	bool		tag_ids = d->tags == NULL && d->tag_ids != NULL;
+	bool		tag_ids = cai_ner_data_tag_ids(d);
 	char	   *block;
 	const char **tok;
 	size_t	   *len;
 	const char **tag = NULL;
 	int64_t		a;
+	cai_status	st;
 
 	*out = *d;
 	*owned = NULL;
-	if (d->token_ids == NULL && !tag_ids)
+	if (!cai_ner_data_token_ids(d) && !tag_ids)
 		return CAI_OK;
-	if (d->n == 0)
-		return CAI_OK;
+	/* the ids are read below: checked first (a tag id out of range reads as NULL, refused later) */
+	if ((st = ner_check_data(d, "input", false, err)) != CAI_OK || d->n == 0)
+		return st;
 	/* the arrays keep the data's indexing (offsets[0] need not be 0) */
 	ntok = (size_t) d->offsets[d->n];
 	block = cai_malloc((sizeof(char *) * 2 + sizeof(size_t)) * (ntok + 1));
@@ -352,7 +363,7 @@ ner_data_strings(const cai_ner_data *d, cai_ner_data *out, void **owned, cai_err
 cai_status
 ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_error *err)
 {
-	bool		ids = d->token_ids != NULL;
+	bool		ids = cai_ner_data_token_ids(d);
 
 	if (d->n > 0 && (d->offsets == NULL ||
 					 (ids ? d->strings == NULL || d->string_lens == NULL : d->tokens == NULL || d->token_lens == NULL)))
@@ -368,7 +379,7 @@ ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_erro
 		return cai_error_set(err, CAI_ERR_LIMIT, "%s data has too many tokens", what);
 	if (need_tags && !cai_ner_data_has_tags(d))
 		return cai_error_set(err, CAI_ERR_INVALID, "%s data has no tags", what);
-	if (need_tags && d->tags == NULL)
+	if (need_tags && cai_ner_data_tag_ids(d))
 		for (int64_t i = d->offsets[0]; i < d->offsets[d->n]; i++)
 			if (d->tag_ids[i] >= d->n_tag_names)
 				return cai_error_set(err, CAI_ERR_INVALID, "%s tag id %u of token %" PRId64 " is not below %zu",

@@ -246,7 +246,7 @@ cai_model_observe_sentences(const cai_model *m, const cai_ner_data *data, cai_ob
 	cai_status	st = CAI_OK;
 
 	memset(out, 0, sizeof(*out));
-	if (data->token_ids != NULL)
+	if (cai_ner_data_token_ids(data))
 	{
 		/* the compact form, as strings */
 		cai_ner_data sd;

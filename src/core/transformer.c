@@ -880,7 +880,7 @@ cai_tf_tag_batch(const void *impl, const cai_ner_data *data, const char **tags_o
 		return CAI_OK;
 	if ((st = ner_check_data(data, "input", false, err)) != CAI_OK)
 		return st;
-	if (data->token_ids != NULL)
+	if (cai_ner_data_token_ids(data))
 	{
 		/* the compact form, as strings */
 		cai_ner_data sd;

@@ -934,8 +934,8 @@ train_setup(TfTrain *t, const cai_options *opts, const cai_train_set *set, bool 
 		*vtags_out = vtags;
 		if (tags == NULL || (set->valid_sentences != NULL && vtags == NULL))
 			return nomem(err);
-		if (set->sentences->token_ids != NULL ||
-			(set->valid_sentences != NULL && set->valid_sentences->token_ids != NULL))
+		if (cai_ner_data_token_ids(set->sentences) ||
+			(set->valid_sentences != NULL && cai_ner_data_token_ids(set->valid_sentences)))
 			return cai_error_set(err, CAI_ERR_INVALID,
 								 "the transformer reads sentences as strings (cai_tf_train converts ids)");
 		if ((st = ner_check_data(set->sentences, "training", true, err)) != CAI_OK ||

@@ -672,12 +672,6 @@ CaiWorkerTrainTextclf(CaiTrainShared *shared, MemoryContext train_cxt, CaiWorker
 
 
 
-/*
- * The id of the one copy (in r->keep) of the string s of len bytes among
- * the rows' tokens and tags: a sentence's tokens cost an id each, not a
- * string each (a token occurs many times in many sentences; a handful of
- * tags in all of them).
- */
 /* The id of s in *tab (created with room for expected strings, in the current context); *added tells. */
 static int32
 CaiNerIntern(cai_strtab **tab, int32 expected, const char *s, size_t len, bool *added)
@@ -697,6 +691,12 @@ CaiNerIntern(cai_strtab **tab, int32 expected, const char *s, size_t len, bool *
 	return id;
 }
 
+/*
+ * The id of the one copy (in r->keep) of the string s of len bytes among
+ * the rows' tokens and tags: a sentence's tokens cost an id each, not a
+ * string each (a token occurs many times in many sentences; a handful of
+ * tags in all of them).
+ */
 static int32
 CaiNerStringId(CaiNerRows *r, const char *s, size_t len)
 {

@@ -519,6 +519,53 @@ next:
 		}
 		for (size_t s = 0; s < o.n && o.n == NER_N; s++)
 			CHECK(o.tokens[s] == NER_T && o.unseen != NULL && o.unseen[s] == 0, "ner sentence %zu: known words", s);
+		/* the same sentences as ids into their distinct strings: the same observation; bad ids refused */
+		{
+			static const char *strs[NER_N * NER_T];
+			static size_t slens[NER_N * NER_T];
+			static int32_t ids[NER_N * NER_T];
+			cai_observation oi = {0};
+			cai_ner_data di = d;
+			size_t		ns = 0;
+
+			for (int i = 0; i < NER_N * NER_T; i++)
+			{
+				size_t		k = 0;
+
+				while (k < ns && strcmp(strs[k], d.tokens[i]) != 0)
+					k++;
+				if (k == ns)
+				{
+					strs[ns] = d.tokens[i];
+					slens[ns++] = d.token_lens[i];
+				}
+				ids[i] = (int32_t) k;
+			}
+			di.tokens = NULL;
+			di.token_lens = NULL;
+			di.token_ids = ids;
+			di.strings = strs;
+			di.string_lens = slens;
+			di.n_strings = ns;
+			CHECK(cai_model_observe_sentences(m, &di, &oi, &err) == CAI_OK && oi.n_out == o.n_out &&
+				  memcmp(oi.category, o.category, sizeof(o.category[0]) * o.n_out) == 0 &&
+				  memcmp(oi.confidence, o.confidence, sizeof(float) * o.n_out) == 0 &&
+				  memcmp(oi.unseen, o.unseen, sizeof(o.unseen[0]) * o.n) == 0, "ner: observe token ids: %s", err.msg);
+			cai_observation_free(&oi);
+			ids[3] = (int32_t) ns;
+			CHECK(cai_model_observe_sentences(m, &di, &oi, &err) == CAI_ERR_INVALID && strstr(err.msg, "token id") != NULL,
+				  "ner: observe refuses a token id past the strings: %s", err.msg);
+			cai_observation_free(&oi);
+			CHECK(cai_model_tag_batch(m, &di, tags, scores, &err) == CAI_ERR_INVALID, "ner: tagging refuses it too");
+			/* ids are read only where the strings are NULL: whatever they hold beside strings is ignored */
+			di = d;
+			di.token_ids = ids;
+			di.n_strings = 0;
+			CHECK(cai_model_observe_sentences(m, &di, &oi, &err) == CAI_OK && oi.n_out == o.n_out &&
+				  memcmp(oi.category, o.category, sizeof(o.category[0]) * o.n_out) == 0,
+				  "ner: ids beside strings are ignored: %s", err.msg);
+			cai_observation_free(&oi);
+		}
 		cai_observation_free(&o);
 		CHECK(cai_model_observe_texts(m, &text, &(size_t) {strlen(text)}, 1, &o, &err) == CAI_OK &&
 			  o.n == 1 && o.n_out == 5 && o.tokens[0] == 5 && o.unseen[0] == 1,
