@@ -9,7 +9,9 @@
 #define CAI_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 static int	check_passed = 0;
 static int	check_failed = 0;
@@ -53,6 +55,29 @@ check_summary(const char *name)
 {
 	printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
 	return check_failed == 0 ? 0 : 1;
+}
+
+/*
+ * The distinct strings of s[0..n) in first-seen order into distinct (room for
+ * n) and each string's index there into ids: the id form of test data.
+ * Returns how many are distinct.
+ */
+static inline size_t
+check_distinct(const char *const *s, size_t n, int32_t *ids, const char **distinct)
+{
+	size_t		nd = 0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		k = 0;
+
+		while (k < nd && strcmp(distinct[k], s[i]) != 0)
+			k++;
+		if (k == nd)
+			distinct[nd++] = s[i];
+		ids[i] = (int32_t) k;
+	}
+	return nd;
 }
 
 #endif

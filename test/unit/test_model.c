@@ -526,21 +526,10 @@ next:
 			static int32_t ids[NER_N * NER_T];
 			cai_observation oi = {0};
 			cai_ner_data di = d;
-			size_t		ns = 0;
+			size_t		ns = check_distinct(d.tokens, NER_N * NER_T, ids, strs);
 
-			for (int i = 0; i < NER_N * NER_T; i++)
-			{
-				size_t		k = 0;
-
-				while (k < ns && strcmp(strs[k], d.tokens[i]) != 0)
-					k++;
-				if (k == ns)
-				{
-					strs[ns] = d.tokens[i];
-					slens[ns++] = d.token_lens[i];
-				}
-				ids[i] = (int32_t) k;
-			}
+			for (size_t k = 0; k < ns; k++)
+				slens[k] = strlen(strs[k]);
 			di.tokens = NULL;
 			di.token_lens = NULL;
 			di.token_ids = ids;

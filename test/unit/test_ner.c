@@ -770,20 +770,13 @@ test_train(void)
 	/* the tags as ids into their distinct names (how the SQL layer passes millions of tokens): same bytes */
 	{
 		cai_ner_data di = d;
+		int32_t    *tid32 = malloc(sizeof(int32_t) * (tr.ntok + 1));
 		uint16_t   *ids = malloc(sizeof(uint16_t) * (tr.ntok + 1));
-		const char *names[64];
-		size_t		nn = 0;
+		const char **names = malloc(sizeof(char *) * (tr.ntok + 1));
+		size_t		nn = check_distinct((const char *const *) tr.tag, tr.ntok, tid32, names);
 
 		for (size_t i = 0; i < tr.ntok; i++)
-		{
-			size_t		k = 0;
-
-			while (k < nn && strcmp(names[k], tr.tag[i]) != 0)
-				k++;
-			if (k == nn && nn < 64)
-				names[nn++] = tr.tag[i];
-			ids[i] = (uint16_t) k;
-		}
+			ids[i] = (uint16_t) tid32[i];
 		di.tags = NULL;
 		di.tag_ids = ids;
 		di.tag_names = names;
@@ -800,22 +793,11 @@ test_train(void)
 			int32_t    *tid = malloc(sizeof(int32_t) * (tr.ntok + 1));
 			const char **str = malloc(sizeof(char *) * (tr.ntok + 1));
 			size_t	   *sl = malloc(sizeof(size_t) * (tr.ntok + 1));
-			size_t		ns = 0;
-			cai_strtab	tab;
+			size_t		ns = check_distinct((const char *const *) tr.tok, tr.ntok, tid, str);
 			cai_ner_data dt = di;
 
-			cai_strtab_init(&tab, 64, NULL);
-			for (size_t i = 0; i < tr.ntok; i++)
-			{
-				bool		added;
-
-				cai_strtab_intern(&tab, tr.tok[i], tr.len[i], &tid[i], &added, NULL);
-				if (added)
-				{
-					str[ns] = tr.tok[i];
-					sl[ns++] = tr.len[i];
-				}
-			}
+			for (size_t k = 0; k < ns; k++)
+				sl[k] = strlen(str[k]);
 			dt.tokens = NULL;
 			dt.token_lens = NULL;
 			dt.token_ids = tid;
@@ -835,7 +817,6 @@ test_train(void)
 			tid[7] = (int32_t) ns;
 			CHECK(cai_ner_train(o, &dt, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) ==
 				  CAI_ERR_INVALID && model2 == NULL && strstr(err.msg, "token id") != NULL, "bad token id: %s", err.msg);
-			cai_strtab_free(&tab);
 			free(tid);
 			free(str);
 			free(sl);
@@ -848,6 +829,8 @@ test_train(void)
 		CHECK(cai_ner_train(o, &di, NULL, NULL, NULL, NULL, NULL, &model2, &len2, &metrics2, &err) == CAI_ERR_INVALID &&
 			  strstr(err.msg, "no tags") != NULL, "ids without names: %s", err.msg);
 		free(ids);
+		free(tid32);
+		free(names);
 	}
 
 	check_ner_zero_copy(model, len, &te);
