@@ -312,6 +312,7 @@ main(int argc, char **argv)
 {
 	int			quick = 0;
 	int			encoder_only = 0;
+	const char *only = NULL;	/* --only=PREFIX: the shapes whose name starts with it */
 	int			samples;
 	double		min_sec;
 	double		peak[N_CONFIGS] = {0};
@@ -329,6 +330,8 @@ main(int argc, char **argv)
 	{
 		quick |= strcmp(argv[i], "--quick") == 0;
 		encoder_only |= strcmp(argv[i], "--encoder") == 0;
+		if (strncmp(argv[i], "--only=", 7) == 0)
+			only = argv[i] + 7;
 	}
 	samples = quick ? 3 : 11;
 	min_sec = quick ? 0.005 : 0.02;
@@ -356,7 +359,7 @@ main(int argc, char **argv)
 		double		us[N_CONFIGS];
 		char		avx2[32] = "";
 
-		if (encoder_only && !s->encoder)
+		if ((encoder_only && !s->encoder) || (only != NULL && strncmp(s->name, only, strlen(only)) != 0))
 			continue;
 		measure(s, samples, min_sec, g, gb, us);
 		if (strcmp(s->name, "square_1024") == 0)

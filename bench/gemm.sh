@@ -2,8 +2,10 @@
 # gemm.sh: build and run the SGEMM micro-benchmark (bench/gemm.c: OpenBLAS's
 # cblas_sgemm and the core's own kernel, src/core/gemm.h, on 1 and 2 threads,
 # interleaved) and write bench/results-gemm.md.  Run from anywhere; pass
-# --quick for a fast smoke run, --encoder for the encoder's shapes only.  Leaves OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the environment
-# sets them (they are recorded in the results).
+# --quick for a fast smoke run, --encoder for the encoder's shapes only,
+# --only=PREFIX for the shapes whose name starts with PREFIX (the results
+# file is then partial).  Leaves OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the
+# environment sets them (they are recorded in the results).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}

@@ -3,7 +3,7 @@
  * micro-kernels (see gemm.h).
  *
  * C (M, N) = alpha op(A) (M, K) op(B) (K, N) + beta C, row-major.  The loops
- * are the usual ones of a packed GEMM (Goto, BLIS): for each block of KC
+ * are the usual ones of a packed GEMM (Goto, BLIS): for each block of GEMM_KC
  * rows of op(B), op(B)'s columns are packed into panels of NR columns (k
  * major: NR floats for each k); for each block of MC rows of op(A) these are
  * packed into panels of MR rows (MR floats for each k); then a micro-kernel
@@ -35,14 +35,14 @@
 #include <immintrin.h>
 #endif
 
-#ifndef KC
-#define KC 256					/* rows of op(B) in a block: a B panel is KC x NR */
+#ifndef GEMM_KC
+#define GEMM_KC 256				/* rows of op(B) in a block: a B panel is GEMM_KC x NR */
 #endif
 #ifndef MC_PANELS
 #define MC_PANELS 10			/* A panels in a block of rows */
 #endif
-#ifndef NC
-#define NC 3072					/* columns of op(B) packed at once */
+#ifndef GEMM_NC
+#define GEMM_NC 3072			/* columns of op(B) packed at once */
 #endif
 #define MAX_MR 14
 #define MAX_NR 32
@@ -57,12 +57,16 @@ typedef void (*gemm_kern_fn) (int kc, const float *a, const float *b, float *c, 
  */
 typedef void (*gemm_tr16_fn) (const float *src, size_t ld, int rows, float *dst, size_t ldd);
 
+/* pack_rows's contract (below) with vector copies, for w <= 32. */
+typedef void (*gemm_rows_fn) (float *restrict dst, const float *src, size_t ld, int kc, int n, int w);
+
 typedef struct gemm_kernel
 {
 	int			mr;
 	int			nr;
 	gemm_kern_fn fn;
 	gemm_tr16_fn tr16;			/* NULL: the packs transpose element by element */
+	gemm_rows_fn rows;			/* NULL: the packs copy rows with memcpy */
 } gemm_kernel;
 
 /* One product, and the columns [j0, j1) of C one thread computes. */
@@ -175,8 +179,42 @@ tr16_avx512(const float *src, size_t ld, int rows, float *dst, size_t ldd)
 	}
 }
 
-static const gemm_kernel kernel_avx512 = {AVX512_MR, 32, kern_avx512, tr16_avx512};
-static const gemm_kernel kernel_avx2 = {AVX2_MR, 16, kern_avx2, NULL};
+/*
+ * pack_rows with masked vector loads and stores: w floats written for each
+ * row and panel (zeros past n), never a library call for a few dozen bytes
+ * (an attention head's A^T is 128 rows of ten 14-float pieces).  Masked-off
+ * lanes are neither read nor written, so nothing past src's n or dst's w is
+ * touched.
+ */
+__attribute__((target("avx512f")))
+static void
+rows_avx512(float *restrict dst, const float *src, size_t ld, int kc, int n, int w)
+{
+	const __mmask16 store0 = (__mmask16) ((1u << (w < 16 ? w : 16)) - 1);
+	const __mmask16 store1 = (__mmask16) ((1u << (w > 16 ? w - 16 : 0)) - 1);
+	const int	last = (n - 1) / w * w;	/* the first column of the last panel */
+	const int	tail = n - last;	/* its columns in src */
+	const __mmask16 tail0 = (__mmask16) ((1u << (tail < 16 ? tail : 16)) - 1);
+	const __mmask16 tail1 = (__mmask16) ((1u << (tail > 16 ? tail - 16 : 0)) - 1);
+
+	for (int k = 0; k < kc; k++, src += ld)
+	{
+		float	   *d = dst + (size_t) k * w;
+
+		for (int p = 0; p < n; p += w, d += (size_t) kc * w)
+		{
+			const __mmask16 load0 = p == last ? tail0 : store0;
+			const __mmask16 load1 = p == last ? tail1 : store1;
+
+			_mm512_mask_storeu_ps(d, store0, _mm512_maskz_loadu_ps(load0, src + p));
+			if (w > 16)
+				_mm512_mask_storeu_ps(d + 16, store1, _mm512_maskz_loadu_ps(load1, src + p + 16));
+		}
+	}
+}
+
+static const gemm_kernel kernel_avx512 = {AVX512_MR, 32, kern_avx512, tr16_avx512, rows_avx512};
+static const gemm_kernel kernel_avx2 = {AVX2_MR, 16, kern_avx2, NULL, NULL};
 
 #endif							/* GEMM_X86 */
 
@@ -289,7 +327,8 @@ static void
 pack_a(float *restrict dst, const gemm_args *g, int i0, int mc, int p0, int kc)
 {
 	if (g->ta)
-		pack_rows(dst, g->A + (size_t) p0 * g->lda + i0, (size_t) g->lda, kc, mc, g->kern->mr);
+		(g->kern->rows != NULL ? g->kern->rows : pack_rows) (dst, g->A + (size_t) p0 * g->lda + i0,
+															  (size_t) g->lda, kc, mc, g->kern->mr);
 	else
 		pack_cols(dst, g->A + (size_t) i0 * g->lda + p0, (size_t) g->lda, kc, mc, g->kern->mr, g->kern->tr16);
 }
@@ -305,7 +344,8 @@ pack_b(float *restrict dst, const gemm_args *g, int p0, int kc, int j0, int nc)
 	if (g->tb)
 		pack_cols(dst, g->B + (size_t) j0 * g->ldb + p0, (size_t) g->ldb, kc, nc, g->kern->nr, g->kern->tr16);
 	else
-		pack_rows(dst, g->B + (size_t) p0 * g->ldb + j0, (size_t) g->ldb, kc, nc, g->kern->nr);
+		(g->kern->rows != NULL ? g->kern->rows : pack_rows) (dst, g->B + (size_t) p0 * g->ldb + j0,
+															  (size_t) g->ldb, kc, nc, g->kern->nr);
 }
 
 /* ---------------------------------------------------------------------
@@ -354,7 +394,7 @@ ws_get(size_t floats)
 static size_t
 ws_floats(const gemm_kernel *kern)
 {
-	return (size_t) MC_PANELS * kern->mr * KC + (size_t) KC * NC + (size_t) MAX_MR * MAX_NR;
+	return (size_t) MC_PANELS * kern->mr * GEMM_KC + (size_t) GEMM_KC * GEMM_NC + (size_t) MAX_MR * MAX_NR;
 }
 
 /* C's rows [i0, i1) and columns [j0, j1) with the buffer ws. */
@@ -366,16 +406,16 @@ gemm_part(const gemm_args *g, int i0, int i1, int j0, int j1, float *ws)
 	const int	nr = kern->nr;
 	const int	mc_max = MC_PANELS * mr;
 	float	   *pa = ws;
-	float	   *pb = pa + (size_t) mc_max * KC;
-	float	   *tile = pb + (size_t) KC * NC;
+	float	   *pb = pa + (size_t) mc_max * GEMM_KC;
+	float	   *tile = pb + (size_t) GEMM_KC * GEMM_NC;
 
-	for (int jc = j0; jc < j1; jc += NC)
+	for (int jc = j0; jc < j1; jc += GEMM_NC)
 	{
-		const int	nc = j1 - jc < NC ? j1 - jc : NC;
+		const int	nc = j1 - jc < GEMM_NC ? j1 - jc : GEMM_NC;
 
-		for (int pc = 0; pc < g->K; pc += KC)
+		for (int pc = 0; pc < g->K; pc += GEMM_KC)
 		{
-			const int	kc = g->K - pc < KC ? g->K - pc : KC;
+			const int	kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC;
 			const float beta = pc == 0 ? g->beta : 1.0f;
 
 			pack_b(pb, g, pc, kc, jc, nc);
