@@ -9,10 +9,14 @@
  * backward with dout, and prints the largest absolute difference of the
  * last hidden states at the unpadded positions, then for each gradient in
  * grads.txt its largest absolute difference and the reference's largest
- * value, and a line "RESULT hidden_maxabs grad_maxrel" (grad_maxrel: the
+ * value, then the largest absolute difference of the logits of the
+ * reference's head (head.txt, logits.txt; test/unit/encoder_torch.h: per
+ * token, mean- and [CLS]-pooled, through tf_forward_infer), and a line
+ * "RESULT hidden_maxabs grad_maxrel logits_maxabs" (grad_maxrel: the
  * largest over the tensors of maxabs diff / max |reference|).  Exit status
- * 1 if the hidden states differ by more than 1e-4 or a gradient by more
- * than 1e-4 of its scale (the unit test's tolerances), 2 on an error.
+ * 1 if the hidden states or the logits differ by more than 1e-4 or a
+ * gradient by more than 1e-4 of its scale (the unit test's tolerances), 2
+ * on an error.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 
 #include "cai/encoder.h"
+#include "../test/unit/encoder_torch.h"
 
 static const char *dir;
 
@@ -110,6 +115,12 @@ main(int argc, char **argv)
 	size_t		numel;
 	FILE	   *f;
 	int			H;
+	int			K;
+	float	   *head;
+	float	   *logits_want;
+	float	   *logits;
+	size_t		n_tok = 0;
+	double		logits_max = 0.0;
 
 	if (argc != 2)
 	{
@@ -184,7 +195,30 @@ main(int argc, char **argv)
 		grad_rel = fmax(grad_rel, scale > 0.0 ? d / scale : d);
 	}
 	fclose(f);
-	printf("RESULT %.3g %.3g\n", hidden_max, grad_rel);
+	if ((head = floats_of("head.txt", 2)) == NULL || (K = (int) head[0]) < 2 || K > 64 || (int) head[1] != H)
+		return fail("head.txt", NULL);
+	free(head);
+	for (size_t r = 0; r < (size_t) B * T; r++)
+		n_tok += mask[r] != 0;
+	head = floats_of("head.txt", 2 + (size_t) K * H + (size_t) K);
+	logits_want = floats_of("logits.txt", (n_tok + 2 * (size_t) B) * (size_t) K);
+	logits = calloc(n_tok * (size_t) K, sizeof(float));
+	if (head == NULL || logits_want == NULL || logits == NULL)
+		return fail("head.txt or logits.txt", NULL);
+	for (int pass = 0, at = 0; pass < TORCH_LOGIT_PASSES; pass++)
+	{
+		const size_t n = (pass == 0 ? n_tok : (size_t) B) * (size_t) K;
+		double		d = 0.0;
+
+		if (torch_logits(&cfg, enc, head + 2, K, B, T, ids, mask, pass, logits, &err) != CAI_OK)
+			return fail(torch_logit_pass[pass], &err);
+		for (size_t i = 0; i < n; i++)
+			d = fmax(d, fabs((double) logits[i] - logits_want[at + i]));
+		at += (int) n;
+		printf("  logits %-16s max abs diff %.3g\n", torch_logit_pass[pass], d);
+		logits_max = fmax(logits_max, d);
+	}
+	printf("RESULT %.3g %.3g %.3g\n", hidden_max, grad_rel, logits_max);
 	cai_encoder_grads_free(g);
 	cai_encoder_acts_free(acts);
 	cai_encoder_free(enc);
@@ -195,5 +229,8 @@ main(int argc, char **argv)
 	free(dout);
 	free(json);
 	free(st_bytes);
-	return hidden_max <= 1e-4 && grad_rel <= 1e-4 ? 0 : 1;
+	free(head);
+	free(logits_want);
+	free(logits);
+	return hidden_max <= 1e-4 && grad_rel <= 1e-4 && logits_max <= 1e-4 ? 0 : 1;
 }

@@ -34,9 +34,10 @@ for s in $SHAPES; do
 	[ "$rc" -eq 0 ] || status=1
 	hid=$(printf '%s\n' "$raw" | awk '$1 == "RESULT" { print $2 }')
 	rel=$(printf '%s\n' "$raw" | awk '$1 == "RESULT" { print $3 }')
+	lgt=$(printf '%s\n' "$raw" | awk '$1 == "RESULT" { print $4 }')
 	gabs=$(printf '%s\n' "$raw" | awk '$1 == "grad" { v = $6 + 0; sub(/,$/, "", $6); if (v > m) { m = v; s = $6 } } END { print s }')
 	verdict=$([ "$rc" -eq 0 ] && echo "within" || echo "**beyond**")
-	rows="$rows| $L x $H | $hid | $gabs | $rel | $verdict | $((t1 - t0)) s + $((t2 - t1)) s |
+	rows="$rows| $L x $H | $hid | $lgt | $gabs | $rel | $verdict | $((t1 - t0)) s + $((t2 - t1)) s |
 "
 	details="$details
 \`\`\`
@@ -70,11 +71,15 @@ torchv=$("$PY" -c 'import torch; print(torch.__version__)')
   and bias, value, attention output and intermediate weights, the last layer's output dense weight and
   output LayerNorm gain and bias): max absolute difference, and that difference over the tensor's
   largest reference value (the gradients reach a few hundred for the embeddings, so an absolute
-  1e-4 is the wrong scale for them).  Tolerances, as in test/unit/test_encoder.c: hidden states
-  1e-4 absolute; gradients 1e-4 of the tensor's largest value.
+  1e-4 is the wrong scale for them).  Logits: a random head (5 classes, normal 0.2) on a single-segment
+  forward of the same ids, run by the core through `tf_forward_infer` (the transformer models' inference:
+  padding, pooling, head; test/unit/encoder_torch.h) per token at every unpadded position (NER), mean-pooled
+  and [CLS]-pooled (classification): the largest absolute difference of the three.  Tolerances, as in
+  test/unit/test_encoder.c: hidden states and logits 1e-4 absolute; gradients 1e-4 of the tensor's largest
+  value.
 
-| layers x hidden | hidden states max abs diff | gradients max abs diff | gradients max diff / max \|ref\| | tolerance | time (torch + core) |
-|---|---|---|---|---|---|
+| layers x hidden | hidden states max abs diff | logits max abs diff | gradients max abs diff | gradients max diff / max \|ref\| | tolerance | time (torch + core) |
+|---|---|---|---|---|---|---|
 TXT
 	printf '%s' "$rows"
 	cat <<'TXT'

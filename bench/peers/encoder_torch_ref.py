@@ -16,6 +16,14 @@ config), initialises it at random from a seed, and writes to outdir:
                      dout zero at padded positions
   grads.txt          per tensor: a line "name numel", then numel values (the
                      gradient of the loss, autograd)
+  head.txt           a random classification head on top: "K H", then W (K, H)
+                     and the bias (K), F32 values
+  logits.txt         the head's logits on a single-segment forward of the same
+                     ids (segment ids all 0, as the core's fine-tuned models
+                     run): per token at every unpadded position (B, T, K in
+                     order, padded rows left out), then mean-pooled over each
+                     input's unpadded positions ([CLS] and [SEP] included) (B, K),
+                     then of the [CLS] position (B, K)
 
 The weights are F32 (what the file holds); the reference computes in float64
 from them, so what the C side is compared with is the exact answer for those
@@ -259,6 +267,26 @@ def main():
             g = params[n].grad
             f.write("%s %d\n" % (n, g.numel()))
             write_values(f, g)
+
+    # logits of a head (drawn after everything above, so the files above do not change)
+    K = 5
+    head_w = torch.randn(K, a.hidden, generator=gen, dtype=torch.float32) * 0.2
+    head_b = torch.randn(K, generator=gen, dtype=torch.float32) * 0.2
+    with torch.no_grad():
+        h = model(ids, torch.zeros_like(seg), mask)
+        w64, b64 = head_w.double(), head_b.double()
+        tok = h @ w64.T + b64
+        m = mask[:, :, None].double()
+        mean = ((h * m).sum(1) / m.sum(1)) @ w64.T + b64
+        cls = h[:, 0] @ w64.T + b64
+    with open(os.path.join(a.outdir, "head.txt"), "w") as f:
+        f.write("%d %d\n" % (K, a.hidden))
+        write_values(f, head_w)
+        write_values(f, head_b)
+    with open(os.path.join(a.outdir, "logits.txt"), "w") as f:
+        write_values(f, tok[mask])
+        write_values(f, mean)
+        write_values(f, cls)
 
 
 if __name__ == "__main__":

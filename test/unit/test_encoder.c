@@ -26,6 +26,7 @@
 #include "check.h"
 #include "../../src/core/gradcheck.h"
 #include "../../src/core/pool.h"
+#include "encoder_torch.h"
 
 static const char *fixture_dir;
 
@@ -1153,9 +1154,53 @@ test_bundle(void)
 /* ------------------------------------------------------------------ */
 
 /*
+ * The logits of a transformer model's head on the reference encoder
+ * (encoder_torch.h: the reference's random head through tf_forward_infer):
+ * per token, mean pooling and [CLS] pooling, each within 1e-4 absolute of
+ * PyTorch's float64 logits (logits.txt).
+ */
+static void
+test_torch_logits(const cai_encoder_config *cfg, cai_encoder *enc, const Batch *in)
+{
+	const int	H = cfg->hidden_size;
+	cai_error	err = {0};
+	float	   *head = read_floats("head.txt", 2);
+	float	   *want = NULL;
+	float	   *got = NULL;
+	size_t		n_tok = 0;
+	int			K;
+
+	for (int r = 0; r < in->B * in->T; r++)
+		n_tok += in->mask[r] != 0;
+	K = head != NULL && (int) head[1] == H ? (int) head[0] : 0;
+	free(head);
+	CHECK(K >= 2 && K <= 64, "torch fixture head.txt: K x H = %d x %d", K, H);
+	if (K < 2 || K > 64)
+		return;
+	head = read_floats("head.txt", 2 + (size_t) K * H + (size_t) K);
+	want = read_floats("logits.txt", (n_tok + 2 * (size_t) in->B) * (size_t) K);
+	got = calloc(n_tok * (size_t) K, sizeof(float));
+	CHECK(head != NULL && want != NULL && got != NULL, "torch fixture head.txt and logits.txt read");
+	for (int pass = 0; head != NULL && want != NULL && got != NULL && pass < TORCH_LOGIT_PASSES; pass++)
+	{
+		const size_t n = pass == 0 ? n_tok : (size_t) in->B;
+		const float *w = want + (pass == 0 ? 0 : n_tok + (size_t) (pass - 1) * in->B) * (size_t) K;
+		cai_status	st = torch_logits(cfg, enc, head + 2, K, in->B, in->T, in->ids, in->mask, pass, got, &err);
+
+		CHECK(st == CAI_OK, "logits %s: %s", torch_logit_pass[pass], err.msg);
+		if (st == CAI_OK)
+			CHECK_CLOSE(torch_logit_pass[pass], got, w, n * (size_t) K, 0.0f, 1e-4f);
+	}
+	free(head);
+	free(want);
+	free(got);
+}
+
+/*
  * The PyTorch reference (bench/peers/encoder_torch_ref.py wrote
- * test/fixtures/encoder_torch/, or $CAI_ENCODER_TORCH_FIXTURES): a random
- * 2-layer checkpoint in float64 autograd.  The last hidden states at the
+ * test/fixtures/encoder_torch/ with "encoder_torch_ref.py DIR 2 64 --vocab
+ * 100 --positions 32 --batch 3 --seq 16", or $CAI_ENCODER_TORCH_FIXTURES): a
+ * random 2-layer checkpoint in float64 autograd.  The last hidden states at the
  * unpadded positions within 1e-4 absolute (issue 13); the gradients of
  * loss = sum(hidden * dout) within 1e-4 of each tensor's largest reference
  * value, absolute: float32 sums over the batch's rows and the hidden size
@@ -1247,6 +1292,7 @@ test_torch_reference(void)
 			break;
 	}
 	CHECK(n_grads >= 10, "%d gradients compared with PyTorch's", n_grads);
+	test_torch_logits(&cfg, enc, &in);
 done:
 	if (f != NULL)
 		fclose(f);
