@@ -1232,44 +1232,101 @@ att_dims_of(const cai_encoder_acts *a)
 	return z;
 }
 
+/* The first and last + 1 of n items that part of parts takes (in multiples of unit). */
+static void
+part_range(size_t n, size_t unit, int part, int parts, size_t *i0, size_t *i1)
+{
+	const size_t units = (n + unit - 1) / unit;
+
+	*i0 = units * (size_t) part / (size_t) parts * unit;
+	*i1 = units * (size_t) (part + 1) / (size_t) parts * unit;
+	if (*i0 > n)
+		*i0 = n;
+	if (*i1 > n)
+		*i1 = n;
+}
+
+/*
+ * Work of at least PAR_MIN floats (or multiply-adds) is shared out over the
+ * encoder's threads (cai_gemm_parallel) in independent parts, each doing
+ * exactly what one thread would for its items: same results for any
+ * number of threads.  Less work stays on the caller (a hand-off costs a few
+ * microseconds).
+ */
+#define PAR_MIN (1 << 16)
+
+static int
+par_threads(double work)
+{
+	return work >= PAR_MIN ? cai_blas_get_threads() : 1;
+}
+
+/* One pass of attention_forward over (sequence, head) units. */
+typedef struct att_par
+{
+	att_dims	z;
+	enc_layer_acts *la;
+	const uint8_t *mask;
+	const float *att;			/* the probabilities ctx reads (after dropout) */
+	bool		ctx;			/* false: scores and softmax; true: ctx = att v */
+} att_par;
+
+static void
+attention_units(void *arg, int part, int parts)
+{
+	const att_par *w = arg;
+	const att_dims z = w->z;
+	enc_layer_acts *la = w->la;
+	size_t		u0;
+	size_t		u1;
+
+	part_range((size_t) z.B * z.NH, 1, part, parts, &u0, &u1);
+	for (size_t u = u0; u < u1; u++)
+	{
+		const int	b = (int) (u / (size_t) z.NH);
+		const int	h = (int) (u % (size_t) z.NH);
+		const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
+
+		if (w->ctx)
+		{
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, w->att + u * z.tt, z.T,
+							  la->v + rows, z.H, 0.0f, la->ctx + rows, z.H);
+			continue;
+		}
+		{
+			const uint8_t *mb = w->mask != NULL ? w->mask + (size_t) b * z.T : NULL;
+			float	   *p = la->probs + u * z.tt;
+
+			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
+							  la->k + rows, z.H, 0.0f, p, z.T);
+			for (int i = 0; i < z.T; i++)
+				softmax_row(p + (size_t) i * z.T, mb, z.T);
+		}
+	}
+}
+
 /*
  * Self-attention of layer la: probs = masked softmax(q k^T / sqrt d) per
- * (sequence, head), dropout, ctx = att v.
+ * (sequence, head), dropout, ctx = att v.  The (sequence, head) units are
+ * shared out over the threads, each unit's products on one thread, when
+ * the core's kernel runs the encoder's products (OpenBLAS threads its own).
  */
 static cai_status
 attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, cai_rng *rng, cai_error *err)
 {
 	const att_dims z = att_dims_of(a);
-	float	   *att = z.drop ? la->att : la->probs;
+	att_par		w = {z, la, mask, z.drop ? la->att : la->probs, false};
+	const int	threads = cai_gemm_encoder_own() && z.B * z.NH > 1 ?
+		par_threads(2.0 * z.B * z.NH * (double) z.tt * z.d) : 1;
 	cai_status	st;
 
-	for (int b = 0; b < z.B; b++)
-	{
-		const uint8_t *mb = mask != NULL ? mask + (size_t) b * z.T : NULL;
-
-		for (int h = 0; h < z.NH; h++)
-		{
-			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
-			float	   *p = la->probs + ((size_t) b * z.NH + h) * z.tt;
-
-			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, z.scale, la->q + rows, z.H,
-					  la->k + rows, z.H, 0.0f, p, z.T);
-			for (int i = 0; i < z.T; i++)
-				softmax_row(p + (size_t) i * z.T, mb, z.T);
-		}
-	}
+	cai_gemm_parallel(threads, attention_units, &w);
 	if (z.drop &&
 		(st = cai_dropout_forward(la->att, la->att_mask, la->probs, (size_t) z.B * z.NH * z.tt, a->p_att, true,
 								  rng, err)) != CAI_OK)
 		return st;
-	for (int b = 0; b < z.B; b++)
-		for (int h = 0; h < z.NH; h++)
-		{
-			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
-
-			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f,
-					  att + ((size_t) b * z.NH + h) * z.tt, z.T, la->v + rows, z.H, 0.0f, la->ctx + rows, z.H);
-		}
+	w.ctx = true;
+	cai_gemm_parallel(threads, attention_units, &w);
 	return CAI_OK;
 }
 
@@ -1340,6 +1397,57 @@ check_inputs(const cai_encoder *enc, const cai_encoder_acts *a, const int32_t *i
 	return CAI_OK;
 }
 
+/* layernorm_forward or gelu_forward over a part of the rows or values. */
+typedef struct ew_par
+{
+	float	   *out;
+	float	   *mean;			/* NULL: gelu_forward */
+	float	   *rstd;
+	const float *x;
+	const float *g;
+	const float *b;
+	size_t		n;				/* rows (layer norm) or values (GELU) */
+	int			C;
+	float		eps;
+} ew_par;
+
+static void
+elementwise_part(void *arg, int part, int parts)
+{
+	const ew_par *w = arg;
+	size_t		i0;
+	size_t		i1;
+
+	if (w->mean == NULL)
+	{
+		part_range(w->n, 64, part, parts, &i0, &i1);
+		gelu_forward(w->out + i0, w->x + i0, i1 - i0);
+		return;
+	}
+	part_range(w->n, 1, part, parts, &i0, &i1);
+	layernorm_forward(w->out + i0 * w->C, w->mean + i0, w->rstd + i0, w->x + i0 * w->C, w->g, w->b, (int) (i1 - i0),
+					  w->C, w->eps);
+}
+
+/* layernorm_forward on the encoder's threads (rows shared out). */
+static void
+layernorm_forward_par(float *out, float *mean, float *rstd, const float *x, const float *g, const float *b,
+					  int N, int C, float eps)
+{
+	ew_par		w = {out, mean, rstd, x, g, b, (size_t) N, C, eps};
+
+	cai_gemm_parallel(par_threads((double) N * C), elementwise_part, &w);
+}
+
+/* gelu_forward on the encoder's threads (values shared out). */
+static void
+gelu_forward_par(float *out, const float *x, size_t n)
+{
+	ew_par		w = {.out = out, .x = x, .n = n};
+
+	cai_gemm_parallel(par_threads((double) n), elementwise_part, &w);
+}
+
 cai_status
 cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *ids, const int32_t *segments,
 					const uint8_t *mask, bool training, cai_rng *rng, cai_error *err)
@@ -1394,15 +1502,15 @@ cai_encoder_forward(const cai_encoder *enc, cai_encoder_acts *a, const int32_t *
 			return st;
 		for (size_t i = 0; i < NHs; i++)
 			la->res1[i] = x[i] + la->ao[i];
-		layernorm_forward(la->h1, la->mean1, la->rstd1, la->res1, w->ln1_g, w->ln1_b, N, H, c->layer_norm_eps);
+		layernorm_forward_par(la->h1, la->mean1, la->rstd1, la->res1, w->ln1_g, w->ln1_b, N, H, c->layer_norm_eps);
 		enc_linear_forward(la->ff1, la->h1, w->ff1_w, w->ff1_b, N, H, I);
-		gelu_forward(la->gelu, la->ff1, (size_t) N * I);
+		gelu_forward_par(la->gelu, la->ff1, (size_t) N * I);
 		enc_linear_forward(la->ff2, la->gelu, w->ff2_w, w->ff2_b, N, I, H);
 		if ((st = cai_dropout_forward(la->ff2, la->ff_mask, la->ff2, NHs, a->p_hidden, training, rng, err)) != CAI_OK)
 			return st;
 		for (size_t i = 0; i < NHs; i++)
 			la->res2[i] = la->h1[i] + la->ff2[i];
-		layernorm_forward(la->out, la->mean2, la->rstd2, la->res2, w->ln2_g, w->ln2_b, N, H, c->layer_norm_eps);
+		layernorm_forward_par(la->out, la->mean2, la->rstd2, la->res2, w->ln2_g, w->ln2_b, N, H, c->layer_norm_eps);
 		x = la->out;
 	}
 	return CAI_OK;

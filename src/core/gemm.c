@@ -463,7 +463,9 @@ gemm_part(const gemm_args *g, int i0, int i1, int j0, int j1, float *ws)
 
 typedef struct gemm_job
 {
-	const gemm_args *g;
+	const gemm_args *g;			/* a product's part, or (g NULL) fn's */
+	cai_gemm_part_fn fn;
+	void	   *ctx;
 	int			parts;
 	bool		by_rows;		/* parts split the rows of C (else its columns) */
 	int			bounds[MAX_THREADS + 1];	/* part t: rows or columns [bounds[t], bounds[t + 1]) */
@@ -513,13 +515,15 @@ now_ns(void)
 	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-/* Part t of a threaded product. */
+/* Part t of a threaded product, or of cai_gemm_parallel's function. */
 static void
 job_part(const gemm_job *job, int t, float *ws)
 {
 	const gemm_args *g = job->g;
 
-	if (job->by_rows)
+	if (g == NULL)
+		job->fn(job->ctx, t, job->parts);
+	else if (job->by_rows)
 		gemm_part(g, job->bounds[t], job->bounds[t + 1], 0, g->N, ws);
 	else
 		gemm_part(g, 0, g->M, job->bounds[t], job->bounds[t + 1], ws);
@@ -563,8 +567,8 @@ helper_main(void *arg)
 		job = helper_job;
 		if (t < job->parts)
 		{
-			ws = ws_get(ws_floats(job->g->kern));
-			if (ws != NULL)
+			ws = job->g != NULL ? ws_get(ws_floats(job->g->kern)) : NULL;
+			if (ws != NULL || job->g == NULL)
 				job_part(job, t, ws);
 			else
 				job->failed[t] = true;
@@ -599,6 +603,67 @@ helpers_start(int want)
 }
 
 /*
+ * The threads a job may use, at most threads: more than 1 only with
+ * helper_busy held and the helpers running (1: another caller has them, or
+ * they could not be started).
+ */
+static int
+helpers_acquire(int threads)
+{
+	int			running;
+
+	if (threads > MAX_THREADS)
+		threads = MAX_THREADS;
+	if (threads <= 1 || pthread_mutex_trylock(&helper_busy) != 0)
+		return 1;
+	running = helpers_start(threads - 1);
+	if (running < threads - 1)
+		threads = 1 + running;
+	if (threads == 1)
+		pthread_mutex_unlock(&helper_busy);
+	return threads;
+}
+
+/*
+ * Hand job out (helpers_acquire gave job->parts > 1): part 0 here, the
+ * others on the helpers; returns when every part is done, helper_busy
+ * released.
+ */
+static void
+helpers_run(gemm_job *job, float *ws)
+{
+	helper_job = job;
+	__atomic_store_n(&helper_pending, helpers, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&helper_gen, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&helper_sleepers, __ATOMIC_SEQ_CST) > 0)
+	{
+		pthread_mutex_lock(&helper_mu);
+		pthread_cond_broadcast(&helper_go);
+		pthread_mutex_unlock(&helper_mu);
+	}
+	job_part(job, 0, ws);
+	for (unsigned i = 0; __atomic_load_n(&helper_pending, __ATOMIC_SEQ_CST) > 0; i++)
+	{
+		cpu_relax();
+		if ((i & 1023) == 1023)
+			sched_yield();		/* a helper that lost its core */
+	}
+	pthread_mutex_unlock(&helper_busy);
+}
+
+void
+cai_gemm_parallel(int threads, cai_gemm_part_fn fn, void *ctx)
+{
+	gemm_job	job = {.fn = fn, .ctx = ctx};
+
+	job.parts = helpers_acquire(threads);
+	if (job.parts == 1)
+		fn(ctx, 0, 1);
+	else
+		helpers_run(&job, NULL);
+}
+
+/*
  * Threads share out whole panels of C's columns, or of its rows when C is
  * taller than wide: each part packs all of op(A) for a split of the
  * columns, all of op(B) for a split of the rows, so the split goes along
@@ -622,21 +687,9 @@ gemm_blocked(const gemm_args *g, int threads)
 				  g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
 		return;
 	}
-	if (threads > MAX_THREADS)
-		threads = MAX_THREADS;
 	if (threads > panels)
 		threads = panels;
-	if (threads > 1 && pthread_mutex_trylock(&helper_busy) != 0)
-		threads = 1;			/* another caller has the helpers */
-	if (threads > 1)
-	{
-		int			running = helpers_start(threads - 1);
-
-		if (running < threads - 1)
-			threads = 1 + running;
-		if (threads == 1)
-			pthread_mutex_unlock(&helper_busy);
-	}
+	threads = helpers_acquire(threads);	/* 1: another caller has the helpers */
 	if (threads == 1)
 	{
 		gemm_part(g, 0, g->M, 0, g->N, ws);
@@ -650,23 +703,7 @@ gemm_blocked(const gemm_args *g, int threads)
 
 		job.bounds[t] = j < extent ? j : extent;
 	}
-	helper_job = &job;
-	__atomic_store_n(&helper_pending, helpers, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&helper_gen, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&helper_sleepers, __ATOMIC_SEQ_CST) > 0)
-	{
-		pthread_mutex_lock(&helper_mu);
-		pthread_cond_broadcast(&helper_go);
-		pthread_mutex_unlock(&helper_mu);
-	}
-	job_part(&job, 0, ws);
-	for (unsigned i = 0; __atomic_load_n(&helper_pending, __ATOMIC_SEQ_CST) > 0; i++)
-	{
-		cpu_relax();
-		if ((i & 1023) == 1023)
-			sched_yield();		/* a helper that lost its core */
-	}
-	pthread_mutex_unlock(&helper_busy);
+	helpers_run(&job, ws);
 	for (int t = 1; t < threads; t++)
 		if (job.failed[t])
 			job_part(&job, t, ws);
@@ -733,6 +770,13 @@ void
 cai_gemm_encoder_use(cai_gemm_isa isa)
 {
 	encoder_isa = isa;
+}
+
+bool
+cai_gemm_encoder_own(void)
+{
+	return (int) encoder_isa < 0 ? cai_gemm_cpu_isa() == CAI_GEMM_AVX512 : encoder_isa != CAI_GEMM_BLAS &&
+		encoder_isa <= cai_gemm_cpu_isa();
 }
 
 void

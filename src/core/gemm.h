@@ -48,6 +48,22 @@ void		cai_sgemm_encoder(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE t
 							  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
 							  float *C, int ldc);
 
+/* Whether cai_sgemm_encoder runs the core's kernel (not OpenBLAS) now. */
+bool		cai_gemm_encoder_own(void);
+
+/*
+ * fn(ctx, part, parts) for every part in [0, parts), parts <= threads: part
+ * 0 on the caller, the others on the SGEMM's helper threads (started on
+ * first use, polling between jobs), all done on return.  parts is 1 (one
+ * call, fn(ctx, 0, 1)) when threads is 1 or another caller has the
+ * helpers.  The parts must be independent; a core-kernel product inside fn
+ * runs on one thread (the helpers are taken), so fn must not call
+ * cai_sgemm (OpenBLAS's own threads) when parts > 1.  For the encoder's
+ * per-(sequence, head) attention and its element-wise layers.
+ */
+typedef void (*cai_gemm_part_fn) (void *ctx, int part, int parts);
+void		cai_gemm_parallel(int threads, cai_gemm_part_fn fn, void *ctx);
+
 /* The threads cai_sgemm_encoder gives an M x N x K product out of threads: 1 for small ones. */
 int			cai_gemm_threads_for(int M, int N, int K, int threads);
 

@@ -984,6 +984,70 @@ test_inference_reuse(void)
 	cai_encoder_free(enc);
 }
 
+/*
+ * The forward pass on 1 and 2 threads: the (sequence, head) attention units,
+ * layer norms and GELU shared out over the SGEMM's helper threads
+ * (cai_gemm_parallel, with the core's kernel) give the same bits as one
+ * thread, for inference and for a training pass with dropout (same seed);
+ * a batch large enough for every part to be shared out (PAR_MIN).
+ */
+static void
+test_forward_threads(void)
+{
+	cai_encoder_config cfg = {
+		.vocab_size = 50, .hidden_size = 128, .num_hidden_layers = 2, .num_attention_heads = 2,
+		.intermediate_size = 512, .max_position_embeddings = 64, .type_vocab_size = 2,
+		.layer_norm_eps = 1e-12f, .hidden_dropout_prob = 0.1f, .attention_probs_dropout_prob = 0.1f,
+	};
+	enum {B = 8, T = 64};
+	const size_t out_n = (size_t) B * T * 128;
+	const int	old_threads = cai_blas_get_threads();
+	int32_t		ids[B * T];
+	uint8_t		mask[B * T];
+	float	   *want[2] = {malloc(sizeof(float) * out_n), malloc(sizeof(float) * out_n)};
+	cai_encoder *enc = NULL;
+	cai_encoder_acts *acts = NULL;
+	cai_error	err = {0};
+	cai_rng		rng;
+
+	for (int r = 0; r < B * T; r++)
+	{
+		ids[r] = (r * 7 + 3) % 50;
+		mask[r] = (r % T) < T - (r / T) * 3;	/* every row padded differently, the first not at all */
+	}
+	cai_rng_seed(&rng, 5);
+	if (want[0] == NULL || want[1] == NULL || cai_encoder_create(&cfg, &enc, &err) != CAI_OK ||
+		cai_encoder_acts_create(&cfg, B, T, true, &acts, &err) != CAI_OK)
+	{
+		CHECK(false, "threads setup: %s", err.msg);
+		goto done;
+	}
+	cai_encoder_init_random(enc, 0.2f, &rng);
+	for (int threads = 1; threads <= 2; threads++)
+		for (int training = 0; training <= 1; training++)
+		{
+			cai_status	st;
+
+			cai_blas_set_threads(threads);
+			cai_rng_seed(&rng, 99);
+			st = cai_encoder_forward(enc, acts, ids, NULL, mask, training, &rng, &err);
+			CHECK(st == CAI_OK, "forward, %d thread(s): %s", threads, err.msg);
+			if (st != CAI_OK)
+				continue;
+			if (threads == 1)
+				memcpy(want[training], cai_encoder_output(acts), sizeof(float) * out_n);
+			else
+				CHECK(memcmp(want[training], cai_encoder_output(acts), sizeof(float) * out_n) == 0,
+					  "%s forward: 2 threads give one thread's bits", training ? "training" : "inference");
+		}
+done:
+	cai_blas_set_threads(old_threads);
+	cai_encoder_acts_free(acts);
+	cai_encoder_free(enc);
+	free(want[0]);
+	free(want[1]);
+}
+
 /* Data-parallel training: two pool shards, each on half the batch with its own acts and grads. */
 typedef struct ShardCtx
 {
@@ -1321,6 +1385,7 @@ main(void)
 	test_bundle();
 	test_memory();
 	test_inference_reuse();
+	test_forward_threads();
 	test_shards();
 	test_gradients(false, CAI_ENC_BERT);
 	test_gradients(true, CAI_ENC_BERT);
