@@ -25,7 +25,8 @@ for s in $SHAPES; do
 	H=${s#*x}
 	d="$TMP/$s"
 	t0=$(date +%s)
-	"$PY" bench/peers/encoder_torch_ref.py "$d" "$L" "$H" --vocab 1000 --positions 64 --batch 3 --seq 24
+	ref=$("$PY" bench/peers/encoder_torch_ref.py "$d" "$L" "$H" --vocab 1000 --positions 64 --batch 3 --seq 24)
+	t32=$(printf '%s\n' "$ref" | awk '$1 == "TORCH32" { v = $3 + 0; if (v > m) { m = v; s = $3 } } END { print s }')
 	t1=$(date +%s)
 	rc=0
 	raw=$("$BUILD/bench/encoder_torch_check" "$d") || rc=$?
@@ -37,11 +38,12 @@ for s in $SHAPES; do
 	lgt=$(printf '%s\n' "$raw" | awk '$1 == "RESULT" { print $4 }')
 	gabs=$(printf '%s\n' "$raw" | awk '$1 == "grad" { v = $6 + 0; sub(/,$/, "", $6); if (v > m) { m = v; s = $6 } } END { print s }')
 	verdict=$([ "$rc" -eq 0 ] && echo "within" || echo "**beyond**")
-	rows="$rows| $L x $H | $hid | $lgt | $gabs | $rel | $verdict | $((t1 - t0)) s + $((t2 - t1)) s |
+	rows="$rows| $L x $H | $hid | $lgt | $gabs | $t32 | $rel | $verdict | $((t1 - t0)) s + $((t2 - t1)) s |
 "
 	details="$details
 \`\`\`
 $(printf '%s\n' "$raw" | sed "s|$TMP/||")
+$(printf '%s\n' "$ref" | awk '$1 == "TORCH32" { printf "  PyTorch float32 %-37s max abs diff %s\n", $2, $3 }')
 \`\`\`
 "
 done
@@ -78,8 +80,8 @@ torchv=$("$PY" -c 'import torch; print(torch.__version__)')
   test/unit/test_encoder.c: hidden states and logits 1e-4 absolute; gradients 1e-4 of the tensor's largest
   value.
 
-| layers x hidden | hidden states max abs diff | logits max abs diff | gradients max abs diff | gradients max diff / max \|ref\| | tolerance | time (torch + core) |
-|---|---|---|---|---|---|---|
+| layers x hidden | hidden states max abs diff | logits max abs diff | gradients max abs diff | PyTorch's own float32 gradients: max abs diff | gradients max diff / max \|ref\| | tolerance | time (torch + core) |
+|---|---|---|---|---|---|---|---|
 TXT
 	printf '%s' "$rows"
 	cat <<'TXT'
@@ -88,7 +90,10 @@ The issue asks for the gradients within 1e-4 absolute as well.  The embedding gr
 token type) sum over every position of the batch and reach a few hundred, where 1e-4 is only 2 to 7
 float32 ulps (one ulp is 1.5e-5 between 128 and 256, 3.1e-5 to 512, 6.1e-5 to 1024), less than the
 rounding of a float32 sum of that many terms: at the larger shapes they exceed it (table, third column) while staying within
-1e-6 of their scale.  Every other tensor's gradient is within 1e-4 absolute.
+1e-6 of their scale.  Every other tensor's gradient is within 1e-4 absolute.  The fourth column is PyTorch's
+own float32 backward of the same checkpoint and batch against the same float64 reference (max over the same
+12 tensors): float32 arithmetic alone lands about as far from float64, so 1e-4 absolute on these
+gradients is beyond any float32 implementation at these scales.
 TXT
 	printf '\nPer tensor:\n%s' "$details"
 } > "$OUT"

@@ -119,6 +119,15 @@ model=$(awk -F: '/^model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpu
 		done
 	done
 	echo
+	echo "## The other checks of issue 13"
+	echo
+	echo "- SGEMM for the encoder's shapes, the core's kernel against OpenBLAS on 1 and 2 threads (target 1.6x on every"
+	echo "  shape): [results-gemm.md](results-gemm.md) (\`sh bench/gemm.sh\`)."
+	echo "- Hidden states, logits and gradients against a PyTorch reference (within 1e-4):"
+	echo "  [results-encoder-torch.md](results-encoder-torch.md) (\`sh bench/encoder_torch_check.sh\`)."
+	echo "- Pretraining then fine-tuning against fine-tuning from random weights (target +3 points):"
+	echo "  [results-pretrain.md](results-pretrain.md) (\`bench/pretrain.sh\`)."
+	echo
 	echo "## All measurements (shape, program, forward s, training step s; one line per round)"
 	echo
 	echo '```'

@@ -34,6 +34,7 @@ Run: /usr/bin/python3 bench/peers/encoder_torch_ref.py OUTDIR LAYERS HIDDEN
          [--vocab V] [--positions P] [--batch B] [--seq T] [--seed S]
 """
 import argparse
+import copy
 import json
 import os
 import struct
@@ -232,6 +233,11 @@ def main():
     write_safetensors(os.path.join(a.outdir, "model.safetensors"),
                       [("bert." + n, p) for n, p in model.named_parameters()])
 
+    # PyTorch's own float32 gradients, to show what float32 arithmetic alone gives against float64
+    model32 = copy.deepcopy(model)
+    (model32(ids, seg, mask) * dout).sum().backward()
+    grads32 = {n: p.grad.detach().double() for n, p in model32.named_parameters()}
+
     # the reference: float64 from the float32 weights
     model = model.double()
     out = model(ids, seg, mask)
@@ -267,6 +273,8 @@ def main():
             g = params[n].grad
             f.write("%s %d\n" % (n, g.numel()))
             write_values(f, g)
+            # stdout: PyTorch float32 against this float64 reference, max abs diff (not in the fixture)
+            print("TORCH32 %s %.3g" % (n, (grads32[n] - g).abs().max().item()))
 
     # logits of a head (drawn after everything above, so the files above do not change)
     K = 5
