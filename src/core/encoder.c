@@ -34,6 +34,9 @@
 #define ENC_EMB_TENSORS		5
 #define ENC_LAYER_TENSORS	16
 
+/* Parts attention_backward runs at once at most (each has its own scratch in the activations). */
+#define ATT_BWD_PARTS		4
+
 /* ---------------------------------------------------------------------
  * Config
  */
@@ -761,8 +764,8 @@ struct cai_encoder_acts
 	float	   *dv;				/* (N, H) */
 	float	   *dff;			/* (N, I) */
 	float	   *dgelu;			/* (N, I) */
-	float	   *datt;			/* (T, T) */
-	float	   *dscore;			/* (T, T) */
+	float	   *datt;			/* (ATT_BWD_PARTS, T, T) */
+	float	   *dscore;			/* (ATT_BWD_PARTS, T, T) */
 	float	   *dembed;			/* (N, H) */
 };
 
@@ -871,8 +874,9 @@ plan_acts(enc_plan *p, cai_encoder_acts *a)
 		a->dv = plan_f(p, N, H);
 		a->dff = plan_f(p, N, I);
 		a->dgelu = plan_f(p, N, I);
-		a->datt = plan_f(p, (size_t) a->T, (size_t) a->T);
-		a->dscore = plan_f(p, (size_t) a->T, (size_t) a->T);
+		/* one (T, T) pair for each part attention_backward can run at once */
+		a->datt = plan_f(p, (size_t) ATT_BWD_PARTS * a->T, (size_t) a->T);
+		a->dscore = plan_f(p, (size_t) ATT_BWD_PARTS * a->T, (size_t) a->T);
 		a->dembed = plan_f(p, N, H);
 	}
 }
@@ -1330,46 +1334,79 @@ attention_forward(cai_encoder_acts *a, enc_layer_acts *la, const uint8_t *mask, 
 	return CAI_OK;
 }
 
-/* dq, dk, dv (zeroed by the caller) += the attention's gradients from a->dctx. */
+/* One part of attention_backward's (sequence, head) units. */
+typedef struct att_bwd_par
+{
+	att_dims	z;
+	cai_encoder_acts *a;
+	const enc_layer_acts *la;
+} att_bwd_par;
+
+static void
+attention_backward_units(void *arg, int part, int parts)
+{
+	const att_bwd_par *w = arg;
+	const att_dims z = w->z;
+	cai_encoder_acts *a = w->a;
+	const enc_layer_acts *la = w->la;
+	float	   *datt = a->datt + (size_t) part * z.tt;	/* this part's scratch */
+	float	   *dscore = a->dscore + (size_t) part * z.tt;
+	size_t		u0;
+	size_t		u1;
+
+	part_range((size_t) z.B * z.NH, 1, part, parts, &u0, &u1);
+	for (size_t u = u0; u < u1; u++)
+	{
+		const int	b = (int) (u / (size_t) z.NH);
+		const int	h = (int) (u % (size_t) z.NH);
+		const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
+		const size_t bh = u * z.tt;
+		const float *p = la->probs + bh;
+		const float *att = z.drop ? la->att + bh : p;
+
+		/* datt = dctx v^T; dv += att^T dctx */
+		cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
+						  la->v + rows, z.H, 0.0f, datt, z.T);
+		cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T,
+						  a->dctx + rows, z.H, 1.0f, a->dv + rows, z.H);
+		/* through the dropout into d probs (dscore holds it for a moment) */
+		memset(dscore, 0, z.tt * sizeof(float));
+		cai_dropout_backward(dscore, datt, z.drop ? la->att_mask + bh : NULL, z.tt, a->p_att, z.drop);
+		/* softmax: ds_ij = p_ij (dp_ij - sum_k p_ik dp_ik) */
+		for (int i = 0; i < z.T; i++)
+		{
+			const float *pr = p + (size_t) i * z.T;
+			float	   *dr = dscore + (size_t) i * z.T;
+			double		dot = 0.0;
+
+			for (int j = 0; j < z.T; j++)
+				dot += (double) pr[j] * dr[j];
+			for (int j = 0; j < z.T; j++)
+				dr[j] = pr[j] * (float) (dr[j] - dot);
+		}
+		/* dq += scale ds k; dk += scale ds^T q */
+		cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, dscore, z.T,
+						  la->k + rows, z.H, 1.0f, a->dq + rows, z.H);
+		cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, dscore, z.T,
+						  la->q + rows, z.H, 1.0f, a->dk + rows, z.H);
+	}
+}
+
+/*
+ * dq, dk, dv (zeroed by the caller) += the attention's gradients from
+ * a->dctx; the (sequence, head) units write disjoint slices of them, so
+ * they are shared out like attention_forward's (each part with its own
+ * datt / dscore scratch, at most ATT_BWD_PARTS parts).
+ */
 static void
 attention_backward(cai_encoder_acts *a, const enc_layer_acts *la)
 {
 	const att_dims z = att_dims_of(a);
+	att_bwd_par w = {z, a, la};
+	int			threads = cai_gemm_encoder_own() && z.B * z.NH > 1 ?
+		par_threads(4.0 * z.B * z.NH * (double) z.tt * z.d) : 1;
 
-	for (int b = 0; b < z.B; b++)
-		for (int h = 0; h < z.NH; h++)
-		{
-			const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
-			const size_t bh = ((size_t) b * z.NH + h) * z.tt;
-			const float *p = la->probs + bh;
-			const float *att = z.drop ? la->att + bh : p;
-
-			/* z.d att = dctx v^z.T; dv += att^z.T dctx */
-			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasTrans, z.T, z.T, z.d, 1.0f, a->dctx + rows, z.H,
-					  la->v + rows, z.H, 0.0f, a->datt, z.T);
-			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, 1.0f, att, z.T,
-							  a->dctx + rows, z.H, 1.0f, a->dv + rows, z.H);
-			/* through the dropout into z.d probs (dscore holds it for a moment) */
-			memset(a->dscore, 0, z.tt * sizeof(float));
-			cai_dropout_backward(a->dscore, a->datt, z.drop ? la->att_mask + bh : NULL, z.tt, a->p_att, z.drop);
-			/* softmax: ds_ij = p_ij (dp_ij - sum_k p_ik dp_ik) */
-			for (int i = 0; i < z.T; i++)
-			{
-				const float *pr = p + (size_t) i * z.T;
-				float	   *dr = a->dscore + (size_t) i * z.T;
-				double		dot = 0.0;
-
-				for (int j = 0; j < z.T; j++)
-					dot += (double) pr[j] * dr[j];
-				for (int j = 0; j < z.T; j++)
-					dr[j] = pr[j] * (float) (dr[j] - dot);
-			}
-			/* dq += z.scale ds k; dk += z.scale ds^z.T q */
-			cai_sgemm_encoder(CblasRowMajor, CblasNoTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
-					  la->k + rows, z.H, 1.0f, a->dq + rows, z.H);
-			cai_sgemm_encoder(CblasRowMajor, CblasTrans, CblasNoTrans, z.T, z.d, z.T, z.scale, a->dscore, z.T,
-					  la->q + rows, z.H, 1.0f, a->dk + rows, z.H);
-		}
+	cai_gemm_parallel(threads < ATT_BWD_PARTS ? threads : ATT_BWD_PARTS, attention_backward_units, &w);
 }
 
 static cai_status

@@ -985,11 +985,12 @@ test_inference_reuse(void)
 }
 
 /*
- * The forward pass on 1 and 2 threads: the (sequence, head) attention units,
- * layer norms and GELU shared out over the SGEMM's helper threads
- * (cai_gemm_parallel, with the core's kernel) give the same bits as one
- * thread, for inference and for a training pass with dropout (same seed);
- * a batch large enough for every part to be shared out (PAR_MIN).
+ * The forward and backward passes on 1 and 2 threads: the (sequence, head)
+ * attention units (forward and backward), layer norms and GELU shared out
+ * over the SGEMM's helper threads (cai_gemm_parallel, with the core's
+ * kernel) give the same bits as one thread, for inference and for a
+ * training pass with dropout (same seed) and its gradients; a batch large
+ * enough for every part to be shared out (PAR_MIN).
  */
 static void
 test_forward_threads(void)
@@ -1005,8 +1006,11 @@ test_forward_threads(void)
 	int32_t		ids[B * T];
 	uint8_t		mask[B * T];
 	float	   *want[2] = {malloc(sizeof(float) * out_n), malloc(sizeof(float) * out_n)};
+	float	   *dout = malloc(sizeof(float) * out_n);
+	float	   *want_grads = NULL;
 	cai_encoder *enc = NULL;
 	cai_encoder_acts *acts = NULL;
+	cai_encoder_grads *grads = NULL;
 	cai_error	err = {0};
 	cai_rng		rng;
 
@@ -1016,13 +1020,17 @@ test_forward_threads(void)
 		mask[r] = (r % T) < T - (r / T) * 3;	/* every row padded differently, the first not at all */
 	}
 	cai_rng_seed(&rng, 5);
-	if (want[0] == NULL || want[1] == NULL || cai_encoder_create(&cfg, &enc, &err) != CAI_OK ||
-		cai_encoder_acts_create(&cfg, B, T, true, &acts, &err) != CAI_OK)
+	if (want[0] == NULL || want[1] == NULL || dout == NULL || cai_encoder_create(&cfg, &enc, &err) != CAI_OK ||
+		cai_encoder_acts_create(&cfg, B, T, true, &acts, &err) != CAI_OK ||
+		cai_encoder_grads_create(enc, &grads, &err) != CAI_OK ||
+		(want_grads = malloc(sizeof(float) * grads->n_params)) == NULL)
 	{
 		CHECK(false, "threads setup: %s", err.msg);
 		goto done;
 	}
 	cai_encoder_init_random(enc, 0.2f, &rng);
+	for (size_t i = 0; i < out_n; i++)
+		dout[i] = mask[i / 128] ? cai_rng_normal(&rng) : 0.0f;
 	for (int threads = 1; threads <= 2; threads++)
 		for (int training = 0; training <= 1; training++)
 		{
@@ -1039,13 +1047,26 @@ test_forward_threads(void)
 			else
 				CHECK(memcmp(want[training], cai_encoder_output(acts), sizeof(float) * out_n) == 0,
 					  "%s forward: 2 threads give one thread's bits", training ? "training" : "inference");
+			if (!training)
+				continue;
+			cai_encoder_grads_zero(grads);
+			st = cai_encoder_backward(enc, acts, grads, dout, ids, NULL, mask, &err);
+			CHECK(st == CAI_OK, "backward, %d thread(s): %s", threads, err.msg);
+			if (st == CAI_OK && threads == 1)
+				memcpy(want_grads, grads->data, sizeof(float) * grads->n_params);
+			else if (st == CAI_OK)
+				CHECK(memcmp(want_grads, grads->data, sizeof(float) * grads->n_params) == 0,
+					  "backward: 2 threads give one thread's gradients, bit for bit");
 		}
 done:
 	cai_blas_set_threads(old_threads);
+	cai_encoder_grads_free(grads);
 	cai_encoder_acts_free(acts);
 	cai_encoder_free(enc);
 	free(want[0]);
 	free(want[1]);
+	free(dout);
+	free(want_grads);
 }
 
 /* Data-parallel training: two pool shards, each on half the batch with its own acts and grads. */
