@@ -1265,6 +1265,19 @@ par_threads(double work)
 	return work >= PAR_MIN ? cai_blas_get_threads() : 1;
 }
 
+/* Unit u = b NH + h of the attention: its sequence b, and where its head's columns start in (N, H) rows. */
+static inline int
+att_unit_seq(const att_dims *z, size_t u)
+{
+	return (int) (u / (size_t) z->NH);
+}
+
+static inline size_t
+att_unit_rows(const att_dims *z, size_t u)
+{
+	return u / (size_t) z->NH * (size_t) z->T * z->H + u % (size_t) z->NH * (size_t) z->d;
+}
+
 /* One pass of attention_forward over (sequence, head) units. */
 typedef struct att_par
 {
@@ -1287,9 +1300,8 @@ attention_units(void *arg, int part, int parts)
 	part_range((size_t) z.B * z.NH, 1, part, parts, &u0, &u1);
 	for (size_t u = u0; u < u1; u++)
 	{
-		const int	b = (int) (u / (size_t) z.NH);
-		const int	h = (int) (u % (size_t) z.NH);
-		const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
+		const int	b = att_unit_seq(&z, u);
+		const size_t rows = att_unit_rows(&z, u);
 
 		if (w->ctx)
 		{
@@ -1357,9 +1369,7 @@ attention_backward_units(void *arg, int part, int parts)
 	part_range((size_t) z.B * z.NH, 1, part, parts, &u0, &u1);
 	for (size_t u = u0; u < u1; u++)
 	{
-		const int	b = (int) (u / (size_t) z.NH);
-		const int	h = (int) (u % (size_t) z.NH);
-		const size_t rows = (size_t) b * z.T * z.H + (size_t) h * z.d;
+		const size_t rows = att_unit_rows(&z, u);
 		const size_t bh = u * z.tt;
 		const float *p = la->probs + bh;
 		const float *att = z.drop ? la->att + bh : p;
