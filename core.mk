@@ -44,7 +44,7 @@ include modules.mk
 
 # Unit test programs and the core modules each links (explicit, so a module
 # under construction does not break unrelated tests).
-UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_transformer test_tune test_gemm test_pretrain
+UNIT_TESTS = test_format test_tokenize test_options test_ops test_seq test_metrics test_trainer test_pool test_textclf test_textclf_accurate test_ner test_model test_compat test_conformance test_vectors test_textclf_vectors test_vectors_train test_wordpiece test_safetensors test_encoder test_encoder_model test_transformer test_tune test_ensemble test_gemm test_pretrain
 test_format_MODULES = common format
 test_tokenize_MODULES = common tokenize
 test_options_MODULES = common options
@@ -57,7 +57,7 @@ test_textclf_MODULES = common modelutil format tokenize options metrics trainer 
 test_textclf_accurate_MODULES = $(test_textclf_MODULES)
 test_ner_MODULES = common modelutil format tokenize options trainer gradcheck blas pool ops optim lstm crf chunks $(NER_MODULES)
 ENCODER_STACK = gemm safetensors encoder wordpiece wordpiece_train encoder_model $(TRANSFORMER_MODULES) pretrain
-test_model_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) vectors vectors_train $(ENCODER_STACK) model observe
+test_model_MODULES = common modelutil format tokenize options metrics trainer gradcheck blas pool ops optim lstm crf chunks $(TEXTCLF_MODULES) $(NER_MODULES) vectors vectors_train $(ENCODER_STACK) model ensemble observe
 test_compat_MODULES = $(test_model_MODULES)
 test_conformance_MODULES = $(test_model_MODULES)
 test_vectors_MODULES = common modelutil format tokenize vectors
@@ -67,6 +67,7 @@ test_wordpiece_MODULES = common tokenize wordpiece wordpiece_train
 test_safetensors_MODULES = common safetensors
 test_encoder_MODULES = $(test_model_MODULES)
 test_tune_MODULES = $(test_model_MODULES) tune
+test_ensemble_MODULES = $(test_model_MODULES)
 test_encoder_model_MODULES = $(test_model_MODULES)
 test_transformer_MODULES = $(test_model_MODULES)
 test_gemm_MODULES = common blas gemm

@@ -29,6 +29,7 @@
 
 #include "cai/common.h"
 #include "cai/encoder_model.h"
+#include "cai/ensemble.h"
 #include "cai/format.h"
 #include "cai/metrics.h"
 #include "cai/model.h"

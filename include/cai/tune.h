@@ -58,6 +58,8 @@ void		cai_tune_free(cai_tune *t);
 const cai_arch *cai_tune_arch(const cai_tune *t);
 int			cai_tune_max_trials(const cai_tune *t);
 double		cai_tune_max_seconds(const cai_tune *t);
+/* the search key "ensemble": the stored model is an ensemble of at most that many picks of the trials (ensemble.h) */
+int			cai_tune_ensemble(const cai_tune *t);
 /* trials the schedule plans (at most max_trials) */
 int			cai_tune_planned(const cai_tune *t);
 

@@ -11,6 +11,7 @@
 
 #include "blas.h"
 #include "cai/encoder_model.h"
+#include "cai/ensemble.h"
 #include "cai/textclf.h"
 #include "cai/vectors.h"
 #include "encoder_model_internal.h"
@@ -256,7 +257,7 @@ encoder_bundle(const void *impl)
 	return impl;
 }
 
-static const int encoder_n_option_defs = 0;
+static const int no_option_defs = 0;
 
 /* ------------------------------------------------------------------------
  * The registry: one line per architecture
@@ -280,11 +281,15 @@ static const cai_arch archs[] = {
 	 cai_tf_train, cai_tf_gradcheck, cai_tf_load, cai_tf_free, cai_tf_memory, cai_tf_n_labels, cai_tf_label,
 	 cai_tf_known_word, NULL, NULL, cai_tf_tag, cai_tf_tag_batch, cai_tf_entities, cai_tf_entities_batch,
 	 cai_tf_encoder},
+	/* built by cai_tune from its best trials (ensemble.h), not trained: members run through the registry */
+	{&tasks[0], "ensemble", NULL, &no_option_defs, true, NULL, NULL, NULL, cai_ensemble_load, cai_ensemble_free,
+	 cai_ensemble_memory, cai_ensemble_n_labels, cai_ensemble_label, cai_ensemble_known_word, cai_ensemble_classify,
+	 cai_ensemble_classify_batch, NULL, NULL, NULL, NULL, NULL},
 	/* a vector set is not a runnable model: no gradient check, load or run functions */
 	{&tasks[2], "skipgram", cai_vectors_option_defs, &cai_vectors_n_option_defs, false, vectors_train_memory,
 	 vectors_train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 	/* an imported encoder: no training, no run functions of a classifier or a tagger */
-	{&tasks[3], "bert", NULL, &encoder_n_option_defs, true, NULL, NULL, NULL, cai_encoder_model_load, encoder_free,
+	{&tasks[3], "bert", NULL, &no_option_defs, true, NULL, NULL, NULL, cai_encoder_model_load, encoder_free,
 	 encoder_memory, encoder_n_labels, encoder_label, encoder_known_word, NULL, NULL, NULL, NULL, NULL, NULL,
 	 encoder_bundle},
 };
@@ -358,8 +363,9 @@ cai_task_parse_options(const cai_task *task, const char *json, const cai_arch **
 	}
 	json_object_put(o);
 	if ((*arch)->train == NULL)
-		return cai_error_set(err, CAI_ERR_INVALID, "%s models are not trained: they are imported (cai_import_encoder)",
-							 task->name);
+		return cai_error_set(err, CAI_ERR_INVALID, "%s %s models are not trained: %s", task->name, (*arch)->name,
+							 task->kind == CAI_KIND_ENCODER ? "they are imported (cai_import_encoder)" :
+							 "cai_tune builds them from its best trials (search key \"ensemble\")");
 	return cai_options_parse((*arch)->options, *(*arch)->n_options, json, out, err);
 }
 

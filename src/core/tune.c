@@ -18,6 +18,7 @@
 
 #include <json-c/json.h>
 
+#include "cai/ensemble.h"
 #include "modelutil.h"
 
 #define TUNE_MAX_RUNGS 32
@@ -42,6 +43,7 @@ struct cai_tune
 	int			n_dims;
 	int			max_trials;
 	double		max_seconds;
+	int			ensemble;		/* members of the stored model at most (1: the best trial alone) */
 	int64_t		seed;
 	int			eta;
 	bool		halving;		/* "epochs" is the resource */
@@ -209,7 +211,7 @@ parse_option(cai_tune *t, const char *key, json_object *v, bool *epochs_range, c
 
 		cai_options_valid_keys_fit(t->defs, t->n_defs, valid, sizeof(valid));
 		return cai_error_set(err, CAI_ERR_INVALID,
-							 "unknown option \"%.40s\" in the search (search keys: max_trials, max_seconds, seed, eta; options: %s)",
+							 "unknown option \"%.40s\" in the search (search keys: max_trials, max_seconds, seed, eta, ensemble; options: %s)",
 							 key, valid);
 	}
 	d = &t->defs[i];
@@ -435,7 +437,9 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 	if (arch->train == NULL)
 	{
 		json_object_put(s);
-		return cai_error_set(err, CAI_ERR_INVALID, "cannot tune %s models: they are imported, not trained", task->name);
+		return cai_error_set(err, CAI_ERR_INVALID, "cannot tune %s %s models: %s", task->name, arch->name,
+							 task->kind == CAI_KIND_ENCODER ? "they are imported, not trained" :
+							 "they are built by the search itself (search key \"ensemble\")");
 	}
 
 	t = cai_calloc(1, sizeof(cai_tune));
@@ -450,6 +454,7 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 	t->fixed = json_object_new_object();
 	t->dims = cai_calloc((size_t) t->n_defs, sizeof(tune_dim));
 	t->max_trials = CAI_TUNE_MAX_TRIALS_DEFAULT;
+	t->ensemble = 1;
 	t->seed = 42;
 	t->eta = CAI_TUNE_ETA_DEFAULT;
 	t->rung = -1;
@@ -504,6 +509,15 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 			{
 				st = search_int(v, key, 2, 10, &x, err);
 				t->eta = (int) x;
+			}
+			else if (strcmp(key, "ensemble") == 0)
+			{
+				st = search_int(v, key, 1, CAI_ENSEMBLE_MAX_MEMBERS, &x, err);
+				t->ensemble = (int) x;
+				if (st == CAI_OK && x > 1 && arch->task->kind != CAI_KIND_CLASSIFY)
+					st = cai_error_set(err, CAI_ERR_INVALID,
+									   "search key \"ensemble\" applies to classifiers: a %s model is the best trial alone",
+									   arch->task->name);
 			}
 			else if (strcmp(key, "max_seconds") == 0)
 			{
@@ -600,6 +614,12 @@ cai_tune_max_seconds(const cai_tune *t)
 }
 
 int
+cai_tune_ensemble(const cai_tune *t)
+{
+	return t->ensemble;
+}
+
+int
 cai_tune_planned(const cai_tune *t)
 {
 	int			total = 0;
@@ -671,6 +691,7 @@ cai_tune_search_json(const cai_tune *t)
 		cai_json_put(o, "max_trials", json_object_new_int(t->max_trials)) &&
 		cai_json_put(o, "max_seconds", json_short_number(t->max_seconds)) &&
 		cai_json_put(o, "eta", json_object_new_int(t->eta)) &&
+		cai_json_put(o, "ensemble", json_object_new_int(t->ensemble)) &&
 		cai_json_put(o, "configurations", json_object_new_int(t->n_configs)) &&
 		cai_json_put(o, "planned_trials", json_object_new_int(cai_tune_planned(t))) &&
 		cai_json_put(o, "rungs", json_object_get(rungs)) &&

@@ -9,8 +9,10 @@
  * once and runs the trials of the core's schedule (src/core/tune.c) one
  * after the other, each a job row of its own (cai_jobs, cai_trials) in the
  * training slot the worker holds, each checked against cai.training_memory.
- * Only the best trial's model is kept; it becomes the new version, with the
- * whole search in its metrics ("tuning"), under the usual deploy policy.
+ * Only the best trial's model is kept (with the search key "ensemble": N,
+ * the N best, and the ensemble greedy selection makes of them, ensemble.h);
+ * it becomes the new version, with the whole search in its metrics
+ * ("tuning"), under the usual deploy policy.
  */
 #include "postgres.h"
 
@@ -26,6 +28,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "cai/ensemble.h"
 #include "cai/tune.h"
 #include "cai_pg.h"
 #include "train.h"
@@ -70,14 +73,79 @@ CaiTuneFixedOptions(const cai_task *task, const char *search)
 	return out;
 }
 
-/* The best trial so far, in the worker's training context. */
+/* A trial kept for the end, in the worker's training context. */
+typedef struct CaiTuneKept
+{
+	int			trial;
+	int			rung;
+	double		score;
+	char	   *options_json;
+	CaiTrained	trained;
+} CaiTuneKept;
+
+/*
+ * The best trials so far, best first: one, or with the search key "ensemble"
+ * that many, for the ensemble chosen at the end (ensemble.h).
+ */
 typedef struct CaiTuneBest
 {
-	int			trial;			/* -1: none yet */
-	int			rung;			/* its rung */
-	double		score;
-	CaiTrained	trained;
+	int			n_keep;
+	int			n;
+	CaiTuneKept kept[CAI_ENSEMBLE_MAX_MEMBERS];
 } CaiTuneBest;
+
+#define CaiTuneBestScore(b) ((b)->n > 0 ? (b)->kept[0].score : NAN)
+
+/*
+ * Does a trial of score and rung rank before k?  The higher validation
+ * score; on a tie, the higher rung (successive halving's answer is the
+ * configuration that survived to the last rung, trained with the most
+ * epochs: a cheaper trial ranks before it only with a strictly better score).
+ */
+static bool
+CaiTuneRanksBefore(double score, int rung, const CaiTuneKept *k)
+{
+	return score > k->score || (score == k->score && rung > k->rung);
+}
+
+/* Keep trial tr's model t (score) among the best when it ranks high enough. */
+static void
+CaiTuneKeep(CaiTuneBest *best, const cai_tune_trial *tr, double score, const CaiTrained *t, MemoryContext keep)
+{
+	int			pos = best->n;
+	MemoryContext old;
+	CaiTuneKept *k;
+
+	while (pos > 0 && CaiTuneRanksBefore(score, tr->rung, &best->kept[pos - 1]))
+		pos--;
+	if (pos >= best->n_keep)
+		return;
+	if (best->n == best->n_keep)
+	{
+		CaiTuneKept *last = &best->kept[best->n - 1];
+
+		pfree(last->trained.model);
+		pfree(last->trained.metrics);
+		pfree(last->trained.history);
+		pfree(last->options_json);
+		best->n--;
+	}
+	memmove(&best->kept[pos + 1], &best->kept[pos], sizeof(CaiTuneKept) * (best->n - pos));
+	best->n++;
+	old = MemoryContextSwitchTo(keep);
+	k = &best->kept[pos];
+	k->trial = tr->trial;
+	k->rung = tr->rung;
+	k->score = score;
+	k->options_json = pstrdup(tr->options_json);
+	k->trained = *t;
+	k->trained.model = palloc(t->model_len);
+	memcpy(k->trained.model, t->model, t->model_len);
+	k->trained.metrics = pstrdup(t->metrics);
+	k->trained.history = pstrdup(t->history);
+	k->trained.deploy_policy = t->deploy_policy ? pstrdup(t->deploy_policy) : NULL;
+	MemoryContextSwitchTo(old);
+}
 
 /* Append one trial's line of the search record. */
 static void
@@ -130,37 +198,104 @@ CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train
 	st = cai_arch_train(arch, opts, set, trial_provenance, CaiWorkerProgress, ps, &t.model, &t.model_len, &t.metrics, &err);
 	CaiTrainingDone(st, &err, ps, opts, rows, skipped, &t);
 	score = CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(t.metrics))));
-	/*
-	 * The best trial: the highest validation score; on a tie, the one of the
-	 * higher rung (successive halving's answer is the configuration that
-	 * survived to the last rung, trained with the most epochs: a cheaper
-	 * trial replaces it only with a strictly better score).
-	 */
-	if (!isnan(score) && (best->trial < 0 || score > best->score ||
-						  (score == best->score && tr->rung > best->rung)))
-	{
-		MemoryContext old = MemoryContextSwitchTo(keep);
-
-		if (best->trial >= 0)
-		{
-			pfree(best->trained.model);
-			pfree(best->trained.metrics);
-			pfree(best->trained.history);
-		}
-		best->trial = tr->trial;
-		best->rung = tr->rung;
-		best->score = score;
-		best->trained = t;
-		best->trained.model = palloc(t.model_len);
-		memcpy(best->trained.model, t.model, t.model_len);
-		best->trained.metrics = pstrdup(t.metrics);
-		best->trained.history = pstrdup(t.history);
-		best->trained.deploy_policy = t.deploy_policy ? pstrdup(t.deploy_policy) : NULL;
-		MemoryContextSwitchTo(old);
-	}
+	if (!isnan(score))
+		CaiTuneKeep(best, tr, score, &t, keep);
 	cai_free(t.model);
 	cai_options_free(opts);
 	return score;
+}
+
+/*
+ * The ensemble of the trials kept (best first) chosen on the validation rows
+ * (ensemble.h) into out, with its own validation report and which trials it
+ * holds in its metrics; the members it has (1: out stays the best trial's).
+ */
+static int
+CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneBest *best, CaiTrained *out)
+{
+	const uint8_t *models[CAI_ENSEMBLE_MAX_MEMBERS];
+	size_t		lens[CAI_ENSEMBLE_MAX_MEMBERS];
+	int			counts[CAI_ENSEMBLE_MAX_MEMBERS];
+	bool	   *is_valid = NULL;
+	char	   *report = NULL;
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	int			members = 0;
+	cai_error	err = {0};
+	cai_status	st;
+	StringInfoData info;
+	Jsonb	   *m;
+
+	for (int i = 0; i < best->n; i++)
+	{
+		models[i] = best->kept[i].trained.model;
+		lens[i] = best->kept[i].trained.model_len;
+	}
+	if (set->valid_texts == NULL && set->texts != NULL)
+	{
+		/* the rows the trials held out: the same for every trial (seed and validation_fraction are not searched) */
+		const cai_arch *arch = NULL;
+		cai_options *o = CaiParseOptions(shared->data + shared->task_off, best->kept[0].options_json, &arch);
+
+		is_valid = palloc0(sizeof(bool) * (set->texts->n + 1));
+		st = cai_arch_validation_mask(arch, o, set, is_valid, &err);
+		cai_options_free(o);
+		if (st != CAI_OK)
+			CaiReportCoreError(st, &err, "could not choose the ensemble");
+	}
+	pgstat_report_activity(STATE_RUNNING, "cai_synergy tuning: choosing the ensemble");
+	st = cai_ensemble_choose(models, lens, best->n, set, is_valid, best->n_keep, counts, &report, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "could not choose the ensemble");
+	for (int i = 0; i < best->n; i++)
+		members += counts[i] > 0;
+	if (members <= 1 || report == NULL)
+	{
+		/* greedy selection kept the best trial alone */
+		cai_free(report);
+		return 1;
+	}
+
+	/* the lead trial's metrics, the ensemble's validation report over them, and what it holds */
+	initStringInfo(&info);
+	appendStringInfoString(&info, "{\"ensemble\": {\"trials\": [");
+	for (int i = 0, j = 0; i < best->n; i++)
+		if (counts[i] > 0)
+			appendStringInfo(&info, "%s%d", j++ > 0 ? ", " : "", best->kept[i].trial);
+	appendStringInfoString(&info, "], \"weights\": [");
+	for (int i = 0, j = 0; i < best->n; i++)
+		if (counts[i] > 0)
+			appendStringInfo(&info, "%s%d", j++ > 0 ? ", " : "", counts[i]);
+	appendStringInfoString(&info, "], \"trial_scores\": [");
+	for (int i = 0, j = 0; i < best->n; i++)
+		if (counts[i] > 0)
+			appendStringInfo(&info, "%s%.9g", j++ > 0 ? ", " : "", best->kept[i].score);
+	appendStringInfo(&info, "], \"candidates\": %d}}", best->n);
+	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(best->kept[0].trained.metrics)));
+	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
+										   DirectFunctionCall1(jsonb_in, CStringGetDatum(report))));
+	cai_free(report);
+	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
+										   DirectFunctionCall1(jsonb_in, CStringGetDatum(info.data))));
+	/* its score is the ensemble's validation accuracy */
+	{
+		Jsonb	   *acc = DatumGetJsonbP(DirectFunctionCall2(jsonb_object_field, JsonbPGetDatum(m),
+															 CStringGetTextDatum("accuracy")));
+		char	   *a = JsonbToCString(NULL, &acc->root, 0);
+
+		m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
+											   DirectFunctionCall1(jsonb_in,
+																   CStringGetDatum(psprintf("{\"score\": %s}", a)))));
+	}
+	out->metrics = JsonbToCString(NULL, &m->root, 0);
+	st = cai_ensemble_write(models, lens, counts, best->n, out->metrics, &bytes, &len, &err);
+	if (st != CAI_OK)
+		CaiReportCoreError(st, &err, "could not write the ensemble");
+	out->model = palloc(len);
+	memcpy(out->model, bytes, len);
+	out->model_len = len;
+	cai_free(bytes);
+	return members;
 }
 
 /*
@@ -180,7 +315,7 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 	double		max_seconds = cai_tune_max_seconds(t);
 	int			planned = cai_tune_planned(t);
 	int64		tuning_id;
-	CaiTuneBest best = {-1, -1, NAN};
+	CaiTuneBest best = {.n_keep = cai_tune_ensemble(t)};
 	StringInfoData trials;
 	const char *stopped = "schedule done";
 	char	   *search_json;
@@ -270,7 +405,7 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		planned = cai_tune_planned(t);
 		done++;
 		CaiTrialFinish(job_id, state, score, edata ? edata->message : NULL, shared->job_id, done, planned,
-					   best.trial >= 0 ? best.score : NAN);
+					   CaiTuneBestScore(&best));
 		MemoryContextSwitchTo(keep);
 		CaiTuneRecord(&trials, &tr, state, score, seconds, edata ? edata->message : NULL, job_id);
 		MemoryContextReset(trial_cxt);
@@ -287,14 +422,14 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 			ereport(NOTICE,
 					(errmsg("trial %d of %d (configuration %d, %d epochs): validation %.4f in %.1f s%s",
 							tr.trial + 1, planned, tr.config, tr.epochs, score, seconds,
-							best.trial == tr.trial ? ", best so far" : "")));
+							best.n > 0 && best.kept[0].trial == tr.trial ? ", best so far" : "")));
 	}
 	ps->job_id = shared->job_id;
 	ps->cxt = keep;
 	ps->history = NULL;			/* it lived in trial_cxt */
 	MemoryContextDelete(trial_cxt);
 
-	if (best.trial < 0)
+	if (best.n == 0)
 		ereport(ERROR,
 				(errcode(last_error != NULL ? last_error->sqlerrcode : ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("no trial of the search finished"),
@@ -302,16 +437,20 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 				 errdetail("The time budget (max_seconds %g) ran out before the first trial ended.", max_seconds),
 				 errhint("See SELECT * FROM cai_trials WHERE tuning_id = " INT64_FORMAT ".", tuning_id)));
 
-	/* the best trial's model, with the whole search beside its metrics */
+	/* the best trial's model (or the ensemble of the best), with the whole search beside its metrics */
 	appendStringInfoChar(&trials, ']');
 	{
 		StringInfoData tuning;
 		Jsonb	   *m;
 		Jsonb	   *both;
+		int			members = 1;
 
+		*out = best.kept[0].trained;
+		if (best.n > 1)
+			members = CaiTuneEnsemble(shared, set, &best, out);
 		initStringInfo(&tuning);
 		appendStringInfo(&tuning, "{\"tuning\": {\"tuning_id\": " INT64_FORMAT ", \"best_trial\": %d, \"trials_run\": %d, "
-						 "\"seconds\": %.3f, \"stopped\": ", tuning_id, best.trial, done,
+						 "\"seconds\": %.3f, \"stopped\": ", tuning_id, best.kept[0].trial, done,
 						 (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC);
 		escape_json(&tuning, stopped);
 		/* the search as run: the rungs after any shrinking to the time budget */
@@ -321,14 +460,20 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for the search")));
 		appendStringInfo(&tuning, ", \"search\": %s, \"trials\": %s}}", sj, trials.data);
 		cai_free(sj);
-		m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(best.trained.metrics)));
+		m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)));
 		both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 												  DirectFunctionCall1(jsonb_in, CStringGetDatum(tuning.data))));
-		*out = best.trained;
 		out->metrics = JsonbToCString(NULL, &both->root, 0);
+		if (members > 1)
+			ereport(NOTICE,
+					(errmsg("tuning done (%s): an ensemble of %d of the %d best trials, validation %.4f (trial %d alone: %.4f)",
+							stopped, members, best.n, CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																											   CStringGetDatum(out->metrics)))),
+							best.kept[0].trial + 1, best.kept[0].score)));
+		else
+			ereport(NOTICE,
+					(errmsg("tuning done (%s): trial %d of %d is the best, validation %.4f",
+							stopped, best.kept[0].trial + 1, done, best.kept[0].score)));
 	}
-	ereport(NOTICE,
-			(errmsg("tuning done (%s): trial %d of %d is the best, validation %.4f",
-					stopped, best.trial + 1, done, best.score)));
 	cai_tune_free(t);
 }

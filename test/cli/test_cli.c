@@ -1119,6 +1119,45 @@ main(int argc, char **argv)
 		free(vflag);
 	}
 
+	/* an ensemble (built by cai_tune in the server) of the two classifiers: the same commands through the registry */
+	if (models[0] != NULL && models[1] != NULL)
+	{
+		const uint8_t *members[] = {bytes[0], bytes[1]};
+		size_t		lens[2];
+		int			counts[] = {1, 2};
+		uint8_t    *eb = NULL;
+		size_t		el = 0;
+		cai_error	err = {0};
+		cai_model  *em = NULL;
+		uint8_t    *ebytes = NULL;
+
+		free(load_bytes("fast.cai", &lens[0]));
+		free(load_bytes("accurate.cai", &lens[1]));
+		CHECK(cai_ensemble_write(members, lens, counts, 2, NULL, &eb, &el, &err) == CAI_OK, "ensemble: %s", err.msg);
+		if (eb != NULL)
+		{
+			char	   *p = fmt("%s/ensemble.cai", work);
+			FILE	   *f = fopen(p, "wb");
+
+			fwrite(eb, 1, el, f);
+			fclose(f);
+			free(p);
+			cai_free(eb);
+			em = load_model("ensemble.cai", &ebytes);
+		}
+		CHECK(em != NULL && strcmp(cai_model_architecture(em), "ensemble") == 0, "the ensemble loads");
+		if (em != NULL)
+		{
+			check_info("ensemble.cai", em);
+			check_classify("ensemble.cai", em, "cls_input.txt", "--per-row", 0);
+			check_classify("ensemble.cai", em, "cls_input.txt", "--batch-size 7", 7);
+			check_evaluate_cls("ensemble.cai", em, "cls_test.tsv");
+			check_same_output(fmt("proba %s/ensemble.cai", work), "cls_input.txt");
+			cai_model_free(em);
+		}
+		free(ebytes);
+	}
+
 	/* errors and their exit codes */
 	{
 		size_t		len;

@@ -1,7 +1,8 @@
 /*
  * fuzz_encoder_load.c: libFuzzer target for the loaders of encoder models
- * (encoder_model.c) and transformer models (transformer.c), and what runs
- * on what they load.
+ * (encoder_model.c), transformer models (transformer.c) and ensembles
+ * (ensemble.c, here of the transformer classifier and a fast model), and
+ * what runs on what they load.
  *
  * As fuzz_load: the bases are valid models (an encoder model of a tiny
  * random encoder, a transformer classifier and a transformer tagger
@@ -10,13 +11,14 @@
  * The loader must refuse the damage with a status, or load a model that
  * embeds, classifies and tags without reading out of bounds.
  *
- * Input: base byte (model = byte % 3), mode byte, then as fuzz_load:
+ * Input: base byte (model = byte % 4), mode byte, then as fuzz_load:
  *   mode & 1: the rest replaces the metadata JSON;
  *   else: triples (tensor u8, offset u32 le, xor u8) flip tensor bytes, and
  *   with mode & 2 the first triple's xor byte shrinks that tensor's first
  *   dimension to (xor % dim0) + 1.
  * mode & 4 marks the model file trusted (content scans skipped); then only
- * the vocabulary (U8) is damaged, as in fuzz_load.
+ * the vocabulary (U8) is damaged, as in fuzz_load (not an ensemble's
+ * members: whole model files, F32 tensors inside).
  */
 #include <math.h>
 #include <stdint.h>
@@ -24,9 +26,10 @@
 #include <string.h>
 
 #include "../unit/encoder_fixtures.h"
+#include "cai/ensemble.h"
 #include "cai/model.h"
 
-static cai_model_file *base[3];
+static cai_model_file *base[4];
 
 static void
 add_base(int i, const uint8_t *bytes, size_t len)
@@ -74,6 +77,34 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		cai_arch_train(a, o, &set, NULL, NULL, NULL, &bytes, &len, &metrics, NULL) != CAI_OK)
 		abort();
 	add_base(1, bytes, len);
+	{
+		/* an ensemble of this transformer classifier and a fast model of the same rows */
+		uint8_t    *fast = NULL;
+		size_t		fast_len = 0;
+		char	   *fm = NULL;
+		cai_options *fo = NULL;
+		const uint8_t *members[2];
+		size_t		lens2[2];
+		int			counts[2] = {1, 2};
+		uint8_t    *ens = NULL;
+		size_t		ens_len = 0;
+
+		if (cai_task_parse_options(cai_task_find("sentiment"), "{\"architecture\": \"fast\", \"epochs\": 2, \"dimensions\": 4, "
+								   "\"buckets\": 1000, \"validation_fraction\": 0}", &a, &fo, NULL) != CAI_OK ||
+			cai_arch_train(a, fo, &set, NULL, NULL, NULL, &fast, &fast_len, &fm, NULL) != CAI_OK)
+			abort();
+		members[0] = bytes;
+		lens2[0] = len;
+		members[1] = fast;
+		lens2[1] = fast_len;
+		if (cai_ensemble_write(members, lens2, counts, 2, NULL, &ens, &ens_len, NULL) != CAI_OK)
+			abort();
+		add_base(3, ens, ens_len);
+		cai_free(ens);
+		cai_free(fast);
+		cai_free(fm);
+		cai_options_free(fo);
+	}
 	cai_free(bytes);
 	cai_free(metrics);
 	cai_options_free(o);
@@ -134,7 +165,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	bf = base[data[0] % 3];
+	bf = base[data[0] % 4];
 	mode = data[1];
 	data += 2;
 	size -= 2;
@@ -167,7 +198,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				x->nbytes = x->nbytes / (size_t) d0 * (size_t) nd0;
 				continue;
 			}
-			if (x->nbytes > 0 && !((mode & 4) && x->dtype == CAI_F32))
+			if (x->nbytes > 0 && !((mode & 4) && (x->dtype == CAI_F32 || strncmp(x->name, "ensemble.member.", 16) == 0)))
 				((uint8_t *) x->data)[o % x->nbytes] ^= data[p + 5];
 		}
 	}

@@ -12,13 +12,21 @@ CREATE TABLE tap_tune.small AS
 CREATE TABLE tap_tune.slow AS
   SELECT 'word' || (g % 5000) || ' other' || (g % 333) AS text, (g % 3) AS label
     FROM generate_series(1, 30000) g;
+-- two sentiment words and a filler per row; 15% of the labels flipped, so no model is right on every row
+CREATE TABLE tap_tune.noisy AS
+  SELECT w[1 + (g * 7) % 8] || ' ' || w[1 + (g * 13) % 8] || ' w' || (g % 50) AS text,
+         CASE WHEN (((g * 7) % 8 < 4)::int + ((g * 13) % 8 < 4)::int * 2 >= 2) <> ((g * 37) % 100 < 15)
+              THEN 'pos' ELSE 'neg' END AS label
+    FROM generate_series(1, 900) g, (SELECT ARRAY['good','great','fine','nice','bad','awful','poor','dull'] AS w) a;
+CREATE TABLE tap_tune.noisy_valid AS SELECT * FROM tap_tune.noisy WHERE text LIKE '%w1%' OR text LIKE '%w2';
+DELETE FROM tap_tune.noisy WHERE text LIKE '%w1%' OR text LIKE '%w2';
 CREATE TABLE tap_tune.ner AS
   SELECT ARRAY[(ARRAY['John','Mary','Olga'])[1 + g % 3], 'lives', 'in', (ARRAY['Paris','Lima'])[1 + g % 2], '.'] AS tokens,
          ARRAY['B-PER', 'O', 'O', 'B-LOC', 'O'] AS tags
     FROM generate_series(1, 60) g;
 \ir lib/wait_for.sql
 
-SELECT plan(42);
+SELECT plan(53);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- a synchronous search over the fast architecture's default space
@@ -97,6 +105,33 @@ CREATE TEMP TABLE r4 AS
                          '{"max_trials": 3, "epochs": {"min": 1, "max": 2}, "hidden": [8, 16], "dimensions": 16}');
 SELECT is((SELECT m.task || ' ' || m.architecture || ' ' || (r4.metrics -> 'tuning' ->> 'trials_run') FROM cai_models m, r4
             WHERE m.name = r4.name AND m.version = r4.version), 'ner bilstm_crf 3', 'an NER model is tuned the same way');
+
+-- an ensemble of the best trials (search key "ensemble"), chosen greedily on the validation source
+CREATE TEMP TABLE r5 AS
+  SELECT * FROM cai_tune('tune_ens', 'sentiment', 'tap_tune.noisy',
+                         search => '{"architecture": "fast", "max_trials": 8, "ensemble": 3, "validation_source": "tap_tune.noisy_valid"}');
+SELECT (metrics -> 'tuning' ->> 'tuning_id')::bigint AS t5 FROM r5 \gset
+SELECT is((SELECT architecture FROM cai_models WHERE name = 'tune_ens'), 'ensemble', 'the stored version is an ensemble');
+SELECT ok((SELECT jsonb_array_length(metrics -> 'ensemble' -> 'trials') BETWEEN 2 AND 3
+                  AND (SELECT sum(w::int) FROM jsonb_array_elements_text(metrics -> 'ensemble' -> 'weights') w) <= 3 FROM r5),
+          'of two or three trials, three picks at most');
+SELECT is((SELECT count(*)::int FROM r5, jsonb_array_elements_text(metrics -> 'ensemble' -> 'trials') tr
+             JOIN cai_trials t ON t.trial = tr::int AND t.tuning_id = :t5 AND t.state = 'succeeded'),
+          (SELECT jsonb_array_length(metrics -> 'ensemble' -> 'trials') FROM r5), 'its members are succeeded trials of the search');
+SELECT ok((SELECT (metrics ->> 'score')::float8 = (metrics ->> 'accuracy')::float8
+                  AND (metrics ->> 'log_prob')::float8 >= (metrics ->> 'first_log_prob')::float8 FROM r5),
+          'its validation score is its own accuracy; its log-probability is at least the best trial''s');
+SELECT is((cai_evaluate('tune_ens', 'tap_tune.noisy_valid') ->> 'accuracy')::float8, (SELECT (metrics ->> 'accuracy')::float8 FROM r5),
+          'the stored ensemble scores on the validation rows what the search chose it for');
+SELECT is((SELECT round(sum(value::float8)::numeric, 4) FROM jsonb_each_text(cai_predict_proba('tune_ens', 'good great w3'))), 1.0000,
+          'its probabilities sum to 1');
+SELECT is(cai_predict('tune_ens', 'good great w3'), 'pos', 'it predicts');
+SELECT ok((SELECT metrics ? 'drift_reference' FROM cai_model_details WHERE name = 'tune_ens'), 'with a drift reference like any model');
+SELECT is((SELECT cai_import('tune_ens_copy', cai_export('tune_ens')) IS NOT NULL), true, 'exported and imported');
+SELECT throws_like($$SELECT * FROM cai_train('tune_bad', 'sentiment', 'tap_tune.small', options => '{"architecture": "ensemble"}')$$,
+                   '%ensemble models are not trained%', 'an ensemble is not trained by cai_train');
+SELECT throws_like($$SELECT * FROM cai_tune('tune_bad', 'ner', 'tap_tune.ner', 'tokens', 'tags', '{"ensemble": 2}')$$,
+                   '%"ensemble" applies to classifiers%', 'an NER search keeps the best trial alone');
 
 -- budgets: a time budget too short for any trial; every trial refused by cai.training_memory
 SELECT throws_ok($$SELECT * FROM cai_tune('tune_none', 'sentiment', 'tap_tune.small', search => '{"architecture": "fast", "max_seconds": 0.1}')$$,

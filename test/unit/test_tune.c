@@ -96,8 +96,10 @@ test_default_spaces(void)
 
 		if (a->train == NULL)
 		{
-			/* an imported encoder: nothing to tune */
-			t = parse(__LINE__, a->task->name, NULL, CAI_ERR_INVALID, "imported");
+			/* an imported encoder, an ensemble built by a search: nothing to tune */
+			snprintf(search, sizeof(search), "{\"architecture\": \"%s\"}", a->name);
+			t = parse(__LINE__, a->task->name, a->task->kind == CAI_KIND_ENCODER ? NULL : search, CAI_ERR_INVALID,
+					  a->task->kind == CAI_KIND_ENCODER ? "imported" : "ensemble");
 			continue;
 		}
 		for (int k = 0; k < *a->n_options; k++)
@@ -347,6 +349,22 @@ test_errors(void)
 	parse(__LINE__, "sentiment", "{\"max_seconds\": -1}", CAI_ERR_INVALID, "max_seconds");
 	parse(__LINE__, "sentiment", "{\"seed\": \"x\"}", CAI_ERR_INVALID, "seed");
 	parse(__LINE__, "sentiment", "{\"eta\": 1}", CAI_ERR_INVALID, "eta");
+	parse(__LINE__, "sentiment", "{\"ensemble\": 0}", CAI_ERR_INVALID, "ensemble");
+	parse(__LINE__, "sentiment", "{\"ensemble\": 9}", CAI_ERR_INVALID, "ensemble");
+	parse(__LINE__, "ner", "{\"ensemble\": 3}", CAI_ERR_INVALID, "applies to classifiers");
+	{
+		/* the search key is recorded with the search, and read back */
+		cai_tune   *t = parse(__LINE__, "sentiment", "{\"ensemble\": 3, \"architecture\": \"fast\"}", CAI_OK, NULL);
+		char	   *js = t != NULL ? cai_tune_search_json(t) : NULL;
+
+		CHECK(t != NULL && cai_tune_ensemble(t) == 3 && js != NULL && strstr(js, "\"ensemble\":3") != NULL,
+			  "ensemble 3 recorded: %s", js ? js : "(none)");
+		cai_free(js);
+		cai_tune_free(t);
+		t = parse(__LINE__, "ner", "{\"ensemble\": 1}", CAI_OK, NULL);
+		CHECK(t != NULL && cai_tune_ensemble(t) == 1, "ner: ensemble 1, the best trial alone");
+		cai_tune_free(t);
+	}
 	parse(__LINE__, "ner", "{\"tag_scheme\": [\"iob2\", \"xyz\"]}", CAI_ERR_INVALID, "tag_scheme");
 	/* accepted: a choice list of strings, a one-value epochs range */
 	cai_tune_free(parse(__LINE__, "ner", "{\"tag_scheme\": [\"iob2\", \"bioes\"], \"epochs\": {\"min\": 5, \"max\": 5}}",
