@@ -23,14 +23,16 @@
 #                    contain removed from training too [0: validate on dev].  SST-2's training rows are phrases
 #                    of the same sentences, and 74% of the dev rows of 10 words or more stand verbatim inside
 #                    a training row, so dev rewards memorising them; the held-out sentences do not.
+#   SEED             the seed of the defaults' training and of the search (a "seed" in SST2_SEARCH/NER_SEARCH wins) [42]
 #   NER_SEARCH       the same for WikiANN ['{}': the default 20 trials of 2, 6 and 18 epochs]
 #   BENCH_PARTS      "sst2 ner" [both]
 #   RESULTS          output file [bench/results-tune.md]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_command_line bench/tune.sh TUNE_SECONDS SST2_SEARCH SST2_DEV_MIN_WORDS SST2_HELDOUT NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
+bench_command_line bench/tune.sh SEED TUNE_SECONDS SST2_SEARCH SST2_DEV_MIN_WORDS SST2_HELDOUT NER_SEARCH BENCH_PARTS CAI_DATA_DIR RESULTS
 bench_cd_repo
 TUNE_SECONDS=${TUNE_SECONDS:-600}
+SEED=${SEED:-42}
 SST2_SEARCH=${SST2_SEARCH:-'{"max_trials": 30}'}
 SST2_DEV_MIN_WORDS=${SST2_DEV_MIN_WORDS:-0}
 SST2_HELDOUT=${SST2_HELDOUT:-0}
@@ -64,7 +66,7 @@ run_task() {
 	put "${tag}_load_default_before" "$(load)"
 	t0=$(now)
 	"${PSQL[@]}" -c "SELECT 1 FROM cai_train('${tag}_default', '$task', '$train', '$input', '$label',
-	                 '{\"validation_source\": \"$dev\"}')" > /dev/null
+	                 '{\"validation_source\": \"$dev\", \"seed\": $SEED}')" > /dev/null
 	t1=$(now)
 	put "${tag}_load_default_after" "$(load)"
 	put "${tag}_default_seconds" "$(elapsed "$t0" "$t1")"
@@ -72,8 +74,8 @@ run_task() {
 	put "${tag}_default_options" "$("${PSQL[@]}" -c "SELECT cai_model_info('${tag}_default') -> 'options'")"
 	put "${tag}_default_test" "$("${PSQL[@]}" -c "SELECT round((cai_evaluate('${tag}_default', '$test', '$input', '$label') ->> '$key')::numeric * 100, 2)")"
 
-	search=$(jq -cn --arg dev "$dev" --argjson s "$TUNE_SECONDS" --argjson extra "$extra" \
-		'{"validation_source": $dev, "max_seconds": $s} + $extra')
+	search=$(jq -cn --arg dev "$dev" --argjson s "$TUNE_SECONDS" --argjson seed "$SEED" --argjson extra "$extra" \
+		'{"validation_source": $dev, "max_seconds": $s, "seed": $seed} + $extra')
 	put "${tag}_search" "$search"
 	log "$tag: cai_tune $search ..."
 	put "${tag}_load_tune_before" "$(load)"
@@ -87,11 +89,13 @@ run_task() {
 	put "${tag}_tuning" "$("${PSQL[@]}" -c "SELECT (metrics -> 'tuning') - 'trials' - 'search' FROM cai_model_details WHERE name = '${tag}_tuned'")"
 	put "${tag}_rungs" "$("${PSQL[@]}" -c "SELECT metrics -> 'tuning' -> 'search' -> 'rungs' FROM cai_model_details WHERE name = '${tag}_tuned'")"
 	put "${tag}_space" "$("${PSQL[@]}" -c "SELECT metrics -> 'tuning' -> 'search' -> 'space' FROM cai_model_details WHERE name = '${tag}_tuned'")"
+	put "${tag}_ensemble" "$("${PSQL[@]}" -c "SELECT coalesce((metrics -> 'ensemble') || jsonb_build_object('log_prob', metrics -> 'log_prob', 'first_log_prob', metrics -> 'first_log_prob'), 'null') FROM cai_model_details WHERE name = '${tag}_tuned'")"
 	"${PSQL[@]}" -F '|' -c "SELECT t.trial, t.config, t.rung, t.epochs, t.epochs_run,
 	        (SELECT string_agg(k || ' ' || v, ', ' ORDER BY k) FROM jsonb_each_text(t.options) e(k, v)
 	          WHERE k NOT IN ('architecture', 'epochs', 'seed', 'max_seconds', 'validation_source')),
 	        round(t.validation_score::numeric * 100, 2), round(t.seconds::numeric, 1), t.state,
 	        CASE WHEN t.trial = (m.metrics -> 'tuning' ->> 'best_trial')::int THEN 'best' ELSE '' END
+	        || CASE WHEN m.metrics -> 'ensemble' -> 'trials' @> to_jsonb(t.trial) THEN ' (in the ensemble)' ELSE '' END
 	   FROM cai_trials t, cai_model_details m
 	  WHERE m.name = '${tag}_tuned' AND t.tuning_id = (m.metrics -> 'tuning' ->> 'tuning_id')::bigint
 	  ORDER BY t.trial" > "$TMP/${tag}_trials.txt"
@@ -180,6 +184,8 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 		echo
 		echo "- Search result: \`$(get ${tag}_tuning)\`"
 		echo "- Rungs as run (configurations and epochs): \`$(get ${tag}_rungs)\`; space: \`$(get ${tag}_space)\`"
+		[ "$(get ${tag}_ensemble)" != null ] && [ -n "$(get ${tag}_ensemble)" ] && \
+			echo "- Stored an ensemble of trials (search key \"ensemble\"): \`$(get ${tag}_ensemble)\`"
 		echo "- Defaults: \`$(get ${tag}_default_options)\`"
 		echo
 		echo "| trial | config | rung | epochs | epochs run | searched options | dev | seconds | state | |"
