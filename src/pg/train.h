@@ -95,6 +95,7 @@ typedef struct CaiTrained
 /* train_worker.c */
 extern bool CaiWorkerProgress(void *ctx, const cai_progress *p);
 extern void CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need);
+extern bool CaiTrainingMemoryFits(CaiTrainShared *shared, size_t need);
 extern void CaiTrainingDone(cai_status st, const cai_error *err, CaiWorkerProgressState *ps, const cai_options *opts,
 							int64 rows, int64 skipped, CaiTrained *out);
 

@@ -471,12 +471,21 @@ static MemoryContext worker_train_cxt = NULL;
  * token ids, 4 bytes a token and 12 a row; NER: a pointer per token and tag
  * and each distinct string once).
  */
+/* Would need bytes more, beside what the training context holds, fit in cai.training_memory? */
+bool
+CaiTrainingMemoryFits(CaiTrainShared *shared, size_t need)
+{
+	size_t		held = worker_train_cxt != NULL ? MemoryContextMemAllocated(worker_train_cxt, true) : 0;
+
+	return (int64) (need + held) <= shared->training_memory;
+}
+
 void
 CaiCheckTrainingMemory(CaiTrainShared *shared, size_t need)
 {
 	size_t		held = worker_train_cxt != NULL ? MemoryContextMemAllocated(worker_train_cxt, true) : 0;
 
-	if ((int64) (need + held) > shared->training_memory)
+	if (!CaiTrainingMemoryFits(shared, need))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training would need %zu MB of memory, more than cai.training_memory (" INT64_FORMAT " MB)",

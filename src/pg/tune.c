@@ -225,11 +225,21 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 	cai_status	st;
 	StringInfoData info;
 	Jsonb	   *m;
+	size_t		total = 0;
 
 	for (int i = 0; i < best->n; i++)
 	{
 		models[i] = best->kept[i].trained.model;
 		lens[i] = best->kept[i].trained.model_len;
+		total += lens[i];
+	}
+	/* writing it loads the members and makes the file: about twice the kept models' bytes more */
+	if (!CaiTrainingMemoryFits(shared, 2 * total))
+	{
+		ereport(NOTICE,
+				(errmsg("the ensemble of the %d best trials would need %zu MB more than cai.training_memory allows: "
+						"the best trial alone is stored", best->n, 2 * total / (1024 * 1024))));
+		return 1;
 	}
 	if (set->valid_texts == NULL && set->texts != NULL)
 	{

@@ -289,7 +289,7 @@ test_binary_errors(void)
 	n = make_binary(buf, w8, 2, 2, vals, true);
 	BIN_ERR(buf, n - 3, "entry 2: input ends inside the vector (8 bytes needed, 6 left)");
 	n = make_binary(buf, w2, 2, 2, vals, true);
-	memcpy(buf + n, "junk", 4);
+	memcpy(buf + n, "junkjunkjunk", 12);	/* no space: entry 3 below ends inside its word */
 	BIN_ERR(buf, n + 4, "input continues after the 2 entries the header declares");
 	buf[0] = '3';
 	BIN_ERR(buf, n + 10, "entry 3: input ends inside the word");
