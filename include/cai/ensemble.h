@@ -57,7 +57,8 @@ cai_status	cai_ensemble_validation(const uint8_t *model, size_t len, const cai_t
  * probabilities (cai_ensemble_validation), the picks (cai_ensemble_select,
  * up to max_picks) into counts, and *report_json (cai_malloc'ed) the
  * chosen ensemble's classification report on the validation rows
- * (metrics.h, with set->label_names) with "log_prob" (its mean
+ * (metrics.h, with set->label_names) with "score" (the accuracy, as
+ * trainers' metrics have it), "log_prob" (its mean
  * log-probability of the right class) and "first_log_prob" (models[0]'s
  * alone), NULL when there are none.
  */

@@ -272,7 +272,12 @@ cai_ensemble_choose(const uint8_t *const *models, const size_t *lens, int n_mode
 		json_object *r = cai_json_parse_object(*report_json);
 		const char *js = NULL;
 
-		if (r != NULL && cai_json_put(r, "log_prob", json_object_new_double(ll)) &&
+		json_object *a;
+
+		/* "score", as every trainer's metrics have it: the accuracy */
+		if (r != NULL && json_object_object_get_ex(r, "accuracy", &a) &&
+			cai_json_put(r, "score", json_object_new_double(json_object_get_double(a))) &&
+			cai_json_put(r, "log_prob", json_object_new_double(ll)) &&
 			cai_json_put(r, "first_log_prob", json_object_new_double(mean_log_prob(probs[0], gold, n, n_labels))))
 			js = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
 		cai_free(*report_json);
@@ -314,7 +319,8 @@ cai_ensemble_write(const uint8_t *const *models, const size_t *lens, const int *
 				   const char *metrics_json, uint8_t **out, size_t *out_len, cai_error *err)
 {
 	int			order[CAI_ENSEMBLE_MAX_MEMBERS];
-	cai_model  *loaded[CAI_ENSEMBLE_MAX_MEMBERS] = {0};
+	cai_model  *lead_model = NULL;	/* loaded while the file is made; the others one at a time */
+	const char *arch_of[CAI_ENSEMBLE_MAX_MEMBERS];	/* registry names: outlive the loaded models */
 	cai_tensor	ts[CAI_ENSEMBLE_MAX_MEMBERS + 1];
 	float		weights[CAI_ENSEMBLE_MAX_MEMBERS];
 	int			k = 0;
@@ -346,22 +352,22 @@ cai_ensemble_write(const uint8_t *const *models, const size_t *lens, const int *
 	for (int j = 0; j < k; j++)
 	{
 		int			i = order[j];
+		cai_model  *m = NULL;
 
-		if ((st = cai_model_load(models[i], lens[i], false, false, &loaded[j], err)) != CAI_OK)
+		if ((st = cai_model_load(models[i], lens[i], false, false, &m, err)) != CAI_OK)
 			goto done;
-		if (cai_model_kind(loaded[j]) != CAI_KIND_CLASSIFY ||
-			strcmp(cai_model_architecture(loaded[j]), "ensemble") == 0)
-		{
+		if (j == 0)
+			lead_model = m;
+		arch_of[j] = cai_model_architecture(m);
+		if (cai_model_kind(m) != CAI_KIND_CLASSIFY || strcmp(arch_of[j], "ensemble") == 0)
 			st = cai_error_set(err, CAI_ERR_INVALID, "an ensemble's members are classifiers (not ensembles): "
-							   "member %d is a %s %s model", j, cai_model_task(loaded[j]),
-							   cai_model_architecture(loaded[j]));
-			goto done;
-		}
-		if (!same_labels(loaded[0], loaded[j]))
-		{
+							   "member %d is a %s %s model", j, cai_model_task(m), arch_of[j]);
+		else if (!same_labels(lead_model, m))
 			st = cai_error_set(err, CAI_ERR_INVALID, "an ensemble's members have the same labels: member %d's differ", j);
+		if (j > 0)
+			cai_model_free(m);
+		if (st != CAI_OK)
 			goto done;
-		}
 		snprintf(ts[j].name, CAI_NAME_MAX, "ensemble.member.%d", j);
 		ts[j].dtype = CAI_U8;
 		ts[j].ndim = 1;
@@ -378,7 +384,7 @@ cai_ensemble_write(const uint8_t *const *models, const size_t *lens, const int *
 	ts[k].nbytes = sizeof(float) * (size_t) k;
 
 	/* the lead's metadata, as an ensemble's */
-	meta = cai_json_parse_object(cai_model_meta_json(loaded[0]));
+	meta = cai_json_parse_object(cai_model_meta_json(lead_model));
 	info = json_object_new_object();
 	archs = json_object_new_array();
 	ws = json_object_new_array();
@@ -387,9 +393,9 @@ cai_ensemble_write(const uint8_t *const *models, const size_t *lens, const int *
 		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the ensemble's metadata");
 		goto done;
 	}
-	json_object_object_del(meta, cai_model_architecture(loaded[0]));	/* the lead's own parameters */
+	json_object_object_del(meta, arch_of[0]);	/* the lead's own parameters */
 	for (int j = 0; j < k; j++)
-		if (json_object_array_add(archs, json_object_new_string(cai_model_architecture(loaded[j]))) != 0 ||
+		if (json_object_array_add(archs, json_object_new_string(arch_of[j])) != 0 ||
 			json_object_array_add(ws, json_object_new_int(counts[order[j]])) != 0)
 		{
 			st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the ensemble's metadata");
@@ -427,8 +433,7 @@ done:
 	json_object_put(info);
 	json_object_put(archs);
 	json_object_put(ws);
-	for (int j = 0; j < k; j++)
-		cai_model_free(loaded[j]);
+	cai_model_free(lead_model);
 	return st;
 }
 
@@ -447,6 +452,29 @@ cai_ensemble_free(void *impl)
 	for (int i = 0; i < e->k; i++)
 		cai_model_free(e->members[i]);
 	cai_free(e);
+}
+
+/*
+ * Does the model file in bytes (32-byte aligned) name the ensemble
+ * architecture?  Its header and metadata only, bounds-checked, no checksum
+ * (the load after it checks that); unreadable bytes are left to that load.
+ */
+static bool
+member_is_ensemble(const uint8_t *bytes, size_t len)
+{
+	cai_model_file *pm = NULL;
+	json_object *meta;
+	json_object *a;
+	bool		is = false;
+
+	if (cai_format_read_view(bytes, len, false, &pm, NULL) != CAI_OK)
+		return false;
+	meta = cai_json_parse_object(pm->meta_json);
+	is = meta != NULL && json_object_object_get_ex(meta, "architecture", &a) &&
+		json_object_is_type(a, json_type_string) && strcmp(json_object_get_string(a), "ensemble") == 0;
+	json_object_put(meta);
+	cai_model_file_free(pm);
+	return is;
 }
 
 /* See ensemble.h. */
@@ -504,6 +532,16 @@ cai_ensemble_load(const cai_model_file *mf, void **impl, cai_error *err)
 		snprintf(name, sizeof(name), "ensemble.member.%d", i);
 		if ((st = cai_model_file_expect(mf, name, CAI_U8, 1, NULL, &t, err)) != CAI_OK)
 			goto fail;
+		/*
+		 * An ensemble inside is refused before it loads: loading it would
+		 * load its members in turn, and a crafted file nested deep enough
+		 * would exhaust the stack.
+		 */
+		if (member_is_ensemble(t->data, t->nbytes))
+		{
+			st = cai_error_set(err, CAI_ERR_FORMAT, "tensor \"%s\" is an ensemble, not a classifier", name);
+			goto fail;
+		}
 		/* in place: the tensor is 32-byte aligned and lives as long as mf */
 		if (cai_model_load(t->data, t->nbytes, true, !mf->trusted, &m, &e2) != CAI_OK)
 		{
@@ -512,7 +550,7 @@ cai_ensemble_load(const cai_model_file *mf, void **impl, cai_error *err)
 			goto fail;
 		}
 		e->members[e->k++] = m;
-		if (cai_model_kind(m) != CAI_KIND_CLASSIFY || strcmp(cai_model_architecture(m), "ensemble") == 0)
+		if (cai_model_kind(m) != CAI_KIND_CLASSIFY)
 		{
 			st = cai_error_set(err, CAI_ERR_FORMAT, "tensor \"%s\" is a %s %s model, not a classifier", name,
 							   cai_model_task(m), cai_model_architecture(m));
@@ -590,9 +628,11 @@ ensemble_mean(const cai_ensemble *e, const char *const *texts, const size_t *len
 			  float *probs, cai_error *err)
 {
 	size_t		cells = n * (size_t) e->n_labels;
-	float	   *tmp = cai_malloc(sizeof(float) * (cells > 0 ? cells : 1));
+	float		small[64];
+	float	   *tmp = cells <= 64 ? small : cai_malloc(sizeof(float) * cells);
 	cai_status	st = CAI_OK;
 
+	/* a row of a few labels (cai_predict, row by row) allocates nothing */
 	if (tmp == NULL)
 		return cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the ensemble's probabilities");
 	memset(probs, 0, sizeof(float) * cells);
@@ -603,7 +643,8 @@ ensemble_mean(const cai_ensemble *e, const char *const *texts, const size_t *len
 		for (size_t c = 0; st == CAI_OK && c < cells; c++)
 			probs[c] += e->weight[i] * tmp[c];
 	}
-	cai_free(tmp);
+	if (tmp != small)
+		cai_free(tmp);
 	return st;
 }
 

@@ -233,7 +233,7 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 		lens[i] = best->kept[i].trained.model_len;
 		total += lens[i];
 	}
-	/* writing it loads the members and makes the file: about twice the kept models' bytes more */
+	/* writing it holds the lead and one other member loaded, and the file: at most twice the kept models' bytes more */
 	if (!CaiTrainingMemoryFits(shared, 2 * total))
 	{
 		ereport(NOTICE,
@@ -266,37 +266,34 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 		return 1;
 	}
 
-	/* the lead trial's metrics, the ensemble's validation report over them, and what it holds */
-	initStringInfo(&info);
-	appendStringInfoString(&info, "{\"ensemble\": {\"trials\": [");
-	for (int i = 0, j = 0; i < best->n; i++)
-		if (counts[i] > 0)
-			appendStringInfo(&info, "%s%d", j++ > 0 ? ", " : "", best->kept[i].trial);
-	appendStringInfoString(&info, "], \"weights\": [");
-	for (int i = 0, j = 0; i < best->n; i++)
-		if (counts[i] > 0)
-			appendStringInfo(&info, "%s%d", j++ > 0 ? ", " : "", counts[i]);
-	appendStringInfoString(&info, "], \"trial_scores\": [");
-	for (int i = 0, j = 0; i < best->n; i++)
-		if (counts[i] > 0)
-			appendStringInfo(&info, "%s%.9g", j++ > 0 ? ", " : "", best->kept[i].score);
-	appendStringInfo(&info, "], \"candidates\": %d}}", best->n);
+	/* the lead trial's metrics, the ensemble's validation report (its score) over them, and what it holds */
+	{
+		StringInfoData trials,
+					weights,
+					scores;
+
+		initStringInfo(&trials);
+		initStringInfo(&weights);
+		initStringInfo(&scores);
+		for (int i = 0; i < best->n; i++)
+			if (counts[i] > 0)
+			{
+				const char *sep = trials.len > 0 ? ", " : "";
+
+				appendStringInfo(&trials, "%s%d", sep, best->kept[i].trial);
+				appendStringInfo(&weights, "%s%d", sep, counts[i]);
+				appendStringInfo(&scores, "%s%.9g", sep, best->kept[i].score);
+			}
+		initStringInfo(&info);
+		appendStringInfo(&info, "{\"ensemble\": {\"trials\": [%s], \"weights\": [%s], \"trial_scores\": [%s], \"candidates\": %d}}",
+						 trials.data, weights.data, scores.data, best->n);
+	}
 	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(best->kept[0].trained.metrics)));
 	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 										   DirectFunctionCall1(jsonb_in, CStringGetDatum(report))));
 	cai_free(report);
 	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 										   DirectFunctionCall1(jsonb_in, CStringGetDatum(info.data))));
-	/* its score is the ensemble's validation accuracy */
-	{
-		Jsonb	   *acc = DatumGetJsonbP(DirectFunctionCall2(jsonb_object_field, JsonbPGetDatum(m),
-															 CStringGetTextDatum("accuracy")));
-		char	   *a = JsonbToCString(NULL, &acc->root, 0);
-
-		m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
-											   DirectFunctionCall1(jsonb_in,
-																   CStringGetDatum(psprintf("{\"score\": %s}", a)))));
-	}
 	out->metrics = JsonbToCString(NULL, &m->root, 0);
 	st = cai_ensemble_write(models, lens, counts, best->n, out->metrics, &bytes, &len, &err);
 	if (st != CAI_OK)

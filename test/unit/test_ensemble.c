@@ -92,19 +92,21 @@ crafted(const uint8_t *ens, size_t ens_len, const uint8_t *member, size_t member
 		const float *w;
 		int			n_w;
 		bool		damage;		/* a flipped byte inside member 1 */
+		bool		nest;		/* member 1 is the good ensemble itself */
 		const char *meta_members;	/* "members": value in the metadata */
 		const char *msg;
 	}			cases[] = {
-		{"the good file, rewritten", 2, w2, 2, false, "2", NULL},
-		{"a negative weight", 2, w_neg, 2, false, "2", "not positive"},
-		{"a NaN weight", 2, w_nan, 2, false, "2", "not positive"},
-		{"weights of another length", 2, w3, 3, false, "2", "ensemble.weights"},
-		{"a member missing", 1, w2, 2, false, "2", "ensemble.member.1"},
-		{"a member too many", 3, w2, 2, false, "2", "ensemble.member.2"},
-		{"members 0", 2, w2, 2, false, "0", "members"},
-		{"members 99", 2, w2, 2, false, "99", "members"},
-		{"members not a number", 2, w2, 2, false, "\"two\"", "members"},
-		{"a damaged member", 2, w2, 2, true, "2", "ensemble.member.1"},
+		{"the good file, rewritten", 2, w2, 2, false, false, "2", NULL},
+		{"a negative weight", 2, w_neg, 2, false, false, "2", "not positive"},
+		{"a NaN weight", 2, w_nan, 2, false, false, "2", "not positive"},
+		{"weights of another length", 2, w3, 3, false, false, "2", "ensemble.weights"},
+		{"a member missing", 1, w2, 2, false, false, "2", "ensemble.member.1"},
+		{"a member too many", 3, w2, 2, false, false, "2", "ensemble.member.2"},
+		{"members 0", 2, w2, 2, false, false, "0", "members"},
+		{"members 99", 2, w2, 2, false, false, "99", "members"},
+		{"members not a number", 2, w2, 2, false, false, "\"two\"", "members"},
+		{"a damaged member", 2, w2, 2, true, false, "2", "ensemble.member.1"},
+		{"an ensemble as a member", 2, w2, 2, false, true, "2", "is an ensemble"},
 	};
 
 	memcpy(bad_member, member, member_len);
@@ -129,9 +131,9 @@ crafted(const uint8_t *ens, size_t ens_len, const uint8_t *member, size_t member
 			snprintf(ts[nt].name, CAI_NAME_MAX, "ensemble.member.%d", i);
 			ts[nt].dtype = CAI_U8;
 			ts[nt].ndim = 1;
-			ts[nt].shape[0] = (int64_t) member_len;
-			ts[nt].data = (void *) (cases[c].damage && i == 1 ? bad_member : member);
-			ts[nt].nbytes = member_len;
+			ts[nt].shape[0] = (int64_t) (cases[c].nest && i == 1 ? ens_len : member_len);
+			ts[nt].data = (void *) (cases[c].damage && i == 1 ? bad_member : cases[c].nest && i == 1 ? ens : member);
+			ts[nt].nbytes = (size_t) ts[nt].shape[0];
 		}
 		snprintf(ts[nt].name, CAI_NAME_MAX, "ensemble.weights");
 		ts[nt].dtype = CAI_F32;
@@ -244,6 +246,8 @@ test_members(void)
 		CHECK(rj != NULL && json_object_object_get_ex(rj, "accuracy", &v) &&
 			  fabs(json_object_get_double(v) - (double) right / (double) valid.d.n) < 1e-9,
 			  "the report's accuracy is the ensemble's: %zu of %zu", right, valid.d.n);
+		CHECK(rj != NULL && json_object_object_get_ex(rj, "score", &w) &&
+			  json_object_get_double(w) == (double) right / (double) valid.d.n, "its score is that accuracy");
 		CHECK(rj != NULL && json_object_object_get_ex(rj, "log_prob", &v) &&
 			  json_object_object_get_ex(rj, "first_log_prob", &w) &&
 			  json_object_get_double(v) >= json_object_get_double(w) && json_object_get_double(v) < 0,
