@@ -148,6 +148,21 @@ size_t		cai_utf8_length(const char *s, size_t len);
 /* True for the code points the tokenizer treats as whitespace. */
 bool		cai_unicode_is_space(int32_t cp);
 
+/* True for the code points the tokenizer makes one token each (CAI_TOK_CJK: ideographs, kana, hangul syllables). */
+bool		cai_unicode_is_cjk(int32_t cp);
+
+/* Whether s (len bytes) is exactly one such character. */
+bool		cai_token_is_one_cjk(const char *s, size_t len);
+
+/*
+ * The key of the bigram of two tokens a and b (their normalized forms), as
+ * NER's character bigrams and cai_vectors_train's option char_bigrams name
+ * it: joined as the word they spell when both are one CJK character
+ * ("北京"), else with a space between.  Writes it to out and returns its
+ * length, or 0 when it exceeds cap bytes.
+ */
+size_t		cai_bigram_key(const char *a, size_t alen, const char *b, size_t blen, char *out, size_t cap);
+
 /* Unicode simple lower-case mapping (cp itself when there is none). */
 int32_t		cai_unicode_tolower(int32_t cp);
 

@@ -16,6 +16,18 @@
  *           time, tanh.  Words longer than NER_WORD_CHARS code points keep
  *           their first and last NER_WORD_CHARS / 2.
  *   casing  row of case_emb (CAI_CASE_COUNT, Dcase) (cai_token_casing).
+ *   bigrams (option char_bigrams; NerDims.bigrams) two more rows of
+ *           word_emb: the bigram of the token with the one before it and
+ *           the bigram with the one after it (Zhang and Yang 2018's
+ *           character bigrams; for text tagged a character a token, the
+ *           standard feature for Chinese and Japanese).  A bigram's key in
+ *           the word vocabulary is its two normalized tokens joined: as the
+ *           word they spell when both are one CJK character ("中国", so
+ *           that vector sets of Chinese words initialise them), else with
+ *           a space between; NER_BIGRAM_EDGE stands for the neighbour
+ *           before the first token and after the last.  Bigrams seen at
+ *           least max(min_count, NER_BIGRAM_MIN) times get a row; others
+ *           use row 0, the unknown word.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -26,15 +38,87 @@
 /* Token features                                                         */
 /* ---------------------------------------------------------------------- */
 
+/* Embedding row of a vocabulary key (a normalized word or a bigram key; 0 = unknown). */
+static inline int32_t
+ner_vocab_row(const cai_ner *m, const char *key, size_t len)
+{
+	return (m->loaded ? cai_strindex_find(&m->wordix, key, len) : cai_strtab_find(&m->words, key, len)) + 1;
+}
+
 /* Embedding row of a word (0 = unknown). */
 static inline int32_t
 ner_word_row(const cai_ner *m, const char *s, size_t len)
 {
 	char		norm[NER_NORM_MAX];
 	size_t		n = ner_norm(s, len, norm);
-	int32_t		id = m->loaded ? cai_strindex_find(&m->wordix, norm, n) : cai_strtab_find(&m->words, norm, n);
 
-	return id + 1;
+	return ner_vocab_row(m, norm, n);
+}
+
+/*
+ * Each of the len + 1 bigram keys of a sentence (the tokens from..from+len
+ * of src), in order: bigram k joins token k - 1 and token k (the edge for
+ * k = 0 and k = len), passed to fn with k.
+ */
+typedef cai_status (*ner_bigram_fn) (void *ctx, size_t k, const char *key, size_t len, cai_error *err);
+
+static cai_status
+ner_sentence_bigrams(const cai_ner_data *src, int64_t from, size_t len, ner_bigram_fn fn, void *ctx,
+					 cai_error *err)
+{
+	char		prev[NER_NORM_MAX];
+	char		cur[NER_NORM_MAX];
+	char		key[2 * NER_NORM_MAX];
+	size_t		pl = strlen(NER_BIGRAM_EDGE);
+	cai_status	st;
+
+	memcpy(prev, NER_BIGRAM_EDGE, pl);
+	for (size_t k = 0; k <= len; k++)
+	{
+		size_t		cl,
+					kl;
+
+		if (k < len)
+		{
+			size_t		tl;
+			const char *tok = cai_ner_data_token(src, from + (int64_t) k, &tl);
+
+			cl = ner_norm(tok, tl, cur);
+		}
+		else
+		{
+			cl = strlen(NER_BIGRAM_EDGE);
+			memcpy(cur, NER_BIGRAM_EDGE, cl);
+		}
+		kl = cai_bigram_key(prev, pl, cur, cl, key, sizeof(key));
+		if ((st = fn(ctx, k, key, kl, err)) != CAI_OK)
+			return st;
+		memcpy(prev, cur, cl);
+		pl = cl;
+	}
+	return CAI_OK;
+}
+
+/* ner_enc_build's bigram rows of one sentence: its first token's at bigram. */
+typedef struct NerBigramRows
+{
+	const cai_ner *m;
+	int32_t    *bigram;			/* (2 len) left and right bigram of each token */
+	size_t		len;
+} NerBigramRows;
+
+static cai_status
+ner_bigram_rows_fn(void *ctx, size_t k, const char *key, size_t len, cai_error *err)
+{
+	NerBigramRows *r = ctx;
+	int32_t		row = ner_vocab_row(r->m, key, len);
+
+	(void) err;
+	if (k < r->len)
+		r->bigram[2 * k] = row;
+	if (k > 0)
+		r->bigram[2 * (k - 1) + 1] = row;
+	return CAI_OK;
 }
 
 /* See ner.h. */
@@ -88,6 +172,7 @@ ner_enc_free(NerEnc *e)
 	cai_free(e->coff);
 	cai_free(e->chars);
 	cai_free(e->tags);
+	cai_free(e->bigram);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -161,8 +246,10 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t 
 	e->casing = cai_malloc(tcap);
 	e->coff = cai_malloc(sizeof(int64_t) * (tcap + 1));
 	e->chars = cai_malloc(sizeof(int32_t) * ccap);
+	if (m->net.d.bigrams)
+		e->bigram = cai_malloc(sizeof(int32_t) * (2 * ntok + 1));
 	if (e->soff == NULL || e->type == NULL || e->word == NULL || e->casing == NULL || e->coff == NULL ||
-		e->chars == NULL)
+		e->chars == NULL || (m->net.d.bigrams && e->bigram == NULL))
 	{
 		ner_enc_free(e);
 		return NOMEM(err);
@@ -227,6 +314,12 @@ ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, const int64_t 
 				st = ner_enc_add_type(m, e, &tcap, &ccap, tok, len, err);
 			e->type[t] = id;
 		}
+		if (st == CAI_OK && e->bigram != NULL)
+		{
+			NerBigramRows r = {m, e->bigram + 2 * t0, len_i};
+
+			st = ner_sentence_bigrams(src, from, len_i, ner_bigram_rows_fn, &r, err);
+		}
 	}
 	cai_strtab_free(&types);
 	cai_free(type_of);
@@ -270,15 +363,30 @@ counter_add(NerCounter *c, const char *s, size_t len, cai_error *err)
 	return CAI_OK;
 }
 
-/* Count the normalized words and the code points of the tokens of s. */
+static cai_status
+counter_bigram_fn(void *ctx, size_t k, const char *key, size_t len, cai_error *err)
+{
+	(void) k;
+	return counter_add(ctx, key, len, err);
+}
+
+/*
+ * Count the normalized words and the code points of the tokens of s, and
+ * with bc (not NULL) the bigram keys of its sentences.
+ */
 cai_status
-ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err)
+ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, NerCounter *bc, cai_error *err)
 {
 	cai_status	st;
 
 	if ((st = cai_strtab_init(&wc->tab, 1024, err)) != CAI_OK ||
-		(st = cai_strtab_init(&cc->tab, 256, err)) != CAI_OK)
+		(st = cai_strtab_init(&cc->tab, 256, err)) != CAI_OK ||
+		(bc != NULL && (st = cai_strtab_init(&bc->tab, 1024, err)) != CAI_OK))
 		return st;
+	for (size_t i = 0; i < s->n && bc != NULL; i++)
+		if ((st = ner_sentence_bigrams(s->src, s->start[i], (size_t) (s->off[i + 1] - s->off[i]),
+									   counter_bigram_fn, bc, err)) != CAI_OK)
+			return st;
 	for (size_t i = 0; i < s->n; i++)
 		for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
 		{
@@ -303,6 +411,24 @@ ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err
 			}
 		}
 	return CAI_OK;
+}
+
+/* The share of the tokens of s that are one CJK character (0 for no tokens). */
+double
+ner_cjk_share(const NerSide *s)
+{
+	int64_t		cjk = 0;
+	int64_t		ntok = s->n > 0 ? s->off[s->n] : 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
+		{
+			size_t		len;
+			const char *tok = ner_side_token(s, i, j, &len);
+
+			cjk += cai_token_is_one_cjk(tok, len);
+		}
+	return ntok > 0 ? (double) cjk / (double) ntok : 0.0;
 }
 
 /* See ner_internal.h. */

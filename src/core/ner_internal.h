@@ -58,6 +58,9 @@ struct json_object;
 #define NER_VECTOR_LR		0.1f	/* learning rate of pretrained word rows / learning_rate */
 #define NER_EVAL_BATCH		64		/* sentences per inference batch */
 #define NER_SENT_BREAK		200		/* cai_ner_entities: tokens per chunk */
+#define NER_BIGRAM_MIN		2		/* occurrences of a character bigram for its own row (at least) */
+#define NER_BIGRAM_SHARE	0.3		/* char_bigrams auto: share of single-CJK-character tokens */
+#define NER_BIGRAM_EDGE		"\x02"	/* the neighbour of a sentence's first and last token */
 
 #define NOMEM(err) cai_error_set((err), CAI_ERR_NOMEM, "out of memory")
 
@@ -76,8 +79,16 @@ typedef struct NerDims
 	int			H;				/* LSTM units per direction */
 	int			n_types;
 	int			K;				/* internal (BIOES) tags: 1 + 4 n_types */
-	int			C;				/* LSTM input: Dw + F + Dcase */
+	int			bigrams;		/* 1: two bigram rows of word_emb per token (char_bigrams) */
+	int			C;				/* LSTM input: Dw + F + Dcase (+ 2 Dw with bigrams) */
 } NerDims;
+
+/* The LSTM input size of d's features. */
+static inline int
+ner_dims_input(const NerDims *d)
+{
+	return d->Dw + d->F + d->Dcase + (d->bigrams ? 2 * d->Dw : 0);
+}
 
 enum
 {
@@ -227,6 +238,7 @@ typedef struct NerEnc
 	uint8_t    *casing;			/* (ntypes) */
 	int64_t    *coff;			/* (ntypes + 1) first char of each type */
 	int32_t    *chars;			/* (coff[ntypes]) char rows */
+	int32_t    *bigram;			/* (2 ntok) rows of the bigrams ending and starting at each token, or NULL */
 } NerEnc;
 
 /* Characters (char rows) of token t of e. */
@@ -280,6 +292,7 @@ typedef struct NerWs
 	int32_t    *len;			/* (B) */
 	int32_t    *tstart;			/* (B + 1) */
 	int32_t    *word;			/* (N) word rows */
+	int32_t    *bg;				/* (2N) bigram rows (word_emb), with bigrams */
 	uint8_t    *cas;			/* (N) casing ids */
 	int32_t    *cstart;			/* (N + 1) */
 	int32_t    *cids;			/* (Nc) char rows */
@@ -431,7 +444,8 @@ cai_status	ner_enc_build(const cai_ner *m, size_t n, const int64_t *offsets, con
  */
 cai_status	ner_data_strings(const cai_ner_data *d, cai_ner_data *out, void **owned, cai_error *err);
 void		ner_counter_free(NerCounter *c);
-cai_status	ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, cai_error *err);
+cai_status	ner_count_vocab(const NerSide *s, NerCounter *wc, NerCounter *cc, NerCounter *bc, cai_error *err);
+double		ner_cjk_share(const NerSide *s);
 cai_status	ner_check_data(const cai_ner_data *d, const char *what, bool need_tags, cai_error *err);
 
 /* ner_params.c */

@@ -52,6 +52,7 @@ ws_carve(NerWs *w, const NerDims *d, Carve *c, size_t lstm_floats, size_t crf_do
 	w->len = carve(c, (size_t) w->maxB, sizeof(int32_t));
 	w->tstart = carve(c, (size_t) w->maxB + 1, sizeof(int32_t));
 	w->word = carve(c, N, sizeof(int32_t));
+	w->bg = carve(c, d->bigrams ? 2 * N : 1, sizeof(int32_t));
 	w->cas = carve(c, N, 1);
 	w->cstart = carve(c, N + 1, sizeof(int32_t));
 	w->cids = carve(c, Nc, sizeof(int32_t));
@@ -194,6 +195,11 @@ ner_net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 				cai_rng_uniform(tc->rng) < tc->unk_p)
 				wr = 0;
 			w->word[N] = wr;
+			if (d->bigrams)
+			{
+				w->bg[2 * N] = e->bigram[2 * t];
+				w->bg[2 * N + 1] = e->bigram[2 * t + 1];
+			}
 			w->cas[N] = e->casing[ty];
 			w->cstart[N] = (int32_t) Nc;
 			if (Nc + (size_t) (c1 - c0) > w->maxNc)
@@ -241,7 +247,7 @@ ner_net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 							w->cstart[i + 1] - w->cstart[i], F);
 	cai_tanh_forward(w->cfeat, w->cfeat, N * (size_t) F);
 
-	/* x (B, T, C) = [word | chars | casing], zero padding */
+	/* x (B, T, C) = [word | chars | casing | left bigram | right bigram], zero padding */
 	memset(w->x, 0, sizeof(float) * (size_t) B * T * C);
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < w->len[b]; t++)
@@ -252,6 +258,10 @@ ner_net_forward(const cai_ner *m, const NerEnc *e, const int32_t *sids, int B,
 			memcpy(row, wemb + (size_t) w->word[i] * d->Dw, sizeof(float) * d->Dw);
 			memcpy(row + d->Dw, w->cfeat + i * F, sizeof(float) * F);
 			memcpy(row + d->Dw + F, kemb + (size_t) w->cas[i] * d->Dcase, sizeof(float) * d->Dcase);
+			if (d->bigrams)
+				for (int k = 0; k < 2; k++)
+					memcpy(row + d->Dw + F + d->Dcase + k * d->Dw, wemb + (size_t) w->bg[2 * i + k] * d->Dw,
+						   sizeof(float) * d->Dw);
 		}
 	if (tc != NULL && tc->dropout > 0 &&
 		(st = cai_dropout_forward(w->x, w->xmask, w->x, (size_t) B * T * C, tc->dropout, true,
@@ -344,7 +354,7 @@ ner_net_backward(const cai_ner *m, NerWs *w, const NerTrainCtx *tc, const NerGra
 	if (pdrop > 0)
 		dropout_backward_inplace(w->dx, w->xmask, BT * C, pdrop);
 
-	/* split dx into the word, char and casing parts */
+	/* split dx into the word, char, casing and bigram parts */
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < w->len[b]; t++)
 		{
@@ -362,6 +372,15 @@ ner_net_backward(const cai_ner *m, NerWs *w, const NerTrainCtx *tc, const NerGra
 				dcf[j] = row[d->Dw + j] * (1.0f - cf[j] * cf[j]);
 			for (int j = 0; j < d->Dcase; j++)
 				gk[j] += row[d->Dw + F + j];
+			for (int k = 0; k < 2 * d->bigrams; k++)
+			{
+				const float *rb = row + d->Dw + F + d->Dcase + k * d->Dw;
+				float	   *gb = gword + (size_t) w->bg[2 * i + k] * d->Dw;
+
+				for (int j = 0; j < d->Dw; j++)
+					gb[j] += rb[j];
+				cai_rowset_add(rows, w->bg[2 * i + k]);
+			}
 		}
 
 	/* char CNN: route through the max positions, then the im2col sgemm */
@@ -448,6 +467,7 @@ typedef struct NerProbe
 	cai_rng		rng;
 	int32_t    *ids;			/* (B) */
 	int			B;
+	int32_t    *rows;			/* (3 N) with bigrams: the batch's word and bigram rows */
 } NerProbe;
 
 static void
@@ -456,6 +476,7 @@ ner_probe_free(void *ctx)
 	NerProbe   *np = ctx;
 
 	cai_free(np->ids);
+	cai_free(np->rows);
 	ner_train_free(&np->t);
 	cai_free(np);
 }
@@ -531,6 +552,20 @@ cai_ner_gradcheck(const cai_options *opts, const cai_ner_data *train, int sample
 	}
 	probe.rows[P_WORD] = np->t.ws.word;
 	probe.n_rows[P_WORD] = np->t.ws.N;
+	if (net->d.bigrams)
+	{
+		size_t		N = np->t.ws.N;
+
+		if ((np->rows = cai_malloc(sizeof(int32_t) * 3 * N)) == NULL)
+		{
+			st = NOMEM(err);
+			goto done;
+		}
+		memcpy(np->rows, np->t.ws.word, sizeof(int32_t) * N);
+		memcpy(np->rows + N, np->t.ws.bg, sizeof(int32_t) * 2 * N);
+		probe.rows[P_WORD] = np->rows;
+		probe.n_rows[P_WORD] = 3 * N;
+	}
 	probe.row_len[P_WORD] = net->d.Dw;
 	probe.rows[P_CHAR] = np->t.ws.cids;
 	probe.n_rows[P_CHAR] = np->t.ws.Nc;

@@ -321,6 +321,7 @@ ner_metadata(const cai_ner *m, const cai_options *opts, json_object *metrics, js
 		cai_json_put(nj, "char_width", json_object_new_int(NER_CHAR_WIDTH)) &&
 		cai_json_put(nj, "word_chars", json_object_new_int(NER_WORD_CHARS)) &&
 		cai_json_put(nj, "case_dimensions", json_object_new_int(d->Dcase)) &&
+		cai_json_put(nj, "char_bigrams", json_object_new_boolean(d->bigrams != 0)) &&
 		cai_json_put(nj, "hidden", json_object_new_int(d->H)) &&
 		cai_json_put(nj, "words", json_object_new_int(m->words.n)) &&
 		cai_json_put(nj, "chars", json_object_new_int(m->chars.n)) &&
@@ -653,6 +654,16 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 		st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata \"ner.scheme\" is not \"bioes\"");
 		goto fail;
 	}
+	/* models before the character bigrams have no "char_bigrams" (none) */
+	if (json_object_object_get_ex(nj, "char_bigrams", &v))
+	{
+		if (!json_object_is_type(v, json_type_boolean))
+		{
+			st = cai_error_set(err, CAI_ERR_FORMAT, "model metadata \"ner.char_bigrams\" is not a boolean");
+			goto fail;
+		}
+		d.bigrams = json_object_get_boolean(v) ? 1 : 0;
+	}
 	m = cai_calloc(1, sizeof(cai_ner));
 	if (m == NULL)
 	{
@@ -731,7 +742,7 @@ cai_ner_load(const cai_model_file *mf, cai_ner **out, cai_error *err)
 	d.Vc = n_chars + 1;
 	d.n_types = m->types.n;
 	d.K = K;
-	d.C = d.Dw + d.F + d.Dcase;
+	d.C = ner_dims_input(&d);
 	/* the parameters are the model file's tensors, used in place (net.view) */
 	if ((st = ner_net_declare(&m->net, &d, err)) != CAI_OK)
 		goto fail;

@@ -79,6 +79,9 @@ const cai_opt_def cai_ner_option_defs[] = {
 	"clip the gradient to this global L2 norm (0 = no clipping)"},
 	{"word_vectors", CAI_OPT_STRING, NULL, 0, 0, NULL,
 	"pretrained word vectors to initialise the word embeddings (used by the SQL layer)"},
+	{"char_bigrams", CAI_OPT_STRING, "auto", 0, 0, "auto|on|off",
+	"features of each token's bigrams with its neighbours, for text tagged a character a token "
+	"(auto = on when at least 30% of the training tokens are one CJK character)"},
 };
 
 const int	cai_ner_n_option_defs = sizeof(cai_ner_option_defs) / sizeof(cai_ner_option_defs[0]);
@@ -278,10 +281,23 @@ dims_from_options(const cai_options *opts, NerDims *d, cai_error *err)
 	d->F = (int) cai_opt_int(opts, "char_filters");
 	d->H = (int) cai_opt_int(opts, "hidden");
 	d->Dcase = NER_CASE_DIM;
-	d->C = d->Dw + d->F + d->Dcase;
+	d->C = ner_dims_input(d);
 	if (d->Dw < 1 || d->Dc < 1 || d->F < 1 || d->H < 1)
 		return cai_error_set(err, CAI_ERR_INVALID, "options are not ner options");
 	return CAI_OK;
+}
+
+/* Whether the training sentences tr get bigram features (option char_bigrams). */
+static int
+ner_bigrams_wanted(const cai_options *opts, const NerSide *tr)
+{
+	const char *o = cai_opt_string(opts, "char_bigrams");
+
+	if (o != NULL && strcmp(o, "on") == 0)
+		return 1;
+	if (o != NULL && strcmp(o, "off") == 0)
+		return 0;
+	return ner_cjk_share(tr) >= NER_BIGRAM_SHARE;
 }
 
 /* Free a training run (its pool is stopped here if it still runs). */
@@ -360,7 +376,8 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 	const char **names = NULL;
 	int32_t    *remap = NULL;
 	NerCounter	wc,
-				cc;
+				cc,
+				bc;
 	cai_strtab	tt,
 				extra;
 	const char *scheme_opt;
@@ -370,6 +387,7 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 
 	memset(&wc, 0, sizeof(wc));
 	memset(&cc, 0, sizeof(cc));
+	memset(&bc, 0, sizeof(bc));
 	memset(&tt, 0, sizeof(tt));
 	memset(&extra, 0, sizeof(extra));
 	if ((st = dims_from_options(opts, &d, err)) != CAI_OK)
@@ -495,8 +513,10 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 			goto done;
 	}
 
-	/* vocabularies */
-	if ((st = ner_count_vocab(&t->tr, &wc, &cc, err)) != CAI_OK ||
+	/* vocabularies: words, then the bigrams (with char_bigrams), then the vectors' words */
+	d.bigrams = ner_bigrams_wanted(opts, &t->tr);
+	d.C = ner_dims_input(&d);
+	if ((st = ner_count_vocab(&t->tr, &wc, &cc, d.bigrams ? &bc : NULL, err)) != CAI_OK ||
 		(st = cai_strtab_init(&m->words, wc.tab.n, err)) != CAI_OK ||
 		(st = cai_strtab_init(&m->chars, cc.tab.n, err)) != CAI_OK)
 		goto done;
@@ -514,6 +534,15 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 		int32_t		id;
 
 		if ((st = cai_strtab_intern(&m->chars, cai_strtab_str(&cc.tab, i), cai_strtab_len(&cc.tab, i),
+									&id, NULL, err)) != CAI_OK)
+			goto done;
+	}
+	for (int32_t i = 0; i < bc.tab.n; i++)
+	{
+		int32_t		id;
+
+		if (bc.cnt[i] >= (t->min_count > NER_BIGRAM_MIN ? t->min_count : NER_BIGRAM_MIN) &&
+			(st = cai_strtab_intern(&m->words, cai_strtab_str(&bc.tab, i), cai_strtab_len(&bc.tab, i),
 									&id, NULL, err)) != CAI_OK)
 			goto done;
 	}
@@ -643,6 +672,7 @@ done:
 	cai_free(remap);
 	ner_counter_free(&wc);
 	ner_counter_free(&cc);
+	ner_counter_free(&bc);
 	cai_strtab_free(&tt);
 	cai_strtab_free(&extra);
 	return st;
@@ -1079,7 +1109,8 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 	NerNet		net;
 	NerWs		ws;
 	NerCounter	wc,
-				cc;
+				cc,
+				bc;
 	cai_strtab	tt;
 	NerSide		side;
 	int32_t    *sel = NULL;
@@ -1096,6 +1127,7 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 
 	memset(&wc, 0, sizeof(wc));
 	memset(&cc, 0, sizeof(cc));
+	memset(&bc, 0, sizeof(bc));
 	memset(&tt, 0, sizeof(tt));
 	memset(&side, 0, sizeof(side));
 	memset(&net, 0, sizeof(net));
@@ -1119,8 +1151,11 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 		goto done;
 	for (size_t i = 0; i < train->n; i++)
 		sel[i] = (int32_t) i;
-	if (side_build(&side, train, sel, train->n, NULL) != CAI_OK ||
-		ner_count_vocab(&side, &wc, &cc, NULL) != CAI_OK ||
+	if (side_build(&side, train, sel, train->n, NULL) != CAI_OK)
+		goto done;
+	d.bigrams = ner_bigrams_wanted(opts, &side);
+	d.C = ner_dims_input(&d);
+	if (ner_count_vocab(&side, &wc, &cc, d.bigrams ? &bc : NULL, NULL) != CAI_OK ||
 		cai_strtab_init(&tt, 16, NULL) != CAI_OK)
 		goto done;
 	ntok = (size_t) side.off[side.n];
@@ -1137,7 +1172,7 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 			if (cai_tag_parse(ner_side_tag(&side, i, j), &pfx, &ty, &tl) && pfx != 'O' && tt.n < NER_MAX_TYPES)
 				(void) cai_strtab_intern(&tt, ty, tl, &id, NULL, NULL);
 		}
-	d.Vw = wc.tab.n + 1;
+	d.Vw = wc.tab.n + bc.tab.n + 1;	/* every bigram (at most) */
 	d.Vc = cc.tab.n + 1;
 	d.n_types = tt.n > 0 ? tt.n : 1;
 	d.K = 1 + 4 * d.n_types;
@@ -1236,15 +1271,16 @@ cai_ner_train_memory(const cai_options *opts, const cai_ner_data *train)
 	 * 8-byte slots)
 	 */
 	total = slab + 2 * sizeof(float) * net.slab.numel + wsb +
-		ntok * (sizeof(int32_t) * 4 + sizeof(int64_t) * 2 + 2) +
+		ntok * (sizeof(int32_t) * (4 + 2 * (size_t) d.bigrams) + sizeof(int64_t) * 2 + 2) +
 		nchars * sizeof(int32_t) + cai_strtab_memory(&wc.tab) * 3 + cai_strtab_memory(&cc.tab) * 3 +
-		ntok * (sizeof(uint64_t) * 4 + 1) + nchars;
+		cai_strtab_memory(&bc.tab) * 3 + ntok * (sizeof(uint64_t) * 4 + 1) + nchars;
 done:
 	cai_free(it);
 	cai_free(sel);
 	side_free(&side);
 	ner_counter_free(&wc);
 	ner_counter_free(&cc);
+	ner_counter_free(&bc);
 	cai_strtab_free(&tt);
 	cai_slab_free(&net.slab);
 	cai_options_free(own);

@@ -592,6 +592,37 @@ cai_unicode_is_space(int32_t cp)
 	return uclass(cp) == CC_SPACE;
 }
 
+bool
+cai_unicode_is_cjk(int32_t cp)
+{
+	if (cp >= 0xD800 && cp <= 0xDFFF)
+		return false;
+	return uclass(cp) == CC_CJK;
+}
+
+bool
+cai_token_is_one_cjk(const char *s, size_t len)
+{
+	int32_t		cp;
+	int			k = len > 0 ? cai_utf8_decode(s, len, &cp) : 0;
+
+	return k > 0 && (size_t) k == len && cai_unicode_is_cjk(cp);
+}
+
+size_t
+cai_bigram_key(const char *a, size_t alen, const char *b, size_t blen, char *out, size_t cap)
+{
+	size_t		sep = cai_token_is_one_cjk(a, alen) && cai_token_is_one_cjk(b, blen) ? 0 : 1;
+
+	if (alen + sep + blen > cap)
+		return 0;
+	memcpy(out, a, alen);
+	if (sep)
+		out[alen] = ' ';
+	memcpy(out + alen + sep, b, blen);
+	return alen + sep + blen;
+}
+
 int32_t
 cai_unicode_tolower(int32_t cp)
 {

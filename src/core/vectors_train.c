@@ -102,6 +102,9 @@ const cai_opt_def cai_vectors_option_defs[] = {
 	"longest piece of text in tokens (fastText's line limit); longer texts are trained in pieces"},
 	{"memory_limit_mb", CAI_OPT_INT, "0", 0, 16777216.0, NULL,
 	"refuse training that would allocate more than this many MB (0 = no limit; the SQL layer caps it)"},
+	{"char_bigrams", CAI_OPT_BOOL, "false", 0, 0, NULL,
+	"also train vectors for the bigrams of neighbouring tokens, keyed as NER's char_bigrams features "
+	"(two CJK characters joined, else with a space), as pieces of their own"},
 };
 const int	cai_vectors_n_option_defs = sizeof(cai_vectors_option_defs) / sizeof(cai_vectors_option_defs[0]);
 
@@ -128,6 +131,7 @@ typedef struct VtParams
 	bool		lowercase;
 	size_t		max_tokens;
 	size_t		limit;			/* bytes, 0 = none */
+	bool		bigrams;		/* char_bigrams */
 } VtParams;
 
 static cai_status
@@ -155,6 +159,7 @@ vt_params(const cai_options *o, VtParams *p, cai_error *err)
 	p->lowercase = cai_opt_bool(o, "lowercase");
 	p->max_tokens = (size_t) cai_opt_int(o, "max_tokens");
 	p->limit = (size_t) cai_opt_int(o, "memory_limit_mb") * 1024 * 1024;
+	p->bigrams = cai_opt_bool(o, "char_bigrams");
 	if (p->maxn == 0)
 		p->minn = 0;
 	else if (p->minn < 1 || p->minn > p->maxn)
@@ -404,71 +409,122 @@ vt_close_piece(VtTrain *t)
 }
 
 /*
+ * Count form f[0..len) (first pass) or append its word id to the stream
+ * (second), closing a piece at max_tokens.
+ */
+static cai_status
+vt_form(VtTrain *t, const char *f, size_t len, bool second, cai_error *err)
+{
+	int64_t		ty;
+	cai_status	st;
+
+	if ((st = vt_type(t, f, len, !second, &ty, err)) != CAI_OK)
+		return st;
+	if (!second)
+	{
+		t->types[ty].count++;
+		t->n_tokens++;
+	}
+	else if (ty >= 0 && t->types[ty].word >= 0 && t->S < t->S_cap)
+	{
+		t->stream[t->S++] = t->types[ty].word;
+		if (t->S - t->piece[t->n_pieces] == t->p.max_tokens)
+			vt_close_piece(t);
+	}
+	return CAI_OK;
+}
+
+/*
  * One pass over the texts: count the types (first), or append the word ids
- * of the tokens of kept words to the stream, in pieces (second).
+ * of the tokens of kept words to the stream, in pieces (second).  With
+ * char_bigrams each segment's bigrams of neighbouring tokens (two forms
+ * apart from a skipped token are no bigram) follow its tokens as pieces of
+ * their own, so that a bigram's context is bigrams.
  */
 static cai_status
 vt_scan(VtTrain *t, const char *const *texts, const size_t *lens, size_t n, bool second,
 		cai_trainer *tr, cai_error *err)
 {
 	char		buf[VT_LOWER_BUF];
-	cai_status	st;
+	char		key[2 * VT_LOWER_BUF + 1];
+	char	   *bigrams = NULL;	/* a segment's bigram keys, NUL-separated */
+	size_t		bcap = 0;
+	cai_status	st = CAI_OK;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && st == CAI_OK; i++)
 	{
 		const char *s = texts[i];
 		size_t		len = s != NULL ? lens[i] : 0;
 
 		if ((i & 255) == 255 && (st = cai_trainer_poll(tr, 0.0, err)) != CAI_OK)
-			return st;
-		while (len > 0)
+			break;
+		while (len > 0 && st == CAI_OK)
 		{
 			size_t		seg = vt_segment(s, len);
 			cai_token  *tok = NULL;
 			size_t		nt = 0;
+			size_t		nb = 0;	/* bytes of bigram keys */
+			char		prev[VT_LOWER_BUF];
+			size_t		pl = 0;	/* 0: no previous token */
 
 			if ((st = cai_tokenize(s, seg, 0, &tok, &nt, err)) != CAI_OK)
-				return st;
-			for (size_t k = 0; k < nt; k++)
+				break;
+			for (size_t k = 0; k < nt && st == CAI_OK; k++)
 			{
 				const char *f = s + tok[k].start;
 				size_t		fl = (size_t) (tok[k].end - tok[k].start);
-				int64_t		ty;
 
 				if (tok[k].kind == CAI_TOK_INVALID || fl > CAI_VEC_WORD_MAX)
+				{
+					pl = 0;
 					continue;
+				}
 				if (t->p.lowercase)
 				{
 					fl = cai_token_normalize(f, fl, false, buf, sizeof(buf));
 					f = buf;
 					if (fl == 0 || fl > CAI_VEC_WORD_MAX)
+					{
+						pl = 0;
 						continue;
+					}
 				}
-				if ((st = vt_type(t, f, fl, !second, &ty, err)) != CAI_OK)
+				st = vt_form(t, f, fl, second, err);
+				if (t->p.bigrams)
 				{
-					cai_free(tok);
-					return st;
-				}
-				if (!second)
-				{
-					t->types[ty].count++;
-					t->n_tokens++;
-				}
-				else if (ty >= 0 && t->types[ty].word >= 0 && t->S < t->S_cap)
-				{
-					t->stream[t->S++] = t->types[ty].word;
-					if (t->S - t->piece[t->n_pieces] == t->p.max_tokens)
-						vt_close_piece(t);
+					size_t		kl = pl > 0 ? cai_bigram_key(prev, pl, f, fl, key, sizeof(key)) : 0;
+
+					/* keys of at most CAI_VEC_WORD_MAX bytes, as words */
+					if (st == CAI_OK && kl > 0 && kl <= CAI_VEC_WORD_MAX &&
+						(st = vt_grow(t, (void **) &bigrams, 1, &bcap, nb + kl + 1, err)) == CAI_OK)
+					{
+						memcpy(bigrams + nb, key, kl);
+						bigrams[nb + kl] = '\0';
+						nb += kl + 1;
+					}
+					memcpy(prev, f, fl);
+					pl = fl;
 				}
 			}
 			cai_free(tok);
+			if (nb > 0 && st == CAI_OK)
+			{
+				if (second)
+					vt_close_piece(t);
+				for (size_t at = 0; at < nb && st == CAI_OK; at += strlen(bigrams + at) + 1)
+					st = vt_form(t, bigrams + at, strlen(bigrams + at), second, err);
+				if (second)
+					vt_close_piece(t);
+			}
 			s += seg;
 			len -= seg;
 		}
 		if (second)
 			vt_close_piece(t);
 	}
-	return CAI_OK;
+	cai_free(bigrams);
+	t->mem -= bcap;
+	return st;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1316,6 +1372,9 @@ cai_vectors_train_memory(const cai_options *opts, const char *const *texts, cons
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		B += texts != NULL && texts[i] != NULL ? (double) lens[i] : 0;
+	/* char_bigrams: a key per token of at most two tokens' bytes and a space, besides the tokens */
+	if (p.bigrams)
+		B *= 4;
 	/* types: entries and arena (lower-casing may grow a form by half) and their index */
 	phase1 = 3.0 * (sizeof(VtType) * (B + 16)) + 3.0 * (1.5 * B + 16) + 3.0 * 4.0 * (4.0 * B + 1024);
 	V = floor(B / (double) p.min_count) + 1;

@@ -49,7 +49,7 @@ INSERT INTO tap_ner.texts VALUES
   ('李娜在上海工作。'),
   ('');
 
-SELECT plan(35);
+SELECT plan(40);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 SELECT lives_ok($$SELECT * FROM cai_train('ner', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"epochs": 8}')$$, 'train an NER model');
@@ -119,6 +119,17 @@ SELECT throws_ok($$SELECT cai_predict_proba('ner', 'x')$$, '42809', NULL, 'an NE
 SELECT * FROM cai_train('tc', 'sentiment', 'SELECT t AS text, (length(t) % 2)::text AS label FROM tap_ner.texts, generate_series(1, 20)') \g /dev/null
 SELECT throws_ok($$SELECT cai_tag('tc', ARRAY['a'])$$, '42809', NULL, 'a text-classification model in cai_tag');
 SELECT throws_ok($$SELECT * FROM cai_entities('tc', 'a')$$, '42809', NULL, 'and in cai_entities');
+-- character bigrams: on by themselves for text tagged a CJK character a token
+SELECT lives_ok($$SELECT * FROM cai_train('ner_zh', 'ner', 'SELECT tokens, tags FROM tap_ner.sent WHERE g >= 2000', 'tokens', 'tags', '{"epochs": 5}')$$,
+                'train on Chinese tagged per character');
+SELECT is((SELECT array_agg((metadata->'ner'->>'char_bigrams')::boolean ORDER BY name) FROM cai_model_store WHERE name IN ('ner', 'ner_zh')),
+          ARRAY[false, true], 'bigram features for the Chinese model (auto), not for the mostly English one');
+SELECT is((SELECT array_agg(label || ':' || entity ORDER BY start_pos) FROM cai_entities('ner_zh', '王芳在深圳工作。')),
+          ARRAY['PER:王芳', 'LOC:深圳'], 'the bigram model finds the entities of a Chinese sentence');
+SELECT * FROM cai_train('ner_zh_off', 'ner', 'SELECT tokens, tags FROM tap_ner.sent WHERE g >= 2000', 'tokens', 'tags', '{"epochs": 1, "char_bigrams": "off"}') \g /dev/null
+SELECT is((SELECT (metadata->'ner'->>'char_bigrams')::boolean FROM cai_model_store WHERE name = 'ner_zh_off'), false, 'char_bigrams off: none');
+SELECT throws_ok($$SELECT * FROM cai_train('bad', 'ner', 'tap_ner.sent', 'tokens', 'tags', '{"char_bigrams": "maybe"}')$$, '22023', NULL,
+                 'char_bigrams is auto, on or off');
 SELECT is(pg_postmaster_start_time(), :'start_time'::timestamptz, 'the server was never restarted');
 
 SELECT * FROM finish();

@@ -13,11 +13,19 @@ CREATE TABLE tap_tv.corpus AS
               ELSE (ARRAY['car', 'bus', 'truck', 'train', 'tram'])[1 + g % 5] || ' ' ||
                    (ARRAY['bus', 'truck', 'train', 'tram', 'car'])[1 + (g / 5) % 5] || ' drives on roads and rails downtown' END AS text
     FROM generate_series(1, 4000) g;
+-- Chinese, tagged per character: names, then a city
+CREATE TABLE tap_tv.zh AS
+  SELECT p || '在' || c || '工作。' AS text,
+         string_to_array(p || '在' || c || '工作。', NULL) AS tokens,
+         ARRAY['B-PER'] || array_fill('I-PER'::text, ARRAY[char_length(p) - 1]) || ARRAY['O']
+           || ARRAY['B-LOC'] || array_fill('I-LOC'::text, ARRAY[char_length(c) - 1]) || ARRAY['O', 'O', 'O'] AS tags
+    FROM (SELECT (ARRAY['张伟','王芳','李娜','刘洋'])[1 + g % 4] AS p, (ARRAY['北京','上海','广州','深圳'])[1 + (g / 4) % 4] AS c
+            FROM generate_series(1, 400) g) s;
 CREATE ROLE tap_tv_other LOGIN;
 GRANT USAGE ON SCHEMA tap_tv TO tap_tv_other;
 GRANT SELECT ON ALL TABLES IN SCHEMA tap_tv TO tap_tv_other;
 
-SELECT plan(12);
+SELECT plan(16);
 
 SELECT is((SELECT version FROM cai_train_vectors('tv', 'tap_tv.corpus', 'text',
                                                   '{"dimensions": 16, "epochs": 10, "min_count": 1, "sample": 0, "seed": 1, "threads": 1}')),
@@ -41,12 +49,22 @@ SELECT throws_ok($$SELECT * FROM cai_train_vectors('bad', 'tap_tv.corpus', 'text
                  'an option of another task is refused');
 SELECT throws_ok($$SELECT * FROM cai_train_vectors('bad', 'SELECT text FROM tap_tv.corpus WHERE false')$$, 'P0002', NULL,
                  'no rows');
+-- character bigrams: one set with the characters' and the bigrams' vectors initialises an NER model tagged per character
+SELECT is((SELECT version FROM cai_train_vectors('tv_zh', 'tap_tv.zh', 'text', '{"dimensions": 16, "epochs": 3, "min_count": 1, "char_bigrams": true}')),
+          1, 'vectors with char_bigrams');
+SELECT is((SELECT words FROM cai_vectors WHERE name = 'tv_zh'), 42, '20 characters and 22 bigrams of neighbours');
+SELECT is((SELECT array_agg(word ORDER BY word) FROM cai_similar('tv_zh', '在', 100) WHERE word IN ('北京', '作 。', '北 京')),
+          ARRAY['作 。', '北京'], 'keyed as NER names its bigrams (two CJK characters joined, else with a space)');
+SELECT * FROM cai_train('ner_zh_vec', 'ner', 'tap_tv.zh', 'tokens', 'tags', '{"word_vectors": "tv_zh", "dimensions": 16, "epochs": 5}') \g /dev/null
+SELECT ok((SELECT (metadata->'ner'->>'char_bigrams')::boolean AND (metrics->>'f1')::float8 > 0.9 FROM cai_model_store WHERE name = 'ner_zh_vec'),
+          'an NER model with bigram features trains from them');
 SET ROLE tap_tv_other;
 SELECT throws_ok($$SELECT * FROM cai_train_vectors('tv', 'tap_tv.corpus', 'text', '{"dimensions": 8, "min_count": 1}')$$, '42501', NULL,
                  'another role cannot add a version to the set');
 RESET ROLE;
 
 SELECT * FROM finish();
+SELECT cai_drop_model('ner_zh_vec');
 SELECT cai_drop_vectors(name) FROM (SELECT DISTINCT name FROM cai_vectors) v;
 DROP SCHEMA tap_tv CASCADE;
 DROP OWNED BY tap_tv_other;

@@ -167,6 +167,8 @@ add_person(Corpus *c)
 	}
 }
 
+static void zh_sentence(Corpus *c, unsigned kind);
+
 static void
 toy_sentence(Corpus *c)
 {
@@ -213,13 +215,26 @@ toy_sentence(Corpus *c)
 			add_person(c);
 			add_words(c, "at the station in 2019", NULL);
 			break;
-		case 6:
+		default:
+			zh_sentence(c, toy_rand(3));
+			return;
+	}
+	corpus_end(c);
+}
+
+/* Chinese sentence kind 0, 1 or 2 of the toy corpus, a character a token. */
+static void
+zh_sentence(Corpus *c, unsigned kind)
+{
+	switch (kind)
+	{
+		case 0:
 			add_chars(c, zh_per[toy_rand(5)], "PER");
 			add_chars(c, "在", NULL);
 			add_chars(c, zh_loc[toy_rand(4)], "LOC");
 			add_chars(c, "工作。", NULL);
 			break;
-		case 7:
+		case 1:
 			add_chars(c, zh_per[toy_rand(5)], "PER");
 			add_chars(c, "加入了", NULL);
 			add_chars(c, zh_org[toy_rand(3)], "ORG.NAM");
@@ -232,6 +247,16 @@ toy_sentence(Corpus *c)
 			break;
 	}
 	corpus_end(c);
+}
+
+/* n sentences of Chinese only. */
+static void
+zh_corpus(Corpus *c, size_t n, uint64_t seed)
+{
+	memset(c, 0, sizeof(*c));
+	toy_state = seed;
+	for (size_t i = 0; i < n; i++)
+		zh_sentence(c, toy_rand(3));
 }
 
 static void
@@ -589,6 +614,7 @@ progress_cb(void *ctx, const cai_progress *p)
 	return l->cancel_after == 0 || l->calls < l->cancel_after;
 }
 
+#define NER_BIGRAM_EDGE_TEST "\x02 "	/* a sentence's edge in a bigram key (ner_internal.h) */
 #define TINY "\"dimensions\": 16, \"char_dimensions\": 8, \"char_filters\": 16, \"hidden\": 16"
 
 static double
@@ -1021,6 +1047,180 @@ test_train(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Character bigrams (option char_bigrams)                                */
+/* ---------------------------------------------------------------------- */
+
+/* Train on c with options json; the model bytes (cai_free) or NULL. */
+static uint8_t *
+train_corpus(const Corpus *c, const char *json, size_t *len)
+{
+	cai_options *o = opts(json);
+	cai_ner_data d = corpus_data(c);
+	uint8_t    *model = NULL;
+	char	   *metrics = NULL;
+	cai_error	err;
+
+	*len = 0;
+	CHECK(o != NULL && cai_ner_train(o, &d, NULL, NULL, NULL, NULL, NULL, &model, len, &metrics, &err) == CAI_OK,
+		  "training %s: %s", json, err.msg);
+	cai_free(metrics);
+	cai_options_free(o);
+	return model;
+}
+
+/* Whether the model's metadata says "char_bigrams": want (and the word vocabulary holds word when not NULL). */
+static bool
+model_bigrams(const uint8_t *model, size_t len, bool want, const char *word)
+{
+	cai_model_file *mf = NULL;
+	bool		ok = false;
+	cai_error	err;
+
+	if (model != NULL && cai_format_read(model, len, &mf, &err) == CAI_OK)
+	{
+		const cai_tensor *t = cai_model_file_tensor(mf, "ner.words.bytes");
+
+		ok = strstr(mf->meta_json, want ? "\"char_bigrams\":true" : "\"char_bigrams\":false") != NULL;
+		if (word != NULL)
+			ok = ok && t != NULL && memmem(t->data, t->nbytes, word, strlen(word) + 1) != NULL;
+	}
+	cai_model_file_free(mf);
+	return ok;
+}
+
+/*
+ * Character bigrams: on by themselves for text tagged a CJK character a
+ * token and off for English, forced either way by the option; their rows in
+ * the word vocabulary (two CJK characters joined, "北京"); the gradient
+ * check with their rows; the same bytes again with threads; the loaded
+ * model's tags bit for bit in every load variant; metadata that disagrees
+ * with the tensors refused.
+ */
+static void
+test_bigrams(void)
+{
+	Corpus		zh,
+				zte,
+				en;
+	const char *base = "{" TINY ", \"epochs\": 10, \"learning_rate\": 0.01}";
+	char		json[256];
+	uint8_t    *model,
+			   *m_off,
+			   *m2;
+	size_t		len,
+				len_off,
+				len2;
+	cai_error	err;
+
+	zh_corpus(&zh, 300, 3);
+	zh_corpus(&zte, 100, 4);
+	toy_corpus(&en, 200, 5);
+	for (size_t i = 0; i < en.ntok; i++)	/* English only: the toy corpus without its Chinese sentences */
+		if ((unsigned char) en.tok[i][0] >= 0x80)
+		{
+			free(en.tok[i]);
+			en.tok[i] = strdup("x");
+			en.len[i] = 1;
+		}
+
+	model = train_corpus(&zh, base, &len);
+	CHECK(model_bigrams(model, len, true, "北京"), "auto: bigrams for Chinese, \"北京\" a row of the vocabulary");
+	CHECK(model_bigrams(model, len, true, NER_BIGRAM_EDGE_TEST "张"), "the bigram of the sentence's start and 张");
+	snprintf(json, sizeof(json), "{" TINY ", \"epochs\": 10, \"learning_rate\": 0.01, \"char_bigrams\": \"off\"}");
+	m_off = train_corpus(&zh, json, &len_off);
+	CHECK(model_bigrams(m_off, len_off, false, NULL) && !model_bigrams(m_off, len_off, false, "北京") &&
+		  len_off < len, "off: no bigrams (%zu bytes vs %zu)", len_off, len);
+	if (model != NULL)
+	{
+		cai_model_file *mf = NULL;
+		cai_ner    *m = NULL;
+		double		f1 = -1;
+
+		CHECK(cai_format_read(model, len, &mf, &err) == CAI_OK && cai_ner_load(mf, &m, &err) == CAI_OK, "%s", err.msg);
+		if (m != NULL)
+		{
+			const char *sent[] = {"鑫", "淼", "在", "北", "京", "工", "作"};
+			size_t		lens[7];
+			const char *tags[7];
+			float		sc[7];
+
+			f1 = f1_of(m, &zte, &err);
+			printf("bigrams: held-out F1 %.4f\n", f1);
+			for (int i = 0; i < 7; i++)
+				lens[i] = strlen(sent[i]);
+			CHECK(cai_ner_tag(m, sent, lens, 7, tags, sc, &err) == CAI_OK &&
+				  strcmp(tags[3], "B-LOC") == 0 && strcmp(tags[4], "I-LOC") == 0,
+				  "unseen characters and bigrams tag: %s", err.msg);
+		}
+		CHECK(f1 > 0.9, "bigrams: held-out F1 %.4f", f1);
+		cai_ner_free(m);
+		/* metadata that disagrees with the tensors, or is not a boolean */
+		for (int k = 0; k < 2 && mf != NULL; k++)
+		{
+			const char *from = "\"char_bigrams\":true";
+			char	   *keep = mf->meta_json;
+			char	   *p = strstr(keep, from);
+			char	   *bad_meta = malloc(strlen(keep) + 8);
+			cai_ner    *bad = NULL;
+
+			if (p != NULL)
+			{
+				sprintf(bad_meta, "%.*s\"char_bigrams\":%s%s", (int) (p - keep), keep, k == 0 ? "false" : "1",
+						p + strlen(from));
+				mf->meta_json = bad_meta;
+				CHECK(cai_ner_load(mf, &bad, &err) == CAI_ERR_FORMAT &&
+					  strstr(err.msg, k == 0 ? "w_ih" : "char_bigrams") != NULL, "metadata %d: %s", k, err.msg);
+				mf->meta_json = keep;
+			}
+			else
+				CHECK(false, "no char_bigrams in the metadata");
+			free(bad_meta);
+		}
+		cai_model_file_free(mf);
+		check_ner_zero_copy(model, len, &zte);
+	}
+
+	/* threads: the same bytes twice (the shards' bigram rows merged in order) */
+	snprintf(json, sizeof(json), "{" TINY ", \"epochs\": 3, \"threads\": 2}");
+	cai_free(model);
+	model = train_corpus(&zh, json, &len);
+	m2 = train_corpus(&zh, json, &len2);
+	CHECK(model != NULL && len == len2 && m2 != NULL && memcmp(model, m2, len) == 0 &&
+		  model_bigrams(model, len, true, "北京"), "threads 2 with bigrams: the same bytes twice");
+	cai_free(m2);
+
+	/* English: off by itself, on when asked */
+	cai_free(model);
+	model = train_corpus(&en, base, &len);
+	CHECK(model_bigrams(model, len, false, NULL), "auto: no bigrams for English");
+	snprintf(json, sizeof(json), "{" TINY ", \"epochs\": 2, \"char_bigrams\": \"on\"}");
+	cai_free(model);
+	model = train_corpus(&en, json, &len);
+	CHECK(model_bigrams(model, len, true, "new york"), "on: English word bigrams (\"new york\")");
+
+	/* gradients of the bigram rows, and the memory estimate counts them */
+	{
+		cai_options *on = opts("{" TINY ", \"char_bigrams\": \"on\", \"dropout\": 0}");
+		cai_options *off = opts("{" TINY ", \"char_bigrams\": \"off\", \"dropout\": 0}");
+		cai_ner_data d = corpus_data(&zh);
+		double		e = 1;
+
+		CHECK(cai_ner_gradcheck(on, &d, 12, &e, &err) == CAI_OK && e < 2e-2, "gradient check with bigrams %g: %s",
+			  e, err.msg);
+		printf("bigrams: gradient check max relative error %g\n", e);
+		CHECK(cai_ner_train_memory(on, &d) > cai_ner_train_memory(off, &d), "memory estimate: %zu with, %zu without",
+			  cai_ner_train_memory(on, &d), cai_ner_train_memory(off, &d));
+		cai_options_free(on);
+		cai_options_free(off);
+	}
+	cai_free(model);
+	cai_free(m_off);
+	corpus_free(&zh);
+	corpus_free(&zte);
+	corpus_free(&en);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Data-parallel training (threads > 1)                                   */
 /* ---------------------------------------------------------------------- */
 
@@ -1343,6 +1543,7 @@ main(void)
 	test_chunks();
 	test_spans();
 	test_train();
+	test_bigrams();
 	test_threads();
 	test_schemes_and_errors();
 	return check_summary("test_ner");

@@ -448,6 +448,37 @@ test_cjk(void)
 		CHECK(all_finite(v), "CJK: finite");
 	}
 	cai_vectors_free(v);
+
+	/*
+	 * char_bigrams: the characters and every bigram of neighbours (16 in
+	 * each group, each character with the full stop, keyed "猫 。"), the
+	 * nearest bigrams of a group's bigram in its group
+	 */
+	v = train_open(&c, "{\"dimensions\": 16, \"epochs\": 5, \"min_count\": 1, \"char_bigrams\": true}");
+	CHECK(v != NULL && cai_vectors_count(v) == 9 + 32 + 8, "char_bigrams: 9 characters and 40 bigrams, got %d",
+		  v ? cai_vectors_count(v) : -1);
+	if (v != NULL)
+	{
+		int32_t		ids[5];
+		float		sc[5];
+		int			n = 0,
+					hit = 0;
+		cai_vec_hit h;
+		cai_error	err = {0};
+
+		CHECK(cai_vectors_find(v, "猫 。", strlen("猫 。")) >= 0 && cai_vectors_find(v, "猫狗", strlen("猫狗")) >= 0 &&
+			  cai_vectors_find(v, "猫红", strlen("猫红")) < 0, "char_bigrams: the keys of NER's bigrams");
+		cai_vectors_similar_word(v, "猫狗", strlen("猫狗"), CAI_VEC_CASE_AUTO, 5, ids, sc, &n, &h, &err);
+		for (int i = 0; i < n; i++)
+		{
+			const char *w = cai_vectors_word(v, ids[i], NULL);
+
+			hit += strlen(w) == 6 && strstr("猫狗马牛", (char[4]) {w[0], w[1], w[2], 0}) != NULL &&
+				strstr("猫狗马牛", w + 3) != NULL;
+		}
+		CHECK(n == 5 && hit >= 4, "char_bigrams: %d of the 5 nearest of 猫狗 are bigrams of its group", hit);
+	}
+	cai_vectors_free(v);
 	corpus_free(&c);
 }
 
