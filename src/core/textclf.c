@@ -74,6 +74,7 @@ const cai_opt_def cai_textclf_fast_option_defs[] = {
 	"embedding size; with word_vectors the vectors' size (when set, it must equal it)",
 	{CAI_TUNE_LOG, 16, 128}},
 	TEXTCLF_OPT_WORD_VECTORS,
+	TEXTCLF_OPT_VECTOR_WORDS("100000"),
 	{"dropout", CAI_OPT_FLOAT, "0", 0.0, 0.9, NULL,
 	"probability of dropping each input feature while training",
 	{CAI_TUNE_LINEAR, 0.0, 0.5}},

@@ -816,11 +816,11 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	snprintf(js, sizeof(js),
 			 "{\"architecture\": \"fast\", \"seed\": %" PRId64 ", \"validation_fraction\": %.17g, "
 			 "\"min_count\": %" PRId64 ", \"max_tokens\": %d, \"minn\": %d, \"maxn\": %d, "
-			 "\"buckets\": %u, \"patience\": %" PRId64 "}",
+			 "\"buckets\": %u, \"patience\": %" PRId64 ", \"vector_words\": %" PRId64 "}",
 			 cai_opt_int(opts, "seed"), cai_opt_float(opts, "validation_fraction"),
 			 cai_opt_int(opts, "min_count"), t->p.max_tokens,
 			 (int) cai_opt_int(opts, "minn"), (int) cai_opt_int(opts, "maxn"),
-			 t->p.buckets, cai_opt_int(opts, "patience"));
+			 t->p.buckets, cai_opt_int(opts, "patience"), cai_opt_int(opts, "vector_words"));
 	if ((st = cai_options_parse(cai_textclf_fast_option_defs, cai_textclf_fast_n_option_defs,
 								js, &fo, err)) != CAI_OK)
 		return st;

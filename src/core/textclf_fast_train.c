@@ -362,18 +362,21 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 
 /*
  * The training data as feature rows: rows, tokens and vocabulary
- * (cai_textclf_prepare), then the character n-grams of every type and the
- * features of every row.
+ * (cai_textclf_prepare; with vectors, up to vector_words of their words the
+ * rows lack join the vocabulary, as the accurate network's do), then the
+ * character n-grams of every type and the features of every row.
  */
 static cai_status
 fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_textclf_data *train,
-			 const cai_textclf_data *valid, cai_trainer *tk, cai_error *err)
+			 const cai_textclf_data *valid, const cai_word_vectors *vec, cai_trainer *tk, cai_error *err)
 {
 	cai_textclf_token_rule rule = fast_token_rule(&t->p);
 	cai_status	st;
 
 	t->prep.types_by_word = true;
 	if ((st = cai_textclf_prepare(opts, n_labels, train, valid, &rule, tk, &t->prep, err)) != CAI_OK ||
+		(vec != NULL && vec->n > 0 &&
+		 (st = cai_textclf_extend_vocab(&t->prep, &rule, vec, cai_opt_int(opts, "vector_words"), err)) != CAI_OK) ||
 		(st = fast_prepare_char_ngrams(t, err)) != CAI_OK)
 		return st;
 	if ((t->rowtypes = cai_malloc(sizeof(int32_t) * ((size_t) t->p.max_tokens + 2))) == NULL)
@@ -745,6 +748,9 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 		if (k != SIZE_MAX)
 			rows = k;
 	}
+	/* the vector words the vocabulary may gain (cai_textclf_extend_vocab; no character n-gram rows) */
+	if (vec != NULL && vec->n > 0)
+		types += (size_t) cai_opt_int(opts, "vector_words") < vec->n ? (size_t) cai_opt_int(opts, "vector_words") : vec->n;
 	rows += types;
 	n_params = (rows + (size_t) n_labels) * (size_t) fp.dim;
 
@@ -1134,7 +1140,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	t = &fp->t;
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
 	if ((st = fast_params_from_options(opts, NULL, &t->p, err)) != CAI_OK ||
-		(st = fast_prepare(t, opts, n_labels, train, NULL, &tk, err)) != CAI_OK)
+		(st = fast_prepare(t, opts, n_labels, train, NULL, NULL, &tk, err)) != CAI_OK)
 		goto fail;
 	fp->n_rows = t->prep.rows.n_tr < FAST_GRAD_ROWS ? t->prep.rows.n_tr : FAST_GRAD_ROWS;
 	/* the batch's features, one array (the probe names the embedding rows they touch) */
@@ -1225,7 +1231,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
 
-	if ((st = fast_prepare(&t, opts, n_labels, train, valid, &tk, err)) != CAI_OK)
+	if ((st = fast_prepare(&t, opts, n_labels, train, valid, vec, &tk, err)) != CAI_OK)
 		goto done;
 	{
 		cai_textclf_token_rule rule = fast_token_rule(&t.p);

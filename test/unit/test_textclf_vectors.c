@@ -556,14 +556,15 @@ test_freeze(void)
 }
 
 /*
- * accurate: vector words the training rows lack get vocabulary rows that
- * keep their vectors bit for bit (no training row moves them), up to
- * vector_words of them, none with 0; a word the tokenizer would split gets
- * none; coverage counts the training words only.
+ * Both architectures: vector words the training rows lack get vocabulary
+ * rows that keep their vectors bit for bit (no training row moves them), up
+ * to vector_words of them, none with 0; a word the tokenizer would split
+ * gets none; coverage counts the training words only.
  */
 static void
-test_vector_words(void)
+test_vector_words_of(const char *arch)
 {
+	char		js[3][128];
 	static const char *extra[] = {"zqxunseen", "Zqxcased", "two words", "zqxthird"};
 	const char *w[MAX_VEC + 4];
 	size_t		l[MAX_VEC + 4];
@@ -588,23 +589,26 @@ test_vector_words(void)
 			v[(n_vec + i) * DIM + d] = 0.25f * (float) (i + 1) - 0.01f * (float) d;
 	}
 	vec = (cai_word_vectors) {n_vec + 4, DIM, w, l, v};
-	all = train("{\"architecture\": \"accurate\", \"epochs\": 2}", &vec, NULL);
-	one = train("{\"architecture\": \"accurate\", \"epochs\": 2, \"vector_words\": 1}", &vec, NULL);
-	none = train("{\"architecture\": \"accurate\", \"epochs\": 2, \"vector_words\": 0}", &vec, NULL);
-	base = train("{\"architecture\": \"accurate\", \"epochs\": 2}", &(cai_word_vectors) {n_vec, DIM, vwords, vlens, vvals}, NULL);
+	snprintf(js[0], sizeof(js[0]), "{\"architecture\": \"%s\", \"epochs\": 2}", arch);
+	snprintf(js[1], sizeof(js[1]), "{\"architecture\": \"%s\", \"epochs\": 2, \"vector_words\": 1}", arch);
+	snprintf(js[2], sizeof(js[2]), "{\"architecture\": \"%s\", \"epochs\": 2, \"vector_words\": 0}", arch);
+	all = train(js[0], &vec, NULL);
+	one = train(js[1], &vec, NULL);
+	none = train(js[2], &vec, NULL);
+	base = train(js[0], &(cai_word_vectors) {n_vec, DIM, vwords, vlens, vvals}, NULL);
 	CHECK(all.st == CAI_OK && one.st == CAI_OK && none.st == CAI_OK && base.st == CAI_OK,
-		  "vector_words: trained: %s / %s / %s / %s", all.err.msg, one.err.msg, none.err.msg, base.err.msg);
+		  "%s vector_words: trained: %s / %s / %s / %s", arch, all.err.msg, one.err.msg, none.err.msg, base.err.msg);
 	if (all.st == CAI_OK && cai_format_read(all.model, all.len, &mf, NULL) == CAI_OK)
 	{
-		const float *r0 = emb_row(mf, "accurate", "zqxunseen");
-		const float *r1 = emb_row(mf, "accurate", "zqxcased");
-		const float *r3 = emb_row(mf, "accurate", "zqxthird");
+		const float *r0 = emb_row(mf, arch, "zqxunseen");
+		const float *r1 = emb_row(mf, arch, "zqxcased");
+		const float *r3 = emb_row(mf, arch, "zqxthird");
 
 		CHECK(r0 != NULL && memcmp(r0, v + n_vec * DIM, sizeof(float) * DIM) == 0 &&
 			  r1 != NULL && memcmp(r1, v + (n_vec + 1) * DIM, sizeof(float) * DIM) == 0 &&
 			  r3 != NULL && memcmp(r3, v + (n_vec + 3) * DIM, sizeof(float) * DIM) == 0,
-			  "vector_words: words only the vectors have keep their vectors (lower-cased)");
-		CHECK(emb_row(mf, "accurate", "two words") == NULL, "vector_words: no row for a word of two tokens");
+			  "%s vector_words: words only the vectors have keep their vectors (lower-cased)", arch);
+		CHECK(emb_row(mf, arch, "two words") == NULL, "%s vector_words: no row for a word of two tokens", arch);
 	}
 	cai_model_file_free(mf);
 	mf = NULL;
@@ -613,14 +617,14 @@ test_vector_words(void)
 		json_object *m1 = meta_of(one.model, one.len);
 		json_object *m0 = meta_of(none.model, none.len);
 
-		CHECK(json_object_get_int(jget(m1, "accurate", "vocab_size")) ==
-			  json_object_get_int(jget(m0, "accurate", "vocab_size")) + 1,
-			  "vector_words 1: one vector word added");
+		CHECK(json_object_get_int(jget(m1, arch, "vocab_size")) ==
+			  json_object_get_int(jget(m0, arch, "vocab_size")) + 1,
+			  "%s vector_words 1: one vector word added", arch);
 		json_object_put(m1);
 		json_object_put(m0);
 	}
 	if (none.st == CAI_OK && cai_format_read(none.model, none.len, &mf, NULL) == CAI_OK)
-		CHECK(emb_row(mf, "accurate", "zqxunseen") == NULL, "vector_words 0: training words only");
+		CHECK(emb_row(mf, arch, "zqxunseen") == NULL, "%s vector_words 0: training words only", arch);
 	cai_model_file_free(mf);
 	ma = all.st == CAI_OK ? meta_of(all.model, all.len) : NULL;
 	mb = base.st == CAI_OK ? meta_of(base.model, base.len) : NULL;
@@ -629,7 +633,7 @@ test_vector_words(void)
 							  json_object_object_get(jget(ma, "metrics", "vector_coverage"), "words_found") : NULL) ==
 		  json_object_get_int(jget(mb, "metrics", "vector_coverage") != NULL ?
 							  json_object_object_get(jget(mb, "metrics", "vector_coverage"), "words_found") : NULL),
-		  "vector_words: coverage counts the training words only");
+		  "%s vector_words: coverage counts the training words only", arch);
 	json_object_put(ma);
 	json_object_put(mb);
 	trained_free(&all);
@@ -637,6 +641,13 @@ test_vector_words(void)
 	trained_free(&none);
 	trained_free(&base);
 	free(v);
+}
+
+static void
+test_vector_words(void)
+{
+	test_vector_words_of("accurate");
+	test_vector_words_of("fast");
 }
 
 /* Bad vectors are refused before training. */
