@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# threads_sql.sh: fast text classification through SQL with 1 and 2 threads
+# against `fasttext supervised -thread 2`, side by side in one run (issue 11:
+# 2 threads at least 1.7x one thread; no more time than fastText's 2 threads).
+#
+#   bench/threads_sql.sh        ROUNDS=3 SST_REPEAT=17 EPOCHS=5
+#
+# A throwaway cluster with the installed extension; SST-2's training sentences
+# repeated SST_REPEAT times with the copy number appended (1,030,438 rows, as
+# bench/read_rate.sh).  Each round, one after another: the whole statement
+# `cai_train` (fast, EPOCHS epochs, no validation split: reading, features,
+# training, storing) with threads 1, then with threads 2 (cai.threads = 2),
+# then fastText (`-epoch EPOCHS -wordNgrams 2 -thread 2`, the whole process,
+# reading its file included) on the same rows exported once, shuffled (fastText
+# trains in file order, as its documentation says to shuffle first; the
+# table holds each sentence's copies next to each other, which keeps its rows
+# in cache and makes it about 1.6x faster than on shuffled rows).  Medians of
+# the wall times; writes bench/results-threads-sql.md (BENCH_OUT to change).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_command_line bench/threads_sql.sh CAI_DATA_DIR ROUNDS SST_REPEAT EPOCHS BENCH_OUT
+bench_cd_repo
+ROUNDS=${ROUNDS:-3}
+SST_REPEAT=${SST_REPEAT:-17}
+EPOCHS=${EPOCHS:-5}
+OUT=${BENCH_OUT:-bench/results-threads-sql.md}
+SST="$(bench_dataset threads_sql.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
+command -v fasttext >/dev/null || { echo "threads_sql.sh: fasttext is needed (apt-get install fasttext)" >&2; exit 1; }
+TMP="$(mktemp -d /tmp/cai_threads.XXXXXX)"
+chmod 755 "$TMP"
+bench_results "$TMP/results.txt"
+bench_put_machine
+bench_cluster_start
+bench_load_sst ""
+"${PSQL[@]}" <<SQL
+SET client_min_messages = warning;
+CREATE TABLE big AS SELECT sentence || ' ' || g AS text, label FROM train, generate_series(1, $SST_REPEAT) g;
+VACUUM ANALYZE big;
+SQL
+put rows "$("${PSQL[@]}" -c "SELECT count(*) FROM big")"
+"${PSQL[@]}" -c "SELECT setseed(0.5)" -c "COPY (SELECT '__label__' || label || ' ' || text FROM big ORDER BY random()) TO STDOUT" >"$TMP/big.ft"
+
+train_seconds() {	# train_seconds THREADS: wall seconds of the whole cai_train statement
+	local t0
+	t0=$(now)
+	PGOPTIONS="-c cai.threads=2" "${PSQL[@]}" -c "SET client_min_messages = warning" \
+		-c "SELECT 1 FROM cai_train('f$1', 'sentiment', 'big', options => '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0, \"threads\": $1}')" >/dev/null
+	elapsed "$t0" "$(now)"
+	"${PSQL[@]}" -c "SELECT cai_drop_model('f$1')" >/dev/null
+}
+for r in $(seq "$ROUNDS"); do
+	log "round $r of $ROUNDS"
+	put t1 "$(train_seconds 1)"
+	put t2 "$(train_seconds 2)"
+	t0=$(now)
+	fasttext supervised -input "$TMP/big.ft" -output "$TMP/ft" -epoch "$EPOCHS" -wordNgrams 2 -thread 2 -verbose 0 >/dev/null
+	put ft "$(elapsed "$t0" "$(now)")"
+done
+put load_end "$(load)"
+
+median() { awk -v k="$1" '$1 == k { print $2 }' "$R" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+all() { awk -v k="$1" '$1 == k { printf "%s%.1f", sep, $2; sep = " / " }' "$R"; }
+v() { awk -v k="$1" '$1 == k { sub(/^[^ ]* /, ""); print; exit }' "$R"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+t1=$(median t1); t2=$(median t2); ft=$(median ft)
+{
+	echo "# Fast training with threads through SQL, against fastText"
+	echo
+	echo "Generated $(v date) by:"
+	echo
+	echo "    $(v command)"
+	echo
+	echo "- CPU: $(v cpu), $(v nproc) vCPUs; commit $(v git); load average at the end $(v load_end)"
+	echo "- rows: $(v rows) (SST-2 training sentences x $SST_REPEAT, the copy number appended); $EPOCHS epochs, no validation split"
+	echo "- cai_train: the whole synchronous statement (rows read by the calling backend and streamed to the worker,"
+	echo "  features, training, the model stored); fastText: the whole process (its file read), default features"
+	echo "  (no character n-grams, 100 dimensions) against cai_train's (character 3- to 5-grams, 50 dimensions), on the"
+	echo "  rows exported in a seeded random order (cai_train shuffles them itself every epoch)"
+	echo
+	echo "| | seconds (each round) | median |"
+	echo "|---|---|---:|"
+	echo "| cai_train, threads 1 | $(all t1) | $t1 |"
+	echo "| cai_train, threads 2 | $(all t2) | $t2 |"
+	echo "| fasttext supervised -thread 2 | $(all ft) | $ft |"
+	echo
+	echo "- threads 2 against threads 1: **$(ratio "$t1" "$t2")x** (target 1.7)"
+	echo "- cai_train threads 2 / fastText -thread 2 time: **$(ratio "$t2" "$ft")** (target at most 1)"
+} | tee "$OUT"
