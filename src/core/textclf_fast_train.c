@@ -457,12 +457,18 @@ fast_sgd_step_on(const FastTrain *t, float *params, float *W, float *h, float *d
 	return loss;
 }
 
+/* The shared output weights (L, D): after the embedding rows in the parameters. */
+static inline float *
+fast_out_weights(const FastTrain *t)
+{
+	return t->params + (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
+}
+
 /* fast_sgd_step_on the training's own parameters and scratch (one thread). */
 static inline double
 fast_sgd_step(FastTrain *t, const uint32_t *f, size_t k, int y, float lr)
 {
-	return fast_sgd_step_on(t, t->params, t->params + (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim,
-							t->hidden, t->grad, t->probs, f, k, y, lr);
+	return fast_sgd_step_on(t, t->params, fast_out_weights(t), t->hidden, t->grad, t->probs, f, k, y, lr);
 }
 
 /* Word vectors: each vocabulary word's row plus its character n-gram rows. */
@@ -959,7 +965,7 @@ fast_shard_train(void *ctx, int s, cai_error *err)
 
 	sh->loss = 0.0;
 	/* the round starts from the shared output weights */
-	memcpy(sh->W, t->params + (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim, sizeof(float) * nw);
+	memcpy(sh->W, fast_out_weights(t), sizeof(float) * nw);
 	memcpy(sh->W0, sh->W, sizeof(float) * nw);
 	for (size_t i = sh->from; i < sh->to; i++)
 	{
@@ -1011,7 +1017,7 @@ fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, dou
 		for (size_t s = 0; s < n; s++)
 		{
 			const FastShard *sh = &t->sh[s];
-			float	   *W = t->params + (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
+			float	   *W = fast_out_weights(t);
 
 			/* each shard's change of the output weights, added in shard order */
 			for (size_t j = 0; j < (size_t) t->prep.L * (size_t) t->p.dim; j++)
