@@ -27,9 +27,13 @@
  * Internally the batch is packed step-major (like a packed sequence): the
  * sequences are stably sorted by decreasing length, and step s holds the
  * n_s sequences with len > s as one contiguous block.  The input projection
- * of all sum(len) positions is one sgemm, each time step one sgemm of
- * (n_s, H) x (H, 4H), and the backward weight gradients are two large
- * sgemms over all positions.
+ * of all sum(len) positions is one sgemm and the backward weight gradients
+ * are two large sgemms over all positions (BLAS).  Each training step's
+ * recurrent product, (n_s, H) x (H, 4H) forward and (n_s, 4H) x (4H, H)
+ * backward, is the core's own small kernel against W_hh packed once per
+ * call (a BLAS sgemm repacks all of W_hh for every step): fused
+ * multiply-adds in a fixed order, the same bits on every CPU.  Inference
+ * keeps BLAS.
  *
  * Memory.  The training forward stores everything the backward needs (and
  * the backward's own scratch) in a caller-provided float buffer sized by
@@ -39,13 +43,21 @@
  * keeps only one step of state (cai_lstm_infer_size()).
  *
  * Determinism: with one BLAS thread, results are a pure function of the
- * inputs.  Extra padding (a larger T, any values in padded positions) does
+ * inputs, and a sequence's do not depend on the other sequences of the
+ * batch.  Extra padding (a larger T, any values in padded positions) does
  * not change a single bit of the outputs or gradients.
  */
 #ifndef CAI_LSTM_H
 #define CAI_LSTM_H
 
 #include "cai/common.h"
+
+/*
+ * Tests: the recurrent products run the portable code even where the CPU
+ * has AVX2 and FMA (on = true) or the best this CPU runs (false, the
+ * default).  Both give the same bits; not thread-safe.
+ */
+void		cai_lstm_portable_kernel(bool on);
 
 /* Views into a parameter (or gradient) slab. */
 typedef struct cai_lstm_params

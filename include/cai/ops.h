@@ -165,11 +165,26 @@ cai_status	cai_embedding_bag_mean_forward(float *out,	/* (B, D) */
 										   int B, int V, int D, cai_error *err);
 
 void		cai_embedding_bag_mean_backward(float *dweight, /* (V, D) */
-											cai_rowset *touched,	/* may be NULL */
+											cai_rowset *touched,	/* NULL, or of at least V rows */
 											const float *dout,	/* (B, D) */
 											const int32_t *ids,
 											const int32_t *offsets, /* (B + 1) */
 											int B, int V, int D);
+
+/*
+ * The rows id with id % parts == part of cai_embedding_bag_mean_backward:
+ * the same additions to those rows, in the same order.  Data-parallel
+ * training gives each thread one such class of rows (disjoint, so the
+ * threads write different rows and flags).  A row added to for the first
+ * time (flags[id] 0) is flagged and appended to list (*count rows).
+ */
+void		cai_embedding_bag_mean_backward_part(float *dweight, /* (V, D) */
+												 uint8_t *flags,	/* (V) */
+												 int32_t *list, int32_t *count,
+												 const float *dout, /* (B, D) */
+												 const int32_t *ids,
+												 const int32_t *offsets,	/* (B + 1) */
+												 int B, int V, int D, int part, int parts);
 
 /* ---------------------------------------------------------------------
  * 1-D convolution over a sequence followed by max-pooling over time (the

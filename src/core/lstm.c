@@ -15,7 +15,14 @@
 #include "vectorize.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RG_X86 1
+#include <immintrin.h>
+#include <pthread.h>
+#endif
 
 /* header slots at the start of the index region */
 #define LSTM_HDR_S 0			/* number of steps = max len */
@@ -39,6 +46,7 @@ typedef struct lstm_layout
 	float	   *dxp;			/* (B*T, C) packed input gradients */
 	float	   *dh;				/* (B, H) recurrent hidden gradient */
 	float	   *dc;				/* (B, H) recurrent cell gradient */
+	float	   *wt;				/* W_hh^T (forward) or W_hh (backward) packed (rg_pack) */
 	/* inference: R = lstm_infer_rows() packed rows per input chunk */
 	float	   *xs;				/* (R, C) inputs of a chunk of steps */
 	float	   *gs;				/* (R, 4H) gates of a chunk of steps */
@@ -74,6 +82,217 @@ cai_lstm_init(cai_lstm_params *p, int C, int H, cai_rng *rng)
 		p->w_hh[i] = (2.0f * cai_rng_uniform(rng) - 1.0f) * k;
 	for (int j = 0; j < 4 * H; j++)
 		p->b[j] = (j >= H && j < 2 * H) ? 1.0f : 0.0f;
+}
+
+/*
+ * The per-step recurrent products.  At step s only the n_s active rows
+ * (a few dozen, fewer in each data-parallel shard) meet the (4H, H)
+ * recurrent weights; a packed SGEMM (OpenBLAS) repacks all 4H x H weights
+ * for each such call, which costs as much as the product itself.  These
+ * products run here instead, against the weights packed once per forward
+ * (or backward) call into the activation buffer:
+ *
+ *   C (n, M) = [C +] A (n, K) B (K, M)      row-major
+ *
+ * B is packed in panels of RG_NR columns (K x RG_NR floats each, k major,
+ * the last panel padded with zeros), so a panel is read contiguously.
+ * Every element of C is one chain of fused multiply-adds over
+ * k = 0, 1, ..., K-1 (fmaf; a vector lane does the same operations as the
+ * portable code), so its bits depend neither on the CPU (the AVX2 + FMA
+ * path, chosen at run time, or the portable one: fmaf is correctly rounded
+ * everywhere) nor on which other rows share the call: padding, batch
+ * composition and the split into shards change no bit.
+ */
+#define RG_MR 6					/* rows of a tile (the 6 x 16 tile of AVX2 SGEMM kernels) */
+#define RG_NR 16				/* columns of a panel */
+#define RG_UNROLL _Pragma("GCC unroll 6")	/* keeps a tile's accumulators in registers */
+
+static inline size_t
+rg_panels(int M)
+{
+	return ((size_t) M + RG_NR - 1) / RG_NR;
+}
+
+/* Floats of B (K, M) packed. */
+static size_t
+rg_packed_size(int K, int M)
+{
+	return rg_panels(M) * RG_NR * (size_t) K;
+}
+
+/* Floats of the packed recurrent weights: W_hh^T (H, 4H) or W_hh (4H, H). */
+static size_t
+lstm_wt_size(int H)
+{
+	size_t		fwd = rg_packed_size(H, 4 * H);
+	size_t		bwd = rg_packed_size(4 * H, H);
+
+	return fwd > bwd ? fwd : bwd;
+}
+
+/*
+ * Pack B (K, M) into panels: B[k][j] = src[k * ld + j], or src[j * ld + k]
+ * when trans (B is the transpose of the row-major src).
+ */
+static void
+rg_pack(float *restrict dst, const float *restrict src, int ld, bool trans, int K, int M)
+{
+	for (size_t p = 0; p < rg_panels(M); p++)
+	{
+		float	   *panel = dst + p * RG_NR * (size_t) K;
+		int			j0 = (int) p * RG_NR;
+		int			w = M - j0 < RG_NR ? M - j0 : RG_NR;
+
+		for (int k = 0; k < K; k++)
+		{
+			float	   *row = panel + (size_t) k * RG_NR;
+
+			for (int jj = 0; jj < w; jj++)
+				row[jj] = trans ? src[(size_t) (j0 + jj) * ld + k] : src[(size_t) k * ld + j0 + jj];
+			for (int jj = w; jj < RG_NR; jj++)
+				row[jj] = 0.0f;
+		}
+	}
+}
+
+/* The portable code. */
+static void
+rg_gemm_portable(int n, int M, int K, const float *A, int lda, const float *Bp, bool add, float *C, int ldc)
+{
+	for (int r = 0; r < n; r++)
+		for (int j = 0; j < M; j++)
+		{
+			const float *b = Bp + (size_t) (j / RG_NR) * RG_NR * K + j % RG_NR;
+			float		s = add ? C[(size_t) r * ldc + j] : 0.0f;
+
+			for (int k = 0; k < K; k++)
+				s = fmaf(A[(size_t) r * lda + k], b[(size_t) k * RG_NR], s);
+			C[(size_t) r * ldc + j] = s;
+		}
+}
+
+#ifdef RG_X86
+/*
+ * An R x 16 tile (R <= RG_MR, a constant after inlining) of C (w <= 16 of
+ * its columns): 2R accumulators, one panel row (2 vectors) loaded per k.
+ */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void
+rg_tile(const int R, int K, const float *A, int lda, const float *panel, bool add, float *C, int ldc, int w)
+{
+	__m256		c0[RG_MR],
+				c1[RG_MR];
+	float		edge[RG_MR][RG_NR];
+
+	RG_UNROLL
+	for (int r = 0; r < R; r++)
+	{
+		const float *cr = C + (size_t) r * ldc;
+
+		if (add && w < RG_NR)
+		{
+			memset(edge[r], 0, sizeof(edge[r]));
+			memcpy(edge[r], cr, sizeof(float) * (size_t) w);
+			cr = edge[r];
+		}
+		c0[r] = add ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
+		c1[r] = add ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps();
+	}
+	for (int k = 0; k < K; k++)
+	{
+		__m256		b0 = _mm256_loadu_ps(panel + (size_t) k * RG_NR);
+		__m256		b1 = _mm256_loadu_ps(panel + (size_t) k * RG_NR + 8);
+
+		RG_UNROLL
+	for (int r = 0; r < R; r++)
+		{
+			__m256		a = _mm256_broadcast_ss(A + (size_t) r * lda + k);
+
+			c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+			c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+		}
+	}
+	RG_UNROLL
+	for (int r = 0; r < R; r++)
+	{
+		float	   *cr = C + (size_t) r * ldc;
+
+		if (w == RG_NR)
+		{
+			_mm256_storeu_ps(cr, c0[r]);
+			_mm256_storeu_ps(cr + 8, c1[r]);
+		}
+		else
+		{
+			_mm256_storeu_ps(edge[r], c0[r]);
+			_mm256_storeu_ps(edge[r] + 8, c1[r]);
+			memcpy(cr, edge[r], sizeof(float) * (size_t) w);
+		}
+	}
+}
+
+__attribute__((target("avx2,fma")))
+static void
+rg_gemm_avx2(int n, int M, int K, const float *A, int lda, const float *Bp, bool add, float *C, int ldc)
+{
+	/* panels outside, so a panel (K x 16) stays in L1 over the row tiles */
+	for (size_t p = 0; p < rg_panels(M); p++)
+	{
+		const float *panel = Bp + p * RG_NR * (size_t) K;
+		int			j0 = (int) p * RG_NR;
+		int			w = M - j0 < RG_NR ? M - j0 : RG_NR;
+
+		for (int r = 0; r < n; r += RG_MR)
+		{
+			const float *Ar = A + (size_t) r * lda;
+			float	   *Cr = C + (size_t) r * ldc + j0;
+
+			switch (n - r < RG_MR ? n - r : RG_MR)
+			{
+				case 6: rg_tile(6, K, Ar, lda, panel, add, Cr, ldc, w); break;
+				case 5: rg_tile(5, K, Ar, lda, panel, add, Cr, ldc, w); break;
+				case 4: rg_tile(4, K, Ar, lda, panel, add, Cr, ldc, w); break;
+				case 3: rg_tile(3, K, Ar, lda, panel, add, Cr, ldc, w); break;
+				case 2: rg_tile(2, K, Ar, lda, panel, add, Cr, ldc, w); break;
+				default: rg_tile(1, K, Ar, lda, panel, add, Cr, ldc, w); break;
+			}
+		}
+	}
+	_mm256_zeroupper();
+}
+
+static pthread_once_t rg_once = PTHREAD_ONCE_INIT;
+static bool rg_avx2;
+
+static void
+rg_detect(void)
+{
+	__builtin_cpu_init();
+	rg_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+static bool rg_portable_only;	/* cai_lstm_portable_kernel */
+
+void
+cai_lstm_portable_kernel(bool on)
+{
+	rg_portable_only = on;
+}
+
+/* C (n, M) = [C +] A (n, K) B (K, M), B packed by rg_pack. */
+static void
+rg_gemm(int n, int M, int K, const float *A, int lda, const float *Bp, bool add, float *C, int ldc)
+{
+#ifdef RG_X86
+	pthread_once(&rg_once, rg_detect);
+	if (rg_avx2 && !rg_portable_only)
+	{
+		rg_gemm_avx2(n, M, K, A, lda, Bp, add, C, ldc);
+		return;
+	}
+#endif
+	rg_gemm_portable(n, M, K, A, lda, Bp, add, C, ldc);
 }
 
 /*
@@ -221,11 +440,12 @@ cai_lstm_acts_size(int B, int T, int C, int H, size_t *nfloats, cai_error *err)
 	if (st != CAI_OK)
 		return st;
 	total = lstm_idx_slots(B, T);
-	/* xp, dxp: C each; g, dg: 4H each; c, tc, hp: H each; dh, dc: (B, H) */
+	/* xp, dxp: C each; g, dg: 4H each; c, tc, hp: H each; dh, dc: (B, H); wt: (H, 4H) */
 	if (!size_addmul(&total, nt, 2 * i) ||
 		!size_addmul(&total, nt, 8 * h) ||
 		!size_addmul(&total, nt, 3 * h) ||
 		!size_addmul(&total, (size_t) B, 2 * h) ||
+		!cai_size_add(total, lstm_wt_size(H), &total) ||
 		total > SIZE_MAX / sizeof(float))
 		return cai_error_set(err, CAI_ERR_LIMIT,
 							 "lstm activation size overflows (B=%d, T=%d, C=%d, H=%d)",
@@ -304,6 +524,8 @@ lstm_layout_train(lstm_layout *L, float *acts, int B, int T, int C, int H)
 	L->dh = p;
 	p += (size_t) B * H;
 	L->dc = p;
+	p += (size_t) B * H;
+	L->wt = p;
 }
 
 static void
@@ -491,6 +713,9 @@ cai_lstm_forward(const cai_lstm_params *p,
 	/* input projection of all positions at once: (N, C) x (C, 4H) */
 	cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G4, C,
 			  1.0f, L.xp, C, p->w_ih, C, 1.0f, L.g, G4);
+	/* W_hh^T (H, 4H) packed for the steps' products */
+	if (S > 1)
+		rg_pack(L.wt, p->w_hh, H, true, H, G4);
 
 	for (int s = 0; s < S; s++)
 	{
@@ -500,9 +725,7 @@ cai_lstm_forward(const cai_lstm_params *p,
 
 		/* recurrent projection (n, H) x (H, 4H); h is zero at s = 0 */
 		if (s > 0)
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
-					  1.0f, L.hp + (size_t) L.off[s] * H, H, p->w_hh, H,
-					  1.0f, gs, G4);
+			rg_gemm(n, G4, H, L.hp + (size_t) L.off[s] * H, H, L.wt, true, gs, G4);
 		for (int r = 0; r < n; r++)
 		{
 			int32_t		b = L.perm[r];
@@ -549,6 +772,9 @@ cai_lstm_backward(const cai_lstm_params *p, cai_lstm_params *grad,
 	if (N == 0)
 		return CAI_OK;
 
+	/* W_hh (4H, H) packed for the steps' products */
+	if (S > 1)
+		rg_pack(L.wt, p->w_hh, H, false, G4, H);
 	for (int s = S - 1; s >= 0; s--)
 	{
 		int			n = L.cnt[s];
@@ -589,9 +815,7 @@ cai_lstm_backward(const cai_lstm_params *p, cai_lstm_params *grad,
 		}
 		/* hidden gradient into step s - 1: (n, 4H) x (4H, H) */
 		if (s > 0)
-			cai_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, G4,
-					  1.0f, L.dg + (size_t) L.off[s] * G4, G4, p->w_hh, H,
-					  0.0f, L.dh, H);
+			rg_gemm(n, H, G4, L.dg + (size_t) L.off[s] * G4, G4, L.wt, false, L.dh, H);
 	}
 
 	/* dW_ih += dA^T Xp: (4H, N) x (N, C) */

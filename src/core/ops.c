@@ -472,10 +472,23 @@ cai_embedding_bag_mean_forward(float *out, const float *weight, const int32_t *i
 	return CAI_OK;
 }
 
-void
-cai_embedding_bag_mean_backward(float *dweight, cai_rowset *touched, const float *dout,
-								const int32_t *ids, const int32_t *offsets,
-								int B, int V, int D)
+/* dw += g * inv (a bag's share of its gradient into one row): element-wise, the same bits in any clone */
+CAI_VECTORIZE static void
+bag_add_scaled(float *restrict dw, const float *restrict g, float inv, int D)
+{
+	for (int d = 0; d < D; d++)
+		dw[d] += g[d] * inv;
+}
+
+/*
+ * The bag backward for the rows id with id % parts == part; a row added to
+ * for the first time (flags[id] 0) is flagged and appended to list (*count
+ * rows); flags NULL: no bookkeeping.
+ */
+static void
+bag_mean_backward(float *dweight, uint8_t *flags, int32_t *list, int32_t *count,
+				  const float *dout, const int32_t *ids, const int32_t *offsets,
+				  int B, int V, int D, int part, int parts)
 {
 	for (int b = 0; b < B; b++)
 	{
@@ -490,17 +503,34 @@ cai_embedding_bag_mean_backward(float *dweight, cai_rowset *touched, const float
 		for (int32_t j = start; j < end; j++)
 		{
 			int32_t		id = ids[j];
-			float	   *dw;
 
-			if (id < 0 || id >= V)
+			if (id < 0 || id >= V || (parts > 1 && id % parts != part))
 				continue;
-			dw = dweight + (size_t) id * D;
-			for (int d = 0; d < D; d++)
-				dw[d] += g[d] * inv;
-			if (touched != NULL)
-				cai_rowset_add(touched, id);
+			bag_add_scaled(dweight + (size_t) id * D, g, inv, D);
+			if (flags != NULL && !flags[id])
+			{
+				flags[id] = 1;
+				list[(*count)++] = id;
+			}
 		}
 	}
+}
+
+void
+cai_embedding_bag_mean_backward(float *dweight, cai_rowset *touched, const float *dout,
+								const int32_t *ids, const int32_t *offsets,
+								int B, int V, int D)
+{
+	bag_mean_backward(dweight, touched != NULL ? touched->flags : NULL, touched != NULL ? touched->list : NULL,
+					  touched != NULL ? &touched->count : NULL, dout, ids, offsets, B, V, D, 0, 1);
+}
+
+void
+cai_embedding_bag_mean_backward_part(float *dweight, uint8_t *flags, int32_t *list, int32_t *count,
+									 const float *dout, const int32_t *ids, const int32_t *offsets,
+									 int B, int V, int D, int part, int parts)
+{
+	bag_mean_backward(dweight, flags, list, count, dout, ids, offsets, B, V, D, part, parts);
 }
 
 /* ---------------------------------------------------------------------

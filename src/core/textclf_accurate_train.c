@@ -57,7 +57,11 @@ typedef struct AccWork
 	float	   *logits;			/* (max rows, L) */
 	float	   *dlogits;		/* (max rows, L) */
 	float	   *acts;
-	/* gradients: NULL = the slab's; else (slab.numel) a shard's own, its embedding rows in rows */
+	/*
+	 * gradients: NULL = the slab's; else (slab.numel) a shard's own dense
+	 * ones (with threads every shard's bag gradients go straight into the
+	 * slab's rows, acc_shard_reduce: the embedding part and rows stay unused)
+	 */
 	float	   *grad;
 	cai_rowset	rows;
 } AccWork;
@@ -88,6 +92,8 @@ typedef struct AccShard
 	AccBatch	bt;				/* n: its row count, T: their longest */
 	cai_rng		rng;			/* dropout and word dropout, seeded from the training rng every step */
 	double		loss;
+	int32_t    *emb_rows;		/* (embedding rows) the rows of its class it added to this step */
+	int32_t		n_emb_rows;
 } AccShard;
 
 typedef struct AccTrain
@@ -232,6 +238,7 @@ acc_train_free(AccTrain *t)
 	{
 		acc_work_free(&t->sh[i].w);
 		cai_free(t->sh[i].ids);
+		cai_free(t->sh[i].emb_rows);
 	}
 	cai_free(t->sh);
 	for (int i = 0; t->ev != NULL && i < t->n_ev; i++)
@@ -421,6 +428,13 @@ acc_work_zero_grad(AccTrain *t, AccWork *w)
 	const size_t D = (size_t) t->p.dim;
 	float	   *ge;
 
+	if (w->grad == NULL && t->n_sh > 1)
+	{
+		/* threads: each zeroes its own class of embedding rows (acc_shard_reduce) */
+		for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
+			memset(cai_slab_grad(&t->slab, t->pi[k]), 0, sizeof(float) * t->slab.params[t->pi[k]].numel);
+		return;
+	}
 	if (w->grad == NULL)
 	{
 		cai_slab_zero_grad(&t->slab);
@@ -543,9 +557,10 @@ acc_batch_step(AccTrain *t, AccWork *w, const AccBatch *bt, const int32_t *rows,
 	if ((st = cai_bilstm_backward(&net.fw, &net.bw, &gfw, &gbw, w->b_len, B, T, D, H,
 								  w->dh, w->dx, w->acts, err)) != CAI_OK)
 		return st;
-	cai_embedding_bag_mean_backward(acc_work_grad(t, w, 0),
-									w->grad == NULL ? cai_slab_rowset(&t->slab, t->pi[0]) : &w->rows,
-									w->dx, w->b_ids, w->b_offs, B * T, R, D);
+	/* with threads, acc_shard_reduce adds every shard's dx to the rows */
+	if (t->n_sh <= 1)
+		cai_embedding_bag_mean_backward(acc_work_grad(t, w, 0), cai_slab_rowset(&t->slab, t->pi[0]),
+										w->dx, w->b_ids, w->b_offs, B * T, R, D);
 	return CAI_OK;
 }
 
@@ -720,11 +735,12 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 		 * threads > 1: every other thread's batch buffers, gradients and
 		 * embedding row set, every thread's bag ids of a batch (batch_size
 		 * rows of at most max_tokens tokens of 1 + ACC_NGRAMS_MAX ids) and
-		 * the pool
+		 * list of embedding rows, and the pool
 		 */
 		if (threads > 1)
 			total += (size_t) (threads - 1) * (work + params * sizeof(float) + rows * 5) +
 				(size_t) threads * ((size_t) bsz * (size_t) ap.max_tokens * (1 + ACC_NGRAMS_MAX) * sizeof(int32_t) +
+									rows * sizeof(int32_t) +
 									(size_t) B * sizeof(int32_t) + sizeof(AccShard) + sizeof(cai_error) + 64);
 	}
 	total += tokens * (sizeof(int32_t) + (1 + 5 * nchar) * sizeof(int32_t)) + bytes;
@@ -1057,13 +1073,21 @@ acc_shard_train(void *ctx, int s, cai_error *err)
 /*
  * Job: slice s of the dense parameters' floats (in slab order): the other
  * shards' gradients added into the slab's, shard by shard (each float
- * gets the same additions in the same order, whatever the slices).
+ * gets the same additions in the same order, whatever the slices); then
+ * the embedding rows r with r mod n = s: the last step's zeroed, every
+ * shard's bag gradients (its dx), shard by shard, straight into the slab's
+ * rows, flagged in the slab's row set (the caller lists them).
  */
 static cai_status
 acc_shard_reduce(void *ctx, int s, cai_error *err)
 {
 	AccTrain   *t = ctx;
 	const cai_slab *slab = &t->slab;
+	AccShard   *me = &t->sh[s];
+	const int32_t R = t->prep.V + 1 + t->prep.K;
+	const size_t D = (size_t) t->p.dim;
+	float	   *ge = cai_slab_grad(slab, t->pi[0]);
+	cai_rowset *srows = cai_slab_rowset(&t->slab, t->pi[0]);
 	size_t		dense = 0;
 	size_t		d0;
 	size_t		d1;
@@ -1089,6 +1113,23 @@ acc_shard_reduce(void *ctx, int s, cai_error *err)
 		}
 		pos += p->numel;
 	}
+	/* the rows of this class the last step added to, zeroed and unflagged */
+	for (int32_t i = 0; i < me->n_emb_rows; i++)
+	{
+		memset(ge + (size_t) me->emb_rows[i] * D, 0, sizeof(float) * D);
+		srows->flags[me->emb_rows[i]] = 0;
+	}
+	me->n_emb_rows = 0;
+	for (int k = 0; k < t->n_sh; k++)
+	{
+		const AccShard *sk = &t->sh[k];
+		const AccWork *w = k == 0 ? &t->w : &sk->w;
+
+		if (sk->bt.n > 0)
+			cai_embedding_bag_mean_backward_part(ge, srows->flags,
+												 me->emb_rows, &me->n_emb_rows, w->dx, w->b_ids, w->b_offs,
+												 sk->bt.n * (sk->bt.T > 0 ? sk->bt.T : 1), R, t->p.dim, s, t->n_sh);
+	}
 	return CAI_OK;
 }
 
@@ -1102,10 +1143,7 @@ static cai_status
 acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err)
 {
 	const int32_t *rows = t->order + bt->first;
-	const size_t D = (size_t) t->p.dim;
-	cai_slab   *slab = &t->slab;
-	cai_rowset *srows = cai_slab_rowset(slab, t->pi[0]);
-	float	   *ge = cai_slab_grad(slab, t->pi[0]);
+	cai_rowset *srows = cai_slab_rowset(&t->slab, t->pi[0]);
 	cai_status	st;
 
 	for (int s = 0; s < t->n_sh; s++)
@@ -1129,22 +1167,14 @@ acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err
 	*loss = 0.0;
 	for (int s = 0; s < t->n_sh; s++)
 		*loss += t->sh[s].loss;
-	/* the dense gradients in slices by the pool, the touched rows here */
+	/* the dense gradients and the embedding rows, in parts by the pool; the touched rows' list here */
 	if ((st = cai_pool_run(&t->pool, acc_shard_reduce, t, err)) != CAI_OK)
 		return st;
-	for (int s = 1; s < t->n_sh; s++)
+	srows->count = 0;
+	for (int s = 0; s < t->n_sh; s++)
 	{
-		const AccWork *w = &t->sh[s].w;
-
-		for (int32_t i = 0; i < w->rows.count; i++)
-		{
-			int32_t		r = w->rows.list[i];
-			const float *src = w->grad + slab->params[t->pi[0]].offset + (size_t) r * D;
-
-			for (size_t j = 0; j < D; j++)
-				ge[(size_t) r * D + j] += src[j];
-			cai_rowset_add(srows, r);
-		}
+		memcpy(srows->list + srows->count, t->sh[s].emb_rows, sizeof(int32_t) * (size_t) t->sh[s].n_emb_rows);
+		srows->count += t->sh[s].n_emb_rows;
 	}
 	return CAI_OK;
 }
@@ -1167,7 +1197,8 @@ acc_shards_alloc(AccTrain *t, cai_error *err)
 	}
 	for (int s = 0; s < t->n_sh; s++)
 	{
-		if ((t->sh[s].ids = cai_malloc(sizeof(int32_t) * (t->wd.rows + 1))) == NULL)
+		if ((t->sh[s].ids = cai_malloc(sizeof(int32_t) * (t->wd.rows + 1))) == NULL ||
+			(t->sh[s].emb_rows = cai_malloc(sizeof(int32_t) * ((size_t) t->prep.V + 1 + t->prep.K))) == NULL)
 			return NOMEM(err);
 		if (s > 0 && (st = acc_work_alloc(t, &t->wd, true, &t->sh[s].w, err)) != CAI_OK)
 			return st;

@@ -499,6 +499,86 @@ test_embedding(cai_rng *rng)
 	cai_rowset_free(&rs);
 }
 
+/*
+ * cai_embedding_bag_mean_backward_part: the parts' rows together are the
+ * whole backward, bit for bit (60 bags of up to 9 ids over 37 rows of
+ * width 13, some ids out of range), every touched row flagged and listed
+ * once, by the part that owns it.
+ */
+static void
+test_embedding_bag_parts(cai_rng *rng)
+{
+	enum
+	{
+		PB = 60, PV = 37, PD = 13, PARTS = 3
+	};
+	int32_t		offs[PB + 1];
+	int32_t		ids[PB * 9];
+	float	   *dout = malloc(sizeof(float) * PB * PD);
+	float	   *whole = calloc(PV * PD, sizeof(float));
+	float	   *parts = calloc(PV * PD, sizeof(float));
+	uint8_t		flags[PV] = {0};
+	int32_t		list[PARTS][PV];
+	int32_t		count[PARTS] = {0};
+	int			listed = 0;
+	bool		ok = true;
+	cai_rowset	rs;
+	cai_error	err;
+
+	offs[0] = 0;
+	for (int b = 0; b < PB; b++)
+	{
+		int			n = (int) (cai_rng_u64(rng) % 10);
+
+		for (int j = 0; j < n; j++)
+			ids[offs[b] + j] = (int32_t) (cai_rng_u64(rng) % (PV + 2)) - 1;	/* -1 and PV: skipped */
+		offs[b + 1] = offs[b] + n;
+	}
+	for (int i = 0; i < PB * PD; i++)
+		dout[i] = cai_rng_uniform(rng) * 2.0f - 1.0f;
+	CHECK(cai_rowset_init(&rs, PV, &err) == CAI_OK, "%s", err.msg);
+	cai_embedding_bag_mean_backward(whole, &rs, dout, ids, offs, PB, PV, PD);
+	for (int p = 0; p < PARTS; p++)
+		cai_embedding_bag_mean_backward_part(parts, flags, list[p], &count[p], dout, ids, offs, PB, PV, PD,
+											 p, PARTS);
+	CHECK(memcmp(whole, parts, sizeof(float) * PV * PD) == 0, "bag backward by parts differs from the whole");
+	for (int p = 0; p < PARTS; p++)
+		for (int i = 0; i < count[p]; i++)
+		{
+			ok &= list[p][i] % PARTS == p && rs.flags[list[p][i]];
+			listed++;
+		}
+	for (int r = 0; r < PV; r++)
+		ok &= flags[r] == rs.flags[r];
+	CHECK(ok && listed == rs.count, "bag backward by parts: %d rows listed, %d touched", listed, rs.count);
+	cai_rowset_free(&rs);
+	free(dout);
+	free(whole);
+	free(parts);
+}
+
+/* cai_sumsq (eight running sums) against a plain double sum, every tail length */
+static void
+test_sumsq(cai_rng *rng)
+{
+	float		x[203];
+	bool		ok = true;
+
+	for (int i = 0; i < 203; i++)
+		x[i] = (cai_rng_uniform(rng) - 0.5f) * 1e3f;
+	for (size_t n = 0; n <= 203; n += n < 20 ? 1 : 61)
+	{
+		double		ref = 0.0;
+		double		got = cai_sumsq(x, n);
+
+		for (size_t i = 0; i < n; i++)
+			ref += (double) x[i] * (double) x[i];
+		ok &= fabs(got - ref) <= 1e-12 * ref;
+	}
+	CHECK(ok, "sumsq differs from the plain sum");
+	CHECK(cai_sumsq(x, 0) == 0.0, "sumsq of nothing");
+}
+
 /* ---------------------------------------------------------------------
  * Conv1d + max-pool
  */
@@ -1150,6 +1230,8 @@ main(void)
 	test_softmax_xent(&rng);
 	test_dropout(&rng);
 	test_embedding(&rng);
+	test_embedding_bag_parts(&rng);
+	test_sumsq(&rng);
 	test_conv1d(&rng);
 	test_pool(&rng);
 	test_optimizers();

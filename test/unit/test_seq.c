@@ -139,10 +139,9 @@ lstm_fd_loss(void *arg)
 }
 
 static void
-test_lstm_grad(bool bi, bool reverse)
+test_lstm_grad(bool bi, bool reverse, int B, int T, int C, int H, const int32_t *len)
 {
-	static const int32_t len[] = {5, 1, 3, 0};
-	lstm_case	c = {.B = 4, .T = 5, .C = 4, .H = 3, .len = len};
+	lstm_case	c = {.B = B, .T = T, .C = C, .H = H, .len = len};
 	int			OH = bi ? 2 * c.H : c.H;
 	int			ndir = bi ? 2 : 1;
 	size_t		np = cai_lstm_param_count(c.C, c.H);
@@ -307,16 +306,11 @@ lstm_reference(const cai_lstm_params *p, const float *x, int L, int C, int H,
 /*
  * Forward vs the scalar reference, the inference path, padding invariance
  * (larger T with NaN padding: bit-identical), sequence alone vs in a batch,
- * determinism.
+ * determinism.  B sequences of lengths len padded to T (and T2 > T).
  */
 static void
-test_lstm_reference_and_padding(void)
+test_lstm_reference_and_padding(int B, int T, int T2, int C, int H, const int32_t *len)
 {
-	enum
-	{
-		B = 5, T = 7, T2 = 11, C = 6, H = 8
-	};
-	static const int32_t len[B] = {4, 7, 1, 0, 6};
 	size_t		np = cai_lstm_param_count(C, H);
 	float	   *pslab = rand_array(2 * np, 0.5f);
 	float	   *inp = rand_array((size_t) B * T * C, 1.0f);
@@ -455,6 +449,19 @@ test_lstm_reference_and_padding(void)
 			CHECK(memcmp(g, g3, 2 * np * sizeof(float)) == 0 &&
 				  memcmp(dinp, dinp3, (size_t) B * T * C * sizeof(float)) == 0,
 				  "bilstm backward not deterministic");
+
+			/* the recurrent products' portable code: the same bits as this CPU's kernel */
+			memset(g3, 0, 2 * np * sizeof(float));
+			memset(dinp3, 0, (size_t) B * T * C * sizeof(float));
+			cai_lstm_portable_kernel(true);
+			cai_bilstm_forward(&fw, &bw, inp, len, B, T, C, H, out3, acts, &err);
+			cai_bilstm_backward(&fw, &bw, &gf3, &gb3, len, B, T, C, H, dout, dinp3, acts, &err);
+			cai_lstm_portable_kernel(false);
+			CHECK(memcmp(out, out3, (size_t) B * T * 2 * H * sizeof(float)) == 0,
+				  "bilstm forward: the portable kernel gives other bits (H = %d)", H);
+			CHECK(memcmp(g, g3, 2 * np * sizeof(float)) == 0 &&
+				  memcmp(dinp, dinp3, (size_t) B * T * C * sizeof(float)) == 0,
+				  "bilstm backward: the portable kernel gives other bits (H = %d)", H);
 			free(g3);
 			free(dinp3);
 			free(out3);
@@ -1506,10 +1513,30 @@ main(void)
 	cai_blas_set_threads(1);
 	cai_rng_seed(&rng, 20240611);
 
-	test_lstm_grad(false, false);
-	test_lstm_grad(false, true);
-	test_lstm_grad(true, false);
-	test_lstm_reference_and_padding();
+	{
+		static const int32_t len[] = {5, 1, 3, 0};
+
+		test_lstm_grad(false, false, 4, 5, 4, 3, len);
+		test_lstm_grad(false, true, 4, 5, 4, 3, len);
+		test_lstm_grad(true, false, 4, 5, 4, 3, len);
+	}
+	{
+		/*
+		 * The recurrent products' tiles (6 rows, 16 columns) and their
+		 * edges: 13 rows at the first steps (6 + 6 + 1), 4H = 80 columns
+		 * (5 panels) forward, H = 20 (a panel and 4 columns) backward.
+		 */
+		static const int32_t len[] = {6, 6, 5, 6, 2, 6, 0, 6, 3, 6, 6, 1, 6};
+
+		test_lstm_grad(true, false, 13, 6, 3, 20, len);
+	}
+	{
+		static const int32_t len5[] = {4, 7, 1, 0, 6};
+		static const int32_t len13[] = {9, 9, 4, 9, 8, 0, 9, 1, 9, 9, 7, 9, 3};
+
+		test_lstm_reference_and_padding(5, 7, 11, 6, 8, len5);
+		test_lstm_reference_and_padding(13, 9, 12, 5, 20, len13);
+	}
 	test_lstm_infer_proj();
 	test_lstm_misc();
 	test_lstm_errors();
