@@ -74,7 +74,8 @@ CREATE FUNCTION up_describe() RETURNS SETOF text LANGUAGE sql AS $$
                  WHEN d.classid = 'pg_class'::regclass
                  THEN ' ' || coalesce(pg_get_viewdef(d.objid), '')
                       || (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                                            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, ', ' ORDER BY a.attnum)
+                                            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                                            || ' storage ' || a.attstorage::text, ', ' ORDER BY a.attnum)
                             FROM pg_attribute a WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped)
                  ELSE '' END
     FROM pg_depend d
@@ -87,6 +88,10 @@ CREATE TABLE up_upgraded AS SELECT up_describe() AS d;
 DROP EXTENSION cai_synergy;
 CREATE EXTENSION cai_synergy;
 SELECT count(*) AS objects FROM up_upgraded;
+-- the model and vector bytes out of line, uncompressed (both scripts)
+SELECT attrelid::regclass AS store, attname, attstorage FROM pg_attribute
+ WHERE attrelid IN ('cai_model_store'::regclass, 'cai_vector_store'::regclass) AND attname IN ('model', 'data')
+ ORDER BY 1;
 SELECT 'only after upgrade' AS side, d FROM (SELECT d FROM up_upgraded EXCEPT SELECT up_describe() AS d) x
 UNION ALL
 SELECT 'only in a fresh install', d FROM (SELECT up_describe() AS d EXCEPT SELECT d FROM up_upgraded) y;
