@@ -14,8 +14,9 @@
  * core's allocator) the others.  Packing buffers come from malloc, one per
  * thread, kept for the next call.
  *
- * Only the encoder calls it (src/core/encoder.c): the models that use
- * cai_sgemm (BiLSTM, NER) keep OpenBLAS's bits.  Results equal OpenBLAS's
+ * Only the encoder calls it (src/core/encoder.c): the BiLSTM's large
+ * products stay on cai_sgemm (OpenBLAS); its per-step recurrent products
+ * have their own small kernel (lstm.c).  Results equal OpenBLAS's
  * within float rounding (another summation order), not bit for bit.
  */
 #ifndef CAI_GEMM_H
