@@ -28,11 +28,12 @@
  * sequences are stably sorted by decreasing length, and step s holds the
  * n_s sequences with len > s as one contiguous block.  The input projection
  * of all sum(len) positions is one sgemm and the backward weight gradients
- * are two large sgemms over all positions (BLAS).  Each step's recurrent
- * product, (n_s, H) x (H, 4H) forward (training and inference) and
- * (n_s, 4H) x (4H, H) backward, is the core's own small kernel against W_hh
- * packed once per call (a BLAS sgemm repacks all of W_hh for every step):
- * fused multiply-adds in a fixed order, the same bits on every CPU.
+ * are two large sgemms over all positions (BLAS).  Each training step's
+ * recurrent product, (n_s, H) x (H, 4H) forward and (n_s, 4H) x (4H, H)
+ * backward, is the core's own small kernel against W_hh packed once per
+ * call (a BLAS sgemm repacks all of W_hh for every step): fused
+ * multiply-adds in a fixed order, the same bits on every CPU.  Inference
+ * keeps BLAS.
  *
  * Memory.  The training forward stores everything the backward needs (and
  * the backward's own scratch) in a caller-provided float buffer sized by

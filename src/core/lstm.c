@@ -46,13 +46,13 @@ typedef struct lstm_layout
 	float	   *dxp;			/* (B*T, C) packed input gradients */
 	float	   *dh;				/* (B, H) recurrent hidden gradient */
 	float	   *dc;				/* (B, H) recurrent cell gradient */
+	float	   *wt;				/* W_hh^T (forward) or W_hh (backward) packed (rg_pack) */
 	/* inference: R = lstm_infer_rows() packed rows per input chunk */
 	float	   *xs;				/* (R, C) inputs of a chunk of steps */
 	float	   *gs;				/* (R, 4H) gates of a chunk of steps */
 	float	   *h;				/* (B, H) hidden state */
 	float	   *cs[2];			/* (B, H) cell state, double-buffered */
 	float	   *tcs;			/* (B, H) tanh of the cell state */
-	float	   *wt;				/* both: W_hh^T (forward, inference) or W_hh (backward) packed (rg_pack) */
 } lstm_layout;
 
 size_t
@@ -477,10 +477,9 @@ cai_lstm_infer_size(int B, int T, int C, int H, size_t *nfloats, cai_error *err)
 	if (st != CAI_OK)
 		return st;
 	total = lstm_idx_slots(B, T);
-	/* xs (R, C), gs (R, 4H); h, cs[0], cs[1], tcs (B, H); wt */
+	/* xs (R, C), gs (R, 4H); h, cs[0], cs[1], tcs (B, H) */
 	if (!size_addmul(&total, lstm_infer_rows(B, T), (size_t) C + 4 * (size_t) H) ||
 		!size_addmul(&total, (size_t) B, 4 * (size_t) H) ||
-		!cai_size_add(total, lstm_wt_size(H), &total) ||
 		total > SIZE_MAX / sizeof(float))
 		return cai_error_set(err, CAI_ERR_LIMIT,
 							 "lstm work size overflows (B=%d, T=%d, C=%d, H=%d)",
@@ -547,8 +546,6 @@ lstm_layout_infer(lstm_layout *L, float *work, int B, int T, int C, int H)
 	L->cs[1] = p;
 	p += (size_t) B * H;
 	L->tcs = p;
-	p += (size_t) B * H;
-	L->wt = p;
 }
 
 static cai_status
@@ -871,7 +868,8 @@ lstm_infer_step(const lstm_layout *L, const cai_lstm_params *p, float *gs, int s
 	float	   *cur = L->cs[s & 1];
 
 	if (s > 0)
-		rg_gemm(n, G4, H, L->h, H, L->wt, true, gs, G4);
+		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
+				  1.0f, L->h, H, p->w_hh, H, 1.0f, gs, G4);
 	for (int r = 0; r < n; r++)
 	{
 		int32_t		b = L->perm[r];
@@ -921,8 +919,6 @@ cai_lstm_infer(const cai_lstm_params *p,
 	lstm_pack(&L, len, B, T);
 	S = L.hdr[LSTM_HDR_S];
 	lstm_zero_padding(out, ldo, len, B, T, H);
-	if (S > 1)
-		rg_pack(L.wt, p->w_hh, H, true, H, G4);
 
 	for (int s0 = 0; s0 < S;)
 	{
@@ -984,8 +980,6 @@ cai_lstm_infer_proj(const cai_lstm_params *p, const float *proj, int ldp, const 
 	lstm_pack(&L, len, B, T);
 	S = L.hdr[LSTM_HDR_S];
 	lstm_zero_padding(out, ldo, len, B, T, H);
-	if (S > 1)
-		rg_pack(L.wt, p->w_hh, H, true, H, G4);
 
 	for (int s = 0; s < S; s++)
 	{
