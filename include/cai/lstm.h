@@ -33,7 +33,7 @@
  * backward, is the core's own small kernel against W_hh packed once per
  * call (a BLAS sgemm repacks all of W_hh for every step): fused
  * multiply-adds in a fixed order, the same bits on every CPU.  Inference
- * keeps BLAS.
+ * keeps BLAS (stored models answer bit for bit as in earlier releases).
  *
  * Memory.  The training forward stores everything the backward needs (and
  * the backward's own scratch) in a caller-provided float buffer sized by

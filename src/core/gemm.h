@@ -16,7 +16,7 @@
  *
  * Only the encoder calls it (src/core/encoder.c): the BiLSTM's large
  * products stay on cai_sgemm (OpenBLAS); its per-step recurrent products
- * have their own small kernel (lstm.c).  Results equal OpenBLAS's
+ * in training have their own small kernel (lstm.c).  Results equal OpenBLAS's
  * within float rounding (another summation order), not bit for bit.
  */
 #ifndef CAI_GEMM_H

@@ -867,6 +867,13 @@ lstm_infer_step(const lstm_layout *L, const cai_lstm_params *p, float *gs, int s
 	float	   *cprev = L->cs[(s + 1) & 1];
 	float	   *cur = L->cs[s & 1];
 
+	/*
+	 * BLAS, not rg_gemm: a stored version's answers must stay bit for bit
+	 * those of earlier releases (IMMUTABLE functions, expression indexes;
+	 * test/faults/upgrade_history.sh), and rg_gemm rounds otherwise.  It
+	 * would make a row's prediction about twice as fast (W_hh is repacked
+	 * here at every step): a change for a release that may change answers.
+	 */
 	if (s > 0)
 		cai_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G4, H,
 				  1.0f, L->h, H, p->w_hh, H, 1.0f, gs, G4);
