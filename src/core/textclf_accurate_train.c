@@ -60,10 +60,9 @@ typedef struct AccWork
 	/*
 	 * gradients: NULL = the slab's; else (slab.numel) a shard's own dense
 	 * ones (with threads every shard's bag gradients go straight into the
-	 * slab's rows, acc_shard_reduce: the embedding part and rows stay unused)
+	 * slab's rows, acc_shard_reduce: the embedding part stays unused)
 	 */
 	float	   *grad;
-	cai_rowset	rows;
 } AccWork;
 
 /* The sizes AccWork buffers are allocated for (the largest batch). */
@@ -172,13 +171,11 @@ acc_work_free(AccWork *w)
 	cai_free(w->dlogits);
 	cai_free(w->acts);
 	cai_free(w->grad);
-	cai_rowset_free(&w->rows);
 }
 
 /*
  * The buffers of w for batches up to d (b_ids: d->ids, so that it never
- * grows on a pool thread); with own_grad, gradients and an embedding row
- * set of its own.
+ * grows on a pool thread); with own_grad, gradients of its own.
  */
 static cai_status
 acc_work_alloc(const AccTrain *t, const AccWorkDims *d, bool own_grad, AccWork *w, cai_error *err)
@@ -216,7 +213,7 @@ acc_work_alloc(const AccTrain *t, const AccWorkDims *d, bool own_grad, AccWork *
 	w->grad = cai_calloc(t->slab.numel, sizeof(float));
 	if (w->b_ids == NULL || w->grad == NULL)
 		return NOMEM(err);
-	return cai_rowset_init(&w->rows, t->prep.V + 1 + t->prep.K, err);
+	return CAI_OK;
 }
 
 static void
@@ -421,29 +418,19 @@ acc_work_grad(AccTrain *t, AccWork *w, int k)
 	return w->grad + t->slab.params[t->pi[k]].offset;
 }
 
-/* Zero w's gradients: the slab's (cai_slab_zero_grad), or w's own (dense fully, embedding rows by w->rows). */
+/*
+ * Zero w's gradients: one thread, the slab's (cai_slab_zero_grad); with
+ * threads, the dense ones w writes (the slab's for shard 0, else its own):
+ * each thread zeroes its class of embedding rows in acc_shard_reduce.
+ */
 static void
 acc_work_zero_grad(AccTrain *t, AccWork *w)
 {
-	const size_t D = (size_t) t->p.dim;
-	float	   *ge;
-
-	if (w->grad == NULL && t->n_sh > 1)
-	{
-		/* threads: each zeroes its own class of embedding rows (acc_shard_reduce) */
-		for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
-			memset(cai_slab_grad(&t->slab, t->pi[k]), 0, sizeof(float) * t->slab.params[t->pi[k]].numel);
-		return;
-	}
-	if (w->grad == NULL)
+	if (t->n_sh <= 1)
 	{
 		cai_slab_zero_grad(&t->slab);
 		return;
 	}
-	ge = acc_work_grad(t, w, 0);
-	for (int32_t i = 0; i < w->rows.count; i++)
-		memset(ge + (size_t) w->rows.list[i] * D, 0, sizeof(float) * D);
-	cai_rowset_clear(&w->rows);
 	for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
 		memset(acc_work_grad(t, w, k), 0, sizeof(float) * t->slab.params[t->pi[k]].numel);
 }
@@ -732,13 +719,13 @@ cai_textclf_accurate_train_memory(const cai_options *opts, const cai_textclf_dat
 			(size_t) B * T * (2 * (size_t) ap.dim + 4 * (size_t) ap.hidden) * sizeof(float);
 		total += work;
 		/*
-		 * threads > 1: every other thread's batch buffers, gradients and
-		 * embedding row set, every thread's bag ids of a batch (batch_size
+		 * threads > 1: every other thread's batch buffers and gradients,
+		 * every thread's bag ids of a batch (batch_size
 		 * rows of at most max_tokens tokens of 1 + ACC_NGRAMS_MAX ids) and
 		 * list of embedding rows, and the pool
 		 */
 		if (threads > 1)
-			total += (size_t) (threads - 1) * (work + params * sizeof(float) + rows * 5) +
+			total += (size_t) (threads - 1) * (work + params * sizeof(float)) +
 				(size_t) threads * ((size_t) bsz * (size_t) ap.max_tokens * (1 + ACC_NGRAMS_MAX) * sizeof(int32_t) +
 									rows * sizeof(int32_t) +
 									(size_t) B * sizeof(int32_t) + sizeof(AccShard) + sizeof(cai_error) + 64);
