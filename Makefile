@@ -27,7 +27,7 @@ REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 # to this CPU only; WERROR=1 (CI) makes warnings errors.
 OPTFLAGS ?=
 WERROR ?= 0
-PG_CPPFLAGS = -Iinclude -std=gnu11 -fno-fast-math -ffp-contract=off $(OPTFLAGS) -Wall -Wextra \
+PG_CPPFLAGS = -Iinclude -std=gnu11 -fno-fast-math -fno-math-errno -ffp-contract=off $(OPTFLAGS) -Wall -Wextra \
 	$(if $(filter 1,$(WERROR)),-Werror) \
 	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type -Wno-declaration-after-statement
 SHLIB_LINK = -ljson-c -lm -pthread

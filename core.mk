@@ -27,13 +27,15 @@ WERROR ?= 0
 # -ffp-contract=off: no fused multiply-add, so every CPU and every kernel
 # clone computes the same IEEE operations in the same order (model bytes do
 # not depend on the machine that trained them; -fno-fast-math keeps the
-# order of reductions).
+# order of reductions).  -fno-math-errno: sqrtf is the instruction, so loops
+# that take square roots vectorize (Adam); the values are the same (IEEE
+# square root), and the core reads errno only after strtod / strtol.
 # POOL_GUARD (tests): allocation on a pool thread aborts (see common.h); the
 # installed cai command is built without it (Makefile, install-cli).
 POOL_GUARD ?= -DCAI_CHECK_POOL_ALLOC
 # -Wno-missing-field-initializers (as the extension's Makefile): option tables
 # give an option's search range (cai_opt_def.tune) only where it is searched.
-CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math -ffp-contract=off $(OPTFLAGS) \
+CFLAGS_CORE = -std=gnu11 -O2 -g -fPIC -fno-fast-math -fno-math-errno -ffp-contract=off $(OPTFLAGS) \
 	-Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Iinclude $(POOL_GUARD)
 # OpenBLAS is opened at run time (src/core/blas.h), not linked
