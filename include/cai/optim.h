@@ -234,6 +234,16 @@ cai_status	cai_slab_step_check(const cai_slab *s, const cai_optim_config *cfg, f
 void		cai_slab_step_part(const cai_slab *s, const cai_optim_config *cfg, float lr, int64_t t,
 							   int part, int parts);
 
+/*
+ * Clipping with threads: the caller sums the squares of the gradients in
+ * parts (cai_sumsq, cai_rows_sumsq; the parts added in a fixed order), takes
+ * the factor of the total's square root (cai_clip_factor: 1 = no clipping),
+ * and each part scales slice part of the gradients by it before
+ * cai_slab_step_part (the same bits as cai_slab_clip_grad_norm's scaling).
+ */
+float		cai_clip_factor(double norm, float max_norm);
+void		cai_slab_scale_grad_part(const cai_slab *s, float f, int part, int parts);
+
 /* ---------------------------------------------------------------------
  * Initialisation (cai_rng only, index order).
  */

@@ -253,8 +253,8 @@ cai_scale(float *x, size_t n, float s)
 }
 
 /* Scale factor for a norm, or 1 when no clipping applies. */
-static float
-clip_factor(double norm, float max_norm)
+float
+cai_clip_factor(double norm, float max_norm)
 {
 	if (max_norm > 0.0f && isfinite(norm) && norm > (double) max_norm)
 		return (float) ((double) max_norm / norm);
@@ -265,7 +265,7 @@ float
 cai_clip_grad_norm(float *grads, size_t n, float max_norm)
 {
 	double		norm = sqrt(cai_sumsq(grads, n));
-	float		f = clip_factor(norm, max_norm);
+	float		f = cai_clip_factor(norm, max_norm);
 
 	if (f != 1.0f)
 		cai_scale(grads, n, f);
@@ -633,7 +633,7 @@ cai_slab_clip_grad_norm(cai_slab *s, float max_norm)
 			sumsq += cai_sumsq(g, p->numel);
 	}
 	norm = sqrt(sumsq);
-	f = clip_factor(norm, max_norm);
+	f = cai_clip_factor(norm, max_norm);
 	if (f != 1.0f)
 	{
 		for (int i = 0; i < s->n_params; i++)
@@ -672,19 +672,66 @@ cai_slab_step_check(const cai_slab *s, const cai_optim_config *cfg, float lr, ca
 	return CAI_OK;
 }
 
-void
-cai_slab_step_part(const cai_slab *s, const cai_optim_config *cfg, float lr, int64_t t, int part, int parts)
+/*
+ * Slice part of parts of a slab (cai_slab_step_part): [d0, d1) of the dense
+ * parameters' floats taken in slab order, and of each sparse parameter's
+ * touched rows, its list from r0 to r1.
+ */
+typedef struct SlabSlice
 {
-	size_t		dense = 0;
 	size_t		d0;
 	size_t		d1;
-	size_t		pos = 0;
+	int			part;
+	int			parts;
+} SlabSlice;
+
+static SlabSlice
+slab_slice(const cai_slab *s, int part, int parts)
+{
+	SlabSlice	sl;
+	size_t		dense = 0;
 
 	for (int i = 0; i < s->n_params; i++)
 		if (!s->params[i].sparse)
 			dense += s->params[i].numel;
-	d0 = dense * (size_t) part / (size_t) parts;
-	d1 = dense * (size_t) (part + 1) / (size_t) parts;
+	sl.d0 = dense * (size_t) part / (size_t) parts;
+	sl.d1 = dense * (size_t) (part + 1) / (size_t) parts;
+	sl.part = part;
+	sl.parts = parts;
+	return sl;
+}
+
+/*
+ * Parameter p's share of slice sl: floats [*a, *b) of it if dense (pos: the
+ * dense floats before it, advanced), rows [*a, *b) of its list if sparse.
+ */
+static void
+slab_slice_of(const SlabSlice *sl, const cai_param *p, size_t *pos, size_t *a, size_t *b)
+{
+	if (p->sparse)
+	{
+		size_t		R = (size_t) p->rows.count;
+
+		*a = R * (size_t) sl->part / (size_t) sl->parts;
+		*b = R * (size_t) (sl->part + 1) / (size_t) sl->parts;
+		return;
+	}
+	{
+		size_t		lo = *pos > sl->d0 ? *pos : sl->d0;
+		size_t		hi = *pos + p->numel < sl->d1 ? *pos + p->numel : sl->d1;
+
+		*a = lo - *pos;
+		*b = hi > lo ? hi - *pos : *a;
+	}
+	*pos += p->numel;
+}
+
+void
+cai_slab_step_part(const cai_slab *s, const cai_optim_config *cfg, float lr, int64_t t, int part, int parts)
+{
+	SlabSlice	sl = slab_slice(s, part, parts);
+	size_t		pos = 0;
+
 	for (int i = 0; i < s->n_params; i++)
 	{
 		const cai_param *p = &s->params[i];
@@ -692,28 +739,44 @@ cai_slab_step_part(const cai_slab *s, const cai_optim_config *cfg, float lr, int
 		size_t		off = p->offset;
 		float	   *m = s->m != NULL ? s->m + off : NULL;
 		float	   *v = s->v != NULL ? s->v + off : NULL;
+		size_t		a,
+					b;
 
+		slab_slice_of(&sl, p, &pos, &a, &b);
 		if (!p->decay)
 			c.weight_decay = 0.0f;
 		if (p->sparse)
-		{
-			size_t		R = (size_t) p->rows.count;
-			size_t		r0 = R * (size_t) part / (size_t) parts;
-			size_t		r1 = R * (size_t) (part + 1) / (size_t) parts;
-
 			cai_optim_step_rows(&c, lr, t, s->data + off, s->grad + off, m, v, row_width(p),
-								p->rows.list + r0, r1 - r0);
-		}
-		else
-		{
-			size_t		a = pos > d0 ? pos : d0;
-			size_t		b = pos + p->numel < d1 ? pos + p->numel : d1;
+								p->rows.list + a, b - a);
+		else if (a < b)
+			cai_optim_step(&c, lr, t, s->data + off + a, s->grad + off + a,
+						   m != NULL ? m + a : NULL, v != NULL ? v + a : NULL, b - a);
+	}
+}
 
-			if (a < b)
-				cai_optim_step(&c, lr, t, s->data + off + (a - pos), s->grad + off + (a - pos),
-							   m != NULL ? m + (a - pos) : NULL, v != NULL ? v + (a - pos) : NULL, b - a);
-			pos += p->numel;
+void
+cai_slab_scale_grad_part(const cai_slab *s, float f, int part, int parts)
+{
+	SlabSlice	sl = slab_slice(s, part, parts);
+	size_t		pos = 0;
+
+	for (int i = 0; i < s->n_params; i++)
+	{
+		const cai_param *p = &s->params[i];
+		float	   *g = s->grad + p->offset;
+		size_t		a,
+					b;
+
+		slab_slice_of(&sl, p, &pos, &a, &b);
+		if (p->sparse)
+		{
+			size_t		D = row_width(p);
+
+			for (size_t r = a; r < b; r++)
+				cai_scale(g + (size_t) p->rows.list[r] * D, D, f);
 		}
+		else if (a < b)
+			cai_scale(g + a, b - a, f);
 	}
 }
 

@@ -4,13 +4,67 @@
  * One mutex and two condition variables: the caller publishes a job under a
  * new generation and wakes the pool threads (go), runs shard 0 itself, then
  * waits until the last pool thread has finished (done): a barrier per job.
+ * Both sides poll briefly before they sleep (POOL_SPINS).
  */
 #include "pool.h"
 
 #include <signal.h>
 #include <string.h>
 
-/* Body of pool thread s >= 1: run each new job on shard s until told to exit. */
+/*
+ * A job's hand-over is a spin, then a sleep: a data-parallel training step
+ * runs three or four jobs of a fraction of a millisecond each, and waking a
+ * sleeping thread through the condition variable costs tens of
+ * microseconds (more in a virtual machine), so a thread first polls the
+ * word it waits on for POOL_SPINS pauses (about 50-200 microseconds) and
+ * sleeps only if nothing came: between epochs, or while the caller works
+ * alone.  Correctness rests on the mutex alone: every change of gen and
+ * pending is also made or re-checked under it before anyone sleeps.
+ */
+#define POOL_SPINS 4000
+
+static inline void
+pool_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Poll *word until it differs from old, for at most POOL_SPINS pauses: true if it did. */
+static bool
+pool_spin_u64(const uint64_t *word, uint64_t old)
+{
+	for (int i = 0; i < POOL_SPINS; i++)
+	{
+		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old)
+			return true;
+		pool_relax();
+	}
+	return false;
+}
+
+/* Poll *word until it is 0, for at most POOL_SPINS pauses: true if it is. */
+static bool
+pool_spin_zero(const int *word)
+{
+	for (int i = 0; i < POOL_SPINS; i++)
+	{
+		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0)
+			return true;
+		pool_relax();
+	}
+	return false;
+}
+
+/*
+ * Body of pool thread s >= 1: run each new job on shard s until told to
+ * exit.  The caller writes fn, ctx, pending and exit before it publishes
+ * the job's generation (a release store, under mu), so a thread that saw
+ * the new generation (an acquire load) reads them without the mutex.
+ */
 static void *
 pool_main(void *arg)
 {
@@ -20,26 +74,27 @@ pool_main(void *arg)
 	uint64_t	seen = 0;
 
 	cai_pool_thread_enter();
-	pthread_mutex_lock(&pool->mu);
 	for (;;)
 	{
-		cai_pool_fn fn;
-		void	   *ctx;
-
-		while (pool->gen == seen)
-			pthread_cond_wait(&pool->go, &pool->mu);
-		seen = pool->gen;
+		if (!pool_spin_u64(&pool->gen, seen))
+		{
+			pthread_mutex_lock(&pool->mu);
+			while (__atomic_load_n(&pool->gen, __ATOMIC_ACQUIRE) == seen)
+				pthread_cond_wait(&pool->go, &pool->mu);
+			pthread_mutex_unlock(&pool->mu);
+		}
+		seen = __atomic_load_n(&pool->gen, __ATOMIC_ACQUIRE);
 		if (pool->exit)
 			break;
-		fn = pool->fn;
-		ctx = pool->ctx;
-		pthread_mutex_unlock(&pool->mu);
-		pool->st[s] = fn(ctx, s, &pool->err[s]);
-		pthread_mutex_lock(&pool->mu);
-		if (--pool->pending == 0)
+		pool->st[s] = pool->fn(pool->ctx, s, &pool->err[s]);
+		/* the last one wakes the caller, in case it sleeps (it re-checks pending under mu) */
+		if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		{
+			pthread_mutex_lock(&pool->mu);
 			pthread_cond_signal(&pool->done);
+			pthread_mutex_unlock(&pool->mu);
+		}
 	}
-	pthread_mutex_unlock(&pool->mu);
 	return NULL;
 }
 
@@ -120,15 +175,18 @@ cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
 	pthread_mutex_lock(&pool->mu);
 	pool->fn = fn;
 	pool->ctx = ctx;
-	pool->pending = pool->n - 1;
-	pool->gen++;
+	__atomic_store_n(&pool->pending, pool->n - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pool->gen, pool->gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&pool->go);
 	pthread_mutex_unlock(&pool->mu);
 	pool->st[0] = fn(ctx, 0, &pool->err[0]);
-	pthread_mutex_lock(&pool->mu);
-	while (pool->pending > 0)
-		pthread_cond_wait(&pool->done, &pool->mu);
-	pthread_mutex_unlock(&pool->mu);
+	if (!pool_spin_zero(&pool->pending))
+	{
+		pthread_mutex_lock(&pool->mu);
+		while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
+			pthread_cond_wait(&pool->done, &pool->mu);
+		pthread_mutex_unlock(&pool->mu);
+	}
 	for (int s = 0; s < pool->n; s++)
 		if (pool->st[s] != CAI_OK)
 		{
@@ -147,7 +205,7 @@ cai_pool_stop(cai_pool *pool)
 	{
 		pthread_mutex_lock(&pool->mu);
 		pool->exit = true;
-		pool->gen++;
+		__atomic_store_n(&pool->gen, pool->gen + 1, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&pool->go);
 		pthread_mutex_unlock(&pool->mu);
 		for (int s = 1; s <= pool->started; s++)

@@ -56,7 +56,10 @@ typedef struct cai_pool
 	pthread_cond_t go;
 	pthread_cond_t done;
 	bool		sync_ok;		/* mu, go, done initialised */
-	/* the current job, written under mu */
+	/*
+	 * the current job, written under mu; gen and pending are also read
+	 * without it (atomic loads, pool.c): the threads poll them
+	 */
 	uint64_t	gen;			/* job generation */
 	int			pending;		/* pool threads still on the job */
 	bool		exit;			/* the pool threads return */

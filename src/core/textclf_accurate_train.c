@@ -93,6 +93,7 @@ typedef struct AccShard
 	double		loss;
 	int32_t    *emb_rows;		/* (embedding rows) the rows of its class it added to this step */
 	int32_t		n_emb_rows;
+	double		sumsq;			/* squares of the reduced gradients of its slice and rows (clipping) */
 } AccShard;
 
 typedef struct AccTrain
@@ -122,6 +123,7 @@ typedef struct AccTrain
 	int			n_sh;
 	float		shard_scale;	/* 1 / rows of the batch being split */
 	float		step_lr;		/* the optimizer step the shards share out (acc_shard_step) */
+	float		clip_f;			/* its clipping factor (1: none) */
 	/* evaluation: a buffer per pool thread (one without the pool), rows scored in rounds */
 	AccEvalBuf *ev;
 	int			n_ev;
@@ -384,29 +386,37 @@ acc_train_net(AccTrain *t, AccNet *net)
  * freeze_vectors: the word rows that vectors initialised leave the batch's
  * touched rows, their gradient zeroed, so clipping does not count them and
  * the lazy optimizer step (cai_optim_step_rows) never moves them: they stay
- * bit-equal to the vectors.
+ * bit-equal to the vectors.  acc_drop_frozen drops them from a list of rows
+ * (flags: the row set's) and returns the count left; with threads each one
+ * drops them from its class of rows (acc_shard_reduce).
  */
-static void
-acc_drop_frozen_rows(AccTrain *t)
+static int32_t
+acc_drop_frozen(const AccTrain *t, float *g, uint8_t *flags, int32_t *list, int32_t count)
 {
-	cai_rowset *rs = cai_slab_rowset(&t->slab, t->pi[0]);
-	float	   *g = cai_slab_grad(&t->slab, t->pi[0]);
 	const size_t D = (size_t) t->p.dim;
 	int32_t		w = 0;
 
-	for (int32_t i = 0; i < rs->count; i++)
+	for (int32_t i = 0; i < count; i++)
 	{
-		int32_t		r = rs->list[i];
+		int32_t		r = list[i];
 
 		if (r < t->prep.V && t->vm.row[r] >= 0)
 		{
 			memset(g + (size_t) r * D, 0, sizeof(float) * D);
-			rs->flags[r] = 0;
+			flags[r] = 0;
 		}
 		else
-			rs->list[w++] = r;
+			list[w++] = r;
 	}
-	rs->count = w;
+	return w;
+}
+
+static void
+acc_drop_frozen_rows(AccTrain *t)
+{
+	cai_rowset *rs = cai_slab_rowset(&t->slab, t->pi[0]);
+
+	rs->count = acc_drop_frozen(t, cai_slab_grad(&t->slab, t->pi[0]), rs->flags, rs->list, rs->count);
 }
 
 /* Gradient k (of t->pi) that w writes: the slab's, or w's own. */
@@ -1084,6 +1094,7 @@ acc_shard_reduce(void *ctx, int s, cai_error *err)
 		dense += slab->params[t->pi[k]].numel;
 	d0 = dense * (size_t) s / (size_t) t->n_sh;
 	d1 = dense * (size_t) (s + 1) / (size_t) t->n_sh;
+	me->sumsq = 0.0;
 	for (int k = 1; k < ACC_N_FLOAT_TENSORS; k++)
 	{
 		const cai_param *p = &slab->params[t->pi[k]];
@@ -1098,6 +1109,8 @@ acc_shard_reduce(void *ctx, int s, cai_error *err)
 			for (size_t j = a - pos; j < b - pos; j++)
 				dst[j] += src[j];
 		}
+		if (a < b)
+			me->sumsq += cai_sumsq(slab->grad + p->offset + (a - pos), b - a);
 		pos += p->numel;
 	}
 	/* the rows of this class the last step added to, zeroed and unflagged */
@@ -1117,6 +1130,9 @@ acc_shard_reduce(void *ctx, int s, cai_error *err)
 												 me->emb_rows, &me->n_emb_rows, w->dx, w->b_ids, w->b_offs,
 												 sk->bt.n * (sk->bt.T > 0 ? sk->bt.T : 1), R, t->p.dim, s, t->n_sh);
 	}
+	if (t->freeze && t->vm.row != NULL)
+		me->n_emb_rows = acc_drop_frozen(t, ge, srows->flags, me->emb_rows, me->n_emb_rows);
+	me->sumsq += cai_rows_sumsq(ge, D, me->emb_rows, (size_t) me->n_emb_rows);
 	return CAI_OK;
 }
 
@@ -1193,12 +1209,14 @@ acc_shards_alloc(AccTrain *t, cai_error *err)
 	return CAI_OK;
 }
 
-/* Job: shard s's part of the optimizer step (the same parameters as one cai_slab_step). */
+/* Job: shard s's part of the clipping's scaling and of the optimizer step (the same parameters as one cai_slab_step). */
 static cai_status
 acc_shard_step(void *ctx, int s, cai_error *err)
 {
 	AccTrain   *t = ctx;
 
+	if (t->clip_f != 1.0f)
+		cai_slab_scale_grad_part(&t->slab, t->clip_f, s, t->n_sh);
 	cai_slab_step_part(&t->slab, &t->cfg, t->step_lr, t->step, s, t->n_sh);
 	return CAI_OK;
 }
@@ -1225,15 +1243,26 @@ acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double 
 		if (cai_trainer_out_of_time(tr))
 			break;
 		if (t->pool.n > 1)
-			st = acc_batch_step_par(t, bt, &loss, err);
+		{
+			/* the shards reduced, dropped frozen rows and summed squares (acc_shard_reduce) */
+			double		sumsq = 0.0;
+
+			if ((st = acc_batch_step_par(t, bt, &loss, err)) != CAI_OK)
+				return st;
+			for (int s = 0; s < t->n_sh; s++)
+				sumsq += t->sh[s].sumsq;
+			norm = (float) sqrt(sumsq);
+			t->clip_f = cai_clip_factor(sqrt(sumsq), ACC_CLIP_NORM);
+		}
 		else
-			st = acc_batch_step(t, &t->w, bt, t->order + bt->first, (float) t->dropout, (float) t->word_dropout,
-								&t->rng, 1.0f / (float) bt->n, &loss, err);
-		if (st != CAI_OK)
-			return st;
-		if (t->freeze && t->vm.row != NULL)
-			acc_drop_frozen_rows(t);
-		norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
+		{
+			if ((st = acc_batch_step(t, &t->w, bt, t->order + bt->first, (float) t->dropout,
+									 (float) t->word_dropout, &t->rng, 1.0f / (float) bt->n, &loss, err)) != CAI_OK)
+				return st;
+			if (t->freeze && t->vm.row != NULL)
+				acc_drop_frozen_rows(t);
+			norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
+		}
 		if (!isfinite(norm) || !isfinite(loss))
 			return cai_error_set(err, CAI_ERR_NUMERIC,
 								 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
