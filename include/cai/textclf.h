@@ -234,4 +234,14 @@ cai_status	cai_textclf_predict_batch(const cai_textclf *m, const char *const *te
 /* Bytes of memory the loaded model occupies (for cache accounting). */
 size_t		cai_textclf_memory(const cai_textclf *m);
 
+/*
+ * Tests: with threads, the accurate model's training runs epoch 1's first
+ * batches on a pool thread while the caller trains its fast model; n >= 0
+ * makes it run exactly min(n, the epoch's batches) of them whatever the
+ * timing (the caller waits), n < 0 (the default) as many as the fast
+ * model's training lasts.  The model bytes do not depend on it.  Not
+ * thread-safe.
+ */
+void		cai_textclf_accurate_early_batches(long n);
+
 #endif							/* CAI_TEXTCLF_H */

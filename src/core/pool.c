@@ -161,11 +161,11 @@ cai_pool_start(cai_pool *pool, int threads)
 }
 
 /* See pool.h. */
-cai_status
-cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
+void
+cai_pool_launch(cai_pool *pool, cai_pool_fn fn, void *ctx)
 {
 	if (pool->n <= 1)
-		return fn(ctx, 0, err);
+		return;
 	for (int s = 0; s < pool->n; s++)
 	{
 		pool->st[s] = CAI_OK;
@@ -175,11 +175,17 @@ cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
 	pthread_mutex_lock(&pool->mu);
 	pool->fn = fn;
 	pool->ctx = ctx;
+	pool->launched = true;
 	__atomic_store_n(&pool->pending, pool->n - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&pool->gen, pool->gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&pool->go);
 	pthread_mutex_unlock(&pool->mu);
-	pool->st[0] = fn(ctx, 0, &pool->err[0]);
+}
+
+/* Wait until every pool thread has finished the launched job. */
+static void
+pool_wait(cai_pool *pool)
+{
 	if (!pool_spin_zero(&pool->pending))
 	{
 		pthread_mutex_lock(&pool->mu);
@@ -187,6 +193,16 @@ cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
 			pthread_cond_wait(&pool->done, &pool->mu);
 		pthread_mutex_unlock(&pool->mu);
 	}
+	pool->launched = false;
+}
+
+/* See pool.h. */
+cai_status
+cai_pool_join(cai_pool *pool, cai_error *err)
+{
+	if (pool->n <= 1 || !pool->launched)
+		return CAI_OK;
+	pool_wait(pool);
 	for (int s = 0; s < pool->n; s++)
 		if (pool->st[s] != CAI_OK)
 		{
@@ -198,9 +214,22 @@ cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
 }
 
 /* See pool.h. */
+cai_status
+cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err)
+{
+	if (pool->n <= 1)
+		return fn(ctx, 0, err);
+	cai_pool_launch(pool, fn, ctx);
+	pool->st[0] = fn(ctx, 0, &pool->err[0]);
+	return cai_pool_join(pool, err);
+}
+
+/* See pool.h. */
 void
 cai_pool_stop(cai_pool *pool)
 {
+	if (pool->launched)
+		pool_wait(pool);
 	if (pool->started > 0)
 	{
 		pthread_mutex_lock(&pool->mu);

@@ -63,6 +63,7 @@ typedef struct cai_pool
 	uint64_t	gen;			/* job generation */
 	int			pending;		/* pool threads still on the job */
 	bool		exit;			/* the pool threads return */
+	bool		launched;		/* a cai_pool_launch not joined yet */
 	cai_pool_fn fn;
 	void	   *ctx;
 	/* BLAS threads to restore at cai_pool_stop */
@@ -85,6 +86,17 @@ void		cai_pool_start(cai_pool *pool, int threads);
  * With one shard: fn(ctx, 0, err) on the caller.
  */
 cai_status	cai_pool_run(cai_pool *pool, cai_pool_fn fn, void *ctx, cai_error *err);
+
+/*
+ * cai_pool_run in two halves, for a caller with other work meanwhile:
+ * cai_pool_launch starts fn(ctx, s, &pool->err[s]) on the pool threads
+ * s = 1..n-1 only (shard 0 is the caller's to run or not) and returns;
+ * cai_pool_join waits for them and returns as cai_pool_run.  Nothing else
+ * may run on the pool in between.  With one shard launch does nothing and
+ * join returns CAI_OK.  cai_pool_stop joins a launched job first.
+ */
+void		cai_pool_launch(cai_pool *pool, cai_pool_fn fn, void *ctx);
+cai_status	cai_pool_join(cai_pool *pool, cai_error *err);
 
 /*
  * Join the pool threads, restore the BLAS threads cai_pool_start found and

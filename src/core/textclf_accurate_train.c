@@ -124,6 +124,13 @@ typedef struct AccTrain
 	float		shard_scale;	/* 1 / rows of the batch being split */
 	float		step_lr;		/* the optimizer step the shards share out (acc_shard_step) */
 	float		clip_f;			/* its clipping factor (1: none) */
+	/* epoch 1's first batches during the fast model's training (acc_early_job) */
+	bool		early_begun;	/* epoch 1's shuffle done (acc_begin_epoch skips it once) */
+	int			early_stop;		/* set by the caller (atomic) */
+	size_t		early_max;		/* at most this many (tests) */
+	size_t		early_batches;	/* batches done */
+	double		early_loss;		/* their loss times rows */
+	size_t		early_rows;
 	/* evaluation: a buffer per pool thread (one without the pool), rows scored in rounds */
 	AccEvalBuf *ev;
 	int			n_ev;
@@ -1038,6 +1045,12 @@ acc_begin_epoch(void *ctx, int epoch, cai_error *err)
 	AccTrain   *t = ctx;
 	cai_status	st;
 
+	if (t->early_begun)
+	{
+		/* epoch 1 began before the fast model's training (acc_begin_early) */
+		t->early_begun = false;
+		return CAI_OK;
+	}
 	cai_rng_shuffle(&t->rng, t->order, t->prep.rows.n_tr);
 	if ((st = acc_sort_by_length(t, err)) != CAI_OK)
 		return st;
@@ -1137,13 +1150,34 @@ acc_shard_reduce(void *ctx, int s, cai_error *err)
 }
 
 /*
+ * Job fn for every shard: on the pool, or (serial) one shard after another
+ * on this thread, as acc_early_job runs them.  A job touches its shard's
+ * buffers and its slice only, so the bits are the same either way.
+ */
+static cai_status
+acc_run(AccTrain *t, cai_pool_fn fn, bool serial, cai_error *err)
+{
+	if (!serial)
+		return cai_pool_run(&t->pool, fn, t, err);
+	for (int s = 0; s < t->n_sh; s++)
+	{
+		cai_status	st = fn(t, s, err);
+
+		if (st != CAI_OK)
+			return st;
+	}
+	return CAI_OK;
+}
+
+/*
  * acc_batch_step of batch bt split over the pool: row i of the batch (the
  * rows are sorted by length, so this balances the work) to shard i mod n,
  * each with its own dropout rng seeded from the training rng; the shards'
- * gradients are then added to the slab's in shard order.
+ * gradients are then added to the slab's in shard order.  serial: every
+ * shard's jobs on this thread (acc_run).
  */
 static cai_status
-acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err)
+acc_batch_step_par(AccTrain *t, const AccBatch *bt, bool serial, double *loss, cai_error *err)
 {
 	const int32_t *rows = t->order + bt->first;
 	cai_rowset *srows = cai_slab_rowset(&t->slab, t->pi[0]);
@@ -1165,13 +1199,13 @@ acc_batch_step_par(AccTrain *t, const AccBatch *bt, double *loss, cai_error *err
 			sh->bt.T = t->len_key[rows[b]];
 	}
 	t->shard_scale = 1.0f / (float) bt->n;
-	if ((st = cai_pool_run(&t->pool, acc_shard_train, t, err)) != CAI_OK)
+	if ((st = acc_run(t, acc_shard_train, serial, err)) != CAI_OK)
 		return st;
 	*loss = 0.0;
 	for (int s = 0; s < t->n_sh; s++)
 		*loss += t->sh[s].loss;
 	/* the dense gradients and the embedding rows, in parts by the pool; the touched rows' list here */
-	if ((st = cai_pool_run(&t->pool, acc_shard_reduce, t, err)) != CAI_OK)
+	if ((st = acc_run(t, acc_shard_reduce, serial, err)) != CAI_OK)
 		return st;
 	srows->count = 0;
 	for (int s = 0; s < t->n_sh; s++)
@@ -1221,60 +1255,125 @@ acc_shard_step(void *ctx, int s, cai_error *err)
 	return CAI_OK;
 }
 
-/* Adam steps over the batches, gradient clipping, a linearly decaying learning rate. */
+/*
+ * One Adam step on batch bt (the forward and backward, the gradient
+ * clipping, a linearly decaying learning rate): with the pool when it has
+ * threads (serial: its shards on this thread, acc_early_job), else on t->w.
+ */
+static cai_status
+acc_step(AccTrain *t, const AccBatch *bt, bool serial, int epoch, double *loss, cai_error *err)
+{
+	float		lr = cai_lr_schedule(CAI_LR_LINEAR, (float) t->lr0, (float) t->lr0 * ACC_MIN_LR_FRACTION,
+									 t->step, 0, t->steps_total);
+	float		norm;
+	cai_status	st;
+
+	*loss = 0.0;
+	if (t->pool.n > 1)
+	{
+		/* the shards reduced, dropped frozen rows and summed squares (acc_shard_reduce) */
+		double		sumsq = 0.0;
+
+		if ((st = acc_batch_step_par(t, bt, serial, loss, err)) != CAI_OK)
+			return st;
+		for (int s = 0; s < t->n_sh; s++)
+			sumsq += t->sh[s].sumsq;
+		norm = (float) sqrt(sumsq);
+		t->clip_f = cai_clip_factor(sqrt(sumsq), ACC_CLIP_NORM);
+	}
+	else
+	{
+		if ((st = acc_batch_step(t, &t->w, bt, t->order + bt->first, (float) t->dropout,
+								 (float) t->word_dropout, &t->rng, 1.0f / (float) bt->n, loss, err)) != CAI_OK)
+			return st;
+		if (t->freeze && t->vm.row != NULL)
+			acc_drop_frozen_rows(t);
+		norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
+	}
+	if (!isfinite(norm) || !isfinite(*loss))
+		return cai_error_set(err, CAI_ERR_NUMERIC,
+							 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
+	t->step++;
+	if (t->pool.n > 1)
+	{
+		t->step_lr = lr;
+		if ((st = cai_slab_step_check(&t->slab, &t->cfg, lr, err)) != CAI_OK)
+			return st;
+		return acc_run(t, acc_shard_step, serial, err);
+	}
+	return cai_slab_step(&t->slab, &t->cfg, lr, t->step, err);
+}
+
+static long acc_early_test = -1;	/* cai_textclf_accurate_early_batches */
+
+/* See cai/textclf.h. */
+void
+cai_textclf_accurate_early_batches(long n)
+{
+	acc_early_test = n;
+}
+
+/* The most batches acc_early_job may run. */
+static size_t
+acc_early_max(void)
+{
+	return acc_early_test < 0 ? SIZE_MAX : (size_t) acc_early_test;
+}
+
+/*
+ * Job, pool thread 1 only (threads > 1): epoch 1's first batches while the
+ * caller trains the ensemble's fast model, which allocates and so runs on
+ * the caller, leaving the other threads idle.  Every shard's part of each
+ * step runs here, in the order the pool would run them, until the caller
+ * sets early_stop; acc_train_epoch goes on from there.  The model has the
+ * same bits whichever thread ran which batch (tested).
+ */
+static cai_status
+acc_early_job(void *ctx, int s, cai_error *err)
+{
+	AccTrain   *t = ctx;
+
+	if (s != 1)
+		return CAI_OK;
+	while (t->early_batches < t->n_batches && t->early_batches < t->early_max &&
+		   !__atomic_load_n(&t->early_stop, __ATOMIC_ACQUIRE))
+	{
+		const AccBatch *bt = &t->batches[t->batch_perm[t->early_batches]];
+		double		loss;
+		cai_status	st;
+
+		if ((st = acc_step(t, bt, true, 1, &loss, err)) != CAI_OK)
+			return st;
+		t->early_loss += loss * bt->n;
+		t->early_rows += (size_t) bt->n;
+		t->early_batches++;
+	}
+	return CAI_OK;
+}
+
+/* An epoch of acc_step over the shuffled batches (epoch 1 from where acc_early_job stopped). */
 static cai_status
 acc_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss_out, double *rows, cai_error *err)
 {
 	AccTrain   *t = ctx;
-	double		loss_sum = 0.0;
-	size_t		rows_done = 0;
+	double		loss_sum = t->early_loss;
+	size_t		rows_done = t->early_rows;
+	size_t		bi0 = t->early_batches;
 	cai_status	st;
 
-	for (size_t bi = 0; bi < t->n_batches; bi++)
+	t->early_batches = 0;
+	t->early_loss = 0.0;
+	t->early_rows = 0;
+	for (size_t bi = bi0; bi < t->n_batches; bi++)
 	{
 		const AccBatch *bt = &t->batches[t->batch_perm[bi]];
-		float		lr = cai_lr_schedule(CAI_LR_LINEAR, (float) t->lr0, (float) t->lr0 * ACC_MIN_LR_FRACTION,
-										 t->step, 0, t->steps_total);
 		double		loss = 0.0;
-		float		norm;
 
 		if ((st = cai_trainer_poll(tr, (double) t->step / (double) t->steps_total, err)) != CAI_OK)
 			return st;
 		if (cai_trainer_out_of_time(tr))
 			break;
-		if (t->pool.n > 1)
-		{
-			/* the shards reduced, dropped frozen rows and summed squares (acc_shard_reduce) */
-			double		sumsq = 0.0;
-
-			if ((st = acc_batch_step_par(t, bt, &loss, err)) != CAI_OK)
-				return st;
-			for (int s = 0; s < t->n_sh; s++)
-				sumsq += t->sh[s].sumsq;
-			norm = (float) sqrt(sumsq);
-			t->clip_f = cai_clip_factor(sqrt(sumsq), ACC_CLIP_NORM);
-		}
-		else
-		{
-			if ((st = acc_batch_step(t, &t->w, bt, t->order + bt->first, (float) t->dropout,
-									 (float) t->word_dropout, &t->rng, 1.0f / (float) bt->n, &loss, err)) != CAI_OK)
-				return st;
-			if (t->freeze && t->vm.row != NULL)
-				acc_drop_frozen_rows(t);
-			norm = cai_slab_clip_grad_norm(&t->slab, ACC_CLIP_NORM);
-		}
-		if (!isfinite(norm) || !isfinite(loss))
-			return cai_error_set(err, CAI_ERR_NUMERIC,
-								 "training diverged in epoch %d (the loss is not finite); lower learning_rate", epoch);
-		t->step++;
-		if (t->pool.n > 1)
-		{
-			t->step_lr = lr;
-			if ((st = cai_slab_step_check(&t->slab, &t->cfg, lr, err)) != CAI_OK ||
-				(st = cai_pool_run(&t->pool, acc_shard_step, t, err)) != CAI_OK)
-				return st;
-		}
-		else if ((st = cai_slab_step(&t->slab, &t->cfg, lr, t->step, err)) != CAI_OK)
+		if ((st = acc_step(t, bt, false, epoch, &loss, err)) != CAI_OK)
 			return st;
 		loss_sum += loss * bt->n;
 		rows_done += (size_t) bt->n;
@@ -1507,12 +1606,37 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		}
 	}
 
-	if ((st = acc_train_fast(&t, opts, label_names, train, valid, &tk, err)) != CAI_OK)
-		goto done;
-
 	if (epochs == 0)
 		epochs = cai_textclf_auto_epochs(t.prep.rows.n_tr, ACC_AUTO_UPDATES, ACC_AUTO_MIN_EPOCHS, ACC_AUTO_MAX_EPOCHS);
 	t.steps_total = (int64_t) epochs * (int64_t) t.n_batches;
+
+	/* the fast model on this thread; with threads, epoch 1 begins meanwhile on pool thread 1 */
+	if (t.pool.n > 1 && epochs > 0)
+	{
+		if ((st = acc_begin_epoch(&t, 1, err)) != CAI_OK)
+			goto done;
+		t.early_begun = true;
+		t.early_max = acc_early_max();
+		cai_pool_launch(&t.pool, acc_early_job, &t);
+	}
+	st = acc_train_fast(&t, opts, label_names, train, valid, &tk, err);
+	if (t.pool.launched)
+	{
+		cai_error	e2;
+		cai_status	st2;
+
+		/* (a test's count of early batches: the job stops there itself) */
+		if (acc_early_test < 0 || st != CAI_OK)
+			__atomic_store_n(&t.early_stop, 1, __ATOMIC_RELEASE);
+		st2 = cai_pool_join(&t.pool, &e2);
+		if (st == CAI_OK && st2 != CAI_OK)
+		{
+			*err = e2;
+			st = st2;
+		}
+	}
+	if (st != CAI_OK)
+		goto done;
 	if ((st = cai_textclf_run_epochs(&tk, &hooks, epochs, patience, &t.prep, t.best, t.slab.numel, label_names,
 									 prov, seed, &seconds, &metrics, err)) != CAI_OK)
 		goto done;

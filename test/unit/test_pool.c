@@ -1,7 +1,8 @@
 /*
  * test_pool.c: the training pool (pool.c) with toy jobs: every shard runs
  * exactly once per job, shard 0 on the caller and shard s always on pool
- * thread s, many jobs in a row, the barrier, shard errors, signals blocked
+ * thread s, many jobs in a row, the barrier, shard errors, launch and join,
+ * signals blocked
  * and the allocation guard on the pool threads, the BLAS threads, stop
  * without jobs and a pool of one shard.
  */
@@ -152,6 +153,50 @@ test_errors(void)
 	cai_pool_stop(&pool);
 }
 
+/*
+ * cai_pool_launch / cai_pool_join: the pool threads' shards run while the
+ * caller works (shard 0 is not run), join waits for a late one and returns
+ * the first failure; cai_pool_run works after; stop joins a launched job;
+ * with one shard both do nothing.
+ */
+static void
+test_launch_join(void)
+{
+	cai_pool	pool;
+	Toy			t;
+	cai_error	err = {0};
+	cai_status	st;
+
+	toy_init(&t);
+	cai_pool_start(&pool, 3);
+	t.slow_shard = 2;
+	cai_pool_launch(&pool, toy_job, &t);
+	CHECK(pool.launched, "launched");
+	st = cai_pool_join(&pool, &err);
+	CHECK(st == CAI_OK && !pool.launched, "joined (%d)", (int) st);
+	CHECK(t.runs[0] == 0 && t.runs[1] == 1 && t.runs[2] == 1, "the pool threads' shards ran once, shard 0 not (%d %d %d)",
+		  t.runs[0], t.runs[1], t.runs[2]);
+	CHECK(t.on_pool[1] && t.on_pool[2], "on the pool threads");
+	t.slow_shard = -1;
+	t.fail_from = 2;
+	cai_pool_launch(&pool, toy_job, &t);
+	st = cai_pool_join(&pool, &err);
+	CHECK(st == SHARD_STATUS(2) && strcmp(err.msg, "shard 2 failed") == 0, "join returns a failure (%d, %s)",
+		  (int) st, err.msg);
+	CHECK(cai_pool_join(&pool, &err) == CAI_OK, "a second join has nothing to wait for");
+	t.fail_from = -1;
+	CHECK(cai_pool_run(&pool, toy_job, &t, &err) == CAI_OK && t.runs[0] == 1 && t.runs[2] == 3,
+		  "cai_pool_run after a join");
+	t.slow_shard = 1;
+	cai_pool_launch(&pool, toy_job, &t);
+	cai_pool_stop(&pool);
+	CHECK(t.runs[1] == 4 && pool.n == 1, "stop joins a launched job first (runs %d)", t.runs[1]);
+	cai_pool_start(&pool, 1);
+	cai_pool_launch(&pool, toy_job, &t);
+	CHECK(cai_pool_join(&pool, &err) == CAI_OK && t.runs[0] == 1, "one shard: launch and join do nothing");
+	cai_pool_stop(&pool);
+}
+
 /* Stop without a job, a zeroed pool, a pool of one shard; the BLAS threads. */
 static void
 test_start_stop(void)
@@ -284,6 +329,7 @@ main(void)
 {
 	test_jobs();
 	test_errors();
+	test_launch_join();
 	test_start_stop();
 	test_alloc_guard();
 	return check_summary("test_pool");

@@ -184,7 +184,8 @@ done:
 
 /*
  * Data-parallel training (threads > 1): the same seed and thread count give
- * the same bytes (2 and 3 threads), 2 threads reach the single-thread
+ * the same bytes (2 and 3 threads, however many batches of epoch 1 ran
+ * during the fast model's training), 2 threads reach the single-thread
  * quality bar of test_train_and_predict, and a cancel with threads stops
  * training with nothing returned.  (test_conformance.c: the memory estimate
  * with 2 threads; the test build aborts on an allocation on a pool thread.)
@@ -205,6 +206,23 @@ test_threads(void)
 		if (a.st == CAI_OK && b.st == CAI_OK)
 			CHECK(a.len == b.len && memcmp(a.model, b.model, a.len) == 0,
 				  "threads %d: the same seed and threads give identical model bytes", th);
+		/*
+		 * the first batches of epoch 1 on a pool thread during the fast
+		 * model's training, none, one, some or all of the epoch (100 > its
+		 * batches): the same bytes
+		 */
+		for (int k = 0; k < 4; k++)
+		{
+			static const long early[] = {0, 1, 3, 100};
+			Trained		e;
+
+			cai_textclf_accurate_early_batches(early[k]);
+			e = train_with(o, &tr.d, NULL, NULL, NULL);
+			cai_textclf_accurate_early_batches(-1);
+			CHECK(e.st == CAI_OK && a.st == CAI_OK && e.len == a.len && memcmp(e.model, a.model, a.len) == 0,
+				  "threads %d: %ld early batches give the same model bytes (%s)", th, early[k], e.err.msg);
+			trained_free(&e);
+		}
 		trained_free(&a);
 		trained_free(&b);
 	}
