@@ -490,6 +490,9 @@ bag_mean_backward(float *dweight, uint8_t *flags, int32_t *list, int32_t *count,
 				  const float *dout, const int32_t *ids, const int32_t *offsets,
 				  int B, int V, int D, int part, int parts)
 {
+	/* a row's class without a division where parts is a power of two (2 threads: every id of every shard) */
+	const uint32_t mask = (parts & (parts - 1)) == 0 ? (uint32_t) parts - 1 : 0;
+
 	for (int b = 0; b < B; b++)
 	{
 		const float *g = dout + (size_t) b * D;
@@ -504,7 +507,8 @@ bag_mean_backward(float *dweight, uint8_t *flags, int32_t *list, int32_t *count,
 		{
 			int32_t		id = ids[j];
 
-			if (id < 0 || id >= V || (parts > 1 && id % parts != part))
+			if (id < 0 || id >= V ||
+				(parts > 1 && (mask != 0 ? (int32_t) ((uint32_t) id & mask) : id % parts) != part))
 				continue;
 			bag_add_scaled(dweight + (size_t) id * D, g, inv, D);
 			if (flags != NULL && !flags[id])

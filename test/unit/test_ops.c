@@ -503,14 +503,15 @@ test_embedding(cai_rng *rng)
  * cai_embedding_bag_mean_backward_part: the parts' rows together are the
  * whole backward, bit for bit (60 bags of up to 9 ids over 37 rows of
  * width 13, some ids out of range), every touched row flagged and listed
- * once, by the part that owns it.
+ * once, by the part that owns it; in 2, 3 and 4 parts (a power of two takes
+ * a row's class with a mask).
  */
 static void
-test_embedding_bag_parts(cai_rng *rng)
+test_embedding_bag_parts(cai_rng *rng, int n_parts)
 {
 	enum
 	{
-		PB = 60, PV = 37, PD = 13, PARTS = 3
+		PB = 60, PV = 37, PD = 13, MAX_PARTS = 4
 	};
 	int32_t		offs[PB + 1];
 	int32_t		ids[PB * 9];
@@ -518,8 +519,8 @@ test_embedding_bag_parts(cai_rng *rng)
 	float	   *whole = calloc(PV * PD, sizeof(float));
 	float	   *parts = calloc(PV * PD, sizeof(float));
 	uint8_t		flags[PV] = {0};
-	int32_t		list[PARTS][PV];
-	int32_t		count[PARTS] = {0};
+	int32_t		list[MAX_PARTS][PV];
+	int32_t		count[MAX_PARTS] = {0};
 	int			listed = 0;
 	bool		ok = true;
 	cai_rowset	rs;
@@ -538,19 +539,21 @@ test_embedding_bag_parts(cai_rng *rng)
 		dout[i] = cai_rng_uniform(rng) * 2.0f - 1.0f;
 	CHECK(cai_rowset_init(&rs, PV, &err) == CAI_OK, "%s", err.msg);
 	cai_embedding_bag_mean_backward(whole, &rs, dout, ids, offs, PB, PV, PD);
-	for (int p = 0; p < PARTS; p++)
+	for (int p = 0; p < n_parts; p++)
 		cai_embedding_bag_mean_backward_part(parts, flags, list[p], &count[p], dout, ids, offs, PB, PV, PD,
-											 p, PARTS);
-	CHECK(memcmp(whole, parts, sizeof(float) * PV * PD) == 0, "bag backward by parts differs from the whole");
-	for (int p = 0; p < PARTS; p++)
+											 p, n_parts);
+	CHECK(memcmp(whole, parts, sizeof(float) * PV * PD) == 0, "bag backward by %d parts differs from the whole",
+		  n_parts);
+	for (int p = 0; p < n_parts; p++)
 		for (int i = 0; i < count[p]; i++)
 		{
-			ok &= list[p][i] % PARTS == p && rs.flags[list[p][i]];
+			ok &= list[p][i] % n_parts == p && rs.flags[list[p][i]];
 			listed++;
 		}
 	for (int r = 0; r < PV; r++)
 		ok &= flags[r] == rs.flags[r];
-	CHECK(ok && listed == rs.count, "bag backward by parts: %d rows listed, %d touched", listed, rs.count);
+	CHECK(ok && listed == rs.count, "bag backward by %d parts: %d rows listed, %d touched", n_parts, listed,
+		  rs.count);
 	cai_rowset_free(&rs);
 	free(dout);
 	free(whole);
@@ -1230,7 +1233,8 @@ main(void)
 	test_softmax_xent(&rng);
 	test_dropout(&rng);
 	test_embedding(&rng);
-	test_embedding_bag_parts(&rng);
+	for (int parts = 2; parts <= 4; parts++)
+		test_embedding_bag_parts(&rng, parts);
 	test_sumsq(&rng);
 	test_conv1d(&rng);
 	test_pool(&rng);
