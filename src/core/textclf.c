@@ -109,7 +109,7 @@ const cai_opt_def cai_textclf_accurate_option_defs[] = {
 	"dropout of the pooled features; words are replaced by the unknown-word vector with half this probability",
 	{CAI_TUNE_LINEAR, 0.2, 0.6}},
 	{"threads", CAI_OPT_INT, "1", 1, 64, NULL,
-	"training threads: each batch is split over them (data parallel, BLAS single-threaded in each), gradients summed in a fixed order; the same seed and threads give the same model (the ensemble's fast model trains on 1 thread)"},
+	"training threads: each batch is split over them (data parallel, BLAS single-threaded in each), gradients summed in a fixed order; the same seed and threads give the same model (the ensemble's fast model trains on 1 thread, the calling one, while a pool thread begins epoch 1)"},
 	TEXTCLF_OPT_COMMON,
 };
 const int	cai_textclf_accurate_n_option_defs = sizeof(cai_textclf_accurate_option_defs) / sizeof(cai_textclf_accurate_option_defs[0]);

@@ -1047,7 +1047,7 @@ acc_begin_epoch(void *ctx, int epoch, cai_error *err)
 
 	if (t->early_begun)
 	{
-		/* epoch 1 began before the fast model's training (acc_begin_early) */
+		/* epoch 1 began during the fast model's training (cai_textclf_accurate_train) */
 		t->early_begun = false;
 		return CAI_OK;
 	}
