@@ -200,9 +200,14 @@ ner_enc_add_type(const cai_ner *m, NerEnc *e, size_t *tcap, size_t *ccap, const 
 	nc = ner_char_rows(m, tok, len, buf);
 	if ((size_t) e->coff[id] + (size_t) nc > *ccap)
 	{
-		if (!cai_grow_array((void **) &e->chars, sizeof(int32_t), *ccap, *ccap * 2))
+		/* doubled until the word fits: one doubling is not enough for a long word in a short text */
+		size_t		c2 = *ccap * 2;
+
+		while ((size_t) e->coff[id] + (size_t) nc > c2)
+			c2 *= 2;
+		if (!cai_grow_array((void **) &e->chars, sizeof(int32_t), *ccap, c2))
 			return NOMEM(err);
-		*ccap *= 2;
+		*ccap = c2;
 	}
 	memcpy(e->chars + e->coff[id], buf, sizeof(int32_t) * (size_t) nc);
 	e->coff[id + 1] = e->coff[id] + nc;

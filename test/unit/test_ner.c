@@ -888,6 +888,22 @@ test_train(void)
 		}
 		CHECK(ok, "tagged sentence");
 		CHECK(cai_ner_tag(m, sent, lens, 0, tags, sc, &err) == CAI_OK, "empty sentence");
+		/*
+		 * long words in short sentences: their characters outgrew the
+		 * encoder's character buffer by more than one doubling (a heap
+		 * overflow that ASan reported on WikiANN's test set)
+		 */
+		{
+			const char *lw[] = {"Pneumonoultramicroscopicsilicovolcanoconiosis",
+			"Supercalifragilisticexpialidocious", "Honorificabilitudinitatibus", "x"};
+			size_t		ll[4];
+
+			for (int i = 0; i < 4; i++)
+				ll[i] = strlen(lw[i]);
+			for (int n = 1; n <= 4; n++)
+				CHECK(cai_ner_tag(m, lw, ll, n, tags, sc, &err) == CAI_OK && tags[0] != NULL,
+					  "a sentence of %d long words: %s", n, err.msg);
+		}
 
 		f1 = f1_of(m, &te, &err);
 		printf("toy held-out F1 %.4f\n", f1);
