@@ -635,23 +635,7 @@ cai_slab_clip_grad_norm(cai_slab *s, float max_norm)
 	norm = sqrt(sumsq);
 	f = cai_clip_factor(norm, max_norm);
 	if (f != 1.0f)
-	{
-		for (int i = 0; i < s->n_params; i++)
-		{
-			cai_param  *p = &s->params[i];
-			float	   *g = s->grad + p->offset;
-
-			if (p->sparse)
-			{
-				size_t		D = row_width(p);
-
-				for (int32_t r = 0; r < p->rows.count; r++)
-					cai_scale(g + (size_t) p->rows.list[r] * D, D, f);
-			}
-			else
-				cai_scale(g, p->numel, f);
-		}
-	}
+		cai_slab_scale_grad_part(s, f, 0, 1);
 	return (float) norm;
 }
 

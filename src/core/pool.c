@@ -33,26 +33,16 @@ pool_relax(void)
 #endif
 }
 
-/* Poll *word until it differs from old, for at most POOL_SPINS pauses: true if it did. */
+/*
+ * Poll *word for at most POOL_SPINS pauses until it equals value (equal) or
+ * differs from it (!equal): true if it came.
+ */
 static bool
-pool_spin_u64(const uint64_t *word, uint64_t old)
+pool_spin(const uint64_t *word, uint64_t value, bool equal)
 {
 	for (int i = 0; i < POOL_SPINS; i++)
 	{
-		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old)
-			return true;
-		pool_relax();
-	}
-	return false;
-}
-
-/* Poll *word until it is 0, for at most POOL_SPINS pauses: true if it is. */
-static bool
-pool_spin_zero(const int *word)
-{
-	for (int i = 0; i < POOL_SPINS; i++)
-	{
-		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0)
+		if ((__atomic_load_n(word, __ATOMIC_ACQUIRE) == value) == equal)
 			return true;
 		pool_relax();
 	}
@@ -76,7 +66,7 @@ pool_main(void *arg)
 	cai_pool_thread_enter();
 	for (;;)
 	{
-		if (!pool_spin_u64(&pool->gen, seen))
+		if (!pool_spin(&pool->gen, seen, false))
 		{
 			pthread_mutex_lock(&pool->mu);
 			while (__atomic_load_n(&pool->gen, __ATOMIC_ACQUIRE) == seen)
@@ -176,7 +166,7 @@ cai_pool_launch(cai_pool *pool, cai_pool_fn fn, void *ctx)
 	pool->fn = fn;
 	pool->ctx = ctx;
 	pool->launched = true;
-	__atomic_store_n(&pool->pending, pool->n - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pool->pending, (uint64_t) pool->n - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&pool->gen, pool->gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&pool->go);
 	pthread_mutex_unlock(&pool->mu);
@@ -186,7 +176,7 @@ cai_pool_launch(cai_pool *pool, cai_pool_fn fn, void *ctx)
 static void
 pool_wait(cai_pool *pool)
 {
-	if (!pool_spin_zero(&pool->pending))
+	if (!pool_spin(&pool->pending, 0, true))
 	{
 		pthread_mutex_lock(&pool->mu);
 		while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)

@@ -61,7 +61,7 @@ typedef struct cai_pool
 	 * without it (atomic loads, pool.c): the threads poll them
 	 */
 	uint64_t	gen;			/* job generation */
-	int			pending;		/* pool threads still on the job */
+	uint64_t	pending;		/* pool threads still on the job */
 	bool		exit;			/* the pool threads return */
 	bool		launched;		/* a cai_pool_launch not joined yet */
 	cai_pool_fn fn;

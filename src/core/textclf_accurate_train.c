@@ -1276,10 +1276,13 @@ acc_step(AccTrain *t, const AccBatch *bt, bool serial, int epoch, double *loss, 
 
 		if ((st = acc_batch_step_par(t, bt, serial, loss, err)) != CAI_OK)
 			return st;
+		double		norm_d;
+
 		for (int s = 0; s < t->n_sh; s++)
 			sumsq += t->sh[s].sumsq;
-		norm = (float) sqrt(sumsq);
-		t->clip_f = cai_clip_factor(sqrt(sumsq), ACC_CLIP_NORM);
+		norm_d = sqrt(sumsq);
+		norm = (float) norm_d;
+		t->clip_f = cai_clip_factor(norm_d, ACC_CLIP_NORM);
 	}
 	else
 	{
