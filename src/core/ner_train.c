@@ -918,7 +918,7 @@ static cai_status
 train_loop(NerTrain *t, cai_trainer *tk, cai_error *err)
 {
 	NerLoop		l;
-	cai_trainer_config tc;
+	cai_trainer_config tc = {0};
 	const cai_trainer_hooks hooks = {
 		.ctx = &l, .begin_epoch = ner_begin_epoch, .train_epoch = ner_train_epoch,
 		.evaluate = ner_evaluate, .snapshot = ner_snapshot, .restore = ner_restore,
@@ -947,6 +947,7 @@ train_loop(NerTrain *t, cai_trainer *tk, cai_error *err)
 	tc.patience = t->patience;
 	tc.has_validation = l.has_va;	/* without validation sentences the last epoch is kept */
 	tc.time_check_after_epoch = false;	/* as before the trainer: only the step loop's checks */
+	tc.evaluate_last_only = true;
 	st = cai_trainer_run(tk, &tc, &hooks, err);
 done:
 	cai_free(l.tmp);

@@ -306,7 +306,7 @@ cai_textclf_run_epochs(cai_trainer *tk, const cai_trainer_hooks *hooks, int epoc
 					   const char *const *label_names, struct json_object *prov, uint64_t seed,
 					   double *seconds, struct json_object **metrics, cai_error *err)
 {
-	cai_trainer_config tc;
+	cai_trainer_config tc = {0};
 	char	   *report = NULL;
 	cai_status	st;
 
@@ -315,6 +315,7 @@ cai_textclf_run_epochs(cai_trainer *tk, const cai_trainer_hooks *hooks, int epoc
 	tc.patience = patience;
 	tc.has_validation = prep->rows.n_va > 0;	/* without validation rows the last epoch is kept */
 	tc.time_check_after_epoch = true;
+	tc.evaluate_last_only = true;
 	if ((st = cai_trainer_run(tk, &tc, hooks, err)) != CAI_OK)
 		return st;
 	if (!cai_all_finite(best, n_best))

@@ -89,6 +89,7 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 					rows = 0.0,
 					score = 0.0,
 					vloss = NAN;
+		bool		evaluate = true;
 
 		tr->out_of_time = false;
 		if (h->begin_epoch != NULL && (st = h->begin_epoch(h->ctx, ep, err)) != CAI_OK)
@@ -96,10 +97,19 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 		if ((st = h->train_epoch(h->ctx, tr, ep, &loss, &rows, err)) != CAI_OK)
 			return st;
 		tr->epochs_run = ep;
-		if ((st = h->evaluate(h->ctx, tr, ep, &score, &vloss, err)) != CAI_OK)
+		if (!cfg->has_validation && cfg->evaluate_last_only)
+		{
+			/* does this epoch end the run?  (patience needs validation) */
+			if (cfg->time_check_after_epoch)
+				cai_trainer_out_of_time(tr);
+			evaluate = ep == cfg->epochs || tr->out_of_time;
+			if (!evaluate)
+				score = NAN;
+		}
+		if (evaluate && (st = h->evaluate(h->ctx, tr, ep, &score, &vloss, err)) != CAI_OK)
 			return st;
-		if (!cfg->has_validation || score > tr->best_score ||
-			(score == tr->best_score && vloss < best_loss))
+		if (evaluate && (!cfg->has_validation || score > tr->best_score ||
+						 (score == tr->best_score && vloss < best_loss)))
 		{
 			tr->best_score = score;
 			best_loss = vloss;
@@ -120,7 +130,7 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 		if (tr->fn != NULL && !tr->fn(tr->ctx, &tr->p))
 			return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
 		tr->last = cai_now_seconds();
-		if (cfg->time_check_after_epoch)
+		if (cfg->time_check_after_epoch && evaluate)
 			cai_trainer_out_of_time(tr);
 		if (tr->out_of_time ||
 			(cfg->has_validation && cfg->patience > 0 && ep - progress_epoch >= cfg->patience))

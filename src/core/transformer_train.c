@@ -68,7 +68,7 @@
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options, seed and threads give the same model"}, \
 	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL, \
-	"fraction of the training data held out for validation when none is given"}, \
+	"fraction of the training data held out for validation when none is given; 0: the last epoch is kept and only it is scored (on the training data)"}, \
 	{"validation_source", CAI_OPT_STRING, NULL, 0, 0, NULL, \
 	"where validation data come from (used by the SQL layer)"}, \
 	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL, \
@@ -1221,7 +1221,7 @@ tf_train_strings(const cai_options *opts, const cai_train_set *set, const char *
 {
 	TfTrain		t;
 	cai_trainer tk;
-	cai_trainer_config cfg;
+	cai_trainer_config cfg = {0};
 	cai_trainer_hooks hooks = {0};
 	int32_t    *tags = NULL;
 	int32_t    *vtags = NULL;
@@ -1244,6 +1244,7 @@ tf_train_strings(const cai_options *opts, const cai_train_set *set, const char *
 		cfg.patience = (int) cai_opt_int(opts, "patience");
 		cfg.has_validation = t.has_validation;
 		cfg.time_check_after_epoch = true;
+		cfg.evaluate_last_only = true;
 		hooks.ctx = &t;
 		hooks.begin_epoch = hook_begin_epoch;
 		hooks.train_epoch = hook_train_epoch;

@@ -175,6 +175,8 @@ CaiJobProgress(int64 job_id, int epoch, int epochs, double fraction,
 	values[7] = history_json ? CStringGetTextDatum(history_json) : (Datum) 0;
 	if (epoch == 0)
 		nulls[4] = nulls[5] = nulls[6] = 'n';
+	if (isnan(val_score))		/* an epoch not scored (no validation rows, not the last) */
+		nulls[5] = 'n';
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	CaiCatalogConnect();

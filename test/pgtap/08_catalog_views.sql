@@ -20,7 +20,7 @@ CREATE ROLE tap_cv_b LOGIN;
 GRANT USAGE ON SCHEMA tap_cv TO tap_cv_a, tap_cv_b;
 GRANT SELECT ON ALL TABLES IN SCHEMA tap_cv TO tap_cv_a, tap_cv_b;
 
-SELECT plan(20);
+SELECT plan(23);
 
 SELECT lives_ok($$SELECT * FROM cai_train('cv_fast', 'sentiment', 'tap_cv.reviews', options => '{"architecture": "fast", "epochs": 6, "seed": 1}')$$,
                 'train a fast model');
@@ -58,6 +58,18 @@ SELECT ok((SELECT bool_and(s > prev) FROM (SELECT seconds AS s, lag(seconds) OVE
                                               FROM cai_training_history WHERE model = 'cv_fast') x WHERE prev IS NOT NULL),
           'seconds since the start grow with the epochs');
 SELECT is((SELECT count(*)::int FROM cai_training_history WHERE model = 'cv_copy'), 0, 'an imported version has no history');
+
+-- without validation rows only the last epoch is scored (on the training rows): the others have no score
+SELECT lives_ok($$SELECT * FROM cai_train('cv_noval', 'sentiment', 'tap_cv.reviews',
+                                         options => '{"architecture": "fast", "epochs": 4, "validation_fraction": 0}')$$,
+                'train without validation rows');
+SELECT is((SELECT array_agg(validation_score IS NULL ORDER BY epoch) || array_agg(loss >= 0 AND rows_per_sec > 0 ORDER BY epoch)
+             FROM cai_training_history WHERE model = 'cv_noval'),
+          ARRAY[true, true, true, false, true, true, true, true],
+          'validation_fraction 0: epochs 1-3 have a loss but no score, epoch 4 is scored');
+SELECT is((SELECT validation_score FROM cai_training_history WHERE model = 'cv_noval' AND epoch = 4),
+          (SELECT (metrics->>'accuracy')::float8 FROM cai_model_details WHERE name = 'cv_noval'),
+          'the last epoch''s score is the kept model''s accuracy on the training rows');
 
 -- an asynchronous job: its version's rows carry the job id
 SELECT cai_train_async('cv_job', 'sentiment', 'tap_cv.reviews', options => '{"architecture": "fast", "epochs": 4}') AS j1 \gset

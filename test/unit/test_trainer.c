@@ -1,7 +1,7 @@
 /*
  * test_trainer.c: the trainer's control logic (trainer.c) with fake hooks:
- * which epochs run, the better-score rule, patience, max_seconds, cancel
- * and the restore of the best epoch.
+ * which epochs run, the better-score rule, patience, max_seconds, cancel,
+ * the restore of the best epoch, and which epochs are scored.
  */
 #include <math.h>
 #include <string.h>
@@ -21,7 +21,10 @@ typedef struct Fake
 	int			current;		/* epoch of the current parameters */
 	int			restored;		/* epoch restored (0 = not called) */
 	double		sleep_after;	/* train_epoch: pretend this epoch took all the time */
+	int			spend_at;		/* train_epoch: this epoch spends the budget after its steps */
 	int			steps_done;
+	int			evaluated;		/* evaluate calls */
+	int			evaluated_epoch;	/* epoch of the last evaluate call */
 } Fake;
 
 static cai_status
@@ -43,6 +46,8 @@ fake_train(void *ctx, cai_trainer *tr, int epoch, double *loss, double *rows, ca
 			break;
 		f->steps_done++;
 	}
+	if (f->spend_at == epoch)
+		tr->max_seconds = 1e-9;		/* only a check after the steps sees it */
 	*loss = 1.0 / epoch;
 	*rows = 10;
 	return CAI_OK;
@@ -53,6 +58,8 @@ fake_eval(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss, ca
 {
 	Fake	   *f = ctx;
 
+	f->evaluated++;
+	f->evaluated_epoch = epoch;
 	*score = f->scores[epoch - 1];
 	*loss = f->losses != NULL ? f->losses[epoch - 1] : NAN;
 	return CAI_OK;
@@ -79,25 +86,37 @@ fake_restore(void *ctx, cai_error *err)
 static int	calls,
 			done_calls,
 			cancel_at;
+static double reported[16];		/* val_score of each epoch's progress call */
 
 static bool
 progress(void *ctx, const cai_progress *p)
 {
 	calls++;
 	if (p->epoch_done)
+	{
 		done_calls++;
+		if (p->epoch >= 1 && p->epoch <= 16)
+			reported[p->epoch - 1] = p->val_score;
+	}
 	return !(cancel_at > 0 && p->epoch_done && done_calls == cancel_at);
 }
 
 static cai_status
-run(Fake *f, int epochs, int patience, bool has_va, bool time_after, cai_trainer *tr, cai_error *err)
+run_last(Fake *f, int epochs, int patience, bool has_va, bool time_after, bool last_only, cai_trainer *tr,
+		 cai_error *err)
 {
-	cai_trainer_config cfg = {epochs, patience, has_va, time_after};
+	cai_trainer_config cfg = {epochs, patience, has_va, time_after, last_only};
 	cai_trainer_hooks h = {f, NULL, fake_train, fake_eval, fake_snapshot, fake_restore};
 
 	calls = done_calls = 0;
 	cai_trainer_init(tr, progress, NULL, 0);
 	return cai_trainer_run(tr, &cfg, &h, err);
+}
+
+static cai_status
+run(Fake *f, int epochs, int patience, bool has_va, bool time_after, cai_trainer *tr, cai_error *err)
+{
+	return run_last(f, epochs, patience, has_va, time_after, false, tr, err);
 }
 
 int
@@ -134,6 +153,52 @@ main(void)
 	f.scores = up_down;
 	CK(run(&f, 6, 1, false, true, &tr, &err) == CAI_OK);
 	CK(tr.epochs_run == 6 && tr.best_epoch == 6 && f.restored == 6);
+
+	/* ... every epoch scored */
+	CK(f.evaluated == 6 && reported[0] == 0.5 && reported[5] == 0.9);
+
+	/*
+	 * evaluate_last_only: without validation only the last epoch is scored
+	 * (and kept); the others report NAN.  With validation it changes nothing.
+	 */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run_last(&f, 6, 1, false, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 6 && tr.best_epoch == 6 && f.restored == 6 && f.snapshot_epoch == 6);
+	CK(f.evaluated == 1 && f.evaluated_epoch == 6 && done_calls == 6);
+	CK(isnan(reported[0]) && isnan(reported[4]) && reported[5] == 0.9 && tr.best_score == 0.9);
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	CK(run_last(&f, 6, 2, true, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 4 && tr.best_epoch == 2 && f.evaluated == 4 && reported[2] == 0.6);
+	/* ... the epoch whose steps spend max_seconds is the last, and scored */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.sleep_after = 3;
+	CK(run_last(&f, 6, 0, false, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && f.evaluated == 1 && f.evaluated_epoch == 3 && f.restored == 3);
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.sleep_after = 3;
+	CK(run_last(&f, 6, 0, false, false, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && f.evaluated == 1 && f.evaluated_epoch == 3 && f.restored == 3);
+	/*
+	 * ... the budget spent after the steps: the check after the epoch (now
+	 * before its evaluation) makes epoch 3 the last and scores it; with the
+	 * step loop's checks only, epoch 4 stops at its first check and is scored
+	 */
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.spend_at = 3;
+	CK(run_last(&f, 6, 0, false, true, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 3 && f.evaluated == 1 && f.evaluated_epoch == 3 && f.restored == 3);
+	CK(f.steps_done == 12 && done_calls == 3 && reported[2] == 0.6);
+	memset(&f, 0, sizeof(f));
+	f.scores = up_down;
+	f.spend_at = 3;
+	CK(run_last(&f, 6, 0, false, false, true, &tr, &err) == CAI_OK);
+	CK(tr.epochs_run == 4 && f.evaluated == 1 && f.evaluated_epoch == 4 && f.restored == 4);
+	CK(f.steps_done == 12 && isnan(reported[2]) && reported[3] == 0.6);
 
 	/* equal scores: a lower loss wins the tie, an equal loss does not; NAN never does */
 	memset(&f, 0, sizeof(f));
