@@ -4,7 +4,7 @@
  *
  *   make -f core.mk bench (build/bench/textclf_cli)
  *
- *   textclf_cli [-s] [-H] [-b] [-a fast|accurate] [-v vectors.txt] [-o model.bin] [-m model.bin]
+ *   textclf_cli [-s] [-H] [-b] [-T] [-a fast|accurate] [-v vectors.txt] [-o model.bin] [-m model.bin]
  *               TRAIN.tsv DEV.tsv TEST.tsv ['{"epochs": 10, ...}']
  *
  * TSV files have a header line and rows "label<TAB>text".  The model is
@@ -22,7 +22,11 @@
  * BATCH_CALL_ROWS texts) on DEV and TEST, single thread, median of 5 passes
  * each (the two alternate), and prints both rates, their ratio, the median
  * of the passes' ratios and the largest difference of a probability between
- * the two (with the rows whose labels differ).  -v (--vectors) trains with
+ * the two (with the rows whose labels differ).  -T (--token-ids) hands the
+ * trainer the training and validation rows as token ids
+ * (cai_textclf_tokens, one word table), as the SQL training worker reads
+ * them, instead of texts (the same model; the worker's training path).
+ * -v (--vectors) trains with
  * pretrained word vectors from a GloVe / word2vec / fastText text file
  * (cai_vectors_parse), as the "word_vectors" option does in SQL; the metrics
  * then hold their coverage.
@@ -129,6 +133,31 @@ as_data(const Tsv *t)
 	cai_textclf_data d = {t->n, (const char *const *) t->texts, t->lens, t->labels};
 
 	return d;
+}
+
+/*
+ * d's texts as token ids in *tok (words: the word table, shared by the
+ * calls), as the SQL training worker keeps rows: d then carries both.
+ */
+static int
+as_token_ids(cai_textclf_data *d, cai_strtab *words, cai_textclf_tokens *tok, int max_tokens)
+{
+	cai_error	err;
+
+	if ((words->cap == 0 && cai_strtab_init(words, 1024, &err) != CAI_OK) ||
+		cai_textclf_tokens_init(tok, words, max_tokens, &err) != CAI_OK)
+	{
+		fprintf(stderr, "token ids: %s\n", err.msg);
+		return 1;
+	}
+	for (size_t i = 0; i < d->n; i++)
+		if (cai_textclf_tokens_add(tok, d->texts[i], d->lens[i], &err) != CAI_OK)
+		{
+			fprintf(stderr, "token ids: %s\n", err.msg);
+			return 1;
+		}
+	d->tokens = tok;
+	return 0;
 }
 
 /* accuracy of the loaded model on t; *secs receives the prediction time */
@@ -252,6 +281,7 @@ main(int argc, char **argv)
 		{"architecture", required_argument, NULL, 'a'},
 		{"vectors", required_argument, NULL, 'v'},
 		{"batch", no_argument, NULL, 'b'},
+		{"token-ids", no_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}
 	};
 	cai_options *opts;
@@ -263,6 +293,10 @@ main(int argc, char **argv)
 	cai_textclf *m;
 	cai_textclf_data dtr = {0},
 				ddev = {0};
+	bool		token_ids = false;
+	cai_strtab	words = {0};
+	cai_textclf_tokens tok_tr = {0},
+				tok_dev = {0};
 	double		t0,
 				train_secs,
 				secs,
@@ -270,7 +304,7 @@ main(int argc, char **argv)
 				test_acc;
 	int			opt;
 
-	while ((opt = getopt_long(argc, argv, "sHbo:m:a:v:", long_opts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, "sHbTo:m:a:v:", long_opts, NULL)) != -1)
 	{
 		if (opt == 'a')
 			arch = optarg;
@@ -282,6 +316,8 @@ main(int argc, char **argv)
 			holdout = true;
 		else if (opt == 'b')
 			batch = true;
+		else if (opt == 'T')
+			token_ids = true;
 		else if (opt == 'm')
 			in_path = optarg;
 		else if (opt == 'o')
@@ -291,7 +327,7 @@ main(int argc, char **argv)
 	}
 	if (argc - optind < 3)
 	{
-		fprintf(stderr, "usage: %s [-s] [-H] [-b] [-a fast|accurate] [-v vectors.txt] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
+		fprintf(stderr, "usage: %s [-s] [-H] [-b] [-T] [-a fast|accurate] [-v vectors.txt] [-o model] [-m model] TRAIN.tsv DEV.tsv TEST.tsv [options-json]\n",
 				argv[0]);
 		return 2;
 	}
@@ -324,6 +360,10 @@ main(int argc, char **argv)
 		sentence_holdout(&tr, &hold);
 	dtr = as_data(&tr);
 	ddev = as_data(holdout ? &hold : &dev);
+	if (token_ids &&
+		(as_token_ids(&dtr, &words, &tok_tr, (int) cai_opt_int(opts, "max_tokens")) != 0 ||
+		 as_token_ids(&ddev, &words, &tok_dev, (int) cai_opt_int(opts, "max_tokens")) != 0))
+		return 1;
 	fprintf(stderr, "train %zu, dev %zu, test %zu rows, %d labels, options %s\n",
 			tr.n, dev.n, test.n, n_label_names, opts_json ? opts_json : "{}");
 	printf("train_memory_estimate_mb %.1f\n",
@@ -410,6 +450,9 @@ main(int argc, char **argv)
 		bench_batch(m, &test, "test");
 	}
 	cai_textclf_free(m);
+	cai_textclf_tokens_free(&tok_tr);
+	cai_textclf_tokens_free(&tok_dev);
+	cai_strtab_free(&words);
 	cai_model_file_free(mf);
 	cai_free(model);
 	cai_free(metrics);
