@@ -7,6 +7,9 @@
 #   bench_results "$TMP/results.txt"       # R, emptied; put/now/elapsed/load/log; T_START
 #   bench_put_machine                      # date, command, machine, git and BLAS settings into R
 #
+#   peak_kb SQL                            # run SQL (PSQL); the training workers' largest VmHWM (kB) meanwhile
+#   a=$(ticks); ...; steal "$a" "$(ticks)" # the hypervisor's steal share (%) of the CPU time in between
+#
 # Results are "key value" lines in R, read by each script's report generator.
 
 # COMMAND_LINE: the environment variables among VARs that are set, shell-quoted, then SCRIPT
@@ -99,3 +102,25 @@ bench_load_wikiann() {
 	done >"$TMP/ner_copies.sql"
 	"${PSQL[@]}" -v copies="$TMP/ner_copies.sql" -f bench/sql/ner_setup.sql >/dev/null
 }
+
+# peak_kb SQL: run SQL with PSQL; the largest VmHWM (kB) of the training workers
+# of the cluster whose postmaster is POSTMASTER meanwhile (polled every 0.05 s)
+peak_kb() {
+	local p pid h peak=0
+	"${PSQL[@]}" -c "$1" >"$TMP/peak.out" 2>&1 &
+	p=$!
+	while kill -0 "$p" 2>/dev/null; do
+		for pid in $(pgrep -P "$POSTMASTER" -f "cai_synergy training" || true); do
+			h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+			if [ -n "$h" ] && [ "$h" -gt "$peak" ]; then peak=$h; fi
+		done
+		sleep 0.05
+	done
+	wait "$p" || { sed 's/^/# /' "$TMP/peak.out" >&2; return 1; }
+	echo "$peak"
+}
+
+# CPU ticks from /proc/stat: "total steal"; steal A B: the steal share (%) between two
+ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+steal() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+	printf "%.1f", (y[2] - x[2]) * 100 / ((y[1] - x[1]) > 0 ? y[1] - x[1] : 1) }'; }

@@ -69,21 +69,6 @@ trap 'scripts/pgcluster.sh stop "$CAI_PGDATA"; rm -rf "$TMP"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 POSTMASTER=$(head -n 1 "$CAI_PGDATA/data/postmaster.pid")
 
-# peak_kb SQL: run SQL; the largest VmHWM (kB) of this cluster's training workers meanwhile
-peak_kb() {
-	local p pid h peak=0
-	"${PSQL[@]}" -c "$1" >"$TMP/peak.out" 2>&1 &
-	p=$!
-	while kill -0 "$p" 2>/dev/null; do
-		for pid in $(pgrep -P "$POSTMASTER" -f "cai_synergy training" || true); do
-			h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-			if [ -n "$h" ] && [ "$h" -gt "$peak" ]; then peak=$h; fi
-		done
-		sleep 0.05
-	done
-	wait "$p" || { sed 's/^/# /' "$TMP/peak.out" >&2; return 1; }
-	echo "$peak"
-}
 # estimate_mb TRAIN_SQL: the up-front estimate from the refusal message
 estimate_mb() {
 	"${PSQL[@]}" -c "SET cai.training_memory = '1MB'" -c "$1" 2>&1 \

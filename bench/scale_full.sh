@@ -51,24 +51,6 @@ export PGOPTIONS="-c cai.threads=$THREADS"
 POSTMASTER=$(head -n 1 "$CAI_PGDATA/data/postmaster.pid")
 bench_load_sst ""
 
-# peak_kb SQL: run SQL; the largest VmHWM (kB) of this cluster's training workers meanwhile
-peak_kb() {
-	local p pid h peak=0
-	"${PSQL[@]}" -c "$1" >"$TMP/peak.out" 2>&1 &
-	p=$!
-	while kill -0 "$p" 2>/dev/null; do
-		for pid in $(pgrep -P "$POSTMASTER" -f "cai_synergy training" || true); do
-			h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-			if [ -n "$h" ] && [ "$h" -gt "$peak" ]; then peak=$h; fi
-		done
-		sleep 0.05
-	done
-	wait "$p" || { sed 's/^/# /' "$TMP/peak.out" >&2; return 1; }
-	echo "$peak"
-}
-ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
-steal() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
-	printf "%.1f", (y[2] - x[2]) * 100 / ((y[1] - x[1]) > 0 ? y[1] - x[1] : 1) }'; }
 
 log "make $ROWS rows (load $(load)); $(df -h --output=avail /tmp | tail -n 1) free"
 WORDS="ARRAY['alpha','beta','gamma','delta','epsilon','zeta','eta','theta','iota','kappa','lambda','mu']"

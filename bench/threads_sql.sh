@@ -55,9 +55,6 @@ train_seconds() {	# train_seconds THREADS [EPOCHS]: wall seconds of the whole ca
 	elapsed "$t0" "$(now)"
 	"${PSQL[@]}" -c "SELECT cai_drop_model('f$1')" >/dev/null
 }
-ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
-steal() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
-	printf "%.1f", (y[2] - x[2]) * 100 / ((y[1] - x[1]) > 0 ? y[1] - x[1] : 1) }'; }
 timed() {	# timed KEY COMMAND...: its wall seconds (the command's output) and steal into R
 	local a b
 	a=$(ticks)
