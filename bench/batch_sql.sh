@@ -37,10 +37,7 @@ REPEATS="${BENCH_REPEATS:-5}"
 ACC_OPTIONS="${BENCH_ACC_OPTIONS:-{\"epochs\": 3, \"seed\": 1\}}"
 NER_OPTIONS="${BENCH_NER_OPTIONS:-{\"epochs\": 2, \"seed\": 1\}}"
 OUT="${BENCH_OUT:-bench/results-batch-sql.md}"
-TMP="$(mktemp -d /tmp/cai_batch_sql.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_start_results batch_sql
 put acc_options "$ACC_OPTIONS"
 put ner_options "$NER_OPTIONS"
 

@@ -39,10 +39,7 @@ REPEATS="${BENCH_REPEATS:-3}"
 ROWS="${BENCH_ROWS:-200}"
 TRAIN_ROWS="${BENCH_TRAIN_ROWS:-256}"
 OUT="${BENCH_OUT:-bench/results-encoder-sql.md}"
-TMP="$(mktemp -d /tmp/cai_encoder_sql.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_start_results encoder_sql
 put rows "$ROWS"
 put train_rows "$TRAIN_ROWS"
 

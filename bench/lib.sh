@@ -6,6 +6,8 @@
 #   DIR=$(bench_dataset x.sh sentiment/sst2 train.tsv dev.tsv test.tsv)
 #   bench_results "$TMP/results.txt"       # R, emptied; put/now/elapsed/load/log; T_START
 #   bench_put_machine                      # date, command, machine, git and BLAS settings into R
+#   bench_start_results NAME               # TMP (/tmp/cai_NAME.*, server-readable), then the two above
+#   bench_need_fasttext WHO                # exit unless fasttext is installed
 #
 #   peak_kb SQL                            # run SQL (PSQL); the training workers' largest VmHWM (kB) meanwhile
 #   a=$(ticks); ...; steal "$a" "$(ticks)" # the hypervisor's steal share (%) of the CPU time in between
@@ -60,6 +62,20 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# TMP: a new directory /tmp/cai_NAME.XXXXXX that the cluster's server can read
+# (COPY FROM its files); R (TMP/results.txt) and the machine's lines in it
+bench_start_results() {	# bench_start_results NAME
+	TMP="$(mktemp -d "/tmp/cai_$1.XXXXXX")"
+	chmod 755 "$TMP"
+	bench_results "$TMP/results.txt"
+	bench_put_machine
+}
+
+# exit unless fasttext (the peer of these benchmarks) is installed
+bench_need_fasttext() {	# bench_need_fasttext WHO
+	command -v fasttext >/dev/null || { echo "$1: fasttext is needed (apt-get install fasttext)" >&2; exit 1; }
+}
 
 bench_put_machine() {
 	put date "$(date -u '+%Y-%m-%d %H:%M UTC')"

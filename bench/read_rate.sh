@@ -24,10 +24,7 @@ NER_REPEAT=${NER_REPEAT:-25}
 OUT=${BENCH_OUT:-bench/results-read.md}
 SST="$(bench_dataset read_rate.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
 WIKI="$(bench_dataset read_rate.sh ner/wikiann-en train.conll dev.conll test.conll)"
-TMP="$(mktemp -d /tmp/cai_read.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_start_results read
 bench_cluster_start
 bench_load_sst ""
 bench_load_wikiann

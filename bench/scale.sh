@@ -52,10 +52,7 @@ EPOCHS="${BENCH_EPOCHS:-5}"
 THREADS="${BENCH_THREADS:-2}"
 MAXS="${BENCH_MAX_SECONDS:-5}"
 OUT="${BENCH_OUT:-bench/results-scale.md}"
-TMP="$(mktemp -d /tmp/cai_scale.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_start_results scale
 put sizes "${SIZES[*]}"
 put fast_sizes "${FAST_SIZES[*]}"
 put epochs "$EPOCHS"
@@ -132,7 +129,7 @@ t0=$(now)
 put peak.fast_ft "$(peak_kb "SELECT version FROM cai_train('fast_ft', 'sentiment', 'sst_$big', 'sentence', 'label', '{\"architecture\": \"fast\", \"epochs\": $EPOCHS, \"validation_fraction\": 0, \"threads\": $THREADS, \"minn\": 0, \"maxn\": 0, \"dimensions\": 100}')")"
 put s.fast_ft "$(elapsed "$t0" "$(now)")"
 "${PSQL[@]}" -At -c "COPY (SELECT '__label__' || label || ' ' || sentence FROM sst_$big) TO STDOUT" >"$TMP/ft.txt"
-command -v fasttext >/dev/null || { echo "scale.sh: fasttext is not installed (apt-get install fasttext)" >&2; exit 1; }
+bench_need_fasttext scale.sh
 /usr/bin/time -f "%e %M" -o "$TMP/ft.time" fasttext supervised -input "$TMP/ft.txt" -output "$TMP/ft" -epoch "$EPOCHS" \
 	-wordNgrams 2 -thread 2 -verbose 0 >/dev/null 2>&1
 read -r ft_s ft_kb <"$TMP/ft.time"

@@ -37,11 +37,8 @@ EPOCHS=${EPOCHS:-5}
 THREADS=${THREADS:-2}
 OUT=${BENCH_OUT:-bench/results-scale-full.md}
 SST="$(bench_dataset scale_full.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
-command -v fasttext >/dev/null || { echo "scale_full.sh: fasttext is needed (apt-get install fasttext)" >&2; exit 1; }
-TMP="$(mktemp -d /tmp/cai_scale_full.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_need_fasttext scale_full.sh
+bench_start_results scale_full
 put rows "$ROWS"
 put epochs "$EPOCHS"
 put threads "$THREADS"

@@ -27,7 +27,7 @@ TMP=$(mktemp -d /tmp/cai_bench_small.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 bench_results "$TMP/results.txt"
 bench_put_machine
-command -v fasttext >/dev/null || { echo "small_data.sh: fasttext is needed (apt-get install fasttext)" >&2; exit 1; }
+bench_need_fasttext small_data.sh
 make -s -f core.mk WERROR=1 build/bench/textclf_cli >/dev/null
 CLI=build/bench/textclf_cli
 

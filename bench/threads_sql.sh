@@ -32,11 +32,8 @@ EPOCHS=${EPOCHS:-5}
 WARMUP=${WARMUP:-1}
 OUT=${BENCH_OUT:-bench/results-threads-sql.md}
 SST="$(bench_dataset threads_sql.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
-command -v fasttext >/dev/null || { echo "threads_sql.sh: fasttext is needed (apt-get install fasttext)" >&2; exit 1; }
-TMP="$(mktemp -d /tmp/cai_threads.XXXXXX)"
-chmod 755 "$TMP"
-bench_results "$TMP/results.txt"
-bench_put_machine
+bench_need_fasttext threads_sql.sh
+bench_start_results threads
 bench_cluster_start
 bench_load_sst ""
 "${PSQL[@]}" <<SQL

@@ -1273,11 +1273,10 @@ acc_step(AccTrain *t, const AccBatch *bt, bool serial, int epoch, double *loss, 
 	{
 		/* the shards reduced, dropped frozen rows and summed squares (acc_shard_reduce) */
 		double		sumsq = 0.0;
+		double		norm_d;
 
 		if ((st = acc_batch_step_par(t, bt, serial, loss, err)) != CAI_OK)
 			return st;
-		double		norm_d;
-
 		for (int s = 0; s < t->n_sh; s++)
 			sumsq += t->sh[s].sumsq;
 		norm_d = sqrt(sumsq);

@@ -99,14 +99,14 @@ cai_trainer_run(cai_trainer *tr, const cai_trainer_config *cfg, const cai_traine
 		tr->epochs_run = ep;
 		if (!cfg->has_validation && cfg->evaluate_last_only)
 		{
-			/* does this epoch end the run?  (patience needs validation) */
+			/* only the epoch that ends the run (patience needs validation) */
 			if (cfg->time_check_after_epoch)
 				cai_trainer_out_of_time(tr);
 			evaluate = ep == cfg->epochs || tr->out_of_time;
-			if (!evaluate)
-				score = NAN;
 		}
-		if (evaluate && (st = h->evaluate(h->ctx, tr, ep, &score, &vloss, err)) != CAI_OK)
+		if (!evaluate)
+			score = NAN;
+		else if ((st = h->evaluate(h->ctx, tr, ep, &score, &vloss, err)) != CAI_OK)
 			return st;
 		if (evaluate && (!cfg->has_validation || score > tr->best_score ||
 						 (score == tr->best_score && vloss < best_loss)))

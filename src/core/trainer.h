@@ -121,8 +121,8 @@ bool		cai_trainer_out_of_time(cai_trainer *tr);
 
 /*
  * The epochs: for epoch = 1..cfg->epochs: begin_epoch, train_epoch,
- * evaluate (every epoch, or see evaluate_last_only), snapshot when the score is better (higher, or
- * equal with a lower loss), one progress call with epoch_done (false from it
+ * evaluate (every epoch, or see evaluate_last_only), snapshot when the
+ * score is better (higher, or equal with a lower loss), one progress call with epoch_done (false from it
  * = CAI_ERR_CANCELLED), then stop when out of time or after patience epochs
  * without progress (a better score, or a validation loss lower than any
  * before: early epochs of a small data set often leave the score at the

@@ -349,14 +349,14 @@ CaiWorkerProgressBody(CaiWorkerProgressState *ps, const cai_progress *p)
 	}
 	if (p->epoch_done)
 	{
-		if (isnan(p->val_score))	/* no validation rows: only the last epoch is scored */
-			ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, %.0f rows/s",
-							p->epoch, p->epochs, p->loss, p->rows_per_sec)));
-		else
-			ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, validation %.4f, %.0f rows/s",
-							p->epoch, p->epochs, p->loss, p->val_score, p->rows_per_sec)));
+		char		score[40] = "";
+
+		/* no score: without validation rows only the last epoch is scored */
+		if (!isnan(p->val_score))
+			snprintf(score, sizeof(score), ", validation %.4f", p->val_score);
+		ereport(ps->job_id > 0 ? DEBUG1 : NOTICE,
+				(errmsg("epoch %d/%d: loss %.4f%s, %.0f rows/s",
+						p->epoch, p->epochs, p->loss, score, p->rows_per_sec)));
 		CaiHistoryAppend(ps, p, (double) (GetCurrentTimestamp() - ps->started) / USECS_PER_SEC);
 	}
 	if (ps->job_id > 0 &&
