@@ -90,14 +90,9 @@ fast_rows_flush(FastRows *fr)
 static inline void
 fast_rows_push(FastRows *fr, const float *row)
 {
-	const char *p = (const char *) row;
-	size_t		bytes = sizeof(float) * (size_t) fr->dim;
-
 	if (fr->n == FAST_PREDICT_ROWS)
 		fast_rows_flush(fr);
-	for (size_t o = 0; o < bytes; o += 64)
-		__builtin_prefetch(p + o);
-	__builtin_prefetch(p + bytes - 1);
+	fast_prefetch_row(row, fr->dim);
 	fr->row[fr->n++] = row;
 }
 

@@ -214,6 +214,22 @@ vec_add(float *restrict y, const float *restrict x, int n)
 		y[i] += x[i];
 }
 
+/*
+ * Ask for the cache lines of an embedding row (dim floats) ahead of its use:
+ * the rows of a text's features are scattered over an embedding too large
+ * for the caches, and reading them one after the other waits for each.
+ */
+static inline void
+fast_prefetch_row(const float *row, int dim)
+{
+	const char *p = (const char *) row;
+	size_t		bytes = sizeof(float) * (size_t) dim;
+
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(p + o);
+	__builtin_prefetch(p + bytes - 1);
+}
+
 /* y += alpha x */
 static inline void
 vec_axpy(float *restrict y, float alpha, const float *restrict x, int n)

@@ -49,7 +49,7 @@ typedef struct FastShard
 	float	   *W;				/* (L, D) the shard's output weights during a round */
 	float	   *W0;				/* (L, D) the shared ones at the round's start */
 	uint32_t   *kept;			/* (max features of a row) */
-	int32_t    *types;			/* (max_tokens + 2) the row's type ids (cai_textclf_row_types) */
+	int32_t    *types;			/* (fast_row_scratch) the row's type ids and word n-gram buckets */
 	cai_rng		rng;			/* dropout, seeded from the training rng every epoch */
 	size_t		from;			/* this round: positions [from, to) of the epoch's order */
 	size_t		to;
@@ -88,7 +88,7 @@ typedef struct FastTrain
 	float	   *probs;			/* (L) */
 	uint32_t   *rowfeat;		/* (max_feat) the row's features */
 	uint32_t   *kept;			/* (max_feat) */
-	int32_t    *rowtypes;		/* (max_tokens + 2) a row's type ids (cai_textclf_row_types) */
+	int32_t    *rowtypes;		/* (fast_row_scratch) a row's type ids and word n-gram buckets */
 	int32_t    *order;			/* (n_tr) */
 	/* the epochs (trainer hooks) */
 	cai_rng		rng;			/* initialization, shuffles, dropout */
@@ -244,16 +244,29 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 }
 
 /*
+ * Scratch fast_row_features needs (int32 entries): the row's type ids
+ * (max_tokens + 2), then its word n-gram buckets (FAST_MAX_NGRAMS - 1 a
+ * token at most).
+ */
+static inline size_t
+fast_row_scratch(const FastParams *p)
+{
+	return ((size_t) p->max_tokens + 2) * FAST_MAX_NGRAMS;
+}
+
+/*
  * The features of row r, as training steps on them (written to out, which
  * holds t->max_feat): per token its vocabulary row, its character n-gram
  * rows, then the rows of the word n-grams ending at it, each bucket row as
  * V + row.  Buckets no training row has are left out (validation rows;
  * inference ignores them too).  Made each time the row is trained on from
- * its token type ids (tbuf: max_tokens + 2 entries of scratch), every
- * type's feature list and the word n-grams hashed again (as fastText does),
- * so that the training data is the rows' token ids alone (4 bytes a token)
- * instead of 4 bytes a feature (about 14 features a token with the default
- * character n-grams), or 8 bytes a token with the n-gram rows stored.
+ * its token type ids (tbuf: fast_row_scratch entries), every type's feature
+ * list and the word n-grams hashed again (as fastText does), so that the
+ * training data is the rows' token ids alone (4 bytes a token) instead of
+ * 4 bytes a feature (about 14 features a token with the default character
+ * n-grams), or 8 bytes a token with the n-gram rows stored.  The word
+ * n-grams are hashed first and their entries of the bucket map (4 bytes a
+ * bucket: larger than the caches) asked for, so that those reads overlap.
  */
 static size_t
 fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
@@ -262,17 +275,13 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 	const uint32_t V = (uint32_t) t->prep.V;
 	size_t		nt;
 	const int32_t *ty = cai_textclf_row_types(&t->prep, r, tbuf, &nt);
+	uint32_t   *bk = (uint32_t *) tbuf + (size_t) t->p.max_tokens + 2;
 	uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 	size_t		n = 0;
+	size_t		nb = 0;
 
-	for (size_t i = 0; i < nt; i++)
-	{
-		size_t		a = t->type_feat_off[ty[i]];
-		size_t		m = t->type_feat_off[ty[i] + 1] - a;
-
-		memcpy(out + n, t->type_feat + a, sizeof(uint32_t) * m);
-		n += m;
-		if (wn > 1)
+	if (wn > 1)
+		for (size_t i = 0; i < nt; i++)
 		{
 			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
@@ -280,11 +289,26 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
 			for (int g = 2; g <= have; g++)
 			{
-				int32_t		row = t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
-
-				if (row >= 0)
-					out[n++] = V + (uint32_t) row;
+				bk[nb] = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets);
+				__builtin_prefetch(t->prep.bmap + bk[nb]);
+				nb++;
 			}
+		}
+	nb = 0;
+	for (size_t i = 0; i < nt; i++)
+	{
+		size_t		a = t->type_feat_off[ty[i]];
+		size_t		m = t->type_feat_off[ty[i] + 1] - a;
+		int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
+
+		memcpy(out + n, t->type_feat + a, sizeof(uint32_t) * m);
+		n += m;
+		for (int g = 2; g <= have; g++)
+		{
+			int32_t		row = t->prep.bmap[bk[nb++]];
+
+			if (row >= 0)
+				out[n++] = V + (uint32_t) row;
 		}
 	}
 	return n;
@@ -388,7 +412,7 @@ fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_text
 		 (st = cai_textclf_extend_vocab(&t->prep, &rule, vec, cai_opt_int(opts, "vector_words"), err)) != CAI_OK) ||
 		(st = fast_prepare_char_ngrams(t, err)) != CAI_OK)
 		return st;
-	if ((t->rowtypes = cai_malloc(sizeof(int32_t) * ((size_t) t->p.max_tokens + 2))) == NULL)
+	if ((t->rowtypes = cai_malloc(sizeof(int32_t) * fast_row_scratch(&t->p))) == NULL)
 		return NOMEM(err);
 	return fast_prepare_features(t, err);
 }
@@ -397,13 +421,28 @@ fast_prepare(FastTrain *t, const cai_options *opts, int n_labels, const cai_text
 /* Training: the model                                                    */
 /* ---------------------------------------------------------------------- */
 
-/* h (D) = mean of E rows f[0..k) */
-static inline void
+/*
+ * Rows the forward sum asks for ahead of the one it adds (their cache lines
+ * stay for the backward step's updates of the same rows).
+ */
+#define FAST_PREFETCH_AHEAD 16
+
+/*
+ * h (D) = mean of E rows f[0..k).  Always inlined: its one caller is a
+ * kernel (vectorize.h), whose clones must each have their own copy.
+ */
+static inline __attribute__((always_inline)) void
 fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h)
 {
 	memset(h, 0, sizeof(float) * (size_t) D);
+	for (size_t j = 0; j < k && j < FAST_PREFETCH_AHEAD; j++)
+		fast_prefetch_row(E + (size_t) f[j] * D, D);
 	for (size_t j = 0; j < k; j++)
+	{
+		if (j + FAST_PREFETCH_AHEAD < k)
+			fast_prefetch_row(E + (size_t) f[j + FAST_PREFETCH_AHEAD] * D, D);
 		vec_add(h, E + (size_t) f[j] * D, D);
+	}
 	if (k > 0)
 	{
 		float		inv = 1.0f / (float) k;
@@ -1051,7 +1090,7 @@ fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
 		sh->probs = cai_malloc(sizeof(float) * (size_t) t->prep.L);
 		sh->kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
 		sh->feat = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
-		sh->types = cai_malloc(sizeof(int32_t) * ((size_t) t->p.max_tokens + 2));
+		sh->types = cai_malloc(sizeof(int32_t) * fast_row_scratch(&t->p));
 		sh->W = cai_malloc(sizeof(float) * (size_t) t->prep.L * (size_t) t->p.dim);
 		sh->W0 = cai_malloc(sizeof(float) * (size_t) t->prep.L * (size_t) t->p.dim);
 		if (sh->hidden == NULL || sh->grad == NULL || sh->probs == NULL || sh->kept == NULL || sh->feat == NULL ||
