@@ -472,8 +472,12 @@ acc_bag_mean(float *restrict x, const float *restrict emb, const int32_t *ids, i
 		x[d] *= inv;
 }
 
-/* Ask for the n embedding rows ids (D floats each) to be brought into the cache. */
-static inline void
+/*
+ * Ask for the n embedding rows ids (D floats each) to be brought into the
+ * cache.  Always inlined: GCC 12 finds a call to it free of side effects
+ * (prefetches do not count) and deletes it, as it did until this was added.
+ */
+static inline __attribute__((always_inline)) void
 acc_bag_prefetch(const float *emb, const int32_t *ids, int32_t n, int D)
 {
 	for (int32_t j = 0; j < n; j++)

@@ -962,8 +962,11 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 	{
 		size_t		r = (size_t) t->order[i];
 		const uint32_t *f = t->rowfeat;
-		size_t		k = fast_row_features(t, r, t->rowfeat, t->rowtypes);
+		size_t		k;
 		float		lr = (float) (t->lr0 * (1.0 - (double) t->step / (double) t->steps_total));
+
+		cai_textclf_prep_prefetch(&t->prep, t->order, i, t->prep.rows.n_tr);
+		k = fast_row_features(t, r, t->rowfeat, t->rowtypes);
 
 		if ((i & 255) == 0 && i > 0)
 		{
@@ -1010,8 +1013,11 @@ fast_shard_train(void *ctx, int s, cai_error *err)
 	{
 		size_t		r = (size_t) t->order[i];
 		const uint32_t *f = sh->feat;
-		size_t		k = fast_row_features(t, r, sh->feat, sh->types);
+		size_t		k;
 		float		lr = (float) (t->lr0 * (1.0 - (double) (t->epoch_step + i) / (double) t->steps_total));
+
+		cai_textclf_prep_prefetch(&t->prep, t->order, i, sh->to);
+		k = fast_row_features(t, r, sh->feat, sh->types);
 
 		if (t->dropout > 0 && k > 0)
 			f = fast_drop_features(f, &k, (float) t->dropout, &sh->rng, sh->kept);

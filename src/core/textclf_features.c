@@ -129,13 +129,13 @@ cai_textclf_check_token_options(int minn, int maxn, int max_tokens, size_t bytes
 	return CAI_OK;
 }
 
-/* Row i of d as row w of rows (src: i + base with token ids). */
+/* Row i of d as row w of rows (with token ids, src[w] = i + base when rows have src). */
 static inline void
 textclf_put_row(cai_textclf_rows *rows, size_t w, const cai_textclf_data *d, size_t i, size_t base)
 {
 	if (rows->src != NULL)
 		rows->src[w] = base + i;
-	else
+	else if (rows->tok_tr == NULL)
 	{
 		rows->txt[w] = d->texts[i];
 		rows->len[w] = d->lens[i];
@@ -159,25 +159,27 @@ textclf_split_rows(const cai_textclf_data *train, const cai_textclf_data *valid,
 	{
 		rows->tok_tr = train->tokens;
 		rows->tok_va = valid != NULL ? valid->tokens : NULL;
-		rows->src = cai_malloc(sizeof(size_t) * n_all);
 	}
 	else
 	{
 		rows->txt = cai_malloc(sizeof(char *) * n_all);
 		rows->len = cai_malloc(sizeof(size_t) * n_all);
 	}
-	if (rows->lab == NULL || (rows->src == NULL && (rows->txt == NULL || rows->len == NULL)))
+	if (rows->lab == NULL || (rows->tok_tr == NULL && (rows->txt == NULL || rows->len == NULL)))
 		return NOMEM(err);
-	if (valid != NULL)
+	/* the data's order (token ids: no src), the training rows then the validation rows */
+	if (valid != NULL || fraction <= 0.0)
 	{
 		for (size_t i = 0; i < train->n; i++)
 			textclf_put_row(rows, i, train, i, 0);
-		for (size_t i = 0; i < valid->n; i++)
+		for (size_t i = 0; valid != NULL && i < valid->n; i++)
 			textclf_put_row(rows, train->n + i, valid, i, train->n);
 		rows->n_tr = train->n;
-		rows->n_va = valid->n;
+		rows->n_va = valid != NULL ? valid->n : 0;
 		return CAI_OK;
 	}
+	if (rows->tok_tr != NULL && (rows->src = cai_malloc(sizeof(size_t) * n_all)) == NULL)
+		return NOMEM(err);
 
 	is_val = cai_calloc(train->n + 1, sizeof(bool));
 	if (is_val == NULL)
@@ -280,13 +282,13 @@ cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t 
 	const cai_textclf_tokens *t = rows->tok_tr;
 	size_t		i;
 
-	if (rows->src == NULL)
+	if (rows->tok_tr == NULL)
 	{
 		*text = rows->txt[r];
 		*len = rows->len[r];
 		return true;
 	}
-	i = rows->src[r];
+	i = cai_textclf_row_src(rows, r);
 	if (i >= t->n)
 	{
 		i -= t->n;
@@ -642,7 +644,7 @@ cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_textclf_token_
 	*tok_off = cai_calloc(n_all + 1, sizeof(size_t));
 	if (*tok_off == NULL)
 		return NOMEM(err);
-	if (rows->src != NULL)
+	if (rows->tok_tr != NULL)
 		return textclf_tokenize_ids(rows, rule, tk, types, *tok_off, tok_type, tok_cap, NULL, NULL, err);
 	for (size_t r = 0; r < n_all; r++)
 	{

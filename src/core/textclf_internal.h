@@ -194,9 +194,12 @@ cai_status	cai_textclf_tokenize(const char *text, size_t len, int max_tokens, si
 /*
  * The rows a training sees: the training rows first (n_tr), then the
  * validation rows (n_va).  The arrays are cai_malloc'ed; the texts are the
- * caller's.  Data of token ids (cai_textclf_data.tokens) gives src instead
- * of txt and len (which stay NULL): row r is row src[r] of tok_tr, or when
- * src[r] >= tok_tr->n row src[r] - tok_tr->n of tok_va.
+ * caller's.  Data of token ids (cai_textclf_data.tokens) gives tok_tr and
+ * tok_va instead of txt and len (which stay NULL): row r is row
+ * cai_textclf_row_src(rows, r) of tok_tr, or when that is tok_tr->n or
+ * more, that minus tok_tr->n of tok_va.  src maps the rows when a split
+ * reorders them; otherwise it is NULL, the rows in the data's order (8
+ * bytes a row spared: 80 MB on 10,000,000 rows).
  */
 typedef struct cai_textclf_rows
 {
@@ -207,15 +210,22 @@ typedef struct cai_textclf_rows
 	int32_t    *lab;			/* (n_tr + n_va) */
 	const cai_textclf_tokens *tok_tr;	/* NULL: texts */
 	const cai_textclf_tokens *tok_va;
-	size_t	   *src;			/* (n_tr + n_va) with token ids */
+	size_t	   *src;			/* (n_tr + n_va) with token ids, or NULL: row r is r */
 } cai_textclf_rows;
+
+/* Where row r of rows of token ids is in tok_tr, then tok_va. */
+static inline size_t
+cai_textclf_row_src(const cai_textclf_rows *rows, size_t r)
+{
+	return rows->src != NULL ? rows->src[r] : r;
+}
 
 /* The token ids of row r of rows that hold token ids (tok_tr not NULL), *nt of them. */
 static inline const int32_t *
 cai_textclf_row_ids(const cai_textclf_rows *rows, size_t r, size_t *nt)
 {
 	const cai_textclf_tokens *t = rows->tok_tr;
-	size_t		i = rows->src[r];
+	size_t		i = cai_textclf_row_src(rows, r);
 
 	if (i >= t->n)
 	{
@@ -309,7 +319,7 @@ cai_status	cai_textclf_tokenize_rows(const cai_textclf_rows *rows, const cai_tex
 									  cai_error *err);
 
 /*
- * For rows of token ids (rows->src not NULL): the types of their words as
+ * For rows of token ids (rows->tok_tr not NULL): the types of their words as
  * cai_textclf_tokenize_rows would intern and count them, without the rows'
  * type ids: *word_type (cai_malloc'ed, the caller frees it, also on error)
  * gets the type of every word of the rows' word table (-1: in no row), and
@@ -550,6 +560,70 @@ cai_textclf_row_types(const cai_textclf_prep *prep, size_t r, int32_t *buf, size
 		buf[n++] = prep->eos_type;
 	*nt = n;
 	return buf;
+}
+
+/*
+ * Rows an epoch's loop asks for ahead of the one it trains on (see
+ * cai_textclf_prep_prefetch), per stage.
+ */
+#define TEXTCLF_PREFETCH_AHEAD 8
+
+/*
+ * Ask for the rows at positions i + TEXTCLF_PREFETCH_AHEAD .. of an epoch's
+ * order (n positions) before they are read: a row in a shuffled order is in
+ * no cache, and reading it is a chain of misses (its entry of src, where it
+ * starts, its ids), each waiting for the last.  Called at every position,
+ * it takes the chain a link a call, a stage of rows apart: the position
+ * 3 stages ahead gets its src entry asked for, 2 ahead its start (its src
+ * entry read), 1 ahead its ids (its start read).  Always inlined: GCC 12
+ * finds a call to it free of side effects (prefetches do not count) and
+ * deletes it.
+ */
+static inline __attribute__((always_inline)) void
+cai_textclf_prep_prefetch(const cai_textclf_prep *prep, const int32_t *order, size_t i, size_t n)
+{
+	const cai_textclf_rows *rows = &prep->rows;
+	const size_t a = TEXTCLF_PREFETCH_AHEAD;
+	const cai_textclf_tokens *t;
+	size_t		s;
+
+	if (prep->tok_type != NULL || prep->word_type == NULL)
+	{
+		/* the rows' type ids: where row r starts, then its ids */
+		if (i + 2 * a < n)
+			__builtin_prefetch(prep->tok_off + order[i + 2 * a]);
+		if (i + a < n)
+			__builtin_prefetch(prep->tok_type + prep->tok_off[order[i + a]]);
+		return;
+	}
+	if (rows->src != NULL && i + 3 * a < n)
+		__builtin_prefetch(rows->src + order[i + 3 * a]);
+	if (i + 2 * a < n)
+	{
+		t = rows->tok_tr;
+		s = cai_textclf_row_src(rows, (size_t) order[i + 2 * a]);
+		if (s >= t->n)
+		{
+			s -= t->n;
+			t = rows->tok_va;
+		}
+		__builtin_prefetch(t->off + s);
+	}
+	if (i + a < n)
+	{
+		int64_t		o;
+
+		t = rows->tok_tr;
+		s = cai_textclf_row_src(rows, (size_t) order[i + a]);
+		if (s >= t->n)
+		{
+			s -= t->n;
+			t = rows->tok_va;
+		}
+		o = t->off[s];
+		__builtin_prefetch(t->chunks[o >> TEXTCLF_TOKENS_CHUNK_BITS] +
+						   (o & (((int64_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS) - 1)));
+	}
 }
 
 /*

@@ -83,7 +83,7 @@ cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_dat
 								(uint64_t) cai_opt_int(opts, "seed"), &prep->rows, &prep->eval_from,
 								&prep->n_eval, err)) != CAI_OK)
 		return st;
-	if (prep->types_by_word && prep->rows.src != NULL)
+	if (prep->types_by_word && prep->rows.tok_tr != NULL)
 		st = cai_textclf_type_words(&prep->rows, rule, tk, &prep->types, &prep->word_type, &prep->eos_type, err);
 	else
 		st = cai_textclf_tokenize_rows(&prep->rows, rule, tk, &prep->types, &prep->tok_off,

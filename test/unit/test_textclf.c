@@ -861,7 +861,8 @@ test_bucket_rank(void)
 /*
  * Rows read as token ids (cai_textclf_tokens) train the model the texts
  * train, byte for byte: fast with word n-grams 1, 2 and 3, with and without
- * a validation set, accurate (and its ensemble's fast model), with word
+ * a validation set (split from the rows: the rows reordered; given, or none:
+ * in the data's order), accurate (and its ensemble's fast model), with word
  * vectors; another max_tokens is refused; the estimate counts the tokens.
  */
 static void
@@ -871,7 +872,9 @@ test_token_ids(void)
 		"{\"word_ngrams\": 1, \"epochs\": 3}",
 		"{\"word_ngrams\": 2, \"epochs\": 3}",
 		"{\"word_ngrams\": 3, \"epochs\": 3, \"dropout\": 0.2}",
+		"{\"word_ngrams\": 2, \"epochs\": 2, \"validation_fraction\": 0}",
 		"{\"architecture\": \"accurate\", \"dimensions\": 16, \"epochs\": 2}",
+		"{\"architecture\": \"accurate\", \"dimensions\": 16, \"epochs\": 1, \"validation_fraction\": 0}",
 	};
 	cai_strtab	words = {0};
 	cai_textclf_tokens ttr = {0};
