@@ -42,7 +42,7 @@
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options and seed give the same model"}, \
 	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL, \
-	"fraction of the rows held out (stratified) for validation when no validation rows are given; 0: every row trains, the last epoch is kept and only it is scored (on the training rows)"}, \
+	"fraction of the rows held out (stratified) for validation when no validation rows are given; 0: every row trains, the last epoch is kept and only it is scored (on the training rows: every k-th of them beyond 100,000, the metrics' n says how many)"}, \
 	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL, \
 	"where validation rows come from (used by the SQL layer)"}, \
 	{"max_seconds", CAI_OPT_FLOAT, "0", 0.0, 1e7, NULL, \

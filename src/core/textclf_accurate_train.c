@@ -135,7 +135,6 @@ typedef struct AccTrain
 	AccEvalBuf *ev;
 	int			n_ev;
 	AccNet		ev_net;			/* the current parameters (acc_eval) */
-	size_t		ev_from;		/* this round: evaluation rows [ev_i0, ev_i1) of the split from ev_from */
 	size_t		ev_i0;
 	size_t		ev_i1;
 	double	   *ev_nll;			/* (n_eval) each row's negative log-likelihood */
@@ -574,13 +573,13 @@ acc_batch_step(AccTrain *t, AccWork *w, const AccBatch *bt, const int32_t *rows,
  * accurate model alone is right.
  */
 static cai_status
-acc_eval_rows(AccTrain *t, AccEvalBuf *ev, size_t from, size_t i0, size_t i1, cai_error *err)
+acc_eval_rows(AccTrain *t, AccEvalBuf *ev, size_t i0, size_t i1, cai_error *err)
 {
 	cai_status	st;
 
 	for (size_t i = i0; i < i1; i++)
 	{
-		size_t		r = from + i;
+		size_t		r = cai_textclf_eval_row(&t->prep, i);
 		int			T = (int) (t->prep.tok_off[r + 1] - t->prep.tok_off[r]);
 
 		acc_row_bags(t, r, ev->ids, ev->offs);
@@ -608,7 +607,7 @@ acc_eval_job(void *ctx, int s, cai_error *err)
 	AccTrain   *t = ctx;
 	size_t		m = t->ev_i1 - t->ev_i0;
 
-	return acc_eval_rows(t, &t->ev[s], t->ev_from, t->ev_i0 + m * (size_t) s / (size_t) t->n_ev,
+	return acc_eval_rows(t, &t->ev[s], t->ev_i0 + m * (size_t) s / (size_t) t->n_ev,
 						 t->ev_i0 + m * (size_t) (s + 1) / (size_t) t->n_ev, err);
 }
 
@@ -622,14 +621,13 @@ acc_eval_job(void *ctx, int s, cai_error *err)
  * row order).  CAI_ERR_CANCELLED when the callback cancels.
  */
 static cai_status
-acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss, cai_error *err)
+acc_eval(AccTrain *t, cai_trainer *tk, size_t n, double *mean_loss, cai_error *err)
 {
 	const size_t round = ACC_EVAL_ROUND * (size_t) t->n_ev;
 	double		loss = 0.0;
 	cai_status	st;
 
 	acc_train_net(t, &t->ev_net);
-	t->ev_from = from;
 	for (size_t i0 = 0; i0 < n; i0 += round)
 	{
 		if (i0 > 0 && !cai_trainer_tick(tk, tk->p.fraction))
@@ -639,7 +637,7 @@ acc_eval(AccTrain *t, cai_trainer *tk, size_t from, size_t n, double *mean_loss,
 		if (t->n_ev > 1)
 			st = cai_pool_run(&t->pool, acc_eval_job, t, err);
 		else
-			st = acc_eval_rows(t, &t->ev[0], from, t->ev_i0, t->ev_i1, err);
+			st = acc_eval_rows(t, &t->ev[0], t->ev_i0, t->ev_i1, err);
 		if (st != CAI_OK)
 			return st;
 	}
@@ -822,7 +820,6 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 			   const cai_textclf_data *train, const cai_textclf_data *valid, cai_trainer *tk,
 			   cai_error *err)
 {
-	const size_t eval_from = t->prep.eval_from;
 	const size_t n_eval = t->prep.n_eval;
 	char	   *buf = NULL;		/* a row's text, with token ids */
 	size_t		buf_cap = 0;
@@ -868,7 +865,7 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	t->fast_correct = 0;
 	for (size_t i = 0; i < n_eval; i++)
 	{
-		size_t		r = eval_from + i;
+		size_t		r = cai_textclf_eval_row(&t->prep, i);
 		float	   *f = t->fast_probs + i * (size_t) t->prep.L;
 		const char *text;
 		size_t		len;
@@ -1394,9 +1391,9 @@ acc_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss,
 	cai_status	st;
 
 	*loss = 0;
-	if ((st = acc_eval(t, tr, t->prep.eval_from, t->prep.n_eval, loss, err)) != CAI_OK)
+	if ((st = acc_eval(t, tr, t->prep.n_eval, loss, err)) != CAI_OK)
 		return st;
-	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
+	cai_classification_scores(t->prep.eval_lab, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
 }
 
@@ -1574,9 +1571,13 @@ cai_textclf_accurate_train(const cai_options *opts, const char *const *label_nam
 		size_t		nf;
 		AccNet		net;
 
-		for (size_t r = t.prep.eval_from; r < t.prep.eval_from + n_eval; r++)
+		for (size_t j = 0; j < n_eval; j++)
+		{
+			size_t		r = cai_textclf_eval_row(&t.prep, j);
+
 			if ((int) (t.prep.tok_off[r + 1] - t.prep.tok_off[r]) > maxT)
 				maxT = (int) (t.prep.tok_off[r + 1] - t.prep.tok_off[r]);
+		}
 		acc_train_net(&t, &net);
 		if (!cai_textclf_accurate_infer_floats(&net, maxT, &nf))
 		{

@@ -552,8 +552,8 @@ fast_eval_row(const FastTrain *t, size_t r, float *h, float *probs, uint32_t *fe
 	const float *E = t->params;
 	const float *W = E + (size_t) (t->prep.V + t->prep.K) * D;
 	const uint32_t V = (uint32_t) t->prep.V;
-	int32_t		y = t->prep.rows.lab[t->prep.eval_from + r];
-	size_t		k = fast_eval_features(t, t->prep.eval_from + r, feat, types);
+	int32_t		y = t->prep.eval_lab[r];
+	size_t		k = fast_eval_features(t, cai_textclf_eval_row(&t->prep, r), feat, types);
 	int64_t		nf = 0;
 	int			best = 0;
 	double		lse;
@@ -1115,7 +1115,7 @@ fast_evaluate(void *ctx, cai_trainer *tr, int epoch, double *score, double *loss
 
 	if (!fast_eval(t, tr, loss))
 		return cai_error_set(err, CAI_ERR_CANCELLED, "training was cancelled");
-	cai_classification_scores(t->prep.rows.lab + t->prep.eval_from, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
+	cai_classification_scores(t->prep.eval_lab, t->prep.pred, t->prep.n_eval, t->prep.L, score, &mf1);
 	return CAI_OK;
 }
 

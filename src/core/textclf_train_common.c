@@ -69,6 +69,8 @@ cai_textclf_vector_dim(const cai_options *opts, const cai_word_vectors *vec, int
 	return CAI_OK;
 }
 
+size_t		cai_textclf_eval_train_max = TEXTCLF_EVAL_TRAIN_MAX;
+
 /* See textclf_internal.h. */
 cai_status
 cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_data *train,
@@ -83,6 +85,18 @@ cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_dat
 								(uint64_t) cai_opt_int(opts, "seed"), &prep->rows, &prep->eval_from,
 								&prep->n_eval, err)) != CAI_OK)
 		return st;
+	prep->eval_step = 1;
+	prep->eval_lab = prep->rows.lab + prep->eval_from;
+	if (prep->rows.n_va == 0 && prep->n_eval > cai_textclf_eval_train_max)
+	{
+		prep->eval_step = (prep->n_eval + cai_textclf_eval_train_max - 1) / cai_textclf_eval_train_max;
+		prep->n_eval = (prep->n_eval + prep->eval_step - 1) / prep->eval_step;
+		if ((prep->eval_lab_own = cai_malloc(sizeof(int32_t) * prep->n_eval)) == NULL)
+			return NOMEM(err);
+		for (size_t j = 0; j < prep->n_eval; j++)
+			prep->eval_lab_own[j] = prep->rows.lab[cai_textclf_eval_row(prep, j)];
+		prep->eval_lab = prep->eval_lab_own;
+	}
 	if (prep->types_by_word && prep->rows.tok_tr != NULL)
 		st = cai_textclf_type_words(&prep->rows, rule, tk, &prep->types, &prep->word_type, &prep->eos_type, err);
 	else
@@ -113,6 +127,7 @@ cai_textclf_prep_free(cai_textclf_prep *prep)
 	cai_free(prep->bmap);
 	cai_free(prep->pred);
 	cai_free(prep->best_pred);
+	cai_free(prep->eval_lab_own);
 }
 
 /* See textclf_internal.h. */
@@ -323,7 +338,7 @@ cai_textclf_run_epochs(cai_trainer *tk, const cai_trainer_hooks *hooks, int epoc
 							 "training diverged (a weight is not finite); lower learning_rate");
 	*seconds = cai_trainer_seconds(tk);
 
-	st = cai_classification_report(prep->rows.lab + prep->eval_from, prep->best_pred, prep->n_eval,
+	st = cai_classification_report(prep->eval_lab, prep->best_pred, prep->n_eval,
 								   label_names, prep->L, &report, err);
 	if (st != CAI_OK)
 		return st;

@@ -278,6 +278,79 @@ test_threads(void)
 	}
 }
 
+/*
+ * Without validation rows, scores come from the training rows, every k-th
+ * one beyond cai_textclf_eval_train_max (set low here: 500 of the 1500
+ * toy rows): sorted by label, the sample still has every class in
+ * proportion (a prefix would have one); validation rows are all scored.
+ */
+static void
+test_eval_sample(void)
+{
+	static const char *const cases[] = {
+		"{\"epochs\": 2, \"validation_fraction\": 0}",
+		"{\"architecture\": \"accurate\", \"dimensions\": 16, \"epochs\": 1, \"validation_fraction\": 0}",
+	};
+	cai_textclf_data sorted = tr.d;
+	size_t		n = tr.d.n;
+	size_t		w = 0;
+	size_t		count[3] = {0};
+	const char **texts = malloc(sizeof(char *) * n);
+	size_t	   *lens = malloc(sizeof(size_t) * n);
+	int32_t    *labels = malloc(sizeof(int32_t) * n);
+
+	for (int32_t c = 0; c < 3; c++)
+		for (size_t i = 0; i < n; i++)
+			if (tr.d.labels[i] == c)
+			{
+				texts[w] = tr.d.texts[i];
+				lens[w] = tr.d.lens[i];
+				labels[w++] = c;
+				count[c]++;
+			}
+	sorted.texts = texts;
+	sorted.lens = lens;
+	sorted.labels = labels;
+	cai_textclf_eval_train_max = 500;
+	for (int k = 0; k < N_OF(cases); k++)
+	{
+		Trained		r = train_with(cases[k], &sorted, NULL, NULL, NULL);
+		json_object *m = r.st == CAI_OK ? json_tokener_parse(r.metrics) : NULL;
+		json_object *classes = NULL;
+		int			off = 0;
+
+		CHECK(r.st == CAI_OK && m != NULL, "%s: trained (%s)", cases[k], r.err.msg);
+		CHECK(json_num(r.metrics, "n") == 500 && strstr(r.metrics, "\"evaluated_on\":\"train\"") != NULL,
+			  "%s: scored on %g training rows (every third of %zu)", cases[k], json_num(r.metrics, "n"), n);
+		if (m != NULL && json_object_object_get_ex(m, "classes", &classes))
+			for (int c = 0; c < 3; c++)
+			{
+				json_object *cl,
+						   *sup;
+				double		s = json_object_object_get_ex(classes, label_names[c], &cl) &&
+					json_object_object_get_ex(cl, "support", &sup) ? json_object_get_double(sup) : -1;
+
+				off += fabs(s - (double) count[c] / 3.0) > 1.0;
+			}
+		CHECK(classes != NULL && off == 0, "%s: every class in proportion (%zu, %zu, %zu rows)", cases[k],
+			  count[0], count[1], count[2]);
+		json_object_put(m);
+		trained_free(&r);
+	}
+	/* validation rows: all of them */
+	{
+		Trained		r = train_with("{\"epochs\": 1}", &tr.d, &va.d, NULL, NULL);
+
+		CHECK(r.st == CAI_OK && json_num(r.metrics, "n") == (double) va.d.n, "validation rows all scored: %g of %zu",
+			  json_num(r.metrics, "n"), va.d.n);
+		trained_free(&r);
+	}
+	cai_textclf_eval_train_max = TEXTCLF_EVAL_TRAIN_MAX;
+	free(texts);
+	free(lens);
+	free(labels);
+}
+
 static void
 test_cancel_and_limits(void)
 {
@@ -1011,6 +1084,7 @@ main(void)
 	test_option_table();
 	test_train_and_predict();
 	test_determinism();
+	test_eval_sample();
 	test_cancel_and_limits();
 	test_threads();
 	test_odd_texts();
