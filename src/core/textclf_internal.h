@@ -601,7 +601,7 @@ cai_textclf_row_types(const cai_textclf_prep *prep, size_t r, int32_t *buf, size
  * starts, its ids), each waiting for the last.  Called at every position,
  * it takes the chain a link a call, a stage of rows apart: the position
  * 3 stages ahead gets its src entry asked for, 2 ahead its start (its src
- * entry read), 1 ahead its ids (its start read).  Always inlined: GCC 12
+ * entry read), 1 ahead its ids (its start read) and its label.  Always inlined: GCC 12
  * finds a call to it free of side effects (prefetches do not count) and
  * deletes it.
  */
@@ -613,6 +613,8 @@ cai_textclf_prep_prefetch(const cai_textclf_prep *prep, const int32_t *order, si
 	const cai_textclf_tokens *t;
 	size_t		s;
 
+	if (i + a < n)
+		__builtin_prefetch(rows->lab + order[i + a]);
 	if (prep->tok_type != NULL || prep->word_type == NULL)
 	{
 		/* the rows' type ids: where row r starts, then its ids */
