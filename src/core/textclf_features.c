@@ -279,7 +279,7 @@ bool
 cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t *cap,
 					 const char **text, size_t *len)
 {
-	const cai_textclf_tokens *t = rows->tok_tr;
+	const cai_textclf_tokens *t;
 	size_t		i;
 
 	if (rows->tok_tr == NULL)
@@ -288,12 +288,7 @@ cai_textclf_row_text(const cai_textclf_rows *rows, size_t r, char **buf, size_t 
 		*len = rows->len[r];
 		return true;
 	}
-	i = cai_textclf_row_src(rows, r);
-	if (i >= t->n)
-	{
-		i -= t->n;
-		t = rows->tok_va;
-	}
+	t = cai_textclf_row_where(rows, r, &i);
 	*len = cai_textclf_tokens_text(t, i, buf, cap);
 	*text = *buf;
 	return *len != (size_t) -1;

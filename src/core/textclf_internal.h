@@ -220,18 +220,28 @@ cai_textclf_row_src(const cai_textclf_rows *rows, size_t r)
 	return rows->src != NULL ? rows->src[r] : r;
 }
 
+/* The token rows (tok_tr or tok_va) that hold row r of rows of token ids, and its index there in *i. */
+static inline const cai_textclf_tokens *
+cai_textclf_row_where(const cai_textclf_rows *rows, size_t r, size_t *i)
+{
+	size_t		s = cai_textclf_row_src(rows, r);
+
+	if (s < rows->tok_tr->n)
+	{
+		*i = s;
+		return rows->tok_tr;
+	}
+	*i = s - rows->tok_tr->n;
+	return rows->tok_va;
+}
+
 /* The token ids of row r of rows that hold token ids (tok_tr not NULL), *nt of them. */
 static inline const int32_t *
 cai_textclf_row_ids(const cai_textclf_rows *rows, size_t r, size_t *nt)
 {
-	const cai_textclf_tokens *t = rows->tok_tr;
-	size_t		i = cai_textclf_row_src(rows, r);
+	size_t		i;
+	const cai_textclf_tokens *t = cai_textclf_row_where(rows, r, &i);
 
-	if (i >= t->n)
-	{
-		i -= t->n;
-		t = rows->tok_va;
-	}
 	return cai_textclf_tokens_row(t, i, nt);
 }
 
@@ -601,9 +611,9 @@ cai_textclf_row_types(const cai_textclf_prep *prep, size_t r, int32_t *buf, size
  * starts, its ids), each waiting for the last.  Called at every position,
  * it takes the chain a link a call, a stage of rows apart: the position
  * 3 stages ahead gets its src entry asked for, 2 ahead its start (its src
- * entry read), 1 ahead its ids (its start read) and its label.  Always inlined: GCC 12
- * finds a call to it free of side effects (prefetches do not count) and
- * deletes it.
+ * entry read), 1 ahead its ids (its start read) and its label.  Always
+ * inlined: GCC 12 finds a call to it free of side effects (prefetches do
+ * not count) and deletes it.
  */
 static inline __attribute__((always_inline)) void
 cai_textclf_prep_prefetch(const cai_textclf_prep *prep, const int32_t *order, size_t i, size_t n)
@@ -628,26 +638,14 @@ cai_textclf_prep_prefetch(const cai_textclf_prep *prep, const int32_t *order, si
 		__builtin_prefetch(rows->src + order[i + 3 * a]);
 	if (i + 2 * a < n)
 	{
-		t = rows->tok_tr;
-		s = cai_textclf_row_src(rows, (size_t) order[i + 2 * a]);
-		if (s >= t->n)
-		{
-			s -= t->n;
-			t = rows->tok_va;
-		}
+		t = cai_textclf_row_where(rows, (size_t) order[i + 2 * a], &s);
 		__builtin_prefetch(t->off + s);
 	}
 	if (i + a < n)
 	{
 		int64_t		o;
 
-		t = rows->tok_tr;
-		s = cai_textclf_row_src(rows, (size_t) order[i + a]);
-		if (s >= t->n)
-		{
-			s -= t->n;
-			t = rows->tok_va;
-		}
+		t = cai_textclf_row_where(rows, (size_t) order[i + a], &s);
 		o = t->off[s];
 		__builtin_prefetch(t->chunks[o >> TEXTCLF_TOKENS_CHUNK_BITS] +
 						   (o & (((int64_t) 1 << TEXTCLF_TOKENS_CHUNK_BITS) - 1)));
