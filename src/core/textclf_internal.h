@@ -567,6 +567,13 @@ void		cai_textclf_prep_free(cai_textclf_prep *prep);
 /* TEXTCLF_EVAL_TRAIN_MAX; only the unit tests change it (to sample small data). */
 extern size_t cai_textclf_eval_train_max;
 
+/*
+ * The fast trainer's embedding scale (weight decay) is folded into the rows
+ * when it falls below this (1e-6; tests set it above 1 to fold at every
+ * application of the decay).
+ */
+extern double cai_textclf_fast_scale_fold;
+
 /* The row of evaluation row j (j < n_eval) of prep. */
 static inline size_t
 cai_textclf_eval_row(const cai_textclf_prep *prep, size_t j)

@@ -14,7 +14,7 @@ CREATE TABLE tap_bad.wrong_types AS SELECT 1 AS text, 2 AS label;
 SELECT * FROM cai_train('tc', 'sentiment', 'tap_bad.tc', options => '{"architecture": "fast"}') \g /dev/null
 SELECT * FROM cai_train('ner', 'ner', 'tap_bad.ner', 'tokens', 'tags', '{"epochs": 2}') \g /dev/null
 
-SELECT plan(53);
+SELECT plan(55);
 SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- STRICT inference functions: NULL in, NULL out
@@ -59,6 +59,10 @@ SELECT lives_ok($$SELECT cai_predict('tc', E'a\x01b\x7f')$$, 'control characters
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '[1, 2]')$$, '22023', NULL, 'options not an object');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"epochs": 1.5}')$$, '22023', NULL, 'a fractional integer');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"dropout": 2}')$$, '22023', NULL, 'a value out of range');
+SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"architecture": "fast", "weight_decay": -1e-5}')$$,
+                 '22023', NULL, 'a negative weight decay');
+SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"architecture": "fast", "learning_rate": 10, "weight_decay": 0.06}')$$,
+                 '22023', NULL, 'a weight decay whose step would shrink the weights by more than half');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"architecture": "huge"}')$$, '22023', NULL, 'an unknown choice');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'sentiment', 'tap_bad.tc', options => '{"seed": null}')$$, '22023', NULL, 'a null value');
 SELECT throws_ok($$SELECT * FROM cai_train('b', 'ner', 'tap_bad.ner', 'tokens', 'tags', '{"tag_scheme": "iob9"}')$$, '22023', NULL, 'an unknown tag scheme');

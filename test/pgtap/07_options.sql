@@ -32,7 +32,8 @@ SELECT is((SELECT array_agg(default_value ORDER BY name) FROM cai_options('senti
             WHERE name IN ('batch_size', 'dimensions', 'dropout')), ARRAY['32', '64', '0.5'],
           'and its batch size, dimensions and dropout');
 SELECT is((SELECT array_agg(default_value ORDER BY name) FROM cai_options('sentiment', 'fast')
-            WHERE name IN ('dimensions', 'dropout', 'learning_rate', 'word_ngrams')), ARRAY['50', '0', '0.1', '2'],
+            WHERE name IN ('dimensions', 'dropout', 'learning_rate', 'weight_decay', 'word_ngrams')),
+          ARRAY['50', '0', '0.1', '5e-5', '2'],
           'fast lists its own');
 SELECT is((SELECT array_agg(o::text ORDER BY o::text) FROM cai_options('sentiment') o),
           (SELECT array_agg(o::text ORDER BY o::text) FROM cai_options('sentiment', 'accurate') o),

@@ -351,6 +351,97 @@ test_eval_sample(void)
 	free(labels);
 }
 
+/* Mean of the largest probability over d's rows (how confident the model is). */
+static double
+mean_confidence(const cai_textclf *m, const cai_textclf_data *d)
+{
+	double		s = 0.0;
+
+	for (size_t i = 0; i < d->n; i++)
+	{
+		float		p[3];
+		cai_error	err;
+
+		if (cai_textclf_predict(m, d->texts[i], d->lens[i], p, &err) == CAI_OK)
+			s += p[argmax(p, 3)];
+	}
+	return d->n > 0 ? s / (double) d->n : 0.0;
+}
+
+/*
+ * weight_decay: the embedding table kept divided by a scale (the trainer's
+ * FAST_DECAY_ROWS) is the model of the plain decay: with the fold threshold
+ * above 1 the rows are scaled at every application instead, and every
+ * probability agrees up to rounding; the decay shrinks the weights (less
+ * confident predictions than without it) and still learns the classes, with
+ * one thread and two; learning_rate * weight_decay must stay below 1.
+ */
+static void
+test_weight_decay(void)
+{
+	const char *json = "{\"epochs\": 20, \"weight_decay\": 1e-3, \"validation_fraction\": 0}";
+	Trained		a = train_with(json, &tr.d, NULL, NULL, NULL);
+	Trained		b,
+				z,
+				t2;
+	cai_model_file *mf[4] = {NULL};
+	cai_textclf *m[4] = {NULL};
+	cai_error	err;
+	int			bad = 0;
+	const double fold = cai_textclf_fast_scale_fold;
+
+	cai_textclf_fast_scale_fold = 2.0;
+	b = train_with(json, &tr.d, NULL, NULL, NULL);
+	cai_textclf_fast_scale_fold = fold;
+	z = train_with("{\"epochs\": 20, \"weight_decay\": 0, \"validation_fraction\": 0}", &tr.d, NULL, NULL, NULL);
+	t2 = train_with("{\"epochs\": 20, \"weight_decay\": 1e-3, \"validation_fraction\": 0, \"threads\": 2}",
+					&tr.d, NULL, NULL, NULL);
+	CHECK(a.st == CAI_OK && b.st == CAI_OK && z.st == CAI_OK && t2.st == CAI_OK, "weight decay: trained (%s %s %s %s)",
+		  a.err.msg, b.err.msg, z.err.msg, t2.err.msg);
+	if (a.st == CAI_OK && b.st == CAI_OK && z.st == CAI_OK && t2.st == CAI_OK &&
+		load(&a, &mf[0], &m[0], &err) == CAI_OK && load(&b, &mf[1], &m[1], &err) == CAI_OK &&
+		load(&z, &mf[2], &m[2], &err) == CAI_OK && load(&t2, &mf[3], &m[3], &err) == CAI_OK)
+	{
+		float		worst = 0.0f;
+		double		ca = mean_confidence(m[0], &va.d),
+					cz = mean_confidence(m[2], &va.d);
+
+		for (size_t i = 0; i < va.d.n; i++)
+		{
+			float		pa[3],
+						pb[3];
+
+			if (cai_textclf_predict(m[0], va.d.texts[i], va.d.lens[i], pa, &err) != CAI_OK ||
+				cai_textclf_predict(m[1], va.d.texts[i], va.d.lens[i], pb, &err) != CAI_OK)
+				worst = 1.0f;
+			else
+				for (int c = 0; c < 3; c++)
+					worst = fmaxf(worst, fabsf(pa[c] - pb[c]));
+		}
+		CHECK(worst < 1e-4f, "the scaled table gives the plain decay's model: largest probability difference %g",
+			  (double) worst);
+		CHECK(ca < cz - 0.02, "the decay shrinks the model: mean confidence %.4f with it, %.4f without", ca, cz);
+		CHECK(accuracy_of(m[0], &te.d, &bad) > 0.9 && accuracy_of(m[3], &te.d, &bad) > 0.9 && bad == 0,
+			  "with the decay, one and two threads still learn the classes (%.4f, %.4f)",
+			  accuracy_of(m[0], &te.d, &bad), accuracy_of(m[3], &te.d, &bad));
+	}
+	else
+		CHECK(false, "weight decay: load: %s", err.msg);
+	for (int i = 0; i < 4; i++)
+	{
+		cai_textclf_free(m[i]);
+		cai_model_file_free(mf[i]);
+	}
+	trained_free(&a);
+	trained_free(&b);
+	trained_free(&z);
+	trained_free(&t2);
+	a = train_with("{\"learning_rate\": 10, \"weight_decay\": 0.06}", &tr.d, NULL, NULL, NULL);
+	CHECK(a.st == CAI_ERR_INVALID && strstr(a.err.msg, "weight_decay") != NULL,
+		  "learning_rate * weight_decay of 0.6 refused: %s", a.err.msg);
+	trained_free(&a);
+}
+
 static void
 test_cancel_and_limits(void)
 {
@@ -1085,6 +1176,7 @@ main(void)
 	test_train_and_predict();
 	test_determinism();
 	test_eval_sample();
+	test_weight_decay();
 	test_cancel_and_limits();
 	test_threads();
 	test_odd_texts();
