@@ -60,6 +60,14 @@ void	   *cai_calloc(size_t n, size_t size);	/* zeroed, overflow-checked */
 void	   *cai_realloc(void *ptr, size_t old_size, size_t new_size);
 void		cai_free(void *ptr);	/* NULL allowed */
 char	   *cai_strndup(const char *s, size_t n);
+/*
+ * Large arrays read at random (the fast trainer's embeddings): zeroed, on
+ * Linux in memory the kernel may back with 2 MB transparent huge pages (far
+ * fewer TLB misses), elsewhere or below 2 MB from cai_calloc.  *mapped is the
+ * size to give cai_free_large (0 when it came from cai_calloc).
+ */
+void	   *cai_calloc_large(size_t n, size_t size, size_t *mapped);
+void		cai_free_large(void *ptr, size_t mapped);
 
 /*
  * Pool threads (the worker threads the core starts for data-parallel

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 
 cai_status
@@ -159,6 +162,62 @@ cai_free(void *ptr)
 	CHECK_POOL_ALLOC("cai_free", (size_t) 0);
 	if (ptr != NULL)
 		allocator.free(allocator.ctx, ptr);
+}
+
+/*
+ * See common.h.  Linux: an anonymous mapping of whole 2 MB pages, aligned to
+ * 2 MB (a larger mapping with the slack before and after unmapped), marked
+ * MADV_HUGEPAGE before anything touches it, so that its first writes fault
+ * in transparent huge pages where the kernel allows them (mode "madvise" or
+ * "always"); mappings are zero.  It bypasses the allocator hook: it is for
+ * arrays whose owner frees them on every path (the core never jumps out of
+ * its frames; a process that dies returns its mappings).
+ */
+#define CAI_HUGE_PAGE ((size_t) 2 << 20)
+
+void *
+cai_calloc_large(size_t n, size_t size, size_t *mapped)
+{
+	size_t		total;
+
+	*mapped = 0;
+	if (!cai_size_mul(n, size, &total) || total == 0)
+		return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	if (total >= CAI_HUGE_PAGE && total <= SIZE_MAX - 2 * CAI_HUGE_PAGE)
+	{
+		size_t		len = (total + CAI_HUGE_PAGE - 1) & ~(CAI_HUGE_PAGE - 1);
+		char	   *m = mmap(NULL, len + CAI_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char	   *p;
+		size_t		head;
+
+		if (m == MAP_FAILED)
+			return NULL;
+		p = (char *) (((uintptr_t) m + CAI_HUGE_PAGE - 1) & ~(uintptr_t) (CAI_HUGE_PAGE - 1));
+		head = (size_t) (p - m);
+		if (head > 0)
+			munmap(m, head);
+		if (CAI_HUGE_PAGE - head > 0)
+			munmap(p + len, CAI_HUGE_PAGE - head);
+		(void) madvise(p, len, MADV_HUGEPAGE);	/* advice: without it, 4 kB pages */
+		*mapped = len;
+		return p;
+	}
+#endif
+	return cai_calloc(n, size);
+}
+
+void
+cai_free_large(void *ptr, size_t mapped)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	if (ptr != NULL && mapped > 0)
+	{
+		munmap(ptr, mapped);
+		return;
+	}
+#endif
+	cai_free(ptr);
 }
 
 char *

@@ -111,7 +111,8 @@ typedef struct FastTrain
 	int32_t    *wordcnt;		/* (V) rows summed into each word vector */
 	/* parameters: E (R, D) | W (L, D); best copy alike */
 	size_t		n_params;
-	float	   *params;
+	float	   *params;			/* read at random: cai_calloc_large (huge pages) */
+	size_t		params_mapped;	/* for cai_free_large */
 	float	   *best;
 	/* scratch */
 	float	   *hidden;			/* (D) */
@@ -165,7 +166,7 @@ fast_train_free(FastTrain *t)
 	cai_free(t->rowtypes);
 	cai_free(t->wordvec);
 	cai_free(t->wordcnt);
-	cai_free(t->params);
+	cai_free_large(t->params, t->params_mapped);
 	cai_free(t->best);
 	cai_free(t->hidden);
 	cai_free(t->grad);
@@ -1482,7 +1483,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	/* parameters: E uniform(-1/D, 1/D), W zero (as fastText) */
 	R = (size_t) t.prep.V + (size_t) t.prep.K;
 	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim;
-	t.params = cai_calloc(t.n_params, sizeof(float));
+	t.params = cai_calloc_large(t.n_params, sizeof(float), &t.params_mapped);
 	t.best = cai_malloc(sizeof(float) * t.n_params);
 	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);

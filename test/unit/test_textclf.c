@@ -351,6 +351,81 @@ test_eval_sample(void)
 	free(labels);
 }
 
+/* The VmFlags line of the mapping that holds p in /proc/self/smaps ("" if none). */
+static void
+smaps_flags(const void *p, char *out, size_t cap)
+{
+	FILE	   *f = fopen("/proc/self/smaps", "r");
+	char		line[512];
+	bool		in = false;
+
+	out[0] = '\0';
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+	{
+		unsigned long lo,
+					hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t) p >= lo && (uintptr_t) p < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0)
+		{
+			snprintf(out, cap, "%s", line + 8);
+			break;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
+/*
+ * cai_calloc_large (the fast trainer's embeddings): zeroed and usable; on
+ * Linux a whole number of 2 MB pages at a 2 MB boundary that the kernel was
+ * advised to back with huge pages (VmFlags "hg", where the kernel has
+ * transparent huge pages); small sizes from cai_calloc; overflow refused.
+ */
+static void
+test_calloc_large(void)
+{
+	const size_t n = ((size_t) 5 << 20) / sizeof(float) + 3;
+	size_t		mapped = 1;
+	float	   *p = cai_calloc_large(n, sizeof(float), &mapped);
+	bool		zero = p != NULL;
+	char		flags[512];
+
+	CHECK(p != NULL, "calloc_large: 5 MB");
+	for (size_t i = 0; p != NULL && i < n; i++)
+	{
+		zero &= p[i] == 0.0f;
+		p[i] = (float) (i & 1023);
+	}
+	CHECK(zero && p != NULL && p[n - 1] == (float) ((n - 1) & 1023), "calloc_large: zeroed and writable");
+#if defined(__linux__)
+	CHECK(mapped >= n * sizeof(float) && mapped % ((size_t) 2 << 20) == 0 && (uintptr_t) p % ((size_t) 2 << 20) == 0,
+		  "calloc_large: %zu bytes mapped at a 2 MB boundary", mapped);
+	{
+		FILE	   *thp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+		char		mode[128] = "";
+
+		if (thp != NULL)
+		{
+			if (fgets(mode, sizeof(mode), thp) == NULL)
+				mode[0] = '\0';
+			fclose(thp);
+		}
+		smaps_flags(p, flags, sizeof(flags));
+		if (strstr(mode, "[madvise]") != NULL || strstr(mode, "[always]") != NULL)
+			CHECK(strstr(flags, " hg") != NULL, "calloc_large: advised huge pages (VmFlags:%s)", flags);
+		else
+			printf("calloc_large: transparent huge pages off here (%s); advice not checked\n", mode);
+	}
+#endif
+	cai_free_large(p, mapped);
+	p = cai_calloc_large(10, sizeof(float), &mapped);
+	CHECK(p != NULL && mapped == 0 && p[9] == 0.0f, "calloc_large: a small array comes from cai_calloc");
+	cai_free_large(p, mapped);
+	CHECK(cai_calloc_large(SIZE_MAX, 2, &mapped) == NULL && mapped == 0, "calloc_large: overflow refused");
+}
+
 /* Mean of the largest probability over d's rows (how confident the model is). */
 static double
 mean_confidence(const cai_textclf *m, const cai_textclf_data *d)
@@ -1177,6 +1252,7 @@ main(void)
 	test_determinism();
 	test_eval_sample();
 	test_weight_decay();
+	test_calloc_large();
 	test_cancel_and_limits();
 	test_threads();
 	test_odd_texts();
