@@ -197,8 +197,7 @@ cai_calloc_large(size_t n, size_t size, size_t *mapped)
 		head = (size_t) (p - m);
 		if (head > 0)
 			munmap(m, head);
-		if (CAI_HUGE_PAGE - head > 0)
-			munmap(p + len, CAI_HUGE_PAGE - head);
+		munmap(p + len, CAI_HUGE_PAGE - head);	/* head < CAI_HUGE_PAGE: never empty */
 		(void) madvise(p, len, MADV_HUGEPAGE);	/* advice: without it, 4 kB pages */
 		*mapped = len;
 		return p;

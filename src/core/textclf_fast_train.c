@@ -139,6 +139,15 @@ typedef struct FastTrain
 
 } FastTrain;
 
+/* A trainer with nothing allocated, its parameters plain (scales 1: see FAST_SCALE_FOLD). */
+static void
+fast_train_init(FastTrain *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->scale = 1.0;
+	t->wscale = 1.0;
+}
+
 static void
 fast_train_free(FastTrain *t)
 {
@@ -563,6 +572,16 @@ static inline double
 fast_decay(const FastTrain *t, float lr)
 {
 	return 1.0 - (double) lr * t->weight_decay;
+}
+
+/* A step of learning rate lr done: its decay applied to the embeddings' and output weights' scales. */
+static inline void
+fast_decay_scales(const FastTrain *t, float lr, double *es, double *ws)
+{
+	const double d = fast_decay(t, lr);
+
+	*es *= d;
+	*ws *= d;
 }
 
 /*
@@ -1067,8 +1086,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 		if (t->dropout > 0 && k > 0)
 			f = fast_drop_features(f, &k, (float) t->dropout, &t->rng, t->kept);
 		loss_sum += fast_sgd_step(t, f, k, t->prep.rows.lab[r], lr);
-		t->scale *= fast_decay(t, lr);
-		t->wscale *= fast_decay(t, lr);
+		fast_decay_scales(t, lr, &t->scale, &t->wscale);
 		if (t->scale < cai_textclf_fast_scale_fold)
 			fast_decay_fold(t);
 		t->step++;
@@ -1116,8 +1134,7 @@ fast_shard_train(void *ctx, int s, cai_error *err)
 			f = fast_drop_features(f, &k, (float) t->dropout, &sh->rng, sh->kept);
 		sh->loss += fast_sgd_step_on(t, t->params, sh->W, sh->hidden, sh->grad, sh->probs, f, k,
 									 t->prep.rows.lab[r], lr, (float) sh->escale, (float) sh->wscale);
-		sh->escale *= fast_decay(t, lr);
-		sh->wscale *= fast_decay(t, lr);
+		fast_decay_scales(t, lr, &sh->escale, &sh->wscale);
 	}
 	return CAI_OK;
 }
@@ -1369,7 +1386,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	if (fp == NULL)
 		return NOMEM(err);
 	t = &fp->t;
-	t->scale = t->wscale = 1.0;	/* plain parameters: weight decay is the epochs', not the step's */
+	fast_train_init(t);
 	cai_trainer_init(&tk, NULL, NULL, 0.0);
 	if ((st = fast_params_from_options(opts, NULL, &t->p, err)) != CAI_OK ||
 		(st = fast_prepare(t, opts, n_labels, train, NULL, NULL, &tk, err)) != CAI_OK)
@@ -1452,13 +1469,11 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	char	   *meta = NULL;
 	cai_status	st;
 
-	memset(&t, 0, sizeof(t));
+	fast_train_init(&t);
 	cai_trainer_init(&tk, progress, progress_ctx, cai_opt_float(opts, "max_seconds"));
 	t.lr0 = lr0;
 	t.dropout = dropout;
 	t.weight_decay = weight_decay;
-	t.scale = 1.0;
-	t.wscale = 1.0;
 
 	if ((st = fast_params_from_options(opts, vec, &t.p, err)) != CAI_OK)
 		return st;
