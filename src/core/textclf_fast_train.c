@@ -371,13 +371,22 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 	const uint32_t V = (uint32_t) t->prep.V;
 	size_t		n_cg = t->type_cg_off[t->prep.types.n];
 	int32_t		k = 0;
+	bool	   *train_type;
 
-	t->prep.bmap = cai_malloc(sizeof(int32_t) * (size_t) t->p.buckets);
-	if (t->prep.bmap == NULL)
+	t->prep.bmap = cai_calloc_large(t->p.buckets, sizeof(int32_t), &t->prep.bmap_mapped);
+	train_type = cai_calloc(t->prep.types.n + 1, sizeof(bool));
+	if (t->prep.bmap == NULL || train_type == NULL)
+	{
+		cai_free(train_type);
 		return NOMEM(err);
+	}
 	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
 
-	/* the buckets training rows use (marked 0), the most features of a row */
+	/*
+	 * The buckets training rows use (marked 0): their word n-grams, row by
+	 * row, and the character n-grams of the types they have, type by type
+	 * (once a type, not once an occurrence); the most features of a row.
+	 */
 	t->max_feat = 0;
 	for (size_t r = 0; r < n_all; r++)
 	{
@@ -392,8 +401,7 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 			n += (t->prep.type_vocab[ty[i]] >= 0) + (t->type_cg_off[ty[i] + 1] - t->type_cg_off[ty[i]]);
 			n += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
 			if (train_row)
-				for (size_t j = t->type_cg_off[ty[i]]; j < t->type_cg_off[ty[i] + 1]; j++)
-					t->prep.bmap[t->type_cg[j]] = 0;
+				train_type[ty[i]] = true;
 			if (wn > 1)
 			{
 				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
@@ -410,6 +418,10 @@ fast_prepare_features(FastTrain *t, cai_error *err)
 		if (n > t->max_feat)
 			t->max_feat = n;
 	}
+	for (size_t ty = 0; ty < t->prep.types.n; ty++)
+		for (size_t j = t->type_cg_off[ty]; train_type[ty] && j < t->type_cg_off[ty + 1]; j++)
+			t->prep.bmap[t->type_cg[j]] = 0;
+	cai_free(train_type);
 	if (t->max_feat >= UINT32_MAX)
 		return cai_error_set(err, CAI_ERR_LIMIT, "too many features (%zu) in a training row", t->max_feat);
 	for (uint32_t b = 0; b < t->p.buckets; b++)

@@ -539,6 +539,7 @@ typedef struct cai_textclf_prep
 	int32_t		V_vectors;		/* of the V, words of the vectors only (cai_textclf_extend_vocab) */
 	/* the architecture's: buckets with an embedding row */
 	int32_t    *bmap;			/* (buckets) bucket row or -1 */
+	size_t		bmap_mapped;	/* cai_calloc_large's size of bmap, 0 from cai_malloc */
 	int32_t		K;
 	/* predictions of the evaluation rows */
 	int32_t    *pred;			/* (n_eval) of the current parameters */

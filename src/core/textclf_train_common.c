@@ -124,7 +124,7 @@ cai_textclf_prep_free(cai_textclf_prep *prep)
 	cai_textclf_types_free(&prep->types);
 	cai_free(prep->type_vocab);
 	cai_free(prep->vitems);
-	cai_free(prep->bmap);
+	cai_free_large(prep->bmap, prep->bmap_mapped);
 	cai_free(prep->pred);
 	cai_free(prep->best_pred);
 	cai_free(prep->eval_lab_own);
