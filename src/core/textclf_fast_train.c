@@ -358,65 +358,127 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 	return n;
 }
 
+/* fast_prepare_features' pass over the rows, split over the pool's shards. */
+typedef struct FastMark
+{
+	FastTrain  *t;
+	bool	   *train_type;		/* (types.n) a training row has the type */
+	int32_t   **tbuf;			/* (shards) each shard's fast_row_scratch */
+	size_t	   *max_feat;		/* (shards) the most features of a row of the shard's */
+} FastMark;
+
 /*
- * The bucket rows: the buckets the training rows use (their character
- * n-grams and word n-grams), in increasing order; the row of every type's
- * character n-grams; the most features a row can have.
+ * Job: shard s of the rows (all of them, training and validation): the
+ * types and word n-gram buckets of training rows marked (train_type true,
+ * bmap 0) and the most features of a row.  Shards mark the same entries
+ * with the same values (relaxed atomic stores: plain stores on x86 and
+ * arm64; a load to test first would wait for its miss where a store does
+ * not), so the result does not depend on the shards.
  */
 static cai_status
-fast_prepare_features(FastTrain *t, cai_error *err)
+fast_mark_rows(void *ctx, int s, cai_error *err)
 {
-	size_t		n_all = t->prep.rows.n_tr + t->prep.rows.n_va;
+	FastMark   *mk = ctx;
+	const FastTrain *t = mk->t;
+	const size_t n_all = t->prep.rows.n_tr + t->prep.rows.n_va;
+	const size_t shards = t->pool.n > 1 ? (size_t) t->pool.n : 1;
 	const int	wn = t->p.word_ngrams;
-	const uint32_t V = (uint32_t) t->prep.V;
-	size_t		n_cg = t->type_cg_off[t->prep.types.n];
-	int32_t		k = 0;
-	bool	   *train_type;
+	const uint32_t buckets = t->p.buckets;
+	const int32_t *type_vocab = t->prep.type_vocab;
+	const size_t *cg_off = t->type_cg_off;
+	const uint64_t *type_hash = t->prep.types.hash;
+	bool	   *train_type = mk->train_type;
+	int32_t    *bmap = t->prep.bmap;
+	size_t		max_feat = 0;
 
-	t->prep.bmap = cai_calloc_large(t->p.buckets, sizeof(int32_t), &t->prep.bmap_mapped);
-	train_type = cai_calloc(t->prep.types.n + 1, sizeof(bool));
-	if (t->prep.bmap == NULL || train_type == NULL)
-	{
-		cai_free(train_type);
-		return NOMEM(err);
-	}
-	memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
-
-	/*
-	 * The buckets training rows use (marked 0): their word n-grams, row by
-	 * row, and the character n-grams of the types they have, type by type
-	 * (once a type, not once an occurrence); the most features of a row.
-	 */
-	t->max_feat = 0;
-	for (size_t r = 0; r < n_all; r++)
+	(void) err;
+	for (size_t r = n_all * (size_t) s / shards; r < n_all * ((size_t) s + 1) / shards; r++)
 	{
 		size_t		nt;
-		const int32_t *ty = cai_textclf_row_types(&t->prep, r, t->rowtypes, &nt);
+		const int32_t *ty = cai_textclf_row_types(&t->prep, r, mk->tbuf[s], &nt);
 		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
 		size_t		n = 0;
 		bool		train_row = r < t->prep.rows.n_tr;
 
 		for (size_t i = 0; i < nt; i++)
 		{
-			n += (t->prep.type_vocab[ty[i]] >= 0) + (t->type_cg_off[ty[i] + 1] - t->type_cg_off[ty[i]]);
+			n += (type_vocab[ty[i]] >= 0) + (cg_off[ty[i] + 1] - cg_off[ty[i]]);
 			n += (size_t) (i + 1 < (size_t) wn ? (int) i : wn - 1);
 			if (train_row)
-				train_type[ty[i]] = true;
+				__atomic_store_n(&train_type[ty[i]], true, __ATOMIC_RELAXED);
 			if (wn > 1)
 			{
 				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
 				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-				hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
-				for (int g = 2; g <= have; g++)
+				hist[FAST_MAX_NGRAMS - 1] = type_hash[ty[i]];
+				for (int g = 2; g <= have && train_row; g++)
 				{
-					if (train_row)
-						t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)] = 0;
+					uint32_t	b = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, buckets);
+
+					__atomic_store_n(&bmap[b], 0, __ATOMIC_RELAXED);
 				}
 			}
 		}
-		if (n > t->max_feat)
-			t->max_feat = n;
+		if (n > max_feat)
+			max_feat = n;
+	}
+	mk->max_feat[s] = max_feat;
+	return CAI_OK;
+}
+
+/*
+ * The bucket rows: the buckets the training rows use (their character
+ * n-grams and word n-grams), in increasing order; the row of every type's
+ * character n-grams; the most features a row can have.  The pass over the
+ * rows runs on the pool (started before, when threads > 1).
+ */
+static cai_status
+fast_prepare_features(FastTrain *t, cai_error *err)
+{
+	const int	shards = t->pool.n > 1 ? t->pool.n : 1;
+	const uint32_t V = (uint32_t) t->prep.V;
+	size_t		n_cg = t->type_cg_off[t->prep.types.n];
+	int32_t		k = 0;
+	bool	   *train_type;
+	FastMark	mk = {.t = t};
+	cai_status	st;
+
+	t->prep.bmap = cai_calloc_large(t->p.buckets, sizeof(int32_t), &t->prep.bmap_mapped);
+	train_type = cai_calloc(t->prep.types.n + 1, sizeof(bool));
+	mk.tbuf = cai_calloc((size_t) shards, sizeof(int32_t *));
+	mk.max_feat = cai_calloc((size_t) shards, sizeof(size_t));
+	for (int s = 0; mk.tbuf != NULL && s < shards; s++)
+		mk.tbuf[s] = cai_malloc(sizeof(int32_t) * fast_row_scratch(&t->p));
+	mk.train_type = train_type;
+	st = t->prep.bmap == NULL || train_type == NULL || mk.tbuf == NULL || mk.max_feat == NULL ? NOMEM(err) : CAI_OK;
+	for (int s = 0; st == CAI_OK && s < shards; s++)
+		if (mk.tbuf[s] == NULL)
+			st = NOMEM(err);
+	if (st == CAI_OK)
+	{
+		memset(t->prep.bmap, 0xff, sizeof(int32_t) * (size_t) t->p.buckets);
+
+		/*
+		 * The buckets training rows use (marked 0): their word n-grams, row
+		 * by row, and the character n-grams of the types they have, type by
+		 * type (once a type, not once an occurrence); the most features of
+		 * a row.
+		 */
+		st = cai_pool_run(&t->pool, fast_mark_rows, &mk, err);
+	}
+	t->max_feat = 0;
+	for (int s = 0; st == CAI_OK && s < shards; s++)
+		if (mk.max_feat[s] > t->max_feat)
+			t->max_feat = mk.max_feat[s];
+	for (int s = 0; mk.tbuf != NULL && s < shards; s++)
+		cai_free(mk.tbuf[s]);
+	cai_free(mk.tbuf);
+	cai_free(mk.max_feat);
+	if (st != CAI_OK)
+	{
+		cai_free(train_type);
+		return st;
 	}
 	for (size_t ty = 0; ty < t->prep.types.n; ty++)
 		for (size_t j = t->type_cg_off[ty]; train_type[ty] && j < t->type_cg_off[ty + 1]; j++)
@@ -807,32 +869,79 @@ fast_params_from_options(const cai_options *o, const cai_word_vectors *vec, Fast
 										   fp->buckets, TEXTCLF_MAX_BUCKETS, err);
 }
 
+/* fast_count_buckets' pass over the rows' word n-grams, split over a pool's shards. */
+typedef struct FastCount
+{
+	const FastParams *fp;
+	const cai_textclf_tokens *tk;
+	const uint64_t *wh;			/* (words) each word's hash */
+	uint64_t	eos_hash;
+	int			shards;
+	uint64_t  **seen;			/* (shards) each shard's bitmap of the buckets */
+} FastCount;
+
+#define FAST_MARK(seen, b) ((seen)[(b) / 64] |= 1ULL << ((b) % 64))
+
+/* Job: the word n-gram buckets of shard s's rows marked in its own bitmap. */
+static cai_status
+fast_count_rows(void *ctx, int s, cai_error *err)
+{
+	const FastCount *c = ctx;
+	const FastParams *fp = c->fp;
+	const size_t n = c->tk->n;
+	uint64_t   *seen = c->seen[s];
+
+	(void) err;
+	for (size_t r = n * (size_t) s / (size_t) c->shards; r < n * ((size_t) s + 1) / (size_t) c->shards; r++)
+	{
+		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
+		size_t		nt;
+		const int32_t *ids = cai_textclf_tokens_row(c->tk, r, &nt);
+
+		for (size_t i = 0; i < nt + (size_t) fp->eos; i++)
+		{
+			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
+
+			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
+			hist[FAST_MAX_NGRAMS - 1] = i < nt ? c->wh[ids[i]] : c->eos_hash;
+			for (int g = 2; g <= have; g++)
+				FAST_MARK(seen, fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, fp->buckets));
+		}
+	}
+	return CAI_OK;
+}
+
 /*
  * With rows of token ids: how many buckets the rows' character n-grams and
  * word n-grams fall in, counted in one pass over the ids in memory (a
- * bitmap of the buckets; the words' hashes as the features take them).  At
- * least the bucket rows training makes: the words of validation rows, and
- * validation rows split from these, are counted too.  SIZE_MAX on out of
- * memory.
+ * bitmap of the buckets; the words' hashes as the features take them), the
+ * rows split over threads (a pool of its own; each thread its bitmap, OR-ed
+ * after).  At least the bucket rows training makes: the words of validation
+ * rows, and validation rows split from these, are counted too.  SIZE_MAX on
+ * out of memory.
  */
 static size_t
-fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk)
+fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk, int threads)
 {
 	const cai_strtab *words = tk->words;
+	const size_t nwords = ((size_t) fp->buckets + 63) / 64;
 	uint64_t   *wh = cai_malloc(sizeof(uint64_t) * ((size_t) words->n + 1));
-	uint64_t   *seen = cai_calloc(((size_t) fp->buckets + 63) / 64, sizeof(uint64_t));
 	uint64_t	cg[TEXTCLF_CHAR_NGRAMS_MAX];
 	char		norm[TEXTCLF_NORM_MAX];
-	uint64_t	eos_hash;
-	size_t		k = 0;
+	cai_pool	pool = {0};
+	FastCount	c = {.fp = fp, .tk = tk, .wh = wh};
+	size_t		k = SIZE_MAX;
+	cai_error	err;
 
-#define FAST_MARK(b) (seen[(b) / 64] |= 1ULL << ((b) % 64))
-	if (wh == NULL || seen == NULL)
-	{
-		cai_free(wh);
-		cai_free(seen);
-		return SIZE_MAX;
-	}
+	if (fp->word_ngrams > 1 && threads > 1)
+		cai_pool_start(&pool, threads);
+	c.shards = pool.n > 1 ? pool.n : 1;
+	c.seen = cai_calloc((size_t) c.shards, sizeof(uint64_t *));
+	for (int s = 0; c.seen != NULL && s < c.shards; s++)
+		if ((c.seen[s] = cai_calloc(nwords, sizeof(uint64_t))) == NULL)
+			goto done;
+	if (wh == NULL || c.seen == NULL)
+		goto done;
 	for (int32_t w = 0; w < words->n; w++)
 	{
 		cai_token	tok = {0};
@@ -844,31 +953,40 @@ fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk)
 		wh[w] = fast_word_hash(norm, nl);
 		nc = fast_type_char_ngrams(fp, norm, nl, cg);
 		for (int j = 0; j < nc; j++)
-			FAST_MARK(cai_textclf_char_bucket(cg[j], fp->buckets));
+			FAST_MARK(c.seen[0], cai_textclf_char_bucket(cg[j], fp->buckets));
 	}
-	eos_hash = fast_word_hash(norm, fast_token_norm(NULL, NULL, 0, 0, norm));
-	for (size_t r = 0; fp->word_ngrams > 1 && r < tk->n; r++)
+	c.eos_hash = fast_word_hash(norm, fast_token_norm(NULL, NULL, 0, 0, norm));
+	if (fp->word_ngrams > 1 && cai_pool_run(&pool, fast_count_rows, &c, &err) != CAI_OK)
+		goto done;
+	k = 0;
+	for (size_t j = 0; j < nwords; j++)
 	{
-		uint64_t	hist[FAST_MAX_NGRAMS] = {0};
-		size_t		nt;
-		const int32_t *ids = cai_textclf_tokens_row(tk, r, &nt);
+		uint64_t	m = 0;
 
-		for (size_t i = 0; i < nt + (size_t) fp->eos; i++)
-		{
-			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
-
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = i < nt ? wh[ids[i]] : eos_hash;
-			for (int g = 2; g <= have; g++)
-				FAST_MARK(fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, fp->buckets));
-		}
+		for (int s = 0; s < c.shards; s++)
+			m |= c.seen[s][j];
+		k += (size_t) __builtin_popcountll(m);
 	}
-#undef FAST_MARK
-	for (size_t j = 0; j < ((size_t) fp->buckets + 63) / 64; j++)
-		k += (size_t) __builtin_popcountll(seen[j]);
+done:
+	cai_pool_stop(&pool);
+	for (int s = 0; c.seen != NULL && s < c.shards; s++)
+		cai_free(c.seen[s]);
+	cai_free(c.seen);
 	cai_free(wh);
-	cai_free(seen);
 	return k;
+}
+
+#undef FAST_MARK
+
+/* See textclf_internal.h. */
+size_t
+cai_textclf_fast_count_buckets(const cai_options *opts, const cai_textclf_tokens *tk, int threads)
+{
+	FastParams	fp;
+
+	if (opts == NULL || tk == NULL || fast_params_from_options(opts, NULL, &fp, NULL) != CAI_OK)
+		return SIZE_MAX;
+	return fast_count_buckets(&fp, tk, threads);
 }
 
 /*
@@ -916,7 +1034,7 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	rows = ngram_rows + char_rows < fp.buckets ? ngram_rows + char_rows : fp.buckets;
 	if (train->tokens != NULL)
 	{
-		size_t		k = fast_count_buckets(&fp, train->tokens);
+		size_t		k = fast_count_buckets(&fp, train->tokens, (int) cai_opt_int(opts, "threads"));
 
 		types = (size_t) train->tokens->words->n + 1;
 		if (k != SIZE_MAX)
@@ -1497,6 +1615,9 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	if ((st = cai_textclf_fast_fingerprint(&t.p, &fingerprint, err)) != CAI_OK)
 		return st;
 
+	/* the pool threads first, then their buffers (pool.h); no pool: one thread */
+	if (threads > 1)
+		cai_pool_start(&t.pool, threads);
 	if ((st = fast_prepare(&t, opts, n_labels, train, valid, vec, &tk, err)) != CAI_OK)
 		goto done;
 	{
@@ -1547,13 +1668,8 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	memcpy(t.best, t.params, sizeof(float) * t.n_params);
 	for (size_t r = 0; r < t.prep.rows.n_tr; r++)
 		t.order[r] = (int32_t) r;
-	if (threads > 1)
-	{
-		/* the pool threads first, then their buffers (pool.h); no pool: one thread */
-		cai_pool_start(&t.pool, threads);
-		if (t.pool.n > 1 && (st = fast_shards_alloc(&t, max_feat, err)) != CAI_OK)
-			goto done;
-	}
+	if (t.pool.n > 1 && (st = fast_shards_alloc(&t, max_feat, err)) != CAI_OK)
+		goto done;
 
 	/* automatic: 5 passes, more for small data (at least FAST_AUTO_UPDATES row updates, at most 50 passes) */
 	if (epochs == 0)

@@ -575,6 +575,14 @@ extern size_t cai_textclf_eval_train_max;
  */
 extern double cai_textclf_fast_scale_fold;
 
+/*
+ * Test seam: the buckets the fast architecture's memory estimate counts in
+ * rows of token ids (its pass over the rows split over threads), with the
+ * options' character and word n-grams; SIZE_MAX on invalid options or out
+ * of memory.
+ */
+extern size_t cai_textclf_fast_count_buckets(const cai_options *opts, const cai_textclf_tokens *tk, int threads);
+
 /* The row of evaluation row j (j < n_eval) of prep. */
 static inline size_t
 cai_textclf_eval_row(const cai_textclf_prep *prep, size_t j)

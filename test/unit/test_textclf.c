@@ -1225,6 +1225,47 @@ test_token_ids(void)
 		cai_options_free(o);
 	}
 
+	/*
+	 * the buckets counted for the estimate: the same with 1, 2 and 3 threads
+	 * (each thread its rows and its bitmap), and at least the bucket rows a
+	 * training on those rows makes (the word table holds the validation
+	 * rows' words too: their character n-grams are counted)
+	 */
+	{
+		cai_options *o = opts_of("{\"architecture\": \"fast\", \"word_ngrams\": 3, \"validation_fraction\": 0}");
+		size_t		k1 = cai_textclf_fast_count_buckets(o, &ttr, 1);
+		size_t		k2 = cai_textclf_fast_count_buckets(o, &ttr, 2);
+		size_t		k3 = cai_textclf_fast_count_buckets(o, &ttr, 3);
+		Trained		a = train_with("{\"architecture\": \"fast\", \"word_ngrams\": 3, \"validation_fraction\": 0, \"epochs\": 1}",
+								   &dtr, NULL, NULL, NULL);
+		json_object *m = a.metrics != NULL ? json_tokener_parse(a.metrics) : NULL;
+		json_object *br = NULL;
+
+		CHECK(k1 > 0 && k1 != SIZE_MAX && k2 == k1 && k3 == k1, "buckets counted with 1, 2, 3 threads: %zu %zu %zu",
+			  k1, k2, k3);
+		CHECK(a.st == CAI_OK && m != NULL && json_object_object_get_ex(m, "bucket_rows", &br) &&
+			  (size_t) json_object_get_int64(br) <= k1 && (size_t) json_object_get_int64(br) > k1 / 2,
+			  "the training's bucket rows %lld, the count %zu",
+			  br != NULL ? (long long) json_object_get_int64(br) : -1LL, k1);
+		/* the rows' pass that marks the buckets, split over 2 threads: the same bucket rows */
+		{
+			Trained		b = train_with("{\"architecture\": \"fast\", \"word_ngrams\": 3, \"validation_fraction\": 0, "
+									   "\"epochs\": 1, \"threads\": 2}", &dtr, NULL, NULL, NULL);
+			json_object *mb = b.metrics != NULL ? json_tokener_parse(b.metrics) : NULL;
+			json_object *bb = NULL;
+
+			CHECK(b.st == CAI_OK && mb != NULL && json_object_object_get_ex(mb, "bucket_rows", &bb) && br != NULL &&
+				  json_object_get_int64(bb) == json_object_get_int64(br), "bucket rows with 2 threads %lld, with 1 %lld",
+				  bb != NULL ? (long long) json_object_get_int64(bb) : -1LL,
+				  br != NULL ? (long long) json_object_get_int64(br) : -1LL);
+			json_object_put(mb);
+			trained_free(&b);
+		}
+		json_object_put(m);
+		trained_free(&a);
+		cai_options_free(o);
+	}
+
 	/* ids read for another max_tokens, and a mix of texts and ids, are refused */
 	{
 		Trained		a = train_with("{\"max_tokens\": 100}", &dtr, NULL, NULL, NULL);
