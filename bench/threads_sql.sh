@@ -104,7 +104,7 @@ e1=$(epoch_median 1); e2=$(epoch_median 2)
 	echo "- rows: $(v rows) (SST-2 training sentences x $SST_REPEAT, the copy number appended); $EPOCHS epochs, no validation split"
 	echo "- cai_train: the whole synchronous statement (rows read by the calling backend and streamed to the worker,"
 	echo "  features, training, the model stored); fastText: the whole process (its file read), default features"
-	echo "  (no character n-grams, 100 dimensions) against cai_train's (character 3- to 5-grams, 50 dimensions), on the"
+	echo "  (no character n-grams, 100 dimensions) against cai_train's (character 3- to 5-grams, 48 dimensions; 50 before session 18), on the"
 	echo "  rows exported in a seeded random order (cai_train shuffles them itself every epoch)"
 	echo
 	echo "| | seconds (each round) | median | steal % (each round) |"

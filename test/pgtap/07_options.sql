@@ -33,7 +33,7 @@ SELECT is((SELECT array_agg(default_value ORDER BY name) FROM cai_options('senti
           'and its batch size, dimensions and dropout');
 SELECT is((SELECT array_agg(default_value ORDER BY name) FROM cai_options('sentiment', 'fast')
             WHERE name IN ('dimensions', 'dropout', 'learning_rate', 'weight_decay', 'word_ngrams')),
-          ARRAY['50', '0', '0.1', '5e-5', '2'],
+          ARRAY['48', '0', '0.1', '5e-5', '2'],
           'fast lists its own');
 SELECT is((SELECT array_agg(o::text ORDER BY o::text) FROM cai_options('sentiment') o),
           (SELECT array_agg(o::text ORDER BY o::text) FROM cai_options('sentiment', 'accurate') o),

@@ -924,7 +924,7 @@ test_option_table(void)
 		  cai_opt_int(o, "dimensions") == 64 && cai_opt_float(o, "dropout") == 0.5, "accurate's defaults");
 	cai_options_free(o);
 	o = opts_of(NULL);
-	CHECK(o != NULL && cai_opt_float(o, "learning_rate") == 0.1 && cai_opt_int(o, "dimensions") == 50 &&
+	CHECK(o != NULL && cai_opt_float(o, "learning_rate") == 0.1 && cai_opt_int(o, "dimensions") == 48 &&
 		  cai_opt_float(o, "dropout") == 0.0 && cai_opt_int(o, "word_ngrams") == 2, "fast's defaults");
 	cai_options_free(o);
 	CHECK(opts_of("{\"architecture\": \"slow\"}") == NULL, "architecture choices enforced");

@@ -152,7 +152,7 @@ test_defaults_first_and_ranges(void)
 	CHECK(cai_tune_planned(t) == 19, "planned %d", cai_tune_planned(t));
 	CHECK(cai_tune_next(t, 0, &tr, &st), "trial 0");
 	CHECK(opt_num(tr.options_json, "learning_rate") == 0.1, "config 0 keeps the default rate: %s", tr.options_json);
-	CHECK(opt_num(tr.options_json, "dimensions") == 50, "config 0 keeps the default dimensions: %s", tr.options_json);
+	CHECK(opt_num(tr.options_json, "dimensions") == 48, "config 0 keeps the default dimensions: %s", tr.options_json);
 	CHECK(opt_num(tr.options_json, "epochs") == 3, "rung 0 trains 3 epochs: %s", tr.options_json);
 	CHECK(opt_num(tr.options_json, "seed") == 42, "seed: %s", tr.options_json);
 	CHECK(strstr(tr.options_json, "\"architecture\":\"fast\"") != NULL, "architecture: %s", tr.options_json);
