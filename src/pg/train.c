@@ -492,6 +492,17 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
+/* The JSON object text a with b's keys set over it (jsonb ||). */
+static char *
+CaiJsonConcat(const char *a, const char *b)
+{
+	Datum		x = DirectFunctionCall1(jsonb_in, CStringGetDatum(a));
+	Datum		y = DirectFunctionCall1(jsonb_in, CStringGetDatum(b));
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, x, y));
+
+	return JsonbToCString(NULL, &j->root, 0);
+}
+
 /* Whether an architecture has a training option of that name. */
 static bool
 CaiArchHasOption(const cai_arch *arch, const char *name)
@@ -599,6 +610,19 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, bool pretrain, 
 				(errmsg("using %d threads instead of %d", CaiSettingThreads(), threads),
 				 errdetail("cai.threads limits training to %d threads.", CaiSettingThreads())));
 		threads = CaiSettingThreads();
+	}
+	if (threads < cai_opt_int(opts, "threads"))
+	{
+		/*
+		 * The trainers take their thread count from the options: the worker
+		 * gets the capped one (the search's fixed value too), and the model
+		 * records the threads it was trained with.
+		 */
+		char	   *cap = psprintf("{\"threads\": %d}", threads);
+
+		options_json = CaiJsonConcat(options_json, cap);
+		if (tune)
+			search_json = CaiJsonConcat(search_json, cap);
 	}
 
 	/*

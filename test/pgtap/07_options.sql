@@ -24,7 +24,7 @@ CREATE FUNCTION tap_opt.mismatches(model text, task text, arch text, set_by_test
                            ELSE coalesce(s.value, '') = o.default_value END, false)
 $$;
 
-SELECT plan(15);
+SELECT plan(17);
 
 SELECT is((SELECT default_value FROM cai_options('sentiment', 'accurate') WHERE name = 'learning_rate'), '0.003',
           'accurate lists the learning rate it uses');
@@ -66,6 +66,18 @@ SELECT is(tap_opt.mismatches('opt_ner', 'ner', NULL, ARRAY['epochs']), '{}'::tex
           'every default bilstm_crf lists is the one its training applied');
 SELECT throws_ok($$SELECT * FROM cai_train('opt_bad', 'sentiment', 'tap_opt.reviews', options => '{"architecture": "fast", "batch_size": 8}')$$,
                  '22023', NULL, 'an option of the other architecture is refused');
+
+-- cai.threads caps the threads a training uses, not only BLAS's: the worker gets the capped option (and the
+-- model records it; a one-thread fast model leaves "threads" out of its options)
+SET cai.threads = 1;
+SELECT * FROM cai_train('opt_thr1', 'sentiment', 'tap_opt.reviews', options => '{"architecture": "fast", "epochs": 1, "threads": 2}') \g /dev/null
+SELECT is((SELECT coalesce(metadata->'options'->>'threads', '1') FROM cai_model_store WHERE name = 'opt_thr1'), '1',
+          'threads 2 under cai.threads 1: trained with 1 thread');
+SET cai.threads = 2;
+SELECT * FROM cai_train('opt_thr2', 'sentiment', 'tap_opt.reviews', options => '{"architecture": "fast", "epochs": 1, "threads": 2}') \g /dev/null
+SELECT is((SELECT metadata->'options'->>'threads' FROM cai_model_store WHERE name = 'opt_thr2'), '2',
+          'under cai.threads 2: with 2');
+RESET cai.threads;
 
 SELECT * FROM finish();
 SELECT cai_drop_model(name) FROM (SELECT DISTINCT name FROM cai_models WHERE name LIKE 'opt\_%') m \g /dev/null
