@@ -16,9 +16,11 @@
  * during a round, and the caller adds every shard's change to the shared
  * weights after it, in shard order (shared, they moved between the cores'
  * caches at every row: 2 threads trained 1.35x as fast as one on 1,000,000
- * SST-2 rows, now 1.65x).  Concurrent updates of an embedding row
- * interleave as the threads are scheduled, so a model trained with more
- * than one thread is not reproducible bit for bit (its quality is: see
+ * SST-2 rows, now 1.65x), and so are the most used embedding rows in
+ * trainings of many rounds (hot rows, FAST_HOT_MAX).  Concurrent updates of
+ * the other embedding rows interleave as the threads are scheduled, so a
+ * model trained with more than one thread is not reproducible bit for bit
+ * unless no such row is shared (its quality is: see
  * bench/results-threads.md); one thread is the sequential loop.
  */
 #include "textclf_fast_internal.h"
@@ -38,6 +40,40 @@
  * progress and checks cancellation between rounds.
  */
 #define FAST_SHARD_ROWS 4096
+
+/*
+ * Hot rows (threads > 1).  The shards share the embedding rows, and the rows
+ * most training rows have (the end-of-text row, frequent words, their
+ * character n-grams and word pairs) are written by every shard many times a
+ * round: each write takes the row's cache lines from the other core, which
+ * costs as much as the host's placement of the two vCPUs makes it (a line's
+ * round trip measured 55 ns and 330 ns on the same machine minutes apart,
+ * and two threads trained at 1.9-2.0x one thread's rate in the first case,
+ * 1.0-1.2x in the second).  So each shard trains on its own copy of the rows
+ * most rows have (at most FAST_HOT_MAX, counted in a sample of
+ * FAST_HOT_SAMPLE rows, each in two of them at least), copied at the
+ * round's start, and the caller adds every shard's change to the shared row
+ * after it, in shard order, as for the output weights.  On SST-2 sentences
+ * the 4,096 most frequent rows are about two thirds of a row's features.
+ * With every row that more than one training row has among them (small
+ * vocabularies), no row is written by two threads and the training is the
+ * same for the same seed and threads.
+ */
+#define FAST_HOT_MAX 4096
+#define FAST_HOT_SAMPLE 65536
+
+/*
+ * A shard's change of a hot row reaches the others at the round's end, so
+ * hot rows are kept only when an epoch has at least FAST_HOT_MIN_ROUNDS
+ * rounds (2 threads: 131,072 rows): a small training's round is most of its
+ * epoch, and shards that each step a shared row for a whole epoch from the
+ * same start overshoot together (a 3-thread unit training on 2,000 rows lost
+ * 1-2 points of accuracy).  Small trainings take a second or two anyway.
+ */
+#define FAST_HOT_MIN_ROUNDS 16
+
+/* Cache line size: the shards' buffers start on lines of their own (FastShard). */
+#define FAST_LINE ((size_t) 64)
 
 /*
  * Weight decay (option weight_decay, L2): every row's step also multiplies
@@ -66,9 +102,21 @@
 /* The scale below which the stored values are folded: FAST_SCALE_FOLD (a test seam). */
 double		cai_textclf_fast_scale_fold = FAST_SCALE_FOLD;
 
-/* One shard of the lock-free training (threads > 1): its scratch and its rows. */
+/* The rows a shard trains in a round: FAST_SHARD_ROWS (a test seam: fewer make a small training's rounds). */
+size_t		cai_textclf_fast_shard_rows = FAST_SHARD_ROWS;
+
+/*
+ * One shard of the lock-free training (threads > 1): its scratch and its
+ * rows.  The scratch is one block (block) whose buffers each start on a
+ * cache line of their own, and the loop keeps what it writes at every row
+ * (loss, scales, rng) in locals: a line one thread writes at every row and
+ * another reads moves between the cores each time, and how much that costs
+ * depends on where the host puts the two vCPUs (a line's round trip between
+ * them measured 55 ns and 330 ns on the same machine minutes apart).
+ */
 typedef struct FastShard
 {
+	void	   *block;			/* the scratch below, in one allocation */
 	float	   *hidden;			/* (D) */
 	float	   *grad;			/* (D) */
 	float	   *probs;			/* (L) */
@@ -109,7 +157,17 @@ typedef struct FastTrain
 	uint32_t   *feat;			/* (n_feat) */
 	float	   *wordvec;		/* (V, D) word row plus its character n-gram rows */
 	int32_t    *wordcnt;		/* (V) rows summed into each word vector */
-	/* parameters: E (R, D) | W (L, D); best copy alike */
+	/*
+	 * threads > 1: the hot rows (fast_hot_select).  After W in params, their
+	 * values during an epoch (slot h: row hot0 + h, the shared rows stale
+	 * until fast_hot_store) and each shard's copies (hot0 + (1 + s) * n_hot + h)
+	 */
+	size_t		n_hot;
+	uint32_t   *hot_row;		/* (n_hot) the shared row of each slot, ascending */
+	uint64_t   *hot_bits;		/* (R / 64 + 1) the hot rows */
+	uint32_t   *hot_rank;		/* (R / 64 + 1) the hot rows before each word of hot_bits */
+	uint32_t	hot0;			/* R + L: the first slot */
+	/* parameters: E (R, D) | W (L, D) [| hot slots | each shard's copies]; best copy: E | W */
 	size_t		n_params;
 	float	   *params;			/* read at random: cai_calloc_large (huge pages) */
 	size_t		params_mapped;	/* for cai_free_large */
@@ -154,14 +212,7 @@ fast_train_free(FastTrain *t)
 	cai_pool_stop(&t->pool);
 	for (int s = 0; t->sh != NULL && s < t->pool_shards; s++)
 	{
-		cai_free(t->sh[s].hidden);
-		cai_free(t->sh[s].grad);
-		cai_free(t->sh[s].probs);
-		cai_free(t->sh[s].kept);
-		cai_free(t->sh[s].feat);
-		cai_free(t->sh[s].types);
-		cai_free(t->sh[s].W);
-		cai_free(t->sh[s].W0);
+		cai_free(t->sh[s].block);
 	}
 	cai_free(t->sh);
 	cai_textclf_prep_free(&t->prep);
@@ -173,6 +224,9 @@ fast_train_free(FastTrain *t)
 	cai_free(t->feat_off);
 	cai_free(t->feat);
 	cai_free(t->rowtypes);
+	cai_free(t->hot_row);
+	cai_free(t->hot_bits);
+	cai_free(t->hot_rank);
 	cai_free(t->wordvec);
 	cai_free(t->wordcnt);
 	cai_free_large(t->params, t->params_mapped);
@@ -312,8 +366,30 @@ fast_row_scratch(const FastParams *p)
  * n-grams are hashed first and their entries of the bucket map (4 bytes a
  * bucket: larger than the caches) asked for, so that those reads overlap.
  */
+/* The hot slots (copy 0) or shard s - 1's copies of them (copy s >= 1). */
+static inline float *
+fast_hot_slots(const FastTrain *t, int copy)
+{
+	return t->params + ((size_t) t->hot0 + (size_t) copy * t->n_hot) * (size_t) t->p.dim;
+}
+
+static inline bool
+fast_is_hot(const FastTrain *t, uint32_t f)
+{
+	return (t->hot_bits[f / 64] >> (f % 64)) & 1;
+}
+
+/* Slot of hot row f: the hot rows before it. */
+static inline uint32_t
+fast_hot_slot(const FastTrain *t, uint32_t f)
+{
+	uint64_t	below = t->hot_bits[f / 64] & ((UINT64_C(1) << (f % 64)) - 1);
+
+	return t->hot_rank[f / 64] + (uint32_t) __builtin_popcountll(below);
+}
+
 static size_t
-fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
+fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf, uint32_t hot_shift)
 {
 	const int	wn = t->p.word_ngrams;
 	const uint32_t V = (uint32_t) t->prep.V;
@@ -346,13 +422,22 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 		int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
 		memcpy(out + n, t->type_feat + a, sizeof(uint32_t) * m);
+		if (hot_shift > 0)
+			for (size_t q = n; q < n + m; q++)
+				out[q] += out[q] >= t->hot0 ? hot_shift : 0;
 		n += m;
 		for (int g = 2; g <= have; g++)
 		{
 			int32_t		row = t->prep.bmap[bk[nb++]];
 
 			if (row >= 0)
-				out[n++] = V + (uint32_t) row;
+			{
+				uint32_t	f = V + (uint32_t) row;
+
+				if (t->n_hot > 0 && fast_is_hot(t, f))
+					f = t->hot0 + fast_hot_slot(t, f) + hot_shift;
+				out[n++] = f;
+			}
 		}
 	}
 	return n;
@@ -780,14 +865,16 @@ fast_shard_eval(void *ctx, int s, cai_error *err)
 	FastTrain  *t = ctx;
 	FastShard  *sh = &t->sh[s];
 
-	sh->loss = 0.0;
+	double		loss = 0.0;
+
 	for (size_t r = sh->from; r < sh->to; r++)
 	{
 		double		l;
 
 		t->prep.pred[r] = fast_eval_row(t, r, sh->hidden, sh->probs, sh->feat, sh->types, &l);
-		sh->loss += l;
+		loss += l;
 	}
+	sh->loss = loss;
 	return CAI_OK;
 }
 
@@ -1070,11 +1157,19 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	 */
 	total += n_params * sizeof(float) + bytes / 2 + types * (size_t) fp.dim * sizeof(float);
 	total += 2 * ((size_t) fp.buckets * 3 / 16 + rows * 4 * sizeof(int32_t)) + 65536;
-	/* threads > 1: each thread's scratch (the features of its longest row bounded by max_tokens) and the pool */
+	/*
+	 * threads > 1: each thread's scratch (the features of its longest row
+	 * bounded by max_tokens) and the pool; the hot rows' slots and copies,
+	 * their counts while they are chosen and their bitmap
+	 */
 	if (cai_opt_int(opts, "threads") > 1)
+	{
 		total += (size_t) cai_opt_int(opts, "threads") *
 			((2 * (size_t) fp.dim + (size_t) n_labels * (1 + 2 * (size_t) fp.dim) + (size_t) (fp.max_tokens + 1) * (size_t) (fp.word_ngrams + FAST_CHAR_NGRAMS_MAX)) *
-			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 64);
+			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 4 * FAST_LINE);
+		total += ((size_t) cai_opt_int(opts, "threads") + 1) * FAST_HOT_MAX * (size_t) fp.dim * sizeof(float);
+		total += rows * sizeof(uint32_t) + rows / 4 + FAST_HOT_MAX * (sizeof(uint64_t) + sizeof(uint32_t));
+	}
 	/* counted from token ids, the margin is for what is still guessed (character n-grams per type) */
 	if (train->tokens != NULL)
 		total += total / 8;
@@ -1203,7 +1298,7 @@ fast_train_epoch(void *ctx, cai_trainer *tr, int epoch, double *loss, double *ro
 		float		lr = fast_lr(t, t->step);
 
 		cai_textclf_prep_prefetch(&t->prep, t->order, i, t->prep.rows.n_tr);
-		k = fast_row_features(t, r, t->rowfeat, t->rowtypes);
+		k = fast_row_features(t, r, t->rowfeat, t->rowtypes, 0);
 
 		if ((i & 255) == 0 && i > 0)
 		{
@@ -1245,27 +1340,41 @@ fast_shard_train(void *ctx, int s, cai_error *err)
 	FastTrain  *t = ctx;
 	FastShard  *sh = &t->sh[s];
 	const size_t nw = (size_t) t->prep.L * (size_t) t->p.dim;
+	float	   *const W = sh->W;
+	uint32_t   *const feat = sh->feat;
+	int32_t    *const types = sh->types;
+	const size_t to = sh->to;
+	/* written at every row: locals until the round's end (FastShard) */
+	cai_rng		rng = sh->rng;
+	double		loss = 0.0;
+	double		escale = sh->escale;
+	double		wscale = sh->wscale;
 
-	sh->loss = 0.0;
-	/* the round starts from the shared output weights */
-	memcpy(sh->W, fast_out_weights(t), sizeof(float) * nw);
-	memcpy(sh->W0, sh->W, sizeof(float) * nw);
-	for (size_t i = sh->from; i < sh->to; i++)
+	/* the round starts from the shared output weights and hot rows */
+	memcpy(W, fast_out_weights(t), sizeof(float) * nw);
+	memcpy(sh->W0, W, sizeof(float) * nw);
+	if (t->n_hot > 0)
+		memcpy(fast_hot_slots(t, s + 1), fast_hot_slots(t, 0), sizeof(float) * t->n_hot * (size_t) t->p.dim);
+	for (size_t i = sh->from; i < to; i++)
 	{
 		size_t		r = (size_t) t->order[i];
-		const uint32_t *f = sh->feat;
+		const uint32_t *f = feat;
 		size_t		k;
 		float		lr = fast_lr(t, t->epoch_step + i);
 
-		cai_textclf_prep_prefetch(&t->prep, t->order, i, sh->to);
-		k = fast_row_features(t, r, sh->feat, sh->types);
+		cai_textclf_prep_prefetch(&t->prep, t->order, i, to);
+		k = fast_row_features(t, r, feat, types, (uint32_t) ((size_t) (s + 1) * t->n_hot));
 
 		if (t->dropout > 0 && k > 0)
-			f = fast_drop_features(f, &k, (float) t->dropout, &sh->rng, sh->kept);
-		sh->loss += fast_sgd_step_on(t, t->params, sh->W, sh->hidden, sh->grad, sh->probs, f, k,
-									 t->prep.rows.lab[r], lr, (float) sh->escale, (float) sh->wscale);
-		fast_decay_scales(t, lr, &sh->escale, &sh->wscale);
+			f = fast_drop_features(f, &k, (float) t->dropout, &rng, sh->kept);
+		loss += fast_sgd_step_on(t, t->params, W, sh->hidden, sh->grad, sh->probs, f, k,
+								 t->prep.rows.lab[r], lr, (float) escale, (float) wscale);
+		fast_decay_scales(t, lr, &escale, &wscale);
 	}
+	sh->rng = rng;
+	sh->loss = loss;
+	sh->escale = escale;
+	sh->wscale = wscale;
 	return CAI_OK;
 }
 
@@ -1312,7 +1421,47 @@ fast_round_decay(FastTrain *t)
 	return d;
 }
 
-/* fast_train_epoch with the pool: rounds of FAST_SHARD_ROWS rows per shard. */
+/*
+ * Each shard's change of the hot rows added to their values, in shard order
+ * (stored values: the round's decay is in the scale).
+ */
+static void
+fast_hot_combine(FastTrain *t)
+{
+	const int	n = t->pool.n;
+	const size_t m = t->n_hot * (size_t) t->p.dim;
+	const float *restrict base = fast_hot_slots(t, 0);
+	float	   *restrict sum = fast_hot_slots(t, 1);	/* shard 0's copy: base plus its change */
+
+	for (int s = 2; s <= n; s++)
+	{
+		const float *restrict copy = fast_hot_slots(t, s);
+
+		for (size_t i = 0; i < m; i++)
+			sum[i] += copy[i] - base[i];
+	}
+	memcpy(fast_hot_slots(t, 0), sum, sizeof(float) * m);
+}
+
+/* The hot rows' values into their slots (an epoch's start), or back (its end). */
+static void
+fast_hot_move(FastTrain *t, bool to_slots)
+{
+	const size_t D = (size_t) t->p.dim;
+	float	   *hot = fast_hot_slots(t, 0);
+
+	for (size_t h = 0; h < t->n_hot; h++)
+	{
+		float	   *row = t->params + (size_t) t->hot_row[h] * D;
+
+		if (to_slots)
+			memcpy(hot + h * D, row, sizeof(float) * D);
+		else
+			memcpy(row, hot + h * D, sizeof(float) * D);
+	}
+}
+
+/* fast_train_epoch with the pool: rounds of cai_textclf_fast_shard_rows rows per shard. */
 static cai_status
 fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, double *rows, cai_error *err)
 {
@@ -1321,18 +1470,19 @@ fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, dou
 	double		loss_sum = 0.0;
 	size_t		rows_done = 0;
 	double		decay;
-	cai_status	st;
+	cai_status	st = CAI_OK;
 
 	t->epoch_step = t->step;
 	for (size_t s = 0; s < n; s++)
 		cai_rng_seed(&t->sh[s].rng, cai_rng_u64(&t->rng));
+	fast_hot_move(t, true);
 	for (size_t b0 = 0, m = 0; b0 < n_tr; b0 += m)
 	{
-		m = n_tr - b0 < n * FAST_SHARD_ROWS ? n_tr - b0 : n * FAST_SHARD_ROWS;
+		m = n_tr - b0 < n * cai_textclf_fast_shard_rows ? n_tr - b0 : n * cai_textclf_fast_shard_rows;
 		if (b0 > 0)
 		{
 			if ((st = cai_trainer_poll(tr, (double) t->step / (double) t->steps_total, err)) != CAI_OK)
-				return st;
+				break;
 			/* out of time: score what we have (a partial epoch) and stop */
 			if (cai_trainer_out_of_time(tr))
 				break;
@@ -1346,7 +1496,7 @@ fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, dou
 		}
 		decay = fast_round_decay(t);
 		if ((st = cai_pool_run(&t->pool, fast_shard_train, t, err)) != CAI_OK)
-			return st;
+			break;
 		{
 			float	   *W = fast_out_weights(t);
 			const size_t nw = (size_t) t->prep.L * (size_t) t->p.dim;
@@ -1367,13 +1517,21 @@ fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, dou
 					W[j] += c * sh->W[j] - (float) decay * sh->W0[j];
 				loss_sum += sh->loss;
 			}
+			fast_hot_combine(t);
 		}
 		t->scale *= decay;
 		if (t->scale < cai_textclf_fast_scale_fold)
+		{
+			fast_hot_move(t, false);
 			fast_decay_fold(t);
+			fast_hot_move(t, true);
+		}
 		t->step += m;
 		rows_done += m;
 	}
+	fast_hot_move(t, false);
+	if (st != CAI_OK)
+		return st;
 	fast_decay_fold(t);
 	if (!isfinite(loss_sum))
 		return cai_error_set(err, CAI_ERR_NUMERIC,
@@ -1383,29 +1541,143 @@ fast_train_epoch_par(FastTrain *t, cai_trainer *tr, int epoch, double *loss, dou
 	return CAI_OK;
 }
 
-/* The shards' scratch (the pool running with n > 1 threads). */
+static inline size_t
+fast_line_round(size_t bytes)
+{
+	return (bytes + FAST_LINE - 1) & ~(FAST_LINE - 1);
+}
+
+/* The shards' scratch (the pool running with n > 1 threads): see FastShard. */
 static cai_status
 fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
 {
+	const size_t D = (size_t) t->p.dim;
+	const size_t L = (size_t) t->prep.L;
+	const size_t nf = max_feat > 0 ? max_feat : 1;
+	const size_t bytes[] = {
+		sizeof(float) * D, sizeof(float) * D, sizeof(float) * L, sizeof(uint32_t) * nf, sizeof(uint32_t) * nf,
+		sizeof(int32_t) * fast_row_scratch(&t->p), sizeof(float) * L * D, sizeof(float) * L * D,
+	};
+	size_t		total = 2 * FAST_LINE;	/* aligning the first buffer, a free line after the last */
+
+	for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++)
+		total += fast_line_round(bytes[i]);
 	if ((t->sh = cai_calloc((size_t) t->pool.n, sizeof(FastShard))) == NULL)
 		return NOMEM(err);
 	t->pool_shards = t->pool.n;
 	for (int s = 0; s < t->pool.n; s++)
 	{
 		FastShard  *sh = &t->sh[s];
+		char	   *p;
 
-		sh->hidden = cai_malloc(sizeof(float) * (size_t) t->p.dim);
-		sh->grad = cai_malloc(sizeof(float) * (size_t) t->p.dim);
-		sh->probs = cai_malloc(sizeof(float) * (size_t) t->prep.L);
-		sh->kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
-		sh->feat = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
-		sh->types = cai_malloc(sizeof(int32_t) * fast_row_scratch(&t->p));
-		sh->W = cai_malloc(sizeof(float) * (size_t) t->prep.L * (size_t) t->p.dim);
-		sh->W0 = cai_malloc(sizeof(float) * (size_t) t->prep.L * (size_t) t->p.dim);
-		if (sh->hidden == NULL || sh->grad == NULL || sh->probs == NULL || sh->kept == NULL || sh->feat == NULL ||
-			sh->types == NULL || sh->W == NULL || sh->W0 == NULL)
+		if ((sh->block = cai_malloc(total)) == NULL)
 			return NOMEM(err);
+		p = (char *) (((uintptr_t) sh->block + FAST_LINE - 1) & ~(uintptr_t) (FAST_LINE - 1));
+		sh->hidden = (float *) p;
+		p += fast_line_round(bytes[0]);
+		sh->grad = (float *) p;
+		p += fast_line_round(bytes[1]);
+		sh->probs = (float *) p;
+		p += fast_line_round(bytes[2]);
+		sh->kept = (uint32_t *) p;
+		p += fast_line_round(bytes[3]);
+		sh->feat = (uint32_t *) p;
+		p += fast_line_round(bytes[4]);
+		sh->types = (int32_t *) p;
+		p += fast_line_round(bytes[5]);
+		sh->W = (float *) p;
+		p += fast_line_round(bytes[6]);
+		sh->W0 = (float *) p;
 	}
+	return CAI_OK;
+}
+
+static int
+fast_cmp_desc_u64(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a;
+	uint64_t	y = *(const uint64_t *) b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int
+fast_cmp_u32(const void *a, const void *b)
+{
+	uint32_t	x = *(const uint32_t *) a;
+	uint32_t	y = *(const uint32_t *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The hot rows (threads > 1, FAST_HOT_MAX; none when an epoch has fewer
+ * than FAST_HOT_MIN_ROUNDS rounds): counted in every stride-th training row
+ * (FAST_HOT_SAMPLE rows), the FAST_HOT_MAX rows most of them have (ties to
+ * the lower row) among those two of them have at least, slots in row order;
+ * the types' feature lists then name their slots (hot0 + slot) instead of
+ * the rows.  The choice depends on the rows alone, not on the threads'
+ * timing.
+ */
+static cai_status
+fast_hot_select(FastTrain *t, cai_error *err)
+{
+	const size_t R = (size_t) t->prep.V + (size_t) t->prep.K;
+	const size_t n_tr = t->prep.rows.n_tr;
+	const size_t stride = n_tr > FAST_HOT_SAMPLE ? n_tr / FAST_HOT_SAMPLE : 1;
+	const size_t n_words = R / 64 + 1;
+	uint32_t   *count;
+	uint64_t   *cand;
+	size_t		n_cand = 0;
+	const uint32_t least = 2;
+
+	t->hot0 = (uint32_t) (R + (size_t) t->prep.L);
+	if (t->pool.n <= 1 || n_tr < FAST_HOT_MIN_ROUNDS * (size_t) t->pool.n * cai_textclf_fast_shard_rows)
+		return CAI_OK;
+	if ((count = cai_calloc(R, sizeof(uint32_t))) == NULL)
+		return NOMEM(err);
+	for (size_t r = 0; r < n_tr; r += stride)
+	{
+		size_t		k = fast_row_features(t, r, t->rowfeat, t->rowtypes, 0);
+
+		for (size_t j = 0; j < k; j++)
+			count[t->rowfeat[j]]++;
+	}
+	for (size_t f = 0; f < R; f++)
+		n_cand += count[f] >= least;
+	if (n_cand == 0)
+	{
+		cai_free(count);
+		return CAI_OK;
+	}
+	cand = cai_malloc(sizeof(uint64_t) * n_cand);
+	t->hot_bits = cai_calloc(n_words, sizeof(uint64_t));
+	t->hot_rank = cai_calloc(n_words, sizeof(uint32_t));
+	t->hot_row = cai_malloc(sizeof(uint32_t) * (n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX));
+	if (cand == NULL || t->hot_bits == NULL || t->hot_rank == NULL || t->hot_row == NULL)
+	{
+		cai_free(count);
+		cai_free(cand);
+		return NOMEM(err);
+	}
+	n_cand = 0;
+	for (size_t f = 0; f < R; f++)
+		if (count[f] >= least)
+			cand[n_cand++] = (uint64_t) count[f] << 32 | (uint64_t) (UINT32_MAX - (uint32_t) f);
+	cai_free(count);
+	qsort(cand, n_cand, sizeof(uint64_t), fast_cmp_desc_u64);
+	t->n_hot = n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX;
+	for (size_t h = 0; h < t->n_hot; h++)
+		t->hot_row[h] = UINT32_MAX - (uint32_t) (cand[h] & UINT32_MAX);
+	cai_free(cand);
+	qsort(t->hot_row, t->n_hot, sizeof(uint32_t), fast_cmp_u32);
+	for (size_t h = 0; h < t->n_hot; h++)
+		t->hot_bits[t->hot_row[h] / 64] |= UINT64_C(1) << (t->hot_row[h] % 64);
+	for (size_t w = 1; w < n_words; w++)
+		t->hot_rank[w] = t->hot_rank[w - 1] + (uint32_t) __builtin_popcountll(t->hot_bits[w - 1]);
+	for (size_t i = 0; i < t->type_feat_off[t->prep.types.n]; i++)
+		if (fast_is_hot(t, t->type_feat[i]))
+			t->type_feat[i] = t->hot0 + fast_hot_slot(t, t->type_feat[i]);
 	return CAI_OK;
 }
 
@@ -1531,7 +1803,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 		goto fail;
 	}
 	for (size_t r = 0; r < fp->n_rows; r++)
-		t->feat_off[r + 1] = t->feat_off[r] + fast_row_features(t, r, t->feat + t->feat_off[r], t->rowtypes);
+		t->feat_off[r + 1] = t->feat_off[r] + fast_row_features(t, r, t->feat + t->feat_off[r], t->rowtypes, 0);
 	n_e = (size_t) (t->prep.V + t->prep.K) * (size_t) t->p.dim;
 	t->n_params = n_e + (size_t) n_labels * (size_t) t->p.dim;
 	t->params = cai_malloc(sizeof(float) * t->n_params);
@@ -1631,7 +1903,6 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	/* parameters: E uniform(-1/D, 1/D), W zero (as fastText) */
 	R = (size_t) t.prep.V + (size_t) t.prep.K;
 	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim;
-	t.params = cai_calloc_large(t.n_params, sizeof(float), &t.params_mapped);
 	t.best = cai_malloc(sizeof(float) * t.n_params);
 	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
@@ -1642,8 +1913,17 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	max_feat = t.max_feat;
 	t.kept = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
 	t.rowfeat = cai_malloc(sizeof(uint32_t) * (max_feat > 0 ? max_feat : 1));
-	if (t.params == NULL || t.best == NULL || t.hidden == NULL || t.grad == NULL || t.probs == NULL ||
+	if (t.best == NULL || t.hidden == NULL || t.grad == NULL || t.probs == NULL ||
 		t.order == NULL || t.kept == NULL || t.rowfeat == NULL || t.wordvec == NULL || t.wordcnt == NULL)
+	{
+		st = NOMEM(err);
+		goto done;
+	}
+	if ((st = fast_hot_select(&t, err)) != CAI_OK)
+		goto done;
+	t.params = cai_calloc_large(t.n_params + ((size_t) t.pool.n + 1) * t.n_hot * (size_t) t.p.dim, sizeof(float),
+								&t.params_mapped);
+	if (t.params == NULL)
 	{
 		st = NOMEM(err);
 		goto done;

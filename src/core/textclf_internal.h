@@ -576,6 +576,13 @@ extern size_t cai_textclf_eval_train_max;
 extern double cai_textclf_fast_scale_fold;
 
 /*
+ * The rows each shard of the fast trainer trains in a round with threads
+ * (4096; tests lower it so that a small training has the rounds that make
+ * it keep hot rows: FAST_HOT_MIN_ROUNDS).
+ */
+extern size_t cai_textclf_fast_shard_rows;
+
+/*
  * Test seam: the buckets the fast architecture's memory estimate counts in
  * rows of token ids (its pass over the rows split over threads), with the
  * options' character and word n-grams; SIZE_MAX on invalid options or out

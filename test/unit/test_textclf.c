@@ -223,6 +223,41 @@ done:
  * returned.  (test_conformance.c: the memory estimate with 2 threads; the
  * test build aborts on an allocation on a pool thread.)
  */
+/* A model trained with th threads clears the one-thread bar and records its threads. */
+static void
+check_threads_quality(const char *what, int th)
+{
+	char		o[96];
+	Trained		r;
+	cai_model_file *mf = NULL;
+	cai_textclf *m = NULL;
+	cai_error	err;
+	int			bad = 0;
+
+	snprintf(o, sizeof(o), "{\"dimensions\": 24, \"dropout\": 0.1, \"threads\": %d}", th);
+	r = train_with(o, &tr.d, &va.d, NULL, NULL);
+	CHECK(r.st == CAI_OK, "%sthreads %d: train: %s", what, th, r.err.msg);
+	if (r.st != CAI_OK)
+		return;
+	CHECK(load(&r, &mf, &m, &err) == CAI_OK, "%sthreads %d: load: %s", what, th, err.msg);
+	if (m != NULL)
+	{
+		double		acc_va = accuracy_of(m, &va.d, &bad);
+		double		acc_te = accuracy_of(m, &te.d, &bad);
+
+		CHECK(acc_va == json_num(r.metrics, "accuracy"),
+			  "%sthreads %d: validation accuracy after load %.6f, during training %.6f",
+			  what, th, acc_va, json_num(r.metrics, "accuracy"));
+		CHECK(acc_te > 0.9, "%sthreads %d: held-out accuracy (with misspellings) %.4f", what, th, acc_te);
+		CHECK(bad == 0, "%sthreads %d: %d bad distributions", what, th, bad);
+		CHECK(mf->meta_json != NULL && strstr(mf->meta_json, th == 2 ? "\"threads\":2" : "\"threads\":3") != NULL,
+			  "%sthreads %d: the metadata records the threads", what, th);
+	}
+	cai_textclf_free(m);
+	cai_model_file_free(mf);
+	trained_free(&r);
+}
+
 static void
 test_threads(void)
 {
@@ -237,35 +272,45 @@ test_threads(void)
 		trained_free(&b);
 	}
 	for (int th = 2; th <= 3; th++)
+		check_threads_quality("", th);
+	/*
+	 * Hot rows (each shard's copies of the most used rows, the changes added
+	 * at each round's end): the toy training keeps them with rounds of 16
+	 * rows a shard (FAST_HOT_MIN_ROUNDS rounds an epoch), and must clear the
+	 * same bar.  With words alone (no n-gram rows) every row two training
+	 * rows have is hot, so no row is written by both threads: two trainings
+	 * with 2 threads give the same bytes, and a third with another seed not.
+	 */
 	{
-		char		o[96];
-		Trained		r;
-		cai_model_file *mf = NULL;
-		cai_textclf *m = NULL;
-		cai_error	err;
-		int			bad = 0;
+		const size_t shard_rows = cai_textclf_fast_shard_rows;
 
-		snprintf(o, sizeof(o), "{\"dimensions\": 24, \"dropout\": 0.1, \"threads\": %d}", th);
-		r = train_with(o, &tr.d, &va.d, NULL, NULL);
-		CHECK(r.st == CAI_OK, "threads %d: train: %s", th, r.err.msg);
-		if (r.st != CAI_OK)
-			continue;
-		CHECK(load(&r, &mf, &m, &err) == CAI_OK, "threads %d: load: %s", th, err.msg);
-		if (m != NULL)
+		cai_textclf_fast_shard_rows = 16;
+		for (int th = 2; th <= 3; th++)
+			check_threads_quality("hot rows, ", th);
 		{
-			double		acc_va = accuracy_of(m, &va.d, &bad);
-			double		acc_te = accuracy_of(m, &te.d, &bad);
+			const char *words = "{\"minn\": 0, \"maxn\": 0, \"word_ngrams\": 1, \"dropout\": 0.1, \"epochs\": 3, \"threads\": 2, \"seed\": %d}";
+			char		o[160];
+			Trained		a,
+						b,
+						c;
 
-			CHECK(acc_va == json_num(r.metrics, "accuracy"), "threads %d: validation accuracy after load %.6f, during training %.6f",
-				  th, acc_va, json_num(r.metrics, "accuracy"));
-			CHECK(acc_te > 0.9, "threads %d: held-out accuracy (with misspellings) %.4f", th, acc_te);
-			CHECK(bad == 0, "threads %d: %d bad distributions", th, bad);
-			CHECK(mf->meta_json != NULL && strstr(mf->meta_json, th == 2 ? "\"threads\":2" : "\"threads\":3") != NULL,
-				  "threads %d: the metadata records the threads", th);
+			snprintf(o, sizeof(o), words, 5);
+			a = train_with(o, &tr.d, &va.d, NULL, NULL);
+			b = train_with(o, &tr.d, &va.d, NULL, NULL);
+			snprintf(o, sizeof(o), words, 6);
+			c = train_with(o, &tr.d, &va.d, NULL, NULL);
+			CHECK(a.st == CAI_OK && b.st == CAI_OK && c.st == CAI_OK, "hot rows, words: train: %s", a.err.msg);
+			if (a.st == CAI_OK && b.st == CAI_OK && c.st == CAI_OK)
+			{
+				CHECK(a.len == b.len && memcmp(a.model, b.model, a.len) == 0,
+					  "hot rows, words, threads 2: the same bytes twice");
+				CHECK(a.len != c.len || memcmp(a.model, c.model, a.len) != 0, "hot rows, words: another seed, other bytes");
+			}
+			trained_free(&a);
+			trained_free(&b);
+			trained_free(&c);
 		}
-		cai_textclf_free(m);
-		cai_model_file_free(mf);
-		trained_free(&r);
+		cai_textclf_fast_shard_rows = shard_rows;
 	}
 	{
 		int			calls = 0;
