@@ -768,16 +768,29 @@ CaiVersionAlreadyStored(const char *name, int32 version, bytea *data)
 	return true;
 }
 
+/* A bytea holding a copy of len bytes (allocated as a huge chunk above 1 GB). */
+bytea *
+CaiBytea(const void *bytes, Size len)
+{
+	bytea	   *data = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+
+	SET_VARSIZE(data, VARHDRSZ + len);
+	memcpy(VARDATA(data), bytes, len);
+	return data;
+}
+
 /*
  * Store a new version: the next number, or version_wanted when it is > 0
  * (cai_import(model, data, version): a copy that keeps its number; the same
  * bytes already stored under it are not stored again).  deploy_policy: "auto"
  * (first version, or better validation score than the deployed one),
  * "always", "never", or "import" (deploy only when nothing is deployed).
- * Returns the version.
+ * data: the model bytes, any varlena form but not toasted (the caller's: a
+ * model arrives once, in the bytea the row is made of).  Returns the
+ * version.
  */
 int32
-CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const uint8 *bytes, Size len,
+CaiCatalogStore(const char *name, int32 version_wanted, const char *task, bytea *data,
 				const char *meta_json, const char *metrics_json, const char *history_json,
 				const char *deploy_policy, bool *deployed)
 {
@@ -786,17 +799,13 @@ CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const 
 	int32		version;
 	bool		isnull;
 	bool		deploy = false;
-	bytea	   *data;
+	Size		len = VARSIZE_ANY_EXHDR(data);
 
 	if (len > (Size) CaiSettingMaxModelSizeKb() * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model is too large: %zu bytes", (size_t) len),
 				 errdetail("cai.max_model_size is %d kB.", CaiSettingMaxModelSizeKb())));
-
-	data = (bytea *) palloc(VARHDRSZ + len);
-	SET_VARSIZE(data, VARHDRSZ + len);
-	memcpy(VARDATA(data), bytes, len);
 
 	CaiCatalogReset();
 	CaiCatalogConnect();
@@ -809,7 +818,6 @@ CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const 
 		CaiCatalogDisconnect();
 		if (deployed)
 			*deployed = false;
-		pfree(data);
 		return version_wanted;
 	}
 
@@ -898,7 +906,6 @@ CaiCatalogStore(const char *name, int32 version_wanted, const char *task, const 
 	CaiCatalogDisconnect();
 	if (deployed)
 		*deployed = deploy;
-	pfree(data);
 	return version;
 }
 
@@ -985,8 +992,7 @@ cai_import(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model version must not be NULL"),
 				 errhint("Call cai_import(model, data) to store the bytes as the next version.")));
-	version = CaiCatalogStore(name, CaiArgVersion(fcinfo, 2), task, (const uint8 *) VARDATA_ANY(data),
-							  VARSIZE_ANY_EXHDR(data), meta, NULL, NULL, "import", NULL);
+	version = CaiCatalogStore(name, CaiArgVersion(fcinfo, 2), task, data, meta, NULL, NULL, "import", NULL);
 	PG_RETURN_INT32(version);
 }
 

@@ -156,7 +156,7 @@ cai_import_encoder(PG_FUNCTION_ARGS)
 
 	/* the bytes are validated as any stored model's (the loader inference uses) */
 	CaiValidateModelBytes(bytes, len, &task, &meta);
-	version = CaiCatalogStore(name, 0, task, bytes, len, meta, NULL, NULL, "import", NULL);
+	version = CaiCatalogStore(name, 0, task, CaiBytea(bytes, len), meta, NULL, NULL, "import", NULL);
 	MemoryContextDelete(work);
 	PG_RETURN_INT32(version);
 }

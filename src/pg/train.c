@@ -317,8 +317,7 @@ cai_list_options(PG_FUNCTION_ARGS)
 typedef struct CaiTrainResult
 {
 	bool		done;
-	char	   *model;
-	Size		model_len;
+	bytea	   *model;			/* the bytes the worker sent, as the model store's row takes them */
 	char	   *metrics_json;
 	char	   *history_json;
 	int64		train_rows;
@@ -385,11 +384,16 @@ CaiHandleWorkerMessage(char *data, Size nbytes, CaiTrainResult *res)
 			}
 		case 'R':
 			{
+				int64		len;
+
 				res->train_rows = pq_getmsgint64(&msg);
 				res->skipped_rows = pq_getmsgint64(&msg);
-				res->model_len = pq_getmsgint64(&msg);
-				res->model = palloc(res->model_len);
-				pq_copymsgbytes(&msg, res->model, res->model_len);
+				len = pq_getmsgint64(&msg);
+				if (len < 0 || len > msg.len - msg.cursor)
+					elog(ERROR, "malformed training worker message. Please report a bug.");
+				res->model = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+				SET_VARSIZE(res->model, VARHDRSZ + len);
+				pq_copymsgbytes(&msg, VARDATA(res->model), len);
 				res->metrics_json = CaiGetMsgString(&msg);
 				res->history_json = CaiGetMsgString(&msg);
 				res->done = true;
@@ -468,7 +472,7 @@ CaiMetricsScore(Jsonb *metrics)
  * transaction and by asynchronous jobs in the worker's.
  */
 int32
-CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
+CaiStoreTrainedModel(const char *name, bytea *model, const char *metrics_json,
 					 const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 					 bool *deployed, Jsonb **metrics_out)
 {
@@ -479,7 +483,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 	double		score;
 	char	   *extra;
 
-	CaiValidateModelBytes((const uint8 *) model, model_len, &task_out, &meta);
+	CaiValidateModelBytes((const uint8 *) VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model), &task_out, &meta);
 	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json)));
 	score = CaiMetricsScore(m);
 	extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
@@ -488,7 +492,7 @@ CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const 
 												 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
 	if (metrics_out)
 		*metrics_out = metrics;
-	return CaiCatalogStore(name, 0, task_out, (const uint8 *) model, model_len, meta,
+	return CaiCatalogStore(name, 0, task_out, model, meta,
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
@@ -885,12 +889,12 @@ CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune, bool pretrain)
 
 	if (launch.vectors)
 	{
-		version = CaiVectorSetStore(launch.name, (const uint8 *) res.model, res.model_len);
+		version = CaiVectorSetStore(launch.name, (const uint8 *) VARDATA(res.model), VARSIZE(res.model) - VARHDRSZ);
 		metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
 		deployed = false;
 	}
 	else
-		version = CaiStoreTrainedModel(launch.name, res.model, res.model_len, res.metrics_json, res.history_json,
+		version = CaiStoreTrainedModel(launch.name, res.model, res.metrics_json, res.history_json,
 									   res.train_rows, res.skipped_rows, launch.deploy_policy,
 									   &deployed, &metrics);
 	pfree(res.model);

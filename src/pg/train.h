@@ -113,7 +113,7 @@ extern void CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, co
 /* train.c */
 extern cai_options *CaiParseOptions(const char *task, const char *json, const cai_arch **arch_out);
 extern double CaiMetricsScore(Jsonb *metrics);
-extern int32 CaiStoreTrainedModel(const char *name, const char *model, Size model_len, const char *metrics_json,
+extern int32 CaiStoreTrainedModel(const char *name, bytea *model, const char *metrics_json,
 								  const char *history_json, int64 train_rows, int64 skipped_rows, const char *deploy_policy,
 								  bool *deployed, Jsonb **metrics_out);
 

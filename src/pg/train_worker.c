@@ -1259,7 +1259,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 		if (kind == CAI_KIND_EMBED)
 			version = CaiVectorSetStore(shared->data + shared->name_off, t.model, t.model_len);
 		else
-			version = CaiStoreTrainedModel(shared->data + shared->name_off, (char *) t.model, t.model_len,
+			version = CaiStoreTrainedModel(shared->data + shared->name_off, CaiBytea(t.model, t.model_len),
 										   t.metrics, t.history, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);
 		CaiJobFinish(shared->job_id, "succeeded", version, NULL);
 		PopActiveSnapshot();
@@ -1267,19 +1267,28 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 	}
 	else
 	{
-		StringInfoData buf;
+		/* one message, the model bytes sent from where the trainer left them (no copy of tens of MB) */
+		StringInfoData head;
+		StringInfoData tail;
+		shm_mq_iovec iov[3];
 
-		initStringInfo(&buf);
-		appendStringInfoChar(&buf, 'R');
-		pq_sendint64(&buf, t.rows);
-		pq_sendint64(&buf, t.skipped);
-		pq_sendint64(&buf, t.model_len);
-		appendBinaryStringInfo(&buf, (char *) t.model, t.model_len);
-		pq_sendint64(&buf, strlen(t.metrics));
-		appendBinaryStringInfo(&buf, t.metrics, strlen(t.metrics));
-		pq_sendint64(&buf, strlen(t.history));
-		appendBinaryStringInfo(&buf, t.history, strlen(t.history));
-		if (shm_mq_send(mqh, buf.len, buf.data, false, true) != SHM_MQ_SUCCESS)
+		initStringInfo(&head);
+		appendStringInfoChar(&head, 'R');
+		pq_sendint64(&head, t.rows);
+		pq_sendint64(&head, t.skipped);
+		pq_sendint64(&head, t.model_len);
+		initStringInfo(&tail);
+		pq_sendint64(&tail, strlen(t.metrics));
+		appendBinaryStringInfo(&tail, t.metrics, strlen(t.metrics));
+		pq_sendint64(&tail, strlen(t.history));
+		appendBinaryStringInfo(&tail, t.history, strlen(t.history));
+		iov[0].data = head.data;
+		iov[0].len = head.len;
+		iov[1].data = (const char *) t.model;
+		iov[1].len = t.model_len;
+		iov[2].data = tail.data;
+		iov[2].len = tail.len;
+		if (shm_mq_sendv(mqh, iov, 3, false, true) != SHM_MQ_SUCCESS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("the caller stopped waiting for the training result")));

@@ -157,9 +157,7 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 	appendStringInfoChar(&meta, '}');
 	cai_vectors_free(v);
 
-	data = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
-	SET_VARSIZE(data, VARHDRSZ + len);
-	memcpy(VARDATA(data), bytes, len);
+	data = CaiBytea(bytes, len);
 
 	CaiCatalogConnect();
 	{
