@@ -24,7 +24,10 @@
 # the first worker) was every earlier run's slowest, 1 and 2 threads alike.
 # Each timed run also records the hypervisor's steal share of the machine's
 # CPU time (/proc/stat): on these shared 2-vCPU machines a run that loses a
-# vCPU to another guest says nothing about 2 threads.
+# vCPU to another guest says nothing about 2 threads; and, just before it,
+# a cache line's round trip between the two CPUs (build/bench/line_rtt,
+# 20,000 round trips): the host moves the vCPUs, and the threads' shared
+# writes cost what that round trip costs (55 ns and 330 ns both seen).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_command_line bench/threads_sql.sh CAI_DATA_DIR ROUNDS SST_REPEAT EPOCHS WARMUP BENCH_OUT
@@ -36,6 +39,7 @@ WARMUP=${WARMUP:-1}
 OUT=${BENCH_OUT:-bench/results-threads-sql.md}
 SST="$(bench_dataset threads_sql.sh sentiment/sst2 train.tsv dev.tsv test.tsv)"
 bench_need_fasttext threads_sql.sh
+make -s -f core.mk build/bench/line_rtt
 bench_start_results threads
 bench_cluster_start
 bench_load_sst ""
@@ -57,8 +61,9 @@ train_seconds() {	# train_seconds THREADS [EPOCHS]: wall seconds of the whole ca
 	elapsed "$t0" "$(now)"
 	"${PSQL[@]}" -c "SELECT cai_drop_model('f$1')" >/dev/null
 }
-timed() {	# timed KEY COMMAND...: its wall seconds (the command's output) and steal into R
+timed() {	# timed KEY COMMAND...: its wall seconds (the command's output), steal and the line round trip before into R
 	local a b
+	put "${1}_rtt" "$(build/bench/line_rtt 20000)"
 	a=$(ticks)
 	put "$1" "$("${@:2}")"
 	b=$(ticks)
@@ -85,6 +90,7 @@ put load_end "$(load)"
 
 median() { awk -v k="$1" '$1 == k { print $2 }' "$R" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 all() { awk -v k="$1" '$1 == k { printf "%s%.1f", sep, $2; sep = " / " }' "$R"; }
+all0() { awk -v k="$1" '$1 == k { printf "%s%.0f", sep, $2; sep = " / " }' "$R"; }
 v() { awk -v k="$1" '$1 == k { sub(/^[^ ]* /, ""); print; exit }' "$R"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 t1=$(median t1); t2=$(median t2); ft=$(median ft)
@@ -107,11 +113,11 @@ e1=$(epoch_median 1); e2=$(epoch_median 2)
 	echo "  (no character n-grams, 100 dimensions) against cai_train's (character 3- to 5-grams, 48 dimensions; 50 before session 18), on the"
 	echo "  rows exported in a seeded random order (cai_train shuffles them itself every epoch)"
 	echo
-	echo "| | seconds (each round) | median | steal % (each round) |"
-	echo "|---|---|---:|---|"
-	echo "| cai_train, threads 1 | $(all t1) | $t1 | $(all t1_steal) |"
-	echo "| cai_train, threads 2 | $(all t2) | $t2 | $(all t2_steal) |"
-	echo "| fasttext supervised -thread 2 | $(all ft) | $ft | $(all ft_steal) |"
+	echo "| | seconds (each round) | median | steal % (each round) | line round trip before, ns (each round) |"
+	echo "|---|---|---:|---|---|"
+	echo "| cai_train, threads 1 | $(all t1) | $t1 | $(all t1_steal) | $(all0 t1_rtt) |"
+	echo "| cai_train, threads 2 | $(all t2) | $t2 | $(all t2_steal) | $(all0 t2_rtt) |"
+	echo "| fasttext supervised -thread 2 | $(all ft) | $ft | $(all ft_steal) | $(all0 ft_rtt) |"
 	echo
 	echo "- warm-up: $([ "$WARMUP" = 1 ] && echo "one untimed 1-epoch training before the rounds" || echo none)"
 	echo "- threads 2 against threads 1: **$(ratio "$t1" "$t2")x** (target 1.7)"
