@@ -352,20 +352,6 @@ fast_row_scratch(const FastParams *p)
 	return ((size_t) p->max_tokens + 2) * FAST_MAX_NGRAMS;
 }
 
-/*
- * The features of row r, as training steps on them (written to out, which
- * holds t->max_feat): per token its vocabulary row, its character n-gram
- * rows, then the rows of the word n-grams ending at it, each bucket row as
- * V + row.  Buckets no training row has are left out (validation rows;
- * inference ignores them too).  Made each time the row is trained on from
- * its token type ids (tbuf: fast_row_scratch entries), every type's feature
- * list and the word n-grams hashed again (as fastText does), so that the
- * training data is the rows' token ids alone (4 bytes a token) instead of
- * 4 bytes a feature (about 14 features a token with the default character
- * n-grams), or 8 bytes a token with the n-gram rows stored.  The word
- * n-grams are hashed first and their entries of the bucket map (4 bytes a
- * bucket: larger than the caches) asked for, so that those reads overlap.
- */
 /* The hot slots (copy 0) or shard s - 1's copies of them (copy s >= 1). */
 static inline float *
 fast_hot_slots(const FastTrain *t, int copy)
@@ -388,6 +374,22 @@ fast_hot_slot(const FastTrain *t, uint32_t f)
 	return t->hot_rank[f / 64] + (uint32_t) __builtin_popcountll(below);
 }
 
+/*
+ * The features of row r, as training steps on them (written to out, which
+ * holds t->max_feat): per token its vocabulary row, its character n-gram
+ * rows, then the rows of the word n-grams ending at it, each bucket row as
+ * V + row.  Buckets no training row has are left out (validation rows;
+ * inference ignores them too).  Made each time the row is trained on from
+ * its token type ids (tbuf: fast_row_scratch entries), every type's feature
+ * list and the word n-grams hashed again (as fastText does), so that the
+ * training data is the rows' token ids alone (4 bytes a token) instead of
+ * 4 bytes a feature (about 14 features a token with the default character
+ * n-grams), or 8 bytes a token with the n-gram rows stored.  The word
+ * n-grams are hashed first and their entries of the bucket map (4 bytes a
+ * bucket: larger than the caches) asked for, so that those reads overlap.
+ * With hot rows (threads > 1), a hot row is given as its slot, hot0 + slot,
+ * plus hot_shift: (s + 1) * n_hot names shard s's copies; 0 the slots.
+ */
 static size_t
 fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf, uint32_t hot_shift)
 {
