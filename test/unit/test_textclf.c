@@ -310,6 +310,20 @@ test_threads(void)
 			trained_free(&b);
 			trained_free(&c);
 		}
+		{
+			int			calls = 0;
+			Trained		c = train_with("{\"epochs\": 50, \"threads\": 2}", &tr.d, NULL, stop_at_third_call, &calls);
+
+			/* cancelled in the middle of an epoch, with the hot rows in their slots */
+			CHECK(c.st == CAI_ERR_CANCELLED && c.model == NULL, "hot rows: a progress callback cancels (status %d)",
+				  (int) c.st);
+			trained_free(&c);
+			/* out of time after the first round: the partial epoch's hot rows are in the model */
+			c = train_with("{\"epochs\": 50, \"threads\": 2, \"max_seconds\": 1e-9}", &tr.d, &va.d, NULL, NULL);
+			CHECK(c.st == CAI_OK && json_num(c.metrics, "epochs_run") == 1, "hot rows, max_seconds: a model after one epoch: %s",
+				  c.err.msg);
+			trained_free(&c);
+		}
 		cai_textclf_fast_shard_rows = shard_rows;
 	}
 	{
