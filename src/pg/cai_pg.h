@@ -113,6 +113,7 @@ extern Oid	CaiCatalogModelOwner(const char *name);
 extern void CaiCheckOwnership(const char *kind, const char *name, Oid owner, const char *action);
 extern void CaiCheckModelOwnership(const char *name, Oid owner, const char *action);
 extern void CaiCheckNewVersion(const char *name, const char *task, const char *action);
+extern bytea *CaiByteaAlloc(Size len);
 extern bytea *CaiBytea(const void *bytes, Size len);
 extern int32 CaiCatalogStore(const char *name, int32 version_wanted, const char *task, bytea *data,
 							 const char *meta_json, const char *metrics_json, const char *history_json,

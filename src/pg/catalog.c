@@ -35,6 +35,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -768,13 +769,31 @@ CaiVersionAlreadyStored(const char *name, int32 version, bytea *data)
 	return true;
 }
 
-/* A bytea holding a copy of len bytes (allocated as a huge chunk above 1 GB). */
+/*
+ * A bytea of len bytes, its contents to be filled: refused above the most a
+ * varlena holds (1 GB), which cai.max_model_size may exceed.
+ */
+bytea *
+CaiByteaAlloc(Size len)
+{
+	bytea	   *data;
+
+	if (len > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot store %zu bytes in one bytea value", (size_t) len),
+				 errdetail("A bytea value holds at most 1 GB: a model or vector set this large cannot be stored.")));
+	data = palloc(VARHDRSZ + len);
+	SET_VARSIZE(data, VARHDRSZ + len);
+	return data;
+}
+
+/* A bytea holding a copy of len bytes (CaiByteaAlloc). */
 bytea *
 CaiBytea(const void *bytes, Size len)
 {
-	bytea	   *data = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+	bytea	   *data = CaiByteaAlloc(len);
 
-	SET_VARSIZE(data, VARHDRSZ + len);
 	memcpy(VARDATA(data), bytes, len);
 	return data;
 }

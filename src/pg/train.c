@@ -391,8 +391,7 @@ CaiHandleWorkerMessage(char *data, Size nbytes, CaiTrainResult *res)
 				len = pq_getmsgint64(&msg);
 				if (len < 0 || len > msg.len - msg.cursor)
 					elog(ERROR, "malformed training worker message. Please report a bug.");
-				res->model = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
-				SET_VARSIZE(res->model, VARHDRSZ + len);
+				res->model = CaiByteaAlloc(len);
 				pq_copymsgbytes(&msg, VARDATA(res->model), len);
 				res->metrics_json = CaiGetMsgString(&msg);
 				res->history_json = CaiGetMsgString(&msg);
