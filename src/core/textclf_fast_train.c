@@ -1603,15 +1603,6 @@ fast_cmp_desc_u64(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static int
-fast_cmp_u32(const void *a, const void *b)
-{
-	uint32_t	x = *(const uint32_t *) a;
-	uint32_t	y = *(const uint32_t *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * The hot rows (threads > 1, FAST_HOT_MAX; none when an epoch has fewer
  * than FAST_HOT_MIN_ROUNDS rounds): counted in every stride-th training row
@@ -1652,29 +1643,43 @@ fast_hot_select(FastTrain *t, cai_error *err)
 		cai_free(count);
 		return CAI_OK;
 	}
-	cand = cai_malloc(sizeof(uint64_t) * n_cand);
 	t->hot_bits = cai_calloc(n_words, sizeof(uint64_t));
 	t->hot_rank = cai_calloc(n_words, sizeof(uint32_t));
-	t->hot_row = cai_malloc(sizeof(uint32_t) * (n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX));
-	if (cand == NULL || t->hot_bits == NULL || t->hot_rank == NULL || t->hot_row == NULL)
+	t->n_hot = n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX;
+	t->hot_row = cai_malloc(sizeof(uint32_t) * t->n_hot);
+	cand = n_cand > FAST_HOT_MAX ? cai_malloc(sizeof(uint64_t) * n_cand) : NULL;
+	if (t->hot_bits == NULL || t->hot_rank == NULL || t->hot_row == NULL || (n_cand > FAST_HOT_MAX && cand == NULL))
 	{
 		cai_free(count);
-		cai_free(cand);
 		return NOMEM(err);
 	}
-	n_cand = 0;
-	for (size_t f = 0; f < R; f++)
-		if (count[f] >= least)
-			cand[n_cand++] = (uint64_t) count[f] << 32 | (uint64_t) (UINT32_MAX - (uint32_t) f);
+	if (cand == NULL)			/* every candidate is hot */
+		for (size_t f = 0; f < R; f++)
+		{
+			if (count[f] >= least)
+				t->hot_bits[f / 64] |= UINT64_C(1) << (f % 64);
+		}
+	else
+	{
+		/* the most frequent first, ties to the lower row: count, then the row complemented */
+		n_cand = 0;
+		for (size_t f = 0; f < R; f++)
+			if (count[f] >= least)
+				cand[n_cand++] = (uint64_t) count[f] << 32 | (uint64_t) (UINT32_MAX - (uint32_t) f);
+		qsort(cand, n_cand, sizeof(uint64_t), fast_cmp_desc_u64);
+		for (size_t h = 0; h < t->n_hot; h++)
+		{
+			uint32_t	f = UINT32_MAX - (uint32_t) (cand[h] & UINT32_MAX);
+
+			t->hot_bits[f / 64] |= UINT64_C(1) << (f % 64);
+		}
+		cai_free(cand);
+	}
 	cai_free(count);
-	qsort(cand, n_cand, sizeof(uint64_t), fast_cmp_desc_u64);
-	t->n_hot = n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX;
-	for (size_t h = 0; h < t->n_hot; h++)
-		t->hot_row[h] = UINT32_MAX - (uint32_t) (cand[h] & UINT32_MAX);
-	cai_free(cand);
-	qsort(t->hot_row, t->n_hot, sizeof(uint32_t), fast_cmp_u32);
-	for (size_t h = 0; h < t->n_hot; h++)
-		t->hot_bits[t->hot_row[h] / 64] |= UINT64_C(1) << (t->hot_row[h] % 64);
+	/* slots in row order: the bitmap's order */
+	for (size_t f = 0, h = 0; f < R; f++)
+		if (fast_is_hot(t, (uint32_t) f))
+			t->hot_row[h++] = (uint32_t) f;
 	for (size_t w = 1; w < n_words; w++)
 		t->hot_rank[w] = t->hot_rank[w - 1] + (uint32_t) __builtin_popcountll(t->hot_bits[w - 1]);
 	for (size_t i = 0; i < t->type_feat_off[t->prep.types.n]; i++)

@@ -230,7 +230,7 @@ extern char *CaiDriftReference(const uint8 *bytes, size_t len, const cai_arch *a
 struct cai_vectors;
 extern int32 CaiVectorSetVersion(const char *name, int32 version, int64 *stamp);
 extern void CaiCheckVectorSetWritable(const char *name);
-extern int32 CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len);
+extern int32 CaiVectorSetStore(const char *name, bytea *data);
 extern struct cai_vectors *CaiVectorSetForTraining(const char *name, int32 version, cai_word_vectors *wv,
 												   char **provenance);
 extern struct cai_vectors *CaiVectorSetLookup(const char *name);

@@ -464,6 +464,14 @@ CaiMetricsScore(Jsonb *metrics)
 	return isnan(score) ? CaiJsonbNumber(metrics, "accuracy") : score;
 }
 
+/* a with the keys of b (a JSON object text) set over it (jsonb ||). */
+static Jsonb *
+CaiJsonbSet(Jsonb *a, const char *b)
+{
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(a),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(b))));
+}
+
 /*
  * Store a trained model (bytes from the core) as a new version: validated
  * exactly as an import would be, metrics completed with the score used for
@@ -487,21 +495,18 @@ CaiStoreTrainedModel(const char *name, bytea *model, const char *metrics_json,
 	score = CaiMetricsScore(m);
 	extra = psprintf("{\"score\": %.17g, \"skipped_rows\": " INT64_FORMAT ", \"train_rows_read\": " INT64_FORMAT "}",
 					 isnan(score) ? 0.0 : score, skipped_rows, train_rows);
-	metrics = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
-												 DirectFunctionCall1(jsonb_in, CStringGetDatum(extra))));
+	metrics = CaiJsonbSet(m, extra);
 	if (metrics_out)
 		*metrics_out = metrics;
 	return CaiCatalogStore(name, 0, task_out, model, meta,
 						   JsonbToCString(NULL, &metrics->root, 0), history_json, deploy_policy, deployed);
 }
 
-/* The JSON object text a with b's keys set over it (jsonb ||). */
+/* The JSON object text a with b's keys set over it. */
 static char *
 CaiJsonConcat(const char *a, const char *b)
 {
-	Datum		x = DirectFunctionCall1(jsonb_in, CStringGetDatum(a));
-	Datum		y = DirectFunctionCall1(jsonb_in, CStringGetDatum(b));
-	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, x, y));
+	Jsonb	   *j = CaiJsonbSet(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(a))), b);
 
 	return JsonbToCString(NULL, &j->root, 0);
 }
@@ -888,7 +893,7 @@ CaiTrainAndWait(FunctionCallInfo fcinfo, bool tune, bool pretrain)
 
 	if (launch.vectors)
 	{
-		version = CaiVectorSetStore(launch.name, (const uint8 *) VARDATA(res.model), VARSIZE(res.model) - VARHDRSZ);
+		version = CaiVectorSetStore(launch.name, res.model);
 		metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.metrics_json)));
 		deployed = false;
 	}

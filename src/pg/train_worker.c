@@ -1257,7 +1257,7 @@ CaiWorkerTrain(CaiTrainShared *shared, shm_mq_handle *mqh, MemoryContext train_c
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (kind == CAI_KIND_EMBED)
-			version = CaiVectorSetStore(shared->data + shared->name_off, t.model, t.model_len);
+			version = CaiVectorSetStore(shared->data + shared->name_off, CaiBytea(t.model, t.model_len));
 		else
 			version = CaiStoreTrainedModel(shared->data + shared->name_off, CaiBytea(t.model, t.model_len),
 										   t.metrics, t.history, t.rows, t.skipped, t.deploy_policy, &deployed, NULL);

@@ -126,11 +126,14 @@ CaiVectorSetBytes(const char *name, int32 version)
  * Validate set bytes completely and store them as the next version of name;
  * returns the version.  The first version's creator owns the name.  Used by
  * the imports and by cai_train_vectors (in the caller's or the job's
- * transaction).
+ * transaction).  data: the bytes, any varlena form but not toasted, stored
+ * as they are (as CaiCatalogStore takes a model's).
  */
 int32
-CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
+CaiVectorSetStore(const char *name, bytea *data)
 {
+	const uint8 *bytes = (const uint8 *) VARDATA_ANY(data);
+	size_t		len = VARSIZE_ANY_EXHDR(data);
 	cai_vectors *v = NULL;
 	cai_error	err = {0};
 	cai_status	st;
@@ -138,7 +141,6 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 	Oid			caller = GetUserId();	/* before the catalog session acts as the store's owner */
 	Oid			owner = InvalidOid;
 	int32		version;
-	bytea	   *data;
 
 	CaiCheckModelName(name);
 	if (len > (Size) CaiSettingMaxModelSizeKb() * 1024)
@@ -156,8 +158,6 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 	escape_json(&meta, cai_vectors_source(v));
 	appendStringInfoChar(&meta, '}');
 	cai_vectors_free(v);
-
-	data = CaiBytea(bytes, len);
 
 	CaiCatalogConnect();
 	{
@@ -185,7 +185,6 @@ CaiVectorSetStore(const char *name, const uint8 *bytes, size_t len)
 						  5, types, values, NULL, SPI_OK_INSERT);
 	}
 	CaiCatalogDisconnect();
-	pfree(data);
 	return version + 1;
 }
 
@@ -476,7 +475,7 @@ cai_import_vectors_file(PG_FUNCTION_ARGS)
 	data = PG_GETARG_BYTEA_PP(1);
 	if (pg_strcasecmp(format, "cai") == 0)
 		/* the bytes of cai_export_vectors: validated by the store */
-		version = CaiVectorSetStore(name, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
+		version = CaiVectorSetStore(name, data);
 	else
 	{
 		cai_vec_format fmt;
@@ -493,8 +492,9 @@ cai_import_vectors_file(PG_FUNCTION_ARGS)
 					 errhint("Formats: text (GloVe, word2vec text, fastText .vec), binary (word2vec), cai (cai_export_vectors).")));
 		if (st != CAI_OK)
 			CaiReportCoreError(st, &err, "invalid vector file");
-		version = CaiVectorSetStore(name, bytes, len);
+		data = CaiBytea(bytes, len);
 		cai_free(bytes);
+		version = CaiVectorSetStore(name, data);
 	}
 	PG_RETURN_INT32(version);
 }
@@ -522,6 +522,7 @@ cai_import_vectors_query(PG_FUNCTION_ARGS)
 	cai_error	err = {0};
 	cai_status	st;
 	int32		version;
+	bytea	   *data;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -615,8 +616,9 @@ cai_import_vectors_query(PG_FUNCTION_ARGS)
 	st = cai_vectors_write(&d, &bytes, &len, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "invalid vectors");
-	version = CaiVectorSetStore(name, bytes, len);
+	data = CaiBytea(bytes, len);
 	cai_free(bytes);
+	version = CaiVectorSetStore(name, data);
 	PG_RETURN_INT32(version);
 }
 
