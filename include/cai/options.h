@@ -117,6 +117,13 @@ const char *cai_opt_string(const cai_options *o, const char *name);
 bool		cai_opt_is_set(const cai_options *o, const char *name);
 
 /*
+ * The seed of the validation split: the option "validation_seed" when the
+ * table has it and it is not -1, else "seed".  With it, trainings that differ
+ * only in seed hold out the same rows (cai_tune's "seeds" trials).
+ */
+uint64_t	cai_opt_split_seed(const cai_options *o);
+
+/*
  * The effective options as a JSON object text (cai_malloc'ed, NULL when out
  * of memory), for metadata: every def in table order, INT as an integer,
  * FLOAT as a number that reads back to the same double (always with a '.' or

@@ -20,6 +20,15 @@
  * from the seeded generator.  Without an "epochs" range (an architecture
  * without the option, or a fixed value) it is plain random search.
  *
+ * The search key "seeds": S (classifiers, 0 to 7, default 0) adds S trials
+ * after the schedule: the best trial's options again with the seeds seed + 1
+ * .. seed + S and the validation split of seed ("validation_seed"), each
+ * started only while the time left pays for a training as long as the best
+ * trial's.  They are candidates of the stored ensemble ("ensemble" defaults
+ * to S + 1 and may not be smaller): models that differ only in their seed
+ * make errors of their own, and their mean is more accurate than one of them
+ * where the options searched barely matter.
+ *
  * Pure and deterministic: the caller trains each trial (cai_arch_train with
  * the trial's options) and reports its validation score.
  */
@@ -60,7 +69,9 @@ int			cai_tune_max_trials(const cai_tune *t);
 double		cai_tune_max_seconds(const cai_tune *t);
 /* the search key "ensemble": the stored model is an ensemble of at most that many picks of the trials (ensemble.h) */
 int			cai_tune_ensemble(const cai_tune *t);
-/* trials the schedule plans (at most max_trials) */
+/* the search key "seeds": trials of the best configuration with other seeds after the schedule */
+int			cai_tune_seeds(const cai_tune *t);
+/* trials planned: the schedule's (at most max_trials) and the seed trials */
 int			cai_tune_planned(const cai_tune *t);
 
 /*

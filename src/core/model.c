@@ -444,7 +444,7 @@ cai_arch_validation_mask(const cai_arch *a, const cai_options *opts, const cai_t
 		return cai_ner_validation_mask(set->sentences->n, opts, is_valid, err);
 	if (a->task->kind == CAI_KIND_CLASSIFY)
 		return cai_textclf_validation_mask(set->texts, cai_opt_float(opts, "validation_fraction"), set->n_labels,
-										   (uint64_t) cai_opt_int(opts, "seed"), is_valid, err);
+										   cai_opt_split_seed(opts), is_valid, err);
 	return cai_error_set(err, CAI_ERR_INVALID, "a %s model holds out no validation rows", a->task->name);
 }
 

@@ -357,7 +357,7 @@ cai_ner_validation_mask(size_t n, const cai_options *opts, bool *is_valid, cai_e
 
 	if (sel == NULL)
 		return NOMEM(err);
-	ner_split_mask(n, cai_opt_float(opts, "validation_fraction"), (uint64_t) cai_opt_int(opts, "seed"), sel, is_valid);
+	ner_split_mask(n, cai_opt_float(opts, "validation_fraction"), cai_opt_split_seed(opts), sel, is_valid);
 	cai_free(sel);
 	return CAI_OK;
 }
@@ -445,7 +445,7 @@ ner_train_setup(NerTrain *t, const cai_options *opts, const cai_ner_data *train,
 			st = NOMEM(err);
 			goto done;
 		}
-		ner_split_mask(train->n, cai_opt_float(opts, "validation_fraction"), t->seed, sel, isva);
+		ner_split_mask(train->n, cai_opt_float(opts, "validation_fraction"), cai_opt_split_seed(opts), sel, isva);
 		for (int pass = 0; pass < 2 && st == CAI_OK; pass++)
 		{
 			a = 0;

@@ -677,6 +677,17 @@ cai_opt_is_set(const cai_options *o, const char *name)
 	return v != NULL && v->set_by_user;
 }
 
+uint64_t
+cai_opt_split_seed(const cai_options *o)
+{
+	const cai_opt_def *d = NULL;
+	const cai_opt_value *v = lookup(o, "validation_seed", &d);
+
+	if (v != NULL && d->type == CAI_OPT_INT && v->i >= 0)
+		return (uint64_t) v->i;
+	return (uint64_t) cai_opt_int(o, "seed");
+}
+
 /* Shortest "%.Ng" text that reads back as f, always looking like a double. */
 static void
 format_double(double f, char *buf, size_t cap)

@@ -41,6 +41,8 @@
 #define TEXTCLF_OPT_COMMON \
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options and seed give the same model"}, \
+	{"validation_seed", CAI_OPT_INT, "-1", -1, 2147483647.0, NULL, \
+	"seed of the validation split when no validation rows are given (-1 = seed): trainings with other seeds then hold out the same rows, as cai_tune's \"seeds\" trials do"}, \
 	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL, \
 	"fraction of the rows held out (stratified) for validation when no validation rows are given; 0: every row trains, the last epoch is kept and only it is scored (on the training rows: every k-th of them beyond 100,000, the metrics' n says how many)"}, \
 	{"validation_source", CAI_OPT_STRING, "", 0, 0, NULL, \

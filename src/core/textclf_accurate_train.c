@@ -831,10 +831,11 @@ acc_train_fast(AccTrain *t, const cai_options *opts, const char *const *label_na
 	cai_status	st;
 
 	snprintf(js, sizeof(js),
-			 "{\"architecture\": \"fast\", \"seed\": %" PRId64 ", \"validation_fraction\": %.17g, "
+			 "{\"architecture\": \"fast\", \"seed\": %" PRId64 ", \"validation_seed\": %" PRId64 ", "
+			 "\"validation_fraction\": %.17g, "
 			 "\"min_count\": %" PRId64 ", \"max_tokens\": %d, \"minn\": %d, \"maxn\": %d, "
 			 "\"buckets\": %u, \"patience\": %" PRId64 ", \"vector_words\": %" PRId64 "}",
-			 cai_opt_int(opts, "seed"), cai_opt_float(opts, "validation_fraction"),
+			 cai_opt_int(opts, "seed"), cai_opt_int(opts, "validation_seed"), cai_opt_float(opts, "validation_fraction"),
 			 cai_opt_int(opts, "min_count"), t->p.max_tokens,
 			 (int) cai_opt_int(opts, "minn"), (int) cai_opt_int(opts, "maxn"),
 			 t->p.buckets, cai_opt_int(opts, "patience"), cai_opt_int(opts, "vector_words"));

@@ -82,7 +82,7 @@ cai_textclf_prepare(const cai_options *opts, int n_labels, const cai_textclf_dat
 	prep->L = n_labels;
 	prep->eos_type = -1;
 	if ((st = cai_textclf_split(train, valid, cai_opt_float(opts, "validation_fraction"), n_labels,
-								(uint64_t) cai_opt_int(opts, "seed"), &prep->rows, &prep->eval_from,
+								cai_opt_split_seed(opts), &prep->rows, &prep->eval_from,
 								&prep->n_eval, err)) != CAI_OK)
 		return st;
 	prep->eval_step = 1;

@@ -67,6 +67,8 @@
 	"clip the gradient to this global L2 norm (0 = no clipping)"}, \
 	{"seed", CAI_OPT_INT, "42", 0, 2147483647.0, NULL, \
 	"random seed: the same data, options, seed and threads give the same model"}, \
+	{"validation_seed", CAI_OPT_INT, "-1", -1, 2147483647.0, NULL, \
+	"seed of the validation split when no validation data are given (-1 = seed): trainings with other seeds then hold out the same data, as cai_tune's \"seeds\" trials do"}, \
 	{"validation_fraction", CAI_OPT_FLOAT, "0.1", 0.0, 0.5, NULL, \
 	"fraction of the training data held out for validation when none is given; 0: the last epoch is kept and only it is scored (on the training data)"}, \
 	{"validation_source", CAI_OPT_STRING, NULL, 0, 0, NULL, \
@@ -995,7 +997,7 @@ train_setup(TfTrain *t, const cai_options *opts, const cai_train_set *set, bool 
 	if ((ner ? set->valid_sentences == NULL : set->valid_texts == NULL) && !for_gradcheck)
 		st = ner ? cai_ner_validation_mask(n_rows, opts, isva, err) :
 			cai_textclf_validation_mask(set->texts, cai_opt_float(opts, "validation_fraction"), set->n_labels,
-										t->seed, isva, err);
+										cai_opt_split_seed(opts), isva, err);
 	for (size_t i = 0; i < n_rows; i++)
 		if (isva[i])
 			vrows[n_va++] = (int32_t) i;

@@ -44,6 +44,7 @@ struct cai_tune
 	int			max_trials;
 	double		max_seconds;
 	int			ensemble;		/* members of the stored model at most (1: the best trial alone) */
+	int			seeds;			/* trainings of the best configuration with other seeds after the schedule */
 	int64_t		seed;
 	int			eta;
 	bool		halving;		/* "epochs" is the resource */
@@ -61,6 +62,9 @@ struct cai_tune
 	int			n_trials;
 	cai_tune_trial *trials;		/* max_trials entries */
 	double	   *scores;
+	double	   *trial_seconds;
+	int			n_schedule;		/* trials of the schedule (the rest are seed trials) */
+	bool		schedule_done;
 	double		seconds;		/* wall time of the trials reported, and their epochs: the cost of an epoch */
 	double		epochs;
 	int			rung;			/* current rung, -1 before the first */
@@ -400,6 +404,7 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 	json_object *s = NULL;
 	json_object *a = NULL;
 	bool		epochs_range = false;	/* "epochs" is searched as a range */
+	bool		ensemble_set = false;
 	cai_options *fixed_opts = NULL;
 	const cai_arch *arch = NULL;
 	const char *arch_name = task->default_arch;
@@ -514,10 +519,23 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 			{
 				st = search_int(v, key, 1, CAI_ENSEMBLE_MAX_MEMBERS, &x, err);
 				t->ensemble = (int) x;
+				ensemble_set = true;
 				if (st == CAI_OK && x > 1 && arch->task->kind != CAI_KIND_CLASSIFY)
 					st = cai_error_set(err, CAI_ERR_INVALID,
 									   "search key \"ensemble\" applies to classifiers: a %s model is the best trial alone",
 									   arch->task->name);
+			}
+			else if (strcmp(key, "seeds") == 0)
+			{
+				st = search_int(v, key, 0, CAI_ENSEMBLE_MAX_MEMBERS - 1, &x, err);
+				t->seeds = (int) x;
+				if (st == CAI_OK && x > 0 && arch->task->kind != CAI_KIND_CLASSIFY)
+					st = cai_error_set(err, CAI_ERR_INVALID,
+									   "search key \"seeds\" applies to classifiers (its trainings are candidates of an ensemble)");
+				else if (st == CAI_OK && x > 0 && (find_def(t, "seed") < 0 || find_def(t, "validation_seed") < 0))
+					st = cai_error_set(err, CAI_ERR_INVALID,
+									   "search key \"seeds\": %s %s models have no options \"seed\" and \"validation_seed\"",
+									   arch->task->name, arch->name);
 			}
 			else if (strcmp(key, "max_seconds") == 0)
 			{
@@ -530,6 +548,17 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 			if (st != CAI_OK)
 				goto done;
 		}
+	}
+
+	/* the seed trials are candidates of the ensemble: room for each beside the best */
+	if (t->seeds > 0 && !ensemble_set)
+		t->ensemble = t->seeds + 1;
+	else if (t->seeds > 0 && t->ensemble < t->seeds + 1)
+	{
+		st = cai_error_set(err, CAI_ERR_INVALID,
+						   "search key \"ensemble\" (%d) must be at least \"seeds\" + 1 (%d): the seed trials are candidates of the ensemble",
+						   t->ensemble, t->seeds + 1);
+		goto done;
 	}
 
 	/* fixed values: the option table's checks and messages */
@@ -554,10 +583,11 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 		n++;
 	t->n_configs = n;
 	plan(t, n, true);
-	t->trials = cai_calloc((size_t) t->max_trials, sizeof(cai_tune_trial));
-	t->scores = cai_calloc((size_t) t->max_trials, sizeof(double));
+	t->trials = cai_calloc((size_t) (t->max_trials + t->seeds), sizeof(cai_tune_trial));
+	t->scores = cai_calloc((size_t) (t->max_trials + t->seeds), sizeof(double));
+	t->trial_seconds = cai_calloc((size_t) (t->max_trials + t->seeds), sizeof(double));
 	t->order = cai_calloc((size_t) n, sizeof(int));
-	if (t->trials == NULL || t->scores == NULL || t->order == NULL)
+	if (t->trials == NULL || t->scores == NULL || t->trial_seconds == NULL || t->order == NULL)
 	{
 		st = cai_error_set(err, CAI_ERR_NOMEM, "out of memory for the search");
 		goto done;
@@ -591,6 +621,7 @@ cai_tune_free(cai_tune *t)
 		cai_free(t->trials[i].options_json);
 	cai_free(t->trials);
 	cai_free(t->scores);
+	cai_free(t->trial_seconds);
 	cai_free(t->order);
 	cai_free(t);
 }
@@ -620,9 +651,15 @@ cai_tune_ensemble(const cai_tune *t)
 }
 
 int
+cai_tune_seeds(const cai_tune *t)
+{
+	return t->seeds;
+}
+
+int
 cai_tune_planned(const cai_tune *t)
 {
-	int			total = 0;
+	int			total = t->seeds;
 
 	for (int r = 0; r < t->n_rungs; r++)
 		total += t->rung_n[r];
@@ -692,6 +729,7 @@ cai_tune_search_json(const cai_tune *t)
 		cai_json_put(o, "max_seconds", json_short_number(t->max_seconds)) &&
 		cai_json_put(o, "eta", json_object_new_int(t->eta)) &&
 		cai_json_put(o, "ensemble", json_object_new_int(t->ensemble)) &&
+		cai_json_put(o, "seeds", json_object_new_int(t->seeds)) &&
 		cai_json_put(o, "configurations", json_object_new_int(t->n_configs)) &&
 		cai_json_put(o, "planned_trials", json_object_new_int(cai_tune_planned(t))) &&
 		cai_json_put(o, "rungs", json_object_get(rungs)) &&
@@ -748,24 +786,101 @@ start_rung(cai_tune *t, int r)
 	return t->order_n > 0;
 }
 
+/* Add trial (options o, consumed) to the record; false when out of memory. */
+static bool
+add_trial(cai_tune *t, json_object *o, int config, int rung, int epochs, cai_tune_trial *trial)
+{
+	cai_tune_trial *tr = &t->trials[t->n_trials];
+
+	tr->options_json = json_copy(o);
+	json_object_put(o);
+	if (tr->options_json == NULL)
+		return false;
+	tr->trial = t->n_trials;
+	tr->config = config;
+	tr->rung = rung;
+	tr->epochs = epochs;
+	t->scores[t->n_trials] = NAN;
+	t->trial_seconds[t->n_trials] = NAN;
+	t->n_trials++;
+	*trial = *tr;
+	return true;
+}
+
+/*
+ * After the schedule: the best trial's options again with the seed
+ * search seed + k (k = 1..seeds) and the validation split of the search's
+ * seed, while the time left pays for another training as long as the best
+ * trial took.
+ */
+static bool
+next_seed_trial(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_status *st)
+{
+	int			b = -1;
+	int			k = t->n_trials - t->n_schedule + 1;
+	json_object *o;
+	json_object *vs = NULL;
+
+	/* the schedule's best: the highest score, on a tie the higher rung (as the caller ranks trials), then the earlier */
+	for (int i = 0; i < t->n_schedule; i++)
+		if (!isnan(t->scores[i]) &&
+			(b < 0 || t->scores[i] > t->scores[b] || (t->scores[i] == t->scores[b] && t->trials[i].rung > t->trials[b].rung)))
+			b = i;
+	if (b < 0 || k > t->seeds)
+		return false;
+	if (seconds_left > 0 && !(t->trial_seconds[b] <= seconds_left))
+		return false;
+	o = cai_json_parse_object(t->trials[b].options_json);
+	if (o == NULL)
+	{
+		*st = CAI_ERR_NOMEM;
+		return false;
+	}
+	/* a validation_seed the user fixed stays; else the split of the search's seed */
+	if (!json_object_object_get_ex(t->fixed, "validation_seed", &vs) &&
+		!cai_json_put(o, "validation_seed", json_object_new_int64(t->seed)))
+		*st = CAI_ERR_NOMEM;
+	if (!cai_json_put(o, "seed", json_object_new_int64((t->seed + k) % ((int64_t) 2147483647 + 1))))
+		*st = CAI_ERR_NOMEM;
+	json_object_object_del(o, "max_seconds");
+	if (seconds_left > 0 && !cai_json_put(o, "max_seconds", json_object_new_double(seconds_left)))
+		*st = CAI_ERR_NOMEM;
+	if (*st != CAI_OK)
+	{
+		json_object_put(o);
+		return false;
+	}
+	if (!add_trial(t, o, t->trials[b].config, t->n_rungs, t->trials[b].epochs, trial))
+	{
+		*st = CAI_ERR_NOMEM;
+		return false;
+	}
+	return true;
+}
+
 bool
 cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_status *st)
 {
 	json_object *o;
-	cai_tune_trial *tr;
 	int			config;
 
 	*st = CAI_OK;
 	if (t->n_trials >= t->max_trials)
-		return false;
-	fit_time(t, seconds_left);
-	while (t->rung < 0 || t->order_pos >= t->order_n)
+		t->schedule_done = true;
+	if (!t->schedule_done)
 	{
-		if (t->rung + 1 >= t->n_rungs)
-			return false;
-		if (!start_rung(t, t->rung + 1))
-			return false;
+		fit_time(t, seconds_left);
+		while (t->rung < 0 || t->order_pos >= t->order_n)
+		{
+			if (t->rung + 1 >= t->n_rungs || !start_rung(t, t->rung + 1))
+			{
+				t->schedule_done = true;
+				break;
+			}
+		}
 	}
+	if (t->schedule_done)
+		return next_seed_trial(t, seconds_left, trial, st);
 	config = t->order[t->order_pos++];
 	o = json_object_new_object();
 	if (o == NULL)
@@ -790,21 +905,17 @@ cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_statu
 	if (seconds_left > 0 && find_def(t, "max_seconds") >= 0 &&
 		!cai_json_put(o, "max_seconds", json_object_new_double(seconds_left)))
 		*st = CAI_ERR_NOMEM;
-	tr = &t->trials[t->n_trials];
-	tr->options_json = *st == CAI_OK ? json_copy(o) : NULL;
-	json_object_put(o);
-	if (tr->options_json == NULL)
+	if (*st != CAI_OK)
+	{
+		json_object_put(o);
+		return false;
+	}
+	if (!add_trial(t, o, config, t->rung, t->halving ? t->rung_epochs[t->rung] : 0, trial))
 	{
 		*st = CAI_ERR_NOMEM;
 		return false;
 	}
-	tr->trial = t->n_trials;
-	tr->config = config;
-	tr->rung = t->rung;
-	tr->epochs = t->halving ? t->rung_epochs[t->rung] : 0;
-	t->scores[t->n_trials] = NAN;
-	t->n_trials++;
-	*trial = *tr;
+	t->n_schedule = t->n_trials;
 	return true;
 }
 
@@ -814,6 +925,7 @@ cai_tune_report(cai_tune *t, int trial, double score, double seconds)
 	if (trial < 0 || trial >= t->n_trials)
 		return;
 	t->scores[trial] = isfinite(score) ? score : NAN;
+	t->trial_seconds[trial] = isfinite(seconds) ? seconds : NAN;
 	if (isfinite(seconds) && seconds > 0 && t->trials[trial].epochs > 0)
 	{
 		t->seconds += seconds;
@@ -843,6 +955,7 @@ fit_time(cai_tune *t, double seconds_left)
 		cost = (double) (n - t->order_pos) * t->rung_epochs[0];
 		for (int r = 1; r < t->n_rungs; r++)
 			cost += (double) t->rung_n[r] * t->rung_epochs[r];
+		cost += (double) t->seeds * t->rung_epochs[t->n_rungs - 1];	/* the seed trials */
 		if (cost * per_epoch <= seconds_left)
 			break;
 	}

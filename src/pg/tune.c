@@ -85,11 +85,14 @@ typedef struct CaiTuneKept
 
 /*
  * The best trials so far, best first: one, or with the search key "ensemble"
- * that many, for the ensemble chosen at the end (ensemble.h).
+ * that many and one more per seed trial (search key "seeds"), at most
+ * CAI_ENSEMBLE_MAX_MEMBERS: the candidates of the ensemble chosen at the end
+ * (ensemble.h), which picks at most n_picks times.
  */
 typedef struct CaiTuneBest
 {
 	int			n_keep;
+	int			n_picks;
 	int			n;
 	CaiTuneKept kept[CAI_ENSEMBLE_MAX_MEMBERS];
 } CaiTuneBest;
@@ -243,7 +246,7 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 	}
 	if (set->valid_texts == NULL && set->texts != NULL)
 	{
-		/* the rows the trials held out: the same for every trial (seed and validation_fraction are not searched) */
+		/* the rows the trials held out: the same for every trial (validation_fraction is not searched; seed trials keep the split of the search's seed with validation_seed) */
 		const cai_arch *arch = NULL;
 		cai_options *o = CaiParseOptions(shared->data + shared->task_off, best->kept[0].options_json, &arch);
 
@@ -254,7 +257,7 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 			CaiReportCoreError(st, &err, "could not choose the ensemble");
 	}
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy tuning: choosing the ensemble");
-	st = cai_ensemble_choose(models, lens, best->n, set, is_valid, best->n_keep, counts, &report, &err);
+	st = cai_ensemble_choose(models, lens, best->n, set, is_valid, best->n_picks, counts, &report, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "could not choose the ensemble");
 	for (int i = 0; i < best->n; i++)
@@ -322,7 +325,8 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 	double		max_seconds = cai_tune_max_seconds(t);
 	int			planned = cai_tune_planned(t);
 	int64		tuning_id;
-	CaiTuneBest best = {.n_keep = cai_tune_ensemble(t)};
+	CaiTuneBest best = {.n_keep = Min(cai_tune_ensemble(t) + cai_tune_seeds(t), CAI_ENSEMBLE_MAX_MEMBERS),
+	.n_picks = cai_tune_ensemble(t)};
 	StringInfoData trials;
 	const char *stopped = "schedule done";
 	char	   *search_json;

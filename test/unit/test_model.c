@@ -573,6 +573,95 @@ next:
 	}
 }
 
+/*
+ * validation_seed: trainings that differ only in seed hold out the same rows
+ * (cai_tune's seed trials), and the training validates on exactly them.
+ */
+static void
+test_validation_seed(void)
+{
+	Toy			train;
+	cai_error	err = {0};
+	cai_train_set set;
+
+	toy_make(&train, 300, 11, false);
+	set = (cai_train_set) {.texts = &train.d, .label_names = label_names, .n_labels = 3};
+	for (int a = 0; a < 2; a++)
+	{
+		const char *arch = a == 0 ? "fast" : "accurate";
+		char		j_base[128],
+					j_other[128],
+					j_kept[128];
+		cai_options *o_base,
+				   *o_other,
+				   *o_kept;
+		bool	   *m_base = calloc(train.d.n, sizeof(bool));
+		bool	   *m_other = calloc(train.d.n, sizeof(bool));
+		bool	   *m_kept = calloc(train.d.n, sizeof(bool));
+		const cai_arch *ar = cai_arch_find("text_classification", arch);
+		size_t		same_other = 0,
+					same_kept = 0,
+					n_valid = 0,
+					right = 0;
+		Trained		r;
+		cai_model  *m = NULL;
+
+		snprintf(j_base, sizeof(j_base), "{\"architecture\": \"%s\", \"seed\": 5}", arch);
+		snprintf(j_other, sizeof(j_other), "{\"architecture\": \"%s\", \"seed\": 9}", arch);
+		snprintf(j_kept, sizeof(j_kept), "{\"architecture\": \"%s\", \"seed\": 9, \"validation_seed\": 5, \"epochs\": 2}", arch);
+		o_base = opts_of(j_base);
+		o_other = opts_of(j_other);
+		o_kept = opts_of(j_kept);
+		CHECK(o_base && o_other && o_kept && ar &&
+			  cai_arch_validation_mask(ar, o_base, &set, m_base, &err) == CAI_OK &&
+			  cai_arch_validation_mask(ar, o_other, &set, m_other, &err) == CAI_OK &&
+			  cai_arch_validation_mask(ar, o_kept, &set, m_kept, &err) == CAI_OK, "%s: masks: %s", arch, err.msg);
+		for (size_t i = 0; i < train.d.n; i++)
+		{
+			same_other += m_base[i] == m_other[i];
+			same_kept += m_base[i] == m_kept[i];
+		}
+		CHECK(same_kept == train.d.n && same_other < train.d.n,
+			  "%s: seed 9 with validation_seed 5 holds out seed 5's rows (%zu of %zu alike), seed 9 alone others (%zu alike)",
+			  arch, same_kept, train.d.n, same_other);
+		/* the training validates on those rows: its reported accuracy is the model's on them */
+		r = train_with(j_kept, &train.d, NULL, NULL, NULL);
+		CHECK(r.st == CAI_OK, "train %s: %s", arch, r.err.msg);
+		if (r.st == CAI_OK && cai_model_load(r.model, r.len, false, true, &m, &err) == CAI_OK)
+		{
+			for (size_t i = 0; i < train.d.n; i++)
+			{
+				float		p[3];
+				int			best = 0;
+
+				if (!m_kept[i])
+					continue;
+				n_valid++;
+				if (cai_model_classify(m, train.d.texts[i], train.d.lens[i], p, &err) != CAI_OK)
+					break;
+				for (int c = 1; c < 3; c++)
+					if (p[c] > p[best])
+						best = c;
+				right += best == train.d.labels[i];
+			}
+			CHECK((double) n_valid == json_num(r.metrics, "validation_rows") &&
+				  fabs((double) right / (double) n_valid - json_num(r.metrics, "accuracy")) < 1e-9,
+				  "%s: validated on the %zu rows of validation_seed 5 (metrics: %g rows, accuracy %g; on them %g)", arch,
+				  n_valid, json_num(r.metrics, "validation_rows"), json_num(r.metrics, "accuracy"),
+				  (double) right / (double) (n_valid ? n_valid : 1));
+			cai_model_free(m);
+		}
+		trained_free(&r);
+		cai_options_free(o_base);
+		cai_options_free(o_other);
+		cai_options_free(o_kept);
+		free(m_base);
+		free(m_other);
+		free(m_kept);
+	}
+	toy_free(&train);
+}
+
 int
 main(void)
 {
@@ -583,5 +672,6 @@ main(void)
 	test_identical_bytes();
 	test_unknown();
 	test_observe();
+	test_validation_seed();
 	return check_summary("test_model");
 }

@@ -373,6 +373,160 @@ test_errors(void)
 	cai_tune_free(parse(__LINE__, "sentiment", NULL, CAI_OK, NULL));
 }
 
+/*
+ * "seeds": after the schedule, the best trial's options again with seed + k
+ * and the split of the search's seed, as candidates of the ensemble; each
+ * starts only while the time left pays for a training as long as the best's.
+ */
+static void
+test_seeds(void)
+{
+	cai_tune   *t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 3, \"seed\": 11}", CAI_OK, NULL);
+	cai_tune_trial tr;
+	cai_status	st;
+	int			n = 0;
+	int			best_config = -1,
+				best_epochs = -1;
+	double		best = -1;
+	char	   *best_opts = NULL;
+	char	   *js;
+
+	if (t == NULL)
+		return;
+	CHECK(cai_tune_seeds(t) == 3 && cai_tune_ensemble(t) == 4, "seeds 3: ensemble %d (want 4)", cai_tune_ensemble(t));
+	CHECK(cai_tune_planned(t) == 19 + 3, "planned: the schedule's 19 and 3 seed trials: %d", cai_tune_planned(t));
+	js = cai_tune_search_json(t);
+	CHECK(js != NULL && strstr(js, "\"seeds\":3") != NULL, "seeds recorded: %s", js ? js : "(none)");
+	free(js);
+	while (cai_tune_next(t, 0, &tr, &st))
+	{
+		double		sc = score_fn(tr.config, tr.epochs);
+
+		if (n < 19)
+		{
+			CHECK(tr.rung < 3 && opt_num(tr.options_json, "seed") == 11 &&
+				  isnan(opt_num(tr.options_json, "validation_seed")),
+				  "schedule trial %d: rung %d, the search's seed, no validation_seed: %s", n, tr.rung, tr.options_json);
+			if (sc > best)
+			{
+				best = sc;
+				best_config = tr.config;
+				best_epochs = tr.epochs;
+				free(best_opts);
+				best_opts = strdup(tr.options_json);
+			}
+		}
+		else
+		{
+			json_object *a = json_tokener_parse(best_opts);
+			json_object *b = json_tokener_parse(tr.options_json);
+
+			CHECK(tr.config == best_config && tr.rung == 3 && tr.epochs == best_epochs,
+				  "seed trial %d: config %d rung %d epochs %d (best: config %d, %d epochs)",
+				  n, tr.config, tr.rung, tr.epochs, best_config, best_epochs);
+			CHECK(opt_num(tr.options_json, "seed") == 11 + (n - 18) &&
+				  opt_num(tr.options_json, "validation_seed") == 11,
+				  "seed trial %d: seed %g (want %d), validation_seed %g (want 11)", n,
+				  opt_num(tr.options_json, "seed"), 11 + (n - 18), opt_num(tr.options_json, "validation_seed"));
+			/* the rest is the best trial's options */
+			json_object_object_del(b, "seed");
+			json_object_object_del(b, "validation_seed");
+			json_object_object_del(a, "seed");
+			CHECK(a != NULL && b != NULL && json_object_equal(a, b), "seed trial %d: the best trial's options otherwise: %s vs %s",
+				  n, tr.options_json, best_opts);
+			json_object_put(a);
+			json_object_put(b);
+			sc = 0.95;			/* a seed trial may become the best: its seeds are still the first best's */
+		}
+		cai_tune_report(t, tr.trial, sc, 1.0);
+		n++;
+	}
+	CHECK(st == CAI_OK && n == 22, "19 schedule trials and 3 seed trials: %d (status %d)", n, st);
+	CHECK(best_config == 7, "configuration 7 is the best: %d", best_config);
+	free(best_opts);
+	cai_tune_free(t);
+
+	/* max_trials bounds the schedule, not the seed trials */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 2, \"max_trials\": 5}", CAI_OK, NULL);
+	if (t != NULL)
+	{
+		char	   *log = NULL;
+
+		CHECK(run_all(t, &log, score_fn) == cai_tune_planned(t) && cai_tune_planned(t) == 5 + 2,
+			  "max_trials 5, seeds 2: %d planned\n%s", cai_tune_planned(t), log);
+		free(log);
+		cai_tune_free(t);
+	}
+
+	/* on a tie the seed trials train the higher rung's configuration (the one the caller stores) */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 1, \"max_trials\": 5}", CAI_OK, NULL);
+	if (t != NULL)
+	{
+		cai_tune_trial last = {0};
+
+		while (cai_tune_next(t, 0, &tr, &st))
+		{
+			if (opt_num(tr.options_json, "seed") != 42)
+				break;
+			last = tr;
+			cai_tune_report(t, tr.trial, 0.5, 1.0);
+		}
+		CHECK(last.rung > 0 && opt_num(tr.options_json, "seed") == 43 && tr.config == last.config && tr.epochs == last.epochs,
+			  "all scores equal: the seed trial trains the last rung's configuration %d (%d epochs), got %d (%d)",
+			  last.config, last.epochs, tr.config, tr.epochs);
+		cai_tune_free(t);
+	}
+
+	/* a seed trial starts only while the time left pays for one as long as the best trial */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 2, \"max_trials\": 1, "
+			  "\"epochs\": {\"min\": 3, \"max\": 3}}", CAI_OK, NULL);
+	if (t != NULL)
+	{
+		CHECK(cai_tune_next(t, 100, &tr, &st), "the one schedule trial");
+		cai_tune_report(t, tr.trial, 0.7, 30.0);
+		CHECK(cai_tune_next(t, 70, &tr, &st) && tr.rung == 1 && opt_num(tr.options_json, "max_seconds") == 70,
+			  "70 s left, 30 s a training: a seed trial, max_seconds 70: %s", tr.options_json);
+		cai_tune_report(t, tr.trial, 0.69, 30.0);
+		CHECK(!cai_tune_next(t, 29, &tr, &st) && st == CAI_OK, "29 s left: no second seed trial");
+		cai_tune_free(t);
+	}
+
+	/* a validation_seed the user fixed stays */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 1, \"max_trials\": 1, \"validation_seed\": 5}",
+			  CAI_OK, NULL);
+	if (t != NULL)
+	{
+		CHECK(cai_tune_next(t, 0, &tr, &st), "schedule trial");
+		cai_tune_report(t, tr.trial, 0.7, 1.0);
+		CHECK(cai_tune_next(t, 0, &tr, &st) && opt_num(tr.options_json, "validation_seed") == 5 &&
+			  opt_num(tr.options_json, "seed") == 43, "fixed validation_seed 5 kept, seed 43: %s", tr.options_json);
+		cai_tune_free(t);
+	}
+
+	/* no seed trial when no trial succeeded */
+	t = parse(__LINE__, "sentiment", "{\"architecture\": \"fast\", \"seeds\": 2, \"max_trials\": 1}", CAI_OK, NULL);
+	if (t != NULL)
+	{
+		CHECK(cai_tune_next(t, 0, &tr, &st), "schedule trial");
+		cai_tune_report(t, tr.trial, NAN, 1.0);
+		CHECK(!cai_tune_next(t, 0, &tr, &st) && st == CAI_OK, "a failed search has no seed trials");
+		cai_tune_free(t);
+	}
+
+	/* explicit ensemble: at least seeds + 1 */
+	t = parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 5}", CAI_OK, NULL);
+	CHECK(t != NULL && cai_tune_ensemble(t) == 5 && cai_tune_seeds(t) == 2, "ensemble 5 with seeds 2");
+	cai_tune_free(t);
+	parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 2}", CAI_ERR_INVALID, "at least \"seeds\" + 1");
+	parse(__LINE__, "sentiment", "{\"seeds\": 8}", CAI_ERR_INVALID, "seeds");
+	parse(__LINE__, "sentiment", "{\"seeds\": -1}", CAI_ERR_INVALID, "seeds");
+	parse(__LINE__, "sentiment", "{\"seeds\": \"2\"}", CAI_ERR_INVALID, "seeds");
+	parse(__LINE__, "ner", "{\"seeds\": 2}", CAI_ERR_INVALID, "applies to classifiers");
+	t = parse(__LINE__, "sentiment", "{\"seeds\": 0}", CAI_OK, NULL);
+	CHECK(t != NULL && cai_tune_ensemble(t) == 1 && cai_tune_planned(t) == 19, "seeds 0: as without");
+	cai_tune_free(t);
+}
+
 int
 main(void)
 {
@@ -382,5 +536,6 @@ main(void)
 	test_user_space();
 	test_time_budget();
 	test_errors();
+	test_seeds();
 	return check_summary("test_tune");
 }
