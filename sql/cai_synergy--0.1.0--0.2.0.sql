@@ -344,7 +344,7 @@ CREATE FUNCTION @extschema@.cai_tune(
 RETURNS TABLE (name text, version integer, metrics jsonb)
     AS 'MODULE_PATHNAME', 'cai_tune' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.cai_tune(text, text, text, text, text, jsonb) IS
-    'tune the training options of a model (sentiment, text_classification or ner) on a table, view or SELECT query read as cai_train reads it: random search with successive halving on epochs over the architecture''s default space (cai_options) or the ranges, choices and values of search (max_trials, max_seconds, seed, eta, ensemble); trials in cai_trials and cai_jobs; the best trial (or with ensemble N, the ensemble greedy selection makes of the N best) becomes a new version, with the whole search in its metrics, deployed under the deploy policy';
+    'tune the training options of a model (sentiment, text_classification or ner) on a table, view or SELECT query read as cai_train reads it: random search with successive halving on epochs over the architecture''s default space (cai_options) or the ranges, choices and values of search (max_trials, max_seconds, seed, eta, ensemble, seeds); trials in cai_trials and cai_jobs; the best trial (or with ensemble N, the ensemble greedy selection makes of the N best, and with seeds S of the best configuration trained again with S other seeds) becomes a new version, with the whole search in its metrics, deployed under the deploy policy';
 
 CREATE FUNCTION @extschema@.cai_tune_async(
     model text,

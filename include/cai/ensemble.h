@@ -2,8 +2,10 @@
  * ensemble.h: a classifier that averages the class probabilities of whole
  * models, the "ensemble" architecture of text classification.
  *
- * An ensemble is built, not trained: cai_tune keeps its best trials' models
- * and, with the search key "ensemble": N, chooses up to N picks among them by
+ * An ensemble is built, not trained: with the search key "seeds": S,
+ * cai_tune stores the mean of its best trial and S trainings of the same
+ * options with other seeds; with "ensemble": N it keeps its best trials' models
+ * and chooses up to N picks among them by
  * greedy forward selection on the validation rows (Caruana et al., "Ensemble
  * selection from libraries of models", ICML 2004: each pick, with
  * replacement, is the model whose addition scores best; the best prefix is
@@ -55,7 +57,8 @@ cai_status	cai_ensemble_validation(const uint8_t *model, size_t len, const cai_t
 /*
  * All of the above for models[0 .. n_models), best first: their validation
  * probabilities (cai_ensemble_validation), the picks (cai_ensemble_select,
- * up to max_picks) into counts, and *report_json (cai_malloc'ed) the
+ * up to max_picks; max_picks 0: no selection, every model once, as cai_tune's
+ * "seeds" stores the mean of its trainings) into counts, and *report_json (cai_malloc'ed) the
  * chosen ensemble's classification report on the validation rows
  * (metrics.h, with set->label_names) with "score" (the accuracy, as
  * trainers' metrics have it), "log_prob" (its mean

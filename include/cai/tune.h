@@ -24,10 +24,12 @@
  * after the schedule: the best trial's options again with the seeds seed + 1
  * .. seed + S and the validation split of seed ("validation_seed"), each
  * started only while the time left pays for a training as long as the best
- * trial's.  They are candidates of the stored ensemble ("ensemble" defaults
- * to S + 1 and may not be smaller): models that differ only in their seed
- * make errors of their own, and their mean is more accurate than one of them
- * where the options searched barely matter.
+ * trial's.  The stored model is the mean of the best trial and those that
+ * succeed (an ensemble, ensemble.h, without selection): models that differ
+ * only in their seed make errors of their own, and their mean is more
+ * accurate than one of them, also where the options searched barely matter.
+ * "seeds" and "ensemble" (a selection among the best trials) are
+ * alternatives.
  *
  * Pure and deterministic: the caller trains each trial (cai_arch_train with
  * the trial's options) and reports its validation score.
@@ -52,6 +54,7 @@ typedef struct cai_tune_trial
 	int			config;			/* the configuration it trains (0 = defaults) */
 	int			rung;			/* 0 = the cheapest */
 	int			epochs;			/* its "epochs" option, 0 when not scheduled */
+	bool		reseed;			/* a seed trial (search key "seeds"): the best configuration with another seed */
 	char	   *options_json;	/* the whole training options (cai_malloc'ed, owned by the tuner) */
 } cai_tune_trial;
 
@@ -69,7 +72,7 @@ int			cai_tune_max_trials(const cai_tune *t);
 double		cai_tune_max_seconds(const cai_tune *t);
 /* the search key "ensemble": the stored model is an ensemble of at most that many picks of the trials (ensemble.h) */
 int			cai_tune_ensemble(const cai_tune *t);
-/* the search key "seeds": trials of the best configuration with other seeds after the schedule */
+/* the search key "seeds": trials of the best configuration with other seeds after the schedule, averaged with it */
 int			cai_tune_seeds(const cai_tune *t);
 /* trials planned: the schedule's (at most max_trials) and the seed trials */
 int			cai_tune_planned(const cai_tune *t);

@@ -209,6 +209,27 @@ fail:
 	return st;
 }
 
+/* Every model once: counts all 1, and the accuracy and mean log-probability of their mean. */
+static void
+average_all(const float *const *probs, int n_models, const int32_t *gold, size_t n_rows, int n_labels,
+			int *counts, double *accuracy, double *log_prob)
+{
+	size_t		cells = n_rows * (size_t) n_labels;
+	double	   *sum = cells > 0 ? cai_calloc(cells, sizeof(double)) : NULL;
+
+	*accuracy = NAN;
+	*log_prob = NAN;
+	for (int m = 0; m < n_models; m++)
+	{
+		counts[m] = 1;
+		for (size_t i = 0; sum != NULL && i < cells; i++)
+			sum[i] += probs[m][i];
+	}
+	if (sum != NULL)
+		score_mean(sum, n_models, gold, n_rows, n_labels, accuracy, log_prob);
+	cai_free(sum);
+}
+
 /* See ensemble.h. */
 cai_status
 cai_ensemble_choose(const uint8_t *const *models, const size_t *lens, int n_models, const cai_train_set *set,
@@ -239,7 +260,10 @@ cai_ensemble_choose(const uint8_t *const *models, const size_t *lens, int n_mode
 	}
 	if (st != CAI_OK)
 		goto done;
-	cai_ensemble_select((const float *const *) probs, n_models, gold, n, n_labels, max_picks, counts, &acc, &ll);
+	if (max_picks > 0)
+		cai_ensemble_select((const float *const *) probs, n_models, gold, n, n_labels, max_picks, counts, &acc, &ll);
+	else
+		average_all((const float *const *) probs, n_models, gold, n, n_labels, counts, &acc, &ll);
 	if (n == 0)
 		goto done;
 	pred = cai_calloc(n, sizeof(int32_t));

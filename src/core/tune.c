@@ -44,7 +44,8 @@ struct cai_tune
 	int			max_trials;
 	double		max_seconds;
 	int			ensemble;		/* members of the stored model at most (1: the best trial alone) */
-	int			seeds;			/* trainings of the best configuration with other seeds after the schedule */
+	int			seeds;			/* trainings of the best configuration with other seeds after the schedule:
+								 * the stored model is their mean with it */
 	int64_t		seed;
 	int			eta;
 	bool		halving;		/* "epochs" is the resource */
@@ -404,7 +405,7 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 	json_object *s = NULL;
 	json_object *a = NULL;
 	bool		epochs_range = false;	/* "epochs" is searched as a range */
-	bool		ensemble_set = false;
+	bool		ensemble_set = false;	/* "ensemble" given */
 	cai_options *fixed_opts = NULL;
 	const cai_arch *arch = NULL;
 	const char *arch_name = task->default_arch;
@@ -531,7 +532,7 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 				t->seeds = (int) x;
 				if (st == CAI_OK && x > 0 && arch->task->kind != CAI_KIND_CLASSIFY)
 					st = cai_error_set(err, CAI_ERR_INVALID,
-									   "search key \"seeds\" applies to classifiers (its trainings are candidates of an ensemble)");
+									   "search key \"seeds\" applies to classifiers (the stored model is the mean of its trainings)");
 				else if (st == CAI_OK && x > 0 && (find_def(t, "seed") < 0 || find_def(t, "validation_seed") < 0))
 					st = cai_error_set(err, CAI_ERR_INVALID,
 									   "search key \"seeds\": %s %s models have no options \"seed\" and \"validation_seed\"",
@@ -550,14 +551,12 @@ cai_tune_parse(const cai_task *task, const char *search, cai_tune **out, cai_err
 		}
 	}
 
-	/* the seed trials are candidates of the ensemble: room for each beside the best */
-	if (t->seeds > 0 && !ensemble_set)
-		t->ensemble = t->seeds + 1;
-	else if (t->seeds > 0 && t->ensemble < t->seeds + 1)
+	/* two ways to store an ensemble: the mean of the best configuration's seeds, or a selection among the best trials */
+	if (t->seeds > 0 && ensemble_set && t->ensemble > 1)
 	{
 		st = cai_error_set(err, CAI_ERR_INVALID,
-						   "search key \"ensemble\" (%d) must be at least \"seeds\" + 1 (%d): the seed trials are candidates of the ensemble",
-						   t->ensemble, t->seeds + 1);
+						   "search keys \"ensemble\" and \"seeds\" are alternatives: \"seeds\" stores the mean of the best "
+						   "configuration's trainings, \"ensemble\" a selection among the best trials");
 		goto done;
 	}
 
@@ -800,6 +799,7 @@ add_trial(cai_tune *t, json_object *o, int config, int rung, int epochs, cai_tun
 	tr->config = config;
 	tr->rung = rung;
 	tr->epochs = epochs;
+	tr->reseed = rung >= t->n_rungs;
 	t->scores[t->n_trials] = NAN;
 	t->trial_seconds[t->n_trials] = NAN;
 	t->n_trials++;

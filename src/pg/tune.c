@@ -9,7 +9,8 @@
  * once and runs the trials of the core's schedule (src/core/tune.c) one
  * after the other, each a job row of its own (cai_jobs, cai_trials) in the
  * training slot the worker holds, each checked against cai.training_memory.
- * Only the best trial's model is kept (with the search key "ensemble": N,
+ * Only the best trial's model is kept (with the search key "seeds": S, the mean
+ * of it and S trainings of its options with other seeds; with "ensemble": N,
  * the N best, and the ensemble greedy selection makes of them, ensemble.h);
  * it becomes the new version, with the whole search in its metrics
  * ("tuning"), under the usual deploy policy.
@@ -85,16 +86,16 @@ typedef struct CaiTuneKept
 
 /*
  * The best trials so far, best first: one, or with the search key "ensemble"
- * that many and one more per seed trial (search key "seeds"), at most
- * CAI_ENSEMBLE_MAX_MEMBERS: the candidates of the ensemble chosen at the end
- * (ensemble.h), which picks at most n_picks times.
+ * that many, for the ensemble chosen at the end (ensemble.h); and with the
+ * search key "seeds" the seed trials that succeeded, averaged with the best.
  */
 typedef struct CaiTuneBest
 {
 	int			n_keep;
-	int			n_picks;
 	int			n;
 	CaiTuneKept kept[CAI_ENSEMBLE_MAX_MEMBERS];
+	int			n_reseeded;
+	CaiTuneKept reseeded[CAI_ENSEMBLE_MAX_MEMBERS - 1];
 } CaiTuneBest;
 
 #define CaiTuneBestScore(b) ((b)->n > 0 ? (b)->kept[0].score : NAN)
@@ -111,14 +112,37 @@ CaiTuneRanksBefore(double score, int rung, const CaiTuneKept *k)
 	return score > k->score || (score == k->score && rung > k->rung);
 }
 
-/* Keep trial tr's model t (score) among the best when it ranks high enough. */
+/* Copy trial tr's model t (score) into k, in the memory context keep. */
+static void
+CaiTuneKeptFill(CaiTuneKept *k, const cai_tune_trial *tr, double score, const CaiTrained *t, MemoryContext keep)
+{
+	MemoryContext old = MemoryContextSwitchTo(keep);
+
+	k->trial = tr->trial;
+	k->rung = tr->rung;
+	k->score = score;
+	k->options_json = pstrdup(tr->options_json);
+	k->trained = *t;
+	k->trained.model = palloc(t->model_len);
+	memcpy(k->trained.model, t->model, t->model_len);
+	k->trained.metrics = pstrdup(t->metrics);
+	k->trained.history = pstrdup(t->history);
+	k->trained.deploy_policy = t->deploy_policy ? pstrdup(t->deploy_policy) : NULL;
+	MemoryContextSwitchTo(old);
+}
+
+/* Keep trial tr's model t (score) among the best when it ranks high enough; a seed trial's always. */
 static void
 CaiTuneKeep(CaiTuneBest *best, const cai_tune_trial *tr, double score, const CaiTrained *t, MemoryContext keep)
 {
 	int			pos = best->n;
-	MemoryContext old;
-	CaiTuneKept *k;
 
+	if (tr->reseed)
+	{
+		if (best->n_reseeded < lengthof(best->reseeded))
+			CaiTuneKeptFill(&best->reseeded[best->n_reseeded++], tr, score, t, keep);
+		return;
+	}
 	while (pos > 0 && CaiTuneRanksBefore(score, tr->rung, &best->kept[pos - 1]))
 		pos--;
 	if (pos >= best->n_keep)
@@ -135,19 +159,7 @@ CaiTuneKeep(CaiTuneBest *best, const cai_tune_trial *tr, double score, const Cai
 	}
 	memmove(&best->kept[pos + 1], &best->kept[pos], sizeof(CaiTuneKept) * (best->n - pos));
 	best->n++;
-	old = MemoryContextSwitchTo(keep);
-	k = &best->kept[pos];
-	k->trial = tr->trial;
-	k->rung = tr->rung;
-	k->score = score;
-	k->options_json = pstrdup(tr->options_json);
-	k->trained = *t;
-	k->trained.model = palloc(t->model_len);
-	memcpy(k->trained.model, t->model, t->model_len);
-	k->trained.metrics = pstrdup(t->metrics);
-	k->trained.history = pstrdup(t->history);
-	k->trained.deploy_policy = t->deploy_policy ? pstrdup(t->deploy_policy) : NULL;
-	MemoryContextSwitchTo(old);
+	CaiTuneKeptFill(&best->kept[pos], tr, score, t, keep);
 }
 
 /* Append one trial's line of the search record. */
@@ -209,12 +221,15 @@ CaiTuneTrain(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_train
 }
 
 /*
- * The ensemble of the trials kept (best first) chosen on the validation rows
- * (ensemble.h) into out, with its own validation report and which trials it
- * holds in its metrics; the members it has (1: out stays the best trial's).
+ * The ensemble of the trials list[0 .. n) (the best first) into out: chosen
+ * on the validation rows with up to max_picks picks, or with max_picks 0 the
+ * mean of them all (ensemble.h); with its own validation report and which
+ * trials it holds in its metrics.  Returns the members it has (1: out stays
+ * the best trial's).
  */
 static int
-CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneBest *best, CaiTrained *out)
+CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneKept *const *list, int n, int max_picks,
+				CaiTrained *out)
 {
 	const uint8_t *models[CAI_ENSEMBLE_MAX_MEMBERS];
 	size_t		lens[CAI_ENSEMBLE_MAX_MEMBERS];
@@ -230,25 +245,25 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 	Jsonb	   *m;
 	size_t		total = 0;
 
-	for (int i = 0; i < best->n; i++)
+	for (int i = 0; i < n; i++)
 	{
-		models[i] = best->kept[i].trained.model;
-		lens[i] = best->kept[i].trained.model_len;
+		models[i] = list[i]->trained.model;
+		lens[i] = list[i]->trained.model_len;
 		total += lens[i];
 	}
 	/* writing it holds the lead and one other member loaded, and the file: at most twice the kept models' bytes more */
 	if (!CaiTrainingMemoryFits(shared, 2 * total))
 	{
 		ereport(NOTICE,
-				(errmsg("the ensemble of the %d best trials would need %zu MB more than cai.training_memory allows: "
-						"the best trial alone is stored", best->n, 2 * total / (1024 * 1024))));
+				(errmsg("the ensemble of %d trials would need %zu MB more than cai.training_memory allows: "
+						"the best trial alone is stored", n, 2 * total / (1024 * 1024))));
 		return 1;
 	}
 	if (set->valid_texts == NULL && set->texts != NULL)
 	{
 		/* the rows the trials held out: the same for every trial (validation_fraction is not searched; seed trials keep the split of the search's seed with validation_seed) */
 		const cai_arch *arch = NULL;
-		cai_options *o = CaiParseOptions(shared->data + shared->task_off, best->kept[0].options_json, &arch);
+		cai_options *o = CaiParseOptions(shared->data + shared->task_off, list[0]->options_json, &arch);
 
 		is_valid = palloc0(sizeof(bool) * (set->texts->n + 1));
 		st = cai_arch_validation_mask(arch, o, set, is_valid, &err);
@@ -257,10 +272,10 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 			CaiReportCoreError(st, &err, "could not choose the ensemble");
 	}
 	pgstat_report_activity(STATE_RUNNING, "cai_synergy tuning: choosing the ensemble");
-	st = cai_ensemble_choose(models, lens, best->n, set, is_valid, best->n_picks, counts, &report, &err);
+	st = cai_ensemble_choose(models, lens, n, set, is_valid, max_picks, counts, &report, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "could not choose the ensemble");
-	for (int i = 0; i < best->n; i++)
+	for (int i = 0; i < n; i++)
 		members += counts[i] > 0;
 	if (members <= 1 || report == NULL)
 	{
@@ -278,27 +293,28 @@ CaiTuneEnsemble(CaiTrainShared *shared, const cai_train_set *set, const CaiTuneB
 		initStringInfo(&trials);
 		initStringInfo(&weights);
 		initStringInfo(&scores);
-		for (int i = 0; i < best->n; i++)
+		for (int i = 0; i < n; i++)
 			if (counts[i] > 0)
 			{
 				const char *sep = trials.len > 0 ? ", " : "";
 
-				appendStringInfo(&trials, "%s%d", sep, best->kept[i].trial);
+				appendStringInfo(&trials, "%s%d", sep, list[i]->trial);
 				appendStringInfo(&weights, "%s%d", sep, counts[i]);
-				appendStringInfo(&scores, "%s%.9g", sep, best->kept[i].score);
+				appendStringInfo(&scores, "%s%.9g", sep, list[i]->score);
 			}
 		initStringInfo(&info);
-		appendStringInfo(&info, "{\"ensemble\": {\"trials\": [%s], \"weights\": [%s], \"trial_scores\": [%s], \"candidates\": %d}}",
-						 trials.data, weights.data, scores.data, best->n);
+		appendStringInfo(&info, "{\"ensemble\": {\"trials\": [%s], \"weights\": [%s], \"trial_scores\": [%s], \"candidates\": %d, "
+						 "\"rule\": \"%s\"}}", trials.data, weights.data, scores.data, n,
+						 max_picks > 0 ? "greedy selection" : "mean of seeds");
 	}
-	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(best->kept[0].trained.metrics)));
+	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(list[0]->trained.metrics)));
 	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 										   DirectFunctionCall1(jsonb_in, CStringGetDatum(report))));
 	cai_free(report);
 	m = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 										   DirectFunctionCall1(jsonb_in, CStringGetDatum(info.data))));
 	out->metrics = JsonbToCString(NULL, &m->root, 0);
-	st = cai_ensemble_write(models, lens, counts, best->n, out->metrics, &bytes, &len, &err);
+	st = cai_ensemble_write(models, lens, counts, n, out->metrics, &bytes, &len, &err);
 	if (st != CAI_OK)
 		CaiReportCoreError(st, &err, "could not write the ensemble");
 	out->model = palloc(len);
@@ -325,8 +341,7 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 	double		max_seconds = cai_tune_max_seconds(t);
 	int			planned = cai_tune_planned(t);
 	int64		tuning_id;
-	CaiTuneBest best = {.n_keep = Min(cai_tune_ensemble(t) + cai_tune_seeds(t), CAI_ENSEMBLE_MAX_MEMBERS),
-	.n_picks = cai_tune_ensemble(t)};
+	CaiTuneBest best = {.n_keep = cai_tune_ensemble(t)};
 	StringInfoData trials;
 	const char *stopped = "schedule done";
 	char	   *search_json;
@@ -456,9 +471,23 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		Jsonb	   *both;
 		int			members = 1;
 
+		const CaiTuneKept *list[CAI_ENSEMBLE_MAX_MEMBERS];
+
 		*out = best.kept[0].trained;
-		if (best.n > 1)
-			members = CaiTuneEnsemble(shared, set, &best, out);
+		if (best.n_reseeded > 0)
+		{
+			/* the best trial and its seed trials, averaged */
+			list[0] = &best.kept[0];
+			for (int i = 0; i < best.n_reseeded; i++)
+				list[i + 1] = &best.reseeded[i];
+			members = CaiTuneEnsemble(shared, set, list, best.n_reseeded + 1, 0, out);
+		}
+		else if (best.n > 1)
+		{
+			for (int i = 0; i < best.n; i++)
+				list[i] = &best.kept[i];
+			members = CaiTuneEnsemble(shared, set, list, best.n, best.n_keep, out);
+		}
 		initStringInfo(&tuning);
 		appendStringInfo(&tuning, "{\"tuning\": {\"tuning_id\": " INT64_FORMAT ", \"best_trial\": %d, \"trials_run\": %d, "
 						 "\"seconds\": %.3f, \"stopped\": ", tuning_id, best.kept[0].trial, done,
@@ -475,7 +504,14 @@ CaiWorkerTune(CaiTrainShared *shared, CaiWorkerProgressState *ps, const cai_trai
 		both = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(m),
 												  DirectFunctionCall1(jsonb_in, CStringGetDatum(tuning.data))));
 		out->metrics = JsonbToCString(NULL, &both->root, 0);
-		if (members > 1)
+		if (members > 1 && best.n_reseeded > 0)
+			ereport(NOTICE,
+					(errmsg("tuning done (%s): the mean of trial %d and %d trainings of its options with other seeds, "
+							"validation %.4f (trial %d alone: %.4f)",
+							stopped, best.kept[0].trial + 1, members - 1,
+							CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out->metrics)))),
+							best.kept[0].trial + 1, best.kept[0].score)));
+		else if (members > 1)
 			ereport(NOTICE,
 					(errmsg("tuning done (%s): an ensemble of %d of the %d best trials, validation %.4f (trial %d alone: %.4f)",
 							stopped, members, best.n, CaiMetricsScore(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,

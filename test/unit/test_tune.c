@@ -375,8 +375,9 @@ test_errors(void)
 
 /*
  * "seeds": after the schedule, the best trial's options again with seed + k
- * and the split of the search's seed, as candidates of the ensemble; each
- * starts only while the time left pays for a training as long as the best's.
+ * and the split of the search's seed (the caller averages them with the
+ * best); each starts only while the time left pays for a training as long as
+ * the best's.
  */
 static void
 test_seeds(void)
@@ -393,7 +394,7 @@ test_seeds(void)
 
 	if (t == NULL)
 		return;
-	CHECK(cai_tune_seeds(t) == 3 && cai_tune_ensemble(t) == 4, "seeds 3: ensemble %d (want 4)", cai_tune_ensemble(t));
+	CHECK(cai_tune_seeds(t) == 3 && cai_tune_ensemble(t) == 1, "seeds 3, no ensemble selection: %d", cai_tune_ensemble(t));
 	CHECK(cai_tune_planned(t) == 19 + 3, "planned: the schedule's 19 and 3 seed trials: %d", cai_tune_planned(t));
 	js = cai_tune_search_json(t);
 	CHECK(js != NULL && strstr(js, "\"seeds\":3") != NULL, "seeds recorded: %s", js ? js : "(none)");
@@ -404,7 +405,7 @@ test_seeds(void)
 
 		if (n < 19)
 		{
-			CHECK(tr.rung < 3 && opt_num(tr.options_json, "seed") == 11 &&
+			CHECK(!tr.reseed && tr.rung < 3 && opt_num(tr.options_json, "seed") == 11 &&
 				  isnan(opt_num(tr.options_json, "validation_seed")),
 				  "schedule trial %d: rung %d, the search's seed, no validation_seed: %s", n, tr.rung, tr.options_json);
 			if (sc > best)
@@ -421,7 +422,7 @@ test_seeds(void)
 			json_object *a = json_tokener_parse(best_opts);
 			json_object *b = json_tokener_parse(tr.options_json);
 
-			CHECK(tr.config == best_config && tr.rung == 3 && tr.epochs == best_epochs,
+			CHECK(tr.reseed && tr.config == best_config && tr.rung == 3 && tr.epochs == best_epochs,
 				  "seed trial %d: config %d rung %d epochs %d (best: config %d, %d epochs)",
 				  n, tr.config, tr.rung, tr.epochs, best_config, best_epochs);
 			CHECK(opt_num(tr.options_json, "seed") == 11 + (n - 18) &&
@@ -513,11 +514,11 @@ test_seeds(void)
 		cai_tune_free(t);
 	}
 
-	/* explicit ensemble: at least seeds + 1 */
-	t = parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 5}", CAI_OK, NULL);
-	CHECK(t != NULL && cai_tune_ensemble(t) == 5 && cai_tune_seeds(t) == 2, "ensemble 5 with seeds 2");
+	/* the mean of seeds or a selection among the best trials: one or the other */
+	t = parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 1}", CAI_OK, NULL);
+	CHECK(t != NULL && cai_tune_ensemble(t) == 1 && cai_tune_seeds(t) == 2, "ensemble 1 with seeds 2");
 	cai_tune_free(t);
-	parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 2}", CAI_ERR_INVALID, "at least \"seeds\" + 1");
+	parse(__LINE__, "sentiment", "{\"seeds\": 2, \"ensemble\": 3}", CAI_ERR_INVALID, "are alternatives");
 	parse(__LINE__, "sentiment", "{\"seeds\": 8}", CAI_ERR_INVALID, "seeds");
 	parse(__LINE__, "sentiment", "{\"seeds\": -1}", CAI_ERR_INVALID, "seeds");
 	parse(__LINE__, "sentiment", "{\"seeds\": \"2\"}", CAI_ERR_INVALID, "seeds");
