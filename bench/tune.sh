@@ -166,7 +166,7 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 	echo
 	echo "- Machine: $(get nproc) x \`$(get cpu)\`, $(get mem_gb) GB RAM, Linux $(get kernel); **shared with other jobs** (load averages below), so seconds are indicative."
 	echo "- PostgreSQL $(get pg_version) (throwaway cluster, \`fsync = off\`), cai_synergy $(get cai_version), repository at $(get git); $(get blas_env)."
-	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on $SST_VALID_DESC; the stored version is the best trial by validation score. Both models are scored once on the test split with \`cai_evaluate\`."
+	echo "- Each search: \`cai_tune\` with the architecture's default search space (\`cai_options\` ranges, configuration 0 = the defaults), \`max_trials\` as in the search column (default 20; the bracket shrinks to the time budget while its first rung runs), seed 42 unless the search says otherwise, successive halving with eta 3 on \`epochs\`, validation on $SST_VALID_DESC; the stored version is the best trial by validation score (with \`\"seeds\"\`: the mean of it and its seed trials). Both models are scored once on the test split with \`cai_evaluate\`."
 	echo "- Total run time $(get total_seconds) s; load average (1/5/15 min) at the end $(get load_end)."
 	echo
 	echo "| task | configuration | dev | **test** | seconds | load before -> after |"
@@ -185,7 +185,7 @@ get() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$R"; }
 		echo "- Search result: \`$(get ${tag}_tuning)\`"
 		echo "- Rungs as run (configurations and epochs): \`$(get ${tag}_rungs)\`; space: \`$(get ${tag}_space)\`"
 		[ "$(get ${tag}_ensemble)" != null ] && [ -n "$(get ${tag}_ensemble)" ] && \
-			echo "- Stored an ensemble of trials (search key \"ensemble\"): \`$(get ${tag}_ensemble)\`"
+			echo "- Stored an ensemble of trials (search key \"ensemble\", or \"seeds\": see its rule): \`$(get ${tag}_ensemble)\`"
 		echo "- Defaults: \`$(get ${tag}_default_options)\`"
 		echo
 		echo "| trial | config | rung | epochs | epochs run | searched options | dev | seconds | state | |"
