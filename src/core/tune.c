@@ -61,7 +61,7 @@ struct cai_tune
 
 	/* progress */
 	int			n_trials;
-	cai_tune_trial *trials;		/* max_trials entries */
+	cai_tune_trial *trials;		/* max_trials + seeds entries */
 	double	   *scores;
 	double	   *trial_seconds;
 	int			n_schedule;		/* trials of the schedule (the rest are seed trials) */
