@@ -104,8 +104,17 @@ bool		cai_tune_next(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai
 void		cai_tune_report(cai_tune *t, int trial, double score, double seconds);
 
 /*
- * The best trial so far: the highest score, ties to the earlier trial; -1
- * when none succeeded.
+ * Does a trial of score and rung rank before one of other_score and
+ * other_rung?  The higher validation score; on a tie, the higher rung
+ * (successive halving's answer is the configuration that survived to the
+ * last rung, trained with the most epochs: a cheaper trial ranks before it
+ * only with a strictly better score).
+ */
+bool		cai_tune_ranks_before(double score, int rung, double other_score, int other_rung);
+
+/*
+ * The best trial so far (cai_tune_ranks_before; of equals the earlier
+ * trial); -1 when none succeeded.
  */
 int			cai_tune_best(const cai_tune *t);
 

@@ -1560,10 +1560,15 @@ fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
 		sizeof(float) * D, sizeof(float) * D, sizeof(float) * L, sizeof(uint32_t) * nf, sizeof(uint32_t) * nf,
 		sizeof(int32_t) * fast_row_scratch(&t->p), sizeof(float) * L * D, sizeof(float) * L * D,
 	};
-	size_t		total = 2 * FAST_LINE;	/* aligning the first buffer, a free line after the last */
+	size_t		off[sizeof(bytes) / sizeof(bytes[0])];	/* each buffer's start, on a line of its own */
+	size_t		total = 0;
 
 	for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++)
+	{
+		off[i] = total;
 		total += fast_line_round(bytes[i]);
+	}
+	total += 2 * FAST_LINE;		/* aligning the first buffer, a free line after the last */
 	if ((t->sh = cai_calloc((size_t) t->pool.n, sizeof(FastShard))) == NULL)
 		return NOMEM(err);
 	t->pool_shards = t->pool.n;
@@ -1575,21 +1580,14 @@ fast_shards_alloc(FastTrain *t, size_t max_feat, cai_error *err)
 		if ((sh->block = cai_malloc(total)) == NULL)
 			return NOMEM(err);
 		p = (char *) (((uintptr_t) sh->block + FAST_LINE - 1) & ~(uintptr_t) (FAST_LINE - 1));
-		sh->hidden = (float *) p;
-		p += fast_line_round(bytes[0]);
-		sh->grad = (float *) p;
-		p += fast_line_round(bytes[1]);
-		sh->probs = (float *) p;
-		p += fast_line_round(bytes[2]);
-		sh->kept = (uint32_t *) p;
-		p += fast_line_round(bytes[3]);
-		sh->feat = (uint32_t *) p;
-		p += fast_line_round(bytes[4]);
-		sh->types = (int32_t *) p;
-		p += fast_line_round(bytes[5]);
-		sh->W = (float *) p;
-		p += fast_line_round(bytes[6]);
-		sh->W0 = (float *) p;
+		sh->hidden = (float *) (p + off[0]);
+		sh->grad = (float *) (p + off[1]);
+		sh->probs = (float *) (p + off[2]);
+		sh->kept = (uint32_t *) (p + off[3]);
+		sh->feat = (uint32_t *) (p + off[4]);
+		sh->types = (int32_t *) (p + off[5]);
+		sh->W = (float *) (p + off[6]);
+		sh->W0 = (float *) (p + off[7]);
 	}
 	return CAI_OK;
 }

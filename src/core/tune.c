@@ -816,16 +816,11 @@ add_trial(cai_tune *t, json_object *o, int config, int rung, int epochs, cai_tun
 static bool
 next_seed_trial(cai_tune *t, double seconds_left, cai_tune_trial *trial, cai_status *st)
 {
-	int			b = -1;
+	int			b = cai_tune_best(t);	/* a seed trial of it gives the same options */
 	int			k = t->n_trials - t->n_schedule + 1;
 	json_object *o;
 	json_object *vs = NULL;
 
-	/* the schedule's best: the highest score, on a tie the higher rung (as the caller ranks trials), then the earlier */
-	for (int i = 0; i < t->n_schedule; i++)
-		if (!isnan(t->scores[i]) &&
-			(b < 0 || t->scores[i] > t->scores[b] || (t->scores[i] == t->scores[b] && t->trials[i].rung > t->trials[b].rung)))
-			b = i;
 	if (b < 0 || k > t->seeds)
 		return false;
 	if (seconds_left > 0 && !(t->trial_seconds[b] <= seconds_left))
@@ -962,13 +957,20 @@ fit_time(cai_tune *t, double seconds_left)
 	t->order_n = t->rung_n[0];
 }
 
+bool
+cai_tune_ranks_before(double score, int rung, double other_score, int other_rung)
+{
+	return score > other_score || (score == other_score && rung > other_rung);
+}
+
 int
 cai_tune_best(const cai_tune *t)
 {
 	int			best = -1;
 
 	for (int i = 0; i < t->n_trials; i++)
-		if (!isnan(t->scores[i]) && (best < 0 || t->scores[i] > t->scores[best]))
+		if (!isnan(t->scores[i]) &&
+			(best < 0 || cai_tune_ranks_before(t->scores[i], t->trials[i].rung, t->scores[best], t->trials[best].rung)))
 			best = i;
 	return best;
 }

@@ -100,18 +100,6 @@ typedef struct CaiTuneBest
 
 #define CaiTuneBestScore(b) ((b)->n > 0 ? (b)->kept[0].score : NAN)
 
-/*
- * Does a trial of score and rung rank before k?  The higher validation
- * score; on a tie, the higher rung (successive halving's answer is the
- * configuration that survived to the last rung, trained with the most
- * epochs: a cheaper trial ranks before it only with a strictly better score).
- */
-static bool
-CaiTuneRanksBefore(double score, int rung, const CaiTuneKept *k)
-{
-	return score > k->score || (score == k->score && rung > k->rung);
-}
-
 /* Copy trial tr's model t (score) into k, in the memory context keep. */
 static void
 CaiTuneKeptFill(CaiTuneKept *k, const cai_tune_trial *tr, double score, const CaiTrained *t, MemoryContext keep)
@@ -143,7 +131,7 @@ CaiTuneKeep(CaiTuneBest *best, const cai_tune_trial *tr, double score, const Cai
 			CaiTuneKeptFill(&best->reseeded[best->n_reseeded++], tr, score, t, keep);
 		return;
 	}
-	while (pos > 0 && CaiTuneRanksBefore(score, tr->rung, &best->kept[pos - 1]))
+	while (pos > 0 && cai_tune_ranks_before(score, tr->rung, best->kept[pos - 1].score, best->kept[pos - 1].rung))
 		pos--;
 	if (pos >= best->n_keep)
 		return;
