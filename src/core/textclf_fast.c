@@ -136,8 +136,7 @@ fast_predict(const cai_textclf_fast *fm, int n_labels, const char *text, size_t 
 		if (fp->word_ngrams > 1)
 		{
 			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = wh;
+			fast_hist_push(hist, wh);
 			for (int n = 2; n <= have; n++)
 			{
 				nb[n] = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - n, n, fp->buckets);

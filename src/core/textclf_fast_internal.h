@@ -63,6 +63,21 @@ fast_ngram_bucket(const uint64_t *hashes, int n, uint32_t buckets)
 	return (uint32_t) (cai_textclf_mix(g ^ (FAST_SALT_NGRAM * (uint64_t) n)) % buckets);
 }
 
+/*
+ * The word hashes of the last FAST_MAX_NGRAMS tokens, newest last: h pushed.
+ * Written out: gcc calls memmove for the shift, a call per token.
+ */
+static inline void
+fast_hist_push(uint64_t *hist, uint64_t h)
+{
+	_Static_assert(FAST_MAX_NGRAMS == 5, "fast_hist_push shifts FAST_MAX_NGRAMS entries");
+	hist[0] = hist[1];
+	hist[1] = hist[2];
+	hist[2] = hist[3];
+	hist[3] = hist[4];
+	hist[4] = h;
+}
+
 /* The end-of-text pseudo-token (the tokenizer never produces it: '<' is punctuation). */
 #define FAST_EOS "</s>"
 #define FAST_EOS_LEN 4

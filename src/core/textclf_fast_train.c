@@ -323,8 +323,7 @@ fast_eval_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf)
 		{
 			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
+			fast_hist_push(hist, t->prep.types.hash[ty[i]]);
 			for (int g = 2; g <= have; g++)
 			{
 				int32_t		row = t->prep.bmap[fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets)];
@@ -371,7 +370,7 @@ fast_hot_slot(const FastTrain *t, uint32_t f)
 {
 	uint64_t	below = t->hot_bits[f / 64] & ((UINT64_C(1) << (f % 64)) - 1);
 
-	return t->hot_rank[f / 64] + (uint32_t) __builtin_popcountll(below);
+	return t->hot_rank[f / 64] + cai_popcount64(below);
 }
 
 /*
@@ -395,6 +394,7 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf, ui
 {
 	const int	wn = t->p.word_ngrams;
 	const uint32_t V = (uint32_t) t->prep.V;
+	const uint32_t hot0 = t->hot0;
 	size_t		nt;
 	const int32_t *ty = cai_textclf_row_types(&t->prep, r, tbuf, &nt);
 	uint32_t   *bk = (uint32_t *) tbuf + (size_t) t->p.max_tokens + 2;
@@ -407,8 +407,7 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf, ui
 		{
 			int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = t->prep.types.hash[ty[i]];
+			fast_hist_push(hist, t->prep.types.hash[ty[i]]);
 			for (int g = 2; g <= have; g++)
 			{
 				bk[nb] = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, t->p.buckets);
@@ -423,10 +422,16 @@ fast_row_features(const FastTrain *t, size_t r, uint32_t *out, int32_t *tbuf, ui
 		size_t		m = t->type_feat_off[ty[i] + 1] - a;
 		int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
-		memcpy(out + n, t->type_feat + a, sizeof(uint32_t) * m);
-		if (hot_shift > 0)
-			for (size_t q = n; q < n + m; q++)
-				out[q] += out[q] >= t->hot0 ? hot_shift : 0;
+		const uint32_t *tf = t->type_feat + a;
+
+		/*
+		 * One loop for the copy and the shift (a plain copy when hot_shift
+		 * is 0): a type's list is a dozen entries, which a call of memcpy
+		 * per token cost more than copying them (about a tenth of an
+		 * epoch's time).
+		 */
+		for (size_t q = 0; q < m; q++)
+			out[n + q] = tf[q] + (tf[q] >= hot0 ? hot_shift : 0);
 		n += m;
 		for (int g = 2; g <= have; g++)
 		{
@@ -497,8 +502,7 @@ fast_mark_rows(void *ctx, int s, cai_error *err)
 			{
 				int			have = i + 1 < (size_t) wn ? (int) i + 1 : wn;
 
-				memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-				hist[FAST_MAX_NGRAMS - 1] = type_hash[ty[i]];
+				fast_hist_push(hist, type_hash[ty[i]]);
 				for (int g = 2; g <= have && train_row; g++)
 				{
 					uint32_t	b = fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, buckets);
@@ -991,8 +995,7 @@ fast_count_rows(void *ctx, int s, cai_error *err)
 		{
 			int			have = i + 1 < (size_t) fp->word_ngrams ? (int) i + 1 : fp->word_ngrams;
 
-			memmove(hist, hist + 1, sizeof(uint64_t) * (FAST_MAX_NGRAMS - 1));
-			hist[FAST_MAX_NGRAMS - 1] = i < nt ? c->wh[ids[i]] : c->eos_hash;
+			fast_hist_push(hist, i < nt ? c->wh[ids[i]] : c->eos_hash);
 			for (int g = 2; g <= have; g++)
 				FAST_MARK(seen, fast_ngram_bucket(hist + FAST_MAX_NGRAMS - g, g, fp->buckets));
 		}

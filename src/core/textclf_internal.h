@@ -426,6 +426,24 @@ cai_status	cai_textclf_load_buckets(const cai_model_file *mf, const char *prefix
  */
 #define TEXTCLF_RANK_BLOCK		64
 
+/*
+ * Bits set in x.  The portable x86-64 build has no popcnt instruction, and
+ * __builtin_popcountll there is a call into libgcc: a bit count per bucket
+ * feature, in training's inner loop, is cheaper inline.
+ */
+static inline uint32_t
+cai_popcount64(uint64_t x)
+{
+#if defined(__POPCNT__) || defined(__aarch64__)
+	return (uint32_t) __builtin_popcountll(x);
+#else
+	x -= (x >> 1) & UINT64_C(0x5555555555555555);
+	x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+	x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+	return (uint32_t) ((x * UINT64_C(0x0101010101010101)) >> 56);
+#endif
+}
+
 static inline uint32_t
 cai_bucket_rank_blocks(uint32_t buckets)
 {
@@ -447,7 +465,7 @@ cai_bucket_rank_find(const int32_t *rank, int32_t K, uint32_t b)
 
 	if ((bits & bit) == 0)
 		return -1;
-	r = (uint32_t) blk[0] + (uint32_t) __builtin_popcountll(bits & (bit - 1));
+	r = (uint32_t) blk[0] + cai_popcount64(bits & (bit - 1));
 	return r < (uint32_t) K ? (int32_t) r : -1;
 }
 
