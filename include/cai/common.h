@@ -98,6 +98,31 @@ typedef struct cai_rng
 } cai_rng;
 
 void		cai_rng_seed(cai_rng *r, uint64_t seed);
+
+/*
+ * xorshift128+: cai_rng_u64's step, inline for loops that draw millions of
+ * numbers (a call each cost more than the step); the same numbers.
+ */
+static inline uint64_t
+cai_rng_u64_inline(cai_rng *r)
+{
+	uint64_t	s1 = r->s[0];
+	const uint64_t s0 = r->s[1];
+	const uint64_t result = s0 + s1;
+
+	r->s[0] = s0;
+	s1 ^= s1 << 23;
+	r->s[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+	return result;
+}
+
+/* cai_rng_uniform inline (the same numbers). */
+static inline float
+cai_rng_uniform_inline(cai_rng *r)
+{
+	return (float) (cai_rng_u64_inline(r) >> 40) * (1.0f / 16777216.0f);
+}
+
 uint64_t	cai_rng_u64(cai_rng *r);
 uint32_t	cai_rng_below(cai_rng *r, uint32_t n);	/* uniform in [0, n) */
 float		cai_rng_uniform(cai_rng *r);	/* uniform in [0, 1) */

@@ -287,15 +287,7 @@ cai_rng_seed(cai_rng *r, uint64_t seed)
 uint64_t
 cai_rng_u64(cai_rng *r)
 {
-	/* xorshift128+ */
-	uint64_t	s1 = r->s[0];
-	const uint64_t s0 = r->s[1];
-	const uint64_t result = s0 + s1;
-
-	r->s[0] = s0;
-	s1 ^= s1 << 23;
-	r->s[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
-	return result;
+	return cai_rng_u64_inline(r);
 }
 
 uint32_t
@@ -309,7 +301,7 @@ cai_rng_below(cai_rng *r, uint32_t n)
 float
 cai_rng_uniform(cai_rng *r)
 {
-	return (float) (cai_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+	return cai_rng_uniform_inline(r);
 }
 
 float

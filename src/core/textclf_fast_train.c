@@ -1279,7 +1279,7 @@ fast_drop_features(const uint32_t *f, size_t *k, float dropout, cai_rng *rng, ui
 	size_t		m = 0;
 
 	for (size_t j = 0; j < *k; j++)
-		if (cai_rng_uniform(rng) >= dropout)
+		if (cai_rng_uniform_inline(rng) >= dropout)
 			kept[m++] = f[j];
 	if (m == 0)
 		kept[m++] = f[cai_rng_below(rng, (uint32_t) *k)];
@@ -1954,7 +1954,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 		float		a = 1.0f / (float) t.p.dim;
 
 		for (size_t i = 0; i < R * (size_t) t.p.dim; i++)
-			t.params[i] = (2.0f * cai_rng_uniform(&t.rng) - 1.0f) * a;
+			t.params[i] = (2.0f * cai_rng_uniform_inline(&t.rng) - 1.0f) * a;
 	}
 
 	/*
