@@ -18,7 +18,9 @@
 # the wall times; writes bench/results-threads-sql.md (BENCH_OUT to change).
 # Also the medians of the epochs' own rates (each epoch's NOTICE): the
 # statement adds a serial part (reading, features, scoring, storing) that
-# two threads do not shorten, and the epoch rates show which part moved.
+# two threads do not shorten, and the epoch rates show which part moved;
+# and the statement in parts (medians): reading (the model's metrics
+# read_seconds), the epochs (its metrics seconds) and the rest.
 # With WARMUP=1 (the default) an untimed one-epoch training runs first: a
 # fresh cluster's first training (the table read from disk into the cache,
 # the first worker) was every earlier run's slowest, 1 and 2 threads alike.
@@ -55,9 +57,10 @@ train_seconds() {	# train_seconds THREADS [EPOCHS]: wall seconds of the whole ca
 	local t0
 	t0=$(now)
 	# the per-epoch NOTICEs ("epoch 1/5: ..., 300000 rows/s") kept for the epoch rates below
-	PGOPTIONS="-c cai.threads=2" "${PSQL[@]}" -c "SET client_min_messages = notice" \
-		-c "SELECT 1 FROM cai_train('f$1', 'sentiment', 'big', options => '{\"architecture\": \"fast\", \"epochs\": ${2:-$EPOCHS}, \"validation_fraction\": 0, \"threads\": $1}')" \
-		>/dev/null 2>>"$TMP/notices_$1"
+	# and its metrics' read_seconds and seconds (the epochs) kept for the breakdown below
+	PGOPTIONS="-c cai.threads=2" "${PSQL[@]}" -At -c "SET client_min_messages = notice" \
+		-c "SELECT metrics->>'read_seconds', metrics->>'seconds' FROM cai_train('f$1', 'sentiment', 'big', options => '{\"architecture\": \"fast\", \"epochs\": ${2:-$EPOCHS}, \"validation_fraction\": 0, \"threads\": $1}')" \
+		2>>"$TMP/notices_$1" | grep '|' >>"$TMP/parts_$1"
 	elapsed "$t0" "$(now)"
 	"${PSQL[@]}" -c "SELECT cai_drop_model('f$1')" >/dev/null
 }
@@ -78,7 +81,7 @@ fasttext_seconds() {
 if [ "$WARMUP" = 1 ]; then
 	log "warm-up: one untimed epoch"
 	train_seconds 1 1 >/dev/null
-	rm -f "$TMP/notices_1"
+	rm -f "$TMP/notices_1" "$TMP/parts_1"
 fi
 for r in $(seq "$ROUNDS"); do
 	log "round $r of $ROUNDS"
@@ -99,6 +102,10 @@ epoch_rates() { grep -o '[0-9]* rows/s' "$TMP/notices_$1" | awk '{ print $1 }' |
 epoch_median() { epoch_rates "$1" | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 epoch_range() { epoch_rates "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%d-%d (%d epochs)", lo, hi, NR }'; }
 e1=$(epoch_median 1); e2=$(epoch_median 2)
+# the statement's parts (medians): reading (metrics read_seconds), the epochs (metrics seconds), the rest
+# (launching the worker, preparing the features, scoring, serializing, sending and storing the model)
+part_median() { awk -F'|' -v c="$2" '{ print $c }' "$TMP/parts_$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+rest_median() { awk -v k="t$1" '$1 == k { print $2 }' "$R" | paste -d'|' "$TMP/parts_$1" - | awk -F'|' '{ print $3 - $1 - $2 }' | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 {
 	echo "# Fast training with threads through SQL, against fastText"
 	echo
@@ -123,5 +130,9 @@ e1=$(epoch_median 1); e2=$(epoch_median 2)
 	echo "- threads 2 against threads 1: **$(ratio "$t1" "$t2")x** (target 1.7)"
 	echo "- the training epochs alone (rows/s of each epoch's NOTICE; median, range): threads 1 $e1, $(epoch_range 1);"
 	echo "  threads 2 $e2, $(epoch_range 2): $(ratio "$e2" "$e1")x"
+	echo "- the statement's parts, medians in seconds (reading: metrics read_seconds; epochs: metrics seconds; the rest:"
+	echo "  each round's statement less both, i.e. launching, features, scoring, serializing, sending, storing):"
+	echo "  threads 1 reading $(part_median 1 1), epochs $(part_median 1 2), rest $(rest_median 1);"
+	echo "  threads 2 reading $(part_median 2 1), epochs $(part_median 2 2), rest $(rest_median 2)"
 	echo "- cai_train threads 2 / fastText -thread 2 time: **$(ratio "$t2" "$ft")** (target at most 1)"
 } | tee "$OUT"
