@@ -5,7 +5,7 @@
 #   make -f core.mk check         # unit tests, final "N passed, N failed"
 #   make -f core.mk check-asan    # the same under ASan + UBSan (clang)
 #   make -f core.mk fuzz FUZZ_SECONDS=60
-#   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench,vectors_cli,line_rtt,...}
+#   make -f core.mk bench         # the bench tools: build/bench/{gemm,textclf_cli,ner_cli,load_bench,vectors_cli,line_rtt,pair_probe,...}
 #   make -f core.mk lib           # libcai: build/libcai.a, build/libcai.so (include/cai/cai.h)
 #   make -f core.mk cli           # the cai command: build/cai (and build/cai-shared, linked with libcai.so)
 #   make -f core.mk check-cli     # the cai command against the core API (test/cli/run.sh)
@@ -131,7 +131,7 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 
 # Benchmark tools (bench/*.c), linked with the core library; the bench/*.sh
 # scripts build them through this target.
-BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder pretrain_cli encoder_torch_check line_rtt
+BENCH_TOOLS = gemm textclf_cli ner_cli load_bench vectors_cli encoder_bench make_encoder pretrain_cli encoder_torch_check line_rtt pair_probe
 bench: $(BENCH_TOOLS:%=$(BUILD)/bench/%)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcaicore.a
