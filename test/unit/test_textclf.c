@@ -1340,6 +1340,38 @@ test_token_ids(void)
 	cai_strtab_free(&words);
 }
 
+/*
+ * The inline forms training's loops use give what the functions give:
+ * cai_popcount64 (the portable build's bit count, no libgcc call) against
+ * the builtin, and cai_rng_u64_inline / cai_rng_uniform_inline against
+ * cai_rng_u64 / cai_rng_uniform from the same state.
+ */
+static void
+test_inline_helpers(void)
+{
+	cai_rng		a;
+	cai_rng		b;
+	int			bad_count = 0;
+	int			bad_rng = 0;
+	const uint64_t edges[] = {0, 1, UINT64_MAX, UINT64_C(1) << 63, UINT64_C(0x5555555555555555)};
+
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		bad_count += cai_popcount64(edges[i]) != (uint32_t) __builtin_popcountll(edges[i]);
+	cai_rng_seed(&a, 7);
+	cai_rng_seed(&b, 7);
+	for (int i = 0; i < 100000; i++)
+	{
+		uint64_t	x = cai_rng_u64(&a);
+
+		bad_rng += x != cai_rng_u64_inline(&b);
+		bad_count += cai_popcount64(x) != (uint32_t) __builtin_popcountll(x);
+		bad_rng += cai_rng_uniform(&a) != cai_rng_uniform_inline(&b);
+	}
+	CHECK(bad_count == 0, "cai_popcount64 differs from the builtin %d times", bad_count);
+	CHECK(bad_rng == 0, "the inline rng differs %d times", bad_rng);
+	CHECK(cai_popcount64(UINT64_MAX) == 64 && cai_popcount64(0) == 0, "cai_popcount64 edges");
+}
+
 int
 main(void)
 {
@@ -1353,6 +1385,7 @@ main(void)
 	test_eval_sample();
 	test_weight_decay();
 	test_calloc_large();
+	test_inline_helpers();
 	test_cancel_and_limits();
 	test_threads();
 	test_odd_texts();
