@@ -101,9 +101,9 @@ main(int argc, char **argv)
 				two,
 				r;
 
-	if (!(scale > 0))
+	if (!(scale > 0 && scale <= 1000))
 	{
-		fprintf(stderr, "usage: pair_probe [SCALE > 0]\n");
+		fprintf(stderr, "usage: pair_probe [SCALE, above 0 and at most 1000]\n");
 		return 2;
 	}
 	for (int k = 0; k < 2; k++)

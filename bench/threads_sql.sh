@@ -91,7 +91,9 @@ for r in $(seq "$ROUNDS"); do
 done
 put load_end "$(load)"
 
-median() { awk -v k="$1" '$1 == k { print $2 }' "$R" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# mid [FORMAT]: the median of the numbers on stdin (nothing when there are none), printf FORMAT (default %s)
+mid() { sort -n | awk -v f="${1:-%s}" '{ v[NR] = $1 } END { if (NR) printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { awk -v k="$1" '$1 == k { print $2 }' "$R" | mid; }
 all() { awk -v k="$1" '$1 == k { printf "%s%.1f", sep, $2; sep = " / " }' "$R"; }
 all0() { awk -v k="$1" '$1 == k { printf "%s%.0f", sep, $2; sep = " / " }' "$R"; }
 v() { awk -v k="$1" '$1 == k { sub(/^[^ ]* /, ""); print; exit }' "$R"; }
@@ -99,13 +101,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 t1=$(median t1); t2=$(median t2); ft=$(median ft)
 # each training epoch's rate from its NOTICE: the epochs alone, without reading, features, scoring and storing
 epoch_rates() { grep -o '[0-9]* rows/s' "$TMP/notices_$1" | awk '{ print $1 }' | sort -n; }
-epoch_median() { epoch_rates "$1" | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+epoch_median() { epoch_rates "$1" | mid %.0f; }
 epoch_range() { epoch_rates "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%d-%d (%d epochs)", lo, hi, NR }'; }
 e1=$(epoch_median 1); e2=$(epoch_median 2)
 # the statement's parts (medians): reading (metrics read_seconds), the epochs (metrics seconds), the rest
 # (launching the worker, preparing the features, scoring, serializing, sending and storing the model)
-part_median() { awk -F'|' -v c="$2" '{ print $c }' "$TMP/parts_$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-rest_median() { awk -v k="t$1" '$1 == k { print $2 }' "$R" | paste -d'|' "$TMP/parts_$1" - | awk -F'|' '{ print $3 - $1 - $2 }' | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+part_median() { awk -F'|' -v c="$2" '{ print $c }' "$TMP/parts_$1" | mid %.2f; }
+rest_median() { awk -v k="t$1" '$1 == k { print $2 }' "$R" | paste -d'|' "$TMP/parts_$1" - | awk -F'|' '{ print $3 - $1 - $2 }' | mid %.2f; }
 {
 	echo "# Fast training with threads through SQL, against fastText"
 	echo

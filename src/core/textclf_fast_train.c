@@ -1063,7 +1063,7 @@ fast_count_buckets(const FastParams *fp, const cai_textclf_tokens *tk, int threa
 
 		for (int s = 0; s < c.shards; s++)
 			m |= c.seen[s][j];
-		k += (size_t) __builtin_popcountll(m);
+		k += cai_popcount64(m);
 	}
 done:
 	cai_pool_stop(&pool);
@@ -1695,7 +1695,7 @@ fast_hot_select(FastTrain *t, cai_error *err)
 		if (fast_is_hot(t, (uint32_t) f))
 			t->hot_row[h++] = (uint32_t) f;
 	for (size_t w = 1; w < n_words; w++)
-		t->hot_rank[w] = t->hot_rank[w - 1] + (uint32_t) __builtin_popcountll(t->hot_bits[w - 1]);
+		t->hot_rank[w] = t->hot_rank[w - 1] + cai_popcount64(t->hot_bits[w - 1]);
 	for (size_t i = 0; i < t->type_feat_off[t->prep.types.n]; i++)
 		if (fast_is_hot(t, t->type_feat[i]))
 			t->type_feat[i] = t->hot0 + fast_hot_slot(t, t->type_feat[i]);
