@@ -40,9 +40,10 @@
 
 /*
  * Rows each shard trains in a round (threads > 1): the caller reports
- * progress and checks cancellation between rounds.
+ * progress and checks cancellation between rounds, and the hot rows are
+ * copied and merged once a round (see FAST_HOT_MAX; 4,096 before session 22).
  */
-#define FAST_SHARD_ROWS 4096
+#define FAST_SHARD_ROWS 8192
 
 /*
  * Hot rows (threads > 1).  The shards share the embedding rows, and the rows
@@ -58,23 +59,32 @@
  * round's start, and after it every shard's change is added to the shared
  * row, in shard order, as for the output weights (the threads each merge a
  * part of the rows: fast_hot_combine).  On SST-2 sentences
- * the 4,096 most frequent rows are about two thirds of a row's features.
- * Larger sets were tried (16,384 to 65,536 rows with rounds of 8,192 to
- * 16,384 rows): on 1,000,000 SST-2 rows they cut the rows a shard touches
- * after the other shard from 22 a training row to 10 (16,384) and 3
- * (65,536), but in interleaved 2-epoch trainings none was faster than 4,096
- * by more than the host's own swings (the copies and merges cost as much).
- * With every row that more than one training row has among them (small
+ * the 4,096 most frequent rows are about two thirds of a row's features;
+ * on 1,000,000 SST-2 rows the rows a shard touches after the other shard
+ * wrote them last are 22 a training row with 4,096 hot rows, 10 with 16,384
+ * and 3 with 65,536.  Measured in one process whose epochs alternate
+ * between 4,096 hot rows with rounds of 4,096 (the setting until session
+ * 22) and another (textclf_cli -T, 1,030,438 rows, 8 epochs, two threads;
+ * ratios of the mean epoch rates): 16,384 rows with rounds of 8,192 ran
+ * 0.95-1.02x while the vCPUs exchanged a line in 75-135 ns (bench/line_rtt)
+ * and 1.07-1.15x in the slow minutes (340-380 ns, about 600k rows/s before);
+ * 16,384 with rounds of 4,096 0.95-0.99x, 32,768 with 8,192 0.94-0.99x and
+ * 65,536 with 16,384 0.91-0.99x in fast minutes (1.11x in a slow one): the
+ * copies and merges of larger sets cost more than they save unless rounds
+ * are longer.  Test accuracy the same (SST-2 x 17, seeds 1-3, default
+ * options: 83.49 / 82.68 / 82.91 before, 83.14 / 82.80 / 83.03 after),
+ * though the validation score moves more between epochs while the learning
+ * rate is high.  With every row that more than one training row has among them (small
  * vocabularies), no row is written by two threads and the training is the
  * same for the same seed and threads.
  */
-#define FAST_HOT_MAX 4096
+#define FAST_HOT_MAX 16384
 #define FAST_HOT_SAMPLE 65536
 
 /*
  * A shard's change of a hot row reaches the others at the round's end, so
  * hot rows are kept only when an epoch has at least FAST_HOT_MIN_ROUNDS
- * rounds (2 threads: 131,072 rows): a small training's round is most of its
+ * rounds (2 threads: 262,144 rows): a small training's round is most of its
  * epoch, and shards that each step a shared row for a whole epoch from the
  * same start overshoot together (a 3-thread unit training on 2,000 rows lost
  * 1-2 points of accuracy).  Small trainings take a second or two anyway.
