@@ -66,12 +66,11 @@
  * between 4,096 hot rows with rounds of 4,096 (the setting until session
  * 22) and another (textclf_cli -T, 1,030,438 rows, 8 epochs, two threads;
  * ratios of the mean epoch rates): 16,384 rows with rounds of 8,192 ran
- * 0.95-1.02x while the vCPUs exchanged a line in 75-135 ns (bench/line_rtt)
- * and 1.07-1.15x in the slow minutes (340-380 ns, about 600k rows/s before);
- * 16,384 with rounds of 4,096 0.95-0.99x, 32,768 with 8,192 0.94-0.99x and
- * 65,536 with 16,384 0.91-0.99x in fast minutes (1.11x in a slow one): the
- * copies and merges of larger sets cost more than they save unless rounds
- * are longer.  Test accuracy the same (SST-2 x 17, seeds 1-3, default
+ * 0.95-1.02x in fast minutes (the old setting at 716-873k rows/s) and
+ * 1.07-1.15x in slow ones (575-684k); 16,384 with rounds of 4,096
+ * 0.95-0.99x and 32,768 with 8,192 0.94-0.99x in fast minutes, 65,536 with
+ * 16,384 0.91-1.11x: the copies and merges of larger sets cost more than
+ * they save unless rounds are longer.  Test accuracy the same (SST-2 x 17, seeds 1-3, default
  * options: 83.49 / 82.68 / 82.91 before, 83.14 / 82.80 / 83.03 after),
  * though the validation score moves more between epochs while the learning
  * rate is high.  With every row that more than one training row has among them (small
