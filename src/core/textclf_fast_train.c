@@ -81,6 +81,24 @@
 #define FAST_HOT_SAMPLE 65536
 
 /*
+ * The hot rows' slots and every thread's copies take at most this many
+ * bytes, so that many threads of long rows get fewer hot rows rather than
+ * gigabytes of copies (2 threads of 48 dimensions: 9 MB for 16,384 rows;
+ * 64 threads of 300 dimensions would have needed 1.3 GB).
+ */
+#define FAST_HOT_BYTES ((size_t) 64 << 20)
+
+/* Hot rows at most, for a training on threads threads of dim floats a row. */
+static size_t
+fast_hot_limit(int threads, int dim)
+{
+	size_t		per_row = ((size_t) threads + 1) * (size_t) dim * sizeof(float);
+	size_t		fit = per_row > 0 ? FAST_HOT_BYTES / per_row : 0;
+
+	return fit < FAST_HOT_MAX ? fit : FAST_HOT_MAX;
+}
+
+/*
  * A shard's change of a hot row reaches the others at the round's end, so
  * hot rows are kept only when an epoch has at least FAST_HOT_MIN_ROUNDS
  * rounds (2 threads: 262,144 rows): a small training's round is most of its
@@ -1262,8 +1280,10 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 		total += (size_t) cai_opt_int(opts, "threads") *
 			((2 * (size_t) fp.dim + (size_t) n_labels * (1 + 2 * (size_t) fp.dim) + (size_t) (fp.max_tokens + 1) * (size_t) (fp.word_ngrams + FAST_CHAR_NGRAMS_MAX)) *
 			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 4 * FAST_LINE);
-		total += ((size_t) cai_opt_int(opts, "threads") + 1) * FAST_HOT_MAX * (size_t) fp.dim * sizeof(float);
-		total += rows * sizeof(uint32_t) + rows / 4 + FAST_HOT_MAX * (sizeof(uint64_t) + sizeof(uint32_t));
+		const size_t hot = fast_hot_limit((int) cai_opt_int(opts, "threads"), fp.dim);
+
+		total += ((size_t) cai_opt_int(opts, "threads") + 1) * hot * (size_t) fp.dim * sizeof(float);
+		total += rows * sizeof(uint32_t) + rows / 4 + hot * (sizeof(uint64_t) + sizeof(uint32_t));
 	}
 	/* counted from token ids, the margin is for what is still guessed (character n-grams per type) */
 	if (train->tokens != NULL)
@@ -1702,9 +1722,9 @@ fast_cmp_desc_u64(const void *a, const void *b)
 }
 
 /*
- * The hot rows (threads > 1, FAST_HOT_MAX; none when an epoch has fewer
- * than FAST_HOT_MIN_ROUNDS rounds): counted in every stride-th training row
- * (FAST_HOT_SAMPLE rows), the FAST_HOT_MAX rows most of them have (ties to
+ * The hot rows (threads > 1, at most fast_hot_limit; none when an epoch
+ * has fewer than FAST_HOT_MIN_ROUNDS rounds): counted in every stride-th
+ * training row (FAST_HOT_SAMPLE rows), the fast_hot_limit rows most of them have (ties to
  * the lower row) among those two of them have at least, slots in row order;
  * the types' feature lists then name their slots (hot0 + slot) instead of
  * the rows.  The choice depends on the rows alone, not on the threads'
@@ -1717,13 +1737,14 @@ fast_hot_select(FastTrain *t, cai_error *err)
 	const size_t n_tr = t->prep.rows.n_tr;
 	const size_t stride = n_tr > FAST_HOT_SAMPLE ? n_tr / FAST_HOT_SAMPLE : 1;
 	const size_t n_words = R / 64 + 1;
+	const size_t limit = fast_hot_limit(t->pool.n, t->p.dim);
 	uint32_t   *count;
 	uint64_t   *cand;
 	size_t		n_cand = 0;
 	const uint32_t least = 2;
 
 	t->hot0 = (uint32_t) (R + (size_t) t->prep.L);
-	if (t->pool.n <= 1 || n_tr < FAST_HOT_MIN_ROUNDS * (size_t) t->pool.n * cai_textclf_fast_shard_rows)
+	if (t->pool.n <= 1 || limit == 0 || n_tr < FAST_HOT_MIN_ROUNDS * (size_t) t->pool.n * cai_textclf_fast_shard_rows)
 		return CAI_OK;
 	if ((count = cai_calloc(R, sizeof(uint32_t))) == NULL)
 		return NOMEM(err);
@@ -1743,10 +1764,10 @@ fast_hot_select(FastTrain *t, cai_error *err)
 	}
 	t->hot_bits = cai_calloc(n_words, sizeof(uint64_t));
 	t->hot_rank = cai_calloc(n_words, sizeof(uint32_t));
-	t->n_hot = n_cand < FAST_HOT_MAX ? n_cand : FAST_HOT_MAX;
+	t->n_hot = n_cand < limit ? n_cand : limit;
 	t->hot_row = cai_malloc(sizeof(uint32_t) * t->n_hot);
-	cand = n_cand > FAST_HOT_MAX ? cai_malloc(sizeof(uint64_t) * n_cand) : NULL;
-	if (t->hot_bits == NULL || t->hot_rank == NULL || t->hot_row == NULL || (n_cand > FAST_HOT_MAX && cand == NULL))
+	cand = n_cand > limit ? cai_malloc(sizeof(uint64_t) * n_cand) : NULL;
+	if (t->hot_bits == NULL || t->hot_rank == NULL || t->hot_row == NULL || (n_cand > limit && cand == NULL))
 	{
 		cai_free(count);
 		return NOMEM(err);

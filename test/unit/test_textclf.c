@@ -1285,6 +1285,23 @@ test_token_ids(void)
 	}
 
 	/*
+	 * many threads of long rows: the hot rows' slots and copies stay within
+	 * their budget (64 MB; 65 copies of 16,384 rows of 300 floats would be
+	 * 1.3 GB), so 64 threads cost little more than 2 besides their scratch
+	 */
+	{
+		cai_options *o2 = opts_of("{\"architecture\": \"fast\", \"dimensions\": 300, \"threads\": 2}");
+		cai_options *o64 = opts_of("{\"architecture\": \"fast\", \"dimensions\": 300, \"threads\": 64}");
+		size_t		m2 = cai_textclf_train_memory(o2, &tr.d, 3, NULL);
+		size_t		m64 = cai_textclf_train_memory(o64, &tr.d, 3, NULL);
+
+		CHECK(m2 > 0 && m64 > m2 && m64 - m2 < ((size_t) 128 << 20),
+			  "estimates with 2 and 64 threads of 300 dimensions: %zu and %zu bytes", m2, m64);
+		cai_options_free(o2);
+		cai_options_free(o64);
+	}
+
+	/*
 	 * the buckets counted for the estimate: the same with 1, 2 and 3 threads
 	 * (each thread its rows and its bitmap), and at least the bucket rows a
 	 * training on those rows makes (the word table holds the validation
