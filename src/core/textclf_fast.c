@@ -54,10 +54,30 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <json-c/json.h>
 
 #include "modelutil.h"
+
+/* See fast_prefetch_row. */
+bool		cai_fast_have_prefetchw;
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((constructor))
+static void
+fast_prefetch_init(void)
+{
+	unsigned int a,
+				b,
+				c,
+				d;
+
+	cai_fast_have_prefetchw = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & bit_PRFCHW) != 0;
+}
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Inference                                                              */
@@ -92,7 +112,7 @@ fast_rows_push(FastRows *fr, const float *row)
 {
 	if (fr->n == FAST_PREDICT_ROWS)
 		fast_rows_flush(fr);
-	fast_prefetch_row(row, fr->dim);
+	fast_prefetch_row(row, fr->dim, false);
 	fr->row[fr->n++] = row;
 }
 

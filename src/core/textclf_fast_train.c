@@ -27,9 +27,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #include <json-c/json.h>
 
@@ -188,6 +185,7 @@ typedef struct FastTrain
 	size_t	   *type_feat_off;	/* (n_types + 1) */
 	uint32_t   *type_feat;
 	size_t		max_feat;		/* most features of a row (fast_row_features) */
+	size_t		ahead;			/* fast_prefetch_ahead(p.dim) */
 	/* the gradient probe's rows' features, fast_row_features' (the probe only) */
 	size_t	   *feat_off;		/* (n_rows + 1) */
 	uint32_t   *feat;			/* (n_feat) */
@@ -688,76 +686,20 @@ fast_prefetch_ahead(int dim)
 }
 
 /*
- * Whether the CPU has PREFETCHW (x86-64: AMD since the K6-2, Intel since
- * Broadwell), filled when the library is loaded (a constructor runs before
- * any thread could train).
- */
-#if defined(__x86_64__) || defined(__i386__)
-static bool fast_have_prefetchw;
-
-__attribute__((constructor))
-static void
-fast_prefetch_init(void)
-{
-	unsigned int a,
-				b,
-				c,
-				d;
-
-	fast_have_prefetchw = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & bit_PRFCHW) != 0;
-}
-#endif
-
-/*
- * Ask for an embedding row's cache lines for writing: training reads a row
- * in the forward sum and updates it in the backward step.  A line asked for
- * reading comes shared, and the update must then take it from every other
- * core that has it, a second round trip between the cores when another
- * thread trained on the same row (with two threads, on rows outside the hot
- * copies).  Measured in one process alternating the two every round
- * (textclf_cli -T, 1,030,438 SST-2 rows, 2 threads): 0.4-1% faster while
- * the two vCPUs exchanged a cache line in 80-100 ns (bench/line_rtt), 4-12%
- * in minutes when two threads trained at 1.4-1.8x one thread's rate; one
- * thread the same.  The portable build's __builtin_prefetch(p, 1) is a read
- * prefetch (PREFETCHW needs -mprfchw), hence the instruction itself where
- * cpuid has it.  Always inlined (see fast_bucket_prefetch).
- */
-static inline __attribute__((always_inline)) void
-fast_prefetch_row_for_write(const float *row, int dim)
-{
-	const char *p = (const char *) row;
-	size_t		bytes = sizeof(float) * (size_t) dim;
-
-#if defined(__x86_64__) || defined(__i386__)
-	if (fast_have_prefetchw)
-	{
-		for (size_t o = 0; o < bytes; o += 64)
-			__asm__ volatile("prefetchw %0" : : "m"(*(const char (*)[1]) (p + o)));
-		__asm__ volatile("prefetchw %0" : : "m"(*(const char (*)[1]) (p + bytes - 1)));
-		return;
-	}
-#endif
-	for (size_t o = 0; o < bytes; o += 64)
-		__builtin_prefetch(p + o, 1);
-	__builtin_prefetch(p + bytes - 1, 1);
-}
-
-/*
- * h (D) = mean of E rows f[0..k).  Always inlined: its one caller is a
+ * h (D) = mean of E rows f[0..k), asking for the rows ahead rows in advance
+ * (FastTrain.ahead).  Always inlined: its one caller is a
  * kernel (vectorize.h), whose clones must each have their own copy.
  */
 static inline __attribute__((always_inline)) void
-fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, float *h)
+fast_hidden_forward(const float *E, const uint32_t *f, size_t k, int D, size_t ahead, float *h)
 {
-	const size_t ahead = fast_prefetch_ahead(D);
-
 	memset(h, 0, sizeof(float) * (size_t) D);
 	for (size_t j = 0; j < k && j < ahead; j++)
-		fast_prefetch_row_for_write(E + (size_t) f[j] * D, D);
+		fast_prefetch_row(E + (size_t) f[j] * D, D, true);
 	for (size_t j = 0; j < k; j++)
 	{
 		if (j + ahead < k)
-			fast_prefetch_row_for_write(E + (size_t) f[j + ahead] * D, D);
+			fast_prefetch_row(E + (size_t) f[j + ahead] * D, D, true);
 		vec_add(h, E + (size_t) f[j] * D, D);
 	}
 	if (k > 0)
@@ -787,7 +729,7 @@ fast_sgd_step_on(const FastTrain *t, float *params, float *W, float *h, float *d
 	double		lse;
 	double		loss;
 
-	fast_hidden_forward(E, f, k, D, h);
+	fast_hidden_forward(E, f, k, D, t->ahead, h);
 	for (int d = 0; d < D; d++)
 		h[d] *= es;
 	fast_output_forward(W, h, L, D, p);
@@ -1934,6 +1876,7 @@ cai_textclf_fast_grad_probe(const cai_options *opts, int n_labels, const cai_tex
 	t->n_params = n_e + (size_t) n_labels * (size_t) t->p.dim;
 	t->params = cai_malloc(sizeof(float) * t->n_params);
 	fp->work = cai_malloc(sizeof(float) * t->n_params);
+	t->ahead = fast_prefetch_ahead(t->p.dim);
 	t->hidden = cai_malloc(sizeof(float) * (size_t) t->p.dim);
 	t->grad = cai_malloc(sizeof(float) * (size_t) t->p.dim);
 	t->probs = cai_malloc(sizeof(float) * (size_t) n_labels);
@@ -2030,6 +1973,7 @@ cai_textclf_fast_train(const cai_options *opts, const char *const *label_names, 
 	R = (size_t) t.prep.V + (size_t) t.prep.K;
 	t.n_params = (R + (size_t) n_labels) * (size_t) t.p.dim;
 	t.best = cai_malloc(sizeof(float) * t.n_params);
+	t.ahead = fast_prefetch_ahead(t.p.dim);
 	t.hidden = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.grad = cai_malloc(sizeof(float) * (size_t) t.p.dim);
 	t.probs = cai_malloc(sizeof(float) * (size_t) n_labels);
