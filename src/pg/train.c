@@ -32,6 +32,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
@@ -826,13 +827,53 @@ CaiTrainLaunch(FunctionCallInfo fcinfo, int64 job_id, bool tune, bool pretrain, 
 	}
 }
 
+/* How long an error waits for the training worker it stopped to exit. */
+#define CAI_WORKER_EXIT_WAIT_MS 10000
+
+/*
+ * On ERROR or FATAL in a synchronous training: stop the worker and wait,
+ * at most CAI_WORKER_EXIT_WAIT_MS, for it to exit, as an aborted parallel
+ * query waits for its workers.  So when the error reaches the caller the
+ * worker no longer holds its slot (cai.max_training_jobs), its memory or
+ * its snapshot, and a retry right after the error is not refused as too
+ * many jobs.  The worker checks for the stop between batches and steps;
+ * the bound only keeps a worker stuck elsewhere from holding the error
+ * back.  The postmaster sets this backend's latch when the worker stops
+ * (bgw_notify_pid); no CHECK_FOR_INTERRUPTS here, in error cleanup.
+ */
 static void
 CaiTerminateLaunchedWorker(int code, Datum arg)
 {
 	CaiLaunch  *launch = (CaiLaunch *) DatumGetPointer(arg);
+	instr_time	start;
+	instr_time	now;
+	pid_t		pid;
 
-	if (launch->handle != NULL)
-		TerminateBackgroundWorker(launch->handle);
+	if (launch->handle == NULL)
+		return;
+	TerminateBackgroundWorker(launch->handle);
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		BgwHandleStatus status = GetBackgroundWorkerPid(launch->handle, &pid);
+		long		waited;
+
+		if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
+			break;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		waited = (long) INSTR_TIME_GET_MILLISEC(now);
+		if (waited >= CAI_WORKER_EXIT_WAIT_MS)
+		{
+			ereport(LOG,
+					(errmsg("training worker did not exit within %d ms of being stopped",
+							CAI_WORKER_EXIT_WAIT_MS)));
+			break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(100, CAI_WORKER_EXIT_WAIT_MS - waited), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }
 
 /* Training writes the catalog: refuse early and clearly where it cannot. */

@@ -48,16 +48,7 @@ SELECT throws_ok($$SELECT * FROM cai_train('cs_fail', 'sentiment',
                  '22012', NULL, 'a source that fails midway raises its error');
 COMMIT;
 SELECT is((SELECT count(*)::int FROM cai_models WHERE name = 'cs_fail'), 0, '... and stores nothing');
--- the caller's error signals the worker to stop; it may still be exiting as the error returns (once seen in CI):
--- give it up to 10 s (the statistics snapshot cleared each time, as a DO block is one transaction)
-DO $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'cai_synergy training');
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+-- the caller's error stops the worker and waits for it to exit (CaiTerminateLaunchedWorker) before it returns
 SELECT is((SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'cai_synergy training'), 0, '... and no training worker is left');
 
 -- a job whose query names a relation only this session sees fails, and its error says why
