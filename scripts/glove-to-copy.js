@@ -10,6 +10,11 @@
 'use strict';
 
 const DIMS = 100;
+// DIMS JSON numbers separated by commas, nothing else (JSON has no NaN or Infinity)
+const NUMBER = '\\s*-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\\s*';
+const NUMBERS = new RegExp(`^${NUMBER}(?:,${NUMBER}){${DIMS - 1}}$`);
+// what follows them in the array (the package's l2 norm and index): numbers too
+const TAIL = new RegExp(`^(?:,${NUMBER})*$`);
 let buf = '';
 let inVectors = false;
 let rows = 0;
@@ -40,12 +45,20 @@ function entry() {
   const close = buf.indexOf(']', j);
   if (close < 0) return 0;
   const word = JSON.parse(buf.slice(i, j + 1));
-  const rest = buf.slice(j + 1, close + 1).replace(/^\s*:\s*/, '');
-  const values = JSON.parse(rest);
-  if (!Array.isArray(values) || values.length < DIMS) fail(`word ${JSON.stringify(word)}: ${values.length} values`);
-  for (let k = 0; k < DIMS; k++)
-    if (typeof values[k] !== 'number' || !isFinite(values[k])) fail(`word ${JSON.stringify(word)}: value ${k + 1}`);
-  pending.push(copyEscape(word) + '\t{' + values.slice(0, DIMS).join(',') + '}\n');
+  // the numbers pass through as written (no parse and print): the first DIMS
+  // of the array (the package appends the l2 norm and an index), each checked
+  // to be a JSON number; the server parses them and refuses what a real
+  // cannot hold (cai_import_vectors: NaN, Inf, out of range)
+  const open = buf.indexOf('[', j);
+  if (open < 0 || open > close || !/^\s*:\s*$/.test(buf.slice(j + 1, open)))
+    fail(`word ${JSON.stringify(word)}: no array of numbers`);
+  let end = open;
+  for (let k = 0; k < DIMS && end >= 0 && end < close; k++) end = buf.indexOf(',', end + 1);
+  if (end < 0 || end > close) end = close;	// exactly DIMS values (or fewer: refused below)
+  const values = buf.slice(open + 1, end);
+  if (!NUMBERS.test(values) || !TAIL.test(buf.slice(end, close)))
+    fail(`word ${JSON.stringify(word)}: not ${DIMS} numbers`);
+  pending.push(copyEscape(word) + '\t{' + values + '}\n');
   rows++;
   return close + 1;
 }
@@ -74,6 +87,9 @@ function drain(final) {
   if (final) fail('the input ends inside the vectors');
 }
 
+// a reader that went away (psql could not connect or stopped) ends the
+// conversion with one line, not a stack trace
+process.stdout.on('error', (e) => fail(e.code === 'EPIPE' ? 'the reader closed the output' : e.message));
 process.stdin.setEncoding('utf8');
 let done = false;
 process.stdin.on('data', (chunk) => {

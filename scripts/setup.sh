@@ -14,6 +14,7 @@ PACKAGES=(
 	postgresql-15-cron
 	libkrb5-dev	# Citus's build includes gssapi/gssapi.h through PostgreSQL's libpq-be.h
 	debhelper dpkg-dev	# the Debian package (debian/, test/faults/package.sh)
+	nodejs	# scripts/glove-to-copy.js (scripts/get-vectors.sh) and its test
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

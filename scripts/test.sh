@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test.sh: every test of cai_synergy, from a built and installed tree
 # (scripts/setup.sh does both):
-#   1. core unit tests (no server), then again under ASan + UBSan
+#   1. core unit tests (no server), the cai command, the helper scripts,
+#      then the unit tests again under ASan + UBSan
 #   2. libFuzzer targets, FUZZ_SECONDS each (default 40; 0 skips)
-#   3. pg_regress (test/sql, expected/) and pgTAP (test/pgtap, pg_prove)
+#   3. pg_regress (test/sql, expected/), pgTAP (test/pgtap, pg_prove) and
+#      scripts/get-vectors.sh (test/scripts/get_vectors.sh)
 #      against a throwaway cluster this script starts and stops.
 # Ends with one line "tests: N passed, N failed".
 set -uo pipefail
@@ -35,6 +37,12 @@ if make -s -f core.mk bench >"$log/bench-build.out" 2>&1; then count 1 0; else c
 stage "cai command and libcai"
 if make -s -f core.mk check-cli 2>&1 | tee "$log/cli.out"; then :; fi
 line=$(grep -E '^cli: [0-9]+ passed, [0-9]+ failed' "$log/cli.out" | tail -n 1)
+if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+
+# the scripts' converter of the GloVe package (scripts/get-vectors.sh), on generated inputs
+stage "helper scripts"
+if test/scripts/glove_to_copy.sh 2>&1 | tee "$log/scripts.out"; then :; fi
+line=$(grep -E '^scripts: [0-9]+ passed, [0-9]+ failed' "$log/scripts.out" | tail -n 1)
 if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
 
 stage "core unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -81,6 +89,11 @@ if grep -q '^Result: PASS' "$log/pgtap.out"; then
 else
 	count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 ))
 fi
+
+# scripts/get-vectors.sh end to end on generated stand-in packages (nothing downloaded)
+PGDATABASE=cai_tap test/scripts/get_vectors.sh 2>&1 | tee "$log/getvec.out"
+line=$(grep -E '^get-vectors: [0-9]+ passed, [0-9]+ failed' "$log/getvec.out" | tail -n 1)
+if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
 
 # 4. faults, load and replication (each starts its own clusters; FAULTS=... chooses, FAULTS=none skips)
 if [ "${FAULTS:-all}" != "none" ]; then
