@@ -24,11 +24,18 @@ count() {	# count PASSED FAILED
 
 stage() { echo; echo "=== $*"; }
 
+# count_summary NAME FILE: add the last "NAME: N passed, N failed" line of
+# FILE; no such line (a crash, a build error) counts as one failure
+count_summary() {
+	local line
+	line=$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed" "$2" | tail -n 1)
+	if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+}
+
 # 1. unit tests
 stage "core unit tests"
 if make -s -f core.mk check 2>&1 | tee "$log/unit.out"; then :; fi
-line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$log/unit.out" | tail -n 1)
-if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+count_summary unit "$log/unit.out"
 
 # the bench tools build against the current core (they are run by bench/*.sh, not here)
 if make -s -f core.mk bench >"$log/bench-build.out" 2>&1; then count 1 0; else cat "$log/bench-build.out"; count 0 1; fi
@@ -36,20 +43,17 @@ if make -s -f core.mk bench >"$log/bench-build.out" 2>&1; then count 1 0; else c
 # the cai command and libcai against the core API (test/cli)
 stage "cai command and libcai"
 if make -s -f core.mk check-cli 2>&1 | tee "$log/cli.out"; then :; fi
-line=$(grep -E '^cli: [0-9]+ passed, [0-9]+ failed' "$log/cli.out" | tail -n 1)
-if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+count_summary cli "$log/cli.out"
 
 # the scripts' converter of the GloVe package (scripts/get-vectors.sh), on generated inputs
 stage "helper scripts"
 if test/scripts/glove_to_copy.sh 2>&1 | tee "$log/scripts.out"; then :; fi
-line=$(grep -E '^scripts: [0-9]+ passed, [0-9]+ failed' "$log/scripts.out" | tail -n 1)
-if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+count_summary scripts "$log/scripts.out"
 
 stage "core unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if make -s -f core.mk check-asan 2>&1 | tee "$log/asan.out"; then :; fi
-line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$log/asan.out" | tail -n 1)
-if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+count_summary unit "$log/asan.out"
 
 # 2. fuzzers
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
@@ -92,16 +96,14 @@ fi
 
 # scripts/get-vectors.sh end to end on generated stand-in packages (nothing downloaded)
 PGDATABASE=cai_tap test/scripts/get_vectors.sh 2>&1 | tee "$log/getvec.out"
-line=$(grep -E '^get-vectors: [0-9]+ passed, [0-9]+ failed' "$log/getvec.out" | tail -n 1)
-if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+count_summary get-vectors "$log/getvec.out"
 
 # 4. faults, load and replication (each starts its own clusters; FAULTS=... chooses, FAULTS=none skips)
 if [ "${FAULTS:-all}" != "none" ]; then
 	stage "fault, load and replication tests"
 	[ "${FAULTS:-all}" = "all" ] && unset FAULTS
 	RESULTS= LOAD_SECONDS=${LOAD_SECONDS:-20} test/faults/run.sh 2>&1 | tee "$log/faults.out"
-	line=$(grep -E '^faults: [0-9]+ passed, [0-9]+ failed' "$log/faults.out" | tail -n 1)
-	if [ -n "$line" ]; then count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')"; else count 0 1; fi
+	count_summary faults "$log/faults.out"
 fi
 
 echo

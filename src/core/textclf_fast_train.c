@@ -85,12 +85,15 @@
  */
 #define FAST_HOT_BYTES ((size_t) 64 << 20)
 
+/* the options' limits (threads 64, dimensions TEXTCLF_MAX_DIM) leave hundreds of hot rows */
+_Static_assert(FAST_HOT_BYTES / (65 * TEXTCLF_MAX_DIM * sizeof(float)) >= 64,
+			   "FAST_HOT_BYTES leaves too few hot rows for 64 threads of the longest rows");
+
 /* Hot rows at most, for a training on threads threads of dim floats a row. */
 static size_t
 fast_hot_limit(int threads, int dim)
 {
-	size_t		per_row = ((size_t) threads + 1) * (size_t) dim * sizeof(float);
-	size_t		fit = per_row > 0 ? FAST_HOT_BYTES / per_row : 0;
+	size_t		fit = FAST_HOT_BYTES / (((size_t) threads + 1) * (size_t) dim * sizeof(float));
 
 	return fit < FAST_HOT_MAX ? fit : FAST_HOT_MAX;
 }
@@ -1158,10 +1161,12 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	size_t		n_params;
 	size_t		total;
 	size_t		nchar;
+	int			threads;
 
 	if (opts == NULL || train == NULL || n_labels < 1 ||
 		fast_params_from_options(opts, vec, &fp, NULL) != CAI_OK)
 		return 0;
+	threads = (int) cai_opt_int(opts, "threads");
 	/* the end-of-text token included */
 	cai_textclf_estimate_tokens(train, fp.max_tokens, FAST_BYTES_PER_TOKEN, fp.eos, &bytes, &tokens);
 	/* character n-grams per type: ~5 per n-gram length */
@@ -1176,7 +1181,7 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	rows = ngram_rows + char_rows < fp.buckets ? ngram_rows + char_rows : fp.buckets;
 	if (train->tokens != NULL)
 	{
-		size_t		k = fast_count_buckets(&fp, train->tokens, (int) cai_opt_int(opts, "threads"));
+		size_t		k = fast_count_buckets(&fp, train->tokens, threads);
 
 		types = (size_t) train->tokens->words->n + 1;
 		if (k != SIZE_MAX)
@@ -1217,14 +1222,14 @@ cai_textclf_fast_train_memory(const cai_options *opts, const cai_textclf_data *t
 	 * bounded by max_tokens) and the pool; the hot rows' slots and copies,
 	 * their counts while they are chosen and their bitmap
 	 */
-	if (cai_opt_int(opts, "threads") > 1)
+	if (threads > 1)
 	{
-		total += (size_t) cai_opt_int(opts, "threads") *
+		const size_t hot = fast_hot_limit(threads, fp.dim);
+
+		total += (size_t) threads *
 			((2 * (size_t) fp.dim + (size_t) n_labels * (1 + 2 * (size_t) fp.dim) + (size_t) (fp.max_tokens + 1) * (size_t) (fp.word_ngrams + FAST_CHAR_NGRAMS_MAX)) *
 			 sizeof(float) + sizeof(FastShard) + sizeof(cai_error) + 4 * FAST_LINE);
-		const size_t hot = fast_hot_limit((int) cai_opt_int(opts, "threads"), fp.dim);
-
-		total += ((size_t) cai_opt_int(opts, "threads") + 1) * hot * (size_t) fp.dim * sizeof(float);
+		total += ((size_t) threads + 1) * hot * (size_t) fp.dim * sizeof(float);
 		total += rows * sizeof(uint32_t) + rows / 4 + hot * (sizeof(uint64_t) + sizeof(uint32_t));
 	}
 	/* counted from token ids, the margin is for what is still guessed (character n-grams per type) */
@@ -1686,7 +1691,7 @@ fast_hot_select(FastTrain *t, cai_error *err)
 	const uint32_t least = 2;
 
 	t->hot0 = (uint32_t) (R + (size_t) t->prep.L);
-	if (t->pool.n <= 1 || limit == 0 || n_tr < FAST_HOT_MIN_ROUNDS * (size_t) t->pool.n * cai_textclf_fast_shard_rows)
+	if (t->pool.n <= 1 || n_tr < FAST_HOT_MIN_ROUNDS * (size_t) t->pool.n * cai_textclf_fast_shard_rows)
 		return CAI_OK;
 	if ((count = cai_calloc(R, sizeof(uint32_t))) == NULL)
 		return NOMEM(err);

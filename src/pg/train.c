@@ -32,7 +32,6 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
@@ -845,33 +844,24 @@ static void
 CaiTerminateLaunchedWorker(int code, Datum arg)
 {
 	CaiLaunch  *launch = (CaiLaunch *) DatumGetPointer(arg);
-	instr_time	start;
-	instr_time	now;
+	TimestampTz start = GetCurrentTimestamp();
+	BgwHandleStatus status;
 	pid_t		pid;
 
 	if (launch->handle == NULL)
 		return;
 	TerminateBackgroundWorker(launch->handle);
-	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
+	while ((status = GetBackgroundWorkerPid(launch->handle, &pid)) != BGWH_STOPPED &&
+		   status != BGWH_POSTMASTER_DIED)
 	{
-		BgwHandleStatus status = GetBackgroundWorkerPid(launch->handle, &pid);
-		long		waited;
-
-		if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
-			break;
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		waited = (long) INSTR_TIME_GET_MILLISEC(now);
-		if (waited >= CAI_WORKER_EXIT_WAIT_MS)
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), CAI_WORKER_EXIT_WAIT_MS))
 		{
 			ereport(LOG,
 					(errmsg("training worker did not exit within %d ms of being stopped",
 							CAI_WORKER_EXIT_WAIT_MS)));
 			break;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(100, CAI_WORKER_EXIT_WAIT_MS - waited), PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -8,7 +8,6 @@
 NAME=interrupt
 source "$(dirname "$0")/lib.sh"
 SLOW_OPTS='{"epochs": 1000, "patience": 0}'
-ORPHAN="orphaned training worker: the caller's FATAL exit does not stop it (reported bug)"
 
 cluster_start "max_worker_processes = 5"
 log=$CAI_PGDATA/server.log
@@ -23,7 +22,7 @@ sync_train() {	# sync_train APPNAME MODEL [psql options]: a slow cai_train in th
 		>"$CAI_PGDATA/$app.out" 2>&1 &
 	wait_for 20 "SELECT ($WORKERS) = 1"
 }
-reap_orphans() {	# terminate training workers whose caller is gone (see ORPHAN)
+reap_orphans() {	# a safety net for the next test: terminate training workers whose caller is gone
 	local n
 	n=$(q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'cai_synergy training'")
 	[ "$n" -gt 0 ] && diag "terminated $n orphaned training worker(s)"
@@ -47,8 +46,8 @@ q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_n
 wait $!
 grep -q 'terminating connection due to administrator command' "$CAI_PGDATA/terminate_me.out"
 ok $? "pg_terminate_backend of the caller: its connection ends"
-no_workers 5; todo "$ORPHAN" $? "the training worker stops within 5 s of its caller's termination"
-reap_orphans; ok $? "no training worker is left (after terminating orphans)"
+no_workers 5; ok $? "the training worker stops within 5 s of its caller's termination"
+reap_orphans; ok $? "no training worker is left"
 is "$(stored sync_term)" 0 "nothing is stored"
 
 # the client process dies; NOTICEs per epoch make the backend notice at its next write
@@ -58,8 +57,8 @@ sleep 0.5
 kill -9 "$client"; wait "$client" 2>/dev/null
 wait_for 5 "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'lost_client'"
 ok $? "SIGKILL of the psql client: its backend exits within 5 s (connection to client lost)"
-no_workers 5; todo "$ORPHAN" $? "the training worker stops within 5 s of its caller's exit"
-reap_orphans; ok $? "no training worker is left (after terminating orphans)"
+no_workers 5; ok $? "the training worker stops within 5 s of its caller's exit"
+reap_orphans; ok $? "no training worker is left"
 is "$(stored sync_lost)" 0 "nothing is stored"
 
 # --- the caller is cancelled, terminated or killed while it streams the source rows to the worker
@@ -89,7 +88,7 @@ for how in terminate kill; do
 	pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'stream_$how'")
 	if [ "$how" = terminate ]; then q -c "SELECT pg_terminate_backend($pid)" >/dev/null; else kill -9 "$!"; fi
 	wait $! 2>/dev/null
-	# the worker's queue of rows loses its sender: it stops at once, even where a training worker would not (ORPHAN)
+	# the worker's queue of rows loses its sender, and the caller's exit stops the worker and waits for it
 	no_workers 5; ok $? "the caller's end while streaming ($how of the $([ "$how" = kill ] && echo client || echo backend)) stops the worker within 5 s"
 	is "$(stored "sync_stream_$how")" 0 "nothing is stored"
 done

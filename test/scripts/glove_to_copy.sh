@@ -9,9 +9,9 @@ source "$(dirname "$0")/lib.sh"
 conv=scripts/glove-to-copy.js
 
 if ! command -v node >/dev/null; then
-	echo "FAIL node is needed (scripts/setup.sh installs nodejs)"
-	echo "scripts: 0 passed, 1 failed"
-	exit 1
+	bad "node is needed (scripts/setup.sh installs nodejs)"
+	finish scripts
+	exit
 fi
 
 # gen N: N words w0..w{N-1}, 102 numbers each (w3 gets exponents and
